@@ -1,0 +1,85 @@
+"""Helpers shared by CLI commands: opening and unlocking a database, printing, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from app.core.clock import wall_time
+from app.store import Store, StoreError
+
+DEMO_OPERATOR = "演示"
+DEMO_PASSPHRASE = "jiandang-demo"
+
+
+class CommandError(Exception):
+    """A command failed for a reason the user can act on; printed as 错误: ... with exit status 1."""
+
+
+def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> str:
+    """The passphrase from the environment variable when set, else asked for without echo."""
+    value = os.environ.get(env)
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise CommandError(f"需要密码:请设置环境变量 {env},或在终端中运行以输入密码")
+    return getpass.getpass(prompt)
+
+
+def open_store(path, operator: str | None = None) -> Store:
+    """Open and unlock a database; raises CommandError with a clear message."""
+    try:
+        store = Store.open(path)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    try:
+        operators = store.operators()
+        login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]
+        store.unlock(login, passphrase(f"操作员“{login}”的密码: "))
+    except StoreError as exc:
+        store.close()
+        raise CommandError(str(exc)) from None
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def local_time(hlc: str) -> str:
+    return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def progress_printer(label: str):
+    """A progress callback that redraws one line on a terminal and stays quiet otherwise."""
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        sys.stderr.write(f"\r{label} {done}/{total}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return report
+
+
+def read_json_file(path: str):
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise CommandError(f"无法读取 {path}:{exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} 不是 UTF-8 编码的文本文件") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{path} 第 {exc.lineno} 行第 {exc.colno} 列:JSON 格式错误({exc.msg})") from None

@@ -1,0 +1,327 @@
+"""Core commands: init, demo, add, list, validate, log, operator, recover."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from app.cli.common import (
+    DEMO_OPERATOR,
+    DEMO_PASSPHRASE,
+    CommandError,
+    local_time,
+    open_store,
+    passphrase,
+    print_json,
+    progress_printer,
+    read_json_file,
+)
+from app.core.dictionary import default
+from app.core.validation import ERROR, has_errors
+from app.services import demo as demo_service
+from app.services import households
+from app.store import Store, StoreError, crypto
+
+
+def register(sub) -> None:
+    p = sub.add_parser("init", help="新建加密数据库")
+    p.add_argument("db")
+    p.add_argument("--role", choices=["village", "township", "county"], required=True, help="角色:村、乡、县")
+    p.add_argument("--site-name", required=True, help="站点名称,如“龙井村工作队”")
+    p.add_argument("--operator", default="admin", help="第一个操作员的登录名(默认 admin)")
+    p.add_argument("--recovery-key", help="县级恢复公钥文件(X25519,PEM);不给时生成一对并把私钥写在数据库旁")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("demo", help="新建(如需要)并填入演示数据")
+    p.add_argument("db")
+    p.add_argument("--per-village", type=int, default=80, help="每村户数(默认 80)")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--open", action="store_true", help="完成后打开窗口")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("add", help="从 JSON 文件新增或更新贫困户(含成员)")
+    p.add_argument("db")
+    p.add_argument("--json", required=True, metavar="FILE", help="JSON 文件,- 表示标准输入")
+    p.add_argument("--draft", action="store_true", help="有错误时仍作为草稿保存(错误会列出)")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("list", help="列出贫困户")
+    p.add_argument("db")
+    p.add_argument("--village", help="12位村代码")
+    p.add_argument("--search", help="按姓名、身份证号、户编号查找")
+    p.add_argument("--json", action="store_true", help="输出 add --json 可读回的完整 JSON")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("validate", help="校验全部户档,有错误时退出码为 1")
+    p.add_argument("db")
+    p.add_argument("--village")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("log", help="修改记录(审计日志)")
+    p.add_argument("db")
+    p.add_argument("--record", help="记录 id;不给时显示最近的修改")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("operator", help="管理操作员")
+    ops = p.add_subparsers(dest="action", metavar="操作", required=True)
+    q = ops.add_parser("add", help="新增操作员(新密码取自 JIANDANG_NEW_PASSPHRASE 或提示输入)")
+    q.add_argument("db")
+    q.add_argument("login")
+    q.add_argument("--operator", help="用于解锁的现有操作员")
+    q.set_defaults(func=cmd_operator_add)
+    q = ops.add_parser("passwd", help="修改操作员密码")
+    q.add_argument("db")
+    q.add_argument("login")
+    q.set_defaults(func=cmd_operator_passwd)
+    q = ops.add_parser("list", help="列出操作员")
+    q.add_argument("db")
+    q.set_defaults(func=cmd_operator_list)
+
+    p = sub.add_parser("recover", help="用县级恢复私钥重置操作员密码")
+    p.add_argument("db")
+    p.add_argument("--recovery-key", required=True, help="县级恢复私钥(PEM)")
+    p.add_argument("--login", required=True, help="要重置密码的操作员")
+    p.set_defaults(func=cmd_recover)
+
+
+# ---------------------------------------------------------------------- init / demo
+
+
+def _recovery_public_key(db: Path, key_file: str | None):
+    if key_file:
+        try:
+            return crypto.load_x25519_public(Path(key_file).read_bytes()), None
+        except OSError as exc:
+            raise CommandError(f"无法读取恢复公钥 {key_file}:{exc.strerror}") from None
+        except ValueError as exc:
+            raise CommandError(f"{key_file}:{exc}") from None
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    private = X25519PrivateKey.generate()
+    out = db.with_name(db.name + ".recovery-key.pem")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(crypto.x25519_private_pem(private))
+    return private.public_key(), out
+
+
+def cmd_init(args) -> int:
+    db = Path(args.db)
+    if db.exists():
+        raise CommandError(f"{db} 已存在:不会覆盖已有文件")
+    new = passphrase("新密码(至少 8 个字符): ")
+    key, written = _recovery_public_key(db, args.recovery_key)
+    try:
+        store = Store.create(db, role=args.role, site_name=args.site_name, operator=args.operator, passphrase=new,
+                             recovery_public_key=key)
+    except StoreError as exc:
+        if written:
+            written.unlink(missing_ok=True)
+        raise CommandError(str(exc)) from None
+    store.close()
+    print(f"已创建 {db}(角色 {args.role},站点“{args.site_name}”,操作员“{args.operator}”)")
+    if written:
+        print(f"注意:恢复私钥已写入 {written}。请把它交县扶贫办离线保管并从本机删除:持有它的人可以打开此数据库。")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    db = Path(args.db)
+    os.environ.setdefault("JIANDANG_PASSPHRASE", DEMO_PASSPHRASE)
+    if not db.exists():
+        key, written = _recovery_public_key(db, None)
+        try:
+            store = Store.create(db, role="village", site_name="示范县驻村工作队", operator=DEMO_OPERATOR,
+                                 passphrase=os.environ["JIANDANG_PASSPHRASE"], recovery_public_key=key)
+        except StoreError as exc:
+            written.unlink(missing_ok=True)
+            raise CommandError(str(exc)) from None
+        print(f"已创建演示数据库 {db}:操作员“{DEMO_OPERATOR}”,密码取自 JIANDANG_PASSPHRASE(默认 {DEMO_PASSPHRASE})")
+    else:
+        store = open_store(db)
+    with store:
+        added = demo_service.fill(store, args.per_village, args.seed, progress_printer("生成演示数据"))
+        print(f"演示数据:新增 {added} 户,库中共 {store.count('household')} 户、{store.count('member')} 人")
+    if args.open:
+        from app.cli.main import open_window
+
+        return open_window([str(db)])
+    return 0
+
+
+# ---------------------------------------------------------------------- add / list
+
+
+def cmd_add(args) -> int:
+    data = read_json_file(args.json)
+    docs = data if isinstance(data, list) else [data]
+    store = open_store(args.db, args.operator)
+    failures = []
+    results = []
+    with store:
+        try:
+            with store.transaction():
+                for i, doc in enumerate(docs, 1):
+                    name = doc.get("head_name", "?") if isinstance(doc, dict) else "?"
+                    where = f"{args.json} 第 {i} 户(户主“{name}”)"
+                    try:
+                        results.append(households.save(store, doc, allow_errors=args.draft, where=where))
+                    except households.ValidationFailed as exc:
+                        failures.append((where, exc.findings))
+                    except households.InputError as exc:
+                        raise CommandError(str(exc)) from None
+                if failures:
+                    raise households.ValidationFailed([])
+        except households.ValidationFailed:
+            for where, findings in failures:
+                print(f"{where}:", file=sys.stderr)
+                for f in findings:
+                    if f.severity == ERROR:
+                        print(f"  {f}", file=sys.stderr)
+            print(f"未保存任何数据:{len(failures)} 户有错误。改正后重新导入,或加 --draft 作为草稿保存。", file=sys.stderr)
+            return 1
+    for r in results:
+        state = "新增" if r.created else "更新"
+        members = len(r.child_ids.get("members", []))
+        print(f"{r.household_id}\t{state}\t成员 {members} 人\t{r.changes} 项更改")
+        for f in r.findings:
+            print(f"  {f}", file=sys.stderr)
+    return 0
+
+
+def cmd_list(args) -> int:
+    d = default()
+    with open_store(args.db, args.operator) as store:
+        if args.search:
+            docs = households.documents(store, ids=store.search(args.search))
+            if args.village:
+                docs = [doc for doc in docs if doc["village_code"] == args.village]
+        else:
+            docs = households.documents(store, args.village)
+        if args.json:
+            print_json(docs)
+            return 0
+        print("户编号\t户主\t人口\t属性\t主要致贫原因\t状态\t村")
+        for doc in docs:
+            print("\t".join([
+                str(doc.get("household_number", "")),
+                str(doc.get("head_name", "")),
+                str(len(doc.get("members", []))),
+                d.display("household", "attribute", doc.get("attribute")),
+                d.display("household", "main_cause", doc.get("main_cause")),
+                d.display("household", "status", doc.get("status")),
+                store.division_name(doc["village_code"]) if doc.get("village_code") else "",
+            ]))
+        print(f"共 {len(docs)} 户", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------- validate / log
+
+
+def cmd_validate(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        findings = households.validate_all(store, args.village, progress_printer("校验"))
+        if args.json:
+            print_json([f.as_dict() for f in findings])
+        else:
+            for f in findings:
+                print(f)
+            errors = sum(f.severity == ERROR for f in findings)
+            print(f"校验完成:{store.count('household')} 户,错误 {errors} 项,提醒 {len(findings) - errors} 项", file=sys.stderr)
+    return 1 if has_errors(findings) else 0
+
+
+def describe_change(change, d=None) -> list[str]:
+    """Lines of readable text for one change: time, operator, what changed from what to what."""
+    d = d or default()
+    kind = d.kinds.get(change.kind)
+    verb = {"create": "新建", "update": "修改", "delete": "删除", "restore": "恢复"}.get(change.op, change.op)
+    head = f"{local_time(change.hlc)}  {change.operator}  {verb}{kind.label if kind else change.kind}  {change.record_id}"
+    if change.reason:
+        reason = d.code_label("member_change_reason", change.reason) if change.op == "delete" else change.reason
+        head += f"  原因:{reason}"
+    lines = [head]
+    for key, new in change.new.items():
+        label = "所在村" if key == "__village_code" else (d.field_label(change.kind, key) if kind else key)
+        old = change.old.get(key)
+        show_new = d.display(change.kind, key, new) if kind else new
+        show_old = d.display(change.kind, key, old) if kind else old
+        lines.append(f"    {label}: {show_old or '(空)'} → {show_new or '(空)'}" if change.op != "create" else f"    {label}: {show_new}")
+    return lines
+
+
+def cmd_log(args) -> int:
+    with open_store(args.db) as store:
+        if args.record:
+            changes = store.history(args.record)
+            if not changes:
+                raise CommandError(f"没有记录 {args.record} 的修改记录")
+        else:
+            changes = list(store.changes())[-args.limit:]
+        for change in changes:
+            print("\n".join(describe_change(change)))
+    return 0
+
+
+# ---------------------------------------------------------------------- operators
+
+
+def cmd_operator_add(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
+        try:
+            store.add_operator(args.login, new)
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"已新增操作员“{args.login}”")
+    return 0
+
+
+def cmd_operator_passwd(args) -> int:
+    try:
+        store = Store.open(args.db)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    with store:
+        old = passphrase(f"“{args.login}”的原密码: ")
+        new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
+        try:
+            store.change_passphrase(args.login, old, new)
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"已修改“{args.login}”的密码")
+    return 0
+
+
+def cmd_operator_list(args) -> int:
+    try:
+        with Store.open(args.db) as store:
+            for login in store.operators():
+                print(login)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def cmd_recover(args) -> int:
+    try:
+        private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+    try:
+        with Store.open(args.db) as store:
+            store.unlock_with_recovery(private)
+            new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
+            store.reset_passphrase(args.login, new)
+    except (StoreError, crypto.DecryptionError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"已用恢复密钥重置“{args.login}”的密码")
+    return 0

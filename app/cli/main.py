@@ -1,0 +1,59 @@
+"""Entry point of the `jiandang` command. Each command group lives in its own module with a
+`register(subparsers)` function; add new modules to COMMAND_MODULES."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from app import __version__
+from app.cli.common import CommandError
+
+COMMAND_MODULES = [
+    "app.cli.core_commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jiandang",
+        description="建档:精准扶贫建档立卡离线管理系统。不带参数运行时打开窗口。",
+    )
+    parser.add_argument("--version", action="version", version=f"jiandang {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="命令")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def open_window(argv: list[str]) -> int:
+    try:
+        from app.ui.app import run  # noqa: PLC0415 - Qt is only loaded for the window
+    except ImportError as exc:
+        print(f"无法打开窗口({exc})。可用的命令见 jiandang --help", file=sys.stderr)
+        return 1
+    return run(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
+        return open_window(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"错误:{exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("已取消", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

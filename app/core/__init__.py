@@ -1,0 +1,2 @@
+"""Pure-Python domain core: dictionary, validation, ID numbers, division codes, clock. No Qt, no I/O
+beyond reading forms/."""

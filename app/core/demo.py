@@ -1,0 +1,217 @@
+"""A deterministic generator of realistic (fictitious) household files for demos, tests and
+benchmarks. The same seed always gives the same households.
+
+The county is the fictitious 示范县 (code 522699); names, ID numbers and phones are made up but
+well-formed (ID numbers carry valid check digits and agree with sex and birth date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from app.core import idnumber
+
+COUNTY = ("522699", "示范县")
+TOWNSHIPS = [
+    ("522699101", "清水镇", [("522699101201", "龙井村"), ("522699101202", "石桥村"), ("522699101203", "杨柳村")]),
+    ("522699102", "高坡乡", [("522699102201", "新寨村"), ("522699102202", "白岩村"), ("522699102203", "河坝村")]),
+]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱覃武戴孔汤庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍韦申尤毕聂丛焦向柳邢"
+MALE = "伟强磊军勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林荣成国庆建文志永春德福贵山海"
+FEMALE = "芳娜敏静丽艳娟霞秀英华慧巧美玲桂兰凤琴云莲珍翠红梅月燕萍雪琳洁倩婷"
+UNITS = [("县农业农村局", "3"), ("县教育局", "3"), ("县卫生健康局", "3"), ("清水镇人民政府", "4"),
+         ("县供电公司", "3"), ("市住建局", "2"), ("县人社局", "3"), ("省交通厅驻县工作组", "1")]
+POVERTY_LINES = {2011: 2536, 2012: 2625, 2013: 2736, 2014: 2800, 2015: 2855, 2016: 2952,
+                 2017: 3335, 2018: 3535, 2019: 3747, 2020: 4000}
+DEMO_LINE_SOURCE = {year: ("国家标准(2010年不变价2300元,现价)" if year <= 2016 else "演示数据:县级设定")
+                    for year in POVERTY_LINES}
+CAUSE_WEIGHTS = {"1": 30, "2": 14, "3": 8, "4": 4, "5": 5, "6": 2, "7": 12, "8": 9, "9": 10, "10": 2, "11": 4}
+
+
+def divisions() -> list[tuple[str, str, str, str | None]]:
+    """(code, name, level, parent) of the demo county, its 2 townships and 6 villages."""
+    rows = [(COUNTY[0], COUNTY[1], "county", None)]
+    for tcode, tname, villages in TOWNSHIPS:
+        rows.append((tcode, tname, "township", COUNTY[0]))
+        rows += [(vcode, vname, "village", tcode) for vcode, vname in villages]
+    return rows
+
+
+def village_codes() -> list[str]:
+    return [v for _, _, villages in TOWNSHIPS for v, _ in villages]
+
+
+class _Names:
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+
+    def person(self, sex: str, surname: str | None = None) -> str:
+        pool = MALE if sex == "1" else FEMALE
+        given = self.rng.choice(pool) + (self.rng.choice(pool) if self.rng.random() < 0.7 else "")
+        return (surname or self.rng.choice(SURNAMES)) + given
+
+
+def _birth(rng: random.Random, age: int, year: int = 2025) -> dt.date:
+    return dt.date(year - age, rng.randint(1, 12), rng.randint(1, 28))
+
+
+def _member(rng, names, relation, sex, age, surname, seq, school_year=2025):
+    birth = _birth(rng, age)
+    m = {
+        "name": names.person(sex, surname),
+        "sex": sex,
+        "id_number": idnumber.make(COUNTY[0], birth, seq, sex),
+        "birth_date": birth.isoformat(),
+        "relation": relation,
+        "ethnicity": rng.choices(["01", "06", "09", "12", "25"], [40, 25, 15, 10, 10])[0],
+        "political_status": "01" if age > 30 and rng.random() < 0.06 else "13",
+        "basic_medical": rng.random() < 0.97,
+        "speaks_mandarin": age > 5 and rng.random() < 0.85,
+    }
+    if age < 6:
+        m.update(education="6", school_status="01" if age >= 3 else "00", labour_skill="4", health=["1"])
+    elif age < 16:
+        grade = {12: "03", 13: "04", 14: "05", 15: "05"}.get(age, "02")
+        m.update(education="2" if grade == "02" else "3", school_status=grade, labour_skill="4", health=["1"])
+    elif age < 19 and rng.random() < 0.6:
+        m.update(education="3", school_status=rng.choice(["06", "07", "08", "09", "10"]), labour_skill="4", health=["1"])
+    else:
+        sick = rng.random()
+        health = ["1"] if sick > 0.3 else (["2"] if sick > 0.12 else (["3"] if sick > 0.05 else ["4"]))
+        if age > 65:
+            health = rng.choice([["2"], ["1"], ["2", "4"], ["3"]])
+        m.update(
+            education=rng.choices(["1", "2", "3", "4", "5"], [15, 35, 35, 10, 5])[0] if age < 60 else rng.choice(["1", "2"]),
+            school_status="00",
+            health=health,
+            labour_skill="3" if "3" in health or "4" in health else ("1" if age < 60 else "4"),
+            resident_pension=rng.random() < 0.9,
+        )
+        if m["labour_skill"] == "1" and rng.random() < 0.55:
+            m.update(work_status=rng.choice(["1", "2", "3", "4"]), work_months=rng.randint(3, 11),
+                     work_area=rng.choice(["本乡镇", "县城", "贵阳市", "广东省东莞市", "浙江省宁波市"]))
+        else:
+            m["work_status"] = "0"
+    return m
+
+
+def households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None) -> list[dict]:
+    """Household documents (the `add --json` shape, without ids) for each village."""
+    rng = random.Random(seed)
+    names = _Names(rng)
+    out = []
+    seq = 0
+    for village in villages or village_codes():
+        for n in range(1, per_village + 1):
+            seq += 1
+            surname = rng.choice(SURNAMES)
+            head_sex = "1" if rng.random() < 0.85 else "2"
+            head_age = rng.randint(28, 78)
+            members = [_member(rng, names, "01", head_sex, head_age, surname, seq * 7)]
+            if rng.random() < 0.8:
+                members.append(_member(rng, names, "02", "2" if head_sex == "1" else "1",
+                                       max(20, head_age + rng.randint(-5, 3)), None, seq * 7 + 1))
+            for c in range(rng.choices([0, 1, 2, 3], [15, 35, 35, 15])[0]):
+                sex = rng.choice("12")
+                age = max(0, head_age - rng.randint(20, 34))
+                members.append(_member(rng, names, "03" if sex == "1" else "04", sex, age, surname, seq * 7 + 2 + c))
+            if head_age < 50 and rng.random() < 0.3:
+                members.append(_member(rng, names, "12", "2", head_age + rng.randint(22, 30), None, seq * 7 + 6))
+            size = len(members)
+            cause = rng.choices(list(CAUSE_WEIGHTS), list(CAUSE_WEIGHTS.values()))[0]
+            others = rng.sample([c for c in CAUSE_WEIGHTS if c != cause], rng.choice([0, 1, 1, 2]))
+            first = dt.date(2014, rng.randint(4, 10), rng.randint(1, 28))
+            status = rng.choices(["1", "2", "3", "4"], [25, 55, 15, 5])[0]
+            attribute = rng.choices(["1", "2", "3"], [70, 24, 6])[0]
+            wage = sum(m.get("work_months", 0) * rng.randint(1800, 3200) for m in members) * 0.4
+            business = rng.randint(1500, 9000)
+            dibao = rng.randint(1800, 4200) * size if attribute == "2" else 0
+            doc = {
+                "village_code": village,
+                "household_number": f"{village}{n:04d}",
+                "group": f"{rng.randint(1, 8)}组",
+                "head_name": members[0]["name"],
+                "phone": "1" + rng.choice("35789") + "".join(rng.choice("0123456789") for _ in range(9)),
+                "bank_name": rng.choice(["农村信用社", "中国农业银行", "中国邮政储蓄银行"]),
+                "bank_account": "6228" + "".join(rng.choice("0123456789") for _ in range(15)),
+                "identification_standard": rng.choices(["1", "2"], [85, 15])[0],
+                "attribute": attribute,
+                "status": status,
+                "main_cause": cause,
+                "other_causes": others,
+                "military_family": rng.random() < 0.02,
+                "only_child": rng.random() < 0.05,
+                "two_daughters": rng.random() < 0.04,
+                "first_identified": first.isoformat(),
+                "planned_exit_year": rng.randint(2016, 2020),
+                "family_size": size,
+                "farmland_area": round(rng.uniform(0.5, 6), 1),
+                "irrigated_area": round(rng.uniform(0, 2), 1),
+                "forest_area": round(rng.uniform(0, 20), 1),
+                "production_power": True,
+                "household_power": True,
+                "broadcast_tv": rng.random() < 0.9,
+                "water_difficulty": rng.random() < 0.1,
+                "water_safe": rng.random() < 0.9,
+                "road_distance": round(rng.uniform(0, 3), 1),
+                "road_type": rng.choices(["1", "2", "3"], [20, 30, 50])[0],
+                "housing_area": rng.randint(40, 160),
+                "dilapidated": rng.choices(["0", "C", "D"], [80, 15, 5])[0],
+                "sanitary_toilet": rng.random() < 0.6,
+                "fuel_type": rng.choices(["1", "3", "4"], [60, 15, 25])[0],
+                "cooperative": rng.random() < 0.3,
+                "members": members,
+                "incomes": [{
+                    "year": 2025,
+                    "wage_income": round(wage),
+                    "business_income": business,
+                    "property_income": (prop := 300 if rng.random() < 0.4 else 0),
+                    "dividend_income": prop if rng.random() < 0.7 else 0,
+                    "dibao_subsidy": dibao,
+                    "eco_compensation": rng.randint(0, 600),
+                    "pension_income": 1200 * sum(1 for m in members if m.get("resident_pension") and m["birth_date"] < "1965"),
+                    "business_expense": rng.randint(300, 2000),
+                }],
+                "helpers": [{
+                    "name": names.person(rng.choice("12")),
+                    "unit": (unit := rng.choice(UNITS))[0],
+                    "unit_level": unit[1],
+                    "position": rng.choice(["科员", "副局长", "驻村第一书记", "工作队员", "站长"]),
+                    "phone": "13" + "".join(rng.choice("0123456789") for _ in range(9)),
+                    "start_date": first.replace(day=min(first.day + 1, 28)).isoformat(),
+                }],
+                "measures": [{
+                    "year": 2025,
+                    "category": rng.choice(["01", "02", "04", "05", "06", "07"]),
+                    "content": rng.choice(["发放生猪仔3头及饲料补助", "推荐到县工业园区务工", "雨露计划职业教育补助",
+                                           "家庭医生签约服务", "扶贫小额信贷5万元用于种植", "危房改造补助"]),
+                    "unit": unit[0],
+                    "amount": rng.choice([1500, 3000, 5000, 50000, 20000]),
+                    "date": f"2025-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}",
+                    "result": "已落实",
+                    "household_signed": True,
+                }],
+                "plans": [{
+                    "year": 2026,
+                    "targets": "人均纯收入稳定超过当年标准,两不愁三保障达标",
+                    "planned_measures": "发展特色种养,稳定务工",
+                    "project_name": rng.choice(["精品水果种植", "生态养殖", "茶叶基地"]),
+                    "project_scale": f"{rng.randint(1, 10)}亩",
+                    "project_funds": rng.choice([3000, 5000, 8000]),
+                    "deadline": "2026-12-31",
+                }],
+                "visits": [{
+                    "date": f"2025-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}",
+                    "visitor": names.person(rng.choice("12")),
+                    "content": "入户核实家庭人口与收入,宣讲帮扶政策",
+                    "household_words": "感谢帮扶,希望继续支持产业发展",
+                    "follow_up": "联系农技人员上门指导",
+                }],
+            }
+            if status in ("2", "3"):
+                doc["exit_year"] = rng.randint(2016, 2020)
+            if status == "4":
+                doc["return_reason"] = rng.choice(["家庭成员患大病", "遭受洪灾"])
+            out.append(doc)
+    return out

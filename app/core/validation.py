@@ -1,0 +1,145 @@
+"""Validation of household documents against the dictionary.
+
+Validation reports; it never changes or discards input. Every finding names the record, the field,
+the rule and carries a Chinese message and a severity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from app.core import divisions, idnumber, values
+from app.core.dictionary import Dictionary, Field, default
+from app.core.rules import RULES
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    record_id: str | None
+    kind: str
+    field: str
+    rule: str
+    message: str
+    severity: str = ERROR
+    record_label: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        level = "错误" if self.severity == ERROR else "提醒"
+        where = f"{self.record_label or self.kind}"
+        return f"[{level}] {where} · {self.field}: {self.message}"
+
+
+def collection(kind: str) -> str:
+    """The key under which a household document lists its child records of `kind`."""
+    return kind + "s"
+
+
+def record_label(dictionary: Dictionary, kind: str, record: dict) -> str:
+    k = dictionary.kinds[kind]
+    title = record.get(k.title_field) if k.title_field else None
+    return f"{k.label}“{title}”" if title not in (None, "") else k.label
+
+
+def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> list[tuple[str, str, str]]:
+    """(rule, message, severity) problems of one field's stored value."""
+    out = []
+    if values.is_empty(value):
+        if field.required and field.visible(record):
+            out.append(("required", f"“{field.label}”为必填项", ERROR))
+        return out
+    stored, message = values.coerce(field, value, dictionary)
+    if message:
+        out.append(("type", message, ERROR))
+        return out
+    if stored != value and field.type in ("integer", "decimal", "date", "bool", "code", "multi_code"):
+        # stored values are canonical; a non-canonical one came from outside the store
+        out.append(("type", f"“{field.label}”的值“{value}”格式不规范", WARNING))
+    t = field.type
+    if t in ("integer", "decimal") and isinstance(stored, (int, float)):
+        if field.min is not None and stored < field.min:
+            out.append(("range", f"“{field.label}”不能小于 {field.min:g}", ERROR))
+        if field.max is not None and stored > field.max:
+            out.append(("range", f"“{field.label}”不能大于 {field.max:g}", ERROR))
+    if t == "text" and field.max_length and len(str(stored)) > field.max_length:
+        out.append(("length", f"“{field.label}”最多 {field.max_length} 个字", ERROR))
+    if t == "text" and field.pattern == "digits" and not str(stored).replace(" ", "").isdigit():
+        out.append(("pattern", f"“{field.label}”只能包含数字", ERROR))
+    if t == "multi_code" and field.max_items and len(stored) > field.max_items:
+        out.append(("range", f"“{field.label}”最多选 {field.max_items} 项", ERROR))
+    if t == "id_number":
+        try:
+            idnumber.parse(stored)
+        except idnumber.IdNumberError as exc:
+            out.append(("id_number", str(exc), ERROR))
+    if t == "phone" and not values.phone_ok(stored):
+        out.append(("phone", f"“{field.label}”应为11位手机号或带区号的固定电话", ERROR))
+    if t == "date" and stored > values.dt.date.today().isoformat() and field.key not in ("deadline", "end_date"):
+        out.append(("range", f"“{field.label}”晚于今天", WARNING))
+    return out
+
+
+def validate_record(kind: str, record: dict, household: dict | None = None, dictionary: Dictionary | None = None) -> list[Finding]:
+    """Field checks and the kind's named rules for one record (household rules need the document)."""
+    d = dictionary or default()
+    k = d.kind(kind)
+    rid = record.get("id")
+    label = record_label(d, kind, record)
+    findings = []
+    for field in k.fields.values():
+        for rule, message, severity in check_field(field, record.get(field.key), record, d):
+            findings.append(Finding(rid, kind, field.key, rule, message, severity, label))
+    for name in k.rules:
+        for field, message, severity in RULES[name](record, household if household is not None else record):
+            findings.append(Finding(rid, kind, field, name, message, severity, label))
+    return findings
+
+
+def validate_household(doc: dict, dictionary: Dictionary | None = None, known_villages: set[str] | None = None) -> list[Finding]:
+    """Validate a whole household document: the household, every member and child record."""
+    d = dictionary or default()
+    findings = []
+    code = doc.get("village_code")
+    label = record_label(d, "household", doc)
+    if not divisions.is_village_code(code or ""):
+        findings.append(Finding(doc.get("id"), "household", "village_code", "village_code",
+                                f"村代码“{code or ''}”应为12位统计用区划代码(县6位+乡3位+村3位)", ERROR, label))
+    elif known_villages is not None and code not in known_villages:
+        findings.append(Finding(doc.get("id"), "household", "village_code", "village_code",
+                                f"村代码 {code} 不在本库的行政区划中", WARNING, label))
+    findings += validate_record("household", doc, doc, d)
+    for child in d.child_kinds("household"):
+        for record in doc.get(collection(child.key), []):
+            findings += validate_record(child.key, record, doc, d)
+    seen: dict[str, str] = {}
+    for m in doc.get("members", []):
+        number = m.get("id_number")
+        if number:
+            number = idnumber.normalise(number)
+            if number in seen:
+                findings.append(Finding(m.get("id"), "member", "id_number", "duplicate_id_number",
+                                        f"身份证号码与本户成员“{seen[number]}”重复", ERROR, record_label(d, "member", m)))
+            seen[number] = m.get("name") or "?"
+    return findings
+
+
+def has_errors(findings: list[Finding]) -> bool:
+    return any(f.severity == ERROR for f in findings)
+
+
+def completeness(doc: dict, dictionary: Dictionary | None = None) -> float:
+    """Share (0..1) of required, visible fields filled in across the household and its members."""
+    d = dictionary or default()
+    total = filled = 0
+    for kind, records in [("household", [doc])] + [("member", doc.get("members", []))]:
+        for record in records:
+            for f in d.kinds[kind].fields.values():
+                if f.required and f.visible(record):
+                    total += 1
+                    filled += not values.is_empty(record.get(f.key))
+    return filled / total if total else 1.0

@@ -1,0 +1,130 @@
+"""Turning typed or imported input into the canonical stored value of a field.
+
+`coerce` never throws input away: when a value cannot be understood it is returned unchanged
+together with a Chinese message, so the record can still be kept as a draft and shown to the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+
+from app.core import idnumber
+from app.core.dictionary import Dictionary, Field
+
+_FULLWIDTH = str.maketrans("０１２３４５６７８９．，－＋", "0123456789.,-+")
+_DATE_SEPARATORS = re.compile(r"^(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})日?$")
+_COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_PHONE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")
+TRUE_WORDS = {"是", "有", "1", "true", "yes", "y", "√", "已"}
+FALSE_WORDS = {"否", "无", "0", "false", "no", "n", "×", "未"}
+EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def is_empty(value) -> bool:
+    return value is None or value == "" or value == []
+
+
+def parse_number(value) -> Decimal:
+    """A number as typed: full-width digits, thousands separators and spaces are accepted."""
+    if isinstance(value, bool):
+        raise InvalidOperation
+    if isinstance(value, (int, float, Decimal)):
+        return Decimal(str(value))
+    text = str(value).strip().translate(_FULLWIDTH).replace(",", "").replace(" ", "").replace("元", "")
+    return Decimal(text)
+
+
+def parse_date(value) -> dt.date:
+    """Dates as ISO text, 1980.01.01, 1980/1/1, 1980年1月1日, 19800101, an Excel serial number or a
+    date/datetime object. Raises ValueError."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if 1 <= value < 80000:
+            return EXCEL_EPOCH + dt.timedelta(days=int(value))
+        raise ValueError(value)
+    text = str(value).strip().translate(_FULLWIDTH)
+    if " " in text:
+        text = text.split(" ", 1)[0]
+    m = _DATE_SEPARATORS.match(text) or _COMPACT_DATE.match(text)
+    if m:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    if re.fullmatch(r"\d{5}(\.0+)?", text):
+        return EXCEL_EPOCH + dt.timedelta(days=int(float(text)))
+    raise ValueError(value)
+
+
+def _code(field: Field, value, dictionary: Dictionary):
+    codes = dictionary.codes[field.codes]
+    text = str(value).strip()
+    if text in codes:
+        return text, None
+    for code, label in codes.items():
+        if text == label:
+            return code, None
+    if text.isdigit():  # "1" for "01" and the like
+        for code in codes:
+            if code.isdigit() and int(code) == int(text):
+                return code, None
+    return value, f"“{text}”不在代码表“{field.label}”中"
+
+
+def coerce(field: Field, value, dictionary: Dictionary):
+    """Return (stored_value, message). message is None when the value is acceptable in shape."""
+    if is_empty(value):
+        return None, None
+    t = field.type
+    try:
+        if t in ("text",):
+            return str(value).strip() if not isinstance(value, str) else value.strip(), None
+        if t == "integer":
+            number = parse_number(value)
+            if number != number.to_integral_value():
+                return value, f"“{field.label}”应为整数"
+            return int(number), None
+        if t == "decimal":
+            number = parse_number(value)
+            if not number.is_finite():
+                raise InvalidOperation
+            number = number.quantize(Decimal("0.01"))
+            return (int(number) if number == number.to_integral_value() else float(number)), None
+        if t == "date":
+            return parse_date(value).isoformat(), None
+        if t == "bool":
+            if isinstance(value, bool):
+                return value, None
+            word = str(value).strip().lower()
+            if word in TRUE_WORDS:
+                return True, None
+            if word in FALSE_WORDS:
+                return False, None
+            return value, f"“{field.label}”应填“是”或“否”"
+        if t == "code":
+            return _code(field, value, dictionary)
+        if t == "multi_code":
+            items = value if isinstance(value, list) else re.split(r"[、,，;；/ ]+", str(value).strip())
+            out, problems = [], []
+            for item in items:
+                if is_empty(item):
+                    continue
+                code, msg = _code(field, item, dictionary)
+                out.append(code)
+                if msg:
+                    problems.append(msg)
+            return out, ("；".join(problems) or None)
+        if t == "id_number":
+            return idnumber.normalise(value), None
+        if t == "phone":
+            return str(value).strip().translate(_FULLWIDTH).replace(" ", ""), None
+    except (InvalidOperation, ValueError, TypeError, OverflowError):
+        kind = {"integer": "整数", "decimal": "数字", "date": "日期(如 2020-01-31)"}.get(t, "有效值")
+        return value, f"“{field.label}”应为{kind},而不是“{value}”"
+    return value, None
+
+
+def phone_ok(value: str) -> bool:
+    return bool(_PHONE.match(str(value)))

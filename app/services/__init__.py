@@ -1,0 +1,1 @@
+"""Use cases on top of the store: household documents, demo data, and (later) sync, printing, tables."""

@@ -1,0 +1,312 @@
+"""Household files as documents: read, check and save a household with its members and child
+records in one transaction.
+
+A *household document* is the JSON shape that `jiandang add --json` reads and `jiandang list --json`
+prints (see docs/json.md)::
+
+    {"id": "...", "village_code": "522699101201", "head_name": "...", ...household fields...,
+     "members": [{"id": "...", "name": "...", ...}], "incomes": [...], "helpers": [...],
+     "measures": [...], "plans": [...], "visits": [...]}
+
+Records of a household that a document leaves out are kept as they are. A child record with
+``"removed_reason": CODE`` is removed (a tombstone with that reason, from the 成员增减 code list).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core import idnumber, values
+from app.core.dictionary import Dictionary, default
+from app.core.validation import ERROR, Finding, collection, has_errors, record_label, validate_household
+from app.store import Record, Store
+
+ROUTING_KEYS = {"id", "village_code"}
+REMOVED = "removed_reason"
+
+
+class InputError(ValueError):
+    """A document that cannot be taken as it is; the message names the record and the fields."""
+
+
+class ValidationFailed(ValueError):
+    """Saving was refused because of error-level findings (nothing was written)."""
+
+    def __init__(self, findings: list[Finding]):
+        self.findings = findings
+        errors = [f for f in findings if f.severity == ERROR]
+        super().__init__("\n".join(str(f) for f in errors))
+
+
+@dataclass
+class SaveResult:
+    household_id: str
+    created: bool
+    changes: int
+    findings: list[Finding] = field(default_factory=list)
+    child_ids: dict[str, list[str]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def _as_dict(record: Record) -> dict:
+    return {"id": record.id, **record.fields}
+
+
+def assemble(household: Record, children: list[Record], dictionary: Dictionary | None = None) -> dict:
+    """A household document from its records."""
+    d = dictionary or default()
+    doc = {"id": household.id, "village_code": household.village_code, **household.fields}
+    for kind in d.child_kinds("household"):
+        doc[collection(kind.key)] = []
+    for child in children:
+        if not child.deleted:
+            doc.setdefault(collection(child.kind), []).append(_as_dict(child))
+    return doc
+
+
+def document(store: Store, household_id: str) -> dict | None:
+    """The current document of one household, or None if there is no such (live) household."""
+    household = store.get(household_id)
+    if household is None or household.kind != "household" or household.deleted:
+        return None
+    return assemble(household, list(store.records(parent_id=household_id)))
+
+
+def documents(store: Store, village_code: str | None = None, ids: list[str] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """Documents of every household (of a village, or with the given ids), in entry order."""
+    if ids is not None:
+        return [doc for doc in (document(store, i) for i in ids) if doc]
+    households = list(store.records("household", village_code=village_code))
+    children: dict[str, list[Record]] = defaultdict(list)
+    for kind in default().child_kinds("household"):
+        for record in store.records(kind.key, village_code=village_code):
+            children[record.parent_id].append(record)
+    out = []
+    for i, h in enumerate(households, 1):
+        out.append(assemble(h, children.get(h.id, [])))
+        if progress and i % 200 == 0:
+            progress(i, len(households))
+    return out
+
+
+# ---------------------------------------------------------------------- checking input
+
+
+def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> None:
+    """Refuse keys the dictionary does not know, naming them (never silently dropped)."""
+    d = dictionary or default()
+    if not isinstance(doc, dict):
+        raise InputError(f"{where}: 应为一个 JSON 对象")
+    allowed = set(d.kinds["household"].fields) | ROUTING_KEYS | {collection(k.key) for k in d.child_kinds("household")}
+    unknown = sorted(set(doc) - allowed)
+    if unknown:
+        raise InputError(f"{where}: 字典中没有这些字段:{', '.join(unknown)}。请检查拼写,或先更新 forms/ 数据字典")
+    for kind in d.child_kinds("household"):
+        items = doc.get(collection(kind.key), [])
+        if not isinstance(items, list):
+            raise InputError(f"{where}: “{collection(kind.key)}”应为列表")
+        allowed_child = set(kind.fields) | {"id", REMOVED}
+        for i, item in enumerate(items, 1):
+            if not isinstance(item, dict):
+                raise InputError(f"{where} · {kind.label}第 {i} 条: 应为一个 JSON 对象")
+            unknown = sorted(set(item) - allowed_child)
+            if unknown:
+                raise InputError(f"{where} · {kind.label}第 {i} 条: 字典中没有这些字段:{', '.join(unknown)}")
+
+
+def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, household_label: str) -> dict:
+    """Canonical values; a value that cannot be understood is kept as typed and reported."""
+    out = {}
+    for key, value in record.items():
+        f = d.kinds[kind].fields.get(key)
+        if f is None:
+            out[key] = value
+            continue
+        stored, message = values.coerce(f, value, d)
+        out[key] = stored
+        if message:
+            findings.append(Finding(record.get("id"), kind, key, "type", message, ERROR,
+                                    record_label(d, kind, record) if kind != "household" else household_label))
+    return out
+
+
+def next_household_number(store: Store, village_code: str) -> str:
+    """The next free 户编号 in a village: the village code and a 4-digit number."""
+    highest = 0
+    for h in store.records("household", village_code=village_code, include_deleted=True):
+        number = str(h.fields.get("household_number", ""))
+        if number.startswith(village_code) and number[len(village_code):].isdigit():
+            highest = max(highest, int(number[len(village_code):]))
+    return f"{village_code}{highest + 1:04d}"
+
+
+def duplicate_id_findings(store: Store, doc: dict) -> list[Finding]:
+    """Members of this document whose ID number another household in the database already holds."""
+    d = default()
+    own = {m.get("id") for m in doc.get("members", []) if m.get("id")}
+    findings = []
+    for m in doc.get("members", []):
+        number = m.get("id_number")
+        if not number or not idnumber.is_valid(number):
+            continue
+        for other_id in store.find_id_number(number):
+            if other_id in own:
+                continue
+            other = store.get(other_id)
+            house = store.get(other.parent_id) if other and other.parent_id else None
+            if other is None or (house is not None and house.id == doc.get("id")):
+                continue
+            where = f"户主“{house.fields.get('head_name', '?')}”(户编号 {house.fields.get('household_number', '?')})" if house else "另一户"
+            findings.append(Finding(m.get("id"), "member", "id_number", "duplicate_id_number",
+                                    f"身份证号码已登记在{where}的成员“{other.fields.get('name', '?')}”名下",
+                                    ERROR, record_label(d, "member", m)))
+    return findings
+
+
+# ---------------------------------------------------------------------- saving
+
+
+def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[Finding], dict | None]:
+    """Check a document's keys, coerce its values and merge it over the stored household.
+    Returns (merged document, findings, stored document or None)."""
+    d = default()
+    check_keys(doc, where, d)
+    findings: list[Finding] = []
+    stored = document(store, doc["id"]) if doc.get("id") else None
+    if doc.get("id") and stored is None and store.get(doc["id"]) is not None:
+        raise InputError(f"{where}: 记录 {doc['id']} 不是一个现存的贫困户")
+    house_fields = {k: v for k, v in doc.items() if k in d.kinds["household"].fields}
+    label = f"贫困户“{doc.get('head_name') or (stored or {}).get('head_name') or '?'}”"
+    house_fields = _coerce_record("household", house_fields, d, findings, label)
+    merged = dict(stored) if stored else {}
+    merged.update(house_fields)
+    if stored:
+        for key in d.kinds["household"].fields:  # the document is the household's full state
+            if key not in house_fields:
+                merged.pop(key, None)
+    merged["village_code"] = doc.get("village_code") or (stored or {}).get("village_code")
+    merged["id"] = doc.get("id")
+    for kind in d.child_kinds("household"):
+        key = collection(kind.key)
+        existing = {r["id"]: r for r in (stored or {}).get(key, [])}
+        order = list(existing)
+        for i, item in enumerate(doc.get(key, []), 1):
+            item = dict(item)
+            removed = item.pop(REMOVED, None)
+            if item.get("id") and item["id"] not in existing and store.get(item["id"]) is not None:
+                raise InputError(f"{where} · {kind.label}第 {i} 条: 记录 {item['id']} 不属于这一户")
+            coerced = _coerce_record(kind.key, item, d, findings, label)
+            if removed is not None:
+                if not item.get("id") or item["id"] not in existing:
+                    raise InputError(f"{where} · {kind.label}第 {i} 条: 只能删除已有的记录(需要 id)")
+                reason = str(removed)
+                if reason not in d.codes["member_change_reason"]:
+                    raise InputError(f"{where} · {kind.label}第 {i} 条: 删除原因“{reason}”不在成员增减代码表中")
+                existing[item["id"]] = {**existing[item["id"]], REMOVED: reason}
+                continue
+            if coerced.get("id") in existing:
+                existing[coerced["id"]] = coerced
+            else:
+                placeholder = coerced.get("id") or f"new:{kind.key}:{i}"
+                coerced["id"] = coerced.get("id") or None
+                existing[placeholder] = coerced
+                order.append(placeholder)
+        merged[key] = [existing[k] for k in order]
+    check_view = {**merged, **{collection(k.key): [r for r in merged[collection(k.key)] if REMOVED not in r]
+                               for k in d.child_kinds("household")}}
+    findings += validate_household(check_view, d, _known_villages(store))
+    findings += duplicate_id_findings(store, check_view)
+    return merged, findings, stored
+
+
+def _known_villages(store: Store) -> set[str] | None:
+    villages = {row["code"] for row in store.divisions("village")}
+    return villages or None
+
+
+def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档") -> SaveResult:
+    """Save one household document in one transaction. With error-level findings nothing is written
+    unless `allow_errors` (a draft): validation reports, it never destroys input."""
+    d = default()
+    merged, findings, stored = prepare(store, doc, where)
+    if has_errors(findings) and not allow_errors:
+        raise ValidationFailed(findings)
+    changes = 0
+    child_ids: dict[str, list[str]] = {}
+    with store.transaction():
+        village = merged["village_code"]
+        house = {k: merged.get(k) for k in d.kinds["household"].fields}
+        if not house.get("household_number") and village:
+            house["household_number"] = next_household_number(store, village)
+        if house.get("status") is None and stored is None:
+            house["status"] = d.kinds["household"].fields["status"].default
+        change = store.put("household", house, record_id=merged.get("id"), village_code=village, reason=reason)
+        household_id = change.record_id if change else merged["id"]
+        changes += change is not None
+        for kind in d.child_kinds("household"):
+            ids = []
+            for item in merged[collection(kind.key)]:
+                if REMOVED in item:
+                    changes += store.delete(item["id"], reason=item[REMOVED]) is not None
+                    continue
+                fields = {k: item.get(k) for k in kind.fields}
+                c = store.put(kind.key, fields, record_id=item.get("id"), village_code=village, parent_id=household_id, reason=reason)
+                changes += c is not None
+                ids.append(c.record_id if c else item["id"])
+            child_ids[collection(kind.key)] = ids
+    return SaveResult(household_id, stored is None, changes, findings, child_ids)
+
+
+def remove_child(store: Store, record_id: str, reason_code: str) -> None:
+    """Remove a member (or other child record) as a tombstone with a reason from 成员增减."""
+    if reason_code not in default().codes["member_change_reason"]:
+        raise InputError(f"删除原因“{reason_code}”不在成员增减代码表中")
+    store.delete(record_id, reason=reason_code)
+
+
+# ---------------------------------------------------------------------- whole-database checks
+
+
+def validate_all(store: Store, village_code: str | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[Finding]:
+    """Every finding of every household, plus ID numbers shared between households."""
+    docs = documents(store, village_code)
+    known = _known_villages(store)
+    findings = []
+    for i, doc in enumerate(docs, 1):
+        findings += validate_household(doc, known_villages=known)
+        if progress and i % 100 == 0:
+            progress(i, len(docs))
+    findings += database_duplicates(store)
+    if progress:
+        progress(len(docs), len(docs))
+    return findings
+
+
+def database_duplicates(store: Store) -> list[Finding]:
+    """One finding per member whose ID number is also held by a member of another household."""
+    d = default()
+    findings = []
+    for group in store.duplicate_id_numbers():
+        members = [store.get(i) for i in group]
+        households = {m.parent_id for m in members if m}
+        if len(households) < 2:
+            continue  # inside one household: reported by validate_household
+        for m in members:
+            others = [o for o in members if o.parent_id != m.parent_id]
+            names = "、".join(_household_title(store, o.parent_id) for o in others)
+            findings.append(Finding(m.id, "member", "id_number", "duplicate_id_number",
+                                    f"身份证号码与{names}的成员重复", ERROR, record_label(d, "member", m.fields)))
+    return findings
+
+
+def _household_title(store: Store, household_id: str) -> str:
+    h = store.get(household_id)
+    if h is None:
+        return "?"
+    return f"户主“{h.fields.get('head_name', '?')}”(户编号 {h.fields.get('household_number', '?')})"

@@ -1,0 +1,146 @@
+"""Cryptographic building blocks, all from the `cryptography` package.
+
+- Data key: 32 random bytes per database. Records and change payloads are sealed with AES-256-GCM
+  (random 96-bit nonce) with associated data binding database id, kind, record id and key version.
+- Operator wrap: the data key sealed with AES-256-GCM under a key derived from the passphrase with
+  Argon2id (random 16-byte salt; parameters stored beside the wrap).
+- Recovery wrap: the data key sealed to the county's X25519 recovery public key with HPKE
+  (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), info binding the database id.
+- Blind index: HMAC-SHA256 under an index key over the normalised value, for equality lookups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from dataclasses import asdict, dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+NONCE = 12
+HPKE_SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
+
+
+class DecryptionError(Exception):
+    """A ciphertext failed authentication: wrong key, or data swapped or tampered with."""
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters, stored with every passphrase wrap so they can be raised later."""
+
+    memory_kib: int = 65536
+    iterations: int = 3
+    lanes: int = 1
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "KdfParams":
+        return cls(**json.loads(text))
+
+
+DEFAULT_KDF = KdfParams()
+# For test suites only: selected with JIANDANG_KDF=fast. Stored with the wrap like any other setting.
+FAST_KDF = KdfParams(memory_kib=8192, iterations=1, lanes=1)
+
+
+def kdf_from_environment() -> KdfParams:
+    return FAST_KDF if os.environ.get("JIANDANG_KDF") == "fast" else DEFAULT_KDF
+
+
+def derive_key(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+    return Argon2id(
+        salt=salt, length=32, iterations=params.iterations, lanes=params.lanes, memory_cost=params.memory_kib
+    ).derive(passphrase.encode("utf-8"))
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE], blob[NONCE:], aad)
+    except (InvalidTag, ValueError):
+        raise DecryptionError("密文校验失败") from None
+
+
+class Sealer:
+    """Seals and opens record blobs and change payloads of one database under its data key."""
+
+    def __init__(self, data_key: bytes, db_id: str, key_version: int = 1):
+        self._aead = AESGCM(data_key)
+        self._prefix = f"jd1|{db_id}|".encode()
+        self.key_version = key_version
+
+    def _aad(self, kind: str, record_id: str) -> bytes:
+        return self._prefix + f"{kind}|{record_id}|{self.key_version}".encode()
+
+    def seal(self, kind: str, record_id: str, plaintext: bytes) -> bytes:
+        nonce = os.urandom(NONCE)
+        return nonce + self._aead.encrypt(nonce, plaintext, self._aad(kind, record_id))
+
+    def open(self, kind: str, record_id: str, blob: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(blob[:NONCE], blob[NONCE:], self._aad(kind, record_id))
+        except (InvalidTag, ValueError):
+            raise DecryptionError(f"记录 {record_id} ({kind}) 解密失败:数据被篡改或与其他记录互换") from None
+
+
+def recovery_info(db_id: str) -> bytes:
+    return b"jiandang recovery v1|" + db_id.encode()
+
+
+def wrap_to_recovery(public_key: X25519PublicKey, data_key: bytes, db_id: str) -> bytes:
+    return HPKE_SUITE.encrypt(data_key, public_key, info=recovery_info(db_id))
+
+
+def unwrap_with_recovery(private_key: X25519PrivateKey, wrapped: bytes, db_id: str) -> bytes:
+    try:
+        return HPKE_SUITE.decrypt(wrapped, private_key, info=recovery_info(db_id))
+    except Exception:
+        raise DecryptionError("恢复密钥不匹配此数据库") from None
+
+
+def blind_digest(index_key: bytes, field: str, value: str) -> bytes:
+    """HMAC-SHA256 over the field type and normalised value, truncated to 16 bytes."""
+    return hmac.new(index_key, f"{field}\x1f{value}".encode(), hashlib.sha256).digest()[:16]
+
+
+def load_x25519_public(data: bytes) -> X25519PublicKey:
+    """An X25519 public key from PEM, or 32 raw bytes, or 64 hex characters."""
+    text = data.strip()
+    if text.startswith(b"-----BEGIN"):
+        key = serialization.load_pem_public_key(text)
+        if not isinstance(key, X25519PublicKey):
+            raise ValueError("不是 X25519 公钥")
+        return key
+    if len(text) == 64:
+        return X25519PublicKey.from_public_bytes(bytes.fromhex(text.decode()))
+    if len(data) == 32:
+        return X25519PublicKey.from_public_bytes(data)
+    raise ValueError("无法识别的公钥格式(应为 PEM 或 64 位十六进制)")
+
+
+def load_x25519_private(data: bytes) -> X25519PrivateKey:
+    key = serialization.load_pem_private_key(data.strip(), password=None)
+    if not isinstance(key, X25519PrivateKey):
+        raise ValueError("不是 X25519 私钥")
+    return key
+
+
+def x25519_public_pem(key: X25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def x25519_private_pem(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())

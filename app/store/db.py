@@ -1,0 +1,785 @@
+"""The encrypted store: one SQLite file through sqlite-utils.
+
+Plain columns hold only what routing needs (record ids, kinds, village codes, parent ids, clocks).
+Every record's fields and every change's values are sealed with the database's data key
+(see app.store.crypto). Every write goes through `put` or `delete`, which write the record and its
+change row in the same transaction; the change log is the audit trail and what sync ships.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from app.core import idnumber
+from app.core.clock import ZERO, HybridClock
+from app.store import crypto
+from app.store.migrations import SCHEMA_VERSION, migrate
+
+APP_ID = "jiandang"
+ROLES = ("village", "township", "county")
+MAX_DELAY_SECONDS = 300
+
+
+class StoreError(Exception):
+    """A problem with the database file or its use; the message is Chinese and says what to do."""
+
+
+class WrongPassphrase(StoreError):
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyAttempts(StoreError):
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreLocked(StoreError):
+    """The store has not been unlocked (or was locked again)."""
+
+
+@dataclass
+class Record:
+    id: str
+    kind: str
+    village_code: str | None
+    parent_id: str | None
+    hlc: str
+    deleted: bool
+    fields: dict
+    clocks: dict = field(default_factory=dict)
+
+    def clock_of(self, key: str) -> str:
+        return self.clocks.get(key, self.clocks.get("*", ZERO))
+
+
+@dataclass
+class Change:
+    """One entry of the change log: an edit of one record by one operator at one moment."""
+
+    site_id: str
+    seq: int
+    record_id: str
+    kind: str
+    village_code: str | None
+    parent_id: str | None
+    hlc: str
+    op: str  # "create" | "update" | "delete" | "restore"
+    new: dict  # field -> new value
+    old: dict  # field -> old value
+    seen: dict  # field -> the field's clock the editor saw
+    operator: str
+    reason: str | None = None
+
+    def payload(self) -> dict:
+        return {"op": self.op, "new": self.new, "old": self.old, "seen": self.seen,
+                "by": self.operator, "why": self.reason}
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+class _FileLock:
+    """An exclusive OS lock on a sidecar file, so two running programs never share one database."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def acquire(self) -> bool:
+        self._fh = open(self.path, "a+b")
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                self._fh.seek(0)
+                msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fh:
+            self._fh.close()
+            self._fh = None
+
+
+class Store:
+    """An open database. Create with `Store.create`, open an existing file with `Store.open`,
+    then `unlock` with an operator's passphrase before reading or writing records."""
+
+    def __init__(self, path: Path, db: sqlite_utils.Database, lock: _FileLock | None, wall: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.db = db
+        self.conn: sqlite3.Connection = db.conn
+        self._lock = lock
+        self._wall = wall
+        meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
+        self.db_id: str = meta["db_id"]
+        self.role: str = meta["role"]
+        self.site_id: str = meta["site_id"]
+        self.site_name: str = meta["site_name"]
+        self.clock = HybridClock(meta.get("clock", ZERO), wall)
+        self._sealer: crypto.Sealer | None = None
+        self._index_key: bytes | None = None
+        self.operator: str | None = None
+        self._depth = 0
+        self._next_seq: int | None = None
+        self._search: dict[str, str] | None = None
+        self._search_parts: dict[str, dict[str, str]] = {}
+        self._data_key: bytes | None = None
+        self.listeners: list[Callable[[list[Change]], None]] = []
+        self._pending: list[Change] = []
+
+    # ------------------------------------------------------------------ opening
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite_utils.Database:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    @classmethod
+    def create(
+        cls,
+        path,
+        *,
+        role: str,
+        site_name: str,
+        operator: str,
+        passphrase: str,
+        recovery_public_key=None,
+        kdf: crypto.KdfParams | None = None,
+        site_id: str | None = None,
+        index_key: bytes | None = None,
+    ) -> "Store":
+        """Create a new encrypted database and return it unlocked for `operator`.
+
+        `recovery_public_key` is the county's X25519 public key: the data key is also sealed to it
+        so that a forgotten passphrase never loses data."""
+        path = Path(path)
+        if role not in ROLES:
+            raise StoreError(f"角色应为 village、township 或 county 之一,而不是 {role!r}")
+        if path.exists() and path.stat().st_size > 0:
+            raise StoreError(f"{path} 已存在:不会覆盖已有文件,请换一个文件名")
+        if not operator.strip():
+            raise StoreError("操作员名称不能为空")
+        _check_passphrase(passphrase)
+        if recovery_public_key is None:
+            raise StoreError("创建数据库需要县级恢复公钥")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = _FileLock(path.with_name(path.name + ".lock"))
+        if not lock.acquire():
+            raise StoreError(f"{path} 正被另一个程序使用")
+        tmp = path.with_name(path.name + ".creating")
+        for leftover in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+            leftover.unlink(missing_ok=True)
+        db = cls._connect(tmp)
+        data_key = secrets.token_bytes(32)
+        db_id = str(uuid.uuid4())
+        with _transaction(db.conn):
+            migrate(db)
+            meta = {
+                "app": APP_ID,
+                "db_id": db_id,
+                "role": role,
+                "site_id": site_id or secrets.token_hex(8),
+                "site_name": site_name,
+                "created": _now_iso(),
+                "clock": ZERO,
+                "key_version": "1",
+            }
+            db.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
+            _add_wrap(db.conn, operator.strip(), passphrase, data_key, kdf or crypto.kdf_from_environment())
+            db.conn.execute(
+                "INSERT INTO recovery(public_key, wrapped_key, created) VALUES (?, ?, ?)",
+                (
+                    crypto.x25519_public_pem(recovery_public_key),
+                    crypto.wrap_to_recovery(recovery_public_key, data_key, db_id),
+                    _now_iso(),
+                ),
+            )
+            sealer = crypto.Sealer(data_key, db_id)
+            ikey = index_key or secrets.token_bytes(32)
+            db.conn.execute("INSERT INTO secrets(name, blob) VALUES ('index_key', ?)", (sealer.seal("secret", "index_key", ikey),))
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+        os.replace(tmp, path)
+        for leftover in (Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+            leftover.unlink(missing_ok=True)
+        store = cls(path, cls._connect(path), lock)
+        store._unlocked(data_key, operator.strip())
+        return store
+
+    @classmethod
+    def open(cls, path, wall: Callable[[], float] = time.time) -> "Store":
+        """Open an existing database (locked). Raises StoreError for a missing, foreign, truncated
+        or busy file."""
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"找不到数据库文件 {path}")
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+        if header != b"SQLite format 3\x00":
+            raise StoreError(f"{path} 不是建档数据库(文件格式不对,或文件已损坏)")
+        lock = _FileLock(path.with_name(path.name + ".lock"))
+        if not lock.acquire():
+            raise StoreError(f"{path} 已被另一个正在运行的建档程序打开。请先关闭那个程序,再打开此数据库。")
+        try:
+            db = cls._connect(path)
+            names = set(db.table_names())
+            if "meta" not in names:
+                raise StoreError(f"{path} 不是建档数据库")
+            meta = dict(db.conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("app") != APP_ID:
+                raise StoreError(f"{path} 不是建档数据库")
+            version = int(meta.get("schema_version", 0))
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path} 由更新版本的建档程序创建(结构版本 {version}),请升级程序")
+            if version < SCHEMA_VERSION:
+                with _transaction(db.conn):
+                    migrate(db)
+            check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise StoreError(f"{path} 已损坏({check}),请从备份恢复")
+        except sqlite3.DatabaseError as exc:
+            lock.release()
+            raise StoreError(f"{path} 不是完整的建档数据库(可能被截断或损坏):{exc}") from None
+        except StoreError:
+            lock.release()
+            raise
+        return cls(path, db, lock, wall)
+
+    def close(self) -> None:
+        self.lock()
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.conn.close()
+        if self._lock:
+            self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ keys and operators
+
+    def operators(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT login FROM operators ORDER BY created, login")]
+
+    def unlock(self, operator: str, passphrase: str) -> None:
+        """Unlock with an operator's passphrase. A wrong passphrase raises WrongPassphrase and makes
+        the next attempt wait (1 s, 2 s, 4 s, ... up to 5 minutes)."""
+        self._unlocked(self._open_wrap(operator, passphrase), operator)
+
+    def _open_wrap(self, operator: str, passphrase: str) -> bytes:
+        """The data key from an operator's passphrase wrap, counting failures."""
+        row = self.conn.execute(
+            "SELECT salt, kdf, wrapped_key, failed, locked_until FROM operators WHERE login = ?", (operator,)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"没有名为“{operator}”的操作员。已有操作员:{'、'.join(self.operators())}")
+        salt, kdf, wrapped, failed, locked_until = row
+        now = self._wall()
+        if now < locked_until:
+            wait = locked_until - now
+            raise TooManyAttempts(f"密码错误次数过多,请 {wait:.0f} 秒后再试", wait)
+        kek = crypto.derive_key(passphrase, salt, crypto.KdfParams.from_json(kdf))
+        try:
+            data_key = crypto.open_sealed(kek, wrapped, self._wrap_aad(operator))
+        except crypto.DecryptionError:
+            failed += 1
+            delay = min(2 ** (failed - 1), MAX_DELAY_SECONDS)
+            self.conn.execute(
+                "UPDATE operators SET failed = ?, locked_until = ? WHERE login = ?", (failed, now + delay, operator)
+            )
+            raise WrongPassphrase(
+                f"操作员“{operator}”的密码不正确(第 {failed} 次)。请 {delay} 秒后再试;忘记密码请联系县扶贫办用恢复密钥重置。",
+                delay,
+            ) from None
+        if failed:
+            self.conn.execute("UPDATE operators SET failed = 0, locked_until = 0 WHERE login = ?", (operator,))
+        return data_key
+
+    def unlock_with_recovery(self, private_key, operator: str = "县级恢复") -> None:
+        """Unlock with the county's recovery private key (X25519)."""
+        wrapped = self.conn.execute("SELECT wrapped_key FROM recovery ORDER BY id DESC").fetchone()[0]
+        data_key = crypto.unwrap_with_recovery(private_key, wrapped, self.db_id)
+        self._unlocked(data_key, operator)
+
+    def _wrap_aad(self, operator: str) -> bytes:
+        return f"jd1|{self.db_id}|operator|{operator}".encode()
+
+    def _unlocked(self, data_key: bytes, operator: str) -> None:
+        self._data_key = data_key
+        self._sealer = crypto.Sealer(data_key, self.db_id)
+        self.operator = operator
+        blob = self.conn.execute("SELECT blob FROM secrets WHERE name = 'index_key'").fetchone()[0]
+        self._index_key = self._sealer.open("secret", "index_key", blob)
+
+    @property
+    def unlocked(self) -> bool:
+        return self._sealer is not None
+
+    def lock(self) -> None:
+        """Forget the keys and the decrypted search index (idle lock, close)."""
+        self._sealer = None
+        self._data_key = None
+        self._index_key = None
+        self._search = None
+        self.operator = None
+
+    def _require(self) -> crypto.Sealer:
+        if self._sealer is None:
+            raise StoreLocked("数据库已锁定,请先输入密码解锁")
+        return self._sealer
+
+    def add_operator(self, login: str, passphrase: str, kdf: crypto.KdfParams | None = None) -> None:
+        self._require()
+        login = login.strip()
+        if not login:
+            raise StoreError("操作员名称不能为空")
+        if login in self.operators():
+            raise StoreError(f"操作员“{login}”已存在")
+        _check_passphrase(passphrase)
+        with self.transaction():
+            _add_wrap(self.conn, login, passphrase, self._data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+
+    def change_passphrase(self, login: str, old: str, new: str, kdf: crypto.KdfParams | None = None) -> None:
+        """Change an operator's passphrase; the old one must be right."""
+        data_key = self._open_wrap(login, old)  # raises on a wrong passphrase
+        _check_passphrase(new)
+        with self.transaction():
+            self.conn.execute("DELETE FROM operators WHERE login = ?", (login,))
+            _add_wrap(self.conn, login, new, data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+
+    def reset_passphrase(self, login: str, new: str, kdf: crypto.KdfParams | None = None) -> None:
+        """Set a new passphrase for an operator without the old one (after `unlock_with_recovery`)."""
+        self._require()
+        _check_passphrase(new)
+        with self.transaction():
+            self.conn.execute("DELETE FROM operators WHERE login = ?", (login,))
+            _add_wrap(self.conn, login, new, self._data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+
+    # ------------------------------------------------------------------ secrets (sealed key material)
+
+    def put_secret(self, name: str, value: bytes) -> None:
+        sealer = self._require()
+        self.conn.execute("INSERT OR REPLACE INTO secrets(name, blob) VALUES (?, ?)", (name, sealer.seal("secret", name, value)))
+
+    def get_secret(self, name: str) -> bytes | None:
+        sealer = self._require()
+        row = self.conn.execute("SELECT blob FROM secrets WHERE name = ?", (name,)).fetchone()
+        return sealer.open("secret", name, row[0]) if row else None
+
+    def meta(self, key: str, default=None):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    # ------------------------------------------------------------------ transactions
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One atomic unit of work. Nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        saved_clock = self.clock.last
+        try:
+            yield self
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('clock', ?)", (self.clock.last,))
+            self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            self.clock.last = saved_clock
+            self._next_seq = None
+            self._search = None
+            self._pending = []
+            raise
+        finally:
+            self._depth = 0
+        pending, self._pending = self._pending, []
+        if pending:
+            for listener in list(self.listeners):
+                listener(pending)
+
+    # ------------------------------------------------------------------ records
+
+    def _decode(self, row) -> Record:
+        rid, kind, village, parent, hlc, deleted, blob = row
+        body = json.loads(self._require().open(kind, rid, blob))
+        return Record(rid, kind, village, parent, hlc, bool(deleted), body["f"], body["c"])
+
+    _COLUMNS = "id, kind, village_code, parent_id, hlc, deleted, blob"
+
+    def get(self, record_id: str) -> Record | None:
+        row = self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
+        return self._decode(row) if row else None
+
+    def records(
+        self,
+        kind: str | None = None,
+        *,
+        village_code: str | None = None,
+        parent_id: str | None = None,
+        include_deleted: bool = False,
+    ) -> Iterator[Record]:
+        """Decrypted records filtered on their plain routing columns, in insertion order."""
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if village_code:
+            where.append("village_code = ?")
+            args.append(village_code)
+        if parent_id:
+            where.append("parent_id = ?")
+            args.append(parent_id)
+        if not include_deleted:
+            where.append("deleted = 0")
+        sql = f"SELECT {self._COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
+        for row in self.conn.execute(sql, args):
+            yield self._decode(row)
+
+    def count(self, kind: str | None = None, village_code: str | None = None) -> int:
+        sql, args = "SELECT count(*) FROM records WHERE deleted = 0", []
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        if village_code:
+            sql += " AND village_code = ?"
+            args.append(village_code)
+        return self.conn.execute(sql, args).fetchone()[0]
+
+    def village_codes(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT village_code FROM records WHERE village_code IS NOT NULL ORDER BY 1")]
+
+    def _next_sequence(self) -> int:
+        if self._next_seq is None:
+            row = self.conn.execute("SELECT max(seq) FROM changes WHERE site_id = ?", (self.site_id,)).fetchone()
+            self._next_seq = (row[0] or 0) + 1
+        seq = self._next_seq
+        self._next_seq += 1
+        return seq
+
+    def put(
+        self,
+        kind: str,
+        fields: dict,
+        *,
+        record_id: str | None = None,
+        village_code: str | None = None,
+        parent_id: str | None = None,
+        seen: dict | None = None,
+        reason: str | None = None,
+        replace: bool = False,
+    ) -> Change | None:
+        """Create a record or change some of its fields, writing the change row in the same
+        transaction. Fields not named are left alone unless `replace` (then they are cleared).
+        A value of None removes a field. Returns the Change written, or None when nothing changed."""
+        sealer = self._require()
+        with self.transaction():
+            current = self.get(record_id) if record_id else None
+            record_id = record_id or str(uuid.uuid4())
+            hlc = self.clock.now()
+            if current is None:
+                new = {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
+                change = Change(self.site_id, self._next_sequence(), record_id, kind, village_code, parent_id, hlc,
+                                "create", new, {}, {}, self.operator, reason)
+                record = Record(record_id, kind, village_code, parent_id, hlc, False, new, {"*": hlc})
+            else:
+                if current.kind != kind:
+                    raise StoreError(f"记录 {record_id} 是 {current.kind},不能按 {kind} 保存")
+                target = dict(fields)
+                if replace:
+                    for key in current.fields:
+                        target.setdefault(key, None)
+                new, old, seen_out = {}, {}, {}
+                for key, value in target.items():
+                    if value == "" or value == []:
+                        value = None
+                    before = current.fields.get(key)
+                    if value != before:
+                        new[key] = value
+                        old[key] = before
+                        seen_out[key] = (seen or {}).get(key, current.clock_of(key))
+                moved = village_code is not None and village_code != current.village_code
+                if not new and not moved and not current.deleted:
+                    return None
+                if moved:
+                    new["__village_code"] = village_code
+                    old["__village_code"] = current.village_code
+                op = "restore" if current.deleted else "update"
+                change = Change(self.site_id, self._next_sequence(), record_id, kind, village_code or current.village_code,
+                                current.parent_id, hlc, op, new, old, seen_out, self.operator, reason)
+                merged = {k: v for k, v in current.fields.items()}
+                clocks = dict(current.clocks)
+                for key, value in new.items():
+                    if key.startswith("__"):
+                        continue
+                    clocks[key] = hlc
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                record = Record(record_id, kind, village_code or current.village_code, current.parent_id, hlc, False, merged, clocks)
+            self._write_record(sealer, record)
+            self._write_change(sealer, change)
+            return change
+
+    def delete(self, record_id: str, *, reason: str | None = None) -> Change | None:
+        """Tombstone a record (never a silent removal). Returns the Change, or None if already deleted."""
+        sealer = self._require()
+        with self.transaction():
+            current = self.get(record_id)
+            if current is None:
+                raise StoreError(f"找不到记录 {record_id}")
+            if current.deleted:
+                return None
+            hlc = self.clock.now()
+            change = Change(self.site_id, self._next_sequence(), record_id, current.kind, current.village_code,
+                            current.parent_id, hlc, "delete", {}, {}, {"__deleted": current.clock_of("__deleted")},
+                            self.operator, reason)
+            current.deleted = True
+            current.hlc = hlc
+            current.clocks["__deleted"] = hlc
+            self._write_record(sealer, current)
+            self._write_change(sealer, change)
+            return change
+
+    def _write_record(self, sealer: crypto.Sealer, record: Record) -> None:
+        blob = sealer.seal(record.kind, record.id, _dumps({"f": record.fields, "c": record.clocks}))
+        self.conn.execute(
+            "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
+            "key_version=excluded.key_version, blob=excluded.blob",
+            (record.id, record.kind, record.village_code, record.parent_id, record.hlc, int(record.deleted), sealer.key_version, blob),
+        )
+        self._update_blind_index(record)
+        if self._search is not None:
+            self._index_record(record)
+
+    def _write_change(self, sealer: crypto.Sealer, change: Change) -> None:
+        payload = sealer.seal("change", f"{change.site_id}:{change.seq}", _dumps(change.payload()))
+        self.conn.execute(
+            "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+            (change.site_id, change.seq, change.record_id, change.kind, change.village_code, change.parent_id, change.hlc,
+             sealer.key_version, payload),
+        )
+        self._pending.append(change)
+
+    def write_record_raw(self, record: Record) -> None:
+        """Write a record's state as given (merge code applies remote changes through this)."""
+        self._write_record(self._require(), record)
+
+    def write_change_raw(self, change: Change) -> None:
+        """Append a change received from another site to the log, as it was made there."""
+        self._write_change(self._require(), change)
+
+    def new_hlc(self) -> str:
+        return self.clock.now()
+
+    # ------------------------------------------------------------------ change log
+
+    def _decode_change(self, row) -> Change:
+        site, seq, rid, kind, village, parent, hlc, payload = row
+        body = json.loads(self._require().open("change", f"{site}:{seq}", payload))
+        return Change(site, seq, rid, kind, village, parent, hlc, body["op"], body["new"], body["old"], body["seen"],
+                      body["by"], body.get("why"))
+
+    _CHANGE_COLUMNS = "site_id, seq, record_id, kind, village_code, parent_id, hlc, payload"
+
+    def history(self, record_id: str) -> list[Change]:
+        """A record's audit trail, oldest first."""
+        rows = self.conn.execute(
+            f"SELECT {self._CHANGE_COLUMNS} FROM changes WHERE record_id = ? ORDER BY hlc, site_id", (record_id,)
+        )
+        return [self._decode_change(r) for r in rows]
+
+    def changes(self, *, site_id: str | None = None, after_seq: int = 0, limit: int | None = None) -> Iterator[Change]:
+        """Change rows in log order; with site_id, that site's changes after a sequence number."""
+        sql, args = f"SELECT {self._CHANGE_COLUMNS} FROM changes", []
+        if site_id:
+            sql += " WHERE site_id = ? AND seq > ? ORDER BY seq"
+            args = [site_id, after_seq]
+        else:
+            sql += " ORDER BY rowid"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.conn.execute(sql, args):
+            yield self._decode_change(row)
+
+    def change_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+
+    # ------------------------------------------------------------------ blind index and search
+
+    def blind(self, field_type: str, value: str) -> bytes:
+        if self._index_key is None:
+            raise StoreLocked("数据库已锁定,请先输入密码解锁")
+        return crypto.blind_digest(self._index_key, field_type, value)
+
+    def _update_blind_index(self, record: Record) -> None:
+        if record.kind != "member":
+            return
+        self.conn.execute("DELETE FROM blind_index WHERE record_id = ?", (record.id,))
+        number = record.fields.get("id_number")
+        if number and not record.deleted:
+            digest = self.blind("id_number", idnumber.normalise(number))
+            self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", (record.id, digest))
+
+    def find_id_number(self, number: str) -> list[str]:
+        """Ids of current member records holding this ID number (through the blind index)."""
+        digest = self.blind("id_number", idnumber.normalise(number))
+        return [r[0] for r in self.conn.execute("SELECT record_id FROM blind_index WHERE digest = ?", (digest,))]
+
+    def duplicate_id_numbers(self) -> list[list[str]]:
+        """Groups of member ids that share an ID number."""
+        rows = self.conn.execute(
+            "SELECT group_concat(record_id, ',') FROM blind_index WHERE field = 'id_number' GROUP BY digest HAVING count(*) > 1"
+        )
+        return [r[0].split(",") for r in rows]
+
+    def _index_record(self, record: Record) -> None:
+        if record.kind == "household":
+            key = record.id
+            text = "\x1f".join(str(record.fields.get(k, "")) for k in ("household_number", "head_name", "phone"))
+            own = f"{record.id}|h"
+        elif record.kind == "member":
+            key = record.parent_id
+            text = "\x1f".join(str(record.fields.get(k, "")) for k in ("name", "id_number"))
+            own = f"{record.id}|m"
+        else:
+            return
+        parts = self._search_parts.setdefault(key, {})
+        if record.deleted:
+            parts.pop(own, None)
+        else:
+            parts[own] = text
+        self._search[key] = "\x1f".join(parts.values()).upper()
+
+    def build_search_index(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Decrypt household and member names into memory for substring search."""
+        self._search, self._search_parts = {}, {}
+        total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
+        rows = self.conn.execute(
+            f"SELECT {self._COLUMNS} FROM records WHERE kind IN ('household','member') AND deleted = 0 ORDER BY rowid"
+        )
+        for i, row in enumerate(rows, 1):
+            self._index_record(self._decode(row))
+            if progress and i % 1000 == 0:
+                progress(i, total)
+        if progress:
+            progress(total, total)
+
+    def search(self, text: str, limit: int | None = None) -> list[str]:
+        """Household ids whose household number, head's name, phone, or any member's name or ID
+        number contains `text` (case-insensitive)."""
+        self._require()
+        if self._search is None:
+            self.build_search_index()
+        needle = text.strip().upper()
+        if not needle:
+            return list(self._search)[:limit] if limit else list(self._search)
+        out = [hid for hid, hay in self._search.items() if needle in hay]
+        return out[:limit] if limit else out
+
+    # ------------------------------------------------------------------ reference data
+
+    def set_divisions(self, rows: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """(code, name, level, parent) rows of the administrative divisions this database knows."""
+        with self.transaction():
+            self.conn.executemany("INSERT OR REPLACE INTO divisions(code, name, level, parent) VALUES (?,?,?,?)", list(rows))
+
+    def divisions(self, level: str | None = None) -> list[dict]:
+        sql = "SELECT code, name, level, parent FROM divisions"
+        args = []
+        if level:
+            sql += " WHERE level = ?"
+            args.append(level)
+        return [dict(zip(("code", "name", "level", "parent"), r)) for r in self.conn.execute(sql + " ORDER BY code", args)]
+
+    def division_name(self, code: str) -> str:
+        row = self.conn.execute("SELECT name FROM divisions WHERE code = ?", (code,)).fetchone()
+        return row[0] if row else code
+
+    def set_poverty_line(self, year: int, line: float, source: str = "") -> None:
+        with self.transaction():
+            self.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)", (year, line, source))
+
+    def poverty_line(self, year: int) -> float | None:
+        row = self.conn.execute("SELECT line FROM poverty_lines WHERE year = ?", (year,)).fetchone()
+        return row[0] if row else None
+
+    def poverty_lines(self) -> dict[int, float]:
+        return dict(self.conn.execute("SELECT year, line FROM poverty_lines ORDER BY year").fetchall())
+
+
+def _check_passphrase(passphrase: str) -> None:
+    if len(passphrase or "") < 8:
+        raise StoreError("密码至少需要 8 个字符")
+
+
+def _add_wrap(conn, login: str, passphrase: str, data_key: bytes, kdf: crypto.KdfParams, db_id: str | None = None) -> None:
+    if db_id is None:
+        db_id = dict(conn.execute("SELECT key, value FROM meta").fetchall())["db_id"]
+    salt = secrets.token_bytes(16)
+    kek = crypto.derive_key(passphrase, salt, kdf)
+    wrapped = crypto.seal(kek, data_key, f"jd1|{db_id}|operator|{login}".encode())
+    conn.execute(
+        "INSERT INTO operators(login, salt, kdf, wrapped_key, failed, locked_until, created) VALUES (?,?,?,?,0,0,?)",
+        (login, salt, kdf.to_json(), wrapped, _now_iso()),
+    )
+
+
+@contextlib.contextmanager
+def _transaction(conn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

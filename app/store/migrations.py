@@ -1,0 +1,55 @@
+"""Schema migrations. Each step moves the schema up one version inside the caller's transaction;
+the version lives in meta.schema_version."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    _run_script(db, """
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE operators (
+            login TEXT PRIMARY KEY, salt BLOB NOT NULL, kdf TEXT NOT NULL, wrapped_key BLOB NOT NULL,
+            failed INTEGER NOT NULL DEFAULT 0, locked_until REAL NOT NULL DEFAULT 0, created TEXT);
+        CREATE TABLE recovery (id INTEGER PRIMARY KEY, public_key BLOB NOT NULL, wrapped_key BLOB NOT NULL, created TEXT);
+        CREATE TABLE secrets (name TEXT PRIMARY KEY, blob BLOB NOT NULL);
+        CREATE TABLE records (
+            id TEXT PRIMARY KEY, kind TEXT NOT NULL, village_code TEXT, parent_id TEXT, hlc TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0, key_version INTEGER NOT NULL, blob BLOB NOT NULL);
+        CREATE INDEX records_kind_village ON records(kind, village_code);
+        CREATE INDEX records_parent ON records(parent_id);
+        CREATE TABLE changes (
+            site_id TEXT NOT NULL, seq INTEGER NOT NULL, record_id TEXT NOT NULL, kind TEXT NOT NULL,
+            village_code TEXT, parent_id TEXT, hlc TEXT NOT NULL, key_version INTEGER NOT NULL,
+            payload BLOB NOT NULL, PRIMARY KEY (site_id, seq));
+        CREATE INDEX changes_record ON changes(record_id);
+        CREATE TABLE blind_index (record_id TEXT NOT NULL, field TEXT NOT NULL, digest BLOB NOT NULL,
+            PRIMARY KEY (record_id, field));
+        CREATE INDEX blind_index_digest ON blind_index(digest);
+        CREATE TABLE divisions (code TEXT PRIMARY KEY, name TEXT NOT NULL, level TEXT NOT NULL, parent TEXT);
+        CREATE TABLE poverty_lines (year INTEGER PRIMARY KEY, line REAL NOT NULL, source TEXT);
+        """)
+
+
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Run statements one by one (executescript would commit the caller's transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.conn.execute(statement)
+
+
+STEPS = {1: _v1}
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring the schema to SCHEMA_VERSION (inside an open transaction)."""
+    db.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    row = db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 0
+    while version < SCHEMA_VERSION:
+        version += 1
+        STEPS[version](db)
+        db.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
