@@ -50,6 +50,7 @@ class Field:
     max_items: int | None = None
     pattern: str | None = None
     multiline: bool = False
+    readonly: bool = False  # shown but not typed in the editor (e.g. status: changed only by procedures)
     default: object = None
     help: str = ""
     show_if: ShowIf | None = None
@@ -155,6 +156,7 @@ def _load_kind(path: Path, codes: dict) -> Kind:
                 max_items=raw.get("max_items"),
                 pattern=raw.get("pattern"),
                 multiline=raw.get("multiline", False),
+                readonly=raw.get("readonly", False),
                 default=raw.get("default"),
                 help=raw.get("help", ""),
                 show_if=show_if,

@@ -136,13 +136,19 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
 
 
 def next_household_number(store: Store, village_code: str) -> str:
-    """The next free 户编号 in a village: the village code and a 4-digit number."""
-    highest = 0
-    for h in store.records("household", village_code=village_code, include_deleted=True):
-        number = str(h.fields.get("household_number", ""))
-        if number.startswith(village_code) and number[len(village_code):].isdigit():
-            highest = max(highest, int(number[len(village_code):]))
-    return f"{village_code}{highest + 1:04d}"
+    """The next free 户编号 in a village: the village code and a 4-digit number. The last number
+    issued is kept in meta (household_counter:<village>) so numbering does not rescan the village."""
+    key = f"household_counter:{village_code}"
+    highest = store.meta(key)
+    if highest is None:
+        highest = 0
+        for h in store.records("household", village_code=village_code, include_deleted=True):
+            number = str(h.fields.get("household_number", ""))
+            if number.startswith(village_code) and number[len(village_code):].isdigit():
+                highest = max(highest, int(number[len(village_code):]))
+    number = int(highest) + 1
+    store.set_meta(key, str(number))
+    return f"{village_code}{number:04d}"
 
 
 def duplicate_id_findings(store: Store, doc: dict) -> list[Finding]:

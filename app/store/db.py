@@ -404,6 +404,13 @@ class Store:
         row = self.conn.execute("SELECT blob FROM secrets WHERE name = ?", (name,)).fetchone()
         return sealer.open("secret", name, row[0]) if row else None
 
+    def delete_secret(self, name: str) -> None:
+        self.conn.execute("DELETE FROM secrets WHERE name = ?", (name,))
+
+    def secret_names(self, prefix: str = "") -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM secrets WHERE name LIKE ? ORDER BY name",
+                                                (prefix.replace("%", r"\%") + "%",))]
+
     def meta(self, key: str, default=None):
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
