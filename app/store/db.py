@@ -474,6 +474,7 @@ class Store:
         include_deleted: bool = False,
     ) -> Iterator[Record]:
         """Decrypted records filtered on their plain routing columns, in insertion order."""
+        self._require()
         where, args = [], []
         if kind:
             where.append("kind = ?")

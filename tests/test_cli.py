@@ -1,0 +1,207 @@
+"""The core CLI as a user drives it: init, demo, add, list, validate, log, operators."""
+
+import hashlib
+import json
+import sqlite3
+
+import pytest
+
+from app.cli.main import main
+from tests.conftest import PASSPHRASE
+from tests.factories import household
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("JIANDANG_OPERATOR", raising=False)
+
+
+@pytest.fixture
+def db(tmp_path, env):
+    path = tmp_path / "v.db"
+    assert main(["init", str(path), "--role", "village", "--site-name", "龙井村工作队"]) == 0
+    return path
+
+
+def state(path) -> str:
+    """A digest of everything stored: records, change log, blind index."""
+    conn = sqlite3.connect(path)
+    h = hashlib.sha256()
+    for table in ("records", "changes", "blind_index", "operators"):
+        for row in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"):
+            h.update(repr(row).encode())
+    conn.close()
+    return h.hexdigest()
+
+
+def write(tmp_path, data, name="in.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def list_json(db, capsys, *extra):
+    capsys.readouterr()
+    assert main(["list", str(db), "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_init_writes_a_recovery_key_beside_a_new_database(db, capsys):
+    key = db.with_name(db.name + ".recovery-key.pem")
+    assert key.exists() and oct(key.stat().st_mode)[-3:] == "600"
+    assert main(["init", str(db), "--role", "village", "--site-name", "x"]) == 1
+    assert "已存在" in capsys.readouterr().err
+
+
+def test_init_with_a_given_recovery_public_key(tmp_path, env, recovery_key):
+    from app.store import crypto
+
+    pub = tmp_path / "county.pub"
+    pub.write_bytes(crypto.x25519_public_pem(recovery_key.public_key()))
+    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "示范县", "--recovery-key", str(pub)]) == 0
+    assert not (tmp_path / "c.db.recovery-key.pem").exists()
+    bad = tmp_path / "bad.pub"
+    bad.write_text("nonsense", encoding="utf-8")
+    assert main(["init", str(tmp_path / "d.db"), "--role", "county", "--site-name", "x", "--recovery-key", str(bad)]) == 1
+    assert not (tmp_path / "d.db").exists()
+
+
+def test_add_then_list_json_round_trips(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household(), household("东方不败", "西门吹雪", seq=3)])]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all("新增" in line for line in lines)
+    docs = list_json(db, capsys)
+    assert [d["head_name"] for d in docs] == ["欧阳明远", "东方不败"]
+    assert docs[0]["village_code"] == "522699101201" and len(docs[0]["members"]) == 2
+    assert docs[0]["household_number"] == "5226991012010001"
+    before = state(db)
+    # what list prints, added back unchanged, changes nothing
+    assert main(["add", str(db), "--json", write(tmp_path, docs, "back.json")]) == 0
+    assert state(db) == before
+    # an edit made in the listed JSON is taken as an update
+    docs[1]["members"][1]["name"] = "西门庆"
+    assert main(["add", str(db), "--json", write(tmp_path, docs, "edit.json")]) == 0
+    assert "更新" in capsys.readouterr().out
+    assert list_json(db, capsys, "--search", "西门")[0]["members"][1]["name"] == "西门庆"
+
+
+def bad_cases():
+    unknown = household()
+    unknown["hed_name"] = "typo"
+    unknown["members"][0]["nmae"] = "typo"
+    wrong_type = household(family_size="两口人")
+    bad_digit = household()
+    n = bad_digit["members"][1]["id_number"]
+    bad_digit["members"][1]["id_number"] = n[:17] + ("1" if n[17] != "1" else "2")
+    bad_code = household(main_cause="因懒")
+    two_heads = household()
+    two_heads["members"][1]["relation"] = "01"
+    same_id = [household(), household("另一户主", "另一配偶", seq=1)]
+    return {
+        "unknown fields": ([unknown], "hed_name"),
+        "wrong type": ([wrong_type], "家庭人口数"),
+        "bad check digit": ([bad_digit], "校验位"),
+        "code not in list": ([bad_code], "因懒"),
+        "second head": ([two_heads], "只能有一名户主"),
+        "same id twice": (same_id, "身份证号码已登记"),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_cases()))
+def test_bad_json_is_refused_with_a_clear_message_and_nothing_changes(db, tmp_path, capsys, case):
+    assert main(["add", str(db), "--json", write(tmp_path, [household("原有户主", "原有配偶", seq=40)], "seed.json")]) == 0
+    before = state(db)
+    data, words = bad_cases()[case]
+    capsys.readouterr()
+    assert main(["add", str(db), "--json", write(tmp_path, data)]) == 1
+    err = capsys.readouterr().err
+    assert words in err
+    assert "in.json" in err  # the file is named
+    assert state(db) == before
+
+
+def test_unknown_fields_are_named_for_members_too(db, tmp_path, capsys):
+    doc = household()
+    doc["members"][0]["nmae"] = "typo"
+    assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 1
+    assert "nmae" in capsys.readouterr().err
+
+
+def test_same_id_as_a_household_already_stored_names_that_household(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household()], "a.json")]) == 0
+    before = state(db)
+    assert main(["add", str(db), "--json", write(tmp_path, [household("后来者", "后来者配偶")], "b.json")]) == 1
+    err = capsys.readouterr().err
+    assert "欧阳明远" in err and "5226991012010001" in err
+    assert state(db) == before
+
+
+def test_draft_keeps_input_that_has_errors(db, tmp_path, capsys):
+    doc = household(family_size=5)
+    assert main(["add", str(db), "--json", write(tmp_path, [doc]), "--draft"]) == 0
+    assert "家庭人口数为 5" in capsys.readouterr().err
+    assert list_json(db, capsys)[0]["family_size"] == 5
+    assert main(["validate", str(db)]) == 1
+
+
+def test_malformed_json_file_names_line_and_column(db, tmp_path, capsys):
+    path = tmp_path / "broken.json"
+    path.write_text('[{"head_name": "x",]', encoding="utf-8")
+    assert main(["add", str(db), "--json", str(path)]) == 1
+    assert "broken.json 第 1 行" in capsys.readouterr().err
+
+
+def test_wrong_passphrase_fails_without_a_traceback(db, monkeypatch, capsys):
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "not the passphrase")
+    assert main(["list", str(db)]) == 1
+    assert "密码不正确" in capsys.readouterr().err
+
+
+def test_validate_exit_status_and_json(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household()])]) == 0
+    assert main(["validate", str(db)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(db), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_log_shows_who_changed_what_from_what(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household()])]) == 0
+    docs = list_json(db, capsys)
+    docs[0]["phone"] = "13700001111"
+    assert main(["add", str(db), "--json", write(tmp_path, docs, "e.json")]) == 0
+    capsys.readouterr()
+    assert main(["log", str(db), "--record", docs[0]["id"]]) == 0
+    out = capsys.readouterr().out
+    assert "新建贫困户" in out and "修改贫困户" in out and "admin" in out
+    assert "联系电话: 13912345678 → 13700001111" in out
+
+
+def test_demo_database_is_filled_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    path = tmp_path / "demo.db"
+    assert main(["demo", str(path), "--per-village", "3"]) == 0
+    assert main(["demo", str(path), "--per-village", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "新增 18 户" in out and "新增 0 户,库中共 18 户" in out
+    assert main(["validate", str(path)]) == 0
+
+
+def test_operator_commands(db, monkeypatch, capsys):
+    monkeypatch.setenv("JIANDANG_NEW_PASSPHRASE", "second operator pass")
+    assert main(["operator", "add", str(db), "李四"]) == 0
+    capsys.readouterr()
+    assert main(["operator", "list", str(db)]) == 0
+    assert capsys.readouterr().out.split() == ["admin", "李四"]
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "second operator pass")
+    monkeypatch.setenv("JIANDANG_OPERATOR", "李四")
+    assert main(["list", str(db)]) == 0
+
+
+def test_recover_resets_a_forgotten_passphrase(db, monkeypatch, capsys):
+    key = db.with_name(db.name + ".recovery-key.pem")
+    monkeypatch.setenv("JIANDANG_NEW_PASSPHRASE", "remembered now")
+    assert main(["recover", str(db), "--recovery-key", str(key), "--login", "admin"]) == 0
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "remembered now")
+    assert main(["list", str(db)]) == 0

@@ -1,0 +1,317 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.services import households
+from app.store import Store, StoreError, TooManyAttempts, WrongPassphrase, crypto
+from app.store.crypto import DecryptionError
+from tests.conftest import PASSPHRASE
+from tests.factories import household
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_created_database_reopens_and_unlocks(make_store, tmp_path):
+    s = make_store()
+    change = s.put("household", {"head_name": "王五"}, village_code="522699101201")
+    s.close()
+    s = Store.open(tmp_path / "village.db")
+    assert not s.unlocked
+    s.unlock("admin", PASSPHRASE)
+    assert s.get(change.record_id).fields == {"head_name": "王五"}
+    assert s.role == "village"
+    s.close()
+
+
+def test_reading_a_locked_store_is_refused(make_store):
+    s = make_store()
+    s.lock()
+    with pytest.raises(StoreError, match="锁定"):
+        list(s.records())
+
+
+def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, tmp_path):
+    make_store().close()
+    clock = [1000.0]
+    s = Store.open(tmp_path / "village.db", wall=lambda: clock[0])
+    with pytest.raises(WrongPassphrase, match="密码不正确") as first:
+        s.unlock("admin", "not the passphrase")
+    assert first.value.retry_after == 1
+    with pytest.raises(TooManyAttempts):
+        s.unlock("admin", PASSPHRASE)  # too soon, even with the right passphrase
+    clock[0] += 1.5
+    with pytest.raises(WrongPassphrase) as second:
+        s.unlock("admin", "still wrong")
+    assert second.value.retry_after == 2
+    clock[0] += 2.5
+    with pytest.raises(WrongPassphrase) as third:
+        s.unlock("admin", "wrong again")
+    assert third.value.retry_after == 4
+    clock[0] += 5
+    s.unlock("admin", PASSPHRASE)
+    assert s.unlocked
+    s.close()
+    # the failure count survives a restart and is cleared by a success
+    s = Store.open(tmp_path / "village.db", wall=lambda: clock[0])
+    with pytest.raises(WrongPassphrase) as again:
+        s.unlock("admin", "wrong")
+    assert again.value.retry_after == 1
+    s.close()
+
+
+def test_unknown_operator_lists_the_known_ones(make_store, tmp_path):
+    make_store().close()
+    with Store.open(tmp_path / "village.db") as s, pytest.raises(StoreError, match="admin"):
+        s.unlock("nobody", PASSPHRASE)
+
+
+def test_operators_can_be_added_and_change_their_passphrase(make_store, tmp_path):
+    s = make_store()
+    s.add_operator("李队员", "another passphrase")
+    s.change_passphrase("李队员", "another passphrase", "a third passphrase")
+    s.close()
+    s = Store.open(tmp_path / "village.db")
+    s.unlock("李队员", "a third passphrase")
+    assert s.operator == "李队员"
+    with pytest.raises(WrongPassphrase):  # the old passphrase no longer works
+        s.change_passphrase("李队员", "another passphrase", "whatever123")
+    s.close()
+
+
+def test_short_passphrases_are_refused(make_store):
+    s = make_store()
+    with pytest.raises(StoreError, match="8 个字符"):
+        s.add_operator("x", "short")
+
+
+def test_recovery_key_opens_the_database_and_resets_a_passphrase(make_store, tmp_path, recovery_key):
+    s = make_store()
+    s.put("household", {"head_name": "赵六"}, village_code="522699101201")
+    s.close()
+    s = Store.open(tmp_path / "village.db")
+    s.unlock_with_recovery(recovery_key)
+    s.reset_passphrase("admin", "brand new passphrase")
+    s.close()
+    s = Store.open(tmp_path / "village.db")
+    s.unlock("admin", "brand new passphrase")
+    assert [r.fields["head_name"] for r in s.records("household")] == ["赵六"]
+    s.close()
+
+
+def test_another_recovery_key_is_refused(make_store, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    make_store().close()
+    with Store.open(tmp_path / "village.db") as s, pytest.raises(DecryptionError):
+        s.unlock_with_recovery(X25519PrivateKey.generate())
+
+
+def test_default_kdf_profile_is_strong_and_stored_with_the_wrap(tmp_path, recovery_key):
+    s = Store.create(tmp_path / "strong.db", role="county", site_name="县", operator="admin",
+                     passphrase=PASSPHRASE, recovery_public_key=recovery_key.public_key(), kdf=crypto.DEFAULT_KDF)
+    stored = s.conn.execute("SELECT kdf FROM operators").fetchone()[0]
+    assert crypto.KdfParams.from_json(stored) == crypto.DEFAULT_KDF
+    assert crypto.DEFAULT_KDF.memory_kib >= 65536 and crypto.DEFAULT_KDF.iterations >= 3
+    s.close()
+
+
+def test_a_file_that_is_not_ours_is_refused(tmp_path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="不是建档数据库"):
+        Store.open(other)
+    text = tmp_path / "notes.db"
+    text.write_text("hello", encoding="utf-8")
+    with pytest.raises(StoreError, match="不是建档数据库"):
+        Store.open(text)
+    with pytest.raises(StoreError, match="找不到"):
+        Store.open(tmp_path / "missing.db")
+
+
+def test_a_truncated_database_is_refused_clearly(demo_store, tmp_path):
+    demo_store.close()
+    data = (tmp_path / "demo.db").read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(StoreError, match="截断|损坏"):
+        s = Store.open(cut)
+        s.unlock("admin", PASSPHRASE)
+        list(s.records())
+
+
+def test_a_second_program_cannot_open_the_same_database(make_store, tmp_path):
+    make_store()  # stays open in this process
+    code = (
+        "import sys; from app.store import Store, StoreError\n"
+        "try:\n    Store.open(sys.argv[1])\nexcept StoreError as e:\n    print(e); sys.exit(3)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "village.db")], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 3
+    assert "另一个正在运行的建档程序" in result.stdout
+
+
+def test_every_edit_has_a_change_row_with_old_new_and_operator(store):
+    result = households.save(store, household())
+    hid = result.household_id
+    doc = households.document(store, hid)
+    doc["phone"] = "13800000000"
+    doc["members"][0]["education"] = "3"
+    households.save(store, doc, reason="电话变更")
+    history = store.history(hid)
+    assert [c.op for c in history] == ["create", "update"]
+    assert history[1].old == {"phone": "13912345678"} and history[1].new == {"phone": "13800000000"}
+    assert history[1].operator == "admin" and history[1].reason == "电话变更"
+    member_history = store.history(doc["members"][0]["id"])
+    assert member_history[-1].new == {"education": "3"} and member_history[-1].old == {"education": None}
+    # every record has at least one change and the log replays to the record
+    for record in store.records(include_deleted=True):
+        replay = {}
+        for c in store.history(record.id):
+            for key, value in c.new.items():
+                if value is None:
+                    replay.pop(key, None)
+                else:
+                    replay[key] = value
+        assert replay == record.fields
+
+
+def test_deletion_is_a_tombstone_with_its_reason(store):
+    result = households.save(store, household())
+    spouse = result.child_ids["members"][1]
+    households.remove_child(store, spouse, "22")
+    assert store.get(spouse).deleted
+    assert spouse not in [m["id"] for m in households.document(store, result.household_id)["members"]]
+    last = store.history(spouse)[-1]
+    assert last.op == "delete" and last.reason == "22"
+
+
+def test_unchanged_save_writes_no_change(store):
+    result = households.save(store, household())
+    before = store.change_count()
+    households.save(store, households.document(store, result.household_id))
+    assert store.change_count() == before
+
+
+def test_ciphertext_swapped_between_two_records_fails_to_decrypt(store):
+    a = store.put("household", {"head_name": "甲"}, village_code="522699101201").record_id
+    b = store.put("household", {"head_name": "乙"}, village_code="522699101201").record_id
+    blob_a = store.conn.execute("SELECT blob FROM records WHERE id = ?", (a,)).fetchone()[0]
+    store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob_a, b))
+    with pytest.raises(DecryptionError, match=b):
+        store.get(b)
+    # and a change payload moved onto another change row
+    p1 = store.conn.execute("SELECT payload FROM changes WHERE seq = 1").fetchone()[0]
+    store.conn.execute("UPDATE changes SET payload = ? WHERE seq = 2", (p1,))
+    with pytest.raises(DecryptionError):
+        store.history(b)
+
+
+NAME, PHONE = "独孤求败", "13987654321"
+
+
+def _all_bytes(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in folder.rglob("*") if p.is_file()]
+
+
+def test_no_plain_text_personal_data_on_disk(store, tmp_path):
+    doc = household(head=NAME, phone=PHONE)
+    id_number = doc["members"][0]["id_number"]
+    households.save(store, doc)
+    store.search(NAME)  # the in-memory search index must not reach disk either
+    needles = [NAME, PHONE, id_number, doc["members"][1]["name"]]
+    # while open (WAL and shm present) and after closing
+    for phase in ("open", "closed"):
+        files = _all_bytes(tmp_path)
+        assert any(p.name.endswith("-wal") for p, _ in files) or phase == "closed"
+        for path, data in files:
+            for needle in needles:
+                for encoding in ("utf-8", "utf-16-le", "utf-16-be", "gb18030"):
+                    assert needle.encode(encoding) not in data, f"{needle} ({encoding}) found in {path.name} ({phase})"
+        store.close()
+
+
+KILL_SCRIPT = """
+import os, sys
+os.environ["JIANDANG_KDF"] = "fast"
+from app.store import Store
+s = Store.open(sys.argv[1]); s.unlock("admin", sys.argv[2])
+print("ready", flush=True)
+i = 0
+while True:
+    with s.transaction():
+        for j in range(20):
+            c = s.put("household", {"head_name": f"户{i}-{j}", "family_size": j}, village_code="522699101201")
+            s.put("member", {"name": f"成员{i}-{j}"}, village_code="522699101201", parent_id=c.record_id)
+    i += 1
+"""
+
+
+def test_a_killed_writer_leaves_the_database_consistent(make_store, tmp_path):
+    make_store().close()
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "village.db"), PASSPHRASE],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    s = Store.open(tmp_path / "village.db")
+    s.unlock("admin", PASSPHRASE)
+    assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    records = list(s.records(include_deleted=True))
+    assert records, "the writer should have committed some transactions before it was killed"
+    # whole transactions only: 20 households and 20 members each, every record with its change row
+    assert s.count("household") % 20 == 0 and s.count("household") == s.count("member")
+    logged = {r[0] for r in s.conn.execute("SELECT record_id FROM changes")}
+    assert logged == {r.id for r in records}
+    seqs = [r[0] for r in s.conn.execute("SELECT seq FROM changes ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    # and the database takes new writes with the next sequence number
+    c = s.put("household", {"head_name": "之后"}, village_code="522699101201")
+    assert c.seq == len(seqs) + 1
+    s.close()
+
+
+def test_search_finds_households_by_name_id_number_and_household_number(store):
+    doc = household(head="上官婉儿", spouse="慕容复")
+    hid = households.save(store, doc).household_id
+    other = households.save(store, household(head="令狐冲", spouse="任盈盈", seq=5)).household_id
+    number = households.document(store, hid)["household_number"]
+    assert store.search("婉儿") == [hid]
+    assert store.search("慕容") == [hid]  # a member's name
+    assert store.search(doc["members"][1]["id_number"][-8:].lower()) == [hid]
+    assert store.search(number) == [hid]
+    assert set(store.search("")) == {hid, other}
+    # the index follows edits
+    d = households.document(store, other)
+    d["members"][1]["name"] = "任我行"
+    households.save(store, d)
+    assert store.search("任我行") == [other] and store.search("任盈盈") == []
+
+
+def test_schema_version_is_recorded(make_store):
+    from app.store.migrations import SCHEMA_VERSION
+
+    s = make_store()
+    assert int(s.meta("schema_version")) == SCHEMA_VERSION
+
+
+def test_record_fields_unknown_to_the_dictionary_are_kept(store):
+    hid = households.save(store, household()).household_id
+    store.put("household", {"future_field": "来自新版字典"}, record_id=hid)
+    doc = households.document(store, hid)
+    doc.pop("future_field")
+    doc["phone"] = "13811112222"
+    households.save(store, doc)
+    assert store.get(hid).fields["future_field"] == "来自新版字典"
+    assert json.dumps(households.document(store, hid), ensure_ascii=False).count("来自新版字典") == 1
