@@ -315,3 +315,21 @@ def test_record_fields_unknown_to_the_dictionary_are_kept(store):
     households.save(store, doc)
     assert store.get(hid).fields["future_field"] == "来自新版字典"
     assert json.dumps(households.document(store, hid), ensure_ascii=False).count("来自新版字典") == 1
+
+
+def test_bulk_creation_writes_the_same_records_changes_and_index_as_put(store):
+    hid = "7b0e8a4e-0000-4000-8000-000000000001"
+    doc = household(head="长孙无忌")
+    house = {k: v for k, v in doc.items() if k not in ("members", "incomes", "helpers", "measures", "plans", "visits", "village_code")}
+    changes = store.create_many([("household", house, doc["village_code"], None, hid)]
+                                + [("member", m, doc["village_code"], hid) for m in doc["members"]], reason="批量导入")
+    assert [c.seq for c in changes] == [1, 2, 3]
+    assert store.get(hid).fields == house
+    members = list(store.records("member", parent_id=hid))
+    assert [m.fields["name"] for m in members] == ["长孙无忌", "司马秀兰"]
+    assert store.find_id_number(doc["members"][1]["id_number"]) == [members[1].id]
+    assert store.search("长孙") == [hid]
+    entry = store.history(members[0].id)[0]
+    assert entry.op == "create" and entry.new == doc["members"][0] and entry.reason == "批量导入" and entry.operator == "admin"
+    # and later puts continue the same sequence
+    assert store.put("household", {"phone": "13700000000"}, record_id=hid).seq == 4

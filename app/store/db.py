@@ -91,8 +91,16 @@ class Change:
                 "by": self.operator, "why": self.reason}
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+_DECODER = json.JSONDecoder()
+
+
 def _dumps(obj) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
+
+
+def _loads(data: bytes):
+    return _DECODER.decode(data.decode("utf-8"))
 
 
 def _now_iso() -> str:
@@ -456,7 +464,7 @@ class Store:
 
     def _decode(self, row) -> Record:
         rid, kind, village, parent, hlc, deleted, blob = row
-        body = json.loads(self._require().open(kind, rid, blob))
+        body = _loads(self._require().open(kind, rid, blob))
         return Record(rid, kind, village, parent, hlc, bool(deleted), body["f"], body["c"])
 
     _COLUMNS = "id, kind, village_code, parent_id, hlc, deleted, blob"
@@ -577,6 +585,40 @@ class Store:
             self._write_change(sealer, change)
             return change
 
+    def create_many(self, items: Iterable[tuple[str, dict, str | None, str | None]], *, reason: str | None = None) -> list[Change]:
+        """Create many new records at once: items are (kind, fields, village_code, parent_id), or
+        (kind, fields, village_code, parent_id, record_id) to choose the id. Each gets its sealed record
+        and change row like `put`, written with executemany in the caller's transaction (bulk import)."""
+        sealer = self._require()
+        records, changes, blinds, out = [], [], [], []
+        tail = b',"old":{},"seen":{},"by":' + _dumps(self.operator) + b',"why":' + _dumps(reason) + b"}"
+        with self.transaction():
+            for item in items:
+                kind, fields, village, parent = item[:4]
+                record_id = (item[4] if len(item) > 4 else None) or str(uuid.uuid4())
+                hlc = self.clock.now()
+                new = {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
+                seq = self._next_sequence()
+                change = Change(self.site_id, seq, record_id, kind, village, parent, hlc, "create", new, {}, {},
+                                self.operator, reason)
+                body = _dumps(new)
+                blob = sealer.seal(kind, record_id, b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"}}')
+                payload = sealer.seal("change", f"{self.site_id}:{seq}", b'{"op":"create","new":' + body + tail)
+                records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
+                changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))
+                if kind == "member" and new.get("id_number"):
+                    blinds.append((record_id, self.blind("id_number", idnumber.normalise(new["id_number"]))))
+                if self._search is not None:
+                    self._index_record(Record(record_id, kind, village, parent, hlc, False, new, {"*": hlc}))
+                out.append(change)
+            self.conn.executemany("INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) "
+                                  "VALUES (?,?,?,?,?,?,?,?)", records)
+            self.conn.executemany("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, "
+                                  "key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)", changes)
+            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", blinds)
+            self._pending.extend(out)
+        return out
+
     def delete(self, record_id: str, *, reason: str | None = None) -> Change | None:
         """Tombstone a record (never a silent removal). Returns the Change, or None if already deleted."""
         sealer = self._require()
@@ -633,7 +675,7 @@ class Store:
 
     def _decode_change(self, row) -> Change:
         site, seq, rid, kind, village, parent, hlc, payload = row
-        body = json.loads(self._require().open("change", f"{site}:{seq}", payload))
+        body = _loads(self._require().open("change", f"{site}:{seq}", payload))
         return Change(site, seq, rid, kind, village, parent, hlc, body["op"], body["new"], body["old"], body["seen"],
                       body["by"], body.get("why"))
 
