@@ -1,0 +1,433 @@
+"""The household card / booklet (户有卡): A4 portrait pages following the 扶贫手册 sections.
+
+`card_content(doc, ctx)` turns a household document into the text that is printed (section by
+section); `card_digest` hashes that content (with full ID numbers and birth dates instead of ages, so
+it does not change with the masking choice or the calendar); `card_story` lays it out. The QR code
+on the card carries ``JDCARD1|<household id>|<digest>`` so a card can be checked against the
+database later (app.services.printing.verify_card).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    BaseDocTemplate,
+    CondPageBreak,
+    Frame,
+    KeepTogether,
+    PageBreak,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from app.core import idnumber
+from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
+from app.reports.common import GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, para, register_fonts, styles, value_markup
+from app.reports.context import Context, Progress, age_on, money
+
+QR_PREFIX = "JDCARD1"
+DIGEST_CHARS = 16
+WIDTH = A4[0] - 30 * mm
+
+MEMBER_COLUMNS = [  # (key, heading, width mm)
+    ("name", "姓名", 17), ("relation", "与户主关系", 15), ("sex", "性别", 8), ("age", "年龄", 8),
+    ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 16),
+    ("labour_skill", "劳动技能", 16), ("health", "健康状况", 20), ("work", "务工状况", 32),
+]
+INCOME_ROWS = ["wage_income", "business_income", "property_income", "dividend_income"]
+
+
+def _id(value, full: bool) -> str:
+    if not value:
+        return ""
+    return idnumber.normalise(value) if full else idnumber.mask(value)
+
+
+def _bank(value, full: bool) -> str:
+    if not value:
+        return ""
+    text = str(value)
+    return text if full or len(text) <= 4 else "*" * (len(text) - 4) + text[-4:]
+
+
+def latest_income(doc: dict) -> dict | None:
+    incomes = [i for i in doc.get("incomes", []) if isinstance(i.get("year"), int)]
+    return max(incomes, key=lambda i: i["year"]) if incomes else None
+
+
+def card_content(doc: dict, ctx: Context, full_id: bool = False, for_digest: bool = False) -> dict:
+    """Everything the card prints, as text, in order. Missing required values are ""."""
+    d = ctx.dictionary
+    show = ctx.show
+    basic = []
+    for key in ["household_number", "head_name", "phone", "group", "bank_name", "bank_account",
+                "identification_standard", "attribute", "status", "first_identified", "planned_exit_year",
+                "exit_year", "return_reason", "family_size", "military_family", "only_child", "two_daughters"]:
+        value = doc.get(key)
+        if key == "bank_account":
+            text = _bank(value, full_id or for_digest)
+        else:
+            text = show("household", key, value)
+        basic.append((key, ctx.label("household", key), text))
+    causes = {"main": str(doc.get("main_cause") or ""), "other": [str(c) for c in doc.get("other_causes") or []]}
+    members = []
+    for m in doc.get("members", []):
+        row = {}
+        for key, _, _ in MEMBER_COLUMNS:
+            if key == "age":
+                age = age_on(m.get("birth_date"), ctx.today)
+                if age is None and m.get("id_number") and idnumber.is_valid(m["id_number"]):
+                    age = age_on(idnumber.parse(m["id_number"]).birth_date.isoformat(), ctx.today)
+                row[key] = (m.get("birth_date") or "") if for_digest else ("" if age is None else str(age))
+            elif key == "id_number":
+                row[key] = _id(m.get("id_number"), full_id or for_digest)
+            elif key == "work":
+                text = show("member", "work_status", m.get("work_status"))
+                if m.get("work_months") and text:
+                    text += f" {m['work_months']}个月"
+                if m.get("work_area") and text:
+                    text += f"({m['work_area']})"
+                row[key] = text
+            else:
+                row[key] = show("member", key, m.get(key))
+        members.append(row)
+    living = [(f.key, f.label, show("household", f.key, doc.get(f.key)))
+              for s in d.kinds["household"].sections if s.key == "living" for f in s.fields]
+    income = latest_income(doc)
+    income_block = None
+    if income:
+        size = doc.get("family_size") if isinstance(doc.get("family_size"), int) else len(doc.get("members", []))
+        pc = per_capita(income, size)
+        line, line_year = ctx.line_for(income["year"])
+        income_block = {
+            "year": str(income["year"]),
+            "rows": [(k, ctx.label("income", k), money(income.get(k))) for k in INCOME_ROWS]
+            + [("transfer", "转移性收入", money(transfer_income(income)))]
+            + [(k, ctx.label("income", k), money(income.get(k))) for k in TRANSFER_FIELDS]
+            + [("business_expense", ctx.label("income", "business_expense"), money(income.get("business_expense")))],
+            "net": money(net_income(income)),
+            "size": str(size),
+            "per_capita": money(pc),
+            "line": money(line),
+            "line_year": str(line_year or ""),
+            "compare": "" if pc is None or line is None else (f"高于标准 {money(round(pc - line, 2))} 元" if pc >= line
+                                                             else f"低于标准 {money(round(line - pc, 2))} 元"),
+        }
+    helpers = [[h.get("name") or "", h.get("unit") or "", show("helper", "unit_level", h.get("unit_level")),
+                h.get("position") or "", h.get("phone") or "",
+                "至".join(x for x in [h.get("start_date") or "", h.get("end_date") or ""] if x)]
+               for h in doc.get("helpers", [])]
+    plans = [[str(p.get("year") or ""), p.get("targets") or "", p.get("planned_measures") or "",
+              p.get("project_name") or "", p.get("project_scale") or "", money(p.get("project_funds")),
+              p.get("deadline") or ""] for p in sorted(doc.get("plans", []), key=lambda p: str(p.get("year") or ""))]
+    measures = [[str(m.get("year") or ""), show("measure", "category", m.get("category")), m.get("content") or "",
+                 m.get("unit") or "", money(m.get("amount")), m.get("date") or "", m.get("result") or "",
+                 "已确认" if m.get("household_signed") else ""]
+                for m in sorted(doc.get("measures", []), key=lambda m: str(m.get("date") or m.get("year") or ""))]
+    visits = [[v.get("date") or "", v.get("visitor") or "", v.get("content") or "", v.get("household_words") or "",
+               v.get("follow_up") or ""] for v in sorted(doc.get("visits", []), key=lambda v: str(v.get("date") or ""))]
+    return {
+        "id": doc.get("id") or "",
+        "dictionary": d.version,
+        "address": ctx.address(doc.get("village_code"), doc.get("group")),
+        "basic": basic, "causes": causes, "members": members, "living": living, "income": income_block,
+        "helpers": helpers, "plans": plans, "measures": measures, "visits": visits,
+    }
+
+
+def card_digest(doc: dict, ctx: Context) -> str:
+    """A short SHA-256 digest of what a card of this household prints (independent of the print
+    date and of ID masking)."""
+    content = card_content(doc, ctx, for_digest=True)
+    data = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()[:DIGEST_CHARS]
+
+
+def qr_payload(household_id: str, digest: str) -> str:
+    return f"{QR_PREFIX}|{household_id}|{digest}"
+
+
+def parse_qr(text: str) -> tuple[str, str] | None:
+    parts = str(text).strip().split("|")
+    if len(parts) == 3 and parts[0] == QR_PREFIX:
+        return parts[1], parts[2]
+    return None
+
+
+def qr_drawing(payload: str, size: float = 24 * mm) -> Drawing:
+    widget = QrCodeWidget(payload, barLevel="M")
+    x1, y1, x2, y2 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+    drawing.add(widget)
+    return drawing
+
+
+def _grid(extra=()):
+    return TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.5, GRID),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+        *extra,
+    ])
+
+
+REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "attribute", "status",
+                  "first_identified", "family_size"}
+
+
+def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None) -> list:
+    """The flowables of one household's card."""
+    st = styles()
+    c = card_content(doc, ctx, full_id)
+    digest = digest or card_digest(doc, ctx)
+    story: list = []
+    cell, cell_c, head = st["cell"], st["cell_c"], st["head"]
+
+    title = [Paragraph(markup("扶贫手册"), st["title"]),
+             Paragraph(markup("建档立卡贫困户 户有卡"), st["subtitle"]),
+             Spacer(1, 3 * mm),
+             Paragraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
+                       + value_markup(doc.get("household_number"), True), st["subtitle"]),
+             Paragraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
+    qr = [qr_drawing(qr_payload(c["id"], digest)), Paragraph(markup("扫码核对"), st["small"]),
+          Paragraph(markup(digest), st["small"])]
+    top = Table([[title, qr]], colWidths=[WIDTH - 30 * mm, 30 * mm])
+    top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
+    story += [top, Spacer(1, 2 * mm)]
+
+    # 一、家庭基本情况
+    story.append(Paragraph(markup("一、家庭基本情况"), st["h2"]))
+    basic = {key: (label, text) for key, label, text in c["basic"]}
+    pairs = [k for k in basic if k not in ("identification_standard", "attribute")]
+    rows = []
+    for i in range(0, len(pairs), 3):
+        row = []
+        for key in pairs[i:i + 3]:
+            label, text = basic[key]
+            row += [Paragraph(markup(label), cell), para(text, cell, key in REQUIRED_BASIC)]
+        row += [""] * (6 - len(row))
+        rows.append(row)
+    rows.append([Paragraph(markup("家庭住址"), cell), para(c["address"], cell, True), "", "", "", ""])
+    w = WIDTH / 6
+    t = Table(rows, colWidths=[w * 0.95, w * 1.05] * 3)
+    t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
+                      ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("SPAN", (1, len(rows) - 1), (5, len(rows) - 1))]))
+    story.append(t)
+
+    d = ctx.dictionary
+
+    def options(field_key: str, marked: dict[str, str], per_row: int, label: str, required: bool) -> Table:
+        codes = d.codes[d.kinds["household"].fields[field_key].codes]
+        cells = []
+        for code, text in codes.items():
+            note = marked.get(code)
+            mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + markup(text)
+            if note:
+                mark = f"<b>{mark}</b>" + markup(f"({note})")
+            cells.append(Paragraph(mark, cell))
+        body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
+        for r in body:
+            r += [""] * (per_row - len(r))
+        first = Paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
+        data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
+        tw = (WIDTH - 25 * mm) / per_row
+        table = Table(data, colWidths=[25 * mm] + [tw] * per_row)
+        table.setStyle(_grid([("SPAN", (0, 0), (0, len(data) - 1)), ("BACKGROUND", (0, 0), (0, -1), HEAD_BG)]))
+        return table
+
+    story.append(options("identification_standard", {str(doc.get("identification_standard")): "选定"}
+                         if doc.get("identification_standard") else {}, 3, "识别标准", True))
+    story.append(options("attribute", {str(doc.get("attribute")): "选定"} if doc.get("attribute") else {}, 3,
+                         "贫困户属性", True))
+    marked = {c["causes"]["main"]: "主要"} if c["causes"]["main"] else {}
+    for code in c["causes"]["other"]:
+        marked.setdefault(code, "其他")
+    story.append(options("main_cause", marked, 5, "致贫原因", True))
+
+    # 二、家庭成员
+    story.append(Paragraph(markup(f"二、家庭成员({len(c['members'])} 人)"), st["h2"]))
+    head_row = [Paragraph(markup(h), head) for _, h, _ in MEMBER_COLUMNS]
+    rows = [head_row]
+    required_member = {"name", "relation", "sex", "id_number"}
+    for m in c["members"]:
+        rows.append([para(m[key], cell_c if key in ("sex", "age") else cell, key in required_member)
+                     for key, _, _ in MEMBER_COLUMNS])
+    if not c["members"]:
+        rows.append([Paragraph(missing_mark() + markup(":未登记家庭成员"), cell)] + [""] * (len(MEMBER_COLUMNS) - 1))
+    scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
+    t = Table(rows, colWidths=[wd * mm * scale for _, _, wd in MEMBER_COLUMNS], repeatRows=1)
+    extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
+    if not c["members"]:
+        extra.append(("SPAN", (0, 1), (-1, 1)))
+    t.setStyle(_grid(extra))
+    story.append(t)
+    if not full_id:
+        story.append(Paragraph(markup("证件号码已部分隐藏(打印时选择“完整证件号码”可显示全部)。"), st["small"]))
+
+    # 三、生产生活条件
+    story.append(CondPageBreak(50 * mm))
+    story.append(Paragraph(markup("三、生产生活条件"), st["h2"]))
+    rows = []
+    items = c["living"]
+    for i in range(0, len(items), 3):
+        row = []
+        for _, label, text in items[i:i + 3]:
+            row += [Paragraph(markup(label), cell), para(text, cell)]
+        row += [""] * (6 - len(row))
+        rows.append(row)
+    t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
+    t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -1), HEAD_BG),
+                      ("BACKGROUND", (4, 0), (4, -1), HEAD_BG)]))
+    story.append(t)
+
+    # 四、家庭收入
+    inc = c["income"]
+    block = [Paragraph(markup("四、家庭收入" + (f"({inc['year']} 年度,单位:元)" if inc else "")), st["h2"])]
+    if inc:
+        rows = []
+        items = inc["rows"]
+        for i in range(0, len(items), 4):
+            row = []
+            for _, label, text in items[i:i + 4]:
+                row += [Paragraph(markup(label), cell), Paragraph(markup(text), st["cell_r"])]
+            row += [""] * (8 - len(row))
+            rows.append(row)
+        line_note = inc["line"] + (f"({inc['line_year']} 年标准)" if inc["line_year"] and inc["line_year"] != inc["year"] else "")
+        rows.append([Paragraph(markup("家庭纯收入"), cell), Paragraph(markup(inc["net"]), st["cell_r"]),
+                     Paragraph(markup("家庭人口数"), cell), Paragraph(markup(inc["size"]), st["cell_r"]),
+                     Paragraph(markup("年人均纯收入"), cell), Paragraph("<b>" + markup(inc["per_capita"]) + "</b>", st["cell_r"]),
+                     Paragraph(markup("扶贫标准"), cell),
+                     Paragraph(markup(line_note) if inc["line"] else markup("未设定"), st["cell_r"])])
+        rows.append([Paragraph(markup("对照扶贫标准"), cell),
+                     Paragraph("<b>" + markup(inc["compare"]) + "</b>" if inc["compare"] else missing_mark(), cell),
+                     "", "", "", "", "", ""])
+        iw = WIDTH / 8
+        t = Table(rows, colWidths=[iw * 1.15, iw * 0.85] * 4)
+        n = len(rows)
+        t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
+                          ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("BACKGROUND", (6, 0), (6, -2), HEAD_BG),
+                          ("SPAN", (1, n - 1), (7, n - 1))]))
+        block.append(t)
+    else:
+        block.append(Paragraph(missing_mark() + markup(":未登记家庭收入"), cell))
+    story.append(KeepTogether(block))
+
+    def listing(title: str, headings: list[str], widths: list[float], data: list[list[str]], empty: str,
+                required: bool = False):
+        st_rows = [[Paragraph(markup(h), head) for h in headings]]
+        for r in data:
+            st_rows.append([para(v, cell) for v in r])
+        extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
+        if not data:
+            st_rows.append([Paragraph((missing_mark() + markup(":" + empty)) if required else markup(empty), cell)]
+                           + [""] * (len(headings) - 1))
+            extra.append(("SPAN", (0, 1), (-1, 1)))
+        k = WIDTH / sum(widths)
+        t = Table(st_rows, colWidths=[x * k for x in widths], repeatRows=1)
+        t.setStyle(_grid(extra))
+        story.append(CondPageBreak(30 * mm))
+        story.append(Paragraph(markup(title), st["h2"]))
+        story.append(t)
+
+    listing("五、帮扶责任人", ["姓名", "单位名称", "单位隶属", "职务", "联系电话", "结对时间"],
+            [16, 40, 14, 18, 22, 30], c["helpers"], "未落实帮扶责任人", required=True)
+    listing("六、脱贫计划", ["年度", "脱贫目标", "计划措施", "项目名称", "规模", "资金(元)", "完成时限"],
+            [10, 42, 34, 22, 14, 15, 18], c["plans"], "未制定脱贫计划", required=True)
+    listing("七、帮扶措施及成效", ["年度", "类别", "帮扶内容", "帮扶单位", "金额(元)", "日期", "成效", "户主签字"],
+            [10, 18, 36, 24, 14, 18, 22, 16], c["measures"], "暂无帮扶措施")
+    listing("八、工作台账(走访记录)", ["日期", "走访人", "工作内容", "农户意见", "后续跟进"],
+            [18, 14, 50, 40, 36], c["visits"], "暂无走访记录")
+
+    sign = Table([[Paragraph(markup("户主签字:"), st["body"]), "", Paragraph(markup("帮扶责任人签字:"), st["body"]), "",
+                   Paragraph(markup("驻村工作队(村委会)盖章:"), st["small"]), ""],
+                  [Paragraph(markup("日期:") + "&nbsp;" * 10 + markup("年") + "&nbsp;" * 6 + markup("月") + "&nbsp;" * 6 + markup("日"), st["body"]), "",
+                   Paragraph(markup("日期:") + "&nbsp;" * 10 + markup("年") + "&nbsp;" * 6 + markup("月") + "&nbsp;" * 6 + markup("日"), st["body"]), "",
+                   Paragraph(markup("日期:") + "&nbsp;" * 10 + markup("年") + "&nbsp;" * 6 + markup("月") + "&nbsp;" * 6 + markup("日"), st["body"]), ""]],
+                 colWidths=[WIDTH / 6 * 1.3, WIDTH / 6 * 0.7] * 3, rowHeights=[12 * mm, 8 * mm])
+    sign.setStyle(TableStyle([("LINEBELOW", (1, 0), (1, 0), 0.5, colors.black),
+                              ("LINEBELOW", (3, 0), (3, 0), 0.5, colors.black),
+                              ("LINEBELOW", (5, 0), (5, 0), 0.5, colors.black),
+                              ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    story += [Spacer(1, 4 * mm), KeepTogether([Paragraph(markup("以上信息经核实无误。"), st["body"]), sign])]
+    return story
+
+
+class CardDocument(BaseDocTemplate):
+    """A4 portrait pages; the footer names the household on the page, the print date and the data
+    version; a new household always starts on a new page."""
+
+    def __init__(self, filename, ctx: Context, **kw):
+        super().__init__(filename, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
+                         bottomMargin=18 * mm, title="户有卡", author=ctx.site_name or "jiandang", **kw)
+        self.ctx = ctx
+        self.current = {"name": "", "number": "", "version": "", "page": 0}
+        frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height, id="card")
+        self.addPageTemplates([PageTemplate(id="card", frames=[frame], onPageEnd=self._footer)])
+        self.progress: Progress | None = None
+        self.households = 0
+        self.done = 0
+
+    def afterFlowable(self, flowable):
+        if isinstance(flowable, _SetHousehold):
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.households)
+
+    def _footer(self, canvas, doc):
+        canvas.saveState()
+        cur = self.current
+        cur["page"] += 1
+        canvas.setStrokeColor(GRID)
+        canvas.setLineWidth(0.4)
+        canvas.line(15 * mm, 14 * mm, A4[0] - 15 * mm, 14 * mm)
+        left = f"打印日期 {self.ctx.today.isoformat()} · 数据版本 {cur['version']}"
+        draw_text(canvas, 15 * mm, 10 * mm, left, 7.5)
+        right = f"户主 {cur['name'] or MISSING} · 户编号 {cur['number'] or MISSING} · 本户第 {cur['page']} 页"
+        draw_text(canvas, A4[0] - 15 * mm, 10 * mm, right, 7.5, "right")
+        canvas.restoreState()
+
+
+class _SetHousehold(Spacer):
+    """A zero-size flowable that tells the footer which household the following pages belong to."""
+
+    def __init__(self, doc_template: CardDocument, name: str, number: str, version: str):
+        super().__init__(0, 0)
+        self.info = (doc_template, name, number, version)
+
+    def draw(self):
+        pass
+
+    def wrap(self, aw, ah):
+        doc_template, name, number, version = self.info
+        doc_template.current.update(name=name, number=number, version=version, page=0)
+        return 0, 0
+
+
+def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
+                progress: Progress | None = None) -> int:
+    """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
+    register_fonts()
+    doc_template = CardDocument(path, ctx)
+    story: list = []
+    total = len(items)
+    for i, (doc, digest, version) in enumerate(items, 1):
+        if i > 1:
+            story.append(PageBreak())
+        story.append(_SetHousehold(doc_template, str(doc.get("head_name") or ""), str(doc.get("household_number") or ""),
+                                   version))
+        story += card_story(doc, ctx, full_id, digest)
+    doc_template.progress = progress
+    doc_template.households = total
+    doc_template.build(story)
+    return doc_template.page

@@ -1,0 +1,193 @@
+"""What every printed document shares: embedded fonts, paragraph styles, the "待完善" mark, page
+numbering "第 n 页 共 m 页" and the atomic write of the finished PDF.
+
+Fonts: the bundled CJK font (app.paths.font_path(), DroidSansFallbackFull) has no Latin letters or
+digits, so runs of characters it lacks are set in Bitstream Vera (shipped inside reportlab). Both are
+TrueType and embedded as subsets: no PDF relies on a font installed on the printing machine, and no
+standard-14 font is used anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import reportlab
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas as rl_canvas
+from reportlab.platypus import Paragraph
+
+from app import paths
+
+CJK = "JDCJK"
+LATIN = "JDLatin"
+MISSING = "待完善"
+MISSING_COLOR = "#c00000"
+GRID = colors.HexColor("#555555")
+HEAD_BG = colors.HexColor("#e8e8e8")
+
+
+class ReportError(Exception):
+    """A document cannot be made for a reason the user can act on (Chinese message)."""
+
+
+_cjk_chars: set[int] | None = None
+
+
+def register_fonts() -> None:
+    """Register the two embedded fonts once per process."""
+    global _cjk_chars
+    if _cjk_chars is not None:
+        return
+    font = paths.font_path()
+    if not font.exists():
+        raise ReportError(f"找不到打印字体 {font}:请重新安装本程序")
+    cjk = TTFont(CJK, str(font))
+    pdfmetrics.registerFont(cjk)
+    pdfmetrics.registerFont(TTFont(LATIN, latin_font_path()))
+    _cjk_chars = set(cjk.face.charToGlyph)
+
+
+def latin_font_path() -> str:
+    return os.path.join(os.path.dirname(reportlab.__file__), "fonts", "Vera.ttf")
+
+
+def runs(text: str) -> list[tuple[str, str]]:
+    """Split text into (font name, chunk) runs: CJK where the CJK font has the glyph, else Latin."""
+    register_fonts()
+    out: list[tuple[str, str]] = []
+    for ch in text:
+        font = CJK if ord(ch) in _cjk_chars and ord(ch) > 0x7F else LATIN
+        if out and out[-1][0] == font:
+            out[-1] = (font, out[-1][1] + ch)
+        else:
+            out.append((font, ch))
+    return out
+
+
+def markup(text) -> str:
+    """Paragraph markup for plain text: escaped, with Latin runs in the Latin font."""
+    if text is None:
+        return ""
+    text = str(text)
+    parts = []
+    for font, chunk in runs(text):
+        chunk = escape(chunk).replace("\n", "<br/>")
+        parts.append(chunk if font == CJK else f'<font name="{LATIN}">{chunk}</font>')
+    return "".join(parts)
+
+
+def missing_mark() -> str:
+    return f'<font color="{MISSING_COLOR}"><u>{MISSING}</u></font>'
+
+
+def value_markup(text, required: bool = False) -> str:
+    """A value as markup; an empty required value shows the visible 待完善 mark."""
+    if text is None or text == "" or text == []:
+        return missing_mark() if required else ""
+    return markup(text)
+
+
+def string_width(text: str, size: float) -> float:
+    return sum(pdfmetrics.stringWidth(chunk, font, size) for font, chunk in runs(text))
+
+
+def draw_text(c, x: float, y: float, text: str, size: float, align: str = "left") -> None:
+    """Draw one line of mixed text on a canvas (headers, footers)."""
+    width = string_width(text, size)
+    if align == "right":
+        x -= width
+    elif align == "center":
+        x -= width / 2
+    for font, chunk in runs(text):
+        c.setFont(font, size)
+        c.drawString(x, y, chunk)
+        x += pdfmetrics.stringWidth(chunk, font, size)
+
+
+def styles() -> dict[str, ParagraphStyle]:
+    register_fonts()
+    base = ParagraphStyle("body", fontName=CJK, fontSize=9, leading=12.5, wordWrap="CJK")
+    return {
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=10),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=8, leading=10.5),
+        "cell_c": ParagraphStyle("cell_c", parent=base, fontSize=8, leading=10.5, alignment=TA_CENTER),
+        "cell_r": ParagraphStyle("cell_r", parent=base, fontSize=8, leading=10.5, alignment=TA_RIGHT),
+        "head": ParagraphStyle("head", parent=base, fontSize=8, leading=10.5, alignment=TA_CENTER),
+        "title": ParagraphStyle("title", parent=base, fontSize=17, leading=24, alignment=TA_CENTER, spaceAfter=4),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=10, leading=14, alignment=TA_CENTER),
+        "h2": ParagraphStyle("h2", parent=base, fontSize=11, leading=15, spaceBefore=7, spaceAfter=3, alignment=TA_LEFT),
+        "notice": ParagraphStyle("notice", parent=base, fontSize=11, leading=18, firstLineIndent=22),
+    }
+
+
+def para(text, style, required: bool = False) -> Paragraph:
+    return Paragraph(value_markup(text, required), style)
+
+
+def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
+    """A canvas class that writes "第 n 页 共 m 页" (and an optional header) on every page once
+    the page count is known."""
+
+    class NumberedCanvas(rl_canvas.Canvas):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._saved_pages = []
+
+        def showPage(self):
+            self._saved_pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self):
+            total = len(self._saved_pages)
+            for state in self._saved_pages:
+                self.__dict__.update(state)
+                width, _ = self._pagesize
+                self.setFillColor(colors.black)
+                draw_text(self, width / 2, 8 * 2.8346, f"第 {self._pageNumber} 页 共 {total} 页", 8.5, "center")
+                if footer_left:
+                    draw_text(self, 12 * 2.8346, 8 * 2.8346, footer_left, 7.5)
+                if header:
+                    header(self, self._pageNumber)
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def write_pdf(out, build: Callable[[str], None]) -> Path:
+    """Build a PDF into a temporary file beside `out`, then move it into place: a failure (or a
+    killed process) never leaves a half-written file under the requested name."""
+    out = Path(out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.suffix.lower() != ".pdf":
+        raise ReportError(f"输出文件 {out} 应以 .pdf 结尾")
+    if not folder.is_dir():
+        raise ReportError(f"无法写入 {out}:文件夹 {folder} 不存在,请先创建或换一个位置")
+    if out.is_dir():
+        raise ReportError(f"无法写入 {out}:这是一个文件夹,请给出文件名")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ReportError(f"无法写入 {out}:{exc.strerror or exc}。请换一个有写入权限的位置") from None
+    os.close(fd)
+    try:
+        build(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ReportError(f"无法写入 {out}:{exc.strerror or exc}。请换一个有写入权限的位置") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out

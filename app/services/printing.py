@@ -1,0 +1,116 @@
+"""Printing use cases: household cards (户有卡), village registers (村有册), township books (乡有簿)
+and public notices (公示) from a Store into PDF files, plus checking a printed card against the
+database.
+
+Every function writes atomically (temporary file beside the output, then os.replace): an unknown
+village or household, or a folder that cannot be written, raises PrintError with a Chinese message
+and leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core import divisions as division_codes
+from app.core.clock import wall_time
+from app.core.dictionary import default
+from app.reports import card as card_report
+from app.reports.common import ReportError, write_pdf
+from app.reports.context import Context, Progress
+from app.services import households
+from app.store import Store
+
+PrintError = ReportError
+NOTICE_KINDS = {"entry": "拟识别(纳入)", "exit": "拟退出(脱贫)"}
+
+
+@dataclass
+class PrintResult:
+    path: Path
+    pages: int
+    households: int
+
+
+def context(store: Store, today: dt.date | None = None) -> Context:
+    names = {row["code"]: row["name"] for row in store.divisions()}
+    return Context(dictionary=default(), division_names=names, poverty_lines=dict(store.poverty_lines()),
+                   today=today or dt.date.today(), site_name=getattr(store, "site_name", "") or "")
+
+
+def _version(hlc: str) -> str:
+    try:
+        return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OSError):
+        return hlc
+
+
+def _village_documents(store: Store, village_code: str, progress: Progress | None = None) -> list[tuple[dict, str]]:
+    """(document, latest clock among its records) of every live household of a village."""
+    d = default()
+    homes = list(store.records("household", village_code=village_code))
+    children = defaultdict(list)
+    for kind in d.child_kinds("household"):
+        for record in store.records(kind.key, village_code=village_code):
+            children[record.parent_id].append(record)
+    out = []
+    for h in homes:
+        kids = children.get(h.id, [])
+        latest = max([h.hlc] + [k.hlc for k in kids])
+        out.append((households.assemble(h, kids, d), latest))
+    return out
+
+
+def _one_document(store: Store, household_id: str) -> tuple[dict, str]:
+    doc = households.document(store, household_id)
+    if doc is None:
+        raise PrintError(f"找不到贫困户 {household_id}:请用 jiandang list 查看户的编号(id)")
+    records = [store.get(household_id)] + list(store.records(parent_id=household_id))
+    return doc, max(r.hlc for r in records)
+
+
+def check_village(store: Store, village_code: str) -> str:
+    """The village's name; PrintError when the database does not know the village."""
+    known = {row["code"]: row["name"] for row in store.divisions("village")}
+    if village_code not in known and not store.count("household", village_code=village_code):
+        if not division_codes.is_village_code(village_code):
+            raise PrintError(f"“{village_code}”不是村代码:村代码为12位数字(县6位+乡3位+村3位)")
+        raise PrintError(f"数据库中没有村 {village_code}:请核对村代码(jiandang list 可列出各户所在村)")
+    return known.get(village_code, village_code)
+
+
+def print_cards(store: Store, out, *, household_id: str | None = None, village_code: str | None = None,
+                full_id: bool = False, progress: Progress | None = None, today: dt.date | None = None) -> PrintResult:
+    """Cards of one household, or of every household of a village in one PDF."""
+    if bool(household_id) == bool(village_code):
+        raise PrintError("请指定一户(--household)或一个村(--village)")
+    ctx = context(store, today)
+    if household_id:
+        pairs = [_one_document(store, household_id)]
+    else:
+        check_village(store, village_code)
+        pairs = _village_documents(store, village_code)
+        if not pairs:
+            raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有贫困户,未生成文件")
+    items = [(doc, card_report.card_digest(doc, ctx), _version(latest)) for doc, latest in pairs]
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages = card_report.build_cards(tmp, items, ctx, full_id, progress)
+
+    path = write_pdf(out, build)
+    return PrintResult(path, pages, len(items))
+
+
+def card_digest(store: Store, household_id: str) -> str:
+    """The digest a card of this household printed today would carry."""
+    doc, _ = _one_document(store, household_id)
+    return card_report.card_digest(doc, context(store))
+
+
+def verify_card(store: Store, household_id: str, digest: str) -> bool:
+    """True when a card with this digest still matches the household's data in the database."""
+    return card_digest(store, household_id) == str(digest).strip().lower()
