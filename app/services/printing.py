@@ -114,3 +114,52 @@ def card_digest(store: Store, household_id: str) -> str:
 def verify_card(store: Store, household_id: str, digest: str) -> bool:
     """True when a card with this digest still matches the household's data in the database."""
     return card_digest(store, household_id) == str(digest).strip().lower()
+
+
+def print_register(store: Store, out, village_code: str, progress: Progress | None = None,
+                   today: dt.date | None = None) -> PrintResult:
+    """The village register (村有册) with its summary page and wall charts."""
+    from app.reports import register as register_report
+
+    ctx = context(store, today)
+    check_village(store, village_code)
+    docs = [doc for doc, _ in _village_documents(store, village_code)]
+    if not docs:
+        raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有贫困户,未生成文件")
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages, _ = register_report.build_register(tmp, village_code, docs, ctx, progress)
+
+    return PrintResult(write_pdf(out, build), pages, len(docs))
+
+
+def township_villages(store: Store, township_code: str) -> list[str]:
+    """Village codes of a township: those in the division table, plus any holding households."""
+    codes = {row["code"] for row in store.divisions("village") if row["code"].startswith(township_code)}
+    codes |= {c for c in store.village_codes() if c and c.startswith(township_code)}
+    return sorted(codes)
+
+
+def print_book(store: Store, out, township_code: str, progress: Progress | None = None,
+               today: dt.date | None = None) -> PrintResult:
+    """The township book (乡有簿): one summary row per village, totals and aggregated charts."""
+    from app.reports import register as register_report
+
+    ctx = context(store, today)
+    known = {row["code"] for row in store.divisions("township")}
+    villages = township_villages(store, township_code) if len(str(township_code)) == 9 and str(township_code).isdigit() else []
+    if township_code not in known and not villages:
+        raise PrintError(f"数据库中没有乡(镇) {township_code}:乡(镇)代码为9位数字(县6位+乡3位)")
+    data = [(code, [doc for doc, _ in _village_documents(store, code)]) for code in villages]
+    count = sum(len(docs) for _, docs in data)
+    if not count:
+        raise PrintError(f"乡(镇) {ctx.division(township_code)}({township_code})没有贫困户,未生成文件")
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages, _ = register_report.build_book(tmp, township_code, data, ctx, progress)
+
+    return PrintResult(write_pdf(out, build), pages, count)

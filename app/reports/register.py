@@ -1,0 +1,222 @@
+"""The village register (村有册) and the township book (乡有簿): landscape A4 tables with the header
+repeated on every page, "第 n 页 共 m 页", group subtotals and totals, and a summary page with the
+wall charts."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from reportlab.lib.pagesizes import A4, landscape
+from reportlab.lib.units import mm
+from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from app.core import idnumber
+from app.core.income import per_capita
+from app.reports.card import latest_income
+from app.reports.charts import Summary, summarize, wall_charts
+from app.reports.common import GRID, HEAD_BG, draw_text, markup, missing_mark, numbered_canvas, para, register_fonts, styles
+from app.reports.context import Context, Progress, money
+
+PAGE = landscape(A4)
+MARGIN = 12 * mm
+WIDTH = PAGE[0] - 2 * MARGIN
+COLUMNS = [  # heading, width mm
+    ("序号", 10), ("户编号", 31), ("户主", 20), ("证件号码", 36), ("人口", 10), ("属性", 24),
+    ("主要致贫原因", 22), ("帮扶责任人", 36), ("状态", 30), ("年人均纯收入(元)", 22), ("计划脱贫年度", 16),
+    ("实际脱贫年度", 16),
+]
+SUBTOTAL_BG = "#f4f4f4"
+
+
+def _group_key(group: str) -> tuple:
+    m = re.match(r"(\d+)", group or "")
+    return (0 if group else 1, int(m.group(1)) if m else 0, group or "")
+
+
+def head_of(doc: dict) -> dict | None:
+    for m in doc.get("members", []):
+        if m.get("relation") == "01":
+            return m
+    return None
+
+
+def register_row(doc: dict, ctx: Context) -> dict:
+    """The values of one register row (ID number always masked)."""
+    head = head_of(doc)
+    income = latest_income(doc)
+    size = doc.get("family_size") if isinstance(doc.get("family_size"), int) else len(doc.get("members", []))
+    pc = per_capita(income, size) if income else None
+    helper = next(iter(doc.get("helpers", [])), None)
+    helper_text = ""
+    if helper and helper.get("name"):
+        helper_text = helper["name"] + (f"({helper['unit']})" if helper.get("unit") else "")
+    return {
+        "household_number": doc.get("household_number") or "",
+        "head_name": doc.get("head_name") or "",
+        "id_number": idnumber.mask(head["id_number"]) if head and head.get("id_number") else "",
+        "people": len(doc.get("members", [])),
+        "attribute": ctx.show("household", "attribute", doc.get("attribute")),
+        "main_cause": ctx.show("household", "main_cause", doc.get("main_cause")),
+        "helper": helper_text,
+        "status": ctx.show("household", "status", doc.get("status")),
+        "per_capita": money(pc),
+        "planned_exit_year": str(doc.get("planned_exit_year") or ""),
+        "exit_year": str(doc.get("exit_year") or ""),
+        "group": str(doc.get("group") or ""),
+    }
+
+
+def _table_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
+    cmds = [
+        ("GRID", (0, 0), (-1, -1), 0.5, GRID),
+        ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 2.5), ("RIGHTPADDING", (0, 0), (-1, -1), 2.5),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ]
+    for r in subtotal_rows:
+        cmds += [("SPAN", (0, r), (3, r)), ("BACKGROUND", (0, r), (-1, r), SUBTOTAL_BG)]
+    return TableStyle(cmds)
+
+
+def register_story(village_code: str, docs: list[dict], ctx: Context, progress: Progress | None = None) -> tuple[list, Summary]:
+    st = styles()
+    cell, cell_c, cell_r, head = st["cell"], st["cell_c"], st["cell_r"], st["head"]
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for doc in docs:
+        groups[str(doc.get("group") or "")].append(doc)
+    rows = [[Paragraph(markup(h), head) for h, _ in COLUMNS]]
+    subtotal_rows = []
+    n = 0
+    total = len(docs)
+    for group in sorted(groups, key=_group_key):
+        members = sorted(groups[group], key=lambda d: str(d.get("household_number") or ""))
+        people = 0
+        for doc in members:
+            n += 1
+            r = register_row(doc, ctx)
+            people += r["people"]
+            rows.append([
+                Paragraph(markup(n), cell_c), para(r["household_number"], cell, True), para(r["head_name"], cell, True),
+                para(r["id_number"], cell, True), Paragraph(markup(r["people"]), cell_c) if r["people"] else
+                Paragraph(missing_mark(), cell_c), para(r["attribute"], cell, True), para(r["main_cause"], cell, True),
+                para(r["helper"], cell, True), para(r["status"], cell, True), para(r["per_capita"], cell_r),
+                para(r["planned_exit_year"], cell_c), para(r["exit_year"], cell_c),
+            ])
+            if progress and n % 50 == 0:
+                progress(n, total)
+        subtotal_rows.append(len(rows))
+        rows.append([Paragraph(markup(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人"), cell),
+                     "", "", "", Paragraph(markup(people), cell_c)] + [""] * (len(COLUMNS) - 5))
+    summary = summarize(docs, ctx)
+    subtotal_rows.append(len(rows))
+    rows.append([Paragraph("<b>" + markup(f"合计:{summary.households} 户 {summary.people} 人") + "</b>", cell),
+                 "", "", "", Paragraph(markup(summary.people), cell_c)] + [""] * (len(COLUMNS) - 5))
+    k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
+    table = Table(rows, colWidths=[w * mm * k for _, w in COLUMNS], repeatRows=1)
+    table.setStyle(_table_style(len(rows), subtotal_rows))
+    story = [table, PageBreak()]
+    story += summary_page(f"{ctx.division(village_code)} 汇总", summary, ctx)
+    if progress:
+        progress(total, total)
+    return story, summary
+
+
+def summary_table(s: Summary, ctx: Context) -> Table:
+    st = styles()
+    d = ctx.dictionary
+    status = d.codes["household_status"]
+    cells = [("贫困户(户)", s.households), ("人口(人)", s.people)]
+    cells += [(label, s.by_status.get(code, 0)) for code, label in status.items() if s.by_status.get(code)]
+    cells += [("低于扶贫标准(户)", s.below_line)]
+    row1 = [Paragraph(markup(label), st["head"]) for label, _ in cells]
+    row2 = [Paragraph(markup(value), st["cell_c"]) for _, value in cells]
+    t = Table([row1, row2], colWidths=[WIDTH / len(cells)] * len(cells))
+    t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+                           ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return t
+
+
+def summary_page(title: str, s: Summary, ctx: Context) -> list:
+    st = styles()
+    charts = wall_charts(s, ctx, width=WIDTH / 3 - 6, height=175)
+    grid = Table([charts[:3], charts[3:] + [""]], colWidths=[WIDTH / 3] * 3)
+    grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOX", (0, 0), (-1, -1), 0.3, GRID),
+                              ("INNERGRID", (0, 0), (-1, -1), 0.3, GRID)]))
+    years = sorted(s.income_years)
+    lines = [f"{y} 年 {money(ctx.line_for(y)[0])} 元" + ("" if ctx.line_for(y)[1] == y else f"(参照 {ctx.line_for(y)[1]} 年标准)")
+             for y in years]
+    note = "扶贫标准:" + ("、".join(lines) if lines else "未设定") + "。收入为最近一年登记的家庭收入。"
+    return [Paragraph(markup(title), st["h2"]), summary_table(s, ctx), Spacer(1, 3 * mm), grid,
+            Paragraph(markup(note), st["small"])]
+
+
+def _header(title: str, ctx: Context):
+    def draw(canvas, page):
+        canvas.saveState()
+        draw_text(canvas, PAGE[0] / 2, PAGE[1] - 9 * mm, title, 13, "center")
+        draw_text(canvas, PAGE[0] - MARGIN, PAGE[1] - 9 * mm, f"打印日期 {ctx.today.isoformat()}", 7.5, "right")
+        canvas.restoreState()
+    return draw
+
+
+def _build(path: str, title: str, story: list, ctx: Context) -> int:
+    doc = SimpleDocTemplate(path, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,
+                            bottomMargin=13 * mm, title=title, author=ctx.site_name or "jiandang")
+    doc.build(story, canvasmaker=numbered_canvas(_header(title, ctx), footer_left=f"数据字典 {ctx.dictionary.version}"))
+    return doc.page
+
+
+def register_title(village_code: str, ctx: Context) -> str:
+    return f"{ctx.address(village_code)} 建档立卡贫困户花名册(村有册)"
+
+
+def build_register(path: str, village_code: str, docs: list[dict], ctx: Context,
+                   progress: Progress | None = None) -> tuple[int, Summary]:
+    register_fonts()
+    story, summary = register_story(village_code, docs, ctx, progress)
+    return _build(path, register_title(village_code, ctx), story, ctx), summary
+
+
+BOOK_COLUMNS = [("序号", 10), ("村", 30), ("贫困户(户)", 18), ("人口(人)", 18), ("未脱贫(户)", 18),
+                ("已脱贫(户)", 20), ("返贫(户)", 16), ("一般贫困户", 18), ("低保贫困户", 18), ("特困供养贫困户", 22),
+                ("低于扶贫标准(户)", 22), ("主要致贫原因(前三)", 57)]
+
+
+def book_row(name: str, s: Summary, ctx: Context) -> list:
+    causes = ctx.dictionary.codes["poverty_cause"]
+    top = [f"{causes.get(c, c or '未填写')} {n}" for c, n in s.by_cause.most_common(3)]
+    return [name, s.households, s.people, s.by_status.get("1", 0),
+            s.by_status.get("2", 0) + s.by_status.get("3", 0) + s.by_status.get("5", 0), s.by_status.get("4", 0),
+            s.by_attribute.get("1", 0), s.by_attribute.get("2", 0), s.by_attribute.get("3", 0), s.below_line,
+            "、".join(top)]
+
+
+def build_book(path: str, township_code: str, villages: list[tuple[str, list[dict]]], ctx: Context,
+               progress: Progress | None = None) -> tuple[int, Summary]:
+    """One row per village plus totals, then the aggregated charts."""
+    register_fonts()
+    st = styles()
+    rows = [[Paragraph(markup(h), st["head"]) for h, _ in BOOK_COLUMNS]]
+    total = Summary()
+    for i, (code, docs) in enumerate(villages, 1):
+        s = summarize(docs, ctx)
+        total.add(s)
+        values = book_row(ctx.division(code), s, ctx)
+        rows.append([Paragraph(markup(i), st["cell_c"]), para(values[0], st["cell"])]
+                    + [Paragraph(markup(v), st["cell_c"]) for v in values[1:-1]] + [para(values[-1], st["cell"])])
+        if progress:
+            progress(i, len(villages))
+    values = book_row("合计", total, ctx)
+    rows.append([Paragraph("<b>" + markup("合计") + "</b>", st["cell"]), ""]
+                + [Paragraph("<b>" + markup(v) + "</b>", st["cell_c"]) for v in values[1:-1]] + [para(values[-1], st["cell"])])
+    k = WIDTH / (sum(w for _, w in BOOK_COLUMNS) * mm)
+    table = Table(rows, colWidths=[w * mm * k for _, w in BOOK_COLUMNS], repeatRows=1)
+    table.setStyle(_table_style(len(rows), []))
+    table.setStyle(TableStyle([("SPAN", (0, len(rows) - 1), (1, len(rows) - 1)),
+                               ("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), SUBTOTAL_BG)]))
+    title = f"{ctx.division(township_code[:6])} {ctx.division(township_code)} 建档立卡贫困户台账(乡有簿)"
+    story = [Paragraph(markup(f"共 {len(villages)} 个村"), st["body"]), Spacer(1, 2 * mm), table, PageBreak()]
+    story += summary_page(f"{ctx.division(township_code)} 汇总", total, ctx)
+    return _build(path, title, story, ctx), total
