@@ -1,16 +1,342 @@
-"""Which role may make which change (the register's procedures: 识别, 退出, 成员增减).
+"""The register's procedures (有进有出): proposal stages, who may perform them, what an effective
+proposal does to a household's status, and the exit criteria (收入 + 两不愁三保障).
 
-Contract used by sync when it authorises every incoming change, and by the local save path:
-`authorize_change(kind, new_fields, old_fields, role)` returns None when a site of `role`
-("village" | "township" | "county") may make this change, or a Chinese sentence saying why not.
+Pure Python, no store: the rules here are used by the local services (app.services.proposals) and by
+sync, which calls `authorize_change` for every incoming change.
 
-The procedure rules themselves (proposal stages and roles, household status only through an
-effective proposal) are filled in with the register's-life work (issue 6).
+A proposal (申报) is a record of kind "proposal" whose parent is the household. Its fields are flat so
+that they merge per field like every other record:
+
+- proposal-level fields written at nomination: ``proposal_kind``, ``reasons``, ``income_year``,
+  ``food_secure``, ``clothing_secure``, ``justification`` and the assessment snapshot ``assessed_*``;
+- for each stage S, fields named ``S_<attr>``: ``S_date``, ``S_operator``, ``S_site``, ``S_by``,
+  ``S_outcome`` (pass | return), ``S_reason`` and stage-specific ones (``review_meeting_date``,
+  ``review_attendance``, ``review_votes_*``, ``notice_start``, ``notice_end`` ...);
+- ``stage``: the last stage done ("nominate" … "announce"), or "returned" when a stage returned it.
+
+Household status changes only when the county records 公告 (stage "announce") with outcome pass; the
+county then writes the status in the same transaction with a reason starting with
+`STATUS_REASON_PREFIX` that names the proposal.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
 
-def authorize_change(kind: str, new_fields: dict, old_fields: dict, role: str) -> str | None:
-    """None if allowed, else the reason for refusing (Chinese)."""
+from app.core import idnumber
+from app.core.income import per_capita
+
+STAGES = ("nominate", "review", "notice", "township", "county", "announce")
+STAGE_LABELS = {
+    "nominate": "村民小组提名",
+    "review": "村级评议",
+    "notice": "村内公示",
+    "township": "乡级初核",
+    "county": "县级审定",
+    "announce": "公告生效",
+}
+RETURNED = "returned"
+# Which database roles may perform a stage. A township has the village role for its villages.
+STAGE_ROLES = {
+    "nominate": ("village", "township"),
+    "review": ("village", "township"),
+    "notice": ("village", "township"),
+    "township": ("township",),
+    "county": ("county",),
+    "announce": ("county",),
+}
+ROLE_LABELS = {"village": "村级", "township": "乡级", "county": "县级"}
+OUTCOMES = {"pass": "通过", "return": "退回"}
+
+KINDS = {
+    "entry": "新识别",
+    "return": "返贫纳入",
+    "exit": "脱贫退出",
+    "natural": "自然减少",
+    "members": "成员增减",
+}
+# The household status an effective proposal sets (None: no status change).
+EFFECT = {"entry": "1", "return": "4", "exit": "2", "natural": "6", "members": None}
+# The statuses a household may have when a proposal of this kind is made (None: no status yet).
+ALLOWED_FROM = {
+    "entry": {None, "1", "6", "7"},
+    "return": {"2", "3", "5"},
+    "exit": {"1", "4", "5"},
+    "natural": {"1", "2", "3", "4", "5"},
+    "members": {"1", "2", "3", "4", "5"},
+}
+STATUS_LABELS = {"1": "未脱贫", "2": "已脱贫(享受政策)", "3": "已脱贫(不再享受政策)", "4": "返贫",
+                 "5": "标注脱贫", "6": "自然减少", "7": "销号"}
+STATUS_REASON_PREFIX = "程序生效:"
+MIN_NOTICE_DAYS = 7
+COMPULSORY_SCHOOL_AGES = (6, 15)  # 义务教育适龄: 6 to 15 years old (inclusive)
+NOT_AT_SCHOOL = "00"
+PRESCHOOL = "01"
+
+# Fields written at nomination that are not stage-prefixed.
+PROPOSAL_FIELDS = ("proposal_kind", "reasons", "income_year", "food_secure", "clothing_secure", "justification",
+                   "assessed_per_capita", "assessed_line", "assessed_failures")
+NOTICE_PLAN_FIELDS = ("notice_start", "notice_end")
+
+
+def stage_label(stage: str | None) -> str:
+    if stage == RETURNED:
+        return "已退回"
+    if stage is None:
+        return "办结"
+    return STAGE_LABELS.get(stage, str(stage))
+
+
+def next_stage(stage: str | None) -> str | None:
+    """The stage a proposal whose last done stage is `stage` waits for (None: finished or returned)."""
+    if stage is None:
+        return STAGES[0]
+    if stage == RETURNED or stage not in STAGES:
+        return None
+    i = STAGES.index(stage)
+    return STAGES[i + 1] if i + 1 < len(STAGES) else None
+
+
+def is_pending(fields: dict) -> bool:
+    """True while a proposal is neither effective nor returned."""
+    return next_stage(fields.get("stage")) is not None
+
+
+def stage_of_field(key: str) -> str:
+    """The stage a proposal field belongs to (proposal-level fields belong to the nomination)."""
+    prefix = key.split("_", 1)[0]
+    return prefix if prefix in STAGES else "nominate"
+
+
+def role_may(role: str, stage: str) -> bool:
+    return role in STAGE_ROLES.get(stage, ())
+
+
+def role_refusal(role: str, stage: str) -> str:
+    allowed = "或".join(ROLE_LABELS[r] for r in STAGE_ROLES[stage])
+    return f"“{STAGE_LABELS[stage]}”只能由{allowed}数据库办理,本数据库是{ROLE_LABELS.get(role, role)}"
+
+
+def notice_days(start: str, end: str) -> int:
+    """Length of a 公示 period in days, counting both the first and the last day."""
+    return (dt.date.fromisoformat(end) - dt.date.fromisoformat(start)).days + 1
+
+
+# ---------------------------------------------------------------------- authorisation
+
+
+def authorize_change(kind: str, new_fields: dict, old_fields: dict, role: str, *,
+                     op: str | None = None, reason: str | None = None) -> str | None:
+    """None if a site of `role` ("village" | "township" | "county") may make this change, else the
+    reason for refusing (Chinese).
+
+    `new_fields` are the fields the change writes; `old_fields` either the record's current fields or
+    the change's old values of the fields it writes ({} for a new record). `op` is the change's op
+    when known ("create" otherwise means `old_fields` is empty). `reason` is the change's reason when
+    the caller has it: a county status change must then name the proposal that made it."""
+    if not new_fields:
+        return None
+    creating = op == "create" if op else not old_fields
+    if kind == "household":
+        return _authorize_household(new_fields, old_fields, role, creating, reason)
+    if kind == "proposal":
+        return _authorize_proposal(new_fields, old_fields, role, creating)
     return None
+
+
+def _authorize_household(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
+    if "status" not in new or creating:
+        return None  # a new household (demo data, Excel import) starts with its status
+    if new["status"] == old.get("status", object()):
+        return None
+    if role != "county":
+        return ("贫困户的脱贫状态只能通过识别、退出等程序改变,由县级在公告生效时写入;"
+                f"{ROLE_LABELS.get(role, role)}数据库不能直接修改。请在“识别与退出”中发起申报")
+    if reason is not None and not str(reason).startswith(STATUS_REASON_PREFIX):
+        return "脱贫状态不能直接修改:请办理识别或退出程序,公告生效时状态会自动改变"
+    return None
+
+
+def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str | None:
+    stages = {stage_of_field(k) for k in new if k != "stage"}
+    for stage in stages:
+        if not role_may(role, stage):
+            return role_refusal(role, stage)
+    if "stage" not in new:
+        if creating:
+            return "新的申报必须从“村民小组提名”开始"
+        if set(new) <= set(NOTICE_PLAN_FIELDS):
+            return None  # the notice period is planned before its outcome is recorded
+        return "已记录的程序环节不能修改;如有错误,请在下一环节退回并重新申报"
+    target = new["stage"]
+    before = None if creating else old.get("stage")
+    if target == RETURNED:
+        returning = [s for s in STAGES if new.get(f"{s}_outcome") == "return"]
+        if len(returning) != 1:
+            return "退回申报时必须写明在哪个环节退回"
+        stage = returning[0]
+        if not str(new.get(f"{stage}_reason") or "").strip():
+            return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
+    else:
+        stage = target
+        if stage not in STAGES:
+            return f"未知的程序环节“{target}”"
+        if new.get(f"{stage}_outcome") != "pass":
+            return f"办理“{STAGE_LABELS[stage]}”必须记录结果(通过或退回)"
+    if not role_may(role, stage):
+        return role_refusal(role, stage)
+    if stages - {stage}:
+        other = sorted(stages - {stage})
+        return f"一次只能办理一个环节,这次修改还写了“{'、'.join(stage_label(s) for s in other)}”"
+    expected = next_stage(before)
+    if creating and stage != "nominate":
+        return "新的申报必须从“村民小组提名”开始"
+    if stage != expected:
+        if expected is None:
+            return f"申报已{stage_label(before) if before == RETURNED else '办结'},不能再办理“{STAGE_LABELS[stage]}”"
+        return f"申报正等待“{STAGE_LABELS[expected]}”,不能越过它办理“{STAGE_LABELS[stage]}”"
+    if stage == "nominate" and target == RETURNED:
+        return "提名环节不能退回"
+    return None
+
+
+def check_stage(fields: dict, stage: str, role: str) -> str | None:
+    """Whether a proposal (its current fields) may have `stage` done now by `role` (order, role)."""
+    if stage not in STAGES:
+        return f"未知的程序环节“{stage}”,应为:{'、'.join(f'{s}({STAGE_LABELS[s]})' for s in STAGES)}"
+    expected = next_stage(fields.get("stage"))
+    if expected is None:
+        state = "已退回" if fields.get("stage") == RETURNED else "已公告生效"
+        return f"这份申报{state},不能再办理“{STAGE_LABELS[stage]}”"
+    if stage != expected:
+        return f"申报正等待“{STAGE_LABELS[expected]}”,不能办理“{STAGE_LABELS[stage]}”(环节顺序不对)"
+    if not role_may(role, stage):
+        return role_refusal(role, stage)
+    return None
+
+
+# ---------------------------------------------------------------------- exit criteria
+
+
+@dataclass
+class Criterion:
+    key: str
+    label: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class ExitAssessment:
+    year: int | None
+    per_capita: float | None
+    line: float | None
+    criteria: list[Criterion] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.ok for c in self.criteria)
+
+    @property
+    def failures(self) -> list[Criterion]:
+        return [c for c in self.criteria if not c.ok]
+
+    def summary(self) -> str:
+        if self.passed:
+            return "达到退出标准"
+        return ";".join(f"{c.label}:{c.detail}" for c in self.failures)
+
+    def as_dict(self) -> dict:
+        return {"year": self.year, "per_capita": self.per_capita, "line": self.line, "passed": self.passed,
+                "criteria": [c.__dict__ for c in self.criteria]}
+
+
+def age_on(member: dict, on: dt.date) -> int | None:
+    """A member's age in whole years on a date, from the birth date or else the ID number."""
+    birth = None
+    if member.get("birth_date"):
+        try:
+            birth = dt.date.fromisoformat(str(member["birth_date"]))
+        except ValueError:
+            birth = None
+    if birth is None and member.get("id_number"):
+        try:
+            birth = idnumber.parse(member["id_number"]).birth_date
+        except idnumber.IdNumberError:
+            birth = None
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def income_of(doc: dict, year: int) -> dict | None:
+    for income in doc.get("incomes", []):
+        if income.get("year") == year:
+            return income
+    return None
+
+
+def latest_income_year(doc: dict) -> int | None:
+    years = [i["year"] for i in doc.get("incomes", []) if isinstance(i.get("year"), int)]
+    return max(years) if years else None
+
+
+def _name(member: dict) -> str:
+    return str(member.get("name") or "?")
+
+
+def assess_exit(doc: dict, *, year: int | None, line: float | None, food_secure: bool | None,
+                clothing_secure: bool | None, on: dt.date) -> ExitAssessment:
+    """The exit criteria of a household document: the year's per-capita net income against the line,
+    and 两不愁三保障 (food and clothing from the proposal's checklist; schooling, medical insurance and
+    housing from the stored file)."""
+    result = ExitAssessment(year, None, line)
+    income = income_of(doc, year) if year is not None else None
+    if income is None:
+        detail = f"没有 {year} 年的收入记录" if year is not None else "没有任何年度的收入记录"
+        result.criteria.append(Criterion("income", "年人均纯收入", False, detail + ",请先录入家庭收入"))
+    else:
+        pc = per_capita(income, doc.get("family_size"))
+        result.per_capita = pc
+        if pc is None:
+            result.criteria.append(Criterion("income", "年人均纯收入", False, "家庭人口数未填写,无法计算人均"))
+        elif line is None:
+            result.criteria.append(Criterion("income", "年人均纯收入", False,
+                                             f"人均 {pc:.2f} 元;县里尚未设定 {year} 年的贫困线"))
+        else:
+            ok = pc > line
+            result.criteria.append(Criterion("income", "年人均纯收入", ok,
+                                             f"{year} 年人均 {pc:.2f} 元,{'高于' if ok else '未超过'}贫困线 {line:g} 元"))
+    for key, label, answer in (("food", "不愁吃", food_secure), ("clothing", "不愁穿", clothing_secure)):
+        if answer is None:
+            result.criteria.append(Criterion(key, label, False, "申报中未回答"))
+        else:
+            result.criteria.append(Criterion(key, label, bool(answer), "是" if answer else "否"))
+    members = doc.get("members", [])
+    low, high = COMPULSORY_SCHOOL_AGES
+    problems = []
+    for m in members:
+        age = age_on(m, on)
+        if age is None:
+            problems.append(f"{_name(m)}无出生日期,无法判断")
+            continue
+        if not low <= age <= high:
+            continue
+        status = m.get("school_status")
+        if status in (None, "", NOT_AT_SCHOOL) or (status == PRESCHOOL and age >= 7):
+            problems.append(f"{_name(m)}({age}岁)未在校")
+    result.criteria.append(Criterion("schooling", "义务教育有保障", not problems,
+                                     ";".join(problems) if problems else "适龄成员均在校"))
+    uninsured = [_name(m) for m in members if m.get("basic_medical") is not True]
+    result.criteria.append(Criterion("medical", "基本医疗有保障", not uninsured and bool(members),
+                                     ("未参加基本医疗保险:" + "、".join(uninsured)) if uninsured
+                                     else ("全部成员已参保" if members else "没有家庭成员")))
+    level = doc.get("dilapidated")
+    if level in ("C", "D"):
+        result.criteria.append(Criterion("housing", "住房安全有保障", False, f"住房为{level}级危房"))
+    elif level is None:
+        result.criteria.append(Criterion("housing", "住房安全有保障", False, "未填写“是否危房”"))
+    else:
+        result.criteria.append(Criterion("housing", "住房安全有保障", True, "非危房"))
+    return result

@@ -1,0 +1,125 @@
+"""Work lists (工作清单) for the work team, the township and the county, built on the household
+documents (helpers, visits) and the proposals:
+
+- registered households without a current helper pairing (帮扶责任人);
+- registered households without a visit (工作台账) in the last N days;
+- proposals waiting at each stage;
+- exit proposals that fail a criterion (flagged for the township's 初核), with their written
+  justification.
+
+"Registered" means a status other than 自然减少 / 销号.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core import procedures
+from app.core.procedures import STAGES, STAGE_LABELS
+from app.services import households, proposals
+from app.store import Store
+
+LEFT_REGISTER = ("6", "7")
+DEFAULT_VISIT_DAYS = 90
+
+
+@dataclass
+class Entry:
+    household_id: str
+    village_code: str | None
+    household_number: str
+    head_name: str
+    detail: str
+    proposal_id: str | None = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class WorkLists:
+    on: str
+    visit_days: int
+    missing_helper: list[Entry] = field(default_factory=list)
+    no_recent_visit: list[Entry] = field(default_factory=list)
+    waiting: dict[str, list[Entry]] = field(default_factory=lambda: {s: [] for s in STAGES[1:]})
+    failing_exits: list[Entry] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "on": self.on,
+            "visit_days": self.visit_days,
+            "missing_helper": [e.as_dict() for e in self.missing_helper],
+            "no_recent_visit": [e.as_dict() for e in self.no_recent_visit],
+            "waiting": {s: [e.as_dict() for e in entries] for s, entries in self.waiting.items()},
+            "failing_exits": [e.as_dict() for e in self.failing_exits],
+        }
+
+
+def _entry(doc: dict, detail: str, proposal_id: str | None = None) -> Entry:
+    return Entry(doc["id"], doc.get("village_code"), str(doc.get("household_number", "")),
+                 str(doc.get("head_name", "")), detail, proposal_id)
+
+
+def current_helpers(doc: dict, on: dt.date) -> list[dict]:
+    """Helper pairings that have started and not ended on the date."""
+    day = on.isoformat()
+    return [h for h in doc.get("helpers", [])
+            if (not h.get("start_date") or str(h["start_date"]) <= day)
+            and (not h.get("end_date") or str(h["end_date"]) >= day)]
+
+
+def last_visit(doc: dict) -> str | None:
+    dates = [str(v["date"]) for v in doc.get("visits", []) if v.get("date")]
+    return max(dates) if dates else None
+
+
+def registered(doc: dict) -> bool:
+    return doc.get("status") not in LEFT_REGISTER
+
+
+def build(store: Store, *, village_code: str | None = None, visit_days: int = DEFAULT_VISIT_DAYS,
+          on: dt.date | None = None, progress: Callable[[int, int], None] | None = None) -> WorkLists:
+    """All four lists for the database (or one village) on a date (default today)."""
+    on = on or dt.date.today()
+    if visit_days < 0:
+        raise ValueError("天数不能为负数")
+    lists = WorkLists(on.isoformat(), visit_days)
+    docs = households.documents(store, village_code, progress=progress)
+    by_id = {doc["id"]: doc for doc in docs}
+    cutoff = (on - dt.timedelta(days=visit_days)).isoformat()
+    for doc in docs:
+        if not registered(doc):
+            continue
+        if not current_helpers(doc, on):
+            ended = [h for h in doc.get("helpers", []) if h.get("end_date")]
+            lists.missing_helper.append(_entry(doc, "结对已结束,未安排新的帮扶责任人" if ended else "没有帮扶责任人"))
+        last = last_visit(doc)
+        if last is None:
+            lists.no_recent_visit.append(_entry(doc, "从未走访"))
+        elif last < cutoff:
+            days = (on - dt.date.fromisoformat(last)).days
+            lists.no_recent_visit.append(_entry(doc, f"最近走访 {last}({days} 天前)"))
+    for p in proposals.proposals(store, village_code=village_code):
+        stage = proposals.waiting_for(p)
+        doc = by_id.get(p["household_id"])
+        if stage is None or doc is None:
+            continue
+        kind = procedures.KINDS.get(p.get("proposal_kind"), "")
+        done = p.get(f"{procedures.STAGES[procedures.STAGES.index(stage) - 1]}_date", "")
+        detail = f"{kind};上一环节 {done}"
+        if stage == "notice" and p.get("notice_start"):
+            detail += f";公示期 {p['notice_start']} 至 {p.get('notice_end', '')}"
+        lists.waiting[stage].append(_entry(doc, detail, p["id"]))
+        assessment = proposals.assessment_of(store, p, doc, on=on)
+        if assessment is not None and not assessment.passed:
+            note = p.get("justification")
+            lists.failing_exits.append(_entry(doc, assessment.summary() + (f"。书面说明:{note}" if note else "。无书面说明"),
+                                              p["id"]))
+    return lists
+
+
+def stage_title(stage: str) -> str:
+    return f"等待{STAGE_LABELS[stage]}"
