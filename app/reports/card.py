@@ -32,7 +32,7 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
-from app.reports.common import GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, para, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, para, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 
 QR_PREFIX = "JDCARD1"
@@ -168,12 +168,13 @@ def qr_drawing(payload: str, size: float = 24 * mm) -> Drawing:
     widget = QrCodeWidget(payload, barLevel="M")
     x1, y1, x2, y2 = widget.getBounds()
     drawing = Drawing(size, size, transform=[size / (x2 - x1), 0, 0, size / (y2 - y1), 0, 0])
+    drawing.initialFontName = CJK  # the renderer would otherwise select Helvetica
     drawing.add(widget)
     return drawing
 
 
 def _grid(extra=()):
-    return TableStyle([
+    return TableStyle([FONT_CMD, 
         ("GRID", (0, 0), (-1, -1), 0.5, GRID),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
         ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
@@ -203,7 +204,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     qr = [qr_drawing(qr_payload(c["id"], digest)), Paragraph(markup("扫码核对"), st["small"]),
           Paragraph(markup(digest), st["small"])]
     top = Table([[title, qr]], colWidths=[WIDTH - 30 * mm, 30 * mm])
-    top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
+    top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
     story += [top, Spacer(1, 2 * mm)]
 
     # 一、家庭基本情况
@@ -355,7 +356,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
                    Paragraph(markup("日期:") + "&nbsp;" * 10 + markup("年") + "&nbsp;" * 6 + markup("月") + "&nbsp;" * 6 + markup("日"), st["body"]), "",
                    Paragraph(markup("日期:") + "&nbsp;" * 10 + markup("年") + "&nbsp;" * 6 + markup("月") + "&nbsp;" * 6 + markup("日"), st["body"]), ""]],
                  colWidths=[WIDTH / 6 * 1.3, WIDTH / 6 * 0.7] * 3, rowHeights=[12 * mm, 8 * mm])
-    sign.setStyle(TableStyle([("LINEBELOW", (1, 0), (1, 0), 0.5, colors.black),
+    sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, 0), 0.5, colors.black),
                               ("LINEBELOW", (3, 0), (3, 0), 0.5, colors.black),
                               ("LINEBELOW", (5, 0), (5, 0), 0.5, colors.black),
                               ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
@@ -369,7 +370,7 @@ class CardDocument(BaseDocTemplate):
 
     def __init__(self, filename, ctx: Context, **kw):
         super().__init__(filename, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=14 * mm,
-                         bottomMargin=18 * mm, title="户有卡", author=ctx.site_name or "jiandang", **kw)
+                         bottomMargin=18 * mm, title="户有卡", author=ctx.site_name or "jiandang", initialFontName=CJK, **kw)
         self.ctx = ctx
         self.current = {"name": "", "number": "", "version": "", "page": 0}
         frame = Frame(self.leftMargin, self.bottomMargin, self.width, self.height, id="card")

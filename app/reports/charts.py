@@ -123,6 +123,7 @@ def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     """A vertical bar chart of (label, count) items (or several series sharing the labels)."""
     register_fonts()
     d = Drawing(width, height)
+    d.initialFontName = CJK  # the renderer would otherwise select Helvetica
     _title(d, title, width, height)
     if not items:
         d.add(String(width / 2, height / 2, "无数据", fontName=CJK, fontSize=10, textAnchor="middle"))
@@ -165,6 +166,7 @@ def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
 def pie_chart(title: str, items: list[tuple[str, int]], width: float = 250, height: float = 190) -> Drawing:
     register_fonts()
     d = Drawing(width, height)
+    d.initialFontName = CJK  # the renderer would otherwise select Helvetica
     _title(d, title, width, height)
     items = [(label, n) for label, n in items if n]
     if not items:

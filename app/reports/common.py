@@ -32,6 +32,7 @@ MISSING = "待完善"
 MISSING_COLOR = "#c00000"
 GRID = colors.HexColor("#555555")
 HEAD_BG = colors.HexColor("#e8e8e8")
+FONT_CMD = ("FONTNAME", (0, 0), (-1, -1), CJK)  # tables otherwise select Helvetica for every cell
 
 
 class ReportError(Exception):

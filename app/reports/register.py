@@ -15,7 +15,7 @@ from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.charts import Summary, summarize, wall_charts
-from app.reports.common import GRID, HEAD_BG, draw_text, markup, missing_mark, numbered_canvas, para, register_fonts, styles
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
 
 PAGE = landscape(A4)
@@ -133,7 +133,7 @@ def summary_table(s: Summary, ctx: Context) -> Table:
     row1 = [Paragraph(markup(label), st["head"]) for label, _ in cells]
     row2 = [Paragraph(markup(value), st["cell_c"]) for _, value in cells]
     t = Table([row1, row2], colWidths=[WIDTH / len(cells)] * len(cells))
-    t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+    t.setStyle(TableStyle([FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
                            ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     return t
 
@@ -142,7 +142,7 @@ def summary_page(title: str, s: Summary, ctx: Context) -> list:
     st = styles()
     charts = wall_charts(s, ctx, width=WIDTH / 3 - 6, height=175)
     grid = Table([charts[:3], charts[3:] + [""]], colWidths=[WIDTH / 3] * 3)
-    grid.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOX", (0, 0), (-1, -1), 0.3, GRID),
+    grid.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOX", (0, 0), (-1, -1), 0.3, GRID),
                               ("INNERGRID", (0, 0), (-1, -1), 0.3, GRID)]))
     years = sorted(s.income_years)
     lines = [f"{y} 年 {money(ctx.line_for(y)[0])} 元" + ("" if ctx.line_for(y)[1] == y else f"(参照 {ctx.line_for(y)[1]} 年标准)")
@@ -163,7 +163,7 @@ def _header(title: str, ctx: Context):
 
 def _build(path: str, title: str, story: list, ctx: Context) -> int:
     doc = SimpleDocTemplate(path, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,
-                            bottomMargin=13 * mm, title=title, author=ctx.site_name or "jiandang")
+                            bottomMargin=13 * mm, title=title, author=ctx.site_name or "jiandang", initialFontName=CJK)
     doc.build(story, canvasmaker=numbered_canvas(_header(title, ctx), footer_left=f"数据字典 {ctx.dictionary.version}"))
     return doc.page
 
@@ -214,7 +214,7 @@ def build_book(path: str, township_code: str, villages: list[tuple[str, list[dic
     k = WIDTH / (sum(w for _, w in BOOK_COLUMNS) * mm)
     table = Table(rows, colWidths=[w * mm * k for _, w in BOOK_COLUMNS], repeatRows=1)
     table.setStyle(_table_style(len(rows), []))
-    table.setStyle(TableStyle([("SPAN", (0, len(rows) - 1), (1, len(rows) - 1)),
+    table.setStyle(TableStyle([FONT_CMD, ("SPAN", (0, len(rows) - 1), (1, len(rows) - 1)),
                                ("BACKGROUND", (0, len(rows) - 1), (-1, len(rows) - 1), SUBTOTAL_BG)]))
     title = f"{ctx.division(township_code[:6])} {ctx.division(township_code)} 建档立卡贫困户台账(乡有簿)"
     story = [Paragraph(markup(f"共 {len(villages)} 个村"), st["body"]), Spacer(1, 2 * mm), table, PageBreak()]

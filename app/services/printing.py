@@ -163,3 +163,44 @@ def print_book(store: Store, out, township_code: str, progress: Progress | None 
         pages, _ = register_report.build_book(tmp, township_code, data, ctx, progress)
 
     return PrintResult(write_pdf(out, build), pages, count)
+
+
+def notice_items(store: Store, village_code: str, kind: str) -> list[tuple[dict, dict]]:
+    """The households proposed for a notice, from app.services.proposals (issue 6)."""
+    try:
+        from app.services.proposals import households_for_notice
+    except ImportError:
+        raise PrintError("本程序尚未包含“拟纳入/拟退出”名单(app.services.proposals),暂不能从数据库生成公示") from None
+    return list(households_for_notice(store, village_code, kind))
+
+
+def print_notice(store: Store, out, village_code: str, kind: str, info, items: list[tuple[dict, dict]] | None = None,
+                 today: dt.date | None = None) -> PrintResult:
+    """The public notice (公示) of households proposed to enter (kind "entry") or leave ("exit")
+    the register. `info` is an app.reports.notice.NoticeInfo (period of at least 7 days, place,
+    contact; None: the period recorded on the proposals); `items` defaults to the proposals waiting
+    for 村内公示 in the database (app.services.proposals.households_for_notice)."""
+    from app.reports import notice as notice_report
+
+    if kind not in NOTICE_KINDS:
+        raise PrintError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
+    ctx = context(store, today)
+    check_village(store, village_code)
+    if items is None:
+        items = notice_items(store, village_code, kind)
+    if not items:
+        what = "拟纳入(新识别、返贫纳入)" if kind == "entry" else "拟退出(脱贫)"
+        raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有等待村内公示的{what}申报,未生成文件")
+    if info is None:
+        period = notice_report.period_of(items)
+        if period is None:
+            raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
+        info = notice_report.NoticeInfo(start=period[0], end=period[1], place="村委会公示栏", contact="村民委员会")
+    info.check()
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages = notice_report.build_notice(tmp, village_code, kind, items, info, ctx)
+
+    return PrintResult(write_pdf(out, build), pages, len(items))

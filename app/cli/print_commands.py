@@ -1,0 +1,140 @@
+"""`jiandang print ...`: household cards, village registers, township books, public notices, and
+checking a printed card against the database. See docs/printing.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.cli.common import CommandError, open_store, progress_printer
+from app.reports.card import parse_qr
+from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
+from app.services import printing
+
+
+def register(sub) -> None:
+    p = sub.add_parser("print", help="打印户有卡、村有册、乡有簿、公示(PDF)")
+    ops = p.add_subparsers(dest="document", metavar="文档", required=True)
+
+    q = ops.add_parser("card", help="户有卡:一户,或一个村的全部户合成一个 PDF")
+    q.add_argument("db")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--household", metavar="ID", help="户的 id(jiandang list --json 中的 id)")
+    which.add_argument("--village", metavar="CODE", help="12位村代码:打印该村全部户")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--full-id", action="store_true", help="打印完整证件号码和银行账号(默认部分隐藏)")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_card)
+
+    q = ops.add_parser("register", help="村有册:一个村的贫困户花名册及汇总图")
+    q.add_argument("db")
+    q.add_argument("--village", required=True, metavar="CODE")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_register)
+
+    q = ops.add_parser("book", help="乡有簿:一个乡(镇)各村汇总及汇总图")
+    q.add_argument("db")
+    q.add_argument("--township", required=True, metavar="CODE", help="9位乡(镇)代码")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_book)
+
+    q = ops.add_parser("notice", help="公示:拟纳入(entry)或拟退出(exit)的户")
+    q.add_argument("db")
+    q.add_argument("--village", required=True, metavar="CODE")
+    q.add_argument("--kind", required=True, choices=["entry", "exit"])
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--start", metavar="YYYY-MM-DD", help="公示开始日期(默认取申报中设定的公示期,否则今天)")
+    q.add_argument("--end", metavar="YYYY-MM-DD", help=f"公示结束日期(默认取申报中设定的公示期,否则开始后第 {MIN_DAYS} 天;至少 {MIN_DAYS} 天)")
+    q.add_argument("--place", default="村委会公示栏", help="公示地点(默认“村委会公示栏”)")
+    q.add_argument("--contact", default="村民委员会", help="受理异议的单位或联系人(默认“村民委员会”)")
+    q.add_argument("--phone", default="", help="受理异议的联系电话")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_notice)
+
+    q = ops.add_parser("verify", help="核对一张户有卡(二维码中的户 id 和校验码)是否与数据库一致")
+    q.add_argument("db")
+    q.add_argument("--household", metavar="ID")
+    q.add_argument("--digest", metavar="HEX", help="卡上二维码下方的校验码")
+    q.add_argument("--qr", metavar="TEXT", help="扫码得到的整段文字(JDCARD1|id|校验码),可代替 --household/--digest")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_verify)
+
+
+def _done(result: printing.PrintResult, what: str) -> int:
+    print(f"已生成 {result.path}:{what} {result.households} 户,共 {result.pages} 页")
+    return 0
+
+
+def cmd_card(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = printing.print_cards(store, args.out, household_id=args.household, village_code=args.village,
+                                          full_id=args.full_id, progress=progress_printer("生成户有卡"))
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "户有卡")
+
+
+def cmd_register(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = printing.print_register(store, args.out, args.village, progress=progress_printer("生成村有册"))
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "村有册")
+
+
+def cmd_book(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "乡有簿")
+
+
+def _date(text: str | None, name: str, default: dt.date) -> dt.date:
+    if not text:
+        return default
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{name} “{text}”不是日期:请写成 YYYY-MM-DD,如 2026-12-01") from None
+
+
+def cmd_notice(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            items = printing.notice_items(store, args.village, args.kind) if args.kind in printing.NOTICE_KINDS else None
+            period = period_of(items or [])
+            default_start = period[0] if period else dt.date.today()
+            start = _date(args.start, "--start", default_start)
+            default_end = period[1] if period and not args.start else start + dt.timedelta(days=MIN_DAYS - 1)
+            end = _date(args.end, "--end", default_end)
+            info = NoticeInfo(start=start, end=end, place=args.place, contact=args.contact, phone=args.phone)
+            result = printing.print_notice(store, args.out, args.village, args.kind, info, items)
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "公示")
+
+
+def cmd_verify(args) -> int:
+    household, digest = args.household, args.digest
+    if args.qr:
+        parsed = parse_qr(args.qr)
+        if not parsed:
+            raise CommandError("二维码内容应为 JDCARD1|户id|校验码")
+        household, digest = parsed
+    if not household or not digest:
+        raise CommandError("请给出 --household 和 --digest,或 --qr")
+    with open_store(args.db, args.operator) as store:
+        try:
+            current = printing.card_digest(store, household)
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    if current == digest.strip().lower():
+        print(f"一致:户 {household} 的卡片内容与数据库相符(校验码 {current})")
+        return 0
+    print(f"不一致:卡片校验码 {digest},数据库当前为 {current}。卡片打印后户档已修改,请重新打印户有卡。")
+    return 1

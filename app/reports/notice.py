@@ -1,0 +1,172 @@
+"""The public notice (公示) of households proposed to enter or leave the register: list, notice
+period (at least 7 days), place, contact for objections, signature lines.
+
+The renderer takes the (household document, proposal) pairs and the notice facts as parameters, so it
+does not depend on how proposals are stored. ID numbers are never printed on a notice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from app.core.income import per_capita
+from app.reports.card import latest_income
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, markup, numbered_canvas, para, register_fonts, styles
+from app.reports.context import Context, money
+
+MIN_DAYS = 7
+KINDS = {"entry": "拟纳入建档立卡贫困户", "exit": "拟退出(脱贫)贫困户"}
+WIDTH = A4[0] - 36 * mm
+
+
+@dataclass
+class NoticeInfo:
+    start: dt.date
+    end: dt.date
+    place: str
+    contact: str
+    phone: str = ""
+    issuer: str = ""  # e.g. "龙井村村民委员会"; default: the village's name + 村民委员会
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def check(self) -> None:
+        if self.days < MIN_DAYS:
+            raise ReportError(f"公示期 {self.start.isoformat()} 至 {self.end.isoformat()} 只有 {self.days} 天:"
+                              f"公示期至少 {MIN_DAYS} 天,请推迟结束日期")
+        if not self.place.strip():
+            raise ReportError("请填写公示地点(如“村委会公示栏”)")
+        if not self.contact.strip():
+            raise ReportError("请填写受理异议的联系人(如“村委会 张三”)")
+
+
+def _note(proposal: dict) -> str:
+    """申报类型 (when 返贫纳入), 申报理由 and the village review's vote, from a proposal dict
+    (app.services.proposals)."""
+    parts = []
+    if proposal.get("proposal_kind") == "return":
+        parts.append("返贫纳入")
+    for key in ("reasons", "reason", "note"):
+        if proposal.get(key):
+            parts.append(str(proposal[key]))
+            break
+    votes = proposal.get("review_votes_for")
+    if votes is not None:
+        against = proposal.get("review_votes_against")
+        parts.append(f"评议赞成 {votes} 票" + (f"、反对 {against} 票" if against is not None else ""))
+    return ";".join(parts)
+
+
+def period_of(items: list[tuple[dict, dict]]) -> tuple[dt.date, dt.date] | None:
+    """The notice period recorded on the proposals (earliest start, latest end), if any."""
+    starts, ends = [], []
+    for _, p in items:
+        try:
+            if p.get("notice_start") and p.get("notice_end"):
+                starts.append(dt.date.fromisoformat(str(p["notice_start"])[:10]))
+                ends.append(dt.date.fromisoformat(str(p["notice_end"])[:10]))
+        except ValueError:
+            continue
+    return (min(starts), max(ends)) if starts else None
+
+
+def _date(d: dt.date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context) -> tuple[list[str], list[float], list[list[str]]]:
+    if kind == "entry":
+        headings = ["序号", "村民小组", "户主姓名", "家庭人口", "识别标准", "贫困户属性", "主要致贫原因", "备注"]
+        widths = [10, 16, 20, 14, 18, 24, 22, 40]
+    else:
+        headings = ["序号", "村民小组", "户主姓名", "家庭人口", "年人均纯收入(元)", "扶贫标准(元)", "贫困户属性", "备注"]
+        widths = [10, 16, 20, 14, 24, 20, 22, 38]
+    rows = []
+    for i, (doc, proposal) in enumerate(items, 1):
+        people = str(len(doc.get("members", [])) or doc.get("family_size") or "")
+        row = [str(i), str(doc.get("group") or ""), str(doc.get("head_name") or ""), people]
+        if kind == "entry":
+            row += [ctx.show("household", "identification_standard", doc.get("identification_standard")),
+                    ctx.show("household", "attribute", doc.get("attribute")),
+                    ctx.show("household", "main_cause", doc.get("main_cause"))]
+        else:
+            income = latest_income(doc)
+            size = doc.get("family_size") if isinstance(doc.get("family_size"), int) else len(doc.get("members", []))
+            line, _ = ctx.line_for(income["year"]) if income else (None, None)
+            pc = per_capita(income, size) if income else None
+            if pc is None and proposal and proposal.get("assessed_per_capita") is not None:
+                pc, line = proposal.get("assessed_per_capita"), proposal.get("assessed_line")
+            row += [money(pc), money(line),
+                    ctx.show("household", "attribute", doc.get("attribute"))]
+        row.append(_note(proposal or {}))
+        rows.append(row)
+    return headings, widths, rows
+
+
+def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo, ctx: Context) -> list:
+    if kind not in KINDS:
+        raise ReportError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
+    info.check()
+    st = styles()
+    village = ctx.division(village_code)
+    year = info.start.year
+    title = f"{village}{year}年{KINDS[kind]}公示"
+    if kind == "entry":
+        body = (f"根据建档立卡贫困户识别程序,经农户申请、村民小组提名、村级民主评议,拟将以下 {len(items)} 户"
+                f"纳入建档立卡贫困户,现予以公示。")
+    else:
+        body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户年人均纯收入稳定超过"
+                f"扶贫标准,实现“两不愁三保障”,本户已签字认可,拟退出(脱贫),现予以公示。")
+    story = [Paragraph(markup(title), st["title"]), Spacer(1, 4 * mm), Paragraph(markup(body), st["notice"]), Spacer(1, 3 * mm)]
+    headings, widths, rows = notice_rows(kind, items, ctx)
+    data = [[Paragraph(markup(h), st["head"]) for h in headings]]
+    for r in rows:
+        data.append([Paragraph(markup(r[0]), st["cell_c"]), para(r[1], st["cell"]), para(r[2], st["cell"], True),
+                     Paragraph(markup(r[3]), st["cell_c"])] + [para(v, st["cell"]) for v in r[4:]])
+    if not rows:
+        data.append([Paragraph(markup("(本期无拟公示的户)"), st["cell_c"])] + [""] * (len(headings) - 1))
+    k = WIDTH / (sum(widths) * mm)
+    table = Table(data, colWidths=[w * mm * k for w in widths], repeatRows=1)
+    cmds = [("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+    if not rows:
+        cmds.append(("SPAN", (0, 1), (-1, 1)))
+    table.setStyle(TableStyle(cmds))
+    story.append(table)
+    contact = info.contact + (f",联系电话 {info.phone}" if info.phone else "")
+    story += [
+        Spacer(1, 5 * mm),
+        Paragraph(markup(f"公示时间:{_date(info.start)}至{_date(info.end)}(共 {info.days} 天)。"), st["notice"]),
+        Paragraph(markup(f"公示地点:{info.place}。"), st["notice"]),
+        Paragraph(markup(f"公示期间,如有异议,请以书面或口头形式向{contact}反映。"
+                         "反映情况要实事求是,提倡署名反映。"), st["notice"]),
+    ]
+    issuer = info.issuer or f"{village}村民委员会"
+    sign = Table([
+        [Paragraph(markup("村党组织书记(签字):"), st["body"]), "", Paragraph(markup("村委会主任(签字):"), st["body"]), ""],
+        [Paragraph(markup("驻村工作队队长(签字):"), st["body"]), "", Paragraph(markup("监督人(签字):"), st["body"]), ""],
+    ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
+    sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
+                              ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    right = styles()["body"].clone("right", alignment=2, fontSize=11, leading=18)
+    story.append(KeepTogether([Spacer(1, 6 * mm), sign, Spacer(1, 8 * mm),
+                               Paragraph(markup(f"{issuer}(盖章)"), right),
+                               Paragraph(markup(_date(info.start)), right)]))
+    return story
+
+
+def build_notice(path: str, village_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo,
+                 ctx: Context) -> int:
+    register_fonts()
+    story = notice_story(village_code, kind, items, info, ctx)
+    doc = SimpleDocTemplate(path, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
+                            bottomMargin=16 * mm, title="公示", author=ctx.site_name or "jiandang", initialFontName=CJK)
+    doc.build(story, canvasmaker=numbered_canvas())
+    return doc.page

@@ -1,0 +1,325 @@
+"""Printed documents: text found in the PDFs, embedded fonts, masking, totals, missing fields, bad
+output paths, card digests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from app.core import demo as demo_core
+from app.core import idnumber
+from app.core.income import per_capita
+from app.reports.card import card_content, parse_qr
+from app.reports.common import ReportError, write_pdf
+from app.reports.notice import NoticeInfo
+from app.services import households, printing
+
+VILLAGE = "522699101201"
+TOWNSHIP = "522699101"
+STANDARD_14 = {"Courier", "Helvetica", "Times", "Symbol", "ZapfDingbats"}
+
+
+def text_of(path) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(str(path)).pages)
+
+
+def compact(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def fonts_of(path) -> dict[str, dict]:
+    """BaseFont name -> font dictionary of every font used on any page (including Form XObjects)."""
+    found = {}
+
+    def walk(resources):
+        if not resources:
+            return
+        resources = resources.get_object()
+        for font in (resources.get("/Font") or {}).values():
+            font = font.get_object()
+            found[str(font["/BaseFont"])] = font
+        for xobj in (resources.get("/XObject") or {}).values():
+            xobj = xobj.get_object()
+            walk(xobj.get("/Resources"))
+
+    for page in PdfReader(str(path)).pages:
+        walk(page.get("/Resources"))
+    return found
+
+
+def embedded_file(font) -> object | None:
+    if "/DescendantFonts" in font:
+        font = font["/DescendantFonts"][0].get_object()
+    descriptor = font.get("/FontDescriptor")
+    return descriptor.get_object().get("/FontFile2") if descriptor else None
+
+
+@pytest.fixture
+def village_store(make_store):
+    """A database with one demo village of 30 households (other villages empty)."""
+    s = make_store("v.db")
+    from app.services import demo
+
+    demo.install_reference_data(s)
+    with s.transaction():
+        for doc in demo_core.households(per_village=30, villages=[VILLAGE]):
+            households.save(s, doc, allow_errors=True)
+    return s
+
+
+def test_card_of_one_household_shows_its_data_masked_ids_and_embeds_fonts(demo_store, tmp_path):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    out = tmp_path / "card.pdf"
+    result = printing.print_cards(demo_store, out, household_id=doc["id"])
+    text = compact(text_of(out))
+    assert result.households == 1 and result.pages >= 1
+    assert doc["head_name"] in text and doc["household_number"] in text
+    for m in doc["members"]:
+        assert m["name"] in text
+        assert idnumber.mask(m["id_number"]) in text
+        assert m["id_number"] not in text  # masked by default
+        assert m["id_number"][6:14] not in text  # the birth date part is hidden too
+    assert doc["bank_account"] not in text
+    helper = doc["helpers"][0]
+    assert helper["name"] in text and helper["unit"] in text and helper["phone"] in text
+    income = doc["incomes"][0]
+    pc = per_capita(income, doc["family_size"])
+    assert f"{pc:,.2f}".rstrip("0").rstrip(".") in text or f"{int(pc):,}" in text
+    assert "户主签字" in text and "帮扶责任人签字" in text
+    fonts = fonts_of(out)
+    assert fonts, "no fonts found"
+    for name, font in fonts.items():
+        assert embedded_file(font) is not None, f"{name} is not an embedded TrueType font"
+        assert not any(std in name for std in STANDARD_14), f"standard-14 font {name} used"
+    assert any("DroidSansFallback" in name for name in fonts)
+
+
+def test_full_id_option_prints_whole_numbers(demo_store, tmp_path):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    out = tmp_path / "card.pdf"
+    printing.print_cards(demo_store, out, household_id=doc["id"], full_id=True)
+    text = compact(text_of(out))
+    for m in doc["members"]:
+        assert m["id_number"] in text
+
+
+def test_village_cards_in_one_pdf_with_progress(village_store, tmp_path):
+    out = tmp_path / "cards.pdf"
+    seen = []
+    result = printing.print_cards(village_store, out, village_code=VILLAGE, progress=lambda d, t: seen.append((d, t)))
+    docs = households.documents(village_store, VILLAGE)
+    assert result.households == len(docs) == 30
+    assert seen and seen[-1] == (30, 30)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    text = compact(text_of(out))
+    for doc in docs:
+        assert doc["head_name"] in text
+    reader = PdfReader(str(out))
+    assert len(reader.pages) == result.pages >= 30
+    # every household starts on a new page: its number appears at the top of some page's text
+    firsts = [compact(p.extract_text())[:200] for p in reader.pages]
+    for doc in docs:
+        assert any(doc["household_number"] in f and "扶贫手册" in f for f in firsts)
+
+
+def test_register_totals_equal_database_counts(village_store, tmp_path):
+    out = tmp_path / "register.pdf"
+    result = printing.print_register(village_store, out, VILLAGE)
+    households_count = village_store.count("household", village_code=VILLAGE)
+    people = sum(1 for _ in village_store.records("member", village_code=VILLAGE))
+    text = compact(text_of(out))
+    assert result.households == households_count == 30
+    assert f"合计:{households_count}户{people}人" in text
+    # group subtotals add up to the totals
+    subtotals = re.findall(r"小计:(\d+)户(\d+)人", text)
+    assert sum(int(h) for h, _ in subtotals) == households_count
+    assert sum(int(p) for _, p in subtotals) == people
+    pages = len(PdfReader(str(out)).pages)
+    assert result.pages == pages > 1
+    for n in range(1, pages + 1):
+        assert f"第{n}页共{pages}页" in text
+    docs = households.documents(village_store, VILLAGE)
+    for doc in docs:
+        assert doc["head_name"] in text
+        head = next(m for m in doc["members"] if m["relation"] == "01")
+        assert idnumber.mask(head["id_number"]) in text
+        assert head["id_number"] not in text
+    # summary page: counts by status as stored
+    unresolved = sum(1 for d in docs if d["status"] == "1")
+    assert re.search(rf"未脱贫.*?{unresolved}", text)
+    # the header row is repeated on every table page
+    reader = PdfReader(str(out))
+    for page in reader.pages[:-1]:
+        assert "主要致贫原因" in compact(page.extract_text())
+
+
+def test_book_has_one_row_per_village_and_totals(demo_store, tmp_path):
+    out = tmp_path / "book.pdf"
+    result = printing.print_book(demo_store, out, TOWNSHIP)
+    text = compact(text_of(out))
+    villages = [v for v in demo_core.village_codes() if v.startswith(TOWNSHIP)]
+    expected = sum(demo_store.count("household", village_code=v) for v in villages)
+    assert result.households == expected == 6
+    for v in villages:
+        assert demo_store.division_name(v) in text
+    people = sum(1 for v in villages for _ in demo_store.records("member", village_code=v))
+    assert re.search(rf"合计{expected}{people}", text)
+
+
+def test_household_with_missing_fields_prints_marks_instead_of_crashing(store, tmp_path):
+    doc = {"village_code": VILLAGE, "head_name": "缺资料户", "members": [{"name": "缺资料户", "relation": "01"}]}
+    saved = households.save(store, doc, allow_errors=True)
+    out = tmp_path / "card.pdf"
+    printing.print_cards(store, out, household_id=saved.household_id)
+    text = compact(text_of(out))
+    assert "缺资料户" in text
+    assert text.count("待完善") >= 5  # attribute, cause, first identified, ID number, helper, plan, income...
+    out2 = tmp_path / "register.pdf"
+    printing.print_register(store, out2, VILLAGE)
+    assert "待完善" in compact(text_of(out2))
+
+
+def test_long_names_wrap_inside_their_cells(store, tmp_path):
+    long_name = "欧阳" + "长" * 26 + "名"
+    long_unit = "省交通运输厅驻示范县清水镇龙井村脱贫攻坚帮扶工作队第一分队" * 2
+    doc = demo_core.households(per_village=1, villages=[VILLAGE])[0]
+    doc["head_name"] = long_name
+    doc["members"][0]["name"] = long_name
+    doc["helpers"][0]["unit"] = long_unit[:60]
+    doc["group"] = "第十二村民小组(原高坡组)"
+    saved = households.save(store, doc, allow_errors=True)
+    for kind, kw in (("card", {"household_id": saved.household_id}), ("register", {})):
+        out = tmp_path / f"{kind}.pdf"
+        if kind == "card":
+            printing.print_cards(store, out, **kw)
+        else:
+            printing.print_register(store, out, VILLAGE)
+        reader = PdfReader(str(out))
+        width = float(reader.pages[0].mediabox.width)
+        positions = []
+
+        def visit(text, cm, tm, font_dict, font_size):
+            if text.strip():
+                positions.append((tm[4] * cm[0] + cm[4], text))
+
+        for page in reader.pages:
+            page.extract_text(visitor_text=visit)
+        assert positions
+        # nothing starts beyond the right margin (text overflowing a cell would run past it)
+        assert max(x for x, _ in positions) < width - 20
+        assert long_name in compact(text_of(out))
+
+
+def test_unknown_village_or_household_leaves_no_file(demo_store, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "x.pdf"
+    with pytest.raises(ReportError, match="没有村"):
+        printing.print_cards(demo_store, out, village_code="522699101299")
+    with pytest.raises(ReportError, match="找不到贫困户"):
+        printing.print_cards(demo_store, out, household_id="no-such-id")
+    with pytest.raises(ReportError, match="不是村代码"):
+        printing.print_register(demo_store, out, "12")
+    with pytest.raises(ReportError, match="乡"):
+        printing.print_book(demo_store, out, "522699109")
+    assert list(folder.iterdir()) == []
+
+
+def test_unwritable_output_keeps_the_old_file_and_leaves_no_temp(demo_store, tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "register.pdf"
+    out.write_bytes(b"old report")
+    calls = []
+
+    def failing(path):
+        calls.append(path)
+        with open(path, "wb") as fh:
+            fh.write(b"%PDF-1.4 half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ReportError, match="无法写入"):
+        write_pdf(out, failing)
+    assert out.read_bytes() == b"old report"
+    assert sorted(p.name for p in folder.iterdir()) == ["register.pdf"]
+    with pytest.raises(ReportError, match="不存在"):
+        printing.print_register(demo_store, tmp_path / "missing" / "r.pdf", VILLAGE)
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        with pytest.raises(ReportError, match="无法写入"):
+            printing.print_register(demo_store, locked / "r.pdf", VILLAGE)
+        assert list(locked.iterdir()) == []
+
+
+def test_card_digest_verifies_until_the_household_changes(demo_store, tmp_path):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    out = tmp_path / "card.pdf"
+    printing.print_cards(demo_store, out, household_id=doc["id"])
+    text = compact(text_of(out))
+    digest = printing.card_digest(demo_store, doc["id"])
+    assert digest in text
+    assert printing.verify_card(demo_store, doc["id"], digest)
+    # printing with full ID numbers or on another day gives the same digest
+    ctx_later = printing.context(demo_store, today=dt.date(2031, 1, 1))
+    from app.reports.card import card_digest
+
+    assert card_digest(households.document(demo_store, doc["id"]), ctx_later) == digest
+    doc = households.document(demo_store, doc["id"])
+    doc["phone"] = "13912345678"
+    households.save(demo_store, doc, allow_errors=True)
+    assert not printing.verify_card(demo_store, doc["id"], digest)
+
+
+def test_qr_payload_round_trip():
+    assert parse_qr("JDCARD1|abc-123|0123456789abcdef") == ("abc-123", "0123456789abcdef")
+    assert parse_qr("something else") is None
+
+
+def test_card_content_marks_main_and_other_causes(demo_store):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    doc["main_cause"], doc["other_causes"] = "1", ["7", "9"]
+    content = card_content(doc, printing.context(demo_store))
+    assert content["causes"] == {"main": "1", "other": ["7", "9"]}
+
+
+def _notice_info(days=7):
+    start = dt.date(2026, 12, 1)
+    return NoticeInfo(start=start, end=start + dt.timedelta(days=days - 1), place="龙井村村委会公示栏",
+                      contact="村委会 王主任", phone="13800001111")
+
+
+def test_notice_lists_households_period_place_and_contact(demo_store, tmp_path):
+    docs = households.documents(demo_store, VILLAGE)
+    items = [(docs[0], {"proposal_kind": "entry", "reasons": "家中主要劳动力患大病", "review_votes_for": 41}),
+             (docs[1], {"proposal_kind": "return", "reasons": "因灾返贫"})]
+    out = tmp_path / "notice.pdf"
+    result = printing.print_notice(demo_store, out, VILLAGE, "entry", _notice_info(), items)
+    text = compact(text_of(out))
+    assert result.households == 2
+    for doc, _ in items:
+        assert doc["head_name"] in text
+        for m in doc["members"]:
+            assert m["id_number"] not in text and idnumber.mask(m["id_number"]) not in text
+    assert "家中主要劳动力患大病" in text and "返贫纳入" in text and "评议赞成41票" in text
+    assert "2026年12月1日至2026年12月7日(共7天)" in text
+    assert "龙井村村委会公示栏" in text and "13800001111" in text
+    assert "村委会主任(签字)" in text
+
+
+def test_notice_period_shorter_than_seven_days_is_refused(demo_store, tmp_path):
+    docs = households.documents(demo_store, VILLAGE)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "notice.pdf"
+    with pytest.raises(ReportError, match="至少 7 天"):
+        printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(days=6), [(docs[0], {})])
+    assert not out.exists()
+    with pytest.raises(ReportError, match="没有等待村内公示"):
+        printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [])
+    assert list(folder.iterdir()) == []
