@@ -12,6 +12,8 @@ from app.cli.common import CommandError
 
 COMMAND_MODULES = [
     "app.cli.core_commands",
+    "app.cli.proposal_commands",
+    "app.cli.print_commands",
 ]
 
 
