@@ -176,16 +176,16 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
         if len(returning) != 1:
             return "退回申报时必须写明在哪个环节退回"
         stage = returning[0]
-        if not str(new.get(f"{stage}_reason") or "").strip():
-            return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
-    else:
+    elif target in STAGES:
         stage = target
-        if stage not in STAGES:
-            return f"未知的程序环节“{target}”"
-        if new.get(f"{stage}_outcome") != "pass":
-            return f"办理“{STAGE_LABELS[stage]}”必须记录结果(通过或退回)"
+    else:
+        return f"未知的程序环节“{target}”"
     if not role_may(role, stage):
         return role_refusal(role, stage)
+    if target == RETURNED and not str(new.get(f"{stage}_reason") or "").strip():
+        return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
+    if target != RETURNED and new.get(f"{stage}_outcome") != "pass":
+        return f"办理“{STAGE_LABELS[stage]}”必须记录结果(通过或退回)"
     if stages - {stage}:
         other = sorted(stages - {stage})
         return f"一次只能办理一个环节,这次修改还写了“{'、'.join(stage_label(s) for s in other)}”"

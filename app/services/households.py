@@ -62,9 +62,10 @@ def assemble(household: Record, children: list[Record], dictionary: Dictionary |
     doc = {"id": household.id, "village_code": household.village_code, **household.fields}
     for kind in d.child_kinds("household"):
         doc[collection(kind.key)] = []
+    own = {kind.key for kind in d.child_kinds("household")}
     for child in children:
-        if not child.deleted:
-            doc.setdefault(collection(child.kind), []).append(_as_dict(child))
+        if not child.deleted and child.kind in own:  # proposals also name the household as parent
+            doc[collection(child.kind)].append(_as_dict(child))
     return doc
 
 
