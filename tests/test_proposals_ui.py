@@ -1,0 +1,105 @@
+"""The 识别与退出 window: proposals by stage, doing the next stage, role refusals, work lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from app.services import demo, households, proposals  # noqa: E402
+from app.ui.proposals_panel import NewProposalDialog, ProposalsWindow  # noqa: E402
+from tests.factories import household  # noqa: E402
+
+
+def ago(days):
+    return (dt.date.today() - dt.timedelta(days=days)).isoformat()
+
+
+def setup(store):
+    demo.install_reference_data(store)
+    store.set_poverty_line(2025, 4000)
+    a = households.save(store, household(dilapidated="0")).household_id
+    b = households.save(store, household("东方明", "西门兰", seq=4, dilapidated="0", helpers=[])).household_id
+    return a, b
+
+
+def open_window(qtbot, store):
+    w = ProposalsWindow(store)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.show()
+    return w
+
+
+def test_the_window_lists_proposals_and_records_the_village_review(qtbot, make_store):
+    store = make_store()
+    a, _ = setup(store)
+    p = proposals.propose(store, a, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(10))
+    w = open_window(qtbot, store)
+    assert w.table.rowCount() == 1 and w.table.item(0, 4).text() == "等待村级评议"
+    assert w.table.item(0, 6).text() == "达标"
+    assert "年人均纯收入" in w.detail.toPlainText() and "4500.00" in w.detail.toPlainText()
+    assert w.do_button.isEnabled() and w.do_button.text() == "办理“村级评议”"
+    # a review without the household's signature is refused in the window, nothing written
+    w.meeting_date.setDate(w.meeting_date.date().addDays(-3))
+    w.attendance.setValue(20)
+    w.votes_for.setValue(15)
+    w.do_button.click()
+    assert "农户签字同意" in w.action_message.text()
+    assert proposals.get(store, p["id"])["stage"] == "nominate"
+    w.signed.setChecked(True)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.do_button.click()
+    assert proposals.get(store, p["id"])["stage"] == "review"
+    assert proposals.get(store, p["id"])["review_votes_for"] == 15
+    assert w.table.item(0, 4).text() == "等待村内公示"
+    assert "村级评议" in w.detail.toPlainText() and "参会 20 人" in w.detail.toPlainText()
+
+
+def test_a_stage_this_role_may_not_do_is_shown_and_disabled(qtbot, make_store):
+    store = make_store("county.db", role="county")
+    a, _ = setup(store)
+    w = open_window(qtbot, store)
+    assert not w.new_button.isEnabled()  # the county does not nominate
+    # a proposal that reached the county database waiting for the township
+    store.put("proposal", {"proposal_kind": "exit", "reasons": "x", "stage": "notice", "nominate_outcome": "pass",
+                           "review_outcome": "pass", "notice_outcome": "pass", "income_year": 2025},
+              village_code="522699101201", parent_id=a)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        pass  # the store listener reloads the window
+    assert w.table.rowCount() == 1
+    assert not w.do_button.isEnabled()
+    assert "“乡级初核”只能由乡级数据库办理,本数据库是县级" in w.next_label.text()
+
+
+def test_the_work_lists_tab_counts_each_list(qtbot, make_store):
+    store = make_store()
+    a, b = setup(store)
+    proposals.propose(store, a, "exit", reasons="增收", food_secure=True, clothing_secure=False,
+                      justification="衣物已由帮扶单位解决")
+    w = open_window(qtbot, store)
+    titles = [w.tree.topLevelItem(i).text(0) for i in range(w.tree.topLevelItemCount())]
+    assert "缺帮扶责任人(1 户)" in titles
+    assert "等待村级评议(1 户)" in titles
+    assert "退出未达标(乡级初核重点核查)(1 户)" in titles
+    missing = w.tree.topLevelItem(titles.index("缺帮扶责任人(1 户)")).child(0)
+    assert missing.text(1) == "东方明"
+
+
+def test_the_new_proposal_dialog_refuses_without_a_reason_then_nominates(qtbot, make_store):
+    store = make_store()
+    _, b = setup(store)
+    dialog = NewProposalDialog(store, household_id=b)
+    qtbot.addWidget(dialog)
+    dialog.kind.setCurrentIndex(dialog.kind.findData("exit"))
+    assert "年人均纯收入" in dialog.assessment.text()
+    dialog.submit()
+    assert "请写明申报理由" in dialog.message.text() and proposals.proposals(store) == []
+    dialog.reasons.setPlainText("务工收入稳定")
+    dialog.food.setChecked(True)
+    dialog.clothing.setChecked(True)
+    dialog.submit()
+    assert dialog.result_proposal is not None
+    assert [p["household_id"] for p in proposals.proposals(store)] == [b]
