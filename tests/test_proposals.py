@@ -398,3 +398,19 @@ def test_proposals_are_sealed_records_and_their_reasons_never_reach_the_disk_in_
     v.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     raw = (tmp_path / "village.db").read_bytes()
     assert "独特返贫原因甲乙丙".encode() not in raw and "务工收入稳定".encode() not in raw
+
+
+def test_saving_a_household_document_cannot_change_its_status_at_any_level(sites):
+    for role in ("village", "township", "county"):
+        s = sites[role]
+        hid = new_household(s)
+        doc = households.document(s, hid)
+        doc["status"] = "2"
+        before = s.change_count()
+        with pytest.raises(households.InputError, match="脱贫状态"):
+            households.save(s, doc)
+        assert s.change_count() == before and households.document(s, hid)["status"] == "1"
+        doc["status"] = "1"
+        doc["phone"] = "13800001111"
+        households.save(s, doc)  # other fields still save
+        assert households.document(s, hid)["phone"] == "13800001111"

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.core import idnumber, values
+from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import ERROR, Finding, collection, has_errors, record_label, validate_household
 from app.store import Record, Store
@@ -243,6 +243,11 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
     merged, findings, stored = prepare(store, doc, where)
     if has_errors(findings) and not allow_errors:
         raise ValidationFailed(findings)
+    if stored is not None and merged.get("status") != stored.get("status"):
+        refusal = procedures.authorize_change("household", {"status": merged.get("status")},
+                                              {"status": stored.get("status")}, store.role, op="update", reason=reason or "")
+        if refusal:  # the status changes only through an effective proposal (app.services.proposals)
+            raise InputError(f"{where}: {refusal}")
     changes = 0
     child_ids: dict[str, list[str]] = {}
     with store.transaction():
