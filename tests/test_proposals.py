@@ -227,8 +227,8 @@ def test_return_to_the_register_and_natural_decrease_set_their_statuses(sites):
     v, t, c = sites["village"], sites["township"], sites["county"]
     back = new_household(v, status="2")
     gone = new_household(v, status="1", seq=4, head="上官云", spouse="慕容雪")
-    p1 = proposals.propose(v, back, "return", reasons="因病返贫:户主患大病")
-    p2 = proposals.propose(v, gone, "natural", reasons="全户迁出")
+    p1 = proposals.propose(v, back, "return", reasons="因病返贫:户主患大病", date=ago(40))
+    p2 = proposals.propose(v, gone, "natural", reasons="全户迁出", date=ago(40))
     for p in (p1, p2):
         village_stages(v, p["id"], kind=p["proposal_kind"])
     carry(v, t)
@@ -377,8 +377,8 @@ def test_households_for_notice_lists_those_waiting_at_the_village_notice(sites):
     p_exit = exit_proposal(v, out_id)
     p_entry = proposals.propose(v, in_id, "entry", reasons="新识别:因病")
     exit_proposal(v, waiting_review)
-    proposals.advance(v, p_exit["id"], "review", "pass", meeting_date=ago(3), attendance=10, votes_for=8, household_signed=True)
-    proposals.advance(v, p_entry["id"], "review", "pass", meeting_date=ago(3), attendance=10, votes_for=8)
+    proposals.advance(v, p_exit["id"], "review", "pass", meeting_date=ago(12), attendance=10, votes_for=8, household_signed=True)
+    proposals.advance(v, p_entry["id"], "review", "pass", meeting_date=TODAY.isoformat(), attendance=10, votes_for=8)
     exits = proposals.households_for_notice(v, "522699101201", "exit")
     entries = proposals.households_for_notice(v, "522699101201", "entry")
     assert [(d["id"], p["id"]) for d, p in exits] == [(out_id, p_exit["id"])]
@@ -414,3 +414,19 @@ def test_saving_a_household_document_cannot_change_its_status_at_any_level(sites
         doc["phone"] = "13800001111"
         households.save(s, doc)  # other fields still save
         assert households.document(s, hid)["phone"] == "13800001111"
+
+
+def test_dates_must_follow_the_procedure(sites):
+    v = sites["village"]
+    p = exit_proposal(v, new_household(v))  # nominated 40 days ago
+    with pytest.raises(ProcedureError, match="评议会日期 .* 早于提名日期"):
+        proposals.advance(v, p["id"], "review", "pass", meeting_date=ago(50), attendance=10, votes_for=9,
+                          household_signed=True)
+    with pytest.raises(ProcedureError, match="早于上一环节“村民小组提名”的日期"):
+        proposals.advance(v, p["id"], "review", "pass", date=ago(45), meeting_date=ago(45), attendance=10,
+                          votes_for=9, household_signed=True)
+    proposals.advance(v, p["id"], "review", "pass", date=ago(30), meeting_date=ago(30), attendance=10, votes_for=9,
+                      household_signed=True)
+    with pytest.raises(ProcedureError, match="公示应在评议之后"):
+        proposals.plan_notice(v, p["id"], ago(35), ago(25))
+    assert proposals.get(v, p["id"]).get("notice_start") is None

@@ -53,7 +53,7 @@ def village(tmp_path, env, capsys):
 
 def test_propose_advance_and_list_by_stage(village, capsys):
     code, out, err = run(capsys, "propose", village, "--household", "5226991012010001", "--kind", "exit",
-                         "--reason", "务工收入稳定", "--food", "yes", "--clothing", "是")
+                         "--reason", "务工收入稳定", "--food", "yes", "--clothing", "是", "--date", ago(25))
     assert code == 0, err
     pid = out.split("\t")[0]
     assert "等待村级评议" in out

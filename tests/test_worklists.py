@@ -64,7 +64,7 @@ def test_proposals_are_listed_at_the_stage_they_wait_for_and_failing_exits_are_f
     p_good = proposals.propose(village, good, "exit", reasons="增收", food_secure=True, clothing_secure=True)
     p_poor = proposals.propose(village, poor, "exit", reasons="增收", food_secure=True, clothing_secure=True,
                                justification="危房改造下月竣工")
-    p_entry = proposals.propose(village, entry, "entry", reasons="新识别")
+    p_entry = proposals.propose(village, entry, "entry", reasons="新识别", date="2026-01-02")
     proposals.advance(village, p_entry["id"], "review", "pass", meeting_date="2026-01-05", attendance=20,
                       votes_for=18, date="2026-01-05")
     lists = worklists.build(village, on=ON)

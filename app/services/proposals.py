@@ -243,14 +243,17 @@ def plan_notice(store: Store, proposal_id: str, start, end) -> dict:
     if not procedures.role_may(store.role, "notice"):
         raise ProcedureError(procedures.role_refusal(store.role, "notice"))
     start, end = _today(start), _today(end)
-    _check_notice_period(start, end)
+    _check_notice_period(start, end, p)
     old = {k: p.get(k) for k in procedures.NOTICE_PLAN_FIELDS}
     with store.transaction():
         _put(store, "proposal", {"notice_start": start, "notice_end": end}, old, record_id=p["id"], reason="设定公示期")
     return get(store, p["id"])
 
 
-def _check_notice_period(start: str, end: str) -> None:
+def _check_notice_period(start: str, end: str, p: dict) -> None:
+    review = p.get("review_meeting_date")
+    if review and start < review:
+        raise ProcedureError(f"公示开始日期 {start} 早于村级评议会日期 {review}:公示应在评议之后")
     days = procedures.notice_days(start, end)
     if days < procedures.MIN_NOTICE_DAYS:
         raise ProcedureError(f"公示期 {start} 至 {end} 只有 {max(days, 0)} 天,村内公示至少 {procedures.MIN_NOTICE_DAYS} 天")
@@ -280,6 +283,9 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
     if doc is None:
         raise ProcedureError(f"申报 {p['id'][:8]} 的贫困户已不在库中")
     title = household_title(doc)
+    previous = STAGES[STAGES.index(stage) - 1]
+    if p.get(f"{previous}_date") and day < p[f"{previous}_date"]:
+        raise ProcedureError(f"办理日期 {day} 早于上一环节“{STAGE_LABELS[previous]}”的日期 {p[f'{previous}_date']}")
     fields = {f"{stage}_date": day, f"{stage}_by": by or None, f"{stage}_operator": store.operator,
               f"{stage}_site": store.site_name, f"{stage}_outcome": outcome, f"{stage}_reason": reason,
               "stage": stage if outcome == "pass" else procedures.RETURNED}
@@ -300,6 +306,8 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
                                      "评议不能记为通过;请记为退回并写明原因")
             if meeting > day:
                 raise ProcedureError(f"评议会日期 {meeting} 晚于办理日期 {day}")
+            if p.get("nominate_date") and meeting < p["nominate_date"]:
+                raise ProcedureError(f"评议会日期 {meeting} 早于提名日期 {p['nominate_date']}")
             if p.get("proposal_kind") == "exit" and household_signed is not True:
                 raise ProcedureError(f"{title}:脱贫退出须经农户签字同意(--household-signed)后才能通过评议")
         fields.update({f"review_{k}": v for k, v in numbers.items()}, review_meeting_date=meeting,
@@ -310,7 +318,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
         if outcome == "pass":
             if not start or not end:
                 raise ProcedureError("村内公示通过需要公示开始和结束日期(--notice-start --notice-end)")
-            _check_notice_period(start, end)
+            _check_notice_period(start, end, p)
             if day < end:
                 raise ProcedureError(f"公示期到 {end} 才结束,公示期满后再记录公示结果(办理日期 {day})")
         fields.update(notice_start=start, notice_end=end)
