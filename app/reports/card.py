@@ -201,9 +201,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
              Paragraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
                        + value_markup(doc.get("household_number"), True), st["subtitle"]),
              Paragraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
-    qr = [qr_drawing(qr_payload(c["id"], digest)), Paragraph(markup("扫码核对"), st["small"]),
-          Paragraph(markup(digest), st["small"])]
-    top = Table([[title, qr]], colWidths=[WIDTH - 30 * mm, 30 * mm])
+    tiny = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
+    qr = [qr_drawing(qr_payload(c["id"], digest)), Paragraph(markup("扫码核对"), tiny), Paragraph(markup(digest), tiny)]
+    top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
     story += [top, Spacer(1, 2 * mm)]
 

@@ -164,9 +164,13 @@ def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
     return NumberedCanvas
 
 
-def write_pdf(out, build: Callable[[str], None]) -> Path:
+def write_pdf(out, build: Callable[[str], None]) -> Path | None:
     """Build a PDF into a temporary file beside `out`, then move it into place: a failure (or a
-    killed process) never leaves a half-written file under the requested name."""
+    killed process) never leaves a half-written file under the requested name. `out` may also be a
+    binary file object (io.BytesIO for a preview kept in memory): the PDF is built straight into it."""
+    if hasattr(out, "write"):
+        build(out)
+        return None
     out = Path(out)
     folder = out.parent if str(out.parent) else Path(".")
     if out.suffix.lower() != ".pdf":

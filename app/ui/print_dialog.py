@@ -1,0 +1,383 @@
+"""The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示), generate it off the GUI thread
+with progress, preview its first page, open it with the system viewer or save it.
+
+The PDF is generated into memory; nothing with personal data touches the disk until the user saves
+it ("另存为", written atomically) or asks for the system viewer (a file in a private temporary folder
+that is removed when the dialog closes).
+
+Preview of the first page: PySide6.QtPdf when installed (PySide6-Addons), else pypdfium2 (a wheel
+for Windows, macOS and Linux). Without either the dialog says so and still opens/saves the PDF.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QDate, QObject, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.reports.common import ReportError, write_pdf
+from app.reports.notice import MIN_DAYS, NoticeInfo
+from app.services import printing
+
+PREVIEW_WIDTH = 520
+
+
+def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> QImage | None:
+    """The first page of a PDF as an image `width` pixels wide, or None when no renderer is
+    available (see the module docstring)."""
+    try:
+        from PySide6.QtCore import QBuffer, QByteArray, QSize
+        from PySide6.QtPdf import QPdfDocument
+    except ImportError:
+        pass
+    else:
+        document = QPdfDocument()
+        buffer = QBuffer()
+        buffer.setData(QByteArray(pdf))
+        buffer.open(QBuffer.ReadOnly)
+        document.load(buffer)
+        if document.pageCount() > 0:
+            size = document.pagePointSize(0)
+            height = int(width * size.height() / size.width())
+            image = document.render(0, QSize(width, height))
+            document.close()
+            return image
+    try:
+        import pypdfium2 as pdfium
+    except ImportError:
+        return None
+    document = pdfium.PdfDocument(pdf)
+    try:
+        page = document[0]
+        scale = width / page.get_width()
+        bitmap = page.render(scale=scale, rev_byteorder=True)
+        image = QImage(bitmap.buffer, bitmap.width, bitmap.height, bitmap.stride,
+                       QImage.Format_RGB888 if bitmap.n_channels == 3 else QImage.Format_RGBA8888)
+        return image.copy()  # detach from pdfium's buffer before it is freed
+    finally:
+        document.close()
+
+
+class PrintJob(QObject):
+    """Runs one printing function in a worker thread; emits progress, then finished or failed."""
+
+    progress = Signal(int, int)
+    finished = Signal(bytes, int, int)  # pdf, pages, households
+    failed = Signal(str)
+
+    def __init__(self, store, document: str, options: dict):
+        super().__init__()
+        self.store, self.document, self.options = store, document, options
+
+    @Slot()
+    def run(self) -> None:
+        buffer = io.BytesIO()
+        report = self.progress.emit
+        o = self.options
+        try:
+            if self.document in ("card_household", "card_village"):
+                result = printing.print_cards(self.store, buffer, household_id=o.get("household_id"),
+                                              village_code=o.get("village_code"), full_id=o.get("full_id", False),
+                                              progress=report)
+            elif self.document == "register":
+                result = printing.print_register(self.store, buffer, o["village_code"], progress=report)
+            elif self.document == "book":
+                result = printing.print_book(self.store, buffer, o["township_code"], progress=report)
+            else:
+                kind = "entry" if self.document == "notice_entry" else "exit"
+                result = printing.print_notice(self.store, buffer, o["village_code"], kind, o["info"])
+        except ReportError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user instead of killing the thread
+            self.failed.emit(f"生成失败:{exc}")
+            return
+        self.finished.emit(buffer.getvalue(), result.pages, result.households)
+
+
+class PrintDialog(QDialog):
+    DOCUMENTS = [
+        ("card_household", "户有卡(本户)"),
+        ("card_village", "户有卡(全村合订)"),
+        ("register", "村有册(花名册及汇总图)"),
+        ("book", "乡有簿(本乡镇各村汇总)"),
+        ("notice_entry", "公示:拟纳入(新识别、返贫纳入)"),
+        ("notice_exit", "公示:拟退出(脱贫)"),
+    ]
+
+    def __init__(self, store, parent=None, household_id: str | None = None, village_code: str | None = None):
+        super().__init__(parent)
+        self.store = store
+        self.household_id = household_id
+        if household_id and not village_code:
+            record = store.get(household_id)
+            village_code = record.village_code if record else None
+        self.village_code = village_code
+        self.pdf: bytes | None = None
+        self.pages = 0
+        self._thread: QThread | None = None
+        self._job: PrintJob | None = None
+        self._tempdir: str | None = None
+        self.setWindowTitle("打印")
+        self.resize(640, 820)
+
+        self.document = QComboBox()
+        for key, label in self.DOCUMENTS:
+            if key == "card_household" and not household_id:
+                continue
+            if key != "card_household" and not village_code:
+                continue
+            self.document.addItem(label, key)
+        self.full_id = QCheckBox("打印完整证件号码和银行账号(默认部分隐藏)")
+        self.notice_box = QWidget()
+        form = QFormLayout(self.notice_box)
+        form.setContentsMargins(0, 0, 0, 0)
+        today = QDate.currentDate()
+        self.start = QDateEdit(today)
+        self.end = QDateEdit(today.addDays(MIN_DAYS - 1))
+        for edit in (self.start, self.end):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+        self.place = QLineEdit("村委会公示栏")
+        self.contact = QLineEdit("村民委员会")
+        self.phone = QLineEdit()
+        form.addRow("公示开始", self.start)
+        form.addRow("公示结束", self.end)
+        form.addRow("公示地点", self.place)
+        form.addRow("异议受理", self.contact)
+        form.addRow("联系电话", self.phone)
+
+        self.generate_button = QPushButton("生成")
+        self.generate_button.setDefault(True)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel(
+            "选择文档后点“生成”。" if self.document.count() else "没有可打印的文档:请先选择一户或一个村。")
+        self.status.setWordWrap(True)
+        self.preview = QLabel("(预览第一页)")
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumSize(PREVIEW_WIDTH, 300)
+        scroll = QScrollArea()
+        scroll.setWidget(self.preview)
+        scroll.setWidgetResizable(True)
+        scroll.setAlignment(Qt.AlignCenter)
+        self.open_button = QPushButton("用系统查看器打开")
+        self.save_button = QPushButton("另存为…")
+        close = QPushButton("关闭")
+        for b in (self.open_button, self.save_button):
+            b.setEnabled(False)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("文档"))
+        top.addWidget(self.document, 1)
+        top.addWidget(self.generate_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.save_button)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.full_id)
+        layout.addWidget(self.notice_box)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(buttons)
+
+        self.document.currentIndexChanged.connect(self._document_changed)
+        self.generate_button.clicked.connect(self.generate)
+        self.open_button.clicked.connect(self.open_in_viewer)
+        self.save_button.clicked.connect(self.save_as)
+        close.clicked.connect(self.reject)
+        self.generate_button.setEnabled(self.document.count() > 0)
+        self._document_changed()
+
+    # ------------------------------------------------------------------ choosing
+
+    def current_document(self) -> str | None:
+        return self.document.currentData()
+
+    def select(self, key: str) -> None:
+        index = self.document.findData(key)
+        if index >= 0:
+            self.document.setCurrentIndex(index)
+
+    def _document_changed(self) -> None:
+        key = self.current_document() or ""
+        self.full_id.setVisible(key.startswith("card"))
+        self.notice_box.setVisible(key.startswith("notice"))
+        self.pdf = None
+        self.open_button.setEnabled(False)
+        self.save_button.setEnabled(False)
+        self.preview.setPixmap(QPixmap())
+        self.preview.setText("(预览第一页)")
+
+    def options(self) -> dict:
+        key = self.current_document()
+        o: dict = {}
+        if key == "card_household":
+            o["household_id"] = self.household_id
+        if key == "card_village" or key in ("register", "notice_entry", "notice_exit"):
+            o["village_code"] = self.village_code
+        if key == "book":
+            o["township_code"] = (self.village_code or "")[:9]
+        if key and key.startswith("card"):
+            o["full_id"] = self.full_id.isChecked()
+        if key and key.startswith("notice"):
+            o["info"] = NoticeInfo(start=self.start.date().toPython(), end=self.end.date().toPython(),
+                                   place=self.place.text().strip(), contact=self.contact.text().strip(),
+                                   phone=self.phone.text().strip())
+        return o
+
+    def suggested_name(self) -> str:
+        key = self.current_document() or "document"
+        names = {"card_household": "户有卡", "card_village": "户有卡", "register": "村有册", "book": "乡有簿",
+                 "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出"}
+        code = (self.village_code or "")[:9] if key == "book" else (self.village_code or "")
+        place = self.store.division_name(code) if code else ""
+        return f"{names.get(key, key)}-{place}-{dt.date.today():%Y%m%d}.pdf"
+
+    # ------------------------------------------------------------------ generating
+
+    def generate(self) -> None:
+        key = self.current_document()
+        if not key or self._thread is not None:
+            return
+        self.pdf = None
+        self.open_button.setEnabled(False)
+        self.save_button.setEnabled(False)
+        self.generate_button.setEnabled(False)
+        self.document.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText("正在生成…")
+        self._thread = QThread(self)
+        self._job = PrintJob(self.store, key, self.options())
+        self._job.moveToThread(self._thread)
+        self._thread.started.connect(self._job.run)
+        self._job.progress.connect(self._on_progress)
+        self._job.finished.connect(self._on_finished)
+        self._job.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread.deleteLater()
+            self._thread = None
+            self._job = None
+        self.progress.setVisible(False)
+        self.generate_button.setEnabled(True)
+        self.document.setEnabled(True)
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(f"正在生成… {done}/{total} 户")
+
+    @Slot(bytes, int, int)
+    def _on_finished(self, pdf: bytes, pages: int, count: int) -> None:
+        self._stop_thread()
+        self.pdf, self.pages = pdf, pages
+        self.open_button.setEnabled(True)
+        self.save_button.setEnabled(True)
+        image = render_first_page(pdf)
+        if image is None or image.isNull():
+            self.preview.setText("本机没有 PDF 预览组件(QtPdf 或 pypdfium2);请用系统查看器打开查看。")
+        else:
+            self.preview.setPixmap(QPixmap.fromImage(image))
+        self.status.setText(f"已生成:{count} 户,共 {pages} 页。下面是第一页的预览。")
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._stop_thread()
+        self.status.setText(f"<span style='color:#c00000'>无法生成:{message}</span>")
+
+    def wait_until_done(self, timeout_ms: int = 60000) -> bool:
+        """For tests and scripts: block until the current generation ends."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        timer = QElapsedTimer()
+        timer.start()
+        while self._thread is not None and timer.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            QThread.msleep(10)
+        QCoreApplication.processEvents()
+        return self._thread is None
+
+    # ------------------------------------------------------------------ output
+
+    def save_to(self, path) -> Path:
+        """Write the generated PDF atomically to `path` (ReportError with a message on failure)."""
+        data = self.pdf or b""
+
+        def build(tmp):
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+
+        return write_pdf(path, build)
+
+    def save_as(self) -> None:
+        if not self.pdf:
+            return
+        start = str(Path.home() / self.suggested_name())
+        path, _ = QFileDialog.getSaveFileName(self, "另存为", start, "PDF 文件 (*.pdf)")
+        if not path:
+            return
+        if not path.lower().endswith(".pdf"):
+            path += ".pdf"
+        try:
+            self.save_to(path)
+        except ReportError as exc:
+            QMessageBox.warning(self, "无法保存", str(exc))
+            return
+        self.status.setText(f"已保存到 {path}")
+
+    def open_in_viewer(self) -> None:
+        if not self.pdf:
+            return
+        if self._tempdir is None:
+            self._tempdir = tempfile.mkdtemp(prefix="jiandang-print-")
+            os.chmod(self._tempdir, 0o700)
+        path = Path(self._tempdir) / self.suggested_name()
+        try:
+            self.save_to(path)
+        except ReportError as exc:
+            QMessageBox.warning(self, "无法打开", str(exc))
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))):
+            QMessageBox.information(self, "无法打开", f"系统没有可以打开 PDF 的程序。请用“另存为”保存后再打开。")
+
+    def done(self, result: int) -> None:
+        if self._thread is not None:
+            self.wait_until_done()
+        if self._tempdir:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+        super().done(result)

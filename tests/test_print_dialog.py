@@ -1,0 +1,61 @@
+"""The print dialog: generation off the GUI thread with a first-page preview, save as, errors."""
+
+from __future__ import annotations
+
+import re
+
+from pypdf import PdfReader
+
+from app.services import households
+from app.ui.print_dialog import PrintDialog, render_first_page
+
+VILLAGE = "522699101201"
+
+
+def test_generate_preview_and_save(qtbot, demo_store, tmp_path):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    dialog = PrintDialog(demo_store, household_id=doc["id"])
+    qtbot.addWidget(dialog)
+    keys = [dialog.document.itemData(i) for i in range(dialog.document.count())]
+    assert keys == ["card_household", "card_village", "register", "book", "notice_entry", "notice_exit"]
+    dialog.select("register")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    assert dialog.pdf and dialog.pdf.startswith(b"%PDF")
+    assert f"共 {dialog.pages} 页" in dialog.status.text()
+    pixmap = dialog.preview.pixmap()
+    assert pixmap is not None and not pixmap.isNull() and pixmap.width() > 100
+    # the preview is not blank: it has dark (text) pixels
+    image = pixmap.toImage()
+    dark = sum(1 for x in range(0, image.width(), 4) for y in range(0, image.height(), 4)
+               if image.pixelColor(x, y).lightness() < 100)
+    assert dark > 10  # a blank page has none
+    assert dialog.save_button.isEnabled() and dialog.open_button.isEnabled()
+    out = tmp_path / "saved.pdf"
+    dialog.save_to(out)
+    reader = PdfReader(str(out))
+    assert len(reader.pages) == dialog.pages
+    text = re.sub(r"\s+", "", "".join(p.extract_text() for p in reader.pages))
+    assert doc["head_name"] in text
+
+
+def test_failure_is_shown_without_output(qtbot, demo_store):
+    dialog = PrintDialog(demo_store, village_code=VILLAGE)
+    qtbot.addWidget(dialog)
+    assert dialog.document.findData("card_household") == -1
+    dialog.select("notice_exit")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    assert dialog.pdf is None
+    assert "没有等待村内公示" in dialog.status.text()
+    assert not dialog.save_button.isEnabled()
+    assert dialog.generate_button.isEnabled()
+
+
+def test_first_page_renders_to_an_image(demo_store, tmp_path, qtbot):
+    from app.services import printing
+
+    out = tmp_path / "card.pdf"
+    printing.print_cards(demo_store, out, village_code=VILLAGE)
+    image = render_first_page(out.read_bytes(), 300)
+    assert image is not None and image.width() == 300 and image.height() > 400
