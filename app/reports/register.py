@@ -31,7 +31,7 @@ SUBTOTAL_BG = "#f4f4f4"
 
 def _group_key(group: str) -> tuple:
     m = re.match(r"(\d+)", group or "")
-    return (0 if group else 1, int(m.group(1)) if m else 0, group or "")
+    return (0 if m else 1 if group else 2, int(m.group(1)) if m else 0, group or "")
 
 
 def head_of(doc: dict) -> dict | None:

@@ -1,0 +1,111 @@
+"""Benchmark: a 1,000-household village register (村有册) and the 1,000 household cards (户有卡).
+
+Prints the workload, pages per second (median of several runs) and the ratio against a baseline run
+in the same process: a plain reportlab table of the same rows (plain strings, same embedded font),
+cut into the same number of pages. The ratio says what our layout (wrapping paragraphs, mixed fonts,
+QR codes, charts, two-pass page numbers) costs over the cheapest table reportlab can draw.
+
+    python bench/print.py [--households 1000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reportlab.lib.pagesizes import A4, landscape  # noqa: E402
+from reportlab.lib.units import mm  # noqa: E402
+from reportlab.platypus import PageBreak, SimpleDocTemplate, Table, TableStyle  # noqa: E402
+
+from app.core import demo  # noqa: E402
+from app.reports import card as card_report  # noqa: E402
+from app.reports import register as register_report  # noqa: E402
+from app.reports.common import CJK, register_fonts  # noqa: E402
+from app.reports.context import Context  # noqa: E402
+
+VILLAGE = "522699101201"
+
+
+def context() -> Context:
+    return Context(division_names={code: name for code, name, _, _ in demo.divisions()},
+                   poverty_lines=dict(demo.POVERTY_LINES))
+
+
+def baseline(rows: list[list[str]], pages: int, pagesize) -> int:
+    """A plain table of the rows, split evenly over `pages` pages; returns the page count."""
+    bounds = [round(i * len(rows) / pages) for i in range(pages + 1)]
+    story = []
+    for start, end in zip(bounds, bounds[1:]):
+        t = Table(rows[start:end])
+        t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), CJK), ("FONTSIZE", (0, 0), (-1, -1), 5),
+                               ("LEADING", (0, 0), (-1, -1), 6), ("GRID", (0, 0), (-1, -1), 0.25, "grey"),
+                               ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0)]))
+        story += [t, PageBreak()]
+    story.pop()
+    doc = SimpleDocTemplate(io.BytesIO(), pagesize=pagesize, leftMargin=5 * mm, rightMargin=5 * mm,
+                            topMargin=5 * mm, bottomMargin=5 * mm, initialFontName=CJK)
+    doc.build(story)
+    return doc.page
+
+
+def timed(fn, runs: int) -> tuple[float, int]:
+    times, pages = [], 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        pages = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), pages
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    register_fonts()
+    ctx = context()
+    docs = demo.households(per_village=args.households, villages=[VILLAGE])
+    for i, doc in enumerate(docs):
+        doc["id"] = f"bench-{i:05d}"
+    people = sum(len(d["members"]) for d in docs)
+    print(f"workload: {len(docs)} households, {people} members, one village; median of {args.runs} runs")
+
+    # register
+    reg_seconds, reg_pages = timed(lambda: register_report.build_register(io.BytesIO(), VILLAGE, docs, ctx)[0], args.runs)
+    reg_rows = [list(register_report.register_row(d, ctx).values()) for d in docs]
+    base_seconds, base_pages = timed(lambda: baseline(reg_rows, reg_pages, landscape(A4)), args.runs)
+    print(f"register: {reg_pages} pages in {reg_seconds:.2f} s = {reg_pages / reg_seconds:.1f} pages/s; "
+          f"plain table {base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
+          f"ratio {reg_seconds / base_seconds:.2f}x the baseline's time")
+
+    # cards
+    def cards() -> int:
+        items = [(d, card_report.card_digest(d, ctx), "bench") for d in docs]
+        return card_report.build_cards(io.BytesIO(), items, ctx)
+
+    card_seconds, card_pages = timed(cards, args.runs)
+    card_rows = []
+    for d in docs:
+        content = card_report.card_content(d, ctx)
+        card_rows += [[label, text] for _, label, text in content["basic"]]
+        card_rows += [list(m.values()) for m in content["members"]]
+        card_rows += [[label, text] for _, label, text in content["living"]]
+        card_rows += content["helpers"] + content["plans"] + content["measures"] + content["visits"]
+    width = max(len(r) for r in card_rows)
+    card_rows = [r + [""] * (width - len(r)) for r in card_rows]
+    base_seconds, base_pages = timed(lambda: baseline(card_rows, card_pages, A4), args.runs)
+    print(f"cards: {card_pages} pages in {card_seconds:.2f} s = {card_pages / card_seconds:.1f} pages/s "
+          f"({len(docs) / card_seconds:.1f} households/s); plain table of the same {len(card_rows)} rows "
+          f"{base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
+          f"ratio {card_seconds / base_seconds:.2f}x the baseline's time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
