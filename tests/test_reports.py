@@ -124,6 +124,16 @@ def test_village_cards_in_one_pdf_with_progress(village_store, tmp_path):
     firsts = [compact(p.extract_text())[:200] for p in reader.pages]
     for doc in docs:
         assert any(doc["household_number"] in f and "扶贫手册" in f for f in firsts)
+    # each page's footer names the household whose card is on that page
+    current = None
+    for page in reader.pages:
+        text = compact(page.extract_text())
+        top = re.search(r"户主:(\S+?)户编号:(\d+)", text)
+        if top:
+            current = top.group(2)
+        footer = re.search(r"户编号(\d+)·本户第(\d+)页", text)
+        assert footer and footer.group(1) == current
+        assert (footer.group(2) == "1") == bool(top)
 
 
 def test_register_totals_equal_database_counts(village_store, tmp_path):
