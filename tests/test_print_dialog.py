@@ -59,3 +59,24 @@ def test_first_page_renders_to_an_image(demo_store, tmp_path, qtbot):
     printing.print_cards(demo_store, out, village_code=VILLAGE)
     image = render_first_page(out.read_bytes(), 300)
     assert image is not None and image.width() == 300 and image.height() > 400
+
+
+def test_notice_uses_the_period_set_on_the_proposals(qtbot, demo_store):
+    from app.services import proposals
+
+    doc = next(d for d in households.documents(demo_store, VILLAGE) if d.get("status") in ("2", "3", "5"))
+    p = proposals.propose(demo_store, doc["id"], "return", reasons="因灾返贫", date="2026-11-01")
+    proposals.advance(demo_store, p["id"], "review", "pass", date="2026-11-03", meeting_date="2026-11-03",
+                      attendance=30, votes_for=25)
+    proposals.plan_notice(demo_store, p["id"], "2026-11-04", "2026-11-12")
+    dialog = PrintDialog(demo_store, village_code=VILLAGE)
+    qtbot.addWidget(dialog)
+    dialog.select("notice_entry")
+    dialog.place.setText("龙井村公示栏")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    import io
+
+    text = re.sub(r"\s+", "", "".join(pg.extract_text() for pg in PdfReader(io.BytesIO(dialog.pdf)).pages))
+    assert doc["head_name"] in text and "龙井村公示栏" in text
+    assert "2026年11月4日至2026年11月12日(共9天)" in text

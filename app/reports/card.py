@@ -41,7 +41,7 @@ WIDTH = A4[0] - 30 * mm
 MEMBER_COLUMNS = [  # (key, heading, width mm)
     ("name", "姓名", 17), ("relation", "与户主关系", 15), ("sex", "性别", 8), ("age", "年龄", 8),
     ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 16),
-    ("labour_skill", "劳动技能", 16), ("health", "健康状况", 20), ("work", "务工状况", 32),
+    ("labour_skill", "劳动技能", 19), ("health", "健康状况", 20), ("work", "务工状况", 29),
 ]
 INCOME_ROWS = ["wage_income", "business_income", "property_income", "dividend_income"]
 

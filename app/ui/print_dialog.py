@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QDate, QObject, Qt, QThread, QUrl, Signal, Slot
@@ -39,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reports.common import ReportError, write_pdf
-from app.reports.notice import MIN_DAYS, NoticeInfo
+from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
 from app.services import printing
 
 PREVIEW_WIDTH = 520
@@ -108,7 +109,14 @@ class PrintJob(QObject):
                 result = printing.print_book(self.store, buffer, o["township_code"], progress=report)
             else:
                 kind = "entry" if self.document == "notice_entry" else "exit"
-                result = printing.print_notice(self.store, buffer, o["village_code"], kind, o["info"])
+                info, items = o["info"], None
+                if o.get("period_from_proposals"):
+                    printing.check_village(self.store, o["village_code"])
+                    items = printing.notice_items(self.store, o["village_code"], kind)
+                    period = period_of(items)
+                    if period:
+                        info = replace(info, start=period[0], end=period[1])
+                result = printing.print_notice(self.store, buffer, o["village_code"], kind, info, items)
         except ReportError as exc:
             self.failed.emit(str(exc))
             return
@@ -164,6 +172,9 @@ class PrintDialog(QDialog):
         self.place = QLineEdit("村委会公示栏")
         self.contact = QLineEdit("村民委员会")
         self.phone = QLineEdit()
+        self.use_proposal_period = QCheckBox("采用申报中设定的公示期(没有设定时用下面的日期)")
+        self.use_proposal_period.setChecked(True)
+        form.addRow(self.use_proposal_period)
         form.addRow("公示开始", self.start)
         form.addRow("公示结束", self.end)
         form.addRow("公示地点", self.place)
@@ -251,6 +262,7 @@ class PrintDialog(QDialog):
             o["info"] = NoticeInfo(start=self.start.date().toPython(), end=self.end.date().toPython(),
                                    place=self.place.text().strip(), contact=self.contact.text().strip(),
                                    phone=self.phone.text().strip())
+            o["period_from_proposals"] = self.use_proposal_period.isChecked()
         return o
 
     def suggested_name(self) -> str:
