@@ -333,3 +333,21 @@ def test_notice_period_shorter_than_seven_days_is_refused(demo_store, tmp_path):
     with pytest.raises(ReportError, match="没有等待村内公示"):
         printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [])
     assert list(folder.iterdir()) == []
+
+
+def test_every_document_embeds_its_fonts_and_uses_no_standard_14_font(demo_store, tmp_path):
+    docs = households.documents(demo_store, VILLAGE)
+    outputs = {
+        "cards": lambda p: printing.print_cards(demo_store, p, village_code=VILLAGE),
+        "register": lambda p: printing.print_register(demo_store, p, VILLAGE),
+        "book": lambda p: printing.print_book(demo_store, p, TOWNSHIP),
+        "notice": lambda p: printing.print_notice(demo_store, p, VILLAGE, "exit", _notice_info(), [(docs[0], {})]),
+    }
+    for name, make in outputs.items():
+        out = tmp_path / f"{name}.pdf"
+        make(out)
+        fonts = fonts_of(out)
+        assert any("DroidSansFallback" in f for f in fonts), name
+        for font_name, font in fonts.items():
+            assert embedded_file(font) is not None, f"{name}: {font_name} not embedded"
+            assert not any(std in font_name for std in STANDARD_14), f"{name}: {font_name}"

@@ -134,7 +134,7 @@ def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], i
         data.append([Paragraph(markup("(本期无拟公示的户)"), st["cell_c"])] + [""] * (len(headings) - 1))
     k = WIDTH / (sum(widths) * mm)
     table = Table(data, colWidths=[w * mm * k for w in widths], repeatRows=1)
-    cmds = [("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+    cmds = [FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
             ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
     if not rows:
         cmds.append(("SPAN", (0, 1), (-1, 1)))

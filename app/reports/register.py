@@ -69,6 +69,7 @@ def register_row(doc: dict, ctx: Context) -> dict:
 
 def _table_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
     cmds = [
+        FONT_CMD,
         ("GRID", (0, 0), (-1, -1), 0.5, GRID),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
