@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "app.cli.core_commands",
     "app.cli.proposal_commands",
     "app.cli.print_commands",
+    "app.cli.maintenance_commands",
 ]
 
 

@@ -1,0 +1,230 @@
+"""`jiandang backup`, `jiandang restore`, `jiandang check`, `jiandang selftest`: keeping a village's
+files safe on a laptop, and checking that an installed (packaged) program works. See docs/backup.md."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from app.cli.common import CommandError, passphrase, progress_printer
+from app.services import backup as backups
+from app.services import integrity
+
+
+def register(sub) -> None:
+    p = sub.add_parser("backup", help="把数据库加密备份到一个文件夹(如U盘),不需要密码")
+    p.add_argument("db")
+    p.add_argument("--to", required=True, metavar="DIR", help="备份文件夹")
+    p.add_argument("--keep", type=int, metavar="N", help="只保留本数据库最新的 N 份备份(删除更早的)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="用备份替换数据库(先完整校验备份;原数据库另存一份)")
+    p.add_argument("backup", help="备份文件(.jdbak)")
+    p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件")
+    p.add_argument("--operator", help="用于校验备份的操作员(默认第一个操作员)")
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("check", help="完整性检查:每条记录可解密、修改记录与数据一致、SQLite 校验")
+    p.add_argument("db")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("selftest", help="自检:在临时加密数据库中保存、校验、打印一张户有卡、导出数据包、备份")
+    p.set_defaults(func=cmd_selftest)
+
+
+def _logging() -> None:
+    from app import settings  # noqa: PLC0415
+
+    try:
+        settings.setup_logging()
+    except OSError:  # a read-only profile must not stop the command
+        pass
+
+
+def cmd_backup(args) -> int:
+    _logging()
+    try:
+        info = backups.backup_file(args.db, args.to)
+        gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []
+    except backups.BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"已备份到 {info.path}({info.size / 1024:.0f} KB,仍为加密文件)")
+    if gone:
+        print(f"已删除 {len(gone)} 份较早的备份")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    _logging()
+    secret = passphrase("用于校验备份的操作员密码: ")
+    try:
+        result = backups.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
+                                 passphrase=secret)
+    except backups.BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"已恢复 {result.target}:{result.records} 条记录、{result.changes} 条修改记录,备份校验通过")
+    if result.kept_aside:
+        print(f"原数据库已另存为 {result.kept_aside}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    _logging()
+    from app.store import StoreError  # noqa: PLC0415
+
+    if not Path(args.db).exists():
+        raise CommandError(f"找不到数据库文件 {args.db}")
+    try:
+        report = integrity.open_and_check(args.db, args.operator or os.environ.get("JIANDANG_OPERATOR"),
+                                          passphrase(), progress_printer("检查"))
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    for problem in report.problems:
+        print(problem.line())
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+# ---------------------------------------------------------------------- selftest
+
+
+class SelftestFailed(Exception):
+    pass
+
+
+def _step(name: str, results: list, fn):
+    started = time.perf_counter()
+    try:
+        detail = fn()
+    except Exception as exc:  # noqa: BLE001 - every failure is reported by step
+        results.append((name, False, f"{type(exc).__name__}: {exc}", time.perf_counter() - started))
+        print(f"失败  {name}:{type(exc).__name__}: {exc}", flush=True)
+        raise SelftestFailed(name) from exc
+    elapsed = time.perf_counter() - started
+    results.append((name, True, detail, elapsed))
+    print(f"通过  {name}({elapsed:.2f} 秒){':' + detail if detail else ''}", flush=True)
+    return detail
+
+
+def _find_bundle_export():
+    """The bundle export function of app.sync, when that package is present."""
+    try:
+        module = importlib.import_module("app.sync.bundle")
+    except ImportError:
+        return None
+    return getattr(module, "export_bundle", None)
+
+
+def run_selftest(folder: Path) -> list:
+    """The self-test steps in `folder`; raises SelftestFailed at the first failing step."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415
+
+    from app import paths  # noqa: PLC0415
+    from app.core import demo as demo_data  # noqa: PLC0415
+    from app.core.dictionary import default  # noqa: PLC0415
+    from app.services import demo, households, printing  # noqa: PLC0415
+    from app.store import Store  # noqa: PLC0415
+
+    results: list = []
+    state: dict = {}
+    secret = "selftest-" + os.urandom(6).hex()
+
+    def resources():
+        font = paths.font_path()
+        if not font.is_file() or font.stat().st_size < 1_000_000:
+            raise RuntimeError(f"缺少字体文件 {font}")
+        d = default()
+        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB"
+
+    def create():
+        key = X25519PrivateKey.generate()
+        state["recovery"] = key
+        store = Store.create(folder / "selftest.db", role="village", site_name="自检", operator="自检",
+                             passphrase=secret, recovery_public_key=key.public_key())
+        state["store"] = store
+        demo.install_reference_data(store)
+        return "加密数据库已创建"
+
+    def save():
+        doc = demo_data.households(1, seed=7)[0]
+        state["head"] = doc.get("head_name") or next((m.get("name") for m in doc.get("members", []) if m.get("name")), None)
+        numbers = [m.get("id_number") for m in doc.get("members", []) if m.get("id_number")]
+        state["id_number"] = numbers[0] if numbers else None
+        result = households.save(state["store"], doc, allow_errors=True, reason="自检")
+        state["household"] = result.household_id
+        members = len(households.document(state["store"], result.household_id).get("members", []))
+        return f"1 户 {members} 人"
+
+    def validate():
+        findings = households.validate_all(state["store"])
+        errors = sum(1 for f in findings if f.severity == "error")
+        return f"{len(findings)} 条提示,其中 {errors} 条错误"
+
+    def no_plain_text():
+        store = state["store"]
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("selftest.db") and p.is_file())
+        for value in (state["head"], state["id_number"]):
+            if value and value.encode("utf-8") in raw:
+                raise RuntimeError("数据库文件中出现了明文的个人信息")
+        return "数据库文件中没有明文姓名和证件号码"
+
+    def card():
+        result = printing.print_cards(state["store"], folder / "card.pdf", household_id=state["household"])
+        data = result.path.read_bytes()
+        if not data.startswith(b"%PDF") or result.pages < 1:
+            raise RuntimeError("户有卡 PDF 不完整")
+        return f"户有卡 {result.pages} 页,{len(data) // 1024} KB"
+
+    def bundle():
+        export = _find_bundle_export()
+        if export is None:
+            raise RuntimeError("本程序中没有数据包导出功能(app.sync.bundle.export_bundle)")
+        out = export(state["store"], folder / "bundles")
+        path = Path(getattr(out, "path", out))
+        if not path.is_file() or path.stat().st_size == 0:
+            raise RuntimeError("数据包文件没有写出")
+        return f"数据包 {path.name},{path.stat().st_size // 1024} KB"
+
+    def backup_and_check():
+        info = backups.backup(state["store"], folder / "backups")
+        records, changes = integrity.verify_file(info.path, "自检", secret, label="自检备份")
+        report = integrity.check(state["store"])
+        if not report.ok:
+            raise RuntimeError(report.summary())
+        return f"备份 {info.size // 1024} KB 校验通过({records} 条记录、{changes} 条修改记录),数据库完整"
+
+    try:
+        _step("程序资源", results, resources)
+        _step("创建加密数据库", results, create)
+        _step("保存一户", results, save)
+        _step("校验", results, validate)
+        _step("加密检查", results, no_plain_text)
+        _step("打印户有卡", results, card)
+        _step("备份与完整性检查", results, backup_and_check)
+        _step("导出数据包", results, bundle)
+    finally:
+        if "store" in state:
+            state["store"].close()
+    return results
+
+
+def cmd_selftest(args) -> int:
+    started = time.perf_counter()
+    from app import __version__  # noqa: PLC0415
+
+    frozen = "打包版" if getattr(sys, "frozen", False) else "源码版"
+    print(f"建档 {__version__}({frozen},Python {sys.version.split()[0]})自检", flush=True)
+    with tempfile.TemporaryDirectory(prefix="jiandang-selftest-") as tmp:
+        try:
+            results = run_selftest(Path(tmp))
+        except SelftestFailed as exc:
+            print(f"自检失败:{exc}({time.perf_counter() - started:.1f} 秒)", file=sys.stderr)
+            return 1
+    print(f"自检通过:{len(results)} 项,共 {time.perf_counter() - started:.1f} 秒")
+    return 0

@@ -1,0 +1,215 @@
+"""The integrity check of a database (`jiandang check DB`, and the window after an unclean shutdown).
+
+It verifies that
+- SQLite's own `PRAGMA integrity_check` passes,
+- every record decrypts (its sealed blob authenticates under the data key, bound to its id and kind),
+- every change row decrypts,
+- the change log matches the records: replaying each record's changes in (hlc, site_id) order gives
+  the record's current fields, village and deleted flag, and every record has changes.
+
+Problems are reported by record id (never by name or other personal data), so the report may be
+shown, logged or sent to the county as it is.
+
+Also the clean/unclean shutdown marker: `mark_session_open` when the window unlocks a database,
+`mark_session_closed` when it closes it; `previous_session_unclean` at the next start says whether
+the last session ended without closing (power cut, crash), so the window can run the check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.store import Store, StoreError
+from app.store.crypto import DecryptionError
+
+log = logging.getLogger(__name__)
+
+SESSION_KEY = "session_open"
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str  # "sqlite" | "record" | "change" | "log"
+    record_id: str | None
+    message: str
+
+    def line(self) -> str:
+        return f"记录 {self.record_id}:{self.message}" if self.record_id else self.message
+
+
+@dataclass
+class Report:
+    records: int = 0
+    changes: int = 0
+    sqlite: str = "ok"
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def damaged_ids(self) -> set[str]:
+        return {p.record_id for p in self.problems if p.record_id}
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"数据库完好:{self.records} 条记录、{self.changes} 条修改记录均可解密,修改记录与数据一致,SQLite 校验通过"
+        return (f"发现 {len(self.problems)} 处问题(共 {self.records} 条记录、{self.changes} 条修改记录)。"
+                "请从最近的备份恢复(jiandang restore),或联系县扶贫办")
+
+
+def _replay(changes: list[tuple[str, str, str | None, dict]]) -> tuple[dict, str | None, bool]:
+    """Fields, village and deleted flag after applying (hlc, site_id, village, body) in order."""
+    fields: dict = {}
+    village = None
+    deleted = False
+    for i, (_, _, change_village, body) in enumerate(changes):
+        op = body.get("op")
+        if i == 0 or op == "create":
+            village = change_village
+        if op == "delete":
+            deleted = True
+            continue
+        if op == "restore":
+            deleted = False
+        for key, value in (body.get("new") or {}).items():
+            if key == "__village_code":
+                village = value
+            elif key.startswith("__"):
+                continue
+            elif value is None:
+                fields.pop(key, None)
+            else:
+                fields[key] = value
+    return fields, village, deleted
+
+
+def check(store: Store, progress: Callable[[int, int], None] | None = None) -> Report:
+    """Check an unlocked store in full. Never raises for damaged data: it reports it."""
+    sealer = store._require()
+    report = Report()
+    rows = store.conn.execute("PRAGMA integrity_check").fetchall()
+    if rows != [("ok",)]:
+        report.sqlite = "; ".join(r[0] for r in rows[:5])
+        report.problems.append(Problem("sqlite", None, f"SQLite 完整性检查未通过:{report.sqlite}"))
+
+    # changes, grouped by record
+    by_record: dict[str, list] = defaultdict(list)
+    bad_change_records: set[str] = set()
+    total = store.conn.execute("SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM changes)").fetchone()[0]
+    done = 0
+    for site, seq, rid, kind, village, hlc, payload in store.conn.execute(
+            "SELECT site_id, seq, record_id, kind, village_code, hlc, payload FROM changes"):
+        report.changes += 1
+        done += 1
+        try:
+            body = json.loads(sealer.open("change", f"{site}:{seq}", payload))
+        except (DecryptionError, ValueError, TypeError):
+            report.problems.append(Problem("change", rid, f"修改记录(站点 {site} 第 {seq} 条)无法解密,已损坏或被改动"))
+            bad_change_records.add(rid)
+            continue
+        by_record[rid].append((hlc, site, village, body))
+        if progress and done % 2000 == 0:
+            progress(done, total)
+
+    seen_ids = set()
+    for rid, kind, village, hlc, deleted, blob in store.conn.execute(
+            "SELECT id, kind, village_code, hlc, deleted, blob FROM records"):
+        report.records += 1
+        done += 1
+        seen_ids.add(rid)
+        if progress and done % 2000 == 0:
+            progress(done, total)
+        try:
+            body = json.loads(sealer.open(kind, rid, blob))
+            current = body["f"]
+        except (DecryptionError, ValueError, TypeError, KeyError):
+            report.problems.append(Problem("record", rid, f"{kind} 记录无法解密,已损坏或被改动"))
+            continue
+        if rid in bad_change_records:
+            continue
+        log_rows = sorted(by_record.get(rid, []), key=lambda c: (c[0], c[1]))
+        if not log_rows:
+            report.problems.append(Problem("log", rid, "记录没有任何修改记录(不是通过正常保存写入的)"))
+            continue
+        fields, log_village, log_deleted = _replay(log_rows)
+        if fields != current:
+            keys = sorted(k for k in set(fields) | set(current) if fields.get(k) != current.get(k))
+            report.problems.append(Problem("log", rid, f"记录的字段与修改记录不一致(字段:{'、'.join(keys)})"))
+        if log_village != village:
+            report.problems.append(Problem("log", rid, "记录所在村与修改记录不一致"))
+        if bool(deleted) != log_deleted:
+            report.problems.append(Problem("log", rid, "记录的删除状态与修改记录不一致"))
+    for rid in sorted(set(by_record) - seen_ids):
+        report.problems.append(Problem("log", rid, "有修改记录,但记录本身不存在"))
+    if progress:
+        progress(total, total)
+    log.info("integrity check: %d records, %d changes, %d problems", report.records, report.changes, len(report.problems))
+    return report
+
+
+def verify_file(path, operator: str | None, passphrase: str, label: str | None = None) -> tuple[int, int]:
+    """Open a database file, unlock it and check it in full. Returns (records, changes); raises
+    app.services.backup.BackupError naming the file and the damaged records."""
+    from app.services.backup import BackupError  # noqa: PLC0415
+
+    label = label or str(path)
+    try:
+        store = Store.open(path)
+    except StoreError as exc:
+        raise BackupError(f"{label} 无法打开:{exc}") from None
+    with store:
+        try:
+            store.unlock(operator or store.operators()[0], passphrase)
+        except (StoreError, DecryptionError) as exc:
+            raise BackupError(f"{label} 无法解锁:{exc}") from None
+        report = check(store)
+    if not report.ok:
+        lines = "\n".join(p.line() for p in report.problems[:10])
+        more = f"\n……共 {len(report.problems)} 处" if len(report.problems) > 10 else ""
+        raise BackupError(f"{label} 已损坏,不能用来恢复:\n{lines}{more}\n请换一份较早的备份")
+    return report.records, report.changes
+
+
+# ---------------------------------------------------------------------- shutdown marker
+
+
+def previous_session_unclean(store: Store) -> bool:
+    """True when the last session that unlocked this database did not close it (crash, power cut):
+    the window should then run `check` before work continues. Call before `mark_session_open`."""
+    return store.meta(SESSION_KEY) is not None
+
+
+def mark_session_open(store: Store) -> None:
+    """Record that a session is working on this database (the window calls this after unlocking)."""
+    stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    store.set_meta(SESSION_KEY, json.dumps({"since": stamp, "pid": os.getpid()}))
+
+
+def mark_session_closed(store: Store) -> None:
+    """Record a clean end of the session (the window calls this when it closes the database)."""
+    store.conn.execute("DELETE FROM meta WHERE key = ?", (SESSION_KEY,))
+
+
+def open_and_check(path, operator: str | None, passphrase: str,
+                   progress: Callable[[int, int], None] | None = None) -> Report:
+    """Open, unlock and check a database file (the CLI's `jiandang check`). A file SQLite cannot
+    read at all is reported as a problem rather than raised."""
+    try:
+        store = Store.open(path)
+    except StoreError as exc:
+        return Report(sqlite=str(exc), problems=[Problem("sqlite", None, str(exc))])
+    except sqlite3.DatabaseError as exc:
+        return Report(sqlite=str(exc), problems=[Problem("sqlite", None, f"{path} 无法读取:{exc}")])
+    with store:
+        store.unlock(operator or store.operators()[0], passphrase)
+        return check(store, progress)
+

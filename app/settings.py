@@ -1,0 +1,151 @@
+"""Program settings and logs, in the platform's per-user folders (platformdirs):
+
+- settings: `user_config_dir("jiandang")/settings.json` (Windows: %LOCALAPPDATA%\\jiandang\\...)
+- data (default backup folder): `user_data_dir("jiandang")`
+- logs: `user_log_dir("jiandang")/jiandang.log`, rotated (3 files of 1 MB)
+
+`JIANDANG_HOME` overrides all three with one folder (a portable install on a USB stick, tests).
+
+Logs never contain personal data. Code logs record ids, counts and file names only; as a second
+line of defence every log record passes a filter that masks anything shaped like an ID number or
+a mobile phone number before it is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import logging.handlers
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+APP = "jiandang"
+LOG_FILE = "jiandang.log"
+
+
+def _home() -> Path | None:
+    value = os.environ.get("JIANDANG_HOME")
+    return Path(value) if value else None
+
+
+def config_dir() -> Path:
+    home = _home()
+    return home / "config" if home else Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def data_dir() -> Path:
+    home = _home()
+    return home / "data" if home else Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def log_dir() -> Path:
+    home = _home()
+    return home / "logs" if home else Path(platformdirs.user_log_dir(APP, appauthor=False))
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.json"
+
+
+@dataclass
+class Settings:
+    auto_backup: bool = True  # a backup each day the database is unlocked or closed
+    backup_folder: str | None = None  # None: <data_dir>/backups
+    backup_keep: int = 14  # how many daily backups of each database to keep
+    log_level: str = "INFO"
+    last_database: str | None = None
+
+
+def load() -> Settings:
+    """The saved settings; defaults for a missing or unreadable file (never raises)."""
+    try:
+        raw = json.loads(settings_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Settings()
+    known = {f.name for f in dataclasses.fields(Settings)}
+    values = {k: v for k, v in raw.items() if k in known} if isinstance(raw, dict) else {}
+    try:
+        conf = Settings(**values)
+        conf.backup_keep = max(1, int(conf.backup_keep))
+    except (TypeError, ValueError):
+        return Settings()
+    return conf
+
+
+def save(conf: Settings) -> Path:
+    """Write the settings atomically (temporary file, fsync, os.replace)."""
+    path = settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(dataclasses.asdict(conf), fh, ensure_ascii=False, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def backup_folder(conf: Settings | None = None) -> Path:
+    conf = conf or load()
+    return Path(conf.backup_folder) if conf.backup_folder else data_dir() / "backups"
+
+
+# ---------------------------------------------------------------------- logs
+
+# 18-character ID numbers (also with a lower-case x), 15-digit old ones, 11-digit mobile numbers.
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def redact(text: str) -> str:
+    """Mask ID-number-shaped and phone-shaped digit runs."""
+    text = _ID_NUMBER.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 6), text)
+    return _PHONE.sub(lambda m: m.group(0)[:3] + "********", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+_HANDLER: logging.Handler | None = None
+
+
+def setup_logging(level: str | None = None) -> Path:
+    """Send the program's log records to the rotating log file (idempotent). Returns the file."""
+    global _HANDLER
+    folder = log_dir()
+    path = folder / LOG_FILE
+    root = logging.getLogger()
+    if _HANDLER is not None and getattr(_HANDLER, "baseFilename", None) == str(path):
+        return path
+    if _HANDLER is not None:
+        root.removeHandler(_HANDLER)
+        _HANDLER.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, (level or load().log_level).upper(), logging.INFO))
+    _HANDLER = handler
+    return path
+
+
+def close_logging() -> None:
+    global _HANDLER
+    if _HANDLER is not None:
+        logging.getLogger().removeHandler(_HANDLER)
+        _HANDLER.close()
+        _HANDLER = None
