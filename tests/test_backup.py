@@ -1,0 +1,209 @@
+"""Backups to a folder, daily backups with retention, and restore (app.services.backup, CLI)."""
+
+import datetime as dt
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.cli.main import main
+from app.services import backup as backups
+from app.services import households
+from app.store import Store
+from tests.conftest import PASSPHRASE
+
+
+def _personal_values(store):
+    values = []
+    for member in store.records("member"):
+        values += [member.fields.get("name"), member.fields.get("id_number")]
+    for house in store.records("household"):
+        values += [house.fields.get("head_name"), house.fields.get("phone")]
+    return [v for v in values if v]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _documents(path: Path, **unlock):
+    with Store.open(path) as s:
+        if "recovery" in unlock:
+            s.unlock_with_recovery(unlock["recovery"])
+        else:
+            s.unlock("admin", PASSPHRASE)
+        return sorted(households.documents(s), key=lambda d: d["id"])
+
+
+def test_backup_is_a_complete_encrypted_copy_that_opens_with_the_passphrase_and_the_recovery_key(
+        demo_store, tmp_path, recovery_key):
+    folder = tmp_path / "usb"
+    secrets = _personal_values(demo_store)
+    assert len(secrets) > 20
+    expected = sorted(households.documents(demo_store), key=lambda d: d["id"])
+    info = backups.backup(demo_store, folder)
+    assert info.path.parent == folder and info.path.suffix == ".jdbak"
+    assert [p.name for p in folder.iterdir()] == [info.path.name]  # no temporary file left behind
+    raw = info.path.read_bytes()
+    assert raw.startswith(b"SQLite format 3\x00")
+    for value in secrets:
+        assert value.encode("utf-8") not in raw, "personal data in plain text in the backup"
+    demo_store.close()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(raw)
+    assert _documents(copy) == expected
+    copy2 = tmp_path / "copy2.db"
+    copy2.write_bytes(raw)
+    assert _documents(copy2, recovery=recovery_key) == expected
+
+
+def test_backup_needs_no_passphrase_from_the_cli(demo_store, tmp_path, capsys):
+    path = demo_store.path
+    db_id = demo_store.db_id
+    demo_store.close()
+    assert main(["backup", str(path), "--to", str(tmp_path / "usb")]) == 0
+    assert "已备份到" in capsys.readouterr().out
+    [info] = backups.backups(tmp_path / "usb", db_id)
+    assert backups.read_meta(info.path)["db_id"] == db_id
+
+
+def test_backup_to_a_folder_that_cannot_be_written_says_so(demo_store, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(backups.BackupError, match="无法创建备份文件夹"):
+        backups.backup(demo_store, blocker / "sub")
+
+
+def test_restore_brings_back_the_backup_and_keeps_the_current_database_aside(demo_store, tmp_path):
+    folder = tmp_path / "usb"
+    before = sorted(households.documents(demo_store), key=lambda d: d["id"])
+    info = backups.backup(demo_store, folder)
+    some = before[0]["id"]
+    demo_store.put("household", {"phone": "13800001111"}, record_id=some)
+    target = demo_store.path
+    demo_store.close()
+    result = backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
+    assert result.kept_aside is not None and result.kept_aside.exists()
+    assert _documents(target) == before
+    with Store.open(result.kept_aside) as aside:  # the replaced database, with the later edit, is kept
+        aside.unlock("admin", PASSPHRASE)
+        assert aside.get(some).fields["phone"] == "13800001111"
+    assert not list(tmp_path.glob("*.restoring*"))
+
+
+def test_restore_to_a_new_file_on_a_new_laptop(demo_store, tmp_path):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    expected = sorted(households.documents(demo_store), key=lambda d: d["id"])
+    target = tmp_path / "new-laptop" / "village.db"
+    result = backups.restore(info.path, target, operator=None, passphrase=PASSPHRASE)
+    assert result.kept_aside is None
+    assert _documents(target) == expected
+
+
+def test_restore_refuses_a_backup_of_another_database(make_store, tmp_path):
+    mine = make_store("mine.db")
+    mine.put("household", {"head_name": "甲"}, village_code="522699101201")
+    other = make_store("other.db")
+    foreign = backups.backup(other, tmp_path / "usb")
+    mine.close()
+    before = _digest(tmp_path / "mine.db")
+    with pytest.raises(backups.BackupError, match="属于另一个数据库"):
+        backups.restore(foreign.path, tmp_path / "mine.db", operator="admin", passphrase=PASSPHRASE)
+    assert _digest(tmp_path / "mine.db") == before
+    assert not list(tmp_path.glob("mine.db.before-restore-*"))
+
+
+def test_restore_refuses_a_backup_with_a_damaged_record_and_names_it(demo_store, tmp_path):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    target = demo_store.path
+    demo_store.close()
+    conn = sqlite3.connect(info.path)
+    rid, blob = conn.execute("SELECT id, blob FROM records WHERE kind = 'member' LIMIT 1").fetchone()
+    damaged = bytearray(blob)
+    damaged[len(damaged) // 2] ^= 0x01
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (bytes(damaged), rid))
+    conn.commit()
+    conn.close()
+    before = _digest(target)
+    with pytest.raises(backups.BackupError) as err:
+        backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
+    assert rid in str(err.value) and "已损坏" in str(err.value)
+    assert _digest(target) == before
+
+
+def test_restore_refuses_a_truncated_backup(demo_store, tmp_path, monkeypatch, capsys):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    target = demo_store.path
+    demo_store.close()
+    raw = info.path.read_bytes()
+    info.path.write_bytes(raw[: len(raw) // 2])
+    before = _digest(target)
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["restore", str(info.path), "--to", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert info.path.name in err and "损坏" in err
+    assert _digest(target) == before
+
+
+def test_restore_refuses_a_file_that_is_not_a_backup(demo_store, tmp_path):
+    target = demo_store.path
+    demo_store.close()
+    junk = tmp_path / "photo.jdbak"
+    junk.write_bytes(b"\xff\xd8\xff\xe0 not a database" * 100)
+    with pytest.raises(backups.BackupError, match="不是建档数据库或备份"):
+        backups.restore(junk, target, operator="admin", passphrase=PASSPHRASE)
+
+
+def test_restore_with_a_wrong_passphrase_changes_nothing(demo_store, tmp_path):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    target = demo_store.path
+    demo_store.close()
+    before, backup_before = _digest(target), _digest(info.path)
+    with pytest.raises(backups.BackupError, match="无法解锁"):
+        backups.restore(info.path, target, operator="admin", passphrase="wrong passphrase")
+    assert _digest(target) == before
+    assert _digest(info.path) == backup_before  # the backup itself is never touched
+
+
+def test_restore_refuses_while_the_database_is_open(demo_store, tmp_path):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    with pytest.raises(backups.BackupError, match="正被一个正在运行的建档程序打开"):
+        backups.restore(info.path, demo_store.path, operator="admin", passphrase=PASSPHRASE)
+    assert demo_store.count("household") == 12
+
+
+def test_daily_backup_once_a_day_with_retention(demo_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+    day = dt.datetime(2026, 3, 1, 9, 0, 0)
+    first = backups.daily_backup(demo_store, keep=3, now=day)
+    assert first is not None
+    assert first.path.parent == tmp_path / "home" / "data" / "backups"
+    assert backups.daily_backup(demo_store, keep=3, now=day.replace(hour=18)) is None  # same day: no second
+    for n in range(1, 6):
+        assert backups.daily_backup(demo_store, keep=3, now=day + dt.timedelta(days=n)) is not None
+    kept = backups.backups(first.path.parent, demo_store.db_id)
+    assert [b.created.date() for b in kept] == [(day + dt.timedelta(days=n)).date() for n in (5, 4, 3)]
+
+
+def test_retention_never_touches_other_databases_backups(make_store, tmp_path):
+    a, b = make_store("a.db"), make_store("b.db")
+    folder = tmp_path / "usb"
+    other = backups.backup(b, folder, now=dt.datetime(2026, 1, 1))
+    for n in range(4):
+        backups.backup(a, folder, now=dt.datetime(2026, 2, 1 + n))
+    backups.prune(folder, a.db_id, 1)
+    assert other.path.exists()
+    assert len(backups.backups(folder, a.db_id)) == 1
+
+
+def test_daily_backup_respects_the_setting(demo_store, tmp_path, monkeypatch):
+    from app import settings
+
+    monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+    settings.save(settings.Settings(auto_backup=False))
+    assert backups.daily_backup(demo_store) is None
+    assert not (tmp_path / "home" / "data" / "backups").exists()
+    settings.save(settings.Settings(auto_backup=True, backup_folder=str(tmp_path / "stick"), backup_keep=2))
+    info = backups.daily_backup(demo_store)
+    assert info is not None and info.path.parent == tmp_path / "stick"

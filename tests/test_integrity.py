@@ -1,0 +1,154 @@
+"""The integrity check (app.services.integrity, `jiandang check`) and the shutdown marker."""
+
+import json
+import sqlite3
+
+from app.cli.main import main
+from app.services import integrity
+from app.store import Store
+from tests.conftest import PASSPHRASE
+
+
+def _reopen(path):
+    s = Store.open(path)
+    s.unlock("admin", PASSPHRASE)
+    return s
+
+
+def test_a_healthy_database_passes(demo_store):
+    demo_store.put("household", {"phone": None}, record_id=next(demo_store.records("household")).id)
+    member = next(demo_store.records("member"))
+    demo_store.delete(member.id, reason="2")
+    report = integrity.check(demo_store)
+    assert report.ok, [p.line() for p in report.problems]
+    assert report.records == demo_store.conn.execute("SELECT count(*) FROM records").fetchone()[0]
+    assert report.changes == demo_store.change_count()
+    assert report.sqlite == "ok"
+
+
+def test_a_flipped_byte_in_a_record_is_reported_by_id(demo_store):
+    path = demo_store.path
+    demo_store.close()
+    conn = sqlite3.connect(path)
+    rows = conn.execute("SELECT id, blob FROM records WHERE kind = 'member' ORDER BY id LIMIT 2").fetchall()
+    rid, blob = rows[0]
+    damaged = bytearray(blob)
+    damaged[-5] ^= 0x80
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (bytes(damaged), rid))
+    conn.commit()
+    conn.close()
+    with _reopen(path) as s:
+        report = integrity.check(s)
+    assert not report.ok
+    assert report.damaged_ids() == {rid}
+    assert rows[1][0] not in report.damaged_ids()
+    assert "无法解密" in report.problems[0].message
+
+
+def test_a_damaged_change_row_is_reported(demo_store):
+    path = demo_store.path
+    rid = next(demo_store.records("income")).id
+    demo_store.close()
+    conn = sqlite3.connect(path)
+    site, seq, payload = conn.execute("SELECT site_id, seq, payload FROM changes WHERE record_id = ?", (rid,)).fetchone()
+    conn.execute("UPDATE changes SET payload = ? WHERE site_id = ? AND seq = ?", (payload[:-1] + b"\x00", site, seq))
+    conn.commit()
+    conn.close()
+    with _reopen(path) as s:
+        report = integrity.check(s)
+    assert report.damaged_ids() == {rid}
+    assert f"第 {seq} 条" in report.problems[0].message
+
+
+def test_a_record_that_disagrees_with_its_change_log_is_reported(demo_store):
+    """A record rewritten behind the change log's back (validly sealed, so it decrypts) is caught."""
+    house = next(demo_store.records("household"))
+    sealer = demo_store._require()
+    fields = dict(house.fields, head_name="冒名顶替")
+    blob = sealer.seal("household", house.id, json.dumps({"f": fields, "c": house.clocks}, ensure_ascii=False).encode())
+    demo_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob, house.id))
+    report = integrity.check(demo_store)
+    assert report.damaged_ids() == {house.id}
+    assert "head_name" in report.problems[0].message and "不一致" in report.problems[0].message
+
+
+def test_a_deleted_flag_flipped_outside_the_log_is_reported(demo_store):
+    member = next(demo_store.records("member"))
+    demo_store.conn.execute("UPDATE records SET deleted = 1 WHERE id = ?", (member.id,))
+    report = integrity.check(demo_store)
+    assert report.damaged_ids() == {member.id}
+    assert "删除状态" in report.problems[0].message
+
+
+def test_a_record_without_changes_is_reported(demo_store):
+    rid = next(demo_store.records("visit")).id
+    demo_store.conn.execute("DELETE FROM changes WHERE record_id = ?", (rid,))
+    report = integrity.check(demo_store)
+    assert report.damaged_ids() == {rid}
+
+
+def test_check_cli_names_the_damaged_record_and_exits_1(demo_store, monkeypatch, capsys):
+    path = demo_store.path
+    demo_store.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["check", str(path)]) == 0
+    assert "数据库完好" in capsys.readouterr().out
+    conn = sqlite3.connect(path)
+    rid, blob = conn.execute("SELECT id, blob FROM records WHERE kind = 'household' LIMIT 1").fetchone()
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:20] + bytes([blob[20] ^ 1]) + blob[21:], rid))
+    conn.commit()
+    conn.close()
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert rid in out and "发现 1 处问题" in out
+
+
+def test_check_reports_a_file_sqlite_finds_corrupt(demo_store, monkeypatch, capsys):
+    path = demo_store.path
+    demo_store.close()
+    raw = bytearray(path.read_bytes())
+    page = 4096
+    assert len(raw) > 4 * page
+    for i in range(2 * page, 3 * page):  # overwrite a whole b-tree page with garbage
+        raw[i] = 0xA5
+    path.write_bytes(bytes(raw))
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["check", str(path)]) == 1
+    assert "损坏" in capsys.readouterr().out
+
+
+def test_check_cli_wrong_passphrase_is_a_clear_error(demo_store, monkeypatch, capsys):
+    path = demo_store.path
+    demo_store.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "not the passphrase")
+    assert main(["check", str(path)]) == 1
+    assert "密码不正确" in capsys.readouterr().err
+
+
+def test_unclean_shutdown_marker(make_store, tmp_path):
+    s = make_store()
+    assert not integrity.previous_session_unclean(s)
+    integrity.mark_session_open(s)
+    s.close()  # closed without mark_session_closed: as after a crash or power cut
+    s = Store.open(tmp_path / "village.db")
+    assert integrity.previous_session_unclean(s)
+    integrity.mark_session_open(s)
+    integrity.mark_session_closed(s)
+    s.close()
+    with Store.open(tmp_path / "village.db") as s:
+        assert not integrity.previous_session_unclean(s)
+
+
+def test_session_marker_holds_no_personal_data(make_store):
+    s = make_store()
+    integrity.mark_session_open(s)
+    marker = json.loads(s.meta(integrity.SESSION_KEY))
+    assert set(marker) == {"since", "pid"}
+
+
+def test_check_does_not_change_the_database(demo_store):
+    before = demo_store.conn.execute("SELECT count(*), sum(length(blob)) FROM records").fetchone()
+    changes = demo_store.change_count()
+    integrity.check(demo_store)
+    assert demo_store.conn.execute("SELECT count(*), sum(length(blob)) FROM records").fetchone() == before
+    assert demo_store.change_count() == changes
