@@ -87,6 +87,14 @@ def test_a_record_without_changes_is_reported(demo_store):
     assert report.damaged_ids() == {rid}
 
 
+def test_a_stale_duplicate_index_entry_is_reported(demo_store):
+    member = next(m for m in demo_store.records("member") if m.fields.get("id_number"))
+    demo_store.conn.execute("UPDATE blind_index SET digest = ? WHERE record_id = ?", (b"\x00" * 16, member.id))
+    report = integrity.check(demo_store)
+    assert report.damaged_ids() == {member.id}
+    assert "查重索引" in report.problems[0].message
+
+
 def test_check_cli_names_the_damaged_record_and_exits_1(demo_store, monkeypatch, capsys):
     path = demo_store.path
     demo_store.close()

@@ -5,7 +5,8 @@ It verifies that
 - every record decrypts (its sealed blob authenticates under the data key, bound to its id and kind),
 - every change row decrypts,
 - the change log matches the records: replaying each record's changes in (hlc, site_id) order gives
-  the record's current fields, village and deleted flag, and every record has changes.
+  the record's current fields, village and deleted flag, and every record has changes,
+- the blind index used to find duplicate ID numbers matches the members' ID numbers.
 
 Problems are reported by record id (never by name or other personal data), so the report may be
 shown, logged or sent to the county as it is.
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core import idnumber
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
 
@@ -37,7 +39,7 @@ SESSION_KEY = "session_open"
 
 @dataclass(frozen=True)
 class Problem:
-    what: str  # "sqlite" | "record" | "change" | "log"
+    what: str  # "sqlite" | "record" | "change" | "log" | "index"
     record_id: str | None
     message: str
 
@@ -121,6 +123,7 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
             progress(done, total)
 
     seen_ids = set()
+    expected_index: dict[str, bytes] = {}
     for rid, kind, village, hlc, deleted, blob in store.conn.execute(
             "SELECT id, kind, village_code, hlc, deleted, blob FROM records"):
         report.records += 1
@@ -134,6 +137,8 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
         except (DecryptionError, ValueError, TypeError, KeyError):
             report.problems.append(Problem("record", rid, f"{kind} 记录无法解密,已损坏或被改动"))
             continue
+        if kind == "member" and not deleted and current.get("id_number"):
+            expected_index[rid] = store.blind("id_number", idnumber.normalise(current["id_number"]))
         if rid in bad_change_records:
             continue
         log_rows = sorted(by_record.get(rid, []), key=lambda c: (c[0], c[1]))
@@ -150,6 +155,12 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
             report.problems.append(Problem("log", rid, "记录的删除状态与修改记录不一致"))
     for rid in sorted(set(by_record) - seen_ids):
         report.problems.append(Problem("log", rid, "有修改记录,但记录本身不存在"))
+    # the blind index (duplicate ID number detection) must match the members' ID numbers
+    indexed = dict(store.conn.execute("SELECT record_id, digest FROM blind_index WHERE field = 'id_number'").fetchall())
+    damaged = {p.record_id for p in report.problems if p.what == "record"}
+    for rid in sorted((set(indexed) | set(expected_index)) - damaged):
+        if indexed.get(rid) != expected_index.get(rid):
+            report.problems.append(Problem("index", rid, "证件号码查重索引与记录不一致(查重可能漏报)"))
     if progress:
         progress(total, total)
     log.info("integrity check: %d records, %d changes, %d problems", report.records, report.changes, len(report.problems))
