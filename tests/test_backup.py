@@ -101,6 +101,26 @@ def test_restore_to_a_new_file_on_a_new_laptop(demo_store, tmp_path):
     assert _documents(target) == expected
 
 
+def test_restore_with_the_county_recovery_key_when_the_passphrase_is_lost(demo_store, tmp_path, recovery_key,
+                                                                           monkeypatch, capsys):
+    from app.store import crypto
+
+    info = backups.backup(demo_store, tmp_path / "usb")
+    expected = sorted(households.documents(demo_store), key=lambda d: d["id"])
+    key_file = tmp_path / "county.pem"
+    key_file.write_bytes(crypto.x25519_private_pem(recovery_key))
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    target = tmp_path / "new" / "village.db"
+    assert main(["restore", str(info.path), "--to", str(target), "--recovery-key", str(key_file)]) == 0
+    assert _documents(target) == expected
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    key_file.write_bytes(crypto.x25519_private_pem(X25519PrivateKey.generate()))
+    assert main(["restore", str(info.path), "--to", str(tmp_path / "other.db"), "--recovery-key", str(key_file)]) == 1
+    assert "恢复私钥与此数据库不匹配" in capsys.readouterr().err
+    assert not (tmp_path / "other.db").exists()
+
+
 def test_restore_refuses_a_backup_of_another_database(make_store, tmp_path):
     mine = make_store("mine.db")
     mine.put("household", {"head_name": "甲"}, village_code="522699101201")

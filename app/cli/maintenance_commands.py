@@ -26,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("backup", help="备份文件(.jdbak)")
     p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件")
     p.add_argument("--operator", help="用于校验备份的操作员(默认第一个操作员)")
+    p.add_argument("--recovery-key", metavar="FILE", help="忘记密码时:用县级恢复私钥(PEM)校验备份")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("check", help="完整性检查:每条记录可解密、修改记录与数据一致、SQLite 校验")
@@ -61,10 +62,19 @@ def cmd_backup(args) -> int:
 
 def cmd_restore(args) -> int:
     _logging()
-    secret = passphrase("用于校验备份的操作员密码: ")
+    key, secret = None, None
+    if args.recovery_key:
+        from app.store import crypto  # noqa: PLC0415
+
+        try:
+            key = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+    else:
+        secret = passphrase("用于校验备份的操作员密码: ")
     try:
         result = backups.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
-                                 passphrase=secret)
+                                 passphrase=secret, recovery_key=key)
     except backups.BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"已恢复 {result.target}:{result.records} 条记录、{result.changes} 条修改记录,备份校验通过")

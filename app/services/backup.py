@@ -258,7 +258,7 @@ def _aside_name(target: Path, now: dt.datetime) -> Path:
     return target.with_name(f"{target.name}.before-restore-{now.strftime(_STAMP)}")
 
 
-def verify_backup(path, operator: str | None, passphrase: str) -> tuple[dict, int, int]:
+def verify_backup(path, operator: str | None, passphrase: str | None, recovery_key=None) -> tuple[dict, int, int]:
     """Open a backup (a temporary copy, so the file itself is never touched) with an operator's
     passphrase and run the full integrity check. Returns (meta, records, changes); raises BackupError."""
     from app.services import integrity  # noqa: PLC0415
@@ -268,12 +268,13 @@ def verify_backup(path, operator: str | None, passphrase: str) -> tuple[dict, in
     problem = _sqlite_check(path)
     if problem != "ok":
         raise BackupError(f"备份 {path} 已损坏(SQLite 校验:{problem}),不能用来恢复。请换一份较早的备份")
-    return meta, *integrity.verify_file(path, operator, passphrase, label=f"备份 {path}")
+    return meta, *integrity.verify_file(path, operator, passphrase, label=f"备份 {path}", recovery_key=recovery_key)
 
 
-def restore(backup_path, target, *, operator: str | None, passphrase: str,
-            now: dt.datetime | None = None) -> RestoreResult:
-    """Replace the database at `target` by a backup after checking the backup in full.
+def restore(backup_path, target, *, operator: str | None = None, passphrase: str | None = None,
+            recovery_key=None, now: dt.datetime | None = None) -> RestoreResult:
+    """Replace the database at `target` by a backup after checking the backup in full (unlocked with
+    an operator's passphrase, or with the county's recovery private key when the passphrase is lost).
 
     Refuses a backup of another database (different db_id) and a damaged backup. The current
     database (if any) is copied aside to `<target>.before-restore-<time>` before the backup's
@@ -304,7 +305,7 @@ def restore(backup_path, target, *, operator: str | None, passphrase: str,
             _remove(leftover)
         shutil.copyfile(backup_path, tmp)
         _fsync_file(tmp)
-        _, records, changes = verify_backup(tmp, operator, passphrase)
+        _, records, changes = verify_backup(tmp, operator, passphrase, recovery_key)
         if target.exists():
             aside = _aside_name(target, now)
             with contextlib.suppress(sqlite3.Error):  # fold a leftover WAL into the current file first

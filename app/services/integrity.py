@@ -167,8 +167,10 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
     return report
 
 
-def verify_file(path, operator: str | None, passphrase: str, label: str | None = None) -> tuple[int, int]:
-    """Open a database file, unlock it and check it in full. Returns (records, changes); raises
+def verify_file(path, operator: str | None, passphrase: str | None, label: str | None = None,
+                recovery_key=None) -> tuple[int, int]:
+    """Open a database file, unlock it (with an operator's passphrase, or the county's recovery
+    private key) and check it in full. Returns (records, changes); raises
     app.services.backup.BackupError naming the file and the damaged records."""
     from app.services.backup import BackupError  # noqa: PLC0415
 
@@ -179,9 +181,13 @@ def verify_file(path, operator: str | None, passphrase: str, label: str | None =
         raise BackupError(f"{label} 无法打开:{exc}") from None
     with store:
         try:
-            store.unlock(operator or store.operators()[0], passphrase)
+            if recovery_key is not None:
+                store.unlock_with_recovery(recovery_key)
+            else:
+                store.unlock(operator or store.operators()[0], passphrase or "")
         except (StoreError, DecryptionError) as exc:
-            raise BackupError(f"{label} 无法解锁:{exc}") from None
+            how = "恢复私钥与此数据库不匹配" if recovery_key is not None and isinstance(exc, DecryptionError) else exc
+            raise BackupError(f"{label} 无法解锁:{how}") from None
         report = check(store)
     if not report.ok:
         lines = "\n".join(p.line() for p in report.problems[:10])
