@@ -1,0 +1,105 @@
+"""Start of the windowed program: `jiandang` with no subcommand calls run(argv).
+
+run([]) shows the start screen (recent databases, open, create); run([path]) opens that database.
+Opening (which checks the file) runs off the GUI thread; then the unlock dialog, then the main
+window. Returns the exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, Qt
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialog
+
+from app.store import Store, StoreError
+from app.ui import preferences, workers
+from app.ui.fonts import install_font
+from app.ui.main_window import MainWindow
+from app.ui.start import StartDialog, UnlockDialog
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("建档")
+    app.setOrganizationName("jiandang")
+    install_font(app)
+    return app
+
+
+def open_store(path: str, parent=None) -> Store:
+    """Store.open on a worker thread with a busy indicator. Raises StoreError (Chinese message)."""
+    box = QProgressDialog(f"正在打开 {Path(path).name}…", None, 0, 0, parent)
+    box.setWindowTitle("建档")
+    box.setWindowModality(Qt.ApplicationModal)
+    box.setMinimumDuration(300)
+    loop = QEventLoop()
+    outcome: dict = {}
+
+    def done(store):
+        outcome["store"] = store
+        loop.quit()
+
+    def failed(message):
+        outcome["error"] = message
+        loop.quit()
+
+    def work(progress):
+        try:
+            return Store.open(path)
+        except StoreError as exc:
+            raise _Failed(str(exc)) from None
+
+    workers.start(work, done, failed)
+    if not outcome:
+        loop.exec()
+    box.close()
+    if "error" in outcome:
+        raise StoreError(outcome["error"])
+    return outcome["store"]
+
+
+class _Failed(Exception):
+    pass
+
+
+def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
+    """Start screen until a database is open and unlocked (None: the user quit)."""
+    while True:
+        chosen = path
+        path = None
+        if chosen is None:
+            start = StartDialog(message=message)
+            if start.exec() != QDialog.Accepted:
+                return None
+            chosen = start.chosen
+        if isinstance(chosen, Store):
+            return chosen  # just created: unlocked
+        try:
+            store = open_store(str(chosen))
+        except StoreError as exc:
+            QMessageBox.critical(None, "无法打开数据库", str(exc))
+            message = str(exc)
+            continue
+        preferences.remember(str(chosen))
+        dialog = UnlockDialog(store)
+        if dialog.exec() == QDialog.Accepted:
+            return store
+        store.close()
+        message = ""
+
+
+def run(argv: list[str]) -> int:
+    app = application()
+    path = next((a for a in argv if not a.startswith("-")), None)
+    store = choose_and_unlock(app, path)
+    if store is None:
+        return 0
+    window = MainWindow(store)
+    window.show()
+    code = app.exec()
+    try:
+        store.close()
+    except Exception:  # closing must not hide the exit code
+        pass
+    return int(code)

@@ -1,0 +1,541 @@
+"""The household editor: one tab per section of the household, the member roster and the other
+child records as tables with a form for the selected row, findings beside the fields and in a list
+that jumps to the field, live income totals, the history side panel, draft autosave (sealed in the
+database) and a question before unsaved edits are dropped."""
+
+from __future__ import annotations
+
+import copy
+import time
+import uuid
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import income, values
+from app.core.dictionary import default
+from app.core.validation import ERROR, collection, has_errors, validate_household
+from app.services import households
+from app.store import StoreError
+from app.ui import drafts
+from app.ui.forms import FormPanel
+from app.ui.history import HistoryPanel
+
+DRAFT_DELAY_MS = 2000  # a draft is written at most this long after an edit
+VALIDATE_DELAY_MS = 120
+KEY = "_key"  # the editor's own key of a child record: its id, or "new-..." before the first save
+ROSTER_COLUMNS = {"member": ["name", "sex", "id_number", "relation", "birth_date"],
+                  "income": ["year", "wage_income", "business_income", "property_income"]}
+
+
+def scroll(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setWidget(widget)
+    return area
+
+
+def coerced(kind: str, record: dict, d) -> dict:
+    """Canonical values where the input is understood, the raw input otherwise (then reported)."""
+    out = {}
+    fields = d.kinds[kind].fields
+    for key, value in record.items():
+        if key == KEY or key not in fields:
+            continue
+        stored, message = values.coerce(fields[key], value, d)
+        out[key] = value if message else stored
+    return out
+
+
+class RemoveDialog(QDialog):
+    """Asks the reason for removing a member (code list 成员增减)."""
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("删除成员")
+        d = default()
+        form = QFormLayout(self)
+        form.addRow(QLabel(f"删除{title}。删除会保留记录(标记为已删除),并写入修改记录。"))
+        self.reason = QComboBox()
+        for code, label in d.codes["member_change_reason"].items():
+            if code.startswith("2"):  # 转出 reasons
+                self.reason.addItem(label, code)
+        for code, label in d.codes["member_change_reason"].items():
+            if not code.startswith("2"):
+                self.reason.addItem(label, code)
+        form.addRow("删除原因", self.reason)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("删除")
+        buttons.button(QDialogButtonBox.Cancel).setText("取消")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+class ChildPanel(QWidget):
+    """Child records of one kind: a table (add/remove) and the form of the selected record."""
+
+    changed = Signal(str, str)  # record key, field key
+    selected = Signal(str)  # record key
+    remove_requested = Signal(str)
+
+    def __init__(self, kind: str, d, parent=None):
+        super().__init__(parent)
+        self.kind = kind
+        self.d = d
+        self.records: list[dict] = []
+        k = d.kinds[kind]
+        self.columns = ROSTER_COLUMNS.get(kind) or list(k.fields)[:4]
+        layout = QVBoxLayout(self)
+        bar = QHBoxLayout()
+        self.add_button = QPushButton(f"添加{k.label}")
+        self.add_button.setObjectName(f"add_{kind}")
+        self.remove_button = QPushButton(f"删除{k.label}")
+        self.remove_button.setObjectName(f"remove_{kind}")
+        self.add_button.clicked.connect(self.add)
+        self.remove_button.clicked.connect(self._remove_clicked)
+        bar.addWidget(self.add_button)
+        bar.addWidget(self.remove_button)
+        bar.addStretch(1)
+        self.extra = QLabel()  # income totals
+        self.extra.setObjectName(f"totals_{kind}")
+        bar.addWidget(self.extra)
+        layout.addLayout(bar)
+        split = QSplitter(Qt.Vertical)
+        self.table = QTableWidget(0, len(self.columns))
+        self.table.setObjectName(f"table_{kind}")
+        self.table.setHorizontalHeaderLabels([k.fields[c].label for c in self.columns])
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setDefaultSectionSize(120)
+        if "id_number" in self.columns:
+            self.table.setColumnWidth(self.columns.index("id_number"), 180)
+        self.table.itemSelectionChanged.connect(self._select)
+        split.addWidget(self.table)
+        self.form = FormPanel(kind, d)
+        self.form.changed.connect(self._form_changed)
+        split.addWidget(scroll(self.form))
+        split.setSizes([160, 500])
+        layout.addWidget(split)
+
+    def set_records(self, records: list[dict]) -> None:
+        self.records = records
+        self.table.setRowCount(len(records))
+        for i in range(len(records)):
+            self._refresh_row(i)
+        if records:
+            self.table.selectRow(0)
+        else:
+            self.form.set_record(None)
+
+    def _refresh_row(self, i: int) -> None:
+        record = self.records[i]
+        for c, key in enumerate(self.columns):
+            self.table.setItem(i, c, QTableWidgetItem(self.d.display(self.kind, key, record.get(key)) or ""))
+
+    def current(self) -> dict | None:
+        row = self.table.currentRow()
+        return self.records[row] if 0 <= row < len(self.records) else None
+
+    def select_key(self, key: str) -> None:
+        for i, r in enumerate(self.records):
+            if r[KEY] == key:
+                self.table.selectRow(i)
+                return
+
+    def _select(self) -> None:
+        record = self.current()
+        self.form.set_record(record)
+        if record is not None:
+            self.selected.emit(record[KEY])
+
+    def add(self) -> dict:
+        record = {KEY: f"new-{uuid.uuid4().hex[:10]}"}
+        for f in self.d.kinds[self.kind].fields.values():
+            if f.default is not None:
+                record[f.key] = f.default
+        self.records.append(record)
+        self.table.setRowCount(len(self.records))
+        self._refresh_row(len(self.records) - 1)
+        self.table.selectRow(len(self.records) - 1)
+        self.changed.emit(record[KEY], "")
+        return record
+
+    def _remove_clicked(self) -> None:
+        record = self.current()
+        if record is not None:
+            self.remove_requested.emit(record[KEY])
+
+    def drop(self, key: str) -> None:
+        i = next((i for i, r in enumerate(self.records) if r[KEY] == key), None)
+        if i is None:
+            return
+        self.records.pop(i)
+        self.table.removeRow(i)
+        if not self.records:
+            self.form.set_record(None)
+
+    def _form_changed(self, field_key: str) -> None:
+        row = self.table.currentRow()
+        if 0 <= row < len(self.records):
+            self._refresh_row(row)
+            self.changed.emit(self.records[row][KEY], field_key)
+
+
+class HouseholdEditor(QMainWindow):
+    """Edits one household (or a new one). Signals `saved(household_id)` after each save."""
+
+    saved = Signal(str)
+    closed = Signal(object)
+
+    def __init__(self, store, household_id: str | None = None, village_code: str | None = None,
+                 draft_key: str | None = None, parent=None):
+        super().__init__(parent)
+        self.setAttribute(Qt.WA_DeleteOnClose)
+        self.store = store
+        self.d = default()
+        self.household_id = household_id
+        self.village_code = village_code
+        self.draft_key = draft_key or household_id or f"new-{uuid.uuid4().hex[:12]}"
+        self.dirty = False
+        self.findings = []
+        self._known_villages = {r["code"] for r in store.divisions("village")} or None
+        self.resize(1100, 760)
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        self.banner = QLabel()
+        self.banner.setObjectName("draft_banner")
+        self.banner.setStyleSheet("background: #fff4c2; padding: 4px;")
+        self.banner.hide()
+        outer.addWidget(self.banner)
+        head = QHBoxLayout()
+        self.title = QLabel()
+        self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
+        head.addWidget(self.title)
+        head.addStretch(1)
+        self.draft_state = QLabel()
+        head.addWidget(self.draft_state)
+        self.save_button = QPushButton("保存 (Ctrl+S)")
+        self.save_button.setObjectName("save")
+        self.save_button.clicked.connect(self.save)
+        head.addWidget(self.save_button)
+        outer.addLayout(head)
+
+        split = QSplitter(Qt.Vertical)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("editor_tabs")
+        self.household_forms: list[FormPanel] = []
+        for section in self.d.kinds["household"].sections:
+            form = FormPanel("household", self.d, sections=[section])
+            form.changed.connect(self._household_changed)
+            self.household_forms.append(form)
+            self.tabs.addTab(scroll(form), section.label)
+        self.panels: dict[str, ChildPanel] = {}
+        for kind in self.d.child_kinds("household"):
+            panel = ChildPanel(kind.key, self.d)
+            panel.changed.connect(self._child_changed)
+            panel.selected.connect(lambda key, k=kind.key: self._show_history(k, key))
+            panel.remove_requested.connect(lambda key, k=kind.key: self.remove_child(k, key))
+            self.panels[kind.key] = panel
+            self.tabs.addTab(panel, kind.label)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        split.addWidget(self.tabs)
+        box = QWidget()
+        bl = QVBoxLayout(box)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.findings_title = QLabel("检查结果")
+        bl.addWidget(self.findings_title)
+        self.findings_list = QListWidget()
+        self.findings_list.setObjectName("findings")
+        self.findings_list.itemActivated.connect(self._jump)
+        self.findings_list.itemClicked.connect(self._jump)
+        bl.addWidget(self.findings_list)
+        split.addWidget(box)
+        split.setSizes([640, 110])
+        outer.addWidget(split)
+        self.setCentralWidget(central)
+
+        self.history = HistoryPanel(store)
+        dock = QDockWidget("修改记录", self)
+        dock.setObjectName("history_dock")
+        dock.setWidget(self.history)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [380], Qt.Horizontal)
+        self.history_dock = dock
+
+        QShortcut(QKeySequence.Save, self, activated=self.save)
+        self.validate_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS, timeout=self.validate)
+        self.draft_timer = QTimer(self, singleShot=True, interval=DRAFT_DELAY_MS, timeout=self.write_draft)
+        self.load()
+
+    # ------------------------------------------------------------------ state
+    def load(self) -> None:
+        """Read the household (and restore a draft if one exists)."""
+        draft = drafts.load(self.store, self.draft_key)
+        if self.household_id:
+            doc = households.document(self.store, self.household_id) or {}
+            self.village_code = doc.get("village_code") or self.village_code
+        else:
+            doc = {}
+        self.household = {k: v for k, v in doc.items() if k in self.d.kinds["household"].fields}
+        self.children = {}
+        for kind in self.d.child_kinds("household"):
+            self.children[kind.key] = [{KEY: r["id"], **{k: v for k, v in r.items() if k != "id"}}
+                                       for r in doc.get(collection(kind.key), [])]
+        if draft:
+            self.household = draft.get("household", self.household)
+            self.children = {k: draft.get("children", {}).get(k, v) for k, v in self.children.items()}
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(draft.get("saved_at", time.time())))
+            self.banner.setText(f"已恢复 {when} 自动保存的未保存修改。请检查后保存;不需要时关闭窗口并选择“放弃”。")
+            self.banner.show()
+            self.dirty = True
+        self._show_state()
+        self.validate()
+
+    def _show_state(self) -> None:
+        for form in self.household_forms:
+            form.set_record(self.household)
+        for kind, panel in self.panels.items():
+            panel.set_records(self.children[kind])
+        self._update_title()
+        self._update_totals()
+        self._show_history("household", self.household_id)
+
+    def _update_title(self) -> None:
+        name = self.household.get("head_name") or "新贫困户"
+        number = self.household.get("household_number") or "未编号"
+        village = self.store.division_name(self.village_code) if self.village_code else "未选村"
+        self.title.setText(f"{name}  ·  户编号 {number}  ·  {village}")
+        self.setWindowTitle(f"贫困户:{name}" + (" *" if self.dirty else ""))
+
+    def state(self) -> dict:
+        return {"household_id": self.household_id, "village_code": self.village_code,
+                "household": self.household, "children": self.children}
+
+    def document(self, for_check: bool = False) -> dict:
+        """The household document of the editor's current state."""
+        doc = {"id": self.household_id or ("new" if for_check else None), "village_code": self.village_code}
+        doc.update(coerced("household", self.household, self.d) if for_check else
+                   {k: v for k, v in self.household.items()})
+        for kind, records in self.children.items():
+            items = []
+            for r in records:
+                item = coerced(kind, r, self.d) if for_check else {k: v for k, v in r.items() if k != KEY}
+                rid = r[KEY]
+                if for_check:
+                    item["id"] = rid
+                elif not rid.startswith("new-"):
+                    item["id"] = rid
+                items.append(item)
+            doc[collection(kind)] = items
+        if not for_check and doc["id"] is None:
+            doc.pop("id")
+        return doc
+
+    # ------------------------------------------------------------------ edits
+    def _mark_dirty(self) -> None:
+        if not self.dirty:
+            self.dirty = True
+            self._update_title()
+        if not self.draft_timer.isActive():
+            self.draft_timer.start()
+        self.validate_timer.start()
+
+    def _household_changed(self, key: str) -> None:
+        for form in self.household_forms:  # apply show-if across tabs
+            form.apply_show_if()
+        if key in ("head_name", "household_number"):
+            self._update_title()
+        self._mark_dirty()
+
+    def _child_changed(self, record_key: str, field_key: str) -> None:
+        self._update_totals()
+        self._mark_dirty()
+
+    def _update_totals(self) -> None:
+        panel = self.panels.get("income")
+        if panel is None:
+            return
+        size = len(self.children.get("member", []))
+        parts = []
+        for r in self.children["income"]:
+            c = coerced("income", r, self.d)
+            net = income.net_income(c)
+            per = income.per_capita(c, size) if size else None
+            parts.append(f"{c.get('year') or '?'} 年:家庭纯收入 {net:,.2f} 元,人均 "
+                         + (f"{per:,.2f} 元" if per is not None else "—(无成员)"))
+        panel.extra.setText(";".join(parts) or "尚无收入记录")
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> list:
+        doc = self.document(for_check=True)
+        self.findings = validate_household(doc, self.d, self._known_villages)
+        own = doc["id"]
+        for form in self.household_forms:
+            form.show_findings([f for f in self.findings if f.record_id == own and f.kind == "household"])
+        for kind, panel in self.panels.items():
+            cur = panel.current()
+            panel.form.show_findings([f for f in self.findings if cur is not None and f.record_id == cur[KEY]])
+        self.findings_list.clear()
+        errors = sum(f.severity == ERROR for f in self.findings)
+        for f in self.findings:
+            mark = "错误" if f.severity == ERROR else "提示"
+            item = QListWidgetItem(f"[{mark}] {f.record_label} · {self.d.field_label(f.kind, f.field)}:{f.message}")
+            item.setData(Qt.UserRole, (f.kind, f.record_id, f.field))
+            if f.severity == ERROR:
+                item.setForeground(Qt.red)
+            self.findings_list.addItem(item)
+        self.findings_title.setText(f"检查结果:{errors} 个错误,{len(self.findings) - errors} 个提示"
+                                    + (",双击可跳到该项" if self.findings else ""))
+        return self.findings
+
+    def _jump(self, item: QListWidgetItem) -> None:
+        kind, record_id, field = item.data(Qt.UserRole)
+        self.jump_to(kind, record_id, field)
+
+    def jump_to(self, kind: str, record_id, field: str) -> None:
+        if kind == "household":
+            for i, form in enumerate(self.household_forms):
+                if field in form.inputs:
+                    self.tabs.setCurrentIndex(i)
+                    form.focus_field(field)
+            return
+        panel = self.panels.get(kind)
+        if panel is None:
+            return
+        self.tabs.setCurrentWidget(panel)
+        panel.select_key(record_id)
+        panel.form.focus_field(field)
+
+    def _tab_changed(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        for kind, panel in self.panels.items():
+            if panel is widget:
+                cur = panel.current()
+                self._show_history(kind, cur[KEY] if cur else None)
+                self.validate()
+                return
+        self._show_history("household", self.household_id)
+
+    def _show_history(self, kind: str, key) -> None:
+        if key and not str(key).startswith("new-"):
+            record = self.children.get(kind, [])
+            title = self.d.kinds[kind].label
+            for r in record:
+                if r[KEY] == key:
+                    title = self.d.kinds[kind].label + "“" + str(r.get(self.d.kinds[kind].title_field) or "") + "”"
+            if kind == "household":
+                title = "户主“" + str(self.household.get("head_name") or "") + "”一户"
+            self.history.show_record(key, title)
+        else:
+            self.history.show_record(None, "尚未保存")
+        if kind != "household":
+            self.validate_timer.start()
+
+    # ------------------------------------------------------------------ drafts, removal, save
+    def write_draft(self) -> None:
+        if self.dirty and self.store.unlocked:
+            drafts.save(self.store, self.draft_key, copy.deepcopy(self.state()))
+            self.draft_state.setText("草稿已自动保存 " + time.strftime("%H:%M:%S"))
+
+    def remove_child(self, kind: str, key: str, reason: str | None = None) -> bool:
+        """Remove a child record. A saved one becomes a tombstone at once, with a reason."""
+        panel = self.panels[kind]
+        record = next((r for r in self.children[kind] if r[KEY] == key), None)
+        if record is None:
+            return False
+        if key.startswith("new-"):
+            panel.drop(key)
+            self._mark_dirty()
+            return True
+        if reason is None:
+            title = self.d.kinds[kind].label + "“" + str(record.get(self.d.kinds[kind].title_field) or "") + "”"
+            dialog = RemoveDialog(title, self)
+            if dialog.exec() != QDialog.Accepted:
+                return False
+            reason = dialog.reason.currentData()
+        try:
+            households.remove_child(self.store, key, reason)
+        except (households.InputError, StoreError) as exc:
+            QMessageBox.warning(self, "无法删除", str(exc))
+            return False
+        panel.drop(key)
+        self._update_totals()
+        self.validate()
+        self.saved.emit(self.household_id)
+        return True
+
+    def save(self) -> bool:
+        """Save through the change log. Errors do not block the save: they stay listed."""
+        if not self.village_code:
+            QMessageBox.warning(self, "无法保存", "请先在主窗口左侧选择这一户所在的村,再新建贫困户。")
+            return False
+        try:
+            result = households.save(self.store, self.document(), allow_errors=True)
+        except (households.InputError, households.ValidationFailed, StoreError) as exc:
+            QMessageBox.warning(self, "无法保存", f"未保存:{exc}")
+            return False
+        drafts.delete(self.store, self.draft_key)
+        self.household_id = result.household_id
+        self.draft_key = result.household_id
+        self.dirty = False
+        self.banner.hide()
+        self.draft_timer.stop()
+        current = self.tabs.currentIndex()
+        self.load()
+        self.tabs.setCurrentIndex(current)
+        errors = sum(f.severity == ERROR for f in self.findings)
+        self.draft_state.setText(f"已保存 {time.strftime('%H:%M:%S')}" + (f",仍有 {errors} 个错误待改正" if errors else ""))
+        self.saved.emit(self.household_id)
+        return True
+
+    def has_errors(self) -> bool:
+        return has_errors(self.findings)
+
+    def discard(self) -> None:
+        drafts.delete(self.store, self.draft_key)
+        self.dirty = False
+
+    def closeEvent(self, event) -> None:
+        if self.dirty and self.store.unlocked:
+            answer = QMessageBox.question(
+                self, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
+                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+            if answer == QMessageBox.Cancel:
+                event.ignore()
+                return
+            if answer == QMessageBox.Save and not self.save():
+                event.ignore()
+                return
+            if answer == QMessageBox.Discard:
+                self.discard()
+        self.draft_timer.stop()
+        self.validate_timer.stop()
+        self.closed.emit(self)
+        super().closeEvent(event)

@@ -1,0 +1,233 @@
+"""Entry widgets generated from the data dictionary (forms/*.toml): one widget per field chosen by
+its type, a message beside it, show-if conditions applied live, help text as tooltips.
+
+A FormPanel edits one record (a dict of raw values: codes as codes, dates as ISO text, numbers as
+typed). Coercion and validation happen in the editor on the whole document."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core import idnumber
+from app.core.dictionary import Dictionary, Field
+
+EMPTY_DATE = QDate(1900, 1, 1)
+ERROR_STYLE = "color: #b00020;"
+WARNING_STYLE = "color: #9a6700;"
+
+
+class FieldInput:
+    """One field's widget with get/set of its raw value."""
+
+    def __init__(self, field: Field, d: Dictionary, on_change):
+        self.field = field
+        self.d = d
+        t = field.type
+        if t in ("code", "bool"):
+            w = QComboBox()
+            w.addItem("", None)
+            if t == "bool":
+                w.addItem("是", True)
+                w.addItem("否", False)
+            else:
+                for code, label in d.codes[field.codes].items():
+                    w.addItem(f"{label}", code)
+            w.currentIndexChanged.connect(lambda *_: on_change(field.key))
+        elif t == "multi_code":
+            w = QListWidget()
+            for code, label in d.codes[field.codes].items():
+                item = QListWidgetItem(label)
+                item.setData(Qt.UserRole, code)
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(Qt.Unchecked)
+                w.addItem(item)
+            w.setMaximumHeight(min(110, 22 * w.count() + 6))
+            w.itemChanged.connect(lambda *_: on_change(field.key))
+        elif t == "date":
+            w = QDateEdit()
+            w.setCalendarPopup(True)
+            w.setDisplayFormat("yyyy-MM-dd")
+            w.setMinimumDate(EMPTY_DATE)
+            w.setSpecialValueText("未填")
+            w.setDate(EMPTY_DATE)
+            w.dateChanged.connect(lambda *_: on_change(field.key))
+        elif t == "text" and field.multiline:
+            w = QPlainTextEdit()
+            w.setMaximumHeight(70)
+            w.textChanged.connect(lambda: on_change(field.key))
+        else:
+            w = QLineEdit()
+            if field.type == "id_number":
+                w.setPlaceholderText("18位身份证号码")
+            elif field.type in ("integer", "decimal"):
+                w.setPlaceholderText("数字")
+            elif field.type == "phone":
+                w.setPlaceholderText("手机或座机")
+            w.textEdited.connect(lambda *_: on_change(field.key))
+        w.setObjectName(f"field_{field.kind}_{field.key}")
+        tip = field.help or ""
+        if field.required:
+            tip = (tip + "\n" if tip else "") + "必填"
+        if field.readonly:
+            tip = (tip + "\n" if tip else "") + "只能通过识别与退出程序改变,不能在这里修改"
+            w.setEnabled(False)
+        w.setToolTip(tip)
+        self.widget = w
+
+    def value(self):
+        w, t = self.widget, self.field.type
+        if t in ("code", "bool"):
+            return w.currentData()
+        if t == "multi_code":
+            return [w.item(i).data(Qt.UserRole) for i in range(w.count()) if w.item(i).checkState() == Qt.Checked]
+        if t == "date":
+            return None if w.date() == EMPTY_DATE else w.date().toString("yyyy-MM-dd")
+        if isinstance(w, QPlainTextEdit):
+            return w.toPlainText() or None
+        return w.text() or None
+
+    def set_value(self, value) -> None:
+        w, t = self.widget, self.field.type
+        w.blockSignals(True)
+        try:
+            if t in ("code", "bool"):
+                i = w.findData(value) if value is not None else 0
+                if i < 0 and value is not None:  # a stored value outside the code list: keep it visible
+                    w.addItem(f"{value}(不在代码表中)", value)
+                    i = w.count() - 1
+                w.setCurrentIndex(max(i, 0))
+            elif t == "multi_code":
+                chosen = set(value or [])
+                for i in range(w.count()):
+                    w.item(i).setCheckState(Qt.Checked if w.item(i).data(Qt.UserRole) in chosen else Qt.Unchecked)
+            elif t == "date":
+                date = EMPTY_DATE
+                if value:
+                    try:
+                        parsed = dt.date.fromisoformat(str(value))
+                        date = QDate(parsed.year, parsed.month, parsed.day)
+                    except ValueError:
+                        pass
+                w.setDate(date)
+            elif isinstance(w, QPlainTextEdit):
+                w.setPlainText("" if value is None else str(value))
+            else:
+                w.setText("" if value is None else str(value))
+        finally:
+            w.blockSignals(False)
+
+
+class FormPanel(QWidget):
+    """Edits one record of a kind: every section as a group of rows."""
+
+    changed = Signal(str)  # field key
+
+    def __init__(self, kind: str, d: Dictionary, sections=None, parent=None):
+        super().__init__(parent)
+        self.kind = kind
+        self.d = d
+        self.record: dict = {}
+        self.inputs: dict[str, FieldInput] = {}
+        self.messages: dict[str, QLabel] = {}
+        self._rows: dict[str, tuple[QFormLayout, int]] = {}
+        layout = QVBoxLayout(self)
+        k = d.kinds[kind]
+        chosen = sections if sections is not None else k.sections
+        for section in chosen:
+            box = QGroupBox(section.label) if len(chosen) > 1 else QWidget()
+            form = QFormLayout(box)
+            form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+            for field in section.fields:
+                inp = FieldInput(field, d, self._edited)
+                holder = QWidget()
+                v = QVBoxLayout(holder)
+                v.setContentsMargins(0, 0, 0, 0)
+                v.setSpacing(1)
+                v.addWidget(inp.widget)
+                msg = QLabel()
+                msg.setObjectName(f"message_{kind}_{field.key}")
+                msg.setWordWrap(True)
+                msg.hide()
+                v.addWidget(msg)
+                label = QLabel(field.label + ("*" if field.required else "") + ("(只读)" if field.readonly else ""))
+                label.setToolTip(inp.widget.toolTip())
+                form.addRow(label, holder)
+                self._rows[field.key] = (form, form.rowCount() - 1)
+                self.inputs[field.key] = inp
+                self.messages[field.key] = msg
+            layout.addWidget(box)
+        layout.addStretch(1)
+        self.setEnabled(False)
+
+    def set_record(self, record: dict | None) -> None:
+        """Show a record (the dict is edited in place) or nothing."""
+        self.record = record if record is not None else {}
+        self.setEnabled(record is not None)
+        for key, inp in self.inputs.items():
+            inp.set_value(self.record.get(key))
+        self.apply_show_if()
+        self.show_findings([])
+
+    def _edited(self, key: str) -> None:
+        if not self.isEnabled():
+            return
+        self.record[key] = self.inputs[key].value()
+        if self.inputs[key].field.type == "id_number":
+            self._fill_from_id_number(self.record[key])
+        self.apply_show_if()
+        self.changed.emit(key)
+
+    def _fill_from_id_number(self, number) -> None:
+        """A valid ID number gives the birth date and sex."""
+        if not number or not idnumber.is_valid(number):
+            return
+        info = idnumber.parse(number)
+        for key, value in (("birth_date", info.birth_date.isoformat()), ("sex", info.sex)):
+            if key in self.inputs and self.record.get(key) != value:
+                self.record[key] = value
+                self.inputs[key].set_value(value)
+                self.changed.emit(key)
+
+    def apply_show_if(self) -> None:
+        for key, inp in self.inputs.items():
+            if inp.field.show_if is not None:
+                form, row = self._rows[key]
+                form.setRowVisible(row, inp.field.visible(self.record))
+
+    def is_shown(self, key: str) -> bool:
+        return self.inputs[key].field.visible(self.record)
+
+    def show_findings(self, findings) -> None:
+        """Messages beside the fields: findings of this record (Finding objects)."""
+        by_field: dict[str, list] = {}
+        for f in findings:
+            by_field.setdefault(f.field, []).append(f)
+        for key, label in self.messages.items():
+            items = by_field.get(key, [])
+            if not items:
+                label.hide()
+                label.clear()
+                continue
+            errors = [f for f in items if f.severity == "error"]
+            label.setStyleSheet(ERROR_STYLE if errors else WARNING_STYLE)
+            label.setText("；".join(f.message for f in items))
+            label.show()
+
+    def focus_field(self, key: str) -> None:
+        if key in self.inputs:
+            self.inputs[key].widget.setFocus(Qt.OtherFocusReason)

@@ -1,0 +1,81 @@
+"""The audit trail of one record (who, when, old value, new value, reason) as a side panel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from app.core.clock import wall_time
+from app.core.dictionary import default
+
+
+def local_time(hlc: str) -> str:
+    return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+VERBS = {"create": "新建", "update": "修改", "delete": "删除", "restore": "恢复"}
+
+
+def change_rows(change, d=None) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """([time, operator, action, reason], [(field label, old, new)]) of one Change."""
+    d = d or default()
+    kind = d.kinds.get(change.kind)
+    reason = change.reason or ""
+    if reason and change.op == "delete":
+        reason = d.code_label("member_change_reason", reason)
+    head = [local_time(change.hlc), change.operator, VERBS.get(change.op, change.op) + (kind.label if kind else change.kind), reason]
+    fields = []
+    for key, new in change.new.items():
+        label = "所在村" if key == "__village_code" else (d.field_label(change.kind, key) if kind else key)
+        old = change.old.get(key)
+        show = (lambda v: d.display(change.kind, key, v)) if kind else str
+        fields.append((label, "" if change.op == "create" else (show(old) or "(空)"), show(new) or "(空)"))
+    return head, fields
+
+
+class HistoryPanel(QWidget):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.record_id: str | None = None
+        layout = QVBoxLayout(self)
+        self.title = QLabel("修改记录")
+        layout.addWidget(self.title)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("history")
+        self.tree.setHeaderLabels(["时间 / 字段", "操作员 / 原值", "操作 / 新值", "原因"])
+        self.tree.setColumnWidth(0, 140)
+        self.tree.setColumnWidth(1, 80)
+        self.tree.setColumnWidth(2, 90)
+        layout.addWidget(self.tree)
+
+    def show_record(self, record_id: str | None, title: str = "") -> None:
+        self.record_id = record_id
+        self.tree.clear()
+        self.title.setText(f"修改记录:{title}" if title else "修改记录")
+        if not record_id or not self.store.unlocked:
+            return
+        d = default()
+        changes = self.store.history(record_id)
+        for change in reversed(changes):  # newest first
+            head, fields = change_rows(change, d)
+            item = QTreeWidgetItem(head)
+            for label, old, new in fields:
+                item.addChild(QTreeWidgetItem([label, old, new]))
+            self.tree.addTopLevelItem(item)
+        if self.tree.topLevelItemCount():
+            self.tree.topLevelItem(0).setExpanded(True)
+        if not changes:
+            self.tree.addTopLevelItem(QTreeWidgetItem(["尚未保存,没有修改记录"]))
+
+    def entries(self) -> list[list[str]]:
+        """The panel's text (for tests and copying): one list per change and field."""
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            out.append([item.text(c) for c in range(4)])
+            for j in range(item.childCount()):
+                child = item.child(j)
+                out.append([child.text(c) for c in range(3)])
+        return out

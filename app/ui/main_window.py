@@ -1,0 +1,512 @@
+"""The work team's main window: township/village tree, household list with instant search and
+filters, status bar (operator, unsynced changes, last sync), menus to the other windows, idle
+auto-lock, draft recovery, bulk validation off the GUI thread."""
+
+from __future__ import annotations
+
+import importlib
+import time
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.dictionary import default
+from app.core.validation import ERROR
+from app.services import households
+from app.ui import drafts, preferences, workers
+from app.ui.editor import HouseholdEditor
+from app.ui.model import HouseholdModel, load_rows, row_of
+from app.ui.start import UnlockDialog
+
+# Other windows, imported when their menu item is chosen: (menu, label, module, class, options)
+EXTERNAL = [
+    ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
+    ("同步", "同步(U 盘数据包)…", "app.ui.sync_dialog", "SyncDialog", ()),
+    ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
+    ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
+]
+
+
+class IdleWatch(QObject):
+    """Restarts the idle timer on any keyboard or mouse input in the application."""
+
+    def __init__(self, timer: QTimer):
+        super().__init__()
+        self.timer = timer
+
+    def eventFilter(self, obj, event):
+        if event.type() in (QEvent.KeyPress, QEvent.MouseButtonPress, QEvent.Wheel) and self.timer.interval() > 0:
+            self.timer.start()
+        return False
+
+
+class DraftsDialog(QDialog):
+    """Unsaved edits found in the database at unlock: reopen or discard each."""
+
+    recover = Signal(str, dict)
+
+    def __init__(self, store, items: list[tuple[str, dict]], parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.setWindowTitle("有未保存的修改")
+        self.setMinimumWidth(480)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("上次关闭前有以下未保存的修改(已加密保存在数据库中)。选择一项后“恢复”继续编辑,或“丢弃”。"))
+        self.list = QListWidget()
+        self.list.setObjectName("drafts")
+        for key, state in items:
+            h = state.get("household", {})
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("saved_at", 0)))
+            text = f"户主“{h.get('head_name') or '未填'}”(户编号 {h.get('household_number') or '未编号'}) · 自动保存于 {when}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.UserRole, (key, state))
+            self.list.addItem(item)
+        self.list.setCurrentRow(0)
+        layout.addWidget(self.list)
+        buttons = QDialogButtonBox()
+        self.recover_button = buttons.addButton("恢复", QDialogButtonBox.ActionRole)
+        self.recover_button.setObjectName("recover")
+        self.discard_button = buttons.addButton("丢弃", QDialogButtonBox.DestructiveRole)
+        close = buttons.addButton("稍后处理", QDialogButtonBox.RejectRole)
+        self.recover_button.clicked.connect(self._recover)
+        self.discard_button.clicked.connect(self._discard)
+        close.clicked.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def _take(self):
+        item = self.list.currentItem()
+        if item is None:
+            return None
+        self.list.takeItem(self.list.row(item))
+        if self.list.count() == 0:
+            self.accept()
+        return item.data(Qt.UserRole)
+
+    def _recover(self) -> None:
+        taken = self._take()
+        if taken:
+            self.recover.emit(*taken)
+
+    def _discard(self) -> None:
+        taken = self._take()
+        if taken:
+            drafts.delete(self.store, taken[0])
+
+
+class MainWindow(QMainWindow):
+    loaded_signal = Signal()
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.d = default()
+        self.loaded = False
+        self.locked = False
+        self.editors: list[HouseholdEditor] = []
+        self.external: dict[str, QWidget] = {}
+        self.unlock_dialog: UnlockDialog | None = None
+        self.drafts_dialog: DraftsDialog | None = None
+        self.setWindowTitle(f"建档 · {store.site_name} · {store.path.name}")
+        self.resize(1200, 760)
+
+        # --- list page
+        page = QWidget()
+        outer = QVBoxLayout(page)
+        bar = QHBoxLayout()
+        self.search = QLineEdit()
+        self.search.setObjectName("search")
+        self.search.setPlaceholderText("搜索:姓名、身份证号码、户编号或电话的一部分(Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self._search_changed)
+        bar.addWidget(self.search, 3)
+        self.status_filter = QComboBox()
+        self.status_filter.setObjectName("status_filter")
+        self.status_filter.addItem("全部状态", "")
+        for code, label in self.d.codes[self.d.kinds["household"].fields["status"].codes].items():
+            self.status_filter.addItem(label, code)
+        self.status_filter.currentIndexChanged.connect(lambda *_: self.model.set_filters(status=self.status_filter.currentData()))
+        bar.addWidget(self.status_filter, 1)
+        self.cause_filter = QComboBox()
+        self.cause_filter.setObjectName("cause_filter")
+        self.cause_filter.addItem("全部致贫原因", "")
+        for code, label in self.d.codes[self.d.kinds["household"].fields["main_cause"].codes].items():
+            self.cause_filter.addItem(label, code)
+        self.cause_filter.currentIndexChanged.connect(lambda *_: self.model.set_filters(cause=self.cause_filter.currentData()))
+        bar.addWidget(self.cause_filter, 1)
+        self.count_label = QLabel()
+        bar.addWidget(self.count_label)
+        outer.addLayout(bar)
+
+        split = QSplitter(Qt.Horizontal)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("divisions")
+        self.tree.setHeaderLabels(["乡镇 / 村"])
+        self.tree.itemSelectionChanged.connect(self._tree_changed)
+        split.addWidget(self.tree)
+        self.model = HouseholdModel(store, self)
+        self.model.modelReset.connect(self._update_count)
+        self.table = QTableView()
+        self.table.setObjectName("households")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
+        self.table.activated.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
+        split.addWidget(self.table)
+        split.setSizes([260, 940])
+        outer.addWidget(split, 1)
+
+        # --- locked page
+        locked = QWidget()
+        lv = QVBoxLayout(locked)
+        self.locked_label = QLabel("数据库已锁定。请输入密码解锁。")
+        self.locked_label.setAlignment(Qt.AlignCenter)
+        self.locked_label.setStyleSheet("font-size: 16pt;")
+        lv.addWidget(self.locked_label)
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(page)
+        self.stack.addWidget(locked)
+        self.setCentralWidget(self.stack)
+
+        # --- status bar
+        self.operator_label = QLabel()
+        self.unsynced_label = QLabel()
+        self.sync_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progress")
+        self.progress.setMaximumWidth(240)
+        self.progress.hide()
+        for w in (self.operator_label, self.unsynced_label, self.sync_label):
+            self.statusBar().addPermanentWidget(w)
+        self.statusBar().addWidget(self.progress)
+
+        self._menus()
+        prefs = preferences.load()
+        self.idle_timer = QTimer(self, singleShot=True, timeout=self.lock)
+        self.set_auto_lock_minutes(prefs.auto_lock_minutes)
+        self._idle_watch = IdleWatch(self.idle_timer)
+        QApplication.instance().installEventFilter(self._idle_watch)
+        store.listeners.append(self._store_changed)
+        self.reload()
+
+    # ------------------------------------------------------------------ menus
+    def _menus(self) -> None:
+        m = self.menuBar().addMenu("文件")
+        self.new_action = m.addAction("新建贫困户", self.new_household)
+        self.new_action.setShortcut("Ctrl+N")
+        m.addAction("检查全部贫困户", self.validate_all)
+        m.addSeparator()
+        m.addAction("自动锁定时间…", self._ask_auto_lock)
+        m.addAction("立即锁定", self.lock).setShortcut("Ctrl+L")
+        m.addSeparator()
+        m.addAction("退出", self.close)
+        find = self.menuBar().addMenu("查找")
+        find.addAction("搜索", lambda: (self.search.setFocus(), self.search.selectAll())).setShortcut("Ctrl+F")
+        for menu_name, label, module, cls, options in EXTERNAL:
+            menu = self.menuBar().addMenu(menu_name)
+            menu.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
+
+    def open_external(self, module: str, cls: str, options=()) -> QWidget | None:
+        """Import another engineer's window only when asked for, and show it."""
+        try:
+            factory = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError) as exc:
+            QMessageBox.warning(self, "功能不可用", f"这个功能在本版本中不可用({exc})。")
+            return None
+        kw = {}
+        if "household_id" in options:
+            kw["household_id"] = self.current_household_id()
+        if "village_code" in options:
+            kw["village_code"] = self.current_village()
+        window = factory(self.store, self, **kw)
+        window.setAttribute(Qt.WA_DeleteOnClose)
+        self.external[cls] = window
+        window.show()
+        return window
+
+    # ------------------------------------------------------------------ loading
+    def reload(self) -> None:
+        """Decrypt every household into list rows on a worker thread."""
+        self.loaded = False
+        self.stack.setEnabled(False)
+        self.menuBar().setEnabled(False)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.statusBar().showMessage("正在读取贫困户…")
+        self._load_started = time.perf_counter()
+        workers.start(lambda progress: load_rows(self.store, progress), self._loaded, self._load_failed, self._progress)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _loaded(self, rows) -> None:
+        if self.locked:
+            return
+        self.model.set_rows(rows)
+        self._fill_tree()
+        self.table.resizeColumnsToContents()
+        self.progress.hide()
+        self.stack.setEnabled(True)
+        self.menuBar().setEnabled(True)
+        self.statusBar().showMessage(f"已读取 {len(rows)} 户({time.perf_counter() - self._load_started:.1f} 秒)", 5000)
+        self._update_status()
+        self.loaded = True
+        self.loaded_signal.emit()
+        self.offer_drafts()
+
+    def _load_failed(self, message: str) -> None:
+        self.progress.hide()
+        self.stack.setEnabled(True)
+        self.menuBar().setEnabled(True)
+        QMessageBox.critical(self, "读取失败", f"读取数据库时出错:{message}")
+
+    def _fill_tree(self) -> None:
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        counts: dict[str, int] = {}
+        for r in self.model.rows:
+            counts[r.village_code] = counts.get(r.village_code, 0) + 1
+        root = QTreeWidgetItem([f"全部({len(self.model.rows)} 户)"])
+        root.setData(0, Qt.UserRole, "")
+        self.tree.addTopLevelItem(root)
+        towns = {t["code"]: t for t in self.store.divisions("township")}
+        items = {}
+        for code, t in towns.items():
+            item = QTreeWidgetItem([t["name"]])
+            item.setData(0, Qt.UserRole, code)
+            root.addChild(item)
+            items[code] = item
+        for v in self.store.divisions("village"):
+            parent = items.get(v["parent"]) or root
+            item = QTreeWidgetItem([f"{v['name']}({counts.get(v['code'], 0)})"])
+            item.setData(0, Qt.UserRole, v["code"])
+            parent.addChild(item)
+        for code, item in items.items():
+            total = sum(n for vc, n in counts.items() if vc.startswith(code))
+            item.setText(0, f"{towns[code]['name']}({total})")
+        root.setExpanded(True)
+        for item in items.values():
+            item.setExpanded(True)
+        root.setSelected(True)
+        self.tree.blockSignals(False)
+
+    def _tree_changed(self) -> None:
+        items = self.tree.selectedItems()
+        self.model.set_filters(village_prefix=items[0].data(0, Qt.UserRole) if items else "")
+
+    def _search_changed(self, text: str) -> None:
+        if self.loaded:
+            self.model.set_search(text)
+
+    def _update_count(self) -> None:
+        self.count_label.setText(f"{len(self.model.visible)} / {len(self.model.rows)} 户")
+
+    def _update_status(self) -> None:
+        if not self.store.unlocked:
+            return
+        self.operator_label.setText(f"操作员:{self.store.operator}")
+        synced = int(self.store.meta("synced_seq", "0") or 0)
+        unsynced = self.store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
+                                           (self.store.site_id, synced)).fetchone()[0]
+        self.unsynced_label.setText(f"未同步修改:{unsynced}")
+        last = self.store.meta("last_sync")
+        self.sync_label.setText(f"上次同步:{last[:10] if last else '从未同步'}")
+
+    def _store_changed(self, changes) -> None:
+        """Refresh the rows of the households a commit touched."""
+        if not self.loaded or self.locked:
+            return
+        touched = {c.record_id if c.kind == "household" else c.parent_id for c in changes}
+        for hid in touched:
+            if not hid:
+                continue
+            doc = households.document(self.store, hid)
+            if doc is not None or self.store.get(hid) is not None:
+                self.model.update_row(row_of(doc, self.d) if doc else None, hid)
+        self._update_status()
+
+    # ------------------------------------------------------------------ selection
+    def current_household_id(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.row_at(rows[0].row()).id if rows else None
+
+    def current_village(self) -> str | None:
+        items = self.tree.selectedItems()
+        code = items[0].data(0, Qt.UserRole) if items else ""
+        if code and len(code) == 12:
+            return code
+        hid = self.current_household_id()
+        if hid:
+            return self.model.rows[self.model._by_id[hid]].village_code
+        return None
+
+    # ------------------------------------------------------------------ editors
+    def _editor(self, **kw) -> HouseholdEditor:
+        editor = HouseholdEditor(self.store, **kw)
+        editor.closed.connect(lambda e: e in self.editors and self.editors.remove(e))
+        self.editors.append(editor)
+        editor.show()
+        return editor
+
+    def open_household(self, household_id: str) -> HouseholdEditor:
+        for e in self.editors:
+            if e.household_id == household_id:
+                e.raise_()
+                e.activateWindow()
+                return e
+        return self._editor(household_id=household_id)
+
+    def new_household(self) -> HouseholdEditor | None:
+        village = self.current_village()
+        if not village:
+            QMessageBox.information(self, "请选择村", "请先在左侧选择一个村,再新建贫困户。")
+            return None
+        return self._editor(village_code=village)
+
+    def offer_drafts(self) -> DraftsDialog | None:
+        open_keys = {e.draft_key for e in self.editors}
+        items = [(k, s) for k, s in drafts.pending(self.store) if k not in open_keys]
+        if not items:
+            return None
+        self.drafts_dialog = DraftsDialog(self.store, items, self)
+        self.drafts_dialog.recover.connect(self._recover_draft)
+        self.drafts_dialog.open()
+        return self.drafts_dialog
+
+    def _recover_draft(self, key: str, state: dict) -> None:
+        hid = state.get("household_id")
+        if hid and households.document(self.store, hid) is None:
+            QMessageBox.warning(self, "无法恢复", "这份草稿对应的贫困户已不存在,草稿已保留。")
+            return
+        self._editor(household_id=hid, village_code=state.get("village_code"), draft_key=key)
+
+    # ------------------------------------------------------------------ bulk validation
+    def validate_all(self) -> None:
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.stack.setEnabled(False)
+        self.statusBar().showMessage("正在检查全部贫困户…")
+        workers.start(lambda progress: households.validate_all(self.store, progress=progress),
+                      self._validated, self._load_failed, self._progress)
+
+    def _validated(self, findings) -> None:
+        self.progress.hide()
+        self.stack.setEnabled(True)
+        errors = [f for f in findings if f.severity == ERROR]
+        self.findings_dialog = QDialog(self)
+        self.findings_dialog.setWindowTitle(f"检查结果:{len(errors)} 个错误,{len(findings) - len(errors)} 个提示")
+        self.findings_dialog.resize(760, 480)
+        layout = QVBoxLayout(self.findings_dialog)
+        lst = QListWidget()
+        owners = {}
+        for r in self.model.rows:
+            owners[r.id] = r
+        for f in findings[:5000]:
+            item = QListWidgetItem(f"[{'错误' if f.severity == ERROR else '提示'}] {f}")
+            lst.addItem(item)
+        layout.addWidget(lst)
+        self.findings_dialog.show()
+        self.statusBar().showMessage(f"检查完毕:{len(errors)} 个错误", 8000)
+
+    # ------------------------------------------------------------------ locking
+    def set_auto_lock_minutes(self, minutes: float) -> None:
+        self.idle_timer.setInterval(int(minutes * 60_000))
+        if minutes > 0:
+            self.idle_timer.start()
+        else:
+            self.idle_timer.stop()
+
+    def _ask_auto_lock(self) -> None:
+        prefs = preferences.load()
+        minutes, ok = QInputDialog.getInt(self, "自动锁定", "无操作多少分钟后锁定(0 表示不锁定):",
+                                          int(prefs.auto_lock_minutes), 0, 240)
+        if ok:
+            prefs.auto_lock_minutes = minutes
+            preferences.save(prefs)
+            self.set_auto_lock_minutes(minutes)
+
+    def lock(self) -> None:
+        """Save drafts of open editors, hide every window with data, forget the keys, ask to unlock."""
+        if self.locked or not self.store.unlocked:
+            return
+        if not self.loaded:  # a worker is using the store: try again shortly
+            QTimer.singleShot(1000, self.lock)
+            return
+        for e in self.editors:
+            e.write_draft()
+            e.hide()
+        for w in list(self.external.values()):
+            try:
+                w.close()
+            except RuntimeError:
+                pass
+        self.external.clear()
+        if self.drafts_dialog is not None:
+            self.drafts_dialog.reject()
+        self.locked = True
+        self.idle_timer.stop()
+        self.model.clear()
+        self.tree.clear()
+        self.search.clear()
+        self.stack.setCurrentIndex(1)
+        self.menuBar().setEnabled(False)
+        self.store.lock()
+        self.operator_label.clear()
+        self.unlock_dialog = UnlockDialog(self.store, self, message="已因长时间无操作而锁定。请重新输入密码。")
+        self.unlock_dialog.accepted.connect(self._unlocked)
+        self.unlock_dialog.rejected.connect(lambda: QTimer.singleShot(0, self._relock_prompt))
+        self.unlock_dialog.open()
+
+    def _relock_prompt(self) -> None:
+        if self.locked and self.isVisible():
+            self.unlock_dialog.open()
+
+    def _unlocked(self) -> None:
+        self.locked = False
+        self.stack.setCurrentIndex(0)
+        self.menuBar().setEnabled(True)
+        for e in self.editors:
+            e.show()
+        if self.idle_timer.interval() > 0:
+            self.idle_timer.start()
+        self.reload()
+
+    def closeEvent(self, event) -> None:
+        for e in list(self.editors):
+            if not e.close():
+                event.ignore()
+                return
+        QApplication.instance().removeEventFilter(self._idle_watch)
+        if self._store_changed in self.store.listeners:
+            self.store.listeners.remove(self._store_changed)
+        super().closeEvent(event)

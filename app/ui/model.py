@@ -1,0 +1,172 @@
+"""The household list: rows computed once (off the GUI thread) from the decrypted documents, then
+filtered in memory. Typing in the search box runs store.search (an in-memory substring scan of the
+decrypted names and numbers) and a set lookup per row: nothing is decrypted per keystroke."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+
+from app.core.dictionary import default
+from app.core.validation import completeness
+from app.services import households
+
+COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度"]
+
+
+@dataclass
+class Row:
+    id: str
+    village_code: str
+    household_number: str
+    head_name: str
+    population: int
+    attribute: str
+    main_cause: str
+    status: str
+    status_code: str
+    cause_code: str
+    completeness: float
+
+    def cells(self) -> tuple:
+        return (self.household_number, self.head_name, self.population, self.attribute, self.main_cause,
+                self.status, f"{self.completeness:.0%}")
+
+
+def row_of(doc: dict, d=None) -> Row:
+    d = d or default()
+    return Row(
+        id=doc["id"],
+        village_code=doc.get("village_code") or "",
+        household_number=str(doc.get("household_number") or ""),
+        head_name=str(doc.get("head_name") or ""),
+        population=len(doc.get("members", [])),
+        attribute=d.display("household", "attribute", doc.get("attribute")),
+        main_cause=d.display("household", "main_cause", doc.get("main_cause")),
+        status=d.display("household", "status", doc.get("status")),
+        status_code=str(doc.get("status") or ""),
+        cause_code=str(doc.get("main_cause") or ""),
+        completeness=completeness(doc, d),
+    )
+
+
+def load_rows(store, progress=None) -> list[Row]:
+    """Every household's list row, and the search index. Runs on a worker thread."""
+    d = default()
+    total = store.count("household")
+    docs = households.documents(store, progress=(lambda i, n: progress(i, total * 2)) if progress else None)
+    rows = [row_of(doc, d) for doc in docs]
+    store.build_search_index(progress=(lambda i, n: progress(total + i * total // max(n, 1), total * 2)) if progress else None)
+    if progress:
+        progress(total * 2, total * 2)
+    return rows
+
+
+class HouseholdModel(QAbstractTableModel):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.rows: list[Row] = []
+        self.visible: list[int] = []
+        self._by_id: dict[str, int] = {}
+        self.village_prefix = ""  # "" all, a township code (9 digits) or a village code (12)
+        self.status = ""
+        self.cause = ""
+        self.text = ""
+        self._search_ids: set[str] | None = None
+
+    # ---------------------------------------------------------------- data
+    def set_rows(self, rows: list[Row]) -> None:
+        self.beginResetModel()
+        self.rows = rows
+        self._by_id = {r.id: i for i, r in enumerate(rows)}
+        self.visible = self._filtered()
+        self.endResetModel()
+
+    def clear(self) -> None:
+        """Forget every row (the window is locked)."""
+        self._search_ids = None
+        self.set_rows([])
+
+    def update_row(self, row: Row | None, household_id: str) -> None:
+        """Put a changed household (or remove a deleted one) and re-filter."""
+        if row is None:
+            if household_id in self._by_id:
+                self.rows.pop(self._by_id[household_id])
+        elif household_id in self._by_id:
+            self.rows[self._by_id[household_id]] = row
+        else:
+            self.rows.append(row)
+        if self.text:
+            self._search_ids = set(self.store.search(self.text))
+        self.set_rows(self.rows)
+
+    def row_at(self, view_row: int) -> Row:
+        return self.rows[self.visible[view_row]]
+
+    def view_row_of(self, household_id: str) -> int:
+        i = self._by_id.get(household_id)
+        try:
+            return self.visible.index(i)
+        except ValueError:
+            return -1
+
+    # ---------------------------------------------------------------- filters
+    def _filtered(self) -> list[int]:
+        ids, prefix, status, cause = self._search_ids, self.village_prefix, self.status, self.cause
+        return [i for i, r in enumerate(self.rows)
+                if (ids is None or r.id in ids)
+                and (not prefix or r.village_code.startswith(prefix))
+                and (not status or r.status_code == status)
+                and (not cause or r.cause_code == cause)]
+
+    def refilter(self) -> None:
+        self.beginResetModel()
+        self.visible = self._filtered()
+        self.endResetModel()
+
+    def set_search(self, text: str) -> None:
+        self.text = text.strip()
+        self._search_ids = set(self.store.search(self.text)) if self.text else None
+        self.refilter()
+
+    def set_filters(self, village_prefix: str | None = None, status: str | None = None, cause: str | None = None) -> None:
+        if village_prefix is not None:
+            self.village_prefix = village_prefix
+        if status is not None:
+            self.status = status
+        if cause is not None:
+            self.cause = cause
+        self.refilter()
+
+    # ---------------------------------------------------------------- Qt model
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.visible)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index, role=Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        row = self.rows[self.visible[index.row()]]
+        if role == Qt.DisplayRole:
+            return row.cells()[index.column()]
+        if role == Qt.TextAlignmentRole and index.column() in (2, 6):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == Qt.UserRole:
+            return row.id
+        return None
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if role == Qt.DisplayRole and orientation == Qt.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def sort(self, column, order=Qt.AscendingOrder):
+        key = [lambda r: r.household_number, lambda r: r.head_name, lambda r: r.population, lambda r: r.attribute,
+               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness][column]
+        self.beginResetModel()
+        self.visible.sort(key=lambda i: key(self.rows[i]), reverse=order == Qt.DescendingOrder)
+        self.endResetModel()
