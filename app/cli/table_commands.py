@@ -1,0 +1,82 @@
+"""`jiandang import-table` and `jiandang export-table`: Excel/CSV ledgers in, registers out.
+See docs/tables.md."""
+
+from __future__ import annotations
+
+import sys
+
+from app.cli.common import CommandError, open_store, progress_printer
+from app.tables import TableError, exporter, importer, mapping
+
+SHOWN_REJECTIONS = 50
+
+
+def register(sub) -> None:
+    p = sub.add_parser("import-table", help="从 Excel(.xlsx)或 CSV 台账导入贫困户和家庭成员")
+    p.add_argument("db")
+    p.add_argument("file", metavar="FILE", help=".xlsx 或 .csv(UTF-8 或 GBK/GB18030)")
+    p.add_argument("--village", metavar="CODE", help="12位村代码:表中没有“村代码”或“村名称”列时用它")
+    p.add_argument("--mapping", metavar="FILE", help="列对照文件(JSON,见 docs/tables.md),优先于内置列名")
+    p.add_argument("--save-mapping", metavar="FILE", help="把本次使用的列对照写入此文件,供下次 --mapping 使用")
+    p.add_argument("--dry-run", action="store_true", help="试导入:只报告将新建、更新和拒绝的行,不写数据库")
+    p.add_argument("--errors", metavar="OUT.xlsx", help="把被拒绝的行(含原因)写成错误工作簿,改正后可再导入")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export-table", help="把一个村或一个乡(镇)的贫困户导出为 Excel(.xlsx)或 CSV")
+    p.add_argument("db")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--village", metavar="CODE", help="12位村代码")
+    which.add_argument("--township", metavar="CODE", help="9位乡(镇)代码")
+    p.add_argument("--out", required=True, metavar="FILE.xlsx|FILE.csv")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_import(args) -> int:
+    if args.errors and not args.errors.lower().endswith(".xlsx"):
+        raise CommandError(f"--errors 的文件名应以 .xlsx 结尾:{args.errors}")
+    saved = None
+    try:
+        if args.mapping:
+            saved = mapping.load_mapping(args.mapping)
+    except TableError as exc:
+        raise CommandError(str(exc)) from None
+    store = open_store(args.db, args.operator)
+    try:
+        plan = importer.analyse(store, args.file, village=args.village, saved_mapping=saved)
+        if args.save_mapping:
+            mapping.save_mapping(args.save_mapping, plan.mapping)
+        progress = progress_printer("试导入" if args.dry_run else "导入")
+        report = (importer.dry_run if args.dry_run else importer.commit)(store, plan, progress)
+        if args.errors and report.rejected_rows:
+            importer.write_error_workbook(report, args.errors)
+    except TableError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    print(report.summary())
+    for r in report.rejections[:SHOWN_REJECTIONS]:
+        column = f" 列“{r.column}”" if r.column else ""
+        print(f"  拒绝 {r.sheet} 第 {r.row} 行{column}:{r.reason}")
+    if len(report.rejections) > SHOWN_REJECTIONS:
+        print(f"  …… 共 {len(report.rejections)} 条" + (",完整清单见错误工作簿" if args.errors else ",用 --errors OUT.xlsx 得到完整清单"))
+    if args.errors and report.rejected_rows:
+        print(f"错误工作簿:{args.errors}(改正后可直接再导入)")
+    if report.rejected_rows:
+        print(f"错误:{len(report.rejected_rows)} 行被拒绝,其余{'可' if args.dry_run else '已'}导入", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    store = open_store(args.db, args.operator)
+    try:
+        counts = exporter.export_table(store, args.out, village=args.village, township=args.township,
+                                       progress=progress_printer("导出"))
+    except TableError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {args.out}")
+    return 0
