@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -34,6 +34,30 @@ def _v1(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Sync (app.sync): certificates the county issued or a device holds, bundle receipts, per-peer
+    sequence state and merge conflicts. Conflict values are sealed; nothing personal is plain."""
+    _run_script(db, """
+        CREATE TABLE certificates (
+            site_id TEXT PRIMARY KEY, site_name TEXT NOT NULL, role TEXT NOT NULL, villages TEXT NOT NULL,
+            sign_public BLOB NOT NULL, enc_public BLOB NOT NULL, not_after TEXT NOT NULL,
+            number_block TEXT, certificate BLOB NOT NULL, issued TEXT NOT NULL, revoked TEXT);
+        CREATE INDEX certificates_sign ON certificates(sign_public);
+        CREATE TABLE peers (
+            site_id TEXT PRIMARY KEY, have_seq INTEGER NOT NULL DEFAULT 0, bundle_seq INTEGER NOT NULL DEFAULT 0,
+            last_digest TEXT, down_seq INTEGER NOT NULL DEFAULT 0, down_acked INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE receipts (
+            sender TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, digest TEXT NOT NULL,
+            received TEXT NOT NULL, changes INTEGER NOT NULL, applied INTEGER NOT NULL, PRIMARY KEY (sender, seq, kind));
+        CREATE TABLE conflicts (
+            id TEXT PRIMARY KEY, record_id TEXT NOT NULL, kind TEXT NOT NULL, field TEXT NOT NULL,
+            winner_site TEXT NOT NULL, winner_hlc TEXT NOT NULL, loser_site TEXT NOT NULL, loser_hlc TEXT NOT NULL,
+            created TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'open', resolved_by TEXT, payload BLOB NOT NULL,
+            UNIQUE (record_id, field, loser_site, loser_hlc));
+        CREATE INDEX conflicts_status ON conflicts(status);
+        """)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statements one by one (executescript would commit the caller's transaction)."""
     for statement in script.split(";"):
@@ -41,7 +65,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1}
+STEPS = {1: _v1, 2: _v2}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

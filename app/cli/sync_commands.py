@@ -1,0 +1,178 @@
+"""Sync commands: enroll, sync export/import, revoke, conflicts (docs/sync.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer
+from app.store import StoreError
+from app.sync import exchange, identity, merge, wire
+
+
+def register(sub) -> None:
+    p = sub.add_parser("enroll", help="县级:登记一台设备,生成登记包")
+    p.add_argument("db", metavar="COUNTY_DB")
+    p.add_argument("--site-name", required=True, help="设备站点名称,如“龙井村工作队”")
+    p.add_argument("--role", choices=["village", "township"], required=True)
+    p.add_argument("--villages", required=True, help="允许的村代码(12位),逗号分隔;乡可给 9 位乡代码")
+    p.add_argument("--out", required=True, metavar="FILE", help="登记包输出文件(如 U 盘上的 xxx.jde)")
+    p.add_argument("--days", type=int, default=identity.CERT_DAYS, help="证书有效天数")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("sync", help="同步:导出或导入同步包")
+    ops = p.add_subparsers(dest="action", metavar="操作", required=True)
+    q = ops.add_parser("export", help="导出同步包到文件夹(U 盘)")
+    q.add_argument("db")
+    q.add_argument("--to", required=True, metavar="DIR")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_export)
+    q = ops.add_parser("import", help="导入同步包(文件或文件夹);有拒收时退出码为 1")
+    q.add_argument("db")
+    q.add_argument("paths", nargs="+", metavar="PATH")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("revoke", help="县级:吊销设备证书(其后发来的包一律拒收)")
+    p.add_argument("db", metavar="COUNTY_DB")
+    p.add_argument("--site", required=True, metavar="SITE_ID")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_revoke)
+
+    p = sub.add_parser("devices", help="县级:列出已登记的设备")
+    p.add_argument("db", metavar="COUNTY_DB")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("conflicts", help="同步冲突:列出,或保留现值/恢复另一方的值")
+    p.add_argument("db")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="也列出已处理的冲突")
+    p.add_argument("--resolve", metavar="ID")
+    p.add_argument("--keep", choices=["winner", "other"])
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_conflicts)
+
+
+def cmd_enroll(args) -> int:
+    villages = [v.strip() for v in args.villages.replace("，", ",").split(",") if v.strip()]
+    out = Path(args.out)
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days)
+            wire.write_atomic(out, result.package)
+            fp = identity.fingerprint(identity.county_sign_public(store))
+        except (StoreError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+    print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {args.role},村 {','.join(villages)}")
+    print(f"登记包:{out}")
+    print(f"登记码:{result.code_display}")
+    print(f"县级公钥指纹:{fp}")
+    print("请把登记码单独交给该电脑的操作员(不要和登记包放在同一个 U 盘上)。")
+    return 0
+
+
+def init_from_enrollment(db: Path, package: str, operator: str) -> str:
+    """`init DB --enrollment FILE`: create a device database from an enrollment package. The code
+    comes from JIANDANG_ENROLLMENT_CODE or is asked for; the passphrase from JIANDANG_PASSPHRASE."""
+    from app.cli.common import passphrase
+
+    try:
+        data = Path(package).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"无法读取登记包 {package}:{exc.strerror}") from None
+    code = passphrase("登记码: ", env="JIANDANG_ENROLLMENT_CODE")
+    try:
+        contents = identity.open_enrollment(data, code, str(package))
+    except wire.BundleError as exc:
+        raise CommandError(str(exc)) from None
+    new = passphrase("新密码(至少 8 个字符): ")
+    try:
+        store = identity.create_from_enrollment(db, contents, operator=operator, passphrase=new)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    cert = contents.certificate
+    store.close()
+    return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {cert.role},"
+            f"村 {','.join(cert.villages)},证书有效至 {cert.body['not_after']},"
+            f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}")
+
+
+def cmd_export(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            files = exchange.export_to(store, args.to, progress_printer("导出"))
+        except (StoreError, OSError) as exc:
+            raise CommandError(str(exc)) from None
+    for f in files:
+        print(f"已导出 {f}")
+    if not files:
+        print("没有已登记的设备,未导出任何包")
+    return 0
+
+
+def cmd_import(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        reports = exchange.import_paths(store, args.paths, progress_printer("导入"))
+    if not reports:
+        raise CommandError(f"在 {' '.join(args.paths)} 中没有找到给本数据库的同步包(*.jdb)")
+    for r in reports:
+        print(r.line())
+    refused = sum(r.refused for r in reports)
+    if refused:
+        print(f"共 {len(reports)} 个包,拒收 {refused} 个:未导入拒收包中的任何内容", file=sys.stderr)
+    return 1 if refused else 0
+
+
+def cmd_revoke(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            identity.revoke(store, args.site)
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+    print(f"已吊销站点 {args.site}:此后它发来的包一律拒收")
+    return 0
+
+
+def cmd_devices(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        certs = identity.certificates(store)
+    if args.json:
+        print_json(certs)
+        return 0
+    print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
+    for c in certs:
+        print("\t".join([c["site_id"], c["site_name"], c["role"], c["villages"], c["not_after"], c["number_block"] or "",
+                         f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
+    return 0
+
+
+def cmd_conflicts(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        if args.resolve:
+            if not args.keep:
+                raise CommandError("请用 --keep winner(保留现值)或 --keep other(恢复另一方的值)")
+            try:
+                change = merge.resolve(store, args.resolve, args.keep)
+            except StoreError as exc:
+                raise CommandError(str(exc)) from None
+            print(f"冲突 {args.resolve} 已处理:" + ("恢复了另一方的值" if args.keep == "other" else "保留现值")
+                  + (f"(更改 {change.site_id}#{change.seq},会随下次同步发出)" if change else ""))
+            return 0
+        items = merge.conflicts(store, None if args.all else "open")
+        if args.json:
+            print_json([c.as_dict() for c in items])
+            return 0
+        from app.core.dictionary import default
+
+        d = default()
+        for c in items:
+            label = {"__deleted": "删除", "__village_code": "所在村"}.get(c.field) or (
+                d.field_label(c.kind, c.field) if c.kind in d.kinds else c.field)
+            show = (lambda v: d.display(c.kind, c.field, v)) if c.kind in d.kinds and not c.field.startswith("__") else str
+            print(f"{c.id}\t{c.kind} {c.record_id}\t{label}\t现值 {show(c.winner_value)}({c.winner_site} {local_time(c.winner_hlc)})"
+                  f"\t另一方 {show(c.loser_value)}({c.loser_site} {local_time(c.loser_hlc)})\t{c.status}")
+        print(f"共 {len(items)} 个冲突", file=sys.stderr)
+    return 0

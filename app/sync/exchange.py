@@ -1,0 +1,400 @@
+"""Export and import of sync bundles (library functions: bytes in, report out).
+
+Upstream (device -> county): every change of the device the county has not acknowledged, and the
+highest county number the device has received. Downstream (county -> one device): the changes in the
+device's villages from other sites since the device's last acknowledgement (county numbering = the
+rowid of the county's change log), the acknowledgement of the device's own changes, and reference
+data (poverty lines, revocation list, dictionary version), with an expiry.
+
+Import of one bundle is one transaction: verify (size, framing, signature), sender certificate and
+revocation, recipient, decrypt, sequence (duplicates, gaps, rollback), authorise every change,
+merge, receipt. A refused bundle changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core import procedures
+from app.store import Store, StoreError
+from app.sync import identity, wire
+from app.sync.merge import Merger, change_from_wire, change_to_wire
+
+SUFFIX = ".jdb"
+DOWN_DAYS = 30
+
+
+@dataclass
+class Report:
+    """What happened to one bundle."""
+
+    name: str
+    status: str  # "accepted" | "duplicate" | "refused" | "held"
+    message: str = ""
+    sender: str = ""
+    seq: int = 0
+    changes: int = 0
+    applied: int = 0
+    conflicts: int = 0
+    duplicates: list = field(default_factory=list)  # [(household id, other household id, member ids)]
+    warnings: list = field(default_factory=list)
+    seconds_crypto: float = 0.0
+    seconds_total: float = 0.0
+
+    @property
+    def refused(self) -> bool:
+        return self.status in ("refused", "held")
+
+    def line(self) -> str:
+        if self.status == "accepted":
+            text = (f"{self.name}: 已接收(来自 {self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
+                    f"新应用 {self.applied} 条,冲突 {self.conflicts} 条)")
+        elif self.status == "duplicate":
+            text = f"{self.name}: 重复(此包已导入过,未作任何改动)"
+        else:
+            text = f"{self.name}: 已拒收:{self.message}"
+        for w in self.warnings:
+            text += f"\n  注意:{w}"
+        for dup in self.duplicates:
+            text += f"\n  重复身份证号:户 {dup[0]} 与户 {dup[1]} 有相同身份证号的成员,请核实"
+        return text
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+# ---------------------------------------------------------------------- export
+
+
+def export_upstream(store: Store) -> tuple[str, bytes]:
+    """A device's bundle for the county: (file name, bytes). Increments the bundle number."""
+    cert = identity.device_certificate(store)
+    acked = int(store.meta("sync_acked_seq", 0))
+    changes = [change_to_wire(c) for c in store.changes(site_id=store.site_id, after_seq=acked)]
+    with store.transaction():
+        seq = int(store.meta("sync_out_seq", 0)) + 1
+        now = _utcnow()
+        header = {
+            "format": wire.FORMAT, "type": "up", "sender": store.site_id, "recipient": store.meta("county_site_id"),
+            "seq": seq, "prev": store.meta("sync_out_prev", ""), "created": identity.iso(now), "expires": None,
+            "counts": {"changes": len(changes), "first": changes[0]["n"] if changes else acked + 1,
+                       "last": changes[-1]["n"] if changes else acked},
+        }
+        payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
+                   "down_seq": int(store.meta("sync_down_seq", 0)), "certificate": cert.body["site_id"]}
+        body = wire.seal_payload(payload, identity.county_enc_public(store), header)
+        data = wire.pack(identity.device_signing_key(store), header, body)
+        store.set_meta("sync_out_seq", str(seq))
+        store.set_meta("sync_out_prev", wire.digest(data))
+    return f"{store.site_id}-up-{seq:06d}{SUFFIX}", data
+
+
+def _village_clause(villages: list[str]) -> tuple[str, list]:
+    parts = " OR ".join("village_code LIKE ?" for _ in villages)
+    return f"({parts})", [v + "%" for v in villages]
+
+
+def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tuple[str, bytes]:
+    """The county's bundle for one device: (file name, bytes)."""
+    found = identity.certificate_of(store, site_id)
+    if found is None:
+        raise StoreError(f"没有站点 {site_id} 的证书")
+    cert, revoked = found
+    if revoked:
+        raise StoreError(f"站点 {site_id} 已吊销,不再向它发包")
+    sign = identity.county_signing_key(store)
+    with store.transaction():
+        peer = store.conn.execute("SELECT have_seq, down_seq, down_acked FROM peers WHERE site_id = ?", (site_id,)).fetchone()
+        have_seq, down_seq, down_acked = peer or (0, 0, 0)
+        clause, args = _village_clause(cert.villages)
+        top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+        rows = store.conn.execute(
+            f"SELECT {store._CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
+            "ORDER BY rowid", [down_acked, top, site_id, *args])
+        changes = [change_to_wire(store._decode_change(r)) for r in rows]
+        seq = down_seq + 1
+        now = _utcnow()
+        header = {
+            "format": wire.FORMAT, "type": "down", "sender": store.site_id, "recipient": site_id, "seq": seq,
+            "prev": "", "created": identity.iso(now), "expires": identity.iso(now + dt.timedelta(days=days)),
+            "counts": {"changes": len(changes), "rowid": top, "ack_seq": have_seq},
+        }
+        payload = {
+            "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
+            "poverty_lines": {str(y): v for y, v in store.poverty_lines().items()},
+            "dictionary_version": _dictionary_version(),
+        }
+        body = wire.seal_payload(payload, cert.enc_public, header)
+        data = wire.pack(sign, header, body)
+        store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
+        store.conn.execute("UPDATE peers SET down_seq = ? WHERE site_id = ?", (seq, site_id))
+    return f"{site_id}-down-{seq:06d}{SUFFIX}", data
+
+
+def _dictionary_version() -> str:
+    from app.core.dictionary import default
+
+    return str(getattr(default(), "version", ""))
+
+
+def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Write bundles atomically into a folder: a device writes its upstream bundle, the county one
+    downstream bundle per enrolled, unrevoked device."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StoreError(f"文件夹 {folder} 不存在(U盘是否已插好?)")
+    out = []
+    if store.role == "county":
+        sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]
+        for i, site in enumerate(sites, 1):
+            name, data = export_downstream(store, site)
+            wire.write_atomic(folder / name, data)
+            out.append(folder / name)
+            if progress:
+                progress(i, len(sites))
+    else:
+        name, data = export_upstream(store)
+        wire.write_atomic(folder / name, data)
+        out.append(folder / name)
+        if progress:
+            progress(1, 1)
+    return out
+
+
+# ---------------------------------------------------------------------- import
+
+
+def store_digest(store: Store) -> str:
+    """A digest of the records, changes, conflicts and receipts tables (tests compare it)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for table, order in (("records", "id"), ("changes", "site_id, seq"), ("conflicts", "id"), ("receipts", "sender, seq")):
+        for row in store.conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+            h.update(repr(row).encode())
+    return h.hexdigest()
+
+
+def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt.datetime | None = None) -> Report:
+    """Verify and import one bundle in one transaction. Never raises for bad input: the report says."""
+    started = time.perf_counter()
+    try:
+        report = _import(store, data, name, now or _utcnow())
+    except (wire.BundleError, StoreError) as exc:
+        report = Report(name, "refused", str(exc))
+    report.seconds_total = time.perf_counter() - started
+    return report
+
+
+def _signer_lookup(store: Store):
+    if store.role == "county":
+        def lookup(raw: bytes):
+            return identity.certificate_by_key(store, raw)
+    else:
+        county = identity.county_sign_public(store)
+
+        def lookup(raw: bytes):
+            return "county" if raw == county else None
+    return lookup
+
+
+def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
+    t0 = time.perf_counter()
+    verified, who = wire.verify(data, _signer_lookup(store))
+    crypto_seconds = time.perf_counter() - t0
+    header = verified.header
+    sender, kind = header.get("sender"), header.get("type")
+    try:
+        seq = int(header.get("seq"))
+    except (TypeError, ValueError):
+        raise wire.BundleError("包头缺少包序号") from None
+    if header.get("recipient") != store.site_id:
+        raise wire.BundleError(f"此包是发给站点 {header.get('recipient')} 的,不是本数据库({store.site_id}),请导入到正确的电脑")
+    if store.role == "county":
+        cert, revoked = who
+        if kind != "up":
+            raise wire.BundleError("县级只接收设备上传的同步包")
+        if sender != cert.site_id:
+            raise wire.BundleError(f"包头写的发件站点 {sender} 与签名者 {cert.site_id} 不符,已拒收")
+        if revoked:
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {revoked} 吊销,其数据不再接收")
+        if cert.expired(now):
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {cert.body['not_after']} 过期,"
+                                   "请为该电脑重新登记")
+        cert.verify(identity.county_sign_public(store))
+    else:
+        if kind != "down" or sender != store.meta("county_site_id"):
+            raise wire.BundleError("本机只接收县扶贫办发来的同步包")
+    report = Report(name, "accepted", sender=sender, seq=seq)
+    receipt = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
+                                 (sender, seq, kind)).fetchone()
+    if receipt:
+        if receipt[0] == verified.digest:
+            report.status = "duplicate"
+            return report
+        raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
+    if kind == "up" and header.get("prev"):
+        before = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = 'up'",
+                                    (sender, seq - 1)).fetchone()
+        if before and before[0] != header["prev"]:
+            raise wire.BundleError(f"此包声明的上一个包与县里收到的第 {seq - 1} 号包不一致:该电脑的数据可能被替换过,请联系县扶贫办")
+    if kind == "down":
+        last = int(store.meta("sync_down_seq", 0))
+        if seq < last:
+            raise wire.BundleError(f"这是较旧的县级包(第 {seq} 号,本机已有第 {last} 号),已拒收以防数据回退")
+    t1 = time.perf_counter()
+    private = identity.county_encryption_key(store) if store.role == "county" else identity.device_encryption_key(store)
+    payload = wire.open_payload(verified, private)
+    crypto_seconds += time.perf_counter() - t1
+    try:
+        changes = [change_from_wire(d) for d in payload.get("changes", [])]
+    except (AttributeError, TypeError) as exc:
+        raise wire.BundleError(f"包内容格式不对:{exc}") from None
+    report.changes = len(changes)
+    with store.transaction():
+        if store.role == "county":
+            _import_upstream(store, cert, changes, payload, report)
+        else:
+            _import_downstream(store, header, changes, payload, report, now)
+        store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
+                           (sender, seq, kind, verified.digest, identity.iso(now), len(changes), report.applied))
+        _crash_hook()
+    report.seconds_crypto = crypto_seconds
+    return report
+
+
+def _crash_hook() -> None:
+    """For the crash test only: hold inside the open transaction so the test can kill the process."""
+    marker = os.environ.get("JIANDANG_TEST_HOLD_IMPORT")
+    if marker and not Path(marker).exists():
+        Path(marker).write_text("holding")
+        time.sleep(120)
+
+
+def _authorise(store: Store, cert: identity.Certificate, c) -> str | None:
+    if c.site_id != cert.site_id:
+        return f"更改 {c.site_id}#{c.seq} 不是发件站点自己的更改"
+    target = c.new.get("__village_code")
+    if not cert.covers(c.village_code) or (target is not None and not cert.covers(target)):
+        return f"记录 {c.record_id} 所在村 {target or c.village_code} 不在该设备证书的村范围({'、'.join(cert.villages)})内"
+    row = store.conn.execute("SELECT village_code, kind FROM records WHERE id = ?", (c.record_id,)).fetchone()
+    if row and row[0] and not cert.covers(row[0]):
+        return f"记录 {c.record_id} 在县级属于村 {row[0]},不在该设备证书的村范围内"
+    fields = {k: v for k, v in c.new.items() if not k.startswith("__")}
+    reason = procedures.authorize_change(c.kind, fields, c.old, cert.role, op=c.op, reason=c.reason)
+    if reason:
+        return f"记录 {c.record_id}({c.kind}):{reason}"
+    return None
+
+
+def _import_upstream(store: Store, cert, changes, payload: dict, report: Report) -> None:
+    site = cert.site_id
+    store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site,))
+    have_seq, bundle_seq = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
+    new = [c for c in changes if c.seq > have_seq]
+    if new:
+        expected = have_seq + 1
+        seqs = sorted(c.seq for c in new)
+        if seqs[0] != expected or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            raise wire.BundleError(
+                f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。"
+                f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
+                "或在该电脑上重新导出(会包含所有未确认的更改)")
+    for c in new:
+        refusal = _authorise(store, cert, c)
+        if refusal:
+            raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
+    merger = Merger(store)
+    for c in new:
+        merger.apply(c)
+    merger.flush()
+    report.applied, report.conflicts = merger.applied, merger.conflicts
+    top = max([c.seq for c in new], default=have_seq)
+    down_rowid = int(payload.get("down_rowid") or 0)
+    store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
+                       "WHERE site_id = ?", (top, report.seq, down_rowid, site))
+    report.duplicates = _county_duplicates(store, {c.record_id for c in new if c.kind == "member"})
+
+
+def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
+    """Pairs of households that hold a member with the same ID number as a member just received."""
+    out = []
+    for mid in member_ids:
+        row = store.conn.execute("SELECT digest FROM blind_index WHERE record_id = ?", (mid,)).fetchone()
+        if not row:
+            continue
+        others = [r[0] for r in store.conn.execute("SELECT record_id FROM blind_index WHERE digest = ? AND record_id != ?",
+                                                   (row[0], mid))]
+        if not others:
+            continue
+        mine = store.conn.execute("SELECT parent_id FROM records WHERE id = ?", (mid,)).fetchone()[0]
+        for other in others:
+            theirs = store.conn.execute("SELECT parent_id FROM records WHERE id = ?", (other,)).fetchone()[0]
+            if theirs != mine:
+                pair = (mine, theirs, (mid, other))
+                if (theirs, mine, (other, mid)) not in out:
+                    out.append(pair)
+    return out
+
+
+def _import_downstream(store: Store, header: dict, changes, payload: dict, report: Report, now: dt.datetime) -> None:
+    merger = Merger(store)
+    for c in changes:
+        if c.site_id == store.site_id:
+            continue
+        merger.apply(c)
+    merger.flush()
+    report.applied, report.conflicts = merger.applied, merger.conflicts
+    ack = int(payload.get("ack_seq") or 0)
+    store.set_meta("sync_acked_seq", str(max(ack, int(store.meta("sync_acked_seq", 0)))))
+    store.set_meta("sync_down_rowid", str(max(int(payload.get("rowid") or 0), int(store.meta("sync_down_rowid", 0)))))
+    store.set_meta("sync_down_seq", str(report.seq))
+    store.set_meta("sync_down_expires", header.get("expires") or "")
+    store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
+    for year, line in (payload.get("poverty_lines") or {}).items():
+        store.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)", (int(year), line, "县级"))
+    expires = header.get("expires")
+    if expires and identity.parse_iso(expires) < now:
+        report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")
+
+
+def bundle_files(paths, store: Store) -> list[Path]:
+    """Files named on the command line, and in folders the bundles meant for this database
+    (a device takes its own downstream bundles, the county all upstream bundles)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            if store.role == "county":
+                out.extend(sorted(p.glob(f"*-up-*{SUFFIX}")))
+            else:
+                out.extend(sorted(p.glob(f"{store.site_id}-down-*{SUFFIX}")))
+        else:
+            out.append(p)
+    return out
+
+
+def import_paths(store: Store, paths, progress: Callable[[int, int], None] | None = None) -> list[Report]:
+    """Import files and folders of bundles, each in its own transaction, in sequence order."""
+    files = bundle_files(paths, store)
+    reports = []
+    for i, path in enumerate(files, 1):
+        try:
+            if path.stat().st_size > wire.MAX_BUNDLE:
+                raise wire.BundleError(f"文件过大,不是本系统导出的同步包")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            reports.append(Report(str(path), "refused", "找不到此文件"))
+            continue
+        except (OSError, wire.BundleError) as exc:
+            reports.append(Report(str(path), "refused", str(exc)))
+            continue
+        reports.append(import_bundle(store, data, str(path)))
+        if progress:
+            progress(i, len(files))
+    return reports

@@ -1,0 +1,340 @@
+"""Identity: the county's keys, device certificates, enrollment packages, revocation.
+
+The county holds an Ed25519 signing key and an X25519 encryption key (sealed in its database by the
+data key). A device gets its own pair at enrollment and a certificate signed by the county:
+site id, site name, role, villages, public keys, validity and a block of household numbers.
+The enrollment package is a file in the bundle container, signed by the county, whose body is the
+device's private keys, the county-wide blind index key and the certificate, sealed with AES-256-GCM
+under a key derived (Argon2id) from a one-time enrollment code the county shows on screen.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from app.store import Store, StoreError, crypto
+from app.sync import wire
+
+CERT_DAYS = 3 * 365
+NUMBER_BLOCK = 300
+FIRST_BLOCK = 1001  # the county itself numbers 0001-1000
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+
+
+def _raw(key) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def _priv_raw(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+
+
+@dataclass
+class Certificate:
+    body: dict  # site_id, site_name, role, villages, sign_public, enc_public, not_before, not_after, number_block, issuer
+    signature: bytes
+
+    @property
+    def site_id(self) -> str:
+        return self.body["site_id"]
+
+    @property
+    def role(self) -> str:
+        return self.body["role"]
+
+    @property
+    def villages(self) -> list[str]:
+        return list(self.body["villages"])
+
+    @property
+    def sign_public(self) -> bytes:
+        return bytes.fromhex(self.body["sign_public"])
+
+    @property
+    def enc_public(self) -> X25519PublicKey:
+        return X25519PublicKey.from_public_bytes(bytes.fromhex(self.body["enc_public"]))
+
+    def covers(self, village_code: str | None) -> bool:
+        """A village code (or township/county prefix) named in the certificate covers the village."""
+        if not village_code:
+            return False
+        return any(village_code.startswith(v) for v in self.body["villages"])
+
+    def expired(self, now: dt.datetime | None = None) -> bool:
+        return (now or _now()) > parse_iso(self.body["not_after"])
+
+    def to_json(self) -> str:
+        return json.dumps({"body": self.body, "signature": self.signature.hex()}, sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Certificate":
+        data = json.loads(text)
+        return cls(data["body"], bytes.fromhex(data["signature"]))
+
+    def verify(self, county_sign_public: bytes) -> None:
+        Ed25519PublicKey.from_public_bytes(county_sign_public).verify(self.signature, wire.canonical(self.body))
+
+
+# ---------------------------------------------------------------------- county keys
+
+
+def setup_county(store: Store) -> None:
+    """Create the county's signing and encryption keys (once)."""
+    if store.role != "county":
+        raise StoreError("只有县级数据库有县级密钥")
+    with store.transaction():
+        if store.get_secret("county_sign_key") is None:
+            store.put_secret("county_sign_key", _priv_raw(Ed25519PrivateKey.generate()))
+            store.put_secret("county_enc_key", _priv_raw(X25519PrivateKey.generate()))
+            store.set_meta("county_site_id", store.site_id)
+            store.set_meta("county_sign_public", _raw(county_signing_key(store).public_key()).hex())
+            store.set_meta("county_enc_public", _raw(county_encryption_key(store).public_key()).hex())
+
+
+def county_signing_key(store: Store) -> Ed25519PrivateKey:
+    raw = store.get_secret("county_sign_key")
+    if raw is None:
+        raise StoreError("此数据库没有县级签名密钥(不是用 init --role county 创建的县级数据库)")
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def county_encryption_key(store: Store) -> X25519PrivateKey:
+    raw = store.get_secret("county_enc_key")
+    if raw is None:
+        raise StoreError("此数据库没有县级加密密钥")
+    return X25519PrivateKey.from_private_bytes(raw)
+
+
+def county_sign_public(store: Store) -> bytes:
+    value = store.meta("county_sign_public")
+    if not value:
+        raise StoreError("此数据库未登记到县级(没有县级公钥):请用县里发的登记包新建数据库(init --enrollment)")
+    return bytes.fromhex(value)
+
+
+def county_enc_public(store: Store) -> X25519PublicKey:
+    return X25519PublicKey.from_public_bytes(bytes.fromhex(store.meta("county_enc_public")))
+
+
+def fingerprint(raw_public: bytes) -> str:
+    text = wire.digest(raw_public)[:20].upper()
+    return "-".join(text[i:i + 4] for i in range(0, 20, 4))
+
+
+# ---------------------------------------------------------------------- certificates
+
+
+def certificates(store: Store, include_revoked: bool = True) -> list[dict]:
+    rows = store.conn.execute("SELECT site_id, site_name, role, villages, not_after, number_block, issued, revoked "
+                              "FROM certificates ORDER BY issued, site_id").fetchall()
+    keys = ("site_id", "site_name", "role", "villages", "not_after", "number_block", "issued", "revoked")
+    out = [dict(zip(keys, r)) for r in rows]
+    return [c for c in out if include_revoked or not c["revoked"]]
+
+
+def certificate_of(store: Store, site_id: str) -> tuple[Certificate, str | None] | None:
+    row = store.conn.execute("SELECT certificate, revoked FROM certificates WHERE site_id = ?", (site_id,)).fetchone()
+    return (Certificate.from_json(row[0]), row[1]) if row else None
+
+
+def certificate_by_key(store: Store, raw_sign_public: bytes) -> tuple[Certificate, str | None] | None:
+    row = store.conn.execute("SELECT certificate, revoked FROM certificates WHERE sign_public = ?",
+                             (raw_sign_public,)).fetchone()
+    return (Certificate.from_json(row[0]), row[1]) if row else None
+
+
+def _next_number_block(store: Store) -> list[int]:
+    start = int(store.meta("next_number_block", FIRST_BLOCK))
+    if start + NUMBER_BLOCK - 1 > 9999:
+        raise StoreError("户编号段已分配完(每台设备 300 个号,最多到 9999)")
+    store.set_meta("next_number_block", str(start + NUMBER_BLOCK))
+    return [start, start + NUMBER_BLOCK - 1]
+
+
+def revoke(store: Store, site_id: str) -> None:
+    found = certificate_of(store, site_id)
+    if found is None:
+        raise StoreError(f"没有站点 {site_id} 的证书。已登记的站点:{'、'.join(c['site_id'] for c in certificates(store)) or '无'}")
+    with store.transaction():
+        store.conn.execute("UPDATE certificates SET revoked = ? WHERE site_id = ? AND revoked IS NULL", (iso(_now()), site_id))
+
+
+def revoked_sites(store: Store) -> list[str]:
+    return [r[0] for r in store.conn.execute("SELECT site_id FROM certificates WHERE revoked IS NOT NULL ORDER BY site_id")]
+
+
+# ---------------------------------------------------------------------- enrollment
+
+
+def new_enrollment_code() -> str:
+    return base64.b32encode(secrets.token_bytes(15)).decode().rstrip("=")  # 24 characters, 120 bits
+
+
+def _grouped(code: str) -> str:
+    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+
+
+def _normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isascii() and ch.isalnum())
+
+
+@dataclass
+class Enrollment:
+    site_id: str
+    code: str  # shown to the county officer, typed on the laptop
+    package: bytes
+
+    @property
+    def code_display(self) -> str:
+        return _grouped(self.code)
+
+
+def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days: int = CERT_DAYS,
+           site_id: str | None = None, code: str | None = None) -> Enrollment:
+    """Issue a certificate for a new device and build its enrollment package."""
+    if store.role != "county":
+        raise StoreError("只有县级数据库可以登记设备")
+    if role not in ("village", "township"):
+        raise StoreError(f"设备角色应为 village 或 township,而不是 {role!r}")
+    bad = [v for v in villages if not (v.isdigit() and len(v) in (6, 9, 12))]
+    if not villages or bad:
+        raise StoreError(f"村代码应为 12 位数字(乡 9 位):{'、'.join(bad) or '未给出'}")
+    sign = Ed25519PrivateKey.generate()
+    enc = X25519PrivateKey.generate()
+    site_id = site_id or secrets.token_hex(8)
+    now = _now()
+    with store.transaction():
+        body = {
+            "site_id": site_id, "site_name": site_name, "role": role, "villages": sorted(set(villages)),
+            "sign_public": _raw(sign.public_key()).hex(), "enc_public": _raw(enc.public_key()).hex(),
+            "not_before": iso(now), "not_after": iso(now + dt.timedelta(days=days)),
+            "number_block": _next_number_block(store), "issuer": store.site_id,
+        }
+        county_key = county_signing_key(store)
+        cert = Certificate(body, county_key.sign(wire.canonical(body)))
+        store.conn.execute(
+            "INSERT INTO certificates(site_id, site_name, role, villages, sign_public, enc_public, not_after, number_block, "
+            "certificate, issued) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (site_id, site_name, role, ",".join(body["villages"]), _raw(sign.public_key()), _raw(enc.public_key()),
+             body["not_after"], json.dumps(body["number_block"]), cert.to_json(), iso(now)))
+        store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
+    code = _normalise_code(code) if code else new_enrollment_code()
+    salt = secrets.token_bytes(16)
+    kdf = crypto.kdf_from_environment()
+    header = {
+        "format": wire.FORMAT, "type": "enrollment", "sender": store.site_id, "recipient": site_id, "seq": 0,
+        "created": iso(now), "salt": salt.hex(), "kdf": json.loads(kdf.to_json()),
+        "county_sign_public": store.meta("county_sign_public"), "county_enc_public": store.meta("county_enc_public"),
+    }
+    secret = {
+        "certificate": json.loads(cert.to_json()), "sign_key": _priv_raw(sign).hex(), "enc_key": _priv_raw(enc).hex(),
+        "index_key": store.get_secret("index_key").hex(), "county_site_id": store.site_id,
+        "poverty_lines": {str(y): v for y, v in store.poverty_lines().items()},
+        "divisions": [[d["code"], d["name"], d["level"], d["parent"]] for d in store.divisions()],
+    }
+    key = crypto.derive_key(code, salt, kdf)
+    body_bytes = crypto.seal(key, wire.canonical(secret), wire.canonical(header))
+    return Enrollment(site_id, code, wire.pack(county_key, header, body_bytes))
+
+
+@dataclass
+class EnrollmentContents:
+    header: dict
+    certificate: Certificate
+    sign_key: bytes
+    enc_key: bytes
+    index_key: bytes
+    poverty_lines: dict
+    divisions: list
+
+    @property
+    def county_enc_public(self) -> X25519PublicKey:
+        return X25519PublicKey.from_public_bytes(bytes.fromhex(self.header["county_enc_public"]))
+
+
+def open_enrollment(data: bytes, code: str, name: str = "登记包") -> EnrollmentContents:
+    """Verify and open an enrollment package with its code."""
+    try:
+        verified, _ = wire.verify(data, lambda raw: raw)  # self-signed by the county key it names
+        header = verified.header
+        if header.get("type") != "enrollment":
+            raise wire.BundleError("这不是登记包(是同步包),请使用县扶贫办导出的登记包")
+        if header.get("county_sign_public") != verified.signer.hex():
+            raise wire.BundleError("登记包的签名者与其中的县级公钥不符,已拒绝")
+        kdf = crypto.KdfParams(**header["kdf"])
+        key = crypto.derive_key(_normalise_code(code), bytes.fromhex(header["salt"]), kdf)
+        try:
+            secret = json.loads(crypto.open_sealed(key, verified.body, verified.header_bytes))
+        except crypto.DecryptionError:
+            raise wire.BundleError("登记码不对(或登记包已损坏):请核对县扶贫办给出的登记码") from None
+        cert = Certificate.from_json(json.dumps(secret["certificate"]))
+        cert.verify(verified.signer)
+        if cert.site_id != header["recipient"]:
+            raise wire.BundleError("登记包中的证书与包头不符,已拒绝")
+    except wire.BundleError as exc:
+        raise wire.BundleError(f"{name}:{exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise wire.BundleError(f"{name}:登记包内容不完整({exc})") from None
+    return EnrollmentContents(header, cert, bytes.fromhex(secret["sign_key"]), bytes.fromhex(secret["enc_key"]),
+                              bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []))
+
+
+def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str, passphrase: str) -> Store:
+    """Create a device database from an opened enrollment package. The county's encryption key is
+    the recovery key; the blind index key is the county-wide one."""
+    cert = contents.certificate
+    store = Store.create(path, role=cert.role, site_name=cert.body["site_name"], operator=operator,
+                         passphrase=passphrase, recovery_public_key=contents.county_enc_public,
+                         site_id=cert.site_id, index_key=contents.index_key)
+    try:
+        with store.transaction():
+            store.put_secret("device_sign_key", contents.sign_key)
+            store.put_secret("device_enc_key", contents.enc_key)
+            store.set_meta("county_site_id", contents.header["sender"])
+            store.set_meta("county_sign_public", contents.header["county_sign_public"])
+            store.set_meta("county_enc_public", contents.header["county_enc_public"])
+            store.set_meta("certificate", cert.to_json())
+            start, end = cert.body["number_block"]
+            store.set_meta("number_block", f"{start}-{end}")
+            store.conn.executemany("INSERT OR REPLACE INTO divisions(code, name, level, parent) VALUES (?,?,?,?)",
+                                   [tuple(d) for d in contents.divisions])
+            store.conn.executemany("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",
+                                   [(int(y), v, "县级") for y, v in contents.poverty_lines.items()])
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def device_certificate(store: Store) -> Certificate:
+    text = store.meta("certificate")
+    if not text:
+        raise StoreError("此数据库没有设备证书:请用县里发的登记包新建数据库(init --enrollment)")
+    return Certificate.from_json(text)
+
+
+def device_signing_key(store: Store) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(store.get_secret("device_sign_key"))
+
+
+def device_encryption_key(store: Store) -> X25519PrivateKey:
+    return X25519PrivateKey.from_private_bytes(store.get_secret("device_enc_key"))

@@ -1,0 +1,247 @@
+"""Merge of changes received from other sites, and conflict review.
+
+Per field, the last writer wins by (hybrid logical clock, site id). An incoming change whose "seen"
+clock for a field differs from the local field's clock was made concurrently: the winner is applied
+and the loser kept in the conflicts table (values sealed). A delete and an edit made without seeing
+each other (edit later by clock than the delete, from another site) go to review too. The result
+does not depend on the order changes arrive in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+
+from app.core.clock import ZERO
+from app.store import Change, Record, Store, StoreError
+
+DELETED = "__deleted"
+VILLAGE = "__village_code"
+
+
+def change_to_wire(c: Change) -> dict:
+    return {"s": c.site_id, "n": c.seq, "r": c.record_id, "k": c.kind, "v": c.village_code, "p": c.parent_id,
+            "t": c.hlc, "o": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason}
+
+
+def change_from_wire(d: dict) -> Change:
+    try:
+        c = Change(str(d["s"]), int(d["n"]), str(d["r"]), str(d["k"]), d.get("v"), d.get("p"), str(d["t"]), str(d["o"]),
+                   dict(d.get("new") or {}), dict(d.get("old") or {}), dict(d.get("seen") or {}), str(d.get("by") or ""),
+                   d.get("why"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"更改记录格式不对:{exc}") from None
+    if c.op not in ("create", "update", "delete", "restore") or len(c.hlc) != len(ZERO) or c.seq < 1:
+        raise StoreError(f"更改记录格式不对:{c.site_id}#{c.seq}")
+    return c
+
+
+def _sealer(store: Store):
+    return store._require()
+
+
+class Merger:
+    """Applies changes to a store inside the caller's transaction. Records touched are cached and
+    written once at `flush`, change rows are written as they come."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.cache: dict[str, Record] = {}
+        self.dirty: set[str] = set()
+        self.conflicts = 0
+        self.applied = 0
+
+    def _record(self, c: Change) -> Record:
+        rec = self.cache.get(c.record_id)
+        if rec is None:
+            rec = self.store.get(c.record_id)
+            if rec is None:
+                rec = Record(c.record_id, c.kind, c.village_code, c.parent_id, ZERO, False, {}, {"*": ZERO})
+            self.cache[c.record_id] = rec
+        return rec
+
+    def _writer_site(self, rec: Record, hlc: str) -> str:
+        """The site that wrote a clock value on this record (for ties of the clock only)."""
+        if hlc == ZERO:
+            return ""
+        row = self.store.conn.execute("SELECT max(site_id) FROM changes WHERE record_id = ? AND hlc = ?",
+                                      (rec.id, hlc)).fetchone()
+        return row[0] or ""
+
+    def _local_stamp(self, rec: Record, key: str, incoming_hlc: str) -> tuple[str, str]:
+        if key == DELETED:
+            clock = rec.clocks.get(DELETED, ZERO)
+        elif key == VILLAGE:
+            clock = rec.clocks.get(VILLAGE, rec.clocks.get("*", ZERO))
+        else:
+            clock = rec.clock_of(key)
+        site = self._writer_site(rec, clock) if clock == incoming_hlc else ""
+        return clock, site
+
+    def _clock_for_seen(self, rec: Record, key: str) -> str:
+        if key == VILLAGE:
+            return rec.clocks.get(VILLAGE, rec.clocks.get("*", ZERO))
+        if key == DELETED:
+            return rec.clocks.get(DELETED, ZERO)
+        return rec.clock_of(key)
+
+    def _value(self, rec: Record, key: str):
+        if key == VILLAGE:
+            return rec.village_code
+        if key == DELETED:
+            return rec.deleted
+        return rec.fields.get(key)
+
+    def _set(self, rec: Record, key: str, value, hlc: str) -> None:
+        if key == VILLAGE:
+            rec.village_code = value
+        elif key == DELETED:
+            rec.deleted = bool(value)
+        elif value is None:
+            rec.fields.pop(key, None)
+        else:
+            rec.fields[key] = value
+        rec.clocks[key] = hlc
+
+    def apply(self, c: Change) -> bool:
+        """Apply one change; False when this site already holds it."""
+        store = self.store
+        if store.conn.execute("SELECT 1 FROM changes WHERE site_id = ? AND seq = ?", (c.site_id, c.seq)).fetchone():
+            return False
+        store.clock.observe(c.hlc)
+        rec = self._record(c)
+        if rec.kind != c.kind:
+            raise StoreError(f"记录 {c.record_id} 是 {rec.kind},更改却按 {c.kind} 写入")
+        fresh = rec.hlc == ZERO and not rec.fields
+        stamp = (c.hlc, c.site_id)
+        if c.op == "create" and fresh:
+            rec.fields = {k: v for k, v in c.new.items() if not k.startswith("__") and v is not None}
+            rec.clocks = {"*": c.hlc}
+            rec.village_code, rec.parent_id = c.village_code, c.parent_id
+        elif c.op == "delete":
+            if stamp > self._local_stamp(rec, DELETED, c.hlc):
+                self._set(rec, DELETED, True, c.hlc)
+            self._delete_vs_edits(rec, c)
+        else:
+            if c.op == "restore" and stamp > self._local_stamp(rec, DELETED, c.hlc):
+                self._set(rec, DELETED, False, c.hlc)
+            if c.op == "update" and rec.deleted and c.hlc > rec.clocks.get(DELETED, ZERO):
+                deleter = self._writer_site(rec, rec.clocks.get(DELETED, ZERO))
+                if deleter != c.site_id:
+                    self._conflict(rec, DELETED, (rec.clocks[DELETED], deleter), (c.hlc, c.site_id), True, False)
+            for key, value in c.new.items():
+                if key.startswith("__") and key != VILLAGE:
+                    continue
+                local = self._local_stamp(rec, key, c.hlc)
+                before = self._value(rec, key)
+                concurrent = c.op != "create" and key in c.seen and c.seen[key] != self._clock_for_seen(rec, key) \
+                    and before != value
+                if stamp > local:
+                    self._set(rec, key, value, c.hlc)
+                    if concurrent:
+                        self._conflict(rec, key, stamp, local, value, before)
+                elif concurrent:
+                    self._conflict(rec, key, local, stamp, before, value)
+        if c.hlc > rec.hlc:
+            rec.hlc = c.hlc
+        store.write_change_raw(c)
+        self.dirty.add(rec.id)
+        self.applied += 1
+        return True
+
+    def _delete_vs_edits(self, rec: Record, c: Change) -> None:
+        rows = self.store.conn.execute(
+            "SELECT site_id, seq, record_id, kind, village_code, parent_id, hlc, payload FROM changes "
+            "WHERE record_id = ? AND site_id != ? AND hlc > ?", (rec.id, c.site_id, c.hlc)).fetchall()
+        for row in rows:
+            edit = self.store._decode_change(row)
+            if edit.op == "update":
+                self._conflict(rec, DELETED, (c.hlc, c.site_id), (edit.hlc, edit.site_id), True, False)
+                return
+
+    def _conflict(self, rec: Record, key: str, winner: tuple, loser: tuple, winner_value, loser_value) -> None:
+        sealer = _sealer(self.store)
+        cid = uuid.uuid4().hex[:12]
+        payload = sealer.seal("conflict", cid, json.dumps({"winner": winner_value, "loser": loser_value},
+                                                           ensure_ascii=False).encode())
+        cur = self.store.conn.execute(
+            "INSERT OR IGNORE INTO conflicts(id, record_id, kind, field, winner_site, winner_hlc, loser_site, loser_hlc, "
+            "created, payload) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (cid, rec.id, rec.kind, key, winner[1], winner[0], loser[1], loser[0],
+             dt.datetime.now().astimezone().isoformat(timespec="seconds"), payload))
+        self.conflicts += cur.rowcount
+
+    def flush(self) -> None:
+        for rid in self.dirty:
+            self.store.write_record_raw(self.cache[rid])
+        self.dirty.clear()
+
+
+# ---------------------------------------------------------------------- conflict review
+
+
+@dataclass
+class Conflict:
+    id: str
+    record_id: str
+    kind: str
+    field: str
+    winner_site: str
+    winner_hlc: str
+    loser_site: str
+    loser_hlc: str
+    created: str
+    status: str
+    winner_value: object
+    loser_value: object
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def conflicts(store: Store, status: str | None = "open") -> list[Conflict]:
+    sealer = _sealer(store)
+    sql = ("SELECT id, record_id, kind, field, winner_site, winner_hlc, loser_site, loser_hlc, created, status, payload "
+           "FROM conflicts")
+    args = []
+    if status:
+        sql += " WHERE status = ?"
+        args.append(status)
+    out = []
+    for row in store.conn.execute(sql + " ORDER BY created, id", args):
+        values = json.loads(sealer.open("conflict", row[0], row[10]))
+        out.append(Conflict(*row[:10], values["winner"], values["loser"]))
+    return out
+
+
+def resolve(store: Store, conflict_id: str, keep: str) -> Change | None:
+    """Keep the winner, or restore the other value. Restoring writes an ordinary change that syncs."""
+    if keep not in ("winner", "other"):
+        raise StoreError("--keep 应为 winner(保留现值)或 other(恢复另一方的值)")
+    found = [c for c in conflicts(store, None) if c.id == conflict_id]
+    if not found:
+        raise StoreError(f"没有编号为 {conflict_id} 的冲突。用 jiandang conflicts 查看未处理的冲突")
+    c = found[0]
+    if c.status != "open":
+        raise StoreError(f"冲突 {conflict_id} 已处理过({c.status})")
+    change = None
+    with store.transaction():
+        rec = store.get(c.record_id)
+        if rec is None:
+            raise StoreError(f"找不到冲突所涉记录 {c.record_id}")
+        if keep == "other":
+            reason = f"冲突 {c.id} 审核:恢复另一方的值"
+            if c.field == DELETED:
+                if c.loser_value is False or c.loser_value is None:
+                    change = store.put(rec.kind, {}, record_id=rec.id, reason=reason) if rec.deleted else None
+                else:
+                    change = store.delete(rec.id, reason=reason)
+            elif c.field == VILLAGE:
+                change = store.put(rec.kind, {}, record_id=rec.id, village_code=c.loser_value, reason=reason)
+            else:
+                change = store.put(rec.kind, {c.field: c.loser_value}, record_id=rec.id, reason=reason)
+        store.conn.execute("UPDATE conflicts SET status = ?, resolved_by = ? WHERE id = ?",
+                           ("restored" if keep == "other" else "kept", store.operator, c.id))
+    return change

@@ -1,0 +1,167 @@
+"""The bundle container (docs/bundle-format.md): framing, signature, sealing, size limits.
+
+    MAGIC (8) | signer Ed25519 public key (32) | header length (u32 BE) | body length (u32 BE)
+    | header (canonical JSON) | body | Ed25519 signature (64) over every byte before it
+
+The reader checks the total size, the framing and the signature BEFORE it parses the header,
+decrypts or decompresses anything. Bodies of sync bundles are zlib-compressed canonical JSON sealed
+with HPKE (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) to the recipient's X25519 key with
+info = INFO_PREFIX + header bytes, so a header cannot be swapped onto another body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from app.store.crypto import HPKE_SUITE
+
+MAGIC = b"JDBNDL01"
+INFO_PREFIX = b"jiandang bundle v1|"
+PREFIX = len(MAGIC) + 32 + 8
+SIGNATURE = 64
+MAX_HEADER = 64 * 1024
+MAX_BUNDLE = 256 * 1024 * 1024  # bytes on disk
+MAX_PAYLOAD = 1024 * 1024 * 1024  # bytes after decompression (zip bomb limit)
+FORMAT = 1
+
+
+class BundleError(Exception):
+    """A bundle was refused. The message (Chinese) says why and what to do."""
+
+
+def canonical(obj) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def pack(signing_key: Ed25519PrivateKey, header: dict, body: bytes) -> bytes:
+    """Frame and sign a header and an already sealed body."""
+    head = canonical(header)
+    if len(head) > MAX_HEADER:
+        raise BundleError("包头过大")
+    signed = MAGIC + raw_public(signing_key.public_key()) + struct.pack(">II", len(head), len(body)) + head + body
+    return signed + signing_key.sign(signed)
+
+
+def seal_payload(payload: dict, recipient_public, header: dict) -> bytes:
+    """Compress and seal a payload to the recipient with the header bound as HPKE info."""
+    return HPKE_SUITE.encrypt(zlib.compress(canonical(payload), 6), recipient_public, info=INFO_PREFIX + canonical(header))
+
+
+class Verified:
+    """A bundle whose framing and signature have been checked: signer key, header bytes, body."""
+
+    def __init__(self, signer: bytes, header_bytes: bytes, body: bytes, data: bytes):
+        self.signer = signer
+        self.header_bytes = header_bytes
+        self.body = body
+        self.digest = digest(data)
+        self._header = None
+
+    @property
+    def header(self) -> dict:
+        if self._header is None:
+            try:
+                header = json.loads(self.header_bytes.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise BundleError("包头不是有效的 JSON(签名虽然正确,但发件程序有误),请联系县扶贫办") from None
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise BundleError(f"不支持的包格式版本 {header.get('format') if isinstance(header, dict) else '?'},请升级程序")
+            self._header = header
+        return self._header
+
+
+def verify(data: bytes, known_signer: Callable[[bytes], object | None]) -> tuple[Verified, object]:
+    """Check size, framing and signature. `known_signer(raw_public_key)` returns the signer's
+    identity (certificate) or None when the key is not enrolled. Nothing is parsed before the
+    signature has been verified."""
+    if len(data) > MAX_BUNDLE:
+        raise BundleError(f"文件过大({len(data) // (1024 * 1024)} MB,上限 {MAX_BUNDLE // (1024 * 1024)} MB),不是本系统导出的同步包")
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise BundleError("不是建档同步包(文件开头不对)")
+    if len(data) < PREFIX + SIGNATURE:
+        raise BundleError("同步包不完整(文件被截断,可能在写入时拔出了U盘),请在发件电脑上重新导出")
+    signer = data[len(MAGIC): len(MAGIC) + 32]
+    head_len, body_len = struct.unpack(">II", data[len(MAGIC) + 32: PREFIX])
+    if head_len > MAX_HEADER:
+        raise BundleError("包头长度超出上限,文件已损坏")
+    expected = PREFIX + head_len + body_len + SIGNATURE
+    if len(data) < expected:
+        raise BundleError("同步包不完整(文件被截断,可能在写入时拔出了U盘),请在发件电脑上重新导出")
+    if len(data) > expected:
+        raise BundleError("同步包长度与包头不符(文件已损坏或被改动),请重新导出")
+    identity = known_signer(signer)
+    if identity is None:
+        raise BundleError("签名密钥不属于任何已登记的设备或本县:此包不是由本县登记的电脑导出的,已拒收")
+    try:
+        Ed25519PublicKey.from_public_bytes(signer).verify(data[-SIGNATURE:], data[:-SIGNATURE])
+    except (InvalidSignature, ValueError):
+        raise BundleError("签名校验失败:文件已损坏或被改动,已拒收。请在发件电脑上重新导出") from None
+    head = data[PREFIX: PREFIX + head_len]
+    body = data[PREFIX + head_len: PREFIX + head_len + body_len]
+    return Verified(signer, head, body, data), identity
+
+
+def open_payload(verified: Verified, recipient_private, limit: int | None = None) -> dict:
+    """Decrypt (HPKE, header bound as info) and decompress with a size limit, then parse."""
+    limit = limit or MAX_PAYLOAD
+    try:
+        compressed = HPKE_SUITE.decrypt(verified.body, recipient_private, info=INFO_PREFIX + verified.header_bytes)
+    except Exception:
+        raise BundleError("无法解密:此包不是发给本数据库的,或已被改动") from None
+    inflater = zlib.decompressobj()
+    chunks, total = [], 0
+    try:
+        data = compressed
+        while data:
+            chunk = inflater.decompress(data, 1024 * 1024)
+            total += len(chunk)
+            if total > limit:
+                raise BundleError(f"解压后内容超过上限({limit // (1024 * 1024)} MB):疑似恶意压缩包,已拒收")
+            chunks.append(chunk)
+            data = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise BundleError("包内容不完整(压缩数据被截断)")
+    except zlib.error:
+        raise BundleError("包内容无法解压(已损坏)") from None
+    try:
+        return json.loads(b"".join(chunks).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BundleError("包内容不是有效的 JSON") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary file, fsync, rename, fsync of the folder: a pulled stick leaves no half file
+    under the final name."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
