@@ -27,8 +27,9 @@ from app.store import Store, StoreError, crypto
 def register(sub) -> None:
     p = sub.add_parser("init", help="新建加密数据库")
     p.add_argument("db")
-    p.add_argument("--role", choices=["village", "township", "county"], required=True, help="角色:村、乡、县")
-    p.add_argument("--site-name", required=True, help="站点名称,如“龙井村工作队”")
+    p.add_argument("--role", choices=["village", "township", "county"], help="角色:村、乡、县(用登记包时不给)")
+    p.add_argument("--site-name", help="站点名称,如“龙井村工作队”(用登记包时不给)")
+    p.add_argument("--enrollment", metavar="FILE", help="县扶贫办发的登记包:角色、站点和县级公钥取自其中")
     p.add_argument("--operator", default="admin", help="第一个操作员的登录名(默认 admin)")
     p.add_argument("--recovery-key", help="县级恢复公钥文件(X25519,PEM);不给时生成一对并把私钥写在数据库旁")
     p.set_defaults(func=cmd_init)
@@ -86,7 +87,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("recover", help="用县级恢复私钥重置操作员密码")
     p.add_argument("db")
-    p.add_argument("--recovery-key", required=True, help="县级恢复私钥(PEM)")
+    p.add_argument("--recovery-key", help="县级恢复私钥(PEM)")
+    p.add_argument("--county", metavar="COUNTY_DB", help="用县级数据库中的县级密钥恢复(登记过的设备)")
     p.add_argument("--login", required=True, help="要重置密码的操作员")
     p.set_defaults(func=cmd_recover)
 
@@ -116,6 +118,15 @@ def cmd_init(args) -> int:
     db = Path(args.db)
     if db.exists():
         raise CommandError(f"{db} 已存在:不会覆盖已有文件")
+    if args.enrollment:
+        if args.role or args.site_name or args.recovery_key:
+            raise CommandError("用登记包新建时不要再给 --role、--site-name 或 --recovery-key:它们取自登记包")
+        from app.cli.sync_commands import init_from_enrollment
+
+        print(init_from_enrollment(db, args.enrollment, args.operator))
+        return 0
+    if not args.role or not args.site_name:
+        raise CommandError("请给出 --role 和 --site-name(或用 --enrollment 登记包)")
     new = passphrase("新密码(至少 8 个字符): ")
     key, written = _recovery_public_key(db, args.recovery_key)
     try:
@@ -125,6 +136,10 @@ def cmd_init(args) -> int:
         if written:
             written.unlink(missing_ok=True)
         raise CommandError(str(exc)) from None
+    if args.role == "county":
+        from app.sync.identity import setup_county
+
+        setup_county(store)
     store.close()
     print(f"已创建 {db}(角色 {args.role},站点“{args.site_name}”,操作员“{args.operator}”)")
     if written:
@@ -312,10 +327,21 @@ def cmd_operator_list(args) -> int:
 
 
 def cmd_recover(args) -> int:
-    try:
-        private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+    if bool(args.recovery_key) == bool(args.county):
+        raise CommandError("请给出 --recovery-key 恢复私钥文件,或 --county 县级数据库(二选一)")
+    if args.county:
+        from app.sync.identity import county_encryption_key
+
+        with open_store(args.county) as county:
+            try:
+                private = county_encryption_key(county)
+            except StoreError as exc:
+                raise CommandError(str(exc)) from None
+    else:
+        try:
+            private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
     try:
         with Store.open(args.db) as store:
             store.unlock_with_recovery(private)

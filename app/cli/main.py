@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "app.cli.proposal_commands",
     "app.cli.print_commands",
     "app.cli.maintenance_commands",
+    "app.cli.sync_commands",
     "app.cli.table_commands",
 ]
 

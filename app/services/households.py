@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import ERROR, Finding, collection, has_errors, record_label, validate_household
-from app.store import Record, Store
+from app.store import Record, Store, StoreError
 
 ROUTING_KEYS = {"id", "village_code"}
 REMOVED = "removed_reason"
@@ -138,16 +138,24 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
 
 def next_household_number(store: Store, village_code: str) -> str:
     """The next free 户编号 in a village: the village code and a 4-digit number. The last number
-    issued is kept in meta (household_counter:<village>) so numbering does not rescan the village."""
+    issued is kept in meta (household_counter:<village>) so numbering does not rescan the village.
+    An enrolled device issues numbers only from its certificate's block (meta number_block,
+    "start-end"), so laptops working offline never issue the same number."""
     key = f"household_counter:{village_code}"
+    block = store.meta("number_block")
+    low, high = (int(x) for x in block.split("-")) if block else (1, 9999)
     highest = store.meta(key)
     if highest is None:
-        highest = 0
+        highest = low - 1
         for h in store.records("household", village_code=village_code, include_deleted=True):
             number = str(h.fields.get("household_number", ""))
             if number.startswith(village_code) and number[len(village_code):].isdigit():
-                highest = max(highest, int(number[len(village_code):]))
+                value = int(number[len(village_code):])
+                if low <= value <= high:
+                    highest = max(highest, value)
     number = int(highest) + 1
+    if block and number > high:
+        raise StoreError(f"本机的户编号段({low}-{high})已用完:请县扶贫办重新登记本机以分配新的号段")
     store.set_meta(key, str(number))
     return f"{village_code}{number:04d}"
 
