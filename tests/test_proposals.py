@@ -339,7 +339,7 @@ def test_authorize_change_refuses_forged_stages_and_direct_status_edits():
     assert "县级" in authorize_change("proposal", nominate, {}, "county")
     # a village laptop forging the county's decision
     forged = {"stage": "county", "county_outcome": "pass", "county_date": "2026-01-01"}
-    assert "“县级审定”只能由县级数据库办理,本数据库是村级" in authorize_change("proposal", forged, {"stage": "township"}, "village")
+    assert "“县级审定”只能由县级数据库办理,这项更改来自村级站点" in authorize_change("proposal", forged, {"stage": "township"}, "village")
     assert "只能由县级" in authorize_change("proposal", {"stage": "announce"}, {"stage": "county"}, "village")
     # the county skipping the township
     assert "正等待“乡级初核”" in authorize_change("proposal", forged, {"stage": "notice"}, "county")

@@ -113,9 +113,11 @@ def role_may(role: str, stage: str) -> bool:
     return role in STAGE_ROLES.get(stage, ())
 
 
-def role_refusal(role: str, stage: str) -> str:
+def role_refusal(role: str, stage: str, *, incoming: bool = False) -> str:
+    """Why `role` may not do `stage`: for this database, or (incoming) for a change from another site."""
     allowed = "或".join(ROLE_LABELS[r] for r in STAGE_ROLES[stage])
-    return f"“{STAGE_LABELS[stage]}”只能由{allowed}数据库办理,本数据库是{ROLE_LABELS.get(role, role)}"
+    who = f"这项更改来自{ROLE_LABELS.get(role, role)}站点" if incoming else f"本数据库是{ROLE_LABELS.get(role, role)}"
+    return f"“{STAGE_LABELS[stage]}”只能由{allowed}数据库办理,{who}"
 
 
 def notice_days(start: str, end: str) -> int:
@@ -152,7 +154,7 @@ def _authorize_household(new: dict, old: dict, role: str, creating: bool, reason
         return None
     if role != "county":
         return ("贫困户的脱贫状态只能通过识别、退出等程序改变,由县级在公告生效时写入;"
-                f"{ROLE_LABELS.get(role, role)}数据库不能直接修改。请在“识别与退出”中发起申报")
+                f"{ROLE_LABELS.get(role, role)}站点不能直接修改。请在“识别与退出”中发起申报")
     if reason is not None and not str(reason).startswith(STATUS_REASON_PREFIX):
         return "脱贫状态不能直接修改:请办理识别或退出程序,公告生效时状态会自动改变"
     return None
@@ -162,7 +164,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     stages = {stage_of_field(k) for k in new if k != "stage"}
     for stage in stages:
         if not role_may(role, stage):
-            return role_refusal(role, stage)
+            return role_refusal(role, stage, incoming=True)
     if "stage" not in new:
         if creating:
             return "新的申报必须从“村民小组提名”开始"
@@ -181,7 +183,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     else:
         return f"未知的程序环节“{target}”"
     if not role_may(role, stage):
-        return role_refusal(role, stage)
+        return role_refusal(role, stage, incoming=True)
     if target == RETURNED and not str(new.get(f"{stage}_reason") or "").strip():
         return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
     if target != RETURNED and new.get(f"{stage}_outcome") != "pass":
