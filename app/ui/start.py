@@ -76,10 +76,10 @@ class UnlockDialog(QDialog):
         try:
             self.store.unlock(self.operator.currentText().strip(), self.passphrase.text())
         except (WrongPassphrase, TooManyAttempts) as exc:
-            self.error.setText(f"{exc}" + (f"(请等 {exc.retry_after:.0f} 秒再试)" if exc.retry_after >= 1 else ""))
+            self.error.setText(str(exc))  # says how long to wait; the button stays disabled until then
             self.passphrase.selectAll()
             self.unlock_button.setEnabled(False)
-            self._wait.start(int(max(exc.retry_after, 0.2) * 1000))
+            self._wait.start(int(exc.retry_after * 1000) + 250)  # the store refuses until the delay is over
             return
         except StoreError as exc:
             self.error.setText(str(exc))
