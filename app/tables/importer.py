@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from app.tables import mapping as mp
 from app.tables.reader import Sheet, TableError, locate_header, read_file
 
 CODE_SHEET = "代码表"
+_SPLIT = re.compile(r"[、,，;；/ ]+")
 Progress = Callable[[int, int], None] | None
 
 
@@ -156,6 +158,7 @@ def _village_lookup(store: Store) -> dict[str, str]:
 
 
 def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary) -> list[Group]:
+    aliases = mp.code_aliases(d)
     groups: list[Group] = []
     index: dict[tuple, Group] = {}
     village_names = None
@@ -184,6 +187,10 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     continue
                 kind, key = target.split(".", 1)
                 f = d.kinds[kind].fields[key]
+                if f.type == "code" and isinstance(raw, str):
+                    raw = aliases[f.codes].get(raw.replace(" ", ""), raw)
+                elif f.type == "multi_code" and isinstance(raw, str):
+                    raw = [aliases[f.codes].get(p, p) for p in _SPLIT.split(raw) if p]
                 value, message = values.coerce(f, raw, d)
                 if message:
                     errors.append(Rejection(sheet.title, number, column, message))

@@ -163,3 +163,34 @@ def save_mapping(path, mapping: dict[str, str]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+# Other spellings of code labels seen in ledgers (the label itself and the code always work too).
+CODE_ALIASES: dict[str, dict[str, str]] = {
+    "relation": {"户主": "01", "本人": "01", "妻子": "02", "妻": "02", "丈夫": "02", "夫": "02", "儿子": "03",
+                 "长子": "03", "次子": "03", "女儿": "04", "长女": "04", "次女": "04", "儿媳": "05", "女婿": "06",
+                 "父亲": "11", "母亲": "12"},
+    "household_attribute": {"一般户": "1", "低保户": "2", "五保户": "3", "特困户": "3", "特困供养户": "3",
+                            "一般脱贫户": "1", "低保脱贫户": "2", "特困供养脱贫户": "3"},
+    "education": {"文盲": "1", "半文盲": "1", "大专": "5", "本科": "5", "大学": "5"},
+    "dilapidated_level": {"C": "C", "D": "D", "c": "C", "d": "D"},
+}
+
+
+def code_aliases(dictionary: Dictionary | None = None) -> dict[str, dict[str, str]]:
+    """Per code list: accepted spelling → code. Covers CODE_ALIASES, each part of a label written
+    with '/', the label without a leading 之 (子, 女, 孙子 …) and full-/half-width brackets."""
+    d = dictionary or default()
+    out: dict[str, dict[str, str]] = {}
+    for name, codes in d.codes.items():
+        table: dict[str, str] = {}
+        for code, label in codes.items():
+            for part in [label, *label.split("/")]:
+                for variant in (part, part.translate(_BRACKETS), part.replace("(", "(").replace(")", ")")):
+                    table.setdefault(variant, code)
+                    if variant.startswith("之") and len(variant) > 1:
+                        table.setdefault(variant[1:], code)
+        for alias, code in CODE_ALIASES.get(name, {}).items():
+            table.setdefault(alias, code)
+        out[name] = table
+    return out

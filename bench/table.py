@@ -1,0 +1,104 @@
+"""Benchmark: importing a 20,000-household workbook (one sheet, one row per member, household fields
+repeated: the common 台账 layout) into a fresh database, against openpyxl merely reading the same
+workbook in read-only mode in the same run.
+
+    python bench/table.py [--households 20000] [--runs 3]
+
+Prints the workload, the median time of each, rows per second and the ratio import / read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("JIANDANG_KDF", "fast")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
+from openpyxl import Workbook, load_workbook  # noqa: E402
+
+from app.core import demo  # noqa: E402
+from app.core.dictionary import default  # noqa: E402
+from app.services import demo as demo_service  # noqa: E402
+from app.store import Store  # noqa: E402
+from app.tables import importer  # noqa: E402
+
+
+def workbook(n_households: int) -> tuple[bytes, int]:
+    """A one-sheet ledger of n households built from the demo generator (code labels, 是/否)."""
+    d = default()
+    villages = demo.village_codes()
+    per_village = -(-n_households // len(villages))
+    docs = demo.households(per_village)[:n_households]
+    house_keys = [k for k in d.kinds["household"].fields]
+    member_keys = [k for k in d.kinds["member"].fields]
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("台账")
+    ws.append(["村代码", *(d.field_label("household", k) for k in house_keys),
+               *(d.field_label("member", k) for k in member_keys)])
+    rows = 0
+    for doc in docs:
+        house = [doc["village_code"], *(d.display("household", k, doc.get(k)) or None for k in house_keys)]
+        for m in doc["members"]:
+            ws.append([*house, *(d.display("member", k, m.get(k)) or None for k in member_keys)])
+            rows += 1
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue(), rows
+
+
+def read_only(path: Path) -> int:
+    wb = load_workbook(path, read_only=True, data_only=True)
+    n = sum(1 for ws in wb.worksheets for _ in ws.iter_rows(values_only=True))
+    wb.close()
+    return n
+
+
+def import_once(path: Path, folder: Path, i: int) -> importer.Report:
+    store = Store.create(folder / f"bench{i}.db", role="county", site_name="bench", operator="admin",
+                         passphrase="bench-passphrase", recovery_public_key=X25519PrivateKey.generate().public_key())
+    try:
+        demo_service.install_reference_data(store)
+        plan = importer.analyse(store, path)
+        return importer.commit(store, plan)
+    finally:
+        store.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--households", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data, rows = workbook(args.households)
+        path = folder / "ledger.xlsx"
+        path.write_bytes(data)
+        print(f"workload: {args.households} households, {rows} member rows, one sheet, "
+              f"{len(data) / 1e6:.1f} MB .xlsx; median of {args.runs} runs")
+        reads, imports = [], []
+        for i in range(args.runs):
+            t = time.perf_counter()
+            assert read_only(path) == rows + 1
+            reads.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            report = import_once(path, folder, i)
+            imports.append(time.perf_counter() - t)
+            assert report.created == args.households and not report.rejected_rows, report.summary()
+        read, imp = statistics.median(reads), statistics.median(imports)
+        print(f"baseline openpyxl read-only read: {read:.2f} s ({rows / read:,.0f} rows/s)")
+        print(f"import (analyse + one-transaction commit into a fresh database): {imp:.2f} s ({rows / imp:,.0f} rows/s)")
+        print(f"ratio import / read-only read: {imp / read:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
