@@ -1,0 +1,63 @@
+"""Helpers for the sync tests: a county with enrolled laptops, and moving bundles between them."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from app.services import demo
+from app.store import Store
+from app.sync import exchange, identity
+
+PASSPHRASE = "correct horse battery"
+VILLAGE = "522699101201"
+OTHER_VILLAGE = "522699101202"
+FAR_VILLAGE = "522699102201"
+
+
+def make_county(tmp: Path, name: str = "county.db") -> Store:
+    county = Store.create(tmp / name, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+                          recovery_public_key=X25519PrivateKey.generate().public_key())
+    identity.setup_county(county)
+    demo.install_reference_data(county)
+    return county
+
+
+def make_device(tmp: Path, county: Store, name: str, villages=(VILLAGE,), role: str = "village", days: int = 365) -> Store:
+    result = identity.enroll(county, site_name=name, role=role, villages=list(villages), days=days)
+    contents = identity.open_enrollment(result.package, result.code)
+    return identity.create_from_enrollment(tmp / f"{name}.db", contents, operator="admin", passphrase=PASSPHRASE)
+
+
+def up(device: Store, county: Store):
+    """Export the device's bundle and import it at the county; returns the report."""
+    name, data = exchange.export_upstream(device)
+    return exchange.import_bundle(county, data, name)
+
+
+def down(county: Store, device: Store):
+    name, data = exchange.export_downstream(county, device.site_id)
+    return exchange.import_bundle(device, data, name)
+
+
+def state(store: Store) -> dict:
+    """What a user sees: every record's kind, village, parent, deleted flag, fields and each field's clock."""
+    out = {}
+    for r in store.records(include_deleted=True):
+        out[r.id] = (r.kind, r.village_code, r.parent_id, r.deleted, r.fields,
+                     {k: r.clock_of(k) for k in r.fields})
+    return out
+
+
+def change_ids(store: Store) -> set:
+    return {tuple(r) for r in store.conn.execute("SELECT site_id, seq FROM changes")}
+
+
+def digest(store: Store) -> str:
+    return exchange.store_digest(store)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

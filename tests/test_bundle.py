@@ -1,0 +1,313 @@
+"""Bad bundles never change the county's data: each test compares a digest of the records, changes,
+conflicts and receipts tables before and after."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from app.core import procedures
+from app.services import households
+from app.sync import exchange, identity, wire
+from tests import factories
+from tests.sync_helpers import FAR_VILLAGE, VILLAGE, digest, down, make_county, make_device, up
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "bundle-format.md"
+
+
+@pytest.fixture
+def pair(tmp_path):
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村工作队")
+    yield county, laptop
+    laptop.close()
+    county.close()
+
+
+def _bundle_with_household(laptop):
+    households.save(laptop, factories.household())
+    return exchange.export_upstream(laptop)
+
+
+def test_a_good_bundle_is_accepted_and_a_replay_changes_nothing(pair):
+    county, laptop = pair
+    name, data = _bundle_with_household(laptop)
+    report = exchange.import_bundle(county, data, name)
+    assert report.status == "accepted", report.message
+    assert report.applied == report.changes == laptop.change_count()
+    assert county.count("household") == 1
+    before = digest(county)
+    again = exchange.import_bundle(county, data, name)
+    assert again.status == "duplicate" and not again.refused
+    assert digest(county) == before
+
+
+def test_a_flipped_byte_anywhere_is_refused(pair):
+    county, laptop = pair
+    name, data = _bundle_with_household(laptop)
+    before = digest(county)
+    head_len = struct.unpack(">II", data[40:48])[0]
+    positions = [0, 9, 41, 45, 48, 48 + head_len // 2, 48 + head_len + 10, len(data) // 2, len(data) - 70, len(data) - 1]
+    for pos in positions:
+        bad = bytearray(data)
+        bad[pos] ^= 0x01
+        report = exchange.import_bundle(county, bytes(bad), f"{name}@{pos}")
+        assert report.status == "refused", pos
+        assert report.message
+        assert digest(county) == before, pos
+    assert county.count("household") == 0
+
+
+def test_a_truncated_bundle_is_refused_clearly(pair):
+    county, laptop = pair
+    name, data = _bundle_with_household(laptop)
+    before = digest(county)
+    for cut in (10, 60, len(data) // 2, len(data) - 1):
+        report = exchange.import_bundle(county, data[:cut], name)
+        assert report.refused
+        assert "截断" in report.message or "不完整" in report.message, report.message
+    assert digest(county) == before
+
+
+def test_a_bundle_signed_by_an_unenrolled_key_is_refused(pair):
+    county, laptop = pair
+    households.save(laptop, factories.household())
+    name, data = exchange.export_upstream(laptop)
+    verified, _ = wire.verify(data, lambda raw: raw)
+    stranger = Ed25519PrivateKey.generate()
+    forged = wire.pack(stranger, verified.header, verified.body)
+    before = digest(county)
+    report = exchange.import_bundle(county, forged, name)
+    assert report.refused and "已登记" in report.message
+    assert digest(county) == before
+
+
+def test_a_bundle_from_a_revoked_device_is_refused(pair):
+    county, laptop = pair
+    name, data = _bundle_with_household(laptop)
+    identity.revoke(county, laptop.site_id)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and "吊销" in report.message
+    assert digest(county) == before
+    with pytest.raises(Exception):
+        exchange.export_downstream(county, laptop.site_id)
+
+
+def test_a_header_naming_another_sender_than_its_signer_is_refused(tmp_path):
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲")
+    b = make_device(tmp_path, county, "乙")
+    households.save(a, factories.household())
+    _, data = exchange.export_upstream(a)
+    verified, _ = wire.verify(data, lambda raw: raw)
+    header = dict(verified.header, sender=b.site_id)
+    payload = wire.open_payload(verified, identity.county_encryption_key(county))
+    body = wire.seal_payload(payload, identity.county_enc_public(a), header)
+    forged = wire.pack(identity.device_signing_key(a), header, body)
+    before = digest(county)
+    report = exchange.import_bundle(county, forged, "forged.jdb")
+    assert report.refused and "不符" in report.message
+    assert digest(county) == before
+    for s in (a, b, county):
+        s.close()
+
+
+def test_a_bundle_for_another_recipient_is_refused(tmp_path):
+    county = make_county(tmp_path)
+    other = make_county(tmp_path, "other-county.db")
+    laptop = make_device(tmp_path, county, "甲")
+    name, data = _bundle_with_household(laptop)
+    # the other county enrolled nobody: the signer is unknown there
+    before = digest(other)
+    report = exchange.import_bundle(other, data, name)
+    assert report.refused
+    assert digest(other) == before
+    # a downstream bundle for laptop A taken to laptop B names the wrong recipient
+    b = make_device(tmp_path, county, "乙")
+    _, down_a = exchange.export_downstream(county, laptop.site_id)
+    before_b = digest(b)
+    report = exchange.import_bundle(b, down_a, "a-down.jdb")
+    assert report.refused and "不是本数据库" in report.message
+    assert digest(b) == before_b
+    for s in (b, laptop, other, county):
+        s.close()
+
+
+def test_a_gap_in_sequence_is_refused_naming_the_missing_bundle(pair):
+    county, laptop = pair
+    assert up(laptop, county).status == "accepted"  # bundle 1 (empty)
+    households.save(laptop, factories.household(head="甲一"))
+    assert up(laptop, county).status == "accepted"  # bundle 2
+    assert down(county, laptop).status == "accepted"  # acknowledges bundle 2's changes
+    households.save(laptop, factories.household(head="甲二", seq=3))
+    name3, data3 = exchange.export_upstream(laptop)
+    households.save(laptop, factories.household(head="甲三", seq=5))
+    name4, data4 = exchange.export_upstream(laptop)
+    # bundle 4 carries only the changes after bundle 3 if the county acknowledged bundle 3; it did
+    # not, so bundle 4 is cumulative and complete:
+    assert exchange.import_bundle(county, data4, name4).status == "accepted"
+    assert county.count("household") == 3
+    assert exchange.import_bundle(county, data3, name3).status == "accepted"  # nothing new, nothing lost
+    # now a real gap: after the county acknowledges, bundle 6 lacks bundle 5's changes
+    assert down(county, laptop).status == "accepted"
+    households.save(laptop, factories.household(head="甲四", seq=7))
+    name5, data5 = exchange.export_upstream(laptop)
+    assert down(county, laptop).status == "accepted"
+    laptop.set_meta("sync_acked_seq", str(laptop.change_count()))  # as if bundle 5 had been acknowledged
+    households.save(laptop, factories.household(head="甲五", seq=9))
+    name6, data6 = exchange.export_upstream(laptop)
+    before = digest(county)
+    report = exchange.import_bundle(county, data6, name6)
+    assert report.refused and "缺少第 5 号" in report.message, report.message
+    assert digest(county) == before
+    assert exchange.import_bundle(county, data5, name5).status == "accepted"
+    assert exchange.import_bundle(county, data6, name6).status == "accepted"
+    assert county.count("household") == 5
+
+
+def test_changes_for_a_village_outside_the_certificate_refuse_the_whole_bundle(pair):
+    county, laptop = pair
+    households.save(laptop, factories.household())
+    households.save(laptop, dict(factories.household(head="外村户", seq=3), village_code=FAR_VILLAGE))
+    name, data = exchange.export_upstream(laptop)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and FAR_VILLAGE in report.message
+    assert digest(county) == before
+    assert county.count("household") == 0
+
+
+def test_an_unauthorised_status_change_refuses_the_bundle(pair):
+    county, laptop = pair
+    result = households.save(laptop, factories.household())
+    assert up(laptop, county).status == "accepted"
+    # write the status directly, bypassing households.save (which refuses it)
+    laptop.put("household", {"status": "2"}, record_id=result.household_id)
+    assert procedures.authorize_change("household", {"status": "2"}, {"status": "1"}, "village") is not None
+    name, data = exchange.export_upstream(laptop)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and "状态" in report.message
+    assert digest(county) == before
+
+
+def test_an_older_downstream_bundle_is_refused_on_the_laptop(pair):
+    county, laptop = pair
+    _, first = exchange.export_downstream(county, laptop.site_id)
+    name2, second = exchange.export_downstream(county, laptop.site_id)
+    assert exchange.import_bundle(laptop, second, name2).status == "accepted"
+    before = digest(laptop)
+    report = exchange.import_bundle(laptop, first, "old.jdb")
+    assert report.refused and "较旧" in report.message
+    assert digest(laptop) == before
+
+
+def test_an_expired_downstream_bundle_is_imported_with_a_warning(pair):
+    county, laptop = pair
+    name, data = exchange.export_downstream(county, laptop.site_id)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=exchange.DOWN_DAYS + 1)
+    report = exchange.import_bundle(laptop, data, name, now=later)
+    assert report.status == "accepted" and report.warnings and "过期" in report.warnings[0]
+
+
+def test_an_expired_certificate_is_refused(tmp_path):
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲", days=30)
+    name, data = _bundle_with_household(laptop)
+    before = digest(county)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=31)
+    report = exchange.import_bundle(county, data, name, now=later)
+    assert report.refused and "过期" in report.message
+    assert digest(county) == before
+    laptop.close()
+    county.close()
+
+
+def test_a_zip_bomb_payload_is_refused(pair, monkeypatch):
+    county, laptop = pair
+    monkeypatch.setattr(wire, "MAX_PAYLOAD", 4 * 1024 * 1024)
+    header = {"format": 1, "type": "up", "sender": laptop.site_id, "recipient": county.site_id, "seq": 1, "prev": "",
+              "created": "2026-01-01T00:00:00Z", "expires": None, "counts": {"changes": 0}}
+    payload = {"changes": [], "pad": "0" * (64 * 1024 * 1024)}  # 64 MB of zeros compress to ~64 KB
+    body = wire.seal_payload(payload, identity.county_enc_public(laptop), header)
+    assert len(body) < 1024 * 1024
+    data = wire.pack(identity.device_signing_key(laptop), header, body)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, "bomb.jdb")
+    assert report.refused and "解压" in report.message
+    assert digest(county) == before
+
+
+def test_an_oversized_file_is_refused_before_reading(pair, monkeypatch, tmp_path):
+    county, laptop = pair
+    monkeypatch.setattr(wire, "MAX_BUNDLE", 1000)
+    name, data = _bundle_with_household(laptop)
+    path = tmp_path / name
+    path.write_bytes(data)
+    before = digest(county)
+    [report] = exchange.import_paths(county, [path])
+    assert report.refused and "过大" in report.message
+    assert digest(county) == before
+
+
+def test_bundles_hold_no_personal_data_in_plain_text(pair):
+    county, laptop = pair
+    doc = factories.household()
+    name, data = _bundle_with_household(laptop)
+    for text in (doc["head_name"], doc["members"][0]["id_number"], doc["members"][1]["name"]):
+        assert text.encode() not in data
+    _, down_data = exchange.export_downstream(county, laptop.site_id)
+    assert doc["head_name"].encode() not in down_data
+
+
+def test_enrollment_package_needs_its_code_and_refuses_tampering(tmp_path):
+    county = make_county(tmp_path)
+    result = identity.enroll(county, site_name="甲", role="village", villages=[VILLAGE])
+    with pytest.raises(wire.BundleError, match="登记码不对"):
+        identity.open_enrollment(result.package, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF")
+    bad = bytearray(result.package)
+    bad[len(bad) // 2] ^= 1
+    with pytest.raises(wire.BundleError):
+        identity.open_enrollment(bytes(bad), result.code)
+    contents = identity.open_enrollment(result.package, result.code_display.lower())
+    assert contents.certificate.villages == [VILLAGE]
+    assert contents.index_key == county.get_secret("index_key")
+    doc = factories.household()
+    assert doc["head_name"].encode() not in result.package
+    county.close()
+
+
+# ---------------------------------------------------------------------- test vectors in the spec
+
+
+def _vector(name: str) -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    m = re.search(rf"^{name}:\s*\n((?:[0-9a-f]+\n)+)", text, re.M)
+    assert m, f"{name} missing from docs/bundle-format.md"
+    return m.group(1).replace("\n", "")
+
+
+def test_the_spec_test_vectors_verify_and_open():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    signer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("signer-private")))
+    recipient = X25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("recipient-private")))
+    bundle = bytes.fromhex(_vector("bundle"))
+    expected_payload = bytes.fromhex(_vector("payload")).decode()
+    verified, who = wire.verify(bundle, lambda raw: raw)
+    assert who == wire.raw_public(signer.public_key())
+    Ed25519PublicKey.from_public_bytes(who).verify(bundle[-64:], bundle[:-64])
+    assert verified.header_bytes == bytes.fromhex(_vector("header"))
+    assert wire.open_payload(verified, recipient) == __import__("json").loads(expected_payload)
+    assert wire.canonical(__import__("json").loads(expected_payload)).decode() == expected_payload
+    tampered = bytearray(bundle)
+    tampered[60] ^= 1
+    with pytest.raises(wire.BundleError):
+        wire.verify(bytes(tampered), lambda raw: raw)
