@@ -1,0 +1,103 @@
+"""import-table / export-table from the command line, and a 60,000-row sheet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from openpyxl import Workbook, load_workbook
+
+from app.cli.main import main
+from app.core import idnumber
+from app.services import households
+from app.store import Store
+from app.tables import importer
+from tests.conftest import PASSPHRASE
+from tests.test_tables import REQUIRED, REQUIRED_VALUES, SYN_HEADER, V, ledger, syn_rows
+
+
+@pytest.fixture
+def db(store, monkeypatch):
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    path = store.path
+    store.close()
+    return path
+
+
+def _count(path, kind="household"):
+    s = Store.open(path)
+    try:
+        s.unlock("admin", PASSPHRASE)
+        return s.count(kind)
+    finally:
+        s.close()
+
+
+def test_import_dry_run_then_import_then_export(db, tmp_path, capsys):
+    rows = syn_rows()
+    rows[2][11] = rows[2][11][:-1] + ("0" if rows[2][11][-1] != "0" else "1")  # bad check digit
+    path = ledger(tmp_path / "台账.xlsx", SYN_HEADER, rows)
+    errors = tmp_path / "errors.xlsx"
+    assert main(["import-table", str(db), str(path), "--village", V, "--dry-run", "--errors", str(errors)]) == 1
+    out = capsys.readouterr()
+    assert "将新建 1 户" in out.out and "试导入" in out.out and "拒绝 台账 第 4 行 列“身份证号”" in out.out
+    assert _count(db) == 0 and errors.exists()
+    rejected = {r[1] for r in load_workbook(errors)["错误清单"].iter_rows(min_row=2, values_only=True)}
+    assert rejected == {4, 5}
+    mapping_file = tmp_path / "m.json"
+    assert main(["import-table", str(db), str(path), "--village", V, "--save-mapping", str(mapping_file)]) == 1
+    assert "已新建 1 户" in capsys.readouterr().out and _count(db) == 1
+    assert '"户号": "household.household_number"' in mapping_file.read_text(encoding="utf-8")
+    good = ledger(tmp_path / "good.xlsx", SYN_HEADER, syn_rows())
+    assert main(["import-table", str(db), str(good), "--village", V, "--mapping", str(mapping_file)]) == 0
+    assert "已新建 1 户" in capsys.readouterr().out and _count(db) == 2 and _count(db, "member") == 4
+    out_csv = tmp_path / "v.csv"
+    assert main(["export-table", str(db), "--village", V, "--out", str(out_csv)]) == 0
+    assert "已导出 2 户、4 名成员" in capsys.readouterr().out
+    assert "欧阳明远" in out_csv.read_text(encoding="utf-8-sig")
+    out_xlsx = tmp_path / "t.xlsx"
+    assert main(["export-table", str(db), "--township", V[:9], "--out", str(out_xlsx)]) == 0
+    assert load_workbook(out_xlsx)["贫困户"].max_row == 3
+
+
+def test_cli_errors_are_clear(db, tmp_path, capsys):
+    locked = tmp_path / "locked.xlsx"
+    locked.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(2048))
+    assert main(["import-table", str(db), str(locked), "--village", V]) == 1
+    assert "密码" in capsys.readouterr().err
+    missing = tmp_path / "nope.xlsx"
+    assert main(["import-table", str(db), str(missing), "--village", V]) == 1
+    assert "找不到文件" in capsys.readouterr().err
+    assert main(["export-table", str(db), "--village", V, "--out", str(tmp_path / "x.xlsx")]) == 1
+    assert "没有贫困户" in capsys.readouterr().err
+    bad_map = tmp_path / "bad.json"
+    bad_map.write_text("{not json", encoding="utf-8")
+    path = ledger(tmp_path / "l.xlsx", SYN_HEADER, syn_rows())
+    assert main(["import-table", str(db), str(path), "--mapping", str(bad_map)]) == 1
+    assert "JSON" in capsys.readouterr().err
+    assert _count(db) == 0
+
+
+def test_sixty_thousand_row_sheet(store, tmp_path):
+    """A village-sized county ledger: 60,000 member rows on one sheet (15,000 households of 4)."""
+    header = ["户编号", "户主姓名", "姓名", "身份证号", "与户主关系", "性别", *REQUIRED]
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("台账")
+    ws.append(header)
+    relations = [("户主", "1"), ("配偶", "2"), ("之子", "1"), ("之女", "2")]
+    households_n = 15000
+    for h in range(households_n):
+        birth = dt.date(1950, 1, 1) + dt.timedelta(days=h)
+        number = f"{V}{h + 1:05d}"
+        for i, (relation, sex) in enumerate(relations):
+            seq = 2 * i + (1 if sex == "1" else 2)
+            ws.append([number, f"户主{h}", f"成员{h}-{i}", idnumber.make("522699", birth, seq, sex), relation, sex,
+                       *REQUIRED_VALUES])
+    path = tmp_path / "big.xlsx"
+    wb.save(path)
+    plan = importer.analyse(store, path, village=V)
+    assert sum(info.rows for info in plan.infos) == 60000
+    assert len(plan.groups) == households_n
+    report = importer.dry_run(store, plan)
+    assert report.created == households_n and report.members == 60000 and report.rejected_rows == []
+    assert store.count("household") == 0
