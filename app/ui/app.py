@@ -6,17 +6,22 @@ window. Returns the exit code."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialog
 
+from app import settings
+from app.services import backup, integrity
 from app.store import Store, StoreError
 from app.ui import preferences, workers
 from app.ui.fonts import install_font
 from app.ui.main_window import MainWindow
 from app.ui.start import StartDialog, UnlockDialog
+
+log = logging.getLogger(__name__)
 
 
 def application() -> QApplication:
@@ -64,7 +69,8 @@ class _Failed(Exception):
 
 
 def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
-    """Start screen until a database is open and unlocked (None: the user quit)."""
+    """Start screen until a database is open and unlocked (None: the user quit). The store's
+    `unclean_before` tells whether the previous session ended without closing."""
     while True:
         chosen = path
         path = None
@@ -74,6 +80,7 @@ def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
                 return None
             chosen = start.chosen
         if isinstance(chosen, Store):
+            chosen.unclean_before = False
             return chosen  # just created: unlocked
         try:
             store = open_store(str(chosen))
@@ -82,6 +89,7 @@ def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
             message = str(exc)
             continue
         preferences.remember(str(chosen))
+        store.unclean_before = integrity.previous_session_unclean(store)
         dialog = UnlockDialog(store)
         if dialog.exec() == QDialog.Accepted:
             return store
@@ -91,15 +99,26 @@ def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
 
 def run(argv: list[str]) -> int:
     app = application()
+    try:
+        settings.setup_logging()
+    except OSError:
+        pass  # no log folder: the window still works
     path = next((a for a in argv if not a.startswith("-")), None)
     store = choose_and_unlock(app, path)
     if store is None:
         return 0
-    window = MainWindow(store)
+    integrity.mark_session_open(store)
+    window = MainWindow(store, unclean=store.unclean_before, daily_backup=True)
     window.show()
     code = app.exec()
     try:
+        if store.unlocked:
+            backup.daily_backup(store)
+    except OSError as exc:
+        log.warning("关闭时自动备份失败: %s", exc)
+    try:
+        integrity.mark_session_closed(store)
         store.close()
-    except Exception:  # closing must not hide the exit code
-        pass
+    except Exception as exc:  # closing must not hide the exit code
+        log.warning("关闭数据库时出错: %s", type(exc).__name__)
     return int(code)

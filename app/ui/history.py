@@ -62,7 +62,10 @@ class HistoryPanel(QWidget):
             head, fields = change_rows(change, d)
             item = QTreeWidgetItem(head)
             for label, old, new in fields:
-                item.addChild(QTreeWidgetItem([label, old, new]))
+                child = QTreeWidgetItem([label, old, new])
+                for col, text in enumerate((label, old, new)):
+                    child.setToolTip(col, text)
+                item.addChild(child)
             self.tree.addTopLevelItem(item)
         if self.tree.topLevelItemCount():
             self.tree.topLevelItem(0).setExpanded(True)

@@ -119,9 +119,11 @@ class DraftsDialog(QDialog):
 class MainWindow(QMainWindow):
     loaded_signal = Signal()
 
-    def __init__(self, store, parent=None):
+    def __init__(self, store, parent=None, *, unclean: bool = False, daily_backup: bool = False):
         super().__init__(parent)
         self.store = store
+        self._check_integrity = unclean  # the last session did not close cleanly
+        self._daily_backup = daily_backup
         self.d = default()
         self.loaded = False
         self.locked = False
@@ -263,15 +265,42 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.statusBar().showMessage("正在读取贫困户…")
         self._load_started = time.perf_counter()
-        workers.start(lambda progress: load_rows(self.store, progress), self._loaded, self._load_failed, self._progress)
+        check, backup_due = self._check_integrity, self._daily_backup
+        self._check_integrity = self._daily_backup = False
+
+        def work(progress):
+            outcome = {}
+            if backup_due:  # once per unlock of the program: a file copy, off the GUI thread
+                from app.services import backup
+
+                try:
+                    outcome["backup"] = backup.daily_backup(self.store)
+                except OSError as exc:
+                    outcome["backup_error"] = str(exc)
+            if check:
+                from app.services import integrity
+
+                outcome["integrity"] = integrity.check(self.store, progress)
+            outcome["rows"] = load_rows(self.store, progress)
+            return outcome
+
+        workers.start(work, self._loaded, self._load_failed, self._progress)
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def _loaded(self, rows) -> None:
+    def _loaded(self, outcome) -> None:
         if self.locked:
             return
+        rows = outcome["rows"]
+        report = outcome.get("integrity")
+        if report is not None:
+            box = QMessageBox.information if report.ok else QMessageBox.warning
+            box(self, "上次未正常关闭", "上次程序没有正常关闭,已检查数据库:\n" + report.summary()
+                + "".join("\n· " + p.line() for p in report.problems[:10]))
+        if outcome.get("backup_error"):
+            QMessageBox.warning(self, "自动备份失败", f"今天的自动备份没有完成:{outcome['backup_error']}\n请检查备份文件夹(设置)。")
         self.model.set_rows(rows)
         self._fill_tree()
         self.table.resizeColumnsToContents()

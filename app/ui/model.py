@@ -4,13 +4,13 @@ decrypted names and numbers) and a set lookup per row: nothing is decrypted per 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
 from app.core.dictionary import default
 from app.core.validation import completeness
-from app.services import households
 
 COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度"]
 
@@ -52,11 +52,20 @@ def row_of(doc: dict, d=None) -> Row:
 
 
 def load_rows(store, progress=None) -> list[Row]:
-    """Every household's list row, and the search index. Runs on a worker thread."""
+    """Every household's list row, and the search index. Runs on a worker thread.
+    A row needs the household and its members only (not incomes, visits, ...)."""
     d = default()
     total = store.count("household")
-    docs = households.documents(store, progress=(lambda i, n: progress(i, total * 2)) if progress else None)
-    rows = [row_of(doc, d) for doc in docs]
+    members: dict[str, list[dict]] = defaultdict(list)
+    for m in store.records("member"):
+        members[m.parent_id].append(m.fields)
+    if progress:
+        progress(total // 2, total * 2)
+    rows = []
+    for i, h in enumerate(store.records("household"), 1):
+        rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d))
+        if progress and i % 500 == 0:
+            progress(total // 2 + i // 2, total * 2)
     store.build_search_index(progress=(lambda i, n: progress(total + i * total // max(n, 1), total * 2)) if progress else None)
     if progress:
         progress(total * 2, total * 2)

@@ -48,7 +48,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         target = outdir / "main.png"
         window.grab().save(str(target))
         shots.append(target)
-        window.search.setText("王")
+        window.search.setText(window.model.rows[0].head_name[:1])  # a surname
         settle()
         target = outdir / "main_search.png"
         window.grab().save(str(target))
@@ -65,7 +65,19 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
             target = outdir / f"editor_{i + 1:02d}_{editor.d.kinds['household'].sections[i].key if i < len(editor.household_forms) else list(editor.panels)[i - len(editor.household_forms)]}.png"
             editor.grab().save(str(target))
             shots.append(target)
-        editor.dirty = False
+        # an ID number with a wrong check digit: the message beside the field and in the list
+        panel = editor.panels["member"]
+        editor.tabs.setCurrentWidget(panel)
+        panel.table.selectRow(1)
+        field = panel.form.inputs["id_number"]
+        number = field.value() or ""
+        field.set_value(number[:17] + ("0" if number[17:] != "0" else "1"))
+        panel.form._edited("id_number")
+        settle(300)
+        target = outdir / "editor_09_id_number_error.png"
+        editor.grab().save(str(target))
+        shots.append(target)
+        editor.discard()
         editor.close()
         window.close()
         store.close()
