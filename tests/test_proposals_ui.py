@@ -103,3 +103,18 @@ def test_the_new_proposal_dialog_refuses_without_a_reason_then_nominates(qtbot, 
     dialog.submit()
     assert dialog.result_proposal is not None
     assert [p["household_id"] for p in proposals.proposals(store)] == [b]
+
+
+def test_the_window_opens_as_its_own_window_from_a_parent(qtbot, make_store):
+    from PySide6.QtWidgets import QMainWindow
+
+    store = make_store()
+    setup(store)
+    main = QMainWindow()
+    qtbot.addWidget(main)
+    w = ProposalsWindow(store, main)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.show()
+    assert w.isWindow() and w.parent() is main
+    w.close()
+    assert w._on_changes not in store.listeners

@@ -219,7 +219,7 @@ class ProposalsWindow(QWidget):
     loaded = Signal()
 
     def __init__(self, store, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, Qt.Window)  # its own window even when the main window is the parent
         self.store = store
         self.setWindowTitle(f"识别与退出 — {store.site_name}({procedures.ROLE_LABELS.get(store.role, store.role)})")
         self.resize(1180, 720)
