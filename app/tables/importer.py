@@ -116,7 +116,8 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
     sheets = [s for s in sheets if s.title != CODE_SHEET]  # the drop-down lists of our own exports
     for sheet in sheets:
         kind = mp.sheet_kind(sheet.title, d)
-        known = {**mp.known_headers(kind, d), **{k: v for k, v in saved.items() if v}}
+        own = {h: t for h, t in saved.items() if mp.fits(t, kind)}  # a saved 年度→income.year stays on 家庭收入
+        known = {**mp.known_headers(kind, d), **{k: v for k, v in own.items() if v}}
         if not locate_header(sheet, known, mp.normalise_header):
             notes.append(f"工作表“{sheet.title}”没有可识别的表头,已跳过。")
             infos.append(SheetInfo(sheet.title, kind, 0, {}, [], 0))
@@ -125,7 +126,7 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         for c, h in enumerate(sheet.headers):
             if not h:
                 continue
-            target = saved[h] if h in saved else known.get(h, "")
+            target = own[h] if h in own else known.get(h, "")
             if target and target not in seen:
                 columns[c] = target
                 seen.add(target)

@@ -84,6 +84,23 @@ def valid_target(target: str, dictionary: Dictionary | None = None) -> bool:
     return kind in d.kinds and key in d.kinds[kind].fields and (kind == "household" or d.kinds[kind].parent == "household")
 
 
+def fits(target: str, sheet_kind: str) -> bool:
+    """Whether a target can be used on a sheet of that kind ("household": households and members)."""
+    if target == "" or target in SPECIAL_TARGETS or target == "household.household_number":
+        return True
+    kind = target.split(".", 1)[0]
+    return kind in ("household", "member") if sheet_kind == "household" else kind == sheet_kind
+
+
+def choices(dictionary: Dictionary | None = None) -> list[tuple[str, str]]:
+    """(target, label) of every target a household/member column can map to, for a mapping editor."""
+    d = dictionary or default()
+    out = [(t, label) for t, label in SPECIAL_TARGETS.items()]
+    for k, prefix in (("household", "户"), ("member", "成员")):
+        out += [(f"{k}.{f.key}", f"{prefix}·{f.label}") for f in d.kinds[k].fields.values()]
+    return out
+
+
 def known_headers(kind: str = "household", dictionary: Dictionary | None = None) -> dict[str, str]:
     """Normalised header text → target. kind "household" covers household+member sheets (and the
     special targets); any other child kind covers a sheet of that kind."""

@@ -1,0 +1,416 @@
+"""The Excel/CSV dialog: import an existing 台账 (choose the file, check and edit the column mapping,
+dry run with every rejected row listed, confirm, progress) and export a village or township.
+
+Reading, checking, importing and exporting run in a worker thread; the dialog only shows results.
+The column mapping the user confirms is kept in the database's settings (headers and field names
+only, no personal data) and used again next time. The file is read into memory; nothing with
+personal data is written to disk except the files the user saves (error workbook, export).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.tables import TableError, exporter, importer, mapping
+
+MAPPING_META = "table_mapping"
+SHOWN_REJECTIONS = 2000
+
+
+class Job(QObject):
+    """Runs fn(progress) in a worker thread; emits progress, then finished(result) or failed(message)."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self.fn(self.progress.emit)
+        except TableError as exc:
+            self.failed.emit(str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user instead of killing the thread
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+            return
+        self.finished.emit(result)
+
+
+class TableDialog(QDialog):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.plan: importer.Plan | None = None
+        self.report: importer.Report | None = None
+        self._thread: QThread | None = None
+        self._job: Job | None = None
+        self._on_done = None
+        self.setWindowTitle("Excel / CSV 导入导出")
+        self.resize(900, 720)
+        villages = store.divisions("village")
+        townships = store.divisions("township")
+
+        # ---- import tab
+        self.file_edit = QLineEdit()
+        self.file_edit.setPlaceholderText("选择 .xlsx 或 .csv 台账文件")
+        self.file_edit.setReadOnly(True)
+        choose = QPushButton("选择文件…")
+        self.village = QComboBox()
+        self.village.addItem("按表中的“村代码/村名称”列", None)
+        for v in villages:
+            self.village.addItem(f"{v['name']}({v['code']})", v["code"])
+        self.check_button = QPushButton("读取并试导入")
+        self.mapping_table = QTableWidget(0, 2)
+        self.mapping_table.setHorizontalHeaderLabels(["表中的列", "对应字段"])
+        self.mapping_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.mapping_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.mapping_table.verticalHeader().setVisible(False)
+        self.recheck_button = QPushButton("按此对照重新试导入")
+        self.save_mapping_button = QPushButton("保存列对照(下次自动使用)")
+        self.summary = QLabel("选择文件后点“读取并试导入”:先检查,不写数据库。")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.rejections = QTableWidget(0, 4)
+        self.rejections.setHorizontalHeaderLabels(["工作表", "行号", "列", "原因"])
+        self.rejections.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+        self.rejections.verticalHeader().setVisible(False)
+        self.rejections.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.errors_button = QPushButton("保存错误工作簿…")
+        self.import_button = QPushButton("确认导入")
+        self.import_button.setDefault(True)
+        for b in (self.recheck_button, self.save_mapping_button, self.errors_button, self.import_button):
+            b.setEnabled(False)
+
+        import_tab = QWidget()
+        row1 = QHBoxLayout()
+        row1.addWidget(QLabel("文件"))
+        row1.addWidget(self.file_edit, 1)
+        row1.addWidget(choose)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("村"))
+        row2.addWidget(self.village, 1)
+        row2.addWidget(self.check_button)
+        map_buttons = QHBoxLayout()
+        map_buttons.addWidget(self.recheck_button)
+        map_buttons.addWidget(self.save_mapping_button)
+        map_buttons.addStretch(1)
+        act = QHBoxLayout()
+        act.addWidget(self.errors_button)
+        act.addStretch(1)
+        act.addWidget(self.import_button)
+        lay = QVBoxLayout(import_tab)
+        lay.addLayout(row1)
+        lay.addLayout(row2)
+        lay.addWidget(QLabel("列对照(可修改;“不导入”的列将被忽略):"))
+        lay.addWidget(self.mapping_table, 2)
+        lay.addLayout(map_buttons)
+        lay.addWidget(self.summary)
+        lay.addWidget(QLabel("将被拒绝的行:"))
+        lay.addWidget(self.rejections, 3)
+        lay.addLayout(act)
+
+        # ---- export tab
+        self.scope = QComboBox()
+        for v in villages:
+            self.scope.addItem(f"村:{v['name']}({v['code']})", f"village:{v['code']}")
+        for t in townships:
+            self.scope.addItem(f"乡镇:{t['name']}({t['code']})", f"township:{t['code']}")
+        if not villages:
+            for code in store.village_codes():
+                self.scope.addItem(f"村:{code}", f"village:{code}")
+        self.export_button = QPushButton("导出…")
+        self.export_button.setEnabled(self.scope.count() > 0)
+        export_tab = QWidget()
+        el = QVBoxLayout(export_tab)
+        er = QHBoxLayout()
+        er.addWidget(QLabel("范围"))
+        er.addWidget(self.scope, 1)
+        er.addWidget(self.export_button)
+        el.addLayout(er)
+        el.addWidget(QLabel("导出为 .xlsx:贫困户、家庭成员、收入、帮扶等各一张表,中文表头和代码名称,冻结首行,\n"
+                            "代码列带下拉选择;也可导出 .csv(每名成员一行)。导出的文件可直接再导入。"))
+        el.addStretch(1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(import_tab, "导入台账")
+        self.tabs.addTab(export_tab, "导出")
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        close = QPushButton("关闭")
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.progress)
+        layout.addLayout(bottom)
+
+        choose.clicked.connect(self.choose_file)
+        self.check_button.clicked.connect(lambda: self.check())
+        self.recheck_button.clicked.connect(lambda: self.check(self.edited_mapping()))
+        self.save_mapping_button.clicked.connect(self.save_mapping)
+        self.errors_button.clicked.connect(self.save_errors_as)
+        self.import_button.clicked.connect(self.confirm_import)
+        self.export_button.clicked.connect(self.export_as)
+        close.clicked.connect(self.reject)
+        self._busy_widgets = [choose, self.check_button, self.recheck_button, self.save_mapping_button,
+                              self.errors_button, self.import_button, self.export_button, self.village, self.scope]
+
+    # ------------------------------------------------------------------ worker
+
+    def _start(self, label: str, fn, on_done) -> None:
+        self._states = {w: w.isEnabled() for w in self._busy_widgets}
+        for w in self._busy_widgets:
+            w.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.status.setText(label)
+        self._label = label
+        self._on_done = on_done
+        self._thread = QThread(self)
+        self._job = Job(fn)
+        self._job.moveToThread(self._thread)
+        self._thread.started.connect(self._job.run)
+        self._job.progress.connect(self._on_progress)
+        self._job.finished.connect(self._on_finished)
+        self._job.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread.deleteLater()
+            self._thread = None
+            self._job = None
+        self.progress.setVisible(False)
+        for w, enabled in self._states.items():
+            w.setEnabled(enabled)
+
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(f"{self._label} {done}/{total} 户")
+
+    @Slot(object)
+    def _on_finished(self, result) -> None:
+        self._stop()
+        callback, self._on_done = self._on_done, None
+        callback(result)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._stop()
+        self.status.setText(f"<span style='color:#c00000'>{message}</span>")
+        self.summary.setText(f"<span style='color:#c00000'>{message}</span>")
+
+    def wait_until_done(self, timeout_ms: int = 120000) -> bool:
+        """For tests and scripts: block (processing events) until the current job ends."""
+        from PySide6.QtCore import QCoreApplication, QElapsedTimer
+
+        timer = QElapsedTimer()
+        timer.start()
+        while self._thread is not None and timer.elapsed() < timeout_ms:
+            QCoreApplication.processEvents()
+            QThread.msleep(10)
+        QCoreApplication.processEvents()
+        return self._thread is None
+
+    # ------------------------------------------------------------------ import
+
+    def saved_mapping(self) -> dict:
+        try:
+            data = json.loads(self.store.meta(MAPPING_META) or "{}")
+        except ValueError:
+            return {}
+        return {h: t for h, t in data.items() if isinstance(t, str) and mapping.valid_target(t)}
+
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "选择台账文件", str(Path.home()), "表格 (*.xlsx *.csv)")
+        if path:
+            self.set_file(path)
+            self.check()
+
+    def set_file(self, path) -> None:
+        self.file_edit.setText(str(path))
+        self.plan = self.report = None
+        self.import_button.setEnabled(False)
+        self.errors_button.setEnabled(False)
+
+    def check(self, edited: dict | None = None) -> None:
+        """Read the file, map its columns (saved mapping, then any edits) and dry-run the import."""
+        path = self.file_edit.text()
+        if not path:
+            self.summary.setText("请先选择文件。")
+            return
+        village = self.village.currentData()
+        used = {**self.saved_mapping(), **(edited or {})}
+        store = self.store
+
+        def work(progress):
+            plan = importer.analyse(store, path, village=village, saved_mapping=used)
+            return plan, importer.dry_run(store, plan, progress)
+
+        self.import_button.setEnabled(False)
+        self._start("正在读取并检查…", work, self._checked)
+
+    def _checked(self, result) -> None:
+        self.plan, self.report = result
+        self._show_mapping(self.plan)
+        self._show_report(self.report)
+        accepted = self.report.created + self.report.updated + self.report.unchanged
+        self.import_button.setEnabled(accepted > 0)
+        self.errors_button.setEnabled(bool(self.report.rejected_rows))
+        self.recheck_button.setEnabled(True)
+        self.save_mapping_button.setEnabled(True)
+        self.status.setText("试导入完成:数据库没有改动。核对后点“确认导入”。")
+
+    def _show_mapping(self, plan: importer.Plan) -> None:
+        options = mapping.choices()
+        self.mapping_table.setRowCount(0)
+        for header, target in plan.mapping.items():
+            r = self.mapping_table.rowCount()
+            self.mapping_table.insertRow(r)
+            item = QTableWidgetItem(header)
+            item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+            self.mapping_table.setItem(r, 0, item)
+            combo = QComboBox()
+            combo.addItem("(不导入)", "")
+            for t, label in options:
+                combo.addItem(label, t)
+            if target and combo.findData(target) < 0:
+                combo.addItem(mapping.target_label(target), target)
+            combo.setCurrentIndex(max(combo.findData(target), 0))
+            self.mapping_table.setCellWidget(r, 1, combo)
+
+    def edited_mapping(self) -> dict:
+        out = {}
+        for r in range(self.mapping_table.rowCount()):
+            combo = self.mapping_table.cellWidget(r, 1)
+            out[self.mapping_table.item(r, 0).text()] = combo.currentData() or ""
+        return out
+
+    def set_target(self, header: str, target: str) -> None:
+        """Change the field a column maps to (as a user would in the mapping table)."""
+        for r in range(self.mapping_table.rowCount()):
+            if self.mapping_table.item(r, 0).text() == mapping.normalise_header(header):
+                combo = self.mapping_table.cellWidget(r, 1)
+                combo.setCurrentIndex(combo.findData(target))
+                return
+        raise KeyError(header)
+
+    def save_mapping(self) -> None:
+        current = {**self.saved_mapping(), **self.edited_mapping()}
+        self.store.set_meta(MAPPING_META, json.dumps(current, ensure_ascii=False))
+        self.status.setText("列对照已保存,下次导入时自动使用。")
+
+    def _show_report(self, report: importer.Report) -> None:
+        text = report.summary().replace("\n", "<br>")
+        if report.rejected_rows:
+            text += f"<br><span style='color:#c00000'>被拒绝的行不会导入;可保存错误工作簿,改正后再导入。</span>"
+        self.summary.setText(text)
+        shown = report.rejections[:SHOWN_REJECTIONS]
+        self.rejections.setRowCount(len(shown))
+        for r, rej in enumerate(shown):
+            for c, value in enumerate((rej.sheet, str(rej.row), rej.column, rej.reason)):
+                self.rejections.setItem(r, c, QTableWidgetItem(value))
+        self.rejections.resizeColumnsToContents()
+        self.rejections.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+
+    def confirm_import(self) -> None:
+        if self.plan is None:
+            return
+        plan, store = self.plan, self.store
+
+        def work(progress):
+            return importer.commit(store, plan, progress)
+
+        self._start("正在导入…", work, self._imported)
+
+    def _imported(self, report: importer.Report) -> None:
+        self.report = report
+        self.plan = None
+        self._show_report(report)
+        self.import_button.setEnabled(False)
+        self.errors_button.setEnabled(bool(report.rejected_rows))
+        self.status.setText("导入完成(一次事务)。")
+
+    def save_errors_to(self, path) -> Path:
+        return importer.write_error_workbook(self.report, path)
+
+    def save_errors_as(self) -> None:
+        if not self.report or not self.report.rejected_rows:
+            return
+        start = str(Path(self.file_edit.text()).with_name(Path(self.file_edit.text()).stem + "-错误.xlsx"))
+        path, _ = QFileDialog.getSaveFileName(self, "保存错误工作簿", start, "Excel 工作簿 (*.xlsx)")
+        if not path:
+            return
+        if not path.lower().endswith(".xlsx"):
+            path += ".xlsx"
+        try:
+            self.save_errors_to(path)
+        except OSError as exc:
+            QMessageBox.warning(self, "无法保存", f"无法写入 {path}:{exc.strerror}")
+            return
+        self.status.setText(f"错误工作簿已保存到 {path}")
+
+    # ------------------------------------------------------------------ export
+
+    def export_to(self, path) -> None:
+        level, code = self.scope.currentData().split(":", 1)
+        store = self.store
+
+        def work(progress):
+            kw = {"village": code} if level == "village" else {"township": code}
+            return path, exporter.export_table(store, path, progress=progress, **kw)
+
+        self._start("正在导出…", work, self._exported)
+
+    def _exported(self, result) -> None:
+        path, counts = result
+        self.status.setText(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {path}")
+
+    def export_as(self) -> None:
+        if self.scope.currentData() is None:
+            return
+        level, code = self.scope.currentData().split(":", 1)
+        start = str(Path.home() / f"贫困户-{code}.xlsx")
+        path, chosen = QFileDialog.getSaveFileName(self, "导出", start, "Excel 工作簿 (*.xlsx);;CSV (*.csv)")
+        if not path:
+            return
+        if not path.lower().endswith((".xlsx", ".csv")):
+            path += ".csv" if "csv" in chosen.lower() else ".xlsx"
+        self.export_to(path)
+
+    def done(self, result: int) -> None:
+        if self._thread is not None:
+            self.wait_until_done()
+        super().done(result)

@@ -1,0 +1,74 @@
+"""The Excel/CSV dialog: dry run off the GUI thread, mapping edits, confirm, export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from openpyxl import load_workbook  # noqa: E402
+
+from app.tables import mapping  # noqa: E402
+from app.ui.table_dialog import MAPPING_META, TableDialog  # noqa: E402
+from tests.test_tables import REQUIRED, REQUIRED_VALUES, SYN_HEADER, V, ledger, syn_rows  # noqa: E402
+
+
+def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
+    header = ["户主名字", *SYN_HEADER[2:]]   # 户主名字 is not a known header, and no 户号 column
+    rows = [[r[1], *r[2:]] for r in syn_rows()]
+    id_col = header.index("身份证号")
+    rows[3][id_col] = rows[3][id_col][:-1] + ("0" if rows[3][id_col][-1] != "0" else "1")  # the son: bad check digit
+    path = ledger(tmp_path / "台账.xlsx", header, rows)
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.village.setCurrentIndex(dialog.village.findData(V))
+    dialog.set_file(path)
+    dialog.check()
+    assert dialog._thread is not None  # checking runs in a worker thread
+    assert dialog.wait_until_done()
+    assert dialog.report.created == 0 and "户主名字" in dialog.summary.text()  # unmapped: no head's name
+    assert store.count() == 0
+    dialog.set_target("户主名字", "household.head_name")  # the user picks the field in the mapping table
+    dialog.recheck_button.click()
+    assert dialog.wait_until_done()
+    assert dialog.report is not None and dialog.report.created == 1
+    assert dialog.rejections.rowCount() == 2  # both rows of the second household
+    assert dialog.import_button.isEnabled() and dialog.errors_button.isEnabled()
+    assert store.count() == 0  # the dry run wrote nothing
+    dialog.save_mapping()
+    assert json.loads(store.meta(MAPPING_META))["户主名字"] == "household.head_name"
+    errors = dialog.save_errors_to(tmp_path / "errors.xlsx")
+    assert {r[1] for r in load_workbook(errors)["错误清单"].iter_rows(min_row=2, values_only=True)} == {4, 5}
+    assert any("校验位" in dialog.rejections.item(r, 3).text() for r in range(2))
+    dialog.grab().save(str(tmp_path / "dialog.png"))
+    dialog.confirm_import()
+    assert dialog.wait_until_done()
+    assert store.count("household") == 1 and store.count("member") == 2
+    assert "已新建 1 户" in dialog.summary.text()
+    # next time the saved mapping is used without editing
+    again = TableDialog(store)
+    qtbot.addWidget(again)
+    again.village.setCurrentIndex(again.village.findData(V))
+    again.set_file(path)
+    again.check()
+    assert again.wait_until_done() and again.report.unchanged == 1
+    # export the village
+    dialog.scope.setCurrentIndex(dialog.scope.findData(f"village:{V}"))
+    out = tmp_path / "out.xlsx"
+    dialog.export_to(out)
+    assert dialog.wait_until_done()
+    assert "已导出 1 户" in dialog.status.text() and load_workbook(out)["贫困户"].max_row == 2
+
+
+def test_unreadable_file_is_reported(qtbot, store, tmp_path):
+    locked = tmp_path / "locked.xlsx"
+    locked.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1024))
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.set_file(locked)
+    dialog.check()
+    assert dialog.wait_until_done()
+    assert "密码" in dialog.summary.text() and not dialog.import_button.isEnabled()
+    assert store.count() == 0
