@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -268,6 +269,7 @@ class ProposalsWindow(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.detail, 1)
+        self.action_box.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
         right_layout.addWidget(self.action_box)
         split = QSplitter()
         split.addWidget(self.table)
@@ -522,7 +524,7 @@ class ProposalsWindow(QWidget):
             self.next_label.setText(f"这份申报{proposals.state_label(p)},无需再办理。")
             self.do_button.setEnabled(False)
             return
-        self.signed.setVisible(stage == "review" and p.get("proposal_kind") == "exit")
+        self._show_row(self.signed, stage == "review" and p.get("proposal_kind") == "exit")
         if stage == "notice" and p.get("notice_start"):
             self.notice_start.setDate(QDate.fromString(p["notice_start"], "yyyy-MM-dd"))
             self.notice_end.setDate(QDate.fromString(p["notice_end"], "yyyy-MM-dd"))
@@ -532,10 +534,7 @@ class ProposalsWindow(QWidget):
         self.do_button.setEnabled(refusal is None and not self.loading)
 
     def _show_row(self, widget, visible: bool) -> None:
-        widget.setVisible(visible)
-        label = self._form.labelForField(widget)
-        if label is not None:
-            label.setVisible(visible)
+        self._form.setRowVisible(widget, visible)
 
     # ------------------------------------------------------------------ actions
 
