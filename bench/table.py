@@ -10,6 +10,7 @@ Prints the workload, the median time of each, rows per second and the ratio impo
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import os
 import statistics
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 from openpyxl import Workbook, load_workbook  # noqa: E402
 
-from app.core import demo  # noqa: E402
+from app.core import demo, idnumber  # noqa: E402
 from app.core.dictionary import default  # noqa: E402
 from app.services import demo as demo_service  # noqa: E402
 from app.store import Store  # noqa: E402
@@ -44,7 +45,15 @@ def workbook(n_households: int) -> tuple[bytes, int]:
     ws.append(["村代码", *(d.field_label("household", k) for k in house_keys),
                *(d.field_label("member", k) for k in member_keys)])
     rows = 0
+    seen: set[str] = set()
     for doc in docs:
+        for m in doc["members"]:  # the demo generator's sequence numbers repeat past a few thousand households
+            number, seq = m["id_number"], 0
+            while number in seen and seq < 500:
+                seq += 1
+                number = idnumber.make(number[:6], dt.date.fromisoformat(m["birth_date"]), seq, m["sex"])
+            seen.add(number)
+            m["id_number"] = number
         house = [doc["village_code"], *(d.display("household", k, doc.get(k)) or None for k in house_keys)]
         for m in doc["members"]:
             ws.append([*house, *(d.display("member", k, m.get(k)) or None for k in member_keys)])
