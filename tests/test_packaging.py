@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from app import settings
-from app.cli import maintenance_commands
 from app.cli.main import main
 from app.store import Store
 
@@ -98,19 +97,27 @@ def test_logs_of_a_demo_session_contain_no_personal_data(home, tmp_path, monkeyp
     assert "13912345678" not in text
 
 
-def test_selftest_reports_each_step_and_fails_loudly(home, monkeypatch, capsys):
-    """Every step up to the bundle export passes; the bundle step passes only when app.sync offers
-    an export (otherwise the self-test fails and names what is missing)."""
-    status = main(["selftest"])
-    out = capsys.readouterr()
-    for step in ("程序资源", "创建加密数据库", "保存一户", "校验", "加密检查", "打印户有卡", "备份与完整性检查"):
-        assert f"通过  {step}" in out.out
-    if maintenance_commands._find_bundle_export() is None:
-        assert status == 1
-        assert "失败  导出数据包" in out.out and "app.sync" in out.out
-    else:
-        assert status == 0, out.out + out.err
-        assert "自检通过" in out.out
+def test_selftest_passes_every_step(home, capsys):
+    assert main(["selftest"]) == 0
+    out = capsys.readouterr().out
+    for step in ("程序资源", "创建加密数据库", "保存一户", "校验", "加密检查", "打印户有卡", "导出数据包并由县级导入",
+                 "备份与完整性检查"):
+        assert f"通过  {step}" in out
+    assert "自检通过:8 项" in out
+
+
+def test_selftest_fails_when_the_county_refuses_the_bundle(home, monkeypatch, capsys):
+    from app.sync import exchange
+
+    real = exchange.import_paths
+
+    def refuse(store, paths, progress=None):
+        return [exchange.Report(r.name, "refused", "测试:拒收") for r in real(store, paths, progress)]
+
+    monkeypatch.setattr(exchange, "import_paths", refuse)
+    assert main(["selftest"]) == 1
+    out = capsys.readouterr().out
+    assert "失败  导出数据包并由县级导入" in out and "拒收" in out
 
 
 def test_selftest_fails_when_the_font_is_missing(home, monkeypatch, tmp_path, capsys):

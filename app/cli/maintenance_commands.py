@@ -3,7 +3,6 @@ files safe on a laptop, and checking that an installed (packaged) program works.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import tempfile
@@ -121,24 +120,18 @@ def _step(name: str, results: list, fn):
     return detail
 
 
-def _find_bundle_export():
-    """The bundle export function of app.sync, when that package is present."""
-    try:
-        module = importlib.import_module("app.sync.bundle")
-    except ImportError:
-        return None
-    return getattr(module, "export_bundle", None)
-
-
 def run_selftest(folder: Path) -> list:
-    """The self-test steps in `folder`; raises SelftestFailed at the first failing step."""
-    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415
+    """The self-test steps in `folder`; raises SelftestFailed at the first failing step.
 
+    It plays one sync day in miniature: a county database enrolls a village laptop, the laptop
+    (created from the enrollment package) saves and validates a household, prints its card and
+    exports an upstream bundle, and the county imports that bundle and holds the household."""
     from app import paths  # noqa: PLC0415
     from app.core import demo as demo_data  # noqa: PLC0415
     from app.core.dictionary import default  # noqa: PLC0415
     from app.services import demo, households, printing  # noqa: PLC0415
     from app.store import Store  # noqa: PLC0415
+    from app.sync import exchange, identity  # noqa: PLC0415
 
     results: list = []
     state: dict = {}
@@ -152,17 +145,24 @@ def run_selftest(folder: Path) -> list:
         return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB"
 
     def create():
-        key = X25519PrivateKey.generate()
-        state["recovery"] = key
-        store = Store.create(folder / "selftest.db", role="village", site_name="自检", operator="自检",
-                             passphrase=secret, recovery_public_key=key.public_key())
-        state["store"] = store
-        demo.install_reference_data(store)
-        return "加密数据库已创建"
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415
+
+        doc = demo_data.households(1, seed=7)[0]
+        state["doc"] = doc
+        county = Store.create(folder / "county.db", role="county", site_name="自检县", operator="自检",
+                              passphrase=secret, recovery_public_key=X25519PrivateKey.generate().public_key())
+        state["county"] = county
+        demo.install_reference_data(county)
+        identity.setup_county(county)
+        enrollment = identity.enroll(county, site_name="自检工作队", role="village", villages=[doc["village_code"]])
+        contents = identity.open_enrollment(enrollment.package, enrollment.code)
+        state["store"] = identity.create_from_enrollment(folder / "selftest.db", contents, operator="自检",
+                                                         passphrase=secret)
+        return "县级库登记设备,按登记包创建村级加密数据库"
 
     def save():
-        doc = demo_data.households(1, seed=7)[0]
-        state["head"] = doc.get("head_name") or next((m.get("name") for m in doc.get("members", []) if m.get("name")), None)
+        doc = state["doc"]
+        state["head"] = doc.get("head_name")
         numbers = [m.get("id_number") for m in doc.get("members", []) if m.get("id_number")]
         state["id_number"] = numbers[0] if numbers else None
         result = households.save(state["store"], doc, allow_errors=True, reason="自检")
@@ -180,7 +180,9 @@ def run_selftest(folder: Path) -> list:
         store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw = b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("selftest.db") and p.is_file())
         for value in (state["head"], state["id_number"]):
-            if value and value.encode("utf-8") in raw:
+            if not value:
+                raise RuntimeError("自检户没有户主姓名或证件号码")
+            if value.encode("utf-8") in raw:
                 raise RuntimeError("数据库文件中出现了明文的个人信息")
         return "数据库文件中没有明文姓名和证件号码"
 
@@ -192,35 +194,48 @@ def run_selftest(folder: Path) -> list:
         return f"户有卡 {result.pages} 页,{len(data) // 1024} KB"
 
     def bundle():
-        export = _find_bundle_export()
-        if export is None:
-            raise RuntimeError("本程序中没有数据包导出功能(app.sync.bundle.export_bundle)")
-        out = export(state["store"], folder / "bundles")
-        path = Path(getattr(out, "path", out))
-        if not path.is_file() or path.stat().st_size == 0:
-            raise RuntimeError("数据包文件没有写出")
-        return f"数据包 {path.name},{path.stat().st_size // 1024} KB"
+        usb = folder / "usb"
+        usb.mkdir()
+        [path] = exchange.export_to(state["store"], usb)
+        data = path.read_bytes()
+        for value in (state["head"], state["id_number"]):
+            if value.encode("utf-8") in data:
+                raise RuntimeError("数据包中出现了明文的个人信息")
+        [report] = exchange.import_paths(state["county"], [usb])
+        if report.status != "accepted":
+            raise RuntimeError(f"县级库未接收数据包:{report.line()}")
+        def by_id(doc):  # the order of child records may differ between databases
+            return {k: sorted(v, key=lambda r: r.get("id", "")) if isinstance(v, list) and v and isinstance(v[0], dict)
+                    else v for k, v in doc.items()}
+
+        theirs = households.document(state["county"], state["household"])
+        mine = households.document(state["store"], state["household"])
+        if theirs is None or by_id(theirs) != by_id(mine):
+            raise RuntimeError("县级库导入后的户档与村级库不一致")
+        return f"数据包 {len(data) // 1024} KB,县级库已接收 {report.changes} 条更改,户档一致"
 
     def backup_and_check():
         info = backups.backup(state["store"], folder / "backups")
         records, changes = integrity.verify_file(info.path, "自检", secret, label="自检备份")
-        report = integrity.check(state["store"])
-        if not report.ok:
-            raise RuntimeError(report.summary())
-        return f"备份 {info.size // 1024} KB 校验通过({records} 条记录、{changes} 条修改记录),数据库完整"
+        for name, label in (("store", "村级库"), ("county", "县级库")):
+            report = integrity.check(state[name])
+            if not report.ok:
+                raise RuntimeError(f"{label}:{report.summary()} {'; '.join(p.line() for p in report.problems[:3])}")
+        return f"备份 {info.size // 1024} KB 校验通过({records} 条记录、{changes} 条修改记录),村级库和县级库完整"
 
     try:
         _step("程序资源", results, resources)
-        _step("创建加密数据库", results, create)
+        _step("创建加密数据库(县级登记村级设备)", results, create)
         _step("保存一户", results, save)
         _step("校验", results, validate)
         _step("加密检查", results, no_plain_text)
         _step("打印户有卡", results, card)
+        _step("导出数据包并由县级导入", results, bundle)
         _step("备份与完整性检查", results, backup_and_check)
-        _step("导出数据包", results, bundle)
     finally:
-        if "store" in state:
-            state["store"].close()
+        for name in ("store", "county"):
+            if name in state:
+                state[name].close()
     return results
 
 
