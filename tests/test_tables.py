@@ -419,3 +419,25 @@ def test_read_file_skips_nothing_in_memory(tmp_path):
     path.unlink()
     sheets = read_file(tmp_path / "l.xlsx", data)
     assert len(sheets[0].rows) == 5 and not list(tmp_path.iterdir())
+
+
+def test_reimport_cannot_change_status_behind_the_procedure(fresh, tmp_path):
+    path = ledger(tmp_path / "l.xlsx", SYN_HEADER, syn_rows())
+    importer.import_table(fresh, path, village=V)
+    rows = syn_rows()
+    for r in rows[:2]:
+        r[6] = "已脱贫(享受政策)"
+    ledger(path, SYN_HEADER, rows)
+    for dry in (True, False):
+        report = importer.import_table(fresh, path, village=V, dry=dry)
+        assert report.rejected_rows == [("台账", 2), ("台账", 3)] and report.unchanged == 1
+    assert {d["status"] for d in households.documents(fresh)} == {"1"}
+
+
+def test_id_number_stored_as_excel_number_is_explained(fresh, tmp_path):
+    rows = syn_rows()
+    rows[0][11] = float(HEAD1[:17] + "0") if HEAD1[-1] == "X" else float(HEAD1)
+    path = ledger(tmp_path / "num.xlsx", SYN_HEADER, rows)
+    report = importer.import_table(fresh, path, village=V, dry=True)
+    assert any(r.row == 2 and "文本" in r.reason for r in report.rejections)
+    assert report.created == 1 and report.rejected_households == 1

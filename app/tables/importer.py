@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core import idnumber, values
+from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import ERROR, collection, record_label
 from app.services import households
@@ -188,6 +188,10 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     continue
                 kind, key = target.split(".", 1)
                 f = d.kinds[kind].fields[key]
+                if f.type == "id_number" and isinstance(raw, (int, float)) and not isinstance(raw, bool) and abs(raw) >= 1e14:
+                    errors.append(Rejection(sheet.title, number, column,
+                                            "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入"))
+                    continue
                 if f.type == "code" and isinstance(raw, str):
                     raw = aliases[f.codes].get(raw.replace(" ", ""), raw)
                 elif f.type == "multi_code" and isinstance(raw, str):
@@ -409,6 +413,11 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
                     errors = [f for f in findings if f.severity == ERROR]
                     if errors:
                         raise households.ValidationFailed(findings)
+                    if stored is not None and merged.get("status") != stored.get("status"):
+                        refusal = procedures.authorize_change("household", {"status": merged.get("status")},
+                                                              {"status": stored.get("status")}, store.role, op="update", reason="")
+                        if refusal:  # as households.save would refuse it
+                            raise households.InputError(f"{where}: {refusal}")
                     created, changed = stored is None, stored is None or _differs(merged, stored, d)
                 else:
                     result = households.save(store, g.doc, where=where)
