@@ -227,3 +227,12 @@ def test_daily_backup_respects_the_setting(demo_store, tmp_path, monkeypatch):
     settings.save(settings.Settings(auto_backup=True, backup_folder=str(tmp_path / "stick"), backup_keep=2))
     info = backups.daily_backup(demo_store)
     assert info is not None and info.path.parent == tmp_path / "stick"
+
+
+def test_a_failed_daily_backup_is_an_oserror_with_a_clear_message(demo_store, tmp_path, monkeypatch):
+    """The window guards the daily backup with `except OSError` and shows str(exc) to the user."""
+    blocker = tmp_path / "stick"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError) as err:
+        backups.daily_backup(demo_store, folder=blocker / "备份")
+    assert str(err.value).startswith("无法创建备份文件夹")

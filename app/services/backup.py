@@ -39,8 +39,9 @@ _NAME = re.compile(r"^(?P<stem>.+)-(?P<short>[0-9a-f]{8})-(?P<stamp>\d{8}-\d{6})
 _STAMP = "%Y%m%d-%H%M%S"
 
 
-class BackupError(Exception):
-    """A backup or restore could not be done; the message is Chinese and says what to do."""
+class BackupError(OSError):
+    """A backup or restore could not be done; the message is Chinese and says what to do.
+    (An OSError, so callers that guard file work with `except OSError` also catch it.)"""
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,9 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
         _fsync_file(tmp)
         os.replace(tmp, final)
         _fsync_dir(folder)
+    except BackupError:
+        _remove(tmp)
+        raise
     except OSError as exc:
         _remove(tmp)
         raise BackupError(f"无法写入备份到 {folder}:{exc.strerror or exc}。请检查U盘空间或是否写保护") from None
@@ -324,6 +328,9 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
             _remove(extra)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
+    except BackupError:
+        _remove(tmp)
+        raise
     except OSError as exc:
         _remove(tmp)
         raise BackupError(f"恢复失败,当前数据库未改动:{exc.strerror or exc}") from None
