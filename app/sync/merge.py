@@ -49,7 +49,7 @@ class Merger:
     def __init__(self, store: Store):
         self.store = store
         self.cache: dict[str, Record] = {}
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, None] = {}  # insertion order = order records were first touched
         self.conflicts = 0
         self.applied = 0
 
@@ -147,7 +147,7 @@ class Merger:
         if c.hlc > rec.hlc:
             rec.hlc = c.hlc
         store.write_change_raw(c)
-        self.dirty.add(rec.id)
+        self.dirty[rec.id] = None
         self.applied += 1
         return True
 

@@ -1,0 +1,326 @@
+"""Sync between laptops and the county: merge, conflicts, convergence, crash safety, recovery,
+county duplicates and the CLI contract."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.cli.main import main
+from app.services import households
+from app.store import Store
+from app.sync import exchange, identity, merge
+from tests import factories
+from tests.sync_helpers import (
+    OTHER_VILLAGE, PASSPHRASE, VILLAGE, change_ids, digest, down, make_county, make_device, state, up,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A county and two laptops of the same village that both hold one household from laptop A."""
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    result = households.save(a, factories.household())
+    assert up(a, county).status == "accepted"
+    assert down(county, b).status == "accepted"
+    assert down(county, a).status == "accepted"
+    yield county, a, b, result.household_id
+    for s in (a, b, county):
+        s.close()
+
+
+def test_a_household_travels_from_one_laptop_to_another_through_the_county(hub):
+    county, a, b, hid = hub
+    assert households.document(b, hid) == households.document(a, hid) == households.document(county, hid)
+    # the household number came from laptop A's certificate block
+    block = identity.device_certificate(a).body["number_block"]
+    number = int(households.document(a, hid)["household_number"][len(VILLAGE):])
+    assert block[0] <= number <= block[1]
+
+
+def test_two_laptops_editing_one_field_give_one_conflict_whose_loser_can_be_restored(hub):
+    county, a, b, hid = hub
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    time.sleep(0.005)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    assert up(a, county).status == "accepted"
+    report = up(b, county)
+    assert report.status == "accepted" and report.conflicts == 1
+    [c] = merge.conflicts(county)
+    assert (c.field, c.winner_value, c.loser_value) == ("phone", "13900000002", "13800000001")
+    assert county.get(hid).fields["phone"] == "13900000002"
+    # nothing is lost, and the resolution syncs to the laptops
+    merge.resolve(county, c.id, "other")
+    assert county.get(hid).fields["phone"] == "13800000001"
+    assert merge.conflicts(county) == []
+    assert down(county, a).status == "accepted"
+    assert down(county, b).status == "accepted"
+    assert a.get(hid).fields["phone"] == b.get(hid).fields["phone"] == "13800000001"
+
+
+def test_keeping_the_winner_closes_the_conflict_without_a_change(hub):
+    county, a, b, hid = hub
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    up(a, county), up(b, county)
+    [c] = merge.conflicts(county)
+    count = county.change_count()
+    assert merge.resolve(county, c.id, "winner") is None
+    assert county.change_count() == count and merge.conflicts(county) == []
+    assert merge.conflicts(county, "kept")[0].id == c.id
+
+
+def test_edits_of_different_fields_merge_without_conflict(hub):
+    county, a, b, hid = hub
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"bank_account": "6222000011112222"}, record_id=hid)
+    up(a, county), up(b, county)
+    assert merge.conflicts(county) == []
+    fields = county.get(hid).fields
+    assert fields["phone"] == "13800000001" and fields["bank_account"] == "6222000011112222"
+
+
+def test_a_delete_concurrent_with_an_edit_goes_to_review(hub):
+    county, a, b, hid = hub
+    member = next(iter(a.records("member", parent_id=hid)))
+    a.delete(member.id, reason="2")
+    time.sleep(0.005)
+    b.put("member", {"phone": "13700000000"}, record_id=member.id)
+    up(a, county), up(b, county)
+    conflicts = merge.conflicts(county)
+    assert [c.field for c in conflicts] == ["__deleted"]
+    assert county.get(member.id).deleted
+    merge.resolve(county, conflicts[0].id, "other")
+    assert not county.get(member.id).deleted
+    assert county.get(member.id).fields["phone"] == "13700000000"
+
+
+# ---------------------------------------------------------------------- convergence (property test)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """County, three laptops of one village and a household they all hold (closed files to copy)."""
+    folder = tmp_path_factory.mktemp("template")
+    county = make_county(folder)
+    laptops = [make_device(folder, county, name) for name in ("甲", "乙", "丙")]
+    hid = households.save(laptops[0], factories.household()).household_id
+    up(laptops[0], county)
+    for laptop in laptops:
+        down(county, laptop)
+    members = [m.id for m in laptops[0].records("member", parent_id=hid)]
+    names = [Path(s.path).name for s in (county, *laptops)]
+    for s in (county, *laptops):
+        s.close()
+    return folder, names, hid, members
+
+
+def _open_copy(folder: Path, name: str, into: Path) -> Store:
+    shutil.copy(folder / name, into / name)
+    s = Store.open(into / name)
+    s.unlock("admin", PASSPHRASE)
+    return s
+
+
+EDIT = st.tuples(st.integers(0, 2), st.integers(0, 2), st.sampled_from(["phone", "note", "delete", "restore"]),
+                 st.integers(0, 3), st.booleans())
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(edits=st.lists(EDIT, min_size=1, max_size=12), seed=st.integers(0, 10_000))
+def test_any_import_order_with_duplicates_converges(template, tmp_path_factory, edits, seed):
+    folder, names, hid, members = template
+    work = tmp_path_factory.mktemp("run")
+    laptops = [_open_copy(folder, n, work) for n in names[1:]]
+    targets = [hid, *members]
+    bundles = []
+    for who, target, action, value, export in edits:
+        laptop, rid = laptops[who], targets[target]
+        record = laptop.get(rid)
+        if action == "delete":
+            if rid != hid:
+                laptop.delete(rid, reason="2")
+        elif action == "restore":
+            if record.deleted:
+                laptop.put(record.kind, {}, record_id=rid)
+        else:
+            laptop.put(record.kind, {action if record.kind == "household" or action == "phone" else "phone":
+                                     f"1380000000{value}"}, record_id=rid)
+        if export:
+            bundles.append(exchange.export_upstream(laptop))
+    for laptop in laptops:
+        bundles.append(exchange.export_upstream(laptop))
+        laptop.close()
+    rng = random.Random(seed)
+    results = []
+    for run in range(2):
+        into = work / f"county{run}"
+        into.mkdir()
+        county = _open_copy(folder, names[0], into)
+        order = bundles + rng.sample(bundles, k=min(3, len(bundles)))
+        rng.shuffle(order)
+        for name, data in order:
+            report = exchange.import_bundle(county, data, name)
+            assert report.status in ("accepted", "duplicate"), report.message
+        results.append((state(county), change_ids(county)))
+        county.close()
+    assert results[0] == results[1]
+
+
+# ---------------------------------------------------------------------- crash safety
+
+
+def _cli_env(**extra):
+    env = dict(os.environ, JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_OPERATOR="admin", JIANDANG_KDF="fast",
+               PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
+
+
+def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_exactly_once(tmp_path):
+    county = make_county(tmp_path)
+    laptops = [make_device(tmp_path, county, name) for name in ("甲", "乙", "丙")]
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    for i, laptop in enumerate(laptops):
+        households.save(laptop, factories.household(head=f"户主{i}", seq=2 * i + 1))
+        exchange.export_to(laptop, usb)
+        laptop.close()
+    reference = tmp_path / "reference.db"
+    county.close()
+    shutil.copy(tmp_path / "county.db", reference)
+    marker = tmp_path / "holding"
+    proc = subprocess.Popen([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+                            env=_cli_env(JIANDANG_TEST_HOLD_IMPORT=str(marker)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    for _ in range(600):
+        if marker.exists():
+            break
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate(timeout=5)
+    os.kill(proc.pid, signal.SIGKILL)  # inside the first bundle's open transaction
+    proc.wait()
+    after_kill = Store.open(tmp_path / "county.db")
+    after_kill.unlock("admin", PASSPHRASE)
+    assert after_kill.count("household") == 0 and after_kill.conn.execute("SELECT count(*) FROM receipts").fetchone()[0] == 0
+    after_kill.close()
+    rerun = subprocess.run([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+                           env=_cli_env(), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.count("已接收") == 3
+    again = subprocess.run([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+                           env=_cli_env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.count("重复") == 3
+    # same result as an import that was never interrupted
+    ref = Store.open(reference)
+    ref.unlock("admin", PASSPHRASE)
+    for report in exchange.import_paths(ref, [usb]):
+        assert report.status == "accepted"
+    final = Store.open(tmp_path / "county.db")
+    final.unlock("admin", PASSPHRASE)
+    assert final.count("household") == 3
+    total = final.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+    assert total == len(change_ids(final)) == ref.change_count()
+    assert state(final) == state(ref)
+    final.close()
+    ref.close()
+
+
+# ---------------------------------------------------------------------- county duplicates, recovery, rebuild
+
+
+def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(tmp_path):
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲", villages=(VILLAGE,))
+    b = make_device(tmp_path, county, "乙", villages=(OTHER_VILLAGE,))
+    first = households.save(a, factories.household())
+    doc = dict(factories.household(head="另一户主", seq=5), village_code=OTHER_VILLAGE)
+    doc["members"][1] = dict(factories.household()["members"][1])  # the same spouse ID number
+    second = households.save(b, doc, allow_errors=True)
+    assert up(a, county).status == "accepted"
+    report = up(b, county)
+    assert report.status == "accepted"
+    assert [(d[0], d[1]) for d in report.duplicates] == [(second.household_id, first.household_id)]
+    assert second.household_id in report.line() and first.household_id in report.line()
+    for s in (a, b, county):
+        s.close()
+
+
+def test_the_county_resets_a_laptop_passphrase_and_rebuilds_a_replacement_laptop(tmp_path, monkeypatch):
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲")
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    laptop.close()
+    county.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("JIANDANG_NEW_PASSPHRASE", "a brand new one")
+    assert main(["recover", str(tmp_path / "甲.db"), "--county", str(tmp_path / "county.db"), "--login", "admin"]) == 0
+    reopened = Store.open(tmp_path / "甲.db")
+    reopened.unlock("admin", "a brand new one")
+    reopened.close()
+    # a replacement laptop for the same village gets everything from the county
+    county = Store.open(tmp_path / "county.db")
+    county.unlock("admin", PASSPHRASE)
+    replacement = make_device(tmp_path, county, "甲-新机")
+    report = down(county, replacement)
+    assert report.status == "accepted" and report.applied == report.changes > 0
+    assert households.document(replacement, hid) == households.document(county, hid)
+    replacement.close()
+    county.close()
+
+
+def test_the_cli_contract(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    county_db, laptop_db, usb = tmp_path / "county.db", tmp_path / "laptop.db", tmp_path / "usb"
+    usb.mkdir()
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["enroll", str(county_db), "--site-name", "龙井村工作队", "--role", "village", "--villages",
+                 VILLAGE, "--out", str(usb / "laptop.jde")]) == 0
+    out = capsys.readouterr().out
+    code = next(line.split(":", 1)[1] for line in out.splitlines() if line.startswith("登记码"))
+    monkeypatch.setenv("JIANDANG_ENROLLMENT_CODE", "WRONG-CODE")
+    assert main(["init", str(laptop_db), "--enrollment", str(usb / "laptop.jde")]) == 1
+    assert not laptop_db.exists()
+    monkeypatch.setenv("JIANDANG_ENROLLMENT_CODE", code)
+    assert main(["init", str(laptop_db), "--enrollment", str(usb / "laptop.jde")]) == 0
+    with Store.open(laptop_db) as s:
+        s.unlock("admin", PASSPHRASE)
+        site = s.site_id
+        hid = households.save(s, factories.household()).household_id
+        s.put("household", {"phone": "13800000001"}, record_id=hid)
+    assert main(["sync", "export", str(laptop_db), "--to", str(usb)]) == 0
+    capsys.readouterr()
+    assert main(["sync", "import", str(county_db), str(usb)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "已接收" in lines[0]
+    bad = usb / "broken-up-000009.jdb"
+    bad.write_bytes((usb / f"{site}-up-000001.jdb").read_bytes()[:-10])
+    assert main(["sync", "import", str(county_db), str(usb)]) == 1
+    out = capsys.readouterr().out
+    assert "重复" in out and "broken-up-000009.jdb: 已拒收" in out
+    bad.unlink()
+    assert main(["conflicts", str(county_db), "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+    assert main(["sync", "export", str(county_db), "--to", str(usb)]) == 0
+    assert main(["sync", "import", str(laptop_db), str(usb)]) == 0
+    assert main(["revoke", str(county_db), "--site", site]) == 0
+    assert main(["sync", "export", str(laptop_db), "--to", str(usb)]) == 0
+    capsys.readouterr()
+    assert main(["sync", "import", str(county_db), str(usb / f"{site}-up-000002.jdb")]) == 1
+    assert "吊销" in capsys.readouterr().out
+    assert main(["conflicts", str(county_db), "--resolve", "nope", "--keep", "other"]) == 1
