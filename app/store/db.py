@@ -668,6 +668,16 @@ class Store:
         """Append a change received from another site to the log, as it was made there."""
         self._write_change(self._require(), change)
 
+    def write_changes_raw(self, changes: list[Change]) -> None:
+        """Append many changes received from other sites at once (executemany; merge code)."""
+        sealer = self._require()
+        rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, sealer.key_version,
+                 sealer.seal("change", f"{c.site_id}:{c.seq}", _dumps(c.payload()))) for c in changes]
+        self.conn.executemany(
+            "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
+            rows)
+        self._pending.extend(changes)
+
     def new_hlc(self) -> str:
         return self.clock.now()
 

@@ -248,10 +248,11 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         last = int(store.meta("sync_down_seq", 0))
         if seq < last:
             raise wire.BundleError(f"这是较旧的县级包(第 {seq} 号,本机已有第 {last} 号),已拒收以防数据回退")
-    t1 = time.perf_counter()
     private = identity.county_encryption_key(store) if store.role == "county" else identity.device_encryption_key(store)
-    payload = wire.open_payload(verified, private)
+    t1 = time.perf_counter()
+    compressed = wire.decrypt_body(verified, private)
     crypto_seconds += time.perf_counter() - t1
+    payload = wire.inflate_payload(compressed)
     try:
         changes = [change_from_wire(d) for d in payload.get("changes", [])]
     except (AttributeError, TypeError) as exc:
@@ -277,15 +278,18 @@ def _crash_hook() -> None:
         time.sleep(120)
 
 
-def _authorise(store: Store, cert: identity.Certificate, c) -> str | None:
+def _authorise(store: Store, cert: identity.Certificate, c, places: dict) -> str | None:
     if c.site_id != cert.site_id:
         return f"更改 {c.site_id}#{c.seq} 不是发件站点自己的更改"
     target = c.new.get("__village_code")
     if not cert.covers(c.village_code) or (target is not None and not cert.covers(target)):
         return f"记录 {c.record_id} 所在村 {target or c.village_code} 不在该设备证书的村范围({'、'.join(cert.villages)})内"
-    row = store.conn.execute("SELECT village_code, kind FROM records WHERE id = ?", (c.record_id,)).fetchone()
-    if row and row[0] and not cert.covers(row[0]):
-        return f"记录 {c.record_id} 在县级属于村 {row[0]},不在该设备证书的村范围内"
+    if c.record_id not in places:
+        row = store.conn.execute("SELECT village_code FROM records WHERE id = ?", (c.record_id,)).fetchone()
+        places[c.record_id] = row[0] if row else None
+    held = places[c.record_id]
+    if held and not cert.covers(held):
+        return f"记录 {c.record_id} 在县级属于村 {held},不在该设备证书的村范围内"
     fields = {k: v for k, v in c.new.items() if not k.startswith("__")}
     reason = procedures.authorize_change(c.kind, fields, c.old, cert.role, op=c.op, reason=c.reason)
     if reason:
@@ -306,13 +310,14 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
                 f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。"
                 f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
                 "或在该电脑上重新导出(会包含所有未确认的更改)")
+    places: dict[str, str | None] = {}
     for c in new:
-        refusal = _authorise(store, cert, c)
+        refusal = _authorise(store, cert, c, places)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
     for c in new:
-        merger.apply(c)
+        merger.apply(c, known_new=True)
     merger.flush()
     report.applied, report.conflicts = merger.applied, merger.conflicts
     top = max([c.seq for c in new], default=have_seq)

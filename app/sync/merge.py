@@ -52,6 +52,13 @@ class Merger:
         self.dirty: dict[str, None] = {}  # insertion order = order records were first touched
         self.conflicts = 0
         self.applied = 0
+        self.pending: list[Change] = []
+        self.held: set[tuple[str, int]] = set()
+
+    def _write_pending(self) -> None:
+        if self.pending:
+            self.store.write_changes_raw(self.pending)
+            self.pending = []
 
     def _record(self, c: Change) -> Record:
         rec = self.cache.get(c.record_id)
@@ -66,6 +73,7 @@ class Merger:
         """The site that wrote a clock value on this record (for ties of the clock only)."""
         if hlc == ZERO:
             return ""
+        self._write_pending()
         row = self.store.conn.execute("SELECT max(site_id) FROM changes WHERE record_id = ? AND hlc = ?",
                                       (rec.id, hlc)).fetchone()
         return row[0] or ""
@@ -105,11 +113,16 @@ class Merger:
             rec.fields[key] = value
         rec.clocks[key] = hlc
 
-    def apply(self, c: Change) -> bool:
-        """Apply one change; False when this site already holds it."""
+    def apply(self, c: Change, *, known_new: bool = False) -> bool:
+        """Apply one change; False when this site already holds it. `known_new` skips the lookup
+        when the caller already knows the change is new (the county's per-site sequence)."""
         store = self.store
-        if store.conn.execute("SELECT 1 FROM changes WHERE site_id = ? AND seq = ?", (c.site_id, c.seq)).fetchone():
+        if (c.site_id, c.seq) in self.held:
             return False
+        if not known_new and store.conn.execute("SELECT 1 FROM changes WHERE site_id = ? AND seq = ?",
+                                                (c.site_id, c.seq)).fetchone():
+            return False
+        self.held.add((c.site_id, c.seq))
         store.clock.observe(c.hlc)
         rec = self._record(c)
         if rec.kind != c.kind:
@@ -146,12 +159,13 @@ class Merger:
                     self._conflict(rec, key, local, stamp, before, value)
         if c.hlc > rec.hlc:
             rec.hlc = c.hlc
-        store.write_change_raw(c)
+        self.pending.append(c)
         self.dirty[rec.id] = None
         self.applied += 1
         return True
 
     def _delete_vs_edits(self, rec: Record, c: Change) -> None:
+        self._write_pending()
         rows = self.store.conn.execute(
             "SELECT site_id, seq, record_id, kind, village_code, parent_id, hlc, payload FROM changes "
             "WHERE record_id = ? AND site_id != ? AND hlc > ?", (rec.id, c.site_id, c.hlc)).fetchall()
@@ -174,6 +188,7 @@ class Merger:
         self.conflicts += cur.rowcount
 
     def flush(self) -> None:
+        self._write_pending()
         for rid in self.dirty:
             self.store.write_record_raw(self.cache[rid])
         self.dirty.clear()

@@ -123,11 +123,19 @@ def verify(data: bytes, known_signer: Callable[[bytes], object | None]) -> tuple
 
 def open_payload(verified: Verified, recipient_private, limit: int | None = None) -> dict:
     """Decrypt (HPKE, header bound as info) and decompress with a size limit, then parse."""
-    limit = limit or MAX_PAYLOAD
+    return inflate_payload(decrypt_body(verified, recipient_private), limit)
+
+
+def decrypt_body(verified: Verified, recipient_private) -> bytes:
     try:
-        compressed = HPKE_SUITE.decrypt(verified.body, recipient_private, info=INFO_PREFIX + verified.header_bytes)
+        return HPKE_SUITE.decrypt(verified.body, recipient_private, info=INFO_PREFIX + verified.header_bytes)
     except Exception:
         raise BundleError("无法解密:此包不是发给本数据库的,或已被改动") from None
+
+
+def inflate_payload(compressed: bytes, limit: int | None = None) -> dict:
+    """Decompress in steps with a limit on the output (zip bomb), then parse the JSON."""
+    limit = limit or MAX_PAYLOAD
     inflater = zlib.decompressobj()
     chunks, total = [], 0
     try:
