@@ -162,11 +162,15 @@ def certificate_by_key(store: Store, raw_sign_public: bytes) -> tuple[Certificat
     return (Certificate.from_json(row[0]), row[1]) if row else None
 
 
-def _next_number_block(store: Store) -> list[int]:
-    start = int(store.meta("next_number_block", FIRST_BLOCK))
+def _next_number_block(store: Store, villages: list[str]) -> list[int]:
+    """A block of household numbers no other device working in any of these villages holds
+    (户编号 are village code + 4 digits, so blocks are allocated per village)."""
+    keys = [f"next_number_block:{v}" for v in villages]
+    start = max(int(store.meta(k, FIRST_BLOCK)) for k in keys)
     if start + NUMBER_BLOCK - 1 > 9999:
-        raise StoreError("户编号段已分配完(每台设备 300 个号,最多到 9999)")
-    store.set_meta("next_number_block", str(start + NUMBER_BLOCK))
+        raise StoreError(f"村 {'、'.join(villages)} 的户编号段已分配完(每台设备 {NUMBER_BLOCK} 个号,最多到 9999)")
+    for k in keys:
+        store.set_meta(k, str(start + NUMBER_BLOCK))
     return [start, start + NUMBER_BLOCK - 1]
 
 
@@ -227,7 +231,7 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
             "site_id": site_id, "site_name": site_name, "role": role, "villages": sorted(set(villages)),
             "sign_public": _raw(sign.public_key()).hex(), "enc_public": _raw(enc.public_key()).hex(),
             "not_before": iso(now), "not_after": iso(now + dt.timedelta(days=days)),
-            "number_block": _next_number_block(store), "issuer": store.site_id,
+            "number_block": _next_number_block(store, sorted(set(villages))), "issuer": store.site_id,
         }
         county_key = county_signing_key(store)
         cert = Certificate(body, county_key.sign(wire.canonical(body)))

@@ -1,0 +1,123 @@
+"""County screen: import a folder of bundles (progress, per-file report), export downstream
+bundles, and review merge conflicts (keep the current value or restore the other one)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QHBoxLayout, QHeaderView, QLabel, QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QTabWidget,
+    QVBoxLayout, QWidget,
+)
+
+from app.core.clock import wall_time
+from app.core.dictionary import default
+from app.store import StoreError
+from app.sync import identity, merge
+from app.ui.sync_dialog import SyncPanel
+
+
+def _time(hlc: str) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M")
+
+
+class ConflictList(QWidget):
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.items: list[merge.Conflict] = []
+        layout = QVBoxLayout(self)
+        self.summary = QLabel("")
+        layout.addWidget(self.summary)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["记录", "字段", "现值(胜出)", "另一方的值", "时间与站点"])
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.Stretch)
+        self.table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SingleSelection)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        layout.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        self.keep = QPushButton("保留现值")
+        self.restore = QPushButton("恢复另一方的值")
+        self.keep.clicked.connect(lambda: self.resolve("winner"))
+        self.restore.clicked.connect(lambda: self.resolve("other"))
+        row.addWidget(self.keep)
+        row.addWidget(self.restore)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.refresh()
+
+    def refresh(self) -> None:
+        d = default()
+        self.items = merge.conflicts(self.store)
+        self.table.setRowCount(0)
+        for c in self.items:
+            if c.field == "__deleted":
+                label, show = "删除", (lambda v: "已删除" if v else "未删除")
+            elif c.field == "__village_code":
+                label, show = "所在村", self.store.division_name
+            elif c.kind in d.kinds:
+                label, show = d.field_label(c.kind, c.field), (lambda v, c=c: d.display(c.kind, c.field, v) or "(空)")
+            else:
+                label, show = c.field, str
+            kind = d.kinds[c.kind].label if c.kind in d.kinds else c.kind
+            row = self.table.rowCount()
+            self.table.insertRow(row)
+            texts = (f"{kind} {c.record_id[:8]}", label, show(c.winner_value), show(c.loser_value),
+                     f"现值 {_time(c.winner_hlc)} {c.winner_site};另一方 {_time(c.loser_hlc)} {c.loser_site}")
+            for col, text in enumerate(texts):
+                self.table.setItem(row, col, QTableWidgetItem(str(text)))
+        self.table.resizeColumnsToContents()
+        self.summary.setText(f"未处理的冲突:{len(self.items)} 个。处理结果会作为一条更改随下次同步发给各设备。"
+                             if self.items else "没有未处理的冲突")
+        self.keep.setEnabled(bool(self.items))
+        self.restore.setEnabled(bool(self.items))
+
+    def resolve(self, keep: str) -> None:
+        row = self.table.currentRow()
+        if row < 0 or row >= len(self.items):
+            self.summary.setText("请先选中一个冲突")
+            return
+        try:
+            merge.resolve(self.store, self.items[row].id, keep)
+        except StoreError as exc:
+            QMessageBox.warning(self, "无法处理冲突", str(exc))
+        self.refresh()
+
+
+class CountyImportScreen(QWidget):
+    """县级同步: import from USB, export to devices, devices, conflicts."""
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.setWindowTitle("县级同步与冲突审核")
+        layout = QVBoxLayout(self)
+        tabs = QTabWidget()
+        self.panel = SyncPanel(store, self)
+        tabs.addTab(self.panel, "导入/导出")
+        self.conflicts = ConflictList(store, self)
+        tabs.addTab(self.conflicts, "冲突审核")
+        devices = QTableWidget(0, 5)
+        devices.setHorizontalHeaderLabels(["站点", "名称", "角色", "村", "状态"])
+        devices.setEditTriggers(QTableWidget.NoEditTriggers)
+        devices.verticalHeader().setVisible(False)
+        for c in identity.certificates(store):
+            row = devices.rowCount()
+            devices.insertRow(row)
+            status = f"已吊销 {c['revoked']}" if c["revoked"] else f"有效至 {c['not_after'][:10]}"
+            for col, text in enumerate((c["site_id"], c["site_name"], c["role"], c["villages"], status)):
+                devices.setItem(row, col, QTableWidgetItem(text))
+        devices.resizeColumnsToContents()
+        self.devices = devices
+        tabs.addTab(devices, "已登记设备")
+        layout.addWidget(tabs)
+        self.tabs = tabs
+        original = self.panel.show_reports
+
+        def after_import(reports):
+            original(reports)
+            self.conflicts.refresh()
+
+        self.panel.show_reports = after_import

@@ -1,0 +1,176 @@
+"""Sync dialog on a laptop: pick the USB folder, export, import, see what happened per file.
+Export and import run off the GUI thread (app.ui.workers) with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from app.sync import exchange
+from app.ui import workers
+
+STATUS_LABELS = {"accepted": "已接收", "duplicate": "重复", "refused": "已拒收", "held": "暂缓", "exported": "已导出"}
+
+
+class SyncPanel(QWidget):
+    """Folder picker, export/import buttons, progress and the per-file report (shared by the laptop
+    dialog and the county screen)."""
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.store = store
+        self.busy = False
+        self.last_reports: list[exchange.Report] = []
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("U盘文件夹:"))
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("插入U盘后选择其中的文件夹")
+        row.addWidget(self.folder, 1)
+        browse = QPushButton("选择…")
+        browse.clicked.connect(self.browse)
+        row.addWidget(browse)
+        layout.addLayout(row)
+        buttons = QHBoxLayout()
+        self.export_button = QPushButton("导出到U盘" if store.role != "county" else "为各设备导出下发包")
+        self.import_button = QPushButton("从U盘导入")
+        self.export_button.clicked.connect(self.export)
+        self.import_button.clicked.connect(self.import_)
+        buttons.addWidget(self.export_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        layout.addWidget(self.progress)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["文件", "结果", "说明"])
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        layout.addWidget(self.table, 1)
+
+    def browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "选择U盘文件夹", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def _folder(self) -> Path | None:
+        text = self.folder.text().strip()
+        if not text or not Path(text).is_dir():
+            self.summary.setText("请先选择U盘上的文件夹(U盘是否已插好?)")
+            return None
+        return Path(text)
+
+    def _start(self, fn, on_done) -> None:
+        self.busy = True
+        self.export_button.setEnabled(False)
+        self.import_button.setEnabled(False)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.summary.setText("正在处理,请不要拔出U盘…")
+        workers.start(fn, lambda result: self._finish(on_done, result), self._failed, self._progress)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _finish(self, on_done, result) -> None:
+        self.busy = False
+        self.export_button.setEnabled(True)
+        self.import_button.setEnabled(True)
+        self.progress.setVisible(False)
+        on_done(result)
+
+    def _failed(self, message: str) -> None:
+        self._finish(lambda _: None, None)
+        self.summary.setText(f"未完成:{message}")
+
+    def export(self) -> None:
+        folder = self._folder()
+        if folder is None:
+            return
+        self._start(lambda progress: exchange.export_to(self.store, folder, progress), self._exported)
+
+    def _exported(self, files) -> None:
+        self.table.setRowCount(0)
+        for f in files:
+            self._add_row(Path(f).name, "exported", "已写入U盘(可以安全拔出)")
+        self.summary.setText(f"已导出 {len(files)} 个同步包到 {self.folder.text()}" if files else "没有已登记的设备,未导出")
+
+    def import_(self) -> None:
+        folder = self._folder()
+        if folder is None:
+            return
+        self._start(lambda progress: exchange.import_paths(self.store, [folder], progress), self.show_reports)
+
+    def show_reports(self, reports) -> None:
+        self.last_reports = list(reports)
+        self.table.setRowCount(0)
+        for r in reports:
+            if r.status == "accepted":
+                detail = f"更改 {r.changes} 条,新应用 {r.applied} 条,冲突 {r.conflicts} 条"
+            elif r.status == "duplicate":
+                detail = "此包已导入过,未作任何改动"
+            else:
+                detail = r.message
+            extra = [f"注意:{w}" for w in r.warnings] + [f"重复身份证号:户 {d[0]} 与户 {d[1]}" for d in r.duplicates]
+            self._add_row(Path(r.name).name, r.status, ";".join([detail, *extra]))
+        refused = sum(r.refused for r in reports)
+        if not reports:
+            self.summary.setText("此文件夹中没有给本数据库的同步包")
+        else:
+            self.summary.setText(f"共 {len(reports)} 个包:接收 {sum(r.status == 'accepted' for r in reports)},"
+                                 f"重复 {sum(r.status == 'duplicate' for r in reports)},拒收 {refused}"
+                                 + (";拒收的包没有导入任何内容,请按说明处理" if refused else ""))
+
+    def _add_row(self, name: str, status: str, detail: str) -> None:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for col, text in enumerate((name, STATUS_LABELS.get(status, status), detail)):
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)
+            if status in ("refused", "held") and col == 1:
+                item.setForeground(Qt.red)
+            self.table.setItem(row, col, item)
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(1)
+
+
+class SyncDialog(QDialog):
+    """同步 on a laptop."""
+
+    def __init__(self, store, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("同步(U盘)")
+        self.resize(760, 420)
+        layout = QVBoxLayout(self)
+        acked = store.meta("sync_acked_seq", "0")
+        mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
+                                  (store.site_id, int(acked))).fetchone()[0]
+        expires = store.meta("sync_down_expires") or "尚未收到"
+        info = QLabel(f"本机站点 {store.site_id}。县里尚未确认的本机更改:{mine} 条。最近的县级包有效至:{expires}")
+        info.setWordWrap(True)
+        layout.addWidget(info)
+        self.panel = SyncPanel(store, self)
+        layout.addWidget(self.panel, 1)
+        close = QPushButton("关闭")
+        close.clicked.connect(self.accept)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(close)
+        layout.addLayout(row)
+
+    def done(self, result: int) -> None:
+        if self.panel.busy:
+            self.panel.summary.setText("正在导入或导出,请等待完成后再关闭")
+            return
+        super().done(result)

@@ -1,0 +1,61 @@
+"""Sync dialog and county screen: work runs off the GUI thread and the per-file report and
+conflict review show what happened."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from app.services import households  # noqa: E402
+from app.sync import exchange, merge  # noqa: E402
+from app.ui.county_import import CountyImportScreen  # noqa: E402
+from app.ui.sync_dialog import SyncDialog  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.sync_helpers import make_county, make_device  # noqa: E402
+
+
+def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, tmp_path):
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    hid = households.save(a, factories.household()).household_id
+    exchange.export_to(a, usb)
+    exchange.import_paths(county, [usb])
+    exchange.export_to(county, usb)
+    exchange.import_paths(b, [usb])
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+
+    for laptop in (a, b):
+        dialog = SyncDialog(laptop)
+        qtbot.addWidget(dialog)
+        dialog.panel.folder.setText(str(usb))
+        dialog.panel.export()
+        assert dialog.panel.busy  # running on the thread pool
+        qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+        assert dialog.panel.table.rowCount() == 1 and dialog.panel.table.item(0, 1).text() == "已导出"
+    truncated = usb / "x-up-000001.jdb"
+    truncated.write_bytes(next(usb.glob(f"{a.site_id}-up-000002.jdb")).read_bytes()[:100])
+
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    screen.panel.folder.setText(str(usb))
+    screen.panel.import_()
+    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
+    statuses = {screen.panel.table.item(r, 0).text(): screen.panel.table.item(r, 1).text()
+                for r in range(screen.panel.table.rowCount())}
+    assert statuses["x-up-000001.jdb"] == "已拒收"
+    assert statuses[f"{a.site_id}-up-000002.jdb"] == "已接收"
+    assert statuses[f"{b.site_id}-up-000001.jdb"] == "已接收"
+    assert "拒收 1" in screen.panel.summary.text()
+    assert len(screen.conflicts.items) == 1
+    loser = screen.conflicts.items[0].loser_value
+    screen.conflicts.table.selectRow(0)
+    screen.conflicts.restore.click()
+    assert county.get(hid).fields["phone"] == loser
+    assert merge.conflicts(county) == [] and screen.conflicts.table.rowCount() == 0
+    for s in (a, b, county):
+        s.close()
