@@ -668,6 +668,31 @@ class Store:
         """Append a change received from another site to the log, as it was made there."""
         self._write_change(self._require(), change)
 
+    def write_records_raw(self, records: list[Record]) -> None:
+        """Write many records' states as given at once (executemany; merge code)."""
+        sealer = self._require()
+        rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version,
+                 sealer.seal(r.kind, r.id, _dumps({"f": r.fields, "c": r.clocks}))) for r in records]
+        self.conn.executemany(
+            "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
+            "key_version=excluded.key_version, blob=excluded.blob", rows)
+        for r in records:
+            self._update_blind_index(r)
+            if self._search is not None:
+                self._index_record(r)
+
+    def get_many(self, record_ids: list[str]) -> dict[str, Record]:
+        """The records with these ids that exist (chunked lookups)."""
+        out = {}
+        ids = list(record_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id IN ({marks})", chunk):
+                out[row[0]] = self._decode(row)
+        return out
+
     def write_changes_raw(self, changes: list[Change]) -> None:
         """Append many changes received from other sites at once (executemany; merge code)."""
         sealer = self._require()

@@ -316,6 +316,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
+    merger.prefetch(c.record_id for c in new)
     for c in new:
         merger.apply(c, known_new=True)
     merger.flush()
@@ -350,6 +351,7 @@ def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
 
 def _import_downstream(store: Store, header: dict, changes, payload: dict, report: Report, now: dt.datetime) -> None:
     merger = Merger(store)
+    merger.prefetch(c.record_id for c in changes)
     for c in changes:
         if c.site_id == store.site_id:
             continue

@@ -54,29 +54,46 @@ class Merger:
         self.applied = 0
         self.pending: list[Change] = []
         self.held: set[tuple[str, int]] = set()
+        self.missing: set[str] = set()  # ids prefetch found absent
 
     def _write_pending(self) -> None:
         if self.pending:
             self.store.write_changes_raw(self.pending)
             self.pending = []
 
+    def prefetch(self, record_ids) -> None:
+        """Load the records a batch of changes touches in a few queries."""
+        wanted = [r for r in dict.fromkeys(record_ids) if r not in self.cache]
+        found = self.store.get_many(wanted)
+        self.cache.update(found)
+        self.missing |= set(wanted) - set(found)
+
     def _record(self, c: Change) -> Record:
         rec = self.cache.get(c.record_id)
         if rec is None:
-            rec = self.store.get(c.record_id)
+            rec = None if c.record_id in self.missing else self.store.get(c.record_id)
             if rec is None:
                 rec = Record(c.record_id, c.kind, c.village_code, c.parent_id, ZERO, False, {}, {"*": ZERO})
             self.cache[c.record_id] = rec
         return rec
 
-    def _writer_site(self, rec: Record, hlc: str) -> str:
-        """The site that wrote a clock value on this record (for ties of the clock only)."""
+    def _writer_site(self, rec: Record, hlc: str, key: str) -> str:
+        """The site whose change wrote `key` with this clock on this record (needed only when two
+        sites' clocks tie). Several sites may have written it at the same clock: the state holds the
+        highest site id's value, so that site is the writer."""
         if hlc == ZERO:
             return ""
         self._write_pending()
-        row = self.store.conn.execute("SELECT max(site_id) FROM changes WHERE record_id = ? AND hlc = ?",
-                                      (rec.id, hlc)).fetchone()
-        return row[0] or ""
+        rows = self.store.conn.execute(
+            "SELECT site_id, seq, record_id, kind, village_code, parent_id, hlc, payload FROM changes "
+            "WHERE record_id = ? AND hlc = ?", (rec.id, hlc)).fetchall()
+        writers, others = [], []
+        for row in rows:
+            ch = self.store._decode_change(row)
+            wrote = (key in ch.new or (key == DELETED and ch.op in ("delete", "restore"))
+                     or (ch.op == "create" and key not in rec.clocks))
+            (writers if wrote else others).append(ch.site_id)
+        return max(writers or others or [""])
 
     def _local_stamp(self, rec: Record, key: str, incoming_hlc: str) -> tuple[str, str]:
         if key == DELETED:
@@ -85,7 +102,7 @@ class Merger:
             clock = rec.clocks.get(VILLAGE, rec.clocks.get("*", ZERO))
         else:
             clock = rec.clock_of(key)
-        site = self._writer_site(rec, clock) if clock == incoming_hlc else ""
+        site = self._writer_site(rec, clock, key) if clock == incoming_hlc else ""
         return clock, site
 
     def _clock_for_seen(self, rec: Record, key: str) -> str:
@@ -141,7 +158,7 @@ class Merger:
             if c.op == "restore" and stamp > self._local_stamp(rec, DELETED, c.hlc):
                 self._set(rec, DELETED, False, c.hlc)
             if c.op == "update" and rec.deleted and c.hlc > rec.clocks.get(DELETED, ZERO):
-                deleter = self._writer_site(rec, rec.clocks.get(DELETED, ZERO))
+                deleter = self._writer_site(rec, rec.clocks.get(DELETED, ZERO), DELETED)
                 if deleter != c.site_id:
                     self._conflict(rec, DELETED, (rec.clocks[DELETED], deleter), (c.hlc, c.site_id), True, False)
             for key, value in c.new.items():
@@ -189,8 +206,7 @@ class Merger:
 
     def flush(self) -> None:
         self._write_pending()
-        for rid in self.dirty:
-            self.store.write_record_raw(self.cache[rid])
+        self.store.write_records_raw([self.cache[rid] for rid in self.dirty])
         self.dirty.clear()
 
 
