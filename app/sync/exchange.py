@@ -188,6 +188,9 @@ def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt
         report = _import(store, data, name, now or _utcnow())
     except (wire.BundleError, StoreError) as exc:
         report = Report(name, "refused", str(exc))
+    except Exception as exc:  # malformed content from a signed bundle: refuse it, never crash the day
+        report = Report(name, "refused", f"包内容无法处理({type(exc).__name__}),未导入任何内容。请在发件电脑上重新导出,"
+                                         "仍不行请联系技术支持")
     report.seconds_total = time.perf_counter() - started
     return report
 
@@ -311,6 +314,12 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
                 f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
                 "或在该电脑上重新导出(会包含所有未确认的更改)")
     places: dict[str, str | None] = {}
+    ids = list({c.record_id for c in new})
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        places.update({rid: None for rid in chunk})
+        places.update(store.conn.execute(
+            f"SELECT id, village_code FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
     for c in new:
         refusal = _authorise(store, cert, c, places)
         if refusal:

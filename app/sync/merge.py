@@ -26,14 +26,19 @@ def change_to_wire(c: Change) -> dict:
             "t": c.hlc, "o": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason}
 
 
+_OPS = frozenset(("create", "update", "delete", "restore"))
+
+
 def change_from_wire(d: dict) -> Change:
     try:
-        c = Change(str(d["s"]), int(d["n"]), str(d["r"]), str(d["k"]), d.get("v"), d.get("p"), str(d["t"]), str(d["o"]),
-                   dict(d.get("new") or {}), dict(d.get("old") or {}), dict(d.get("seen") or {}), str(d.get("by") or ""),
-                   d.get("why"))
-    except (KeyError, TypeError, ValueError) as exc:
+        new, old, seen = d.get("new") or {}, d.get("old") or {}, d.get("seen") or {}
+        if not (type(new) is dict and type(old) is dict and type(seen) is dict):
+            raise TypeError("new/old/seen 应为对象")
+        c = Change(str(d["s"]), int(d["n"]), str(d["r"]), str(d["k"]), d.get("v"), d.get("p"), str(d["t"]), d["o"],
+                   new, old, seen, str(d.get("by") or ""), d.get("why"))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StoreError(f"更改记录格式不对:{exc}") from None
-    if c.op not in ("create", "update", "delete", "restore") or len(c.hlc) != len(ZERO) or c.seq < 1:
+    if c.op not in _OPS or len(c.hlc) != 18 or c.seq < 1:
         raise StoreError(f"更改记录格式不对:{c.site_id}#{c.seq}")
     return c
 
