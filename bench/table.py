@@ -19,6 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 os.environ.setdefault("JIANDANG_KDF", "fast")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -106,6 +111,8 @@ def main() -> int:
         print(f"baseline openpyxl read-only read: {read:.2f} s ({rows / read:,.0f} rows/s)")
         print(f"import (analyse + one-transaction commit into a fresh database): {imp:.2f} s ({rows / imp:,.0f} rows/s)")
         print(f"ratio import / read-only read: {imp / read:.1f}x")
+        if resource is not None:
+            print(f"peak resident memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0
 
 
