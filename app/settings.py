@@ -120,11 +120,12 @@ class RedactingFilter(logging.Filter):
 
 
 _HANDLER: logging.Handler | None = None
+_LEVEL_BEFORE: int | None = None
 
 
 def setup_logging(level: str | None = None) -> Path:
     """Send the program's log records to the rotating log file (idempotent). Returns the file."""
-    global _HANDLER
+    global _HANDLER, _LEVEL_BEFORE
     folder = log_dir()
     path = folder / LOG_FILE
     root = logging.getLogger()
@@ -138,14 +139,20 @@ def setup_logging(level: str | None = None) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
+    if _LEVEL_BEFORE is None:
+        _LEVEL_BEFORE = root.level
     root.setLevel(getattr(logging, (level or load().log_level).upper(), logging.INFO))
     _HANDLER = handler
     return path
 
 
 def close_logging() -> None:
-    global _HANDLER
+    """Stop writing the log file and restore the root logger's level."""
+    global _HANDLER, _LEVEL_BEFORE
     if _HANDLER is not None:
         logging.getLogger().removeHandler(_HANDLER)
         _HANDLER.close()
         _HANDLER = None
+    if _LEVEL_BEFORE is not None:
+        logging.getLogger().setLevel(_LEVEL_BEFORE)
+        _LEVEL_BEFORE = None
