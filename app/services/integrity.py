@@ -26,7 +26,6 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from app.core import idnumber
 from app.store import Store, StoreError
