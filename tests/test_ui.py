@@ -19,7 +19,7 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QFontDatabase, QFontInfo, QFontMetrics, QInputMethodEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication, QDialog, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QDialog, QLineEdit, QMessageBox  # noqa: E402
 
 from app.core import idnumber  # noqa: E402
 from app.paths import font_path  # noqa: E402
@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch, qapp):
     monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+    # pytest-qt closes the windows after a test: a modal "unsaved changes?" must not block it
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Discard)
     install_font(qapp)
 
 
@@ -248,6 +250,27 @@ def test_edit_an_id_number_add_a_member_save_and_find_the_history(qtbot, demo_st
     assert entries[0][1] == "admin" and entries[0][2] == "修改家庭成员"
     assert ["公民身份号码", good, bad] in entries
     editor.dirty = False
+
+
+def test_the_member_roster_is_editable_in_the_table(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    panel = editor.panels["member"]
+    editor.tabs.setCurrentWidget(panel)
+    panel.table.selectRow(0)
+    cell = panel.table.item(0, panel.columns.index("id_number"))
+    panel.table.editItem(cell)
+    line = next(e for e in panel.table.viewport().findChildren(QLineEdit) if e.isVisible())
+    number = idnumber.make("522699", dt.date(1990, 7, 1), 31, "1")
+    typed(qtbot, line, number)
+    qtbot.keyClick(line, Qt.Key_Return)
+    record = panel.records[0]
+    assert record["id_number"] == number and record["birth_date"] == "1990-07-01" and record["sex"] == "1"
+    assert panel.form.inputs["id_number"].widget.text() == number  # the form below follows
+    assert panel.table.item(0, panel.columns.index("id_number")).text() == number
+    assert editor.dirty
+    editor.discard()
 
 
 def test_removing_a_member_asks_a_reason_and_leaves_a_tombstone(qtbot, demo_store):

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -21,11 +22,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QLineEdit,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QStyledItemDelegate,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -40,7 +43,7 @@ from app.core.validation import ERROR, collection, has_errors, validate_househol
 from app.services import households
 from app.store import StoreError
 from app.ui import drafts
-from app.ui.forms import FormPanel
+from app.ui.forms import FieldInput, FormPanel
 from app.ui.history import HistoryPanel
 
 DRAFT_DELAY_MS = 2000  # a draft is written at most this long after an edit
@@ -94,6 +97,41 @@ class RemoveDialog(QDialog):
         form.addRow(buttons)
 
 
+class CellDelegate(QStyledItemDelegate):
+    """In-cell editing of a child table with the same widgets as the form (drop-down lists for
+    codes, date editor, ...). The value goes into the record, not into the table item."""
+
+    def __init__(self, panel: "ChildPanel"):
+        super().__init__(panel.table)
+        self.panel = panel
+        self._input: FieldInput | None = None  # one cell is edited at a time
+
+    def createEditor(self, parent, option, index):
+        field = self.panel.d.kinds[self.panel.kind].fields[self.panel.columns[index.column()]]
+        if field.readonly or field.type == "multi_code":
+            return None
+        inp = FieldInput(field, self.panel.d, lambda key: None)
+        inp.widget.setParent(parent)
+        self._input = inp
+        if isinstance(inp.widget, QLineEdit):  # Enter commits the cell
+            inp.widget.returnPressed.connect(lambda w=inp.widget: (self.commitData.emit(w), self.closeEditor.emit(w)))
+        return inp.widget
+
+    def _input_of(self, editor) -> FieldInput | None:
+        inp = self._input
+        return inp if inp is not None and inp.widget.objectName() == editor.objectName() else None
+
+    def setEditorData(self, editor, index):
+        inp = self._input_of(editor)
+        if inp is not None:
+            inp.set_value(self.panel.records[index.row()].get(self.panel.columns[index.column()]))
+
+    def setModelData(self, editor, model, index):
+        inp = self._input_of(editor)
+        if inp is not None:
+            self.panel.set_cell(index.row(), self.panel.columns[index.column()], inp.value())
+
+
 class ChildPanel(QWidget):
     """Child records of one kind: a table (add/remove) and the form of the selected record."""
 
@@ -129,7 +167,9 @@ class ChildPanel(QWidget):
         self.table.setHorizontalHeaderLabels([k.fields[c].label for c in self.columns])
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
+                                   | QAbstractItemView.SelectedClicked)
+        self.table.setItemDelegate(CellDelegate(self))
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setDefaultSectionSize(120)
         if "id_number" in self.columns:
@@ -156,6 +196,21 @@ class ChildPanel(QWidget):
         record = self.records[i]
         for c, key in enumerate(self.columns):
             self.table.setItem(i, c, QTableWidgetItem(self.d.display(self.kind, key, record.get(key)) or ""))
+
+    def set_cell(self, row: int, key: str, value) -> None:
+        """A value typed in the table: into the record, the form and the checks."""
+        if not 0 <= row < len(self.records):
+            return
+        record = self.records[row]
+        if record.get(key) == value:
+            return
+        record[key] = value
+        if self.table.currentRow() == row:
+            self.form.inputs[key].set_value(value)
+            self.form._edited(key)  # fills birth date and sex from an ID number, show-if, changed
+        else:
+            self.changed.emit(record[KEY], key)
+        self._refresh_row(row)
 
     def current(self) -> dict | None:
         row = self.table.currentRow()
@@ -523,6 +578,9 @@ class HouseholdEditor(QMainWindow):
         self.dirty = False
 
     def closeEvent(self, event) -> None:
+        if QApplication.closingDown():  # the process is ending: the draft in the database keeps the edits
+            super().closeEvent(event)
+            return
         if self.dirty and self.store.unlocked:
             answer = QMessageBox.question(
                 self, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
