@@ -31,7 +31,7 @@ class Sheet:
 
 
 def _clean(value):
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:  # exact as an integer
         return int(value)
     if isinstance(value, str):
         value = value.strip()
