@@ -431,3 +431,46 @@ def test_a_draft_survives_a_killed_process_and_is_offered(qtbot, make_store, tmp
         w.close()
     finally:
         reopened.close()
+
+
+# ---------------------------------------------------------------------------- first run
+
+
+def test_the_first_run_wizard_creates_an_unlocked_database_and_remembers_it(qtbot, tmp_path, monkeypatch):
+    from app.ui import preferences
+
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: told.append(text))
+    from app.ui.start import CreateWizard, StartDialog
+
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    typed(qtbot, wizard.site_name, "龙井村驻村工作队")
+    typed(qtbot, wizard.operator, "李四")
+    typed(qtbot, wizard.passphrase, "short")
+    typed(qtbot, wizard.passphrase2, "short")
+    db = tmp_path / "new.db"
+    wizard.path.setText(str(db))
+    assert not wizard.create()  # the store refuses a short passphrase; the wizard says so
+    assert "密码" in wizard.error.text() and not db.exists()
+    typed(qtbot, wizard.passphrase, PASSPHRASE)
+    assert wizard.create()
+    store = wizard.store
+    try:
+        assert store.unlocked and store.operator == "李四" and store.site_name == "龙井村驻村工作队"
+        assert wizard.key_written is not None and wizard.key_written.exists()
+        assert told and str(wizard.key_written) in told[0]  # told to hand the private key to the county
+        assert preferences.load().recent[0] == str(db)
+        start = StartDialog()
+        qtbot.addWidget(start)
+        assert start.recent.item(0).data(Qt.UserRole) == str(db)
+    finally:
+        store.close()
+    # the same file again: refused with a message, the existing database untouched
+    again = CreateWizard()
+    qtbot.addWidget(again)
+    again.site_name.setText("x")
+    again.operator.setText("x")
+    again.passphrase.setText(PASSPHRASE)
+    again.path.setText(str(db))
+    assert not again.create() and "已存在" in again.error.text()
