@@ -474,3 +474,16 @@ def test_the_first_run_wizard_creates_an_unlocked_database_and_remembers_it(qtbo
     again.passphrase.setText(PASSPHRASE)
     again.path.setText(str(db))
     assert not again.create() and "已存在" in again.error.text()
+
+
+def test_the_menus_open_the_other_windows(qtbot, demo_store):
+    from app.ui.main_window import EXTERNAL
+
+    w = open_window(qtbot, demo_store)
+    titles = [a.text() for a in w.menuBar().actions()]
+    assert {"打印", "同步", "导入导出", "程序与工作清单"} <= set(titles)
+    for _menu, _label, module, cls, options in EXTERNAL:
+        window = w.open_external(module, cls, options)
+        assert window is not None and window.isWindow() and window.isVisible(), cls
+        qtbot.wait(200)  # let a window that loads on a worker thread finish before the next one
+        window.close()

@@ -45,6 +45,7 @@ from app.ui.start import UnlockDialog
 EXTERNAL = [
     ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
     ("同步", "同步(U 盘数据包)…", "app.ui.sync_dialog", "SyncDialog", ()),
+    ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ()),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
 ]
@@ -233,8 +234,9 @@ class MainWindow(QMainWindow):
         m.addAction("退出", self.close)
         find = self.menuBar().addMenu("查找")
         find.addAction("搜索", lambda: (self.search.setFocus(), self.search.selectAll())).setShortcut("Ctrl+F")
+        menus = {}
         for menu_name, label, module, cls, options in EXTERNAL:
-            menu = self.menuBar().addMenu(menu_name)
+            menu = menus.get(menu_name) or menus.setdefault(menu_name, self.menuBar().addMenu(menu_name))
             menu.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
 
     def open_external(self, module: str, cls: str, options=()) -> QWidget | None:
@@ -250,6 +252,8 @@ class MainWindow(QMainWindow):
         if "village_code" in options:
             kw["village_code"] = self.current_village()
         window = factory(self.store, self, **kw)
+        if not window.isWindow():  # a QWidget with a parent would be drawn inside the main window
+            window.setWindowFlag(Qt.Window, True)
         window.setAttribute(Qt.WA_DeleteOnClose)
         self.external[cls] = window
         window.show()
