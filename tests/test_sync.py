@@ -182,6 +182,34 @@ def test_any_import_order_with_duplicates_converges(template, tmp_path_factory, 
     assert results[0] == results[1]
 
 
+def test_equal_clocks_from_three_sites_resolve_by_site_id_in_any_order(template, tmp_path):
+    """X writes phone, Y writes note, Z writes phone, all at the same clock (site ids X < Z < Y):
+    Z's phone wins whatever the order, because the tie is broken by the site that wrote that field."""
+    folder, names, hid, _ = template
+    frozen = time.time() + 2000
+    laptops = [_open_copy(folder, n, tmp_path, wall=lambda: frozen) for n in names[1:]]
+    x, z, y = sorted(laptops, key=lambda s: s.site_id)
+    x.put("household", {"phone": "13800000001"}, record_id=hid)
+    y.put("household", {"note": "乙的备注"}, record_id=hid)
+    z.put("household", {"phone": "13800000003"}, record_id=hid)
+    assert len({s.get(hid).clock_of(f) for s, f in ((x, "phone"), (y, "note"), (z, "phone"))}) == 1
+    bundles = {s.site_id: exchange.export_upstream(s) for s in laptops}
+    for s in laptops:
+        s.close()
+    results = []
+    for run, order in enumerate(([x, y, z], [z, y, x], [y, x, z])):
+        into = tmp_path / f"county{run}"
+        into.mkdir()
+        county = _open_copy(folder, names[0], into)
+        for s in order:
+            name, data = bundles[s.site_id]
+            assert exchange.import_bundle(county, data, name).status == "accepted"
+        results.append(state(county))
+        assert county.get(hid).fields["phone"] == "13800000003"
+        county.close()
+    assert results[0] == results[1] == results[2]
+
+
 # ---------------------------------------------------------------------- crash safety
 
 
