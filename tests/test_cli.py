@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from app.cli import main as cli_main
 from app.cli.main import main
 from tests.conftest import PASSPHRASE
 from tests.factories import household
@@ -205,3 +206,18 @@ def test_recover_resets_a_forgotten_passphrase(db, monkeypatch, capsys):
     assert main(["recover", str(db), "--recovery-key", str(key), "--login", "admin"]) == 0
     monkeypatch.setenv("JIANDANG_PASSPHRASE", "remembered now")
     assert main(["list", str(db)]) == 0
+
+
+def test_a_database_path_as_the_only_argument_opens_the_window(db, monkeypatch):
+    opened = []
+    monkeypatch.setattr(cli_main, "open_window", lambda argv: opened.append(argv) or 0)
+    assert cli_main.main([str(db)]) == 0
+    assert cli_main.main(["新建台账.db"]) == 0  # not yet created: the window's start screen says so
+    assert opened == [[str(db)], ["新建台账.db"]]
+
+
+def test_a_mistyped_command_is_not_taken_for_a_database(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main.main(["lsit"])
+    assert exit_.value.code == 2
+    assert "lsit" in capsys.readouterr().err

@@ -25,7 +25,7 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
     value = os.environ.get(env)
     if value is not None:
         return value
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():
         raise CommandError(f"需要密码:请设置环境变量 {env},或在终端中运行以输入密码")
     return getpass.getpass(prompt)
 
@@ -60,7 +60,7 @@ def local_time(hlc: str) -> str:
 
 def progress_printer(label: str):
     """A progress callback that redraws one line on a terminal and stays quiet otherwise."""
-    if not sys.stderr.isatty():
+    if sys.stderr is None or not sys.stderr.isatty():  # None in the windowed build
         return None
 
     def report(done: int, total: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from app import __version__
 from app.cli.common import CommandError
@@ -32,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:  # argparse keeps subcommands here; there is no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def open_window(argv: list[str]) -> int:
     try:
         from app.ui.app import run  # noqa: PLC0415 - Qt is only loaded for the window
@@ -41,11 +49,21 @@ def open_window(argv: list[str]) -> int:
     return run(argv)
 
 
+def _is_database_argument(first: str, commands) -> bool:
+    """`jiandang 台账.db` opens the window on that file: anything that is not a command name and
+    names an existing file (or ends in .db) is taken as a database path."""
+    if first in commands:
+        return False
+    return first.lower().endswith(".db") or Path(first).is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
         return open_window(argv)
     parser = build_parser()
+    if _is_database_argument(argv[0], _command_names(parser)):
+        return open_window(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
