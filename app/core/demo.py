@@ -23,7 +23,9 @@ FEMALE = "芳娜敏静丽艳娟霞秀英华慧巧美玲桂兰凤琴云莲珍翠�
 UNITS = [("县农业农村局", "3"), ("县教育局", "3"), ("县卫生健康局", "3"), ("清水镇人民政府", "4"),
          ("县供电公司", "3"), ("市住建局", "2"), ("县人社局", "3"), ("省交通厅驻县工作组", "1")]
 POVERTY_LINES = {2011: 2536, 2012: 2625, 2013: 2736, 2014: 2800, 2015: 2855, 2016: 2952,
-                 2017: 3335, 2018: 3535, 2019: 3747, 2020: 4000}
+                 2017: 3335, 2018: 3535, 2019: 3747, 2020: 4000,
+                 # after 2020 counties set a monitoring line of their own; these are demo figures only
+                 2021: 6000, 2022: 6500, 2023: 6900, 2024: 7100, 2025: 7300}
 DEMO_LINE_SOURCE = {year: ("国家标准(2010年不变价2300元,现价)" if year <= 2016 else "演示数据:县级设定")
                     for year in POVERTY_LINES}
 CAUSE_WEIGHTS = {"1": 30, "2": 14, "3": 8, "4": 4, "5": 5, "6": 2, "7": 12, "8": 9, "9": 10, "10": 2, "11": 4}
@@ -56,12 +58,25 @@ def _birth(rng: random.Random, age: int, year: int = 2025) -> dt.date:
     return dt.date(year - age, rng.randint(1, 12), rng.randint(1, 28))
 
 
-def _member(rng, names, relation, sex, age, surname, seq, school_year=2025):
+def _unique_id_number(used: set[str], birth: dt.date, seq: int, sex: str) -> tuple[str, dt.date]:
+    """A valid ID number not yet in `used` (added to it): the next free order code for that birth
+    date, or the next day when all 500 codes of a date and sex are taken."""
+    while True:
+        for step in range(500):
+            number = idnumber.make(COUNTY[0], birth, seq + step, sex)
+            if number not in used:
+                used.add(number)
+                return number, birth
+        birth += dt.timedelta(days=1)
+
+
+def _member(used, rng, names, relation, sex, age, surname, seq, school_year=2025):
     birth = _birth(rng, age)
+    id_number, birth = _unique_id_number(used, birth, seq, sex)
     m = {
         "name": names.person(sex, surname),
         "sex": sex,
-        "id_number": idnumber.make(COUNTY[0], birth, seq, sex),
+        "id_number": id_number,
         "birth_date": birth.isoformat(),
         "relation": relation,
         "ethnicity": rng.choices(["01", "06", "09", "12", "25"], [40, 25, 15, 10, 10])[0],
@@ -101,6 +116,7 @@ def households(per_village: int = 80, seed: int = 2026, villages: list[str] | No
     rng = random.Random(seed)
     names = _Names(rng)
     out = []
+    used: set[str] = set()
     seq = 0
     for village in villages or village_codes():
         for n in range(1, per_village + 1):
@@ -108,16 +124,16 @@ def households(per_village: int = 80, seed: int = 2026, villages: list[str] | No
             surname = rng.choice(SURNAMES)
             head_sex = "1" if rng.random() < 0.85 else "2"
             head_age = rng.randint(28, 78)
-            members = [_member(rng, names, "01", head_sex, head_age, surname, seq * 7)]
+            members = [_member(used, rng, names, "01", head_sex, head_age, surname, seq * 7)]
             if rng.random() < 0.8:
-                members.append(_member(rng, names, "02", "2" if head_sex == "1" else "1",
+                members.append(_member(used, rng, names, "02", "2" if head_sex == "1" else "1",
                                        max(20, head_age + rng.randint(-5, 3)), None, seq * 7 + 1))
             for c in range(rng.choices([0, 1, 2, 3], [15, 35, 35, 15])[0]):
                 sex = rng.choice("12")
                 age = max(0, head_age - rng.randint(20, 34))
-                members.append(_member(rng, names, "03" if sex == "1" else "04", sex, age, surname, seq * 7 + 2 + c))
+                members.append(_member(used, rng, names, "03" if sex == "1" else "04", sex, age, surname, seq * 7 + 2 + c))
             if head_age < 50 and rng.random() < 0.3:
-                members.append(_member(rng, names, "12", "2", head_age + rng.randint(22, 30), None, seq * 7 + 6))
+                members.append(_member(used, rng, names, "12", "2", head_age + rng.randint(22, 30), None, seq * 7 + 6))
             size = len(members)
             cause = rng.choices(list(CAUSE_WEIGHTS), list(CAUSE_WEIGHTS.values()))[0]
             others = rng.sample([c for c in CAUSE_WEIGHTS if c != cause], rng.choice([0, 1, 1, 2]))
