@@ -59,3 +59,45 @@ def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, 
     assert merge.conflicts(county) == [] and screen.conflicts.table.rowCount() == 0
     for s in (a, b, county):
         s.close()
+
+
+def test_main_window_shows_what_a_sync_brought_and_the_sync_state(qtbot, tmp_path, monkeypatch):
+    from app.ui.main_window import MainWindow
+
+    monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    doc = factories.household()
+    hid = households.save(a, doc).household_id
+    households.save(b, factories.household("诸葛长青", "上官玉梅", seq=7))
+    exchange.export_to(a, usb)
+    exchange.import_paths(county, [usb])
+    exchange.export_to(county, usb)
+
+    w = MainWindow(b)
+    w.set_auto_lock_minutes(0)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    assert w.sync_label.text() == "上次同步:从未同步"
+    unsynced_before = int(w.unsynced_label.text().split(":")[1])
+    assert unsynced_before > 0
+    assert w.model.view_row_of(hid) == -1
+
+    dialog = w.open_external("app.ui.sync_dialog", "SyncDialog")
+    dialog.panel.folder.setText(str(usb))
+    dialog.panel.export()  # 乙队's own changes go up ...
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    exchange.import_paths(county, [usb])
+    exchange.export_to(county, usb)  # ... and the county's answer acknowledges them
+    dialog.panel.import_()
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    dialog.close()
+    qtbot.waitUntil(lambda: w.loaded and w.model.view_row_of(hid) >= 0, timeout=20000)
+    qtbot.waitUntil(lambda: w.unsynced_label.text() == "未同步修改:0", timeout=20000)
+    assert w.sync_label.text().startswith("上次同步:20")
+    for s in (a, b, county):
+        s.close()

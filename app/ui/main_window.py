@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.core.dictionary import default
 from app.core.validation import ERROR
 from app.services import households
+from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
 from app.ui.editor import HouseholdEditor
 from app.ui.model import HouseholdModel, load_rows, row_of
@@ -256,8 +257,22 @@ class MainWindow(QMainWindow):
             window.setWindowFlag(Qt.Window, True)
         window.setAttribute(Qt.WA_DeleteOnClose)
         self.external[cls] = window
+        window.destroyed.connect(self._external_closed)
         window.show()
         return window
+
+    def _change_mark(self) -> int:
+        return self.store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+
+    def _external_closed(self, *_args) -> None:
+        """Sync and county imports write merged changes in bulk without per-record notifications:
+        when a window closes after such writes, read the list again."""
+        if not self.store.unlocked or self.locked:
+            return
+        if self.loaded and self._change_mark() > self._seen_mark:
+            self.reload()
+        else:
+            self._update_status()
 
     # ------------------------------------------------------------------ loading
     def reload(self) -> None:
@@ -306,6 +321,7 @@ class MainWindow(QMainWindow):
         if outcome.get("backup_error"):
             QMessageBox.warning(self, "自动备份失败", f"今天的自动备份没有完成:{outcome['backup_error']}\n请检查备份文件夹(设置)。")
         self.model.set_rows(rows)
+        self._seen_mark = self._change_mark()
         self._fill_tree()
         self.table.resizeColumnsToContents()
         self.progress.hide()
@@ -368,12 +384,10 @@ class MainWindow(QMainWindow):
         if not self.store.unlocked:
             return
         self.operator_label.setText(f"操作员:{self.store.operator}")
-        synced = int(self.store.meta("synced_seq", "0") or 0)
-        unsynced = self.store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
-                                           (self.store.site_id, synced)).fetchone()[0]
-        self.unsynced_label.setText(f"未同步修改:{unsynced}")
-        last = self.store.meta("last_sync")
-        self.sync_label.setText(f"上次同步:{last[:10] if last else '从未同步'}")
+        status = sync_status(self.store)
+        self.unsynced_label.setText(status.unsynced_label())
+        self.unsynced_label.setVisible(status.unacknowledged is not None)
+        self.sync_label.setText(status.last_sync_label())
 
     def _store_changed(self, changes) -> None:
         """Refresh the rows of the households a commit touched."""
@@ -386,6 +400,7 @@ class MainWindow(QMainWindow):
             doc = households.document(self.store, hid)
             if doc is not None or self.store.get(hid) is not None:
                 self.model.update_row(row_of(doc, self.d) if doc else None, hid)
+        self._seen_mark = self._change_mark()
         self._update_status()
 
     # ------------------------------------------------------------------ selection

@@ -1,0 +1,35 @@
+"""What the status bar and `jiandang sync status` say about a database's sync state, read from the
+same meta keys and receipts the exchange writes (app/sync/exchange.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from app.store import Store
+from app.sync import identity
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    unacknowledged: int | None  # own changes the county has not yet confirmed; None at the county
+    last_received: dt.datetime | None  # local time of the last bundle imported here, None if never
+
+    def unsynced_label(self) -> str:
+        return "" if self.unacknowledged is None else f"未同步修改:{self.unacknowledged}"
+
+    def last_sync_label(self) -> str:
+        return f"上次同步:{self.last_received:%Y-%m-%d}" if self.last_received else "上次同步:从未同步"
+
+
+def sync_status(store: Store) -> SyncStatus:
+    """The device's own changes not yet acknowledged by the county (a USB stick carried to the county
+    counts once the county's answer has been imported back) and when a bundle was last imported."""
+    row = store.conn.execute("SELECT max(received) FROM receipts").fetchone()
+    last = identity.parse_iso(row[0]).astimezone() if row and row[0] else None
+    if store.role == "county":
+        return SyncStatus(None, last)
+    acked = int(store.meta("sync_acked_seq", 0) or 0)
+    count = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
+                               (store.site_id, acked)).fetchone()[0]
+    return SyncStatus(count, last)
