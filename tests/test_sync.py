@@ -3,6 +3,7 @@ county duplicates and the CLI contract."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import shutil
@@ -353,3 +354,34 @@ def test_the_cli_contract(tmp_path, monkeypatch, capsys):
     assert main(["sync", "import", str(county_db), str(usb / f"{site}-up-000002.jdb")]) == 1
     assert "吊销" in capsys.readouterr().out
     assert main(["conflicts", str(county_db), "--resolve", "nope", "--keep", "other"]) == 1
+
+
+def test_members_are_listed_in_the_order_they_were_entered_at_every_site(tmp_path):
+    """Storage order differs between sites (the county inserts what it merges in bundle order);
+    the household card, the register and the roster must not."""
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    doc = factories.household()
+    hid = households.save(a, doc).household_id
+    up(a, county)
+    down(county, b)
+    # 乙队 adds a child, then 甲队 adds a grandparent later: the county receives 甲队's bundle first
+    b_doc = households.document(b, hid)
+    b_doc["members"].append(factories.member("欧阳小明", "1", dt.date(2012, 3, 4), "03", 40))
+    b_doc["family_size"] = 3
+    households.save(b, b_doc)
+    a_doc = households.document(a, hid)
+    a_doc["members"].append(factories.member("欧阳老太", "2", dt.date(1945, 1, 2), "12", 41))
+    a_doc["family_size"] = 3
+    households.save(a, a_doc)
+    up(a, county)
+    up(b, county)
+    down(county, a)
+    down(county, b)
+    orders = [[m["name"] for m in households.document(s, hid)["members"]] for s in (a, b, county)]
+    assert orders[0] == orders[1] == orders[2]
+    assert orders[0][:2] == [doc["members"][0]["name"], doc["members"][1]["name"]]
+    assert set(orders[0][2:]) == {"欧阳小明", "欧阳老太"}
+    for s in (a, b, county):
+        s.close()

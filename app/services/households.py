@@ -56,6 +56,13 @@ def _as_dict(record: Record) -> dict:
     return {"id": record.id, **record.fields}
 
 
+def _creation_order(record: Record) -> tuple[str, str]:
+    """Children in the order they were created, the same at every site: by the clock of their
+    creation (the earliest clock they carry; unique per site, and carried with them by sync), then id.
+    Storage order (rowid) differs between a laptop and the county that merged it."""
+    return (min(record.clocks.values(), default=record.hlc) if record.clocks else record.hlc, record.id)
+
+
 def assemble(household: Record, children: list[Record], dictionary: Dictionary | None = None) -> dict:
     """A household document from its records."""
     d = dictionary or default()
@@ -63,7 +70,7 @@ def assemble(household: Record, children: list[Record], dictionary: Dictionary |
     for kind in d.child_kinds("household"):
         doc[collection(kind.key)] = []
     own = {kind.key for kind in d.child_kinds("household")}
-    for child in children:
+    for child in sorted(children, key=_creation_order):
         if not child.deleted and child.kind in own:  # proposals also name the household as parent
             doc[collection(child.kind)].append(_as_dict(child))
     return doc
