@@ -333,3 +333,18 @@ def test_bulk_creation_writes_the_same_records_changes_and_index_as_put(store):
     assert entry.op == "create" and entry.new == doc["members"][0] and entry.reason == "批量导入" and entry.operator == "admin"
     # and later puts continue the same sequence
     assert store.put("household", {"phone": "13700000000"}, record_id=hid).seq == 4
+
+
+def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_store, tmp_path):
+    """Values the fast JSON codec refuses (integers beyond 64 bits) still store exactly."""
+    store = make_store()
+    fields = {"head_name": "欧阳", "big": 2**70, "neg": -(2**65), "float": 0.1, "list": ["甲", 1, None],
+              "nested": {"a": [1.5, "乙"]}}
+    rid = store.put("household", fields, village_code="522699101201").record_id
+    store.close()
+    again = Store.open(tmp_path / "village.db")
+    again.unlock("admin", PASSPHRASE)
+    assert again.get(rid).fields == fields
+    assert [r.fields for r in again.records()] == [fields]
+    assert again.history(rid)[0].new == fields
+    again.close()
