@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  #
 
 from app.core import demo  # noqa: E402
 from app.store import Store, crypto  # noqa: E402
+from app.store.db import new_record_id  # noqa: E402
 
 PASS = "benchmark passphrase"
 
@@ -69,7 +69,7 @@ def run_encrypted(folder: Path, docs, rng_seed: int, queries: list[str]) -> dict
         for i, doc in enumerate(docs):
             house, members = split(doc)
             village = house.pop("village_code")
-            hid = str(uuid.uuid4())
+            hid = new_record_id()  # what the store itself gives new records
             batch.append(("household", house, village, None, hid))
             batch += [("member", m, village, hid) for m in members]
             if len(batch) >= 500 or i == len(docs) - 1:

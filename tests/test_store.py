@@ -348,3 +348,17 @@ def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_st
     assert [r.fields for r in again.records()] == [fields]
     assert again.history(rid)[0].new == fields
     again.close()
+
+
+def test_new_record_ids_are_unique_uuids_in_creation_order():
+    import uuid
+
+    from app.store.db import new_record_id
+
+    ids = [new_record_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(i) for i in ids[:50]]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == i for u, i in zip(parsed, ids))
+    time.sleep(0.002)
+    later = new_record_id()
+    assert later > max(ids)  # time-ordered: new records land at the end of the id index
