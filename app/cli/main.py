@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli import common
 from app.cli.common import CommandError
+from app.store.crypto import DecryptionError
 
 COMMAND_MODULES = [
     "app.cli.core_commands",
@@ -17,6 +21,7 @@ COMMAND_MODULES = [
     "app.cli.print_commands",
     "app.cli.maintenance_commands",
     "app.cli.sync_commands",
+    "app.cli.server_commands",
     "app.cli.table_commands",
 ]
 
@@ -68,14 +73,29 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    common.OPENED.clear()
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
     except CommandError as exc:
         print(f"错误:{exc}", file=sys.stderr)
-        return 1
+        status = 1
+    except DecryptionError as exc:
+        print(f"错误:{exc}。请运行 jiandang check 查看损坏的记录,并用 jiandang restore 从最近的备份恢复",
+              file=sys.stderr)
+        status = 1
     except KeyboardInterrupt:
         print("已取消", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `jiandang list DB | head`: the reader went away; not an error of ours
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+    for store in common.OPENED:
+        summary = store.damaged_summary()
+        if summary:
+            print(f"错误:{summary}", file=sys.stderr)
+            status = status or 1
+    return status
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Sync commands: enroll, sync export/import, revoke, conflicts (docs/sync.md)."""
+"""Sync commands: enroll, sync export/import/now, revoke, conflicts (docs/sync.md, docs/serve.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--villages", required=True, help="允许的村代码(12位),逗号分隔;乡可给 9 位乡代码")
     p.add_argument("--out", required=True, metavar="FILE", help="登记包输出文件(如 U 盘上的 xxx.jde)")
     p.add_argument("--days", type=int, default=identity.CERT_DAYS, help="证书有效天数")
+    p.add_argument("--server", metavar="URL", help="县同步服务地址(写入登记包,以后登记时沿用),如 https://192.168.1.10:8765")
+    p.add_argument("--server-ca", metavar="FILE", help="县同步服务的 TLS 证书(jiandang tls-cert 生成的 .pem),写入登记包")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_enroll)
 
@@ -33,6 +35,14 @@ def register(sub) -> None:
     q.add_argument("paths", nargs="+", metavar="PATH")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_import)
+    q = ops.add_parser("now", help="立即同步:通过网络把本机更改上传到县同步服务并取回县级包(docs/serve.md)")
+    q.add_argument("db")
+    q.add_argument("--server", metavar="URL", help="县同步服务地址(默认用登记时设置的)")
+    q.add_argument("--ca-cert", metavar="FILE", help="县同步服务的 TLS 证书(默认用登记时设置的)")
+    q.add_argument("--remember", action="store_true", help="把 --server/--ca-cert 保存为本机的默认设置")
+    q.add_argument("--retries", type=int, default=4, help="网络失败时的重试次数(默认 4,间隔 1、2、4、8 秒)")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_now)
 
     p = sub.add_parser("revoke", help="县级:吊销设备证书(其后发来的包一律拒收)")
     p.add_argument("db", metavar="COUNTY_DB")
@@ -59,9 +69,19 @@ def register(sub) -> None:
 def cmd_enroll(args) -> int:
     villages = [v.strip() for v in args.villages.replace("，", ",").split(",") if v.strip()]
     out = Path(args.out)
+    server_ca = None
+    if args.server_ca:
+        try:
+            server_ca = Path(args.server_ca).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"无法读取证书文件 {args.server_ca}:{getattr(exc, 'strerror', None) or exc}") from None
+        if "BEGIN CERTIFICATE" not in server_ca:
+            raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
     with open_store(args.db, args.operator) as store:
         try:
-            result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days)
+            result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
+                                     server=args.server, server_ca=server_ca)
+            server = store.meta(identity.SERVER_URL)
             wire.write_atomic(out, result.package)
             fp = identity.fingerprint(identity.county_sign_public(store))
         except (StoreError, OSError) as exc:
@@ -70,6 +90,8 @@ def cmd_enroll(args) -> int:
     print(f"登记包:{out}")
     print(f"登记码:{result.code_display}")
     print(f"县级公钥指纹:{fp}")
+    if server:
+        print(f"县同步服务:{server}(该电脑可用“立即同步”)")
     print("请把登记码单独交给该电脑的操作员(不要和登记包放在同一个 U 盘上)。")
     return 0
 
@@ -124,6 +146,33 @@ def cmd_import(args) -> int:
     if refused:
         print(f"共 {len(reports)} 个包,拒收 {refused} 个:未导入拒收包中的任何内容", file=sys.stderr)
     return 1 if refused else 0
+
+
+def cmd_now(args) -> int:
+    """Export, upload, fetch, import through the county sync service. Exit status 0 when everything
+    was accepted, 1 when a bundle was refused, 3 when the service could not be reached."""
+    from app.server import client  # noqa: PLC0415
+
+    def note(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    with open_store(args.db, args.operator) as store:
+        try:
+            url, ca = client.settings(store, args.server, args.ca_cert)
+            show = progress_printer("同步")
+            result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note)
+        except client.Unreachable as exc:
+            print(f"错误:{exc}", file=sys.stderr)
+            return 3
+        except (client.SyncError, StoreError) as exc:
+            raise CommandError(str(exc)) from None
+        if args.remember and not result.refused:
+            client.remember(store, url, ca)
+    for r in result.reports:
+        print(r.line())
+    if result.refused:
+        print("有同步包被拒收:拒收的包没有导入任何内容,请按说明处理", file=sys.stderr)
+    return 1 if result.refused else 0
 
 
 def cmd_revoke(args) -> int:

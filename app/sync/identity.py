@@ -212,9 +212,16 @@ class Enrollment:
         return _grouped(self.code)
 
 
+SERVER_URL = "enroll_server_url"  # county meta: the sync service address given to devices at enrollment
+SERVER_CA = "enroll_server_ca"  # county meta: the service's TLS certificate (PEM) pinned on devices
+
+
 def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days: int = CERT_DAYS,
-           site_id: str | None = None, code: str | None = None) -> Enrollment:
-    """Issue a certificate for a new device and build its enrollment package."""
+           site_id: str | None = None, code: str | None = None, server: str | None = None,
+           server_ca: str | None = None) -> Enrollment:
+    """Issue a certificate for a new device and build its enrollment package. `server` and
+    `server_ca` (the county sync service's address and TLS certificate, docs/serve.md) go into the
+    package and are remembered for later enrollments."""
     if store.role != "county":
         raise StoreError("只有县级数据库可以登记设备")
     if role not in ("village", "township"):
@@ -241,6 +248,11 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
             (site_id, site_name, role, ",".join(body["villages"]), _raw(sign.public_key()), _raw(enc.public_key()),
              body["not_after"], json.dumps(body["number_block"]), cert.to_json(), iso(now)))
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
+        if server is not None:
+            store.set_meta(SERVER_URL, server)
+        if server_ca is not None:
+            store.set_meta(SERVER_CA, server_ca)
+        server, server_ca = store.meta(SERVER_URL) or None, store.meta(SERVER_CA) or None
     code = _normalise_code(code) if code else new_enrollment_code()
     salt = secrets.token_bytes(16)
     kdf = crypto.kdf_from_environment()
@@ -254,6 +266,7 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
         "index_key": store.get_secret("index_key").hex(), "county_site_id": store.site_id,
         "poverty_lines": {str(y): v for y, v in store.poverty_lines().items()},
         "divisions": [[d["code"], d["name"], d["level"], d["parent"]] for d in store.divisions()],
+        "server": server, "server_ca": server_ca,
     }
     key = crypto.derive_key(code, salt, kdf)
     body_bytes = crypto.seal(key, wire.canonical(secret), wire.canonical(header))
@@ -269,6 +282,8 @@ class EnrollmentContents:
     index_key: bytes
     poverty_lines: dict
     divisions: list
+    server: str | None = None
+    server_ca: str | None = None
 
     @property
     def county_enc_public(self) -> X25519PublicKey:
@@ -299,7 +314,8 @@ def open_enrollment(data: bytes, code: str, name: str = "登记包") -> Enrollme
     except (KeyError, ValueError, TypeError) as exc:
         raise wire.BundleError(f"{name}:登记包内容不完整({exc})") from None
     return EnrollmentContents(header, cert, bytes.fromhex(secret["sign_key"]), bytes.fromhex(secret["enc_key"]),
-                              bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []))
+                              bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []),
+                              secret.get("server"), secret.get("server_ca"))
 
 
 def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str, passphrase: str) -> Store:
@@ -319,6 +335,10 @@ def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str,
             store.set_meta("certificate", cert.to_json())
             start, end = cert.body["number_block"]
             store.set_meta("number_block", f"{start}-{end}")
+            if contents.server:
+                store.set_meta("sync_server_url", contents.server)
+            if contents.server_ca:
+                store.set_meta("sync_server_ca", contents.server_ca)
             store.conn.executemany("INSERT OR REPLACE INTO divisions(code, name, level, parent) VALUES (?,?,?,?)",
                                    [tuple(d) for d in contents.divisions])
             store.conn.executemany("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",

@@ -1,0 +1,111 @@
+"""The county sync service: `jiandang serve` and `jiandang tls-cert` (docs/serve.md)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+from app.cli.common import CommandError, open_store
+from app.server import protocol
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="县级:运行县同步服务(笔记本电脑“立即同步”时连接它)")
+    p.add_argument("db", metavar="COUNTY_DB")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="监听地址(默认 127.0.0.1 只接受本机;让局域网的电脑连接请用 0.0.0.0)")
+    p.add_argument("--port", type=int, default=protocol.DEFAULT_PORT, help=f"端口(默认 {protocol.DEFAULT_PORT};0 = 任一空闲端口)")
+    p.add_argument("--tls-cert", metavar="FILE", help="TLS 证书(PEM,jiandang tls-cert 生成)")
+    p.add_argument("--tls-key", metavar="FILE", help="TLS 私钥(PEM)")
+    p.add_argument("--max-upload-mb", type=float, default=64, help="单个同步包的上传上限(MB,默认 64)")
+    p.add_argument("--uploads-per-minute", type=float, default=10,
+                   help="每个站点每分钟最多上传/取件次数(默认 10;0 = 不限)")
+    p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
+    p.add_argument("--operator")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("tls-cert", help="县级:为县同步服务生成自签名 TLS 证书和私钥")
+    p.add_argument("--host", action="append", required=True, metavar="NAME_OR_IP",
+                   help="笔记本电脑连接时用的主机名或 IP 地址(可重复)")
+    p.add_argument("--out-cert", required=True, metavar="FILE", help="证书输出文件(.pem,发给各电脑/写入登记包)")
+    p.add_argument("--out-key", required=True, metavar="FILE", help="私钥输出文件(只留在县里的机器上)")
+    p.add_argument("--days", type=int, default=3650)
+    p.set_defaults(func=cmd_tls_cert)
+
+
+def _setup_logging(quiet: bool) -> None:
+    """Log lines to stderr (a service manager keeps them) and to the program's log file, with ID
+    numbers and phones masked."""
+    from app import settings  # noqa: PLC0415
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(settings.RedactingFilter())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        settings.setup_logging("INFO")
+    except OSError:  # a read-only profile must not stop the service
+        pass
+
+
+def cmd_serve(args) -> int:
+    from app.server.app import Limits, SyncServer  # noqa: PLC0415 - starlette/uvicorn only for the service
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CommandError("--tls-cert 和 --tls-key 要一起给出(证书和它的私钥)")
+    for path in (args.tls_cert, args.tls_key):
+        if path and not Path(path).is_file():
+            raise CommandError(f"找不到文件 {path}")
+    if args.max_upload_mb <= 0 or args.uploads_per_minute < 0:
+        raise CommandError("--max-upload-mb 应大于 0,--uploads-per-minute 不能为负")
+    limits = Limits(max_upload=int(args.max_upload_mb * 1024 * 1024), uploads_per_minute=args.uploads_per_minute,
+                    fetches_per_minute=args.uploads_per_minute)
+    _setup_logging(args.quiet)
+    store = open_store(args.db, args.operator)
+    try:
+        try:
+            server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                limits=limits, access_log=not args.quiet)
+        except OSError as exc:
+            if getattr(exc, "filename", None) or "PEM" in str(exc) or exc.__class__.__name__ == "SSLError":
+                raise CommandError(f"无法使用 TLS 证书或私钥({exc}):请检查 --tls-cert/--tls-key") from None
+            raise CommandError(f"无法在 {args.host}:{args.port} 上监听({exc.strerror or exc}):"
+                               "端口可能已被占用,请换一个 --port") from None
+        except Exception as exc:  # StoreError: not a county database
+            raise CommandError(str(exc)) from None
+        if not server.tls and not _loopback(args.host):
+            print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
+                  "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
+        server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {args.db},站点 {store.site_id});"
+                                 "按 Ctrl+C 停止", flush=True))
+    finally:
+        store.close()
+    print("县同步服务已停止", file=sys.stderr)
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def cmd_tls_cert(args) -> int:
+    from app.server import tls  # noqa: PLC0415
+
+    try:
+        fp = tls.write(args.out_cert, args.out_key, args.host, args.days)
+    except (OSError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    print(f"已生成证书 {args.out_cert} 和私钥 {args.out_key}(只留在本机,勿外传)")
+    print(f"证书适用于:{'、'.join(args.host)};有效 {args.days} 天;指纹 {fp}")
+    print(f"启动服务:jiandang serve 县级.db --host 0.0.0.0 --tls-cert {args.out_cert} --tls-key {args.out_key}")
+    print(f"登记电脑时写入:jiandang enroll 县级.db ... --server https://{args.host[0]}:{protocol.DEFAULT_PORT} "
+          f"--server-ca {args.out_cert}")
+    return 0

@@ -1,0 +1,406 @@
+"""The county sync service: a Starlette application over the county database, run by uvicorn.
+
+The process holds the county database open (and its exclusive lock) for its lifetime. Every use of
+the database runs on ONE worker thread, so two uploads never merge at once and a fetch never sees
+half an import; the event loop only reads request bodies and answers. Imports go through
+`app.sync.exchange.import_bundle`, exactly as USB bundles do (one transaction per bundle: a
+refused bundle, a dropped connection or a killed process changes nothing; a replayed bundle is
+reported as a duplicate).
+
+Order of checks for an upload: declared size, body read with a size cap and an idle timeout,
+then on the worker: framing and Ed25519 signature against the enrolled devices' keys (nothing is
+parsed or decrypted before), revocation and expiry, the per-site rate limit, then the import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app import __version__
+from app.server import protocol
+from app.store import Store, StoreError
+from app.sync import exchange, identity, wire
+
+log = logging.getLogger("app.server")
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class Limits:
+    max_upload: int = 64 * MIB  # bytes of one uploaded bundle
+    uploads_per_minute: float = 10  # per site (burst of the same number); 0 = no limit
+    fetches_per_minute: float = 10  # per site
+    concurrent_uploads: int = 16  # bodies held in memory at once; more wait
+    idle_seconds: float = 60  # an upload that sends nothing for this long is dropped
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` tokens a minute, at most `burst` saved up."""
+
+    def __init__(self, per_minute: float, burst: int | None = None, clock=time.monotonic):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst or max(1, math.ceil(per_minute)))
+        self.clock = clock
+        self.buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when allowed (one token taken); otherwise the seconds until the next token."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self.buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.buckets[key] = (tokens - 1, now)
+            return 0.0
+        self.buckets[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+class Challenges:
+    """Single-use random values for the downstream request, valid for `seconds`."""
+
+    def __init__(self, seconds: float = protocol.CHALLENGE_SECONDS, cap: int = 10_000, clock=time.monotonic):
+        self.seconds, self.cap, self.clock = seconds, cap, clock
+        self.issued: dict[str, float] = {}  # insertion order = expiry order
+
+    def new(self) -> str:
+        now = self.clock()
+        while self.issued and (next(iter(self.issued.values())) < now or len(self.issued) >= self.cap):
+            self.issued.pop(next(iter(self.issued)))
+        value = secrets.token_hex(32)
+        self.issued[value] = now + self.seconds
+        return value
+
+    def take(self, value: str) -> bool:
+        expires = self.issued.pop(value, None)
+        return expires is not None and expires >= self.clock()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": code, "message": message, **extra}, status, headers=headers)
+
+
+class Service:
+    """State of one running service: the county store, its worker thread, limits, challenges."""
+
+    def __init__(self, store: Store, limits: Limits | None = None):
+        if store.role != "county":
+            raise StoreError(f"同步服务只能在县级数据库上运行,{store.path} 是 {store.role} 数据库")
+        self.store = store
+        self.limits = limits or Limits()
+        self.county = store.site_id
+        self.fingerprint = identity.fingerprint(identity.county_sign_public(store))
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-import")
+        self.slots: asyncio.Semaphore | None = None
+        self.uploads = RateLimiter(self.limits.uploads_per_minute)
+        self.fetches = RateLimiter(self.limits.fetches_per_minute)
+        self.challenges = Challenges()
+        self.queued = 0
+
+    async def serial(self, fn, *args):
+        """Run fn on the single database thread (imports never overlap)."""
+        self.queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self.queued -= 1
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ endpoints
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "service": protocol.SERVICE, "version": __version__, "county": self.county,
+                             "county_name": self.store.site_name, "fingerprint": self.fingerprint,
+                             "max_upload": self.limits.max_upload, "queue": self.queued})
+
+    async def _read(self, request: Request, limit: int) -> bytes:
+        data = bytearray()
+        stream = request.stream().__aiter__()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), self.limits.idle_seconds)
+            except StopAsyncIteration:
+                return bytes(data)
+            data += chunk
+            if len(data) > limit:
+                raise _TooLarge
+
+    def _too_large(self) -> JSONResponse:
+        mb = self.limits.max_upload / MIB
+        return _error(413, "too_large", f"同步包过大(上限 {mb:g} MB):请改用U盘同步,或请县里调大服务的上传上限"
+                                        "(jiandang serve --max-upload-mb)", headers={"Connection": "close"})
+
+    async def upload(self, request: Request) -> Response:
+        name = protocol.safe_name(request.headers.get(protocol.NAME_HEADER))
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "bad_request", "请求的 Content-Length 不对:请用“立即同步”或 jiandang sync now 上传")
+            if int(declared) > self.limits.max_upload:
+                return self._too_large()
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.limits.concurrent_uploads)
+        async with self.slots:
+            try:
+                data = await self._read(request, self.limits.max_upload)
+            except _TooLarge:
+                return self._too_large()
+            except asyncio.TimeoutError:
+                log.warning("上传 %s 超时(%g 秒没有收到数据),已丢弃,未导入任何内容", name, self.limits.idle_seconds)
+                return _error(408, "timeout", "上传超时:网络太慢或已中断,未导入任何内容,请重试",
+                              headers={"Connection": "close"})
+            except ClientDisconnect:
+                log.warning("上传 %s 时对方断开了连接,只收到部分数据:未导入任何内容", name)
+                return Response(status_code=400)  # nobody is listening any more
+            if not data:
+                return _error(400, "no_bundle", "请求中没有同步包:请求体应为一个 .jdb 同步包文件的内容。"
+                                                "请用“立即同步”或 jiandang sync now 上传")
+            status, body, headers = await self.serial(self._upload, data, name)
+        return JSONResponse(body, status, headers=headers)
+
+    def _upload(self, data: bytes, name: str) -> tuple[int, dict, dict]:
+        """On the worker thread: authenticate by the bundle's signature, rate-limit, import."""
+        looked_up: dict = {}
+
+        def lookup(raw: bytes):
+            looked_up["found"] = identity.certificate_by_key(self.store, raw)
+            return looked_up["found"]
+
+        status, error = 200, None
+        try:
+            _, (cert, revoked) = wire.verify(data, lookup)
+        except wire.BundleError:
+            cert = None
+            status, error = (403, "unknown_site") if looked_up.get("found", 0) is None else (422, "bad_bundle")
+        if cert is not None:
+            if revoked:
+                status, error = 403, "revoked"
+            elif cert.expired():
+                status, error = 403, "expired"
+            wait = self.uploads.take(cert.site_id)
+            if wait:
+                seconds = math.ceil(wait)
+                log.warning("站点 %s 上传过于频繁,%s 被拒绝(%d 秒后可再试)", cert.site_id, name, seconds)
+                report = exchange.Report(name, "refused", f"站点 {cert.site_id} 上传过于频繁:请 {seconds} 秒后再试"
+                                                          "(程序会自动重试),此包未导入")
+                return 429, self._answer(report, "rate_limited"), {"Retry-After": str(seconds)}
+        report = exchange.import_bundle(self.store, data, name)
+        if not report.refused:
+            status, error = 200, None
+        elif error is None:
+            status, error = 422, "refused"
+        log.info("%s", report.line().splitlines()[0])
+        return status, self._answer(report, error), {}
+
+    @staticmethod
+    def _answer(report: exchange.Report, error: str | None) -> dict:
+        return {"ok": not report.refused, "error": error, "message": report.message,
+                "report": protocol.report_to_dict(report), "line": report.line()}
+
+    async def challenge(self, request: Request) -> JSONResponse:
+        return JSONResponse({"challenge": self.challenges.new(), "expires_in": protocol.CHALLENGE_SECONDS})
+
+    async def downstream(self, request: Request) -> Response:
+        try:
+            body = json.loads(await self._read(request, 4096))
+            site, challenge, signature = (str(body[k]) for k in ("site", "challenge", "signature"))
+        except _TooLarge:
+            return _error(413, "too_large", "取件请求过大:请用“立即同步”或 jiandang sync now")
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "bad_request", "取件请求格式不对(应为含 site、challenge、signature 的 JSON):"
+                                              "请用“立即同步”或 jiandang sync now")
+        except (ClientDisconnect, asyncio.TimeoutError):
+            return Response(status_code=400)
+        if not self.challenges.take(challenge):
+            return _error(401, "challenge", "取件请求码已过期或已用过:请重试(程序会自动取新的请求码)")
+        status, content, headers = await self.serial(self._downstream, site, challenge, signature)
+        if status != 200:
+            return JSONResponse(content, status, headers=headers)
+        return Response(content, 200, headers=headers, media_type="application/octet-stream")
+
+    def _downstream(self, site: str, challenge: str, signature: str):
+        """On the worker thread: check the device's signature over the challenge, then export."""
+        def refuse(status, code, message, headers=None):
+            log.warning("站点 %s 取件被拒绝:%s", site, code)
+            return status, {"ok": False, "error": code, "message": message}, headers or {}
+
+        found = identity.certificate_of(self.store, site)
+        if found is None:
+            return refuse(403, "unknown_site", f"站点 {site} 未在本县登记:此电脑不能从县同步服务取数据。请联系县扶贫办")
+        cert, revoked = found
+        try:
+            Ed25519PublicKey.from_public_bytes(cert.sign_public).verify(
+                bytes.fromhex(signature), protocol.fetch_message(self.county, site, challenge))
+        except (InvalidSignature, ValueError):
+            return refuse(403, "bad_signature", f"取件请求的签名与站点 {site} 登记的密钥不符:已拒绝。"
+                                                "此电脑的数据库可能不是登记时的那一个,请联系县扶贫办")
+        if revoked:
+            return refuse(403, "revoked", f"站点 {site}({cert.body['site_name']})的证书已于 {revoked} 吊销,"
+                                          "县里不再向它发送数据。请联系县扶贫办")
+        if cert.expired():
+            return refuse(403, "expired", f"站点 {site}({cert.body['site_name']})的证书已于 {cert.body['not_after']} "
+                                          "过期,请到县扶贫办为该电脑重新登记")
+        wait = self.fetches.take(site)
+        if wait:
+            seconds = math.ceil(wait)
+            return refuse(429, "rate_limited", f"站点 {site} 取件过于频繁:请 {seconds} 秒后再试",
+                          {"Retry-After": str(seconds)})
+        name, data = exchange.export_downstream(self.store, site)
+        log.info("站点 %s 取走县级包 %s(%d 字节)", site, name, len(data))
+        return 200, data, {protocol.NAME_HEADER: name}
+
+
+async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 405:
+        return _error(405, "method", f"{request.url.path} 不接受 {request.method} 请求(见 docs/serve.md)")
+    return _error(exc.status_code, "not_found", f"县同步服务没有地址 {request.url.path}(见 docs/serve.md)")
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("处理 %s 时出错:%s", request.url.path, type(exc).__name__)
+    return _error(500, "server_error", "县同步服务内部错误,未导入任何内容:请稍后再试,或改用U盘同步;"
+                                       "如反复出现,请县里查看服务日志")
+
+
+def create_app(store: Store, limits: Limits | None = None) -> Starlette:
+    """The ASGI application over an open, unlocked county store."""
+    service = Service(store, limits)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        service.close()
+
+    app = Starlette(
+        routes=[
+            Route(protocol.HEALTH, service.health, methods=["GET"]),
+            Route(protocol.BUNDLES, service.upload, methods=["POST"]),
+            Route(protocol.CHALLENGE, service.challenge, methods=["GET"]),
+            Route(protocol.DOWNSTREAM, service.downstream, methods=["POST"]),
+        ],
+        exception_handlers={404: _not_found, 405: _not_found, 500: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return app
+
+
+# ---------------------------------------------------------------------- running it
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket (port 0 = any free port). Raises OSError when it is taken."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    if os.name != "nt":  # on Windows SO_REUSEADDR would let two programs share the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class SyncServer:
+    """uvicorn serving `create_app(store)` on host:port, with TLS when a certificate is given.
+    `run()` blocks (the `serve` command); `start()`/`stop()` run it on a thread (tests, bench)."""
+
+    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, *,
+                 tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True):
+        import uvicorn  # noqa: PLC0415 - only the service needs the server
+
+        self.app = create_app(store, limits)
+        self.config = uvicorn.Config(
+            self.app, host=host, port=port, ssl_certfile=str(tls_cert) if tls_cert else None,
+            ssl_keyfile=str(tls_key) if tls_key else None, loop="asyncio", http="h11", ws="none", lifespan="on",
+            log_config=None, access_log=access_log, server_header=False, timeout_keep_alive=5,
+            timeout_graceful_shutdown=None)
+        self.config.load()  # a bad certificate or key fails here, before the port is taken
+        self.sock = bind(host, port)
+        self.host, self.port = host, self.sock.getsockname()[1]
+        self.tls = bool(tls_cert)
+        self.ready = threading.Event()
+        outer = self
+
+        from uvicorn.server import HANDLED_SIGNALS  # noqa: PLC0415
+
+        class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self):
+                """Ctrl+C / SIGTERM stop the service gracefully (in-flight imports finish) and `run`
+                returns, so the database is closed and the process exits 0 (uvicorn would re-raise the
+                signal afterwards and skip the caller's clean-up)."""
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+                try:
+                    yield
+                finally:
+                    for sig, handler in original.items():
+                        signal.signal(sig, handler)
+
+            async def startup(self, sockets=None):
+                await super().startup(sockets=sockets)
+                if not self.should_exit:
+                    outer.ready.set()
+                    if outer.on_ready:
+                        outer.on_ready()
+
+        self.server = _Server(self.config)
+        self.on_ready = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def run(self, on_ready=None) -> None:
+        """Serve until Ctrl+C / SIGTERM (or `stop`); `on_ready()` is called once connections are accepted."""
+        self.on_ready = on_ready
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            self.sock.close()
+
+    def start(self, timeout: float = 20) -> "SyncServer":
+        self._thread = threading.Thread(target=self.run, name="jiandang-serve", daemon=True)
+        self._thread.start()
+        if not self.ready.wait(timeout):
+            raise RuntimeError("同步服务没有启动")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread:
+            self._thread.join(30)

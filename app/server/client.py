@@ -1,0 +1,268 @@
+"""The laptop side of the county sync service: `jiandang sync now` and 立即同步.
+
+Standard library only (http.client + ssl): the laptop build needs no HTTP package, and http.client,
+unlike urllib, never sends county data through a proxy taken from the environment.
+
+One sync is: health check (is this our county's service?), export the upstream bundle, upload it,
+fetch the downstream bundle with a signed request, import it - the same library functions as the
+USB path (app.sync.exchange). Network failures are retried with exponential back-off; an upload
+is idempotent at the county (a bundle received twice is a duplicate), so retrying is always safe.
+When the service cannot be reached the error says so and that the USB path still works.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import socket
+import ssl
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.server import protocol
+from app.store import Store
+from app.sync import exchange, identity
+
+SERVER_KEY = "sync_server_url"  # laptop meta: the county service's address (set at enrollment)
+CA_KEY = "sync_server_ca"  # laptop meta: the county service's TLS certificate (PEM), pinned at enrollment
+STEPS = ("连接县同步服务", "导出本机更改", "上传同步包", "取回县级包", "导入县级包")
+USB_HINT = "本机数据没有丢失,可以稍后再试,或改用U盘同步(同步 → 导出到U盘)"
+
+
+class SyncError(Exception):
+    """The sync could not be completed; the message (Chinese) says why and what to do."""
+
+
+class Unreachable(SyncError):
+    """The service could not be reached (network down, wrong address, service not running)."""
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None):
+        super().__init__(reason)
+        self.wait = wait
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict
+    body: bytes
+
+    def json(self) -> dict:
+        try:
+            data = json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+@dataclass
+class SyncResult:
+    reports: list = field(default_factory=list)  # [upload report from the county, import report of the downstream bundle]
+    notes: list = field(default_factory=list)
+
+    @property
+    def refused(self) -> bool:
+        return any(r.refused for r in self.reports)
+
+
+def settings(store: Store, server: str | None = None, ca_file=None) -> tuple[str, str | None]:
+    """The service address and pinned certificate: the overrides when given, else the laptop's own
+    (set at enrollment or remembered by `sync now --remember`)."""
+    url = (server or store.meta(SERVER_KEY) or "").strip()
+    if not url:
+        raise SyncError("没有设置县同步服务的地址:请用 --server 指定(如 https://192.168.1.10:8765),"
+                        "或请县里在登记时设置;也可以继续用U盘同步")
+    if ca_file:
+        try:
+            ca = Path(ca_file).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SyncError(f"无法读取证书文件 {ca_file}:{getattr(exc, 'strerror', None) or exc}") from None
+        if "BEGIN CERTIFICATE" not in ca:
+            raise SyncError(f"{ca_file} 不是 PEM 格式的证书(应以 -----BEGIN CERTIFICATE----- 开头)")
+    else:
+        ca = store.meta(CA_KEY) or None
+    return url, ca
+
+
+def remember(store: Store, url: str, ca: str | None) -> None:
+    with store.transaction():
+        store.set_meta(SERVER_KEY, url)
+        if ca:
+            store.set_meta(CA_KEY, ca)
+
+
+class Client:
+    """HTTP(S) to one county service with retries and back-off."""
+
+    def __init__(self, url: str, ca_pem: str | None = None, *, retries: int = 4, backoff: float = 1.0,
+                 timeout: float = 30.0, import_timeout: float = 600.0, note: Callable[[str], None] | None = None,
+                 sleep: Callable[[float], None] | None = None):
+        parts = urllib.parse.urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise SyncError(f"县同步服务地址不对:{url}(应像 https://192.168.1.10:8765)")
+        self.url = url.strip().rstrip("/")
+        self.https = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.https else 80)
+        self.base = parts.path.rstrip("/")
+        self.context = None
+        if self.https:
+            try:
+                self.context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
+            except (ssl.SSLError, ValueError) as exc:
+                raise SyncError(f"登记时设置的县同步服务证书无法使用({exc}):请向县里索取证书,用 --ca-cert 指定") from None
+        self.retries, self.backoff = retries, backoff
+        self.timeout, self.import_timeout = timeout, import_timeout
+        self.note = note or (lambda text: None)
+        self.sleep = sleep or time.sleep
+
+    # ------------------------------------------------------------------ one request
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.https:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                timeout: float | None = None) -> Response:
+        """One attempt. Network failures raise _Retry; TLS verification failures raise SyncError."""
+        conn = self._connection(self.timeout)
+        try:
+            conn.connect()
+            if timeout:
+                conn.sock.settimeout(timeout)
+            conn.request(method, self.base + path, body=body, headers=headers or {})
+            answer = conn.getresponse()
+            data = answer.read()
+            return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
+        except ssl.SSLCertVerificationError as exc:
+            raise SyncError(f"县同步服务 {self.url} 的证书与本机登记时保存的不符({exc.verify_message}):"
+                            "可能连到了别的机器,已停止,未发送任何数据。请核对地址,或向县里索取正确的证书"
+                            "(--ca-cert)") from None
+        except ssl.SSLError as exc:
+            raise _Retry(f"TLS 握手失败({exc.reason or exc})") from None
+        except socket.gaierror:
+            raise _Retry(f"找不到主机 {self.host}") from None
+        except (TimeoutError, socket.timeout):
+            raise _Retry("等待应答超时") from None
+        except ConnectionRefusedError:
+            raise _Retry("连接被拒绝(服务没有运行,或端口不对)") from None
+        except (http.client.HTTPException, OSError) as exc:
+            raise _Retry(f"连接中断({type(exc).__name__})") from None
+        finally:
+            conn.close()
+
+    def call(self, what: str, attempt: Callable[[], Response]) -> Response:
+        """Retry `attempt` on network failures, 5xx and 429 with exponential back-off."""
+        tries = self.retries + 1
+        for i in range(tries):
+            try:
+                answer = attempt()
+                if answer.status >= 500:
+                    raise _Retry(f"服务出错(HTTP {answer.status})")
+                if answer.status == 429:
+                    wait = answer.headers.get("retry-after", "")
+                    raise _Retry(answer.json().get("message") or "请求过于频繁",
+                                 float(wait) if wait.isdigit() else None)
+                return answer
+            except _Retry as exc:
+                if i == tries - 1:
+                    raise Unreachable(f"{what}失败:无法连接县同步服务 {self.url}({exc})。已试 {tries} 次。{USB_HINT}") from None
+                wait = exc.wait if exc.wait is not None else self.backoff * (2 ** i)
+                wait = min(wait, 60.0) * (1 + random.random() * 0.25)
+                self.note(f"{what}:{exc},{wait:.0f} 秒后重试(第 {i + 1} 次,共 {tries - 1} 次)")
+                self.sleep(wait)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the endpoints
+
+    def health(self) -> dict:
+        answer = self.call("连接县同步服务", lambda: self.request("GET", protocol.HEALTH))
+        data = answer.json()
+        if answer.status != 200 or data.get("service") != protocol.SERVICE:
+            raise SyncError(f"{self.url} 不是建档县同步服务(HTTP {answer.status}):请核对地址")
+        return data
+
+    def upload(self, name: str, data: bytes) -> exchange.Report:
+        headers = {"Content-Type": "application/octet-stream", protocol.NAME_HEADER: name}
+        answer = self.call("上传同步包", lambda: self.request("POST", protocol.BUNDLES, data, headers, self.import_timeout))
+        body = answer.json()
+        if "report" in body:
+            return protocol.report_from_dict(body["report"])
+        return exchange.Report(name, "refused", body.get("message") or f"县同步服务拒绝了上传(HTTP {answer.status})")
+
+    def fetch(self, store: Store) -> tuple[str, bytes]:
+        """The site's downstream bundle, requested with the device key's signature over a challenge."""
+        county, site, key = store.meta("county_site_id"), store.site_id, identity.device_signing_key(store)
+
+        def attempt() -> Response:
+            got = self.request("GET", protocol.CHALLENGE)
+            if got.status != 200:
+                return got
+            challenge = str(got.json().get("challenge", ""))
+            signature = key.sign(protocol.fetch_message(county, site, challenge)).hex()
+            body = json.dumps({"site": site, "challenge": challenge, "signature": signature}).encode()
+            answer = self.request("POST", protocol.DOWNSTREAM, body, {"Content-Type": "application/json"},
+                                  self.import_timeout)
+            if answer.status == 401:  # the challenge expired (e.g. the service restarted): a new one
+                raise _Retry("取件请求码已过期", 0)
+            return answer
+
+        answer = self.call("取回县级包", attempt)
+        if answer.status != 200:
+            raise SyncError(answer.json().get("message") or f"县同步服务拒绝了取件(HTTP {answer.status})")
+        return protocol.safe_name(answer.headers.get(protocol.NAME_HEADER.lower()), "县级包.jdb"), answer.body
+
+
+def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callable[[int, int], None] | None = None,
+             *, retries: int = 4, backoff: float = 1.0, note: Callable[[str], None] | None = None) -> SyncResult:
+    """Export, upload, fetch, import. Raises Unreachable when the service cannot be reached (nothing
+    is lost: the USB path still works) and SyncError for other failures; refused bundles are
+    reported, not raised."""
+    if store.role == "county":
+        raise SyncError("县级数据库不用“立即同步”:它运行同步服务(jiandang serve)")
+    identity.device_certificate(store)  # a clear message when this database was not enrolled
+    result = SyncResult()
+    notes = note or result.notes.append
+    client = Client(url, ca_pem, retries=retries, backoff=backoff, note=notes)
+    step = _stepper(progress)
+    step(0)
+    health = client.health()
+    if health.get("county") != store.meta("county_site_id"):
+        raise SyncError(f"{client.url} 上运行的是另一个县级数据库({health.get('county_name')},{health.get('county')})"
+                        f"的同步服务,不是本机登记的县({store.meta('county_site_id')}):请核对地址")
+    step(1)
+    name, data = exchange.export_upstream(store)
+    limit = int(health.get("max_upload") or 0)
+    if limit and len(data) > limit:
+        raise SyncError(f"本机同步包 {len(data) // (1024 * 1024)} MB,超过县同步服务的上传上限 {limit // (1024 * 1024)} MB:"
+                        "请改用U盘同步,或请县里调大上限")
+    step(2)
+    result.reports.append(client.upload(name, data))
+    step(3)
+    try:
+        down_name, down = client.fetch(store)
+    except Unreachable:
+        raise
+    except SyncError as exc:
+        result.reports.append(exchange.Report("县级包", "refused", str(exc)))
+        step(5)
+        return result
+    step(4)
+    result.reports.append(exchange.import_bundle(store, down, down_name))
+    step(5)
+    return result
+
+
+def _stepper(progress):
+    def step(done: int) -> None:
+        if progress:
+            progress(done, len(STEPS))
+    return step
+
