@@ -7,6 +7,8 @@ import pytest
 
 pytest.importorskip("PySide6")
 
+from PySide6.QtCore import Qt  # noqa: E402
+
 from app.services import households  # noqa: E402
 from app.sync import exchange, merge  # noqa: E402
 from app.ui.county_import import CountyImportScreen  # noqa: E402
@@ -99,5 +101,53 @@ def test_main_window_shows_what_a_sync_brought_and_the_sync_state(qtbot, tmp_pat
     qtbot.waitUntil(lambda: w.loaded and w.model.view_row_of(hid) >= 0, timeout=20000)
     qtbot.waitUntil(lambda: w.unsynced_label.text() == "未同步修改:0", timeout=20000)
     assert w.sync_label.text().startswith("上次同步:20")
+    for s in (a, b, county):
+        s.close()
+
+
+def test_sync_now_button_syncs_through_the_service_and_says_when_it_is_unreachable(qtbot, tmp_path):
+    from app.server.app import SyncServer
+
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    hid = households.save(b, factories.household()).household_id
+    name, data = exchange.export_upstream(b)
+    exchange.import_bundle(county, data, name)
+    server = SyncServer(county, "127.0.0.1", 0, access_log=False).start()
+    try:
+        households.save(a, factories.household("诸葛长青", "上官玉梅", seq=7))
+        dialog = SyncDialog(a)
+        qtbot.addWidget(dialog)
+        assert dialog.server.text() == ""  # not set at enrollment
+        dialog.server.setText(server.url)
+        steps = []
+        dialog.panel.progress.valueChanged.connect(lambda v: steps.append(dialog.panel.summary.text()))
+        qtbot.mouseClick(dialog.sync_button, Qt.LeftButton)
+        assert dialog.panel.busy and not dialog.sync_button.isEnabled() and not dialog.panel.export_button.isEnabled()
+        qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+        rows = [(dialog.panel.table.item(r, 0).text(), dialog.panel.table.item(r, 1).text())
+                for r in range(dialog.panel.table.rowCount())]
+        assert [status for _, status in rows] == ["已接收", "已接收"], dialog.panel.summary.text()
+        assert rows[0][0].startswith(f"{a.site_id}-up-") and rows[1][0].startswith(f"{a.site_id}-down-")
+        assert dialog.panel.summary.text().startswith("已与县同步服务同步")
+        assert any("上传同步包" in text for text in steps)
+        assert households.document(a, hid) == households.document(county, hid)  # B's household arrived
+        assert a.meta("sync_server_url") == server.url and dialog.sync_button.isEnabled()
+        assert "尚未确认的本机更改:0 条" in dialog.info.text()  # the county acknowledged them
+    finally:
+        server.stop()
+    # the service is gone: a clear message, and the USB buttons still work
+    dialog.retries, dialog.backoff = 1, 0.01
+    dialog.sync_now()
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    message = dialog.panel.summary.text()
+    assert "无法连接县同步服务" in message and "U盘" in message
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    dialog.panel.folder.setText(str(usb))
+    dialog.panel.export()
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    assert dialog.panel.table.item(0, 1).text() == "已导出" and len(list(usb.glob("*.jdb"))) == 1
     for s in (a, b, county):
         s.close()

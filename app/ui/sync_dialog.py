@@ -1,5 +1,6 @@
-"""Sync dialog on a laptop: pick the USB folder, export, import, see what happened per file.
-Export and import run off the GUI thread (app.ui.workers) with a progress bar."""
+"""Sync dialog on a laptop: pick the USB folder, export, import, see what happened per file; or
+立即同步 through the county sync service (app.server.client). All of it runs off the GUI thread
+(app.ui.workers) with a progress bar."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from app.server import client
 from app.sync import exchange
 from app.ui import workers
 
@@ -43,6 +45,7 @@ class SyncPanel(QWidget):
         self.import_button.clicked.connect(self.import_)
         buttons.addWidget(self.export_button)
         buttons.addWidget(self.import_button)
+        self.buttons = [self.export_button, self.import_button]  # disabled while work runs
         buttons.addStretch(1)
         layout.addLayout(buttons)
         self.progress = QProgressBar()
@@ -70,23 +73,26 @@ class SyncPanel(QWidget):
             return None
         return Path(text)
 
-    def _start(self, fn, on_done) -> None:
+    def _start(self, fn, on_done, text: str = "正在处理,请不要拔出U盘…", steps=None) -> None:
         self.busy = True
-        self.export_button.setEnabled(False)
-        self.import_button.setEnabled(False)
+        self.steps = steps
+        for button in self.buttons:
+            button.setEnabled(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        self.summary.setText("正在处理,请不要拔出U盘…")
+        self.summary.setText(text)
         workers.start(fn, lambda result: self._finish(on_done, result), self._failed, self._progress)
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
+        if self.steps and done < len(self.steps):
+            self.summary.setText(f"{self.steps[done]}…({done + 1}/{len(self.steps)})")
 
     def _finish(self, on_done, result) -> None:
         self.busy = False
-        self.export_button.setEnabled(True)
-        self.import_button.setEnabled(True)
+        for button in self.buttons:
+            button.setEnabled(True)
         self.progress.setVisible(False)
         on_done(result)
 
@@ -146,21 +152,31 @@ class SyncPanel(QWidget):
 
 
 class SyncDialog(QDialog):
-    """同步 on a laptop."""
+    """同步 on a laptop: USB folder, or 立即同步 through the county sync service."""
 
     def __init__(self, store, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("同步(U盘)")
-        self.resize(760, 420)
+        self.store = store
+        self.retries, self.backoff = 4, 1.0  # network retries of 立即同步 (1, 2, 4, 8 s apart)
+        self.setWindowTitle("同步(U盘或网络)")
+        self.resize(760, 460)
         layout = QVBoxLayout(self)
-        acked = store.meta("sync_acked_seq", "0")
-        mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
-                                  (store.site_id, int(acked))).fetchone()[0]
-        expires = store.meta("sync_down_expires") or "尚未收到"
-        info = QLabel(f"本机站点 {store.site_id}。县里尚未确认的本机更改:{mine} 条。最近的县级包有效至:{expires}")
-        info.setWordWrap(True)
-        layout.addWidget(info)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.refresh_info()
+        layout.addWidget(self.info)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("县同步服务:"))
+        self.server = QLineEdit(store.meta(client.SERVER_KEY) or "")
+        self.server.setPlaceholderText("如 https://192.168.1.10:8765(县里登记时设置;没有网络时用U盘)")
+        row.addWidget(self.server, 1)
+        self.sync_button = QPushButton("立即同步")
+        self.sync_button.setToolTip("上传本机更改、取回县级包并导入(需要能连到县里的网络)")
+        self.sync_button.clicked.connect(self.sync_now)
+        row.addWidget(self.sync_button)
+        layout.addLayout(row)
         self.panel = SyncPanel(store, self)
+        self.panel.buttons.append(self.sync_button)
         layout.addWidget(self.panel, 1)
         close = QPushButton("关闭")
         close.clicked.connect(self.accept)
@@ -169,8 +185,41 @@ class SyncDialog(QDialog):
         row.addWidget(close)
         layout.addLayout(row)
 
+    def refresh_info(self) -> None:
+        store = self.store
+        acked = store.meta("sync_acked_seq", "0")
+        mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
+                                  (store.site_id, int(acked))).fetchone()[0]
+        expires = store.meta("sync_down_expires") or "尚未收到"
+        self.info.setText(f"本机站点 {store.site_id}。县里尚未确认的本机更改:{mine} 条。最近的县级包有效至:{expires}")
+
+    def sync_now(self) -> None:
+        """Export, upload, fetch, import on the thread pool; an unreachable service says so and
+        that the USB buttons still work."""
+        try:
+            url, ca = client.settings(self.store, self.server.text().strip() or None)
+        except client.SyncError as exc:
+            self.panel.summary.setText(str(exc))
+            return
+        store, remembered, retries, backoff = self.store, self.store.meta(client.SERVER_KEY), self.retries, self.backoff
+
+        def work(progress):
+            result = client.sync_now(store, url, ca, progress, retries=retries, backoff=backoff)
+            if url != remembered and not result.refused:
+                client.remember(store, url, None)
+            return result
+
+        self.panel.table.setRowCount(0)
+        self.panel._start(work, self._synced, "正在连接县同步服务…", client.STEPS)
+
+    def _synced(self, result) -> None:
+        self.panel.show_reports(result.reports)
+        self.refresh_info()
+        if not result.refused:
+            self.panel.summary.setText(f"已与县同步服务同步:{self.panel.summary.text()}")
+
     def done(self, result: int) -> None:
         if self.panel.busy:
-            self.panel.summary.setText("正在导入或导出,请等待完成后再关闭")
+            self.panel.summary.setText("正在同步、导入或导出,请等待完成后再关闭")
             return
         super().done(result)
