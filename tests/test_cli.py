@@ -11,6 +11,8 @@ from app.cli.main import main
 from tests.conftest import PASSPHRASE
 from tests.factories import household
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def env(monkeypatch):
@@ -221,3 +223,49 @@ def test_a_mistyped_command_is_not_taken_for_a_database(capsys):
         cli_main.main(["lsit"])
     assert exit_.value.code == 2
     assert "lsit" in capsys.readouterr().err
+
+
+def test_one_damaged_record_is_named_and_the_rest_still_works(tmp_path, monkeypatch, capsys):
+    """A flipped byte in one household's ciphertext: listing, checking and printing go on with the
+    other households, and the damaged one is named with what to do (exit status 1)."""
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    path = tmp_path / "demo.db"
+    assert main(["demo", str(path), "--per-village", "3"]) == 0
+    conn = sqlite3.connect(path)
+    rid, village, blob = conn.execute(
+        "SELECT id, village_code, blob FROM records WHERE kind = 'household' ORDER BY rowid LIMIT 1").fetchone()
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:40] + bytes([blob[40] ^ 1]) + blob[41:], rid))
+    conn.commit()
+    conn.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "jiandang-demo")
+    capsys.readouterr()
+
+    assert main(["list", str(path), "--json"]) == 1
+    captured = capsys.readouterr()
+    listed = json.loads(captured.out)
+    assert len(listed) == 17 and rid not in {h["id"] for h in listed}
+    assert rid in captured.err and "无法解密" in captured.err and "jiandang restore" in captured.err
+    assert "Traceback" not in captured.err
+
+    assert main(["validate", str(path)]) == 1
+    assert rid in capsys.readouterr().err
+
+    out = tmp_path / "register.pdf"
+    assert main(["print", "register", str(path), "--village", village, "--out", str(out)]) == 1
+    assert out.exists() and rid in capsys.readouterr().err
+
+    assert main(["print", "card", str(path), "--household", rid, "--out", str(tmp_path / "c.pdf")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("错误:") and "解密失败" in err and "Traceback" not in err
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path, monkeypatch, db):
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    docs = [household(head=f"户主{i}", seq=i + 1) for i in range(40)]
+    assert main(["add", str(db), "--json", write(tmp_path, docs)]) == 0
+    proc = subprocess.run(f"{sys.executable} -m app list {db} | head -1", shell=True, capture_output=True,
+                          text=True, cwd=str(ROOT), env={**__import__('os').environ})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

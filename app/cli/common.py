@@ -30,6 +30,9 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
     return getpass.getpass(prompt)
 
 
+OPENED: list[Store] = []  # stores this command opened, for the damaged-record warning in main()
+
+
 def open_store(path, operator: str | None = None) -> Store:
     """Open and unlock a database; raises CommandError with a clear message."""
     try:
@@ -46,6 +49,7 @@ def open_store(path, operator: str | None = None) -> Store:
     except BaseException:
         store.close()
         raise
+    OPENED.append(store)
     return store
 
 

@@ -210,6 +210,8 @@ class Store:
         self._data_key: bytes | None = None
         self.listeners: list[Callable[[list[Change]], None]] = []
         self._pending: list[Change] = []
+        # record id -> kind of records that failed to decrypt while listing (skipped by records())
+        self.damaged: dict[str, str] = {}
 
     # ------------------------------------------------------------------ opening
 
@@ -508,6 +510,18 @@ class Store:
 
     # ------------------------------------------------------------------ records
 
+    def damaged_summary(self) -> str | None:
+        """A Chinese sentence about the records `records()` had to skip, or None if there were none."""
+        if not self.damaged:
+            return None
+        from app.core.dictionary import default  # noqa: PLC0415 - labels only
+
+        kinds = default().kinds
+        named = "、".join(f"{kinds[k].label if k in kinds else k} {rid}" for rid, k in list(self.damaged.items())[:5])
+        more = f" 等 {len(self.damaged)} 条" if len(self.damaged) > 5 else ""
+        return (f"有 {len(self.damaged)} 条记录无法解密,已跳过({named}{more}):数据文件中的这些记录已损坏或被改动。"
+                f"请运行 jiandang check {self.path.name} 查看,并用 jiandang restore 从最近的备份恢复")
+
     def _decode(self, row) -> Record:
         rid, kind, village, parent, hlc, deleted, blob = row
         body = _loads(self._require().open(kind, rid, blob))
@@ -527,7 +541,9 @@ class Store:
         parent_id: str | None = None,
         include_deleted: bool = False,
     ) -> Iterator[Record]:
-        """Decrypted records filtered on their plain routing columns, in insertion order."""
+        """Decrypted records filtered on their plain routing columns, in insertion order. A record
+        that fails to decrypt (damaged or tampered with) is skipped and added to `self.damaged`;
+        `get` of that record raises DecryptionError."""
         self._require()
         where, args = [], []
         if kind:
@@ -544,8 +560,15 @@ class Store:
         sql = f"SELECT {self._COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
         while rows := cursor.fetchmany(_DECODE_BATCH):
+            decoded = []
             with _gc_paused():  # never while the caller's code runs between our yields
-                decoded = [self._decode(row) for row in rows]
+                for row in rows:
+                    try:
+                        decoded.append(self._decode(row))
+                    except crypto.DecryptionError:
+                        # one damaged record must not make the whole database unreadable: it is
+                        # skipped here, named in `damaged`, and reported by the caller (and `check`)
+                        self.damaged[row[0]] = row[1]
             del rows
             yield from decoded
 
