@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "app.cli.print_commands",
     "app.cli.maintenance_commands",
     "app.cli.sync_commands",
+    "app.cli.server_commands",
     "app.cli.table_commands",
 ]
 
