@@ -516,6 +516,7 @@ def test_enrollment_carries_the_service_address_and_certificate(tmp_path, monkey
     for name, code in zip("ab", codes):
         monkeypatch.setenv("JIANDANG_ENROLLMENT_CODE", code)
         assert main(["init", str(tmp_path / f"{name}.db"), "--enrollment", str(usb / f"{name}.jde")]) == 0
+        assert "县同步服务 https://192.168.1.10:8765" in capsys.readouterr().out
         with _open(tmp_path / f"{name}.db") as s:
             assert s.meta(client.SERVER_KEY) == "https://192.168.1.10:8765"
             assert s.meta(client.CA_KEY) == cert.read_text()

@@ -119,7 +119,8 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     store.close()
     return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {cert.role},"
             f"村 {','.join(cert.villages)},证书有效至 {cert.body['not_after']},"
-            f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}")
+            f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}"
+            + (f",县同步服务 {contents.server}(可用“立即同步”)" if contents.server else ""))
 
 
 def cmd_export(args) -> int:
