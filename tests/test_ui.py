@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def home(tmp_path, monkeypatch, qapp):
     monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
     # pytest-qt closes the windows after a test: a modal "unsaved changes?" must not block it
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Discard)
+    monkeypatch.setattr("app.ui.editor.ask_unsaved", lambda *a, **k: QMessageBox.Discard)
     install_font(qapp)
 
 
@@ -323,7 +323,7 @@ def test_closing_with_unsaved_changes_asks(qtbot, demo_store, monkeypatch):
     editor.write_draft()
     answers = [QMessageBox.Cancel]
     asked = []
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a[2]), answers[0])[1])
+    monkeypatch.setattr("app.ui.editor.ask_unsaved", lambda parent: (asked.append(parent.household_id), answers[0])[1])
     editor.close()
     assert asked and editor.isVisible()
     answers[0] = QMessageBox.Discard
@@ -487,3 +487,15 @@ def test_the_menus_open_the_other_windows(qtbot, demo_store):
         assert window is not None and window.isWindow() and window.isVisible(), cls
         qtbot.wait(200)  # let a window that loads on a worker thread finish before the next one
         window.close()
+
+
+def test_a_damaged_record_is_reported_and_the_other_households_load(qtbot, demo_store, monkeypatch):
+    rid, blob = demo_store.conn.execute(
+        "SELECT id, blob FROM records WHERE kind = 'household' ORDER BY rowid LIMIT 1").fetchone()
+    demo_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:-1] + bytes([blob[-1] ^ 1]), rid))
+    total = demo_store.count("household")
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append((title, text)))
+    w = open_window(qtbot, demo_store)
+    assert len(w.model.rows) == total - 1 and w.model.view_row_of(rid) == -1
+    assert warnings and warnings[0][0] == "部分记录无法读取" and rid in warnings[0][1]

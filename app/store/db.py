@@ -862,13 +862,13 @@ class Store:
         """Decrypt household and member names into memory for substring search."""
         self._search, self._search_parts = {}, {}
         total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
-        rows = self.conn.execute(
-            f"SELECT {self._COLUMNS} FROM records WHERE kind IN ('household','member') AND deleted = 0 ORDER BY rowid"
-        )
-        for i, row in enumerate(rows, 1):
-            self._index_record(self._decode(row))
-            if progress and i % 1000 == 0:
-                progress(i, total)
+        i = 0
+        for kind in ("household", "member"):  # through records(): a damaged record is skipped and named
+            for record in self.records(kind):
+                self._index_record(record)
+                i += 1
+                if progress and i % 1000 == 0:
+                    progress(i, total)
         if progress:
             progress(total, total)
 

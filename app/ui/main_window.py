@@ -320,6 +320,9 @@ class MainWindow(QMainWindow):
                 + "".join("\n· " + p.line() for p in report.problems[:10]))
         if outcome.get("backup_error"):
             QMessageBox.warning(self, "自动备份失败", f"今天的自动备份没有完成:{outcome['backup_error']}\n请检查备份文件夹(设置)。")
+        damaged = self.store.damaged_summary()
+        if damaged:
+            QMessageBox.warning(self, "部分记录无法读取", damaged + "。其余贫困户照常显示。")
         self.model.set_rows(rows)
         self._seen_mark = self._change_mark()
         self._fill_tree()
