@@ -269,3 +269,24 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path, monkeypatch, db):
     proc = subprocess.run(f"{sys.executable} -m app list {db} | head -1", shell=True, capture_output=True,
                           text=True, cwd=str(ROOT), env={**__import__('os').environ})
     assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_a_new_household_needs_no_status_and_gets_weituopin(db, tmp_path, capsys):
+    doc = household()
+    doc.pop("status", None)
+    assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 0
+    assert "为必填项" not in capsys.readouterr().err
+    assert list_json(db, capsys)[0]["status"] == "1"
+
+
+def test_a_new_household_in_a_village_the_database_does_not_know_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    path = tmp_path / "demo.db"
+    assert main(["demo", str(path), "--per-village", "1"]) == 0
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", "jiandang-demo")
+    before = state(path)
+    capsys.readouterr()
+    assert main(["add", str(path), "--json", write(tmp_path, [household(village_code="522699101209")])]) == 1
+    err = capsys.readouterr().err
+    assert "522699101209" in err and "不在本库的行政区划中" in err
+    assert state(path) == before

@@ -50,7 +50,9 @@ def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> li
     """(rule, message, severity) problems of one field's stored value."""
     out = []
     if values.is_empty(value):
-        if field.required and field.visible(record):
+        # a read-only field with a default (household status: 未脱贫) is filled in when the record
+        # is first saved; nobody can type it, so its absence is not the user's error
+        if field.required and field.visible(record) and not (field.readonly and field.default is not None):
             out.append(("required", f"“{field.label}”为必填项", ERROR))
         return out
     stored, message = values.coerce(field, value, dictionary)

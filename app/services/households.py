@@ -241,7 +241,13 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
         merged[key] = [existing[k] for k in order]
     check_view = {**merged, **{collection(k.key): [r for r in merged[collection(k.key)] if REMOVED not in r]
                                for k in d.child_kinds("household")}}
-    findings += validate_household(check_view, d, _known_villages(store))
+    for f in validate_household(check_view, d, _known_villages(store)):
+        if f.rule == "village_code" and stored is None and f.severity != ERROR:
+            # a new household in a village this database does not know would get a household
+            # number nobody can place; an existing one (synced before its village) stays editable
+            f = Finding(f.record_id, f.kind, f.field, f.rule,
+                        f.message + ":请核对村代码,或先在“参考数据”中添加该村(县级)", ERROR, f.record_label)
+        findings.append(f)
     findings += duplicate_id_findings(store, check_view)
     return merged, findings, stored
 
