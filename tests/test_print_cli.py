@@ -119,3 +119,16 @@ def test_verify_a_printed_card(db, tmp_path, capsys):
     capsys.readouterr()
     assert main(["print", "verify", str(db), "--household", doc["id"], "--digest", digest]) == 1
     assert "不一致" in capsys.readouterr().out
+
+
+def test_card_by_household_number_as_list_shows_it(db, tmp_path, capsys):
+    with opened(db) as store:
+        doc = households.documents(store, VILLAGE)[1]
+    capsys.readouterr()
+    assert main(["list", str(db)]) == 0
+    assert doc["household_number"] in capsys.readouterr().out
+    out = tmp_path / "card.pdf"
+    assert main(["print", "card", str(db), "--household", doc["household_number"], "--out", str(out)]) == 0
+    assert doc["head_name"] in text_of(out) and doc["household_number"] in text_of(out)
+    assert main(["print", "card", str(db), "--household", "5226991012019999", "--out", str(tmp_path / "x.pdf")]) == 1
+    assert "5226991012019999" in capsys.readouterr().err and not (tmp_path / "x.pdf").exists()

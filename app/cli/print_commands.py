@@ -8,7 +8,7 @@ import datetime as dt
 from app.cli.common import CommandError, open_store, progress_printer
 from app.reports.card import parse_qr
 from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
-from app.services import printing
+from app.services import households, printing
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
     q = ops.add_parser("card", help="户有卡:一户,或一个村的全部户合成一个 PDF")
     q.add_argument("db")
     which = q.add_mutually_exclusive_group(required=True)
-    which.add_argument("--household", metavar="ID", help="户的 id(jiandang list --json 中的 id)")
+    which.add_argument("--household", metavar="户编号", help="一户的户编号(jiandang list 第一列),或其记录 id")
     which.add_argument("--village", metavar="CODE", help="12位村代码:打印该村全部户")
     q.add_argument("--out", required=True, metavar="FILE.pdf")
     q.add_argument("--full-id", action="store_true", help="打印完整证件号码和银行账号(默认部分隐藏)")
@@ -68,8 +68,14 @@ def _done(result: printing.PrintResult, what: str) -> int:
 
 def cmd_card(args) -> int:
     with open_store(args.db, args.operator) as store:
+        household_id = None
+        if args.household:
+            household_id = households.find_id(store, args.household)
+            if household_id is None:
+                raise CommandError(f"找不到贫困户 {args.household}(没有这个户编号或记录 id):"
+                                   f"请用 jiandang list {args.db} 查看户编号")
         try:
-            result = printing.print_cards(store, args.out, household_id=args.household, village_code=args.village,
+            result = printing.print_cards(store, args.out, household_id=household_id, village_code=args.village,
                                           full_id=args.full_id, progress=progress_printer("生成户有卡"))
         except printing.PrintError as exc:
             raise CommandError(str(exc)) from None

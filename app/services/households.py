@@ -84,6 +84,21 @@ def document(store: Store, household_id: str) -> dict | None:
     return assemble(household, list(store.records(parent_id=household_id)))
 
 
+def find_id(store: Store, ref: str) -> str | None:
+    """The record id of a live household given its record id or its 户编号 (what `jiandang list`
+    prints and the card shows), or None."""
+    ref = (ref or "").strip()
+    if not ref:
+        return None
+    record = store.get(ref)
+    if record is not None and record.kind == "household" and not record.deleted:
+        return record.id
+    for record in store.records("household"):
+        if record.fields.get("household_number") == ref:
+            return record.id
+    return None
+
+
 def documents(store: Store, village_code: str | None = None, ids: list[str] | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Documents of every household (of a village, or with the given ids), in entry order."""
