@@ -290,3 +290,16 @@ def test_a_new_household_in_a_village_the_database_does_not_know_is_refused(tmp_
     err = capsys.readouterr().err
     assert "522699101209" in err and "不在本库的行政区划中" in err
     assert state(path) == before
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["list", "{tmp}"], "是一个文件夹"),
+    (["init", "{tmp}/no/such/folder/v.db", "--role", "village", "--site-name", "甲"], "不存在"),
+    (["demo", "{tmp}/no/such/folder/d.db"], "不存在"),
+    (["demo", "{tmp}"], "是一个文件夹"),
+])
+def test_paths_that_cannot_be_databases_get_a_message(tmp_path, env, capsys, argv, words):
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("错误:") and words in err
+    assert not (tmp_path / "no").exists()

@@ -118,6 +118,7 @@ def cmd_init(args) -> int:
     db = Path(args.db)
     if db.exists():
         raise CommandError(f"{db} 已存在:不会覆盖已有文件")
+    _check_folder(db)
     if args.enrollment:
         if args.role or args.site_name or args.recovery_key:
             raise CommandError("用登记包新建时不要再给 --role、--site-name 或 --recovery-key:它们取自登记包")
@@ -147,10 +148,21 @@ def cmd_init(args) -> int:
     return 0
 
 
+def _check_folder(db: Path) -> None:
+    folder = db.parent
+    if not folder.is_dir():
+        raise CommandError(f"文件夹 {folder} 不存在:请先创建它,或换一个位置")
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"文件夹 {folder} 不可写:请换一个位置")
+
+
 def cmd_demo(args) -> int:
     db = Path(args.db)
     os.environ.setdefault("JIANDANG_PASSPHRASE", DEMO_PASSPHRASE)
+    if db.is_dir():
+        raise CommandError(f"{db} 是一个文件夹,不是数据库文件:请给出文件名,例如 {db / 'demo.db'}")
     if not db.exists():
+        _check_folder(db)
         key, written = _recovery_public_key(db, None)
         try:
             store = Store.create(db, role="village", site_name="示范县驻村工作队", operator=DEMO_OPERATOR,

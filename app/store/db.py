@@ -304,6 +304,8 @@ class Store:
         path = Path(path)
         if not path.exists():
             raise StoreError(f"找不到数据库文件 {path}")
+        if path.is_dir():
+            raise StoreError(f"{path} 是一个文件夹,不是数据库文件:请给出 .db 文件的路径")
         with open(path, "rb") as fh:
             header = fh.read(16)
         if header != b"SQLite format 3\x00":
