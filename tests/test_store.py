@@ -46,7 +46,10 @@ def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, tmp_path):
     assert first.value.retry_after == 1
     with pytest.raises(TooManyAttempts):
         s.unlock("admin", PASSPHRASE)  # too soon, even with the right passphrase
-    clock[0] += 1.5
+    clock[0] += 0.6
+    with pytest.raises(TooManyAttempts, match="请 1 秒后再试"):  # 0.4 s left: never "0 秒"
+        s.unlock("admin", PASSPHRASE)
+    clock[0] += 0.9
     with pytest.raises(WrongPassphrase) as second:
         s.unlock("admin", "still wrong")
     assert second.value.retry_after == 2

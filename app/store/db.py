@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import gc
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -373,7 +374,7 @@ class Store:
         now = self._wall()
         if now < locked_until:
             wait = locked_until - now
-            raise TooManyAttempts(f"密码错误次数过多,请 {wait:.0f} 秒后再试", wait)
+            raise TooManyAttempts(f"密码错误次数过多,请 {math.ceil(wait)} 秒后再试", wait)
         kek = crypto.derive_key(passphrase, salt, crypto.KdfParams.from_json(kdf))
         try:
             data_key = crypto.open_sealed(kek, wrapped, self._wrap_aad(operator))
