@@ -303,3 +303,17 @@ def test_paths_that_cannot_be_databases_get_a_message(tmp_path, env, capsys, arg
     err = capsys.readouterr().err
     assert err.startswith("错误:") and words in err
     assert not (tmp_path / "no").exists()
+
+
+def test_usage_help_and_usage_errors_are_in_chinese(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("用法:") and "显示本帮助并退出" in out
+    assert "usage" not in out and "show this help" not in out and "options:" not in out
+    with pytest.raises(SystemExit) as done:
+        main(["print", "card"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "缺少必需的参数" in err and "required" not in err

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import common
+from app.cli import common, zh_argparse
 from app.cli.common import CommandError
 from app.store.crypto import DecryptionError
 
@@ -27,6 +27,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    zh_argparse.install()
     parser = argparse.ArgumentParser(
         prog="jiandang",
         description="建档:精准扶贫建档立卡离线管理系统。不带参数运行时打开窗口。",
