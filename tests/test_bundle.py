@@ -175,7 +175,8 @@ def test_a_gap_in_sequence_is_refused_naming_the_missing_bundle(pair):
 def test_changes_for_a_village_outside_the_certificate_refuse_the_whole_bundle(pair):
     county, laptop = pair
     households.save(laptop, factories.household())
-    households.save(laptop, dict(factories.household(head="外村户", seq=3), village_code=FAR_VILLAGE))
+    # the laptop's own checks refuse a village it does not know; a modified program would not
+    households.save(laptop, dict(factories.household(head="外村户", seq=3), village_code=FAR_VILLAGE), allow_errors=True)
     name, data = exchange.export_upstream(laptop)
     before = digest(county)
     report = exchange.import_bundle(county, data, name)

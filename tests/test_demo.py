@@ -36,3 +36,20 @@ def test_demo_database_can_assess_an_exit_for_the_demo_income_year(demo_store):
 def _documents(store):
     from app.services import households
     return households.documents(store)
+
+
+def test_demo_reads_like_a_working_village():
+    """Exited households live above the line; most households were visited lately, a few are due."""
+    import datetime as dt
+
+    from app.core import income
+
+    today = dt.date(2026, 11, 29)
+    docs = demo.households(per_village=40, today=today)
+    exited = [d for d in docs if d["status"] in ("2", "3")]
+    assert exited and all(income.per_capita(d["incomes"][0], d["family_size"]) > demo.POVERTY_LINES[2025]
+                          for d in exited)
+    ages = [(today - dt.date.fromisoformat(d["visits"][0]["date"])).days for d in docs]
+    assert all(0 < a <= 100 for a in ages)
+    overdue = sum(a > 90 for a in ages) / len(ages)
+    assert 0.03 < overdue < 0.25

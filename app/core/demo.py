@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from app.core import idnumber
+from app.core import idnumber, income
 
 COUNTY = ("522699", "示范县")
 TOWNSHIPS = [
@@ -111,8 +111,12 @@ def _member(used, rng, names, relation, sex, age, surname, seq, school_year=2025
     return m
 
 
-def households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None) -> list[dict]:
-    """Household documents (the `add --json` shape, without ids) for each village."""
+def households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None,
+               today: dt.date | None = None) -> list[dict]:
+    """Household documents (the `add --json` shape, without ids) for each village. Visits fall in
+    the 100 days before `today` (about one household in ten is overdue for its 90-day visit), and
+    households marked as exited have a 2025 income above that year's demo poverty line."""
+    today = today or dt.date.today()
     rng = random.Random(seed)
     names = _Names(rng)
     out = []
@@ -218,7 +222,7 @@ def households(per_village: int = 80, seed: int = 2026, villages: list[str] | No
                     "deadline": "2026-12-31",
                 }],
                 "visits": [{
-                    "date": f"2025-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}",
+                    "date": (today - dt.timedelta(days=(rng.randint(1, 11) * 28 + rng.randint(1, 28)) % 100 + 1)).isoformat(),
                     "visitor": names.person(rng.choice("12")),
                     "content": "入户核实家庭人口与收入,宣讲帮扶政策",
                     "household_words": "感谢帮扶,希望继续支持产业发展",
@@ -227,6 +231,10 @@ def households(per_village: int = 80, seed: int = 2026, villages: list[str] | No
             }
             if status in ("2", "3"):
                 doc["exit_year"] = rng.randint(2016, 2020)
+                earned = doc["incomes"][0]
+                short = POVERTY_LINES[2025] * 1.15 - income.per_capita(earned, size)
+                if short > 0:  # an exited household lives above the line
+                    earned["wage_income"] += round(short * size / 100) * 100 + 400
             if status == "4":
                 doc["return_reason"] = rng.choice(["家庭成员患大病", "遭受洪灾"])
             out.append(doc)

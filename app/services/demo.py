@@ -16,13 +16,14 @@ def install_reference_data(store: Store) -> None:
         store.set_poverty_line(year, line, demo.DEMO_LINE_SOURCE[year])
 
 
-def fill(store: Store, per_village: int = 80, seed: int = 2026, progress: Callable[[int, int], None] | None = None) -> int:
+def fill(store: Store, per_village: int = 80, seed: int = 2026, progress: Callable[[int, int], None] | None = None,
+         today=None) -> int:
     """Add the demo households (once: a database that already has households is left alone).
-    Returns how many households were added."""
+    Visits are dated in the 100 days before `today` (default: today). Returns how many were added."""
     install_reference_data(store)
     if store.count("household"):
         return 0
-    docs = demo.households(per_village, seed)
+    docs = demo.households(per_village, seed, today=today)
     with store.transaction():
         for i, doc in enumerate(docs, 1):
             households.save(store, doc, allow_errors=True, reason="演示数据")
