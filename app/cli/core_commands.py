@@ -217,7 +217,7 @@ def cmd_add(args) -> int:
     for r in results:
         state = "新增" if r.created else "更新"
         members = len(r.child_ids.get("members", []))
-        print(f"{r.household_id}\t{state}\t成员 {members} 人\t{r.changes} 项更改")
+        print(f"{r.household_id}\t{state}\t成员 {members} 人\t写入 {r.changes} 条记录")
         for f in r.findings:
             print(f"  {f}", file=sys.stderr)
     return 0
