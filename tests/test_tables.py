@@ -199,6 +199,7 @@ def test_bad_check_digit_rejects_that_household_only_and_error_workbook_lists_it
     assert fresh.count("household") == 1
     own = [r for r in report.rejections if r.row == 4]
     assert own[0].column == "身份证号" and "校验位" in own[0].reason
+    assert f"最后一位应为 {HEAD2[-1]}" in own[0].reason  # which check digit is expected, as the editor says
     wb = load_workbook(errors)
     listed = [(r[0], r[1]) for r in wb["错误清单"].iter_rows(min_row=2, values_only=True)]
     assert sorted(set(listed)) == [("台账", 4), ("台账", 5)]

@@ -200,10 +200,13 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 if message:
                     errors.append(Rejection(sheet.title, number, column, message))
                     continue
-                if f.type == "id_number" and value and not idnumber.is_valid(value):
-                    errors.append(Rejection(sheet.title, number, column,
-                                            f"公民身份号码“{value}”无效(位数、出生日期或校验位不对),请核对身份证"))
-                    continue
+                if f.type == "id_number" and value:
+                    try:
+                        idnumber.parse(value)
+                    except idnumber.IdNumberError as exc:
+                        errors.append(Rejection(sheet.title, number, column,
+                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)"))
+                        continue
                 (house if kind == "household" else record)[key] = value
             # the village
             code = special.get(mp.VILLAGE_CODE)
