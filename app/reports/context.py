@@ -62,13 +62,17 @@ def age_on(birth: str | None, today: dt.date) -> int | None:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def money(value) -> str:
+def money(value, places: int | None = None) -> str:
+    """Yuan with thousands separators: whole numbers without decimals, or always `places` decimals
+    (columns of a table, so that the figures line up)."""
     if value is None or value == "":
         return ""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return str(value)
+    if places is not None:
+        return f"{number:,.{places}f}"
     return f"{number:,.2f}" if number != int(number) else f"{int(number):,}"
 
 

@@ -84,10 +84,10 @@ def _date(d: dt.date) -> str:
 def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context) -> tuple[list[str], list[float], list[list[str]]]:
     if kind == "entry":
         headings = ["序号", "村民小组", "户主姓名", "家庭人口", "识别标准", "贫困户属性", "主要致贫原因", "备注"]
-        widths = [10, 16, 20, 14, 18, 24, 22, 40]
+        widths = [10, 16, 20, 17, 18, 24, 22, 37]
     else:
         headings = ["序号", "村民小组", "户主姓名", "家庭人口", "年人均纯收入(元)", "扶贫标准(元)", "贫困户属性", "备注"]
-        widths = [10, 16, 20, 14, 24, 20, 22, 38]
+        widths = [10, 16, 20, 17, 26, 20, 22, 33]
     rows = []
     for i, (doc, proposal) in enumerate(items, 1):
         people = str(len(doc.get("members", [])) or doc.get("family_size") or "")
@@ -103,7 +103,7 @@ def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context) -> tupl
             pc = per_capita(income, size) if income else None
             if pc is None and proposal and proposal.get("assessed_per_capita") is not None:
                 pc, line = proposal.get("assessed_per_capita"), proposal.get("assessed_line")
-            row += [money(pc), money(line),
+            row += [money(pc, 2), money(line),
                     ctx.show("household", "attribute", doc.get("attribute"))]
         row.append(_note(proposal or {}))
         rows.append(row)

@@ -60,7 +60,7 @@ def register_row(doc: dict, ctx: Context) -> dict:
         "main_cause": ctx.show("household", "main_cause", doc.get("main_cause")),
         "helper": helper_text,
         "status": ctx.show("household", "status", doc.get("status")),
-        "per_capita": money(pc),
+        "per_capita": money(pc, 2),
         "planned_exit_year": str(doc.get("planned_exit_year") or ""),
         "exit_year": str(doc.get("exit_year") or ""),
         "group": str(doc.get("group") or ""),
@@ -182,7 +182,7 @@ def build_register(path: str, village_code: str, docs: list[dict], ctx: Context,
 
 BOOK_COLUMNS = [("序号", 10), ("村", 30), ("贫困户(户)", 18), ("人口(人)", 18), ("未脱贫(户)", 18),
                 ("已脱贫(户)", 20), ("返贫(户)", 16), ("一般贫困户", 18), ("低保贫困户", 18), ("特困供养贫困户", 22),
-                ("低于扶贫标准(户)", 22), ("主要致贫原因(前三)", 57)]
+                ("低于扶贫标准(户)", 28), ("主要致贫原因(前三)", 51)]
 
 
 def book_row(name: str, s: Summary, ctx: Context) -> list:
