@@ -365,3 +365,13 @@ def test_new_record_ids_are_unique_uuids_in_creation_order():
     time.sleep(0.002)
     later = new_record_id()
     assert later > max(ids)  # time-ordered: new records land at the end of the id index
+
+
+def test_an_edit_for_a_record_that_is_not_here_is_refused(make_store):
+    """Such a record would have no village, and no bundle could ever carry it to the county."""
+    store = make_store()
+    before = store.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+    with pytest.raises(StoreError, match="找不到记录 0190f000-0000-7000-8000-000000000001"):
+        store.put("household", {"phone": "13800000000"}, record_id="0190f000-0000-7000-8000-000000000001")
+    assert store.conn.execute("SELECT count(*) FROM changes").fetchone()[0] == before
+    assert store.count() == 0

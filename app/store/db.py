@@ -614,6 +614,10 @@ class Store:
         sealer = self._require()
         with self.transaction():
             current = self.get(record_id) if record_id else None
+            if current is None and record_id and village_code is None and parent_id is None:
+                # an edit meant for a record this database does not hold would otherwise create a
+                # record in no village, which no bundle can carry to the county
+                raise StoreError(f"找不到记录 {record_id}:它不在本数据库中(新建记录时请给出村代码)")
             record_id = record_id or new_record_id()
             hlc = self.clock.now()
             if current is None:
