@@ -385,3 +385,184 @@ def test_members_are_listed_in_the_order_they_were_entered_at_every_site(tmp_pat
     assert set(orders[0][2:]) == {"欧阳小明", "欧阳老太"}
     for s in (a, b, county):
         s.close()
+
+
+# ---------------------------------------------------------------------- conflicts are reviewed once, at the county
+
+
+def _all_conflicts(store: Store) -> list:
+    return merge.conflicts(store, None)
+
+
+@pytest.fixture
+def four(tmp_path):
+    """A county, two village laptops and the township's database, all holding one household that
+    laptop l1 entered (files on disk: the CLI can open them when the test closes them)."""
+    county = make_county(tmp_path)
+    l1 = make_device(tmp_path, county, "龙井村一队")
+    l2 = make_device(tmp_path, county, "龙井村二队")
+    township = make_device(tmp_path, county, "示范乡", villages=(VILLAGE[:9],), role="township")
+    hid = households.save(l1, factories.household()).household_id
+    assert up(l1, county).status == "accepted"
+    for device in (l1, l2, township):
+        assert down(county, device).status == "accepted"
+    return county, l1, l2, township, hid
+
+
+def _usb(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    return folder
+
+
+def test_resolving_a_conflict_at_the_county_creates_no_conflict_on_any_database(four, tmp_path, monkeypatch, capsys):
+    """The tester's report: l1 and l2 both change the phone, the county imports both bundles (one
+    conflict), restores the other value with the CLI, exports downstream bundles, and l1, l2 and the
+    township import them. No database may get a new conflict; all four show the restored value."""
+    county, l1, l2, township, hid = four
+    l1.put("household", {"phone": "13811111111"}, record_id=hid)
+    time.sleep(0.005)
+    l2.put("household", {"phone": "13822222222"}, record_id=hid)
+    up_stick = _usb(tmp_path, "up")
+    exchange.export_to(l1, up_stick)
+    exchange.export_to(l2, up_stick)
+    reports = exchange.import_paths(county, [up_stick])
+    assert [r.status for r in reports] == ["accepted", "accepted"] and sum(r.conflicts for r in reports) == 1
+    [c] = merge.conflicts(county)
+    # both sides named: l2's later value won, l1's is the other one
+    assert (c.winner_site, c.winner_value, c.loser_site, c.loser_value) == (
+        l2.site_id, "13822222222", l1.site_id, "13811111111")
+    paths = {s: Path(s.path) for s in (county, l1, l2, township)}
+    for s in paths:
+        s.close()
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["conflicts", str(paths[county]), "--resolve", c.id, "--keep", "other"]) == 0
+    capsys.readouterr()
+    down_stick = _usb(tmp_path, "down")
+    assert main(["sync", "export", str(paths[county]), "--to", str(down_stick)]) == 0
+    for device in (l1, l2, township):
+        assert main(["sync", "import", str(paths[device]), str(down_stick)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("冲突 0 条") == 3, out
+
+    opened = {}
+    for s, path in paths.items():
+        opened[s] = Store.open(path)
+        opened[s].unlock("admin", PASSPHRASE)
+    try:
+        c_county, c_l1, c_l2, c_township = (opened[s] for s in (county, l1, l2, township))
+        for device in (c_l1, c_l2, c_township):
+            assert _all_conflicts(device) == [], device.site_name
+        [closed] = _all_conflicts(c_county)
+        assert closed.id == c.id and closed.status == "restored" and merge.conflicts(c_county) == []
+        for s in opened.values():
+            assert s.get(hid).fields["phone"] == "13811111111", s.site_name
+        # the four databases agree on every record, field and field clock, and hold the same changes
+        assert state(c_county) == state(c_l1) == state(c_l2) == state(c_township)
+        assert change_ids(c_county) == change_ids(c_l1) == change_ids(c_l2) == change_ids(c_township)
+        # another round (the laptops acknowledge, the county answers) changes no value and adds no conflict
+        for device in (c_l1, c_l2, c_township):
+            assert up(device, c_county).conflicts == 0
+        for device in (c_l1, c_l2, c_township):
+            assert down(c_county, device).conflicts == 0
+        assert all(_all_conflicts(s) == [] for s in (c_l1, c_l2, c_township)) and merge.conflicts(c_county) == []
+        assert state(c_county) == state(c_l1) == state(c_l2) == state(c_township)
+    finally:
+        for s in opened.values():
+            s.close()
+
+
+def test_a_concurrent_edit_gives_exactly_one_conflict_in_the_whole_county(four):
+    """Two laptops change one field without seeing each other: one conflict, at the county, naming
+    both sites; the laptops and the township apply the winner without a conflict of their own. A
+    later edit that saw the winner is no conflict anywhere."""
+    county, l1, l2, township, hid = four
+    l1.put("household", {"phone": "13811111111"}, record_id=hid)
+    time.sleep(0.005)
+    l2.put("household", {"phone": "13822222222"}, record_id=hid)
+    assert up(l2, county).conflicts == 0
+    assert up(l1, county).conflicts == 1  # arrives second: it did not see l2's value
+    for device in (l1, l2, township):
+        assert down(county, device).conflicts == 0
+    sites = (county, l1, l2, township)
+    everywhere = [c for s in sites for c in _all_conflicts(s)]
+    assert len(everywhere) == 1
+    [c] = everywhere
+    assert (c.winner_site, c.loser_site) == (l2.site_id, l1.site_id)
+    assert merge.conflicts(county) == everywhere
+    assert {s.get(hid).fields["phone"] for s in sites} == {"13822222222"}
+    # l1 now holds l2's value; its next edit saw it: no conflict at the county or anywhere else
+    l1.put("household", {"phone": "13833333333"}, record_id=hid)
+    assert up(l1, county).conflicts == 0
+    for device in (l1, l2, township):
+        assert down(county, device).conflicts == 0
+    assert sum(len(_all_conflicts(s)) for s in sites) == 1
+    assert {s.get(hid).fields["phone"] for s in sites} == {"13833333333"}
+    assert state(county) == state(l1) == state(l2) == state(township)
+    # the open conflict says the value was replaced after it was recorded
+    [text] = merge.conflict_texts(county, merge.conflicts(county))
+    assert text["replaced"] and text["current"] == "13833333333" and text["winner"] == "13822222222"
+    for s in sites:
+        s.close()
+
+
+def test_a_laptops_own_edit_overtaken_downstream_is_reviewed_once_at_the_county(four, tmp_path):
+    """l1 edits after its last upload; the downstream bundle brings l2's concurrent, later edit. l1
+    applies it without recording anything; the conflict appears at the county when l1's edit
+    arrives there, once, naming both sites."""
+    county, l1, l2, township, hid = four
+    l1.put("household", {"phone": "13811111111"}, record_id=hid)
+    time.sleep(0.005)
+    l2.put("household", {"phone": "13822222222"}, record_id=hid)
+    assert up(l2, county).conflicts == 0
+    assert down(county, l1).conflicts == 0
+    assert _all_conflicts(l1) == [] and l1.get(hid).fields["phone"] == "13822222222"
+    assert up(l1, county).conflicts == 1
+    [c] = merge.conflicts(county)
+    assert (c.winner_site, c.winner_value, c.loser_site, c.loser_value) == (
+        l2.site_id, "13822222222", l1.site_id, "13811111111")
+    for device in (l1, l2, township):
+        assert down(county, device).conflicts == 0
+    assert sum(len(_all_conflicts(s)) for s in (l1, l2, township)) == 0
+    for s in (county, l1, l2, township):
+        s.close()
+
+
+def test_conflicts_and_devices_are_listed_in_chinese(four, tmp_path, monkeypatch, capsys):
+    county, l1, l2, township, hid = four
+    member = next(iter(l1.records("member", parent_id=hid)))
+    l1.put("household", {"phone": "13811111111"}, record_id=hid)
+    l1.delete(member.id, reason="2")
+    time.sleep(0.005)
+    l2.put("household", {"phone": "13822222222"}, record_id=hid)
+    l2.put("member", {"phone": "13700000000"}, record_id=member.id)
+    up(l1, county), up(l2, county)
+    assert len(merge.conflicts(county)) == 2
+    path = Path(county.path)
+    for s in (county, l1, l2, township):
+        s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["conflicts", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "贫困户" in out and "家庭成员" in out and "删除" in out and "已删除" in out and "待处理" in out
+    assert "龙井村一队" in out and "龙井村二队" in out  # sites by name
+    for english in ("household", "member", "open", "True", "False", "__deleted"):
+        assert english not in out, english
+    phone = next(c for c in json_conflicts(path, capsys) if c["field"] == "phone")
+    assert main(["conflicts", str(path), "--resolve", phone["id"], "--keep", "other"]) == 0
+    capsys.readouterr()
+    assert main(["conflicts", str(path), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "已恢复另一方的值" in out and "restored" not in out
+    assert main(["devices", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "村级" in out and "乡级" in out and "village" not in out and "township" not in out
+
+
+def json_conflicts(path: Path, capsys) -> list:
+    import json
+
+    capsys.readouterr()
+    assert main(["conflicts", str(path), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)

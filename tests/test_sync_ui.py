@@ -151,3 +151,28 @@ def test_sync_now_button_syncs_through_the_service_and_says_when_it_is_unreachab
     assert dialog.panel.table.item(0, 1).text() == "已导出" and len(list(usb.glob("*.jdb"))) == 1
     for s in (a, b, county):
         s.close()
+
+
+def test_county_screen_names_sites_kinds_and_roles_in_chinese(qtbot, tmp_path):
+    from tests.sync_helpers import VILLAGE, down, up
+
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    make_device(tmp_path, county, "示范乡", villages=(VILLAGE[:9],), role="township").close()
+    hid = households.save(a, factories.household()).household_id
+    up(a, county), down(county, b)
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    up(a, county), up(b, county)
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    table = screen.conflicts.table
+    assert table.rowCount() == 1
+    cells = [table.item(0, col).text() for col in range(table.columnCount())]
+    assert cells[0].startswith("贫困户 ") and cells[1] == "联系电话"
+    assert "甲队" in cells[4] and "乙队" in cells[4]
+    roles = {screen.devices.item(r, 1).text(): screen.devices.item(r, 2).text() for r in range(screen.devices.rowCount())}
+    assert roles == {"甲队": "村级", "乙队": "村级", "示范乡": "乡级"}
+    for s in (a, b, county):
+        s.close()

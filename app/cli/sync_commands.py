@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer
+from app.core import procedures
 from app.store import StoreError
 from app.sync import exchange, identity, merge, wire
 
@@ -194,7 +195,8 @@ def cmd_devices(args) -> int:
         return 0
     print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
     for c in certs:
-        print("\t".join([c["site_id"], c["site_name"], c["role"], c["villages"], c["not_after"], c["number_block"] or "",
+        print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
+                         c["not_after"], c["number_block"] or "",
                          f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
     return 0
 
@@ -215,14 +217,9 @@ def cmd_conflicts(args) -> int:
         if args.json:
             print_json([c.as_dict() for c in items])
             return 0
-        from app.core.dictionary import default
-
-        d = default()
-        for c in items:
-            label = {"__deleted": "删除", "__village_code": "所在村"}.get(c.field) or (
-                d.field_label(c.kind, c.field) if c.kind in d.kinds else c.field)
-            show = (lambda v: d.display(c.kind, c.field, v)) if c.kind in d.kinds and not c.field.startswith("__") else str
-            print(f"{c.id}\t{c.kind} {c.record_id}\t{label}\t现值 {show(c.winner_value)}({c.winner_site} {local_time(c.winner_hlc)})"
-                  f"\t另一方 {show(c.loser_value)}({c.loser_site} {local_time(c.loser_hlc)})\t{c.status}")
+        for c, t in zip(items, merge.conflict_texts(store, items)):
+            now = f"现值 {t['current']}(其后已修改;当时胜出的值 {t['winner']}," if t["replaced"] else f"现值 {t['winner']}("
+            print(f"{c.id}\t{t['kind']} {c.record_id}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
+                  f"\t另一方 {t['other']}({t['loser_site']} {local_time(c.loser_hlc)})\t{t['status']}")
         print(f"共 {len(items)} 个冲突", file=sys.stderr)
     return 0

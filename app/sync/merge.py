@@ -1,10 +1,17 @@
 """Merge of changes received from other sites, and conflict review.
 
-Per field, the last writer wins by (hybrid logical clock, site id). An incoming change whose "seen"
-clock for a field differs from the local field's clock was made concurrently: the winner is applied
-and the loser kept in the conflicts table (values sealed). A delete and an edit made without seeing
-each other (edit later by clock than the delete, from another site) go to review too. The result
-does not depend on the order changes arrive in.
+Per field, the last writer wins by (hybrid logical clock, site id), at every site alike, so every
+database ends with the same values whatever order changes arrive in.
+
+Conflicts are recorded where they are reviewed: at the county, once. Every change passes through the
+county, so every two writes made without seeing each other meet there. An incoming change whose
+"seen" clock for a field differs from the county's clock of that field (and whose value differs) did
+not see the county's value: the winner is applied and both sides are kept in the conflicts table
+(values sealed, both sites named). A change whose "seen" equals the local clock saw the local value
+and simply applies. A delete and an edit made without seeing each other (edit later by clock than the
+delete, from another site) go to review too. A device applies the changes of a downstream bundle by
+the same rule without recording conflicts: the county has recorded them (or will, when the device's
+own concurrent edit reaches it), and its decision comes back as an ordinary change. See docs/sync.md.
 """
 
 from __future__ import annotations
@@ -47,12 +54,22 @@ def _sealer(store: Store):
     return store._require()
 
 
+def _field_value(rec: Record, key: str):
+    if key == VILLAGE:
+        return rec.village_code
+    if key == DELETED:
+        return rec.deleted
+    return rec.fields.get(key)
+
+
 class Merger:
     """Applies changes to a store inside the caller's transaction. Records touched are cached and
-    written once at `flush`, change rows are written as they come."""
+    written once at `flush`, change rows are written as they come. `review`: record conflicts
+    (default: at the county only, see the module doc)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, *, review: bool | None = None):
         self.store = store
+        self.review = store.role == "county" if review is None else review
         self.cache: dict[str, Record] = {}
         self.dirty: dict[str, None] = {}  # insertion order = order records were first touched
         self.conflicts = 0
@@ -83,9 +100,9 @@ class Merger:
         return rec
 
     def _writer_site(self, rec: Record, hlc: str, key: str) -> str:
-        """The site whose change wrote `key` with this clock on this record (needed only when two
-        sites' clocks tie). Several sites may have written it at the same clock: the state holds the
-        highest site id's value, so that site is the writer."""
+        """The site whose change wrote `key` with this clock on this record (needed when two sites'
+        clocks tie, and to name the other side of a conflict). Several sites may have written it at
+        the same clock: the state holds the highest site id's value, so that site is the writer."""
         if hlc == ZERO:
             return ""
         self._write_pending()
@@ -110,19 +127,8 @@ class Merger:
         site = self._writer_site(rec, clock, key) if clock == incoming_hlc else ""
         return clock, site
 
-    def _clock_for_seen(self, rec: Record, key: str) -> str:
-        if key == VILLAGE:
-            return rec.clocks.get(VILLAGE, rec.clocks.get("*", ZERO))
-        if key == DELETED:
-            return rec.clocks.get(DELETED, ZERO)
-        return rec.clock_of(key)
-
     def _value(self, rec: Record, key: str):
-        if key == VILLAGE:
-            return rec.village_code
-        if key == DELETED:
-            return rec.deleted
-        return rec.fields.get(key)
+        return _field_value(rec, key)
 
     def _set(self, rec: Record, key: str, value, hlc: str) -> None:
         if key == VILLAGE:
@@ -158,21 +164,26 @@ class Merger:
         elif c.op == "delete":
             if stamp > self._local_stamp(rec, DELETED, c.hlc):
                 self._set(rec, DELETED, True, c.hlc)
-            self._delete_vs_edits(rec, c)
+            if self.review:
+                self._delete_vs_edits(rec, c)
         else:
             if c.op == "restore" and stamp > self._local_stamp(rec, DELETED, c.hlc):
                 self._set(rec, DELETED, False, c.hlc)
-            if c.op == "update" and rec.deleted and c.hlc > rec.clocks.get(DELETED, ZERO):
+            if self.review and c.op == "update" and rec.deleted and c.hlc > rec.clocks.get(DELETED, ZERO):
                 deleter = self._writer_site(rec, rec.clocks.get(DELETED, ZERO), DELETED)
                 if deleter != c.site_id:
                     self._conflict(rec, DELETED, (rec.clocks[DELETED], deleter), (c.hlc, c.site_id), True, False)
+            review = self.review and c.op != "create"
             for key, value in c.new.items():
                 if key.startswith("__") and key != VILLAGE:
                     continue
                 local = self._local_stamp(rec, key, c.hlc)
                 before = self._value(rec, key)
-                concurrent = c.op != "create" and key in c.seen and c.seen[key] != self._clock_for_seen(rec, key) \
-                    and before != value
+                # concurrent: the writer did not see the value held here (a change that saw it, such as
+                # the county's decision on a conflict, carries this value's clock as "seen")
+                concurrent = review and key in c.seen and c.seen[key] != local[0] and before != value
+                if concurrent and not local[1]:
+                    local = (local[0], self._writer_site(rec, local[0], key))  # name the other side
                 if stamp > local:
                     self._set(rec, key, value, c.hlc)
                     if concurrent:
@@ -232,9 +243,13 @@ class Conflict:
     status: str
     winner_value: object
     loser_value: object
+    current_value: object = None  # the record's value now (a later change may have replaced the winner)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+STATUS_LABELS = {"open": "待处理", "restored": "已恢复另一方的值", "kept": "已保留现值"}
 
 
 def conflicts(store: Store, status: str | None = "open") -> list[Conflict]:
@@ -245,10 +260,61 @@ def conflicts(store: Store, status: str | None = "open") -> list[Conflict]:
     if status:
         sql += " WHERE status = ?"
         args.append(status)
+    rows = store.conn.execute(sql + " ORDER BY created, id", args).fetchall()
+    records = store.get_many(list(dict.fromkeys(row[1] for row in rows)))
     out = []
-    for row in store.conn.execute(sql + " ORDER BY created, id", args):
+    for row in rows:
         values = json.loads(sealer.open("conflict", row[0], row[10]))
-        out.append(Conflict(*row[:10], values["winner"], values["loser"]))
+        rec = records.get(row[1])
+        out.append(Conflict(*row[:10], values["winner"], values["loser"], _field_value(rec, row[3]) if rec else None))
+    return out
+
+
+def site_names(store: Store) -> dict[str, str]:
+    """Site id -> site name: this database's own site and every site with a certificate here (at the
+    county: every enrolled device)."""
+    from app.sync import identity
+
+    names = {c["site_id"]: c["site_name"] for c in identity.certificates(store)}
+    names[store.site_id] = store.site_name
+    return names
+
+
+def conflict_texts(store: Store, items: list[Conflict]) -> list[dict]:
+    """What a person reads about each conflict, in Chinese: `kind` (贫困户, 家庭成员 …), `field` (its
+    label), `current`, `winner` and `other` (values as displayed), `winner_site`, `loser_site` (site
+    names), `status` (待处理 …) and `replaced` (a later change has replaced the winner value)."""
+    from app.core.dictionary import default
+
+    d = default()
+    names = site_names(store)
+
+    def show(c: Conflict, value) -> str:
+        if c.field == DELETED:
+            return "已删除" if value else "未删除"
+        if value is None or value == "" or value == []:
+            return "(空)"
+        if c.field == VILLAGE:
+            return store.division_name(value)
+        return d.display(c.kind, c.field, value) if c.kind in d.kinds else str(value)
+
+    out = []
+    for c in items:
+        if c.field in (DELETED, VILLAGE):
+            label = "删除" if c.field == DELETED else "所在村"
+        else:
+            label = d.field_label(c.kind, c.field) if c.kind in d.kinds else c.field
+        out.append({
+            "kind": d.kinds[c.kind].label if c.kind in d.kinds else c.kind,
+            "field": label,
+            "current": show(c, c.current_value),
+            "winner": show(c, c.winner_value),
+            "other": show(c, c.loser_value),
+            "winner_site": names.get(c.winner_site) or c.winner_site or "未知站点",
+            "loser_site": names.get(c.loser_site) or c.loser_site or "未知站点",
+            "status": STATUS_LABELS.get(c.status, c.status),
+            "replaced": c.status == "open" and c.current_value != c.winner_value,
+        })
     return out
 
 

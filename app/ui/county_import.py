@@ -8,8 +8,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from app.core import procedures
 from app.core.clock import wall_time
-from app.core.dictionary import default
 from app.store import StoreError
 from app.sync import identity, merge
 from app.ui.sync_dialog import SyncPanel
@@ -49,23 +49,14 @@ class ConflictList(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        d = default()
         self.items = merge.conflicts(self.store)
         self.table.setRowCount(0)
-        for c in self.items:
-            if c.field == "__deleted":
-                label, show = "删除", (lambda v: "已删除" if v else "未删除")
-            elif c.field == "__village_code":
-                label, show = "所在村", self.store.division_name
-            elif c.kind in d.kinds:
-                label, show = d.field_label(c.kind, c.field), (lambda v, c=c: d.display(c.kind, c.field, v) or "(空)")
-            else:
-                label, show = c.field, str
-            kind = d.kinds[c.kind].label if c.kind in d.kinds else c.kind
+        for c, t in zip(self.items, merge.conflict_texts(self.store, self.items)):
             row = self.table.rowCount()
             self.table.insertRow(row)
-            texts = (f"{kind} {c.record_id[:8]}", label, show(c.winner_value), show(c.loser_value),
-                     f"现值 {_time(c.winner_hlc)} {c.winner_site};另一方 {_time(c.loser_hlc)} {c.loser_site}")
+            now = f"{t['current']}(其后已修改,当时胜出 {t['winner']})" if t["replaced"] else t["winner"]
+            texts = (f"{t['kind']} {c.record_id[:8]}", t["field"], now, t["other"],
+                     f"现值 {_time(c.winner_hlc)} {t['winner_site']};另一方 {_time(c.loser_hlc)} {t['loser_site']}")
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QTableWidgetItem(str(text)))
         self.table.resizeColumnsToContents()
@@ -107,7 +98,8 @@ class CountyImportScreen(QWidget):
             row = devices.rowCount()
             devices.insertRow(row)
             status = f"已吊销 {c['revoked']}" if c["revoked"] else f"有效至 {c['not_after'][:10]}"
-            for col, text in enumerate((c["site_id"], c["site_name"], c["role"], c["villages"], status)):
+            role = procedures.ROLE_LABELS.get(c["role"], c["role"])
+            for col, text in enumerate((c["site_id"], c["site_name"], role, c["villages"], status)):
                 devices.setItem(row, col, QTableWidgetItem(text))
         devices.resizeColumnsToContents()
         self.devices = devices
