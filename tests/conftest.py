@@ -18,6 +18,16 @@ from app.store import Store  # noqa: E402
 PASSPHRASE = "correct horse battery"
 
 
+@pytest.fixture(scope="session")
+def qapp(qapp):
+    """pytest-qt's application with Qt's Chinese translations, as the program installs them
+    (app.ui.app.application): message boxes and dialogs in tests show the users' button texts."""
+    from app.ui.translations import install_translations
+
+    install_translations(qapp)
+    return qapp
+
+
 @pytest.fixture
 def recovery_key():
     return X25519PrivateKey.generate()

@@ -20,6 +20,7 @@ from app.ui import preferences, workers
 from app.ui.fonts import install_font
 from app.ui.main_window import MainWindow
 from app.ui.start import StartDialog, UnlockDialog
+from app.ui.translations import install_translations
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def application() -> QApplication:
     app.setApplicationName("建档")
     app.setOrganizationName("jiandang")
     install_font(app)
+    install_translations(app)  # Qt's own buttons and dialogs in Chinese
     return app
 
 
@@ -103,6 +105,7 @@ def run(argv: list[str]) -> int:
         settings.setup_logging()
     except OSError:
         pass  # no log folder: the window still works
+    log.info("Qt 界面翻译: %s", install_translations(app))  # which qtbase_zh_CN.qm, or "fallback"
     path = next((a for a in argv if not a.startswith("-")), None)
     store = choose_and_unlock(app, path)
     if store is None:

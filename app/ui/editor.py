@@ -45,6 +45,7 @@ from app.store import StoreError
 from app.ui import drafts
 from app.ui.forms import FieldInput, FormPanel
 from app.ui.history import HistoryPanel
+from app.ui.translations import chinese_buttons
 
 DRAFT_DELAY_MS = 2000  # a draft is written at most this long after an edit
 VALIDATE_DELAY_MS = 120
@@ -70,6 +71,23 @@ def coerced(kind: str, record: dict, d) -> dict:
         stored, message = values.coerce(fields[key], value, d)
         out[key] = value if message else stored
     return out
+
+
+def unsaved_question(parent) -> QMessageBox:
+    """保存 / 放弃 / 取消 before unsaved edits are dropped: the button texts are set here, so they
+    match the message whatever Qt's translation says (Qt's own word for Discard is 丢弃)."""
+    box = QMessageBox(QMessageBox.Question, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
+                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
+    box.setDefaultButton(QMessageBox.Save)
+    box.setEscapeButton(QMessageBox.Cancel)
+    chinese_buttons(box)
+    return box
+
+
+def ask_unsaved(parent) -> QMessageBox.StandardButton:
+    box = unsaved_question(parent)
+    box.exec()
+    return box.standardButton(box.clickedButton()) if box.clickedButton() else QMessageBox.Cancel
 
 
 class RemoveDialog(QDialog):
@@ -582,9 +600,7 @@ class HouseholdEditor(QMainWindow):
             super().closeEvent(event)
             return
         if self.dirty and self.store.unlocked:
-            answer = QMessageBox.question(
-                self, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
-                QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+            answer = ask_unsaved(self)
             if answer == QMessageBox.Cancel:
                 event.ignore()
                 return

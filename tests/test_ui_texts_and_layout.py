@@ -1,0 +1,127 @@
+"""What a tester saw in the window, fixed: Qt's own buttons in Chinese (with and without Qt's
+catalogue, and in the packaged build), a prompt whose buttons carry the words its text names, the
+reason for a lock, findings that name fields and lists in Chinese, nothing cut or squeezed (history
+panel, member table, proposals and work lists, the wizard's hints), the county window only on county
+databases at a usable size, and the new-database wizard creating a laptop database from the county's
+enrollment package."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QFontMetrics  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QApplication, QDialogButtonBox, QFileDialog, QInputDialog, QLabel, QMessageBox, QTreeWidgetItemIterator,
+)
+
+from app.core.validation import validate_household  # noqa: E402
+from app.paths import resources_dir  # noqa: E402
+from app.services import households  # noqa: E402
+from app.sync import identity  # noqa: E402
+from app.ui import drafts, translations  # noqa: E402
+from app.ui.editor import ask_unsaved  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.conftest import PASSPHRASE  # noqa: E402
+from tests.test_ui import a_household, editor_of, home, open_window, typed  # noqa: E402, F401 - home: autouse
+
+ROOT = Path(__file__).resolve().parent.parent
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def button_texts(box) -> list[str]:
+    return [b.text() for b in box.buttons()]
+
+
+def when_modal(qtbot, act) -> list:
+    """Run act(dialog) on the next modal dialog (called before the code that opens it)."""
+    seen = []
+
+    def poll():
+        dialog = QApplication.activeModalWidget()
+        if dialog is None:
+            QTimer.singleShot(20, poll)
+            return
+        seen.append(dialog)
+        act(dialog)
+
+    QTimer.singleShot(0, poll)
+    return seen
+
+
+# ---------------------------------------------------------------------------- Qt's own texts
+
+
+def test_qt_message_input_and_file_dialogs_speak_chinese(qapp):
+    source = translations.install_translations(qapp)  # done once by the qapp fixture, as application() does
+    assert source.endswith("qtbase_zh_CN.qm")
+    box = QMessageBox(QMessageBox.Question, "t", "x", QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel
+                      | QMessageBox.Ok | QMessageBox.Yes | QMessageBox.No)
+    texts = button_texts(box)
+    assert {"保存", "取消", "确定"} <= set(texts) and not any(LATIN_WORD.search(t) for t in texts), texts
+    dialog = QInputDialog()
+    dialog.setInputMode(QInputDialog.IntInput)
+    dialog.show()
+    assert button_texts(dialog.findChild(QDialogButtonBox)) == ["确定", "取消"]
+    dialog.close()
+    files = QFileDialog(None, "打开数据库", str(ROOT), "建档数据库 (*.db)")
+    files.setOption(QFileDialog.DontUseNativeDialog)
+    files.show()
+    shown = [w.text() for w in files.findChildren(QLabel) if w.text()]
+    shown += [t for b in files.findChildren(QDialogButtonBox) for t in button_texts(b)]
+    assert shown and not [t for t in shown if LATIN_WORD.search(t)], shown  # 查找范围, 文件名称, 文件类型, 打开, 取消
+    files.close()
+
+
+def test_without_qts_catalogue_the_buttons_are_still_chinese(qapp, tmp_path, monkeypatch):
+    translators, source = translations._installed.pop(id(qapp))
+    for t in translators:
+        qapp.removeTranslator(t)
+    monkeypatch.setattr(translations, "candidates", lambda: [tmp_path / translations.QM])
+    try:
+        assert translations.install_translations(qapp) == "fallback"
+        box = QMessageBox(QMessageBox.Question, "t", "x", QMessageBox.Ok | QMessageBox.Save | QMessageBox.Cancel
+                          | QMessageBox.Discard)
+        assert button_texts(box) == ["确定", "保存", "取消", "丢弃"]
+    finally:
+        for t in translations._installed.pop(id(qapp))[0]:
+            qapp.removeTranslator(t)
+        for t in translators:
+            qapp.installTranslator(t)
+        translations._installed[id(qapp)] = (translators, source)
+
+
+def test_the_packaged_program_carries_qts_chinese_catalogue_where_it_looks_first():
+    assert translations.candidates()[0] == resources_dir() / "translations" / translations.QM
+    spec = (ROOT / "build.spec").read_text(encoding="utf-8")
+    assert 'QLibraryInfo.path(QLibraryInfo.TranslationsPath)) / "qtbase_zh_CN.qm"' in spec
+    assert 'datas.append((str(QT_ZH), "resources/translations"))' in spec
+
+
+def test_the_unsaved_changes_prompt_has_the_buttons_its_text_names(qtbot, demo_store, monkeypatch):
+    monkeypatch.setattr("app.ui.editor.ask_unsaved", ask_unsaved)  # the real question, not the tests' stand-in
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    typed(qtbot, editor.household_forms[0].inputs["group"].widget, "九组")
+    editor.write_draft()
+    seen = {}
+
+    def answer(box):
+        seen["text"] = box.text()
+        seen["buttons"] = button_texts(box)
+        box.button(QMessageBox.Discard).click()  # the button the text calls 放弃
+
+    when_modal(qtbot, answer)
+    editor.close()
+    qtbot.waitUntil(lambda: not w.editors)
+    assert "选“放弃”" in seen["text"]
+    assert sorted(seen["buttons"]) == sorted(["保存", "放弃", "取消"])
+    assert households.document(demo_store, doc["id"]).get("group") == doc.get("group")
+    assert drafts.pending(demo_store) == []
