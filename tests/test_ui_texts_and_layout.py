@@ -125,3 +125,26 @@ def test_the_unsaved_changes_prompt_has_the_buttons_its_text_names(qtbot, demo_s
     assert sorted(seen["buttons"]) == sorted(["保存", "放弃", "取消"])
     assert households.document(demo_store, doc["id"]).get("group") == doc.get("group")
     assert drafts.pending(demo_store) == []
+
+
+# ---------------------------------------------------------------------------- lock
+
+
+def test_a_lock_by_the_user_says_so_and_an_idle_lock_says_idle(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    action = next(a for a in w.menuBar().actions()[0].menu().actions() if a.text() == "立即锁定")
+    assert action.shortcut().toString() == "Ctrl+L"
+    action.trigger()
+    assert w.locked and not demo_store.unlocked
+    message = w.unlock_dialog.message.text()
+    assert "立即锁定" in message and "无操作" not in message
+    typed(qtbot, w.unlock_dialog.passphrase, PASSPHRASE)
+    qtbot.mouseClick(w.unlock_dialog.unlock_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    w.set_auto_lock_minutes(0.3 / 60)
+    qtbot.waitUntil(lambda: w.locked, timeout=5000)
+    assert "长时间无操作" in w.unlock_dialog.message.text()
+    w.set_auto_lock_minutes(0)
+    typed(qtbot, w.unlock_dialog.passphrase, PASSPHRASE)
+    qtbot.mouseClick(w.unlock_dialog.unlock_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.loaded, timeout=20000)

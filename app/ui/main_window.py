@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
         m.addAction("检查全部贫困户", self.validate_all)
         m.addSeparator()
         m.addAction("自动锁定时间…", self._ask_auto_lock)
-        m.addAction("立即锁定", self.lock).setShortcut("Ctrl+L")
+        m.addAction("立即锁定", lambda: self.lock(manual=True)).setShortcut("Ctrl+L")
         m.addSeparator()
         m.addAction("退出", self.close)
         find = self.menuBar().addMenu("查找")
@@ -506,12 +506,13 @@ class MainWindow(QMainWindow):
             preferences.save(prefs)
             self.set_auto_lock_minutes(minutes)
 
-    def lock(self) -> None:
-        """Save drafts of open editors, hide every window with data, forget the keys, ask to unlock."""
+    def lock(self, manual: bool = False) -> None:
+        """Save drafts of open editors, hide every window with data, forget the keys, ask to unlock.
+        `manual`: the user chose 立即锁定 (Ctrl+L); otherwise the idle timer locked."""
         if self.locked or not self.store.unlocked:
             return
         if not self.loaded:  # a worker is using the store: try again shortly
-            QTimer.singleShot(1000, self.lock)
+            QTimer.singleShot(1000, lambda: self.lock(manual))
             return
         for e in self.editors:
             e.write_draft()
@@ -533,7 +534,8 @@ class MainWindow(QMainWindow):
         self.menuBar().setEnabled(False)
         self.store.lock()
         self.operator_label.clear()
-        self.unlock_dialog = UnlockDialog(self.store, self, message="已因长时间无操作而锁定。请重新输入密码。")
+        why = "已按“立即锁定”锁定" if manual else "已因长时间无操作而锁定"
+        self.unlock_dialog = UnlockDialog(self.store, self, message=f"{why}。请重新输入密码。")
         self.unlock_dialog.accepted.connect(self._unlocked)
         self.unlock_dialog.rejected.connect(lambda: QTimer.singleShot(0, self._relock_prompt))
         self.unlock_dialog.open()
