@@ -43,7 +43,7 @@ from app.core.validation import ERROR, collection, has_errors, validate_househol
 from app.services import households
 from app.store import StoreError
 from app.ui import drafts
-from app.ui.forms import FieldInput, FormPanel
+from app.ui.forms import FieldInput, FormPanel, finding_line
 from app.ui.history import HistoryPanel
 from app.ui.translations import chinese_buttons
 
@@ -478,8 +478,7 @@ class HouseholdEditor(QMainWindow):
         self.findings_list.clear()
         errors = sum(f.severity == ERROR for f in self.findings)
         for f in self.findings:
-            mark = "错误" if f.severity == ERROR else "提示"
-            item = QListWidgetItem(f"[{mark}] {f.record_label} · {self.d.field_label(f.kind, f.field)}:{f.message}")
+            item = QListWidgetItem(finding_line(self.d, f))
             item.setData(Qt.UserRole, (f.kind, f.record_id, f.field))
             if f.severity == ERROR:
                 item.setForeground(Qt.red)
@@ -493,6 +492,10 @@ class HouseholdEditor(QMainWindow):
         self.jump_to(kind, record_id, field)
 
     def jump_to(self, kind: str, record_id, field: str) -> None:
+        child = next((p for k, p in self.panels.items() if field in (k, collection(k))), None)
+        if kind == "household" and child is not None:  # a rule about a whole list: members, helpers
+            self.tabs.setCurrentWidget(child)
+            return
         if kind == "household":
             for i, form in enumerate(self.household_forms):
                 if field in form.inputs:

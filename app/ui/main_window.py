@@ -39,6 +39,7 @@ from app.services import households
 from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
 from app.ui.editor import HouseholdEditor
+from app.ui.forms import finding_line
 from app.ui.model import HouseholdModel, load_rows, row_of
 from app.ui.start import UnlockDialog
 
@@ -479,12 +480,14 @@ class MainWindow(QMainWindow):
         self.findings_dialog.resize(760, 480)
         layout = QVBoxLayout(self.findings_dialog)
         lst = QListWidget()
-        owners = {}
-        for r in self.model.rows:
-            owners[r.id] = r
+        lst.setObjectName("all_findings")
         for f in findings[:5000]:
-            item = QListWidgetItem(f"[{'错误' if f.severity == ERROR else '提示'}] {f}")
+            item = QListWidgetItem(finding_line(self.d, f))
+            if f.severity == ERROR:
+                item.setForeground(Qt.red)
             lst.addItem(item)
+        if not findings:
+            lst.addItem("没有发现错误或提示。")
         layout.addWidget(lst)
         self.findings_dialog.show()
         self.statusBar().showMessage(f"检查完毕:{len(errors)} 个错误", 8000)
