@@ -181,3 +181,91 @@ def test_findings_name_fields_and_lists_in_chinese_and_jump_to_the_list(qtbot, s
     from app.ui.forms import finding_line  # noqa: PLC0415
 
     assert findings and "· 家庭成员:" in finding_line(editor.d, findings[0])
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def test_the_history_panel_cuts_no_time_or_value_and_has_tooltips(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    typed(qtbot, editor.household_forms[0].inputs["phone"].widget, "13912345678")
+    qtbot.mouseClick(editor.save_button, Qt.LeftButton)
+    tree = editor.history.tree
+    tree.expandAll()
+    metrics = QFontMetrics(tree.font())
+    it = QTreeWidgetItemIterator(tree)
+    checked = 0
+    while it.value():
+        item = it.value()
+        depth = 0 if item.parent() is None else 1
+        for col in range(3):
+            text = item.text(col)
+            if not text:
+                continue
+            assert item.toolTip(col) == text
+            room = tree.columnWidth(col) - (tree.indentation() * (depth + 1) if col == 0 else 0)
+            assert metrics.horizontalAdvance(text) <= room, (text, tree.columnWidth(col))
+            checked += 1
+        it += 1
+    assert checked > 20
+    assert any(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", e[0]) for e in editor.history.entries())
+    assert ["联系电话", doc["phone"], "13912345678"] in editor.history.entries()
+
+
+def test_the_member_table_shows_a_whole_household_of_seven(qtbot, store):
+    doc = factories.household()
+    for i, (name, sex) in enumerate([("欧阳子轩", "1"), ("欧阳梓涵", "2"), ("欧阳浩然", "1"), ("欧阳雨桐", "2"),
+                                     ("欧阳一诺", "1")]):
+        doc["members"].append(factories.member(name, sex, dt.date(2000 + i, 1, 2), "03" if sex == "1" else "04", 10 + i))
+    doc["family_size"] = 7
+    saved = households.save(store, doc, allow_errors=True)
+    w = open_window(qtbot, store)
+    editor = editor_of(qtbot, w, saved.household_id)  # the editor's own default size
+    panel = editor.panels["member"]
+    editor.tabs.setCurrentWidget(panel)
+    table = panel.table
+    qtbot.waitUntil(lambda: table.rowCount() == 7 and panel._fitted)
+    for row in range(7):
+        bottom = table.rowViewportPosition(row) + table.rowHeight(row)
+        assert 0 <= table.rowViewportPosition(row) and bottom <= table.viewport().height(), row
+    assert panel.split.sizes()[1] >= 200  # the form below still has room
+    panel.add()  # an eighth grows the table too
+    qtbot.wait(50)
+    assert table.rowViewportPosition(7) + table.rowHeight(7) <= table.viewport().height()
+    editor.discard()
+
+
+def test_proposals_and_work_lists_are_not_squeezed(qtbot, demo_store):
+    from app.services import proposals
+    from app.ui.proposals_panel import ProposalsWindow
+
+    made = 0
+    for doc in households.documents(demo_store):
+        try:
+            proposals.propose(demo_store, doc["id"], "exit", reasons="收入稳定", income_year=2025, food_secure=True,
+                              clothing_secure=True, justification="已核实")
+            made += 1
+        except proposals.ProcedureError:
+            continue
+    assert made
+    window = ProposalsWindow(demo_store)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: not window.loading and window.table.rowCount() == made, timeout=20000)
+    table = window.table
+    assert table.horizontalHeader().length() <= table.viewport().width()  # every column fits, 退出标准 too
+    for col in range(table.columnCount() - 1):
+        assert table.columnWidth(col) >= table.sizeHintForColumn(col) + 8, col  # room between columns
+    tree = window.tree
+    window.tabs.setCurrentIndex(1)
+    tops = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+    assert tops and all(t.isFirstColumnSpanned() for t in tops)  # a list's title does not widen 户编号
+    names = [t.child(j).text(1) for t in tops for j in range(t.childCount()) if t.isExpanded()]
+    metrics = QFontMetrics(tree.font())
+    assert names and tree.columnWidth(1) >= max(metrics.horizontalAdvance(n) for n in names) + 8
+    numbers = [t.child(j).text(0) for t in tops for j in range(t.childCount()) if t.isExpanded()]
+    assert tree.columnWidth(0) >= max(metrics.horizontalAdvance(n) for n in numbers) + tree.indentation()
+    assert tree.columnWidth(0) < 260  # not as wide as the longest title
+    window.close()

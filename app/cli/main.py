@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "app.cli.sync_commands",
     "app.cli.server_commands",
     "app.cli.table_commands",
+    "app.cli.reference_commands",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _VILLAGE = re.compile(r"^\d{12}$")
 
@@ -25,3 +26,80 @@ def county_of(code: str) -> str:
 def level_of(code: str) -> str:
     """'county' (6 digits), 'township' (9) or 'village' (12)."""
     return {6: "county", 9: "township", 12: "village"}.get(len(str(code)), "unknown")
+
+
+LEVELS = ("county", "township", "village")
+LEVEL_LABELS = {"county": "县", "township": "乡(镇)", "village": "村"}
+_DIGITS = {6: "county", 9: "township", 12: "village"}
+# How the level is written in tables: 县/区/市(县级), 乡/镇/街道, 村/社区/居委会, or the English word.
+_LEVEL_WORDS = {
+    "county": "county", "县": "county", "县级": "county", "区": "county", "县区": "county", "县(区)": "county",
+    "县(市、区)": "county", "县级市": "county", "旗": "county",
+    "township": "township", "乡": "township", "镇": "township", "乡镇": "township", "乡(镇)": "township",
+    "乡级": "township", "街道": "township", "苏木": "township", "乡镇(街道)": "township",
+    "village": "village", "村": "village", "村级": "village", "社区": "village", "村(社区)": "village",
+    "行政村": "village", "居委会": "village", "村委会": "village", "嘎查": "village",
+}
+ABOVE_COUNTY_WORDS = {"省", "省级", "市", "地级市", "地区", "州", "盟", "自治州", "province", "prefecture", "city"}
+
+
+def normalise_code(text) -> str:
+    """A division code as stored: 6 (county), 9 (township) or 12 (village) digits. Accepts the
+    12-digit statistical form padded with zeros (522699000000 is the county 522699, 522699101000 the
+    township 522699101), full-width digits and surrounding spaces. Raises ValueError with a Chinese
+    message when the text is not a division code."""
+    if isinstance(text, float) and text.is_integer():
+        text = int(text)
+    raw = unicodedata.normalize("NFKC", str(text if text is not None else "")).strip()
+    if not raw:
+        raise ValueError("代码为空")
+    if re.fullmatch(r"\d+(\.\d+)?[eE]\+?\d+", raw):
+        raise ValueError(f"“{raw}”是科学计数法:Excel 把代码当成了数字。请把这一列设为“文本”格式后重新输入代码")
+    if not raw.isdigit():
+        raise ValueError(f"“{raw}”不是数字代码")
+    if len(raw) not in _DIGITS:
+        raise ValueError(f"“{raw}”有 {len(raw)} 位:县代码应为 6 位,乡(镇) 9 位,村 12 位")
+    code = raw
+    if len(code) == 12 and code[9:] == "000":
+        code = code[:9]
+    if len(code) == 9 and code[6:] == "000":
+        code = code[:6]
+    if code[4:6] == "00":
+        raise ValueError(f"“{raw}”是省或地(市)级代码,不是县级及以下的区划")
+    if len(code) == 12 and code[6:9] == "000":
+        raise ValueError(f"“{raw}”的乡(镇)部分(第 7-9 位)为 000,不是有效的村代码")
+    return code
+
+
+def is_above_county(text) -> bool:
+    """A code of a province or prefecture (as in a national 统计用区划代码 list): 2 or 4 significant
+    digits followed by zeros."""
+    raw = str(text if text is not None else "").strip()
+    return raw.isdigit() and len(raw) in (6, 9, 12) and raw[4:6] == "00" and set(raw[6:]) <= {"0"}
+
+
+def level_word(text) -> str | None:
+    """'county' / 'township' / 'village' for how a table writes the level; None when unknown."""
+    if text is None:
+        return None
+    word = unicodedata.normalize("NFKC", re.sub(r"\s+", "", str(text))).lower()
+    return _LEVEL_WORDS.get(word)
+
+
+def parent_code(code: str) -> str | None:
+    """The division directly above: township → county (6 digits), village → township (9)."""
+    code = str(code)
+    return {9: code[:6], 12: code[:9]}.get(len(code))
+
+
+def within(rows, prefixes) -> list:
+    """The divisions a device needs for the villages (or township/county prefixes) of its
+    certificate: those the prefixes cover and the ones above them. Rows are (code, ...) sequences
+    or dicts with "code"."""
+    prefixes = [str(p) for p in prefixes]
+    out = []
+    for row in rows:
+        code = str(row["code"] if isinstance(row, dict) else row[0])
+        if any(code.startswith(p) or p.startswith(code) for p in prefixes):
+            out.append(row)
+    return out

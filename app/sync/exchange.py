@@ -4,7 +4,7 @@ Upstream (device -> county): every change of the device the county has not ackno
 highest county number the device has received. Downstream (county -> one device): the changes in the
 device's villages from other sites since the device's last acknowledgement (county numbering = the
 rowid of the county's change log), the acknowledgement of the device's own changes, and reference
-data (poverty lines, revocation list, dictionary version), with an expiry.
+data (divisions of the device's area, poverty lines, revocation list, dictionary version), with an expiry.
 
 Import of one bundle is one transaction: verify (size, framing, signature), sender certificate and
 revocation, recipient, decrypt, sequence (duplicates, gaps, rollback), authorise every change,
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from app.core import procedures
 from app.store import Store, StoreError
-from app.sync import identity, wire
+from app.sync import identity, refdata, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
 SUFFIX = ".jdb"
@@ -127,7 +127,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
         }
         payload = {
             "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
-            "poverty_lines": {str(y): v for y, v in store.poverty_lines().items()},
+            **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
         }
         body = wire.seal_payload(payload, cert.enc_public, header)
@@ -373,8 +373,7 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     store.set_meta("sync_down_seq", str(report.seq))
     store.set_meta("sync_down_expires", header.get("expires") or "")
     store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
-    for year, line in (payload.get("poverty_lines") or {}).items():
-        store.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)", (int(year), line, "县级"))
+    refdata.install(store, payload)
     expires = header.get("expires")
     if expires and identity.parse_iso(expires) < now:
         report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from app.store import Store, StoreError, crypto
-from app.sync import wire
+from app.sync import refdata, wire
 
 CERT_DAYS = 3 * 365
 NUMBER_BLOCK = 300
@@ -264,8 +264,7 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
     secret = {
         "certificate": json.loads(cert.to_json()), "sign_key": _priv_raw(sign).hex(), "enc_key": _priv_raw(enc).hex(),
         "index_key": store.get_secret("index_key").hex(), "county_site_id": store.site_id,
-        "poverty_lines": {str(y): v for y, v in store.poverty_lines().items()},
-        "divisions": [[d["code"], d["name"], d["level"], d["parent"]] for d in store.divisions()],
+        **refdata.outgoing(store, body["villages"]),  # divisions of its area, poverty lines with sources
         "server": server, "server_ca": server_ca,
     }
     key = crypto.derive_key(code, salt, kdf)
@@ -284,6 +283,7 @@ class EnrollmentContents:
     divisions: list
     server: str | None = None
     server_ca: str | None = None
+    poverty_line_sources: dict | None = None
 
     @property
     def county_enc_public(self) -> X25519PublicKey:
@@ -315,7 +315,7 @@ def open_enrollment(data: bytes, code: str, name: str = "登记包") -> Enrollme
         raise wire.BundleError(f"{name}:登记包内容不完整({exc})") from None
     return EnrollmentContents(header, cert, bytes.fromhex(secret["sign_key"]), bytes.fromhex(secret["enc_key"]),
                               bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []),
-                              secret.get("server"), secret.get("server_ca"))
+                              secret.get("server"), secret.get("server_ca"), secret.get("poverty_line_sources"))
 
 
 def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str, passphrase: str) -> Store:
@@ -339,10 +339,8 @@ def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str,
                 store.set_meta("sync_server_url", contents.server)
             if contents.server_ca:
                 store.set_meta("sync_server_ca", contents.server_ca)
-            store.conn.executemany("INSERT OR REPLACE INTO divisions(code, name, level, parent) VALUES (?,?,?,?)",
-                                   [tuple(d) for d in contents.divisions])
-            store.conn.executemany("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",
-                                   [(int(y), v, "县级") for y, v in contents.poverty_lines.items()])
+            refdata.install(store, {"divisions": contents.divisions, "poverty_lines": contents.poverty_lines,
+                                    "poverty_line_sources": contents.poverty_line_sources})
     except BaseException:
         store.close()
         raise

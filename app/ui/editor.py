@@ -49,6 +49,8 @@ from app.ui.translations import chinese_buttons
 
 DRAFT_DELAY_MS = 2000  # a draft is written at most this long after an edit
 VALIDATE_DELAY_MS = 120
+TABLE_ROWS = 8  # a child table shows this many records without scrolling (when the window allows)
+FORM_MIN_HEIGHT = 220  # the form below it keeps at least this much
 KEY = "_key"  # the editor's own key of a child record: its id, or "new-..." before the first save
 ROSTER_COLUMNS = {"member": ["name", "sex", "id_number", "relation", "birth_date"],
                   "income": ["year", "wage_income", "business_income", "property_income"]}
@@ -197,7 +199,11 @@ class ChildPanel(QWidget):
         self.form = FormPanel(kind, d)
         self.form.changed.connect(self._form_changed)
         split.addWidget(scroll(self.form))
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
         split.setSizes([160, 500])
+        self.split = split
+        self._fitted = False
         layout.addWidget(split)
 
     def set_records(self, records: list[dict]) -> None:
@@ -209,6 +215,35 @@ class ChildPanel(QWidget):
             self.table.selectRow(0)
         else:
             self.form.set_record(None)
+        self._fitted = False
+        self.fit_table()
+
+    def table_height(self, rows: int) -> int:
+        """Height of the table showing `rows` rows, header and frame included."""
+        t = self.table
+        row = t.rowHeight(0) if t.rowCount() else t.verticalHeader().defaultSectionSize()
+        scrollbar = t.horizontalScrollBar().sizeHint().height() if t.horizontalScrollBar().isVisible() else 0
+        return t.horizontalHeader().sizeHint().height() + rows * row + 2 * t.frameWidth() + scrollbar + 2
+
+    def fit_table(self, grow_only: bool = False) -> None:
+        """Give the table room for every record (up to TABLE_ROWS; at least 3 rows), the form the
+        rest: a household of six shows all six members. Done when the tab is first shown and after
+        the records change, so a splitter the user moved stays where it is in between."""
+        total = sum(self.split.sizes())
+        if not self.isVisible() or total <= 0:
+            return
+        want = self.table_height(max(3, min(len(self.records), TABLE_ROWS)))
+        want = min(want, total - FORM_MIN_HEIGHT)
+        now = self.split.sizes()[0]
+        if (grow_only and now >= want) or (self._fitted and not grow_only):
+            return
+        self.split.setSizes([want, total - want])
+        self._fitted = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._fitted:
+            QTimer.singleShot(0, self.fit_table)  # after the layout has given the splitter its height
 
     def _refresh_row(self, i: int) -> None:
         record = self.records[i]
@@ -255,6 +290,7 @@ class ChildPanel(QWidget):
         self.table.setRowCount(len(self.records))
         self._refresh_row(len(self.records) - 1)
         self.table.selectRow(len(self.records) - 1)
+        self.fit_table(grow_only=True)
         self.changed.emit(record[KEY], "")
         return record
 
@@ -297,7 +333,7 @@ class HouseholdEditor(QMainWindow):
         self.dirty = False
         self.findings = []
         self._known_villages = {r["code"] for r in store.divisions("village")} or None
-        self.resize(1100, 760)
+        self.resize(1240, 760)
 
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -359,7 +395,7 @@ class HouseholdEditor(QMainWindow):
         dock.setWidget(self.history)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [380], Qt.Horizontal)
+        self.resizeDocks([dock], [480], Qt.Horizontal)
         self.history_dock = dock
 
         QShortcut(QKeySequence.Save, self, activated=self.save)

@@ -45,9 +45,8 @@ class HistoryPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setObjectName("history")
         self.tree.setHeaderLabels(["时间 / 字段", "操作员 / 原值", "操作 / 新值", "原因"])
-        self.tree.setColumnWidth(0, 140)
-        self.tree.setColumnWidth(1, 80)
-        self.tree.setColumnWidth(2, 90)
+        self.tree.setIndentation(12)
+        self.tree.itemExpanded.connect(lambda _item: self.fit_columns())
         layout.addWidget(self.tree)
 
     def show_record(self, record_id: str | None, title: str = "") -> None:
@@ -61,6 +60,8 @@ class HistoryPanel(QWidget):
         for change in reversed(changes):  # newest first
             head, fields = change_rows(change, d)
             item = QTreeWidgetItem(head)
+            for col, text in enumerate(head):
+                item.setToolTip(col, text)
             for label, old, new in fields:
                 child = QTreeWidgetItem([label, old, new])
                 for col, text in enumerate((label, old, new)):
@@ -70,7 +71,17 @@ class HistoryPanel(QWidget):
         if self.tree.topLevelItemCount():
             self.tree.topLevelItem(0).setExpanded(True)
         if not changes:
-            self.tree.addTopLevelItem(QTreeWidgetItem(["尚未保存,没有修改记录"]))
+            empty = QTreeWidgetItem(["尚未保存,没有修改记录"])
+            self.tree.addTopLevelItem(empty)
+            empty.setFirstColumnSpanned(True)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """Time, field, old and new values are never cut: the columns take their contents' width
+        (the panel scrolls sideways when narrower); the reason column takes the rest. Every cell
+        has its full text as a tooltip too."""
+        for col in range(3):
+            self.tree.resizeColumnToContents(col)
 
     def entries(self) -> list[list[str]]:
         """The panel's text (for tests and copying): one list per change and field."""

@@ -78,6 +78,17 @@ class _Loader(QRunnable):
             self.signals.failed.emit(str(exc))
 
 
+COLUMN_PADDING = 14  # pixels beside a column's widest text, so neighbouring columns do not run together
+
+
+def fit_columns(view, count: int) -> None:
+    """The first `count` columns of a table or tree take their contents' width (header included)
+    plus some room; the last column takes the rest."""
+    for col in range(count):
+        view.resizeColumnToContents(col)
+        view.setColumnWidth(col, view.columnWidth(col) + COLUMN_PADDING)
+
+
 def local_time(hlc: str) -> str:
     return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M")
 
@@ -261,7 +272,7 @@ class ProposalsWindow(QWidget):
         self.table.setSelectionMode(QTableWidget.SingleSelection)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.detail = QTextBrowser()
         self.action_box = self._build_action_box()
@@ -274,12 +285,14 @@ class ProposalsWindow(QWidget):
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(right)
-        split.setSizes([560, 620])
+        split.setSizes([700, 480])
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels(["户编号", "户主", "说明"])
-        self.tree.header().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.tree.header().setSectionResizeMode(QHeaderView.Interactive)
+        self.tree.header().setStretchLastSection(True)
+        self.tree.itemExpanded.connect(lambda _item: fit_columns(self.tree, 2))
 
         self.tabs = QTabWidget()
         self.tabs.addTab(split, "申报")
@@ -421,6 +434,7 @@ class ProposalsWindow(QWidget):
                 self.table.setItem(row, col, item)
             if p["id"] == select:
                 chosen = row
+        fit_columns(self.table, len(COLUMNS) - 1)
         if chosen >= 0 or items:
             self.table.blockSignals(True)
             self.table.selectRow(max(chosen, 0))
@@ -447,7 +461,9 @@ class ProposalsWindow(QWidget):
                 child.setData(0, Qt.UserRole, e.proposal_id)
                 top.addChild(child)
             self.tree.addTopLevelItem(top)
+            top.setFirstColumnSpanned(True)  # a list's title across the row: 户编号 keeps its own width
             top.setExpanded(bool(entries) and len(entries) <= 50)
+        fit_columns(self.tree, 2)
 
     def _tree_open(self, item, _column) -> None:
         pid = item.data(0, Qt.UserRole)

@@ -1,0 +1,479 @@
+"""Reference data: the county's administrative divisions (县 / 乡(镇) / 村) and the poverty line per year.
+
+Who may edit (decided here, documented in docs/user-guide.md and docs/cli.md):
+- the county database: it is the source; downstream bundles and enrollment packages carry its
+  divisions (for each device's area) and all its poverty lines to the laptops;
+- a database not enrolled with a county (created with `init --role village|township`, used on its
+  own): nobody else can supply its reference data, so it edits its own;
+- an enrolled laptop or township office never: what it holds comes from the county and would be
+  overwritten by the next downstream bundle. `edit_refusal(store)` says so.
+
+Divisions come from a CSV or Excel file (columns 代码, 名称, optional 级别 and 上级代码, or code/name/
+level/parent) or one at a time. A file is checked completely before anything is written: every
+problem names the file, the row and the column, and a file with any problem changes nothing. The
+accepted rows are written in one transaction. Divisions are only added or renamed, never removed
+(households and bundles refer to their codes).
+
+No Qt here; app/cli/reference_commands.py and app/ui/reference_dialog.py use these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core import divisions as codes
+from app.store import Store
+from app.tables.mapping import normalise_header
+from app.tables.reader import TableError, locate_header, read_file
+
+NAME_MAX = 40
+SOURCE_MAX = 200
+LINE_MAX = 100000  # 元 per person per year: a line above this is a typing error
+FIRST_YEAR = 2000
+
+# Column headers as written in tables (compared after normalise_header) -> field
+COLUMNS = {
+    "code": ("代码", "区划代码", "统计用区划代码", "行政区划代码", "编码", "区划编码", "code", "CODE", "Code"),
+    "name": ("名称", "区划名称", "名字", "单位名称", "村名", "name", "NAME", "Name"),
+    "level": ("级别", "层级", "区划级别", "类型", "level", "LEVEL", "Level"),
+    "parent": ("上级代码", "上级", "上级区划代码", "父级代码", "所属代码", "parent", "PARENT", "Parent"),
+}
+COLUMN_LABELS = {"code": "代码", "name": "名称", "level": "级别", "parent": "上级代码"}
+
+
+class ReferenceDataError(ValueError):
+    """Reference data refused; the message (Chinese) says why and what to do. `problems` lists
+    each problem of an import file."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+# ---------------------------------------------------------------------- who may edit
+
+
+def enrolled(store: Store) -> bool:
+    """A laptop or township office enrolled with a county (its reference data comes from there)."""
+    return store.role != "county" and bool(store.meta("certificate"))
+
+
+def edit_refusal(store: Store) -> str | None:
+    """None when this database may edit its reference data, else the reason (Chinese)."""
+    if enrolled(store):
+        return ("本机的行政区划和贫困线由县扶贫办统一设定,随登记包和县里下发的同步包更新,不能在本机修改。"
+                "如有错漏,请告知县扶贫办,在县级数据库中修改后再同步")
+    return None
+
+
+def _require_edit(store: Store) -> None:
+    reason = edit_refusal(store)
+    if reason:
+        raise ReferenceDataError(reason)
+
+
+# ---------------------------------------------------------------------- divisions: reading
+
+
+def division_tree(store: Store) -> list[tuple[int, dict]]:
+    """(depth, division) in tree order: county, its townships, each township's villages. A division
+    whose parent is unknown is listed at the top."""
+    rows = store.divisions()
+    by_parent: dict[str | None, list[dict]] = {}
+    known = {r["code"] for r in rows}
+    for r in rows:
+        parent = r["parent"] if r["parent"] in known else None
+        by_parent.setdefault(parent, []).append(r)
+    out: list[tuple[int, dict]] = []
+
+    def walk(parent, depth):
+        for r in by_parent.get(parent, []):
+            out.append((depth, r))
+            walk(r["code"], depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+# ---------------------------------------------------------------------- divisions: checking
+
+
+@dataclass
+class Problem:
+    """One thing wrong with an import file: where (file, row, column) and what."""
+
+    file: str
+    row: int
+    column: str
+    message: str
+
+    def line(self) -> str:
+        where = f"{self.file}"
+        if self.row:
+            where += f" 第 {self.row} 行"
+        if self.column:
+            where += f" 列“{self.column}”"
+        return f"{where}:{self.message}"
+
+
+@dataclass
+class DivisionImport:
+    """The result of checking a file: the rows to write, what they change, and any problems.
+    Nothing is written while `problems` is not empty."""
+
+    file: str
+    rows: list[tuple[str, str, str, str | None]] = field(default_factory=list)  # (code, name, level, parent)
+    added: list[tuple[str, str, str]] = field(default_factory=list)            # (code, name, level)
+    renamed: list[tuple[str, str, str]] = field(default_factory=list)          # (code, old name, new name)
+    unchanged: int = 0
+    skipped: int = 0                                                            # province/prefecture rows
+    problems: list[Problem] = field(default_factory=list)
+    applied: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.problems:
+            return f"{self.file}:发现 {len(self.problems)} 处问题,未导入任何区划。请改正后重新导入"
+        counts = {level: sum(1 for _, _, lv in self.added if lv == level) for level in codes.LEVELS}
+        parts = [f"{codes.LEVEL_LABELS[lv]} {n} 个" for lv, n in counts.items() if n]
+        text = f"{self.file}:{'已' if self.applied else '将'}新增 {len(self.added)} 个区划"
+        if parts:
+            text += "(" + "、".join(parts) + ")"
+        text += f",改名 {len(self.renamed)} 个,已有且相同 {self.unchanged} 个"
+        if self.skipped:
+            text += f",跳过省、市级行 {self.skipped} 行"
+        return text
+
+
+def _clean_name(value) -> str:
+    """Spaces (also full-width) trimmed and collapsed; the characters kept as typed (（新）stays full-width)."""
+    return re.sub(r"\s+", " ", str(value if value is not None else "")).strip()
+
+
+def check_name(name) -> str:
+    """The name as stored; raises ValueError (Chinese) when it is empty, too long or has control characters."""
+    text = _clean_name(name)
+    if not text:
+        raise ValueError("名称为空")
+    if len(text) > NAME_MAX:
+        raise ValueError(f"名称过长({len(text)} 个字,最多 {NAME_MAX} 个)")
+    if any(unicodedata.category(ch).startswith("C") for ch in text):
+        raise ValueError("名称含有控制字符")
+    return text
+
+
+def _header_columns(headers: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        for key, names in COLUMNS.items():
+            if key not in found and header in {normalise_header(n) for n in names}:
+                found[key] = index
+    return found
+
+
+def _known_headers() -> dict[str, str]:
+    return {normalise_header(n): key for key, names in COLUMNS.items() for n in names}
+
+
+def _cell(values: tuple, index: int | None):
+    if index is None or index >= len(values):
+        return None
+    return values[index]
+
+
+def read_division_rows(path, data: bytes | None = None) -> tuple[str, list[tuple[int, dict]], list[Problem], list[str]]:
+    """The rows of a divisions file: (file name, [(row number, {code, name, level, parent})],
+    problems with the file as a whole, header labels of the columns used)."""
+    name = Path(path).name
+    try:
+        sheets = read_file(path, data)
+    except TableError as exc:
+        return name, [], [Problem(name, 0, "", str(exc))], []
+    if not sheets:
+        return name, [], [Problem(name, 0, "", "文件是空的:没有任何行")], []
+    known = _known_headers()
+    for sheet in sheets:
+        if not locate_header(sheet, known, normalise_header):
+            continue
+        columns = _header_columns(sheet.headers)
+        missing = [COLUMN_LABELS[k] for k in ("code", "name") if k not in columns]
+        if missing:
+            have = "、".join(h for h in sheet.headers if h) or "无"
+            return name, [], [Problem(name, sheet.header_row, "", f"缺少“{'”“'.join(missing)}”列(表头有:{have})。"
+                                      "需要“代码”和“名称”两列,可另有“级别”和“上级代码”")], []
+        rows = []
+        for number, values in sheet.rows:
+            if number <= sheet.header_row:
+                continue
+            rows.append((number, {key: _cell(values, columns.get(key)) for key in COLUMNS}))
+        used = [sheet.headers[columns[k]] for k in COLUMNS if k in columns]
+        return name, rows, [], used
+    first = sheets[0].rows[0][1] if sheets[0].rows else ()
+    columns = _header_columns([normalise_header(v) for v in first])
+    if columns:  # a header with one known column: say which one is missing
+        missing = [COLUMN_LABELS[k] for k in ("code", "name") if k not in columns]
+        have = "、".join(str(v) for v in first if v is not None)
+        return name, [], [Problem(name, sheets[0].rows[0][0], "", f"缺少“{'”“'.join(missing)}”列(表头有:{have})。"
+                                  "需要“代码”和“名称”两列,可另有“级别”和“上级代码”")], []
+    shown = "、".join(str(v) for v in first if v is not None)[:80] or "空"
+    return name, [], [Problem(name, sheets[0].rows[0][0] if sheets[0].rows else 0, "",
+                              f"找不到表头(第一行是:{shown})。第一行应是列名:“代码”“名称”,可另有“级别”“上级代码”"
+                              "(或 code、name、level、parent)")], []
+
+
+def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict]) -> DivisionImport:
+    """Check rows (row number, {code, name, level, parent}) against each other and the divisions
+    already in the database. Pure: reads nothing, writes nothing."""
+    plan = DivisionImport(file)
+    label = COLUMN_LABELS
+    held = {d["code"]: d for d in existing}
+    seen: dict[str, tuple[int, str]] = {}   # code -> (row, name)
+    accepted: list[tuple[int, str, str, str, str | None]] = []
+    for number, cells in rows:
+        raw_code, raw_level = cells.get("code"), cells.get("level")
+        if raw_code is None and cells.get("name") is None:
+            continue
+        if codes.is_above_county(raw_code) or (raw_level is not None and
+                                                  _clean_name(raw_level).lower() in codes.ABOVE_COUNTY_WORDS):
+            plan.skipped += 1
+            continue
+        try:
+            code = codes.normalise_code(raw_code)
+        except ValueError as exc:
+            plan.problems.append(Problem(file, number, label["code"], str(exc)))
+            continue
+        level = codes.level_of(code)
+        try:
+            name = check_name(cells.get("name"))
+        except ValueError as exc:
+            plan.problems.append(Problem(file, number, label["name"], f"{exc}(代码 {code})"))
+            continue
+        if raw_level is not None:
+            given = codes.level_word(raw_level)
+            if given is None:
+                plan.problems.append(Problem(file, number, label["level"],
+                                             f"级别“{raw_level}”无法识别:应为 县、乡(镇) 或 村(代码 {code})"))
+                continue
+            if given != level:
+                plan.problems.append(Problem(file, number, label["level"],
+                                             f"级别写的是“{raw_level}”,但代码 {code} 有 {len(code)} 位,是"
+                                             f"{codes.LEVEL_LABELS[level]}级(县 6 位,乡(镇) 9 位,村 12 位)"))
+                continue
+        parent = codes.parent_code(code)
+        raw_parent = cells.get("parent")
+        if raw_parent is not None:
+            try:
+                given_parent = codes.normalise_code(raw_parent)
+            except ValueError as exc:
+                if level == "county" and codes.is_above_county(raw_parent):
+                    given_parent = None  # a county's parent written as its prefecture: fine
+                else:
+                    plan.problems.append(Problem(file, number, label["parent"], f"上级代码有误:{exc}"))
+                    continue
+            if given_parent != parent:
+                expected = f"应为 {parent}(代码的前 {len(parent)} 位)" if parent else "县级区划没有上级"
+                plan.problems.append(Problem(file, number, label["parent"],
+                                             f"上级代码 {given_parent} 与代码 {code} 不符:{expected}"))
+                continue
+        if code in seen:
+            first_row, first_name = seen[code]
+            if first_name != name:
+                plan.problems.append(Problem(file, number, label["code"],
+                                             f"代码 {code} 重复:第 {first_row} 行是“{first_name}”,这一行是“{name}”"))
+            continue
+        seen[code] = (number, name)
+        accepted.append((number, code, name, level, parent))
+    counties = {code[:6] for _, code, *_ in accepted} | {c for c, d in held.items() if d["level"] == "county"}
+    if len(counties) > 1:
+        ours = sorted(c for c, d in held.items() if d["level"] == "county")
+        for number, code, *_ in accepted:
+            if ours and code[:6] != ours[0]:
+                plan.problems.append(Problem(file, number, label["code"],
+                                             f"代码 {code} 不属于本县({ours[0]} {held[ours[0]]['name']}):"
+                                             "一个数据库只管一个县的区划,请只保留本县的行"))
+        if not ours:
+            plan.problems.append(Problem(file, 0, label["code"],
+                                         f"文件中有 {len(counties)} 个县的区划({'、'.join(sorted(counties))}):"
+                                         "一个数据库只管一个县,请只保留本县的行"))
+    known = set(held) | {code for _, code, *_ in accepted}
+    parent_column = label["parent"] if any(cells.get("parent") is not None for _, cells in rows) else label["code"]
+    for number, code, name, level, parent in accepted:
+        if parent and parent not in known:
+            plan.problems.append(Problem(file, number, parent_column,
+                                         f"{codes.LEVEL_LABELS[level]} {code}“{name}”的上级 {parent} "
+                                         f"既不在文件中,也不在数据库中:请在文件中加上{codes.LEVEL_LABELS[codes.level_of(parent)]}"
+                                         f" {parent} 这一行"))
+    if not accepted and not plan.problems:
+        plan.problems.append(Problem(file, 0, "", "文件中没有任何区划行"))
+    plan.problems.sort(key=lambda p: p.row)
+    if plan.problems:
+        return plan
+    for _number, code, name, level, parent in accepted:
+        old = held.get(code)
+        if old is None:
+            plan.added.append((code, name, level))
+        elif old["name"] != name:
+            plan.renamed.append((code, old["name"], name))
+        else:
+            plan.unchanged += 1
+            continue
+        plan.rows.append((code, name, level, parent))
+    return plan
+
+
+def analyse_divisions(path, existing: list[dict], data: bytes | None = None) -> DivisionImport:
+    """Read and check a divisions file against `existing` (store.divisions()); writes nothing and
+    does not touch the store, so it may run on a worker thread."""
+    file, rows, problems, _used = read_division_rows(path, data)
+    if problems:
+        return DivisionImport(file, problems=problems)
+    return check_divisions(file, rows, existing)
+
+
+def apply_divisions(store: Store, plan: DivisionImport) -> DivisionImport:
+    """Write a checked import in one transaction. The plan is checked again against the database
+    as it is now (another window may have changed it since); any problem raises and writes nothing."""
+    _require_edit(store)
+    if plan.problems:
+        raise ReferenceDataError(plan.summary(), plan.problems)
+    with store.transaction():
+        now = {d["code"]: d for d in store.divisions()}
+        for code, _name, _level, parent in plan.rows:
+            if parent and parent not in now and parent not in {r[0] for r in plan.rows}:
+                raise ReferenceDataError(f"{plan.file}:上级区划 {parent} 已不在数据库中,未导入任何区划。请重新导入")
+        store.set_divisions(plan.rows)
+    plan.applied = True
+    return plan
+
+
+def import_divisions(store: Store, path, *, dry_run: bool = False, data: bytes | None = None) -> DivisionImport:
+    """Check a file and, when it has no problem and this is not a dry run, write it in one
+    transaction. Raises ReferenceDataError (with `problems`) when the file has problems."""
+    if not dry_run:
+        _require_edit(store)
+    plan = analyse_divisions(path, store.divisions(), data)
+    if plan.problems:
+        raise ReferenceDataError(plan.summary(), plan.problems)
+    if dry_run:
+        return plan
+    return apply_divisions(store, plan)
+
+
+# ---------------------------------------------------------------------- divisions: one at a time
+
+
+def add_division(store: Store, code, name, *, level: str | None = None, parent=None) -> dict:
+    """Add one division. The level follows from the code (6/9/12 digits); `level` and `parent`,
+    when given, must agree with it. The parent must exist."""
+    _require_edit(store)
+    try:
+        code = codes.normalise_code(code)
+    except ValueError as exc:
+        raise ReferenceDataError(f"代码有误:{exc}") from None
+    try:
+        name = check_name(name)
+    except ValueError as exc:
+        raise ReferenceDataError(f"{exc}(代码 {code})") from None
+    actual = codes.level_of(code)
+    if level is not None:
+        given = codes.level_word(level)
+        if given is None:
+            raise ReferenceDataError(f"级别“{level}”无法识别:应为 county/township/village(县、乡(镇)、村)")
+        if given != actual:
+            raise ReferenceDataError(f"代码 {code} 有 {len(code)} 位,是{codes.LEVEL_LABELS[actual]}级,"
+                                     f"不是{codes.LEVEL_LABELS[given]}级(县 6 位,乡(镇) 9 位,村 12 位)")
+    expected = codes.parent_code(code)
+    if parent is not None and str(parent).strip():
+        try:
+            given_parent = codes.normalise_code(parent)
+        except ValueError as exc:
+            raise ReferenceDataError(f"上级代码有误:{exc}") from None
+        if given_parent != expected:
+            raise ReferenceDataError(f"上级代码 {given_parent} 与代码 {code} 不符:"
+                                     + (f"应为 {expected}(代码的前 {len(expected)} 位)" if expected else "县级区划没有上级"))
+    with store.transaction():
+        held = {d["code"]: d for d in store.divisions()}
+        if code in held:
+            raise ReferenceDataError(f"代码 {code} 已有区划“{held[code]['name']}”:要改名请用改名功能")
+        if expected and expected not in held:
+            raise ReferenceDataError(f"上级{codes.LEVEL_LABELS[codes.level_of(expected)]} {expected} 还不存在:请先添加它")
+        counties = sorted(c for c, d in held.items() if d["level"] == "county")
+        if counties and code[:6] != counties[0]:
+            raise ReferenceDataError(f"代码 {code} 不属于本县({counties[0]} {held[counties[0]]['name']}):"
+                                     "一个数据库只管一个县的区划")
+        store.set_divisions([(code, name, actual, expected)])
+    return {"code": code, "name": name, "level": actual, "parent": expected}
+
+
+def rename_division(store: Store, code, name) -> tuple[str, str]:
+    """Give a division a new name; returns (old name, new name)."""
+    _require_edit(store)
+    try:
+        code = codes.normalise_code(code)
+    except ValueError as exc:
+        raise ReferenceDataError(f"代码有误:{exc}") from None
+    try:
+        name = check_name(name)
+    except ValueError as exc:
+        raise ReferenceDataError(str(exc)) from None
+    with store.transaction():
+        held = {d["code"]: d for d in store.divisions()}
+        if code not in held:
+            raise ReferenceDataError(f"没有代码为 {code} 的区划:要新增请用新增功能")
+        old = held[code]
+        store.set_divisions([(code, name, old["level"], old["parent"])])
+    return old["name"], name
+
+
+# ---------------------------------------------------------------------- poverty lines
+
+
+def parse_year(value) -> int:
+    text = unicodedata.normalize("NFKC", str(value if value is not None else "")).strip().removesuffix("年").strip()
+    if not text.isdigit():
+        raise ReferenceDataError(f"年度“{value}”应为四位数字年份,如 2025")
+    year = int(text)
+    latest = dt.date.today().year + 1
+    if not FIRST_YEAR <= year <= latest:
+        raise ReferenceDataError(f"年度 {year} 不合理:应在 {FIRST_YEAR} 到 {latest} 年之间")
+    return year
+
+
+def parse_amount(value) -> float:
+    text = unicodedata.normalize("NFKC", str(value if value is not None else "")).strip()
+    text = text.replace(",", "").replace("元", "").strip()
+    try:
+        amount = float(text)
+    except ValueError:
+        raise ReferenceDataError(f"贫困线“{value}”应为金额(元/人·年),如 4000") from None
+    if not amount > 0 or amount != amount:
+        raise ReferenceDataError(f"贫困线应大于 0 元,而不是 {value}")
+    if amount >= LINE_MAX:
+        raise ReferenceDataError(f"贫困线 {amount:.0f} 元/人·年 不合理(应小于 {LINE_MAX} 元):请核对是否多输了位数")
+    return round(amount, 2)
+
+
+def set_poverty_line(store: Store, year, amount, source: str = "") -> dict:
+    """Set (or correct) one year's line, with a note on where it comes from (文件、标准)."""
+    _require_edit(store)
+    year, amount = parse_year(year), parse_amount(amount)
+    source = _clean_name(source)
+    if len(source) > SOURCE_MAX:
+        raise ReferenceDataError(f"来源说明过长({len(source)} 个字,最多 {SOURCE_MAX} 个)")
+    with store.transaction():
+        store.set_poverty_line(year, amount, source)
+    return {"year": year, "line": amount, "source": source}
+
+
+def poverty_lines(store: Store) -> list[dict]:
+    """Every year's line with its source note, oldest first."""
+    rows = store.conn.execute("SELECT year, line, coalesce(source, '') FROM poverty_lines ORDER BY year").fetchall()
+    return [{"year": y, "line": line, "source": s} for y, line, s in rows]
+

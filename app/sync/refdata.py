@@ -1,0 +1,45 @@
+"""Reference data in enrollment packages and downstream bundles (docs/bundle-format.md).
+
+The county sends each device the divisions of its area (the villages and townships its certificate
+names, with the township and county above them) and every poverty line with its source note. A
+device writes them inside the import's transaction: divisions are added or renamed, never removed;
+poverty lines are replaced year by year. Payload keys (all optional for a reader, so older and newer
+versions exchange bundles in both directions):
+
+- ``divisions``: ``[[code, name, level, parent], ...]``
+- ``poverty_lines``: ``{"2025": 4000.0, ...}`` (since the first version)
+- ``poverty_line_sources``: ``{"2025": "县政府文件……", ...}``
+"""
+
+from __future__ import annotations
+
+from app.core import divisions as codes
+from app.store import Store
+
+COUNTY_SOURCE = "县级"  # the source note of a line whose bundle did not carry one (older county versions)
+
+
+def outgoing(store: Store, villages: list[str]) -> dict:
+    """The reference data for a device whose certificate names `villages`."""
+    rows = store.conn.execute("SELECT year, line, coalesce(source, '') FROM poverty_lines ORDER BY year").fetchall()
+    return {
+        "divisions": [[d["code"], d["name"], d["level"], d["parent"]] for d in codes.within(store.divisions(), villages)],
+        "poverty_lines": {str(y): line for y, line, _ in rows},
+        "poverty_line_sources": {str(y): source for y, _, source in rows},
+    }
+
+
+def install(store: Store, payload: dict) -> None:
+    """Write the reference data a package or bundle carries. The caller holds the transaction."""
+    rows = []
+    for entry in payload.get("divisions") or []:
+        code, name, level, parent = (list(entry) + [None] * 4)[:4]
+        if not code or not name or level not in codes.LEVELS:
+            continue  # a malformed entry from a newer or damaged county: keep what we have
+        rows.append((str(code), str(name), level, parent))
+    if rows:
+        store.conn.executemany("INSERT OR REPLACE INTO divisions(code, name, level, parent) VALUES (?,?,?,?)", rows)
+    sources = payload.get("poverty_line_sources") or {}
+    for year, line in (payload.get("poverty_lines") or {}).items():
+        store.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",
+                           (int(year), line, sources.get(str(year)) or COUNTY_SOURCE))
