@@ -269,3 +269,30 @@ def test_proposals_and_work_lists_are_not_squeezed(qtbot, demo_store):
     assert tree.columnWidth(0) >= max(metrics.horizontalAdvance(n) for n in numbers) + tree.indentation()
     assert tree.columnWidth(0) < 260  # not as wide as the longest title
     window.close()
+
+
+# ---------------------------------------------------------------------------- county window
+
+
+def test_county_import_is_offered_only_on_county_databases_at_a_usable_size(qtbot, make_store):
+    from app.ui.main_window import EXTERNAL, shown_for
+
+    assert shown_for(("county",), "county") and not shown_for(("county",), "village") and shown_for((), "village")
+    assert any(cls == "CountyImportScreen" and "county" in options for _m, _l, _mod, cls, options in EXTERNAL)
+
+    def labels(w):
+        return [a.text() for m in w.menuBar().actions() if m.menu() for a in m.menu().actions()]
+
+    village = make_store("v.db")
+    w = open_window(qtbot, village)
+    assert "县级导入…" not in labels(w) and "同步(U 盘数据包)…" in labels(w)
+    w.close()
+    county = make_store("c.db", role="county")
+    identity.setup_county(county)
+    cw = open_window(qtbot, county)
+    assert "县级导入…" in labels(cw)
+    action = next(a for m in cw.menuBar().actions() if m.menu() for a in m.menu().actions() if a.text() == "县级导入…")
+    action.trigger()
+    screen = cw.external["CountyImportScreen"]
+    assert screen.width() >= 900 and screen.height() >= 560
+    screen.close()

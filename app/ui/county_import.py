@@ -84,6 +84,7 @@ class CountyImportScreen(QWidget):
         super().__init__(parent)
         self.store = store
         self.setWindowTitle("县级同步与冲突审核")
+        self.resize(960, 600)  # the conflict table's five columns and the file report without cutting
         layout = QVBoxLayout(self)
         tabs = QTabWidget()
         self.panel = SyncPanel(store, self)
