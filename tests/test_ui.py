@@ -445,6 +445,7 @@ def test_the_first_run_wizard_creates_an_unlocked_database_and_remembers_it(qtbo
 
     wizard = CreateWizard()
     qtbot.addWidget(wizard)
+    wizard.manual.setChecked(True)  # without an enrollment package
     typed(qtbot, wizard.site_name, "龙井村驻村工作队")
     typed(qtbot, wizard.operator, "李四")
     typed(qtbot, wizard.passphrase, "short")
@@ -469,6 +470,7 @@ def test_the_first_run_wizard_creates_an_unlocked_database_and_remembers_it(qtbo
     # the same file again: refused with a message, the existing database untouched
     again = CreateWizard()
     qtbot.addWidget(again)
+    again.manual.setChecked(True)
     again.site_name.setText("x")
     again.operator.setText("x")
     again.passphrase.setText(PASSPHRASE)

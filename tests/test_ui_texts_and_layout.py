@@ -296,3 +296,118 @@ def test_county_import_is_offered_only_on_county_databases_at_a_usable_size(qtbo
     screen = cw.external["CountyImportScreen"]
     assert screen.width() >= 900 and screen.height() >= 560
     screen.close()
+
+
+# ---------------------------------------------------------------------------- enrollment
+
+
+def test_the_wizards_hints_are_not_cut(qtbot):
+    from app.ui.start import CreateWizard
+
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.manual.setChecked(True)
+    wizard.next()
+    wizard.site_name.setText("示范县扶贫办")
+    wizard.next()
+    for field in (wizard.operator, wizard.passphrase, wizard.passphrase2):
+        field.setText("abcdefgh1" if field is not wizard.operator else "王五")
+    wizard.next()
+    assert wizard.currentId() == CreateWizard.FILES and wizard.key_file.isVisible()
+    qtbot.wait(50)
+    for edit in (wizard.key_file, wizard.package, wizard.code):
+        text = edit.placeholderText()
+        room = edit.width() - 12  # the line edit's frame and text margins
+        assert QFontMetrics(edit.font()).horizontalAdvance(text) <= room, text
+    assert "留空则生成一对密钥" in wizard.key_hint.text() and wizard.key_hint.isVisible()
+
+
+@pytest.fixture
+def package(make_store, tmp_path):
+    county = make_store("county.db", role="county", operator="县级")
+    from app.services import demo
+
+    demo.install_reference_data(county)
+    identity.setup_county(county)
+    villages = [d["code"] for d in county.divisions("village")][:2]
+    enrollment = identity.enroll(county, site_name="龙井村驻村工作队", role="village", villages=villages)
+    path = tmp_path / "longjing.jde"
+    path.write_bytes(enrollment.package)
+    return path, enrollment, county
+
+
+def test_the_wizard_creates_a_laptop_database_from_an_enrollment_package(qtbot, package, tmp_path):
+    from app.ui import preferences
+    from app.ui.start import CreateWizard
+
+    path, enrollment, county = package
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    wizard.show()
+    assert wizard.use_enrollment.isChecked()  # the usual way for a laptop
+    wizard.next()
+    assert wizard.currentId() == CreateWizard.ENROLL
+    wizard.package.setText(str(path))
+    typed(qtbot, wizard.code, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF")
+    wizard.next()
+    assert wizard.currentId() == CreateWizard.ENROLL  # refused
+    assert "登记码不对" in wizard.enroll_error.text()
+    typed(qtbot, wizard.code, enrollment.code_display.lower())  # case and dashes do not matter
+    wizard.next()
+    assert wizard.currentId() == CreateWizard.PERSON, wizard.enroll_error.text()
+    assert "龙井村驻村工作队" in wizard.enrolled_as.text() and wizard.enrolled_as.isVisible()
+    typed(qtbot, wizard.operator, "李四")
+    typed(qtbot, wizard.passphrase, PASSPHRASE)
+    typed(qtbot, wizard.passphrase2, PASSPHRASE)
+    wizard.next()
+    assert wizard.currentId() == CreateWizard.FILES
+    assert not wizard.key_file.isVisible() and "取自登记包" in wizard.key_hint.text()
+    db = tmp_path / "laptop.db"
+    wizard.path.setText(str(db))
+    wizard.next()  # 创建
+    store = wizard.store
+    try:
+        assert store is not None and store.unlocked and store.operator == "李四"
+        assert store.role == "village" and store.site_name == "龙井村驻村工作队"
+        assert identity.device_certificate(store).site_id == enrollment.site_id
+        assert store.meta("county_sign_public") == county.meta("county_sign_public")
+        assert preferences.load().recent[0] == str(db)
+    finally:
+        store.close()
+    # the same file again: refused, the database untouched
+    again = CreateWizard()
+    qtbot.addWidget(again)
+    again.package.setText(str(path))
+    again.code.setText(enrollment.code)
+    again.operator.setText("x")
+    again.passphrase.setText(PASSPHRASE)
+    again.path.setText(str(db))
+    assert not again.create() and "已存在" in again.error.text()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "not_a_package", "missing"])
+def test_a_damaged_enrollment_package_gives_a_clear_message(qtbot, package, tmp_path, damage):
+    from app.ui.start import CreateWizard
+
+    path, enrollment, _county = package
+    data = path.read_bytes()
+    bad = tmp_path / "bad.jde"
+    if damage == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    elif damage == "flipped":
+        bad.write_bytes(data[:-10] + bytes([data[-10] ^ 0xFF]) + data[-9:])
+    elif damage == "not_a_package":
+        bad.write_bytes("这是一个表格".encode() * 20)
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    wizard.package.setText(str(bad))
+    wizard.code.setText(enrollment.code)
+    assert not wizard.open_package()
+    message = wizard.enroll_error.text()
+    assert message and not LATIN_WORD.search(message.replace("bad.jde", "")), message
+    if damage == "missing":
+        assert "找不到登记包文件 bad.jde" in message
+    else:
+        assert "不能作为登记包使用" in message and "县扶贫办重新导出登记包" in message
+    assert wizard.enrollment is None and not (tmp_path / "laptop.db").exists()

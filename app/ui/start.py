@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QRadioButton,
     QVBoxLayout,
     QWizard,
     QWizardPage,
 )
 
+from app.core.procedures import ROLE_LABELS
 from app.store import Store, StoreError, TooManyAttempts, WrongPassphrase
 from app.store import crypto
 from app.ui import preferences
@@ -94,17 +96,75 @@ class UnlockDialog(QDialog):
 
 
 class CreateWizard(QWizard):
-    """First run: role, site name, operator and passphrase, file, county recovery key."""
+    """First run. Two ways:
+
+    - 登记包 (village and township laptops): the county's enrollment package and its one-time code
+      (`identity.open_enrollment`); role, site, villages, the county's keys, divisions and poverty
+      lines come from the package (`identity.create_from_enrollment`), the same as
+      `jiandang init DB --enrollment FILE`.
+    - 不用登记包 (the county's own database, or a laptop that never syncs): role and site name typed
+      here and the county's recovery public key, or a key pair generated beside the database.
+
+    Then operator and passphrase, and the file."""
+
+    MODE, ENROLL, SITE, PERSON, FILES = range(5)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setWindowTitle("新建数据库")
+        self.setMinimumSize(680, 440)
         self.store: Store | None = None
         self.key_written: Path | None = None
+        self.enrollment = None  # identity.EnrollmentContents once the package is opened with its code
         self.setButtonText(QWizard.NextButton, "下一步")
         self.setButtonText(QWizard.BackButton, "上一步")
         self.setButtonText(QWizard.FinishButton, "创建")
         self.setButtonText(QWizard.CancelButton, "取消")
+
+        mode = QWizardPage()
+        mode.setTitle("新建方式")
+        layout = QVBoxLayout(mode)
+        self.use_enrollment = QRadioButton("用县扶贫办发的登记包新建(村级、乡镇的笔记本电脑)")
+        self.use_enrollment.setObjectName("use_enrollment")
+        self.use_enrollment.setChecked(True)
+        self.manual = QRadioButton("不用登记包新建(县级数据库,或不与县里同步的单机)")
+        self.manual.setObjectName("manual")
+        for button, text in ((self.use_enrollment, "需要登记包文件(.jde,县扶贫办用“登记设备”导出)和另外交给你的一次性登记码。"
+                              "角色、站点、所管的村和县级密钥都取自登记包,之后可以与县里同步。"),
+                             (self.manual, "自己填写角色和站点名称。县级数据库用这种方式新建;村级或乡镇的电脑这样新建后不能与县里同步。")):
+            layout.addWidget(button)
+            hint = QLabel(text)
+            hint.setWordWrap(True)
+            hint.setStyleSheet("color: #555; margin-left: 22px;")
+            layout.addWidget(hint)
+        layout.addStretch(1)
+        self.setPage(self.MODE, mode)
+
+        enroll = QWizardPage()
+        enroll.setTitle("登记包和登记码")
+        form = QFormLayout(enroll)
+        self.package = QLineEdit()
+        self.package.setObjectName("package")
+        self.package.setPlaceholderText("县扶贫办发的登记包文件(.jde)")
+        pick_package = QPushButton("选择…")
+        pick_package.clicked.connect(self._pick_package)
+        row = QHBoxLayout()
+        row.addWidget(self.package)
+        row.addWidget(pick_package)
+        form.addRow("登记包", row)
+        self.code = QLineEdit()
+        self.code.setObjectName("enrollment_code")
+        self.code.setPlaceholderText("如 4IKM-DCGS-KDRZ-KHDT-KW6P-DGVE(横线和大小写不限)")
+        form.addRow("登记码", self.code)
+        note = QLabel("登记码由县扶贫办另外交给你(不和登记包放在同一个U盘里),只用这一次。")
+        note.setWordWrap(True)
+        form.addRow(note)
+        self.enroll_error = QLabel()
+        self.enroll_error.setObjectName("enroll_error")
+        self.enroll_error.setStyleSheet("color: #b00020;")
+        self.enroll_error.setWordWrap(True)
+        form.addRow(self.enroll_error)
+        self.setPage(self.ENROLL, enroll)
 
         site = QWizardPage()
         site.setTitle("单位")
@@ -116,11 +176,15 @@ class CreateWizard(QWizard):
         self.site_name = QLineEdit()
         self.site_name.setPlaceholderText("如:某某村驻村工作队")
         form.addRow("站点名称", self.site_name)
-        self.addPage(site)
+        self.setPage(self.SITE, site)
 
         person = QWizardPage()
         person.setTitle("操作员和密码")
         form = QFormLayout(person)
+        self.enrolled_as = QLabel()
+        self.enrolled_as.setObjectName("enrolled_as")
+        self.enrolled_as.setWordWrap(True)
+        form.addRow(self.enrolled_as)
         self.operator = QLineEdit()
         form.addRow("操作员", self.operator)
         self.passphrase = QLineEdit()
@@ -129,10 +193,10 @@ class CreateWizard(QWizard):
         self.passphrase2 = QLineEdit()
         self.passphrase2.setEchoMode(QLineEdit.Password)
         form.addRow("再输一次密码", self.passphrase2)
-        self.addPage(person)
+        self.setPage(self.PERSON, person)
 
         files = QWizardPage()
-        files.setTitle("文件和恢复公钥")
+        files.setTitle("数据库文件")
         form = QFormLayout(files)
         self.path = QLineEdit(str(Path.home() / "建档.db"))
         pick = QPushButton("选择…")
@@ -142,18 +206,49 @@ class CreateWizard(QWizard):
         row.addWidget(pick)
         form.addRow("数据库文件", row)
         self.key_file = QLineEdit()
-        self.key_file.setPlaceholderText("县扶贫办提供的恢复公钥(.pem);留空则生成一对,私钥写在数据库旁")
+        self.key_file.setObjectName("key_file")
+        self.key_file.setPlaceholderText("县扶贫办提供的恢复公钥(.pem)")
         pick_key = QPushButton("选择…")
         pick_key.clicked.connect(self._pick_key)
         row = QHBoxLayout()
         row.addWidget(self.key_file)
         row.addWidget(pick_key)
-        form.addRow("恢复公钥", row)
+        self.key_label = QLabel("恢复公钥")
+        form.addRow(self.key_label, row)
+        self._key_row = row
+        self.key_hint = QLabel()
+        self.key_hint.setWordWrap(True)
+        self.key_hint.setStyleSheet("color: #555;")
+        form.addRow(self.key_hint)
         self.error = QLabel()
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
         form.addRow(self.error)
-        self.addPage(files)
+        self._files_form = form
+        self.setPage(self.FILES, files)
+        self.setStartId(self.MODE)
+
+    def nextId(self) -> int:
+        page = self.currentId()
+        if page == self.MODE:
+            return self.ENROLL if self.use_enrollment.isChecked() else self.SITE
+        if page in (self.ENROLL, self.SITE):
+            return self.PERSON
+        if page == self.PERSON:
+            return self.FILES
+        return -1
+
+    def initializePage(self, page_id: int) -> None:
+        super().initializePage(page_id)
+        enrolled = self.use_enrollment.isChecked()
+        if page_id == self.PERSON:
+            self.enrolled_as.setVisible(enrolled and self.enrollment is not None)
+        if page_id == self.FILES:
+            self._files_form.setRowVisible(self._key_row, not enrolled)
+            self.key_hint.setText(
+                "县级的恢复公钥取自登记包:忘记密码时,县扶贫办可以恢复这个数据库。" if enrolled else
+                "恢复公钥由县扶贫办提供。留空则生成一对密钥,私钥写在数据库旁(文件名后加 .recovery-key.pem),"
+                "请交县扶贫办离线保管,并从本机删除。")
 
     def _pick_path(self) -> None:
         name, _ = QFileDialog.getSaveFileName(self, "新数据库文件", self.path.text(), "建档数据库 (*.db)")
@@ -165,12 +260,66 @@ class CreateWizard(QWizard):
         if name:
             self.key_file.setText(name)
 
+    def _pick_package(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "县扶贫办发的登记包", str(Path.home()), "登记包 (*.jde);;所有文件 (*)")
+        if name:
+            self.package.setText(name)
+
+    def open_package(self) -> bool:
+        """Open the enrollment package with the typed code; a clear message beside the fields if not."""
+        from app.sync import identity, wire
+
+        self.enrollment = None
+        self.enroll_error.clear()
+        name = self.package.text().strip()
+        code = self.code.text().strip()
+        if not name:
+            self.enroll_error.setText("请选择县扶贫办发的登记包文件(.jde)。")
+            return False
+        if not code:
+            self.enroll_error.setText("请输入登记码。")
+            return False
+        try:
+            data = Path(name).read_bytes()
+        except FileNotFoundError:
+            self.enroll_error.setText(f"找不到登记包文件 {Path(name).name},请重新选择。")
+            return False
+        except OSError as exc:
+            self.enroll_error.setText(f"无法读取登记包 {Path(name).name}(系统提示:{exc.strerror or exc}),请把它复制到本机后再选择。")
+            return False
+        self.setCursor(Qt.WaitCursor)
+        try:
+            self.enrollment = identity.open_enrollment(data, code, Path(name).name)
+        except wire.BundleError as exc:
+            detail = str(exc)
+            if "登记码不对" in detail:
+                self.enroll_error.setText("登记码不对:请核对县扶贫办给出的登记码(字母和数字,横线可以不输)。")
+            elif "这不是登记包" in detail:
+                self.enroll_error.setText(detail)
+            else:
+                self.enroll_error.setText("这个文件不能作为登记包使用:它已损坏、不完整,或不是县扶贫办导出的登记包。"
+                                          f"请重新拷贝一次,或请县扶贫办重新导出登记包。\n(详情:{detail})")
+            return False
+        finally:
+            self.unsetCursor()
+        cert = self.enrollment.certificate
+        role = ROLE_LABELS.get(cert.role, cert.role)
+        names = {d[0]: d[1] for d in self.enrollment.divisions if d}
+        villages = "、".join(names.get(v, v) for v in cert.villages)
+        self.enrolled_as.setText(f"登记为:{cert.body['site_name']}({role}),村 {villages},"
+                                 f"证书有效至 {cert.body['not_after'][:10]}。")
+        if self.path.text().strip() == str(Path.home() / "建档.db"):
+            self.path.setText(str(Path.home() / f"{cert.body['site_name']}.db"))
+        return True
+
     def validateCurrentPage(self) -> bool:
         page = self.currentId()
-        if page == 0 and not self.site_name.text().strip():
+        if page == self.ENROLL:
+            return self.open_package()
+        if page == self.SITE and not self.site_name.text().strip():
             QMessageBox.warning(self, "请填写", "请填写站点名称。")
             return False
-        if page == 1:
+        if page == self.PERSON:
             if not self.operator.text().strip():
                 QMessageBox.warning(self, "请填写", "请填写操作员名称。")
                 return False
@@ -180,11 +329,13 @@ class CreateWizard(QWizard):
             if len(self.passphrase.text()) < 8:
                 QMessageBox.warning(self, "密码太短", "密码至少需要 8 个字符。")
                 return False
-        if page == 2:
+        if page == self.FILES:
             return self.create()
         return True
 
     def create(self) -> bool:
+        if self.use_enrollment.isChecked():
+            return self._create_enrolled()
         db = Path(self.path.text().strip())
         written = None
         try:
@@ -213,6 +364,29 @@ class CreateWizard(QWizard):
         if written:
             QMessageBox.information(self, "恢复私钥", f"恢复私钥已写入 {written}。\n请把它交县扶贫办离线保管,并从本机删除:"
                                     "持有它的人可以打开此数据库。")
+        preferences.remember(str(db))
+        return True
+
+    def _create_enrolled(self) -> bool:
+        """The database from the opened enrollment package (identity.create_from_enrollment)."""
+        from app.sync import identity
+
+        if self.enrollment is None and not self.open_package():
+            self.error.setText(f"未能创建:{self.enroll_error.text()}")
+            return False
+        db = Path(self.path.text().strip())
+        if db.exists():
+            self.error.setText(f"未能创建:{db} 已存在:不会覆盖已有文件,请换一个文件名")
+            return False
+        self.setCursor(Qt.WaitCursor)
+        try:
+            self.store = identity.create_from_enrollment(db, self.enrollment, operator=self.operator.text().strip(),
+                                                         passphrase=self.passphrase.text())
+        except (StoreError, OSError, ValueError) as exc:
+            self.error.setText(f"未能创建:{exc}")
+            return False
+        finally:
+            self.unsetCursor()
         preferences.remember(str(db))
         return True
 
