@@ -43,15 +43,26 @@ from app.ui.forms import finding_line
 from app.ui.model import HouseholdModel, load_rows, row_of
 from app.ui.start import UnlockDialog
 
-# Other windows, imported when their menu item is chosen: (menu, label, module, class, options)
+# Other windows, imported when their menu item is chosen: (menu, label, module, class, options).
+# Options "household_id" and "village_code" are passed to the window; a role ("village", "township",
+# "county") among them shows the item only on databases of that role.
 EXTERNAL = [
     ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
     ("同步", "同步(U 盘数据包)…", "app.ui.sync_dialog", "SyncDialog", ()),
-    ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ()),
+    ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
     ("参考数据", "行政区划和贫困线…", "app.ui.reference_dialog", "ReferenceDialog", ()),
 ]
+
+
+ROLES = ("village", "township", "county")
+
+
+def shown_for(options, role: str) -> bool:
+    """Whether a window of EXTERNAL is offered on a database of `role`."""
+    roles = [o for o in options if o in ROLES]
+    return not roles or role in roles
 
 
 class IdleWatch(QObject):
@@ -239,6 +250,8 @@ class MainWindow(QMainWindow):
         find.addAction("搜索", lambda: (self.search.setFocus(), self.search.selectAll())).setShortcut("Ctrl+F")
         menus = {}
         for menu_name, label, module, cls, options in EXTERNAL:
+            if not shown_for(options, self.store.role):
+                continue
             menu = menus.get(menu_name) or menus.setdefault(menu_name, self.menuBar().addMenu(menu_name))
             menu.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
 
