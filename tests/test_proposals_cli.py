@@ -111,3 +111,21 @@ def test_exit_check_and_worklist(village, capsys):
     assert code == 0 and len(data["no_recent_visit"]) == 2
     code, out, err = run(capsys, "worklist", village)
     assert code == 0 and "== 缺帮扶责任人:0 户" in out and "== 等待乡级初核:0 户" in out
+
+
+def test_proposals_made_together_get_numbers_that_tell_them_apart(village, capsys):
+    """Record ids begin with their creation time: the printed 申报编号 must come from the random end."""
+    numbers = []
+    for number in ("5226991012010001", "5226991012010002"):
+        code, out, err = run(capsys, "propose", village, "--household", number, "--kind", "entry",
+                             "--reason", "新识别", "--date", ago(1))
+        assert code == 0, err
+    code, out, err = run(capsys, "proposals", village)
+    assert code == 0, err
+    numbers = [line.split("\t")[0] for line in out.splitlines() if line and not line.startswith("编号")]
+    numbers = [n for n in numbers if len(n) == 8]
+    assert len(numbers) == 2 and numbers[0] != numbers[1], out
+    for n in numbers:
+        code, out, err = run(capsys, "advance", village, "--proposal", n, "--stage", "村级评议", "--outcome", "return",
+                             "--reason", "材料不全")
+        assert code == 0, err

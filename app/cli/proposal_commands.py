@@ -8,6 +8,7 @@ from app.cli.common import CommandError, local_time, open_store, print_json
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
+from app.store.db import short_id
 
 YES = {"yes", "y", "是", "true", "1"}
 NO = {"no", "n", "否", "false", "0"}
@@ -103,7 +104,7 @@ def _fail(exc: Exception):
 
 def _row(p: dict, doc: dict | None) -> str:
     return "\t".join([
-        p["id"][:8],
+        short_id(p["id"]),
         KINDS.get(p.get("proposal_kind"), str(p.get("proposal_kind"))),
         str((doc or {}).get("household_number", "")),
         str((doc or {}).get("head_name", "(已删除)")),
@@ -182,7 +183,7 @@ def cmd_advance(args) -> int:
         except proposals.ProcedureError as exc:
             _fail(exc)
         doc = households.document(store, p["household_id"]) or {}
-        print(f"{p['id'][:8]}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
+        print(f"{short_id(p['id'])}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("stage") == "announce" and procedures.EFFECT.get(p["proposal_kind"]):
             print(f"脱贫状态:{procedures.STATUS_LABELS.get(doc.get('status'), doc.get('status'))}")
     return 0
@@ -194,7 +195,7 @@ def cmd_notice_period(args) -> int:
             p = proposals.plan_notice(store, args.proposal, args.start, args.end)
         except proposals.ProcedureError as exc:
             _fail(exc)
-        print(f"{p['id'][:8]}\t公示期 {p['notice_start']} 至 {p['notice_end']}")
+        print(f"{short_id(p['id'])}\t公示期 {p['notice_start']} 至 {p['notice_end']}")
     return 0
 
 
@@ -242,6 +243,6 @@ def cmd_worklist(args) -> int:
     for title, entries in sections:
         print(f"== {title}:{len(entries)} 户")
         for e in entries:
-            pid = f"\t申报 {e.proposal_id[:8]}" if e.proposal_id else ""
+            pid = f"\t申报 {short_id(e.proposal_id)}" if e.proposal_id else ""
             print(f"{e.household_number}\t{e.head_name}\t{e.detail}{pid}")
     return 0

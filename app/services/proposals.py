@@ -19,6 +19,7 @@ from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES, ExitAssessment
 from app.services import households
 from app.store import Record, Store
+from app.store.db import matches_short_id, short_id
 
 
 class ProcedureError(ValueError):
@@ -33,10 +34,10 @@ def as_dict(record: Record) -> dict:
 
 
 def get(store: Store, proposal_id: str) -> dict:
-    """A proposal by id or by a unique prefix of its id (as the CLI prints it)."""
+    """A proposal by id, or by the short number the CLI and window print (`short_id`), or a prefix."""
     record = store.get(proposal_id) if len(proposal_id) >= 32 else None
     if record is None:
-        matches = [r for r in store.records("proposal") if r.id.startswith(proposal_id)] if len(proposal_id) >= 4 else []
+        matches = [r for r in store.records("proposal") if matches_short_id(r.id, proposal_id)]
         if len(matches) > 1:
             raise ProcedureError(f"申报编号“{proposal_id}”不唯一,请多写几位")
         record = matches[0] if matches else None
@@ -113,7 +114,7 @@ def find_household(store: Store, ref: str) -> dict:
     doc = households.document(store, ref) if ref else None
     if doc is None and ref:
         for record in store.records("household"):
-            if record.fields.get("household_number") == ref or record.id.startswith(ref) and len(ref) >= 8:
+            if record.fields.get("household_number") == ref or matches_short_id(record.id, ref) and len(ref) >= 8:
                 doc = households.document(store, record.id)
                 break
     if doc is None:
@@ -189,7 +190,7 @@ def propose(store: Store, household_id: str, kind: str, *, reasons: str, date=No
     for p in proposals(store, household_id=doc["id"]):
         if procedures.is_pending(p):
             raise ProcedureError(f"{title}已有一份未办结的{KINDS.get(p.get('proposal_kind'), '')}申报"
-                                 f"({state_label(p)},编号 {p['id'][:8]}),办结或退回后才能再申报")
+                                 f"({state_label(p)},编号 {short_id(p['id'])}),办结或退回后才能再申报")
     status = doc.get("status")
     if status not in procedures.ALLOWED_FROM[kind]:
         raise ProcedureError(f"{title}目前是“{procedures.STATUS_LABELS.get(status, status)}”,不能申报{KINDS[kind]}")
@@ -239,7 +240,7 @@ def plan_notice(store: Store, proposal_id: str, start, end) -> dict:
     so the notice can be printed."""
     p = get(store, proposal_id)
     if waiting_for(p) != "notice":
-        raise ProcedureError(f"申报 {p['id'][:8]} {state_label(p)},只有通过村级评议、等待公示的申报才能设定公示期")
+        raise ProcedureError(f"申报 {short_id(p['id'])} {state_label(p)},只有通过村级评议、等待公示的申报才能设定公示期")
     if not procedures.role_may(store.role, "notice"):
         raise ProcedureError(procedures.role_refusal(store.role, "notice"))
     start, end = _today(start), _today(end)
@@ -272,7 +273,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
         raise ProcedureError(f"“{stage}”不是可以办理的环节")
     refusal = procedures.check_stage(p, stage, store.role)
     if refusal:
-        raise ProcedureError(f"申报 {p['id'][:8]}:{refusal}")
+        raise ProcedureError(f"申报 {short_id(p['id'])}:{refusal}")
     if outcome not in procedures.OUTCOMES:
         raise ProcedureError(f"结果应为 pass(通过)或 return(退回),而不是“{outcome}”")
     reason = (reason or "").strip() or None
@@ -281,7 +282,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
     day = _today(date)
     doc = households.document(store, p["household_id"])
     if doc is None:
-        raise ProcedureError(f"申报 {p['id'][:8]} 的贫困户已不在库中")
+        raise ProcedureError(f"申报 {short_id(p['id'])} 的贫困户已不在库中")
     title = household_title(doc)
     previous = STAGES[STAGES.index(stage) - 1]
     if p.get(f"{previous}_date") and day < p[f"{previous}_date"]:

@@ -128,6 +128,19 @@ def new_record_id() -> str:
     return f"{t[:8]}-{t[8:]}-7{rnd[:3]}-{'89ab'[int(rnd[3], 16) & 3]}{rnd[4:7]}-{rnd[7:19]}"
 
 
+def short_id(record_id: str) -> str:
+    """The 8 characters a person reads and types for a record (申报编号 and the like): the end of the
+    id, which is random; the start is the creation time and is shared by records made together."""
+    return record_id[-8:]
+
+
+def matches_short_id(record_id: str, text: str) -> bool:
+    """Whether `text` (at least 4 characters) names this record: the whole id, its beginning, or its
+    end as `short_id` prints it."""
+    text = text.strip().lower()
+    return len(text) >= 4 and (record_id.startswith(text) or record_id.endswith(text))
+
+
 def _is_empty(value) -> bool:
     """None, "" and [] are "not filled in" and are not stored; 0 and False are values."""
     if value is None:

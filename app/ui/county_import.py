@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 from app.core import procedures
 from app.core.clock import wall_time
 from app.store import StoreError
+from app.store.db import short_id
 from app.sync import identity, merge
 from app.ui.sync_dialog import SyncPanel
 
@@ -55,7 +56,7 @@ class ConflictList(QWidget):
             row = self.table.rowCount()
             self.table.insertRow(row)
             now = f"{t['current']}(其后已修改,当时胜出 {t['winner']})" if t["replaced"] else t["winner"]
-            texts = (f"{t['kind']} {c.record_id[:8]}", t["field"], now, t["other"],
+            texts = (f"{t['kind']} {short_id(c.record_id)}", t["field"], now, t["other"],
                      f"现值 {_time(c.winner_hlc)} {t['winner_site']};另一方 {_time(c.loser_hlc)} {t['loser_site']}")
             for col, text in enumerate(texts):
                 self.table.setItem(row, col, QTableWidgetItem(str(text)))

@@ -44,6 +44,7 @@ from app.core import procedures
 from app.core.clock import wall_time
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
+from app.store.db import short_id
 
 FILTERS = [("pending", "全部未办结")] + [(s, f"等待{STAGE_LABELS[s]}") for s in STAGES[1:]] + [
     ("returned", "已退回"), ("effective", "已公告生效"), ("all", "全部申报")]
@@ -423,7 +424,7 @@ class ProposalsWindow(QWidget):
             doc = docs.get(p["household_id"]) or {}
             a = self.data["assessments"].get(p["id"])
             criteria = "" if a is None else ("达标" if a.passed else "未达标")
-            values = [p["id"][:8], KINDS.get(p.get("proposal_kind"), ""), str(doc.get("household_number", "")),
+            values = [short_id(p["id"]), KINDS.get(p.get("proposal_kind"), ""), str(doc.get("household_number", "")),
                       str(doc.get("head_name", "(已删除)")), proposals.state_label(p), str(p.get("nominate_date", "")),
                       criteria]
             for col, text in enumerate(values):
@@ -489,7 +490,7 @@ class ProposalsWindow(QWidget):
             self.next_label.setText("")
             return
         doc = self.data["docs"].get(p["household_id"]) or {}
-        parts = [f"<h3>{html.escape(KINDS.get(p.get('proposal_kind'), ''))}申报 {p['id'][:8]} · "
+        parts = [f"<h3>{html.escape(KINDS.get(p.get('proposal_kind'), ''))}申报 {short_id(p['id'])} · "
                  f"{html.escape(proposals.household_title(doc) if doc else '(户已删除)')}</h3>",
                  f"<p>{html.escape(proposals.state_label(p))}。理由:{html.escape(str(p.get('reasons', '')))}</p>"]
         if p.get("justification"):
