@@ -101,3 +101,12 @@ def test_a_household_without_a_helper_gets_a_warning_not_an_error():
     findings = validate_household(doc)
     assert ("helpers", "helper_assigned") in rules_of(findings, WARNING)
     assert not has_errors(findings)
+
+
+def test_a_finding_reads_in_chinese_labels_not_field_keys():
+    from app.core.validation import Finding
+
+    assert str(Finding("h", "household", "helpers", "helper_assigned", "该户没有在帮的帮扶责任人")) == \
+        "[错误] 贫困户 · 帮扶责任人:该户没有在帮的帮扶责任人"
+    line = str(Finding("m", "member", "id_number", "id", "校验位错误", record_label="家庭成员“甲”"))
+    assert line == "[错误] 家庭成员“甲” · 公民身份号码:校验位错误"

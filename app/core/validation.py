@@ -31,8 +31,24 @@ class Finding:
 
     def __str__(self) -> str:
         level = "错误" if self.severity == ERROR else "提醒"
-        where = f"{self.record_label or self.kind}"
-        return f"[{level}] {where} · {self.field}: {self.message}"
+        d = default()
+        kind = d.kinds.get(self.kind)
+        where = self.record_label or (kind.label if kind is not None else self.kind)
+        return f"[{level}] {where} · {field_label(d, self.kind, self.field)}:{self.message}"
+
+
+def field_label(d: Dictionary, kind: str, key: str) -> str:
+    """What a finding is about, as the user reads it: a field's label, or for a rule about a whole
+    list of child records (``members``, ``helpers``) that kind's label (家庭成员, 帮扶责任人)."""
+    k = d.kinds.get(kind)
+    if k is not None and key in k.fields:
+        return k.fields[key].label
+    if key == "village_code":
+        return "所在村"
+    for child in d.child_kinds(kind):
+        if key in (child.key, collection(child.key)):
+            return child.label
+    return key
 
 
 def collection(kind: str) -> str:

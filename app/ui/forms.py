@@ -25,25 +25,14 @@ from PySide6.QtWidgets import (
 
 from app.core import idnumber
 from app.core.dictionary import Dictionary, Field
-from app.core.validation import collection
+from app.core.validation import collection, field_label
 
 EMPTY_DATE = QDate(1900, 1, 1)
 ERROR_STYLE = "color: #b00020;"
 WARNING_STYLE = "color: #9a6700;"
 
 
-def finding_field_label(d: Dictionary, kind: str, key: str) -> str:
-    """What a finding is about, as the user reads it: a field's label, or for a rule about a whole
-    list of child records (``members``, ``helpers``) that kind's label (家庭成员, 帮扶责任人)."""
-    k = d.kinds.get(kind)
-    if k is not None and key in k.fields:
-        return k.fields[key].label
-    if key == "village_code":
-        return "所在村"
-    for child in d.child_kinds(kind):
-        if key in (child.key, collection(child.key)):
-            return child.label
-    return key
+finding_field_label = field_label  # one wording for the window and the command line (app.core.validation)
 
 
 def finding_line(d: Dictionary, f) -> str:
