@@ -285,7 +285,7 @@ def test_county_import_is_offered_only_on_county_databases_at_a_usable_size(qtbo
 
     village = make_store("v.db")
     w = open_window(qtbot, village)
-    assert "县级导入…" not in labels(w) and "同步(U 盘数据包)…" in labels(w)
+    assert "县级导入…" not in labels(w) and "同步(U 盘或立即同步)…" in labels(w)
     w.close()
     county = make_store("c.db", role="county")
     identity.setup_county(county)

@@ -48,7 +48,7 @@ from app.ui.start import UnlockDialog
 # "county") among them shows the item only on databases of that role.
 EXTERNAL = [
     ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
-    ("同步", "同步(U 盘数据包)…", "app.ui.sync_dialog", "SyncDialog", ()),
+    ("同步", "同步(U 盘或立即同步)…", "app.ui.sync_dialog", "SyncDialog", ()),
     ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
