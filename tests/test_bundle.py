@@ -312,3 +312,45 @@ def test_the_spec_test_vectors_verify_and_open():
     tampered[60] ^= 1
     with pytest.raises(wire.BundleError):
         wire.verify(bytes(tampered), lambda raw: raw)
+
+
+def test_a_village_move_is_authorised_on_both_villages(tmp_path):
+    """A move (new["__village_code"]) needs the certificate to cover the old and the new village,
+    checked for every change of the bundle (the county remembers per bundle what a certificate covers)."""
+    from tests.sync_helpers import OTHER_VILLAGE
+
+    county = make_county(tmp_path)
+    both = make_device(tmp_path, county, "两村工作队", villages=(VILLAGE, OTHER_VILLAGE))
+    hid = households.save(both, factories.household()).household_id
+    both.put("household", {"phone": "13800000001"}, record_id=hid, village_code=OTHER_VILLAGE)
+    assert up(both, county).status == "accepted"
+    assert county.get(hid).village_code == OTHER_VILLAGE and county.get(hid).fields["phone"] == "13800000001"
+    one = make_device(tmp_path, county, "一村工作队", villages=(OTHER_VILLAGE,))
+    assert down(county, one).status == "accepted"
+    one.put("household", {"phone": "13800000002"}, record_id=hid)
+    one.put("household", {}, record_id=hid, village_code=FAR_VILLAGE)  # a modified program would send this
+    name, data = exchange.export_upstream(one)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and FAR_VILLAGE in report.message
+    assert digest(county) == before
+    for s in (county, both, one):
+        s.close()
+
+
+def test_payload_json_is_read_exactly_as_the_standard_library_reads_it():
+    """The payload parser (orjson for speed) gives the standard library's result: integers beyond
+    64 bits stay exact, NaN and lone surrogates are read, broken text is refused."""
+    import json
+    import zlib
+
+    texts = ['{"a":123456789012345678901234567890,"b":-9223372036854775809,"c":18446744073709551615}',
+             '{"n":NaN,"s":"\\ud800","t":"贫困户 6222020200112233445"}',
+             '{"changes":[{"new":{"income":1234.5,"size":3,"ok":true,"codes":["01","02"]}}]}']
+    for text in texts:
+        got = wire.inflate_payload(zlib.compress(text.encode("utf-8")))
+        want = json.loads(text)
+        assert repr(got) == repr(want)  # repr: nan != nan, and 1.0 == 1 would hide a float
+    for bad in (b"\xff\xfe{}", b'{"a":', b"[1,2]]"):
+        with pytest.raises(wire.BundleError):
+            wire.inflate_payload(zlib.compress(bad))

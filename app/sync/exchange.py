@@ -281,20 +281,33 @@ def _crash_hook() -> None:
         time.sleep(120)
 
 
-def _authorise(store: Store, cert: identity.Certificate, c, places: dict) -> str | None:
+def _covers(cert: identity.Certificate, covered: dict, code: str | None) -> bool:
+    ok = covered.get(code)
+    if ok is None:
+        ok = covered[code] = cert.covers(code)
+    return ok
+
+
+def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict) -> str | None:
+    """Why the device may not send change `c` (None: it may). `places`: record id -> the village the
+    county holds it in; `covered`: village code -> whether the certificate covers it (memo)."""
     if c.site_id != cert.site_id:
         return f"更改 {c.site_id}#{c.seq} 不是发件站点自己的更改"
-    target = c.new.get("__village_code")
-    if not cert.covers(c.village_code) or (target is not None and not cert.covers(target)):
+    new = c.new
+    target = new.get("__village_code")
+    if not _covers(cert, covered, c.village_code) or (target is not None and not _covers(cert, covered, target)):
         return f"记录 {c.record_id} 所在村 {target or c.village_code} 不在该设备证书的村范围({'、'.join(cert.villages)})内"
     if c.record_id not in places:
         row = store.conn.execute("SELECT village_code FROM records WHERE id = ?", (c.record_id,)).fetchone()
         places[c.record_id] = row[0] if row else None
     held = places[c.record_id]
-    if held and not cert.covers(held):
+    if held and not _covers(cert, covered, held):
         return f"记录 {c.record_id} 在县级属于村 {held},不在该设备证书的村范围内"
-    fields = {k: v for k, v in c.new.items() if not k.startswith("__")}
-    reason = procedures.authorize_change(c.kind, fields, c.old, cert.role, op=c.op, reason=c.reason)
+    for k in new:
+        if k.startswith("__"):  # routing keys (a village move) are not fields
+            new = {k: v for k, v in new.items() if not k.startswith("__")}
+            break
+    reason = procedures.authorize_change(c.kind, new, c.old, cert.role, op=c.op, reason=c.reason)
     if reason:
         return f"记录 {c.record_id}({c.kind}):{reason}"
     return None
@@ -320,8 +333,9 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         places.update({rid: None for rid in chunk})
         places.update(store.conn.execute(
             f"SELECT id, village_code FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    covered: dict[str | None, bool] = {}
     for c in new:
-        refusal = _authorise(store, cert, c, places)
+        refusal = _authorise(store, cert, c, places, covered)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)

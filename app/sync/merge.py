@@ -127,9 +127,6 @@ class Merger:
         site = self._writer_site(rec, clock, key) if clock == incoming_hlc else ""
         return clock, site
 
-    def _value(self, rec: Record, key: str):
-        return _field_value(rec, key)
-
     def _set(self, rec: Record, key: str, value, hlc: str) -> None:
         if key == VILLAGE:
             rec.village_code = value
@@ -145,53 +142,68 @@ class Merger:
         """Apply one change; False when this site already holds it. `known_new` skips the lookup
         when the caller already knows the change is new (the county's per-site sequence)."""
         store = self.store
-        if (c.site_id, c.seq) in self.held:
+        ident = (c.site_id, c.seq)
+        if ident in self.held:
             return False
         if not known_new and store.conn.execute("SELECT 1 FROM changes WHERE site_id = ? AND seq = ?",
-                                                (c.site_id, c.seq)).fetchone():
+                                                ident).fetchone():
             return False
-        self.held.add((c.site_id, c.seq))
-        store.clock.observe(c.hlc)
-        rec = self._record(c)
+        self.held.add(ident)
+        hlc, site, op = c.hlc, c.site_id, c.op
+        store.clock.observe(hlc)
+        rec = self.cache.get(c.record_id)
+        if rec is None:
+            rec = self._record(c)
         if rec.kind != c.kind:
             raise StoreError(f"记录 {c.record_id} 是 {rec.kind},更改却按 {c.kind} 写入")
-        fresh = rec.hlc == ZERO and not rec.fields
-        stamp = (c.hlc, c.site_id)
-        if c.op == "create" and fresh:
-            rec.fields = {k: v for k, v in c.new.items() if not k.startswith("__") and v is not None}
-            rec.clocks = {"*": c.hlc}
+        stamp = (hlc, site)
+        if op == "create" and rec.hlc == ZERO and not rec.fields:
+            rec.fields = {k: v for k, v in c.new.items() if v is not None and not k.startswith("__")}
+            rec.clocks = {"*": hlc}
             rec.village_code, rec.parent_id = c.village_code, c.parent_id
-        elif c.op == "delete":
-            if stamp > self._local_stamp(rec, DELETED, c.hlc):
-                self._set(rec, DELETED, True, c.hlc)
+        elif op == "delete":
+            if stamp > self._local_stamp(rec, DELETED, hlc):
+                self._set(rec, DELETED, True, hlc)
             if self.review:
                 self._delete_vs_edits(rec, c)
         else:
-            if c.op == "restore" and stamp > self._local_stamp(rec, DELETED, c.hlc):
-                self._set(rec, DELETED, False, c.hlc)
-            if self.review and c.op == "update" and rec.deleted and c.hlc > rec.clocks.get(DELETED, ZERO):
+            if op == "restore" and stamp > self._local_stamp(rec, DELETED, hlc):
+                self._set(rec, DELETED, False, hlc)
+            if self.review and op == "update" and rec.deleted and hlc > rec.clocks.get(DELETED, ZERO):
                 deleter = self._writer_site(rec, rec.clocks.get(DELETED, ZERO), DELETED)
-                if deleter != c.site_id:
-                    self._conflict(rec, DELETED, (rec.clocks[DELETED], deleter), (c.hlc, c.site_id), True, False)
-            review = self.review and c.op != "create"
+                if deleter != site:
+                    self._conflict(rec, DELETED, (rec.clocks[DELETED], deleter), (hlc, site), True, False)
+            # the common case inline (one field of one record per change): no per-field calls
+            seen = c.seen if self.review and op != "create" else None
+            fields, clocks = rec.fields, rec.clocks
+            star = clocks.get("*", ZERO)
             for key, value in c.new.items():
-                if key.startswith("__") and key != VILLAGE:
-                    continue
-                local = self._local_stamp(rec, key, c.hlc)
-                before = self._value(rec, key)
+                if key.startswith("__"):
+                    if key != VILLAGE:
+                        continue
+                    clock, before = clocks.get(VILLAGE, star), rec.village_code
+                else:
+                    clock, before = clocks.get(key, star), fields.get(key)
+                other = self._writer_site(rec, clock, key) if clock == hlc else ""
                 # concurrent: the writer did not see the value held here (a change that saw it, such as
                 # the county's decision on a conflict, carries this value's clock as "seen")
-                concurrent = review and key in c.seen and c.seen[key] != local[0] and before != value
-                if concurrent and not local[1]:
-                    local = (local[0], self._writer_site(rec, local[0], key))  # name the other side
-                if stamp > local:
-                    self._set(rec, key, value, c.hlc)
+                concurrent = seen is not None and key in seen and seen[key] != clock and before != value
+                if concurrent and not other:
+                    other = self._writer_site(rec, clock, key)  # name the other side
+                if hlc > clock or (hlc == clock and site > other):
+                    if key == VILLAGE:
+                        rec.village_code = value
+                    elif value is None:
+                        fields.pop(key, None)
+                    else:
+                        fields[key] = value
+                    clocks[key] = hlc
                     if concurrent:
-                        self._conflict(rec, key, stamp, local, value, before)
+                        self._conflict(rec, key, stamp, (clock, other), value, before)
                 elif concurrent:
-                    self._conflict(rec, key, local, stamp, before, value)
-        if c.hlc > rec.hlc:
-            rec.hlc = c.hlc
+                    self._conflict(rec, key, (clock, other), stamp, before, value)
+        if hlc > rec.hlc:
+            rec.hlc = hlc
         self.pending.append(c)
         self.dirty[rec.id] = None
         self.applied += 1
