@@ -341,13 +341,13 @@ def test_bulk_creation_writes_the_same_records_changes_and_index_as_put(store):
 def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_store, tmp_path):
     """Values the fast JSON codec refuses (integers beyond 64 bits) still store exactly."""
     store = make_store()
-    fields = {"head_name": "欧阳", "big": 2**70, "neg": -(2**65), "float": 0.1, "list": ["甲", 1, None],
-              "nested": {"a": [1.5, "乙"]}}
+    fields = {"head_name": "欧阳", "big": 2**70 + 1, "neg": -(2**65) - 3, "float": 0.1, "list": ["甲", 1, None],
+              "nested": {"a": [1.5, "乙", 10**30 + 7]}, "note": "账号:12345678901234567890"}
     rid = store.put("household", fields, village_code="522699101201").record_id
     store.close()
     again = Store.open(tmp_path / "village.db")
     again.unlock("admin", PASSPHRASE)
-    assert again.get(rid).fields == fields
+    assert again.get(rid).fields == fields and type(again.get(rid).fields["big"]) is int
     assert [r.fields for r in again.records()] == [fields]
     assert again.history(rid)[0].new == fields
     again.close()

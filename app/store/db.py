@@ -13,6 +13,7 @@ import datetime as dt
 import gc
 import json
 import math
+import re
 import os
 import secrets
 import sqlite3
@@ -107,10 +108,16 @@ def _dumps(obj) -> bytes:
         return _ENCODER.encode(obj).encode("utf-8")
 
 
+# a number of 19 or more digits: orjson would read an integer beyond 64 bits as an inexact float
+_LONG_NUMBER = re.compile(rb"[:,\[]\s*-?\d{19}")
+
+
 def _loads(data: bytes):
+    if _LONG_NUMBER.search(data):  # rare (written by the fallback above); exact with the stdlib
+        return _DECODER.decode(data.decode("utf-8"))
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits written by the fallback above
+    except orjson.JSONDecodeError:
         return _DECODER.decode(data.decode("utf-8"))
 
 
