@@ -375,3 +375,15 @@ def test_an_edit_for_a_record_that_is_not_here_is_refused(make_store):
         store.put("household", {"phone": "13800000000"}, record_id="0190f000-0000-7000-8000-000000000001")
     assert store.conn.execute("SELECT count(*) FROM changes").fetchone()[0] == before
     assert store.count() == 0
+
+
+def test_big_integers_round_trip_through_bulk_creation_too(make_store, tmp_path):
+    store = make_store()
+    fields = {"head_name": "欧阳", "big": 2**70 + 1}
+    [change] = store.create_many([("household", fields, "522699101201", None)])
+    store.close()
+    again = Store.open(tmp_path / "village.db")
+    again.unlock("admin", PASSPHRASE)
+    assert type(again.get(change.record_id).fields["big"]) is int and again.get(change.record_id).fields == fields
+    assert again.history(change.record_id)[0].new == fields
+    again.close()

@@ -13,7 +13,6 @@ import datetime as dt
 import gc
 import json
 import math
-import re
 import os
 import secrets
 import sqlite3
@@ -101,19 +100,20 @@ _DECODER = json.JSONDecoder()
 
 def _dumps(obj) -> bytes:
     """Compact UTF-8 JSON. orjson (several times faster: every record and change goes through here);
-    the standard library for what orjson refuses (integers beyond 64 bits, non-string keys)."""
+    the standard library for what orjson refuses (integers beyond 64 bits, non-string keys). Such a
+    body starts with a space (valid JSON, and orjson never writes one) so that `_loads` knows to read
+    it with the standard library: orjson would read a 64-bit-overflowing integer as an inexact float."""
     try:
         return orjson.dumps(obj)
     except TypeError:  # orjson.JSONEncodeError
-        return _ENCODER.encode(obj).encode("utf-8")
+        return STDLIB_MARK + _ENCODER.encode(obj).encode("utf-8")
 
 
-# a number of 19 or more digits: orjson would read an integer beyond 64 bits as an inexact float
-_LONG_NUMBER = re.compile(rb"[:,\[]\s*-?\d{19}")
+STDLIB_MARK = b" "
 
 
 def _loads(data: bytes):
-    if _LONG_NUMBER.search(data):  # rare (written by the fallback above); exact with the stdlib
+    if data[:1] == STDLIB_MARK:
         return _DECODER.decode(data.decode("utf-8"))
     try:
         return orjson.loads(data)
@@ -702,8 +702,9 @@ class Store:
                 change = Change(self.site_id, seq, record_id, kind, village, parent, hlc, "create", new, {}, {},
                                 self.operator, reason)
                 body = _dumps(new)
-                blob = sealer.seal(kind, record_id, b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"}}')
-                payload = sealer.seal("change", f"{self.site_id}:{seq}", b'{"op":"create","new":' + body + tail)
+                mark = STDLIB_MARK if body[:1] == STDLIB_MARK else b""  # the whole must carry it
+                blob = sealer.seal(kind, record_id, mark + b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"}}')
+                payload = sealer.seal("change", f"{self.site_id}:{seq}", mark + b'{"op":"create","new":' + body + tail)
                 records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
                 changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))
                 if kind == "member" and new.get("id_number"):
