@@ -10,6 +10,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
+from app.core.dictionary import default as default_dictionary
 from app.core import demo as demo_core
 from app.core import idnumber
 from app.core.income import per_capita
@@ -161,6 +162,12 @@ def test_register_totals_equal_database_counts(village_store, tmp_path):
     # summary page: counts by status as stored
     unresolved = sum(1 for d in docs if d["status"] == "1")
     assert re.search(rf"未脱贫.*?{unresolved}", text)
+    # the sixth wall chart: assistance measures by category, as recorded
+    summary_text = compact(PdfReader(str(out)).pages[-1].extract_text())
+    assert "帮扶措施类别(项)" in summary_text
+    categories = {m["category"] for d in docs for m in d.get("measures", [])}
+    labels = default_dictionary().codes["measure_category"]
+    assert categories and all(compact(labels[c])[:2] in summary_text for c in categories)
     # the header row is repeated on every table page
     reader = PdfReader(str(out))
     for page in reader.pages[:-1]:

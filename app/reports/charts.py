@@ -37,13 +37,14 @@ class Summary:
     entered: Counter = field(default_factory=Counter)  # year -> households first identified
     exited: Counter = field(default_factory=Counter)  # year -> households out of poverty
     income_bands: Counter = field(default_factory=Counter)
+    by_measure: Counter = field(default_factory=Counter)  # 帮扶措施 category -> measures recorded
     below_line: int = 0
     income_years: set = field(default_factory=set)
 
     def add(self, other: "Summary") -> None:
         self.households += other.households
         self.people += other.people
-        for name in ("by_cause", "by_attribute", "by_status", "entered", "exited", "income_bands"):
+        for name in ("by_cause", "by_attribute", "by_status", "entered", "exited", "income_bands", "by_measure"):
             getattr(self, name).update(getattr(other, name))
         self.below_line += other.below_line
         self.income_years |= other.income_years
@@ -62,6 +63,8 @@ def summarize(docs: list[dict], ctx: Context) -> Summary:
             s.entered[int(first[:4])] += 1
         if isinstance(doc.get("exit_year"), int):
             s.exited[doc["exit_year"]] += 1
+        for measure in doc.get("measures", []):
+            s.by_measure[str(measure.get("category") or "")] += 1
         income = latest_income(doc)
         size = doc.get("family_size") if isinstance(doc.get("family_size"), int) else len(doc.get("members", []))
         pc = per_capita(income, size) if income else None
@@ -190,7 +193,7 @@ def pie_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
 
 
 def wall_charts(s: Summary, ctx: Context, width: float = 250, height: float = 190) -> list[Drawing]:
-    """The five charts of a village (or township) summary page."""
+    """The six charts of a village (or township) summary page."""
     d = ctx.dictionary
     known = set(s.entered) | set(s.exited)
     years = list(range(min(known), max(known) + 1)) if known else []
@@ -204,4 +207,5 @@ def wall_charts(s: Summary, ctx: Context, width: float = 250, height: float = 19
         pie_chart("脱贫状态", labelled(s.by_status, d.codes["household_status"]), width, height),
         movement,
         bar_chart("年人均纯收入对照扶贫标准(户)", [(b, s.income_bands.get(b, 0)) for b in INCOME_BANDS], width, height),
+        bar_chart("帮扶措施类别(项)", labelled(s.by_measure, d.codes["measure_category"]), width, height),
     ]

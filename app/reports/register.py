@@ -142,7 +142,7 @@ def summary_table(s: Summary, ctx: Context) -> Table:
 def summary_page(title: str, s: Summary, ctx: Context) -> list:
     st = styles()
     charts = wall_charts(s, ctx, width=WIDTH / 3 - 6, height=175)
-    grid = Table([charts[:3], charts[3:] + [""]], colWidths=[WIDTH / 3] * 3)
+    grid = Table([charts[:3], charts[3:]], colWidths=[WIDTH / 3] * 3)
     grid.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOX", (0, 0), (-1, -1), 0.3, GRID),
                               ("INNERGRID", (0, 0), (-1, -1), 0.3, GRID)]))
     years = sorted(s.income_years)
