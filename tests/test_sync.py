@@ -566,3 +566,26 @@ def json_conflicts(path: Path, capsys) -> list:
     capsys.readouterr()
     assert main(["conflicts", str(path), "--json"]) == 0
     return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("township_first", [True, False])
+def test_a_township_office_and_a_village_laptop_never_share_household_numbers(tmp_path, township_first):
+    """A township certificate covers every village of the township: its number block must be clear
+    of the village laptops' blocks there, whichever was enrolled first, and of villages added later."""
+    county = make_county(tmp_path)
+    township = VILLAGE[:9]
+    order = [("乡", [township], "township"), ("村", [VILLAGE], "village")]
+    if not township_first:
+        order.reverse()
+    blocks = {}
+    for name, places, role in order:
+        device = make_device(tmp_path, county, name, villages=places, role=role)
+        blocks[name] = identity.device_certificate(device).body["number_block"]
+        device.close()
+    later = make_device(tmp_path, county, "新村", villages=[township + "299"])  # a village not in the divisions
+    blocks["新村"] = identity.device_certificate(later).body["number_block"]
+    later.close()
+    for village in ("村", "新村"):  # different villages may reuse a range: the village code differs
+        t, v = blocks["乡"], blocks[village]
+        assert t[1] < v[0] or v[1] < t[0], blocks
+    county.close()

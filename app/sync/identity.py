@@ -163,14 +163,26 @@ def certificate_by_key(store: Store, raw_sign_public: bytes) -> tuple[Certificat
 
 
 def _next_number_block(store: Store, villages: list[str]) -> list[int]:
-    """A block of household numbers no other device working in any of these villages holds
-    (户编号 are village code + 4 digits, so blocks are allocated per village)."""
-    keys = [f"next_number_block:{v}" for v in villages]
+    """A block of household numbers no other device working in any of these places holds
+    (户编号 are village code + 4 digits, so blocks are allocated per village). A certificate code may
+    be a township (9 digits): its device numbers households in every village of the township, so
+    its block must also be clear of every village device there, and of later ones: a township's
+    block is marked on the township and on each of its villages, and a village's block starts after
+    whatever its township holds."""
+    codes = {d["code"] for d in store.divisions()}
+    own: set[str] = set()
+    read: set[str] = set()
+    for place in villages:
+        own.add(place)
+        own.update(c for c in codes if c.startswith(place) and c != place)
+        if len(place) == 12:
+            read.add(place[:9])  # the township's device may number households here too
+    keys = [f"next_number_block:{c}" for c in sorted(own | read)]
     start = max(int(store.meta(k, FIRST_BLOCK)) for k in keys)
     if start + NUMBER_BLOCK - 1 > 9999:
         raise StoreError(f"村 {'、'.join(villages)} 的户编号段已分配完(每台设备 {NUMBER_BLOCK} 个号,最多到 9999)")
-    for k in keys:
-        store.set_meta(k, str(start + NUMBER_BLOCK))
+    for code in own:
+        store.set_meta(f"next_number_block:{code}", str(start + NUMBER_BLOCK))
     return [start, start + NUMBER_BLOCK - 1]
 
 
