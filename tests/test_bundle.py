@@ -175,8 +175,11 @@ def test_a_gap_in_sequence_is_refused_naming_the_missing_bundle(pair):
 def test_changes_for_a_village_outside_the_certificate_refuse_the_whole_bundle(pair):
     county, laptop = pair
     households.save(laptop, factories.household())
-    # the laptop's own checks refuse a village it does not know; a modified program would not
-    households.save(laptop, dict(factories.household(head="外村户", seq=3), village_code=FAR_VILLAGE), allow_errors=True)
+    # the laptop's own program refuses a village outside its certificate, even as a draft
+    with pytest.raises(households.InputError, match="不在本机的工作范围内"):
+        households.save(laptop, dict(factories.household(head="外村户", seq=3), village_code=FAR_VILLAGE), allow_errors=True)
+    # a modified program would write it anyway
+    laptop.put("household", {"head_name": "外村户"}, village_code=FAR_VILLAGE)
     name, data = exchange.export_upstream(laptop)
     before = digest(county)
     report = exchange.import_bundle(county, data, name)

@@ -290,6 +290,10 @@ def test_a_new_household_in_a_village_the_database_does_not_know_is_refused(tmp_
     err = capsys.readouterr().err
     assert "522699101209" in err and "不在本库的行政区划中" in err
     assert state(path) == before
+    # not even as a draft: a household no register can place
+    assert main(["add", str(path), "--draft", "--json", write(tmp_path, [household(village_code="522699101209")])]) == 1
+    assert "522699101209" in capsys.readouterr().err
+    assert state(path) == before
 
 
 @pytest.mark.parametrize("argv, words", [

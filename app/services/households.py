@@ -261,10 +261,28 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
             # a new household in a village this database does not know would get a household
             # number nobody can place; an existing one (synced before its village) stays editable
             f = Finding(f.record_id, f.kind, f.field, f.rule,
-                        f.message + ":请核对村代码,或先在“参考数据”中添加该村(县级)", ERROR, f.record_label)
+                        f.message + ":请核对村代码(新的村由县里在“参考数据”中添加,随同步包下发)", ERROR, f.record_label)
         findings.append(f)
     findings += duplicate_id_findings(store, check_view)
     return merged, findings, stored
+
+
+def _refuse_foreign_village(store: Store, village: str | None, where: str) -> None:
+    """A household may be placed only in a village this database may work in. On an enrolled
+    laptop a household outside its certificate would make the county refuse every later bundle
+    from it, so this is refused outright, drafts included."""
+    certificate = store.meta("certificate")
+    if certificate and village:
+        from app.sync.identity import Certificate  # noqa: PLC0415 - only enrolled devices
+
+        cert = Certificate.from_json(certificate)
+        if not cert.covers(village):
+            allowed = "、".join(f"{store.division_name(v)}({v})" for v in cert.body["villages"])
+            raise InputError(f"{where}: 村代码 {village} 不在本机的工作范围内(本机登记的是:{allowed})。"
+                             "请核对村代码;这一户应由负责该村的工作队录入")
+    known = _known_villages(store)
+    if known is not None and village and village not in known:
+        raise InputError(f"{where}: 村代码 {village} 不在本库的行政区划中,不能保存(草稿也不能):请核对村代码")
 
 
 def _known_villages(store: Store) -> set[str] | None:
@@ -277,6 +295,8 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
     unless `allow_errors` (a draft): validation reports, it never destroys input."""
     d = default()
     merged, findings, stored = prepare(store, doc, where)
+    if stored is None or stored.get("village_code") != merged.get("village_code"):
+        _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:
         raise ValidationFailed(findings)
     if stored is not None and merged.get("status") != stored.get("status"):
