@@ -2,6 +2,7 @@
 
 import datetime as dt
 import hashlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -236,3 +237,35 @@ def test_a_failed_daily_backup_is_an_oserror_with_a_clear_message(demo_store, tm
     with pytest.raises(OSError) as err:
         backups.daily_backup(demo_store, folder=blocker / "备份")
     assert str(err.value).startswith("无法创建备份文件夹")
+
+
+def test_restore_refuses_a_backup_older_than_bundles_already_sent_to_the_county(tmp_path):
+    """The tester's case: backup, edit, sync, restore — the laptop and the county silently disagreed
+    and later edits were dropped as duplicates. Now refused (data unchanged) unless --force."""
+    from app.sync import exchange
+    from tests import factories
+    from tests.sync_helpers import make_county, make_device, up
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    info = backups.backup(laptop, tmp_path / "usb")
+    laptop.put("household", {"phone": "13500000001"}, record_id=hid)
+    assert up(laptop, county).status == "accepted"
+    target = laptop.path
+    laptop.close()
+    before = _digest(target)
+    with pytest.raises(backups.BackupError, match=re.escape("已向县里发送过同步包(第 2 号)")) as refused:
+        backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
+    assert "--force" in str(refused.value) and "重新登记" in str(refused.value)
+    assert _digest(target) == before and not list(tmp_path.glob("*.restoring*"))
+    # a backup made after the last bundle restores as before
+    with Store.open(target) as again:
+        again.unlock("admin", PASSPHRASE)
+        later = backups.backup(again, tmp_path / "usb2")
+    assert backups.restore(later.path, target, operator="admin", passphrase=PASSPHRASE).records > 0
+    # and --force still restores the older one, on purpose
+    assert backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE, force=True).records > 0
+    county.close()
+    del exchange

@@ -26,6 +26,8 @@ def register(sub) -> None:
     p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件")
     p.add_argument("--operator", help="用于校验备份的操作员(默认第一个操作员)")
     p.add_argument("--recovery-key", metavar="FILE", help="忘记密码时:用县级恢复私钥(PEM)校验备份")
+    p.add_argument("--force", action="store_true",
+                   help="本机在备份之后已发送过同步包时仍然恢复(会与县里的数据不一致,见 docs/backup.md)")
     p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("check", help="完整性检查:每条记录可解密、修改记录与数据一致、SQLite 校验")
@@ -73,7 +75,7 @@ def cmd_restore(args) -> int:
         secret = passphrase("用于校验备份的操作员密码: ")
     try:
         result = backups.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
-                                 passphrase=secret, recovery_key=key)
+                                 passphrase=secret, recovery_key=key, force=args.force)
     except backups.BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"已恢复 {result.target}:{result.records} 条记录、{result.changes} 条修改记录,备份校验通过")

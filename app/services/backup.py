@@ -275,14 +275,35 @@ def verify_backup(path, operator: str | None, passphrase: str | None, recovery_k
     return meta, *integrity.verify_file(path, operator, passphrase, label=f"备份 {path}", recovery_key=recovery_key)
 
 
+def _bundles_sent(path: Path) -> int | None:
+    """How many upstream sync bundles the database at `path` has written (plain meta), or None when
+    that cannot be read."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'sync_out_seq'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
 def restore(backup_path, target, *, operator: str | None = None, passphrase: str | None = None,
-            recovery_key=None, now: dt.datetime | None = None) -> RestoreResult:
+            recovery_key=None, now: dt.datetime | None = None, force: bool = False) -> RestoreResult:
     """Replace the database at `target` by a backup after checking the backup in full (unlocked with
     an operator's passphrase, or with the county's recovery private key when the passphrase is lost).
 
     Refuses a backup of another database (different db_id) and a damaged backup. The current
     database (if any) is copied aside to `<target>.before-restore-<time>` before the backup's
-    checked copy is renamed over it, so at every moment a complete database is on disk."""
+    checked copy is renamed over it, so at every moment a complete database is on disk.
+
+    On an enrolled laptop that has sent sync bundles to the county after the backup was made, the
+    backup lacks what those bundles carried while the county has it, and the laptop would go on
+    numbering its changes and bundles from where the backup stood, which the county has already
+    seen: the two would disagree without anyone being told. That restore is refused unless `force`;
+    the safe way back is a replacement laptop enrolled for the same villages (it gets everything
+    from the county)."""
     backup_path, target = Path(backup_path), Path(target)
     now = now or dt.datetime.now()
     if not backup_path.exists():
@@ -310,6 +331,15 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
         shutil.copyfile(backup_path, tmp)
         _fsync_file(tmp)
         _, records, changes = verify_backup(tmp, operator, passphrase, recovery_key)
+        sent_now = _bundles_sent(target) if target.exists() else None
+        sent_then = _bundles_sent(tmp) or 0
+        if sent_now is not None and sent_now > sent_then and not force:
+            numbers = f"第 {sent_now} 号" if sent_now == sent_then + 1 else f"第 {sent_then + 1}–{sent_now} 号"
+            raise BackupError(
+                f"{target} 在备份 {backup_path.name} 之后已向县里发送过同步包({numbers}),"
+                "这些包里的修改不在备份中。用它恢复会让本机与县里的数据不一致,之后的修改也会被县里当作重复丢弃。"
+                "当前数据库未改动。请改用这些包之后的备份;若本机数据已损坏,请到县扶贫办吊销本机并为本村重新登记一台"
+                "(新登记的机器会从县里取回本村的全部数据)。确实要恢复时加 --force。")
         if target.exists():
             aside = _aside_name(target, now)
             with contextlib.suppress(sqlite3.Error):  # fold a leftover WAL into the current file first
