@@ -321,3 +321,17 @@ def test_usage_help_and_usage_errors_are_in_chinese(capsys):
     assert done.value.code == 2
     err = capsys.readouterr().err
     assert "缺少必需的参数" in err and "required" not in err
+
+
+def test_file_and_role_messages_have_no_english(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", str(tmp_path / "nofile.json")]) == 1
+    err = capsys.readouterr().err
+    assert "找不到文件" in err and "No such file" not in err
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{head_name: "x"}]', encoding="utf-8")
+    assert main(["add", str(db), "--json", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "第 1 行" in err and "Expecting" not in err
+    assert main(["init", str(tmp_path / "t.db"), "--role", "township", "--site-name", "清水镇"]) == 0
+    out = capsys.readouterr().out
+    assert "角色 乡级" in out and "township" not in out

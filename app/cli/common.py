@@ -79,6 +79,12 @@ def progress_printer(label: str):
 def read_json_file(path: str):
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CommandError(f"找不到文件 {path}:请核对文件名和所在文件夹") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path} 是一个文件夹,请给出 JSON 文件") from None
+    except PermissionError:
+        raise CommandError(f"没有读取 {path} 的权限") from None
     except OSError as exc:
         raise CommandError(f"无法读取 {path}:{exc.strerror}") from None
     except UnicodeDecodeError:
@@ -86,4 +92,4 @@ def read_json_file(path: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CommandError(f"{path} 第 {exc.lineno} 行第 {exc.colno} 列:JSON 格式错误({exc.msg})") from None
+        raise CommandError(f"{path} 第 {exc.lineno} 行第 {exc.colno} 列:JSON 格式错误(请检查这里的引号、逗号和括号)") from None

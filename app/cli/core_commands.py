@@ -21,6 +21,7 @@ from app.core.dictionary import default
 from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
 from app.services import households
+from app.core.procedures import ROLE_LABELS
 from app.store import Store, StoreError, crypto
 
 
@@ -142,7 +143,7 @@ def cmd_init(args) -> int:
 
         setup_county(store)
     store.close()
-    print(f"已创建 {db}(角色 {args.role},站点“{args.site_name}”,操作员“{args.operator}”)")
+    print(f"已创建 {db}(角色 {ROLE_LABELS.get(args.role, args.role)},站点“{args.site_name}”,操作员“{args.operator}”)")
     if written:
         print(f"注意:恢复私钥已写入 {written}。请把它交县扶贫办离线保管并从本机删除:持有它的人可以打开此数据库。")
     return 0

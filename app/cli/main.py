@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jiandang",
         description="建档:精准扶贫建档立卡离线管理系统。不带参数运行时打开窗口。",
     )
-    parser.add_argument("--version", action="version", version=f"jiandang {__version__}")
+    parser.add_argument("--version", action="version", version=f"jiandang {__version__}", help="显示版本号并退出")
     sub = parser.add_subparsers(dest="command", metavar="命令")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from app.core.procedures import ROLE_LABELS
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer
 from app.core import procedures
 from app.store import StoreError
@@ -87,7 +88,7 @@ def cmd_enroll(args) -> int:
             fp = identity.fingerprint(identity.county_sign_public(store))
         except (StoreError, OSError) as exc:
             raise CommandError(str(exc)) from None
-    print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {args.role},村 {','.join(villages)}")
+    print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {ROLE_LABELS.get(args.role, args.role)},地区 {','.join(villages)}")
     print(f"登记包:{out}")
     print(f"登记码:{result.code_display}")
     print(f"县级公钥指纹:{fp}")
@@ -118,7 +119,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
         raise CommandError(str(exc)) from None
     cert = contents.certificate
     store.close()
-    return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {cert.role},"
+    return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {ROLE_LABELS.get(cert.role, cert.role)},"
             f"村 {','.join(cert.villages)},证书有效至 {cert.body['not_after']},"
             f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}"
             + (f",县同步服务 {contents.server}(可用“立即同步”)" if contents.server else ""))
