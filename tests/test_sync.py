@@ -437,8 +437,12 @@ def test_resolving_a_conflict_at_the_county_creates_no_conflict_on_any_database(
         s.close()
 
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    assert main(["conflicts", str(paths[county]), "--resolve", c.id, "--keep", "other"]) == 0
+    assert main(["conflicts", str(paths[county]), "--resolve", c.id[:6], "--keep", "other"]) == 0  # a short id will do
     capsys.readouterr()
+    assert main(["conflicts", str(paths[county]), "--all"]) == 0
+    line = capsys.readouterr().out
+    assert "户编号 " in line and c.record_id not in line  # the reviewer sees which household
+    assert "现值 13811111111" in line and "已恢复另一方的值" in line  # the value now, not the old winner
     down_stick = _usb(tmp_path, "down")
     assert main(["sync", "export", str(paths[county]), "--to", str(down_stick)]) == 0
     for device in (l1, l2, township):

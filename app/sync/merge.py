@@ -325,7 +325,7 @@ def conflict_texts(store: Store, items: list[Conflict]) -> list[dict]:
             "winner_site": names.get(c.winner_site) or c.winner_site or "未知站点",
             "loser_site": names.get(c.loser_site) or c.loser_site or "未知站点",
             "status": STATUS_LABELS.get(c.status, c.status),
-            "replaced": c.status == "open" and c.current_value != c.winner_value,
+            "replaced": c.current_value != c.winner_value,  # later edited, or restored at review
         })
     return out
 
