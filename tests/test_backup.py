@@ -163,8 +163,13 @@ def test_restore_refuses_a_truncated_backup(demo_store, tmp_path, monkeypatch, c
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     assert main(["restore", str(info.path), "--to", str(target)]) == 1
     err = capsys.readouterr().err
-    assert info.path.name in err and "损坏" in err
+    assert info.path.name in err and "损坏" in err and ".restoring" not in err
     assert _digest(target) == before
+    # to a new file: nothing is left behind
+    fresh = tmp_path / "new.db"
+    assert main(["restore", str(info.path), "--to", str(fresh)]) == 1
+    assert ".restoring" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("new.db")) == []
 
 
 def test_restore_refuses_a_file_that_is_not_a_backup(demo_store, tmp_path):

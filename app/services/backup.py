@@ -330,7 +330,10 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
             _remove(leftover)
         shutil.copyfile(backup_path, tmp)
         _fsync_file(tmp)
-        _, records, changes = verify_backup(tmp, operator, passphrase, recovery_key)
+        try:
+            _, records, changes = verify_backup(tmp, operator, passphrase, recovery_key)
+        except BackupError as exc:  # name the file the user gave, not our working copy
+            raise BackupError(str(exc).replace(str(tmp), str(backup_path)).replace(tmp.name, backup_path.name)) from None
         sent_now = _bundles_sent(target) if target.exists() else None
         sent_then = _bundles_sent(tmp) or 0
         if sent_now is not None and sent_now > sent_then and not force:
@@ -371,5 +374,7 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
         for extra in _sidecars(tmp) + [tmp.with_name(tmp.name + ".lock")]:
             _remove(extra)
         lock.release()
+        if not target.exists():  # a failed restore to a new file leaves nothing behind
+            _remove(target.with_name(target.name + ".lock"))
     log.info("restored backup %s (%d records, %d changes)", backup_path.name, records, changes)
     return RestoreResult(target, aside, records, changes)
