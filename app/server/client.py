@@ -176,7 +176,7 @@ class Client:
                     raise Unreachable(f"{what}失败:无法连接县同步服务 {self.url}({exc})。已试 {tries} 次。{USB_HINT}") from None
                 wait = exc.wait if exc.wait is not None else self.backoff * (2 ** i)
                 wait = min(wait, 60.0) * (1 + random.random() * 0.25)
-                self.note(f"{what}:{exc},{wait:.0f} 秒后重试(第 {i + 1} 次,共 {tries - 1} 次)")
+                self.note(f"{what}:{exc},{wait:.0f} 秒后重试(第 {i + 1} 次重试,最多重试 {tries - 1} 次)")
                 self.sleep(wait)
         raise AssertionError("unreachable")
 
