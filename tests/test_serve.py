@@ -486,6 +486,10 @@ def test_a_service_with_another_certificate_than_the_pinned_one_gets_nothing(hub
         with pytest.raises(client.SyncError, match="证书与本机登记时保存的不符"):
             client.sync_now(a, server.url, impostor_cert.decode(), retries=0)
         assert a.meta("sync_out_seq") == before  # nothing exported, nothing sent
+        # plain http:// to a TLS service: the message says what to change
+        with pytest.raises(client.SyncError, match="应以 https:// 开头"):
+            client.sync_now(a, server.url.replace("https://", "http://"), None, retries=0)
+        assert a.meta("sync_out_seq") == before
         result = client.sync_now(a, server.url, cert.read_text(), retries=0)
         assert [r.status for r in result.reports] == ["accepted", "accepted"]
         assert server.url.startswith("https://")

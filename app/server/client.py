@@ -154,7 +154,8 @@ class Client:
         except ConnectionRefusedError:
             raise _Retry("连接被拒绝(服务没有运行,或端口不对)") from None
         except (http.client.HTTPException, OSError) as exc:
-            raise _Retry(f"连接中断({type(exc).__name__})") from None
+            hint = ";若县同步服务用了 TLS 证书,地址应以 https:// 开头" if self.url.startswith("http://") else ""
+            raise _Retry(f"连接中断({type(exc).__name__}){hint}") from None
         finally:
             conn.close()
 
