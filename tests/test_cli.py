@@ -253,6 +253,9 @@ def test_one_damaged_record_is_named_and_the_rest_still_works(tmp_path, monkeypa
     out = tmp_path / "register.pdf"  # a register missing a household is not printed at all
     assert main(["print", "register", str(path), "--village", village, "--out", str(out)]) == 1
     assert not out.exists() and rid in capsys.readouterr().err
+    table = tmp_path / "register.xlsx"  # nor exported as a table
+    assert main(["export-table", str(path), "--village", village, "--out", str(table)]) == 1
+    assert not table.exists() and rid in capsys.readouterr().err
 
     assert main(["print", "card", str(path), "--household", rid, "--out", str(tmp_path / "c.pdf")]) == 1
     err = capsys.readouterr().err
