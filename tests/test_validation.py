@@ -110,3 +110,16 @@ def test_a_finding_reads_in_chinese_labels_not_field_keys():
         "[错误] 贫困户 · 帮扶责任人:该户没有在帮的帮扶责任人"
     line = str(Finding("m", "member", "id_number", "id", "校验位错误", record_label="家庭成员“甲”"))
     assert line == "[错误] 家庭成员“甲” · 公民身份号码:校验位错误"
+
+
+def test_a_household_number_carried_by_two_households_is_an_error_for_both(store):
+    from app.services import households
+    from tests.factories import household
+
+    a = households.save(store, household()).household_id
+    b = households.save(store, household("诸葛长青", "上官玉梅", seq=7)).household_id
+    number = households.document(store, a)["household_number"]
+    store.put("household", {"household_number": number}, record_id=b)  # as two offline devices once did
+    found = [f for f in households.validate_all(store) if f.rule == "duplicate_household_number"]
+    assert {f.record_id for f in found} == {a, b} and all(f.severity == "error" for f in found)
+    assert all(number in f.message for f in found)

@@ -351,8 +351,29 @@ def validate_all(store: Store, village_code: str | None = None,
         if progress and i % 100 == 0:
             progress(i, len(docs))
     findings += database_duplicates(store)
+    findings += duplicate_household_numbers(docs)
     if progress:
         progress(len(docs), len(docs))
+    return findings
+
+
+def duplicate_household_numbers(docs: list[dict]) -> list[Finding]:
+    """One finding per household whose 户编号 another household also carries (a register must not
+    list one number twice; numbers issued before blocks were kept apart may collide)."""
+    d = default()
+    holders: dict[str, list[dict]] = defaultdict(list)
+    for doc in docs:
+        if doc.get("household_number"):
+            holders[doc["household_number"]].append(doc)
+    findings = []
+    for number, same in holders.items():
+        if len(same) < 2:
+            continue
+        for doc in same:
+            others = "、".join(f"户主“{o.get('head_name', '?')}”" for o in same if o is not doc)
+            findings.append(Finding(doc["id"], "household", "household_number", "duplicate_household_number",
+                                    f"户编号 {number} 也用在{others}的户上:请县扶贫办为其中一户改号",
+                                    ERROR, record_label(d, "household", doc)))
     return findings
 
 
