@@ -338,3 +338,9 @@ def test_file_and_role_messages_have_no_english(db, tmp_path, capsys):
     assert main(["init", str(tmp_path / "t.db"), "--role", "township", "--site-name", "清水镇"]) == 0
     out = capsys.readouterr().out
     assert "角色 乡级" in out and "township" not in out
+
+
+def test_the_county_is_not_told_to_hand_its_recovery_key_to_the_county(tmp_path, env, capsys):
+    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    out = capsys.readouterr().out
+    assert "恢复私钥已写入" in out and "交县扶贫办" not in out and "离线保管" in out

@@ -145,7 +145,8 @@ def cmd_init(args) -> int:
     store.close()
     print(f"已创建 {db}(角色 {ROLE_LABELS.get(args.role, args.role)},站点“{args.site_name}”,操作员“{args.operator}”)")
     if written:
-        print(f"注意:恢复私钥已写入 {written}。请把它交县扶贫办离线保管并从本机删除:持有它的人可以打开此数据库。")
+        keeper = "由县扶贫办负责人离线保管(例如存入加密U盘锁入保险柜)" if args.role == "county" else "交县扶贫办离线保管"
+        print(f"注意:恢复私钥已写入 {written}。请把它{keeper},并从本机删除:持有它的人可以打开此数据库。")
     return 0
 
 
