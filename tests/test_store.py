@@ -47,7 +47,7 @@ def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, tmp_path):
     with pytest.raises(TooManyAttempts):
         s.unlock("admin", PASSPHRASE)  # too soon, even with the right passphrase
     clock[0] += 0.6
-    with pytest.raises(TooManyAttempts, match="请 1 秒后再试"):  # 0.4 s left: never "0 秒"
+    with pytest.raises(TooManyAttempts, match="请 1 秒后再输入密码"):  # 0.4 s left: never "0 秒"
         s.unlock("admin", PASSPHRASE)
     clock[0] += 0.9
     with pytest.raises(WrongPassphrase) as second:

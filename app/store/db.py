@@ -394,7 +394,8 @@ class Store:
         now = self._wall()
         if now < locked_until:
             wait = locked_until - now
-            raise TooManyAttempts(f"密码错误次数过多,请 {math.ceil(wait)} 秒后再试", wait)
+            raise TooManyAttempts(f"上一次密码错误(已连续错 {failed} 次),每次错误后须等待一会儿再试:"
+                                  f"请 {math.ceil(wait)} 秒后再输入密码", wait)
         kek = crypto.derive_key(passphrase, salt, crypto.KdfParams.from_json(kdf))
         try:
             data_key = crypto.open_sealed(kek, wrapped, self._wrap_aad(operator))
