@@ -279,14 +279,10 @@ def _bundles_sent(path: Path) -> int | None:
     """How many upstream sync bundles the database at `path` has written (plain meta), or None when
     that cannot be read."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'sync_out_seq'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
+        value = str(read_meta(path).get("sync_out_seq") or 0)
+    except BackupError:
         return None
-    return int(row[0]) if row and str(row[0]).isdigit() else 0
+    return int(value) if value.isdigit() else 0
 
 
 def restore(backup_path, target, *, operator: str | None = None, passphrase: str | None = None,
