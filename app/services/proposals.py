@@ -111,12 +111,10 @@ def kind_key(text: str) -> str:
 
 def find_household(store: Store, ref: str) -> dict:
     """A household document by record id or 户编号."""
-    doc = households.document(store, ref) if ref else None
-    if doc is None and ref:
-        for record in store.records("household"):
-            if record.fields.get("household_number") == ref or matches_short_id(record.id, ref) and len(ref) >= 8:
-                doc = households.document(store, record.id)
-                break
+    household_id = households.find_id(store, ref)
+    if household_id is None and ref and len(ref.strip()) >= 8:  # the short number lists print
+        household_id = next((r.id for r in store.records("household") if matches_short_id(r.id, ref)), None)
+    doc = households.document(store, household_id) if household_id else None
     if doc is None:
         raise ProcedureError(f"找不到贫困户“{ref}”(可用记录 id 或户编号)")
     return doc
