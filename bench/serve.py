@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -42,28 +41,8 @@ from app.services import demo  # noqa: E402
 from app.store import Store  # noqa: E402
 from app.sync import exchange, identity, wire  # noqa: E402
 
-PASS = "bench-passphrase"
-VILLAGE_CODES = ["522699101201", "522699101202", "522699101203", "522699102201", "522699102202", "522699102203"]
-FIELDS = ["head_name", "phone", "bank_name", "bank_account", "group", "address_note", "note", "attribute_note",
-          "remark", "contact"]
-
-
-def make_laptops(folder: Path, county: Store, n: int, creates: int, edits: int) -> list[Store]:
-    rng = random.Random(7)
-    laptops = []
-    for i in range(n):
-        village = VILLAGE_CODES[i % len(VILLAGE_CODES)]
-        result = identity.enroll(county, site_name=f"工作队{i:03d}", role="village", villages=[village])
-        contents = identity.open_enrollment(result.package, result.code)
-        laptop = identity.create_from_enrollment(folder / f"laptop{i:03d}.db", contents, operator="admin", passphrase=PASS)
-        with laptop.transaction():
-            changes = laptop.create_many(
-                ("household", {f: f"{f}-{i}-{j}" for f in FIELDS}, village, None) for j in range(creates))
-            ids = [c.record_id for c in changes]
-            for k in range(edits):
-                laptop.put("household", {rng.choice(FIELDS): f"edit-{k}"}, record_id=rng.choice(ids))
-        laptops.append(laptop)
-    return laptops
+# the same laptops as bench/sync.py: 100 new households of 10 fields and single-field edits each
+from bench.sync import FIELDS, PASS, make_laptops  # noqa: E402
 
 
 def records(path: Path) -> dict:
