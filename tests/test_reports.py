@@ -358,3 +358,16 @@ def test_every_document_embeds_its_fonts_and_uses_no_standard_14_font(demo_store
         for font_name, font in fonts.items():
             assert embedded_file(font) is not None, f"{name}: {font_name} not embedded"
             assert not any(std in font_name for std in STANDARD_14), f"{name}: {font_name}"
+
+
+def test_a_village_is_not_printed_when_the_window_already_found_one_of_its_records_damaged(village_store, tmp_path):
+    """The window lists every household first: a record it had to skip must still stop the register."""
+    rid, blob = village_store.conn.execute(
+        "SELECT id, blob FROM records WHERE kind = 'member' AND village_code = ? LIMIT 1", (VILLAGE,)).fetchone()
+    village_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:-1] + bytes([blob[-1] ^ 1]), rid))
+    list(village_store.records())  # as the main window's load does
+    assert rid in village_store.damaged
+    out = tmp_path / "register.pdf"
+    with pytest.raises(printing.PrintError, match="无法解密"):
+        printing.print_register(village_store, out, VILLAGE)
+    assert not out.exists()

@@ -50,13 +50,12 @@ def _version(hlc: str) -> str:
 def _village_documents(store: Store, village_code: str, progress: Progress | None = None) -> list[tuple[dict, str]]:
     """(document, latest clock among its records) of every live household of a village."""
     d = default()
-    already = set(store.damaged)
     homes = list(store.records("household", village_code=village_code))
     children = defaultdict(list)
     for kind in d.child_kinds("household"):
         for record in store.records(kind.key, village_code=village_code):
             children[record.parent_id].append(record)
-    if set(store.damaged) - already:
+    if store.damaged_in(village_code):  # found now, or earlier in this session (the window's list)
         # a register or a set of cards missing a household (or a member) must not be printed and
         # handed out as if complete
         raise PrintError(f"村 {village_code} 的数据中{store.damaged_summary()},未生成文件")

@@ -534,6 +534,18 @@ class Store:
 
     # ------------------------------------------------------------------ records
 
+    def damaged_in(self, place: str) -> list[str]:
+        """Ids of records found damaged so far (this session) in a village, or in every village of a
+        township or county code (a prefix)."""
+        ids = list(self.damaged)
+        found = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            found += [r[0] for r in self.conn.execute(
+                f"SELECT id FROM records WHERE id IN ({','.join('?' * len(chunk))}) AND village_code LIKE ?",
+                [*chunk, f"{place}%"])]
+        return found
+
     def damaged_summary(self) -> str | None:
         """A Chinese sentence about the records `records()` had to skip, or None if there were none."""
         if not self.damaged:

@@ -75,9 +75,8 @@ def export_table(store: Store, out, *, village: str | None = None, township: str
         raise TableError(f"导出文件 {out.name} 应以 .xlsx 或 .csv 结尾。")
     if not out.parent.exists():
         raise TableError(f"文件夹 {out.parent} 不存在。")
-    already = set(store.damaged)
     docs = collect(store, village, township, progress)
-    if set(store.damaged) - already:  # a table missing a household must not look complete
+    if store.damaged_in(village or township):  # a table missing a household must not look complete
         raise TableError(f"{store.damaged_summary()},未导出。")
     if not docs:
         where = f"村 {village}" if village else f"乡镇 {township}"
