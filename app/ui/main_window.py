@@ -282,8 +282,8 @@ class MainWindow(QMainWindow):
     def _external_closed(self, *_args) -> None:
         """Sync and county imports write merged changes in bulk without per-record notifications:
         when a window closes after such writes, read the list again."""
-        if not self.store.unlocked or self.locked:
-            return
+        if not self.isVisible() or not self.store.unlocked or self.locked:
+            return  # the main window itself is closing (its child windows go with it)
         if self.loaded and self._change_mark() > self._seen_mark:
             self.reload()
         else:
