@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import gc  # noqa: E402
+
 import sqlite_utils  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 
@@ -165,6 +167,8 @@ def main() -> None:
     queries = ["王", "李明", "张伟", "芳", "刘", "陈静", "不存在的名字", "杨"] * 5
     print(f"workload: {len(docs)} households, {members} members; update 10% of field values; "
           f"load all; {len(queries)} name-substring searches; {args.runs} runs each, medians")
+    print(f"both sides run in this process under the program's garbage-collection thresholds {gc.get_threshold()} "
+          f"(app/__init__.py)")
     results = {"encrypted": [], "plain": []}
     for run in range(args.runs):
         for name, fn in (("plain", run_plain), ("encrypted", run_encrypted)):

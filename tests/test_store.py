@@ -387,3 +387,46 @@ def test_big_integers_round_trip_through_bulk_creation_too(make_store, tmp_path)
     assert type(again.get(change.record_id).fields["big"]) is int and again.get(change.record_id).fields == fields
     assert again.history(change.record_id)[0].new == fields
     again.close()
+
+
+def test_loading_everything_gives_each_record_as_get_does_and_skips_a_damaged_one(make_store):
+    store = make_store()
+    village = "522699101201"
+    kept = [store.put("household", {"head_name": f"户主{i}", "family_size": i}, village_code=village).record_id
+            for i in range(3)]
+    big = store.put("household", {"head_name": "欧阳", "big": 2**70 + 1}, village_code=village).record_id  # stdlib body
+    gone = store.put("household", {"head_name": "已删"}, village_code=village).record_id
+    store.delete(gone, reason="测试")
+    damaged = store.put("household", {"head_name": "坏"}, village_code=village).record_id
+    store.conn.execute("UPDATE records SET blob = ? WHERE id = ?",
+                       (store.conn.execute("SELECT blob FROM records WHERE id = ?", (kept[0],)).fetchone()[0], damaged))
+
+    loaded = {r.id: r for r in store.records(include_deleted=True)}
+
+    assert set(loaded) == {*kept, big, gone}
+    for rid in [*kept, big, gone]:
+        assert loaded[rid] == store.get(rid)
+    assert loaded[gone].deleted and not loaded[kept[1]].deleted
+    assert loaded[big].fields["big"] == 2**70 + 1
+    assert store.damaged == {damaged: "household"}
+    assert gone not in {r.id for r in store.records()}
+
+
+def test_loading_everything_leaves_the_garbage_collector_as_it_found_it(store):
+    import gc
+
+    for i in range(5):
+        store.put("household", {"head_name": f"户主{i}"}, village_code="522699101201")
+    walk = store.records()
+    next(walk)  # abandoned after the first record: the collector must run again meanwhile
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    walk.close()
+    assert len(list(store.records())) == 5 and gc.isenabled() and gc.get_freeze_count() == 0
+
+    gc.freeze()  # a program that froze its own objects on purpose keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        assert len(list(store.records())) == 5
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -95,6 +95,23 @@ class Sealer:
         except (InvalidTag, ValueError):
             raise DecryptionError(f"记录 {record_id} ({kind}) 解密失败:数据被篡改或与其他记录互换") from None
 
+    def open_rows(self, rows, id_at: int, kind_at: int, blob_at: int) -> list[bytes | None]:
+        """Opens the blob of every row (database rows holding id, kind and blob at these positions):
+        the same as `open` for each, in one loop for loading a whole database at once. A blob that
+        fails to open gives None in its place instead of raising, so one damaged record is skipped
+        by the caller and does not hide the others."""
+        decrypt, prefix, suffix = self._aead.decrypt, self._prefix, f"|{self.key_version}".encode()
+        out = []
+        append = out.append
+        for row in rows:
+            blob = row[blob_at]
+            try:
+                append(decrypt(blob[:NONCE], blob[NONCE:],
+                               b"%s%s|%s%s" % (prefix, row[kind_at].encode(), row[id_at].encode(), suffix)))
+            except (InvalidTag, ValueError, TypeError):
+                append(None)
+        return out
+
 
 def recovery_info(db_id: str) -> bytes:
     return b"jiandang recovery v1|" + db_id.encode()

