@@ -97,6 +97,25 @@ def remember(store: Store, url: str, ca: str | None) -> None:
             store.set_meta(CA_KEY, ca)
 
 
+_VERIFY_REASONS = (  # OpenSSL's verification messages, as a county IT person would read them
+    ("self-signed", "对方用的是另一张自签名证书"),
+    ("self signed", "对方用的是另一张自签名证书"),
+    ("hostname mismatch", "证书上写的地址与所连的地址不符"),
+    ("ip address mismatch", "证书上写的地址与所连的地址不符"),
+    ("expired", "证书已过期"),
+    ("not yet valid", "证书尚未生效(请核对本机日期时间)"),
+    ("local issuer", "证书不是由登记时保存的那张签发的"),
+)
+
+
+def _verify_reason(exc: ssl.SSLCertVerificationError) -> str:
+    message = (exc.verify_message or str(exc) or "").lower()
+    for needle, text in _VERIFY_REASONS:
+        if needle in message:
+            return text
+    return f"校验失败:{exc.verify_message or exc}"
+
+
 class Client:
     """HTTP(S) to one county service with retries and back-off."""
 
@@ -142,7 +161,7 @@ class Client:
             data = answer.read()
             return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
         except ssl.SSLCertVerificationError as exc:
-            raise SyncError(f"县同步服务 {self.url} 的证书与本机登记时保存的不符({exc.verify_message}):"
+            raise SyncError(f"县同步服务 {self.url} 的证书与本机登记时保存的不符({_verify_reason(exc)}):"
                             "可能连到了别的机器,已停止,未发送任何数据。请核对地址,或向县里索取正确的证书"
                             "(--ca-cert)") from None
         except ssl.SSLError as exc:
