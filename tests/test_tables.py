@@ -108,6 +108,23 @@ def test_one_sheet_ledger_with_synonyms_labels_and_odd_values(fresh, tmp_path):
     assert "备注" in "".join(report.notes)  # an unknown column is named, not silently dropped
 
 
+def test_a_totals_line_at_the_foot_of_the_sheet_is_skipped_and_said(fresh, tmp_path):
+    """Registers kept in Excel end with a 合计 line; it is not a household, and must not be read as
+    a continuation of the last household (which then got rejected for its odd values)."""
+    header = ["户编号", "户主姓名", "家庭人口", "姓名", "公民身份号码", "与户主关系", "性别", *REQUIRED]
+    rows = [[f"{V}0001", "欧阳明远", 2, "欧阳明远", HEAD1, "户主", "男", *REQUIRED_VALUES],
+            [None, None, None, "司马秀兰", WIFE1, "配偶", "女"],
+            [f"{V}0002", "诸葛长青", 2, "诸葛长青", HEAD2, "户主", "男", *REQUIRED_VALUES],
+            [None, None, None, "诸葛小明", SON2, "之子", "男"],
+            [None, "合 计:", 4, "4 人"]]
+    path = ledger(tmp_path / "合计.xlsx", header, rows)
+    report = importer.import_table(fresh, path, village=V)
+    assert (report.created, report.rejected_rows) == (2, [])
+    assert "第 6 行是合计行" in report.summary()
+    docs = {d["household_number"]: d for d in households.documents(fresh)}
+    assert sorted(m["name"] for m in docs[f"{V}0002"]["members"]) == ["诸葛小明", "诸葛长青"]
+
+
 def test_title_row_two_row_merged_header_and_blank_lines(fresh, tmp_path):
     header2 = [None, None, "姓名", "公民身份号码", "与户主关系", "性别", *REQUIRED]
     rows = [

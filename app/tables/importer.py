@@ -146,7 +146,7 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
         raise TableError(f"村代码“{village}”应为 12 位数字。")
-    groups = _group(store, sheets, infos, village, d)
+    groups = _group(store, sheets, infos, village, d, notes)
     _match(store, groups)
     for g in groups:
         if not g.errors:
@@ -158,7 +158,21 @@ def _village_lookup(store: Store) -> dict[str, str]:
     return {row["name"]: row["code"] for row in store.divisions("village")}
 
 
-def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary) -> list[Group]:
+_TOTAL_LABELS = ("合计", "小计", "总计", "共计", "累计")
+
+
+def _is_total_row(row: tuple) -> bool:
+    """A totals line at the foot of a sheet (合计, 小计, 总计 ... in its first filled cell): a
+    register kept in Excel usually ends with one; it is not a household and is skipped."""
+    first = next((v for v in row if v is not None), None)
+    if not isinstance(first, str):
+        return False
+    text = "".join(first.split()).rstrip(":：")
+    return text.startswith(_TOTAL_LABELS)
+
+
+def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary,
+           notes: list[str] | None = None) -> list[Group]:
     aliases = mp.code_aliases(d)
     groups: list[Group] = []
     index: dict[tuple, Group] = {}
@@ -170,8 +184,12 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
         if not info.header_row:
             continue
         previous: Group | None = None
+        totals = []
         for number, row in sheet.rows:
             if number <= sheet.header_row:
+                continue
+            if _is_total_row(row):
+                totals.append(str(number))
                 continue
             cells = {c: row[c] for c in info.columns if c < len(row) and row[c] is not None}
             if not cells:
@@ -279,6 +297,8 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 group.children.setdefault(kind, []).append((record, (sheet.title, number)))
             if info.kind == "household":
                 previous = group
+        if totals and notes is not None:
+            notes.append(f"工作表“{sheet.title}”第 {'、'.join(totals)} 行是合计行,不是一户,已跳过。")
     for g in groups:
         if g.village_code is None:
             g.village_code = village
