@@ -593,3 +593,27 @@ def test_a_township_office_and_a_village_laptop_never_share_household_numbers(tm
         t, v = blocks["乡"], blocks[village]
         assert t[1] < v[0] or v[1] < t[0], blocks
     county.close()
+
+
+def test_a_program_with_another_data_dictionary_is_told_to_upgrade_on_both_sides(hub, monkeypatch):
+    """Hundreds of laptops are never all upgraded on the same day: the side with the older fields
+    and code lists is named at each sync, and the data still goes through."""
+    county, a, _, hid = hub
+    current = exchange._dictionary_version()
+    assert [r.warnings for r in (up(a, county), down(county, a))] == [[], []]
+    households.save(a, {**households.document(a, hid), "phone": "13900001111"})
+
+    monkeypatch.setattr(exchange, "_dictionary_version", lambda: "2000.1")  # the laptop's old program
+    name, data = exchange.export_upstream(a)
+    monkeypatch.setattr(exchange, "_dictionary_version", lambda: current)
+    report = exchange.import_bundle(county, data, name)
+    assert report.status == "accepted" and report.changes == 1
+    assert f"使用较旧的数据字典 2000.1(县里为 {current})" in report.line()
+    assert a.site_id in report.line()
+
+    monkeypatch.setattr(exchange, "_dictionary_version", lambda: "2999.1")  # the county upgraded first
+    name, data = exchange.export_downstream(county, a.site_id)
+    monkeypatch.setattr(exchange, "_dictionary_version", lambda: current)
+    report = exchange.import_bundle(a, data, name)
+    assert report.status == "accepted"
+    assert f"县里的数据字典已更新为 2999.1(本机为 {current}):请尽快升级本机的建档程序" in report.line()

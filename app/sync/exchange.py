@@ -87,7 +87,8 @@ def export_upstream(store: Store) -> tuple[str, bytes]:
                        "last": changes[-1]["n"] if changes else acked},
         }
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
-                   "down_seq": int(store.meta("sync_down_seq", 0)), "certificate": cert.body["site_id"]}
+                   "down_seq": int(store.meta("sync_down_seq", 0)), "certificate": cert.body["site_id"],
+                   "dictionary_version": _dictionary_version()}
         body = wire.seal_payload(payload, identity.county_enc_public(store), header)
         data = wire.pack(identity.device_signing_key(store), header, body)
         store.set_meta("sync_out_seq", str(seq))
@@ -141,6 +142,32 @@ def _dictionary_version() -> str:
     from app.core.dictionary import default
 
     return str(getattr(default(), "version", ""))
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in str(version).replace("-", ".").split("."))
+
+
+def dictionary_warning(theirs, *, from_county: bool, site: str = "") -> str | None:
+    """What to tell when the other side's program uses another data dictionary (fields and code
+    lists) than this one: the older side should be upgraded. None when the same, or not said (a
+    bundle from an older program)."""
+    ours = _dictionary_version()
+    if not theirs or not ours or str(theirs) == ours:
+        return None
+    try:
+        newer = _version_key(theirs) > _version_key(ours)
+    except TypeError:  # a version of another shape: only say they differ
+        newer = None
+    if from_county:
+        if newer:
+            return (f"县里的数据字典已更新为 {theirs}(本机为 {ours}):请尽快升级本机的建档程序,"
+                    "才能录入新增的字段和代码。本次数据已导入")
+        return f"本机的数据字典为 {ours},县里为 {theirs}:请告知县扶贫办升级县里的建档程序"
+    if newer:
+        return f"站点 {site} 的数据字典为 {theirs},比县里的 {ours} 新:请升级县里的建档程序"
+    return (f"站点 {site} 的程序使用较旧的数据字典 {theirs}(县里为 {ours}):请为该电脑升级建档程序,"
+            "否则新增的字段和代码它无法录入")
 
 
 def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None) -> list[Path]:
@@ -349,6 +376,10 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
     store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
                        "WHERE site_id = ?", (top, report.seq, down_rowid, site))
     report.duplicates = _county_duplicates(store, {c.record_id for c in new if c.kind == "member"})
+    warning = dictionary_warning(payload.get("dictionary_version"), from_county=False,
+                                 site=f"{site}({cert.body.get('site_name', '')})")
+    if warning:
+        report.warnings.append(warning)
 
 
 def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
@@ -388,6 +419,9 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     store.set_meta("sync_down_expires", header.get("expires") or "")
     store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
     refdata.install(store, payload)
+    warning = dictionary_warning(payload.get("dictionary_version"), from_county=True)
+    if warning:
+        report.warnings.append(warning)
     expires = header.get("expires")
     if expires and identity.parse_iso(expires) < now:
         report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")
