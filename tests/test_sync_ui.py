@@ -176,3 +176,40 @@ def test_county_screen_names_sites_kinds_and_roles_in_chinese(qtbot, tmp_path):
     assert roles == {"甲队": "村级", "乙队": "村级", "示范乡": "乡级"}
     for s in (a, b, county):
         s.close()
+
+
+def test_conflict_list_names_the_household_by_number_and_head_and_a_member_by_name(qtbot, tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from app.cli.main import main
+    from tests.sync_helpers import PASSPHRASE, down, up
+
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    hid = households.save(a, factories.household("邵成德", "吴秀英")).household_id
+    up(a, county), down(county, b)
+    number = county.get(hid).fields["household_number"]
+    spouse = next(m for m in a.records("member", parent_id=hid) if m.fields["name"] == "吴秀英")
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    a.put("member", {"work_months": 3}, record_id=spouse.id)
+    b.put("member", {"work_months": 9}, record_id=spouse.id)
+    up(a, county), up(b, county)
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    table = screen.conflicts.table
+    names = {table.item(r, 1).text(): table.item(r, 0).text() for r in range(table.rowCount())}
+    assert names["联系电话"] == f"贫困户 户编号 {number}(户主 邵成德)"
+    assert [v for k, v in names.items() if k != "联系电话"] == [f"家庭成员 吴秀英,户编号 {number}(户主 邵成德)"]
+    screen.tabs.setCurrentWidget(screen.conflicts)
+    screen.grab().save(str(tmp_path / "conflicts.png"))
+    path = Path(county.path)
+    for s in (a, b, county):
+        s.close()
+    # `jiandang conflicts` names them in the same words
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    capsys.readouterr()
+    assert main(["conflicts", str(path)]) == 0
+    records = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    assert sorted(records) == sorted(names.values())

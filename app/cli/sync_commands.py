@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from app.core.procedures import ROLE_LABELS
-from app.store.db import short_id
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer
 from app.core import procedures
+from app.services import conflicts
 from app.store import StoreError
 from app.sync import exchange, identity, merge, wire
 
@@ -203,18 +203,6 @@ def cmd_devices(args) -> int:
     return 0
 
 
-def _household_of(store, record_id: str) -> str:
-    """Which household a conflicting record belongs to, as a reviewer recognises it."""
-    try:
-        record = store.get(record_id)
-        house = record if record is None or record.kind == "household" else store.get(record.parent_id or "")
-    except Exception:  # noqa: BLE001 - a damaged record: fall back to its number
-        house = None
-    if house is None or house.kind != "household":
-        return f"记录 {short_id(record_id)}"
-    return f"户编号 {house.fields.get('household_number', '?')}(户主 {house.fields.get('head_name', '?')})"
-
-
 def cmd_conflicts(args) -> int:
     with open_store(args.db, args.operator) as store:
         if args.resolve:
@@ -236,9 +224,9 @@ def cmd_conflicts(args) -> int:
         if args.json:
             print_json([c.as_dict() for c in items])
             return 0
-        for c, t in zip(items, merge.conflict_texts(store, items)):
+        for c, t in zip(items, conflicts.describe(store, items)):
             now = f"现值 {t['current']}(其后已修改;当时胜出的值 {t['winner']}," if t["replaced"] else f"现值 {t['winner']}("
-            print(f"{c.id}\t{t['kind']} {_household_of(store, c.record_id)}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
+            print(f"{c.id}\t{t['record']}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
                   f"\t另一方 {t['other']}({t['loser_site']} {local_time(c.loser_hlc)})\t{t['status']}")
         print(f"共 {len(items)} 个冲突", file=sys.stderr)
     return 0

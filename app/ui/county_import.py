@@ -10,8 +10,8 @@ from PySide6.QtWidgets import (
 
 from app.core import procedures
 from app.core.clock import wall_time
+from app.services import conflicts
 from app.store import StoreError
-from app.store.db import short_id
 from app.sync import identity, merge
 from app.ui.sync_dialog import SyncPanel
 
@@ -52,15 +52,18 @@ class ConflictList(QWidget):
     def refresh(self) -> None:
         self.items = merge.conflicts(self.store)
         self.table.setRowCount(0)
-        for c, t in zip(self.items, merge.conflict_texts(self.store, self.items)):
+        for c, t in zip(self.items, conflicts.describe(self.store, self.items)):
             row = self.table.rowCount()
             self.table.insertRow(row)
             now = f"{t['current']}(其后已修改,当时胜出 {t['winner']})" if t["replaced"] else t["winner"]
-            texts = (f"{t['kind']} {short_id(c.record_id)}", t["field"], now, t["other"],
-                     f"现值 {_time(c.winner_hlc)} {t['winner_site']};另一方 {_time(c.loser_hlc)} {t['loser_site']}")
+            texts = (t["record"], t["field"], now, t["other"],
+                     f"现值 {_time(c.winner_hlc)} {t['winner_site']}\n另一方 {_time(c.loser_hlc)} {t['loser_site']}")
             for col, text in enumerate(texts):
-                self.table.setItem(row, col, QTableWidgetItem(str(text)))
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(str(text))
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()  # the time column holds two lines: current value, other value
         self.summary.setText(f"未处理的冲突:{len(self.items)} 个。处理结果会作为一条更改随下次同步发给各设备。"
                              if self.items else "没有未处理的冲突")
         self.keep.setEnabled(bool(self.items))

@@ -1,0 +1,46 @@
+"""Conflicts as a reviewer reads them: which record (the household by 户编号 and 户主, a member or
+other child record by its name within that household), shared by `jiandang conflicts` and the
+county window's 冲突审核 list."""
+
+from __future__ import annotations
+
+from app.store import Store
+from app.store.db import short_id
+from app.sync import merge
+
+
+def _household_words(house) -> str:
+    return f"户编号 {house.fields.get('household_number') or '?'}(户主 {house.fields.get('head_name') or '?'})"
+
+
+def record_title(store: Store, record_id: str) -> str:
+    """The record a conflict is about, without its kind: `户编号 5226991012011002(户主 邵成德)` for
+    a household, `邵小明,户编号 5226991012011002(户主 邵成德)` for a member (other child records by
+    their title field: year, date, name …). A record not found or damaged: `记录 <short id>`."""
+    from app.core.dictionary import default
+
+    try:
+        record = store.get(record_id)
+        house = record if record is None or record.kind == "household" else store.get(record.parent_id or "")
+    except Exception:  # noqa: BLE001 - a damaged record: fall back to its number
+        record = house = None
+    if record is None or house is None or house.kind != "household":
+        return f"记录 {short_id(record_id)}"
+    if record is house:
+        return _household_words(house)
+    d = default()
+    kind = d.kinds.get(record.kind)
+    title = record.fields.get(kind.title_field) if kind is not None and kind.title_field else None
+    if title in (None, ""):
+        return _household_words(house)
+    shown = d.display(record.kind, kind.title_field, title)
+    return f"{shown},{_household_words(house)}"
+
+
+def describe(store: Store, items: list[merge.Conflict]) -> list[dict]:
+    """`merge.conflict_texts` plus `record`: the kind and the record in words
+    (`贫困户 户编号 5226991012011002(户主 邵成德)`, `家庭成员 邵小明,户编号 …(户主 …)`)."""
+    texts = merge.conflict_texts(store, items)
+    for c, t in zip(items, texts):
+        t["record"] = f"{t['kind']} {record_title(store, c.record_id)}"
+    return texts
