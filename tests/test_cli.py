@@ -8,6 +8,7 @@ import pytest
 
 from app.cli import main as cli_main
 from app.cli.main import main
+from app.store import Store
 from tests.conftest import PASSPHRASE
 from tests.factories import household
 
@@ -189,6 +190,28 @@ def test_demo_database_is_filled_once(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "新增 18 户" in out and "新增 0 户,库中共 18 户" in out
     assert main(["validate", str(path)]) == 0
+
+
+def test_demo_refuses_an_enrolled_laptop_and_the_county_and_stores_nothing(tmp_path, monkeypatch, capsys):
+    from tests.sync_helpers import PASSPHRASE as SYNC_PASSPHRASE, make_county, make_device
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村一队")
+    paths = [laptop.path, county.path]
+    before = {}
+    for s in (laptop, county):
+        before[s.path] = (s.change_count(), s.divisions(), s.count("household"))
+        s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", SYNC_PASSPHRASE)
+    for path, where in zip(paths, ("已在县扶贫办登记的工作数据库", "县级数据库")):
+        capsys.readouterr()
+        assert main(["demo", str(path), "--per-village", "3"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"错误:{path.name} 是{where},演示数据只能放进单独的演示数据库"), err
+        assert "Traceback" not in err and "InputError" not in err
+        with Store.open(path) as s:
+            s.unlock("admin", SYNC_PASSPHRASE)
+            assert (s.change_count(), s.divisions(), s.count("household")) == before[path]
 
 
 def test_operator_commands(db, monkeypatch, capsys):

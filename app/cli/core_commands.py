@@ -176,7 +176,10 @@ def cmd_demo(args) -> int:
     else:
         store = open_store(db)
     with store:
-        added = demo_service.fill(store, args.per_village, args.seed, progress_printer("生成演示数据"))
+        try:
+            added = demo_service.fill(store, args.per_village, args.seed, progress_printer("生成演示数据"))
+        except demo_service.DemoRefused as exc:
+            raise CommandError(str(exc)) from None
         print(f"演示数据:新增 {added} 户,库中共 {store.count('household')} 户、{store.count('member')} 人")
     if args.open:
         from app.cli.main import open_window

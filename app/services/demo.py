@@ -16,10 +16,31 @@ def install_reference_data(store: Store) -> None:
         store.set_poverty_line(year, line, demo.DEMO_LINE_SOURCE[year])
 
 
+class DemoRefused(Exception):
+    """The database takes part in county sync: demo households would travel as real ones."""
+
+
+def refusal(store: Store) -> str | None:
+    """None when demo data may go into this database, else why not (Chinese). A county database and a
+    laptop or township office enrolled with a county exchange their records through sync, so demo
+    households there would reach the county's (and every device's) real data; their divisions and
+    poverty lines are the county's too."""
+    if store.role == "county" or store.meta("county_site_id") or store.meta("certificate"):
+        where = "县级数据库" if store.role == "county" else "已在县扶贫办登记的工作数据库"
+        return (f"{store.path.name} 是{where},演示数据只能放进单独的演示数据库"
+                "(否则虚构的贫困户会随同步进入县里的真实数据)。"
+                "请给一个新的文件名,例如 jiandang demo 演示.db")
+    return None
+
+
 def fill(store: Store, per_village: int = 80, seed: int = 2026, progress: Callable[[int, int], None] | None = None,
          today=None) -> int:
     """Add the demo households (once: a database that already has households is left alone).
-    Visits are dated in the 100 days before `today` (default: today). Returns how many were added."""
+    Visits are dated in the 100 days before `today` (default: today). Returns how many were added.
+    Raises DemoRefused, writing nothing, on a database that takes part in county sync (`refusal`)."""
+    reason = refusal(store)
+    if reason:
+        raise DemoRefused(reason)
     install_reference_data(store)
     if store.count("household"):
         return 0
