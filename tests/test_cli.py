@@ -367,3 +367,46 @@ def test_the_county_is_not_told_to_hand_its_recovery_key_to_the_county(tmp_path,
     assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
     out = capsys.readouterr().out
     assert "恢复私钥已写入" in out and "交县扶贫办" not in out and "离线保管" in out
+
+
+def test_a_household_number_already_in_use_is_refused_and_nothing_is_stored(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household()], "a.json")]) == 0
+    number = list_json(db, capsys)[0]["household_number"]
+    before = state(db)
+    taken = household("东方不败", "西门吹雪", seq=3, household_number=number)
+    assert main(["add", str(db), "--json", write(tmp_path, [taken], "b.json")]) == 1
+    assert f"户编号 {number} 已用在户主“欧阳明远”的户上" in capsys.readouterr().err
+    # two new households of one file with the same number: the second is named, nothing stored
+    pair = [household("东方不败", "西门吹雪", seq=3, household_number="5226991012019999"),
+            household("令狐冲", "任盈盈", seq=5, household_number="5226991012019999")]
+    assert main(["add", str(db), "--json", write(tmp_path, pair, "c.json")]) == 1
+    err = capsys.readouterr().err
+    assert "第 2 户(户主“令狐冲”)" in err and "已用在户主“东方不败”的户上" in err
+    assert state(db) == before
+
+
+def test_automatic_numbers_skip_a_number_typed_in_by_hand(db, tmp_path, capsys):
+    typed = household("东方不败", "西门吹雪", seq=3, household_number="5226991012010002")
+    assert main(["add", str(db), "--json", write(tmp_path, [household(), typed, household("令狐冲", "任盈盈", seq=5)])]) == 0
+    numbers = {d["head_name"]: d["household_number"] for d in list_json(db, capsys)}
+    assert numbers == {"欧阳明远": "5226991012010001", "东方不败": "5226991012010002", "令狐冲": "5226991012010003"}
+
+
+def test_an_id_this_database_does_not_have_is_refused_not_invented(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household()], "a.json")]) == 0
+    before = state(db)
+    ghost = {**household("东方不败", "西门吹雪", seq=3), "id": "01a22697-0000-7000-8000-000000000000"}
+    assert main(["add", str(db), "--json", write(tmp_path, [ghost], "b.json")]) == 1
+    assert "没有 id 为 01a22697-0000-7000-8000-000000000000 的贫困户" in capsys.readouterr().err
+    doc = list_json(db, capsys)[0]
+    doc["members"][0]["id"] = "01a22697-0000-7000-8000-0000000000ff"
+    assert main(["add", str(db), "--json", write(tmp_path, [doc], "c.json")]) == 1
+    assert "这一户没有 id 为 01a22697-0000-7000-8000-0000000000ff 的家庭成员记录" in capsys.readouterr().err
+    assert state(db) == before
+
+
+def test_each_wrong_value_is_reported_once(db, tmp_path, capsys):
+    doc = household(main_cause="因穷", family_size="三")
+    assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 1
+    err = capsys.readouterr().err
+    assert err.count("“因穷”不在代码表") == 1 and err.count("应为整数,而不是“三”") == 1

@@ -176,6 +176,8 @@ def next_household_number(store: Store, village_code: str) -> str:
                 if low <= value <= high:
                     highest = max(highest, value)
     number = int(highest) + 1
+    while store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand earlier
+        number += 1
     if block and number > high:
         raise StoreError(f"本机的户编号段({low}-{high})已用完:请县扶贫办重新登记本机以分配新的号段")
     store.set_meta(key, str(number))
@@ -215,8 +217,11 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
     check_keys(doc, where, d)
     findings: list[Finding] = []
     stored = document(store, doc["id"]) if doc.get("id") else None
-    if doc.get("id") and stored is None and store.get(doc["id"]) is not None:
-        raise InputError(f"{where}: 记录 {doc['id']} 不是一个现存的贫困户")
+    if doc.get("id") and stored is None:
+        if store.get(doc["id"]) is not None:
+            raise InputError(f"{where}: 记录 {doc['id']} 不是一个现存的贫困户")
+        raise InputError(f"{where}: 本数据库中没有 id 为 {doc['id']} 的贫困户。新户不要填 id(由程序生成);"
+                         "要修改已有的户,请用 jiandang list --json 取得它的 id")
     house_fields = {k: v for k, v in doc.items() if k in d.kinds["household"].fields}
     label = f"贫困户“{doc.get('head_name') or (stored or {}).get('head_name') or '?'}”"
     house_fields = _coerce_record("household", house_fields, d, findings, label)
@@ -235,8 +240,11 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
         for i, item in enumerate(doc.get(key, []), 1):
             item = dict(item)
             removed = item.pop(REMOVED, None)
-            if item.get("id") and item["id"] not in existing and store.get(item["id"]) is not None:
-                raise InputError(f"{where} · {kind.label}第 {i} 条: 记录 {item['id']} 不属于这一户")
+            if item.get("id") and item["id"] not in existing:
+                if store.get(item["id"]) is not None:
+                    raise InputError(f"{where} · {kind.label}第 {i} 条: 记录 {item['id']} 不属于这一户")
+                raise InputError(f"{where} · {kind.label}第 {i} 条: 这一户没有 id 为 {item['id']} 的{kind.label}记录。"
+                                 "新增的记录不要填 id;要修改已有的,请用 jiandang list --json 取得它的 id")
             coerced = _coerce_record(kind.key, item, d, findings, label)
             if removed is not None:
                 if not item.get("id") or item["id"] not in existing:
@@ -264,7 +272,31 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
                         f.message + ":请核对村代码(新的村由县里在“参考数据”中添加,随同步包下发)", ERROR, f.record_label)
         findings.append(f)
     findings += duplicate_id_findings(store, check_view)
-    return merged, findings, stored
+    findings += duplicate_number_findings(store, check_view, stored)
+    # a value that could not be read is reported while reading and again by the rules: say it once
+    seen, unique = set(), []
+    for f in findings:
+        key = (f.record_id, f.record_label, f.kind, f.field, f.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return merged, unique, stored
+
+
+def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = None) -> list[Finding]:
+    """The document's 户编号 when another household in the database already has it (a new number,
+    or a changed one: a number that was already shared stays reported by `validate`)."""
+    number = str(doc.get("household_number") or "").strip()
+    if not number or (stored is not None and str(stored.get("household_number") or "").strip() == number):
+        return []
+    others = [h for h in store.find_household_number(number) if h != doc.get("id")]
+    if not others:
+        return []
+    other = store.get(others[0])
+    head = other.fields.get("head_name", "?") if other else "?"
+    return [Finding(doc.get("id"), "household", "household_number", "duplicate_household_number",
+                    f"户编号 {number} 已用在户主“{head}”的户上:一个户编号只能属于一户。请核对户编号;"
+                    "新户可以不填,由本机自动编号", ERROR, record_label(default(), "household", doc))]
 
 
 def _refuse_foreign_village(store: Store, village: str | None, where: str) -> None:

@@ -238,6 +238,8 @@ class Store:
         self._next_seq: int | None = None
         self._search: dict[str, str] | None = None
         self._search_parts: dict[str, dict[str, str]] = {}
+        self._numbers: dict[str, set[str]] = {}  # 户编号 -> household ids (kept with the search index)
+        self._number_of: dict[str, str] = {}     # household id -> its 户编号
         self._data_key: bytes | None = None
         self.listeners: list[Callable[[list[Change]], None]] = []
         self._pending: list[Change] = []
@@ -909,6 +911,13 @@ class Store:
             key = record.id
             text = "\x1f".join(str(record.fields.get(k, "")) for k in ("household_number", "head_name", "phone"))
             own = f"{record.id}|h"
+            number = None if record.deleted else str(record.fields.get("household_number") or "") or None
+            before = self._number_of.pop(record.id, None)
+            if before is not None:
+                self._numbers.get(before, set()).discard(record.id)
+            if number is not None:
+                self._numbers.setdefault(number, set()).add(record.id)
+                self._number_of[record.id] = number
         elif record.kind == "member":
             key = record.parent_id
             text = "\x1f".join(str(record.fields.get(k, "")) for k in ("name", "id_number"))
@@ -924,7 +933,7 @@ class Store:
 
     def build_search_index(self, progress: Callable[[int, int], None] | None = None) -> None:
         """Decrypt household and member names into memory for substring search."""
-        self._search, self._search_parts = {}, {}
+        self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
         total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
         i = 0
         for kind in ("household", "member"):  # through records(): a damaged record is skipped and named
@@ -935,6 +944,14 @@ class Store:
                     progress(i, total)
         if progress:
             progress(total, total)
+
+    def find_household_number(self, number: str) -> list[str]:
+        """Ids of current households whose 户编号 is exactly `number` (through the in-memory search
+        index, built on first use)."""
+        self._require()
+        if self._search is None:
+            self.build_search_index()
+        return sorted(self._numbers.get(str(number).strip(), ()))
 
     def search(self, text: str, limit: int | None = None) -> list[str]:
         """Household ids whose household number, head's name, phone, or any member's name or ID
