@@ -202,6 +202,83 @@ def test_an_unauthorised_status_change_refuses_the_bundle(pair):
     assert digest(county) == before
 
 
+def _refused_at_county(county, device, *expected):
+    """Export the device's bundle, import it at the county: refused as a whole, nothing changed."""
+    name, data = exchange.export_upstream(device)
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and report.message.startswith("包含未授权的更改,整包拒收"), report.message
+    for text in expected:
+        assert text in report.message, report.message
+    assert digest(county) == before
+    return report
+
+
+def test_a_child_record_under_a_household_of_another_village_refuses_the_whole_bundle(tmp_path):
+    """A laptop may only hang members, incomes ... proposals under households of its own villages:
+    the county refuses a child whose own village is the laptop's but whose parent household the
+    county holds in another village (a modified program, or a forged bundle)."""
+    county = make_county(tmp_path)
+    longjing = make_device(tmp_path, county, "龙井村工作队")
+    guo = households.save(longjing, factories.household(head="郭涛")).household_id
+    assert up(longjing, county).status == "accepted"
+    number = county.get(guo).fields["household_number"]
+    for kind, fields in (("member", {"name": "注入成员", "sex": "1", "relation": "05"}),
+                         ("income", {"year": 2025, "wage_income": 99999}),
+                         ("proposal", {"proposal_kind": "natural", "stage": "nominate", "reasons": "x",
+                                       "nominate_outcome": "pass"})):
+        shimen = make_device(tmp_path, county, f"石门村工作队{kind}", villages=(FAR_VILLAGE,))
+        households.save(shimen, dict(factories.household(head="石门户", seq=5), village_code=FAR_VILLAGE))
+        shimen.put(kind, fields, village_code=FAR_VILLAGE, parent_id=guo)
+        _refused_at_county(county, shimen, f"户主“郭涛”(户编号 {number})", VILLAGE, "不在该设备证书的村范围")
+        shimen.close()
+    assert [m.fields["name"] for m in county.records("member", parent_id=guo)] == ["郭涛", "司马秀兰"]
+    assert list(county.records("proposal")) == []
+    for s in (county, longjing):
+        s.close()
+
+
+def test_a_child_must_name_an_existing_household_of_its_own_village(tmp_path):
+    """The parent must exist (at the county, or created earlier in the same bundle), be a household,
+    and be in the child's village, even when the certificate covers both villages."""
+    from tests.sync_helpers import OTHER_VILLAGE
+
+    county = make_county(tmp_path)
+    both = make_device(tmp_path, county, "两村工作队", villages=(VILLAGE, OTHER_VILLAGE))
+    # created in the same bundle, household first: accepted
+    hid = households.save(both, factories.household(head="郭涛")).household_id
+    assert up(both, county).status == "accepted"
+    # a member in the other village of the certificate under that household
+    both.put("member", {"name": "错村成员", "sex": "1", "relation": "05"}, village_code=OTHER_VILLAGE, parent_id=hid)
+    _refused_at_county(county, both, "所在村", OTHER_VILLAGE, "郭涛", "不一致")
+    both.close()
+    for n, (parent, text) in enumerate(((None, "没有写明属于哪一户"), ("01a22698-0000-7000-8000-000000000000", "都不存在"))):
+        device = make_device(tmp_path, county, f"工作队{n}")
+        device.put("member", {"name": "无户成员", "sex": "1", "relation": "05"}, village_code=VILLAGE, parent_id=parent)
+        _refused_at_county(county, device, text)
+        device.close()
+    # a child hung under a member instead of a household
+    device = make_device(tmp_path, county, "工作队3")
+    assert down(county, device).status == "accepted"
+    member_id = next(county.records("member", parent_id=hid)).id
+    device.put("income", {"year": 2025}, village_code=VILLAGE, parent_id=member_id)
+    _refused_at_county(county, device, "不是贫困户")
+    device.close()
+    county.close()
+
+
+def test_a_proposal_without_its_kind_refuses_the_bundle(pair):
+    """A nomination must say which procedure it is (proposal_kind): one without it could never take
+    effect. The laptop's own program always writes it; a forged one is refused."""
+    county, laptop = pair
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    laptop.put("proposal", {"kind": "natural", "stage": "nominate", "reasons": "x", "nominate_date": "2026-11-01",
+                            "nominate_outcome": "pass", "nominate_by": "x"}, village_code=VILLAGE, parent_id=hid)
+    _refused_at_county(county, laptop, "没有写明类型", "natural(自然减少)")
+    assert list(county.records("proposal")) == []
+
+
 def test_an_older_downstream_bundle_is_refused_on_the_laptop(pair):
     county, laptop = pair
     _, first = exchange.export_downstream(county, laptop.site_id)

@@ -346,6 +346,9 @@ def test_authorize_change_refuses_forged_stages_and_direct_status_edits():
     assert authorize_change("proposal", forged, {"stage": "township"}, "county") is None
     assert "必须从“村民小组提名”开始" in authorize_change(
         "proposal", {"stage": "review", "review_outcome": "pass"}, {}, "village", op="create")
+    # a nomination must say which procedure it is
+    assert "没有写明类型" in authorize_change("proposal", {**nominate, "proposal_kind": None}, {}, "village")
+    assert "没有写明类型" in authorize_change("proposal", {**nominate, "proposal_kind": "promote"}, {}, "village")
     # a recorded stage cannot be rewritten; the notice period may be planned
     assert "不能修改" in authorize_change("proposal", {"review_votes_for": 99}, {"review_votes_for": 30}, "village")
     assert authorize_change("proposal", {"notice_start": "2026-01-01", "notice_end": "2026-01-07"}, {}, "village", op="update") is None

@@ -194,6 +194,10 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     expected = next_stage(before)
     if creating and stage != "nominate":
         return "新的申报必须从“村民小组提名”开始"
+    if creating and new.get("proposal_kind") not in KINDS:
+        # without its kind a proposal could never take effect (the status it sets is unknown)
+        return (f"新的申报没有写明类型(proposal_kind 为“{new.get('proposal_kind') or ''}”),"
+                f"应为:{'、'.join(f'{k}({v})' for k, v in KINDS.items())}")
     if stage != expected:
         if expected is None:
             return f"申报已{stage_label(before) if before == RETURNED else '办结'},不能再办理“{STAGE_LABELS[stage]}”"

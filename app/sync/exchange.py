@@ -14,6 +14,7 @@ merge, receipt. A refused bundle changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -315,21 +316,95 @@ def _covers(cert: identity.Certificate, covered: dict, code: str | None) -> bool
     return ok
 
 
-def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict) -> str | None:
-    """Why the device may not send change `c` (None: it may). `places`: record id -> the village the
-    county holds it in; `covered`: village code -> whether the certificate covers it (memo)."""
+def _held(store: Store, places: dict, record_id: str):
+    """(kind, village, parent id) of the record as the county holds it, or None (memo in `places`)."""
+    if record_id not in places:
+        row = store.conn.execute("SELECT kind, village_code, parent_id FROM records WHERE id = ?", (record_id,)).fetchone()
+        places[record_id] = tuple(row) if row else None
+    return places[record_id]
+
+
+@functools.cache
+def _parent_kinds() -> dict[str, str]:
+    """Kind of a child record -> the kind of record it must hang under (member ... visit, proposal: household)."""
+    from app.core.dictionary import default
+
+    out = {k.key: k.parent for k in default().kinds.values() if k.parent}
+    out["proposal"] = "household"
+    return out
+
+
+def _kind_label(kind: str | None) -> str:
+    from app.core.dictionary import default
+
+    kinds = default().kinds
+    if kind == "proposal":
+        return "申报"
+    return kinds[kind].label if kind in kinds else str(kind)
+
+
+def _village_label(store: Store, code: str | None) -> str:
+    name = store.division_name(code) if code else None
+    return f"{name}({code})" if name and name != code else str(code)
+
+
+def _household_label(store: Store, record_id: str) -> str:
+    rec = store.get(record_id)
+    if rec is None or rec.kind != "household":
+        return f"记录 {record_id}"
+    return f"户主“{rec.fields.get('head_name', '?')}”(户编号 {rec.fields.get('household_number', '?')})"
+
+
+def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str | None, held, places: dict,
+                      covered: dict, made: dict) -> str | None:
+    """Why change `c` may not hang its record under its parent (None: it may). A child record (member,
+    income ... visit, proposal) must name a parent household that the county holds or that the bundle
+    created earlier, in a village the certificate covers, and the child must be in the parent's village."""
+    expected = _parent_kinds().get(c.kind)
+    what = f"{_kind_label(c.kind)} {c.record_id}"
+    if held is not None and (held[2] or None) != (c.parent_id or None):
+        return f"{what} 在县级属于 {held[2] or '(无所属记录)'},此更改却写为属于 {c.parent_id or '(无)'}"
+    if c.parent_id is None:
+        if expected is not None:
+            return f"{what} 没有写明属于哪一户,无法接收"
+        return None
+    parent = made.get(c.parent_id) or _held(store, places, c.parent_id)
+    if parent is None:
+        return f"{what} 所属的户 {c.parent_id} 在县里和此包中都不存在"
+    parent_kind, parent_village = parent[0], parent[1]
+    if expected is not None and parent_kind != expected:
+        return f"{what} 所属的记录 {c.parent_id} 是{_kind_label(parent_kind)},不是{_kind_label(expected)}"
+    if not _covers(cert, covered, parent_village):
+        return (f"{what} 挂在{_household_label(store, c.parent_id)}名下,该户在县级属于村 "
+                f"{_village_label(store, parent_village)},不在该设备证书的村范围({'、'.join(cert.villages)})内")
+    if village != parent_village:
+        return (f"{what} 所在村 {_village_label(store, village)} 与其所属的{_household_label(store, c.parent_id)}"
+                f"所在村 {_village_label(store, parent_village)} 不一致")
+    return None
+
+
+def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict,
+               made: dict | None = None) -> str | None:
+    """Why the device may not send change `c` (None: it may). `places`: record id -> (kind, village,
+    parent id) as the county holds it (None: not held); `covered`: village code -> whether the
+    certificate covers it (memo); `made`: record id -> (kind, village) after the bundle's earlier
+    changes (updated here, so a household created earlier in the same bundle is a valid parent)."""
+    if made is None:
+        made = {}
     if c.site_id != cert.site_id:
         return f"更改 {c.site_id}#{c.seq} 不是发件站点自己的更改"
     new = c.new
     target = new.get("__village_code")
     if not _covers(cert, covered, c.village_code) or (target is not None and not _covers(cert, covered, target)):
         return f"记录 {c.record_id} 所在村 {target or c.village_code} 不在该设备证书的村范围({'、'.join(cert.villages)})内"
-    if c.record_id not in places:
-        row = store.conn.execute("SELECT village_code FROM records WHERE id = ?", (c.record_id,)).fetchone()
-        places[c.record_id] = row[0] if row else None
-    held = places[c.record_id]
-    if held and not _covers(cert, covered, held):
-        return f"记录 {c.record_id} 在县级属于村 {held},不在该设备证书的村范围内"
+    held = _held(store, places, c.record_id)
+    if held and held[1] and not _covers(cert, covered, held[1]):
+        return f"记录 {c.record_id} 在县级属于村 {held[1]},不在该设备证书的村范围内"
+    village = target or c.village_code
+    if c.parent_id is not None or (held is not None and held[2]) or c.kind in _parent_kinds():
+        reason = _authorise_parent(store, cert, c, village, held, places, covered, made)
+        if reason:
+            return reason
     for k in new:
         if k.startswith("__"):  # routing keys (a village move) are not fields
             new = {k: v for k, v in new.items() if not k.startswith("__")}
@@ -337,6 +412,8 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     reason = procedures.authorize_change(c.kind, new, c.old, cert.role, op=c.op, reason=c.reason)
     if reason:
         return f"记录 {c.record_id}({c.kind}):{reason}"
+    before = made.get(c.record_id)
+    made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
     return None
 
 
@@ -353,16 +430,17 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
                 f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。"
                 f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
                 "或在该电脑上重新导出(会包含所有未确认的更改)")
-    places: dict[str, str | None] = {}
-    ids = list({c.record_id for c in new})
+    places: dict[str, tuple | None] = {}
+    ids = list({c.record_id for c in new} | {c.parent_id for c in new if c.parent_id})
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         places.update({rid: None for rid in chunk})
-        places.update(store.conn.execute(
-            f"SELECT id, village_code FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        places.update((row[0], tuple(row[1:])) for row in store.conn.execute(
+            f"SELECT id, kind, village_code, parent_id FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk))
     covered: dict[str | None, bool] = {}
+    made: dict[str, tuple] = {}
     for c in new:
-        refusal = _authorise(store, cert, c, places, covered)
+        refusal = _authorise(store, cert, c, places, covered, made)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
