@@ -251,6 +251,32 @@ def test_edit_an_id_number_add_a_member_save_and_find_the_history(qtbot, demo_st
     editor.dirty = False
 
 
+def test_an_id_number_or_household_number_another_household_holds_is_shown_while_typing(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    other = next(d for d in households.documents(demo_store) if d["id"] != doc["id"] and d["members"])
+    editor = editor_of(qtbot, w, doc["id"])
+    panel = editor.panels["member"]
+    editor.tabs.setCurrentWidget(panel)
+    qtbot.mouseClick(panel.add_button, Qt.LeftButton)
+    typed(qtbot, panel.form.inputs["id_number"].widget, other["members"][0]["id_number"])
+    editor.validate()
+    lines = [editor.findings_list.item(i).text() for i in range(editor.findings_list.count())]
+    assert any(f"身份证号码已登记在户主“{other['head_name']}”" in line for line in lines), lines
+    assert "已登记在" in panel.form.messages["id_number"].text()
+    panel.drop(panel.current()[KEY])
+    # the 户编号 of another household, typed on the household tab
+    number_edit = next(f for f in editor.household_forms if "household_number" in f.inputs).inputs["household_number"].widget
+    typed(qtbot, number_edit, other["household_number"])
+    editor.validate()
+    lines = [editor.findings_list.item(i).text() for i in range(editor.findings_list.count())]
+    assert any(f"户编号 {other['household_number']} 已用在户主“{other['head_name']}”的户上" in line for line in lines), lines
+    typed(qtbot, number_edit, doc["household_number"])  # its own number again: no finding
+    editor.validate()
+    assert not any("已用在户主" in editor.findings_list.item(i).text() for i in range(editor.findings_list.count()))
+    editor.discard()
+
+
 def test_the_member_roster_is_editable_in_the_table(qtbot, demo_store):
     w = open_window(qtbot, demo_store)
     doc = a_household(demo_store)

@@ -413,6 +413,7 @@ class HouseholdEditor(QMainWindow):
         else:
             doc = {}
         self.household = {k: v for k, v in doc.items() if k in self.d.kinds["household"].fields}
+        self._stored_number = {"household_number": doc.get("household_number")} if doc else None
         self.children = {}
         for kind in self.d.child_kinds("household"):
             self.children[kind.key] = [{KEY: r["id"], **{k: v for k, v in r.items() if k != "id"}}
@@ -505,6 +506,9 @@ class HouseholdEditor(QMainWindow):
     def validate(self) -> list:
         doc = self.document(for_check=True)
         self.findings = validate_household(doc, self.d, self._known_villages)
+        if self.store.unlocked:  # what only the database can tell: an ID number or 户编号 another household holds
+            self.findings += households.duplicate_id_findings(self.store, doc)
+            self.findings += households.duplicate_number_findings(self.store, doc, getattr(self, "_stored_number", None))
         own = doc["id"]
         for form in self.household_forms:
             form.show_findings([f for f in self.findings if f.record_id == own and f.kind == "household"])
