@@ -100,6 +100,30 @@ def test_a_bundle_from_a_revoked_device_is_refused(pair):
         exchange.export_downstream(county, laptop.site_id)
 
 
+def test_a_bundle_imported_before_its_device_was_revoked_is_a_duplicate_not_a_refusal(pair):
+    """A drawer of old files keeps being imported: the very file the county imported before the
+    revocation is recognised as already imported (exit status 0); anything else from the revoked
+    device, even another file with the same number, is still refused."""
+    county, laptop = pair
+    name, data = _bundle_with_household(laptop)
+    assert exchange.import_bundle(county, data, name).status == "accepted"
+    households.save(laptop, factories.household(head="新户", seq=2))
+    name2, data2 = exchange.export_upstream(laptop)
+    identity.revoke(county, laptop.site_id)
+    before = digest(county)
+    again = exchange.import_bundle(county, data, name)
+    assert again.status == "duplicate" and not again.refused, again.message
+    assert "重复" in again.line()
+    later = exchange.import_bundle(county, data2, name2)
+    assert later.refused and "吊销" in later.message
+    verified, _ = wire.verify(data, lambda raw: raw)
+    other = wire.pack(identity.device_signing_key(laptop), dict(verified.header, created="2030-01-01T00:00:00Z"),
+                      verified.body)
+    same_number = exchange.import_bundle(county, other, name)
+    assert same_number.refused and "吊销" in same_number.message
+    assert digest(county) == before
+
+
 def test_a_header_naming_another_sender_than_its_signer_is_refused(tmp_path):
     county = make_county(tmp_path)
     a = make_device(tmp_path, county, "甲")
