@@ -410,3 +410,15 @@ def test_each_wrong_value_is_reported_once(db, tmp_path, capsys):
     assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 1
     err = capsys.readouterr().err
     assert err.count("“因穷”不在代码表") == 1 and err.count("应为整数,而不是“三”") == 1
+
+
+def test_sex_and_birth_date_left_out_are_taken_from_the_id_number(db, tmp_path, capsys):
+    doc = household()
+    for m in doc["members"]:
+        m.pop("sex", None)
+        m.pop("birth_date", None)
+    assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 0
+    stored = list_json(db, capsys)[0]["members"]
+    expected = {m["id_number"]: m for m in household()["members"]}
+    for m in stored:
+        assert (m["sex"], m["birth_date"]) == (expected[m["id_number"]]["sex"], expected[m["id_number"]]["birth_date"])

@@ -125,6 +125,17 @@ def test_a_totals_line_at_the_foot_of_the_sheet_is_skipped_and_said(fresh, tmp_p
     assert sorted(m["name"] for m in docs[f"{V}0002"]["members"]) == ["诸葛小明", "诸葛长青"]
 
 
+def test_sex_and_birth_date_come_from_the_id_number_when_the_sheet_has_no_such_columns(fresh, tmp_path):
+    header = ["户编号", "户主姓名", "姓名", "公民身份号码", "与户主关系", *REQUIRED]
+    rows = [[f"{V}0001", "欧阳明远", "欧阳明远", HEAD1, "户主", *REQUIRED_VALUES],
+            [None, None, "司马秀兰", WIFE1, "配偶"]]
+    report = importer.import_table(fresh, ledger(tmp_path / "无性别.xlsx", header, rows), village=V)
+    assert (report.created, report.rejected_rows) == (1, [])
+    members = {m["name"]: m for m in households.documents(fresh)[0]["members"]}
+    assert (members["欧阳明远"]["sex"], members["欧阳明远"]["birth_date"]) == ("1", "1970-05-06")
+    assert (members["司马秀兰"]["sex"], members["司马秀兰"]["birth_date"]) == ("2", "1972-08-09")
+
+
 def test_title_row_two_row_merged_header_and_blank_lines(fresh, tmp_path):
     header2 = [None, None, "姓名", "公民身份号码", "与户主关系", "性别", *REQUIRED]
     rows = [

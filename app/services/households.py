@@ -155,7 +155,22 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
         if message:
             findings.append(Finding(record.get("id"), kind, key, "type", message, ERROR,
                                     record_label(d, kind, record) if kind != "household" else household_label))
+    if kind == "member":
+        _fill_from_id_number(out)
     return out
+
+
+def _fill_from_id_number(member: dict) -> None:
+    """A valid ID number gives the birth date and sex when they are left empty (as the editor fills
+    them while typing); given values are kept, and a disagreement is reported by validation."""
+    number = member.get("id_number")
+    if not isinstance(number, str) or not idnumber.is_valid(number):
+        return
+    info = idnumber.parse(number)
+    if member.get("birth_date") in (None, ""):
+        member["birth_date"] = info.birth_date.isoformat()
+    if member.get("sex") in (None, ""):
+        member["sex"] = info.sex
 
 
 def next_household_number(store: Store, village_code: str) -> str:
