@@ -117,7 +117,9 @@ def test_sync_now_button_syncs_through_the_service_and_says_when_it_is_unreachab
     server = SyncServer(county, "127.0.0.1", 0, access_log=False).start()
     try:
         households.save(a, factories.household("诸葛长青", "上官玉梅", seq=7))
+        a.set_meta("county_name", "")  # enrolled before packages named the county: the service names it
         dialog = SyncDialog(a)
+        assert f"登记于 县扶贫办({county.site_id})" in dialog.info.text()
         qtbot.addWidget(dialog)
         assert dialog.server.text() == ""  # not set at enrollment
         dialog.server.setText(server.url)
@@ -135,6 +137,7 @@ def test_sync_now_button_syncs_through_the_service_and_says_when_it_is_unreachab
         assert households.document(a, hid) == households.document(county, hid)  # B's household arrived
         assert a.meta("sync_server_url") == server.url and dialog.sync_button.isEnabled()
         assert "尚未确认的本机更改:0 条" in dialog.info.text()  # the county acknowledged them
+        assert f"登记于 示范县扶贫办({county.site_id})" in dialog.info.text()
     finally:
         server.stop()
     # the service is gone: a clear message, and the USB buttons still work
@@ -213,3 +216,80 @@ def test_conflict_list_names_the_household_by_number_and_head_and_a_member_by_na
     assert main(["conflicts", str(path)]) == 0
     records = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
     assert sorted(records) == sorted(names.values())
+
+
+def _local(iso: str) -> str:
+    import datetime as dt
+
+    return dt.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc).astimezone() \
+        .strftime("%Y-%m-%d %H:%M")
+
+
+@pytest.fixture
+def shanghai_time(monkeypatch):
+    """Stored times are UTC; the window shows local time (UTC+8 here, so the two differ)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_sync_texts_show_local_times_and_sites_by_name(qtbot, tmp_path, monkeypatch, capsys, shanghai_time):
+    from app.cli.main import main
+    from app.sync import identity
+    from tests.sync_helpers import PASSPHRASE
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    gone = make_device(tmp_path, county, "乙队")
+    gone.close()
+    identity.revoke(county, gone.site_id)
+    households.save(a, factories.household())
+    exchange.export_to(a, usb)
+
+    screen = CountyImportScreen(county)  # the county: devices by their certificates
+    qtbot.addWidget(screen)
+    screen.panel.folder.setText(str(usb))
+    screen.panel.import_()
+    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
+    assert screen.panel.table.item(0, 2).text().startswith(f"来自 甲队({a.site_id}):更改 ")
+    states = {screen.devices.item(r, 1).text(): screen.devices.item(r, 4).text() for r in range(screen.devices.rowCount())}
+    cert = {c["site_name"]: c for c in identity.certificates(county)}
+    assert states == {"甲队": f"有效至 {_local(cert['甲队']['not_after'])}",
+                      "乙队": f"已吊销 {_local(cert['乙队']['revoked'])}"}
+    screen.tabs.setCurrentWidget(screen.devices)
+    screen.grab().save(str(tmp_path / "devices.png"))
+    exchange.export_to(county, usb)
+
+    dialog = SyncDialog(a)  # the laptop: itself and its county by name
+    qtbot.addWidget(dialog)
+    assert "最近的县级包有效至:尚未收到" in dialog.info.text()
+    dialog.panel.folder.setText(str(usb))
+    dialog.panel.import_()
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    info = dialog.info.text()
+    assert info.startswith(f"本机:甲队({a.site_id}),登记于 示范县扶贫办({county.site_id})。"), info
+    assert info.endswith(f"最近的县级包有效至:{_local(a.meta('sync_down_expires'))}"), info
+    assert "T" not in info.split("有效至:")[1] and "Z" not in info.split("有效至:")[1]
+    assert dialog.panel.table.item(0, 2).text().startswith(f"来自 示范县扶贫办({county.site_id}):")
+    dialog.grab().save(str(tmp_path / "sync.png"))
+    dialog.close()
+
+    # the command line names them the same way
+    households.save(a, factories.household("诸葛长青", "上官玉梅", seq=7))
+    exchange.export_to(a, usb)
+    paths = (a.path, county.path)
+    for s in (a, county):
+        s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    capsys.readouterr()
+    assert main(["sync", "import", str(paths[1]), str(usb)]) == 0
+    assert f"来自 甲队({a.site_id}) 第 2 号包" in capsys.readouterr().out
+    assert main(["sync", "export", str(paths[1]), "--to", str(usb)]) == 0
+    assert main(["sync", "import", str(paths[0]), str(usb)]) == 0
+    assert f"来自 示范县扶贫办({county.site_id}) 第 2 号包" in capsys.readouterr().out

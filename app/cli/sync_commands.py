@@ -10,7 +10,7 @@ from app.cli.common import CommandError, local_time, open_store, print_json, pro
 from app.core import procedures
 from app.services import conflicts
 from app.store import StoreError
-from app.sync import exchange, identity, merge, wire
+from app.sync import exchange, identity, merge, status, wire
 
 
 def register(sub) -> None:
@@ -142,10 +142,11 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     with open_store(args.db, args.operator) as store:
         reports = exchange.import_paths(store, args.paths, progress_printer("导入"))
+        lines = [r.line(status.site_label(store, r.sender) if r.sender else "") for r in reports]
     if not reports:
         raise CommandError(f"在 {' '.join(args.paths)} 中没有找到给本数据库的同步包(*.jdb)")
-    for r in reports:
-        print(r.line())
+    for line in lines:
+        print(line)
     refused = sum(r.refused for r in reports)
     if refused:
         print(f"共 {len(reports)} 个包,拒收 {refused} 个:未导入拒收包中的任何内容", file=sys.stderr)
@@ -172,8 +173,9 @@ def cmd_now(args) -> int:
             raise CommandError(str(exc)) from None
         if args.remember and not result.refused:
             client.remember(store, url, ca)
-    for r in result.reports:
-        print(r.line())
+        lines = [r.line(status.site_label(store, r.sender) if r.sender else "") for r in result.reports]
+    for line in lines:
+        print(line)
     if result.refused:
         print("有同步包被拒收:拒收的包没有导入任何内容,请按说明处理", file=sys.stderr)
     return 1 if result.refused else 0

@@ -41,6 +41,7 @@ from app import __version__
 from app.server import protocol
 from app.store import Store, StoreError
 from app.sync import exchange, identity, wire
+from app.sync import status as status_texts
 
 log = logging.getLogger("app.server")
 
@@ -218,13 +219,14 @@ class Service:
             status, error = 200, None
         elif error is None:
             status, error = 422, "refused"
-        log.info("%s", report.line().splitlines()[0])
-        return status, self._answer(report, error), {}
+        line = report.line(status_texts.site_label(self.store, report.sender) if report.sender else "")
+        log.info("%s", line.splitlines()[0])
+        return status, self._answer(report, error, line), {}
 
     @staticmethod
-    def _answer(report: exchange.Report, error: str | None) -> dict:
+    def _answer(report: exchange.Report, error: str | None, line: str | None = None) -> dict:
         return {"ok": not report.refused, "error": error, "message": report.message,
-                "report": protocol.report_to_dict(report), "line": report.line()}
+                "report": protocol.report_to_dict(report), "line": line or report.line()}
 
     async def challenge(self, request: Request) -> JSONResponse:
         return JSONResponse({"challenge": self.challenges.new(), "expires_in": protocol.CHALLENGE_SECONDS})

@@ -257,6 +257,8 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
     if health.get("county") != store.meta("county_site_id"):
         raise SyncError(f"{client.url} 上运行的是另一个县级数据库({health.get('county_name')},{health.get('county')})"
                         f"的同步服务,不是本机登记的县({store.meta('county_site_id')}):请核对地址")
+    if health.get("county_name") and health["county_name"] != store.meta("county_name"):
+        store.set_meta("county_name", health["county_name"])  # named in the sync dialog and import lines
     step(1)
     name, data = exchange.export_upstream(store)
     limit = int(health.get("max_upload") or 0)

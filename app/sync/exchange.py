@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ class Report:
     """What happened to one bundle."""
 
     name: str
-    status: str  # "accepted" | "duplicate" | "refused" | "held"
+    status: str  # "accepted" | "duplicate" | "refused" | "held" | "skipped" (files a folder import left out)
     message: str = ""
     sender: str = ""
     seq: int = 0
@@ -51,12 +52,16 @@ class Report:
     def refused(self) -> bool:
         return self.status in ("refused", "held")
 
-    def line(self) -> str:
+    def line(self, sender_label: str = "") -> str:
+        """The report in one line (plus notes). `sender_label`: the sender as named to the reader
+        (app.sync.status.site_label), else its site id."""
         if self.status == "accepted":
-            text = (f"{self.name}: 已接收(来自 {self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
+            text = (f"{self.name}: 已接收(来自 {sender_label or self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
                     f"新应用 {self.applied} 条,冲突 {self.conflicts} 条)")
         elif self.status == "duplicate":
             text = f"{self.name}: 重复(此包已导入过,未作任何改动)"
+        elif self.status == "skipped":
+            text = f"{self.name}: 已跳过 {self.message}"
         else:
             text = f"{self.name}: 已拒收:{self.message}"
         for w in self.warnings:
@@ -516,24 +521,89 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
         report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")
 
 
-def bundle_files(paths, store: Store) -> list[Path]:
-    """Files named on the command line, and in folders the bundles meant for this database
-    (a device takes its own downstream bundles, the county all upstream bundles)."""
+FOLDER_DEPTH = 4  # how many levels of subfolders a folder import looks into (a drawer: stickA/, stickB/ ...)
+_BUNDLE_NAME = re.compile(r"^([0-9a-f]{16})-(up|down)-(\d+)\.jdb$")
+_SYSTEM_FOLDERS = {"system volume information", "$recycle.bin", "lost+found"}
+
+
+def _jdb_files(folder: Path, depth: int, unreadable: list) -> list[Path]:
+    """Every *.jdb file in a folder and its subfolders (hidden and system folders left out)."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        unreadable.append((folder, exc))
+        return []
     out = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            if store.role == "county":
-                out.extend(sorted(p.glob(f"*-up-*{SUFFIX}")))
-            else:
-                out.extend(sorted(p.glob(f"{store.site_id}-down-*{SUFFIX}")))
-        else:
-            out.append(p)
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name.lower() in _SYSTEM_FOLDERS:
+            continue
+        try:
+            if entry.is_dir():
+                if depth < FOLDER_DEPTH:
+                    out += _jdb_files(entry, depth + 1, unreadable)
+            elif entry.suffix.lower() == SUFFIX and entry.is_file():
+                out.append(entry)
+        except OSError as exc:
+            unreadable.append((entry, exc))
     return out
 
 
+def _not_for_us(store: Store, name: str) -> str | None:
+    """Why a file found in a folder, by its name, is clearly not for this database (None: try it).
+    Names are those export gives: SITE-up-NNNNNN.jdb, SITE-down-NNNNNN.jdb; any other *.jdb is tried."""
+    m = _BUNDLE_NAME.match(name)
+    if not m:
+        return None
+    site, kind = m.group(1), m.group(2)
+    if store.role == "county":
+        if kind == "down":
+            return "县里导出的下发包,应带到各自的电脑上导入"
+        return None
+    if kind == "down":
+        return None if site == store.site_id else "发给其他设备的下发包,应在各自的电脑上导入"
+    if site == store.site_id:
+        return "本机导出的上传包,应带到县扶贫办导入"
+    return "其他设备导出的上传包,应在县扶贫办导入"
+
+
+def _order(path: Path) -> tuple:
+    """Bundles of one sender in number order, whatever subfolder they are in; other names last."""
+    m = _BUNDLE_NAME.match(path.name)
+    return (0, m.group(1), m.group(2), int(m.group(3)), str(path)) if m else (1, "", "", 0, str(path))
+
+
+def bundle_files(paths, store: Store) -> tuple[list[Path], list[Report]]:
+    """The files to import, and what was left out. Files named on the command line are all taken.
+    A folder is searched with its subfolders (FOLDER_DEPTH levels) for every *.jdb file; files whose
+    names say they are clearly not for this database (the county's own downstream bundles at the
+    county; another device's bundles or its own upstream bundles on a device) are left out and named,
+    one "skipped" report per folder and reason. Files are taken in sequence order per sender."""
+    out, skipped = [], []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            out.append(p)
+            continue
+        unreadable: list = []
+        found = _jdb_files(p, 0, unreadable)
+        left_out: dict[str, list[str]] = {}
+        for f in found:
+            why = _not_for_us(store, f.name)
+            if why:
+                left_out.setdefault(why, []).append(str(f.relative_to(p)))
+            else:
+                out.append(f)
+        for why, names in left_out.items():
+            skipped.append(Report(str(p), "skipped", f"{len(names)} 个{why}:{'、'.join(names)}"))
+        for where, exc in unreadable:
+            skipped.append(Report(str(where), "refused", f"无法读取({exc.strerror or exc}),其中的同步包未导入:"
+                                                         "请检查U盘或文件夹的权限后重试"))
+    return sorted(dict.fromkeys(out), key=_order), skipped
+
+
 def import_paths(store: Store, paths, progress: Callable[[int, int], None] | None = None) -> list[Report]:
-    """Import files and folders of bundles, each in its own transaction, in sequence order."""
-    files = bundle_files(paths, store)
+    """Import files and folders of bundles, each in its own transaction, in sequence order. The
+    reports of files a folder import left out (status "skipped") and of unreadable folders come last."""
+    files, left_out = bundle_files(paths, store)
     reports = []
     for i, path in enumerate(files, 1):
         try:
@@ -549,4 +619,4 @@ def import_paths(store: Store, paths, progress: Callable[[int, int], None] | Non
         reports.append(import_bundle(store, data, str(path)))
         if progress:
             progress(i, len(files))
-    return reports
+    return reports + left_out

@@ -276,6 +276,7 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
     secret = {
         "certificate": json.loads(cert.to_json()), "sign_key": _priv_raw(sign).hex(), "enc_key": _priv_raw(enc).hex(),
         "index_key": store.get_secret("index_key").hex(), "county_site_id": store.site_id,
+        "county_name": store.site_name,  # shown on the laptop (sync dialog, import lines)
         **refdata.outgoing(store, body["villages"]),  # divisions of its area, poverty lines with sources
         "server": server, "server_ca": server_ca,
     }
@@ -296,6 +297,7 @@ class EnrollmentContents:
     server: str | None = None
     server_ca: str | None = None
     poverty_line_sources: dict | None = None
+    county_name: str | None = None
 
     @property
     def county_enc_public(self) -> X25519PublicKey:
@@ -327,7 +329,8 @@ def open_enrollment(data: bytes, code: str, name: str = "登记包") -> Enrollme
         raise wire.BundleError(f"{name}:登记包内容不完整({exc})") from None
     return EnrollmentContents(header, cert, bytes.fromhex(secret["sign_key"]), bytes.fromhex(secret["enc_key"]),
                               bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []),
-                              secret.get("server"), secret.get("server_ca"), secret.get("poverty_line_sources"))
+                              secret.get("server"), secret.get("server_ca"), secret.get("poverty_line_sources"),
+                              secret.get("county_name"))
 
 
 def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str, passphrase: str) -> Store:
@@ -342,6 +345,8 @@ def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str,
             store.put_secret("device_sign_key", contents.sign_key)
             store.put_secret("device_enc_key", contents.enc_key)
             store.set_meta("county_site_id", contents.header["sender"])
+            if contents.county_name:
+                store.set_meta("county_name", contents.county_name)
             store.set_meta("county_sign_public", contents.header["county_sign_public"])
             store.set_meta("county_enc_public", contents.header["county_enc_public"])
             store.set_meta("certificate", cert.to_json())

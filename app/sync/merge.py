@@ -283,11 +283,15 @@ def conflicts(store: Store, status: str | None = "open") -> list[Conflict]:
 
 
 def site_names(store: Store) -> dict[str, str]:
-    """Site id -> site name: this database's own site and every site with a certificate here (at the
-    county: every enrolled device)."""
+    """Site id -> site name: this database's own site, every site with a certificate here (at the
+    county: every enrolled device) and, on a laptop, its county (`county_name`, or 县扶贫办 when the
+    enrollment package predates the name)."""
     from app.sync import identity
 
     names = {c["site_id"]: c["site_name"] for c in identity.certificates(store)}
+    county = store.meta("county_site_id")
+    if county and county != store.site_id:  # a laptop: its county, by the name the enrollment or service gave
+        names.setdefault(county, store.meta("county_name") or "县扶贫办")
     names[store.site_id] = store.site_name
     return names
 

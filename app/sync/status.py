@@ -33,3 +33,27 @@ def sync_status(store: Store) -> SyncStatus:
     count = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
                                (store.site_id, acked)).fetchone()[0]
     return SyncStatus(count, last)
+
+
+def local_time_text(text: str | None, missing: str = "") -> str:
+    """A stored UTC timestamp (`2026-12-29T09:21:24Z`) as a person reads it: local date and time,
+    `2026-12-29 17:21`. Empty gives `missing`; text that is not such a timestamp is shown as it is."""
+    if not text:
+        return missing
+    try:
+        return identity.parse_iso(text).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return text
+
+
+def site_label(store: Store, site_id: str | None) -> str:
+    """A site as a person recognises it: its name with the id in brackets (`示范县扶贫办(2197a0f6c2628394)`)
+    where the name is known here (the county knows its devices by their certificates, a laptop knows
+    itself and its county), else the id."""
+    from app.sync import merge
+
+    if not site_id:
+        return "未知站点"
+    name = merge.site_names(store).get(site_id)
+    return f"{name}({site_id})" if name else site_id
+

@@ -13,6 +13,7 @@ from app.core.clock import wall_time
 from app.services import conflicts
 from app.store import StoreError
 from app.sync import identity, merge
+from app.sync.status import local_time_text
 from app.ui.sync_dialog import SyncPanel
 
 
@@ -102,7 +103,8 @@ class CountyImportScreen(QWidget):
         for c in identity.certificates(store):
             row = devices.rowCount()
             devices.insertRow(row)
-            status = f"已吊销 {c['revoked']}" if c["revoked"] else f"有效至 {c['not_after'][:10]}"
+            status = (f"已吊销 {local_time_text(c['revoked'])}" if c["revoked"]
+                      else f"有效至 {local_time_text(c['not_after'])}")
             role = procedures.ROLE_LABELS.get(c["role"], c["role"])
             for col, text in enumerate((c["site_id"], c["site_name"], role, c["villages"], status)):
                 devices.setItem(row, col, QTableWidgetItem(text))

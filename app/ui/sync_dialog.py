@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from app.server import client
 from app.sync import exchange
+from app.sync import status as status_texts
 from app.ui import workers
 
 STATUS_LABELS = {"accepted": "已接收", "duplicate": "重复", "refused": "已拒收", "held": "暂缓", "exported": "已导出"}
@@ -123,7 +124,8 @@ class SyncPanel(QWidget):
         self.table.setRowCount(0)
         for r in reports:
             if r.status == "accepted":
-                detail = f"更改 {r.changes} 条,新应用 {r.applied} 条,冲突 {r.conflicts} 条"
+                detail = (f"来自 {status_texts.site_label(self.store, r.sender)}:"
+                          f"更改 {r.changes} 条,新应用 {r.applied} 条,冲突 {r.conflicts} 条")
             elif r.status == "duplicate":
                 detail = "此包已导入过,未作任何改动"
             else:
@@ -177,6 +179,13 @@ class SyncDialog(QDialog):
         layout.addLayout(row)
         self.panel = SyncPanel(store, self)
         self.panel.buttons.append(self.sync_button)
+        shown = self.panel.show_reports
+
+        def after_import(reports):  # a USB import brings a new county bundle: its expiry, acknowledgements
+            shown(reports)
+            self.refresh_info()
+
+        self.panel.show_reports = after_import
         layout.addWidget(self.panel, 1)
         close = QPushButton("关闭")
         close.clicked.connect(self.accept)
@@ -190,8 +199,11 @@ class SyncDialog(QDialog):
         acked = store.meta("sync_acked_seq", "0")
         mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
                                   (store.site_id, int(acked))).fetchone()[0]
-        expires = store.meta("sync_down_expires") or "尚未收到"
-        self.info.setText(f"本机站点 {store.site_id}。县里尚未确认的本机更改:{mine} 条。最近的县级包有效至:{expires}")
+        expires = status_texts.local_time_text(store.meta("sync_down_expires"), "尚未收到")
+        county = store.meta("county_site_id")
+        self.info.setText(f"本机:{status_texts.site_label(store, store.site_id)}"
+                          + (f",登记于 {status_texts.site_label(store, county)}" if county else "")
+                          + f"。\n县里尚未确认的本机更改:{mine} 条。最近的县级包有效至:{expires}")
 
     def sync_now(self) -> None:
         """Export, upload, fetch, import on the thread pool; an unreachable service says so and
@@ -213,8 +225,7 @@ class SyncDialog(QDialog):
         self.panel._start(work, self._synced, "正在连接县同步服务…", client.STEPS)
 
     def _synced(self, result) -> None:
-        self.panel.show_reports(result.reports)
-        self.refresh_info()
+        self.panel.show_reports(result.reports)  # refreshes the info line too
         if not result.refused:
             self.panel.summary.setText(f"已与县同步服务同步:{self.panel.summary.text()}")
 
