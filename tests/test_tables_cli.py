@@ -41,6 +41,7 @@ def test_import_dry_run_then_import_then_export(db, tmp_path, capsys):
     assert main(["import-table", str(db), str(path), "--village", V, "--dry-run", "--errors", str(errors)]) == 1
     out = capsys.readouterr()
     assert "将新建 1 户" in out.out and "试导入" in out.out and "拒绝 台账 第 4 行 列“身份证号”" in out.out
+    assert "2 行被拒绝,其余 1 户可导入" in out.err
     assert _count(db) == 0 and errors.exists()
     rejected = {r[1] for r in load_workbook(errors)["错误清单"].iter_rows(min_row=2, values_only=True)}
     assert rejected == {4, 5}
@@ -101,3 +102,13 @@ def test_sixty_thousand_row_sheet(store, tmp_path):
     report = importer.dry_run(store, plan)
     assert report.created == households_n and report.members == 60000 and report.rejected_rows == []
     assert store.count("household") == 0
+
+
+def test_a_file_with_nothing_importable_says_so_and_names_a_list_rule_in_chinese(db, tmp_path, capsys):
+    rows = syn_rows()[:2]
+    rows[1][13] = "户主"  # a second head in the only household
+    path = ledger(tmp_path / "两个户主.xlsx", SYN_HEADER, rows)
+    assert main(["import-table", str(db), str(path), "--village", V]) == 1
+    out = capsys.readouterr()
+    assert "列“家庭成员”:一户只能有一名户主" in out.out and "members" not in out.out
+    assert "没有一户可以导入,数据库没有改动" in out.err and _count(db) == 0

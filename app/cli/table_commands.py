@@ -64,7 +64,10 @@ def cmd_import(args) -> int:
     if args.errors and report.rejected_rows:
         print(f"错误工作簿:{args.errors}(改正后可直接再导入)")
     if report.rejected_rows:
-        print(f"错误:{len(report.rejected_rows)} 行被拒绝,其余{'可' if args.dry_run else '已'}导入", file=sys.stderr)
+        taken = report.created + report.updated + report.unchanged
+        rest = (f"其余 {taken} 户{'可' if args.dry_run else '已'}导入" if taken
+                else "没有一户可以导入,数据库没有改动")
+        print(f"错误:{len(report.rejected_rows)} 行被拒绝,{rest}", file=sys.stderr)
         return 1
     return 0
 

@@ -99,8 +99,13 @@ class Dictionary:
         return self.codes.get(list_name, {}).get(str(code), str(code))
 
     def field_label(self, kind: str, key: str) -> str:
+        """The Chinese label of a field; for a rule about a whole list of child records (a
+        household's "members"), the label of that kind (家庭成员)."""
         f = self.kinds[kind].fields.get(key)
-        return f.label if f else key
+        if f:
+            return f.label
+        child = next((k for k in self.kinds.values() if k.parent == kind and k.key + "s" == key), None)
+        return child.label if child else key
 
     def child_kinds(self, parent: str) -> list[Kind]:
         return [k for k in self.kinds.values() if k.parent == parent]
