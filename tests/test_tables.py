@@ -470,3 +470,30 @@ def test_id_number_stored_as_excel_number_is_explained(fresh, tmp_path):
     report = importer.import_table(fresh, path, village=V, dry=True)
     assert any(r.row == 2 and "文本" in r.reason for r in report.rejections)
     assert report.created == 1 and report.rejected_households == 1
+
+
+def test_a_household_added_to_an_exported_workbook_without_a_number_keeps_its_members(demo_store, tmp_path):
+    """A work team adds a new household to the workbook it exported: the 贫困户 row has no 户编号
+    yet, and its 家庭成员 rows carry only the 户主姓名 the export writes on every row."""
+    village = demo_store.village_codes()[0]
+    path = tmp_path / "v.xlsx"
+    exporter.export_table(demo_store, path, village=village)
+    wb = load_workbook(path)
+    houses, members = wb["贫困户"], wb["家庭成员"]
+    head = [c.value for c in houses[1]]
+    row = [None] * len(head)
+    row[head.index("村代码")], row[head.index("户主姓名")] = village, "令狐冲"
+    for label, value in zip(REQUIRED, REQUIRED_VALUES):
+        row[head.index(label)] = value
+    houses.append(row)
+    mhead = [c.value for c in members[1]]
+    mrow = [None] * len(mhead)
+    for label, value in (("村代码", village), ("户主姓名", "令狐冲"), ("姓名", "令狐冲"),
+                         ("公民身份号码", person(dt.date(1980, 1, 2), 41, "1")), ("与户主关系", "户主/本人")):
+        mrow[mhead.index(label)] = value
+    members.append(mrow)
+    wb.save(path)
+    report = importer.import_table(demo_store, path)
+    assert (report.created, report.rejected_rows) == (1, [])
+    new = next(d for d in households.documents(demo_store) if d["head_name"] == "令狐冲")
+    assert [m["name"] for m in new["members"]] == ["令狐冲"] and new["household_number"].startswith(village)

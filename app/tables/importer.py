@@ -178,6 +178,7 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
     index: dict[tuple, Group] = {}
     village_names = None
     id_seen: dict[str, tuple[Group, str, int]] = {}
+    unnumbered: dict[str, list[tuple[int, Group]]] = {}  # 户主姓名 -> (sheet, new household without a 户编号)
     order = sorted(range(len(sheets)), key=lambda i: infos[i].kind != "household")  # households first
     for si in order:
         sheet, info = sheets[si], infos[si]
@@ -243,11 +244,18 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             # find the household this row belongs to
             keys = [k for k in (("n", number_key) if number_key else None, ("h", head_id) if head_id else None) if k]
             group = next((index[k] for k in keys if k in index), None)
+            if group is None and not keys and house.get("head_name"):
+                # a household added to the workbook by hand has no 户编号 yet: its rows on the other
+                # sheets (家庭成员, 家庭收入 ...) find it by the 户主姓名 column, when exactly one such
+                # household has that name (never within one sheet: namesakes there are two households)
+                named = [g for sheet_index, g in unnumbered.get(house["head_name"], []) if sheet_index != si]
+                group = named[0] if len(named) == 1 else None
             if info.kind != "household":
                 if group is None:
                     what = f"户编号“{number_key}”" if number_key else (f"户主身份证号“{head_id}”" if head_id else "户编号")
                     where = Rejection(sheet.title, number, "户编号",
-                                      f"找不到{what}对应的贫困户:此表每行需要“户编号”或“户主公民身份号码”,且该户在户表中")
+                                      f"找不到{what}对应的贫困户:此表每行需要“户编号”或“户主公民身份号码”,且该户在户表中"
+                                      "(新增的户还没有户编号时,填与户表中那一行相同的“户主姓名”)")
                     groups.append(Group(key=f"orphan:{sheet.title}:{number}", rows=[(si, number)], errors=[where, *errors]))
                     continue
             elif group is None:
@@ -263,6 +271,10 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     groups.append(group)
             for k in keys:
                 index.setdefault(k, group)
+            if info.kind == "household" and not number_key and house.get("head_name"):
+                named = unnumbered.setdefault(house["head_name"], [])
+                if all(g is not group for _, g in named):
+                    named.append((si, group))
             if record.get("relation") == "01" and record.get("id_number"):
                 index.setdefault(("h", record["id_number"]), group)
             group.rows.append((si, number))
