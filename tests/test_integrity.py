@@ -185,7 +185,8 @@ def test_databases_after_sync_with_conflicts_pass(tmp_path, recovery_key):
         ship.n += 1
         usb.mkdir()
         exchange.export_to(src, usb)
-        assert all(r.status == "accepted" for r in exchange.import_paths(dst, [usb]))
+        # the other laptop's downstream bundle on the stick is left out (and named as skipped)
+        assert all(r.status == "accepted" for r in exchange.import_paths(dst, [usb]) if r.status != "skipped")
     ship.n = 0
 
     a, b = laptop(1), laptop(2)

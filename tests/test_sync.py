@@ -356,6 +356,54 @@ def test_the_cli_contract(tmp_path, monkeypatch, capsys):
     assert main(["conflicts", str(county_db), "--resolve", "nope", "--keep", "other"]) == 1
 
 
+def test_a_folder_import_takes_every_bundle_in_subfolders_and_names_what_it_left_out(tmp_path, monkeypatch, capsys):
+    """A drawer of sticks: `sync import county.db DRAWER` looks into subfolders, takes every *.jdb
+    file (a renamed or damaged one is refused by name, not ignored), imports one sender's bundles in
+    number order whatever folder they are in, and names the files clearly not for this database."""
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    drawer = tmp_path / "drawer"
+    for sub in ("stickA", "stickB/old", ".Trashes"):
+        (drawer / sub).mkdir(parents=True)
+    households.save(a, factories.household())
+    name1, data1 = exchange.export_upstream(a)
+    households.save(a, factories.household(head="第二户", seq=2))
+    name2, data2 = exchange.export_upstream(a)
+    (drawer / "stickA" / name2).write_bytes(data2)
+    (drawer / "stickB" / "old" / name1).write_bytes(data1)
+    (drawer / ".Trashes" / name1).write_bytes(b"deleted")  # hidden folders are not searched
+    (drawer / "bad.jdb").write_bytes(data1[:-10])
+    (drawer / "notes.txt").write_text("not a bundle")
+    down_name, down_data = exchange.export_downstream(county, b.site_id)
+    (drawer / "stickA" / down_name).write_bytes(down_data)
+    for s in (county, a):
+        s.close()
+
+    assert main(["sync", "import", str(tmp_path / "county.db"), str(drawer)]) == 1  # bad.jdb refused
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"{drawer / 'stickB' / 'old' / name1}: 已接收")
+    assert lines[1].startswith(f"{drawer / 'stickA' / name2}: 已接收")
+    assert lines[2].startswith(f"{drawer / 'bad.jdb'}: 已拒收:同步包不完整")
+    assert lines[3] == f"{drawer}: 已跳过 1 个县里导出的下发包,应带到各自的电脑上导入:stickA/{down_name}"
+    assert len(lines) == 4
+
+    # on a laptop: its own downstream bundle is taken; the others' and its own upload are named
+    (drawer / "bad.jdb").unlink()
+    b_db = b.path
+    b.close()
+    assert main(["sync", "import", str(b_db), str(drawer)]) == 0
+    out = capsys.readouterr().out
+    assert f"{drawer / 'stickA' / down_name}: 已接收" in out
+    assert f"其他设备导出的上传包,应在县扶贫办导入:stickA/{name2}、stickB/old/{name1}" in out
+    # nothing for this database at all: said so, after naming what was left out
+    assert main(["sync", "import", str(b_db), str(drawer / "stickB")]) == 1
+    captured = capsys.readouterr()
+    assert f"已跳过 1 个其他设备导出的上传包,应在县扶贫办导入:old/{name1}" in captured.out
+    assert "没有找到给本数据库的同步包" in captured.err
+
+
 def test_members_are_listed_in_the_order_they_were_entered_at_every_site(tmp_path):
     """Storage order differs between sites (the county inserts what it merges in bundle order);
     the household card, the register and the roster must not."""

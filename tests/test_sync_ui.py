@@ -293,3 +293,22 @@ def test_sync_texts_show_local_times_and_sites_by_name(qtbot, tmp_path, monkeypa
     assert main(["sync", "export", str(paths[1]), "--to", str(usb)]) == 0
     assert main(["sync", "import", str(paths[0]), str(usb)]) == 0
     assert f"来自 示范县扶贫办({county.site_id}) 第 2 号包" in capsys.readouterr().out
+
+
+def test_files_a_folder_import_left_out_are_shown_as_skipped_not_counted_as_bundles(qtbot, tmp_path):
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    usb = tmp_path / "usb"
+    (usb / "stickA").mkdir(parents=True)
+    exchange.export_to(laptop, usb / "stickA")  # the laptop's own upload: not for importing here
+    dialog = SyncDialog(laptop)
+    qtbot.addWidget(dialog)
+    dialog.panel.folder.setText(str(usb))
+    dialog.panel.import_()
+    qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
+    assert dialog.panel.table.rowCount() == 1
+    assert dialog.panel.table.item(0, 1).text() == "已跳过"
+    assert "本机导出的上传包,应带到县扶贫办导入" in dialog.panel.table.item(0, 2).text()
+    assert dialog.panel.summary.text() == "此文件夹中没有给本数据库的同步包,已跳过的文件见上表"
+    for s in (laptop, county):
+        s.close()

@@ -143,10 +143,10 @@ def cmd_import(args) -> int:
     with open_store(args.db, args.operator) as store:
         reports = exchange.import_paths(store, args.paths, progress_printer("导入"))
         lines = [r.line(status.site_label(store, r.sender) if r.sender else "") for r in reports]
-    if not reports:
-        raise CommandError(f"在 {' '.join(args.paths)} 中没有找到给本数据库的同步包(*.jdb)")
-    for line in lines:
+    for line in lines:  # skipped files are named even when nothing was for this database
         print(line)
+    if all(r.status == "skipped" for r in reports):
+        raise CommandError(f"在 {' '.join(args.paths)} 中没有找到给本数据库的同步包(*.jdb)")
     refused = sum(r.refused for r in reports)
     if refused:
         print(f"共 {len(reports)} 个包,拒收 {refused} 个:未导入拒收包中的任何内容", file=sys.stderr)

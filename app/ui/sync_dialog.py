@@ -17,7 +17,8 @@ from app.sync import exchange
 from app.sync import status as status_texts
 from app.ui import workers
 
-STATUS_LABELS = {"accepted": "已接收", "duplicate": "重复", "refused": "已拒收", "held": "暂缓", "exported": "已导出"}
+STATUS_LABELS = {"accepted": "已接收", "duplicate": "重复", "refused": "已拒收", "held": "暂缓", "exported": "已导出",
+                 "skipped": "已跳过"}
 
 
 class SyncPanel(QWidget):
@@ -133,10 +134,11 @@ class SyncPanel(QWidget):
             extra = [f"注意:{w}" for w in r.warnings] + [f"重复身份证号:户 {d[0]} 与户 {d[1]}" for d in r.duplicates]
             self._add_row(Path(r.name).name, r.status, ";".join([detail, *extra]))
         refused = sum(r.refused for r in reports)
-        if not reports:
-            self.summary.setText("此文件夹中没有给本数据库的同步包")
+        bundles = [r for r in reports if r.status != "skipped"]  # "skipped": files left out, named in the table
+        if not bundles:
+            self.summary.setText("此文件夹中没有给本数据库的同步包" + (",已跳过的文件见上表" if reports else ""))
         else:
-            self.summary.setText(f"共 {len(reports)} 个包:接收 {sum(r.status == 'accepted' for r in reports)},"
+            self.summary.setText(f"共 {len(bundles)} 个包:接收 {sum(r.status == 'accepted' for r in reports)},"
                                  f"重复 {sum(r.status == 'duplicate' for r in reports)},拒收 {refused}"
                                  + (";拒收的包没有导入任何内容,请按说明处理" if refused else ""))
 
