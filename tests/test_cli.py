@@ -422,3 +422,17 @@ def test_sex_and_birth_date_left_out_are_taken_from_the_id_number(db, tmp_path, 
     expected = {m["id_number"]: m for m in household()["members"]}
     for m in stored:
         assert (m["sex"], m["birth_date"]) == (expected[m["id_number"]]["sex"], expected[m["id_number"]]["birth_date"])
+
+
+def test_an_update_that_leaves_fields_out_says_which_ones_it_cleared(db, tmp_path, capsys):
+    assert main(["add", str(db), "--json", write(tmp_path, [household(group="2组", phone="13700000000")], "a.json")]) == 0
+    doc = list_json(db, capsys)[0]
+    partial = {k: doc[k] for k in ("id", "village_code", "head_name", "household_number", "identification_standard",
+                                   "attribute", "status", "main_cause", "first_identified", "family_size")}
+    partial["members"] = []
+    assert main(["add", str(db), "--json", write(tmp_path, [partial], "b.json")]) == 0
+    err = capsys.readouterr().err
+    assert "已按文档清空" in err and "村民小组" in err and "联系电话" in err and "户主姓名" not in err
+    # a full document (as list --json gives it) clears nothing and says nothing
+    assert main(["add", str(db), "--json", write(tmp_path, list_json(db, capsys), "c.json")]) == 0
+    assert "清空" not in capsys.readouterr().err

@@ -223,6 +223,9 @@ def cmd_add(args) -> int:
         state = "新增" if r.created else "更新"
         members = len(r.child_ids.get("members", []))
         print(f"{r.household_id}\t{state}\t成员 {members} 人\t写入 {r.changes} 条记录")
+        if r.cleared:
+            print(f"  注意:户 {r.household_id} 的文档中没有这些字段,已按文档清空:{'、'.join(r.cleared)}"
+                  "(文档是一户的完整内容;只改几项时,请先用 list --json 取得全部字段再修改)", file=sys.stderr)
         for f in r.findings:
             print(f"  {f}", file=sys.stderr)
     return 0

@@ -47,6 +47,7 @@ class SaveResult:
     changes: int
     findings: list[Finding] = field(default_factory=list)
     child_ids: dict[str, list[str]] = field(default_factory=dict)
+    cleared: list[str] = field(default_factory=list)  # labels of stored household fields the document left out
 
 
 # ---------------------------------------------------------------------- reading
@@ -374,7 +375,9 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
                 changes += c is not None
                 ids.append(c.record_id if c else item["id"])
             child_ids[collection(kind.key)] = ids
-    return SaveResult(household_id, stored is None, changes, findings, child_ids)
+    cleared = [f.label for key, f in d.kinds["household"].fields.items()
+               if stored and key not in doc and stored.get(key) not in (None, "", [])]
+    return SaveResult(household_id, stored is None, changes, findings, child_ids, cleared)
 
 
 def remove_child(store: Store, record_id: str, reason_code: str) -> None:
