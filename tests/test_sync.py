@@ -285,7 +285,12 @@ def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(
     report = up(b, county)
     assert report.status == "accepted"
     assert [(d[0], d[1]) for d in report.duplicates] == [(second.household_id, first.household_id)]
-    assert second.household_id in report.line() and first.household_id in report.line()
+    # named as people know them (as `validate` does), not by internal record ids
+    guo = county.get(first.household_id).fields["household_number"]
+    other = county.get(second.household_id).fields["household_number"]
+    assert (f"  重复身份证号:户主“另一户主”(户编号 {other})与户主“欧阳明远”(户编号 {guo})有相同身份证号的成员,请核实"
+            in report.line().splitlines())
+    assert first.household_id not in report.line()
     for s in (a, b, county):
         s.close()
 

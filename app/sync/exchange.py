@@ -44,6 +44,7 @@ class Report:
     applied: int = 0
     conflicts: int = 0
     duplicates: list = field(default_factory=list)  # [(household id, other household id, member ids)]
+    household_labels: dict = field(default_factory=dict)  # household id -> 户主“…”(户编号 …), for `duplicates`
     warnings: list = field(default_factory=list)
     seconds_crypto: float = 0.0
     seconds_total: float = 0.0
@@ -67,8 +68,13 @@ class Report:
         for w in self.warnings:
             text += f"\n  注意:{w}"
         for dup in self.duplicates:
-            text += f"\n  重复身份证号:户 {dup[0]} 与户 {dup[1]} 有相同身份证号的成员,请核实"
+            text += f"\n  {self.duplicate_text(dup)}"
         return text
+
+    def duplicate_text(self, dup) -> str:
+        """One pair of households with a member of the same ID number, named by 户主 and 户编号."""
+        first, second = (self.household_labels.get(h) or f"户 {h}" for h in dup[:2])
+        return f"重复身份证号:{first}与{second}有相同身份证号的成员,请核实"
 
 
 def _utcnow() -> dt.datetime:
@@ -470,6 +476,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
     store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
                        "WHERE site_id = ?", (top, report.seq, down_rowid, site))
     report.duplicates = _county_duplicates(store, {c.record_id for c in new if c.kind == "member"})
+    report.household_labels = {h: _household_label(store, h) for dup in report.duplicates for h in dup[:2]}
     warning = dictionary_warning(payload.get("dictionary_version"), from_county=False,
                                  site=f"{site}({cert.body.get('site_name', '')})")
     if warning:

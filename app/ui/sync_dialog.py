@@ -131,7 +131,7 @@ class SyncPanel(QWidget):
                 detail = "此包已导入过,未作任何改动"
             else:
                 detail = r.message
-            extra = [f"注意:{w}" for w in r.warnings] + [f"重复身份证号:户 {d[0]} 与户 {d[1]}" for d in r.duplicates]
+            extra = [f"注意:{w}" for w in r.warnings] + [r.duplicate_text(d) for d in r.duplicates]
             self._add_row(Path(r.name).name, r.status, ";".join([detail, *extra]))
         refused = sum(r.refused for r in reports)
         bundles = [r for r in reports if r.status != "skipped"]  # "skipped": files left out, named in the table
