@@ -274,3 +274,45 @@ def test_restore_refuses_a_backup_older_than_bundles_already_sent_to_the_county(
     assert backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE, force=True).records > 0
     county.close()
     del exchange
+
+
+def _english_words(text: str, *paths: Path) -> list[str]:
+    for p in paths:
+        text = text.replace(str(p), "")
+    return [w for w in re.findall(r"[A-Za-z]{3,}", text) if w not in ("jiandang", "restore", "check")]
+
+
+@pytest.mark.parametrize("keep", [4096, 20000, 0.5])
+def test_a_truncated_backup_or_database_is_explained_in_chinese(demo_store, tmp_path, monkeypatch, capsys, keep):
+    info = backups.backup(demo_store, tmp_path / "usb")
+    demo_store.close()
+    raw = info.path.read_bytes()
+    cut = int(len(raw) * keep) if isinstance(keep, float) else keep
+    info.path.write_bytes(raw[:cut])
+    damaged_db = tmp_path / "trunc.db"
+    damaged_db.write_bytes(raw[:cut])
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    capsys.readouterr()
+    assert main(["restore", str(info.path), "--to", str(tmp_path / "new.db")]) == 1
+    err = capsys.readouterr().err
+    assert "已损坏" in err and "文件内容不完整或已损坏,可能在复制或写入时被截断" in err, err
+    assert _english_words(err, info.path) == [], err
+    assert main(["list", str(damaged_db)]) == 1
+    err = capsys.readouterr().err
+    assert "不是完整的建档数据库:文件内容不完整或已损坏,可能在复制或写入时被截断" in err, err
+    assert _english_words(err, damaged_db) == [], err
+    assert main(["check", str(damaged_db)]) != 0
+    out = capsys.readouterr()
+    assert _english_words(out.out + out.err, damaged_db) == [], out
+
+
+def test_sqlite_reasons_are_chinese_and_the_detail_goes_to_the_log(caplog):
+    import logging
+
+    from app.store.db import sqlite_reason
+
+    with caplog.at_level(logging.INFO, logger="app.store"):
+        assert sqlite_reason(sqlite3.DatabaseError("file is not a database")) == "文件不是数据库,或文件开头已损坏"
+        assert sqlite_reason("*** in database main ***\nPage 7: never used") == "数据库内部结构校验未通过,文件已损坏"
+        assert sqlite_reason(sqlite3.DatabaseError("something new")) == "文件已损坏,无法按数据库读取"
+    assert "Page 7: never used" in caplog.text and "file is not a database" in caplog.text

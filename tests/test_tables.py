@@ -283,6 +283,29 @@ def test_missing_columns_import_nothing(fresh, tmp_path):
     assert fresh.count() == 0
 
 
+def test_damaged_xlsx_and_csv_are_explained_in_chinese_with_the_detail_in_the_log(fresh, tmp_path, caplog):
+    import logging
+    import re
+
+    good = ledger(tmp_path / "good.xlsx", SYN_HEADER, syn_rows())
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(good.read_bytes()[:3000])
+    huge = tmp_path / "huge.csv"
+    huge.write_text("户编号,户主姓名\n1,\"" + "长" * 200_000 + "\"\n", encoding="utf-8")
+    expected = {broken: "已损坏或不是有效的 .xlsx 文件(压缩包结构不完整,可能下载或复制时中断)",
+                huge: "不是有效的 CSV(引号不成对,或某一格内容过长)"}
+    for path, words in expected.items():
+        with caplog.at_level(logging.INFO, logger="app.tables.reader"):
+            with pytest.raises(TableError) as err:
+                importer.import_table(fresh, path, village=V)
+        message = str(err.value)
+        assert words in message, message
+        english = [w for w in re.findall(r"[A-Za-z]{3,}", message.replace(path.name, "")) if w not in ("xlsx", "csv", "CSV", "Excel", "UTF")]
+        assert english == [], message
+    assert "BadZipFile" in caplog.text and "field larger than field limit" in caplog.text
+    assert fresh.count() == 0
+
+
 def test_password_protected_and_corrupt_files(fresh, tmp_path):
     good = ledger(tmp_path / "good.xlsx", SYN_HEADER, syn_rows())
     locked = tmp_path / "locked.xlsx"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.store import Store, StoreError
-from app.store.db import APP_ID, _FileLock
+from app.store.db import APP_ID, _FileLock, sqlite_reason
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def read_meta(path: Path) -> dict:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path} 已损坏,无法读取({exc})") from None
+        raise BackupError(f"{path} 已损坏,无法读取({sqlite_reason(exc, what=str(path))})") from None
     if meta.get("app") != APP_ID or "db_id" not in meta:
         raise BackupError(f"{path} 不是建档数据库或备份")
     return meta
@@ -157,7 +157,7 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
             _remove(extra)
         problem = _sqlite_check(tmp)
         if problem != "ok":
-            raise BackupError(f"备份写入后校验失败({problem}):请检查U盘或换一个文件夹再试")
+            raise BackupError(f"备份写入后校验失败({sqlite_reason(problem, what=str(tmp))}):请检查U盘或换一个文件夹再试")
         if read_meta(tmp)["db_id"] != store.db_id or copied != _counts(store.conn):
             raise BackupError("备份写入后与数据库不一致,请重试")
         _fsync_file(tmp)
@@ -271,7 +271,8 @@ def verify_backup(path, operator: str | None, passphrase: str | None, recovery_k
     meta = read_meta(path)
     problem = _sqlite_check(path)
     if problem != "ok":
-        raise BackupError(f"备份 {path} 已损坏(SQLite 校验:{problem}),不能用来恢复。请换一份较早的备份")
+        raise BackupError(f"备份 {path} 已损坏({sqlite_reason(problem, what=str(path))}),不能用来恢复。"
+                          "请换一份较早的备份")
     return meta, *integrity.verify_file(path, operator, passphrase, label=f"备份 {path}", recovery_key=recovery_key)
 
 

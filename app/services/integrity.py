@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from app.core import idnumber
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
+from app.store.db import sqlite_reason
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
     rows = store.conn.execute("PRAGMA integrity_check").fetchall()
     if rows != [("ok",)]:
         report.sqlite = "; ".join(r[0] for r in rows[:5])
-        report.problems.append(Problem("sqlite", None, f"SQLite 完整性检查未通过:{report.sqlite}"))
+        report.problems.append(Problem("sqlite", None, sqlite_reason(report.sqlite)))
 
     # changes, grouped by record
     by_record: dict[str, list] = defaultdict(list)
@@ -224,7 +225,7 @@ def open_and_check(path, operator: str | None, passphrase: str,
     except StoreError as exc:
         return Report(sqlite=str(exc), problems=[Problem("sqlite", None, str(exc))])
     except sqlite3.DatabaseError as exc:
-        return Report(sqlite=str(exc), problems=[Problem("sqlite", None, f"{path} 无法读取:{exc}")])
+        return Report(sqlite=str(exc), problems=[Problem("sqlite", None, f"{path} 无法读取:{sqlite_reason(exc)}")])
     with store:
         store.unlock(operator or store.operators()[0], passphrase)
         return check(store, progress)

@@ -135,6 +135,35 @@ def new_record_id() -> str:
     return f"{t[:8]}-{t[8:]}-7{rnd[:3]}-{'89ab'[int(rnd[3], 16) & 3]}{rnd[4:7]}-{rnd[7:19]}"
 
 
+_SQLITE_REASONS = (  # (words in SQLite's English message, what to tell the user)
+    (("malformed",), "文件内容不完整或已损坏,可能在复制或写入时被截断"),
+    (("not a database", "file is encrypted"), "文件不是数据库,或文件开头已损坏"),
+    (("locked", "busy"), "文件正被另一个程序使用"),
+    (("disk i/o", "i/o error"), "读写磁盘时出错,U盘或硬盘可能有故障"),
+    (("unable to open",), "无法打开文件:文件夹不存在或没有权限"),
+    (("no such table", "no such column"), "缺少建档数据库应有的数据表"),
+    (("readonly", "read-only"), "文件是只读的,无法写入"),
+    (("full",), "磁盘空间已满"),
+)
+
+
+def sqlite_reason(detail, *, what: str = "") -> str:
+    """Why SQLite could not read a file, in Chinese words (for messages). `detail` is the exception or
+    the text of a failed integrity check; that English detail goes to the log only (`what` names the
+    file there)."""
+    import logging
+
+    text = str(detail)
+    logging.getLogger("app.store").info("SQLite: %s%s", f"{what}: " if what else "", text)
+    lowered = text.lower()
+    for words, reason in _SQLITE_REASONS:
+        if any(w in lowered for w in words):
+            return reason
+    if isinstance(detail, BaseException):
+        return "文件已损坏,无法按数据库读取"
+    return "数据库内部结构校验未通过,文件已损坏"
+
+
 def short_id(record_id: str) -> str:
     """The 8 characters a person reads and types for a record (申报编号 and the like): the end of the
     id, which is random; the start is the creation time and is shared by records made together."""
@@ -362,10 +391,11 @@ class Store:
                     migrate(db)
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise StoreError(f"{path} 已损坏({check}),请从备份恢复")
+                raise StoreError(f"{path} 已损坏({sqlite_reason(check, what=str(path))}),请从备份恢复")
         except sqlite3.DatabaseError as exc:
             lock.release()
-            raise StoreError(f"{path} 不是完整的建档数据库(可能被截断或损坏):{exc}") from None
+            raise StoreError(f"{path} 不是完整的建档数据库:{sqlite_reason(exc, what=str(path))}。"
+                             "请从备份恢复(jiandang restore)") from None
         except StoreError:
             lock.release()
             raise

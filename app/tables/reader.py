@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,16 +67,24 @@ def read_file(path, data: bytes | None = None) -> list[Sheet]:
     return _read_xlsx(path, data)
 
 
+def _log_detail(path: Path, exc: BaseException) -> None:
+    """The library's English account of a damaged file goes to the log, not into the message."""
+    logging.getLogger(__name__).info("%s: %s: %s", path.name, type(exc).__name__, exc)
+
+
 def _read_xlsx(path: Path, data: bytes) -> list[Sheet]:
     from openpyxl import load_workbook
 
     try:
         wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, EOFError) as exc:
-        raise TableError(f"文件 {path.name} 已损坏或不是有效的 .xlsx 文件({type(exc).__name__}),"
+        _log_detail(path, exc)
+        raise TableError(f"文件 {path.name} 已损坏或不是有效的 .xlsx 文件(压缩包结构不完整,可能下载或复制时中断),"
                          "未导入任何数据。请在 Excel 中打开并另存为 .xlsx 后重试。") from None
     except Exception as exc:  # openpyxl raises assorted errors on damaged parts
-        raise TableError(f"文件 {path.name} 无法读取({type(exc).__name__}: {exc}),未导入任何数据。") from None
+        _log_detail(path, exc)
+        raise TableError(f"文件 {path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
+                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
     sheets = []
     try:
         for ws in wb.worksheets:
@@ -87,9 +96,13 @@ def _read_xlsx(path: Path, data: bytes) -> list[Sheet]:
             if rows:
                 sheets.append(Sheet(ws.title, rows))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        raise TableError(f"文件 {path.name} 已损坏,读取工作表时出错({type(exc).__name__}),未导入任何数据。") from None
+        _log_detail(path, exc)
+        raise TableError(f"文件 {path.name} 已损坏,读取工作表时出错(工作表内容不完整),未导入任何数据。"
+                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
     except Exception as exc:
-        raise TableError(f"文件 {path.name} 无法读取({type(exc).__name__}: {exc}),未导入任何数据。") from None
+        _log_detail(path, exc)
+        raise TableError(f"文件 {path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
+                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
     finally:
         wb.close()
     return sheets
@@ -116,7 +129,9 @@ def _read_csv(path: Path, data: bytes) -> Sheet:
             if not _is_blank(values):
                 rows.append((number, values))
     except csv.Error as exc:
-        raise TableError(f"文件 {path.name} 不是有效的 CSV:{exc}。未导入任何数据。") from None
+        _log_detail(path, exc)
+        raise TableError(f"文件 {path.name} 不是有效的 CSV(引号不成对,或某一格内容过长)。未导入任何数据。"
+                         "请在 Excel 中打开并另存为“CSV UTF-8”后重试。") from None
     return Sheet(path.stem, rows)
 
 
