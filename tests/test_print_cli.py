@@ -112,6 +112,8 @@ def test_verify_a_printed_card(db, tmp_path, capsys):
     assert main(["print", "verify", str(db), "--household", doc["id"], "--digest", digest]) == 0
     assert "一致" in capsys.readouterr().out
     assert main(["print", "verify", str(db), "--qr", f"JDCARD1|{doc['id']}|{digest}"]) == 0
+    # the 户编号 printed on the card names the household as well as its id
+    assert main(["print", "verify", str(db), "--household", doc["household_number"], "--digest", digest]) == 0
     with opened(db) as store:
         changed = households.document(store, doc["id"])
         changed["members"][0]["name"] = changed["members"][0]["name"] + "改"

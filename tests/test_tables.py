@@ -71,7 +71,7 @@ HEAD2 = person(dt.date(1965, 1, 2), 13, "1")
 SON2 = person(dt.date(1990, 3, 4), 15, "1")
 
 # one row per member, household fields repeated, synonyms for the headers, code labels as text
-SYN_HEADER = ["户号", "户主", "家庭人口", "致贫原因", "贫困户属性", "识别标准", "脱贫状态", "识别时间",
+SYN_HEADER = ["户号", "户主", "家庭人口", "致贫原因", "属性", "识别标准", "脱贫状态", "识别时间",
               "耕地面积(亩)", "姓名", "性别", "身份证号", "出生日期", "与户主的关系", "健康状况", "备注"]
 
 

@@ -54,7 +54,8 @@ def test_import_dry_run_then_import_then_export(db, tmp_path, capsys):
     assert "已新建 1 户" in capsys.readouterr().out and _count(db) == 2 and _count(db, "member") == 4
     out_csv = tmp_path / "v.csv"
     assert main(["export-table", str(db), "--village", V, "--out", str(out_csv)]) == 0
-    assert "已导出 2 户、4 名成员" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "已导出 2 户、4 名成员" in out and "家庭收入、帮扶责任人、帮扶措施、脱贫计划和工作台账没有导出" in out
     assert "欧阳明远" in out_csv.read_text(encoding="utf-8-sig")
     out_xlsx = tmp_path / "t.xlsx"
     assert main(["export-table", str(db), "--township", V[:9], "--out", str(out_xlsx)]) == 0

@@ -135,6 +135,7 @@ def cmd_verify(args) -> int:
     if not household or not digest:
         raise CommandError("请给出 --household 和 --digest,或 --qr")
     with open_store(args.db, args.operator) as store:
+        household = households.find_id(store, household) or household  # the 户编号 printed on the card works too
         try:
             current = printing.card_digest(store, household)
         except printing.PrintError as exc:

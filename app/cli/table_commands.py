@@ -82,4 +82,7 @@ def cmd_export(args) -> int:
     finally:
         store.close()
     print(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {args.out}")
+    if str(args.out).lower().endswith(".csv"):
+        print("CSV 只有一张表:每行一名成员及其户的字段;家庭收入、帮扶责任人、帮扶措施、脱贫计划和工作台账"
+              "没有导出,需要时请导出为 .xlsx")
     return 0

@@ -31,7 +31,7 @@ SYNONYMS: dict[str, list[str]] = {
     "household.phone": ["联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "户主电话"],
     "household.bank_name": ["开户银行", "开户行"],
     "household.bank_account": ["银行账号", "银行卡号", "账号", "银行帐号", "存折账号"],
-    "household.attribute": ["贫困户属性", "户属性", "贫困属性"],
+    "household.attribute": ["贫困户属性", "户属性", "贫困属性", "属性"],
     "household.status": ["脱贫状态", "贫困状态", "户状态"],
     "household.main_cause": ["主要致贫原因", "致贫原因"],
     "household.family_size": ["家庭人口数", "人口数", "家庭人口", "户人口数", "人口", "家庭人数"],

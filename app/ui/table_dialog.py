@@ -396,7 +396,9 @@ class TableDialog(QDialog):
 
     def _exported(self, result) -> None:
         path, counts = result
-        self.status.setText(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {path}")
+        self.status.setText(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {path}"
+                            + (";CSV 不含家庭收入、帮扶、计划和台账,需要时请导出为 .xlsx"
+                               if str(path).lower().endswith(".csv") else ""))
 
     def export_as(self) -> None:
         if self.scope.currentData() is None:
