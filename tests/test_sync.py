@@ -409,6 +409,47 @@ def test_a_folder_import_takes_every_bundle_in_subfolders_and_names_what_it_left
     assert "没有找到给本数据库的同步包" in captured.err
 
 
+def test_enroll_refuses_codes_outside_the_county_and_never_overwrites_a_package(tmp_path, monkeypatch, capsys):
+    """A typo in --villages would give a laptop a certificate for nowhere: codes not among the county's
+    divisions (of the level their length says) are refused by name. Before the county has any
+    divisions nothing can be checked: enroll works and says so. An existing package (perhaps another
+    laptop's, whose code was already handed out) is not overwritten without --force."""
+    from app.services import demo
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    county_db = tmp_path / "county.db"
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["enroll", str(county_db), "--site-name", "早登记队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(tmp_path / "early.jde")]) == 0
+    assert "县里还没有导入行政区划,无法核对代码 522699101201" in capsys.readouterr().err
+    with Store.open(county_db) as county:
+        county.unlock("admin", PASSPHRASE)
+        demo.install_reference_data(county)
+    for codes in ("110101001001", f"{VILLAGE},522699109", "522699101999"):  # another county, no such township, village
+        out = tmp_path / "x1.jde"
+        assert main(["enroll", str(county_db), "--site-name", "错码队", "--role", "village", "--villages", codes,
+                     "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        wrong = [c for c in codes.split(",") if c != VILLAGE]
+        assert f"以下代码不在本县的行政区划中:{'、'.join(wrong)}" in err and "jiandang reference divisions" in err
+        assert not out.exists()
+    assert main(["enroll", str(county_db), "--site-name", "清水镇", "--role", "township", "--villages", "522699101",
+                 "--out", str(tmp_path / "x1.jde")]) == 0
+    assert "行政区划" not in capsys.readouterr().err
+    first = (tmp_path / "x1.jde").read_bytes()
+    assert main(["enroll", str(county_db), "--site-name", "龙井村工作队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(tmp_path / "x1.jde")]) == 1
+    assert "x1.jde 已存在:不会覆盖已有的登记包" in capsys.readouterr().err
+    assert (tmp_path / "x1.jde").read_bytes() == first
+    assert main(["enroll", str(county_db), "--site-name", "龙井村工作队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(tmp_path / "x1.jde"), "--force"]) == 0
+    assert (tmp_path / "x1.jde").read_bytes() != first
+    capsys.readouterr()
+    assert main(["devices", str(county_db), "--json"]) == 0
+    import json
+    assert sorted(d["site_name"] for d in json.loads(capsys.readouterr().out)) == ["早登记队", "清水镇", "龙井村工作队"]
+
+
 def test_members_are_listed_in_the_order_they_were_entered_at_every_site(tmp_path):
     """Storage order differs between sites (the county inserts what it merges in bundle order);
     the household card, the register and the roster must not."""
@@ -639,7 +680,10 @@ def test_a_township_office_and_a_village_laptop_never_share_household_numbers(tm
         device = make_device(tmp_path, county, name, villages=places, role=role)
         blocks[name] = identity.device_certificate(device).body["number_block"]
         device.close()
-    later = make_device(tmp_path, county, "新村", villages=[township + "299"])  # a village not in the divisions
+    from app.services import reference
+
+    reference.add_division(county, township + "299", "新设村")  # a village added after the township was enrolled
+    later = make_device(tmp_path, county, "新村", villages=[township + "299"])
     blocks["新村"] = identity.device_certificate(later).body["number_block"]
     later.close()
     for village in ("村", "新村"):  # different villages may reuse a range: the village code differs

@@ -23,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--days", type=int, default=identity.CERT_DAYS, help="证书有效天数")
     p.add_argument("--server", metavar="URL", help="县同步服务地址(写入登记包,以后登记时沿用),如 https://192.168.1.10:8765")
     p.add_argument("--server-ca", metavar="FILE", help="县同步服务的 TLS 证书(jiandang tls-cert 生成的 .pem),写入登记包")
+    p.add_argument("--force", action="store_true", help="覆盖已存在的登记包文件")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_enroll)
 
@@ -72,6 +73,9 @@ def register(sub) -> None:
 def cmd_enroll(args) -> int:
     villages = [v.strip() for v in args.villages.replace("，", ",").split(",") if v.strip()]
     out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CommandError(f"{out} 已存在:不会覆盖已有的登记包(它可能属于另一台已登记的电脑)。"
+                           "请换一个文件名,或确认不再需要它后加 --force")
     server_ca = None
     if args.server_ca:
         try:
@@ -81,6 +85,7 @@ def cmd_enroll(args) -> int:
         if "BEGIN CERTIFICATE" not in server_ca:
             raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
     with open_store(args.db, args.operator) as store:
+        unchecked = not store.divisions()
         try:
             result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
                                      server=args.server, server_ca=server_ca)
@@ -96,6 +101,10 @@ def cmd_enroll(args) -> int:
     if server:
         print(f"县同步服务:{server}(该电脑可用“立即同步”)")
     print("请把登记码单独交给该电脑的操作员(不要和登记包放在同一个 U 盘上)。")
+    if unchecked:
+        print(f"注意:县里还没有导入行政区划,无法核对代码 {','.join(villages)} 是否为本县的村或乡镇。"
+              f"请用 jiandang reference divisions {Path(args.db).name} --import 文件 导入本县的区划:"
+              "该电脑下次导入县级包时会收到;代码若有误,请吊销后重新登记", file=sys.stderr)
     return 0
 
 

@@ -228,6 +228,19 @@ SERVER_URL = "enroll_server_url"  # county meta: the sync service address given 
 SERVER_CA = "enroll_server_ca"  # county meta: the service's TLS certificate (PEM) pinned on devices
 
 
+_LEVEL_OF_LENGTH = {6: "county", 9: "township", 12: "village"}
+
+
+def unknown_codes(store: Store, codes: list[str]) -> list[str]:
+    """The codes (village 12 digits, township 9, county 6) that are not divisions of that level in
+    the county's reference data. Nothing can be checked while the county has no divisions at all
+    (a laptop enrolled then gets them with its next downstream bundle): []."""
+    known = {(d["code"], d["level"]) for d in store.divisions()}
+    if not known:
+        return []
+    return [c for c in codes if (c, _LEVEL_OF_LENGTH.get(len(c))) not in known]
+
+
 def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days: int = CERT_DAYS,
            site_id: str | None = None, code: str | None = None, server: str | None = None,
            server_ca: str | None = None) -> Enrollment:
@@ -241,6 +254,11 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
     bad = [v for v in villages if not (v.isdigit() and len(v) in (6, 9, 12))]
     if not villages or bad:
         raise StoreError(f"村代码应为 12 位数字(乡 9 位):{'、'.join(bad) or '未给出'}")
+    unknown = unknown_codes(store, villages)
+    if unknown:
+        raise StoreError(f"以下代码不在本县的行政区划中:{'、'.join(unknown)}。"
+                         f"请用 jiandang reference divisions {store.path.name} 查看本县的乡镇和村代码"
+                         "(新设的村先用 jiandang reference add-division 添加),再登记")
     sign = Ed25519PrivateKey.generate()
     enc = X25519PrivateKey.generate()
     site_id = site_id or secrets.token_hex(8)
