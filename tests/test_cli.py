@@ -108,7 +108,7 @@ def bad_cases():
         "bad check digit": ([bad_digit], "校验位"),
         "code not in list": ([bad_code], "因懒"),
         "second head": ([two_heads], "只能有一名户主"),
-        "same id twice": (same_id, "身份证号码已登记"),
+        "same id twice": (same_id, "身份证号码与本文件第 1 户(户主“欧阳明远”)的成员“欧阳明远”相同"),
     }
 
 
@@ -381,7 +381,8 @@ def test_a_household_number_already_in_use_is_refused_and_nothing_is_stored(db, 
             household("令狐冲", "任盈盈", seq=5, household_number="5226991012019999")]
     assert main(["add", str(db), "--json", write(tmp_path, pair, "c.json")]) == 1
     err = capsys.readouterr().err
-    assert "第 2 户(户主“令狐冲”)" in err and "已用在户主“东方不败”的户上" in err
+    assert "第 2 户(户主“令狐冲”)" in err and "已用在本文件第 1 户(户主“东方不败”)上" in err
+    assert err.splitlines()[-1].startswith("错误:未保存任何数据")
     assert state(db) == before
 
 
@@ -436,3 +437,13 @@ def test_an_update_that_leaves_fields_out_says_which_ones_it_cleared(db, tmp_pat
     # a full document (as list --json gives it) clears nothing and says nothing
     assert main(["add", str(db), "--json", write(tmp_path, list_json(db, capsys), "c.json")]) == 0
     assert "清空" not in capsys.readouterr().err
+
+
+def test_the_same_person_twice_in_one_file_names_the_earlier_household_of_the_file(db, tmp_path, capsys):
+    first = household("东方不败", "西门吹雪", seq=3)
+    second = household("令狐冲", "任盈盈", seq=5)
+    second["members"][1]["id_number"] = first["members"][1]["id_number"]
+    second["members"][1]["sex"], second["members"][1]["birth_date"] = first["members"][1]["sex"], first["members"][1]["birth_date"]
+    assert main(["add", str(db), "--json", write(tmp_path, [first, second])]) == 1
+    err = capsys.readouterr().err
+    assert "身份证号码与本文件第 1 户(户主“东方不败”)的成员“西门吹雪”相同" in err and "已登记" not in err

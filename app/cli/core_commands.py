@@ -197,6 +197,7 @@ def cmd_add(args) -> int:
     store = open_store(args.db, args.operator)
     failures = []
     results = []
+    batch: dict[str, str] = {}  # households saved earlier in this file (refused with it if any fails)
     with store:
         try:
             with store.transaction():
@@ -204,7 +205,8 @@ def cmd_add(args) -> int:
                     name = doc.get("head_name", "?") if isinstance(doc, dict) else "?"
                     where = f"{args.json} 第 {i} 户(户主“{name}”)"
                     try:
-                        results.append(households.save(store, doc, allow_errors=args.draft, where=where))
+                        results.append(households.save(store, doc, allow_errors=args.draft, where=where, batch=batch))
+                        batch[results[-1].household_id] = f"本文件第 {i} 户(户主“{name}”)"
                     except households.ValidationFailed as exc:
                         failures.append((where, exc.findings))
                     except households.InputError as exc:
@@ -217,7 +219,7 @@ def cmd_add(args) -> int:
                 for f in findings:
                     if f.severity == ERROR:
                         print(f"  {f}", file=sys.stderr)
-            print(f"未保存任何数据:{len(failures)} 户有错误。改正后重新导入,或加 --draft 作为草稿保存。", file=sys.stderr)
+            print(f"错误:未保存任何数据:{len(failures)} 户有错误。改正后重新导入,或加 --draft 作为草稿保存。", file=sys.stderr)
             return 1
     for r in results:
         state = "新增" if r.created else "更新"

@@ -200,8 +200,10 @@ def next_household_number(store: Store, village_code: str) -> str:
     return f"{village_code}{number:04d}"
 
 
-def duplicate_id_findings(store: Store, doc: dict) -> list[Finding]:
-    """Members of this document whose ID number another household in the database already holds."""
+def duplicate_id_findings(store: Store, doc: dict, batch: dict[str, str] | None = None) -> list[Finding]:
+    """Members of this document whose ID number another household in the database already holds.
+    `batch`: households saved earlier in the same run (id -> how the input names them, e.g. 本文件第 1
+    户), named that way: they are not in the database when the run is refused."""
     d = default()
     own = {m.get("id") for m in doc.get("members", []) if m.get("id")}
     findings = []
@@ -216,9 +218,12 @@ def duplicate_id_findings(store: Store, doc: dict) -> list[Finding]:
             house = store.get(other.parent_id) if other and other.parent_id else None
             if other is None or (house is not None and house.id == doc.get("id")):
                 continue
-            where = f"户主“{house.fields.get('head_name', '?')}”(户编号 {house.fields.get('household_number', '?')})" if house else "另一户"
-            findings.append(Finding(m.get("id"), "member", "id_number", "duplicate_id_number",
-                                    f"身份证号码已登记在{where}的成员“{other.fields.get('name', '?')}”名下",
+            if house is not None and batch and house.id in batch:
+                message = f"身份证号码与{batch[house.id]}的成员“{other.fields.get('name', '?')}”相同"
+            else:
+                where = f"户主“{house.fields.get('head_name', '?')}”(户编号 {house.fields.get('household_number', '?')})" if house else "另一户"
+                message = f"身份证号码已登记在{where}的成员“{other.fields.get('name', '?')}”名下"
+            findings.append(Finding(m.get("id"), "member", "id_number", "duplicate_id_number", message,
                                     ERROR, record_label(d, "member", m)))
     return findings
 
@@ -226,7 +231,7 @@ def duplicate_id_findings(store: Store, doc: dict) -> list[Finding]:
 # ---------------------------------------------------------------------- saving
 
 
-def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[Finding], dict | None]:
+def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str] | None = None) -> tuple[dict, list[Finding], dict | None]:
     """Check a document's keys, coerce its values and merge it over the stored household.
     Returns (merged document, findings, stored document or None)."""
     d = default()
@@ -287,8 +292,8 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
             f = Finding(f.record_id, f.kind, f.field, f.rule,
                         f.message + ":请核对村代码(新的村由县里在“参考数据”中添加,随同步包下发)", ERROR, f.record_label)
         findings.append(f)
-    findings += duplicate_id_findings(store, check_view)
-    findings += duplicate_number_findings(store, check_view, stored)
+    findings += duplicate_id_findings(store, check_view, batch)
+    findings += duplicate_number_findings(store, check_view, stored, batch)
     # a value that could not be read is reported while reading and again by the rules: say it once
     seen, unique = set(), []
     for f in findings:
@@ -299,7 +304,8 @@ def prepare(store: Store, doc: dict, where: str = "文档") -> tuple[dict, list[
     return merged, unique, stored
 
 
-def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = None) -> list[Finding]:
+def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = None,
+                              batch: dict[str, str] | None = None) -> list[Finding]:
     """The document's 户编号 when another household in the database already has it (a new number,
     or a changed one: a number that was already shared stays reported by `validate`)."""
     number = str(doc.get("household_number") or "").strip()
@@ -310,8 +316,9 @@ def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = Non
         return []
     other = store.get(others[0])
     head = other.fields.get("head_name", "?") if other else "?"
+    where = batch[others[0]] if batch and others[0] in batch else f"户主“{head}”的户"
     return [Finding(doc.get("id"), "household", "household_number", "duplicate_household_number",
-                    f"户编号 {number} 已用在户主“{head}”的户上:一个户编号只能属于一户。请核对户编号;"
+                    f"户编号 {number} 已用在{where}上:一个户编号只能属于一户。请核对户编号;"
                     "新户可以不填,由本机自动编号", ERROR, record_label(default(), "household", doc))]
 
 
@@ -338,11 +345,12 @@ def _known_villages(store: Store) -> set[str] | None:
     return villages or None
 
 
-def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档") -> SaveResult:
+def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档",
+         batch: dict[str, str] | None = None) -> SaveResult:
     """Save one household document in one transaction. With error-level findings nothing is written
     unless `allow_errors` (a draft): validation reports, it never destroys input."""
     d = default()
-    merged, findings, stored = prepare(store, doc, where)
+    merged, findings, stored = prepare(store, doc, where, batch)
     if stored is None or stored.get("village_code") != merged.get("village_code"):
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:
