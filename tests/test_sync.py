@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from app.cli.main import main
 from app.services import households
-from app.store import Store
+from app.store import Store, StoreError
 from app.sync import exchange, identity, merge
 from tests import factories
 from tests.sync_helpers import (
@@ -83,6 +83,41 @@ def test_keeping_the_winner_closes_the_conflict_without_a_change(hub):
     assert merge.resolve(county, c.id, "winner") is None
     assert county.change_count() == count and merge.conflicts(county) == []
     assert merge.conflicts(county, "kept")[0].id == c.id
+
+
+def test_resolving_a_conflict_twice_says_in_chinese_how_it_was_resolved(hub):
+    county, a, b, hid = hub
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    up(a, county), up(b, county)
+    [c] = merge.conflicts(county)
+    merge.resolve(county, c.id, "other")
+    before = digest(county)
+    for keep in ("other", "winner"):
+        with pytest.raises(StoreError) as refused:
+            merge.resolve(county, c.id, keep)
+        assert f"冲突 {c.id} 已处理过(已恢复另一方的值)" in str(refused.value)
+        assert "restored" not in str(refused.value) and "jiandang conflicts county.db --all" in str(refused.value)
+    assert digest(county) == before
+
+
+def test_init_from_a_township_package_names_the_township_as_such(tmp_path, monkeypatch, capsys):
+    from app.services import demo
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    county_db, package = tmp_path / "county.db", tmp_path / "town.jde"
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    with Store.open(county_db) as county:
+        county.unlock("admin", PASSPHRASE)
+        demo.install_reference_data(county)
+    assert main(["enroll", str(county_db), "--site-name", "清水镇扶贫站", "--role", "township", "--villages",
+                 f"{VILLAGE[:9]},{OTHER_VILLAGE}", "--out", str(package)]) == 0
+    code = next(line.split(":", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("登记码"))
+    monkeypatch.setenv("JIANDANG_ENROLLMENT_CODE", code)
+    assert main(["init", str(tmp_path / "town.db"), "--enrollment", str(package)]) == 0
+    out = capsys.readouterr().out
+    assert f"乡镇 清水镇({VILLAGE[:9]})、村 石桥村({OTHER_VILLAGE})" in out
+    assert f"村 {VILLAGE[:9]}" not in out
 
 
 def test_edits_of_different_fields_merge_without_conflict(hub):

@@ -130,9 +130,17 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     cert = contents.certificate
     store.close()
     return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {ROLE_LABELS.get(cert.role, cert.role)},"
-            f"村 {','.join(cert.villages)},证书有效至 {cert.body['not_after']},"
+            f"{_places(cert.villages, contents.divisions)},证书有效至 {cert.body['not_after']},"
             f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}"
             + (f",县同步服务 {contents.server}(可用“立即同步”)" if contents.server else ""))
+
+
+def _places(codes, divisions) -> str:
+    """Certificate codes as people read them: `乡镇 清水镇(522699101)`, `村 龙井村(522699101201)`."""
+    names = {d[0]: d[1] for d in divisions or [] if isinstance(d, (list, tuple)) and len(d) > 1}
+    words = {12: "村", 9: "乡镇", 6: "县"}
+    return "、".join(f"{words.get(len(c), '地区')} {names[c]}({c})" if c in names else f"{words.get(len(c), '地区')} {c}"
+                    for c in codes)
 
 
 def cmd_export(args) -> int:

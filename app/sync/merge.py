@@ -343,7 +343,8 @@ def resolve(store: Store, conflict_id: str, keep: str) -> Change | None:
         raise StoreError(f"没有编号为 {conflict_id} 的冲突。用 jiandang conflicts 查看未处理的冲突")
     c = found[0]
     if c.status != "open":
-        raise StoreError(f"冲突 {conflict_id} 已处理过({c.status})")
+        raise StoreError(f"冲突 {conflict_id} 已处理过({STATUS_LABELS.get(c.status, c.status)}),无需再处理。"
+                         f"用 jiandang conflicts {store.path.name} --all 查看已处理的冲突")
     change = None
     with store.transaction():
         rec = store.get(c.record_id)
