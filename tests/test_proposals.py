@@ -433,3 +433,22 @@ def test_dates_must_follow_the_procedure(sites):
     with pytest.raises(ProcedureError, match="公示应在评议之后"):
         proposals.plan_notice(v, p["id"], ago(35), ago(25))
     assert proposals.get(v, p["id"]).get("notice_start") is None
+
+
+def test_two_proposals_made_offline_on_two_laptops_must_be_settled_to_one_before_either_goes_on(sites, make_store):
+    v = sites["village"]
+    other = make_store("village2.db", role="village", operator="village2-op")
+    demo.install_reference_data(other)
+    other.set_poverty_line(2025, LINE_2025)
+    ROLES_BY_SITE[other.site_id] = "village"
+    hid = new_household(v)
+    carry(v, other)
+    mine = exit_proposal(v, hid)
+    theirs = exit_proposal(other, hid)  # the other laptop did not know: each database allows one
+    carry(other, v)
+    assert {p["id"] for p in proposals.concurrent_pending(v, hid)} == {mine["id"], theirs["id"]}
+    with pytest.raises(ProcedureError, match=rf"同时还有未办结的脱贫退出申报 {theirs['id'][-8:]}.*请先在相应环节退回其中一份"):
+        village_stages(v, mine["id"])
+    proposals.advance(v, theirs["id"], "review", "return", reason="重复申报,保留另一份", date=ago(35))
+    assert proposals.concurrent_pending(v, hid) == []
+    assert village_stages(v, mine["id"])["stage"] == "notice"

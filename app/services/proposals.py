@@ -282,6 +282,11 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
     if doc is None:
         raise ProcedureError(f"申报 {short_id(p['id'])} 的贫困户已不在库中")
     title = household_title(doc)
+    rivals = [q for q in concurrent_pending(store, p["household_id"]) if q["id"] != p["id"]]
+    if rivals and outcome == "pass":
+        named = "、".join(f"{KINDS.get(q.get('proposal_kind'), '')}申报 {short_id(q['id'])}({state_label(q)})" for q in rivals)
+        raise ProcedureError(f"{title}同时还有未办结的{named}:两台电脑离线时分别提出了申报。"
+                             "一户同时只能办理一份,请先在相应环节退回其中一份(写明原因),再办理这一份")
     previous = STAGES[STAGES.index(stage) - 1]
     if p.get(f"{previous}_date") and day < p[f"{previous}_date"]:
         raise ProcedureError(f"办理日期 {day} 早于上一环节“{STAGE_LABELS[previous]}”的日期 {p[f'{previous}_date']}")
@@ -333,6 +338,13 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
         if stage == "announce" and outcome == "pass":
             _take_effect(store, p, doc, day)
     return get(store, p["id"])
+
+
+def concurrent_pending(store: Store, household_id: str) -> list[dict]:
+    """The household's pending proposals when there is more than one (laptops that were offline
+    each started one; `propose` refuses a second on one database), else []."""
+    pending = [q for q in proposals(store, household_id=household_id) if procedures.is_pending(q)]
+    return pending if len(pending) > 1 else []
 
 
 def _take_effect(store: Store, p: dict, doc: dict, day: str) -> None:
