@@ -194,6 +194,26 @@ def test_two_laptops_sync_through_a_real_service_process_mixed_with_a_usb_day(tm
     assert "13900000002" not in log and "诸葛长青" not in log  # no personal data in the service's log
 
 
+def test_serve_speaks_chinese_on_the_terminal_and_keeps_uvicorns_lines_for_the_log(tmp_path):
+    county = make_county(tmp_path)
+    county_db = Path(county.path)
+    county.close()
+    service = ServiceProcess(tmp_path, county_db, "--port", "0")
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:  # not HTTP: uvicorn warns
+        sock.sendall(b"\x16\x03\x01 not a request\r\n\r\n")
+        sock.recv(1024)
+    assert service.stop() == 0
+    terminal = Path(service.log.name).read_text(encoding="utf-8")
+    for english in ("Started server process", "Waiting for application", "Application startup complete",
+                    "Uvicorn running", "Shutting down", "Application shutdown complete", "Finished server process"):
+        assert english not in terminal, terminal
+    assert "正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…" in terminal
+    assert terminal.rstrip().endswith("县同步服务已停止"), terminal
+    assert "WARNING Invalid HTTP request received." in terminal  # uvicorn's warnings and errors still show
+    log_file = next((tmp_path / "home").rglob("*.log")).read_text(encoding="utf-8")
+    assert "uvicorn.error: Started server process" in log_file and "uvicorn.error: Shutting down" in log_file
+
+
 def test_a_service_killed_mid_import_merges_nothing_and_the_laptop_retry_succeeds(tmp_path):
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲队")

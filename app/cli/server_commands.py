@@ -35,6 +35,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_tls_cert)
 
 
+def _uvicorn_lifecycle_to_file_only(record: logging.LogRecord) -> bool:
+    """uvicorn's English start/stop lines (Started server process, Waiting for application startup,
+    Shutting down …) stay out of the terminal: `serve` says the same in Chinese. They still reach the
+    log file; uvicorn's warnings and errors still show here."""
+    return not (record.name == "uvicorn.error" and record.levelno < logging.WARNING)
+
+
 def _setup_logging(quiet: bool) -> None:
     """Log lines to stderr (a service manager keeps them) and to the program's log file, with ID
     numbers and phones masked."""
@@ -44,6 +51,7 @@ def _setup_logging(quiet: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     handler.addFilter(settings.RedactingFilter())
+    handler.addFilter(_uvicorn_lifecycle_to_file_only)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING if quiet else logging.INFO)
@@ -82,7 +90,8 @@ def cmd_serve(args) -> int:
             print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
                   "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
         server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {args.db},站点 {store.site_id});"
-                                 "按 Ctrl+C 停止", flush=True))
+                                 "按 Ctrl+C 停止", flush=True),
+                   lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True))
     finally:
         store.close()
     print("县同步服务已停止", file=sys.stderr)

@@ -378,8 +378,13 @@ class SyncServer:
                     if outer.on_ready:
                         outer.on_ready()
 
+            async def shutdown(self, sockets=None):
+                if outer.on_stopping:
+                    outer.on_stopping()
+                await super().shutdown(sockets=sockets)
+
         self.server = _Server(self.config)
-        self.on_ready = None
+        self.on_ready = self.on_stopping = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -387,9 +392,10 @@ class SyncServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    def run(self, on_ready=None) -> None:
-        """Serve until Ctrl+C / SIGTERM (or `stop`); `on_ready()` is called once connections are accepted."""
-        self.on_ready = on_ready
+    def run(self, on_ready=None, on_stopping=None) -> None:
+        """Serve until Ctrl+C / SIGTERM (or `stop`); `on_ready()` is called once connections are accepted,
+        `on_stopping()` when shutting down begins (before in-flight requests are waited for)."""
+        self.on_ready, self.on_stopping = on_ready, on_stopping
         try:
             self.server.run(sockets=[self.sock])
         finally:
