@@ -520,3 +520,20 @@ def test_a_household_added_to_an_exported_workbook_without_a_number_keeps_its_me
     assert (report.created, report.rejected_rows) == (1, [])
     new = next(d for d in households.documents(demo_store) if d["head_name"] == "令狐冲")
     assert [m["name"] for m in new["members"]] == ["令狐冲"] and new["household_number"].startswith(village)
+
+
+def test_a_status_changed_in_an_exported_workbook_is_reported_at_its_own_cell(demo_store, tmp_path):
+    village = demo_store.village_codes()[0]
+    path = tmp_path / "v.xlsx"
+    exporter.export_table(demo_store, path, village=village)
+    wb = load_workbook(path)
+    houses = wb["贫困户"]
+    column = [c.value for c in houses[1]].index("脱贫状态") + 1
+    cell = houses.cell(row=3, column=column)  # the second household's row
+    cell.value = "已脱贫(享受政策)" if cell.value != "已脱贫(享受政策)" else "未脱贫"
+    wb.save(path)
+    for dry in (True, False):
+        report = importer.import_table(demo_store, path, dry=dry)
+        [own] = [r for r in report.rejections if "同户其他行" not in r.reason]
+        assert (own.sheet, own.row, own.column) == ("贫困户", 3, "脱贫状态")
+        assert own.reason.startswith("贫困户的脱贫状态只能通过识别、退出等程序改变")  # no file name and row again

@@ -31,6 +31,10 @@ class InputError(ValueError):
     """A document that cannot be taken as it is; the message names the record and the fields."""
 
 
+class StatusChangeRefused(InputError):
+    """The document changes the household's 脱贫状态, which only an effective proposal may do."""
+
+
 class ValidationFailed(ValueError):
     """Saving was refused because of error-level findings (nothing was written)."""
 
@@ -359,7 +363,7 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         refusal = procedures.authorize_change("household", {"status": merged.get("status")},
                                               {"status": stored.get("status")}, store.role, op="update", reason=reason or "")
         if refusal:  # the status changes only through an effective proposal (app.services.proposals)
-            raise InputError(f"{where}: {refusal}")
+            raise StatusChangeRefused(f"{where}: {refusal}")
     changes = 0
     child_ids: dict[str, list[str]] = {}
     with store.transaction():

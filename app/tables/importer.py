@@ -441,7 +441,8 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
         if g.errors or g.doc is None:
             _reject(report, plan, g, g.errors)
         else:
-            where = f"{plan.path.name} 第 {g.rows[0][1]} 行" if g.rows else plan.path.name
+            home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
+            where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
             try:
                 if dry_run:
                     merged, findings, stored = households.prepare(store, g.doc, where)
@@ -452,7 +453,7 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
                         refusal = procedures.authorize_change("household", {"status": merged.get("status")},
                                                               {"status": stored.get("status")}, store.role, op="update", reason="")
                         if refusal:  # as households.save would refuse it
-                            raise households.InputError(f"{where}: {refusal}")
+                            raise households.StatusChangeRefused(f"{where}: {refusal}")
                     created, changed = stored is None, stored is None or _differs(merged, stored, d)
                 else:
                     result = households.save(store, g.doc, where=where)
@@ -461,8 +462,10 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
                 _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
                                           for f in exc.findings if f.severity == ERROR])
             except households.InputError as exc:
-                s, r = _first_row(g)
-                _reject(report, plan, g, [Rejection(s, r, "", str(exc))])
+                (s, r), column = home, ""
+                if isinstance(exc, households.StatusChangeRefused) and "status" in g.house_rows:
+                    (s, r), column = g.house_rows["status"], d.field_label("household", "status")  # the cell that changed it
+                _reject(report, plan, g, [Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
             else:
                 report.members += len(g.children.get("member", []))
                 if created:
