@@ -506,6 +506,10 @@ def test_a_service_with_another_certificate_than_the_pinned_one_gets_nothing(hub
         with pytest.raises(client.SyncError, match=r"证书与本机登记时保存的不符\(对方用的是另一张自签名证书\)"):
             client.sync_now(a, server.url, impostor_cert.decode(), retries=0)
         assert a.meta("sync_out_seq") == before  # nothing exported, nothing sent
+        # no certificate of the county on the laptop at all: said so, not called a mismatch
+        with pytest.raises(client.SyncError, match="本机也没有保存县里的证书.*--ca-cert") as refused:
+            client.Client(server.url, None, retries=0).health()
+        assert "不符" not in str(refused.value)
         # plain http:// to a TLS service: the message says what to change
         with pytest.raises(client.SyncError, match="应以 https:// 开头"):
             client.sync_now(a, server.url.replace("https://", "http://"), None, retries=0)

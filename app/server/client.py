@@ -131,6 +131,7 @@ class Client:
         self.port = parts.port or (443 if self.https else 80)
         self.base = parts.path.rstrip("/")
         self.context = None
+        self.pinned = bool(ca_pem)
         if self.https:
             try:
                 self.context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
@@ -161,6 +162,10 @@ class Client:
             data = answer.read()
             return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
         except ssl.SSLCertVerificationError as exc:
+            if not self.pinned:  # no certificate from the county on this laptop: the system's authorities were asked
+                raise SyncError(f"县同步服务 {self.url} 的证书无法验证({_verify_reason(exc)}),本机也没有保存县里的证书:"
+                                "已停止,未发送任何数据。请向县里索取证书文件(用 jiandang tls-cert 生成的 .pem),"
+                                "用 --ca-cert 指定(加 --remember 记住)") from None
             raise SyncError(f"县同步服务 {self.url} 的证书与本机登记时保存的不符({_verify_reason(exc)}):"
                             "可能连到了别的机器,已停止,未发送任何数据。请核对地址,或向县里索取正确的证书"
                             "(--ca-cert)") from None
