@@ -749,3 +749,19 @@ def test_a_program_with_another_data_dictionary_is_told_to_upgrade_on_both_sides
     report = exchange.import_bundle(a, data, name)
     assert report.status == "accepted"
     assert f"县里的数据字典已更新为 2999.1(本机为 {current}):请尽快升级本机的建档程序" in report.line()
+
+
+def test_two_laptops_proposing_for_one_household_offline_are_named_at_the_county(hub):
+    from app.services import proposals
+
+    county, a, b, hid = hub
+    first = proposals.propose(a, hid, "natural", reasons="户主去世,家中无其他成员")
+    second = proposals.propose(b, hid, "members", reasons="新生儿落户")  # b did not know of a's
+    assert up(a, county).warnings == []
+    report = up(b, county)
+    assert report.status == "accepted"
+    [warning] = [w for w in report.warnings if "未办结的申报" in w]
+    number = households.document(county, hid)["household_number"]
+    assert f"户主“欧阳明远”(户编号 {number})同时有 2 份未办结的申报" in warning
+    assert first["id"][-8:] in warning and second["id"][-8:] in warning and "请与村里核实后退回其中一份" in warning
+    assert "未办结的申报" in report.line()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from app.core import procedures
 from app.store import Store, StoreError
+from app.store.db import short_id
 from app.sync import identity, refdata, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
@@ -481,6 +482,24 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
                                  site=f"{site}({cert.body.get('site_name', '')})")
     if warning:
         report.warnings.append(warning)
+    report.warnings += _concurrent_proposal_warnings(store, new)
+
+
+def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
+    """Households that now have two pending proposals: two laptops offline each started one (each
+    database refuses a second). Neither can pass another stage until one is returned."""
+    from app.services import proposals  # noqa: PLC0415 - services sit above sync
+
+    households = {c.parent_id for c in changes if c.kind == "proposal" and c.op == "create" and c.parent_id}
+    out = []
+    for household_id in sorted(households):
+        pending = proposals.concurrent_pending(store, household_id)
+        if pending:
+            named = "、".join(f"{proposals.KINDS.get(p.get('proposal_kind'), '')}申报 {short_id(p['id'])}"
+                             f"({p.get('nominate_site') or '?'})" for p in pending)
+            out.append(f"{_household_label(store, household_id)}同时有 {len(pending)} 份未办结的申报:{named}。"
+                       "请与村里核实后退回其中一份(写明原因),另一份才能继续办理")
+    return out
 
 
 def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
