@@ -47,6 +47,7 @@ class Report:
     duplicates: list = field(default_factory=list)  # [(household id, other household id, member ids)]
     household_labels: dict = field(default_factory=dict)  # household id -> 户主“…”(户编号 …), for `duplicates`
     warnings: list = field(default_factory=list)
+    reference: list = field(default_factory=list)  # reference data the bundle changed (divisions, poverty lines)
     seconds_crypto: float = 0.0
     seconds_total: float = 0.0
 
@@ -66,6 +67,8 @@ class Report:
             text = f"{self.name}: 已跳过 {self.message}"
         else:
             text = f"{self.name}: 已拒收:{self.message}"
+        if self.reference:
+            text += f"\n  参考数据:{';'.join(self.reference)}"
         for w in self.warnings:
             text += f"\n  注意:{w}"
         for dup in self.duplicates:
@@ -538,7 +541,7 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     store.set_meta("sync_down_seq", str(report.seq))
     store.set_meta("sync_down_expires", header.get("expires") or "")
     store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
-    refdata.install(store, payload)
+    report.reference = refdata.install(store, payload)
     warning = dictionary_warning(payload.get("dictionary_version"), from_county=True)
     if warning:
         report.warnings.append(warning)

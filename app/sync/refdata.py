@@ -29,8 +29,12 @@ def outgoing(store: Store, villages: list[str]) -> dict:
     }
 
 
-def install(store: Store, payload: dict) -> None:
-    """Write the reference data a package or bundle carries. The caller holds the transaction."""
+def install(store: Store, payload: dict) -> list[str]:
+    """Write the reference data a package or bundle carries. The caller holds the transaction.
+    Returns what changed, in Chinese (new or renamed divisions, new or changed poverty lines), so an
+    import that brought no household changes still says what it did."""
+    names = {code: name for code, name in store.conn.execute("SELECT code, name FROM divisions")}
+    lines = dict(store.conn.execute("SELECT year, line FROM poverty_lines"))
     rows = []
     for entry in payload.get("divisions") or []:
         code, name, level, parent = (list(entry) + [None] * 4)[:4]
@@ -43,3 +47,17 @@ def install(store: Store, payload: dict) -> None:
     for year, line in (payload.get("poverty_lines") or {}).items():
         store.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",
                            (int(year), line, sources.get(str(year)) or COUNTY_SOURCE))
+    said = []
+    added = [name for code, name, _, _ in rows if code not in names]
+    renamed = [f"{names[code]}→{name}" for code, name, _, _ in rows if code in names and names[code] != name]
+    if added:
+        said.append(f"新增区划 {len(added)} 个({'、'.join(added[:5])}{' 等' if len(added) > 5 else ''})")
+    if renamed:
+        said.append(f"区划更名 {'、'.join(renamed[:5])}{' 等' if len(renamed) > 5 else ''}")
+    for year, line in sorted((payload.get("poverty_lines") or {}).items()):
+        before = lines.get(int(year))
+        if before is None:
+            said.append(f"{year} 年贫困线 {line:g} 元")
+        elif before != line:
+            said.append(f"{year} 年贫困线由 {before:g} 元改为 {line:g} 元")
+    return said
