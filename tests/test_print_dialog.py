@@ -1,4 +1,4 @@
-"""The print dialog: generation off the GUI thread with a first-page preview, save as, errors."""
+"""The print dialog: generation off the GUI thread with a paged preview that shows whole pages, save as, errors."""
 
 from __future__ import annotations
 
@@ -80,3 +80,79 @@ def test_notice_uses_the_period_set_on_the_proposals(qtbot, demo_store):
     text = re.sub(r"\s+", "", "".join(pg.extract_text() for pg in PdfReader(io.BytesIO(dialog.pdf)).pages))
     assert doc["head_name"] in text and "龙井村公示栏" in text
     assert "2026年11月4日至2026年11月12日(共9天)" in text
+
+
+def _shown_whole(dialog) -> bool:
+    """The page pixmap fits inside the visible part of the preview (nothing cut off)."""
+    view = dialog.page_view
+    size = dialog.preview.pixmap().deviceIndependentSize()
+    viewport = view.viewport().size()
+    return (size.width() <= viewport.width() and size.height() <= viewport.height()
+            and view.verticalScrollBar().maximum() == 0 and view.horizontalScrollBar().maximum() == 0)
+
+
+def test_preview_shows_every_part_of_every_page(qtbot, demo_store):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    dialog = PrintDialog(demo_store, household_id=doc["id"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.select("card_household")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    assert dialog.pages >= 2
+    # 整页 (the default): the whole first page is scaled into the visible area, aspect ratio kept
+    assert dialog.zoom.currentData() == "page"
+    assert _shown_whole(dialog)
+    pixmap = dialog.preview.pixmap()
+    assert abs(pixmap.height() / pixmap.width() - 297 / 210) < 0.02
+    assert dialog.page_label.text() == f"第 1 页 共 {dialog.pages} 页"
+    assert not dialog.previous_button.isEnabled() and dialog.next_button.isEnabled()
+    first = pixmap.toImage()
+    # the page follows the window when it is resized
+    dialog.resize(dialog.width(), dialog.height() - 200)
+    qtbot.waitUntil(lambda: _shown_whole(dialog))
+    assert dialog.preview.pixmap().height() < first.height()
+    dialog.resize(dialog.width(), dialog.height() + 200)
+    # every page can be reached, each shown whole
+    for index in range(1, dialog.pages):
+        dialog.next_button.click()
+        assert dialog.page_label.text() == f"第 {index + 1} 页 共 {dialog.pages} 页"
+        assert _shown_whole(dialog)
+    assert not dialog.next_button.isEnabled()
+    assert dialog.preview.pixmap().toImage() != first
+    dialog.previous_button.click()
+    assert dialog.page_index == dialog.pages - 2
+    # 页宽: the page fills the width and scrolls down to its very bottom
+    dialog.zoom.setCurrentIndex(dialog.zoom.findData("width"))
+    view = dialog.page_view
+    qtbot.waitUntil(lambda: view.verticalScrollBar().maximum() > 0)
+    size = dialog.preview.pixmap().deviceIndependentSize()
+    assert size.width() <= view.viewport().width() and size.width() > 0.9 * view.viewport().width() - 20
+    assert view.horizontalScrollBar().maximum() == 0
+    assert view.verticalScrollBar().maximum() + view.viewport().height() >= size.height()
+
+
+def test_notice_preview_shows_title_and_footer(qtbot, demo_store):
+    from app.services import proposals
+
+    doc = next(d for d in households.documents(demo_store, VILLAGE) if d.get("status") in ("2", "3", "5"))
+    p = proposals.propose(demo_store, doc["id"], "return", reasons="因灾返贫", date="2026-11-01")
+    proposals.advance(demo_store, p["id"], "review", "pass", date="2026-11-03", meeting_date="2026-11-03",
+                      attendance=30, votes_for=25)
+    dialog = PrintDialog(demo_store, village_code=VILLAGE)
+    qtbot.addWidget(dialog)
+    dialog.resize(640, 820)  # the size the dialog opens with
+    dialog.show()
+    dialog.select("notice_entry")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    assert _shown_whole(dialog)
+    # the page's top (title) and bottom (issuer and date) rows hold text, so neither is cut off
+    image = dialog.preview.pixmap().toImage()
+
+    def dark_rows(rows):
+        return [y for y in rows if any(image.pixelColor(x, y).lightness() < 100 for x in range(image.width()))]
+
+    height = image.height()
+    assert dark_rows(range(0, height // 8))  # the title
+    assert dark_rows(range(height // 2, height))  # the table, period, signatures below it

@@ -1,12 +1,13 @@
 """The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示), generate it off the GUI thread
-with progress, preview its first page, open it with the system viewer or save it.
+with progress, preview it page by page (the whole page scaled into the window, or the page width
+with a scroll bar), open it with the system viewer or save it.
 
 The PDF is generated into memory; nothing with personal data touches the disk until the user saves
 it ("另存为", written atomically) or asks for the system viewer (a file in a private temporary folder
 that is removed when the dialog closes).
 
-Preview of the first page: PySide6.QtPdf when installed (PySide6-Addons), else pypdfium2 (a wheel
-for Windows, macOS and Linux). Without either the dialog says so and still opens/saves the PDF.
+Preview: PySide6.QtPdf when installed (PySide6-Addons), else pypdfium2 (a wheel for Windows, macOS
+and Linux). Without either the dialog says so and still opens/saves the PDF.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QObject, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import QDate, QObject, QSize, Qt, QThread, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -44,13 +45,14 @@ from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
 from app.services import printing
 
 PREVIEW_WIDTH = 520
+RENDER_WIDTH = 1240  # pixels across the page when rendered for the preview (A4 at 150 dpi)
 
 
-def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> QImage | None:
-    """The first page of a PDF as an image `width` pixels wide, or None when no renderer is
-    available (see the module docstring)."""
+def render_page(pdf: bytes, index: int = 0, width: int = PREVIEW_WIDTH) -> QImage | None:
+    """Page `index` (from 0) of a PDF as an image `width` pixels wide, or None when no renderer is
+    available (see the module docstring) or the page does not exist."""
     try:
-        from PySide6.QtCore import QBuffer, QByteArray, QSize
+        from PySide6.QtCore import QBuffer, QByteArray
         from PySide6.QtPdf import QPdfDocument
     except ImportError:
         pass
@@ -60,19 +62,23 @@ def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> QImage | None:
         buffer.setData(QByteArray(pdf))
         buffer.open(QBuffer.ReadOnly)
         document.load(buffer)
-        if document.pageCount() > 0:
-            size = document.pagePointSize(0)
+        try:
+            if not 0 <= index < document.pageCount():
+                return None
+            size = document.pagePointSize(index)
             height = int(width * size.height() / size.width())
-            image = document.render(0, QSize(width, height))
+            return document.render(index, QSize(width, height))
+        finally:
             document.close()
-            return image
     try:
         import pypdfium2 as pdfium
     except ImportError:
         return None
     document = pdfium.PdfDocument(pdf)
     try:
-        page = document[0]
+        if not 0 <= index < len(document):
+            return None
+        page = document[index]
         scale = width / page.get_width()
         bitmap = page.render(scale=scale, rev_byteorder=True)
         image = QImage(bitmap.buffer, bitmap.width, bitmap.height, bitmap.stride,
@@ -80,6 +86,64 @@ def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> QImage | None:
         return image.copy()  # detach from pdfium's buffer before it is freed
     finally:
         document.close()
+
+
+def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> QImage | None:
+    """The first page of a PDF as an image `width` pixels wide (see `render_page`)."""
+    return render_page(pdf, 0, width)
+
+
+class PagePreview(QScrollArea):
+    """One page image shown either whole, scaled to fit the visible area ("整页", the default), or
+    scaled to the visible width with a vertical scroll bar ("页宽"). Re-scales when resized."""
+
+    FIT_PAGE, FIT_WIDTH = "page", "width"
+    MARGIN = 8
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.label.setAlignment(Qt.AlignCenter)
+        self.setWidget(self.label)
+        self.setWidgetResizable(True)
+        self.setAlignment(Qt.AlignCenter)
+        self.setMinimumSize(300, 300)
+        self.image: QImage | None = None
+        self.mode = self.FIT_PAGE
+
+    def set_text(self, text: str) -> None:
+        self.image = None
+        self.label.setPixmap(QPixmap())
+        self.label.setWordWrap(True)
+        self.label.setText(text)
+
+    def set_image(self, image: QImage) -> None:
+        self.image = image
+        self.label.setWordWrap(False)
+        self.verticalScrollBar().setValue(0)
+        self.rescale()
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self.rescale()
+
+    def rescale(self) -> None:
+        if self.image is None or self.image.isNull():
+            return
+        area = self.maximumViewportSize()  # the viewport without scroll bars
+        if self.mode == self.FIT_WIDTH:
+            width = area.width() - self.verticalScrollBar().sizeHint().width() - 2 * self.MARGIN
+            target = QSize(max(width, 50), 1_000_000)
+        else:
+            target = QSize(max(area.width() - 2 * self.MARGIN, 50), max(area.height() - 2 * self.MARGIN, 50))
+        ratio = self.devicePixelRatioF()
+        pixmap = QPixmap.fromImage(self.image.scaled(target * ratio, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        pixmap.setDevicePixelRatio(ratio)
+        self.label.setPixmap(pixmap)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.rescale()
 
 
 class PrintJob(QObject):
@@ -188,13 +252,16 @@ class PrintDialog(QDialog):
         self.status = QLabel(
             "选择文档后点“生成”。" if self.document.count() else "没有可打印的文档:请先选择一户或一个村。")
         self.status.setWordWrap(True)
-        self.preview = QLabel("(预览第一页)")
-        self.preview.setAlignment(Qt.AlignCenter)
-        self.preview.setMinimumSize(PREVIEW_WIDTH, 300)
-        scroll = QScrollArea()
-        scroll.setWidget(self.preview)
-        scroll.setWidgetResizable(True)
-        scroll.setAlignment(Qt.AlignCenter)
+        self.page_view = PagePreview()
+        self.preview = self.page_view.label  # the label showing the current page
+        self.page_index = 0
+        self.previous_button = QPushButton("上一页")
+        self.next_button = QPushButton("下一页")
+        self.page_label = QLabel()
+        self.zoom = QComboBox()
+        self.zoom.addItem("整页", PagePreview.FIT_PAGE)
+        self.zoom.addItem("页宽", PagePreview.FIT_WIDTH)
+        self.zoom.setToolTip("整页:整页缩放到窗口内;页宽:按窗口宽度显示,上下滚动查看")
         self.open_button = QPushButton("用系统查看器打开")
         self.save_button = QPushButton("另存为…")
         close = QPushButton("关闭")
@@ -216,7 +283,15 @@ class PrintDialog(QDialog):
         layout.addWidget(self.notice_box)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(scroll, 1)
+        pages = QHBoxLayout()
+        pages.addWidget(self.previous_button)
+        pages.addWidget(self.page_label)
+        pages.addWidget(self.next_button)
+        pages.addStretch(1)
+        pages.addWidget(QLabel("显示"))
+        pages.addWidget(self.zoom)
+        layout.addLayout(pages)
+        layout.addWidget(self.page_view, 1)
         layout.addLayout(buttons)
 
         self.document.currentIndexChanged.connect(self._document_changed)
@@ -224,6 +299,9 @@ class PrintDialog(QDialog):
         self.open_button.clicked.connect(self.open_in_viewer)
         self.save_button.clicked.connect(self.save_as)
         close.clicked.connect(self.reject)
+        self.previous_button.clicked.connect(lambda: self.show_page(self.page_index - 1))
+        self.next_button.clicked.connect(lambda: self.show_page(self.page_index + 1))
+        self.zoom.currentIndexChanged.connect(lambda: self.page_view.set_mode(self.zoom.currentData()))
         self.generate_button.setEnabled(self.document.count() > 0)
         self._document_changed()
 
@@ -244,8 +322,9 @@ class PrintDialog(QDialog):
         self.pdf = None
         self.open_button.setEnabled(False)
         self.save_button.setEnabled(False)
-        self.preview.setPixmap(QPixmap())
-        self.preview.setText("(预览第一页)")
+        self.pages = self.page_index = 0
+        self.page_view.set_text("(生成后在这里预览)")
+        self._update_page_buttons()
 
     def options(self) -> dict:
         key = self.current_document()
@@ -319,12 +398,29 @@ class PrintDialog(QDialog):
         self.pdf, self.pages = pdf, pages
         self.open_button.setEnabled(True)
         self.save_button.setEnabled(True)
-        image = render_first_page(pdf)
+        self.show_page(0)
+        more = ",用“上一页”“下一页”翻看" if pages > 1 else ""
+        self.status.setText(f"已生成:{count} 户,共 {pages} 页。下面是预览{more}。")
+
+    # ------------------------------------------------------------------ preview
+
+    def show_page(self, index: int) -> None:
+        """Show page `index` (from 0) of the generated PDF in the preview."""
+        if not self.pdf or not 0 <= index < max(self.pages, 1):
+            return
+        self.page_index = index
+        image = render_page(self.pdf, index, RENDER_WIDTH)
         if image is None or image.isNull():
-            self.preview.setText("本机没有 PDF 预览组件(QtPdf 或 pypdfium2);请用系统查看器打开查看。")
+            self.page_view.set_text("本机没有 PDF 预览组件(QtPdf 或 pypdfium2);请用系统查看器打开查看。")
         else:
-            self.preview.setPixmap(QPixmap.fromImage(image))
-        self.status.setText(f"已生成:{count} 户,共 {pages} 页。下面是第一页的预览。")
+            self.page_view.set_image(image)
+        self._update_page_buttons()
+
+    def _update_page_buttons(self) -> None:
+        shown = bool(self.pdf) and self.pages > 0
+        self.page_label.setText(f"第 {self.page_index + 1} 页 共 {self.pages} 页" if shown else "")
+        self.previous_button.setEnabled(shown and self.page_index > 0)
+        self.next_button.setEnabled(shown and self.page_index < self.pages - 1)
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
