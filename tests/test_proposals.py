@@ -452,3 +452,21 @@ def test_two_proposals_made_offline_on_two_laptops_must_be_settled_to_one_before
     proposals.advance(v, theirs["id"], "review", "return", reason="重复申报,保留另一份", date=ago(35))
     assert proposals.concurrent_pending(v, hid) == []
     assert village_stages(v, mine["id"])["stage"] == "notice"
+
+
+def test_a_stage_dated_in_the_future_is_refused(sites):
+    v = sites["village"]
+    hid = new_household(v)
+    later = (TODAY + dt.timedelta(days=400)).isoformat()
+    with pytest.raises(ProcedureError, match=rf"提名日期 {later} 晚于今天\({TODAY.isoformat()}\):只能登记已经办完的环节"):
+        proposals.propose(v, hid, "natural", reasons="户主去世", date=later)
+    p = proposals.propose(v, hid, "natural", reasons="户主去世", date=ago(3))
+    with pytest.raises(ProcedureError, match="评议会日期 .* 晚于今天"):
+        proposals.advance(v, p["id"], "review", "pass", date=ago(1), meeting_date=later, attendance=10, votes_for=9)
+    with pytest.raises(ProcedureError, match="办理日期 .* 晚于今天"):
+        proposals.advance(v, p["id"], "review", "pass", date=later, meeting_date=ago(1), attendance=10, votes_for=9)
+    assert proposals.get(v, p["id"])["stage"] == "nominate"
+
+    proposals.advance(v, p["id"], "review", "pass", date=ago(2), meeting_date=ago(2), attendance=10, votes_for=9)
+    with pytest.raises(ProcedureError, match="公示结束日期 .* 早于开始日期"):
+        proposals.plan_notice(v, p["id"], ago(1), ago(9))

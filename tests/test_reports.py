@@ -329,6 +329,34 @@ def test_notice_lists_households_period_place_and_contact(demo_store, tmp_path):
     assert "村委会主任(签字)" in text
 
 
+def test_an_exit_notice_never_says_a_household_meets_the_standard_when_its_check_failed(demo_store, tmp_path):
+    docs = households.documents(demo_store, VILLAGE)
+    passed = {"proposal_kind": "exit", "reasons": "务工收入稳定"}
+    failed = {"proposal_kind": "exit", "reasons": "产业增收", "assessed_failures": "年人均纯收入超过扶贫标准",
+              "justification": "年底分红后可达标"}
+    out = tmp_path / "exit.pdf"
+    printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [(docs[0], passed), (docs[1], failed)])
+    text = compact(text_of(out))
+    assert "以下2户年人均纯收入稳定超过扶贫标准" not in text
+    assert "其中1户经核实尚有未达到退出标准的项目" in text and "以上农户均已签字认可" in text
+    assert "未达标:年人均纯收入超过扶贫标准" in text and "书面说明:年底分红后可达标" in text
+    printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [(docs[0], passed)])
+    text = compact(text_of(out))
+    assert "以下1户年人均纯收入稳定超过扶贫标准" in text and "该户已签字认可" in text and "本户" not in text
+
+
+def test_a_notice_has_one_period_and_comes_after_the_village_review(demo_store, tmp_path):
+    docs = households.documents(demo_store, VILLAGE)
+    first = {"proposal_kind": "return", "notice_start": "2026-11-03", "notice_end": "2026-11-09"}
+    second = {"proposal_kind": "return", "notice_start": "2026-11-20", "notice_end": "2026-11-26"}
+    with pytest.raises(ReportError, match=r"不同的公示期.*2026年11月3日至2026年11月9日.*2026年11月20日至2026年11月26日"):
+        printing.print_notice(demo_store, tmp_path / "n.pdf", VILLAGE, "entry", None, [(docs[0], first), (docs[1], second)])
+    late = {"proposal_kind": "return", "review_meeting_date": "2026-12-03"}
+    with pytest.raises(ReportError, match=rf"早于这些户的村级评议日期:{docs[0]['head_name']}\(评议 2026-12-03\)"):
+        printing.print_notice(demo_store, tmp_path / "n.pdf", VILLAGE, "entry", _notice_info(), [(docs[0], late)])
+    assert not (tmp_path / "n.pdf").exists()
+
+
 def test_notice_period_shorter_than_seven_days_is_refused(demo_store, tmp_path):
     docs = households.documents(demo_store, VILLAGE)
     folder = tmp_path / "out"

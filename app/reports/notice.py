@@ -38,6 +38,8 @@ class NoticeInfo:
         return (self.end - self.start).days + 1
 
     def check(self) -> None:
+        if self.end < self.start:
+            raise ReportError(f"公示结束日期 {self.end.isoformat()} 早于开始日期 {self.start.isoformat()}:请核对日期")
         if self.days < MIN_DAYS:
             raise ReportError(f"公示期 {self.start.isoformat()} 至 {self.end.isoformat()} 只有 {self.days} 天:"
                               f"公示期至少 {MIN_DAYS} 天,请推迟结束日期")
@@ -49,8 +51,13 @@ class NoticeInfo:
 
 def _note(proposal: dict) -> str:
     """申报类型 (when 返贫纳入), 申报理由 and the village review's vote, from a proposal dict
-    (app.services.proposals)."""
+    (app.services.proposals); for an exit that failed a criterion, the unmet items and the written
+    justification first."""
     parts = []
+    if proposal.get("assessed_failures"):
+        parts.append(f"未达标:{proposal['assessed_failures']}")
+        if proposal.get("justification"):
+            parts.append(f"书面说明:{proposal['justification']}")
     if proposal.get("proposal_kind") == "return":
         parts.append("返贫纳入")
     for key in ("reasons", "reason", "note"):
@@ -65,16 +72,36 @@ def _note(proposal: dict) -> str:
 
 
 def period_of(items: list[tuple[dict, dict]]) -> tuple[dt.date, dt.date] | None:
-    """The notice period recorded on the proposals (earliest start, latest end), if any."""
-    starts, ends = [], []
-    for _, p in items:
+    """The notice period recorded on the proposals, if any. One notice has one period: proposals
+    that recorded different periods are refused (ReportError), naming the households and periods."""
+    periods: dict[tuple[dt.date, dt.date], list[str]] = {}
+    for doc, p in items:
         try:
             if p.get("notice_start") and p.get("notice_end"):
-                starts.append(dt.date.fromisoformat(str(p["notice_start"])[:10]))
-                ends.append(dt.date.fromisoformat(str(p["notice_end"])[:10]))
+                period = (dt.date.fromisoformat(str(p["notice_start"])[:10]),
+                          dt.date.fromisoformat(str(p["notice_end"])[:10]))
+                periods.setdefault(period, []).append(str(doc.get("head_name") or "?"))
         except ValueError:
             continue
-    return (min(starts), max(ends)) if starts else None
+    if len(periods) > 1:
+        named = ";".join(f"{'、'.join(names[:3])}{' 等' if len(names) > 3 else ''}:{_date(a)}至{_date(b)}"
+                         for (a, b), names in sorted(periods.items()))
+        raise ReportError(f"这些申报记录了不同的公示期({named}),一张公示只能有一个公示期。"
+                          "请用 jiandang notice-period 把它们设为同一公示期后再打印")
+    return next(iter(periods)) if periods else None
+
+
+def check_reviewed_before(items: list[tuple[dict, dict]], start: dt.date) -> None:
+    """A household is publicly noticed only after its village review (民主评议): a proposal whose
+    review meeting is after the notice's first day is refused by name."""
+    late = []
+    for doc, p in items:
+        meeting = str(p.get("review_meeting_date") or p.get("review_date") or "")[:10]
+        if meeting and meeting > start.isoformat():
+            late.append(f"{doc.get('head_name') or '?'}(评议 {meeting})")
+    if late:
+        raise ReportError(f"公示开始日期 {start.isoformat()} 早于这些户的村级评议日期:{'、'.join(late)}。"
+                          "评议之后才能公示,请推迟公示开始日期")
 
 
 def _date(d: dt.date) -> str:
@@ -122,8 +149,16 @@ def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], i
         body = (f"根据建档立卡贫困户识别程序,经农户申请、村民小组提名、村级民主评议,拟将以下 {len(items)} 户"
                 f"纳入建档立卡贫困户,现予以公示。")
     else:
-        body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户年人均纯收入稳定超过"
-                f"扶贫标准,实现“两不愁三保障”,本户已签字认可,拟退出(脱贫),现予以公示。")
+        short = [p for _, p in items if (p or {}).get("assessed_failures")]
+        signed = "该户已签字认可" if len(items) == 1 else "以上农户均已签字认可"
+        if not short:
+            body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户年人均纯收入稳定超过"
+                    f"扶贫标准,实现“两不愁三保障”,{signed},拟退出(脱贫),现予以公示。")
+        else:  # never say of a household what the check found untrue: its unmet items are in 备注
+            body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户拟退出(脱贫)。"
+                    f"其中 {len(short)} 户经核实尚有未达到退出标准的项目,备注中列明未达标项目和书面说明,"
+                    f"一并公示、接受群众监督;其余 {len(items) - len(short)} 户年人均纯收入稳定超过扶贫标准,"
+                    f"实现“两不愁三保障”。{signed},现予以公示。")
     story = [Paragraph(markup(title), st["title"]), Spacer(1, 4 * mm), Paragraph(markup(body), st["notice"]), Spacer(1, 3 * mm)]
     headings, widths, rows = notice_rows(kind, items, ctx)
     data = [[Paragraph(markup(h), st["head"]) for h in headings]]

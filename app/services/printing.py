@@ -201,6 +201,7 @@ def print_notice(store: Store, out, village_code: str, kind: str, info, items: l
             raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
         info = notice_report.NoticeInfo(start=period[0], end=period[1], place="村委会公示栏", contact="村民委员会")
     info.check()
+    notice_report.check_reviewed_before(items, info.start)
     pages = 0
 
     def build(tmp):

@@ -159,7 +159,16 @@ def _today(date) -> str:
     try:
         return dt.date.fromisoformat(str(date).strip()).isoformat()
     except ValueError:
-        raise ProcedureError(f"日期“{date}”格式不对,应为 2026-01-31") from None
+        raise ProcedureError(f"日期“{date}”格式不对,应为 年-月-日 格式,如 2026-01-31") from None
+
+
+def _past_day(date, what: str, on: dt.date | None = None) -> str:
+    """The date of something that has happened (a nomination, a meeting, a decision): not after today."""
+    day = _today(date)
+    today = (on or dt.date.today()).isoformat()
+    if day > today:
+        raise ProcedureError(f"{what} {day} 晚于今天({today}):只能登记已经办完的环节,请核对日期")
+    return day
 
 
 def _put(store: Store, kind: str, fields: dict, old: dict, *, record_id=None, village_code=None, parent_id=None,
@@ -192,7 +201,7 @@ def propose(store: Store, household_id: str, kind: str, *, reasons: str, date=No
     status = doc.get("status")
     if status not in procedures.ALLOWED_FROM[kind]:
         raise ProcedureError(f"{title}目前是“{procedures.STATUS_LABELS.get(status, status)}”,不能申报{KINDS[kind]}")
-    day = _today(date)
+    day = _past_day(date, "提名日期", on)
     fields = {"proposal_kind": kind, "reasons": reasons.strip(), "stage": "nominate",
               "nominate_date": day, "nominate_by": by or None, "nominate_operator": store.operator,
               "nominate_site": store.site_name, "nominate_outcome": "pass"}
@@ -253,6 +262,8 @@ def _check_notice_period(start: str, end: str, p: dict) -> None:
     review = p.get("review_meeting_date")
     if review and start < review:
         raise ProcedureError(f"公示开始日期 {start} 早于村级评议会日期 {review}:公示应在评议之后")
+    if end < start:
+        raise ProcedureError(f"公示结束日期 {end} 早于开始日期 {start}:请核对日期(结束日期应在开始日期之后)")
     days = procedures.notice_days(start, end)
     if days < procedures.MIN_NOTICE_DAYS:
         raise ProcedureError(f"公示期 {start} 至 {end} 只有 {max(days, 0)} 天,村内公示至少 {procedures.MIN_NOTICE_DAYS} 天")
@@ -277,7 +288,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
     reason = (reason or "").strip() or None
     if outcome == "return" and not reason:
         raise ProcedureError(f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因")
-    day = _today(date)
+    day = _past_day(date, "办理日期", on)
     doc = households.document(store, p["household_id"])
     if doc is None:
         raise ProcedureError(f"申报 {short_id(p['id'])} 的贫困户已不在库中")
@@ -294,7 +305,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
               f"{stage}_site": store.site_name, f"{stage}_outcome": outcome, f"{stage}_reason": reason,
               "stage": stage if outcome == "pass" else procedures.RETURNED}
     if stage == "review":
-        meeting = _today(meeting_date) if meeting_date else None
+        meeting = _past_day(meeting_date, "评议会日期", on) if meeting_date else None
         numbers = {"attendance": _int(attendance, "参会人数"), "votes_for": _int(votes_for, "赞成票"),
                    "votes_against": _int(votes_against, "反对票"), "votes_abstain": _int(votes_abstain, "弃权票")}
         if outcome == "pass":
