@@ -31,7 +31,7 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, para, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 
 QR_PREFIX = "JDCARD1"
@@ -168,11 +168,14 @@ def qr_flowable(payload: str, size: float = 24 * mm) -> QrCode:
     return QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
 
 
+PAD = 3  # left and right padding of every card table cell, points
+
+
 def _grid(extra=()):
     return TableStyle([FONT_CMD, 
         ("GRID", (0, 0), (-1, -1), 0.5, GRID),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), PAD), ("RIGHTPADDING", (0, 0), (-1, -1), PAD),
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
         *extra,
     ])
@@ -207,15 +210,15 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     basic = {key: (label, text) for key, label, text in c["basic"]}
     pairs = [k for k in basic if k not in ("identification_standard", "attribute")]
     rows = []
+    w = WIDTH / 6
     for i in range(0, len(pairs), 3):
         row = []
         for key in pairs[i:i + 3]:
             label, text = basic[key]
-            row += [Paragraph(markup(label), cell), para(text, cell, key in REQUIRED_BASIC)]
+            row += [Paragraph(markup(label), cell), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
         row += [""] * (6 - len(row))
         rows.append(row)
     rows.append([Paragraph(markup("家庭住址"), cell), para(c["address"], cell, True), "", "", "", ""])
-    w = WIDTH / 6
     t = Table(rows, colWidths=[w * 0.95, w * 1.05] * 3)
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("SPAN", (1, len(rows) - 1), (5, len(rows) - 1))]))
@@ -256,12 +259,13 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     head_row = [Paragraph(markup(h), head) for _, h, _ in MEMBER_COLUMNS]
     rows = [head_row]
     required_member = {"name", "relation", "sex", "id_number"}
+    scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
     for m in c["members"]:
-        rows.append([para(m[key], cell_c if key in ("sex", "age") else cell, key in required_member)
-                     for key, _, _ in MEMBER_COLUMNS])
+        rows.append([number_para(m[key], cell_c if key in ("sex", "age") else cell, wd * mm * scale - 2 * PAD,
+                                 key in required_member)
+                     for key, _, wd in MEMBER_COLUMNS])
     if not c["members"]:
         rows.append([Paragraph(missing_mark() + markup(":未登记家庭成员"), cell)] + [""] * (len(MEMBER_COLUMNS) - 1))
-    scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
     t = Table(rows, colWidths=[wd * mm * scale for _, _, wd in MEMBER_COLUMNS], repeatRows=1)
     extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
     if not c["members"]:
@@ -293,22 +297,27 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     if inc:
         rows = []
         items = inc["rows"]
+        iw = WIDTH / 8
+        figure_width = iw * 0.85 - 2 * PAD
+
+        def figure(text, bold=False):
+            return number_para(text, st["cell_r"], figure_width, bold=bold)
+
         for i in range(0, len(items), 4):
             row = []
             for _, label, text in items[i:i + 4]:
-                row += [Paragraph(markup(label), cell), Paragraph(markup(text), st["cell_r"])]
+                row += [Paragraph(markup(label), cell), figure(text)]
             row += [""] * (8 - len(row))
             rows.append(row)
         line_note = inc["line"] + (f"({inc['line_year']} 年标准)" if inc["line_year"] and inc["line_year"] != inc["year"] else "")
-        rows.append([Paragraph(markup("家庭纯收入"), cell), Paragraph(markup(inc["net"]), st["cell_r"]),
-                     Paragraph(markup("家庭人口数"), cell), Paragraph(markup(inc["size"]), st["cell_r"]),
-                     Paragraph(markup("年人均纯收入"), cell), Paragraph("<b>" + markup(inc["per_capita"]) + "</b>", st["cell_r"]),
+        rows.append([Paragraph(markup("家庭纯收入"), cell), figure(inc["net"]),
+                     Paragraph(markup("家庭人口数"), cell), figure(inc["size"]),
+                     Paragraph(markup("年人均纯收入"), cell), figure(inc["per_capita"], bold=True),
                      Paragraph(markup("扶贫标准"), cell),
-                     Paragraph(markup(line_note) if inc["line"] else markup("未设定"), st["cell_r"])])
+                     figure(line_note) if inc["line"] else Paragraph(markup("未设定"), st["cell_r"])])
         rows.append([Paragraph(markup("对照扶贫标准"), cell),
                      Paragraph("<b>" + markup(inc["compare"]) + "</b>" if inc["compare"] else missing_mark(), cell),
                      "", "", "", "", "", ""])
-        iw = WIDTH / 8
         t = Table(rows, colWidths=[iw * 1.15, iw * 0.85] * 4)
         n = len(rows)
         t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
@@ -321,15 +330,15 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     def listing(title: str, headings: list[str], widths: list[float], data: list[list[str]], empty: str,
                 required: bool = False):
+        k = WIDTH / sum(widths)
         st_rows = [[Paragraph(markup(h), head) for h in headings]]
         for r in data:
-            st_rows.append([para(v, cell) for v in r])
+            st_rows.append([number_para(v, cell, wd * k - 2 * PAD) for v, wd in zip(r, widths)])
         extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
         if not data:
             st_rows.append([Paragraph((missing_mark() + markup(":" + empty)) if required else markup(empty), cell)]
                            + [""] * (len(headings) - 1))
             extra.append(("SPAN", (0, 1), (-1, 1)))
-        k = WIDTH / sum(widths)
         t = Table(st_rows, colWidths=[x * k for x in widths], repeatRows=1)
         t.setStyle(_grid(extra))
         story.append(CondPageBreak(30 * mm))
@@ -339,9 +348,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     listing("五、帮扶责任人", ["姓名", "单位名称", "单位隶属", "职务", "联系电话", "结对时间"],
             [16, 40, 14, 18, 22, 30], c["helpers"], "未落实帮扶责任人", required=True)
     listing("六、脱贫计划", ["年度", "脱贫目标", "计划措施", "项目名称", "规模", "资金(元)", "完成时限"],
-            [10, 42, 34, 22, 14, 15, 18], c["plans"], "未制定脱贫计划", required=True)
+            [10, 39, 34, 22, 14, 18, 18], c["plans"], "未制定脱贫计划", required=True)
     listing("七、帮扶措施及成效", ["年度", "类别", "帮扶内容", "帮扶单位", "金额(元)", "日期", "成效", "户主签字"],
-            [10, 18, 36, 24, 14, 18, 22, 16], c["measures"], "暂无帮扶措施")
+            [10, 18, 34, 24, 18, 18, 20, 16], c["measures"], "暂无帮扶措施")
     listing("八、工作台账(走访记录)", ["日期", "走访人", "工作内容", "农户意见", "后续跟进"],
             [18, 14, 50, 40, 36], c["visits"], "暂无走访记录")
 

@@ -10,6 +10,7 @@ standard-14 font is used anywhere.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -132,6 +133,29 @@ def styles() -> dict[str, ParagraphStyle]:
 
 def para(text, style, required: bool = False) -> Paragraph:
     return Paragraph(value_markup(text, required), style)
+
+
+NUMBER = re.compile(r"[-+]?[0-9*][0-9*,.:/%Xx-]*")  # amounts, dates, ID/account numbers (masked too)
+MIN_NUMBER_SIZE = 5.0
+_number_styles: dict[tuple, ParagraphStyle] = {}
+
+
+def number_para(text, style: ParagraphStyle, width: float, required: bool = False, bold: bool = False) -> Paragraph:
+    """A table cell `width` points wide (inside its padding). A number (an amount like 123,456.78, a
+    date, an ID or account number) is never broken across lines: it stays on one line, in a smaller
+    font when the cell is too narrow for it at the style's size. Any other text wraps as `para`."""
+    text = "" if text is None else str(text)
+    if not NUMBER.fullmatch(text):
+        return Paragraph(f"<b>{value_markup(text, required)}</b>" if bold and text else value_markup(text, required), style)
+    size = style.fontSize
+    while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
+        size -= 0.25
+    key = (style.name, style.fontSize, style.leading, style.alignment, size)
+    fitted = _number_styles.get(key)
+    if fitted is None:
+        fitted = _number_styles[key] = style.clone(f"{style.name}-number-{size}", fontSize=size,
+                                                       wordWrap=None, splitLongWords=0)
+    return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), fitted)
 
 
 def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
