@@ -99,6 +99,14 @@ def test_notice_from_proposals_waiting_for_public_notice(db, tmp_path, capsys):
                  "--start", "2026-12-01", "--end", "2026-12-05"]) == 1
     assert "至少 7 天" in capsys.readouterr().err
     assert not out2.exists()
+    # the township's own 公示 and the county's 公告: nothing has passed those stages yet
+    assert main(["print", "notice", str(db), "--township", VILLAGE[:9], "--kind", "entry", "--out", str(out2)]) == 1
+    assert "没有通过乡级初核、等待县级审定的拟纳入" in capsys.readouterr().err
+    assert main(["print", "notice", str(db), "--county", VILLAGE[:6], "--kind", "exit", "--out", str(out2)]) == 1
+    assert "没有通过县级审定、等待公告的拟退出" in capsys.readouterr().err
+    assert main(["print", "notice", str(db), "--township", VILLAGE, "--kind", "entry", "--out", str(out2)]) == 1
+    assert "不是乡(镇)代码:乡(镇)代码为9位数字" in capsys.readouterr().err
+    assert not out2.exists()
 
 
 def test_verify_a_printed_card(db, tmp_path, capsys):

@@ -393,6 +393,38 @@ def test_households_for_notice_lists_those_waiting_at_the_village_notice(sites):
         proposals.households_for_notice(v, "522699101201", "members")
 
 
+def test_the_township_prints_its_own_notice_after_its_check_and_the_county_its_announcement(sites, tmp_path):
+    """识别: 村内公示 → 乡级初核 (the second 公示, by the township) → 县级审定 → 公告 (by the county)."""
+    from app.services import printing
+    from tests.test_reports import compact, text_of
+
+    v, t, c = sites["village"], sites["township"], sites["county"]
+    hid = new_household(v, seq=6, head="诸葛亮", spouse="黄月英", status="1")
+    p = proposals.propose(v, hid, "entry", reasons="新识别:因病", date=ago(40))
+    village_stages(v, p["id"], kind="entry")
+    carry(v, t)
+    township, county = "522699101", "522699"
+    with pytest.raises(printing.PrintError, match="没有通过乡级初核、等待县级审定的拟纳入"):
+        printing.print_notice(t, tmp_path / "t.pdf", township, "entry", None, level="township")
+    proposals.advance(t, p["id"], "township", "pass", by="乡扶贫站")
+    out = tmp_path / "乡级公示.pdf"
+    result = printing.print_notice(t, out, township, "entry", None, level="township")
+    text = compact(text_of(out))
+    assert result.households == 1 and "诸葛亮" in text and "龙井村" in text
+    assert "公示(乡级)" in text and "村内公示和乡(镇)初核,拟将以下1户纳入建档立卡贫困户" in text
+    assert "清水镇人民政府(盖章)" in text and "(共7天)" in text and "村党组织书记" not in text
+    assert "公示地点:清水镇人民政府公示栏" in text and "向清水镇扶贫工作站反映" in text
+    carry(t, c)
+    proposals.advance(c, p["id"], "county", "pass")
+    out = tmp_path / "公告.pdf"
+    printing.print_notice(c, out, county, "entry", None, level="county")
+    text = compact(text_of(out))
+    assert "新识别(纳入)建档立卡贫困户公告" in text and "诸葛亮" in text and "县级审定,以下1户纳入建档立卡贫困户,现予以公告" in text
+    assert "特此公告" in text and "扶贫开发领导小组(盖章)" in text and "公示时间" not in text
+    with pytest.raises(printing.PrintError, match="不是乡\\(镇\\)代码"):
+        printing.print_notice(c, out, "5226991", "entry", None, level="township")
+
+
 def test_proposals_are_sealed_records_and_their_reasons_never_reach_the_disk_in_plain_text(sites, tmp_path):
     v = sites["village"]
     exit_proposal(v, new_household(v), justification=None)

@@ -39,15 +39,19 @@ def register(sub) -> None:
     q.add_argument("--operator")
     q.set_defaults(func=cmd_book)
 
-    q = ops.add_parser("notice", help="公示:拟纳入(entry)或拟退出(exit)的户")
+    q = ops.add_parser("notice", help="公示:拟纳入(entry)或拟退出(exit)的户;村内公示、乡级公示或县级公告")
     q.add_argument("db")
-    q.add_argument("--village", required=True, metavar="CODE")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--village", metavar="CODE", help="村内公示:通过村级评议、等待公示的户(12位村代码)")
+    where.add_argument("--township", metavar="CODE", help="乡级公示:通过乡级初核、等待县级审定的户(9位乡镇代码)")
+    where.add_argument("--county", metavar="CODE", help="县级公告:通过县级审定、等待公告的户(6位县代码)")
     q.add_argument("--kind", required=True, choices=["entry", "exit"])
     q.add_argument("--out", required=True, metavar="FILE.pdf")
-    q.add_argument("--start", metavar="YYYY-MM-DD", help="公示开始日期(默认取申报中设定的公示期,否则今天)")
+    q.add_argument("--start", metavar="YYYY-MM-DD",
+                   help="公示开始日期(村内公示默认取申报中设定的公示期;其余默认今天);公告的日期")
     q.add_argument("--end", metavar="YYYY-MM-DD", help=f"公示结束日期(默认取申报中设定的公示期,否则开始后第 {MIN_DAYS} 天;至少 {MIN_DAYS} 天)")
-    q.add_argument("--place", default="村委会公示栏", help="公示地点(默认“村委会公示栏”)")
-    q.add_argument("--contact", default="村民委员会", help="受理异议的单位或联系人(默认“村民委员会”)")
+    q.add_argument("--place", help="公示地点(默认“村委会公示栏”,乡级为“某某镇人民政府公示栏”)")
+    q.add_argument("--contact", help="受理异议的单位或联系人(默认“村民委员会”,乡级为“某某镇扶贫工作站”)")
     q.add_argument("--phone", default="", help="受理异议的联系电话")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_notice)
@@ -110,19 +114,25 @@ def _date(text: str | None, name: str, default: dt.date) -> dt.date:
 
 
 def cmd_notice(args) -> int:
+    level, place = next((lv, code) for lv, code in (("village", args.village), ("township", args.township),
+                                                     ("county", args.county)) if code)
     with open_store(args.db, args.operator) as store:
         try:
-            items = printing.notice_items(store, args.village, args.kind) if args.kind in printing.NOTICE_KINDS else None
-            period = period_of(items or [])
+            place_name = printing.check_place(store, place, level)
+            items = printing.notice_items(store, place, args.kind, level)
+            period = period_of(items) if level == "village" else None
             default_start = period[0] if period else dt.date.today()
             start = _date(args.start, "--start", default_start)
             default_end = period[1] if period and not args.start else start + dt.timedelta(days=MIN_DAYS - 1)
             end = _date(args.end, "--end", default_end)
-            info = NoticeInfo(start=start, end=end, place=args.place, contact=args.contact, phone=args.phone)
-            result = printing.print_notice(store, args.out, args.village, args.kind, info, items)
+            defaults = printing.default_notice_info([], level, start, place_name) if level != "village" else None
+            info = NoticeInfo(start=start, end=end if level != "county" else start,
+                              place=args.place or (defaults.place if defaults else "村委会公示栏"),
+                              contact=args.contact or (defaults.contact if defaults else "村民委员会"), phone=args.phone)
+            result = printing.print_notice(store, args.out, place, args.kind, info, items, level=level)
         except printing.PrintError as exc:
             raise CommandError(str(exc)) from None
-    return _done(result, "公示")
+    return _done(result, "公告" if level == "county" else "公示")
 
 
 def cmd_verify(args) -> int:

@@ -21,6 +21,8 @@ from app.reports.context import Context, money
 
 MIN_DAYS = 7
 KINDS = {"entry": "拟纳入建档立卡贫困户", "exit": "拟退出(脱贫)贫困户"}
+ANNOUNCED = {"entry": "新识别(纳入)建档立卡贫困户", "exit": "贫困户脱贫退出"}
+LEVELS = ("village", "township", "county")  # 村内公示, 乡级公示 (second 公示), 县级公告
 WIDTH = A4[0] - 36 * mm
 
 
@@ -37,7 +39,9 @@ class NoticeInfo:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    def check(self) -> None:
+    def check(self, level: str = "village") -> None:
+        if level == "county":  # a 公告 announces a decision: no objection period, no place of display required
+            return
         if self.end < self.start:
             raise ReportError(f"公示结束日期 {self.end.isoformat()} 早于开始日期 {self.start.isoformat()}:请核对日期")
         if self.days < MIN_DAYS:
@@ -108,17 +112,23 @@ def _date(d: dt.date) -> str:
     return f"{d.year}年{d.month}月{d.day}日"
 
 
-def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context) -> tuple[list[str], list[float], list[list[str]]]:
+def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context,
+                level: str = "village") -> tuple[list[str], list[float], list[list[str]]]:
     if kind == "entry":
         headings = ["序号", "村民小组", "户主姓名", "家庭人口", "识别标准", "贫困户属性", "主要致贫原因", "备注"]
         widths = [10, 16, 20, 17, 18, 24, 22, 37]
     else:
         headings = ["序号", "村民小组", "户主姓名", "家庭人口", "年人均纯收入(元)", "扶贫标准(元)", "贫困户属性", "备注"]
         widths = [10, 16, 20, 17, 26, 20, 22, 33]
+    if level != "village":  # a township's or county's notice lists several villages
+        headings.insert(1, "村")
+        widths.insert(1, 18)
     rows = []
     for i, (doc, proposal) in enumerate(items, 1):
         people = str(len(doc.get("members", [])) or doc.get("family_size") or "")
         row = [str(i), str(doc.get("group") or ""), str(doc.get("head_name") or ""), people]
+        if level != "village":
+            row.insert(1, ctx.division(doc.get("village_code")))
         if kind == "entry":
             row += [ctx.show("household", "identification_standard", doc.get("identification_standard")),
                     ctx.show("household", "attribute", doc.get("attribute")),
@@ -137,34 +147,62 @@ def notice_rows(kind: str, items: list[tuple[dict, dict]], ctx: Context) -> tupl
     return headings, widths, rows
 
 
-def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo, ctx: Context) -> list:
+_STEPS = {  # what each level's notice says was done before it
+    ("entry", "village"): "经农户申请、村民小组提名、村级民主评议",
+    ("entry", "township"): "经农户申请、村民小组提名、村级民主评议、村内公示和乡(镇)初核",
+    ("entry", "county"): "经农户申请、村民小组提名、村级民主评议、村内公示、乡(镇)初核和公示、县级审定",
+    ("exit", "village"): "经村两委和驻村工作队核实、民主评议",
+    ("exit", "township"): "经村两委和驻村工作队核实、民主评议、村内公示和乡(镇)初核",
+    ("exit", "county"): "经村两委和驻村工作队核实、民主评议、村内公示、乡(镇)初核和县级审定",
+}
+
+
+def _notice_body(kind: str, level: str, items: list[tuple[dict, dict]]) -> str:
+    steps = _STEPS[(kind, level)]
+    n = len(items)
+    if level == "county":
+        verb = "纳入建档立卡贫困户" if kind == "entry" else "退出(脱贫)"
+        procedure = "建档立卡贫困户识别程序" if kind == "entry" else "贫困户退出程序"
+        return f"根据{procedure},{steps},以下 {n} 户{verb},现予以公告。"
+    if kind == "entry":
+        return f"根据建档立卡贫困户识别程序,{steps},拟将以下 {n} 户纳入建档立卡贫困户,现予以公示。"
+    short = [p for _, p in items if (p or {}).get("assessed_failures")]
+    signed = "该户已签字认可" if n == 1 else "以上农户均已签字认可"
+    if not short:
+        return (f"根据贫困户退出程序,{steps},以下 {n} 户年人均纯收入稳定超过"
+                f"扶贫标准,实现“两不愁三保障”,{signed},拟退出(脱贫),现予以公示。")
+    # never say of a household what the check found untrue: its unmet items are in 备注
+    return (f"根据贫困户退出程序,{steps},以下 {n} 户拟退出(脱贫)。"
+            f"其中 {len(short)} 户经核实尚有未达到退出标准的项目,备注中列明未达标项目和书面说明,"
+            f"一并公示、接受群众监督;其余 {n - len(short)} 户年人均纯收入稳定超过扶贫标准,"
+            f"实现“两不愁三保障”。{signed},现予以公示。")
+
+
+def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo, ctx: Context,
+                 level: str = "village") -> list:
+    """The story of a notice. `level` "village": 村内公示 of a village; "township": the township's
+    公示 after 乡级初核 (a 9-digit code); "county": the county's 公告 after 县级审定 (a 6-digit code)."""
     if kind not in KINDS:
         raise ReportError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
-    info.check()
+    if level not in LEVELS:
+        raise ReportError(f"公示级别应为 village、township 或 county,而不是“{level}”")
+    info.check(level)
     st = styles()
-    village = ctx.division(village_code)
+    place = ctx.division(place_code)
     year = info.start.year
-    title = f"{village}{year}年{KINDS[kind]}公示"
-    if kind == "entry":
-        body = (f"根据建档立卡贫困户识别程序,经农户申请、村民小组提名、村级民主评议,拟将以下 {len(items)} 户"
-                f"纳入建档立卡贫困户,现予以公示。")
+    if level == "county":
+        title = f"{place}{year}年{ANNOUNCED[kind]}公告"
     else:
-        short = [p for _, p in items if (p or {}).get("assessed_failures")]
-        signed = "该户已签字认可" if len(items) == 1 else "以上农户均已签字认可"
-        if not short:
-            body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户年人均纯收入稳定超过"
-                    f"扶贫标准,实现“两不愁三保障”,{signed},拟退出(脱贫),现予以公示。")
-        else:  # never say of a household what the check found untrue: its unmet items are in 备注
-            body = (f"根据贫困户退出程序,经村两委和驻村工作队核实、民主评议,以下 {len(items)} 户拟退出(脱贫)。"
-                    f"其中 {len(short)} 户经核实尚有未达到退出标准的项目,备注中列明未达标项目和书面说明,"
-                    f"一并公示、接受群众监督;其余 {len(items) - len(short)} 户年人均纯收入稳定超过扶贫标准,"
-                    f"实现“两不愁三保障”。{signed},现予以公示。")
+        title = f"{place}{year}年{KINDS[kind]}公示" + ("(乡级)" if level == "township" else "")
+    body = _notice_body(kind, level, items)
     story = [Paragraph(markup(title), st["title"]), Spacer(1, 4 * mm), Paragraph(markup(body), st["notice"]), Spacer(1, 3 * mm)]
-    headings, widths, rows = notice_rows(kind, items, ctx)
+    headings, widths, rows = notice_rows(kind, items, ctx, level)
     data = [[Paragraph(markup(h), st["head"]) for h in headings]]
+    centred = {0, headings.index("家庭人口")}
+    name_at = headings.index("户主姓名")
     for r in rows:
-        data.append([Paragraph(markup(r[0]), st["cell_c"]), para(r[1], st["cell"]), para(r[2], st["cell"], True),
-                     Paragraph(markup(r[3]), st["cell_c"])] + [para(v, st["cell"]) for v in r[4:]])
+        data.append([Paragraph(markup(v), st["cell_c"]) if c in centred else para(v, st["cell"], c == name_at)
+                     for c, v in enumerate(r)])
     if not rows:
         data.append([Paragraph(markup("(本期无拟公示的户)"), st["cell_c"])] + [""] * (len(headings) - 1))
     k = WIDTH / (sum(widths) * mm)
@@ -175,6 +213,13 @@ def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], i
         cmds.append(("SPAN", (0, 1), (-1, 1)))
     table.setStyle(TableStyle(cmds))
     story.append(table)
+    right = styles()["body"].clone("right", alignment=2, fontSize=11, leading=18)
+    if level == "county":
+        issuer = info.issuer or f"{place}扶贫开发领导小组"
+        story += [Spacer(1, 5 * mm), Paragraph(markup("特此公告。"), st["notice"]),
+                  KeepTogether([Spacer(1, 10 * mm), Paragraph(markup(f"{issuer}(盖章)"), right),
+                                Paragraph(markup(_date(info.start)), right)])]
+        return story
     contact = info.contact + (f",联系电话 {info.phone}" if info.phone else "")
     story += [
         Spacer(1, 5 * mm),
@@ -183,25 +228,30 @@ def notice_story(village_code: str, kind: str, items: list[tuple[dict, dict]], i
         Paragraph(markup(f"公示期间,如有异议,请以书面或口头形式向{contact}反映。"
                          "反映情况要实事求是,提倡署名反映。"), st["notice"]),
     ]
-    issuer = info.issuer or f"{village}村民委员会"
+    if level == "township":
+        issuer = info.issuer or f"{place}人民政府"
+        story.append(KeepTogether([Spacer(1, 10 * mm), Paragraph(markup(f"{issuer}(盖章)"), right),
+                                   Paragraph(markup(_date(info.start)), right)]))
+        return story
+    issuer = info.issuer or f"{place}村民委员会"
     sign = Table([
         [Paragraph(markup("村党组织书记(签字):"), st["body"]), "", Paragraph(markup("村委会主任(签字):"), st["body"]), ""],
         [Paragraph(markup("驻村工作队队长(签字):"), st["body"]), "", Paragraph(markup("监督人(签字):"), st["body"]), ""],
     ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
     sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
                               ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
-    right = styles()["body"].clone("right", alignment=2, fontSize=11, leading=18)
     story.append(KeepTogether([Spacer(1, 6 * mm), sign, Spacer(1, 8 * mm),
                                Paragraph(markup(f"{issuer}(盖章)"), right),
                                Paragraph(markup(_date(info.start)), right)]))
     return story
 
 
-def build_notice(path: str, village_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo,
-                 ctx: Context) -> int:
+def build_notice(path: str, place_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo,
+                 ctx: Context, level: str = "village") -> int:
     register_fonts()
-    story = notice_story(village_code, kind, items, info, ctx)
+    story = notice_story(place_code, kind, items, info, ctx, level)
     doc = SimpleDocTemplate(path, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
-                            bottomMargin=16 * mm, title="公示", author=ctx.site_name or "jiandang", initialFontName=CJK)
+                            bottomMargin=16 * mm, title="公告" if level == "county" else "公示",
+                            author=ctx.site_name or "jiandang", initialFontName=CJK)
     doc.build(story, canvasmaker=numbered_canvas())
     return doc.page

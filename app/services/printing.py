@@ -169,43 +169,81 @@ def print_book(store: Store, out, township_code: str, progress: Progress | None 
     return PrintResult(write_pdf(out, build), pages, count)
 
 
-def notice_items(store: Store, village_code: str, kind: str) -> list[tuple[dict, dict]]:
-    """The households proposed for a notice, from app.services.proposals (issue 6)."""
-    try:
-        from app.services.proposals import households_for_notice
-    except ImportError:
-        raise PrintError("本程序尚未包含“拟纳入/拟退出”名单(app.services.proposals),暂不能从数据库生成公示") from None
-    return list(households_for_notice(store, village_code, kind))
+def notice_items(store: Store, place_code: str, kind: str, level: str = "village") -> list[tuple[dict, dict]]:
+    """The households proposed for a notice, from app.services.proposals (issue 6): a village's 村内公示,
+    a township's 公示 after 乡级初核, or a county's 公告 after 县级审定 (`level`)."""
+    from app.services.proposals import households_for_notice
+
+    return list(households_for_notice(store, place_code, kind, level))
 
 
-def print_notice(store: Store, out, village_code: str, kind: str, info, items: list[tuple[dict, dict]] | None = None,
-                 today: dt.date | None = None) -> PrintResult:
+NOTICE_LEVELS = {"village": ("村", 12, "村内公示"), "township": ("乡(镇)", 9, "乡级公示"), "county": ("县", 6, "县级公告")}
+
+
+def check_place(store: Store, place_code: str, level: str) -> str:
+    """The name of the village, township or county a notice is for; PrintError when unknown."""
+    if level == "village":
+        return check_village(store, place_code)
+    what, digits, _ = NOTICE_LEVELS[level]
+    code = str(place_code or "")
+    if len(code) != digits or not code.isdigit():
+        raise PrintError(f"“{place_code}”不是{what}代码:{what}代码为{digits}位数字")
+    known = {row["code"]: row["name"] for row in store.divisions()}
+    if code not in known and not any(v.startswith(code) for v in store.village_codes()):
+        raise PrintError(f"数据库中没有{what} {code}:请核对代码(jiandang reference divisions 可列出区划)")
+    return known.get(code, code)
+
+
+def default_notice_info(items: list[tuple[dict, dict]], level: str, today: dt.date, place_name: str = "乡(镇)"):
+    """The period, place and contact a notice gets when the user gives none: for a village the period
+    recorded on its proposals (`plan_notice`); for a township's 公示 7 days from today at the
+    township's board; for a county's 公告, dated today."""
+    from app.reports import notice as notice_report
+
+    if level == "village":
+        period = notice_report.period_of(items)
+        if period is None:
+            raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
+        return notice_report.NoticeInfo(start=period[0], end=period[1], place="村委会公示栏", contact="村民委员会")
+    if level == "township":
+        return notice_report.NoticeInfo(start=today, end=today + dt.timedelta(days=notice_report.MIN_DAYS - 1),
+                                        place=f"{place_name}人民政府公示栏", contact=f"{place_name}扶贫工作站")
+    return notice_report.NoticeInfo(start=today, end=today, place="", contact="")
+
+
+def print_notice(store: Store, out, place_code: str, kind: str, info, items: list[tuple[dict, dict]] | None = None,
+                 today: dt.date | None = None, level: str = "village") -> PrintResult:
     """The public notice (公示) of households proposed to enter (kind "entry") or leave ("exit")
-    the register. `info` is an app.reports.notice.NoticeInfo (period of at least 7 days, place,
-    contact; None: the period recorded on the proposals); `items` defaults to the proposals waiting
-    for 村内公示 in the database (app.services.proposals.households_for_notice)."""
+    the register. `level` "village" (村内公示 of a village), "township" (the township's 公示 after
+    乡级初核) or "county" (the county's 公告 after 县级审定). `info` is an app.reports.notice.NoticeInfo
+    (period of at least 7 days, place, contact; None: the period recorded on the proposals; for a
+    公告 only its date, `start`, counts); `items` defaults to the proposals waiting at that level
+    (app.services.proposals.households_for_notice)."""
     from app.reports import notice as notice_report
 
     if kind not in NOTICE_KINDS:
         raise PrintError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
+    if level not in NOTICE_LEVELS:
+        raise PrintError(f"公示级别应为 village、township 或 county,而不是“{level}”")
     ctx = context(store, today)
-    check_village(store, village_code)
+    check_place(store, place_code, level)
     if items is None:
-        items = notice_items(store, village_code, kind)
+        items = notice_items(store, place_code, kind, level)
     if not items:
         what = "拟纳入(新识别、返贫纳入)" if kind == "entry" else "拟退出(脱贫)"
-        raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有等待村内公示的{what}申报,未生成文件")
+        where, _, stage = NOTICE_LEVELS[level]
+        waiting = {"village": "等待村内公示", "township": "通过乡级初核、等待县级审定",
+                   "county": "通过县级审定、等待公告"}[level]
+        raise PrintError(f"{where} {ctx.division(place_code)}({place_code})没有{waiting}的{what}申报,"
+                         f"未生成{stage}文件")
     if info is None:
-        period = notice_report.period_of(items)
-        if period is None:
-            raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
-        info = notice_report.NoticeInfo(start=period[0], end=period[1], place="村委会公示栏", contact="村民委员会")
-    info.check()
+        info = default_notice_info(items, level, ctx.today, ctx.division(place_code))
+    info.check(level)
     notice_report.check_reviewed_before(items, info.start)
     pages = 0
 
     def build(tmp):
         nonlocal pages
-        pages = notice_report.build_notice(tmp, village_code, kind, items, info, ctx)
+        pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
 
     return PrintResult(write_pdf(out, build), pages, len(items))

@@ -416,18 +416,33 @@ def status_history(store: Store, household_id: str) -> list[StatusEntry]:
 # ---------------------------------------------------------------------- notices (for printing)
 
 
-def households_for_notice(store: Store, village_code: str, kind: str) -> list[tuple[dict, dict]]:
-    """(household document, proposal dict) pairs for a village's 公示: kind "entry" (新识别 and 返贫纳入)
-    or "exit" (脱贫退出), the households whose proposal passed village review and waits at 村内公示."""
+NOTICE_LEVELS = {  # level -> the stage its households wait for, and the length of the place code
+    "village": ("notice", 12),    # 村内公示: passed village review
+    "township": ("county", 9),    # 乡级公示 (the second 公示): passed 乡级初核, waiting for 县级审定
+    "county": ("announce", 6),    # 县级公告: passed 县级审定, waiting for 公告
+}
+
+
+def households_for_notice(store: Store, place_code: str, kind: str, level: str = "village") -> list[tuple[dict, dict]]:
+    """(household document, proposal dict) pairs for a notice: kind "entry" (新识别 and 返贫纳入) or
+    "exit" (脱贫退出). `level` "village": the households of a village whose proposal passed village
+    review and waits at 村内公示; "township": those of a township (9-digit code) that passed 乡级初核
+    (the township's own 公示); "county": those of a county (6-digit code) that passed 县级审定, for
+    its 公告."""
     kinds = {"entry": ("entry", "return"), "exit": ("exit",)}.get(kind)
     if kinds is None:
         raise ProcedureError(f"公示类型应为 entry(识别纳入)或 exit(脱贫退出),而不是“{kind}”")
+    if level not in NOTICE_LEVELS:
+        raise ProcedureError(f"公示级别应为 village、township 或 county,而不是“{level}”")
+    waiting, _ = NOTICE_LEVELS[level]
     out = []
-    for p in proposals(store, village_code=village_code, waiting="notice"):
+    found = (proposals(store, village_code=place_code, waiting=waiting) if level == "village" else
+             [p for p in proposals(store, waiting=waiting) if str(p.get("village_code") or "").startswith(place_code)])
+    for p in found:
         if p.get("proposal_kind") not in kinds:
             continue
         doc = households.document(store, p["household_id"])
         if doc is not None:
             out.append((doc, p))
-    out.sort(key=lambda pair: str(pair[0].get("household_number", "")))
+    out.sort(key=lambda pair: (str(pair[0].get("village_code", "")), str(pair[0].get("household_number", ""))))
     return out
