@@ -58,3 +58,50 @@ def test_number_para_keeps_a_number_on_one_line_and_wraps_other_text():
     assert len(p.blPara.lines) > 1
     # an empty required value keeps the 待完善 mark
     assert "待完善" in number_para("", cell, width, required=True).text
+
+
+def test_percentages_add_up_to_100_and_round_half_up():
+    from fractions import Fraction
+
+    from hypothesis import given
+    from hypothesis import strategies as hs
+
+    from app.reports.charts import percentages
+
+    assert percentages([79, 32, 9]) == [66, 27, 7]  # 65.8 / 26.7 / 7.5: plain rounding gave 66+27+8 = 101
+    assert percentages([9, 31]) == [23, 77]  # 22.5 / 77.5: 22.5 shows as 23 (was 22, round-half-to-even)
+    assert percentages([1, 7]) == [13, 87]  # 12.5 / 87.5
+    assert percentages([1, 39]) == [3, 97]  # 2.5 rounds up, as 四舍五入
+    assert percentages([1, 1, 1]) == [34, 33, 33]
+    assert percentages([5]) == [100]
+    assert percentages([0, 3]) == [0, 100]
+    assert percentages([]) == [] and percentages([0, 0]) == [0, 0]
+
+    @given(hs.lists(hs.integers(min_value=0, max_value=10_000), min_size=1, max_size=14))
+    def check(counts):
+        shown = percentages(counts)
+        total = sum(counts)
+        if total == 0:
+            assert shown == [0] * len(counts)
+            return
+        assert sum(shown) == 100
+        for n, p in zip(counts, shown):
+            exact = Fraction(n * 100, total)
+            assert abs(p - exact) < 1  # each is its share rounded down or up
+            if exact.denominator == 1:
+                assert p == exact
+            if n == 0:
+                assert p == 0
+
+    check()
+
+
+def test_pie_chart_legend_percentages_add_up_to_100():
+    from reportlab.graphics.shapes import String
+
+    from app.reports.charts import pie_chart
+
+    drawing = pie_chart("脱贫状态", [("已脱贫", 79), ("未脱贫", 32), ("返贫", 9)])
+    text = "".join(item.text for item in drawing.contents if isinstance(item, String))
+    assert "已脱贫 79 户(66%)" in text and "未脱贫 32 户(27%)" in text and "返贫 9 户(7%)" in text
+    assert sum(int(p) for p in re.findall(r"\((\d+)%\)", text)) == 100

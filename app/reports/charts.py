@@ -90,6 +90,22 @@ def labelled(counter: Counter, codes: dict[str, str]) -> list[tuple[str, int]]:
     return out
 
 
+def percentages(counts: list[int]) -> list[int]:
+    """Whole percentages of `counts` that add up to exactly 100 (largest-remainder method): each
+    share is rounded down, then the points still missing go to the shares with the largest
+    remainders, the earlier share first among equal remainders. A share of exactly x.5 is rounded up
+    (四舍五入) whenever that keeps the total at 100. All zero (or empty): all 0."""
+    total = sum(counts)
+    if total <= 0:
+        return [0] * len(counts)
+    shares = [n * 100 // total for n in counts]
+    remainders = [n * 100 % total for n in counts]  # exact: all over the same denominator `total`
+    order = sorted(range(len(counts)), key=lambda i: (-remainders[i], i))
+    for i in order[:100 - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
 def mixed_string(drawing: Drawing, x: float, y: float, text: str, size: float, anchor: str = "start") -> float:
     """Add text in runs of the CJK and Latin fonts (one graphics String cannot mix fonts); returns
     the width."""
@@ -186,8 +202,9 @@ def pie_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     for i in range(len(items)):
         pie.slices[i].fillColor = PALETTE[i % len(PALETTE)]
     d.add(pie)
-    total = sum(n for _, n in items)
-    entries = [(PALETTE[i % len(PALETTE)], f"{label} {n} 户({n * 100 / total:.0f}%)") for i, (label, n) in enumerate(items)]
+    shares = percentages([n for _, n in items])
+    entries = [(PALETTE[i % len(PALETTE)], f"{label} {n} 户({share}%)")
+               for i, ((label, n), share) in enumerate(zip(items, shares))]
     legend(d, pie.x + size + 10, pie.y + size - 8, entries, 7, step=max(9, min(13, size / max(1, len(entries)))))
     return d
 
