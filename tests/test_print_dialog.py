@@ -156,3 +156,31 @@ def test_notice_preview_shows_title_and_footer(qtbot, demo_store):
     height = image.height()
     assert dark_rows(range(0, height // 8))  # the title
     assert dark_rows(range(height // 2, height))  # the table, period, signatures below it
+
+
+def test_the_township_and_the_county_get_their_own_notices(qtbot, make_store):
+    from app.services import demo
+
+    for role, expected in (("township", ["notice_township_entry", "notice_township_exit"]),
+                           ("county", ["notice_township_entry", "notice_township_exit", "announce_entry", "announce_exit"])):
+        store = make_store(f"{role}.db", role=role)
+        demo.install_reference_data(store)
+        dialog = PrintDialog(store, village_code=VILLAGE)
+        qtbot.addWidget(dialog)
+        keys = [dialog.document.itemData(i) for i in range(dialog.document.count())]
+        assert [k for k in keys if k.startswith(("notice_township", "announce"))] == expected
+        dialog.select("notice_township_entry")
+        assert dialog.place.text() == "清水镇人民政府公示栏" and dialog.contact.text() == "清水镇扶贫工作站"
+        assert dialog.end.isVisibleTo(dialog) and not dialog.use_proposal_period.isVisibleTo(dialog)
+        dialog.generate()
+        assert dialog.wait_until_done()
+        assert dialog.pdf is None and "没有通过乡级初核、等待县级审定的拟纳入" in dialog.status.text()
+        if role == "county":
+            dialog.select("announce_exit")
+            assert not dialog.end.isVisibleTo(dialog) and not dialog.place.isVisibleTo(dialog)
+            assert dialog.notice_box.layout().labelForField(dialog.start).text() == "公告日期"
+            dialog.generate()
+            assert dialog.wait_until_done()
+            assert "没有通过县级审定、等待公告的拟退出" in dialog.status.text()
+        dialog.select("notice_entry")  # back to the village's notice: its own defaults again
+        assert dialog.place.text() == "村委会公示栏" and dialog.use_proposal_period.isVisibleTo(dialog)

@@ -172,15 +172,17 @@ class PrintJob(QObject):
             elif self.document == "book":
                 result = printing.print_book(self.store, buffer, o["township_code"], progress=report)
             else:
-                kind = "entry" if self.document == "notice_entry" else "exit"
-                info, items = o["info"], None
-                if o.get("period_from_proposals"):
-                    printing.check_village(self.store, o["village_code"])
-                    items = printing.notice_items(self.store, o["village_code"], kind)
+                level, kind = NOTICE_DOCUMENTS[self.document]
+                info, items, place = o["info"], None, o["place_code"]
+                if level == "village" and o.get("period_from_proposals"):
+                    printing.check_village(self.store, place)
+                    items = printing.notice_items(self.store, place, kind)
                     period = period_of(items)
                     if period:
                         info = replace(info, start=period[0], end=period[1])
-                result = printing.print_notice(self.store, buffer, o["village_code"], kind, info, items)
+                if level == "county":
+                    info = replace(info, end=info.start)  # a 公告 has a date, not a period
+                result = printing.print_notice(self.store, buffer, place, kind, info, items, level=level)
         except ReportError as exc:
             self.failed.emit(str(exc))
             return
@@ -188,6 +190,13 @@ class PrintJob(QObject):
             self.failed.emit(f"生成失败:{exc}")
             return
         self.finished.emit(buffer.getvalue(), result.pages, result.households)
+
+
+NOTICE_DOCUMENTS = {  # document key -> (level, kind) of app.services.printing.print_notice
+    "notice_entry": ("village", "entry"), "notice_exit": ("village", "exit"),
+    "notice_township_entry": ("township", "entry"), "notice_township_exit": ("township", "exit"),
+    "announce_entry": ("county", "entry"), "announce_exit": ("county", "exit"),
+}
 
 
 class PrintDialog(QDialog):
@@ -198,7 +207,13 @@ class PrintDialog(QDialog):
         ("book", "乡有簿(本乡镇各村汇总)"),
         ("notice_entry", "公示:拟纳入(新识别、返贫纳入)"),
         ("notice_exit", "公示:拟退出(脱贫)"),
+        ("notice_township_entry", "乡级公示:拟纳入(已通过乡级初核)"),
+        ("notice_township_exit", "乡级公示:拟退出(已通过乡级初核)"),
+        ("announce_entry", "县级公告:新识别(纳入)(已通过县级审定)"),
+        ("announce_exit", "县级公告:脱贫退出(已通过县级审定)"),
     ]
+    ROLES = {"notice_township_entry": ("township", "county"), "notice_township_exit": ("township", "county"),
+             "announce_entry": ("county",), "announce_exit": ("county",)}  # who issues these
 
     def __init__(self, store, parent=None, household_id: str | None = None, village_code: str | None = None):
         super().__init__(parent)
@@ -221,6 +236,8 @@ class PrintDialog(QDialog):
             if key == "card_household" and not household_id:
                 continue
             if key != "card_household" and not village_code:
+                continue
+            if key in self.ROLES and store.role not in self.ROLES[key]:
                 continue
             self.document.addItem(label, key)
         self.full_id = QCheckBox("打印完整证件号码和银行账号(默认部分隐藏)")
@@ -318,7 +335,9 @@ class PrintDialog(QDialog):
     def _document_changed(self) -> None:
         key = self.current_document() or ""
         self.full_id.setVisible(key.startswith("card"))
-        self.notice_box.setVisible(key.startswith("notice"))
+        self.notice_box.setVisible(key in NOTICE_DOCUMENTS)
+        if key in NOTICE_DOCUMENTS:
+            self._notice_fields_for(NOTICE_DOCUMENTS[key][0])
         self.pdf = None
         self.open_button.setEnabled(False)
         self.save_button.setEnabled(False)
@@ -326,18 +345,39 @@ class PrintDialog(QDialog):
         self.page_view.set_text("(生成后在这里预览)")
         self._update_page_buttons()
 
+    def _notice_fields_for(self, level: str) -> None:
+        """The notice fields a level uses, with its own defaults (kept when the user typed others)."""
+        form = self.notice_box.layout()
+        for widget in (self.end, self.place, self.contact, self.phone):
+            form.setRowVisible(widget, level != "county")  # a 公告 has only its date
+        form.setRowVisible(self.use_proposal_period, level == "village")
+        form.labelForField(self.start).setText("公告日期" if level == "county" else "公示开始")
+        township = self.store.division_name((self.village_code or "")[:9]) if self.village_code else ""
+        defaults = {"village": ("村委会公示栏", "村民委员会"),
+                    "township": (f"{township}人民政府公示栏", f"{township}扶贫工作站")}
+        own = {text for pair in defaults.values() for text in pair}
+        if level in defaults:
+            place, contact = defaults[level]
+            if self.place.text() in own or not self.place.text():
+                self.place.setText(place)
+            if self.contact.text() in own or not self.contact.text():
+                self.contact.setText(contact)
+
     def options(self) -> dict:
         key = self.current_document()
         o: dict = {}
         if key == "card_household":
             o["household_id"] = self.household_id
-        if key == "card_village" or key in ("register", "notice_entry", "notice_exit"):
+        if key == "card_village" or key == "register":
             o["village_code"] = self.village_code
+        if key in NOTICE_DOCUMENTS:
+            digits = {"village": 12, "township": 9, "county": 6}[NOTICE_DOCUMENTS[key][0]]
+            o["place_code"] = (self.village_code or "")[:digits]
         if key == "book":
             o["township_code"] = (self.village_code or "")[:9]
         if key and key.startswith("card"):
             o["full_id"] = self.full_id.isChecked()
-        if key and key.startswith("notice"):
+        if key in NOTICE_DOCUMENTS:
             o["info"] = NoticeInfo(start=self.start.date().toPython(), end=self.end.date().toPython(),
                                    place=self.place.text().strip(), contact=self.contact.text().strip(),
                                    phone=self.phone.text().strip())
@@ -347,8 +387,11 @@ class PrintDialog(QDialog):
     def suggested_name(self) -> str:
         key = self.current_document() or "document"
         names = {"card_household": "户有卡", "card_village": "户有卡", "register": "村有册", "book": "乡有簿",
-                 "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出"}
-        code = (self.village_code or "")[:9] if key == "book" else (self.village_code or "")
+                 "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出",
+                 "notice_township_entry": "乡级公示-拟纳入", "notice_township_exit": "乡级公示-拟退出",
+                 "announce_entry": "公告-新识别", "announce_exit": "公告-脱贫退出"}
+        digits = {"book": 9, "notice_township_entry": 9, "notice_township_exit": 9, "announce_entry": 6, "announce_exit": 6}
+        code = (self.village_code or "")[:digits.get(key, 12)]
         place = self.store.division_name(code) if code else ""
         return f"{names.get(key, key)}-{place}-{dt.date.today():%Y%m%d}.pdf"
 
