@@ -349,6 +349,19 @@ def test_usage_help_and_usage_errors_are_in_chinese(capsys):
     assert "缺少必需的参数" in err and "required" not in err
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["worklist", "x.db", "--days", "abc"], "参数 --days:应为整数,而不是“abc”"),
+    (["serve", "x.db", "--max-upload-mb", "很多"], "参数 --max-upload-mb:应为数字,而不是“很多”"),
+])
+def test_a_value_of_the_wrong_type_is_explained_in_chinese(capsys, argv, expected):
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "int" not in err and "float" not in err and "invalid" not in err
+
+
 def test_file_and_role_messages_have_no_english(db, tmp_path, capsys):
     assert main(["add", str(db), "--json", str(tmp_path / "nofile.json")]) == 1
     err = capsys.readouterr().err

@@ -20,7 +20,6 @@ TEXTS = {
     "invalid choice: %(value)r (choose from %(choices)s)": "无效的选择 %(value)r(可选:%(choices)s)",
     "unrecognized arguments: %s": "无法识别的参数:%s",
     "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s:%(message)s",
-    "invalid %(type)s value: %(value)r": "%(type)s 值无效:%(value)r",
     "not allowed with argument %s": "不能与参数 %s 同时使用",
     "one of the arguments %s is required": "必须给出参数 %s 中的一个",
     "ambiguous option: %(option)s could match %(matches)s": "选项不明确:%(option)s 可能是 %(matches)s",
@@ -30,9 +29,25 @@ TEXTS = {
     "ignored explicit argument %r": "忽略了多余的值 %r",
 }
 PLURALS = {"expected %s argument": "需要 %s 个值"}
+TYPE_WORDS = {"int": "整数", "float": "数字"}  # what a value given with `type=int` or `type=float` must be
+
+
+class _ValueMessage(str):
+    """argparse formats "invalid %(type)s value: %(value)r" with the Python name of the type (int,
+    float) and the value typed: this says instead what the value should be, in Chinese, and quotes
+    the value as typed: 应为整数,而不是“abc”."""
+
+    def __mod__(self, args):
+        word = TYPE_WORDS.get(args.get("type"), "有效的值")
+        return f"应为{word},而不是“{args.get('value')}”"
+
+
+INVALID_VALUE = "invalid %(type)s value: %(value)r"
 
 
 def _gettext(text: str) -> str:
+    if text == INVALID_VALUE:
+        return _ValueMessage(text)
     return TEXTS.get(text, text)
 
 
