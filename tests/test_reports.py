@@ -357,6 +357,16 @@ def test_a_notice_has_one_period_and_comes_after_the_village_review(demo_store, 
     assert not (tmp_path / "n.pdf").exists()
 
 
+def test_the_signatures_of_a_long_notice_stay_with_its_period_and_place(demo_store, tmp_path):
+    doc = households.documents(demo_store, VILLAGE)[0]
+    out = tmp_path / "long.pdf"
+    for count in range(34, 46, 2):  # wherever the page break falls
+        printing.print_notice(demo_store, out, VILLAGE, "entry", _notice_info(),
+                              [(doc, {"proposal_kind": "return", "reasons": "因灾返贫"})] * count)
+        last = compact(PdfReader(str(out)).pages[-1].extract_text())
+        assert "村党组织书记(签字)" in last and "公示时间:" in last and "如有异议" in last, count
+
+
 def test_notice_period_shorter_than_seven_days_is_refused(demo_store, tmp_path):
     docs = households.documents(demo_store, VILLAGE)
     folder = tmp_path / "out"

@@ -221,7 +221,9 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
                                 Paragraph(markup(_date(info.start)), right)])]
         return story
     contact = info.contact + (f",联系电话 {info.phone}" if info.phone else "")
-    story += [
+    # the period, place and objection lines stay on the page of the signatures and seal (a long list
+    # must not leave the signature block alone on the last page, apart from what it signs)
+    closing = [
         Spacer(1, 5 * mm),
         Paragraph(markup(f"公示时间:{_date(info.start)}至{_date(info.end)}(共 {info.days} 天)。"), st["notice"]),
         Paragraph(markup(f"公示地点:{info.place}。"), st["notice"]),
@@ -230,8 +232,8 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
     ]
     if level == "township":
         issuer = info.issuer or f"{place}人民政府"
-        story.append(KeepTogether([Spacer(1, 10 * mm), Paragraph(markup(f"{issuer}(盖章)"), right),
-                                   Paragraph(markup(_date(info.start)), right)]))
+        story.append(KeepTogether(closing + [Spacer(1, 10 * mm), Paragraph(markup(f"{issuer}(盖章)"), right),
+                                             Paragraph(markup(_date(info.start)), right)]))
         return story
     issuer = info.issuer or f"{place}村民委员会"
     sign = Table([
@@ -240,7 +242,7 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
     ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
     sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
                               ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
-    story.append(KeepTogether([Spacer(1, 6 * mm), sign, Spacer(1, 8 * mm),
+    story.append(KeepTogether(closing + [Spacer(1, 6 * mm), sign, Spacer(1, 8 * mm),
                                Paragraph(markup(f"{issuer}(盖章)"), right),
                                Paragraph(markup(_date(info.start)), right)]))
     return story
