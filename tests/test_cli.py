@@ -426,6 +426,18 @@ def test_each_wrong_value_is_reported_once(db, tmp_path, capsys):
     assert err.count("“因穷”不在代码表") == 1 and err.count("应为整数,而不是“三”") == 1
 
 
+def test_a_bad_date_says_the_format_it_should_have(db, tmp_path, capsys):
+    doc = household(first_identified="去年")
+    assert main(["add", str(db), "--json", write(tmp_path, [doc])]) == 1
+    err = capsys.readouterr().err
+    assert "应为日期(年-月-日 格式,如 2020-01-31),而不是“去年”" in err
+    out = tmp_path / "n.pdf"
+    assert main(["print", "notice", str(db), "--village", "522699101201", "--kind", "entry", "--out", str(out),
+                 "--start", "2026/12/1x"]) == 1
+    assert "--start “2026/12/1x”不是日期:应为 年-月-日 格式,如 2026-12-01" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_sex_and_birth_date_left_out_are_taken_from_the_id_number(db, tmp_path, capsys):
     doc = household()
     for m in doc["members"]:

@@ -110,12 +110,14 @@ def _date(text: str | None, name: str, default: dt.date) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"{name} “{text}”不是日期:请写成 YYYY-MM-DD,如 2026-12-01") from None
+        raise CommandError(f"{name} “{text}”不是日期:应为 年-月-日 格式,如 2026-12-01") from None
 
 
 def cmd_notice(args) -> int:
     level, place = next((lv, code) for lv, code in (("village", args.village), ("township", args.township),
                                                      ("county", args.county)) if code)
+    for name, text in (("--start", args.start), ("--end", args.end)):
+        _date(text, name, dt.date.today())  # a mistyped date is said before the database is unlocked
     with open_store(args.db, args.operator) as store:
         try:
             place_name = printing.check_place(store, place, level)

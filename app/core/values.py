@@ -121,7 +121,7 @@ def coerce(field: Field, value, dictionary: Dictionary):
         if t == "phone":
             return str(value).strip().translate(_FULLWIDTH).replace(" ", ""), None
     except (InvalidOperation, ValueError, TypeError, OverflowError):
-        kind = {"integer": "整数", "decimal": "数字", "date": "日期(如 2020-01-31)"}.get(t, "有效值")
+        kind = {"integer": "整数", "decimal": "数字", "date": "日期(年-月-日 格式,如 2020-01-31)"}.get(t, "有效值")
         return value, f"“{field.label}”应为{kind},而不是“{value}”"
     return value, None
 
