@@ -4,8 +4,10 @@ county duplicates and the CLI contract."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -118,6 +120,15 @@ def test_init_from_a_township_package_names_the_township_as_such(tmp_path, monke
     out = capsys.readouterr().out
     assert f"乡镇 清水镇({VILLAGE[:9]})、村 石桥村({OTHER_VILLAGE})" in out
     assert f"村 {VILLAGE[:9]}" not in out
+    # the certificate's expiry in local date and time, as the window shows it (not 2029-11-28T09:44:13Z)
+    assert main(["devices", str(county_db), "--json"]) == 0
+    not_after = json.loads(capsys.readouterr().out)[0]["not_after"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", not_after)
+    expiry = identity.parse_iso(not_after).astimezone().strftime("%Y-%m-%d %H:%M")
+    assert f"证书有效至 {expiry}," in out and not_after not in out
+    assert main(["devices", str(county_db)]) == 0
+    listing = capsys.readouterr().out
+    assert f"\t{expiry}\t" in listing and not_after not in listing
 
 
 def test_edits_of_different_fields_merge_without_conflict(hub):

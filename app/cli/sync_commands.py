@@ -130,7 +130,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     cert = contents.certificate
     store.close()
     return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {ROLE_LABELS.get(cert.role, cert.role)},"
-            f"{_places(cert.villages, contents.divisions)},证书有效至 {cert.body['not_after']},"
+            f"{_places(cert.villages, contents.divisions)},证书有效至 {status.local_time_text(cert.body['not_after'])},"
             f"县级公钥指纹 {identity.fingerprint(bytes.fromhex(contents.header['county_sign_public']))}"
             + (f",县同步服务 {contents.server}(可用“立即同步”)" if contents.server else ""))
 
@@ -217,7 +217,7 @@ def cmd_devices(args) -> int:
     print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
-                         c["not_after"], c["number_block"] or "",
+                         status.local_time_text(c["not_after"]), c["number_block"] or "",
                          f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
     return 0
 
