@@ -244,15 +244,17 @@ def test_a_failed_daily_backup_is_an_oserror_with_a_clear_message(demo_store, tm
     assert str(err.value).startswith("无法创建备份文件夹")
 
 
-def test_restore_refuses_a_backup_older_than_bundles_already_sent_to_the_county(tmp_path):
+@pytest.mark.parametrize("role, place", [("village", "本村"), ("township", "本乡镇")])
+def test_restore_refuses_a_backup_older_than_bundles_already_sent_to_the_county(tmp_path, role, place):
     """The tester's case: backup, edit, sync, restore — the laptop and the county silently disagreed
-    and later edits were dropped as duplicates. Now refused (data unchanged) unless --force."""
+    and later edits were dropped as duplicates. Now refused (data unchanged) unless --force. The
+    advice names what the replacement is enrolled for: 本村, or 本乡镇 on a township's database."""
     from app.sync import exchange
     from tests import factories
-    from tests.sync_helpers import make_county, make_device, up
+    from tests.sync_helpers import VILLAGE, make_county, make_device, up
 
     county = make_county(tmp_path)
-    laptop = make_device(tmp_path, county, "甲队")
+    laptop = make_device(tmp_path, county, "甲队", villages=(VILLAGE if role == "village" else VILLAGE[:9],), role=role)
     hid = households.save(laptop, factories.household()).household_id
     assert up(laptop, county).status == "accepted"
     info = backups.backup(laptop, tmp_path / "usb")
@@ -264,6 +266,9 @@ def test_restore_refuses_a_backup_older_than_bundles_already_sent_to_the_county(
     with pytest.raises(backups.BackupError, match=re.escape("已向县里发送过同步包(第 2 号)")) as refused:
         backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
     assert "--force" in str(refused.value) and "重新登记" in str(refused.value)
+    assert f"为{place}重新登记一台(新登记的机器会从县里取回{place}的全部数据)" in str(refused.value)
+    if role == "township":
+        assert "本村" not in str(refused.value)
     assert _digest(target) == before and not list(tmp_path.glob("*.restoring*"))
     # a backup made after the last bundle restores as before
     with Store.open(target) as again:

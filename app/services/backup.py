@@ -335,11 +335,12 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
         sent_then = _bundles_sent(tmp) or 0
         if sent_now is not None and sent_now > sent_then and not force:
             numbers = f"第 {sent_now} 号" if sent_now == sent_then + 1 else f"第 {sent_then + 1}–{sent_now} 号"
+            place = "本乡镇" if meta.get("role") == "township" else "本村"
             raise BackupError(
                 f"{target} 在备份 {backup_path.name} 之后已向县里发送过同步包({numbers}),"
                 "这些包里的修改不在备份中。用它恢复会让本机与县里的数据不一致,之后的修改也会被县里当作重复丢弃。"
-                "当前数据库未改动。请改用这些包之后的备份;若本机数据已损坏,请到县扶贫办吊销本机并为本村重新登记一台"
-                "(新登记的机器会从县里取回本村的全部数据)。确实要恢复时加 --force。")
+                f"当前数据库未改动。请改用这些包之后的备份;若本机数据已损坏,请到县扶贫办吊销本机并为{place}重新登记一台"
+                f"(新登记的机器会从县里取回{place}的全部数据)。确实要恢复时加 --force。")
         if target.exists():
             aside = _aside_name(target, now)
             with contextlib.suppress(sqlite3.Error):  # fold a leftover WAL into the current file first
