@@ -272,7 +272,7 @@ def test_exit_criteria_come_from_the_stored_income_and_the_years_line(sites):
     v.set_poverty_line(2025, 4500)  # equal to the line is not above it
     a = proposals.exit_assessment(v, doc, food_secure=True, clothing_secure=True)
     assert not a.passed and [c.key for c in a.failures] == ["income"]
-    assert "未超过贫困线 4500 元" in a.failures[0].detail
+    assert "未超过贫困线 4,500 元" in a.failures[0].detail
     v.set_poverty_line(2025, 4499.99)
     assert proposals.exit_assessment(v, doc, food_secure=True, clothing_secure=True).passed
     # a new income record for the year changes the result: the stored figures are used

@@ -102,7 +102,7 @@ def test_bad_proposals_are_refused_with_a_message(village, capsys):
 def test_exit_check_and_worklist(village, capsys):
     code, out, err = run(capsys, "exit-check", village, "--household", "5226991012010001", "--food", "yes",
                          "--clothing", "yes")
-    assert code == 0 and "人均 4500.00 元,高于贫困线 4000 元" in out and "达到退出标准" in out
+    assert code == 0 and "人均 4,500.00 元,高于贫困线 4,000 元" in out and "达到退出标准" in out
     code, out, err = run(capsys, "exit-check", village, "--household", "5226991012010002", "--json")
     data = json.loads(out)
     assert code == 1 and data["passed"] is False and data["criteria"][0]["detail"].startswith("没有任何年度的收入记录")

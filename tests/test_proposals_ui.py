@@ -40,7 +40,7 @@ def test_the_window_lists_proposals_and_records_the_village_review(qtbot, make_s
     w = open_window(qtbot, store)
     assert w.table.rowCount() == 1 and w.table.item(0, 4).text() == "等待村级评议"
     assert w.table.item(0, 6).text() == "达标"
-    assert "年人均纯收入" in w.detail.toPlainText() and "4500.00" in w.detail.toPlainText()
+    assert "年人均纯收入" in w.detail.toPlainText() and "4,500.00" in w.detail.toPlainText()
     assert w.do_button.isEnabled() and w.do_button.text() == "办理“村级评议”"
     # a review without the household's signature is refused in the window, nothing written
     w.meeting_date.setDate(w.meeting_date.date().addDays(-3))

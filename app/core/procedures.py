@@ -292,6 +292,11 @@ def _name(member: dict) -> str:
     return str(member.get("name") or "?")
 
 
+def _yuan(amount) -> str:
+    """An amount of yuan as printed documents show it: thousands separators, decimals only when there are any."""
+    return f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+
+
 def assess_exit(doc: dict, *, year: int | None, line: float | None, food_secure: bool | None,
                 clothing_secure: bool | None, on: dt.date) -> ExitAssessment:
     """The exit criteria of a household document: the year's per-capita net income against the line,
@@ -309,11 +314,11 @@ def assess_exit(doc: dict, *, year: int | None, line: float | None, food_secure:
             result.criteria.append(Criterion("income", "年人均纯收入", False, "家庭人口数未填写,无法计算人均"))
         elif line is None:
             result.criteria.append(Criterion("income", "年人均纯收入", False,
-                                             f"人均 {pc:.2f} 元;县里尚未设定 {year} 年的贫困线"))
+                                             f"人均 {pc:,.2f} 元;县里尚未设定 {year} 年的贫困线"))
         else:
             ok = pc > line
             result.criteria.append(Criterion("income", "年人均纯收入", ok,
-                                             f"{year} 年人均 {pc:.2f} 元,{'高于' if ok else '未超过'}贫困线 {line:g} 元"))
+                                             f"{year} 年人均 {pc:,.2f} 元,{'高于' if ok else '未超过'}贫困线 {_yuan(line)} 元"))
     for key, label, answer in (("food", "不愁吃", food_secure), ("clothing", "不愁穿", clothing_secure)):
         if answer is None:
             result.criteria.append(Criterion(key, label, False, "申报中未回答"))
