@@ -458,3 +458,88 @@ def test_payload_json_is_read_exactly_as_the_standard_library_reads_it():
     for bad in (b"\xff\xfe{}", b'{"a":', b"[1,2]]"):
         with pytest.raises(wire.BundleError):
             wire.inflate_payload(zlib.compress(bad))
+
+
+def _forged_up(device, changes: list[dict]) -> tuple[str, bytes]:
+    """An upstream bundle signed with the device's real key, carrying changes a modified program
+    wrote (wire form, app.sync.merge.change_to_wire)."""
+    seq = int(device.meta("sync_out_seq", 0)) + 1
+    header = {"format": wire.FORMAT, "type": "up", "sender": device.site_id, "recipient": device.meta("county_site_id"),
+              "seq": seq, "prev": device.meta("sync_out_prev", ""), "created": identity.iso(exchange._utcnow()),
+              "expires": None, "counts": {"changes": len(changes), "first": changes[0]["n"], "last": changes[-1]["n"]}}
+    payload = {"changes": changes, "down_rowid": 0, "down_seq": 0, "certificate": device.site_id}
+    body = wire.seal_payload(payload, identity.county_enc_public(device), header)
+    data = wire.pack(identity.device_signing_key(device), header, body)
+    device.set_meta("sync_out_seq", str(seq))
+    device.set_meta("sync_out_prev", wire.digest(data))
+    return f"{device.site_id}-up-{seq:06d}.jdb", data
+
+
+def _change(device, n, record_id, kind, op, new, old=None, hlc=None, village=VILLAGE, parent=None) -> dict:
+    return {"s": device.site_id, "n": n, "r": record_id, "k": kind, "v": village, "p": parent,
+            "t": hlc or device.clock.now(), "o": op, "new": new, "old": old or {}, "seen": {}, "by": "admin", "why": None}
+
+
+def _next_seq(device) -> int:
+    return device.conn.execute("SELECT coalesce(max(seq), 0) FROM changes WHERE site_id = ?", (device.site_id,)).fetchone()[0] + 1
+
+
+def test_a_status_change_is_judged_against_the_county_record_not_the_old_value_the_change_claims(pair):
+    county, laptop = pair
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    n = _next_seq(laptop)
+    for label, change in (
+        ("claims the status was already 2", _change(laptop, n, hid, "household", "update", {"status": "2"}, {"status": "2"})),
+        ("creates the existing household again", _change(laptop, n, hid, "household", "create", {"status": "3"})),
+    ):
+        seq, prev = laptop.meta("sync_out_seq"), laptop.meta("sync_out_prev")
+        name, data = _forged_up(laptop, [change])
+        laptop.set_meta("sync_out_seq", seq)  # the county never takes it: the next one has the same number
+        laptop.set_meta("sync_out_prev", prev)
+        before = digest(county)
+        report = exchange.import_bundle(county, data, name)
+        assert report.refused and report.message.startswith("包含未授权的更改,整包拒收"), label
+        assert ("脱贫状态" in report.message or "已经存在,不能再次新建" in report.message), report.message
+        assert digest(county) == before and county.get(hid).fields["status"] == "1"
+
+
+def test_a_change_for_a_village_code_that_only_starts_like_the_certificates_is_refused(pair):
+    county, laptop = pair
+    change = _change(laptop, _next_seq(laptop), "01a22698-0000-7000-8000-0000000000aa", "household", "create",
+                     {"head_name": "前缀村户"}, village=VILLAGE + "9")
+    name, data = _forged_up(laptop, [change])
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and f"{VILLAGE}9" in report.message
+    assert digest(county) == before
+
+
+@pytest.mark.parametrize("stamp, words", [
+    ("abcdefghijklmnopqr", "更改记录格式不对"),
+    ("9999999999999.9999", "比县里电脑的时钟快 7 天以上"),
+])
+def test_a_malformed_or_far_future_clock_is_refused_and_the_county_clock_stays_sane(pair, stamp, words):
+    """One signed change with a bad clock must not stop the county: its clock moves past every stamp it
+    accepts, and a broken or far-future one would break or win every later edit."""
+    county, laptop = pair
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    clock_before = county.clock.last
+    name, data = _forged_up(laptop, [_change(laptop, _next_seq(laptop), hid, "household", "update",
+                                             {"phone": "13900000000"}, hlc=stamp)])
+    before = digest(county)
+    report = exchange.import_bundle(county, data, name)
+    assert report.refused and words in report.message, report.message
+    assert digest(county) == before and county.clock.last == clock_before
+    # the county goes on working: its own edits get well-formed stamps
+    households.save(county, {**households.document(county, hid), "phone": "13700000000"})
+    assert households.document(county, hid)["phone"] == "13700000000"
+
+
+def test_the_clock_counter_never_grows_a_fifth_digit():
+    from app.core.clock import HybridClock, is_valid
+
+    c = HybridClock("1795942153020.9999", wall=lambda: 1000.0)  # the machine's clock is far behind
+    stamp = c.now()
+    assert stamp == "1795942153021.0000" and is_valid(stamp) and stamp > "1795942153020.9999"

@@ -8,10 +8,17 @@ clock does, and it moves past every timestamp it has observed from other sites.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
 ZERO = "0000000000000.0000"
+_FORMAT = re.compile(r"\d{13}\.\d{4}")
+
+
+def is_valid(ts) -> bool:
+    """A well-formed timestamp: 13 digits, a dot, 4 digits (anything else would break the ordering)."""
+    return isinstance(ts, str) and _FORMAT.fullmatch(ts) is not None
 
 
 def pack(wall_ms: int, counter: int) -> str:
@@ -34,13 +41,15 @@ class HybridClock:
         last_wall, last_counter = unpack(self.last)
         if wall_ms > last_wall:
             self.last = pack(wall_ms, 0)
-        else:
+        elif last_counter < 9999:
             self.last = pack(last_wall, last_counter + 1)
+        else:  # the counter has 4 digits: move on to the next millisecond rather than grow a fifth
+            self.last = pack(last_wall + 1, 0)
         return self.last
 
     def observe(self, remote: str) -> None:
         """Move past a timestamp received from another site."""
-        if remote and remote > self.last:
+        if remote and remote > self.last and is_valid(remote):
             self.last = remote
 
 

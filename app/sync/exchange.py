@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core import procedures
+from app.core import clock, procedures
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import identity, refdata, wire
@@ -409,14 +409,24 @@ def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str 
     return None
 
 
+def _county_fields(store: Store, record_id: str, fields_now: dict) -> dict:
+    """The record's fields as the county holds them, after the bundle's earlier changes (memo)."""
+    if record_id not in fields_now:
+        record = store.get(record_id)
+        fields_now[record_id] = dict(record.fields) if record else {}
+    return fields_now[record_id]
+
+
 def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict,
-               made: dict | None = None) -> str | None:
+               made: dict | None = None, fields_now: dict | None = None) -> str | None:
     """Why the device may not send change `c` (None: it may). `places`: record id -> (kind, village,
     parent id) as the county holds it (None: not held); `covered`: village code -> whether the
     certificate covers it (memo); `made`: record id -> (kind, village) after the bundle's earlier
     changes (updated here, so a household created earlier in the same bundle is a valid parent)."""
     if made is None:
         made = {}
+    if fields_now is None:
+        fields_now = {}
     if c.site_id != cert.site_id:
         return f"更改 {c.site_id}#{c.seq} 不是发件站点自己的更改"
     new = c.new
@@ -435,11 +445,47 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
         if k.startswith("__"):  # routing keys (a village move) are not fields
             new = {k: v for k, v in new.items() if not k.startswith("__")}
             break
-    reason = procedures.authorize_change(c.kind, new, c.old, cert.role, op=c.op, reason=c.reason)
+    exists = held is not None or c.record_id in made
+    if c.op == "create" and exists:
+        return f"记录 {c.record_id}({c.kind})在县级已经存在,不能再次新建"
+    # authorised against what the county holds (and the bundle's earlier changes), never against the
+    # old values the change claims: those are the sender's word
+    old: dict = {}
+    if exists and c.kind in ("household", "proposal") and (c.kind == "proposal" or "status" in new):
+        old = _county_fields(store, c.record_id, fields_now)
+    creating = c.op == "create" and not exists
+    reason = procedures.authorize_change(c.kind, new, old, cert.role, op="create" if creating else "update",
+                                         reason=c.reason)
     if reason:
         return f"记录 {c.record_id}({c.kind}):{reason}"
+    if c.kind in ("household", "proposal"):
+        state = _county_fields(store, c.record_id, fields_now) if exists else {}
+        for key, value in new.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+        fields_now[c.record_id] = state
     before = made.get(c.record_id)
     made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
+    return None
+
+
+CLOCK_AHEAD_DAYS = 7  # how far ahead of the county's clock a change may be stamped
+
+
+def _far_ahead(changes, now: float | None = None) -> str | None:
+    """Why a bundle is refused for a change stamped far in the future (None: none is). Every site's
+    clock moves past the latest stamp it has seen, so one such stamp would drag the whole county's
+    clock along and win every later edit of its field."""
+    limit = (now if now is not None else time.time()) + CLOCK_AHEAD_DAYS * 86400
+    for c in changes:
+        when = clock.wall_time(c.hlc)
+        if when > limit:
+            shown = dt.datetime.fromtimestamp(min(when, 253402214400)).strftime("%Y-%m-%d %H:%M")
+            return (f"更改 {c.site_id}#{c.seq} 的时间是 {shown},比县里电脑的时钟快 {CLOCK_AHEAD_DAYS} 天以上:"
+                    "该电脑(或县里电脑)的日期时间可能设错了。请核对两台电脑的日期和时间后再同步;"
+                    "县里数据未改动。如该电脑的时间确实设错过,请联系县扶贫办")
     return None
 
 
@@ -464,9 +510,13 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         places.update((row[0], tuple(row[1:])) for row in store.conn.execute(
             f"SELECT id, kind, village_code, parent_id FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk))
     covered: dict[str | None, bool] = {}
+    ahead = _far_ahead(new)
+    if ahead:
+        raise wire.BundleError(ahead)
     made: dict[str, tuple] = {}
+    fields_now: dict[str, dict] = {}  # household and proposal fields as the county holds them, as the bundle goes
     for c in new:
-        refusal = _authorise(store, cert, c, places, covered, made)
+        refusal = _authorise(store, cert, c, places, covered, made, fields_now)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)

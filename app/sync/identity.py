@@ -74,8 +74,10 @@ class Certificate:
         return X25519PublicKey.from_public_bytes(bytes.fromhex(self.body["enc_public"]))
 
     def covers(self, village_code: str | None) -> bool:
-        """A village code (or township/county prefix) named in the certificate covers the village."""
-        if not village_code:
+        """Whether the certificate covers this village: a 12-digit village code named in it, or in a
+        township (9 digits) or county (6) it names. Anything else (a 13-digit code, a township code
+        itself) is covered by no certificate."""
+        if not village_code or len(village_code) != 12 or not village_code.isdigit():
             return False
         return any(village_code.startswith(v) for v in self.body["villages"])
 

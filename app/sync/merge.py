@@ -21,6 +21,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from app.core import clock
 from app.core.clock import ZERO
 from app.store import Change, Record, Store, StoreError
 
@@ -45,8 +46,11 @@ def change_from_wire(d: dict) -> Change:
                    new, old, seen, str(d.get("by") or ""), d.get("why"))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StoreError(f"更改记录格式不对:{exc}") from None
-    if c.op not in _OPS or len(c.hlc) != 18 or c.seq < 1:
+    if c.op not in _OPS or not clock.is_valid(c.hlc) or c.seq < 1:
         raise StoreError(f"更改记录格式不对:{c.site_id}#{c.seq}")
+    for stamp in c.seen.values():
+        if stamp is not None and not clock.is_valid(stamp):
+            raise StoreError(f"更改记录格式不对:{c.site_id}#{c.seq} 的时间戳")
     return c
 
 
