@@ -321,3 +321,37 @@ def test_sqlite_reasons_are_chinese_and_the_detail_goes_to_the_log(caplog):
         assert sqlite_reason("*** in database main ***\nPage 7: never used") == "数据库内部结构校验未通过,文件已损坏"
         assert sqlite_reason(sqlite3.DatabaseError("something new")) == "文件已损坏,无法按数据库读取"
     assert "Page 7: never used" in caplog.text and "file is not a database" in caplog.text
+
+
+def test_a_lost_laptop_database_restored_from_an_older_backup_catches_up_with_the_county(tmp_path):
+    """The security review's case: backup, edit A, sync, the database file is lost, the old backup is
+    restored. Without the current file the restore cannot tell what was sent since: refused unless
+    --force. After a forced restore the first county bundle says what is missing, and the next
+    edit (B) is numbered after what the county holds, so it is not dropped as a duplicate."""
+    from tests import factories
+    from tests.sync_helpers import VILLAGE, down, make_county, make_device, up
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队", villages=(VILLAGE,))
+    hid = households.save(laptop, factories.household()).household_id
+    assert up(laptop, county).status == "accepted"
+    info = backups.backup(laptop, tmp_path / "usb")
+    laptop.put("household", {"head_name": "独孤求败"}, record_id=hid)  # edit A
+    assert up(laptop, county).status == "accepted"
+    target = laptop.path
+    laptop.close()
+    target.unlink()
+    with pytest.raises(backups.BackupError, match="不存在,无法确认备份 .* 之后本机是否又向县里发送过同步包"):
+        backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
+    assert not target.exists()
+    backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE, force=True)
+    laptop = Store.open(target)
+    laptop.unlock("admin", PASSPHRASE)
+    report = down(county, laptop)
+    assert report.status == "accepted" and any("本机可能恢复过较早的备份" in w for w in report.warnings)
+    laptop.put("household", {"phone": "13600000002"}, record_id=hid)  # edit B
+    report = up(laptop, county)
+    assert report.status == "accepted" and report.applied == 1, report.line()
+    assert county.get(hid).fields["phone"] == "13600000002" and county.get(hid).fields["head_name"] == "独孤求败"
+    laptop.close()
+    county.close()

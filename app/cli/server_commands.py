@@ -42,7 +42,7 @@ def _uvicorn_lifecycle_to_file_only(record: logging.LogRecord) -> bool:
     return not (record.name == "uvicorn.error" and record.levelno < logging.WARNING)
 
 
-def _setup_logging(quiet: bool) -> None:
+def _setup_logging(quiet: bool) -> logging.Handler:
     """Log lines to stderr (a service manager keeps them) and to the program's log file, with ID
     numbers and phones masked."""
     from app import settings  # noqa: PLC0415
@@ -59,6 +59,7 @@ def _setup_logging(quiet: bool) -> None:
         settings.setup_logging("INFO")
     except OSError:  # a read-only profile must not stop the service
         pass
+    return handler
 
 
 def cmd_serve(args) -> int:
@@ -73,7 +74,16 @@ def cmd_serve(args) -> int:
         raise CommandError("--max-upload-mb 应大于 0,--uploads-per-minute 不能为负")
     limits = Limits(max_upload=int(args.max_upload_mb * 1024 * 1024), uploads_per_minute=args.uploads_per_minute,
                     fetches_per_minute=args.uploads_per_minute)
-    _setup_logging(args.quiet)
+    handler = _setup_logging(args.quiet)
+    try:
+        return _serve(args, limits)
+    finally:  # the stderr handler is the command's own: it must not outlive it (nor write to a closed stream)
+        logging.getLogger().removeHandler(handler)
+
+
+def _serve(args, limits) -> int:
+    from app.server.app import SyncServer  # noqa: PLC0415
+
     store = open_store(args.db, args.operator)
     try:
         try:

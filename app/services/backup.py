@@ -333,6 +333,15 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
             raise BackupError(str(exc).replace(str(tmp), str(backup_path)).replace(tmp.name, backup_path.name)) from None
         sent_now = _bundles_sent(target) if target.exists() else None
         sent_then = _bundles_sent(tmp) or 0
+        enrolled = bool(meta.get("certificate"))
+        if sent_now is None and enrolled and not force:
+            place = "本乡镇" if meta.get("role") == "township" else "本村"
+            state = "已损坏,无法读取" if target.exists() else "不存在"
+            raise BackupError(
+                f"{target} {state},无法确认备份 {backup_path.name} 之后本机是否又向县里发送过同步包。若发送过,"
+                "那些修改不在备份中,恢复后本机会与县里的数据不一致。当前文件未改动。"
+                f"最稳妥的是到县扶贫办吊销本机并为{place}重新登记一台(会从县里取回{place}的全部数据);"
+                "确认备份之后没有同步过,或确实要先用这份备份时,加 --force 恢复(本机第一次导入县级包时会检查并提示)。")
         if sent_now is not None and sent_now > sent_then and not force:
             numbers = f"第 {sent_now} 号" if sent_now == sent_then + 1 else f"第 {sent_then + 1}–{sent_now} 号"
             place = "本乡镇" if meta.get("role") == "township" else "本村"

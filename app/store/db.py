@@ -676,10 +676,17 @@ class Store:
     def village_codes(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT village_code FROM records WHERE village_code IS NOT NULL ORDER BY 1")]
 
+    def raise_sequence_floor(self, seq: int) -> None:
+        """Number this site's next changes after `seq` (the county already holds changes of this site
+        up to it that this database lost, e.g. restored from an older backup)."""
+        floor = max(int(seq), int(self.meta("sequence_floor", 0)))
+        self.set_meta("sequence_floor", str(floor))
+        self._next_seq = None
+
     def _next_sequence(self) -> int:
         if self._next_seq is None:
             row = self.conn.execute("SELECT max(seq) FROM changes WHERE site_id = ?", (self.site_id,)).fetchone()
-            self._next_seq = (row[0] or 0) + 1
+            self._next_seq = max(row[0] or 0, int(self.meta("sequence_floor", 0))) + 1
         seq = self._next_seq
         self._next_seq += 1
         return seq

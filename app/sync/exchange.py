@@ -127,8 +127,11 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
         raise StoreError(f"站点 {site_id} 已吊销,不再向它发包")
     sign = identity.county_signing_key(store)
     with store.transaction():
-        peer = store.conn.execute("SELECT have_seq, down_seq, down_acked FROM peers WHERE site_id = ?", (site_id,)).fetchone()
-        have_seq, down_seq, down_acked = peer or (0, 0, 0)
+        peer = store.conn.execute("SELECT have_seq, down_seq, down_acked, bundle_seq FROM peers WHERE site_id = ?",
+                                  (site_id,)).fetchone()
+        have_seq, down_seq, down_acked, bundle_seq = peer or (0, 0, 0, 0)
+        last_up = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = 'up'",
+                                     (site_id, bundle_seq)).fetchone()
         clause, args = _village_clause(cert.villages)
         top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
         rows = store.conn.execute(
@@ -144,6 +147,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
         }
         payload = {
             "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
+            "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
             **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
         }
@@ -576,6 +580,27 @@ def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
     return out
 
 
+def _catch_up_with_the_county(store: Store, ack: int, payload: dict, report: Report) -> None:
+    """When the county holds more of this laptop's own changes or bundles than the laptop has (it was
+    restored from an older backup with --force), number the next changes and bundles after the
+    county's, so they are never taken for ones it already holds (they were silently dropped), and
+    say that the missing changes are only at the county."""
+    own = store.conn.execute("SELECT coalesce(max(seq), 0) FROM changes WHERE site_id = ?", (store.site_id,)).fetchone()[0]
+    up_seq = int(payload.get("up_seq") or 0)
+    sent = int(store.meta("sync_out_seq", 0))
+    if ack <= own and up_seq <= sent:
+        return
+    if ack > own:
+        store.raise_sequence_floor(ack)
+    if up_seq > sent:
+        store.set_meta("sync_out_seq", str(up_seq))
+        store.set_meta("sync_out_prev", str(payload.get("up_digest") or ""))
+    report.warnings.append(
+        f"县里已收到本机的更改到第 {ack} 条(同步包到第 {up_seq} 号),本机只有到第 {own} 条(第 {sent} 号):"
+        "本机可能恢复过较早的备份。之后的修改会接着县里的编号发送,不会再被当作重复丢弃;"
+        "本机缺少的那些修改只在县里保存,请联系县扶贫办为本机重新登记以取回")
+
+
 def _import_downstream(store: Store, header: dict, changes, payload: dict, report: Report, now: dt.datetime) -> None:
     merger = Merger(store)
     merger.prefetch(c.record_id for c in changes)
@@ -586,6 +611,7 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     merger.flush()
     report.applied, report.conflicts = merger.applied, merger.conflicts
     ack = int(payload.get("ack_seq") or 0)
+    _catch_up_with_the_county(store, ack, payload, report)
     store.set_meta("sync_acked_seq", str(max(ack, int(store.meta("sync_acked_seq", 0)))))
     store.set_meta("sync_down_rowid", str(max(int(payload.get("rowid") or 0), int(store.meta("sync_down_rowid", 0)))))
     store.set_meta("sync_down_seq", str(report.seq))
