@@ -582,3 +582,24 @@ def test_rate_limiter_and_challenges_follow_the_clock():
     assert not challenges.take(old)  # expired
     many = [challenges.new() for _ in range(5)]
     assert len(challenges.issued) == 3 and challenges.take(many[-1]) and not challenges.take(many[0])
+
+
+def test_a_laptop_is_not_told_who_in_another_village_shares_an_id_number(hub, tmp_path):
+    """The county's own import line names both households of a duplicate ID number; the answer the
+    service sends back to the uploading laptop names only households of that laptop's villages."""
+    from tests.sync_helpers import FAR_VILLAGE
+
+    county, a, _, start = hub
+    server = start()
+    assert _upload(server.url, exchange.export_upstream(a)[1])[1]["report"]["status"] == "accepted"
+    far = make_device(tmp_path, county, "石门村工作队", villages=(FAR_VILLAGE,))
+    same = dict(factories.household("令狐冲", "任盈盈", seq=9), village_code=FAR_VILLAGE)
+    same["members"][1]["id_number"] = factories.household()["members"][1]["id_number"]  # 司马秀兰's ID number
+    same["members"][1]["birth_date"] = factories.household()["members"][1]["birth_date"]
+    households.save(far, same, allow_errors=True)
+    name, data = exchange.export_upstream(far)
+    status, body, _ = _upload(server.url, data, name)
+    assert status == 200 and body["report"]["status"] == "accepted"
+    assert "重复身份证号" in body["line"] and "另一村的一户" in body["line"]
+    assert "欧阳明远" not in json.dumps(body, ensure_ascii=False) and "令狐冲" in body["line"]
+    far.close()

@@ -221,7 +221,19 @@ class Service:
             status, error = 422, "refused"
         line = report.line(status_texts.site_label(self.store, report.sender) if report.sender else "")
         log.info("%s", line.splitlines()[0])
+        if cert is not None and report.household_labels:
+            report.household_labels = self._labels_for(cert, report.household_labels)
+            line = report.line(status_texts.site_label(self.store, report.sender) if report.sender else "")
         return status, self._answer(report, error, line), {}
+
+    def _labels_for(self, cert, labels: dict) -> dict:
+        """Household names the uploading device may see: those of its own villages; a household
+        elsewhere (the other holder of a duplicate ID number) is not named to it."""
+        out = {}
+        for household_id, label in labels.items():
+            record = self.store.get(household_id)
+            out[household_id] = label if record is not None and cert.covers(record.village_code) else "另一村的一户(请联系县扶贫办核实)"
+        return out
 
     @staticmethod
     def _answer(report: exchange.Report, error: str | None, line: str | None = None) -> dict:

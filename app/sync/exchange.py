@@ -405,7 +405,9 @@ def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str 
     if expected is not None and parent_kind != expected:
         return f"{what} 所属的记录 {c.parent_id} 是{_kind_label(parent_kind)},不是{_kind_label(expected)}"
     if not _covers(cert, covered, parent_village):
-        return (f"{what} 挂在{_household_label(store, c.parent_id)}名下,该户在县级属于村 "
+        # named by id only: the device may not learn who lives outside its villages (this text goes
+        # back to it through the sync service and into the service's log)
+        return (f"{what} 挂在户 {c.parent_id} 名下,该户在县级属于村 "
                 f"{_village_label(store, parent_village)},不在该设备证书的村范围({'、'.join(cert.villages)})内")
     if village != parent_village:
         return (f"{what} 所在村 {_village_label(store, village)} 与其所属的{_household_label(store, c.parent_id)}"
