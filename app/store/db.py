@@ -434,7 +434,9 @@ class Store:
             raise StoreError(f"没有名为“{operator}”的操作员。已有操作员:{'、'.join(self.operators())}")
         salt, kdf, wrapped, failed, locked_until = row
         now = self._wall()
-        if now < locked_until:
+        # a wait longer than the longest delay means the machine's clock jumped back (a flat CMOS
+        # battery): it must not lock the operator out for years, so that wait is over
+        if now < locked_until <= now + MAX_DELAY_SECONDS:
             wait = locked_until - now
             raise TooManyAttempts(f"上一次密码错误(已连续错 {failed} 次),每次错误后须等待一会儿再试:"
                                   f"请 {math.ceil(wait)} 秒后再输入密码", wait)

@@ -31,7 +31,7 @@ PREFIX = len(MAGIC) + 32 + 8
 SIGNATURE = 64
 MAX_HEADER = 64 * 1024
 MAX_BUNDLE = 256 * 1024 * 1024  # bytes on disk
-MAX_PAYLOAD = 1024 * 1024 * 1024  # bytes after decompression (zip bomb limit)
+MAX_PAYLOAD = 256 * 1024 * 1024  # bytes after decompression (zip bomb limit; a township's first bundle is ~100 MB)
 FORMAT = 1
 
 
