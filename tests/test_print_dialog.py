@@ -184,3 +184,33 @@ def test_the_township_and_the_county_get_their_own_notices(qtbot, make_store):
             assert "没有通过县级审定、等待公告的拟退出" in dialog.status.text()
         dialog.select("notice_entry")  # back to the village's notice: its own defaults again
         assert dialog.place.text() == "村委会公示栏" and dialog.use_proposal_period.isVisibleTo(dialog)
+
+
+def test_preview_files_for_the_viewer_are_deleted_and_leftovers_of_a_crashed_run_at_start_up(qtbot, demo_store, tmp_path, monkeypatch):
+    import os
+    import tempfile
+    import time
+
+    from app.ui import print_dialog
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(print_dialog.QDesktopServices, "openUrl", lambda url: True)
+    dialog = PrintDialog(demo_store, village_code=VILLAGE)
+    qtbot.addWidget(dialog)
+    dialog.select("register")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    dialog.open_in_viewer()
+    [folder] = list(tmp_path.glob("jiandang-print-*"))
+    assert list(folder.glob("*.pdf"))
+    dialog.done(0)
+    assert not folder.exists()
+    # a run that crashed left one behind an hour ago; another window's fresh one is left alone
+    old, fresh = tmp_path / "jiandang-print-old", tmp_path / "jiandang-print-fresh"
+    for f in (old, fresh):
+        f.mkdir()
+        (f / "户有卡.pdf").write_bytes(b"%PDF-1.4")
+    an_hour_ago = time.time() - 3700
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    assert print_dialog.remove_leftover_previews() == 1
+    assert not old.exists() and fresh.exists()

@@ -106,6 +106,9 @@ def run(argv: list[str]) -> int:
     except OSError:
         pass  # no log folder: the window still works
     log.info("Qt 界面翻译: %s", install_translations(app))  # which qtbase_zh_CN.qm, or "fallback"
+    from app.ui.print_dialog import remove_leftover_previews  # noqa: PLC0415
+
+    remove_leftover_previews()  # household cards an earlier run left for the PDF viewer
     path = next((a for a in argv if not a.startswith("-")), None)
     store = choose_and_unlock(app, path)
     if store is None:

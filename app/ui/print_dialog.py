@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +44,8 @@ from PySide6.QtWidgets import (
 from app.reports.common import ReportError, write_pdf
 from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
 from app.services import printing
+
+log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 520
 RENDER_WIDTH = 1240  # pixels across the page when rendered for the preview (A4 at 150 dpi)
@@ -514,7 +517,7 @@ class PrintDialog(QDialog):
         if not self.pdf:
             return
         if self._tempdir is None:
-            self._tempdir = tempfile.mkdtemp(prefix="jiandang-print-")
+            self._tempdir = tempfile.mkdtemp(prefix=PREVIEW_PREFIX)
             os.chmod(self._tempdir, 0o700)
         path = Path(self._tempdir) / self.suggested_name()
         try:
@@ -529,6 +532,40 @@ class PrintDialog(QDialog):
         if self._thread is not None:
             self.wait_until_done()
         if self._tempdir:
-            shutil.rmtree(self._tempdir, ignore_errors=True)
+            _remove_preview_folder(Path(self._tempdir))
             self._tempdir = None
         super().done(result)
+
+
+PREVIEW_PREFIX = "jiandang-print-"
+
+
+def _remove_preview_folder(folder: Path) -> bool:
+    """Delete a folder of PDFs written for the system viewer; False (and a log line) when it cannot be
+    (on Windows a viewer that still has the file open keeps it)."""
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        log.warning("无法删除打印预览的临时文件夹 %s:%s(下次启动时再删)", folder, exc.strerror or exc)
+        return False
+    return True
+
+
+def remove_leftover_previews(min_age_seconds: float = 3600, folder: Path | None = None) -> int:
+    """At start-up: delete preview folders an earlier run left behind (it crashed, or the viewer
+    still had the file open), which hold household cards in plain text. Folders younger than
+    `min_age_seconds` may belong to another running window and are left alone. Returns how many
+    were deleted."""
+    import time
+
+    removed = 0
+    for leftover in Path(folder or tempfile.gettempdir()).glob(PREVIEW_PREFIX + "*"):
+        try:
+            old = time.time() - leftover.stat().st_mtime >= min_age_seconds
+        except OSError:
+            continue
+        if leftover.is_dir() and old and _remove_preview_folder(leftover):
+            removed += 1
+    return removed
