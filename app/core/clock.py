@@ -8,17 +8,17 @@ clock does, and it moves past every timestamp it has observed from other sites.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 
 ZERO = "0000000000000.0000"
-_FORMAT = re.compile(r"\d{13}\.\d{4}")
 
 
 def is_valid(ts) -> bool:
-    """A well-formed timestamp: 13 digits, a dot, 4 digits (anything else would break the ordering)."""
-    return isinstance(ts, str) and _FORMAT.fullmatch(ts) is not None
+    """A well-formed timestamp: 13 digits, a dot, 4 digits (anything else would break the ordering).
+    Checked for every change a bundle brings, so without a regular expression."""
+    return (type(ts) is str and len(ts) == 18 and ts[13] == "." and ts.isascii()
+            and ts[:13].isdigit() and ts[14:].isdigit())
 
 
 def pack(wall_ms: int, counter: int) -> str:

@@ -415,12 +415,17 @@ def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str 
     return None
 
 
-def _county_fields(store: Store, record_id: str, fields_now: dict) -> dict:
-    """The record's fields as the county holds them, after the bundle's earlier changes (memo)."""
-    if record_id not in fields_now:
-        record = store.get(record_id)
-        fields_now[record_id] = dict(record.fields) if record else {}
-    return fields_now[record_id]
+def _county_fields(store: Store, record_id: str, written: dict) -> dict:
+    """The record's fields as the county holds them, with the values the bundle's earlier changes
+    wrote over them (`written`: record id -> field -> value, None for a cleared field)."""
+    record = store.get(record_id)
+    fields = dict(record.fields) if record else {}
+    for key, value in written.get(record_id, {}).items():
+        if value is None:
+            fields.pop(key, None)
+        else:
+            fields[key] = value
+    return fields
 
 
 def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict,
@@ -464,14 +469,11 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
                                          reason=c.reason)
     if reason:
         return f"记录 {c.record_id}({c.kind}):{reason}"
-    if c.kind in ("household", "proposal"):
-        state = _county_fields(store, c.record_id, fields_now) if exists else {}
-        for key, value in new.items():
-            if value is None:
-                state.pop(key, None)
-            else:
-                state[key] = value
-        fields_now[c.record_id] = state
+    # what later changes of the same bundle are judged against: a household's status, a proposal's fields
+    if c.kind == "proposal":
+        fields_now.setdefault(c.record_id, {}).update(new)
+    elif c.kind == "household" and "status" in new:
+        fields_now.setdefault(c.record_id, {})["status"] = new["status"]
     before = made.get(c.record_id)
     made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
     return None
@@ -485,9 +487,10 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
     clock moves past the latest stamp it has seen, so one such stamp would drag the whole county's
     clock along and win every later edit of its field."""
     limit = (now if now is not None else time.time()) + CLOCK_AHEAD_DAYS * 86400
+    latest = clock.pack(int(limit * 1000), 9999)  # well-formed stamps order as text
     for c in changes:
-        when = clock.wall_time(c.hlc)
-        if when > limit:
+        if c.hlc > latest:
+            when = clock.wall_time(c.hlc)
             shown = dt.datetime.fromtimestamp(min(when, 253402214400)).strftime("%Y-%m-%d %H:%M")
             return (f"更改 {c.site_id}#{c.seq} 的时间是 {shown},比县里电脑的时钟快 {CLOCK_AHEAD_DAYS} 天以上:"
                     "该电脑(或县里电脑)的日期时间可能设错了。请核对两台电脑的日期和时间后再同步;"
@@ -520,7 +523,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
     if ahead:
         raise wire.BundleError(ahead)
     made: dict[str, tuple] = {}
-    fields_now: dict[str, dict] = {}  # household and proposal fields as the county holds them, as the bundle goes
+    fields_now: dict[str, dict] = {}  # household and proposal fields the bundle's earlier changes wrote
     for c in new:
         refusal = _authorise(store, cert, c, places, covered, made, fields_now)
         if refusal:
