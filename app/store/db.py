@@ -637,7 +637,8 @@ class Store:
             args.append(parent_id)
         if not include_deleted:
             where.append("deleted = 0")
-        sql = f"SELECT {self._COLUMNS} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
+        columns = self._COLUMNS if include_deleted else self._COLUMNS.replace("deleted", "0")  # known: not deleted
+        sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
         while rows := cursor.fetchmany(_DECODE_BATCH):
             with _gc_paused():  # never while the caller's code runs between our yields
