@@ -527,3 +527,26 @@ def test_a_damaged_record_is_reported_and_the_other_households_load(qtbot, demo_
     w = open_window(qtbot, demo_store)
     assert len(w.model.rows) == total - 1 and w.model.view_row_of(rid) == -1
     assert warnings and warnings[0][0] == "部分记录无法读取" and rid in warnings[0][1]
+
+
+def test_an_empty_date_is_typed_from_the_keyboard_and_tab_moves_on(qtbot, demo_store):
+    """首次识别时间 and the other dates: typed as digits (or 2025.3.1, 2025年3月1日), tidied to ISO when
+    left, and Tab goes on to the next field; text that is no date stays and is named."""
+    editor = HouseholdEditor(demo_store, village_code=demo_store.village_codes()[0])
+    qtbot.addWidget(editor)
+    editor.show()
+    form = next(f for f in editor.household_forms if "first_identified" in f.inputs)
+    field = form.inputs["first_identified"].widget
+    field.setFocus()
+    qtbot.waitUntil(field.line.hasFocus)
+    assert field.text() == ""
+    qtbot.keyClicks(field.line, "20250301")
+    assert form.record["first_identified"] == "2025-03-01"
+    qtbot.keyClick(field.line, Qt.Key_Tab)
+    assert not field.line.hasFocus() and field.text() == "2025-03-01"
+    typed(qtbot, field.line, "2025年13月45日")  # through the input method, as a pinyin IME sends it
+    editor.validate()
+    assert any("首次识别时间" in editor.findings_list.item(i).text() and "应为日期" in editor.findings_list.item(i).text()
+               for i in range(editor.findings_list.count()))
+    assert field.text() == "2025年13月45日"  # kept as typed, never replaced by a default
+    editor.dirty = False

@@ -10,24 +10,27 @@ import datetime as dt
 
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
+    QCalendarWidget,
     QComboBox,
-    QDateEdit,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPlainTextEdit,
+    QToolButton,
     QVBoxLayout,
     QWidget,
+    QWidgetAction,
 )
 
-from app.core import idnumber
+from app.core import idnumber, values
 from app.core.dictionary import Dictionary, Field
 from app.core.validation import collection, field_label
 
-EMPTY_DATE = QDate(1900, 1, 1)
 ERROR_STYLE = "color: #b00020;"
 WARNING_STYLE = "color: #9a6700;"
 
@@ -41,6 +44,67 @@ def finding_line(d: Dictionary, f) -> str:
     k = d.kinds.get(f.kind)
     where = f.record_label or (k.label if k is not None else f.kind)
     return f"[{mark}] {where} · {finding_field_label(d, f.kind, f.field)}:{f.message}"
+
+
+class DateEdit(QWidget):
+    """A date typed as text, keyboard first (2025-03-01, 20250301, 2025.3.1, 2025年3月1日: whatever
+    app.core.values reads), with a button for a calendar. (A QDateEdit showing 未填 for an empty
+    date could not be typed into and kept the Tab key.) The text is tidied to ISO when the field is
+    left; text that is no date stays as typed and validation names it."""
+
+    edited = Signal()
+
+    def __init__(self, parse, parent=None):
+        super().__init__(parent)
+        self._parse = parse  # text -> (ISO date or the text, message or None)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.line = QLineEdit()
+        self.line.setPlaceholderText("年-月-日,如 2025-03-01(未填)")
+        self.button = QToolButton()
+        self.button.setText("日历")
+        self.button.setToolTip("从日历中选择日期")
+        self.button.setFocusPolicy(Qt.NoFocus)  # Tab goes from field to field, not through the button
+        layout.addWidget(self.line, 1)
+        layout.addWidget(self.button)
+        self.setFocusProxy(self.line)
+        self.line.textEdited.connect(lambda *_: self.edited.emit())
+        self.line.editingFinished.connect(self._tidy)
+        self.button.clicked.connect(self._pick)
+
+    def text(self) -> str:
+        return self.line.text().strip()
+
+    def set_text(self, text: str) -> None:
+        self.line.setText(text)
+
+    def _tidy(self) -> None:
+        text = self.text()
+        if text:
+            value, message = self._parse(text)
+            if not message and value != text:
+                self.line.setText(value)
+
+    def _pick(self) -> None:
+        menu = QMenu(self)
+        calendar = QCalendarWidget()
+        value, message = self._parse(self.text()) if self.text() else (None, "empty")
+        if not message:
+            parsed = dt.date.fromisoformat(value)
+            calendar.setSelectedDate(QDate(parsed.year, parsed.month, parsed.day))
+        action = QWidgetAction(menu)
+        action.setDefaultWidget(calendar)
+        menu.addAction(action)
+
+        def chosen(date: QDate) -> None:
+            self.line.setText(date.toString("yyyy-MM-dd"))
+            self.edited.emit()
+            menu.close()
+
+        calendar.clicked.connect(chosen)
+        calendar.activated.connect(chosen)
+        menu.popup(self.button.mapToGlobal(self.button.rect().bottomLeft()))
 
 
 class FieldInput:
@@ -71,13 +135,8 @@ class FieldInput:
             w.setMaximumHeight(min(110, 22 * w.count() + 6))
             w.itemChanged.connect(lambda *_: on_change(field.key))
         elif t == "date":
-            w = QDateEdit()
-            w.setCalendarPopup(True)
-            w.setDisplayFormat("yyyy-MM-dd")
-            w.setMinimumDate(EMPTY_DATE)
-            w.setSpecialValueText("未填")
-            w.setDate(EMPTY_DATE)
-            w.dateChanged.connect(lambda *_: on_change(field.key))
+            w = DateEdit(lambda text: values.coerce(field, text, d))
+            w.edited.connect(lambda: on_change(field.key))
         elif t == "text" and field.multiline:
             w = QPlainTextEdit()
             w.setMaximumHeight(70)
@@ -107,8 +166,12 @@ class FieldInput:
             return w.currentData()
         if t == "multi_code":
             return [w.item(i).data(Qt.UserRole) for i in range(w.count()) if w.item(i).checkState() == Qt.Checked]
-        if t == "date":
-            return None if w.date() == EMPTY_DATE else w.date().toString("yyyy-MM-dd")
+        if t == "date":  # ISO when it reads as a date; else the text as typed, for validation to name
+            text = w.text()
+            if not text:
+                return None
+            value, message = values.coerce(self.field, text, self.d)
+            return text if message else value
         if isinstance(w, QPlainTextEdit):
             return w.toPlainText() or None
         return w.text() or None
@@ -128,14 +191,7 @@ class FieldInput:
                 for i in range(w.count()):
                     w.item(i).setCheckState(Qt.Checked if w.item(i).data(Qt.UserRole) in chosen else Qt.Unchecked)
             elif t == "date":
-                date = EMPTY_DATE
-                if value:
-                    try:
-                        parsed = dt.date.fromisoformat(str(value))
-                        date = QDate(parsed.year, parsed.month, parsed.day)
-                    except ValueError:
-                        pass
-                w.setDate(date)
+                w.set_text("" if value is None else str(value))
             elif isinstance(w, QPlainTextEdit):
                 w.setPlainText("" if value is None else str(value))
             else:
