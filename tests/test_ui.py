@@ -550,3 +550,19 @@ def test_an_empty_date_is_typed_from_the_keyboard_and_tab_moves_on(qtbot, demo_s
                for i in range(editor.findings_list.count()))
     assert field.text() == "2025年13月45日"  # kept as typed, never replaced by a default
     editor.dirty = False
+
+
+def test_adding_a_member_by_keyboard_puts_the_cursor_in_its_name_and_tab_leaves_the_list(qtbot, demo_store):
+    editor = HouseholdEditor(demo_store, household_id=a_household(demo_store)["id"])
+    qtbot.addWidget(editor)
+    editor.show()
+    panel = editor.panels["member"]
+    editor.tabs.setCurrentWidget(panel)
+    panel.add_button.setFocus()
+    qtbot.waitUntil(panel.add_button.hasFocus)
+    qtbot.keyClick(panel.add_button, Qt.Key_Space)
+    name = panel.form.inputs["name"].widget
+    qtbot.waitUntil(name.hasFocus)
+    assert panel.current()[KEY].startswith("new-")
+    assert not panel.table.tabKeyNavigation()  # Tab in the list goes on to the next widget, not cell by cell
+    editor.discard()

@@ -172,7 +172,7 @@ class ChildPanel(QWidget):
         self.add_button.setObjectName(f"add_{kind}")
         self.remove_button = QPushButton(f"删除{k.label}")
         self.remove_button.setObjectName(f"remove_{kind}")
-        self.add_button.clicked.connect(self.add)
+        self.add_button.clicked.connect(self._add_clicked)
         self.remove_button.clicked.connect(self._remove_clicked)
         bar.addWidget(self.add_button)
         bar.addWidget(self.remove_button)
@@ -190,6 +190,7 @@ class ChildPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.DoubleClicked | QAbstractItemView.EditKeyPressed
                                    | QAbstractItemView.SelectedClicked)
         self.table.setItemDelegate(CellDelegate(self))
+        self.table.setTabKeyNavigation(False)  # Tab leaves the list for the form below (arrows move in it)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.horizontalHeader().setDefaultSectionSize(120)
         if "id_number" in self.columns:
@@ -293,6 +294,13 @@ class ChildPanel(QWidget):
         self.fit_table(grow_only=True)
         self.changed.emit(record[KEY], "")
         return record
+
+    def _add_clicked(self) -> None:
+        """添加 by mouse or keyboard: the new record, with the cursor in its first field to type."""
+        self.add()
+        first = next((key for key, inp in self.form.inputs.items() if inp.widget.isEnabled()), None)
+        if first is not None:
+            self.form.focus_field(first)
 
     def _remove_clicked(self) -> None:
         record = self.current()
