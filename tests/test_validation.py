@@ -123,3 +123,15 @@ def test_a_household_number_carried_by_two_households_is_an_error_for_both(store
     found = [f for f in households.validate_all(store) if f.rule == "duplicate_household_number"]
     assert {f.record_id for f in found} == {a, b} and all(f.severity == "error" for f in found)
     assert all(number in f.message for f in found)
+
+
+def test_per_capita_income_is_rounded_half_up_to_the_fen():
+    """四舍五入 as accounts are kept: 15,100.50 for 4 people is 3,775.13 (half to even gave 3,775.12,
+    which matters for a household right at the poverty line), and 0.1 + 0.2 is 0.30."""
+    from app.core.income import net_income, per_capita
+
+    income = {"wage_income": 12000, "business_income": 3500.5, "property_income": 600, "business_expense": 1000}
+    assert net_income(income) == 15100.5 and per_capita(income, 4) == 3775.13
+    assert per_capita({"wage_income": 23100.5}, 4) == 5775.13
+    assert net_income({"wage_income": 0.1, "business_income": 0.2}) == 0.3
+    assert per_capita({"wage_income": 10}, 3) == 3.33
