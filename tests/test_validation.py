@@ -135,3 +135,17 @@ def test_per_capita_income_is_rounded_half_up_to_the_fen():
     assert per_capita({"wage_income": 23100.5}, 4) == 5775.13
     assert net_income({"wage_income": 0.1, "business_income": 0.2}) == 0.3
     assert per_capita({"wage_income": 10}, 3) == 3.33
+
+
+def test_an_implausibly_early_date_is_a_warning():
+    from app.core.dictionary import default as dictionary
+    from app.core.validation import check_field
+
+    d = dictionary()
+    first = d.kinds["household"].fields["first_identified"]
+    birth = d.kinds["member"].fields["birth_date"]
+    assert [m for _, m, s in check_field(first, "1901-01-01", {}, d) if s == "warning"] == [
+        "“首次识别时间” 1901-01-01 在2013 年建档立卡工作开始以前,请核对"]
+    assert check_field(first, "2014-06-01", {}, d) == []
+    assert check_field(birth, "1936-02-03", {}, d) == []
+    assert [m for _, m, _ in check_field(birth, "1890-02-03", {}, d)] == ["“出生日期” 1890-02-03 在1900 年以前,请核对"]

@@ -99,7 +99,14 @@ def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> li
         out.append(("phone", f"“{field.label}”应为11位手机号或带区号的固定电话", ERROR))
     if t == "date" and stored > values.dt.date.today().isoformat() and field.key not in ("deadline", "end_date"):
         out.append(("range", f"“{field.label}”晚于今天", WARNING))
+    if t == "date" and stored < _EARLIEST.get(field.key, PROGRAM_START):
+        what = "1900 年以前" if field.key == "birth_date" else "2013 年建档立卡工作开始以前"
+        out.append(("range", f"“{field.label}” {stored} 在{what},请核对", WARNING))
     return out
+
+
+PROGRAM_START = "2013-01-01"  # 建档立卡 began in 2013-2014: a programme date before it is a typing slip
+_EARLIEST = {"birth_date": "1900-01-01"}
 
 
 def validate_record(kind: str, record: dict, household: dict | None = None, dictionary: Dictionary | None = None) -> list[Finding]:
