@@ -125,3 +125,15 @@ def test_the_main_window_tree_shows_a_village_added_in_the_window(qtbot, demo_st
     editor = w.new_household()
     assert editor is not None and editor.village_code == "522699101209"
     editor.close()
+
+
+def test_typing_a_new_townships_own_digits_adds_them_to_the_county_code(qtbot):
+    from app.ui.reference_dialog import DivisionForm
+
+    form = DivisionForm({"code": "522699", "name": "示范县", "level": "county"})
+    qtbot.addWidget(form)
+    form.show()
+    qtbot.waitExposed(form)
+    qtbot.waitUntil(lambda: form.code.hasFocus() and not form.code.hasSelectedText())
+    qtbot.keyClicks(form.code, "101")
+    assert form.code.text() == "522699101"

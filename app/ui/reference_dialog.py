@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -83,6 +83,16 @@ class DivisionForm(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.code.setFocus()
+        self.code.setCursorPosition(len(self.code.text()))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        # Qt selects a line edit's whole text when the window gives it focus: typing "101" must add to
+        # the parent's code, not replace it
+        QTimer.singleShot(0, self._cursor_after_parent_code)
+
+    def _cursor_after_parent_code(self) -> None:
+        self.code.deselect()
         self.code.setCursorPosition(len(self.code.text()))
 
 
