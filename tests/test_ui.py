@@ -566,3 +566,12 @@ def test_adding_a_member_by_keyboard_puts_the_cursor_in_its_name_and_tab_leaves_
     assert panel.current()[KEY].startswith("new-")
     assert not panel.table.tabKeyNavigation()  # Tab in the list goes on to the next widget, not cell by cell
     editor.discard()
+
+
+def test_a_new_database_without_villages_says_where_to_add_them(qtbot, make_store, monkeypatch):
+    store = make_store("empty.db")
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: shown.append((title, text)))
+    w = open_window(qtbot, store)
+    assert w.new_household() is None
+    assert shown and shown[-1][0] == "还没有村" and "参考数据 › 行政区划和贫困线" in shown[-1][1]

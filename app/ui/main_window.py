@@ -461,7 +461,13 @@ class MainWindow(QMainWindow):
     def new_household(self) -> HouseholdEditor | None:
         village = self.current_village()
         if not village:
-            QMessageBox.information(self, "请选择村", "请先在左侧选择一个村,再新建贫困户。")
+            if not self.store.divisions("village") and not self.store.village_codes():
+                QMessageBox.information(
+                    self, "还没有村",
+                    "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划和贫困线…”中添加乡(镇)和村"
+                    "(用县扶贫办的登记包新建的电脑会自动收到所管的村)。")
+            else:
+                QMessageBox.information(self, "请选择村", "请先在左侧选择一个村,再新建贫困户。")
             return None
         return self._editor(village_code=village)
 
