@@ -776,3 +776,9 @@ def test_two_laptops_proposing_for_one_household_offline_are_named_at_the_county
     assert f"户主“欧阳明远”(户编号 {number})同时有 2 份未办结的申报" in warning
     assert first["id"][-8:] in warning and second["id"][-8:] in warning and "请与村里核实后退回其中一份" in warning
     assert "未办结的申报" in report.line()
+
+
+def test_a_database_that_was_never_enrolled_is_told_how_to_sync_in_the_windows_words(make_store):
+    store = make_store("alone.db")
+    with pytest.raises(Exception, match=r"没有在县扶贫办登记.*窗口:新建数据库 › 用县扶贫办发的登记包新建;命令行:jiandang init --enrollment"):
+        exchange.export_upstream(store)

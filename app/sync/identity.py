@@ -129,7 +129,8 @@ def county_encryption_key(store: Store) -> X25519PrivateKey:
 def county_sign_public(store: Store) -> bytes:
     value = store.meta("county_sign_public")
     if not value:
-        raise StoreError("此数据库未登记到县级(没有县级公钥):请用县里发的登记包新建数据库(init --enrollment)")
+        raise StoreError("此数据库没有在县扶贫办登记,不能与县里同步。请用县里发的登记包新建数据库"
+                         "(窗口:新建数据库 › 用县扶贫办发的登记包新建;命令行:jiandang init --enrollment)")
     return bytes.fromhex(value)
 
 
@@ -387,7 +388,8 @@ def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str,
 def device_certificate(store: Store) -> Certificate:
     text = store.meta("certificate")
     if not text:
-        raise StoreError("此数据库没有设备证书:请用县里发的登记包新建数据库(init --enrollment)")
+        raise StoreError("此数据库没有在县扶贫办登记(没有设备证书),不能与县里同步。请用县里发的登记包新建数据库"
+                         "(窗口:新建数据库 › 用县扶贫办发的登记包新建;命令行:jiandang init --enrollment)")
     return Certificate.from_json(text)
 
 
