@@ -575,3 +575,13 @@ def test_a_new_database_without_villages_says_where_to_add_them(qtbot, make_stor
     w = open_window(qtbot, store)
     assert w.new_household() is None
     assert shown and shown[-1][0] == "还没有村" and "参考数据 › 行政区划和贫困线" in shown[-1][1]
+
+
+def test_an_entirely_empty_new_household_is_not_saved(qtbot, demo_store, monkeypatch):
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: shown.append(text))
+    before = demo_store.count("household")
+    editor = HouseholdEditor(demo_store, village_code=demo_store.village_codes()[0])
+    qtbot.addWidget(editor)
+    assert editor.save() is False
+    assert demo_store.count("household") == before and "什么都没有填写" in shown[-1]

@@ -620,6 +620,10 @@ class HouseholdEditor(QMainWindow):
         if not self.village_code:
             QMessageBox.warning(self, "无法保存", "请先在主窗口左侧选择这一户所在的村,再新建贫困户。")
             return False
+        if self.household_id is None and not any(v not in (None, "", []) for v in self.household.values()) \
+                and not any(self.children.values()):
+            QMessageBox.information(self, "未保存", "这一户还什么都没有填写,未保存。请先填写户主姓名等内容。")
+            return False
         try:
             result = households.save(self.store, self.document(), allow_errors=True)
         except (households.InputError, households.ValidationFailed, StoreError) as exc:
