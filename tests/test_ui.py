@@ -585,3 +585,20 @@ def test_an_entirely_empty_new_household_is_not_saved(qtbot, demo_store, monkeyp
     qtbot.addWidget(editor)
     assert editor.save() is False
     assert demo_store.count("household") == before and "什么都没有填写" in shown[-1]
+
+
+def test_a_backup_is_made_from_the_file_menu_into_a_chosen_folder(qtbot, demo_store, tmp_path, monkeypatch):
+    from app.services import backup
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: shown.append((title, text)))
+    w = open_window(qtbot, demo_store)
+    folder = tmp_path / "U盘"
+    w.backup_to(str(folder))
+    qtbot.waitUntil(lambda: bool(shown), timeout=20000)
+    assert shown[-1][0] == "备份完成" and "已加密" in shown[-1][1]
+    [made] = list(folder.glob("*"))
+    assert backup.read_meta(made)["db_id"] == demo_store.db_id
+    head = households.documents(demo_store)[0]["head_name"]
+    assert head.encode("utf-8") not in made.read_bytes()  # sealed as in the database
+    assert w.stack.isEnabled()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QFileDialog,
     QMessageBox,
     QProgressBar,
     QSplitter,
@@ -241,6 +242,7 @@ class MainWindow(QMainWindow):
         self.new_action = m.addAction("新建贫困户", self.new_household)
         self.new_action.setShortcut("Ctrl+N")
         m.addAction("检查全部贫困户", self.validate_all)
+        m.addAction("备份到…", self.backup_to)
         m.addSeparator()
         m.addAction("自动锁定时间…", self._ask_auto_lock)
         m.addAction("立即锁定", lambda: self.lock(manual=True)).setShortcut("Ctrl+L")
@@ -487,6 +489,40 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "无法恢复", "这份草稿对应的贫困户已不存在,草稿已保留。")
             return
         self._editor(household_id=hid, village_code=state.get("village_code"), draft_key=key)
+
+    # ------------------------------------------------------------------ backup
+    def backup_to(self, folder: str | None = None) -> None:
+        """文件 › 备份到…: an encrypted backup (app.services.backup) into a folder the user picks, e.g.
+        a USB stick, on a worker thread. Saved data only: open editors' unsaved changes are not in it."""
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "选择备份到哪个文件夹(如U盘)")
+        if not folder:
+            return
+        from app.services import backup  # noqa: PLC0415
+
+        unsaved = any(e.dirty for e in self.editors)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.stack.setEnabled(False)
+        self.statusBar().showMessage("正在备份…")
+
+        def done(info) -> None:
+            self.progress.hide()
+            self.stack.setEnabled(True)
+            self.statusBar().showMessage(f"已备份到 {info.path}", 10000)
+            QMessageBox.information(
+                self, "备份完成",
+                f"已备份到 {info.path}({info.size / 1e6:.1f} MB,已加密,用本库的操作员密码或县里的恢复密钥才能打开)。"
+                + ("\n注意:编辑窗口中尚未保存的修改不在这份备份中。" if unsaved else "")
+                + "\n恢复时用 jiandang restore(见使用说明“备份与恢复”)。")
+
+        def failed(message: str) -> None:
+            self.progress.hide()
+            self.stack.setEnabled(True)
+            self.statusBar().clearMessage()
+            QMessageBox.warning(self, "备份失败", f"没有完成备份:{message}\n数据库本身没有改动。")
+
+        workers.start(lambda progress: backup.backup(self.store, folder), done, failed)
 
     # ------------------------------------------------------------------ bulk validation
     def validate_all(self) -> None:
