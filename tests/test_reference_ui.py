@@ -65,6 +65,12 @@ def test_a_poverty_line_is_edited_in_the_table(qtbot, store):
     d.new_source.setText("县级文件")
     qtbot.mouseClick(d.set_button, Qt.LeftButton)
     assert store.poverty_line(2026) == 7600 and d.lines.item(d.lines.rowCount() - 1, 0).text() == "2026"
+    # Enter in the source sets the line as 设定 does (keyboard users)
+    d.new_year.setValue(2027)
+    d.new_amount.setText("7800")
+    d.new_source.setText("县级文件")
+    qtbot.keyClick(d.new_source, Qt.Key_Return)
+    assert store.poverty_line(2027) == 7800
 
 
 def test_divisions_are_added_and_imported_and_a_bad_file_writes_nothing(qtbot, county, tmp_path):

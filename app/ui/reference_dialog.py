@@ -384,6 +384,8 @@ class ReferenceDialog(QDialog):
         self.set_button = QPushButton("设定")
         self.set_button.clicked.connect(lambda: self.set_line(self.new_year.value(), self.new_amount.text(),
                                                              self.new_source.text()))
+        for line in (self.new_amount, self.new_source):  # Enter in either sets the line, as 设定 does
+            line.returnPressed.connect(self.set_button.click)
         row.addWidget(self.set_button)
         holder = QWidget()
         holder.setLayout(row)
