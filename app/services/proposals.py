@@ -416,10 +416,10 @@ def status_history(store: Store, household_id: str) -> list[StatusEntry]:
 # ---------------------------------------------------------------------- notices (for printing)
 
 
-NOTICE_LEVELS = {  # level -> the stage its households wait for, and the length of the place code
-    "village": ("notice", 12),    # 村内公示: passed village review
-    "township": ("county", 9),    # 乡级公示 (the second 公示): passed 乡级初核, waiting for 县级审定
-    "county": ("announce", 6),    # 县级公告: passed 县级审定, waiting for 公告
+NOTICE_WAITING = {  # notice level -> the stage its households wait for
+    "village": "notice",      # 村内公示: passed village review
+    "township": "county",     # 乡级公示 (the second 公示): passed 乡级初核, waiting for 县级审定
+    "county": "announce",     # 县级公告: passed 县级审定, waiting for 公告
 }
 
 
@@ -432,9 +432,9 @@ def households_for_notice(store: Store, place_code: str, kind: str, level: str =
     kinds = {"entry": ("entry", "return"), "exit": ("exit",)}.get(kind)
     if kinds is None:
         raise ProcedureError(f"公示类型应为 entry(识别纳入)或 exit(脱贫退出),而不是“{kind}”")
-    if level not in NOTICE_LEVELS:
+    if level not in NOTICE_WAITING:
         raise ProcedureError(f"公示级别应为 village、township 或 county,而不是“{level}”")
-    waiting, _ = NOTICE_LEVELS[level]
+    waiting = NOTICE_WAITING[level]
     out = []
     found = (proposals(store, village_code=place_code, waiting=waiting) if level == "village" else
              [p for p in proposals(store, waiting=waiting) if str(p.get("village_code") or "").startswith(place_code)])

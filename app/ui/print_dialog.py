@@ -374,8 +374,7 @@ class PrintDialog(QDialog):
         if key == "card_village" or key == "register":
             o["village_code"] = self.village_code
         if key in NOTICE_DOCUMENTS:
-            digits = {"village": 12, "township": 9, "county": 6}[NOTICE_DOCUMENTS[key][0]]
-            o["place_code"] = (self.village_code or "")[:digits]
+            o["place_code"] = self._place_code(key)
         if key == "book":
             o["township_code"] = (self.village_code or "")[:9]
         if key and key.startswith("card"):
@@ -387,14 +386,18 @@ class PrintDialog(QDialog):
             o["period_from_proposals"] = self.use_proposal_period.isChecked()
         return o
 
+    def _place_code(self, key: str) -> str:
+        """The village's code, or its township's or county's for a notice of that level."""
+        level = NOTICE_DOCUMENTS[key][0] if key in NOTICE_DOCUMENTS else "village"
+        return (self.village_code or "")[:printing.NOTICE_LEVELS[level][1]]
+
     def suggested_name(self) -> str:
         key = self.current_document() or "document"
         names = {"card_household": "户有卡", "card_village": "户有卡", "register": "村有册", "book": "乡有簿",
                  "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出",
                  "notice_township_entry": "乡级公示-拟纳入", "notice_township_exit": "乡级公示-拟退出",
                  "announce_entry": "公告-新识别", "announce_exit": "公告-脱贫退出"}
-        digits = {"book": 9, "notice_township_entry": 9, "notice_township_exit": 9, "announce_entry": 6, "announce_exit": 6}
-        code = (self.village_code or "")[:digits.get(key, 12)]
+        code = (self.village_code or "")[:9] if key == "book" else self._place_code(key)
         place = self.store.division_name(code) if code else ""
         return f"{names.get(key, key)}-{place}-{dt.date.today():%Y%m%d}.pdf"
 
