@@ -6,8 +6,12 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import orjson
 
 from app.core.clock import wall_time
 from app.store import Store, StoreError
@@ -53,9 +57,36 @@ def open_store(path, operator: str | None = None) -> Store:
     return store
 
 
+_EXPONENT = re.compile(rb"[0-9][eE][-+]?[0-9]")  # orjson writes 1e-5 where json writes 1e-05
+
+
+def _json_text(item) -> str:
+    """`json.dumps(item, ensure_ascii=False, indent=2)`, byte for byte, made by orjson (several times
+    faster). What orjson would write differently goes to the standard library: integers beyond 64
+    bits and non-string keys (orjson refuses them) and any text that looks like a number with an
+    exponent (json and orjson spell exponents differently)."""
+    try:
+        out = orjson.dumps(item, option=orjson.OPT_INDENT_2)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(item, ensure_ascii=False, indent=2)
+    if _EXPONENT.search(out):
+        return json.dumps(item, ensure_ascii=False, indent=2)
+    return out.decode("utf-8")
+
+
 def print_json(obj) -> None:
-    json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    """What `json.dump(obj, sys.stdout, ensure_ascii=False, indent=2)` and a newline print. A list, or
+    any other iterator (households read a batch at a time), is written one item at a time, so a
+    county's 50,000 households are never held as one text."""
+    if not isinstance(obj, (list, tuple, Iterator)):
+        sys.stdout.write(_json_text(obj) + "\n")
+        return
+    write = sys.stdout.write
+    first = True
+    for item in obj:
+        write(("[\n  " if first else ",\n  ") + _json_text(item).replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")
 
 
 def local_time(hlc: str) -> str:

@@ -666,6 +666,22 @@ class Store:
             append(Record(rid, kind, village, parent, hlc, deleted != 0, body["f"], body["c"]))
         return out
 
+    def children_of(self, parent_ids: list[str], kinds: list[str] | None = None) -> list[Record]:
+        """Live records whose parent is one of these ids (of these kinds), in insertion order within
+        each chunk of ids; a damaged record is skipped and named in `self.damaged` as in `records`."""
+        self._require()
+        out: list[Record] = []
+        kind_sql = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        for i in range(0, len(parent_ids), 500):
+            chunk = parent_ids[i:i + 500]
+            rows = self.conn.execute(
+                f"SELECT {self._COLUMNS.replace('deleted', '0')} FROM records WHERE parent_id IN "
+                f"({','.join('?' * len(chunk))}) AND deleted = 0{kind_sql} ORDER BY rowid",
+                [*chunk, *(kinds or [])]).fetchall()
+            with _gc_paused():
+                out += self._decode_rows(rows)
+        return out
+
     def count(self, kind: str | None = None, village_code: str | None = None) -> int:
         sql, args = "SELECT count(*) FROM records WHERE deleted = 0", []
         if kind:
@@ -795,7 +811,8 @@ class Store:
             self.conn.executemany("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, "
                                   "key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)", changes)
             self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", blinds)
-            self._pending.extend(out)
+            if self.listeners:  # kept for the listeners only: a bulk import keeps nothing per change
+                self._pending.extend(out)
         return out
 
     def delete(self, record_id: str, *, reason: str | None = None) -> Change | None:
@@ -837,7 +854,8 @@ class Store:
             (change.site_id, change.seq, change.record_id, change.kind, change.village_code, change.parent_id, change.hlc,
              sealer.key_version, payload),
         )
-        self._pending.append(change)
+        if self.listeners:
+            self._pending.append(change)
 
     def write_record_raw(self, record: Record) -> None:
         """Write a record's state as given (merge code applies remote changes through this)."""
@@ -880,7 +898,8 @@ class Store:
         self.conn.executemany(
             "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
             rows)
-        self._pending.extend(changes)
+        if self.listeners:
+            self._pending.extend(changes)
 
     def new_hlc(self) -> str:
         return self.clock.now()
@@ -971,9 +990,18 @@ class Store:
             parts[own] = text
         self._search[key] = "\x1f".join(parts.values()).upper()
 
-    def build_search_index(self, progress: Callable[[int, int], None] | None = None) -> None:
-        """Decrypt household and member names into memory for substring search."""
+    def build_search_index(self, progress: Callable[[int, int], None] | None = None,
+                           records: list[Record] | None = None) -> None:
+        """Decrypt household and member names into memory for substring search. `records`: the
+        households and members the caller has just decrypted (households first), indexed instead
+        of decrypting them again (the window's list reads them anyway)."""
+        self._require()
         self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+        if records is not None:
+            for record in records:
+                if not record.deleted:
+                    self._index_record(record)
+            return
         total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
         i = 0
         for kind in ("household", "member"):  # through records(): a damaged record is skipped and named

@@ -58,6 +58,7 @@ EXTERNAL = [
 
 
 ROLES = ("village", "township", "county")
+RESIZE_PRECISION = 200  # rows measured when the list's columns are fitted to their contents
 
 
 def shown_for(options, role: str) -> bool:
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        # fit the columns to the first rows only: measuring all 10,000 took half a second on the GUI thread
+        self.table.horizontalHeader().setResizeContentsPrecision(RESIZE_PRECISION)
         self.table.doubleClicked.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
         self.table.activated.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
         split.addWidget(self.table)

@@ -52,21 +52,25 @@ def row_of(doc: dict, d=None) -> Row:
 
 
 def load_rows(store, progress=None) -> list[Row]:
-    """Every household's list row, and the search index. Runs on a worker thread.
+    """Every household's list row, and the search index, from one decryption of each household and
+    member (the index is built from the same records). Runs on a worker thread.
     A row needs the household and its members only (not incomes, visits, ...)."""
     d = default()
     total = store.count("household")
+    member_records = list(store.records("member"))
     members: dict[str, list[dict]] = defaultdict(list)
-    for m in store.records("member"):
+    for m in member_records:
         members[m.parent_id].append(m.fields)
     if progress:
         progress(total // 2, total * 2)
     rows = []
+    house_records = []
     for i, h in enumerate(store.records("household"), 1):
+        house_records.append(h)
         rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d))
         if progress and i % 500 == 0:
             progress(total // 2 + i // 2, total * 2)
-    store.build_search_index(progress=(lambda i, n: progress(total + i * total // max(n, 1), total * 2)) if progress else None)
+    store.build_search_index(records=house_records + member_records)
     if progress:
         progress(total * 2, total * 2)
     return rows
