@@ -12,6 +12,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from app.core.dictionary import default
 from app.core.validation import completeness
 
+DISPLAY, ALIGNMENT, USER = int(Qt.DisplayRole.value), int(Qt.TextAlignmentRole.value), int(Qt.UserRole.value)
+RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
 COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度"]
 
 
@@ -160,16 +162,17 @@ class HouseholdModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
-            return None
-        row = self.rows[self.visible[index.row()]]
-        if role == Qt.DisplayRole:
-            return row.cells()[index.column()]
-        if role == Qt.TextAlignmentRole and index.column() in (2, 6):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
-        if role == Qt.UserRole:
-            return row.id
+    def data(self, index, role=DISPLAY):
+        # called for every role of every cell painted or measured (fitting the columns asks
+        # thousands of times): plain int comparisons, no enum arithmetic per call
+        if role == DISPLAY:
+            if not index.isValid():
+                return None
+            return self.rows[self.visible[index.row()]].cells()[index.column()]
+        if role == ALIGNMENT:
+            return RIGHT if index.isValid() and index.column() in (2, 6) else None
+        if role == USER and index.isValid():
+            return self.rows[self.visible[index.row()]].id
         return None
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):
