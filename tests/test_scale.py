@@ -118,3 +118,50 @@ def test_the_window_list_decrypts_each_household_and_member_once_and_search_stil
     demo_store.build_search_index()  # decrypting everything again gives the same index
     assert {q: demo_store.search(q) for q in by_rows} == by_rows
     assert member.parent_id in by_rows[member.fields["name"]]
+
+
+def test_a_bundle_merged_a_few_changes_at_a_time_ends_as_merged_at_once(tmp_path, monkeypatch):
+    import shutil
+
+    from app.sync.merge import Merger
+    from tests import sync_helpers as sh
+
+    county = sh.make_county(tmp_path)
+    laptop = sh.make_device(tmp_path, county, "甲村工作队")
+    other = sh.make_device(tmp_path, county, "乙工作站")
+    county.close()
+    shutil.copy(tmp_path / "county.db", tmp_path / "copy.db")
+    ids = []
+    for i in range(4):
+        ids.append(laptop.put("household", {"head_name": f"户{i}", "phone": "1"}, village_code=sh.VILLAGE).record_id)
+        laptop.put("member", {"name": f"人{i}"}, village_code=sh.VILLAGE, parent_id=ids[-1])
+    for i, rid in enumerate(ids * 2):  # later changes of records an earlier chunk wrote
+        laptop.put("household", {"phone": f"改{i}"}, record_id=rid)
+    laptop.delete(ids[1], reason="01")
+    first = sh.exchange.export_upstream(laptop)
+
+    def opened(name):
+        store = sh.Store.open(tmp_path / name)
+        store.unlock("admin", sh.PASSPHRASE)
+        return store
+
+    reports = {}
+    for name, chunk in (("county.db", 10_000), ("copy.db", 2)):
+        monkeypatch.setattr(Merger, "CHUNK", chunk)
+        with opened(name) as store:
+            reports[name] = [sh.exchange.import_bundle(store, first[1], first[0])]
+            if name == "county.db":
+                sh.down(store, other)
+    other.put("household", {"head_name": "乙改"}, record_id=ids[0])  # concurrent with the next: a conflict
+    laptop.put("household", {"head_name": "甲改"}, record_id=ids[0])
+    bundles = [sh.exchange.export_upstream(other), sh.exchange.export_upstream(laptop)]
+    states = {}
+    for name, chunk in (("county.db", 10_000), ("copy.db", 2)):
+        monkeypatch.setattr(Merger, "CHUNK", chunk)
+        with opened(name) as store:
+            reports[name] += [sh.exchange.import_bundle(store, data, bundle) for bundle, data in bundles]
+            states[name] = sh.state(store)
+    assert states["county.db"] == states["copy.db"]
+    summary = {k: [(r.status, r.applied, r.conflicts) for r in v] for k, v in reports.items()}
+    assert summary["county.db"] == summary["copy.db"]
+    assert summary["copy.db"][0][1] == 17 and summary["copy.db"][2][2] == 1  # every change; the conflict found

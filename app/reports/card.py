@@ -198,9 +198,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     title = [text_cell("扶贫手册", st["title"]),
              text_cell("建档立卡贫困户 户有卡", st["subtitle"]),
              Spacer(1, 3 * mm),
-             Paragraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
+             CachedParagraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
                        + value_markup(doc.get("household_number"), True), st["subtitle"]),
-             Paragraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
+             CachedParagraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
     tiny = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
     qr = [qr_flowable(qr_payload(c["id"], digest)), text_cell("扫码核对", tiny), text_cell(digest, tiny)]
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
@@ -242,7 +242,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
         for r in body:
             r += [""] * (per_row - len(r))
-        first = Paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
+        first = shared_paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
         table = Table(data, colWidths=[25 * mm] + [tw] * per_row)
@@ -297,7 +297,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     # 四、家庭收入
     inc = c["income"]
-    block = [Paragraph(markup("四、家庭收入" + (f"({inc['year']} 年度,单位:元)" if inc else "")), st["h2"])]
+    block = [text_cell("四、家庭收入" + (f"({inc['year']} 年度,单位:元)" if inc else ""), st["h2"])]
     if inc:
         rows = []
         items = inc["rows"]
@@ -360,7 +360,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     signers = ["户主签字", "帮扶责任人签字", "驻村工作队(村委会)盖章"]
     sign_style = st["body"].clone("sign", leading=22)
-    sign = Table([[Paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
+    sign = Table([[shared_paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
                              + markup("日期:____年____月____日"), sign_style) for who in signers]],
                  colWidths=[WIDTH / 3] * 3)
     sign.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP")]))

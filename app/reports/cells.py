@@ -30,7 +30,9 @@ class CachedParagraph(Paragraph):
     _wrapped: tuple | None = None
 
     def wrap(self, availWidth, availHeight):
-        if self._wrapped is not None and self._wrapped[0] == availWidth:
+        # the table measures a cell at w - padding and draws it at a width computed another way,
+        # which may differ in the last bit
+        if self._wrapped is not None and abs(self._wrapped[0] - availWidth) < 1e-6:
             return self._wrapped[1]
         size = super().wrap(availWidth, availHeight)
         self._wrapped = (availWidth, size)
