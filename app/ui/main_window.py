@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         self.set_auto_lock_minutes(prefs.auto_lock_minutes)
         self._idle_watch = IdleWatch(self.idle_timer)
         QApplication.instance().installEventFilter(self._idle_watch)
-        store.listeners.append(self._store_changed)
+        workers.listen(store, self._store_changed)  # delivered on the GUI thread, also after a worker's commit
         self.reload()
 
     # ------------------------------------------------------------------ menus
@@ -625,6 +625,5 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         QApplication.instance().removeEventFilter(self._idle_watch)
-        if self._store_changed in self.store.listeners:
-            self.store.listeners.remove(self._store_changed)
+        workers.unlisten(self.store, self._store_changed)
         super().closeEvent(event)
