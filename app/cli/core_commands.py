@@ -109,9 +109,13 @@ def _recovery_public_key(db: Path, key_file: str | None):
 
     private = X25519PrivateKey.generate()
     out = db.with_name(db.name + ".recovery-key.pem")
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(crypto.x25519_private_pem(private))
+    try:
+        crypto.write_new_key_file(out, crypto.x25519_private_pem(private))
+    except FileExistsError:
+        raise CommandError(f"恢复私钥文件 {out} 已存在(可能是以前同名数据库的唯一一份恢复私钥):不会覆盖。"
+                           "请先把它移到别处保管好,再新建") from None
+    except OSError as exc:
+        raise CommandError(f"无法写入恢复私钥 {out}:{exc.strerror or exc}") from None
     return private.public_key(), out
 
 

@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--uploads-per-minute", type=float, default=10,
                    help="每个站点每分钟最多上传/取件次数(默认 10;0 = 不限)")
     p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
+    p.add_argument("--stop", action="store_true",
+                   help="停止在这个数据库上运行的县同步服务(等进行中的导入完成;Windows 上也可用)")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_serve)
 
@@ -56,14 +58,48 @@ def _setup_logging(quiet: bool) -> logging.Handler:
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING if quiet else logging.INFO)
     try:
-        settings.setup_logging("INFO")
+        settings.setup_logging("INFO", program="serve")
     except OSError:  # a read-only profile must not stop the service
         pass
     return handler
 
 
+def stop_file(db) -> Path:
+    """The file whose appearance asks the service running on `db` to stop (any platform)."""
+    db = Path(db)
+    return db.with_name(db.name + ".serve-stop")
+
+
+STOP_WAIT_SECONDS = 90.0  # the service checks twice a second; an import in progress finishes first
+
+
+def cmd_stop(args) -> int:
+    """`serve DB --stop`: ask the running service to stop, and wait until it has taken the request."""
+    import time  # noqa: PLC0415
+
+    request = stop_file(args.db)
+    if not Path(args.db).is_file():
+        raise CommandError(f"找不到数据库 {args.db}")
+    try:
+        request.write_bytes(b"")
+    except OSError as exc:
+        raise CommandError(f"无法写入停止请求 {request}:{exc.strerror or exc}") from None
+    timeout = STOP_WAIT_SECONDS
+    deadline = time.monotonic() + timeout
+    while request.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if request.exists():
+        request.unlink(missing_ok=True)
+        raise CommandError(f"{args.db} 上没有正在运行的县同步服务(或它没有在 {timeout:.0f} 秒内响应)")
+    print("已请求县同步服务停止:它完成进行中的导入后退出")
+    return 0
+
+
 def cmd_serve(args) -> int:
-    from app.server.app import Limits, SyncServer  # noqa: PLC0415 - starlette/uvicorn only for the service
+    from app.server.app import Limits  # noqa: PLC0415 - starlette/uvicorn only for the service
+
+    if args.stop:
+        return cmd_stop(args)
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("--tls-cert 和 --tls-key 要一起给出(证书和它的私钥)")
@@ -100,8 +136,9 @@ def _serve(args, limits) -> int:
             print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
                   "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
         server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {args.db},站点 {store.site_id});"
-                                 "按 Ctrl+C 停止", flush=True),
-                   lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True))
+                                 f"按 Ctrl+C 或运行 jiandang serve {args.db} --stop 停止", flush=True),
+                   lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True),
+                   stop_file=stop_file(args.db))
     finally:
         store.close()
     print("县同步服务已停止", file=sys.stderr)

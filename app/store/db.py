@@ -338,7 +338,7 @@ class Store:
                 "key_version": "1",
             }
             db.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
-            _add_wrap(db.conn, operator.strip(), passphrase, data_key, kdf or crypto.kdf_from_environment())
+            _add_wrap(db.conn, operator.strip(), passphrase, data_key, kdf or crypto.new_wrap_kdf())
             db.conn.execute(
                 "INSERT INTO recovery(public_key, wrapped_key, created) VALUES (?, ?, ?)",
                 (
@@ -499,7 +499,7 @@ class Store:
             raise StoreError(f"操作员“{login}”已存在")
         _check_passphrase(passphrase)
         with self.transaction():
-            _add_wrap(self.conn, login, passphrase, self._data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+            _add_wrap(self.conn, login, passphrase, self._data_key, kdf or crypto.new_wrap_kdf(), self.db_id)
 
     def change_passphrase(self, login: str, old: str, new: str, kdf: crypto.KdfParams | None = None) -> None:
         """Change an operator's passphrase; the old one must be right."""
@@ -507,7 +507,7 @@ class Store:
         _check_passphrase(new)
         with self.transaction():
             self.conn.execute("DELETE FROM operators WHERE login = ?", (login,))
-            _add_wrap(self.conn, login, new, data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+            _add_wrap(self.conn, login, new, data_key, kdf or crypto.new_wrap_kdf(), self.db_id)
 
     def reset_passphrase(self, login: str, new: str, kdf: crypto.KdfParams | None = None) -> None:
         """Set a new passphrase for an operator without the old one (after `unlock_with_recovery`)."""
@@ -515,7 +515,7 @@ class Store:
         _check_passphrase(new)
         with self.transaction():
             self.conn.execute("DELETE FROM operators WHERE login = ?", (login,))
-            _add_wrap(self.conn, login, new, self._data_key, kdf or crypto.kdf_from_environment(), self.db_id)
+            _add_wrap(self.conn, login, new, self._data_key, kdf or crypto.new_wrap_kdf(), self.db_id)
 
     # ------------------------------------------------------------------ secrets (sealed key material)
 

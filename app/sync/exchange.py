@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import re
 import time
 from collections.abc import Callable
@@ -319,7 +318,6 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
             _import_downstream(store, header, changes, payload, report, now)
         store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                            (sender, seq, kind, verified.digest, identity.iso(now), len(changes), report.applied))
-        _crash_hook()
     report.seconds_crypto = crypto_seconds
     return report
 
@@ -329,14 +327,6 @@ def _already_received(store: Store, sender: str, seq: int, kind: str, digest: st
     row = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
                              (sender, seq, kind)).fetchone()
     return bool(row) and row[0] == digest
-
-
-def _crash_hook() -> None:
-    """For the crash test only: hold inside the open transaction so the test can kill the process."""
-    marker = os.environ.get("JIANDANG_TEST_HOLD_IMPORT")
-    if marker and not Path(marker).exists():
-        Path(marker).write_text("holding")
-        time.sleep(120)
 
 
 def _covers(cert: identity.Certificate, covered: dict, code: str | None) -> bool:
