@@ -354,8 +354,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
 def concurrent_pending(store: Store, household_id: str) -> list[dict]:
     """The household's pending proposals when there is more than one (laptops that were offline
     each started one; `propose` refuses a second on one database), else []."""
-    pending = [q for q in proposals(store, household_id=household_id) if procedures.is_pending(q)]
-    return pending if len(pending) > 1 else []
+    return procedures.concurrent_pending(proposals(store, household_id=household_id))
 
 
 def _take_effect(store: Store, p: dict, doc: dict, day: str) -> None:

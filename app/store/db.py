@@ -244,6 +244,9 @@ class _FileLock:
             self._fh = None
 
 
+FileLock = _FileLock  # the public name: services.backup locks a restore target the same way
+
+
 class Store:
     """An open database. Create with `Store.create`, open an existing file with `Store.open`,
     then `unlock` with an operator's passphrase before reading or writing records."""
@@ -893,7 +896,7 @@ class Store:
         return Change(site, seq, rid, kind, village, parent, hlc, body["op"], body["new"], body["old"], body["seen"],
                       body["by"], body.get("why"))
 
-    _CHANGE_COLUMNS = "site_id, seq, record_id, kind, village_code, parent_id, hlc, payload"
+    CHANGE_COLUMNS = _CHANGE_COLUMNS = "site_id, seq, record_id, kind, village_code, parent_id, hlc, payload"
 
     def history(self, record_id: str) -> list[Change]:
         """A record's audit trail, oldest first."""
@@ -917,6 +920,25 @@ class Store:
 
     def change_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+
+    def change_mark(self) -> int:
+        """A number that grows with every change row written (the log's last rowid; 0 when empty)."""
+        return self.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+
+    def count_changes(self, site_id: str, after_seq: int = 0) -> int:
+        """How many changes of `site_id` have a sequence number above `after_seq`."""
+        return self.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
+                                 (site_id, int(after_seq))).fetchone()[0]
+
+    def decode_change(self, row) -> Change:
+        """A Change from a row of `changes` selected with the columns `CHANGE_COLUMNS` (for sync's
+        own queries over the log)."""
+        return self._decode_change(row)
+
+    def sealer(self) -> crypto.Sealer:
+        """The data key's sealer, for code that seals or opens rows itself (sync, integrity check);
+        raises StoreLocked when locked."""
+        return self._require()
 
     # ------------------------------------------------------------------ blind index and search
 

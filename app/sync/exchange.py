@@ -134,9 +134,9 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
         clause, args = _village_clause(cert.villages)
         top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
         rows = store.conn.execute(
-            f"SELECT {store._CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
+            f"SELECT {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
             "ORDER BY rowid", [down_acked, top, site_id, *args])
-        changes = [change_to_wire(store._decode_change(r)) for r in rows]
+        changes = [change_to_wire(store.decode_change(r)) for r in rows]
         seq = down_seq + 1
         now = _utcnow()
         header = {
@@ -540,14 +540,13 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
 def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
     """Households that now have two pending proposals: two laptops offline each started one (each
     database refuses a second). Neither can pass another stage until one is returned."""
-    from app.services import proposals  # noqa: PLC0415 - services sit above sync
-
     households = {c.parent_id for c in changes if c.kind == "proposal" and c.op == "create" and c.parent_id}
     out = []
     for household_id in sorted(households):
-        pending = proposals.concurrent_pending(store, household_id)
+        pending = procedures.concurrent_pending(
+            [{**r.fields, "id": r.id} for r in store.records("proposal", parent_id=household_id)])
         if pending:
-            named = "、".join(f"{proposals.KINDS.get(p.get('proposal_kind'), '')}申报 {short_id(p['id'])}"
+            named = "、".join(f"{procedures.KINDS.get(p.get('proposal_kind'), '')}申报 {short_id(p['id'])}"
                              f"({p.get('nominate_site') or '?'})" for p in pending)
             out.append(f"{_household_label(store, household_id)}同时有 {len(pending)} 份未办结的申报:{named}。"
                        "请与村里核实后退回其中一份(写明原因),另一份才能继续办理")

@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         return window
 
     def _change_mark(self) -> int:
-        return self.store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+        return self.store.change_mark()
 
     def _external_closed(self, *_args) -> None:
         """Sync and county imports write merged changes in bulk without per-record notifications:
