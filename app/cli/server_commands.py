@@ -7,8 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from app.cli.common import CommandError, open_store
+from app.cli.common import CommandError, open_store, user_errors
 from app.server import protocol
+from app.store import StoreError
 
 
 def register(sub) -> None:
@@ -123,15 +124,14 @@ def _serve(args, limits) -> int:
     store = open_store(args.db, args.operator)
     try:
         try:
-            server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                limits=limits, access_log=not args.quiet)
+            with user_errors(StoreError):  # not a county database
+                server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                    limits=limits, access_log=not args.quiet)
         except OSError as exc:
             if getattr(exc, "filename", None) or "PEM" in str(exc) or exc.__class__.__name__ == "SSLError":
                 raise CommandError(f"无法使用 TLS 证书或私钥({exc}):请检查 --tls-cert/--tls-key") from None
             raise CommandError(f"无法在 {args.host}:{args.port} 上监听({exc.strerror or exc}):"
                                "端口可能已被占用,请换一个 --port") from None
-        except Exception as exc:  # StoreError: not a county database
-            raise CommandError(str(exc)) from None
         if not server.tls and not _loopback(args.host):
             print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
                   "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
@@ -155,10 +155,8 @@ def _loopback(host: str) -> bool:
 def cmd_tls_cert(args) -> int:
     from app.server import tls  # noqa: PLC0415
 
-    try:
+    with user_errors(OSError, ValueError):
         fp = tls.write(args.out_cert, args.out_key, args.host, args.days)
-    except (OSError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
     print(f"已生成证书 {args.out_cert} 和私钥 {args.out_key}(只留在本机,勿外传)")
     print(f"证书适用于:{'、'.join(args.host)};有效 {args.days} 天;指纹 {fp}")
     print(f"启动服务:jiandang serve 县级.db --host 0.0.0.0 --tls-cert {args.out_cert} --tls-key {args.out_key}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES, ExitAssessment
+from app.core.validation import household_label
 from app.services import households
 from app.store import Record, Store
 from app.store.db import matches_short_id, short_id
@@ -120,8 +121,7 @@ def find_household(store: Store, ref: str) -> dict:
     return doc
 
 
-def household_title(doc: dict) -> str:
-    return f"户主“{doc.get('head_name', '?')}”(户编号 {doc.get('household_number', '?')})"
+household_title = household_label  # how messages name a household (app.core.validation)
 
 
 # ---------------------------------------------------------------------- exit criteria

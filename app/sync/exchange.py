@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core import clock, procedures
+from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import identity, refdata, wire
@@ -372,7 +373,7 @@ def _household_label(store: Store, record_id: str) -> str:
     rec = store.get(record_id)
     if rec is None or rec.kind != "household":
         return f"记录 {record_id}"
-    return f"户主“{rec.fields.get('head_name', '?')}”(户编号 {rec.fields.get('household_number', '?')})"
+    return household_label(rec.fields)
 
 
 def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str | None, held, places: dict,

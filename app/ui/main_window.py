@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.dictionary import default
-from app.core.validation import ERROR
+from app.core.validation import ERROR, household_label
 from app.services import households
 from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
@@ -96,7 +96,7 @@ class DraftsDialog(QDialog):
         for key, state in items:
             h = state.get("household", {})
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("saved_at", 0)))
-            text = f"户主“{h.get('head_name') or '未填'}”(户编号 {h.get('household_number') or '未编号'}) · 自动保存于 {when}"
+            text = f"{household_label(h)} · 自动保存于 {when}"
             item = QListWidgetItem(text)
             item.setData(Qt.UserRole, (key, state))
             self.list.addItem(item)

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.reports.common import ReportError, write_pdf
-from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
+from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
 from app.services import printing
 from app.ui import workers
 
@@ -234,8 +234,7 @@ class PrintDialog(QDialog):
         for edit in (self.start, self.end):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
-        self.place = QLineEdit("村委会公示栏")
-        self.contact = QLineEdit("村民委员会")
+        self.place, self.contact = (QLineEdit(text) for text in default_place_and_contact("village"))
         self.phone = QLineEdit()
         self.use_proposal_period = QCheckBox("采用申报中设定的公示期(没有设定时用下面的日期)")
         self.use_proposal_period.setChecked(True)
@@ -337,8 +336,7 @@ class PrintDialog(QDialog):
         form.setRowVisible(self.use_proposal_period, level == "village")
         form.labelForField(self.start).setText("公告日期" if level == "county" else "公示开始")
         township = self.store.division_name((self.village_code or "")[:9]) if self.village_code else ""
-        defaults = {"village": ("村委会公示栏", "村民委员会"),
-                    "township": (f"{township}人民政府公示栏", f"{township}扶贫工作站")}
+        defaults = {lv: default_place_and_contact(lv, township) for lv in ("village", "township")}
         own = {text for pair in defaults.values() for text in pair}
         if level in defaults:
             place, contact = defaults[level]
