@@ -1,6 +1,6 @@
 """PNG screenshots of the main window and every household editor tab, from a new demo database:
 
-    python tools/screenshots.py OUTDIR
+    python -m app.ui.screenshots OUTDIR
 
 Uses the offscreen platform unless QT_QPA_PLATFORM is set."""
 
@@ -10,8 +10,6 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: python tools/...
 
 
 def make(outdir: Path, per_village: int = 20) -> list[Path]:
@@ -88,7 +86,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print("用法:python tools/screenshots.py 输出目录", file=sys.stderr)
+        print("用法:python -m app.ui.screenshots 输出目录", file=sys.stderr)
         return 2
     for p in make(Path(argv[0])):
         print(p)
