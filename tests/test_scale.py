@@ -34,7 +34,7 @@ def _printed(obj) -> str:
 
 
 def test_print_json_spells_floats_as_json_dump_did():
-    values = [1e-05, 1e-07, 1e16, 1.5e16, 9.999e15, 0.0001, 5e-324, 1.7976931348623157e308, -1e22, 4242.33, 0.0, -0.0]
+    values = [1e-05, 1e-07, 1e-06, 3.5e-09, 1e-10, 2.5e-300, 1.23e-05, 0.00012, 1e16, 1.5e16, 9.999e15, 0.0001, 5e-324, 1.7976931348623157e308, -1e22, 4242.33, 0.0, -0.0]
     for value in (values, [{"x": v} for v in values], {"nested": [[v] for v in values]}):
         assert _printed(value) == json.dumps(value, ensure_ascii=False, indent=2) + "\n"
 

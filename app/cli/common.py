@@ -7,6 +7,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,34 +70,24 @@ def open_store(path, operator: str | None = None) -> Store:
     return store
 
 
-def _exponent_float(value) -> bool:
-    """Whether `value` holds a float that Python writes with an exponent (1e-05, 1e+16: outside
-    1e-4 <= |x| < 1e16), which orjson spells otherwise (0.00001, or 1e-7 for 1e-07)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float:
-            size = abs(item)
-            if size != 0 and not 1e-4 <= size < 1e16:
-                return True
-    return False
+# Python and orjson write floats alike except below 1e-4, where Python writes an exponent of two
+# digits (1e-05, 1e-07) and orjson a fixed point (0.00001) or an exponent of one digit (1e-7): found
+# in orjson's output as "0.0000" or a number ending in e-<digit> (a text holding those only takes
+# the standard library's path, which is as exact and slower)
+_SMALL_EXPONENT = re.compile(rb"e-[0-9](?:,?\n|$)")
 
 
 def _json_text(item) -> str:
     """`json.dumps(item, ensure_ascii=False, indent=2)`, byte for byte, made by orjson (several times
     faster). What orjson would write differently goes to the standard library: integers beyond 64
-    bits and non-string keys (orjson refuses them) and floats written with an exponent."""
-    if _exponent_float(item):
-        return json.dumps(item, ensure_ascii=False, indent=2)
+    bits and non-string keys (orjson refuses them) and floats below 1e-4."""
     try:
-        return orjson.dumps(item, option=orjson.OPT_INDENT_2).decode("utf-8")
+        out = orjson.dumps(item, option=orjson.OPT_INDENT_2)
     except TypeError:  # orjson.JSONEncodeError
         return json.dumps(item, ensure_ascii=False, indent=2)
+    if b"0.0000" in out or _SMALL_EXPONENT.search(out):
+        return json.dumps(item, ensure_ascii=False, indent=2)
+    return out.decode("utf-8")
 
 
 def print_json(obj) -> None:

@@ -372,7 +372,8 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         each chunk of ids; a damaged record is skipped and named in `self.damaged` as in `records`."""
         self._require()
         out: list[Record] = []
-        kind_sql = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        # "+kind": SQLite must look the rows up by parent, not scan every child of that kind per chunk
+        kind_sql = f" AND +kind IN ({','.join('?' * len(kinds))})" if kinds else ""
         for i in range(0, len(parent_ids), 500):
             chunk = parent_ids[i:i + 500]
             rows = self.conn.execute(
