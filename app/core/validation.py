@@ -168,9 +168,10 @@ _REQUIRED: dict[int, tuple] = {}  # id(dictionary) -> (dictionary, required hous
 
 
 def _required_fields(d: Dictionary) -> tuple[list, list]:
+    """(key, show_if condition or None) of the required fields of a household and of a member."""
     found = _REQUIRED.get(id(d))
     if found is None or found[0] is not d:
-        found = _REQUIRED[id(d)] = (d, *[[f for f in d.kinds[k].fields.values() if f.required]
+        found = _REQUIRED[id(d)] = (d, *[[(f.key, f.show_if) for f in d.kinds[k].fields.values() if f.required]
                                          for k in ("household", "member")])
     return found[1], found[2]
 
@@ -180,11 +181,11 @@ def completeness(doc: dict, dictionary: Dictionary | None = None) -> float:
     d = dictionary or default()
     house_fields, member_fields = _required_fields(d)  # the window's list asks this of every household
     total = filled = 0
-    is_empty = values.is_empty
     for fields, records in ((house_fields, (doc,)), (member_fields, doc.get("members", []))):
         for record in records:
-            for f in fields:
-                if f.visible(record):
+            for key, condition in fields:  # Field.visible and values.is_empty, inline
+                if condition is None or condition.holds(record):
                     total += 1
-                    filled += not is_empty(record.get(f.key))
+                    value = record.get(key)
+                    filled += not (value is None or value == "" or value == [])
     return filled / total if total else 1.0
