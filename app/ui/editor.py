@@ -364,6 +364,7 @@ class HouseholdEditor(QMainWindow):
         outer.addLayout(head)
 
         split = QSplitter(Qt.Vertical)
+        self.split = split
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editor_tabs")
         self.household_forms: list[FormPanel] = []
@@ -394,6 +395,7 @@ class HouseholdEditor(QMainWindow):
         bl.addWidget(self.findings_list)
         split.addWidget(box)
         split.setSizes([640, 110])
+        self.findings_box = box
         outer.addWidget(split)
         self.setCentralWidget(central)
 
@@ -403,7 +405,7 @@ class HouseholdEditor(QMainWindow):
         dock.setWidget(self.history)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [480], Qt.Horizontal)
+        self.resizeDocks([dock], [400], Qt.Horizontal)  # the form keeps most of a 1366-pixel screen
         self.history_dock = dock
 
         QShortcut(QKeySequence.Save, self, activated=self.save)
@@ -532,8 +534,24 @@ class HouseholdEditor(QMainWindow):
                 item.setForeground(Qt.red)
             self.findings_list.addItem(item)
         self.findings_title.setText(f"检查结果:{errors} 个错误,{len(self.findings) - errors} 个提示"
-                                    + (",双击可跳到该项" if self.findings else ""))
+                                    + (",双击可跳到该项" if self.findings else "。"))
+        self._fit_findings()
         return self.findings
+
+    def _fit_findings(self) -> None:
+        """An empty result list is one line, not a box taking the form's room (the member form then
+        scrolled in a small pane); findings get their box back."""
+        empty = not self.findings
+        if empty == self.findings_list.isHidden():
+            return
+        self.findings_list.setVisible(not empty)
+        if empty:
+            self.findings_box.setMaximumHeight(self.findings_title.sizeHint().height() + 2)
+        else:
+            self.findings_box.setMaximumHeight(16777215)
+            total = sum(self.split.sizes())
+            if total > 0:
+                self.split.setSizes([max(total - 110, 200), 110])
 
     def _jump(self, item: QListWidgetItem) -> None:
         kind, record_id, field = item.data(Qt.UserRole)
