@@ -80,6 +80,21 @@ class IdleWatch(QObject):
         return False
 
 
+class SearchKeys(QObject):
+    """Enter or Down in the search box goes to the list, its first row chosen: find, then open
+    with Enter, without the mouse."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__(window)
+        self.window = window
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.KeyPress and event.key() in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Down):
+            self.window.focus_list()
+            return True
+        return False
+
+
 class DraftsDialog(QDialog):
     """Unsaved edits found in the database at unlock: reopen or discard each."""
 
@@ -162,7 +177,9 @@ class MainWindow(QMainWindow):
         bar = QHBoxLayout()
         self.search = QLineEdit()
         self.search.setObjectName("search")
-        self.search.setPlaceholderText("搜索:户主或成员的姓名、身份证号码、户编号或电话的一部分(Ctrl+F)")
+        self.search.setPlaceholderText("搜索:户主或成员的姓名、身份证号码、户编号或电话的一部分(Ctrl+F;Enter 到列表,再按 Enter 打开)")
+        self._search_keys = SearchKeys(self)
+        self.search.installEventFilter(self._search_keys)
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._search_changed)
         bar.addWidget(self.search, 3)
@@ -294,6 +311,13 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         bar.addAction(self.check_action)
         bar.addAction(self.backup_action)
+
+    def focus_list(self) -> None:
+        """The list gets the keyboard, with its first row chosen when none is."""
+        self.table.setFocus()
+        if self.model.rowCount() and not self.table.selectionModel().selectedRows():
+            self.table.selectRow(0)
+            self.table.setCurrentIndex(self.model.index(0, 0))
 
     def open_current(self) -> None:
         hid = self.current_household_id()
