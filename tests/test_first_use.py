@@ -134,3 +134,31 @@ def test_the_editor_gives_the_form_its_room_and_shows_all_causes_and_the_reason_
     qtbot.waitUntil(lambda: bool(editor.findings), timeout=3000)
     assert editor.findings_list.isVisible() and editor.findings_box.height() > 60
     editor.dirty = False
+
+
+def test_the_sync_window_of_a_demo_database_says_it_cannot_sync_and_why(qtbot, demo_store):
+    from app.ui.sync_dialog import SyncDialog
+
+    dialog = SyncDialog(demo_store)
+    qtbot.addWidget(dialog)
+    text = dialog.info.text()
+    assert "尚未确认的本机更改" not in text
+    assert "没有在县扶贫办登记" in text and "登记包" in text and "备份" in text
+
+
+def test_the_screenshots_cover_every_screen_a_new_user_meets_at_laptop_size(qapp, tmp_path):
+    from PySide6.QtGui import QImage
+
+    from app.ui import screenshots
+
+    shots = screenshots.make(tmp_path / "shots", per_village=3)
+    names = [p.stem.split("_", 1)[1] for p in shots]
+    for wanted in ("start", "wizard_1", "unlock", "main", "main_search", "editor_1_basic", "editor_8_visit",
+                   "import_export", "print", "print_card_made", "sync", "proposals", "worklists"):
+        assert wanted in names, (wanted, names)
+    assert sum(n.startswith("editor_") for n in names) == 9 and sum(n.startswith("wizard_") for n in names) >= 4
+    for path in shots:
+        image = QImage(str(path))
+        assert 0 < image.width() <= 1366 and 0 < image.height() <= 768, (path.name, image.size())
+    main = QImage(str(next(p for p in shots if p.stem.endswith("_main"))))
+    assert (main.width(), main.height()) == screenshots.WINDOW

@@ -200,6 +200,11 @@ class SyncDialog(QDialog):
 
     def refresh_info(self) -> None:
         store = self.store
+        if not store.meta("certificate"):  # never enrolled (the demo, a stand-alone laptop): it cannot sync
+            self.info.setText(f"本机:{status_texts.site_label(store, store.site_id)}。\n"
+                              "本库没有在县扶贫办登记,不能与县里同步:数据只在本机,请定期备份(文件 › 备份到U盘)。"
+                              "要同步,请用县里发的登记包新建数据库。")
+            return
         acked = store.meta("sync_acked_seq", "0")
         mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
                                   (store.site_id, int(acked))).fetchone()[0]
