@@ -73,6 +73,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         store = Store.create(Path(tmp) / "demo.db", role="village", site_name="示范县驻村工作队", operator="演示",
                              passphrase="jiandang-demo", recovery_public_key=X25519PrivateKey.generate().public_key())
         demo.fill(store, per_village=per_village)
+        _a_proposal(store)
         store.lock()
         unlock = UnlockDialog(store)
         shot(unlock, "unlock", None)
@@ -146,6 +147,23 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         window.close()
         store.close()
     return shots
+
+
+def _a_proposal(store) -> None:
+    """One exit proposal, so the proposals window shows one being worked on."""
+    import datetime as dt
+
+    from app.services import households, proposals
+
+    for doc in households.documents(store):
+        if doc.get("status") != "1":
+            continue
+        try:
+            proposals.propose(store, doc["id"], "exit", reasons="务工收入稳定", justification="年底分红后可达标",
+                              date=dt.date.today() - dt.timedelta(days=3), food_secure=True, clothing_secure=True)
+            return
+        except proposals.ProcedureError:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:
