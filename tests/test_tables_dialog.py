@@ -28,7 +28,8 @@ def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
     dialog.check()
     assert dialog._thread is not None  # checking runs in a worker thread
     assert dialog.wait_until_done()
-    assert dialog.report.created == 0 and "户主名字" in dialog.summary.text()  # unmapped: no head's name
+    # 户主名字 is unmapped (and named); the head's name is taken from the member row whose 与户主关系 is 户主
+    assert dialog.report.created == 1 and "户主名字" in dialog.summary.text()
     assert store.count() == 0
     dialog.set_target("户主名字", "household.head_name")  # the user picks the field in the mapping table
     dialog.recheck_button.click()

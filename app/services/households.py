@@ -161,8 +161,23 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
             findings.append(Finding(record.get("id"), kind, key, "type", message, ERROR,
                                     record_label(d, kind, record) if kind != "household" else household_label))
     if kind == "member":
+        _split_certificate(out)
         _fill_from_id_number(out)
     return out
+
+
+def _split_certificate(member: dict) -> None:
+    """A 20-digit disability certificate number given as the ID number: the first 18 are the citizen
+    ID (so the person is found as a duplicate on them), the whole number goes to 残疾证号."""
+    number = member.get("id_number")
+    if not isinstance(number, str):
+        return
+    citizen, certificate = idnumber.split_certificate(number)
+    if certificate:
+        member["id_number"] = citizen
+        member.setdefault("disability_certificate", certificate)
+        if not member.get("disability_certificate"):
+            member["disability_certificate"] = certificate
 
 
 def _fill_from_id_number(member: dict) -> None:

@@ -36,6 +36,16 @@ class Rejection:
     row: int
     column: str
     reason: str
+    target: str = ""       # "household.main_cause" … when the problem is one cell's value
+
+
+@dataclass
+class Options:
+    """How to read the file beyond its own columns (import-table --set, --codes, --allow-incomplete)."""
+
+    fixed: dict = field(default_factory=dict)   # target -> value for every row that leaves it empty
+    codes: str | None = None                    # whose bare numeric codes: "national", "jiandang" or None
+    allow_incomplete: bool = False              # import households whose only problem is a missing required value
 
 
 @dataclass
@@ -49,6 +59,7 @@ class Group:
     children: dict = field(default_factory=dict)       # kind -> list of (record, (sheet, row))
     rows: list = field(default_factory=list)           # (sheet index, row number)
     errors: list = field(default_factory=list)         # Rejection
+    warnings: list = field(default_factory=list)       # Rejection (imported anyway)
     household_id: str | None = None                    # matched stored household
     doc: dict | None = None
 
@@ -61,6 +72,7 @@ class SheetInfo:
     columns: dict          # column index -> target
     ignored: list          # header texts not mapped
     rows: int
+    suggestions: dict = field(default_factory=dict)    # ignored header -> the closest target
 
 
 @dataclass
@@ -71,6 +83,8 @@ class Plan:
     groups: list[Group]
     mapping: dict          # normalised header -> target, as used
     notes: list[str] = field(default_factory=list)
+    missing: list = field(default_factory=list)        # (target, label) of required columns the file lacks
+    options: Options = field(default_factory=Options)
 
 
 @dataclass
@@ -84,6 +98,8 @@ class Report:
     rejections: list[Rejection] = field(default_factory=list)
     rejected_rows: list[tuple[str, int]] = field(default_factory=list)
     rejected_households: int = 0
+    incomplete: int = 0                                 # imported (or to import) as 待完善
+    warnings: list[Rejection] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
@@ -93,20 +109,36 @@ class Report:
         lines = [f"文件 {Path(self.file).name}:{verb}新建 {self.created} 户,{verb}更新 {self.updated} 户"
                  + (f",{self.unchanged} 户无变化" if self.unchanged else "")
                  + f",成员 {self.members} 人;拒绝 {self.rejected_households} 户({len(self.rejected_rows)} 行)。"]
+        if self.incomplete:
+            lines.append(f"其中 {self.incomplete} 户缺必填项,{verb}作为“待完善”导入(工作清单“待完善”列出,请逐户补全)。")
         if self.dry_run:
             lines.append("这是试导入:数据库没有任何改动。")
+        if self.plan and self.plan.missing:
+            lines.append(missing_columns_text(self.plan))
         lines += self.notes
         return "\n".join(lines)
+
+
+def missing_columns_text(plan: "Plan") -> str:
+    """The required columns the file does not have, said once for the whole file."""
+    labels = [label for _, label in plan.missing]
+    example = plan.missing[0][1]
+    what = ("这些户已作为“待完善”处理" if plan.options.allow_incomplete
+            else "每一户都缺这些项,因此被拒绝")
+    return (f"缺少必填列:{'、'.join(labels)}({what})。可以用 --set {example}=值 给全部户填上"
+            "(在窗口中为“统一填写”),或加 --allow-incomplete 先导入为“待完善”,之后逐户补全。")
 
 
 # ---------------------------------------------------------------------- analysis
 
 
 def analyse(store: Store, path, *, village: str | None = None, saved_mapping: dict | None = None,
-            data: bytes | None = None, progress: Progress = None) -> Plan:
-    """Read and map a file and group its rows into households. Raises TableError when the file as a
-    whole cannot be imported (unreadable, no recognisable columns, no village)."""
+            data: bytes | None = None, progress: Progress = None, options: Options | None = None) -> Plan:
+    """Read and map a file and group its rows into households, collecting every problem of the file
+    in this one pass (missing columns, unmapped headings, each cell's value). Raises TableError when
+    the file as a whole cannot be imported (unreadable, no recognisable columns, no village)."""
     d = default()
+    options = options or Options()
     path = Path(path)
     sheets = read_file(path, data)
     if not sheets:
@@ -135,9 +167,16 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
                 ignored.append(h)
                 used.setdefault(h, "")
         data_rows = sum(1 for n, _ in sheet.rows if n > sheet.header_row)
-        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows))
+        suggestions = {}
+        for h in ignored:
+            near = mp.suggest(h, kind, d)
+            if near and near not in seen:
+                suggestions[h] = near
+        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows, suggestions))
         if ignored:
-            notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(ignored)}")
+            shown = [f"{h}(最接近“{mp.target_label(suggestions[h], d)}”,可在列对照中指定)" if h in suggestions else h
+                     for h in ignored]
+            notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
     targets = {t for info in infos if info.kind == "household" for t in info.columns.values()}
     if not ({"member.name", "household.head_name"} & targets):
         raise TableError(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
@@ -146,12 +185,82 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
         raise TableError(f"村代码“{village}”应为 12 位数字。")
-    groups = _group(store, sheets, infos, village, d, notes)
+    fixed = _fixed_values(options.fixed, d)
+    missing = missing_columns(targets | set(fixed), d)
+    groups = _group(store, sheets, infos, village, d, notes, options, fixed)
     _match(store, groups)
     for g in groups:
-        if not g.errors:
-            g.doc = _document(store, g, d)
-    return Plan(path, sheets, infos, groups, used, notes)
+        g.doc = _document(store, g, d)  # also with value errors: the dry run checks the rest (one pass)
+    return Plan(path, sheets, infos, groups, used, notes, missing, options)
+
+
+# required fields a file may leave out because they are filled another way
+_DERIVED = {
+    "member.sex": "member.id_number",            # from the ID number
+    "member.birth_date": "member.id_number",
+    "household.family_size": None,               # counted from the members
+    "household.head_name": "member.relation",    # the member whose 与户主关系 is 户主
+}
+
+
+def missing_columns(targets: set, d: Dictionary) -> list[tuple[str, str]]:
+    """(target, label) of every required household or member field no column (nor --set) gives."""
+    out = []
+    for kind in ("household", "member"):
+        for f in d.kinds[kind].fields.values():
+            target = f"{kind}.{f.key}"
+            if not f.required or f.show_if is not None or (f.readonly and f.default is not None) or target in targets:
+                continue
+            if target in _DERIVED and (_DERIVED[target] is None or _DERIVED[target] in targets):
+                continue
+            out.append((target, f.label))
+    return out
+
+
+def resolve_target(name: str, d: Dictionary | None = None) -> str | None:
+    """A field given by its label (识别标准, 成员·民族), a heading synonym or its name
+    (identification_standard, household.identification_standard) as a target, or None."""
+    d = d or default()
+    text = mp.normalise_header(name)
+    if mp.valid_target(text, d) and "." in text:
+        return text
+    for kind in ("household", "member"):
+        if text in d.kinds[kind].fields:
+            return f"{kind}.{text}"
+    for target, label in mp.choices(d):
+        if text in (mp.normalise_header(label), mp.normalise_header(label.split("·", 1)[-1])):
+            return target if "." in target else None
+    target = mp.known_headers("household", d).get(text)
+    return target if target and "." in target else None
+
+
+def parse_fixed(items: list[str], d: Dictionary | None = None) -> dict[str, str]:
+    """--set FIELD=VALUE arguments as {target: value}; raises TableError naming a bad one."""
+    d = d or default()
+    out = {}
+    for item in items or []:
+        name, sep, value = str(item).partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise TableError(f"--set “{item}”应写作 字段=值,如 --set 识别标准=国家标准")
+        target = resolve_target(name, d)
+        if target is None:
+            raise TableError(f"--set “{item}”:数据字典中没有“{name.strip()}”这个字段(写中文名称或字段名,见 docs/tables.md)")
+        out[target] = value.strip()
+    return out
+
+
+def _fixed_values(fixed: dict, d: Dictionary) -> dict:
+    """--set values checked and coerced once: a wrong one refuses the whole import (every row would
+    carry it)."""
+    out = {}
+    for target, raw in (fixed or {}).items():
+        kind, key = target.split(".", 1)
+        f = d.kinds[kind].fields[key]
+        value, message = values.coerce(f, raw, d)
+        if message:
+            raise TableError(f"--set {f.label}={raw}:{message}。未导入任何数据。")
+        out[target] = value
+    return out
 
 
 def _village_lookup(store: Store) -> dict[str, str]:
@@ -172,8 +281,9 @@ def _is_total_row(row: tuple) -> bool:
 
 
 def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary,
-           notes: list[str] | None = None) -> list[Group]:
-    aliases = mp.code_aliases(d)
+           notes: list[str] | None = None, options: Options | None = None, fixed: dict | None = None) -> list[Group]:
+    options = options or Options()
+    fixed = fixed or {}
     groups: list[Group] = []
     index: dict[tuple, Group] = {}
     village_names = None
@@ -198,6 +308,7 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             if all(mp.normalise_header(v) == sheet.headers[c] for c, v in cells.items()):
                 continue  # the header repeated (a printed ledger pasted page after page)
             errors: list[Rejection] = []
+            warnings: list[Rejection] = []
             house, record, special = {}, {}, {}
             for c, raw in cells.items():
                 target = info.columns[c]
@@ -211,21 +322,39 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     errors.append(Rejection(sheet.title, number, column,
                                             "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入"))
                     continue
-                if f.type == "code" and isinstance(raw, str):
-                    raw = aliases[f.codes].get(raw.replace(" ", ""), raw)
-                elif f.type == "multi_code" and isinstance(raw, str):
-                    raw = [aliases[f.codes].get(p, p) for p in _SPLIT.split(raw) if p]
+                if f.type in ("code", "multi_code"):
+                    parts = raw if f.type == "code" else [p for p in _SPLIT.split(str(raw)) if p]
+                    parts = [parts] if f.type == "code" else parts
+                    translated, message = [], None
+                    for part in parts:
+                        part, message = _bare_code(f, part, options.codes, d)
+                        if message:
+                            break
+                        translated.append(part)
+                    if message:
+                        errors.append(Rejection(sheet.title, number, column, message, target))
+                        continue
+                    raw = translated[0] if f.type == "code" else translated
                 value, message = values.coerce(f, raw, d)
                 if message:
-                    errors.append(Rejection(sheet.title, number, column, message))
+                    errors.append(Rejection(sheet.title, number, column, message, target))
                     continue
                 if f.type == "id_number" and value:
+                    value, certificate = idnumber.split_certificate(value)
                     try:
                         idnumber.parse(value)
                     except idnumber.IdNumberError as exc:
                         errors.append(Rejection(sheet.title, number, column,
-                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)"))
+                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)", target))
                         continue
+                    if certificate and "disability_certificate" in d.kinds[kind].fields:
+                        record.setdefault("disability_certificate", certificate)
+                    if idnumber.region_known(value) is False:
+                        warnings.append(Rejection(sheet.title, number, column,
+                                                  f"身份证号码前 6 位 {value[:6]} 不在 GB/T 2260 行政区划代码表中"
+                                                  "(旧代码终身有效,仍然导入;请核对号码)", target))
+                if key == "disability_certificate" and value:
+                    value = idnumber.normalise(value)
                 (house if kind == "household" else record)[key] = value
             # the village
             code = special.get(mp.VILLAGE_CODE)
@@ -279,6 +408,7 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 index.setdefault(("h", record["id_number"]), group)
             group.rows.append((si, number))
             group.errors += errors
+            group.warnings += warnings
             if code:
                 if group.village_code and group.village_code != code:
                     group.errors.append(Rejection(sheet.title, number, "村代码", f"同一户的村代码不一致({group.village_code} 与 {code})"))
@@ -314,7 +444,49 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
     for g in groups:
         if g.village_code is None:
             g.village_code = village
+        _complete(g, d, fixed)
     return groups
+
+
+def _complete(g: Group, d: Dictionary, fixed: dict) -> None:
+    """Fill what the file leaves empty: --set values, and 户主姓名 from the member whose 与户主关系
+    is 户主 (national exports list people, not households)."""
+    for target, value in fixed.items():
+        kind, key = target.split(".", 1)
+        if kind == "household":
+            g.house.setdefault(key, value)
+        else:
+            for record, _ in g.children.get(kind, []):
+                record.setdefault(key, value)
+    if not g.house.get("head_name"):
+        for record, where in g.children.get("member", []):
+            if record.get("relation") == "01" and record.get("name"):
+                g.house["head_name"] = record["name"]
+                g.house_rows.setdefault("head_name", where)
+                break
+
+
+def _bare_code(f, raw, codes: str | None, d: Dictionary):
+    """(value, message): a bare number in a code column read as whose codes the mapping says
+    (--codes national|jiandang); without that it is refused with the labels to write instead,
+    because the national system and this program number some lists differently."""
+    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())):
+        return raw, None
+    from app.core import synonyms  # noqa: PLC0415
+
+    text = str(raw).strip()
+    labels = "、".join(d.codes[f.codes].values()) if len(d.codes[f.codes]) <= 20 else "代码表中的文字"
+    if codes == "jiandang" or f.codes in synonyms.default().standard:
+        return text, None
+    if codes == "national":
+        if f.codes in synonyms.default().national:
+            code = synonyms.national_code(f.codes, text)
+            if code is None:
+                return raw, f"“{text}”不是全国扶贫开发信息系统“{f.label}”的代码(可填文字:{labels})"
+            return code, None
+        return text, None  # lists the national system numbers as this program does
+    return raw, (f"“{f.label}”写的是数字代码“{text}”:全国系统和本程序的代码不全相同,无法确定含义。"
+                 f"请填文字({labels}),或用 --codes national / --codes jiandang 说明是哪一方的代码")
 
 
 def _match(store: Store, groups: list[Group]) -> None:
@@ -433,49 +605,95 @@ def _reject(report: Report, plan: Plan, g: Group, rejections: list[Rejection]) -
         report.rejected_rows.append((title, number))
 
 
+def _sort_findings(plan: Plan, g: Group, findings, d: Dictionary):
+    """Split a household's error findings into (other errors, required values left empty in a cell,
+    required values of a column the whole file lacks), each as Rejections; findings that merely
+    echo a value error already reported for that cell (a cause not in the list, then also “为必填项”)
+    are dropped."""
+    missing = {t for t, _ in plan.missing}
+    bad = {(r.target, r.sheet, r.row) for r in g.errors if r.target}
+    bad_targets = {r.target for r in g.errors if r.target}
+    other, required, column = [], [], []
+    for f in findings:
+        if f.severity != ERROR:
+            continue
+        target = f"{f.kind}.{f.field}"
+        sheet, row, label = _finding_row(g, f, d)
+        sources = {target, _DERIVED.get(target)} - {None}
+        if f.kind == "household" and sources & bad_targets:
+            continue
+        if f.kind != "household" and any((t, sheet, row) in bad for t in sources):
+            continue
+        rejection = Rejection(sheet, row, label, f.message, target)
+        if f.rule == "required" and target in missing:
+            column.append(rejection)
+        elif f.rule == "required":
+            required.append(rejection)
+        else:
+            other.append(rejection)
+    return other, required, column
+
+
 def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
+    """Check every household in one pass and (unless dry_run) save the acceptable ones. A household
+    is rejected for any wrong value and for every problem found with it at once; one whose only
+    problems are required values left empty is imported as 待完善 with --allow-incomplete."""
     d = default()
     report = Report(str(plan.path), dry_run, notes=list(plan.notes), sheets=plan.infos, plan=plan)
+    allow = plan.options.allow_incomplete
     total = len(plan.groups)
     for i, g in enumerate(plan.groups, 1):
-        if g.errors or g.doc is None:
+        if g.doc is None or g.key.startswith("orphan:"):
             _reject(report, plan, g, g.errors)
-        else:
-            home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
-            where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
-            try:
-                if dry_run:
-                    merged, findings, stored = households.prepare(store, g.doc, where)
-                    errors = [f for f in findings if f.severity == ERROR]
-                    if errors:
-                        raise households.ValidationFailed(findings)
-                    if stored is not None and merged.get("status") != stored.get("status"):
-                        refusal = procedures.authorize_change("household", {"status": merged.get("status")},
-                                                              {"status": stored.get("status")}, store.role, op="update", reason="")
-                        if refusal:  # as households.save would refuse it
-                            raise households.StatusChangeRefused(f"{where}: {refusal}")
-                    created, changed = stored is None, stored is None or _differs(merged, stored, d)
-                else:
-                    result = households.save(store, g.doc, where=where)
-                    created, changed = result.created, result.changes > 0
-            except households.ValidationFailed as exc:
-                _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
-                                          for f in exc.findings if f.severity == ERROR])
-            except households.InputError as exc:
-                (s, r), column = home, ""
-                if isinstance(exc, households.StatusChangeRefused) and "status" in g.house_rows:
-                    (s, r), column = g.house_rows["status"], d.field_label("household", "status")  # the cell that changed it
-                _reject(report, plan, g, [Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
+            continue
+        home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
+        where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
+        try:
+            merged, findings, stored = households.prepare(store, g.doc, where)
+            other, required, column = _sort_findings(plan, g, findings, d)
+            if g.errors or other:
+                _reject(report, plan, g, [*g.errors, *other, *required])
+                continue
+            if (required or column) and not allow:
+                lines = list(required)
+                if column:
+                    labels = "、".join(dict.fromkeys(r.column for r in column))
+                    lines.append(Rejection(home[0], home[1], "", f"缺少必填列:{labels}(整列缺失,见报告开头:"
+                                           "用 --set 填入,或加 --allow-incomplete 导入为待完善)"))
+                _reject(report, plan, g, lines)
+                continue
+            incomplete = bool(required or column)
+            if stored is not None and merged.get("status") != stored.get("status"):
+                refusal = procedures.authorize_change("household", {"status": merged.get("status")},
+                                                      {"status": stored.get("status")}, store.role, op="update", reason="")
+                if refusal:  # as households.save would refuse it
+                    raise households.StatusChangeRefused(f"{where}: {refusal}")
+            if dry_run:
+                created, changed = stored is None, stored is None or _differs(merged, stored, d)
             else:
-                report.members += len(g.children.get("member", []))
-                if created:
-                    report.created += 1
-                elif changed:
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-        if progress and (i % 50 == 0 or i == total):
-            progress(i, total)
+                result = households.save(store, g.doc, where=where, allow_errors=incomplete)
+                created, changed = result.created, result.changes > 0
+        except households.ValidationFailed as exc:
+            _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
+                                      for f in exc.findings if f.severity == ERROR])
+        except households.InputError as exc:
+            (s, r), column = home, ""
+            if isinstance(exc, households.StatusChangeRefused) and "status" in g.house_rows:
+                (s, r), column = g.house_rows["status"], d.field_label("household", "status")  # the cell that changed it
+            _reject(report, plan, g, [*g.errors, Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
+        else:
+            report.members += len(g.children.get("member", []))
+            report.warnings += g.warnings
+            report.incomplete += incomplete and changed
+            if created:
+                report.created += 1
+            elif changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        finally:
+            if progress and (i % 50 == 0 or i == total):
+                progress(i, total)
     report.rejections.sort(key=lambda r: (r.sheet, r.row))
     report.rejected_rows = sorted(set(report.rejected_rows))
     return report
@@ -509,9 +727,10 @@ def commit(store: Store, plan: Plan, progress: Progress = None) -> Report:
 
 
 def import_table(store: Store, path, *, village: str | None = None, mapping: dict | None = None,
-                 dry: bool = False, errors_out=None, progress: Progress = None) -> Report:
+                 dry: bool = False, errors_out=None, progress: Progress = None,
+                 options: Options | None = None) -> Report:
     """analyse + dry_run/commit (+ the error workbook when rows were rejected and errors_out is given)."""
-    plan = analyse(store, path, village=village, saved_mapping=mapping)
+    plan = analyse(store, path, village=village, saved_mapping=mapping, options=options)
     report = dry_run(store, plan, progress) if dry else commit(store, plan, progress)
     if errors_out and report.rejected_rows:
         write_error_workbook(report, errors_out)
