@@ -12,7 +12,7 @@ import pytest
 from openpyxl import load_workbook
 
 from app.cli.main import main
-from app.core import idnumber, values
+from app.core import idnumber, synonyms, values
 from app.core.dictionary import default
 from app.services import households, reference, worklists
 from app.store import Store
@@ -352,3 +352,21 @@ def test_private_use_characters_in_village_names_are_accepted_and_named(make_sto
     assert plan.private_use == [(VILLAGE, VILLAGE_NAME)] and f"{VILLAGE_NAME}({VILLAGE})" in plan.summary()
     with pytest.raises(ValueError, match="控制字符"):
         reference.check_name("石\x07桥村")
+
+
+# ---------------------------------------------------------------------- docs/tables.md
+
+
+def test_docs_list_every_accepted_heading_and_spelling_from_forms():
+    from app.tables import headings_doc, mapping
+
+    doc = (Path(__file__).parent.parent / "docs" / "tables.md").read_text(encoding="utf-8")
+    assert headings_doc.main(["--check"]) == 0, "docs/tables.md is stale: run python -m app.tables.headings_doc"
+    generated = doc[doc.index(headings_doc.BEGIN):doc.index(headings_doc.END)]
+    for heading in mapping.known_headers("household"):
+        assert heading in generated.replace(" ", "")
+    for spellings in synonyms.default().value_spellings.values():
+        for spelling in spellings:
+            assert f"| {spelling} |" in generated
+    stale = headings_doc.rewrite(doc, headings_doc.generate().replace("户联系电话", "户电话"))
+    assert stale != doc  # a change in forms/ shows up as a difference

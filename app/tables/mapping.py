@@ -110,11 +110,15 @@ def known_headers(kind: str = "household", dictionary: Dictionary | None = None)
                     out.setdefault(normalise_header(w), target)
         out[normalise_header(d.kinds["household"].fields["household_number"].label)] = "household.household_number"
         kinds = (kind,)
-    for k in kinds:  # 是否参加大病保险 for 参加大病保险, 危房 for 是否危房: official forms differ in 是否 alone
+    for k in kinds:
         for f in d.kinds[k].fields.values():
             label = normalise_header(f.label)
-            other = label[2:] if label.startswith("是否") else "是否" + label
-            out.setdefault(other, f"{k}.{f.key}")
+            if f.type == "bool" and (label.startswith("是否") or not any(w in label for w in ("是否", "有无"))):
+                # 是否参加大病保险 for 参加大病保险: official forms differ in 是否 alone
+                out.setdefault(label[2:] if label.startswith("是否") else "是否" + label, f"{k}.{f.key}")
+            bare = re.sub(r"\([^()]*\)$", "", label)  # 住房面积 for 住房面积(平方米): the unit left out
+            if bare and bare != label:
+                out.setdefault(bare, f"{k}.{f.key}")
     return out
 
 
