@@ -104,7 +104,8 @@ class Report:
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
 
-    def summary(self) -> str:
+    def summary(self, window: bool = False) -> str:
+        """The report in words; `window` names the dialog's choices instead of the command's options."""
         verb = "将" if self.dry_run else "已"
         lines = [f"文件 {Path(self.file).name}:{verb}新建 {self.created} 户,{verb}更新 {self.updated} 户"
                  + (f",{self.unchanged} 户无变化" if self.unchanged else "")
@@ -114,19 +115,22 @@ class Report:
         if self.dry_run:
             lines.append("这是试导入:数据库没有任何改动。")
         if self.plan and self.plan.missing:
-            lines.append(missing_columns_text(self.plan))
+            lines.append(missing_columns_text(self.plan, window))
         lines += self.notes
         return "\n".join(lines)
 
 
-def missing_columns_text(plan: "Plan") -> str:
+def missing_columns_text(plan: "Plan", window: bool = False) -> str:
     """The required columns the file does not have, said once for the whole file."""
     labels = [label for _, label in plan.missing]
     example = plan.missing[0][1]
-    what = ("这些户已作为“待完善”处理" if plan.options.allow_incomplete
+    what = ("这些户作为“待完善”处理" if plan.options.allow_incomplete
             else "每一户都缺这些项,因此被拒绝")
-    return (f"缺少必填列:{'、'.join(labels)}({what})。可以用 --set {example}=值 给全部户填上"
-            "(在窗口中为“统一填写”),或加 --allow-incomplete 先导入为“待完善”,之后逐户补全。")
+    if window:
+        return (f"缺少必填列:{'、'.join(labels)}({what})。可以在“统一填写”中给全部户填上,"
+                "或勾选“待完善”先导入,之后逐户补全。")
+    return (f"缺少必填列:{'、'.join(labels)}({what})。可以用 --set {example}=值 给全部户填上,"
+            "或加 --allow-incomplete 先导入为“待完善”,之后逐户补全。")
 
 
 # ---------------------------------------------------------------------- analysis
@@ -658,8 +662,7 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
                 lines = list(required)
                 if column:
                     labels = "、".join(dict.fromkeys(r.column for r in column))
-                    lines.append(Rejection(home[0], home[1], "", f"缺少必填列:{labels}(整列缺失,见报告开头:"
-                                           "用 --set 填入,或加 --allow-incomplete 导入为待完善)"))
+                    lines.append(Rejection(home[0], home[1], "", f"缺少必填列:{labels}(整列缺失,见报告开头)"))
                 _reject(report, plan, g, lines)
                 continue
             incomplete = bool(required or column)
