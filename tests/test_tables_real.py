@@ -226,15 +226,23 @@ def test_national_entry_2018_headings_all_map(real, tmp_path):
            "与村主干路距离": "1.5", "住房面积": "80", "是否解决安全饮用水": "是", "是否有卫生厕所": "否", "危房户": "否",
            "姓名": "蒋山", "证件号码": number, "与户主关系": "户主", "文化程度": "初中", "劳动技能": "普通劳动力",
            "务工所在地": "广东省东莞市", "务工时间（月）": 6, "是否参加城乡居民基本医疗保险": "是", "是否参加大病保险": "是",
-           "是否参加城乡居民基本养老保险": "是", "商业补充医疗保险": "否"}
+           "是否参加城乡居民基本养老保险": "是", "商业补充医疗保险": "否", "工资性收入": "8,000",
+           "资产收益分红型收入": 300, "其他财产性收入": "200.5"}
     path = ledger(tmp_path / "2018录入.xlsx", header, [[row[h] for h in header]])
-    report = importer.import_table(real, path, village=VILLAGE)
+    report = importer.import_table(real, path, village=VILLAGE, dry=True)
+    assert report.plan.missing == [("income.year", "收入年度")]  # the incomes need their year, said once
+    options = importer.Options(fixed=importer.parse_fixed(["收入年度=2018"]))
+    report = importer.import_table(real, path, village=VILLAGE, options=options)
     assert report.created == 1 and not any(info.ignored for info in report.sheets)
     doc = households.documents(real)[0]
     m = doc["members"][0]
     assert (doc["road_distance"], doc["housing_area"], doc["water_safe"], doc["sanitary_toilet"]) == (1.5, 80, True, False)
     assert m["work_area"] == "广东省东莞市" and m["basic_medical"] is True and m["resident_pension"] is True
     assert m["commercial_medical"] is False and doc["main_cause"] == "8"
+    income = doc["incomes"][0]  # the income on the household's row; 财产性收入 = its two parts
+    assert (income["year"], income["wage_income"], income["dividend_income"], income["property_income"]) == (2018, 8000, 300, 500.5)
+    again = importer.import_table(real, path, village=VILLAGE, options=options)
+    assert again.unchanged == 1 and len(households.documents(real)[0]["incomes"]) == 1
 
 
 # ---------------------------------------------------------------------- values, codes, ID numbers

@@ -33,6 +33,7 @@ class Synonyms:
     values: dict[str, dict[str, str]]                # list -> value_key(spelling) -> code
     national: dict[str, dict[str, str]]              # list -> national numeric code -> our code
     standard: frozenset[str]                         # lists numbered by a national standard (sex …)
+    parts: dict[str, tuple[str, ...]]                # target -> headings whose sum it is
     value_spellings: dict[str, dict[str, str]]       # list -> spelling as written in forms -> label (for docs)
 
 
@@ -90,7 +91,12 @@ def load(dictionary: Dictionary | None = None, path=None) -> Synonyms:
             if code is None:
                 raise DictionaryError(f"synonyms.toml: [national_codes.{name}] {number} 指向的“{label}”不在代码表中")
             national[name][str(number)] = code
-    return Synonyms(headings, values, national, standard, spellings)
+    parts = {t: tuple(words) for t, words in data.get("parts", {}).items()}
+    for target in parts:
+        kind, _, key = target.partition(".")
+        if kind not in d.kinds or key not in d.kinds[kind].fields or d.kinds[kind].fields[key].type not in ("integer", "decimal"):
+            raise DictionaryError(f"synonyms.toml: [parts] 中的 {target!r} 不是数据字典中的数字字段")
+    return Synonyms(headings, values, national, standard, parts, spellings)
 
 
 @functools.cache

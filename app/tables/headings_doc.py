@@ -47,6 +47,11 @@ def generate(d: Dictionary | None = None) -> str:
             else:
                 shown = f.label
             lines.append(f"| {shown} | `{target}` | {'、'.join(_others(target, f.label, known))} |")
+    for target, words in syn.parts.items():
+        lines += ["", f"`{target}` ({mp.target_label(target, d)}), when the file has no column for it, is the sum of "
+                  f"the columns {'、'.join(words)} of the row."]
+    lines += ["", "Income fields (`income.*`, the kind 家庭收入) may also stand on the household's rows: they give "
+              "the household one income record (the rows of a household must agree)."]
     for kind in d.child_kinds("household"):
         if kind.key == "member":
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from decimal import Decimal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ class SheetInfo:
     ignored: list          # header texts not mapped
     rows: int
     suggestions: dict = field(default_factory=dict)    # ignored header -> the closest target
+    parts: dict = field(default_factory=dict)          # target -> column indexes whose sum it is
 
 
 @dataclass
@@ -171,17 +173,24 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
                 ignored.append(h)
                 used.setdefault(h, "")
         data_rows = sum(1 for n, _ in sheet.rows if n > sheet.header_row)
+        parts = {}
+        for target, words in mp.synonym_table().parts.items():
+            if mp.fits(target, kind) and target not in seen:
+                cols = [c for c, h in enumerate(sheet.headers) if h and h in {mp.normalise_header(w) for w in words}]
+                if cols:
+                    parts[target] = cols
+                    ignored = [h for h in ignored if h not in {sheet.headers[c] for c in cols}]
         suggestions = {}
         for h in ignored:
             near = mp.suggest(h, kind, d)
             if near and near not in seen:
                 suggestions[h] = near
-        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows, suggestions))
+        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows, suggestions, parts))
         if ignored:
             shown = [f"{h}(最接近“{mp.target_label(suggestions[h], d)}”,可在列对照中指定)" if h in suggestions else h
                      for h in ignored]
             notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
-    targets = {t for info in infos if info.kind == "household" for t in info.columns.values()}
+    targets = {t for info in infos if info.kind == "household" for t in [*info.columns.values(), *info.parts]}
     if not ({"member.name", "household.head_name"} & targets):
         raise TableError(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
                          "或在列对照中指定。未导入任何数据。")
@@ -210,7 +219,8 @@ _DERIVED = {
 def missing_columns(targets: set, d: Dictionary) -> list[tuple[str, str]]:
     """(target, label) of every required household or member field no column (nor --set) gives."""
     out = []
-    for kind in ("household", "member"):
+    kinds = ["household", "member"] + sorted({t.split(".")[0] for t in targets if t.startswith("income.")})
+    for kind in kinds:
         for f in d.kinds[kind].fields.values():
             target = f"{kind}.{f.key}"
             if not f.required or f.show_if is not None or (f.readonly and f.default is not None) or target in targets:
@@ -307,13 +317,30 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 totals.append(str(number))
                 continue
             cells = {c: row[c] for c in info.columns if c < len(row) and row[c] is not None}
-            if not cells:
+            summed = {t: [row[c] for c in cols if c < len(row) and row[c] is not None] for t, cols in info.parts.items()}
+            summed = {t: v for t, v in summed.items() if v}
+            if not cells and not summed:
                 continue
             if all(mp.normalise_header(v) == sheet.headers[c] for c, v in cells.items()):
                 continue  # the header repeated (a printed ledger pasted page after page)
             errors: list[Rejection] = []
             warnings: list[Rejection] = []
-            house, record, special = {}, {}, {}
+            house, record, special, extra = {}, {}, {}, {}
+            for target, parts in summed.items():  # 财产性收入 = 资产收益分红型收入 + 其他财产性收入
+                kind, key = target.split(".", 1)
+                f = d.kinds[kind].fields[key]
+                total, bad = Decimal(0), None
+                for part in parts:
+                    value, message = values.coerce(f, part, d)
+                    if message:
+                        bad = message
+                        break
+                    total += Decimal(str(value))
+                if bad:
+                    heads = "、".join(str(sheet.raw_headers[c]) for c in info.parts[target])
+                    errors.append(Rejection(sheet.title, number, heads, bad, target))
+                else:
+                    extra.setdefault(kind, {})[key] = int(total) if total == total.to_integral_value() else float(total)
             for c, raw in cells.items():
                 target = info.columns[c]
                 column = str(sheet.raw_headers[c] or sheet.headers[c])
@@ -359,7 +386,12 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                                                   "(旧代码终身有效,仍然导入;请核对号码)", target))
                 if key == "disability_certificate" and value:
                     value = idnumber.normalise(value)
-                (house if kind == "household" else record)[key] = value
+                if kind == "household":
+                    house[key] = value
+                elif info.kind == "household" and kind != "member":
+                    extra.setdefault(kind, {})[key] = value  # the household's income on its row
+                else:
+                    record[key] = value
             # the village
             code = special.get(mp.VILLAGE_CODE)
             if code is None and mp.VILLAGE_NAME in special:
@@ -441,6 +473,8 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 elif number_id:
                     id_seen[number_id] = (group, sheet.title, number)
                 group.children.setdefault(kind, []).append((record, (sheet.title, number)))
+            for extra_kind, fields in extra.items():
+                _merge_row_record(group, extra_kind, fields, (sheet.title, number), d)
             if info.kind == "household":
                 previous = group
         if totals and notes is not None:
@@ -450,6 +484,23 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             g.village_code = village
         _complete(g, d, fixed)
     return groups
+
+
+def _merge_row_record(group: Group, kind: str, fields: dict, where: tuple, d: Dictionary) -> None:
+    """A child record given on the household's rows (one income per household): the rows of a
+    household repeat it, and must agree."""
+    items = group.children.setdefault(kind, [])
+    if not items:
+        items.append((dict(fields), where))
+        return
+    record, first = items[0]
+    for key, value in fields.items():
+        if key in record and record[key] != value:
+            label = d.kinds[kind].fields[key].label
+            group.errors.append(Rejection(where[0], where[1], label, f"同一户的“{label}”与第 {first[1]} 行不一致"
+                                          f"(“{record[key]}”与“{value}”)", f"{kind}.{key}"))
+        else:
+            record[key] = value
 
 
 def _complete(g: Group, d: Dictionary, fixed: dict) -> None:

@@ -55,7 +55,7 @@ def target_label(target: str, dictionary: Dictionary | None = None) -> str:
         kind, key = target.split(".", 1)
         if kind in d.kinds and key in d.kinds[kind].fields:
             label = d.kinds[kind].fields[key].label
-            return label if kind in ("household", "member") else f"{d.kinds[kind].label}·{label}"
+            return label if kind in ("household", "member") else f"{'收入' if kind == 'income' else d.kinds[kind].label}·{label}"
     return target
 
 
@@ -72,14 +72,19 @@ def fits(target: str, sheet_kind: str) -> bool:
     if target == "" or target in SPECIAL_TARGETS or target == "household.household_number":
         return True
     kind = target.split(".", 1)[0]
-    return kind in ("household", "member") if sheet_kind == "household" else kind == sheet_kind
+    return kind in ROW_KINDS if sheet_kind == "household" else kind == sheet_kind
+
+
+# Kinds a household/member row may carry: the national forms put the year's income on the household's
+# row (资产收益分红型收入 …); such a row gives the household one income record.
+ROW_KINDS = ("household", "member", "income")
 
 
 def choices(dictionary: Dictionary | None = None) -> list[tuple[str, str]]:
     """(target, label) of every target a household/member column can map to, for a mapping editor."""
     d = dictionary or default()
     out = [(t, label) for t, label in SPECIAL_TARGETS.items()]
-    for k, prefix in (("household", "户"), ("member", "成员")):
+    for k, prefix in (("household", "户"), ("member", "成员"), ("income", "收入")):
         out += [(f"{k}.{f.key}", f"{prefix}·{f.label}") for f in d.kinds[k].fields.values()]
     return out
 
@@ -91,7 +96,7 @@ def known_headers(kind: str = "household", dictionary: Dictionary | None = None)
     out: dict[str, str] = {}
     table = synonym_table().headings
     if kind == "household":
-        for k in ("member", "household"):  # household labels win over member ones on a clash
+        for k in ("income", "member", "household"):  # household labels win over member ones on a clash
             for f in d.kinds[k].fields.values():
                 out[normalise_header(f.label)] = f"{k}.{f.key}"
         for target, words in table.items():
@@ -100,7 +105,7 @@ def known_headers(kind: str = "household", dictionary: Dictionary | None = None)
                     out.setdefault(normalise_header(w), target)
         for target, label in SPECIAL_TARGETS.items():
             out[normalise_header(label)] = target
-        kinds = ("household", "member")
+        kinds = ROW_KINDS
     else:
         for f in d.kinds[kind].fields.values():
             out[normalise_header(f.label)] = f"{kind}.{f.key}"

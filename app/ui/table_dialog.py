@@ -404,8 +404,15 @@ class TableDialog(QDialog):
             combo.setCurrentIndex(max(combo.findData(target), 0))
             self.mapping_table.setCellWidget(r, 1, combo)
             near = next((info.suggestions[header] for info in plan.infos if header in info.suggestions), None)
-            note = QTableWidgetItem(f"未对应;最接近“{mapping.target_label(near)}”" if near and not target
-                                    else ("未对应,不导入" if not target else ""))
+            summed = next((t for info in plan.infos for t, cols in info.parts.items()
+                           if any(plan.sheets[plan.infos.index(info)].headers[c] == header for c in cols)), None)
+            if summed:
+                text = f"相加计入“{mapping.target_label(summed)}”"
+            elif not target:
+                text = f"未对应;最接近“{mapping.target_label(near)}”" if near else "未对应,不导入"
+            else:
+                text = ""
+            note = QTableWidgetItem(text)
             note.setFlags(note.flags() & ~Qt.ItemIsEditable)
             self.mapping_table.setItem(r, 2, note)
 
