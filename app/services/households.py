@@ -365,11 +365,13 @@ def _known_villages(store: Store) -> set[str] | None:
 
 
 def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档",
-         batch: dict[str, str] | None = None) -> SaveResult:
+         batch: dict[str, str] | None = None, prepared: tuple | None = None) -> SaveResult:
     """Save one household document in one transaction. With error-level findings nothing is written
-    unless `allow_errors` (a draft): validation reports, it never destroys input."""
+    unless `allow_errors` (a draft): validation reports, it never destroys input. `prepared`: what
+    `prepare(store, doc, where, batch)` returned just before, when the caller has already looked at
+    the findings (import-table), so the document is not checked twice."""
     d = default()
-    merged, findings, stored = prepare(store, doc, where, batch)
+    merged, findings, stored = prepared or prepare(store, doc, where, batch)
     if stored is None or stored.get("village_code") != merged.get("village_code"):
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:

@@ -62,7 +62,6 @@ class Group:
     errors: list = field(default_factory=list)         # Rejection
     warnings: list = field(default_factory=list)       # Rejection (imported anyway)
     household_id: str | None = None                    # matched stored household
-    doc: dict | None = None
 
 
 @dataclass
@@ -202,8 +201,8 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
     missing = missing_columns(targets | set(fixed), d)
     groups = _group(store, sheets, infos, village, d, notes, options, fixed)
     _match(store, groups)
-    for g in groups:
-        g.doc = _document(store, g, d)  # also with value errors: the dry run checks the rest (one pass)
+    # the documents are built one at a time by the dry run and the import (_run), from the database as
+    # it is then, and not kept: a plan holds the file's values only
     return Plan(path, sheets, infos, groups, used, notes, missing, options)
 
 
@@ -698,13 +697,15 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
     allow = plan.options.allow_incomplete
     total = len(plan.groups)
     for i, g in enumerate(plan.groups, 1):
-        if g.doc is None or g.key.startswith("orphan:"):
+        if g.key.startswith("orphan:"):
             _reject(report, plan, g, g.errors)
             continue
+        doc = _document(store, g, d)  # also with value errors: the dry run checks the rest (one pass)
         home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
         where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
         try:
-            merged, findings, stored = households.prepare(store, g.doc, where)
+            prepared = households.prepare(store, doc, where)
+            merged, findings, stored = prepared
             other, required, column = _sort_findings(plan, g, findings, d)
             if g.errors or other:
                 _reject(report, plan, g, [*g.errors, *other, *required])
@@ -725,7 +726,7 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
             if dry_run:
                 created, changed = stored is None, stored is None or _differs(merged, stored, d)
             else:
-                result = households.save(store, g.doc, where=where, allow_errors=incomplete)
+                result = households.save(store, doc, where=where, allow_errors=incomplete, prepared=prepared)
                 created, changed = result.created, result.changes > 0
         except households.ValidationFailed as exc:
             _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
