@@ -339,6 +339,25 @@ def test_a_real_county_full_list_imports(make_store, county, name, rows):
     assert len(townships) == rows - 1 and all(t["code"].startswith(county) for t in townships)
 
 
+def test_every_county_level_code_of_china_is_a_county():
+    """All 2,978 county-level units of the real code table (tests/data/divisions/areas.csv), among
+    them the cities without counties whose code ends in 00."""
+    import csv
+
+    from app.core import divisions
+
+    with open(DATA / "divisions" / "areas.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2978
+    for row in rows:
+        assert divisions.normalise_code(row["code"]) == row["code"], row
+        assert divisions.normalise_code(row["code"] + "000000") == row["code"]
+        assert not divisions.is_above_county(row["code"]), row
+    assert divisions.normalise_code("460400100000") == "460400100"
+    with pytest.raises(ValueError, match="省或地"):
+        divisions.normalise_code("460100")  # 海口市: a prefecture with districts
+
+
 def test_township_directly_under_a_city_without_counties_takes_villages(make_store):
     s = make_store("东莞.db")
     reference.import_divisions(s, DATA / "divisions" / "441900.csv")
