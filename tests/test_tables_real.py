@@ -147,6 +147,9 @@ def test_set_fills_the_missing_columns_for_every_household(real, tmp_path):
     assert doc["identification_standard"] == "1" and doc["first_identified"] == "2014-08-01"
     with pytest.raises(TableError, match="没有“识别年份”这个字段"):
         importer.parse_fixed(["识别年份=2014"])
+    with pytest.raises(TableError, match="数字代码“1”"):  # a bare number is as ambiguous here as in a cell
+        importer.import_table(real, path, village=VILLAGE,
+                              options=importer.Options(fixed=importer.parse_fixed(["识别标准=1"])))
     with pytest.raises(TableError, match="“国标”不在代码表“识别标准”中"):
         importer.import_table(real, path, village=VILLAGE,
                               options=importer.Options(fixed=importer.parse_fixed(["识别标准=国标"])))
@@ -397,3 +400,24 @@ def test_docs_list_every_accepted_heading_and_spelling_from_forms():
             assert f"| {spelling} |" in generated
     stale = headings_doc.rewrite(doc, headings_doc.generate().replace("户联系电话", "户电话"))
     assert stale != doc  # a change in forms/ shows up as a difference
+
+
+def test_add_json_documents_get_the_same_id_number_handling(store):
+    """households.save (add --json, the editor) normalises other-script digits and splits a disability
+    certificate number too, so the same person is found whichever way the number came in."""
+    from tests import factories
+
+    doc = factories.household()
+    head = doc["members"][0]["id_number"]
+    wife = doc["members"][1]["id_number"]
+    doc["members"][0]["id_number"] = head.translate(FW)
+    doc["members"][1]["id_number"] = wife + "23"
+    doc["members"][1]["name"] = "司马秀兰"
+    saved = households.save(store, doc)
+    members = {m["name"]: m for m in households.document(store, saved.household_id)["members"]}
+    assert members["欧阳明远"]["id_number"] == head
+    assert members["司马秀兰"]["id_number"] == wife and members["司马秀兰"]["disability_certificate"] == wife + "23"
+    other = factories.household("东方不败", "西门吹雪", seq=3)
+    other["members"][1]["id_number"] = wife
+    with pytest.raises(households.ValidationFailed, match="已登记"):
+        households.save(store, other)

@@ -197,7 +197,7 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
         raise TableError(f"村代码“{village}”应为 12 位数字。")
-    fixed = _fixed_values(options.fixed, d)
+    fixed = _fixed_values(options.fixed, d, options.codes)
     missing = missing_columns(targets | set(fixed), d)
     groups = _group(store, sheets, infos, village, d, notes, options, fixed)
     _match(store, groups)
@@ -262,13 +262,18 @@ def parse_fixed(items: list[str], d: Dictionary | None = None) -> dict[str, str]
     return out
 
 
-def _fixed_values(fixed: dict, d: Dictionary) -> dict:
+def _fixed_values(fixed: dict, d: Dictionary, codes: str | None = None) -> dict:
     """--set values checked and coerced once: a wrong one refuses the whole import (every row would
-    carry it)."""
+    carry it). A bare number in a code field is read as the file's cells are (--codes)."""
     out = {}
     for target, raw in (fixed or {}).items():
         kind, key = target.split(".", 1)
         f = d.kinds[kind].fields[key]
+        message = None
+        if f.type == "code":
+            raw, message = _bare_code(f, raw, codes, d)
+        if message:
+            raise TableError(f"--set {f.label}={raw}:{message}。未导入任何数据。")
         value, message = values.coerce(f, raw, d)
         if message:
             raise TableError(f"--set {f.label}={raw}:{message}。未导入任何数据。")
