@@ -421,3 +421,24 @@ def test_add_json_documents_get_the_same_id_number_handling(store):
     other["members"][1]["id_number"] = wife
     with pytest.raises(households.ValidationFailed, match="已登记"):
         households.save(store, other)
+
+
+def test_a_gbk_console_prints_a_private_use_name_without_a_traceback(make_store, tmp_path, monkeypatch):
+    """The divisions import names the private-use names; on a cp936 console they print as '?'."""
+    import io
+    import sys
+
+    s = make_store("宜城.db")
+    path = tmp_path / "区划.csv"
+    path.write_text((DATA / "divisions" / f"{COUNTY}.csv").read_text(encoding="utf-8") + f"{VILLAGE},{VILLAGE_NAME}\n",
+                    encoding="utf-8")
+    db = s.path
+    s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    raw = io.BytesIO()
+    console = io.TextIOWrapper(raw, encoding="cp936", errors="strict")
+    monkeypatch.setattr(sys, "stdout", console)
+    assert main(["reference", "divisions", str(db), "--import", str(path)]) == 0
+    console.flush()
+    text = raw.getvalue().decode("cp936")
+    assert "1 个名称含有私用区字符" in text and f"?家湾村({VILLAGE})" in text

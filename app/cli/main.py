@@ -64,8 +64,18 @@ def _is_database_argument(first: str, commands) -> bool:
     return first.lower().endswith(".db") or Path(first).is_file()
 
 
+def _tolerant_output() -> None:
+    """A Windows console in code page 936 (GBK) cannot show every character a name may hold (a
+    private-use character of a village name, digits of another script): print a ? for those instead
+    of failing with a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _tolerant_output()
     if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
         return open_window(argv)
     parser = build_parser()
