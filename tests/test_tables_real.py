@@ -417,6 +417,12 @@ def test_add_json_documents_get_the_same_id_number_handling(store):
     members = {m["name"]: m for m in households.document(store, saved.household_id)["members"]}
     assert members["欧阳明远"]["id_number"] == head
     assert members["司马秀兰"]["id_number"] == wife and members["司马秀兰"]["disability_certificate"] == wife + "23"
+    only_certificate = factories.household("独孤求败", "任盈盈", seq=5)
+    number = only_certificate["members"][1].pop("id_number")
+    only_certificate["members"][1]["disability_certificate"] = (number + "41").translate(FW)
+    saved = households.save(store, only_certificate)
+    m = households.document(store, saved.household_id)["members"][1]
+    assert (m["id_number"], m["disability_certificate"]) == (number, number + "41")
     other = factories.household("东方不败", "西门吹雪", seq=3)
     other["members"][1]["id_number"] = wife
     with pytest.raises(households.ValidationFailed, match="已登记"):

@@ -169,6 +169,12 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
 def _split_certificate(member: dict) -> None:
     """A 20-digit disability certificate number given as the ID number: the first 18 are the citizen
     ID (so the person is found as a duplicate on them), the whole number goes to 残疾证号."""
+    given = member.get("disability_certificate")
+    if isinstance(given, str) and given.strip():
+        member["disability_certificate"] = given = idnumber.normalise(given)
+        citizen, certificate = idnumber.split_certificate(given)
+        if certificate and member.get("id_number") in (None, ""):
+            member["id_number"] = citizen  # only the certificate given: its first 18 are the ID number
     number = member.get("id_number")
     if not isinstance(number, str):
         return
