@@ -306,6 +306,7 @@ def test_id_numbers_in_other_scripts_and_disability_certificates(real, tmp_path)
     report = importer.import_table(real, path, village=VILLAGE)
     assert report.created == 1
     assert any("990101" in w.reason and "GB/T 2260" in w.reason for w in report.warnings)
+    assert "提醒 1 条(这些户已照常导入)" in report.summary()
     members = {m["name"]: m for m in households.documents(real)[0]["members"]}
     assert members["卫东"]["id_number"] == number
     assert members["沈兰"]["id_number"] == wife and members["沈兰"]["disability_certificate"] == wife + "12"

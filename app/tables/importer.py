@@ -113,6 +113,10 @@ class Report:
                  + f",成员 {self.members} 人;拒绝 {self.rejected_households} 户({len(self.rejected_rows)} 行)。"]
         if self.incomplete:
             lines.append(f"其中 {self.incomplete} 户缺必填项,{verb}作为“待完善”导入(工作清单“待完善”列出,请逐户补全)。")
+        if self.warnings:
+            first = self.warnings[0]
+            taken = "仍可导入" if self.dry_run else "已照常导入"
+            lines.append(f"提醒 {len(self.warnings)} 条(这些户{taken}),如 {first.sheet} 第 {first.row} 行:{first.reason}")
         if self.dry_run:
             lines.append("这是试导入:数据库没有任何改动。")
         if self.plan and self.plan.missing:
