@@ -10,11 +10,9 @@ Both return a `Report` listing what would be / was created or updated and every 
 
 from __future__ import annotations
 
-import io
-import os
 import re
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,16 @@ from app.core.validation import ERROR, collection, record_label
 from app.services import households
 from app.store import Store
 from app.tables import mapping as mp
+from app.tables.errorbook import error_workbook_bytes, write_atomic, write_error_workbook  # noqa: F401 - API
+from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: API of import-table
+    DERIVED,
+    Options,
+    bare_code,
+    fixed_values,
+    missing_columns,
+    parse_fixed,
+    resolve_target,
+)
 from app.tables.reader import Sheet, TableError, locate_header, read_file
 
 CODE_SHEET = "代码表"
@@ -38,15 +46,6 @@ class Rejection:
     column: str
     reason: str
     target: str = ""       # "household.main_cause" … when the problem is one cell's value
-
-
-@dataclass
-class Options:
-    """How to read the file beyond its own columns (import-table --set, --codes, --allow-incomplete)."""
-
-    fixed: dict = field(default_factory=dict)   # target -> value for every row that leaves it empty
-    codes: str | None = None                    # whose bare numeric codes: "national", "jiandang" or None
-    allow_incomplete: bool = False              # import households whose only problem is a missing required value
 
 
 @dataclass
@@ -201,88 +200,13 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
         raise TableError(f"村代码“{village}”应为 12 位数字。")
-    fixed = _fixed_values(options.fixed, d, options.codes)
+    fixed = fixed_values(options.fixed, d, options.codes)
     missing = missing_columns(targets | set(fixed), d)
     groups = _group(store, sheets, infos, village, d, notes, options, fixed)
     _match(store, groups)
     # the documents are built one at a time by the dry run and the import (_run), from the database as
     # it is then, and not kept: a plan holds the file's values only
     return Plan(path, sheets, infos, groups, used, notes, missing, options)
-
-
-# required fields a file may leave out because they are filled another way
-_DERIVED = {
-    "member.sex": "member.id_number",            # from the ID number
-    "member.birth_date": "member.id_number",
-    "household.family_size": None,               # counted from the members
-    "household.head_name": "member.relation",    # the member whose 与户主关系 is 户主
-}
-
-
-def missing_columns(targets: set, d: Dictionary) -> list[tuple[str, str]]:
-    """(target, label) of every required household or member field no column (nor --set) gives."""
-    out = []
-    kinds = ["household", "member"] + sorted({t.split(".")[0] for t in targets if t.startswith("income.")})
-    for kind in kinds:
-        for f in d.kinds[kind].fields.values():
-            target = f"{kind}.{f.key}"
-            if not f.required or f.show_if is not None or (f.readonly and f.default is not None) or target in targets:
-                continue
-            if target in _DERIVED and (_DERIVED[target] is None or _DERIVED[target] in targets):
-                continue
-            out.append((target, f.label))
-    return out
-
-
-def resolve_target(name: str, d: Dictionary | None = None) -> str | None:
-    """A field given by its label (识别标准, 成员·民族), a heading synonym or its name
-    (identification_standard, household.identification_standard) as a target, or None."""
-    d = d or default()
-    text = mp.normalise_header(name)
-    if mp.valid_target(text, d) and "." in text:
-        return text
-    for kind in ("household", "member"):
-        if text in d.kinds[kind].fields:
-            return f"{kind}.{text}"
-    for target, label in mp.choices(d):
-        if text in (mp.normalise_header(label), mp.normalise_header(label.split("·", 1)[-1])):
-            return target if "." in target else None
-    target = mp.known_headers("household", d).get(text)
-    return target if target and "." in target else None
-
-
-def parse_fixed(items: list[str], d: Dictionary | None = None) -> dict[str, str]:
-    """--set FIELD=VALUE arguments as {target: value}; raises TableError naming a bad one."""
-    d = d or default()
-    out = {}
-    for item in items or []:
-        name, sep, value = str(item).partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise TableError(f"--set “{item}”应写作 字段=值,如 --set 识别标准=国家标准")
-        target = resolve_target(name, d)
-        if target is None:
-            raise TableError(f"--set “{item}”:数据字典中没有“{name.strip()}”这个字段(写中文名称或字段名,见 docs/tables.md)")
-        out[target] = value.strip()
-    return out
-
-
-def _fixed_values(fixed: dict, d: Dictionary, codes: str | None = None) -> dict:
-    """--set values checked and coerced once: a wrong one refuses the whole import (every row would
-    carry it). A bare number in a code field is read as the file's cells are (--codes)."""
-    out = {}
-    for target, raw in (fixed or {}).items():
-        kind, key = target.split(".", 1)
-        f = d.kinds[kind].fields[key]
-        message = None
-        if f.type == "code":
-            raw, message = _bare_code(f, raw, codes, d)
-        if message:
-            raise TableError(f"--set {f.label}={raw}:{message}。未导入任何数据。")
-        value, message = values.coerce(f, raw, d)
-        if message:
-            raise TableError(f"--set {f.label}={raw}:{message}。未导入任何数据。")
-        out[target] = value
-    return out
 
 
 def _village_lookup(store: Store) -> dict[str, str]:
@@ -366,7 +290,7 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     parts = [parts] if f.type == "code" else parts
                     translated, message = [], None
                     for part in parts:
-                        part, message = _bare_code(f, part, options.codes, d)
+                        part, message = bare_code(f, part, options.codes, d)
                         if message:
                             break
                         translated.append(part)
@@ -529,29 +453,6 @@ def _complete(g: Group, d: Dictionary, fixed: dict) -> None:
                 break
 
 
-def _bare_code(f, raw, codes: str | None, d: Dictionary):
-    """(value, message): a bare number in a code column read as whose codes the mapping says
-    (--codes national|jiandang); without that it is refused with the labels to write instead,
-    because the national system and this program number some lists differently."""
-    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.strip().isdigit())):
-        return raw, None
-    from app.core import synonyms  # noqa: PLC0415
-
-    text = str(raw).strip()
-    labels = "、".join(d.codes[f.codes].values()) if len(d.codes[f.codes]) <= 20 else "代码表中的文字"
-    if codes == "jiandang" or f.codes in synonyms.default().standard:
-        return text, None
-    if codes == "national":
-        if f.codes in synonyms.default().national:
-            code = synonyms.national_code(f.codes, text)
-            if code is None:
-                return raw, f"“{text}”不是全国扶贫开发信息系统“{f.label}”的代码(可填文字:{labels})"
-            return code, None
-        return text, None  # lists the national system numbers as this program does
-    return raw, (f"“{f.label}”写的是数字代码“{text}”:全国系统和本程序的代码不全相同,无法确定含义。"
-                 f"请填文字({labels}),或用 --codes national / --codes jiandang 说明是哪一方的代码")
-
-
 def _match(store: Store, groups: list[Group]) -> None:
     """Find the stored household of each group: by household number, else by a member's ID number."""
     numbers = None
@@ -682,7 +583,7 @@ def _sort_findings(plan: Plan, g: Group, findings, d: Dictionary):
             continue
         target = f"{f.kind}.{f.field}"
         sheet, row, label = _finding_row(g, f, d)
-        sources = {target, _DERIVED.get(target)} - {None}
+        sources = {target, DERIVED.get(target)} - {None}
         if f.kind == "household" and sources & bad_targets:
             continue
         if f.kind != "household" and any((t, sheet, row) in bad for t in sources):
@@ -799,65 +700,3 @@ def import_table(store: Store, path, *, village: str | None = None, mapping: dic
     if errors_out and report.rejected_rows:
         write_error_workbook(report, errors_out)
     return report
-
-
-# ---------------------------------------------------------------------- the error workbook
-
-
-def error_workbook_bytes(report: Report) -> bytes:
-    """An .xlsx with a list of every rejection (工作表, 行号, 列, 原因) and, per source sheet, the
-    rejected rows as they were, under the original header, with a 错误原因 column: fix and re-import."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-
-    plan = report.plan
-    wb = Workbook(write_only=False)
-    summary = wb.active
-    summary.title = "错误清单"
-    summary.append(["工作表", "行号", "列", "原因"])
-    for r in report.rejections:
-        summary.append([r.sheet, r.row, r.column, r.reason])
-    for col, width in zip("ABCD", (16, 8, 18, 70)):
-        summary.column_dimensions[col].width = width
-    summary.freeze_panes = "A2"
-    reasons: dict[tuple[str, int], list[str]] = {}
-    for r in report.rejections:
-        reasons.setdefault((r.sheet, r.row), []).append(f"{r.column}:{r.reason}" if r.column else r.reason)
-    rejected = set(report.rejected_rows)
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
-    for sheet in plan.sheets:
-        rows = [(n, v) for n, v in sheet.rows if (sheet.title, n) in rejected]
-        if not rows:
-            continue
-        ws = wb.create_sheet(sheet.title[:31] if sheet.title != "错误清单" else "错误清单(原表)")
-        header = list(sheet.raw_headers)
-        ws.append([*header, "错误原因", "原行号"])
-        for cell in ws[1]:
-            cell.font = bold
-        for n, v in rows:
-            cells = [*v, *([None] * (len(header) - len(v)))][: max(len(header), len(v))]
-            ws.append([*cells, ";".join(reasons.get((sheet.title, n), [])), n])
-            ws.cell(ws.max_row, len(header) + 1).fill = fill
-        ws.freeze_panes = "A2"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
-def write_atomic(path, data: bytes) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def write_error_workbook(report: Report, path) -> Path:
-    return write_atomic(path, error_workbook_bytes(report))
