@@ -214,3 +214,16 @@ def code_for(list_name: str, text) -> str | None:
     from app.core import synonyms  # noqa: PLC0415
 
     return synonyms.code_for(list_name, text)
+
+
+def code_aliases(dictionary: Dictionary | None = None) -> dict[str, dict[str, str]]:
+    """Per code list: accepted spelling (as compared, app.core.synonyms.value_key) → code. Kept for
+    callers of the former table; the spellings now live in forms/synonyms.toml."""
+    return synonym_table().values
+
+
+def __getattr__(name: str):
+    """SYNONYMS, the former heading table (target → other headings), now read from forms/synonyms.toml."""
+    if name == "SYNONYMS":
+        return {t: list(words) for t, words in synonym_table().headings.items()}
+    raise AttributeError(name)
