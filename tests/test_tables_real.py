@@ -121,7 +121,8 @@ def test_messy_village_ledger_one_dry_run_names_only_the_two_bad_households(real
         assert {m["name"] for m in wang["members"]} == {"王建国", "李秀英"}
         assert (wang["main_cause"], wang["status"], wang["attribute"]) == ("8", "2", "1")
         assert docs["陈桂兰"]["main_cause"] == "99" and docs["陈桂兰"]["attribute"] == "3"
-        assert docs["周文"]["members"][1]["relation"] == "21"
+        assert docs["周文"]["members"][1]["relation"] == "21" and docs["周文"]["members"][1]["name"] == "周武"
+        assert docs["陈桂兰"]["members"][0]["name"] == "陈桂兰"  # the leading space gone
         incomplete = worklists.build(s).incomplete
         assert {e.head_name for e in incomplete} == {"王建国", "陈桂兰", "周文"}
         assert all("识别标准" in e.detail and "首次识别时间" in e.detail for e in incomplete)

@@ -318,6 +318,8 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                                                   "(旧代码终身有效,仍然导入;请核对号码)", target))
                 if key == "disability_certificate" and value:
                     value = idnumber.normalise(value)
+                if target in _NAME_TARGETS and isinstance(value, str):
+                    value = tidy_name(value)
                 if kind == "household":
                     house[key] = value
                 elif info.kind == "household" and kind != "member":
@@ -416,6 +418,17 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             g.village_code = village
         _complete(g, d, fixed)
     return groups
+
+
+_NAME_TARGETS = {"household.head_name", "member.name"}
+_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\ue000-\uf8ff])\s+|\s+(?=[\u3400-\u9fff\ue000-\uf8ff])")
+
+
+def tidy_name(text: str) -> str:
+    """A person's name as typed in a ledger: a stray space (also a full-width one) next to a Chinese
+    character removed (周　武 → 周武), so the head's name on the household row matches the member row;
+    spaces between Latin letters are kept."""
+    return _CJK_GAP.sub("", text.strip())
 
 
 def _merge_row_record(group: Group, kind: str, fields: dict, where: tuple, d: Dictionary) -> None:
