@@ -71,7 +71,10 @@ def parse_fixed(items: list[str], d: Dictionary | None = None) -> dict[str, str]
             raise TableError(f"--set “{item}”应写作 字段=值,如 --set 识别标准=国家标准")
         target = resolve_target(name, d)
         if target is None:
-            raise TableError(f"--set “{item}”:数据字典中没有“{name.strip()}”这个字段(写中文名称或字段名,见 docs/tables.md)")
+            near = mp.suggest(name, "household", d)
+            hint = f"最接近的是“{mp.target_label(near, d)}”;" if near and "." in near else ""
+            raise TableError(f"--set “{item}”:数据字典中没有“{name.strip()}”这个字段({hint}写中文名称或字段名,"
+                             "见 docs/tables.md)")
         out[target] = value.strip()
     return out
 
