@@ -26,7 +26,7 @@ def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
     dialog.village.setCurrentIndex(dialog.village.findData(V))
     dialog.set_file(path)
     dialog.check()
-    assert dialog._thread is not None  # checking runs in a worker thread
+    assert dialog.busy  # checking runs in a worker thread
     assert dialog.wait_until_done()
     # 户主名字 is unmapped (and named); the head's name is taken from the member row whose 与户主关系 is 户主
     assert dialog.report.created == 1 and "户主名字" in dialog.summary.text()
@@ -79,14 +79,15 @@ def test_dialog_fills_missing_columns_imports_incomplete_and_previews_the_mappin
     """The messy village ledger of issue #15 in the window: the mapping is shown before anything is
     written, the missing required columns can be filled for every household, or the households
     imported as 待完善; the wrong ones never are."""
-    from app.services import households, reference, worklists
+    from app.services import households, worklists
+    from app.tables import divisions as division_files
     from tests.test_tables_real import DATA, HEADINGS, VILLAGE, VILLAGE_NAME, COUNTY, messy_rows
 
     store = make_store("宜城.db")
     divisions = tmp_path / "区划.csv"
     divisions.write_text((DATA / "divisions" / f"{COUNTY}.csv").read_text(encoding="utf-8")
                          + f"{VILLAGE},{VILLAGE_NAME}\n", encoding="utf-8")
-    reference.import_divisions(store, divisions)
+    division_files.import_divisions(store, divisions)
     path = ledger(tmp_path / "台账.xlsx", HEADINGS["village_ledger"], messy_rows())
     dialog = TableDialog(store)
     qtbot.addWidget(dialog)

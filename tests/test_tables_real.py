@@ -17,6 +17,7 @@ from app.core.dictionary import default
 from app.services import households, reference, worklists
 from app.store import Store
 from app.tables import TableError, importer
+from app.tables import divisions as division_files
 from tests.conftest import PASSPHRASE
 from tests.test_tables import ledger
 
@@ -39,7 +40,7 @@ def real(make_store, tmp_path):
     text = (DATA / "divisions" / f"{COUNTY}.csv").read_text(encoding="utf-8") + f"{VILLAGE},{VILLAGE_NAME}\n"
     path = tmp_path / "宜城市区划.csv"
     path.write_text(text, encoding="utf-8")
-    reference.import_divisions(s, path)
+    division_files.import_divisions(s, path)
     return s
 
 
@@ -337,7 +338,7 @@ def test_head_name_comes_from_the_member_row_of_the_head(real, tmp_path):
                                                       ("460400", "儋州市", 19)])
 def test_a_real_county_full_list_imports(make_store, county, name, rows):
     s = make_store(f"{county}.db")
-    plan = reference.import_divisions(s, DATA / "divisions" / f"{county}.csv")
+    plan = division_files.import_divisions(s, DATA / "divisions" / f"{county}.csv")
     assert len(plan.added) == rows and not plan.problems
     assert s.division_name(county) == name
     townships = s.divisions("township")
@@ -365,7 +366,7 @@ def test_every_county_level_code_of_china_is_a_county():
 
 def test_township_directly_under_a_city_without_counties_takes_villages(make_store):
     s = make_store("东莞.db")
-    reference.import_divisions(s, DATA / "divisions" / "441900.csv")
+    division_files.import_divisions(s, DATA / "divisions" / "441900.csv")
     village = reference.add_division(s, "441900101201", "石碣村")
     assert village["code"] == "441900101201" and s.division_name("441900101") == "石碣镇"
 
@@ -377,9 +378,9 @@ def test_private_use_characters_in_village_names_are_accepted_and_named(make_sto
     path = tmp_path / "区划.csv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(reference.ReferenceDataError):
-        reference.import_divisions(s, path)  # two counties in one file are still refused
+        division_files.import_divisions(s, path)  # two counties in one file are still refused
     path.write_text(text.rsplit("450681101201", 1)[0], encoding="utf-8")
-    plan = reference.import_divisions(s, path)
+    plan = division_files.import_divisions(s, path)
     assert s.division_name(VILLAGE) == VILLAGE_NAME
     assert plan.private_use == [(VILLAGE, VILLAGE_NAME)] and f"{VILLAGE_NAME}({VILLAGE})" in plan.summary()
     with pytest.raises(ValueError, match="控制字符"):
@@ -432,7 +433,7 @@ def test_add_json_documents_get_the_same_id_number_handling(store):
 
 
 def test_a_gbk_console_prints_a_private_use_name_without_a_traceback(make_store, tmp_path, monkeypatch):
-    """The divisions import names the private-use names; on a cp936 console they print as '?'."""
+    """The divisions import names the private-use names; on a cp936 console they print escaped."""
     import io
     import sys
 
@@ -449,4 +450,4 @@ def test_a_gbk_console_prints_a_private_use_name_without_a_traceback(make_store,
     assert main(["reference", "divisions", str(db), "--import", str(path)]) == 0
     console.flush()
     text = raw.getvalue().decode("cp936")
-    assert "1 个名称含有私用区字符" in text and f"?家湾村({VILLAGE})" in text
+    assert "1 个名称含有私用区字符" in text and f"\\ue4c6家湾村({VILLAGE})" in text  # app.cli.console's escape

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import common, zh_argparse
+from app.cli import common, console, zh_argparse
 from app.cli.common import CommandError
 from app.store.crypto import DecryptionError
 
@@ -64,18 +64,9 @@ def _is_database_argument(first: str, commands) -> bool:
     return first.lower().endswith(".db") or Path(first).is_file()
 
 
-def _tolerant_output() -> None:
-    """A Windows console in code page 936 (GBK) cannot show every character a name may hold (a
-    private-use character of a village name, digits of another script): print a ? for those instead
-    of failing with a traceback."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.reconfigure(errors="replace")
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _tolerant_output()
+    console.fit()  # a cp936 console or redirected output gets √ for ✓, never a UnicodeEncodeError
     if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
         return open_window(argv)
     parser = build_parser()
