@@ -21,7 +21,6 @@ WINDOW = (1366, 740)  # a maximised window under the taskbar
 
 def make(outdir: Path, per_village: int = 20) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("JIANDANG_KDF", "fast")
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
