@@ -19,11 +19,12 @@ from app.store import Store, StoreError
 from app.store import attachments as blobs
 from app.store.db import matches_short_id, short_id
 from app.services.images import ImageRefused, image_files, prepare
+from app.sync import attachments as attachment_sync
 
 KIND = blobs.KIND
 CODE_LIST = "attachment_kind"
 OTHER = "9"
-KEEP_GPS_META = "attachment_keep_gps"  # "1": keep the position of photos (the county's choice, sent to laptops)
+KEEP_GPS_META = attachment_sync.KEEP_GPS_META  # "1": keep photo positions (the county's choice, sent to laptops)
 ATTACHABLE = ("household", "member", "visit", "measure", "proposal", "income", "helper", "plan")
 
 
