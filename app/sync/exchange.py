@@ -13,6 +13,7 @@ merge, receipt. A refused bundle changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -245,6 +246,15 @@ def dictionary_warning(theirs, *, from_county: bool, site: str = "") -> str | No
             "否则新增的字段和代码它无法录入")
 
 
+class ExportInterrupted(StoreError):
+    """Writing stopped part-way (stick pulled or full): `written` are whole and count as sent; the
+    images of the rest go with the next export."""
+
+    def __init__(self, message: str, written: list):
+        super().__init__(message)
+        self.written = written
+
+
 MAX_BUNDLES_PER_EXPORT = 200  # per device: a stick of 16 MB bundles fills long before
 
 
@@ -262,9 +272,20 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
 
     def write(make) -> None:
         for round_ in range(max(1, max_bundles)):
-            with store.transaction():
-                exported = make(round_ > 0)
-                wire.write_atomic(folder / exported[0], exported[1])
+            exported = None
+            try:
+                with store.transaction():
+                    exported = make(round_ > 0)
+                    wire.write_atomic(folder / exported[0], exported[1])
+            except OSError as exc:
+                if exported is not None:  # a half-written temporary file (write_atomic's .part)
+                    with contextlib.suppress(OSError):
+                        (folder / (exported[0] + ".part")).unlink(missing_ok=True)
+                if not out:
+                    raise
+                raise ExportInterrupted(
+                    f"写入 {folder} 时出错({exc.strerror or exc}),U盘可能已拔出或已满:已写好的 {len(out)} 个包完整可用,"
+                    "其余照片没有发出,下次导出时接着发送", out) from None
             out.append(folder / exported[0])
             if not exported.more:
                 break

@@ -14,9 +14,16 @@ from app.sync import identity
 class SyncStatus:
     unacknowledged: int | None  # own changes the county has not yet confirmed; None at the county
     last_received: dt.datetime | None  # local time of the last bundle imported here, None if never
+    images: int = 0  # photos not yet sent to the county (app/sync/attachments.py)
+    image_bytes: int = 0
 
     def unsynced_label(self) -> str:
-        return "" if self.unacknowledged is None else f"未同步修改:{self.unacknowledged}"
+        if self.unacknowledged is None:
+            return ""
+        return f"未同步修改:{self.unacknowledged}" + (f",照片 {self.images} 张" if self.images else "")
+
+    def images_label(self) -> str:
+        return f"待发送照片:{self.images} 张({self.image_bytes / 1024 / 1024:.1f} MB)" if self.images else "待发送照片:无"
 
     def last_sync_label(self) -> str:
         return f"上次同步:{self.last_received:%Y-%m-%d}" if self.last_received else "上次同步:从未同步"
@@ -32,7 +39,10 @@ def sync_status(store: Store) -> SyncStatus:
     acked = int(store.meta("sync_acked_seq", 0) or 0)
     count = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
                                (store.site_id, acked)).fetchone()[0]
-    return SyncStatus(count, last)
+    from app.sync import attachments  # noqa: PLC0415
+
+    images, size = attachments.pending(store, store.meta("county_site_id") or "")
+    return SyncStatus(count, last, images, size)
 
 
 def local_time_text(text: str | None, missing: str = "") -> str:
