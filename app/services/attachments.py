@@ -257,6 +257,72 @@ def listing(store: Store, household_id: str | None = None) -> list[dict]:
             "kind": f.get("kind"), "kind_label": table.get(str(f.get("kind")), str(f.get("kind"))),
             "caption": f.get("caption") or "", "taken": f.get("taken"), "added_at": f.get("added_at"),
             "added_by": f.get("added_by"), "size": f.get("size"), "width": f.get("width"), "height": f.get("height"),
-            "present": blobs.has_blob(store, f.get("digest", "")),
+            "present": blobs.has_blob(store, f.get("digest", "")), "digest": f.get("digest"),
+            "added_site": f.get("added_site"),
         })
     return out
+
+
+CARD_KINDS = ("2", "1")  # 家庭合影, 住房: the photos the household card carries
+
+
+def _sort_key(rec) -> tuple:
+    return (rec.fields.get("taken") or rec.fields.get("added_at") or "", rec.hlc)
+
+
+def card_photos_by_household(store: Store) -> dict[str, list[dict]]:
+    """household id -> the photos its card prints: the latest 家庭合影 and the latest 住房 (by date taken,
+    else date added) attached to the household itself."""
+    table = kinds()
+    latest: dict[tuple[str, str], object] = {}
+    for rec in store.records(KIND):
+        f = rec.fields
+        if f.get("kind") in CARD_KINDS and f.get("record") == rec.parent_id:
+            key = (rec.parent_id, f["kind"])
+            if key not in latest or _sort_key(rec) >= _sort_key(latest[key]):
+                latest[key] = rec
+    out: dict[str, list[dict]] = {}
+    for code in CARD_KINDS:
+        for (house, kind), rec in latest.items():
+            if kind == code:
+                f = rec.fields
+                out.setdefault(house, []).append({
+                    "digest": f.get("digest"), "width": f.get("width"), "height": f.get("height"),
+                    "kind_label": table.get(code, code), "caption": f.get("caption") or "", "taken": f.get("taken")})
+    return out
+
+
+def image_loader(store: Store):
+    """A loader for the printed documents: content address -> JPEG bytes (None: not on this computer)."""
+    def load(digest: str) -> bytes | None:
+        try:
+            return blobs.get_blob(store, digest)
+        except Exception:  # noqa: BLE001 - a damaged image prints as "not on this computer", never aborts a village
+            return None
+    return load
+
+
+def print_evidence(store: Store, out, household, *, kind: str | None = None, today: dt.date | None = None):
+    """A household's evidence pages (jiandang print evidence). Returns (path, pages, photos)."""
+    from app.reports import evidence  # noqa: PLC0415 - reportlab only when printing
+    from app.reports.common import ReportError, write_pdf
+    from app.services import households, printing
+
+    rows = listing(store, household.id)
+    if kind:
+        code = kind_code(kind)
+        rows = [r for r in rows if str(r["kind"]) == code]
+    if not rows:
+        which = f"类别为“{kinds()[kind_code(kind)]}”的" if kind else ""
+        raise ReportError(f"户编号 {household.fields.get('household_number')} 没有{which}照片,未生成文件。"
+                          "请先用 jiandang attach 添加")
+    doc = households.document(store, household.id)
+    ctx = printing.context(store, today)
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages = evidence.build_evidence(tmp, doc, rows, ctx, image_loader(store))
+
+    path = write_pdf(out, build)
+    return path, pages, len(rows)
