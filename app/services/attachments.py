@@ -110,48 +110,78 @@ def _existing(store: Store, household_id: str, target_id: str) -> dict[str, str]
     return out
 
 
-def add_files(store: Store, household, paths, *, record=None, kind: str | None = None, caption: str = "",
-              conf: app_settings.Settings | None = None, progress: Callable[[int, int], None] | None = None) -> AddReport:
-    """Attach photos (files, or every photo and PDF of a folder) to `record` (default: the household).
-    A file already attached to the same record is not added again; an image already in the database
-    for another record is stored once (content-addressed)."""
+@dataclass
+class PreparedFile:
+    """One file read and processed (off the GUI thread): its source address and images, or why not."""
+
+    path: Path
+    source: str | None = None
+    images: list = field(default_factory=list)
+    refused: str | None = None
+
+
+def digester(store: Store):
+    """The content-address function of this store, usable on another thread (it touches no database)."""
+    blobs.digest_of(store, b"")  # raises when locked
+    key = store._index_key
+    from app.store import crypto
+
+    return lambda data: crypto.content_digest(key, data)
+
+
+def prepare_files(paths, digest, *, conf: app_settings.Settings | None = None, keep_position: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[list[PreparedFile], list[Path]]:
+    """Read, check and process files (no database use: the window runs this on a worker thread).
+    Returns the processed files and the files of a folder left out."""
     conf = conf or app_settings.load()
-    code = kind_code(kind)
-    target = record or household
     files, left_out = image_files(paths)
-    report = AddReport(left_out=left_out)
-    seen = _existing(store, household.id, target.id)
-    gps = keep_gps(store)
+    out = []
     for i, path in enumerate(files, 1):
-        name = path.name
+        item = PreparedFile(path)
+        out.append(item)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            report.refused.append(f"{path}:找不到此文件")
+            item.refused = f"{path}:找不到此文件"
             continue
         except OSError as exc:
-            report.refused.append(f"{path}:无法读取({exc.strerror or exc})")
+            item.refused = f"{path}:无法读取({exc.strerror or exc})"
             continue
-        source = blobs.digest_of(store, data)
-        if source in seen:
-            report.same.append(f"{name}:已添加过(与附件 {short_id(seen[source])} 相同),未重复保存")
-            continue
+        item.source = digest(data)
         try:
-            images = prepare(data, name, max_side=max(200, int(conf.photo_max_side)),
-                             quality=min(95, max(30, int(conf.photo_quality))), keep_gps=gps)
+            item.images = prepare(data, path.name, max_side=max(200, int(conf.photo_max_side)),
+                                  quality=min(95, max(30, int(conf.photo_quality))), keep_gps=keep_position)
         except ImageRefused as exc:
-            report.refused.append(str(exc))
+            item.refused = str(exc)
+        if progress:
+            progress(i, len(files))
+    return out, left_out
+
+
+def store_prepared(store: Store, household, prepared: list[PreparedFile], *, record=None, kind: str | None = None,
+                   caption: str = "", left_out=()) -> AddReport:
+    """Write processed files: each file in its own transaction (metadata records and sealed images)."""
+    code = kind_code(kind)
+    target = record or household
+    report = AddReport(left_out=list(left_out))
+    seen = _existing(store, household.id, target.id)
+    for item in prepared:
+        name = item.path.name
+        if item.refused:
+            report.refused.append(item.refused)
             continue
-        del data
+        if item.source in seen:
+            report.same.append(f"{name}:已添加过(与附件 {short_id(seen[item.source])} 相同),未重复保存")
+            continue
         with store.transaction():
-            for image in images:
+            for image in item.images:
                 digest = blobs.digest_of(store, image.data)
                 if digest in seen:
                     report.same.append(f"{name}:与附件 {short_id(seen[digest])} 的照片相同,未重复保存")
                     continue
                 blobs.put_blob(store, digest, image.data, image.thumb)
                 fields = {
-                    "record": target.id, "record_kind": target.kind, "digest": digest, "source": source,
+                    "record": target.id, "record_kind": target.kind, "digest": digest, "source": item.source,
                     "kind": code, "caption": caption or (f"{Path(name).stem} 第 {image.page} 页" if image.page else ""),
                     "taken": image.taken, "size": len(image.data), "width": image.width, "height": image.height,
                     "file_name": name, "page": image.page, "added_by": store.operator,
@@ -159,8 +189,26 @@ def add_files(store: Store, household, paths, *, record=None, kind: str | None =
                     "gps": image.gps,
                 }
                 change = store.put(KIND, fields, village_code=household.village_code, parent_id=household.id)
-                seen[digest] = seen[source] = change.record_id
+                seen[digest] = seen[item.source] = change.record_id
                 report.added.append(change.record_id)
+    return report
+
+
+def add_files(store: Store, household, paths, *, record=None, kind: str | None = None, caption: str = "",
+              conf: app_settings.Settings | None = None, progress: Callable[[int, int], None] | None = None) -> AddReport:
+    """Attach photos (files, or every photo and PDF of a folder) to `record` (default: the household).
+    A file already attached to the same record is not added again; an image already in the database
+    for another record is stored once (content-addressed)."""
+    kind_code(kind)  # a wrong kind is said before any file is read
+    files, left_out = image_files(paths)
+    digest, position = digester(store), keep_gps(store)
+    report = AddReport(left_out=left_out)
+    for i, path in enumerate(files, 1):  # one file at a time: a folder of 1,000 photos is never all in memory
+        prepared, _ = prepare_files([path], digest, conf=conf, keep_position=position)
+        one = store_prepared(store, household, prepared, record=record, kind=kind, caption=caption)
+        report.added += one.added
+        report.same += one.same
+        report.refused += one.refused
         if progress:
             progress(i, len(files))
     return report
