@@ -425,7 +425,10 @@ class MainWindow(QMainWindow):
                 continue
             doc = households.document(self.store, hid)
             if doc is not None or self.store.get(hid) is not None:
-                self.model.update_row(row_of(doc, self.d) if doc else None, hid)
+                photos = self.store.conn.execute(  # attachments of the household (app/services/attachments.py)
+                    "SELECT count(*) FROM records WHERE kind = 'attachment' AND parent_id = ? AND deleted = 0",
+                    (hid,)).fetchone()[0]
+                self.model.update_row(row_of(doc, self.d, photos) if doc else None, hid)
         self._seen_mark = self._change_mark()
         self._update_status()
 
