@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ def _rgb(img: Image.Image) -> Image.Image:
 def _finish(img: Image.Image, max_side: int, quality: int) -> tuple[bytes, int, int, bytes]:
     img = _rgb(img)
     if max(img.size) > max_side:
-        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     data = _encode(img, quality)
     small = img.copy()
     small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
@@ -139,10 +140,13 @@ def prepare(data: bytes, name: str, *, max_side: int = 1600, quality: int = 80, 
             taken = _exif_date(exif)
             gps = _exif_gps(exif) if keep_gps else None
             try:
-                if img.format in ("JPEG", "MPO"):
-                    img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4, 1/8 scale when that is still large enough
+                if img.format == "JPEG" and max(img.size) > max_side:
+                    # decode at 1/2, 1/4 or 1/8 scale (in the JPEG decoder, much faster than decoding all
+                    # 12 megapixels and resizing) when that still leaves both sides at least the target's
+                    scale = max_side / max(img.size)
+                    img.draft("RGB", (math.ceil(img.width * scale), math.ceil(img.height * scale)))
                 img.load()
-                upright = ImageOps.exif_transpose(img)
+                upright = ImageOps.exif_transpose(img, in_place=True) or img
                 out = _finish(upright, max_side, quality)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 raise ImageRefused(_too_many_pixels(name, pixels)) from None
