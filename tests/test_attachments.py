@@ -165,10 +165,13 @@ def test_a_blob_moved_under_another_address_fails_to_open(demo_store, tmp_path):
     a, b = (demo_store.get(i).fields["digest"] for i in ids)
     blob_b = demo_store.conn.execute("SELECT blob FROM attachment_blobs WHERE digest = ?", (b,)).fetchone()[0]
     demo_store.conn.execute("UPDATE attachment_blobs SET blob = ? WHERE digest = ?", (blob_b, a))
+    from app.services import integrity
     from app.store.crypto import DecryptionError
 
     with pytest.raises(DecryptionError):
         blobs.get_blob(demo_store, a)
+    report = integrity.check(demo_store)  # jiandang check names it
+    assert [p.message.split(" ")[:2] for p in report.problems] == [["照片", a[:12]]]
 
 
 def test_no_plain_image_in_the_database_wal_or_temp_files(make_store, tmp_path, monkeypatch):

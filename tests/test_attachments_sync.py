@@ -4,6 +4,8 @@ their own villages'."""
 
 from __future__ import annotations
 
+import pytest
+
 from app import settings as app_settings
 from app.server import client
 from app.server.app import Limits, SyncServer
@@ -54,6 +56,8 @@ def test_usb_day_splits_images_over_bundles_changes_first(tmp_path):
     headers = [exchange.wire.verify(p.read_bytes(), lambda raw: True)[0].header for p in written]
     assert headers[0]["counts"]["changes"] > 0 and all(h["counts"]["changes"] == 0 for h in headers[1:])
     assert sum(h["counts"].get("attachments", 0) for h in headers) == 7  # each image once
+    for path in written:  # sealed to the county: no JPEG or PNG in plain form on the stick
+        assert photos.find_magic(path) == []
     assert attachment_sync.pending(laptop, county.site_id) == (0, 0)
     reports = exchange.import_paths(county, [stick])
     assert [r.status for r in reports] == ["accepted"] * len(written)
@@ -109,18 +113,18 @@ def test_a_lost_stick_is_resent_and_a_cut_export_resumes_without_sending_twice(t
 
     def cut(path, data):
         calls.append(path)
-        if len(calls) == 3:
+        if len(calls) == 3:  # half the file is on the stick under its temporary name
+            path.with_name(path.name + ".part").write_bytes(data[: len(data) // 2])
             raise OSError(5, "Input/output error")
         real(path, data)
 
     monkeypatch.setattr(exchange.wire, "write_atomic", cut)
-    try:
+    with pytest.raises(exchange.ExportInterrupted, match="已写好的 2 个包完整可用") as cut_short:
         exchange.export_to(laptop, first, budget=BUDGET)
-    except OSError:
-        pass
     monkeypatch.setattr(exchange.wire, "write_atomic", real)
     whole = sorted(first.glob("*.jdb"))
-    assert len(whole) == 2
+    assert whole == sorted(cut_short.value.written) and len(whole) == 2
+    assert not list(first.glob("*.part"))
     sent_first = sum(exchange.wire.verify(p.read_bytes(), lambda raw: True)[0].header["counts"].get("attachments", 0)
                      for p in whole)
     left, _ = attachment_sync.pending(laptop, county.site_id)

@@ -101,6 +101,17 @@ def referencing(store: Store, digest: str, *, include_deleted: bool = False) -> 
     return [r for r in store.records(KIND, include_deleted=include_deleted) if r.fields.get("digest") == digest]
 
 
+def damaged_blobs(store: Store) -> list[str]:
+    """Addresses of stored images that fail to open or whose content no longer matches (integrity check)."""
+    bad = []
+    for (digest,) in store.conn.execute("SELECT digest FROM attachment_blobs").fetchall():
+        try:
+            get_blob(store, digest)
+        except crypto.DecryptionError:
+            bad.append(digest)
+    return bad
+
+
 def drop_unreferenced(store: Store, digests: Iterable[str]) -> int:
     """Remove the images no attachment still in use refers to (after a delete: a photo deleted by
     mistake or of the wrong family must not stay in the file). Returns how many were removed."""
