@@ -86,14 +86,26 @@ def live_digests(store: Store, village_prefixes: Iterable[str] | None = None) ->
     """Content address -> (attachment id, village) of every attachment not deleted (in these villages,
     or prefixes of village codes), oldest first."""
     out: dict[str, tuple[str, str]] = {}
-    prefixes = list(village_prefixes) if village_prefixes is not None else None
-    for rec in store.records(KIND):
-        if prefixes is not None and not any((rec.village_code or "").startswith(p) for p in prefixes):
-            continue
+    for rec in _attachment_records(store, village_prefixes):
         digest = rec.fields.get("digest")
         if digest and digest not in out:
             out[digest] = (rec.id, rec.village_code or "")
     return out
+
+
+def _attachment_records(store: Store, village_prefixes: Iterable[str] | None, include_deleted: bool = False) -> list:
+    """Attachment records in these villages (prefixes of village codes), chosen on the plain columns
+    before anything is decrypted: the county exporting to one device opens that device's only."""
+    if village_prefixes is None:
+        return list(store.records(KIND, include_deleted=include_deleted))
+    prefixes = list(village_prefixes)
+    if not prefixes:
+        return []
+    where = " OR ".join("village_code LIKE ?" for _ in prefixes)
+    rows = store.conn.execute(
+        f"SELECT {store._COLUMNS} FROM records WHERE kind = ? AND ({where})" + ("" if include_deleted else " AND deleted = 0")
+        + " ORDER BY rowid", [KIND, *(p.replace("%", "") + "%" for p in prefixes)]).fetchall()
+    return store._decode_rows(rows)
 
 
 def referencing(store: Store, digest: str, *, include_deleted: bool = False) -> list:
