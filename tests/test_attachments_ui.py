@@ -66,6 +66,12 @@ def test_add_drop_view_and_delete_photos_in_the_editor(qtbot, demo_store, tmp_pa
     # thumbnails are decoded off the GUI thread and arrive as icons
     strip = panel.strips[house.id]
     qtbot.waitUntil(lambda: all(not strip.item(i).icon().isNull() for i in range(strip.count())), timeout=10000)
+    # photos that came by sync have no stored thumbnail: the image itself is scaled on the worker
+    demo_store.conn.execute("UPDATE attachment_blobs SET thumb = NULL")
+    panel.refresh()
+    strip = panel.strips[house.id]
+    assert all(strip.item(i).icon().isNull() for i in range(strip.count()))
+    qtbot.waitUntil(lambda: all(not strip.item(i).icon().isNull() for i in range(strip.count())), timeout=10000)
     # a file dropped on a member's strip goes to that member
     panel.record_combo.setCurrentIndex(panel.record_combo.findData(member.id))
     panel.kind_combo.setCurrentIndex(panel.kind_combo.findText("证件"))
@@ -85,6 +91,12 @@ def test_add_drop_view_and_delete_photos_in_the_editor(qtbot, demo_store, tmp_pa
     panel.add_paths(house.id, [bad])
     qtbot.waitUntil(lambda: not panel.busy, timeout=30000)
     assert warned and "readme.txt" in warned[0] and len(attachments.listing(demo_store, house.id)) == 3
+    # 打印佐证材料… writes the household's evidence pages on a worker thread
+    out = tmp_path / "佐证.pdf"
+    monkeypatch.setattr("app.ui.attachments.QFileDialog.getSaveFileName", lambda *a, **k: (str(out), ""))
+    panel.print_evidence()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=30000)
+    assert out.read_bytes()[:4] == b"%PDF" and "佐证材料 3 张" in panel.status.text()
     # the viewer shows the photo large and steps through them
     viewer = Viewer(demo_store, [r["id"] for r in panel.rows], 0, panel)
     qtbot.addWidget(viewer)

@@ -137,8 +137,12 @@ class AttachmentsPanel(QWidget):
         self.folder_button = QPushButton("添加文件夹…")
         self.folder_button.setObjectName("attach_folder")
         self.folder_button.clicked.connect(self.choose_folder)
+        self.print_button = QPushButton("打印佐证材料…")
+        self.print_button.setObjectName("attach_print")
+        self.print_button.clicked.connect(self.print_evidence)
         top.addWidget(self.add_button)
         top.addWidget(self.folder_button)
+        top.addWidget(self.print_button)
         layout.addLayout(top)
 
         self.hint = QLabel("也可以把照片或文件夹从资源管理器拖到下面某条记录的照片栏里。双击照片查看大图,Delete 删除。")
@@ -175,7 +179,7 @@ class AttachmentsPanel(QWidget):
         if current:
             self.record_combo.setCurrentIndex(max(0, self.record_combo.findData(current)))
         enabled = self.household is not None and not self.busy
-        for w in (self.add_button, self.folder_button, self.record_combo, self.kind_combo, self.caption):
+        for w in (self.add_button, self.folder_button, self.print_button, self.record_combo, self.kind_combo, self.caption):
             w.setEnabled(enabled)
         if self.household is None:
             self.status.setText("保存这一户后才能添加照片。")
@@ -217,7 +221,9 @@ class AttachmentsPanel(QWidget):
                 item.setSizeHint(QSize(THUMB + 12, THUMB + 48))
                 strip.addItem(item)
                 rec = self.store.get(row["id"])
-                thumbs.append((row["id"], attachments.thumbnail(self.store, rec) if row["present"] else None))
+                # a photo that came by sync has no stored thumbnail: the worker scales the image itself
+                thumb = (attachments.thumbnail(self.store, rec) or attachments.image(self.store, rec)) if row["present"] else None
+                thumbs.append((row["id"], thumb))
             if not rows:
                 empty = QListWidgetItem("把照片拖到这里")
                 empty.setFlags(Qt.NoItemFlags)
@@ -273,7 +279,7 @@ class AttachmentsPanel(QWidget):
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
-        for w in (self.add_button, self.folder_button, self.record_combo, self.kind_combo, self.caption):
+        for w in (self.add_button, self.folder_button, self.print_button, self.record_combo, self.kind_combo, self.caption):
             w.setEnabled(not busy)
         self.progress.setVisible(busy)
         if busy:
@@ -320,6 +326,32 @@ class AttachmentsPanel(QWidget):
             QMessageBox.warning(self, "有文件未添加", "\n".join(lines))
         if self.report.added:
             self.changed.emit()
+
+    # ------------------------------------------------------------------ printing
+    def print_evidence(self) -> None:
+        """The household's evidence pages (as `jiandang print evidence`) into a PDF the user names."""
+        if self.household is None or not self.rows:
+            self.status.setText("这一户还没有照片,无法打印佐证材料")
+            return
+        number = self.household.fields.get("household_number") or "佐证材料"
+        name, _ = QFileDialog.getSaveFileName(self, "保存佐证材料 PDF", f"佐证材料-{number}.pdf", "PDF 文件 (*.pdf)")
+        if not name:
+            return
+        out = Path(name if name.lower().endswith(".pdf") else name + ".pdf")
+        store, household = self.store, self.household
+        self.total = 0
+        self._set_busy(True)
+        self.status.setText("正在生成佐证材料…")
+        workers.start(lambda progress: attachments.print_evidence(store, out, household), self._printed, self._print_failed)
+
+    def _printed(self, result) -> None:
+        self._set_busy(False)
+        path, pages, count = result
+        self.status.setText(f"已生成 {path}:佐证材料 {count} 张,共 {pages} 页")
+
+    def _print_failed(self, message: str) -> None:
+        self._set_busy(False)
+        QMessageBox.warning(self, "未生成佐证材料", message)
 
     # ------------------------------------------------------------------ viewing and deleting
     def selected_id(self) -> str | None:
