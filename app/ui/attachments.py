@@ -129,7 +129,8 @@ class AttachmentsPanel(QWidget):
         top.addWidget(self.kind_combo)
         self.caption = QLineEdit()
         self.caption.setObjectName("attach_caption")
-        self.caption.setPlaceholderText("说明(可不填,用于这次添加的每张照片)")
+        self.caption.setPlaceholderText("说明(可不填)")
+        self.caption.setToolTip("这次添加的每张照片都用这段说明;添加后可在查看大图时逐张修改")
         top.addWidget(self.caption, 1)
         self.add_button = QPushButton("添加照片…")
         self.add_button.setObjectName("attach_files")
@@ -213,7 +214,8 @@ class AttachmentsPanel(QWidget):
             strip.itemActivated.connect(self.open_viewer)
             self.strips[rid] = strip
             for row in rows:
-                item = QListWidgetItem(f"{row['kind_label']}\n{(row['taken'] or row['added_at'] or '')[:10]}")
+                when = row["taken"][:10] if row["taken"] else f"{(row['added_at'] or '')[:10]} 添加"  # no EXIF date
+                item = QListWidgetItem(f"{row['kind_label']}\n{when}")
                 item.setData(Qt.UserRole, row["id"])
                 item.setToolTip("\n".join(x for x in (row["caption"], row["record_words"],
                                                       f"{row['width']}×{row['height']},{(row['size'] or 0) // 1024} KB",
