@@ -137,10 +137,10 @@ def main() -> None:
         assert all(r.status == "accepted" for r in reports), [r.line() for r in reports]
         got = sum(r.attachments for r in reports)
         assert got == len(photos), got
+        images = sum(row["size"] for row in attachments.listing(laptop))
         print(f"bundles: export {export:.1f} s into {len(written)} bundles of {total / 1e6:.0f} MB "
               f"({export / len(photos) * 1000:.1f} ms a photo); county import {imported:.1f} s "
-              f"({imported / len(photos) * 1000:.1f} ms a photo); bundle bytes / image bytes "
-              f"{total / sum(attachments.listing(laptop)[i]['size'] for i in range(len(photos))):.2f}")
+              f"({imported / len(photos) * 1000:.1f} ms a photo); bundle bytes / image bytes {total / images:.2f}")
         laptop.close()
         county.close()
 
