@@ -122,11 +122,7 @@ class PreparedFile:
 
 def digester(store: Store):
     """The content-address function of this store, usable on another thread (it touches no database)."""
-    blobs.digest_of(store, b"")  # raises when locked
-    key = store._index_key
-    from app.store import crypto
-
-    return lambda data: crypto.content_digest(key, data)
+    return blobs.digester(store)
 
 
 def prepare_files(paths, digest, *, conf: app_settings.Settings | None = None, keep_position: bool = False,
@@ -258,6 +254,12 @@ def counts(store: Store) -> dict[str, int]:
             "SELECT parent_id FROM records WHERE kind = ? AND deleted = 0", (KIND,)):
         out[parent] = out.get(parent, 0) + 1
     return out
+
+
+def count_of(store: Store, household_id: str) -> int:
+    """How many attachments a household has (counted on the plain columns, nothing decrypted)."""
+    return store.conn.execute("SELECT count(*) FROM records WHERE kind = ? AND parent_id = ? AND deleted = 0",
+                              (KIND, household_id)).fetchone()[0]
 
 
 def image(store: Store, rec) -> bytes | None:

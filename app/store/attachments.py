@@ -27,10 +27,18 @@ _THUMB = "attachment-thumb"
 
 def digest_of(store: Store, data: bytes) -> str:
     """The content address of these bytes in this store (needs the store unlocked)."""
-    store._require()
+    store.sealer()
     if store._index_key is None:
         raise StoreError("数据库已锁定,请先输入密码解锁")
     return crypto.content_digest(store._index_key, data)
+
+
+def digester(store: Store):
+    """The content-address function of this store as a plain function of bytes, usable on another
+    thread (it holds the key, not the database connection). Raises StoreLocked when locked."""
+    digest_of(store, b"")
+    key = store._index_key
+    return lambda data: crypto.content_digest(key, data)
 
 
 def has_blob(store: Store, digest: str) -> bool:
@@ -40,7 +48,7 @@ def has_blob(store: Store, digest: str) -> bool:
 def put_blob(store: Store, digest: str, data: bytes, thumb: bytes | None = None) -> bool:
     """Seal and store an image under its address (in the caller's transaction). False when it was
     already there (content-addressed: stored once)."""
-    sealer = store._require()
+    sealer = store.sealer()
     if digest_of(store, data) != digest:
         raise StoreError(f"照片内容与其编号 {digest[:12]} 不符,未保存")
     if has_blob(store, digest):
@@ -54,7 +62,7 @@ def put_blob(store: Store, digest: str, data: bytes, thumb: bytes | None = None)
 
 def get_blob(store: Store, digest: str) -> bytes | None:
     """The image bytes, or None when this store does not hold them (not yet synced)."""
-    sealer = store._require()
+    sealer = store.sealer()
     row = store.conn.execute("SELECT blob FROM attachment_blobs WHERE digest = ?", (digest,)).fetchone()
     if row is None:
         return None
@@ -65,7 +73,7 @@ def get_blob(store: Store, digest: str) -> bytes | None:
 
 
 def get_thumb(store: Store, digest: str) -> bytes | None:
-    sealer = store._require()
+    sealer = store.sealer()
     row = store.conn.execute("SELECT thumb FROM attachment_blobs WHERE digest = ?", (digest,)).fetchone()
     if row is None or row[0] is None:
         return None
@@ -73,7 +81,7 @@ def get_thumb(store: Store, digest: str) -> bytes | None:
 
 
 def set_thumb(store: Store, digest: str, thumb: bytes) -> None:
-    sealer = store._require()
+    sealer = store.sealer()
     store.conn.execute("UPDATE attachment_blobs SET thumb = ? WHERE digest = ?", (sealer.seal(_THUMB, digest, thumb), digest))
 
 
