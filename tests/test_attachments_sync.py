@@ -248,3 +248,24 @@ def test_service_sync_splits_images_and_resumes_after_a_cut_upload(tmp_path, mon
         server.stop()
         for s in (a, b, county):
             s.close()
+
+
+def test_the_countys_choice_to_keep_photo_positions_reaches_the_laptop(tmp_path):
+    from app.store import StoreError
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    house = _household(laptop)
+    with pytest.raises(StoreError, match="由县扶贫办统一设定"):
+        attachments.set_keep_gps(laptop, True)
+    (tmp_path / "before.jpg").write_bytes(photos.photo(800, 600, seed=1, gps=True))
+    first = attachments.add_files(laptop, house, [tmp_path / "before.jpg"], conf=CONF).added[0]
+    assert "gps" not in laptop.get(first).fields  # by default positions are dropped
+    attachments.set_keep_gps(county, True)
+    down = tmp_path / "down"
+    down.mkdir()
+    exchange.export_to(county, down)
+    exchange.import_paths(laptop, [down])
+    (tmp_path / "after.jpg").write_bytes(photos.photo(800, 600, seed=2, gps=True))
+    second = attachments.add_files(laptop, house, [tmp_path / "after.jpg"], conf=CONF).added[0]
+    assert laptop.get(second).fields["gps"]["lat"] > 26
