@@ -203,3 +203,17 @@ def shared_paragraph(text: str, style: ParagraphStyle) -> Flowable:
             _shared.clear()
         found = _shared[key] = CachedParagraph(text, style)
     return found
+
+
+def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
+    """`common.head_para` (a heading or label that breaks only between words) made once per document
+    for each text, style and width: every card repeats the same labels and column headings."""
+    from app.reports.common import head_para
+
+    key = ("head", str(text), style.name, style.fontName, style.fontSize, style.leading, style.alignment, round(width, 4))
+    found = _shared.get(key)
+    if found is None:
+        if len(_shared) > 5000:
+            _shared.clear()
+        found = _shared[key] = head_para(text, style, width)
+    return found
