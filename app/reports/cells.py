@@ -24,8 +24,8 @@ from app.reports.common import MIN_NUMBER_SIZE, NUMBER, _number_styles, markup, 
 FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
 
 
-class CachedParagraph(Paragraph):
-    """A Paragraph that wraps once per available width (a table wraps each cell again and again)."""
+class _WrapCache:
+    """Wraps once per available width (a table wraps each cell again and again)."""
 
     _wrapped: tuple | None = None
 
@@ -37,6 +37,24 @@ class CachedParagraph(Paragraph):
         size = super().wrap(availWidth, availHeight)
         self._wrapped = (availWidth, size)
         return size
+
+
+class CachedParagraph(_WrapCache, Paragraph):
+    """A Paragraph that wraps once per available width."""
+
+
+_cached_classes: dict[type, type] = {}
+
+
+def cached(flowable: Paragraph) -> Paragraph:
+    """The same paragraph, its wraps cached (its class becomes a subclass with `_WrapCache`)."""
+    cls = type(flowable)
+    if not issubclass(cls, _WrapCache):
+        sub = _cached_classes.get(cls)
+        if sub is None:
+            sub = _cached_classes[cls] = type(f"Cached{cls.__name__}", (_WrapCache, cls), {})
+        flowable.__class__ = sub
+    return flowable
 
 
 def _plain(text: str) -> bool:
@@ -215,5 +233,5 @@ def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
     if found is None:
         if len(_shared) > 5000:
             _shared.clear()
-        found = _shared[key] = head_para(text, style, width)
+        found = _shared[key] = cached(head_para(text, style, width))
     return found
