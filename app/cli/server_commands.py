@@ -81,6 +81,8 @@ def cmd_stop(args) -> int:
     request = stop_file(args.db)
     if not Path(args.db).is_file():
         raise CommandError(f"找不到数据库 {args.db}")
+    if not _held_by_a_program(Path(args.db)):  # a running service holds its database's lock
+        raise CommandError(f"{args.db} 上没有正在运行的县同步服务")
     try:
         request.write_bytes(b"")
     except OSError as exc:
@@ -94,6 +96,21 @@ def cmd_stop(args) -> int:
         raise CommandError(f"{args.db} 上没有正在运行的县同步服务(或它没有在 {timeout:.0f} 秒内响应)")
     print("已请求县同步服务停止:它完成进行中的导入后退出")
     return 0
+
+
+def _held_by_a_program(db: Path) -> bool:
+    """Whether a running program (the service, the window, another command) has `db` open: then its
+    lock file cannot be taken. Taken here, it is let go at once."""
+    from app.store.locking import FileLock  # noqa: PLC0415
+
+    lock = FileLock(db.with_name(db.name + ".lock"))
+    try:
+        if not lock.acquire():
+            return True
+    except OSError:  # the lock file cannot even be opened (read-only folder): ask the service anyway
+        return True
+    lock.release()
+    return False
 
 
 def cmd_serve(args) -> int:

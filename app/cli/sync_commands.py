@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -191,9 +192,15 @@ def cmd_now(args) -> int:
 
 def cmd_revoke(args) -> int:
     with open_store(args.db, args.operator) as store:
+        found = identity.certificate_of(store, args.site)
+        if found and found[1]:
+            print(f"站点 {status.site_label(store, args.site)} 已于 {status.local_time_text(found[1])} 吊销,"
+                  "无需再吊销:此后它发来的包一律拒收")
+            return 0
         with user_errors(StoreError):
             identity.revoke(store, args.site)
-    print(f"已吊销站点 {args.site}:此后它发来的包一律拒收")
+        label = status.site_label(store, args.site)
+    print(f"已吊销站点 {label}:此后它发来的包一律拒收")
     return 0
 
 
@@ -203,12 +210,21 @@ def cmd_devices(args) -> int:
     if args.json:
         print_json(certs)
         return 0
-    print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
+    print("站点\t名称\t角色\t村/乡镇\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
-                         status.local_time_text(c["not_after"]), c["number_block"] or "",
-                         f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
+                         status.local_time_text(c["not_after"]), _number_block_text(c["number_block"]),
+                         f"已吊销 {status.local_time_text(c['revoked'])}" if c["revoked"] else "有效"]))
     return 0
+
+
+def _number_block_text(stored: str | None) -> str:
+    """The stored block `[1001, 1300]` as a person reads it: `1001-1300` (the last 4 digits of 户编号)."""
+    try:
+        low, high = json.loads(stored or "")
+        return f"{int(low):04d}-{int(high):04d}"
+    except (ValueError, TypeError):
+        return stored or ""
 
 
 def cmd_conflicts(args) -> int:
@@ -217,6 +233,9 @@ def cmd_conflicts(args) -> int:
             if not args.keep:
                 raise CommandError("请用 --keep winner(保留现值)或 --keep other(恢复另一方的值)")
             wanted = args.resolve.strip()
+            if len(wanted) < 4:
+                raise CommandError(f"冲突编号“{wanted}”太短:请至少写出编号的前 4 位"
+                                   f"(用 jiandang conflicts {args.db} 查看编号)")
             matches = [c.id for c in merge.conflicts(store, None) if c.id.startswith(wanted)] if len(wanted) >= 4 else []
             if len(matches) > 1:
                 raise CommandError(f"冲突编号“{wanted}”不唯一,请多写几位")
@@ -224,7 +243,7 @@ def cmd_conflicts(args) -> int:
             with user_errors(StoreError):
                 change = merge.resolve(store, args.resolve, args.keep)
             print(f"冲突 {args.resolve} 已处理:" + ("恢复了另一方的值" if args.keep == "other" else "保留现值")
-                  + (f"(更改 {change.site_id}#{change.seq},会随下次同步发出)" if change else ""))
+                  + (":已写入一条修改,会随下次导出的下发包发给各设备" if change else ""))
             return 0
         items = merge.conflicts(store, None if args.all else "open")
         if args.json:

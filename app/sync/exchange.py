@@ -25,7 +25,7 @@ from app.core import clock, procedures
 from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
-from app.sync import identity, refdata, wire
+from app.sync import identity, refdata, status, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
 SUFFIX = ".jdb"
@@ -277,9 +277,9 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
             # a drawer of old files is still "nothing to do", not a refusal
             return Report(name, "duplicate", sender=sender, seq=seq)
         if revoked:
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {revoked} 吊销,其数据不再接收")
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收")
         if cert.expired(now):
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {cert.body['not_after']} 过期,"
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(cert.body['not_after'])} 过期,"
                                    "请为该电脑重新登记")
         cert.verify(identity.county_sign_public(store))
     else:
