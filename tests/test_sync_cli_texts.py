@@ -130,3 +130,80 @@ def test_the_store_does_not_turn_a_reset_for_an_unknown_login_into_a_new_operato
         with pytest.raises(StoreError, match="没有操作员“admn”"):
             store.reset_passphrase("admn", "a new passphrase")
         assert store.operators() == ["admin"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--site-name", " "], "站点名称"),
+    (["--site-name", "龙井村三队", "--days", "0"], "至少为 1 天"),
+    (["--site-name", "龙井村三队", "--days", "-5"], "至少为 1 天"),
+])
+def test_enroll_refuses_a_device_no_one_could_use_and_registers_nothing(county_and_laptop, tmp_path, capsys,
+                                                                         extra, words):
+    county, *_ = county_and_laptop
+    with Store.open(county) as store:
+        before = len(identity.certificates(store))
+    argv = ["enroll", str(county), "--role", "village", "--villages", VILLAGE, "--out", str(tmp_path / "新.jde"), *extra]
+    assert main(argv) == 1
+    assert words in capsys.readouterr().err
+    with Store.open(county) as store:
+        assert len(identity.certificates(store)) == before
+    assert not (tmp_path / "新.jde").exists()
+
+
+def test_enroll_to_a_missing_folder_registers_nothing_and_says_so_in_chinese(county_and_laptop, tmp_path, capsys):
+    county, *_ = county_and_laptop
+    with Store.open(county) as store:
+        before = identity.certificates(store)
+    out = tmp_path / "没插好的U盘" / "新.jde"
+    assert main(["enroll", str(county), "--site-name", "龙井村三队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "不存在" in err and "未登记" in err and "Errno" not in err and ".part" not in err
+    with Store.open(county) as store:
+        assert identity.certificates(store) == before
+
+
+@pytest.mark.parametrize("keep", ["0", "-1"])
+def test_backup_keep_below_one_is_refused_and_deletes_nothing(county_and_laptop, tmp_path, capsys, keep):
+    county, laptop, *_ = county_and_laptop
+    folder = tmp_path / "备份"
+    assert main(["backup", str(laptop), "--to", str(folder)]) == 0
+    before = sorted(folder.iterdir())
+    time.sleep(1.1)  # backup names carry the second
+    assert main(["backup", str(laptop), "--to", str(folder), "--keep", keep]) == 1
+    assert "--keep" in capsys.readouterr().err
+    assert sorted(folder.iterdir()) == before
+
+
+def test_file_errors_are_explained_in_chinese(county_and_laptop, tmp_path, capsys):
+    county, laptop, *_ = county_and_laptop
+    a_file = tmp_path / "不是文件夹.txt"
+    a_file.write_text("x")
+    assert main(["backup", str(laptop), "--to", str(a_file)]) == 1
+    assert main(["init", str(tmp_path / "新.db"), "--role", "county", "--site-name", "测试县",
+                 "--recovery-key", str(tmp_path / "没有这个.pem")]) == 1
+    err = capsys.readouterr().err
+    assert "已有同名的文件" in err and "找不到这个文件或文件夹" in err
+    for english in ("File exists", "No such file", "Errno"):
+        assert english not in err
+
+
+def test_a_package_that_cannot_be_written_leaves_no_usable_certificate(county_and_laptop, tmp_path, monkeypatch,
+                                                                         capsys):
+    import errno
+
+    from app.sync import wire
+
+    county, *_ = county_and_laptop
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wire, "write_atomic", full)
+    assert main(["enroll", str(county), "--site-name", "龙井村三队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(tmp_path / "新.jde")]) == 1
+    err = capsys.readouterr().err
+    assert "磁盘或U盘已满" in err and "已作废" in err and "No space" not in err
+    with Store.open(county) as store:
+        [cert] = [c for c in identity.certificates(store) if c["site_name"] == "龙井村三队"]
+        assert cert["revoked"]

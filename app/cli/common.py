@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from app.core.clock import wall_time
+from app.core.oserrors import os_reason
 from app.store import Store, StoreError
 
 DEMO_OPERATOR = "演示"
@@ -103,7 +104,7 @@ def read_recovery_private_key(path: str):
     except PermissionError:
         raise CommandError(f"没有读取 {path} 的权限") from None
     except OSError as exc:
-        raise CommandError(f"无法读取恢复私钥 {path}:{exc.strerror or exc}") from None
+        raise CommandError(f"无法读取恢复私钥 {path}:{os_reason(exc)}") from None
     try:
         return crypto.load_x25519_private(data)
     except (ValueError, TypeError):

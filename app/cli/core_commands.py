@@ -20,6 +20,7 @@ from app.cli.common import (
     user_errors,
 )
 from app.core.dictionary import default
+from app.core.oserrors import os_reason
 from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
 from app.services import households
@@ -104,7 +105,7 @@ def _recovery_public_key(db: Path, key_file: str | None):
         try:
             return crypto.load_x25519_public(Path(key_file).read_bytes()), None
         except OSError as exc:
-            raise CommandError(f"无法读取恢复公钥 {key_file}:{exc.strerror}") from None
+            raise CommandError(f"无法读取恢复公钥 {key_file}:{os_reason(exc)}") from None
         except ValueError as exc:
             raise CommandError(f"{key_file}:{exc}") from None
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey

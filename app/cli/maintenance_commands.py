@@ -50,6 +50,8 @@ def _logging() -> None:
 
 def cmd_backup(args) -> int:
     _logging()
+    if args.keep is not None and args.keep < 1:
+        raise CommandError(f"--keep 应为 1 或更大的整数(保留最新的几份备份),而不是 {args.keep}:未做备份,未删除任何备份")
     with user_errors(backups.BackupError):
         info = backups.backup_file(args.db, args.to)
         gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []

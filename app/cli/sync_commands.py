@@ -9,6 +9,7 @@ from pathlib import Path
 from app.core.procedures import ROLE_LABELS
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer, user_errors
 from app.core import procedures
+from app.core.oserrors import os_reason
 from app.services import conflicts
 from app.store import StoreError
 from app.sync import exchange, identity, merge, status, wire
@@ -77,6 +78,8 @@ def cmd_enroll(args) -> int:
     if out.exists() and not args.force:
         raise CommandError(f"{out} 已存在:不会覆盖已有的登记包(它可能属于另一台已登记的电脑)。"
                            "请换一个文件名,或确认不再需要它后加 --force")
+    if not out.parent.is_dir():
+        raise CommandError(f"文件夹 {out.parent} 不存在(U盘是否已插好?):登记包写不进去,未登记任何设备")
     server_ca = None
     if args.server_ca:
         try:
@@ -91,7 +94,12 @@ def cmd_enroll(args) -> int:
             result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
                                      server=args.server, server_ca=server_ca)
             server = store.meta(identity.SERVER_URL)
-            wire.write_atomic(out, result.package)
+            try:
+                wire.write_atomic(out, result.package)
+            except OSError as exc:  # nobody can use a certificate whose package was never written
+                identity.revoke(store, result.site_id)
+                raise CommandError(f"无法写入登记包 {out}:{os_reason(exc)}。这次登记已作废(站点 {result.site_id} "
+                                   "已吊销),请换一个文件夹重新登记") from None
             fp = identity.fingerprint(identity.county_sign_public(store))
     print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {ROLE_LABELS.get(args.role, args.role)},地区 {','.join(villages)}")
     print(f"登记包:{out}")

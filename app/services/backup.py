@@ -31,6 +31,7 @@ from pathlib import Path
 
 from app.store import Store, StoreError
 from app.store.db import APP_ID, FileLock, sqlite_reason
+from app.core.oserrors import os_reason
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackupError(f"无法创建备份文件夹 {folder}:{exc.strerror}。请换一个文件夹或检查U盘是否写保护") from None
+        raise BackupError(f"无法创建备份文件夹 {folder}:{os_reason(exc)}。请换一个文件夹或检查U盘是否写保护") from None
     final = folder / backup_name(store, now)
     if final.resolve() == store.path.resolve():
         raise BackupError("备份不能覆盖数据库本身,请选择另一个文件夹")
