@@ -207,3 +207,15 @@ def test_a_package_that_cannot_be_written_leaves_no_usable_certificate(county_an
     with Store.open(county) as store:
         [cert] = [c for c in identity.certificates(store) if c["site_name"] == "龙井村三队"]
         assert cert["revoked"]
+
+
+def test_device_commands_on_a_laptop_say_they_are_for_the_county(county_and_laptop, capsys):
+    _, laptop, _, laptop_site, _ = county_and_laptop
+    capsys.readouterr()
+    assert main(["devices", str(laptop)]) == 1
+    assert "不是县级数据库" in capsys.readouterr().err
+    assert main(["revoke", str(laptop), "--site", laptop_site]) == 1
+    err = capsys.readouterr().err
+    assert "不是县级数据库" in err and "没有站点" not in err
+    assert main(["conflicts", str(laptop)]) == 0
+    assert "冲突只在县级数据库记录和审核" in capsys.readouterr().err

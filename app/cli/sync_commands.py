@@ -200,6 +200,7 @@ def cmd_now(args) -> int:
 
 def cmd_revoke(args) -> int:
     with open_store(args.db, args.operator) as store:
+        _county_only(store, "吊销设备")
         found = identity.certificate_of(store, args.site)
         if found and found[1]:
             print(f"站点 {status.site_label(store, args.site)} 已于 {status.local_time_text(found[1])} 吊销,"
@@ -214,6 +215,7 @@ def cmd_revoke(args) -> int:
 
 def cmd_devices(args) -> int:
     with open_store(args.db, args.operator) as store:
+        _county_only(store, "列出已登记的设备")
         certs = identity.certificates(store)
     if args.json:
         print_json(certs)
@@ -224,6 +226,11 @@ def cmd_devices(args) -> int:
                          status.local_time_text(c["not_after"]), _number_block_text(c["number_block"]),
                          f"已吊销 {status.local_time_text(c['revoked'])}" if c["revoked"] else "有效"]))
     return 0
+
+
+def _county_only(store, what: str) -> None:
+    if store.role != "county":
+        raise CommandError(f"{Path(store.path).name} 不是县级数据库:只有县级数据库可以{what}(设备在县扶贫办登记)")
 
 
 def _number_block_text(stored: str | None) -> str:
@@ -262,4 +269,6 @@ def cmd_conflicts(args) -> int:
             print(f"{c.id}\t{t['record']}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
                   f"\t另一方 {t['other']}({t['loser_site']} {local_time(c.loser_hlc)})\t{t['status']}")
         print(f"共 {len(items)} 个冲突", file=sys.stderr)
+        if store.role != "county":
+            print("注意:冲突只在县级数据库记录和审核;本机按同样的规则采用较晚的修改", file=sys.stderr)
     return 0
