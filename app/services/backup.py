@@ -340,7 +340,8 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
             state = "已损坏,无法读取" if target.exists() else "不存在"
             raise BackupError(
                 f"{target} {state},无法确认备份 {backup_path.name} 之后本机是否又向县里发送过同步包。若发送过,"
-                "那些修改不在备份中,恢复后本机会与县里的数据不一致。当前文件未改动。"
+                "那些修改不在备份中,恢复后本机会与县里的数据不一致。"
+                + ("当前文件未改动。" if target.exists() else "没有创建任何文件。") +
                 f"最稳妥的是到县扶贫办吊销本机并为{place}重新登记一台(会从县里取回{place}的全部数据);"
                 "确认备份之后没有同步过,或确实要先用这份备份时,加 --force 恢复(本机第一次导入县级包时会检查并提示)。")
         if sent_now is not None and sent_now > sent_then and not force:
