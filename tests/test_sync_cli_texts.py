@@ -219,3 +219,12 @@ def test_device_commands_on_a_laptop_say_they_are_for_the_county(county_and_lapt
     assert "不是县级数据库" in err and "没有站点" not in err
     assert main(["conflicts", str(laptop)]) == 0
     assert "冲突只在县级数据库记录和审核" in capsys.readouterr().err
+
+
+def test_an_enrollment_package_that_cannot_be_read_is_explained_in_chinese(tmp_path, env, capsys):
+    monkey_db = tmp_path / "新.db"
+    for package, words in ((tmp_path / "没有.jde", "找不到这个文件或文件夹"), (tmp_path, "这是一个文件夹")):
+        assert main(["init", str(monkey_db), "--enrollment", str(package)]) == 1
+        err = capsys.readouterr().err
+        assert words in err and ".jde" in err and "No such" not in err and "directory" not in err
+    assert not monkey_db.exists()

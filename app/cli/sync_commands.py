@@ -123,7 +123,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     try:
         data = Path(package).read_bytes()
     except OSError as exc:
-        raise CommandError(f"无法读取登记包 {package}:{exc.strerror}") from None
+        raise CommandError(f"无法读取登记包 {package}:{os_reason(exc)}(登记包是县扶贫办 enroll 写出的 .jde 文件)") from None
     code = passphrase("登记码: ", env="JIANDANG_ENROLLMENT_CODE")
     with user_errors(wire.BundleError):
         contents = identity.open_enrollment(data, code, str(package))
