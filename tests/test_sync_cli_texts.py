@@ -228,3 +228,16 @@ def test_an_enrollment_package_that_cannot_be_read_is_explained_in_chinese(tmp_p
         err = capsys.readouterr().err
         assert words in err and ".jde" in err and "No such" not in err and "directory" not in err
     assert not monkey_db.exists()
+
+
+def test_a_certificate_file_that_is_not_text_is_explained_in_chinese(county_and_laptop, tmp_path, capsys):
+    county, laptop, *_ = county_and_laptop
+    not_a_cert = tmp_path / "证书.pem"
+    not_a_cert.write_text("贫困户名单", encoding="utf-8")
+    assert main(["sync", "now", str(laptop), "--server", "https://127.0.0.1:1", "--ca-cert", str(not_a_cert),
+                 "--retries", "0"]) == 1
+    assert main(["enroll", str(county), "--site-name", "龙井村三队", "--role", "village", "--villages", VILLAGE,
+                 "--out", str(tmp_path / "新.jde"), "--server", "https://127.0.0.1:1", "--server-ca", str(not_a_cert)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("不是 PEM 格式的证书") == 2 and "codec" not in err and "ascii" not in err
+    assert not (tmp_path / "新.jde").exists()

@@ -82,12 +82,10 @@ def cmd_enroll(args) -> int:
         raise CommandError(f"文件夹 {out.parent} 不存在(U盘是否已插好?):登记包写不进去,未登记任何设备")
     server_ca = None
     if args.server_ca:
-        try:
-            server_ca = Path(args.server_ca).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"无法读取证书文件 {args.server_ca}:{getattr(exc, 'strerror', None) or exc}") from None
-        if "BEGIN CERTIFICATE" not in server_ca:
-            raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
+        from app.server import client  # noqa: PLC0415
+
+        with user_errors(client.SyncError):
+            server_ca = client.read_ca_file(args.server_ca)
     with open_store(args.db, args.operator) as store:
         unchecked = not store.divisions()
         with user_errors(StoreError, OSError):
