@@ -435,6 +435,7 @@ class ProposalsWindow(QWidget):
         groups = [("缺帮扶责任人", lists.missing_helper), (f"{lists.visit_days} 天内未走访", lists.no_recent_visit)]
         groups += [(worklists.stage_title(s), lists.waiting[s]) for s in STAGES[1:]]
         groups.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
+        groups.append(("待完善(必填项未填)", lists.incomplete))
         for title, entries in groups:
             top = QTreeWidgetItem([f"{title}({len(entries)} 户)", "", ""])
             if title.startswith("退出未达标") and entries:
