@@ -241,3 +241,17 @@ def test_a_certificate_file_that_is_not_text_is_explained_in_chinese(county_and_
     err = capsys.readouterr().err
     assert err.count("不是 PEM 格式的证书") == 2 and "codec" not in err and "ascii" not in err
     assert not (tmp_path / "新.jde").exists()
+
+
+def test_devices_says_when_a_certificate_has_expired(tmp_path, env, capsys):
+    county = make_county(tmp_path)
+    identity.enroll(county, site_name="龙井村短期队", role="village", villages=[VILLAGE], days=1)
+    county.conn.execute("UPDATE certificates SET not_after = '2020-01-01T00:00:00Z' WHERE site_name = '龙井村短期队'")
+    identity.enroll(county, site_name="龙井村一队", role="village", villages=[VILLAGE])
+    path = Path(county.path)
+    county.close()
+    capsys.readouterr()
+    assert main(["devices", str(path)]) == 0
+    lines = {line.split("\t")[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert lines["龙井村短期队"].endswith("已过期(请重新登记)")
+    assert lines["龙井村一队"].endswith("有效")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -227,8 +228,18 @@ def cmd_devices(args) -> int:
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
                          status.local_time_text(c["not_after"]), _number_block_text(c["number_block"]),
-                         f"已吊销 {status.local_time_text(c['revoked'])}" if c["revoked"] else "有效"]))
+                         _device_state(c)]))
     return 0
+
+
+def _device_state(cert: dict) -> str:
+    if cert["revoked"]:
+        return f"已吊销 {status.local_time_text(cert['revoked'])}"
+    try:
+        expired = identity.parse_iso(cert["not_after"]) < datetime.datetime.now(datetime.timezone.utc)
+    except (TypeError, ValueError):
+        expired = False
+    return "已过期(请重新登记)" if expired else "有效"
 
 
 def _county_only(store, what: str) -> None:
