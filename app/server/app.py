@@ -26,6 +26,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -39,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import __version__
-from app.server import protocol
+from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
 from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
 from app.store import Store, StoreError
@@ -50,6 +51,7 @@ log = logging.getLogger("app.server")
 
 FETCH_REQUEST_LIMIT = 4096  # bytes of the JSON fetch request
 BUSY_RETRY_SECONDS = 5
+TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -85,14 +87,21 @@ class Service:
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
         self.queued = 0
+        self.trimmed = 0.0
+        memory.fixed_mmap_threshold()
 
     async def serial(self, fn, *args):
-        """Run fn on the single database thread (imports never overlap)."""
+        """Run fn on the single database thread (imports never overlap). When the queue empties, the
+        memory freed by the burst is handed back to the system (app.server.memory)."""
         self.queued += 1
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+            return await loop.run_in_executor(self.executor, fn, *args)
         finally:
             self.queued -= 1
+            if self.queued == 0 and time.monotonic() - self.trimmed > TRIM_INTERVAL:
+                self.trimmed = time.monotonic()
+                loop.run_in_executor(self.executor, memory.trim)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -30,6 +30,7 @@ log = logging.getLogger("app.server")
 
 SPOOL_PREFIX = ".jiandang-upload-"
 SPOOL_SUFFIX = ".part"
+DRAIN_IDLE_SECONDS = 1.0
 
 
 class Refused(Exception):
@@ -98,15 +99,25 @@ class Body:
 
     async def drain(self) -> bool:
         """Read and discard the rest of a refused body, for at most `linger_seconds` and
-        `drain_bytes`, so that a client still sending hears the answer instead of a reset. True
-        when the whole body was read."""
-        self.cap = self.received + self.limits.drain_bytes
-        self.deadline = min(self.deadline, self.clock() + self.limits.linger_seconds)
-        try:
-            while await self.chunk() is not None:
-                pass
-        except (Refused, ClientDisconnect):
-            return False
+        `drain_bytes`, so that a client still sending hears the answer instead of a reset. A client
+        that sends nothing for a second is taken to be waiting for the answer. True when the whole
+        body was read."""
+        end = min(self.deadline, self.clock() + self.limits.linger_seconds)
+        limit = self.received + self.limits.drain_bytes
+        while not self.done:
+            now = self.clock()
+            if now >= end:
+                return False
+            try:
+                message = await asyncio.wait_for(self.receive(), min(end - now, DRAIN_IDLE_SECONDS))
+            except asyncio.TimeoutError:
+                return False
+            if message["type"] == "http.disconnect":
+                return False
+            self.received += len(message.get("body", b""))
+            self.done = not message.get("more_body", False)
+            if self.received > limit:
+                return False
         return True
 
 
