@@ -172,20 +172,27 @@ def inflate_payload(compressed, limit: int | None = None) -> dict:
     inflater = zlib.decompressobj()
     out = bytearray()
     long_number, tail = False, b""
+
+    def take(chunk: bytes) -> None:
+        nonlocal long_number, tail
+        if len(out) + len(chunk) > limit:
+            raise BundleError(f"解压后内容超过上限({limit / (1024 * 1024):.0f} MB,不超过压缩数据的 {MAX_RATIO} 倍):"
+                              "疑似恶意压缩包,已拒收")
+        if not long_number:
+            scanned = (tail + chunk).translate(_DIGITS_AS_ZERO)
+            long_number = _LONG_NUMBER in scanned
+            tail = scanned[-(len(_LONG_NUMBER) - 1):]
+        out.extend(chunk)
+
+    source = memoryview(compressed)
     try:
-        data = compressed
-        while data:
-            chunk = inflater.decompress(data, 1024 * 1024)
-            if len(out) + len(chunk) > limit:
-                raise BundleError(f"解压后内容超过上限({limit / (1024 * 1024):.0f} MB,不超过压缩数据的 {MAX_RATIO} 倍):"
-                                  "疑似恶意压缩包,已拒收")
-            if not long_number:
-                scanned = (tail + chunk).translate(_DIGITS_AS_ZERO)
-                long_number = _LONG_NUMBER in scanned
-                tail = scanned[-(len(_LONG_NUMBER) - 1):]
-            out += chunk
-            del chunk
-            data = inflater.unconsumed_tail
+        for start in range(0, len(source), _IN_STEP):  # the input in pieces: unconsumed_tail is a copy
+            data = source[start: start + _IN_STEP]
+            while data:
+                take(inflater.decompress(data, _OUT_STEP))
+                data = inflater.unconsumed_tail
+        while not inflater.eof and (chunk := inflater.decompress(b"", _OUT_STEP)):
+            take(chunk)
         if not inflater.eof:
             raise BundleError("包内容不完整(压缩数据被截断)")
     except zlib.error:
@@ -193,6 +200,8 @@ def inflate_payload(compressed, limit: int | None = None) -> dict:
     return _parse(out, long_number)
 
 
+_IN_STEP = 256 * 1024
+_OUT_STEP = 1024 * 1024
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
 
