@@ -15,6 +15,9 @@ clients all use 127.0.0.1):
   changes of the other laptops in its village, and 50 of those exports in a row take longer than 2 s
   on their own, attack or not).
 
+Before that, on a fresh service: --sequential (default 100) junk uploads of JUNK_MB one after the
+other, and the service's RSS before and after (the first finding of issue #22).
+
 The service is `python -m app serve` in its own process (`--code DIR` runs another checkout, e.g.
 the code before a change). Figures: valid sync latency p50/p99 (upload + fetch), how many failed,
 what the junk and slow clients got, peak RSS of the service (VmHWM / PeakWorkingSetSize) and its
@@ -323,6 +326,35 @@ def attack(template: Path, folder: Path, code: Path, bundles, fetches, address: 
     return out
 
 
+def sequential(template: Path, folder: Path, code: Path, args, extra) -> dict:
+    """The first finding of issue #22: N junk POSTs of JUNK_MB one after the other (RSS grew ~29 MB each)."""
+    db = folder / "county-seq.db"
+    shutil.copy(template, db)
+    service = Service(db, code, folder, extra)
+    out: dict = {}
+    try:
+        time.sleep(1)
+        out["idle_before"] = service.settle(3)
+        watcher = service.watch(args.rss_cap_mb * MIB)
+        body = os.urandom(args.junk_mb * MIB)
+        answers = collections.Counter()
+        started = time.monotonic()
+        for _ in range(args.sequential):
+            if service.over_cap or time.monotonic() - started > args.deadline:
+                break
+            answers[junk_upload(service.port, HOST, body, threading.Event())] += 1
+        out["wall"] = time.monotonic() - started
+        out["answers"] = answers
+        out["over_cap"] = service.over_cap
+        out["peak"] = max(service.samples, default=0) if service.over_cap else max(service.rss()[1], max(service.samples, default=0))
+        out["idle_after"] = float("nan") if service.over_cap else service.settle(10)
+        watcher.join(0.1)
+    finally:
+        service.stop()
+        db.unlink()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--junk", type=int, default=200)
@@ -331,6 +363,7 @@ def main() -> None:
     ap.add_argument("--slow", type=int, default=20)
     ap.add_argument("--laptops", type=int, default=50)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--sequential", type=int, default=100, help="junk uploads one after the other, before the attack")
     ap.add_argument("--creates", type=int, default=10, help="households each laptop adds (10 fields each)")
     ap.add_argument("--edits", type=int, default=100, help="single-field edits each laptop makes")
     ap.add_argument("--deadline", type=float, default=150, help="seconds after which every client stops")
@@ -357,6 +390,12 @@ def main() -> None:
               f"(upload of a {statistics.median(len(d) for _, d in bundles) / 1024:.0f} KB bundle + signed fetch), "
               f"at once over loopback; code {args.code}; per-client addresses "
               f"{'127.0.x.y' if address.enabled else 'all 127.0.0.1'}")
+        if args.sequential:
+            seq = sequential(folder / "county.db", folder, args.code, args, args.serve_args)
+            cap = " (STOPPED: over --rss-cap-mb)" if seq["over_cap"] else ""
+            print(f"sequential: {sum(seq['answers'].values())} junk uploads of {args.junk_mb} MB one after the other in "
+                  f"{seq['wall']:.0f} s, answers {dict(seq['answers'])}; service RSS idle before {seq['idle_before'] / MIB:.0f} MB, "
+                  f"peak {seq['peak'] / MIB:.0f} MB{cap}, idle after {seq['idle_after'] / MIB:.0f} MB")
         figures = collections.defaultdict(list)
         for run in range(args.runs):
             quiet_results = quiet(folder / "county.db", folder, args.code, bundles, fetches, address, args.serve_args)

@@ -357,3 +357,30 @@ def test_a_chunked_100_mb_upload_is_answered_not_reset(hub, kind):
         status, body, _ = _answer(sock)
     _error_shape(status, body)
     assert (status, body["error"]) == ((422, "bad_bundle") if kind == "junk" else (413, "too_large"))
+
+
+def test_a_connection_trickling_its_headers_is_closed(hub):
+    """uvicorn waits for ever for a request's headers; the service closes such a connection after
+    `header_seconds` (here 1 s), and a keep-alive connection likewise between requests."""
+    _, _, _, start = hub
+    server = start(header_seconds=1.0)
+    with _connect(server, "127.0.0.25", timeout=10) as sock:
+        t = time.monotonic()
+        sock.sendall(b"POST /api/v1/bun")
+        closed = None
+        for piece in (b"dles HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: 1\r\n", b"X-B: 2\r\n", b"X-C: 3\r\n", b"X-D: 4\r\n"):
+            time.sleep(0.4)
+            try:
+                sock.sendall(piece)
+                sock.settimeout(0.01)
+                if sock.recv(1) == b"":
+                    closed = time.monotonic() - t
+                    break
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                closed = time.monotonic() - t
+                break
+    assert closed is not None and 0.9 < closed < 2.5
+    # an ordinary request on a fresh connection is untouched
+    assert client.Client(server.url, retries=0).health()["service"] == protocol.SERVICE
