@@ -384,3 +384,20 @@ def test_a_connection_trickling_its_headers_is_closed(hub):
     assert closed is not None and 0.9 < closed < 2.5
     # an ordinary request on a fresh connection is untouched
     assert client.Client(server.url, retries=0).health()["service"] == protocol.SERVICE
+
+
+def test_stopping_the_service_does_not_wait_for_a_slow_upload(hub):
+    """Ctrl+C lets an import finish, but a client still trickling its upload is told to come back
+    (503 busy, which the laptop retries) instead of holding the stop until the rate limit drops it."""
+    _, a, _, start = hub
+    server = start()
+    name, data = exchange.export_upstream(a)
+    with _connect(server, "127.0.0.26", timeout=30) as sock:
+        sock.sendall(_head(len(data)) + data[:10])
+        time.sleep(0.3)
+        t = time.monotonic()
+        server.stop()
+        took = time.monotonic() - t
+        status, body, _ = _answer(sock)
+    assert took < 5, took  # the rate window alone would have held it for 20 s
+    assert status == 503 and body["error"] == "busy" and "正在停止" in body["message"]

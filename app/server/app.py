@@ -89,6 +89,7 @@ class Service:
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
         self.queued = 0
         self.trimmed = 0.0
+        self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
         memory.fixed_mmap_threshold()
 
     async def serial(self, fn, *args):
@@ -159,7 +160,7 @@ class Service:
         full = self.slots.take(address)
         if full:
             return self._busy(full, address)
-        body = Body(request.receive, self.limits, self.limits.max_upload)
+        body = Body(request.receive, self.limits, self.limits.max_upload, stopping=lambda: self.stopping)
         try:
             if declared is not None and declared > self.limits.max_upload:
                 raise too_large(self.limits)
@@ -258,7 +259,7 @@ class Service:
         full = self.slots.take(address)
         if full:
             return self._busy(full, address)
-        body = Body(request.receive, self.limits, FETCH_REQUEST_LIMIT)
+        body = Body(request.receive, self.limits, FETCH_REQUEST_LIMIT, stopping=lambda: self.stopping)
         try:
             raw = await body.read()
         except Refused as refusal:
@@ -466,6 +467,7 @@ class SyncServer:
                         outer.on_ready()
 
             async def shutdown(self, sockets=None):
+                outer.app.state.service.stopping = True  # uploads still arriving end within a second
                 if outer.on_stopping:
                     outer.on_stopping()
                 await super().shutdown(sockets=sockets)

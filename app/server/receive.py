@@ -50,8 +50,10 @@ def too_large(limits: Limits, what: str = "同步包") -> Refused:
 class Body:
     """The body of one request, read under `limits` (no more than `cap` bytes)."""
 
-    def __init__(self, receive: Callable[[], Awaitable[dict]], limits: Limits, cap: int, *, clock=time.monotonic):
+    def __init__(self, receive: Callable[[], Awaitable[dict]], limits: Limits, cap: int, *, clock=time.monotonic,
+                 stopping: Callable[[], bool] = lambda: False):
         self.receive, self.limits, self.cap, self.clock = receive, limits, cap, clock
+        self.stopping = stopping  # the service is stopping: give up at once (a slow client must not hold the stop)
         self.started = clock()
         self.deadline = self.started + limits.upload_seconds
         self.window_end = self.started + limits.rate_window
@@ -63,6 +65,8 @@ class Body:
         """The next piece of the body, None at its end. Raises Refused (408/413) or ClientDisconnect."""
         while not self.done:
             now = self.clock()
+            if self.stopping():
+                raise Refused(503, "busy", "县同步服务正在停止,未导入任何内容:请稍后再试(程序会自动重试),或改用U盘同步")
             if now >= self.deadline:
                 raise Refused(408, "timeout", f"上传超时(超过 {self.limits.upload_seconds:g} 秒仍未传完),未导入任何内容:"
                                               "网络太慢时请改用U盘同步,或请县里调大 jiandang serve --upload-timeout")
@@ -75,7 +79,7 @@ class Body:
                 self.window_bytes = 0
                 self.window_end = now + self.limits.rate_window
             try:
-                message = await asyncio.wait_for(self.receive(), min(self.deadline, self.window_end) - now)
+                message = await asyncio.wait_for(self.receive(), min(self.deadline, self.window_end, now + 1) - now)
             except asyncio.TimeoutError:
                 continue  # the checks above decide
             if message["type"] == "http.disconnect":
@@ -106,7 +110,7 @@ class Body:
         limit = self.received + self.limits.drain_bytes
         while not self.done:
             now = self.clock()
-            if now >= end:
+            if now >= end or self.stopping():
                 return False
             try:
                 message = await asyncio.wait_for(self.receive(), min(end - now, DRAIN_IDLE_SECONDS))
