@@ -90,20 +90,26 @@ class Service:
         self.queued = 0
         self.trimmed = 0.0
         self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
-        memory.fixed_mmap_threshold()
 
     async def serial(self, fn, *args):
         """Run fn on the single database thread (imports never overlap). When the queue empties, the
         memory freed by the burst is handed back to the system (app.server.memory)."""
         self.queued += 1
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         finally:
             self.queued -= 1
-            if self.queued == 0 and time.monotonic() - self.trimmed > TRIM_INTERVAL:
-                self.trimmed = time.monotonic()
-                loop.run_in_executor(self.executor, memory.trim)
+            self._trim_when_idle()
+
+    def _trim_when_idle(self) -> None:
+        """Once nothing is queued or arriving, hand the memory freed by the burst back (app.server.memory)."""
+        if self.queued == 0 and self.slots.count == 0 and time.monotonic() - self.trimmed > TRIM_INTERVAL:
+            self.trimmed = time.monotonic()
+            asyncio.get_running_loop().run_in_executor(self.executor, memory.trim)
+
+    def _give_back(self, address: str) -> None:
+        self.slots.give_back(address)
+        self._trim_when_idle()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -178,7 +184,7 @@ class Service:
             return _error(503, "server_error", "县同步服务暂时无法保存上传(县里电脑的磁盘已满或文件夹不可写),"
                                                "未导入任何内容:请稍后再试,或改用U盘同步", {"Connection": "close"})
         finally:
-            self.slots.give_back(address)
+            self._give_back(address)
 
     def _upload(self, spool: Spool, name: str) -> tuple[int, dict, dict]:
         """On the worker thread: authenticate by the bundle's signature, rate-limit, import; the
@@ -269,7 +275,7 @@ class Service:
         except ClientDisconnect:
             return Response(status_code=400)
         finally:
-            self.slots.give_back(address)
+            self._give_back(address)
         try:
             request_data = json.loads(raw)
             site, challenge, signature = (str(request_data[k]) for k in ("site", "challenge", "signature"))
