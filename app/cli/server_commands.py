@@ -33,6 +33,7 @@ def register(sub) -> None:
                    help="所有地址同时进行的上传/取件最多几个(默认 128)")
     p.add_argument("--challenges-per-minute", type=float, default=30, metavar="N",
                    help="同一地址每分钟最多索取几个取件请求码(默认 30;0 = 不限)")
+    p.add_argument("--attachment-budget-mb", type=float, default=16, help="每个下发包携带照片的上限(MB,默认 16)")
     p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
     p.add_argument("--stop", action="store_true",
                    help="停止在这个数据库上运行的县同步服务(等进行中的导入完成;Windows 上也可用)")
@@ -117,15 +118,18 @@ def cmd_serve(args) -> int:
     for path in (args.tls_cert, args.tls_key):
         if path and not Path(path).is_file():
             raise CommandError(f"找不到文件 {path}")
-    if args.max_upload_mb <= 0 or args.uploads_per_minute < 0 or args.challenges_per_minute < 0:
-        raise CommandError("--max-upload-mb 应大于 0,--uploads-per-minute、--challenges-per-minute 不能为负")
+    if (args.max_upload_mb <= 0 or args.uploads_per_minute < 0 or args.challenges_per_minute < 0
+            or args.attachment_budget_mb <= 0):
+        raise CommandError("--max-upload-mb 和 --attachment-budget-mb 应大于 0,"
+                           "--uploads-per-minute、--challenges-per-minute 不能为负")
     if args.upload_timeout <= 0 or args.min_upload_rate < 0 or args.uploads_per_address < 1 or args.max_uploads < 1:
         raise CommandError("--upload-timeout 应大于 0,--min-upload-rate 不能为负,"
                            "--uploads-per-address、--max-uploads 至少为 1")
     limits = Limits(max_upload=int(args.max_upload_mb * 1024 * 1024), uploads_per_minute=args.uploads_per_minute,
                     fetches_per_minute=args.uploads_per_minute, upload_seconds=args.upload_timeout,
                     min_rate=int(args.min_upload_rate * 1024), uploads_per_address=args.uploads_per_address,
-                    max_uploads=args.max_uploads, challenges_per_minute=args.challenges_per_minute)
+                    max_uploads=args.max_uploads, challenges_per_minute=args.challenges_per_minute,
+                    attachment_budget=int(args.attachment_budget_mb * 1024 * 1024))
     handler = _setup_logging(args.quiet)
     try:
         return _serve(args, limits)

@@ -316,7 +316,7 @@ class Service:
             seconds = math.ceil(wait)
             return refuse(429, "rate_limited", f"站点 {site} 取件过于频繁:请 {seconds} 秒后再试",
                           {"Retry-After": str(seconds)})
-        name, data = exchange.export_downstream(self.store, site)
+        name, data = exchange.export_downstream(self.store, site, budget=self.limits.attachment_budget)
         log.info("站点 %s 取走县级包 %s(%d 字节)", site, name, len(data))
         return 200, data, {protocol.NAME_HEADER: name}
 

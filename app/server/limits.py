@@ -33,6 +33,7 @@ class Limits:
     max_challenges: int = 50_000  # outstanding over all addresses (then new addresses wait; none is evicted)
     linger_seconds: float = 10  # a refused body is read and discarded this long so that the client hears why
     header_seconds: float = 30  # a connection must have sent a request's headers within this time
+    attachment_budget: int = 16 * MIB  # --attachment-budget-mb: bytes of images in one downstream bundle
 
     @property
     def drain_bytes(self) -> int:
