@@ -344,9 +344,17 @@ def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt
     return report
 
 
+COUNTY_OWN_BUNDLE = ("这是本县自己签发的包(发给笔记本电脑的县级包或登记包),不是电脑导出的上传包:县里只接收电脑导出的"
+                     "同步包。县级包应在笔记本电脑上导入(同步 → 从U盘导入,或 jiandang sync import)")
+
+
 def _signer_lookup(store: Store):
     if store.role == "county":
+        county = identity.county_sign_public(store)
+
         def lookup(raw: bytes):
+            if raw == county:
+                raise wire.BundleError(COUNTY_OWN_BUNDLE)
             return identity.certificate_by_key(store, raw)
     else:
         county = identity.county_sign_public(store)
