@@ -482,7 +482,8 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             self.conn.executemany("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, "
                                   "key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)", changes)
             self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", blinds)
-            self._pending.extend(out)
+            if self.listeners:
+                self._pending.extend(out)
         return out
 
     def delete(self, record_id: str, *, reason: str | None = None) -> Change | None:
