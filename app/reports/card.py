@@ -31,18 +31,21 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, head_para, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
+from app.reports.evidence import Loader, card_block
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
 WIDTH = A4[0] - 30 * mm
 
 MEMBER_COLUMNS = [  # (key, heading, width mm)
-    ("name", "姓名", 17), ("relation", "与户主关系", 15), ("sex", "性别", 8), ("age", "年龄", 8),
-    ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 16),
-    ("labour_skill", "劳动技能", 19), ("health", "健康状况", 20), ("work", "务工状况", 29),
+    ("name", "姓名", 17), ("relation", "与户主关系", 17), ("sex", "性别", 8), ("age", "年龄", 8),
+    ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 17),
+    ("labour_skill", "劳动技能", 18), ("health", "健康状况", 19), ("work", "务工状况", 28),
 ]
+FULL_ID_NOTE = ("证件号码和银行账号已部分隐藏。需要完整号码时,在打印窗口勾选“打印完整证件号码和银行账号”,"
+                "命令行加 --full-id。")
 INCOME_ROWS = ["wage_income", "business_income", "property_income", "dividend_income"]
 
 
@@ -141,6 +144,9 @@ def card_content(doc: dict, ctx: Context, full_id: bool = False, for_digest: boo
         "address": ctx.address(doc.get("village_code"), doc.get("group")),
         "basic": basic, "causes": causes, "members": members, "living": living, "income": income_block,
         "helpers": helpers, "plans": plans, "measures": measures, "visits": visits,
+        # the photos printed (by content address): only when there are any, so the digest of a card
+        # without photos is what it always was
+        **({"photos": [p.get("digest") for p in doc["photos"]]} if doc.get("photos") else {}),
     }
 
 
@@ -185,8 +191,10 @@ REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "a
                   "first_identified", "family_size"}
 
 
-def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None) -> list:
-    """The flowables of one household's card."""
+def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None,
+               images: Loader | None = None) -> list:
+    """The flowables of one household's card (with its 家庭合影 and 住房 photos, `doc["photos"]`, drawn
+    through `images` when given)."""
     st = styles()
     c = card_content(doc, ctx, full_id)
     digest = digest or card_digest(doc, ctx)
@@ -204,6 +212,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
     story += [top, Spacer(1, 2 * mm)]
+    if images is not None:
+        story += card_block(doc.get("photos") or [], images)
 
     # 一、家庭基本情况
     story.append(Paragraph(markup("一、家庭基本情况"), st["h2"]))
@@ -215,7 +225,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         row = []
         for key in pairs[i:i + 3]:
             label, text = basic[key]
-            row += [Paragraph(markup(label), cell), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
+            row += [head_para(label, cell, w * 0.95 - 2 * PAD), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
         row += [""] * (6 - len(row))
         rows.append(row)
     rows.append([Paragraph(markup("家庭住址"), cell), para(c["address"], cell, True), "", "", "", ""])
@@ -256,10 +266,10 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     # 二、家庭成员
     story.append(Paragraph(markup(f"二、家庭成员({len(c['members'])} 人)"), st["h2"]))
-    head_row = [Paragraph(markup(h), head) for _, h, _ in MEMBER_COLUMNS]
-    rows = [head_row]
     required_member = {"name", "relation", "sex", "id_number"}
     scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
+    head_row = [head_para(h, head, wd * mm * scale - 2 * PAD) for _, h, wd in MEMBER_COLUMNS]
+    rows = [head_row]
     for m in c["members"]:
         rows.append([number_para(m[key], cell_c if key in ("sex", "age") else cell, wd * mm * scale - 2 * PAD,
                                  key in required_member)
@@ -273,7 +283,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     t.setStyle(_grid(extra))
     story.append(t)
     if not full_id:
-        story.append(Paragraph(markup("证件号码已部分隐藏(打印时选择“完整证件号码”可显示全部)。"), st["small"]))
+        story.append(Paragraph(markup(FULL_ID_NOTE), st["small"]))
 
     # 三、生产生活条件
     story.append(CondPageBreak(50 * mm))
@@ -283,7 +293,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     for i in range(0, len(items), 3):
         row = []
         for _, label, text in items[i:i + 3]:
-            row += [Paragraph(markup(label), cell), para(text, cell)]
+            row += [head_para(label, cell, w * 1.2 - 2 * PAD), para(text, cell)]
         row += [""] * (6 - len(row))
         rows.append(row)
     t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
@@ -306,7 +316,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         for i in range(0, len(items), 4):
             row = []
             for _, label, text in items[i:i + 4]:
-                row += [Paragraph(markup(label), cell), figure(text)]
+                row += [head_para(label, cell, iw * 1.15 - 2 * PAD), figure(text)]
             row += [""] * (8 - len(row))
             rows.append(row)
         line_note = inc["line"] + (f"({inc['line_year']} 年标准)" if inc["line_year"] and inc["line_year"] != inc["year"] else "")
@@ -331,7 +341,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     def listing(title: str, headings: list[str], widths: list[float], data: list[list[str]], empty: str,
                 required: bool = False):
         k = WIDTH / sum(widths)
-        st_rows = [[Paragraph(markup(h), head) for h in headings]]
+        st_rows = [[head_para(h, head, wd * k - 2 * PAD) for h, wd in zip(headings, widths)]]
         for r in data:
             st_rows.append([number_para(v, cell, wd * k - 2 * PAD) for v, wd in zip(r, widths)])
         extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
@@ -417,7 +427,7 @@ class _SetHousehold(Spacer):
 
 
 def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
-                progress: Progress | None = None) -> int:
+                progress: Progress | None = None, images: Loader | None = None) -> int:
     """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
     register_fonts()
     doc_template = CardDocument(path, ctx)
@@ -428,7 +438,7 @@ def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, ful
             story.append(PageBreak())
         story.append(_SetHousehold(doc_template, str(doc.get("head_name") or ""), str(doc.get("household_number") or ""),
                                    version))
-        story += card_story(doc, ctx, full_id, digest)
+        story += card_story(doc, ctx, full_id, digest, images)
     doc_template.progress = progress
     doc_template.households = total
     doc_template.build(story)
