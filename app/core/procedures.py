@@ -149,11 +149,11 @@ def role_may(role: str, stage: str) -> bool:
     return role in STAGE_ROLES.get(stage, ())
 
 
-def role_refusal(role: str, stage: str, *, incoming: bool = False) -> str:
+def role_refusal(role: str, stage: str, *, incoming: bool = False, kind: str | None = None) -> str:
     """Why `role` may not do `stage`: for this database, or (incoming) for a change from another site."""
     allowed = "或".join(ROLE_LABELS[r] for r in STAGE_ROLES[stage])
     who = f"这项更改来自{ROLE_LABELS.get(role, role)}站点" if incoming else f"本数据库是{ROLE_LABELS.get(role, role)}"
-    return f"“{STAGE_LABELS[stage]}”只能由{allowed}数据库办理,{who}"
+    return f"“{stage_label(stage, kind)}”只能由{allowed}数据库办理,{who}"
 
 
 def notice_days(start: str, end: str) -> int:
@@ -260,7 +260,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     else:
         return f"未知的程序环节“{target}”"
     if not role_may(role, stage):
-        return role_refusal(role, stage, incoming=True)
+        return role_refusal(role, stage, incoming=True, kind=pkind)
     if target == RETURNED and not str(new.get(f"{stage}_reason") or "").strip():
         return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
     if target != RETURNED and new.get(f"{stage}_outcome") != "pass":
@@ -298,7 +298,7 @@ def check_stage(fields: dict, stage: str, role: str) -> str | None:
         return (f"申报正等待“{stage_label(expected, kind)}”,不能办理“{stage_label(stage, kind)}”"
                 "(环节顺序不对)")
     if not role_may(role, stage):
-        return role_refusal(role, stage)
+        return role_refusal(role, stage, kind=kind)
     return None
 
 
