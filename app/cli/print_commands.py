@@ -45,7 +45,8 @@ def register(sub) -> None:
     where.add_argument("--village", metavar="CODE", help="村内公示:通过村级评议、等待公示的户(12位村代码)")
     where.add_argument("--township", metavar="CODE", help="乡级公示:通过乡级初核、等待县级审定的户(9位乡镇代码)")
     where.add_argument("--county", metavar="CODE", help="县级公告:通过县级审定、等待公告的户(6位县代码)")
-    q.add_argument("--kind", required=True, choices=["entry", "exit"])
+    q.add_argument("--kind", required=True, choices=["entry", "exit", "monitor", "eliminate"],
+                   help="entry 拟纳入,exit 拟退出;monitor 监测识别、eliminate 风险消除(只有村内公示)")
     q.add_argument("--out", required=True, metavar="FILE.pdf")
     q.add_argument("--start", metavar="YYYY-MM-DD",
                    help="公示开始日期(村内公示默认取申报中设定的公示期;其余默认今天);公告的日期")

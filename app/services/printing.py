@@ -24,7 +24,8 @@ from app.services import households
 from app.store import Store
 
 PrintError = ReportError
-NOTICE_KINDS = {"entry": "拟识别(纳入)", "exit": "拟退出(脱贫)"}
+NOTICE_KINDS = {"entry": "拟识别(纳入)", "exit": "拟退出(脱贫)",
+                "monitor": "拟纳入监测对象(监测识别)", "eliminate": "监测对象拟风险消除"}  # the last two: issue #20
 
 
 @dataclass
@@ -172,9 +173,12 @@ def print_book(store: Store, out, township_code: str, progress: Progress | None 
 def notice_items(store: Store, place_code: str, kind: str, level: str = "village") -> list[tuple[dict, dict]]:
     """The households proposed for a notice, from app.services.proposals (issue 6): a village's 村内公示,
     a township's 公示 after 乡级初核, or a county's 公告 after 县级审定 (`level`)."""
-    from app.services.proposals import households_for_notice
+    from app.services.proposals import ProcedureError, households_for_notice
 
-    return list(households_for_notice(store, place_code, kind, level))
+    try:
+        return list(households_for_notice(store, place_code, kind, level))
+    except ProcedureError as exc:
+        raise PrintError(str(exc)) from None
 
 
 NOTICE_LEVELS = {"village": ("村", 12, "村内公示"), "township": ("乡(镇)", 9, "乡级公示"), "county": ("县", 6, "县级公告")}
@@ -222,15 +226,18 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
     from app.reports import notice as notice_report
 
     if kind not in NOTICE_KINDS:
-        raise PrintError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
+        raise PrintError(f"公示类型应为 entry(纳入)、exit(退出)、monitor(监测识别)或 eliminate(风险消除),而不是“{kind}”")
     if level not in NOTICE_LEVELS:
         raise PrintError(f"公示级别应为 village、township 或 county,而不是“{level}”")
+    if kind in ("monitor", "eliminate") and level != "village":
+        raise PrintError("监测识别和风险消除只在村内公示一次(--village),没有乡级公示和县级公告")
     ctx = context(store, today)
     check_place(store, place_code, level)
     if items is None:
         items = notice_items(store, place_code, kind, level)
     if not items:
-        what = "拟纳入(新识别、返贫纳入)" if kind == "entry" else "拟退出(脱贫)"
+        what = {"entry": "拟纳入(新识别、返贫纳入)", "exit": "拟退出(脱贫)", "monitor": "监测识别",
+                "eliminate": "风险消除"}[kind]
         where, _, stage = NOTICE_LEVELS[level]
         waiting = {"village": "等待村内公示", "township": "通过乡级初核、等待县级审定",
                    "county": "通过县级审定、等待公告"}[level]
@@ -244,6 +251,11 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
 
     def build(tmp):
         nonlocal pages
-        pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
+        if kind in ("monitor", "eliminate"):
+            from app.reports import monitoring_notice
+
+            pages = monitoring_notice.build(tmp, place_code, kind, items, info, ctx)
+        else:
+            pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
 
     return PrintResult(write_pdf(out, build), pages, len(items))

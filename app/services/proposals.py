@@ -465,9 +465,12 @@ def households_for_notice(store: Store, place_code: str, kind: str, level: str =
     review and waits at 村内公示; "township": those of a township (9-digit code) that passed 乡级初核
     (the township's own 公示); "county": those of a county (6-digit code) that passed 县级审定, for
     its 公告."""
-    kinds = {"entry": ("entry", "return"), "exit": ("exit",)}.get(kind)
+    kinds = {"entry": ("entry", "return"), "exit": ("exit",), "monitor": ("monitor",), "eliminate": ("eliminate",)}.get(kind)
     if kinds is None:
-        raise ProcedureError(f"公示类型应为 entry(识别纳入)或 exit(脱贫退出),而不是“{kind}”")
+        raise ProcedureError(f"公示类型应为 entry(识别纳入)、exit(脱贫退出)、monitor(监测识别)或 eliminate(风险消除),"
+                             f"而不是“{kind}”")
+    if kind in procedures.MONITORING_KINDS and level != "village":
+        raise ProcedureError("监测识别和风险消除只在村内公示一次,没有乡级公示和县级公告")
     if level not in NOTICE_WAITING:
         raise ProcedureError(f"公示级别应为 village、township 或 county,而不是“{level}”")
     waiting = NOTICE_WAITING[level]
