@@ -75,3 +75,17 @@ def test_monitoring_notices_are_village_only(db, tmp_path, capsys):
     assert main(["print", "notice", str(path), "--township", VILLAGE[:9], "--kind", "monitor",
                  "--out", str(tmp_path / "x.pdf")]) == 1
     assert "只在村内公示一次" in capsys.readouterr().err and not (tmp_path / "x.pdf").exists()
+
+
+def test_the_card_shows_the_type_the_risks_and_their_state(db, tmp_path):
+    path, _ = db
+    from app.store import Store
+    with Store.open(path) as s:
+        s.unlock(s.operators()[0], PASSPHRASE)
+        number = households.document(s, next(r.id for r in s.records("household")
+                                             if r.fields["head_name"] == "上官婉儿"))["household_number"]
+    out = tmp_path / "卡.pdf"
+    assert main(["print", "card", str(path), "--household", number, "--out", str(out)]) == 0
+    t = text(out)
+    assert "九、防返贫监测" in t and "户类型监测对象类型风险是否消除风险识别时间风险消除时间" in t
+    assert f"监测户突发严重困难户否{ago(400)}" in t and f"因自然灾害{ago(401)}未消除" in t
