@@ -397,6 +397,8 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
                     changes += store.delete(item["id"], reason=item[REMOVED]) is not None
                     continue
                 fields = {k: item.get(k) for k in kind.fields}
+                if not item.get("id"):  # a new child record starts with its defaults (a risk: 未消除, #20)
+                    fields.update({k: f.default for k, f in kind.fields.items() if f.default is not None and fields[k] is None})
                 c = store.put(kind.key, fields, record_id=item.get("id"), village_code=village, parent_id=household_id, reason=reason)
                 changes += c is not None
                 ids.append(c.record_id if c else item["id"])

@@ -52,6 +52,18 @@ SYNONYMS: dict[str, list[str]] = {
     HEAD_ID_NUMBER: ["户主公民身份号码", "户主身份证号", "户主身份证号码", "户主证件号码"],
 }
 
+# ---- 防返贫动态监测 (issue #20): the national system's export headers ----------------------------
+# (seen in a public 已脱贫人口名单 export: 户类型, 易返贫致贫户(监测对象)类型, 风险是否消除, 风险识别时间,
+# 风险消除时间). Kept as one block apart from the lists above.
+SYNONYMS.update({
+    "household.household_type": ["户类型", "农户类型", "户别"],
+    "household.monitoring_type": ["易返贫致贫户(监测对象)类型", "易返贫致贫户类型", "监测对象类型", "监测户类型",
+                                  "监测类型"],
+    "household.risk_eliminated": ["风险是否消除", "是否风险消除", "是否消除风险"],
+    "household.risk_identified_date": ["风险识别时间", "风险识别日期", "识别监测时间", "纳入监测时间"],
+    "household.risk_eliminated_date": ["风险消除时间", "风险消除日期", "消除风险时间"],
+})
+
 _SPACES = re.compile(r"[\s\u3000]+")
 _BRACKETS = str.maketrans("()（）【】[]", "()()()()")
 
@@ -192,6 +204,15 @@ CODE_ALIASES: dict[str, dict[str, str]] = {
     "education": {"文盲": "1", "半文盲": "1", "大专": "5", "本科": "5", "大学": "5"},
     "dilapidated_level": {"C": "C", "D": "D", "c": "C", "d": "D"},
 }
+
+
+# 防返贫动态监测 (issue #20): other spellings of the types in county and national exports.
+CODE_ALIASES.update({
+    "household_type": {"脱贫人口": "1", "已脱贫户": "1", "监测对象": "2", "防返贫监测户": "2", "一般户": "3",
+                       "普通农户": "3", "非贫困户": "3"},
+    "monitoring_type": {"不稳定户": "1", "脱贫不稳定": "1", "边缘户": "2", "边缘易致贫": "2", "突发困难户": "3",
+                        "严重困难户": "3", "突发严重困难": "3"},
+})
 
 
 def code_aliases(dictionary: Dictionary | None = None) -> dict[str, dict[str, str]]:
