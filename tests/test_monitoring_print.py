@@ -89,3 +89,17 @@ def test_the_card_shows_the_type_the_risks_and_their_state(db, tmp_path):
     t = text(out)
     assert "九、防返贫监测" in t and "户类型监测对象类型风险是否消除风险识别时间风险消除时间" in t
     assert f"监测户突发严重困难户否{ago(400)}" in t and f"因自然灾害{ago(401)}未消除" in t
+
+
+def test_the_monitoring_register_and_book_list_the_monitored_households(db, tmp_path, capsys):
+    path, _ = db
+    out = tmp_path / "监测对象名册.pdf"
+    assert main(["print", "monitoring", str(path), "--village", VILLAGE, "--out", str(out)]) == 0
+    t = text(out)
+    assert "防返贫监测对象名册" in t and "监测户1户,其中风险未消除1户" in t
+    assert "上官婉儿" in t and f"因自然灾害({ago(401)},未消除)" in t and "欧阳明远" not in t  # not yet decided
+    book = tmp_path / "监测对象簿.pdf"
+    assert main(["print", "monitoring", str(path), "--township", VILLAGE[:9], "--out", str(book)]) == 0
+    assert "防返贫监测对象簿" in text(book) and "龙井村" in text(book)
+    assert main(["print", "monitoring", str(path), "--village", "522699101202", "--out", str(tmp_path / "x.pdf")]) == 1
+    assert "没有监测户" in capsys.readouterr().err

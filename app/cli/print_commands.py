@@ -57,6 +57,15 @@ def register(sub) -> None:
     q.add_argument("--operator")
     q.set_defaults(func=cmd_notice)
 
+    q = ops.add_parser("monitoring", help="防返贫监测对象名册(村)或监测对象簿(乡镇):全部监测户及其风险")
+    q.add_argument("db")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--village", metavar="CODE", help="12位村代码")
+    where.add_argument("--township", metavar="CODE", help="9位乡(镇)代码")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_monitoring)
+
     q = ops.add_parser("verify", help="核对一张户有卡(二维码中的户 id 和校验码)是否与数据库一致")
     q.add_argument("db")
     q.add_argument("--household", metavar="ID")
@@ -103,6 +112,15 @@ def cmd_book(args) -> int:
         except printing.PrintError as exc:
             raise CommandError(str(exc)) from None
     return _done(result, "乡有簿")
+
+
+def cmd_monitoring(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = printing.print_monitoring_register(store, args.out, args.village or args.township)
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "监测对象名册" if args.village else "监测对象簿")
 
 
 def _date(text: str | None, name: str, default: dt.date) -> dt.date:

@@ -259,3 +259,33 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
             pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
 
     return PrintResult(write_pdf(out, build), pages, len(items))
+
+
+# ---------------------------------------------------------------------- 防返贫监测 (issue #20)
+
+
+def print_monitoring_register(store: Store, out, place_code: str, today: dt.date | None = None) -> PrintResult:
+    """监测对象名册 of a village (12-digit code) or 监测对象簿 of a township (9 digits): its 监测户."""
+    from app.reports import monitoring_register
+    from app.services import monitoring
+
+    ctx = context(store, today)
+    code = str(place_code or "")
+    level = {12: "village", 9: "township"}.get(len(code))
+    if level is None or not code.isdigit():
+        raise PrintError(f"“{place_code}”不是村代码(12位)或乡(镇)代码(9位)")
+    check_place(store, code, level)
+    from app.services import households
+
+    docs = [d for d in households.documents(store) if str(d.get("village_code") or "").startswith(code)
+            and monitoring.monitored(d)]
+    if not docs:
+        raise PrintError(f"{ctx.division(code)}({code})没有监测户,未生成文件")
+    docs.sort(key=lambda d: (str(d.get("village_code") or ""), str(d.get("household_number") or "")))
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages = monitoring_register.build(tmp, code, docs, ctx)
+
+    return PrintResult(write_pdf(out, build), pages, len(docs))
