@@ -158,15 +158,16 @@ def measure_in_force(doc: dict, on: dt.date) -> bool:
     return any(m.get("year") == on.year or (m.get("date") and str(m["date"]) >= since) for m in doc.get("measures", []))
 
 
-def _criteria_for(store: Store, year: int) -> dict | None:
-    """The county's criteria of a year, else those of the latest earlier year."""
-    earlier = [c for c in store.all_monitoring_criteria() if c["year"] <= year]
-    return store.monitoring_criteria(year) or (earlier[-1] if earlier else None)
+def _criteria_for(all_criteria: list[dict], year: int) -> dict | None:
+    """The county's criteria of a year, else those of the latest earlier year (`all_criteria` oldest first)."""
+    earlier = [c for c in all_criteria if c["year"] <= year]
+    return earlier[-1] if earlier else None
 
 
 def _monitoring_lists(store: Store, docs: list[dict], lists: WorkLists, on: dt.date) -> None:
     m = lists.monitoring
-    today = _criteria_for(store, on.year)
+    all_criteria = store.all_monitoring_criteria()  # read once: a few rows
+    today = _criteria_for(all_criteria, on.year)
     risk_days = today["risk_days"] if today else DEFAULT_RISK_DAYS
     cutoff = (on - dt.timedelta(days=lists.visit_days)).isoformat()
     risk_cutoff = (on - dt.timedelta(days=risk_days)).isoformat()
@@ -175,7 +176,7 @@ def _monitoring_lists(store: Store, docs: list[dict], lists: WorkLists, on: dt.d
             continue
         under = monitoring.monitored(doc) and doc.get("risk_eliminated") is not True
         year = procedures.latest_income_year(doc)
-        criteria = _criteria_for(store, year) if year is not None else None
+        criteria = _criteria_for(all_criteria, year) if year is not None else None
         if not under and criteria is not None:
             pc = per_capita(procedures.income_of(doc, year), doc.get("family_size"))
             if pc is not None and pc <= criteria["line"] * NEAR_LINE:
