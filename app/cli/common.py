@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -20,6 +21,20 @@ class CommandError(Exception):
     """A command failed for a reason the user can act on; printed as 错误: ... with exit status 1."""
 
 
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]):
+    """Errors of these kinds carry a message written for the user (Chinese, naming the file or
+    record): inside the block they end the command as `错误: message`, exit status 1.
+
+        with user_errors(StoreError, OSError):
+            store = Store.open(path)
+    """
+    try:
+        yield
+    except kinds as exc:
+        raise CommandError(str(exc)) from None
+
+
 def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> str:
     """The passphrase from the environment variable when set, else asked for without echo."""
     value = os.environ.get(env)
@@ -35,10 +50,8 @@ OPENED: list[Store] = []  # stores this command opened, for the damaged-record w
 
 def open_store(path, operator: str | None = None) -> Store:
     """Open and unlock a database; raises CommandError with a clear message."""
-    try:
+    with user_errors(StoreError):
         store = Store.open(path)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
     try:
         operators = store.operators()
         login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]

@@ -16,6 +16,7 @@ from app.cli.common import (
     print_json,
     progress_printer,
     read_json_file,
+    user_errors,
 )
 from app.core.dictionary import default
 from app.core.validation import ERROR, has_errors
@@ -110,9 +111,13 @@ def _recovery_public_key(db: Path, key_file: str | None):
 
     private = X25519PrivateKey.generate()
     out = db.with_name(db.name + ".recovery-key.pem")
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(crypto.x25519_private_pem(private))
+    try:
+        crypto.write_new_key_file(out, crypto.x25519_private_pem(private))
+    except FileExistsError:
+        raise CommandError(f"恢复私钥文件 {out} 已存在(可能是以前同名数据库的唯一一份恢复私钥):不会覆盖。"
+                           "请先把它移到别处保管好,再新建") from None
+    except OSError as exc:
+        raise CommandError(f"无法写入恢复私钥 {out}:{exc.strerror or exc}") from None
     return private.public_key(), out
 
 
@@ -177,10 +182,8 @@ def cmd_demo(args) -> int:
     else:
         store = open_store(db)
     with store:
-        try:
+        with user_errors(demo_service.DemoRefused):
             added = demo_service.fill(store, args.per_village, args.seed, progress_printer("生成演示数据"))
-        except demo_service.DemoRefused as exc:
-            raise CommandError(str(exc)) from None
         print(f"演示数据:新增 {added} 户,库中共 {store.count('household')} 户、{store.count('member')} 人")
     if args.open:
         from app.cli.main import open_window
@@ -206,12 +209,12 @@ def cmd_add(args) -> int:
                     name = doc.get("head_name", "?") if isinstance(doc, dict) else "?"
                     where = f"{args.json} 第 {i} 户(户主“{name}”)"
                     try:
-                        results.append(households.save(store, doc, allow_errors=args.draft, where=where, batch=batch))
+                        with user_errors(households.InputError):
+                            results.append(households.save(store, doc, allow_errors=args.draft, where=where,
+                                                           batch=batch))
                         batch[results[-1].household_id] = f"本文件第 {i} 户(户主“{name}”)"
                     except households.ValidationFailed as exc:
                         failures.append((where, exc.findings))
-                    except households.InputError as exc:
-                        raise CommandError(str(exc)) from None
                 if failures:
                     raise households.ValidationFailed([])
         except households.ValidationFailed:
@@ -222,10 +225,15 @@ def cmd_add(args) -> int:
                         print(f"  {f}", file=sys.stderr)
             print(f"错误:未保存任何数据:{len(failures)} 户有错误。改正后重新导入,或加 --draft 作为草稿保存。", file=sys.stderr)
             return 1
+        # the 户编号 each household has now (assigned when the document left it out): print card,
+        # propose and the window find a household by it
+        stored = {r.household_id: (store.get(r.household_id).fields if store.get(r.household_id) else {}) for r in results}
     for r in results:
         state = "新增" if r.created else "更新"
         members = len(r.child_ids.get("members", []))
-        print(f"{r.household_id}\t{state}\t成员 {members} 人\t写入 {r.changes} 条记录")
+        fields = stored.get(r.household_id, {})
+        print(f"户编号 {fields.get('household_number') or '(未编号)'}\t户主 {fields.get('head_name') or '?'}\t{state}"
+              f"\t成员 {members} 人\t写入 {r.changes} 条记录\tid {r.household_id}")
         if r.cleared:
             print(f"  注意:户 {r.household_id} 的文档中没有这些字段,已按文档清空:{'、'.join(r.cleared)}"
                   "(文档是一户的完整内容;只改几项时,请先用 list --json 取得全部字段再修改)", file=sys.stderr)
@@ -346,37 +354,29 @@ def cmd_log(args) -> int:
 def cmd_operator_add(args) -> int:
     with open_store(args.db, args.operator) as store:
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
-        try:
+        with user_errors(StoreError):
             store.add_operator(args.login, new)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"已新增操作员“{args.login}”")
     return 0
 
 
 def cmd_operator_passwd(args) -> int:
-    try:
+    with user_errors(StoreError):
         store = Store.open(args.db)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
     with store:
         old = passphrase(f"“{args.login}”的原密码: ")
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
-        try:
+        with user_errors(StoreError):
             store.change_passphrase(args.login, old, new)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"已修改“{args.login}”的密码")
     return 0
 
 
 def cmd_operator_list(args) -> int:
-    try:
+    with user_errors(StoreError):
         with Store.open(args.db) as store:
             for login in store.operators():
                 print(login)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
     return 0
 
 
@@ -387,21 +387,17 @@ def cmd_recover(args) -> int:
         from app.sync.identity import county_encryption_key
 
         with open_store(args.county) as county:
-            try:
+            with user_errors(StoreError):
                 private = county_encryption_key(county)
-            except StoreError as exc:
-                raise CommandError(str(exc)) from None
     else:
         try:
             private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
         except (OSError, ValueError) as exc:
             raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
-    try:
+    with user_errors(StoreError, crypto.DecryptionError):
         with Store.open(args.db) as store:
             store.unlock_with_recovery(private)
             new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
             store.reset_passphrase(args.login, new)
-    except (StoreError, crypto.DecryptionError) as exc:
-        raise CommandError(str(exc)) from None
     print(f"已用恢复密钥重置“{args.login}”的密码")
     return 0

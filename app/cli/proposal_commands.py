@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.common import CommandError, local_time, open_store, print_json
+from app.cli.common import CommandError, local_time, open_store, print_json, user_errors
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
@@ -60,7 +60,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("advance", help="办理申报的一个环节(通过或退回)")
     p.add_argument("db")
-    p.add_argument("--proposal", required=True, help="申报编号(前 8 位即可)")
+    p.add_argument("--proposal", required=True, help="申报编号(前 8 位即可),或户编号(该户唯一未办结的申报)")
     p.add_argument("--stage", required=True, help="review、notice、township、county、announce(或中文环节名)")
     p.add_argument("--outcome", required=True, choices=["pass", "return"], help="pass 通过,return 退回")
     p.add_argument("--reason", help="意见;退回时必填")
@@ -97,20 +97,16 @@ def register(sub) -> None:
     p.add_argument("--operator")
     p.set_defaults(func=cmd_exit_check)
 
-    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标、防返贫监测")
+    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标、待完善、防返贫监测")
     p.add_argument("db")
     p.add_argument("--list", dest="which", default="all",
-                   choices=["all", "helpers", "visits", "stages", "exits", "monitoring"],
+                   choices=["all", "helpers", "visits", "stages", "exits", "incomplete", "monitoring"],
                    help="只看一张清单(monitoring:防返贫监测的四张清单)")
     p.add_argument("--days", type=int, default=worklists.DEFAULT_VISIT_DAYS, help="多少天未走访算久未走访(默认 90)")
     p.add_argument("--village")
     p.add_argument("--json", action="store_true")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_worklist)
-
-
-def _fail(exc: Exception):
-    raise CommandError(str(exc)) from None
 
 
 def _row(p: dict, doc: dict | None) -> str:
@@ -127,7 +123,7 @@ def _row(p: dict, doc: dict | None) -> str:
 
 def cmd_propose(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
             p = proposals.propose(store, doc["id"], args.kind, reasons=args.reason, by=args.by, date=args.date,
                                   income_year=args.year, food_secure=_bool(args.food),
@@ -136,8 +132,6 @@ def cmd_propose(args) -> int:
                                   risks=[tuple(r.replace("：", ":").split(":", 1)) for r in args.risk],
                                   household_authorised=args.household_authorised or None,
                                   water_secure=_bool(args.water))
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         print(f"{p['id']}\t{KINDS[p['proposal_kind']]}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("assessed_failures"):
             print(f"注意:未达标项 {p['assessed_failures']},已附书面说明,乡级初核时会列入待核清单", file=sys.stderr)
@@ -146,11 +140,9 @@ def cmd_propose(args) -> int:
 
 def cmd_proposals(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             waiting = proposals.stage_key(args.stage) if args.stage else None
             household = proposals.find_household(store, args.household) if args.household else None
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         items = proposals.proposals(store, village_code=args.village, waiting=waiting,
                                     household_id=household["id"] if household else None)
         docs = {}
@@ -188,15 +180,13 @@ def cmd_proposals(args) -> int:
 
 def cmd_advance(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             p = proposals.advance(
                 store, args.proposal, args.stage, args.outcome, reason=args.reason, date=args.date, by=args.by,
                 meeting_date=args.meeting_date, attendance=args.attendance, votes_for=args.votes_for,
                 votes_against=args.votes_against, votes_abstain=args.votes_abstain,
                 household_signed=True if args.household_signed else None,
                 notice_start=args.notice_start, notice_end=args.notice_end)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         doc = households.document(store, p["household_id"]) or {}
         print(f"{short_id(p['id'])}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("stage") == "announce" and procedures.EFFECT.get(p["proposal_kind"]):
@@ -206,20 +196,16 @@ def cmd_advance(args) -> int:
 
 def cmd_notice_period(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             p = proposals.plan_notice(store, args.proposal, args.start, args.end)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         print(f"{short_id(p['id'])}\t公示期 {p['notice_start']} 至 {p['notice_end']}")
     return 0
 
 
 def cmd_exit_check(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         if args.elimination:
             from app.services import monitoring
 
@@ -248,7 +234,7 @@ def cmd_worklist(args) -> int:
         data = lists.as_dict()
         if args.which != "all":
             key = {"helpers": "missing_helper", "visits": "no_recent_visit", "stages": "waiting",
-                   "exits": "failing_exits", "monitoring": "monitoring"}[args.which]
+                   "exits": "failing_exits", "incomplete": "incomplete", "monitoring": "monitoring"}[args.which]
             data = {"on": data["on"], key: data[key]}
         print_json(data)
         return 0
@@ -266,6 +252,8 @@ def cmd_worklist(args) -> int:
                      (f"监测对象 {args.days} 天内未走访", m.not_visited), ("风险超期未消除", m.risks_overdue)]
     if args.which in ("all", "exits"):
         sections.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
+    if args.which in ("all", "incomplete"):
+        sections.append(("待完善(必填项未填)", lists.incomplete))
     for title, entries in sections:
         print(f"== {title}:{len(entries)} 户")
         for e in entries:

@@ -56,6 +56,13 @@ def collection(kind: str) -> str:
     return kind + "s"
 
 
+def household_label(fields: dict | None) -> str:
+    """The one way messages name a household: `户主“邵成德”(户编号 5226991012011002)`; a value not
+    yet filled in reads 未填 / 未编号."""
+    fields = fields or {}
+    return f"户主“{fields.get('head_name') or '未填'}”(户编号 {fields.get('household_number') or '未编号'})"
+
+
 def record_label(dictionary: Dictionary, kind: str, record: dict) -> str:
     k = dictionary.kinds[kind]
     title = record.get(k.title_field) if k.title_field else None
@@ -105,6 +112,7 @@ def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> li
     return out
 
 
+FROM_ID_NUMBER = ("sex", "birth_date")  # the editor fills these from a valid ID number (app.ui.forms)
 PROGRAM_START = "2013-01-01"  # 建档立卡 began in 2013-2014: a programme date before it is a typing slip
 _EARLIEST = {"birth_date": "1900-01-01"}
 
@@ -119,6 +127,10 @@ def validate_record(kind: str, record: dict, household: dict | None = None, dict
     for field in k.fields.values():
         for rule, message, severity in check_field(field, record.get(field.key), record, d):
             findings.append(Finding(rid, kind, field.key, rule, message, severity, label))
+    if any(f.rule == "id_number" for f in findings):
+        # sex and birth date are filled in from a valid ID number: while the number is wrong, its
+        # own error is the one to fix, not a second "“性别”为必填项"
+        findings = [f for f in findings if not (f.rule == "required" and f.field in FROM_ID_NUMBER)]
     for name in k.rules:
         for field, message, severity in RULES[name](record, household if household is not None else record):
             findings.append(Finding(rid, kind, field, name, message, severity, label))

@@ -64,6 +64,7 @@ class WorkLists:
     waiting: dict[str, list[Entry]] = field(default_factory=lambda: {s: [] for s in STAGES[1:]})
     failing_exits: list[Entry] = field(default_factory=list)
     monitoring: MonitoringLists = field(default_factory=lambda: MonitoringLists())
+    incomplete: list[Entry] = field(default_factory=list)  # 待完善: required values left empty
 
     def as_dict(self) -> dict:
         return {
@@ -74,6 +75,7 @@ class WorkLists:
             "waiting": {s: [e.as_dict() for e in entries] for s, entries in self.waiting.items()},
             "failing_exits": [e.as_dict() for e in self.failing_exits],
             "monitoring": self.monitoring.as_dict(),
+            "incomplete": [e.as_dict() for e in self.incomplete],
         }
 
 
@@ -112,6 +114,9 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
     for doc in docs:
         if not registered(doc):
             continue
+        missing = missing_required(doc)
+        if missing:
+            lists.incomplete.append(_entry(doc, "待完善:未填 " + "、".join(missing)))
         if not current_helpers(doc, on):
             ended = [h for h in doc.get("helpers", []) if h.get("end_date")]
             lists.missing_helper.append(_entry(doc, "结对已结束,未安排新的帮扶责任人" if ended else "没有帮扶责任人"))
@@ -140,6 +145,27 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
             lists.failing_exits.append(_entry(doc, assessment.summary() + (f"。书面说明:{note}" if note else "。无书面说明"),
                                               p["id"]))
     return lists
+
+
+def missing_required(doc: dict) -> list[str]:
+    """Labels of the required values a household (or its members) leaves empty: a household imported
+    with --allow-incomplete or saved as a draft. Member fields are named with the member. Checks the
+    required fields only (the same test as validation's “为必填项”), not every rule: it runs for every
+    household of the work list."""
+    from app.core.dictionary import default  # noqa: PLC0415
+    from app.core.values import is_empty  # noqa: PLC0415
+
+    d = default()
+    out: list[str] = []
+    for kind, records in (("household", [doc]), ("member", doc.get("members", []))):
+        for record in records:
+            for f in d.kinds[kind].fields.values():
+                if (f.required and is_empty(record.get(f.key)) and f.visible(record)
+                        and not (f.readonly and f.default is not None)):
+                    label = f.label if kind == "household" else f"成员“{record.get('name') or '?'}”的{f.label}"
+                    if label not in out:
+                        out.append(label)
+    return out
 
 
 def stage_title(stage: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.store.crypto import HPKE_SUITE
@@ -130,7 +130,7 @@ def open_payload(verified: Verified, recipient_private, limit: int | None = None
 def decrypt_body(verified: Verified, recipient_private) -> bytes:
     try:
         return HPKE_SUITE.decrypt(verified.body, recipient_private, info=INFO_PREFIX + verified.header_bytes)
-    except Exception:
+    except (InvalidTag, ValueError):  # for another database, or changed on the way
         raise BundleError("无法解密:此包不是发给本数据库的,或已被改动") from None
 
 
@@ -173,6 +173,13 @@ def _parse(raw: bytes):
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BundleError("包内容不是有效的 JSON") from None
+
+
+def peek_header(data: bytes) -> dict:
+    """The header of a bundle this program has just written, for saying what it holds (how many
+    changes). Not a check: an imported bundle is read only through `verify`."""
+    head_len, _ = struct.unpack(">II", data[len(MAGIC) + 32: PREFIX])
+    return json.loads(data[PREFIX: PREFIX + head_len].decode("utf-8"))
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -21,7 +21,7 @@ from app.core.dictionary import Dictionary, default
 from app.core.validation import collection
 from app.services import households
 from app.store import Store
-from app.tables.importer import write_atomic
+from app.tables.errorbook import write_atomic
 from app.tables.reader import TableError
 
 CODE_SHEET = "代码表"
