@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.cli.common import CommandError, passphrase, progress_printer, user_errors
+from app.cli.common import CommandError, passphrase, progress_printer, read_recovery_private_key, user_errors
 from app.services import backup as backups
 from app.services import integrity
 
@@ -50,6 +50,8 @@ def _logging() -> None:
 
 def cmd_backup(args) -> int:
     _logging()
+    if args.keep is not None and args.keep < 1:
+        raise CommandError(f"--keep 应为 1 或更大的整数(保留最新的几份备份),而不是 {args.keep}:未做备份,未删除任何备份")
     with user_errors(backups.BackupError):
         info = backups.backup_file(args.db, args.to)
         gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []
@@ -63,12 +65,7 @@ def cmd_restore(args) -> int:
     _logging()
     key, secret = None, None
     if args.recovery_key:
-        from app.store import crypto  # noqa: PLC0415
-
-        try:
-            key = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+        key = read_recovery_private_key(args.recovery_key)
     else:
         secret = passphrase("用于校验备份的操作员密码: ")
     with user_errors(backups.BackupError):
@@ -166,6 +163,27 @@ def run_selftest(folder: Path) -> list:
         members = len(households.document(state["store"], result.household_id).get("members", []))
         return f"1 户 {members} 人"
 
+    def photo():
+        import io  # noqa: PLC0415
+
+        from PIL import Image  # noqa: PLC0415 - Pillow and its JPEG plugin must be in the build
+
+        from app.services import attachments  # noqa: PLC0415
+
+        buf = io.BytesIO()
+        Image.new("RGB", (2000, 1500), (90, 150, 70)).save(buf, "JPEG", quality=85)
+        (folder / "自检照片.jpg").write_bytes(buf.getvalue())  # a synthetic picture, no one's data
+        store = state["store"]
+        house = store.get(state["household"])
+        report = attachments.add_files(store, house, [folder / "自检照片.jpg"], kind="家庭合影")
+        if len(report.added) != 1:
+            raise RuntimeError("照片未能添加:" + ";".join(report.lines()))
+        rec = store.get(report.added[0])
+        data = attachments.image(store, rec)
+        if not data or Image.open(io.BytesIO(data)).size != (rec.fields["width"], rec.fields["height"]):
+            raise RuntimeError("照片读回后与保存时不符")
+        return f"照片缩放为 {rec.fields['width']}×{rec.fields['height']},{len(data) // 1024} KB,加密保存"
+
     def validate():
         findings = households.validate_all(state["store"])
         errors = sum(1 for f in findings if f.severity == "error")
@@ -223,6 +241,7 @@ def run_selftest(folder: Path) -> list:
         _step("程序资源", results, resources)
         _step("创建加密数据库(县级登记村级设备)", results, create)
         _step("保存一户", results, save)
+        _step("添加照片", results, photo)
         _step("校验", results, validate)
         _step("加密检查", results, no_plain_text)
         _step("打印户有卡", results, card)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
 from pathlib import Path
 
 from app.core.procedures import ROLE_LABELS
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer, user_errors
 from app.core import procedures
+from app.core.oserrors import os_reason
 from app.services import conflicts
 from app.store import StoreError
 from app.sync import exchange, identity, merge, status, wire
@@ -32,8 +35,14 @@ def register(sub) -> None:
     q = ops.add_parser("export", help="导出同步包到文件夹(U 盘)")
     q.add_argument("db")
     q.add_argument("--to", required=True, metavar="DIR")
+    q.add_argument("--attachment-budget", type=float, metavar="MB", help="每个同步包携带照片的上限(MB,默认 16);"
+                   "其余照片写入后续的包")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_export)
+    q = ops.add_parser("status", help="同步状态:未同步的修改、待发送的照片、上次同步时间")
+    q.add_argument("db")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_status)
     q = ops.add_parser("import", help="导入同步包(文件或文件夹);有拒收时退出码为 1")
     q.add_argument("db")
     q.add_argument("paths", nargs="+", metavar="PATH")
@@ -45,6 +54,7 @@ def register(sub) -> None:
     q.add_argument("--ca-cert", metavar="FILE", help="县同步服务的 TLS 证书(默认用登记时设置的)")
     q.add_argument("--remember", action="store_true", help="把 --server/--ca-cert 保存为本机的默认设置")
     q.add_argument("--retries", type=int, default=4, help="网络失败时的重试次数(默认 4,间隔 1、2、4、8 秒)")
+    q.add_argument("--attachment-budget", type=float, metavar="MB", help="每个同步包携带照片的上限(MB,默认 16)")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_now)
 
@@ -76,21 +86,26 @@ def cmd_enroll(args) -> int:
     if out.exists() and not args.force:
         raise CommandError(f"{out} 已存在:不会覆盖已有的登记包(它可能属于另一台已登记的电脑)。"
                            "请换一个文件名,或确认不再需要它后加 --force")
+    if not out.parent.is_dir():
+        raise CommandError(f"文件夹 {out.parent} 不存在(U盘是否已插好?):登记包写不进去,未登记任何设备")
     server_ca = None
     if args.server_ca:
-        try:
-            server_ca = Path(args.server_ca).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"无法读取证书文件 {args.server_ca}:{getattr(exc, 'strerror', None) or exc}") from None
-        if "BEGIN CERTIFICATE" not in server_ca:
-            raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
+        from app.server import client  # noqa: PLC0415
+
+        with user_errors(client.SyncError):
+            server_ca = client.read_ca_file(args.server_ca)
     with open_store(args.db, args.operator) as store:
         unchecked = not store.divisions()
         with user_errors(StoreError, OSError):
             result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
                                      server=args.server, server_ca=server_ca)
             server = store.meta(identity.SERVER_URL)
-            wire.write_atomic(out, result.package)
+            try:
+                wire.write_atomic(out, result.package)
+            except OSError as exc:  # nobody can use a certificate whose package was never written
+                identity.revoke(store, result.site_id)
+                raise CommandError(f"无法写入登记包 {out}:{os_reason(exc)}。这次登记已作废(站点 {result.site_id} "
+                                   "已吊销),请换一个文件夹重新登记") from None
             fp = identity.fingerprint(identity.county_sign_public(store))
     print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {ROLE_LABELS.get(args.role, args.role)},地区 {','.join(villages)}")
     print(f"登记包:{out}")
@@ -114,7 +129,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     try:
         data = Path(package).read_bytes()
     except OSError as exc:
-        raise CommandError(f"无法读取登记包 {package}:{exc.strerror}") from None
+        raise CommandError(f"无法读取登记包 {package}:{os_reason(exc)}(登记包是县扶贫办 enroll 写出的 .jde 文件)") from None
     code = passphrase("登记码: ", env="JIANDANG_ENROLLMENT_CODE")
     with user_errors(wire.BundleError):
         contents = identity.open_enrollment(data, code, str(package))
@@ -137,14 +152,54 @@ def _places(codes, divisions) -> str:
                     for c in codes)
 
 
+def _budget(args) -> int:
+    from app.sync import attachments  # noqa: PLC0415
+
+    mb = getattr(args, "attachment_budget", None)
+    if mb is None:
+        return attachments.DEFAULT_BUDGET
+    if mb <= 0:
+        raise CommandError("--attachment-budget 应大于 0(单位 MB)")
+    return int(mb * 1024 * 1024)
+
+
+def cmd_status(args) -> int:
+    from app.sync import attachments  # noqa: PLC0415
+
+    with open_store(args.db, args.operator) as store:
+        st = status.sync_status(store)
+        lines = []
+        if st.unacknowledged is not None:
+            lines.append(f"未同步修改:{st.unacknowledged} 条(县里尚未确认)")
+            lines.append(st.images_label())
+        else:
+            for c in identity.certificates(store, include_revoked=False):
+                cert = identity.certificate_of(store, c["site_id"])[0]
+                count, size = attachments.pending(store, c["site_id"], cert.villages)
+                if count:
+                    lines.append(f"待发给 {c['site_name']}({c['site_id']})的照片:{count} 张({size / 1024 / 1024:.1f} MB)")
+            if len(lines) == 0:
+                lines.append("待发给各设备的照片:无")
+        lines.append(st.last_sync_label())
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_export(args) -> int:
     with open_store(args.db, args.operator) as store:
         with user_errors(StoreError, OSError):
             outlook = exchange.upstream_outlook(store) if store.role != "county" else None
-            files = exchange.export_to(store, args.to, progress_printer("导出"))
+            try:
+                files = exchange.export_to(store, args.to, progress_printer("导出"), budget=_budget(args))
+            except exchange.ExportInterrupted as exc:  # the whole bundles written are named, then the error
+                for f in exc.written:
+                    print(f"已导出 {f}")
+                raise
     for f in files:
-        changes = wire.peek_header(f.read_bytes()).get("counts", {}).get("changes", 0)
-        print(f"已导出 {f}:{changes} 条修改")
+        counts = wire.peek_header(f.read_bytes()).get("counts", {})
+        photos = f",照片 {counts['attachments']} 张" if counts.get("attachments") else ""
+        print(f"已导出 {f}:{counts.get('changes', 0)} 条修改{photos}")
     if outlook and outlook[1]:
         print(f"其中 {outlook[1]} 条修改在以前的包中已发出、县里尚未确认收到,本包再次带上"
               "(县里重复收到的会自动跳过;导入县里发回的包后,已确认的修改不再重发)")
@@ -180,7 +235,8 @@ def cmd_now(args) -> int:
             try:
                 url, ca = client.settings(store, args.server, args.ca_cert)
                 show = progress_printer("同步")
-                result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note)
+                result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note,
+                                         budget=_budget(args))
             except client.Unreachable as exc:
                 print(f"错误:{exc}", file=sys.stderr)
                 return 3
@@ -196,24 +252,56 @@ def cmd_now(args) -> int:
 
 def cmd_revoke(args) -> int:
     with open_store(args.db, args.operator) as store:
+        _county_only(store, "吊销设备")
+        found = identity.certificate_of(store, args.site)
+        if found and found[1]:
+            print(f"站点 {status.site_label(store, args.site)} 已于 {status.local_time_text(found[1])} 吊销,"
+                  "无需再吊销:此后它发来的包一律拒收")
+            return 0
         with user_errors(StoreError):
             identity.revoke(store, args.site)
-    print(f"已吊销站点 {args.site}:此后它发来的包一律拒收")
+        label = status.site_label(store, args.site)
+    print(f"已吊销站点 {label}:此后它发来的包一律拒收")
     return 0
 
 
 def cmd_devices(args) -> int:
     with open_store(args.db, args.operator) as store:
+        _county_only(store, "列出已登记的设备")
         certs = identity.certificates(store)
     if args.json:
         print_json(certs)
         return 0
-    print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
+    print("站点\t名称\t角色\t村/乡镇\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
-                         status.local_time_text(c["not_after"]), c["number_block"] or "",
-                         f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
+                         status.local_time_text(c["not_after"]), _number_block_text(c["number_block"]),
+                         _device_state(c)]))
     return 0
+
+
+def _device_state(cert: dict) -> str:
+    if cert["revoked"]:
+        return f"已吊销 {status.local_time_text(cert['revoked'])}"
+    try:
+        expired = identity.parse_iso(cert["not_after"]) < datetime.datetime.now(datetime.timezone.utc)
+    except (TypeError, ValueError):
+        expired = False
+    return "已过期(请重新登记)" if expired else "有效"
+
+
+def _county_only(store, what: str) -> None:
+    if store.role != "county":
+        raise CommandError(f"{Path(store.path).name} 不是县级数据库:只有县级数据库可以{what}(设备在县扶贫办登记)")
+
+
+def _number_block_text(stored: str | None) -> str:
+    """The stored block `[1001, 1300]` as a person reads it: `1001-1300` (the last 4 digits of 户编号)."""
+    try:
+        low, high = json.loads(stored or "")
+        return f"{int(low):04d}-{int(high):04d}"
+    except (ValueError, TypeError):
+        return stored or ""
 
 
 def cmd_conflicts(args) -> int:
@@ -222,6 +310,9 @@ def cmd_conflicts(args) -> int:
             if not args.keep:
                 raise CommandError("请用 --keep winner(保留现值)或 --keep other(恢复另一方的值)")
             wanted = args.resolve.strip()
+            if len(wanted) < 4:
+                raise CommandError(f"冲突编号“{wanted}”太短:请至少写出编号的前 4 位"
+                                   f"(用 jiandang conflicts {args.db} 查看编号)")
             matches = [c.id for c in merge.conflicts(store, None) if c.id.startswith(wanted)] if len(wanted) >= 4 else []
             if len(matches) > 1:
                 raise CommandError(f"冲突编号“{wanted}”不唯一,请多写几位")
@@ -229,7 +320,7 @@ def cmd_conflicts(args) -> int:
             with user_errors(StoreError):
                 change = merge.resolve(store, args.resolve, args.keep)
             print(f"冲突 {args.resolve} 已处理:" + ("恢复了另一方的值" if args.keep == "other" else "保留现值")
-                  + (f"(更改 {change.site_id}#{change.seq},会随下次同步发出)" if change else ""))
+                  + (":已写入一条修改,会随下次导出的下发包发给各设备" if change else ""))
             return 0
         items = merge.conflicts(store, None if args.all else "open")
         if args.json:
@@ -240,4 +331,6 @@ def cmd_conflicts(args) -> int:
             print(f"{c.id}\t{t['record']}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
                   f"\t另一方 {t['other']}({t['loser_site']} {local_time(c.loser_hlc)})\t{t['status']}")
         print(f"共 {len(items)} 个冲突", file=sys.stderr)
+        if store.role != "county":
+            print("注意:冲突只在县级数据库记录和审核;本机按同样的规则采用较晚的修改", file=sys.stderr)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -59,6 +59,20 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 
 def _v3(db: sqlite_utils.Database) -> None:
+    """Attachments (photos, scanned papers; app/store/attachments.py). Their metadata is an ordinary
+    sealed record of kind "attachment"; the images are sealed blobs here, content-addressed by a keyed
+    digest. `attachment_sync` remembers, per peer site, which blobs it sent there (bundle number) or
+    received from there (0), so a blob is sent once and resent only when the peer says it is missing."""
+    _run_script(db, """
+        CREATE TABLE attachment_blobs (
+            digest TEXT PRIMARY KEY, size INTEGER NOT NULL, key_version INTEGER NOT NULL,
+            blob BLOB NOT NULL, thumb BLOB);
+        CREATE TABLE attachment_sync (
+            peer TEXT NOT NULL, digest TEXT NOT NULL, bundle INTEGER NOT NULL, PRIMARY KEY (peer, digest));
+        """)
+
+
+def _v4(db: sqlite_utils.Database) -> None:
     """防返贫动态监测 (issue #20): the county's yearly monitoring criteria, reference data like the
     poverty lines: the monitoring income line (监测收入标准), the minimum months under monitoring before
     a risk may be eliminated, how long a risk may stay open before it is listed, and a source note."""
@@ -76,7 +90,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1, 2: _v2, 3: _v3}
+STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

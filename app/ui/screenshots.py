@@ -101,7 +101,8 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
             editor.tabs.setCurrentIndex(i)
             settle(150)
             widget = editor.tabs.widget(i)
-            key = next((k for k, p in editor.panels.items() if p is widget), None) or next(
+            key = "attachments" if widget is editor.attachments else next(
+                (k for k, p in editor.panels.items() if p is widget), None) or next(
                 s.key for s in editor.d.kinds["household"].sections
                 if any(widget.isAncestorOf(f) and s.fields[0].key in f.inputs for f in editor.household_forms))
             shot(editor, f"editor_{i + 1}_{key}")
