@@ -102,3 +102,25 @@ def test_one_error_path_with_the_programs_message_or_an_internal_error(qtbot, st
     assert messages[1].startswith("程序内部错误(KeyError") and "日志" in messages[1]
     assert "E:/台账.xlsx" in messages[2] and "Traceback" not in "".join(messages)
     assert not workers.busy()
+
+
+def test_a_window_closed_while_its_work_runs_misses_the_result_without_an_error(qtbot):
+    """A photo viewer or proposals window closed before its background work ended: the result
+    arrives for a label Qt has already deleted; that is not an error (it was one in the suite)."""
+    import shiboken6
+    from PySide6.QtWidgets import QLabel
+
+    label = QLabel()
+    release = threading.Event()
+    task = workers.start(lambda progress: release.wait(5) and "读完了", label.setText, label.setText)
+    shiboken6.delete(label)  # the window went away while the work ran
+    release.set()
+    assert task.wait()
+    assert not workers.busy()
+    # an error of the callback itself is still an error
+    other = workers.start(lambda progress: 1, lambda result: (_ for _ in ()).throw(RuntimeError("真的出错")),
+                          lambda message: None)
+    with pytest.raises(RuntimeError, match="真的出错"):
+        with qtbot.captureExceptions() as caught:
+            other.wait()
+        raise caught[0][1]

@@ -11,7 +11,7 @@ def test_every_kind_of_the_household_file_is_declared():
     for kind in ["household", "member", "income", "helper", "measure", "plan", "visit"]:
         assert kind in d.kinds
     household = d.kinds["household"]
-    assert [s.label for s in household.sections] == ["基本情况", "生产生活条件"]
+    assert [s.label for s in household.sections] == ["基本情况", "生产生活条件", "防返贫监测"]
     assert household.fields["main_cause"].required
     assert d.code_label("poverty_cause", "1") == "因病"
     assert d.code_label("relation", "01") == "户主/本人"

@@ -206,8 +206,10 @@ def test_national_exited_people_export_dry_run_then_set(real, tmp_path):
     assert report.rejected_households == 2 and report.created == 0
     # nothing else is wrong with the file
     assert all("缺少必填列" in r.reason or "同户其他行" in r.reason for r in report.rejections)
-    assert "户类型" in text and "人均纯收入" in text  # unmapped headings are named
-    used = {t for info in report.sheets for t in info.columns.values()}
+    assert "人均纯收入" in text and "户类型" not in text.split("未导入:")[-1]  # unmapped headings are named;
+    used = {t for info in report.sheets for t in info.columns.values()}  # 户类型 … are read since issue #20
+    assert {"household.household_type", "household.monitoring_type", "household.risk_eliminated",
+            "household.risk_identified_date", "household.risk_eliminated_date"} <= used
     assert {"household.family_size", "household.main_cause", "household.phone", "household.dilapidated",
             "household.water_safe", "member.serious_illness_insurance", "member.id_number", "household.group",
             "village_name", "member.work_months"} <= used
@@ -218,6 +220,7 @@ def test_national_exited_people_export_dry_run_then_set(real, tmp_path):
     wu = next(d for d in households.documents(real) if d["head_name"] == "吴大山")  # 户主姓名 from the 户主 row
     assert wu["village_code"] == VILLAGE and wu["family_size"] == 3 and wu["first_identified"] == "2014-08-01"
     assert wu["status"] == "2" and wu["group"] == "三组" and wu["dilapidated"] == "0"
+    assert wu["household_type"] == "1"  # 户类型 脱贫户 (issue #20)
     by_name = {m["name"]: m for m in wu["members"]}
     assert by_name["郑小梅"]["labour_skill"] == "5" and by_name["吴亮"]["education"] == "5"
     assert by_name["吴亮"]["work_months"] == 10 and by_name["吴大山"]["serious_illness_insurance"] is True

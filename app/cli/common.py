@@ -61,6 +61,7 @@ def open_store(path, operator: str | None = None) -> Store:
         operators = store.operators()
         login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]
         store.unlock(login, passphrase(f"操作员“{login}”的密码: "))
+        _migrate_data(store, path)
     except StoreError as exc:
         store.close()
         raise CommandError(str(exc)) from None
@@ -89,6 +90,19 @@ def _json_text(item) -> str:
     if b"0.0000" in out or _SMALL_EXPONENT.search(out):
         return json.dumps(item, ensure_ascii=False, indent=2)
     return out.decode("utf-8")
+
+
+def _migrate_data(store: Store, path) -> None:
+    """Data migrations that need the data key (sealed records), once per dictionary version: 户类型 of
+    households entered before issue #20. A failure rolls back and leaves the database as it was."""
+    from app.services import monitoring
+
+    try:
+        changed = monitoring.ensure_migrated(store)
+    except Exception as exc:  # noqa: BLE001 - the data stays as it was (one transaction)
+        raise StoreError(f"{path}:升级户类型时出错({exc}),数据库未改动。请备份后联系县扶贫办") from None
+    if changed:
+        print(f"已为 {changed} 户已脱贫户补记户类型“脱贫户”(数据升级,只做一次)", file=sys.stderr)
 
 
 def print_json(obj) -> None:

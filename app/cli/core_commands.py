@@ -56,6 +56,7 @@ def register(sub) -> None:
     p.add_argument("db")
     p.add_argument("--village", help="12位村代码")
     p.add_argument("--search", help="按姓名、身份证号、户编号查找")
+    p.add_argument("--type", help="只列一种户类型:脱贫户、监测户、一般农户(防返贫动态监测)")
     p.add_argument("--json", action="store_true", help="输出 add --json 可读回的完整 JSON")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_list)
@@ -243,6 +244,32 @@ def cmd_add(args) -> int:
     return 0
 
 
+def _household_type(text: str, d) -> str:
+    codes = d.codes["household_type"]
+    for code, label in codes.items():
+        if text.strip() in (code, label):
+            return code
+    raise CommandError(f"--type:未知的户类型“{text}”,应为:{'、'.join(codes.values())}")
+
+
+def _list_monitored(store, docs: list[dict], d) -> int:
+    """监测户: type, risks and their state (防返贫动态监测, issue #20)."""
+    from app.services import monitoring
+
+    print("户编号\t户主\t人口\t监测对象类型\t风险\t风险是否消除\t风险识别时间\t风险消除时间\t村")
+    for doc in docs:
+        print("\t".join([
+            str(doc.get("household_number", "")), str(doc.get("head_name", "")), str(len(doc.get("members", []))),
+            d.display("household", "monitoring_type", doc.get("monitoring_type")),
+            monitoring.risk_summary(doc),
+            d.display("household", "risk_eliminated", doc.get("risk_eliminated")),
+            str(doc.get("risk_identified_date") or ""), str(doc.get("risk_eliminated_date") or ""),
+            store.division_name(doc["village_code"]) if doc.get("village_code") else "",
+        ]))
+    print(f"共 {len(docs)} 户", file=sys.stderr)
+    return 0
+
+
 def cmd_list(args) -> int:
     d = default()
     with open_store(args.db, args.operator) as store:
@@ -252,9 +279,14 @@ def cmd_list(args) -> int:
                 docs = [doc for doc in docs if doc["village_code"] == args.village]
         else:
             docs = households.iter_documents(store, args.village)  # a batch at a time: flat memory
+        if args.type:
+            code = _household_type(args.type, d)
+            docs = (doc for doc in docs if doc.get("household_type") == code)
         if args.json:
             print_json(docs)
             return 0
+        if args.type and d.codes["household_type"][code] == "监测户":
+            return _list_monitored(store, list(docs), d)
         names = {}
         print("户编号\t户主\t人口\t属性\t主要致贫原因\t状态\t村")
         count = 0

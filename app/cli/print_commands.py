@@ -45,7 +45,8 @@ def register(sub) -> None:
     where.add_argument("--village", metavar="CODE", help="村内公示:通过村级评议、等待公示的户(12位村代码)")
     where.add_argument("--township", metavar="CODE", help="乡级公示:通过乡级初核、等待县级审定的户(9位乡镇代码)")
     where.add_argument("--county", metavar="CODE", help="县级公告:通过县级审定、等待公告的户(6位县代码)")
-    q.add_argument("--kind", required=True, choices=["entry", "exit"])
+    q.add_argument("--kind", required=True, choices=["entry", "exit", "monitor", "eliminate"],
+                   help="entry 拟纳入,exit 拟退出;monitor 监测识别、eliminate 风险消除(只有村内公示)")
     q.add_argument("--out", required=True, metavar="FILE.pdf")
     q.add_argument("--start", metavar="YYYY-MM-DD",
                    help="公示开始日期(村内公示默认取申报中设定的公示期;其余默认今天);公告的日期")
@@ -56,6 +57,15 @@ def register(sub) -> None:
     q.add_argument("--phone", default="", help="受理异议的联系电话")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_notice)
+
+    q = ops.add_parser("monitoring", help="防返贫监测对象名册(村)或监测对象簿(乡镇):全部监测户及其风险")
+    q.add_argument("db")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--village", metavar="CODE", help="12位村代码")
+    where.add_argument("--township", metavar="CODE", help="9位乡(镇)代码")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_monitoring)
 
     q = ops.add_parser("evidence", help="佐证材料:一户的照片和扫描件,附类别、说明、日期和添加人")
     q.add_argument("db")
@@ -105,6 +115,15 @@ def cmd_book(args) -> int:
         with user_errors(printing.PrintError):
             result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
     return _done(result, "乡有簿")
+
+
+def cmd_monitoring(args) -> int:
+    with open_store(args.db, args.operator) as store:
+        try:
+            result = printing.print_monitoring_register(store, args.out, args.village or args.township)
+        except printing.PrintError as exc:
+            raise CommandError(str(exc)) from None
+    return _done(result, "监测对象名册" if args.village else "监测对象簿")
 
 
 def _date(text: str | None, name: str, default: dt.date) -> dt.date:

@@ -29,7 +29,8 @@ def register(sub) -> None:
     p = sub.add_parser("propose", help="发起识别、退出等申报(村民小组提名)")
     p.add_argument("db")
     p.add_argument("--household", required=True, help="贫困户记录 id 或户编号")
-    p.add_argument("--kind", required=True, help="exit(脱贫退出)、entry(新识别)、return(返贫纳入)、natural(自然减少)、members(成员增减)")
+    p.add_argument("--kind", required=True, help="exit(脱贫退出)、entry(新识别)、return(返贫纳入)、natural(自然减少)、members(成员增减)、"
+                                                "monitor(监测识别)、eliminate(风险消除),也可写中文")
     p.add_argument("--reason", required=True, help="申报理由")
     p.add_argument("--by", help="提名人(如村民小组长姓名)")
     p.add_argument("--date", help="提名日期(默认今天)")
@@ -37,6 +38,13 @@ def register(sub) -> None:
     p.add_argument("--food", help="退出:不愁吃 yes|no")
     p.add_argument("--clothing", help="退出:不愁穿 yes|no")
     p.add_argument("--justification", help="未达到退出标准时的书面说明")
+    # 防返贫动态监测 (issue #20)
+    p.add_argument("--monitoring-type", help="监测识别:脱贫不稳定户|边缘易致贫户|突发严重困难户")
+    p.add_argument("--source", help="监测识别:农户自主申报|干部走访排查|部门筛查预警")
+    p.add_argument("--risk", action="append", default=[],
+                   help="监测识别:风险类型(因病、因学、因残、因意外事故 …),可写“因病:2026-03-01”带发现日期;可重复")
+    p.add_argument("--household-authorised", action="store_true", help="监测识别:农户已签署授权承诺书")
+    p.add_argument("--water", help="风险消除:饮水安全有保障 yes|no(默认取户档“饮水是否安全”)")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_propose)
 
@@ -83,14 +91,17 @@ def register(sub) -> None:
     p.add_argument("--year", type=int)
     p.add_argument("--food")
     p.add_argument("--clothing")
+    p.add_argument("--water", help="风险消除:饮水安全有保障 yes|no")
+    p.add_argument("--elimination", action="store_true", help="按风险消除标准(监测收入标准、饮水安全、监测时间)计算")
     p.add_argument("--json", action="store_true")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_exit_check)
 
-    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标、待完善")
+    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标、待完善、防返贫监测")
     p.add_argument("db")
     p.add_argument("--list", dest="which", default="all",
-                   choices=["all", "helpers", "visits", "stages", "exits", "incomplete"], help="只看一张清单")
+                   choices=["all", "helpers", "visits", "stages", "exits", "incomplete", "monitoring"],
+                   help="只看一张清单(monitoring:防返贫监测的四张清单)")
     p.add_argument("--days", type=int, default=worklists.DEFAULT_VISIT_DAYS, help="多少天未走访算久未走访(默认 90)")
     p.add_argument("--village")
     p.add_argument("--json", action="store_true")
@@ -116,7 +127,11 @@ def cmd_propose(args) -> int:
             doc = proposals.find_household(store, args.household)
             p = proposals.propose(store, doc["id"], args.kind, reasons=args.reason, by=args.by, date=args.date,
                                   income_year=args.year, food_secure=_bool(args.food),
-                                  clothing_secure=_bool(args.clothing), justification=args.justification)
+                                  clothing_secure=_bool(args.clothing), justification=args.justification,
+                                  monitoring_type=args.monitoring_type, risk_source=args.source,
+                                  risks=[tuple(r.replace("：", ":").split(":", 1)) for r in args.risk],
+                                  household_authorised=args.household_authorised or None,
+                                  water_secure=_bool(args.water))
         print(f"{p['id']}\t{KINDS[p['proposal_kind']]}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("assessed_failures"):
             print(f"注意:未达标项 {p['assessed_failures']},已附书面说明,乡级初核时会列入待核清单", file=sys.stderr)
@@ -191,15 +206,22 @@ def cmd_exit_check(args) -> int:
     with open_store(args.db, args.operator) as store:
         with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
-        a = proposals.exit_assessment(store, doc, year=args.year, food_secure=_bool(args.food),
-                                      clothing_secure=_bool(args.clothing))
+        if args.elimination:
+            from app.services import monitoring
+
+            a = monitoring.assess(store, doc, year=args.year, food_secure=_bool(args.food),
+                                  clothing_secure=_bool(args.clothing), water_secure=_bool(args.water))
+        else:
+            a = proposals.exit_assessment(store, doc, year=args.year, food_secure=_bool(args.food),
+                                          clothing_secure=_bool(args.clothing))
+        what = "风险消除标准" if args.elimination else "退出标准"
         if args.json:
             print_json(a.as_dict())
         else:
-            print(f"{proposals.household_title(doc)} 退出标准({a.year or '无收入'} 年)")
+            print(f"{proposals.household_title(doc)} {what}({a.year or '无收入'} 年)")
             for c in a.criteria:
                 print(f"  {'✓' if c.ok else '✗'} {c.label}:{c.detail}")
-            print("结论:" + ("达到退出标准" if a.passed else "未达到退出标准"))
+            print("结论:" + (f"达到{what}" if a.passed else f"未达到{what}"))
     return 0 if a.passed else 1
 
 
@@ -212,7 +234,7 @@ def cmd_worklist(args) -> int:
         data = lists.as_dict()
         if args.which != "all":
             key = {"helpers": "missing_helper", "visits": "no_recent_visit", "stages": "waiting",
-                   "exits": "failing_exits", "incomplete": "incomplete"}[args.which]
+                   "exits": "failing_exits", "incomplete": "incomplete", "monitoring": "monitoring"}[args.which]
             data = {"on": data["on"], key: data[key]}
         print_json(data)
         return 0
@@ -224,6 +246,10 @@ def cmd_worklist(args) -> int:
     if args.which in ("all", "stages"):
         for stage in STAGES[1:]:
             sections.append((f"等待{STAGE_LABELS[stage]}", lists.waiting[stage]))
+    if args.which in ("all", "monitoring"):  # 防返贫动态监测 (issue #20)
+        m = lists.monitoring
+        sections += [("收入接近或低于监测收入标准", m.near_line), ("监测对象无在帮措施", m.no_measure),
+                     (f"监测对象 {args.days} 天内未走访", m.not_visited), ("风险超期未消除", m.risks_overdue)]
     if args.which in ("all", "exits"):
         sections.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
     if args.which in ("all", "incomplete"):

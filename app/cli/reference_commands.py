@@ -48,6 +48,17 @@ def register(sub) -> None:
     q.add_argument("--operator")
     q.set_defaults(func=cmd_poverty_line)
 
+    q = ops.add_parser("monitoring", help="防返贫监测标准:设定某年度的监测收入标准和期限;不给年度时列出各年度")
+    q.add_argument("db")
+    q.add_argument("year", nargs="?", metavar="YEAR", help="年度,如 2025")
+    q.add_argument("line", nargs="?", metavar="LINE", help="监测收入标准,元/人·年,如 8800")
+    q.add_argument("--min-months", default="6", help="风险消除前最短监测时间(月,默认 6)")
+    q.add_argument("--risk-days", default="180", help="风险未消除超过多少天列入工作清单(默认 180)")
+    q.add_argument("--source", default="", metavar="TEXT", help="来源说明,如发文字号")
+    q.add_argument("--json", action="store_true")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_monitoring)
+
     q = ops.add_parser("poverty-lines", help="列出各年度贫困线")
     q.add_argument("db")
     q.add_argument("--json", action="store_true")
@@ -178,4 +189,34 @@ def cmd_poverty_lines(args) -> int:
     print("年度  贫困线(元/人·年)  来源")
     for r in lines:
         print(f"{r['year']}  {_yuan(r['line']):>16}  {r['source']}")
+    return 0
+
+
+def cmd_monitoring(args) -> int:
+    """防返贫监测标准 (issue #20): set one year's, or list them all."""
+    store = open_store(args.db, args.operator)
+    try:
+        if args.year is not None:
+            if args.line is None:
+                raise CommandError("请同时给出年度和监测收入标准,如:jiandang reference monitoring DB 2025 8800")
+            try:
+                c = reference.set_monitoring_criteria(store, args.year, args.line, args.min_months, args.risk_days,
+                                                      args.source)
+            except reference.ReferenceDataError as exc:
+                raise _refused(exc) from None
+            print(f"已设定 {c['year']} 年监测收入标准:{_yuan(c['line'])} 元/人·年,最短监测 {c['min_months']} 个月,"
+                  f"风险超过 {c['risk_days']} 天未消除列入清单{_sent_downstream_note(store)}")
+            return 0
+        rows = store.all_monitoring_criteria()
+    finally:
+        store.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("还没有设定监测收入标准。用 jiandang reference monitoring DB 年度 金额 --source 说明 设定")
+        return 0
+    print("年度  监测收入标准(元/人·年)  最短监测(月)  风险期限(天)  来源")
+    for r in rows:
+        print(f"{r['year']}  {_yuan(r['line']):>20}  {r['min_months']:>10}  {r['risk_days']:>10}  {r['source']}")
     return 0

@@ -55,9 +55,12 @@ KINDS = {
     "exit": "脱贫退出",
     "natural": "自然减少",
     "members": "成员增减",
+    "monitor": "监测识别",
+    "eliminate": "风险消除",
 }
 # The household status an effective proposal sets (None: no status change).
-EFFECT = {"entry": "1", "return": "4", "exit": "2", "natural": "6", "members": None}
+EFFECT = {"entry": "1", "return": "4", "exit": "2", "natural": "6", "members": None,
+          "monitor": None, "eliminate": None}
 # The statuses a household may have when a proposal of this kind is made (None: no status yet).
 ALLOWED_FROM = {
     "entry": {None, "1", "6", "7"},
@@ -65,7 +68,29 @@ ALLOWED_FROM = {
     "exit": {"1", "4", "5"},
     "natural": {"1", "2", "3", "4", "5"},
     "members": {"1", "2", "3", "4", "5"},
+    "monitor": None,    # 监测识别 and 风险消除 look at the household type instead (MONITOR_ALLOWED_FROM)
+    "eliminate": None,
 }
+
+# ---- 防返贫动态监测 (issue #20) ----
+# The two monitoring procedures end at the county's decision (县级确定 / 县级审定): no 公告 stage.
+MONITORING_KINDS = ("monitor", "eliminate")
+KIND_STAGES = {"monitor": STAGES[:5], "eliminate": STAGES[:5]}
+KIND_STAGE_LABELS = {
+    "monitor": {"nominate": "申报排查", "notice": "村内公示", "township": "乡镇审核", "county": "县级确定"},
+    "eliminate": {"nominate": "入户核实", "notice": "村内公示", "township": "乡镇审核", "county": "县级审定"},
+}
+HOUSEHOLD_TYPE_LABELS = {"1": "脱贫户", "2": "监测户", "3": "一般农户"}
+MONITORED = "2"      # household_type 监测户
+EXITED_TYPE = "1"    # household_type 脱贫户
+ORDINARY = "3"       # household_type 一般农户
+RISK_OPEN, RISK_ELIMINATED = "1", "2"
+# Household fields only the county writes, when a monitoring procedure is decided.
+MONITORING_FIELDS = ("household_type", "monitoring_type", "risk_eliminated", "risk_identified_date",
+                     "risk_eliminated_date")
+# Types a household may have when a monitoring proposal is made (None: no type recorded yet).
+MONITOR_ALLOWED_FROM = {"monitor": {None, "1", "3"}, "eliminate": {"2"}}
+MIGRATION_REASON = "数据迁移:户类型"  # app.services.monitoring.migrate
 STATUS_LABELS = {"1": "未脱贫", "2": "已脱贫(享受政策)", "3": "已脱贫(不再享受政策)", "4": "返贫",
                  "5": "标注脱贫", "6": "自然减少", "7": "销号"}
 STATUS_REASON_PREFIX = "程序生效:"
@@ -80,27 +105,38 @@ PROPOSAL_FIELDS = ("proposal_kind", "reasons", "income_year", "food_secure", "cl
 NOTICE_PLAN_FIELDS = ("notice_start", "notice_end")
 
 
-def stage_label(stage: str | None) -> str:
+def stages_of(kind: str | None) -> tuple[str, ...]:
+    """The stages of a proposal kind, in order (the monitoring procedures end at the county)."""
+    return KIND_STAGES.get(kind, STAGES)
+
+
+def final_stage(kind: str | None) -> str:
+    """The stage whose pass makes a proposal of this kind take effect."""
+    return stages_of(kind)[-1]
+
+
+def stage_label(stage: str | None, kind: str | None = None) -> str:
     if stage == RETURNED:
         return "已退回"
     if stage is None:
         return "办结"
-    return STAGE_LABELS.get(stage, str(stage))
+    return KIND_STAGE_LABELS.get(kind, {}).get(stage) or STAGE_LABELS.get(stage, str(stage))
 
 
-def next_stage(stage: str | None) -> str | None:
+def next_stage(stage: str | None, kind: str | None = None) -> str | None:
     """The stage a proposal whose last done stage is `stage` waits for (None: finished or returned)."""
+    stages = stages_of(kind)
     if stage is None:
-        return STAGES[0]
-    if stage == RETURNED or stage not in STAGES:
+        return stages[0]
+    if stage == RETURNED or stage not in stages:
         return None
-    i = STAGES.index(stage)
-    return STAGES[i + 1] if i + 1 < len(STAGES) else None
+    i = stages.index(stage)
+    return stages[i + 1] if i + 1 < len(stages) else None
 
 
 def is_pending(fields: dict) -> bool:
     """True while a proposal is neither effective nor returned."""
-    return next_stage(fields.get("stage")) is not None
+    return next_stage(fields.get("stage"), fields.get("proposal_kind")) is not None
 
 
 def concurrent_pending(proposals: list[dict]) -> list[dict]:
@@ -120,11 +156,11 @@ def role_may(role: str, stage: str) -> bool:
     return role in STAGE_ROLES.get(stage, ())
 
 
-def role_refusal(role: str, stage: str, *, incoming: bool = False) -> str:
+def role_refusal(role: str, stage: str, *, incoming: bool = False, kind: str | None = None) -> str:
     """Why `role` may not do `stage`: for this database, or (incoming) for a change from another site."""
     allowed = "或".join(ROLE_LABELS[r] for r in STAGE_ROLES[stage])
     who = f"这项更改来自{ROLE_LABELS.get(role, role)}站点" if incoming else f"本数据库是{ROLE_LABELS.get(role, role)}"
-    return f"“{STAGE_LABELS[stage]}”只能由{allowed}数据库办理,{who}"
+    return f"“{stage_label(stage, kind)}”只能由{allowed}数据库办理,{who}"
 
 
 def notice_days(start: str, end: str) -> int:
@@ -151,10 +187,50 @@ def authorize_change(kind: str, new_fields: dict, old_fields: dict, role: str, *
         return _authorize_household(new_fields, old_fields, role, creating, reason)
     if kind == "proposal":
         return _authorize_proposal(new_fields, old_fields, role, creating)
+    if kind == "risk":
+        return _authorize_risk(new_fields, old_fields, role, creating, reason)
     return None
 
 
+def _county_decision(role: str, reason: str | None, what: str) -> str | None:
+    if role != "county":
+        return (f"{what}只能通过监测识别、风险消除程序改变,由县级确定时写入;"
+                f"{ROLE_LABELS.get(role, role)}站点不能直接修改。请在“识别与退出”中发起申报")
+    if reason is not None and not str(reason).startswith(STATUS_REASON_PREFIX):
+        return f"{what}不能直接修改:请办理监测识别或风险消除程序,县级确定时会自动改变"
+    return None
+
+
+def _authorize_monitoring(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
+    """户类型 and the monitoring fields: written by the county's decision only. A household created
+    with them (Excel import, demo data) keeps them, as its status; a household that has no type yet
+    may be given 脱贫户 by the data migration when it has left poverty."""
+    if creating:
+        return None
+    changed = [k for k in MONITORING_FIELDS if k in new and new[k] != old.get(k)]
+    if not changed:
+        return None
+    if (changed == ["household_type"] and new["household_type"] == EXITED_TYPE and old.get("household_type") is None
+            and reason is not None and str(reason).startswith(MIGRATION_REASON)):
+        return None
+    return _county_decision(role, reason, "户类型和监测信息")
+
+
+def _authorize_risk(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
+    """A risk is recorded by the village (open); it is recorded as eliminated by the county's decision."""
+    written = {k: new[k] for k in ("state", "eliminated_date") if k in new}
+    if creating:
+        if written.get("state") in (None, RISK_OPEN) and not written.get("eliminated_date"):
+            return None
+    elif all(written.get(k) == old.get(k) for k in written):
+        return None
+    return _county_decision(role, reason, "风险的消除状态")
+
+
 def _authorize_household(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
+    refusal = _authorize_monitoring(new, old, role, creating, reason)
+    if refusal:
+        return refusal
     if "status" not in new or creating:
         return None  # a new household (demo data, Excel import) starts with its status
     if new["status"] == old.get("status", object()):
@@ -180,6 +256,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
         return "已记录的程序环节不能修改;如有错误,请在下一环节退回并重新申报"
     target = new["stage"]
     before = None if creating else old.get("stage")
+    pkind = new.get("proposal_kind") if creating else old.get("proposal_kind")
     if target == RETURNED:
         returning = [s for s in STAGES if new.get(f"{s}_outcome") == "return"]
         if len(returning) != 1:
@@ -190,7 +267,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     else:
         return f"未知的程序环节“{target}”"
     if not role_may(role, stage):
-        return role_refusal(role, stage, incoming=True)
+        return role_refusal(role, stage, incoming=True, kind=pkind)
     if target == RETURNED and not str(new.get(f"{stage}_reason") or "").strip():
         return f"在“{STAGE_LABELS[stage]}”退回申报必须写明原因"
     if target != RETURNED and new.get(f"{stage}_outcome") != "pass":
@@ -198,7 +275,7 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
     if stages - {stage}:
         other = sorted(stages - {stage})
         return f"一次只能办理一个环节,这次修改还写了“{'、'.join(stage_label(s) for s in other)}”"
-    expected = next_stage(before)
+    expected = next_stage(before, pkind)
     if creating and stage != "nominate":
         return "新的申报必须从“村民小组提名”开始"
     if creating and new.get("proposal_kind") not in KINDS:
@@ -216,16 +293,19 @@ def _authorize_proposal(new: dict, old: dict, role: str, creating: bool) -> str 
 
 def check_stage(fields: dict, stage: str, role: str) -> str | None:
     """Whether a proposal (its current fields) may have `stage` done now by `role` (order, role)."""
-    if stage not in STAGES:
-        return f"未知的程序环节“{stage}”,应为:{'、'.join(f'{s}({STAGE_LABELS[s]})' for s in STAGES)}"
-    expected = next_stage(fields.get("stage"))
+    kind = fields.get("proposal_kind")
+    stages = stages_of(kind)
+    if stage not in stages:
+        return f"未知的程序环节“{stage}”,应为:{'、'.join(f'{s}({stage_label(s, kind)})' for s in stages)}"
+    expected = next_stage(fields.get("stage"), kind)
     if expected is None:
-        state = "已退回" if fields.get("stage") == RETURNED else "已公告生效"
-        return f"这份申报{state},不能再办理“{STAGE_LABELS[stage]}”"
+        state = "已退回" if fields.get("stage") == RETURNED else ("已办结" if kind in MONITORING_KINDS else "已公告生效")
+        return f"这份申报{state},不能再办理“{stage_label(stage, kind)}”"
     if stage != expected:
-        return f"申报正等待“{STAGE_LABELS[expected]}”,不能办理“{STAGE_LABELS[stage]}”(环节顺序不对)"
+        return (f"申报正等待“{stage_label(expected, kind)}”,不能办理“{stage_label(stage, kind)}”"
+                "(环节顺序不对)")
     if not role_may(role, stage):
-        return role_refusal(role, stage)
+        return role_refusal(role, stage, kind=kind)
     return None
 
 
@@ -357,4 +437,50 @@ def assess_exit(doc: dict, *, year: int | None, line: float | None, food_secure:
         result.criteria.append(Criterion("housing", "住房安全有保障", False, "未填写“是否危房”"))
     else:
         result.criteria.append(Criterion("housing", "住房安全有保障", True, "非危房"))
+    return result
+
+
+# ---------------------------------------------------------------------- 风险消除 criteria (issue #20)
+
+
+def months_between(start: str | None, on: dt.date) -> int | None:
+    """Whole months from an ISO date to `on` (None without a start date)."""
+    if not start:
+        return None
+    try:
+        begin = dt.date.fromisoformat(str(start))
+    except ValueError:
+        return None
+    return (on.year - begin.year) * 12 + on.month - begin.month - (on.day < begin.day)
+
+
+def assess_elimination(doc: dict, *, year: int | None, criteria: dict | None, food_secure: bool | None,
+                       clothing_secure: bool | None, water_secure: bool | None, on: dt.date) -> ExitAssessment:
+    """The 风险消除 criteria: the exit check's computation (income, 两不愁三保障) with the county's
+    monitoring income line instead of the poverty line, plus safe drinking water and the minimum time
+    under monitoring the county set for the year (`criteria`: Store.monitoring_criteria)."""
+    line = criteria["line"] if criteria else None
+    result = assess_exit(doc, year=year, line=line, food_secure=food_secure, clothing_secure=clothing_secure, on=on)
+    income = result.criteria[0]
+    if income.key == "income":
+        income.label = "年人均纯收入高于监测收入标准"
+        if line is None and result.per_capita is not None:
+            income.detail = f"人均 {result.per_capita:,.2f} 元;县里尚未设定 {year} 年的监测收入标准"
+        elif line is not None and result.per_capita is not None:
+            income.detail = income.detail.replace("贫困线", "监测收入标准")
+    water = water_secure if water_secure is not None else (
+        None if doc.get("water_safe") is None else bool(doc.get("water_safe")))
+    if water is None:
+        result.criteria.append(Criterion("water", "饮水安全有保障", False, "申报中未回答,户档也未填写“饮水是否安全”"))
+    else:
+        result.criteria.append(Criterion("water", "饮水安全有保障", water, "是" if water else "否"))
+    months = months_between(doc.get("risk_identified_date"), on)
+    need = criteria["min_months"] if criteria else None
+    if months is None:
+        result.criteria.append(Criterion("monitored", "监测时间", False, "没有风险识别时间"))
+    elif need is None:
+        result.criteria.append(Criterion("monitored", "监测时间", False, f"已监测 {months} 个月;县里尚未设定最短监测时间"))
+    else:
+        result.criteria.append(Criterion("monitored", "监测时间", months >= need,
+                                         f"已监测 {months} 个月,{'达到' if months >= need else '不足'}县定的 {need} 个月"))
     return result

@@ -146,10 +146,17 @@ def card_content(doc: dict, ctx: Context, full_id: bool = False, for_digest: boo
         "address": ctx.address(doc.get("village_code"), doc.get("group")),
         "basic": basic, "causes": causes, "members": members, "living": living, "income": income_block,
         "helpers": helpers, "plans": plans, "measures": measures, "visits": visits,
+        "monitoring": _monitoring_content(doc, ctx),  # 防返贫动态监测 (issue #20)
         # the photos printed (by content address): only when there are any, so the digest of a card
         # without photos is what it always was
         **({"photos": [p.get("digest") for p in doc["photos"]]} if doc.get("photos") else {}),
     }
+
+
+def _monitoring_content(doc: dict, ctx: Context) -> dict:
+    from app.reports import monitoring_card
+
+    return monitoring_card.content(doc, ctx)
 
 
 def card_digest(doc: dict, ctx: Context) -> str:
@@ -367,6 +374,10 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             [10, 18, 34, 24, 18, 18, 20, 16], c["measures"], "暂无帮扶措施")
     listing("八、工作台账(走访记录)", ["日期", "走访人", "工作内容", "农户意见", "后续跟进"],
             [18, 14, 50, 40, 36], c["visits"], "暂无走访记录")
+
+    from app.reports import monitoring_card  # 九、防返贫监测 (issue #20)
+
+    story += monitoring_card.story(c["monitoring"], WIDTH, _grid)
 
     signers = ["户主签字", "帮扶责任人签字", "驻村工作队(村委会)盖章"]
     sign_style = st["body"].clone("sign", leading=22)

@@ -304,8 +304,8 @@ def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str
     merged.update(house_fields)
     if stored:
         for key in d.kinds["household"].fields:  # the document is the household's full state
-            if key not in house_fields:
-                merged.pop(key, None)
+            if key not in house_fields and key not in procedures.MONITORING_FIELDS:  # (but for what only
+                merged.pop(key, None)                                            # procedures write, #20)
     merged["village_code"] = doc.get("village_code") or (stored or {}).get("village_code")
     merged["id"] = doc.get("id")
     for kind in d.child_kinds("household"):
@@ -411,10 +411,21 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:
         raise ValidationFailed(findings)
-    if stored is not None and merged.get("status") != stored.get("status"):
-        refusal = procedures.authorize_change("household", {"status": merged.get("status")},
-                                              {"status": stored.get("status")}, store.role, op="update", reason=reason or "")
-        if refusal:  # the status changes only through an effective proposal (app.services.proposals)
+    controlled = ("status",) + procedures.MONITORING_FIELDS
+    moved = [k for k in controlled if stored is not None and merged.get(k) != stored.get(k)]
+    if moved:
+        refusal = procedures.authorize_change("household", {k: merged.get(k) for k in moved},
+                                              {k: stored.get(k) for k in moved}, store.role, op="update", reason=reason or "")
+        if refusal:  # the status and 户类型 change only through an effective proposal (app.services.proposals)
+            raise StatusChangeRefused(f"{where}: {refusal}")
+    for item in merged.get("risks", []):  # a risk is recorded 已消除 only by the county's 风险消除 decision
+        before = next((r for r in (stored or {}).get("risks", []) if item.get("id") and r["id"] == item["id"]), None)
+        if REMOVED in item:
+            continue
+        risk_fields = {k: item.get(k) for k in ("state", "eliminated_date") if item.get(k) is not None or before}
+        refusal = procedures.authorize_change("risk", risk_fields, {k: (before or {}).get(k) for k in risk_fields},
+                                              store.role, op="update" if before else "create", reason=reason or "")
+        if refusal:
             raise StatusChangeRefused(f"{where}: {refusal}")
     changes = 0
     child_ids: dict[str, list[str]] = {}
@@ -425,6 +436,9 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
             house["household_number"] = next_household_number(store, village)
         if house.get("status") is None and stored is None:
             house["status"] = d.kinds["household"].fields["status"].default
+        if house.get("household_type") is None and stored is None:  # issue #20: 脱贫户 once out of poverty,
+            house["household_type"] = (procedures.EXITED_TYPE if house.get("status") in ("2", "3", "5")
+                                       else d.kinds["household"].fields["household_type"].default)  # else 一般农户
         change = store.put("household", house, record_id=merged.get("id"), village_code=village, reason=reason)
         household_id = change.record_id if change else merged["id"]
         changes += change is not None
@@ -435,12 +449,14 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
                     changes += store.delete(item["id"], reason=item[REMOVED]) is not None
                     continue
                 fields = {k: item.get(k) for k in kind.fields}
+                if not item.get("id"):  # a new child record starts with its defaults (a risk: 未消除, #20)
+                    fields.update({k: f.default for k, f in kind.fields.items() if f.default is not None and fields[k] is None})
                 c = store.put(kind.key, fields, record_id=item.get("id"), village_code=village, parent_id=household_id, reason=reason)
                 changes += c is not None
                 ids.append(c.record_id if c else item["id"])
             child_ids[collection(kind.key)] = ids
     cleared = [f.label for key, f in d.kinds["household"].fields.items()
-               if stored and key not in doc and stored.get(key) not in (None, "", [])]
+               if stored and key not in doc and stored.get(key) not in (None, "", []) and key not in procedures.MONITORING_FIELDS]
     return SaveResult(household_id, stored is None, changes, findings, child_ids, cleared)
 
 

@@ -24,7 +24,8 @@ from app.services import households
 from app.store import Store
 
 PrintError = ReportError
-NOTICE_KINDS = {"entry": "拟识别(纳入)", "exit": "拟退出(脱贫)"}
+NOTICE_KINDS = {"entry": "拟识别(纳入)", "exit": "拟退出(脱贫)",
+                "monitor": "拟纳入监测对象(监测识别)", "eliminate": "监测对象拟风险消除"}  # the last two: issue #20
 
 
 @dataclass
@@ -183,9 +184,12 @@ def print_book(store: Store, out, township_code: str, progress: Progress | None 
 def notice_items(store: Store, place_code: str, kind: str, level: str = "village") -> list[tuple[dict, dict]]:
     """The households proposed for a notice, from app.services.proposals (issue 6): a village's 村内公示,
     a township's 公示 after 乡级初核, or a county's 公告 after 县级审定 (`level`)."""
-    from app.services.proposals import households_for_notice
+    from app.services.proposals import ProcedureError, households_for_notice
 
-    return list(households_for_notice(store, place_code, kind, level))
+    try:
+        return list(households_for_notice(store, place_code, kind, level))
+    except ProcedureError as exc:
+        raise PrintError(str(exc)) from None
 
 
 NOTICE_LEVELS = {"village": ("村", 12, "村内公示"), "township": ("乡(镇)", 9, "乡级公示"), "county": ("县", 6, "县级公告")}
@@ -235,15 +239,18 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
     from app.reports import notice as notice_report
 
     if kind not in NOTICE_KINDS:
-        raise PrintError(f"公示类型应为 entry(纳入)或 exit(退出),而不是“{kind}”")
+        raise PrintError(f"公示类型应为 entry(纳入)、exit(退出)、monitor(监测识别)或 eliminate(风险消除),而不是“{kind}”")
     if level not in NOTICE_LEVELS:
         raise PrintError(f"公示级别应为 village、township 或 county,而不是“{level}”")
+    if kind in ("monitor", "eliminate") and level != "village":
+        raise PrintError("监测识别和风险消除只在村内公示一次(--village),没有乡级公示和县级公告")
     ctx = context(store, today)
     check_place(store, place_code, level)
     if items is None:
         items = notice_items(store, place_code, kind, level)
     if not items:
-        what = "拟纳入(新识别、返贫纳入)" if kind == "entry" else "拟退出(脱贫)"
+        what = {"entry": "拟纳入(新识别、返贫纳入)", "exit": "拟退出(脱贫)", "monitor": "监测识别",
+                "eliminate": "风险消除"}[kind]
         where, _, stage = NOTICE_LEVELS[level]
         waiting = {"village": "等待村内公示", "township": "通过乡级初核、等待县级审定",
                    "county": "通过县级审定、等待公告"}[level]
@@ -257,6 +264,41 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
 
     def build(tmp):
         nonlocal pages
-        pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
+        if kind in ("monitor", "eliminate"):
+            from app.reports import monitoring_notice
+
+            pages = monitoring_notice.build(tmp, place_code, kind, items, info, ctx)
+        else:
+            pages = notice_report.build_notice(tmp, place_code, kind, items, info, ctx, level)
 
     return PrintResult(write_pdf(out, build), pages, len(items))
+
+
+# ---------------------------------------------------------------------- 防返贫监测 (issue #20)
+
+
+def print_monitoring_register(store: Store, out, place_code: str, today: dt.date | None = None) -> PrintResult:
+    """监测对象名册 of a village (12-digit code) or 监测对象簿 of a township (9 digits): its 监测户."""
+    from app.reports import monitoring_register
+    from app.services import monitoring
+
+    ctx = context(store, today)
+    code = str(place_code or "")
+    level = {12: "village", 9: "township"}.get(len(code))
+    if level is None or not code.isdigit():
+        raise PrintError(f"“{place_code}”不是村代码(12位)或乡(镇)代码(9位)")
+    check_place(store, code, level)
+    from app.services import households
+
+    docs = [d for d in households.documents(store) if str(d.get("village_code") or "").startswith(code)
+            and monitoring.monitored(d)]
+    if not docs:
+        raise PrintError(f"{ctx.division(code)}({code})没有监测户,未生成文件")
+    docs.sort(key=lambda d: (str(d.get("village_code") or ""), str(d.get("household_number") or "")))
+    pages = 0
+
+    def build(tmp):
+        nonlocal pages
+        pages = monitoring_register.build(tmp, code, docs, ctx)
+
+    return PrintResult(write_pdf(out, build), pages, len(docs))

@@ -74,15 +74,18 @@ def proposals(store: Store, *, village_code: str | None = None, household_id: st
 
 def waiting_for(p: dict) -> str | None:
     """The stage a proposal waits for, or None when it is effective or returned."""
-    return procedures.next_stage(p.get("stage"))
+    return procedures.next_stage(p.get("stage"), p.get("proposal_kind"))
 
 
 def state_label(p: dict) -> str:
+    kind = p.get("proposal_kind")
     if p.get("stage") == procedures.RETURNED:
         returned = next((s for s in STAGES if p.get(f"{s}_outcome") == "return"), None)
-        return f"已在“{STAGE_LABELS[returned]}”退回" if returned else "已退回"
+        return f"已在“{procedures.stage_label(returned, kind)}”退回" if returned else "已退回"
     stage = waiting_for(p)
-    return f"等待{STAGE_LABELS[stage]}" if stage else "已公告生效"
+    if stage:
+        return f"等待{procedures.stage_label(stage, kind)}"
+    return f"已{procedures.stage_label('county', kind)}" if kind in procedures.MONITORING_KINDS else "已公告生效"
 
 
 def matches_waiting(p: dict, waiting: str) -> bool:
@@ -91,7 +94,7 @@ def matches_waiting(p: dict, waiting: str) -> bool:
     if waiting == "returned":
         return p.get("stage") == procedures.RETURNED
     if waiting == "effective":
-        return p.get("stage") == "announce"
+        return p.get("stage") == procedures.final_stage(p.get("proposal_kind"))
     return waiting_for(p) == waiting
 
 
@@ -103,7 +106,11 @@ def stage_key(text: str) -> str:
     for key, label in STAGE_LABELS.items():
         if text in (label, label.replace("村民小组", "")):
             return key
-    aliases = {"初核": "township", "审定": "county", "公告": "announce", "公示": "notice", "评议": "review",
+    for labels in procedures.KIND_STAGE_LABELS.values():  # 乡镇审核, 县级确定, 入户核实 …
+        for key, label in labels.items():
+            if text == label:
+                return key
+    aliases = {"初核": "township", "审定": "county", "审核": "township", "确定": "county", "公告": "announce", "公示": "notice", "评议": "review",
                "提名": "nominate", "已退回": "returned", "退回": "returned", "已生效": "effective", "生效": "effective",
                "未办结": "pending"}
     if text in aliases:
@@ -193,7 +200,9 @@ def _put(store: Store, kind: str, fields: dict, old: dict, *, record_id=None, vi
 
 def propose(store: Store, household_id: str, kind: str, *, reasons: str, date=None, by: str | None = None,
             income_year: int | None = None, food_secure: bool | None = None, clothing_secure: bool | None = None,
-            justification: str | None = None, on: dt.date | None = None) -> dict:
+            justification: str | None = None, on: dt.date | None = None, monitoring_type: str | None = None,
+            risk_source: str | None = None, risks: list | None = None, household_authorised: bool | None = None,
+            water_secure: bool | None = None) -> dict:
     """Start a proposal (村民小组提名) for a household. Refuses a household already in a pending
     proposal, a kind that does not fit the household's status, an exit without the year's income or
     the year's poverty line, and a failing exit without a written justification."""
@@ -210,6 +219,21 @@ def propose(store: Store, household_id: str, kind: str, *, reasons: str, date=No
         if procedures.is_pending(p):
             raise ProcedureError(f"{title}已有一份未办结的{KINDS.get(p.get('proposal_kind'), '')}申报"
                                  f"({state_label(p)},编号 {short_id(p['id'])}),办结或退回后才能再申报")
+    if kind in procedures.MONITORING_KINDS:
+        from app.services import monitoring  # the monitoring procedures' own checks (issue #20)
+        day = _past_day(date, "申报日期", on)
+        fields, new_risks = monitoring.proposal_fields(
+            store, doc, kind, day=day, reasons=reasons, by=by, monitoring_type=monitoring_type,
+            risk_source=risk_source, risks=risks, household_authorised=household_authorised,
+            income_year=income_year, food_secure=food_secure, clothing_secure=clothing_secure,
+            water_secure=water_secure, justification=justification, on=on, error=ProcedureError)
+        with store.transaction():
+            for risk in new_risks:
+                _put(store, "risk", risk, {}, village_code=doc["village_code"], parent_id=doc["id"],
+                     reason=f"{KINDS[kind]}申报:登记风险", op="create")
+            change = _put(store, "proposal", fields, {}, village_code=doc["village_code"], parent_id=doc["id"],
+                          reason=f"{KINDS[kind]}申报", op="create")
+        return get(store, change.record_id)
     status = doc.get("status")
     if status not in procedures.ALLOWED_FROM[kind]:
         raise ProcedureError(f"{title}目前是“{procedures.STATUS_LABELS.get(status, status)}”,不能申报{KINDS[kind]}")
@@ -290,6 +314,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
     it. On 公告 pass the county writes the household's new status in the same transaction."""
     p = get(store, proposal_id)
     stage = stage_key(stage)
+    kind = p.get("proposal_kind")
     if stage not in STAGES:
         raise ProcedureError(f"“{stage}”不是可以办理的环节")
     refusal = procedures.check_stage(p, stage, store.role)
@@ -310,9 +335,10 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
         named = "、".join(f"{KINDS.get(q.get('proposal_kind'), '')}申报 {short_id(q['id'])}({state_label(q)})" for q in rivals)
         raise ProcedureError(f"{title}同时还有未办结的{named}:两台电脑离线时分别提出了申报。"
                              "一户同时只能办理一份,请先在相应环节退回其中一份(写明原因),再办理这一份")
-    previous = STAGES[STAGES.index(stage) - 1]
+    stages = procedures.stages_of(kind)
+    previous = stages[stages.index(stage) - 1]
     if p.get(f"{previous}_date") and day < p[f"{previous}_date"]:
-        raise ProcedureError(f"办理日期 {day} 早于上一环节“{STAGE_LABELS[previous]}”的日期 {p[f'{previous}_date']}")
+        raise ProcedureError(f"办理日期 {day} 早于上一环节“{procedures.stage_label(previous, kind)}”的日期 {p[f'{previous}_date']}")
     fields = {f"{stage}_date": day, f"{stage}_by": by or None, f"{stage}_operator": store.operator,
               f"{stage}_site": store.site_name, f"{stage}_outcome": outcome, f"{stage}_reason": reason,
               "stage": stage if outcome == "pass" else procedures.RETURNED}
@@ -335,8 +361,8 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
                 raise ProcedureError(f"评议会日期 {meeting} 晚于办理日期 {day}")
             if p.get("nominate_date") and meeting < p["nominate_date"]:
                 raise ProcedureError(f"评议会日期 {meeting} 早于提名日期 {p['nominate_date']}")
-            if p.get("proposal_kind") == "exit" and household_signed is not True:
-                raise ProcedureError(f"{title}:脱贫退出须经农户签字同意(--household-signed)后才能通过评议")
+            if p.get("proposal_kind") in ("exit", "eliminate") and household_signed is not True:
+                raise ProcedureError(f"{title}:{KINDS[kind]}须经农户签字同意(--household-signed)后才能通过评议")
         fields.update({f"review_{k}": v for k, v in numbers.items()}, review_meeting_date=meeting,
                       review_household_signed=household_signed)
     if stage == "notice":
@@ -353,12 +379,22 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
         assessment = assessment_of(store, p, doc, on=on)
         if assessment is not None and not assessment.passed and not p.get("justification"):
             raise ProcedureError(f"{title}目前未达到退出标准({assessment.summary()}),申报中也没有书面说明,不能通过")
+    if outcome == "pass" and kind == "eliminate" and stage in ("township", "county"):
+        from app.services import monitoring
+        assessment = monitoring.assessment_of(store, p, doc, on=on or dt.date.fromisoformat(day))
+        if assessment is not None and not assessment.passed and not p.get("justification"):
+            raise ProcedureError(f"{title}目前未达到风险消除标准({assessment.summary()}),申报中也没有书面说明,不能通过")
     fields = {k: v for k, v in fields.items() if v is not None}
     old = {k: v for k, v in p.items() if k not in ("id", "household_id", "village_code")}
     with store.transaction():
         _put(store, "proposal", fields, old, record_id=p["id"],
-             reason=f"{STAGE_LABELS[stage]}{procedures.OUTCOMES[outcome]}")
-        if stage == "announce" and outcome == "pass":
+             reason=f"{procedures.stage_label(stage, kind)}{procedures.OUTCOMES[outcome]}")
+        if kind in procedures.MONITORING_KINDS and stage == procedures.final_stage(kind) and outcome == "pass":
+            from app.services import monitoring
+            for record_kind, record_id, written, before in monitoring.effect(p, doc, day):
+                _put(store, record_kind, written, before, record_id=record_id, op="update",
+                     reason=f"{procedures.STATUS_REASON_PREFIX}{KINDS[kind]}申报 {p['id']} 于 {day} {procedures.stage_label(stage, kind)}")
+        elif stage == "announce" and outcome == "pass":
             _take_effect(store, p, doc, day)
     return get(store, p["id"])
 
@@ -440,9 +476,12 @@ def households_for_notice(store: Store, place_code: str, kind: str, level: str =
     review and waits at 村内公示; "township": those of a township (9-digit code) that passed 乡级初核
     (the township's own 公示); "county": those of a county (6-digit code) that passed 县级审定, for
     its 公告."""
-    kinds = {"entry": ("entry", "return"), "exit": ("exit",)}.get(kind)
+    kinds = {"entry": ("entry", "return"), "exit": ("exit",), "monitor": ("monitor",), "eliminate": ("eliminate",)}.get(kind)
     if kinds is None:
-        raise ProcedureError(f"公示类型应为 entry(识别纳入)或 exit(脱贫退出),而不是“{kind}”")
+        raise ProcedureError(f"公示类型应为 entry(识别纳入)、exit(脱贫退出)、monitor(监测识别)或 eliminate(风险消除),"
+                             f"而不是“{kind}”")
+    if kind in procedures.MONITORING_KINDS and level != "village":
+        raise ProcedureError("监测识别和风险消除只在村内公示一次,没有乡级公示和县级公告")
     if level not in NOTICE_WAITING:
         raise ProcedureError(f"公示级别应为 village、township 或 county,而不是“{level}”")
     waiting = NOTICE_WAITING[level]

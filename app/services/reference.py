@@ -410,3 +410,28 @@ def poverty_lines(store: Store) -> list[dict]:
     rows = store.conn.execute("SELECT year, line, coalesce(source, '') FROM poverty_lines ORDER BY year").fetchall()
     return [{"year": y, "line": line, "source": s} for y, line, s in rows]
 
+
+
+# ---------------------------------------------------------------------- 防返贫监测 criteria (issue #20)
+
+
+def set_monitoring_criteria(store: Store, year, line, min_months=6, risk_days=180, source: str = "") -> dict:
+    """Set (or correct) one year's monitoring criteria: the monitoring income line (元/人·年), the
+    minimum months under monitoring before a risk may be eliminated, and how many days a risk may
+    stay open before the work lists name it."""
+    require_edit(store)
+    year, amount = parse_year(year), parse_amount(line)
+    numbers = {}
+    for key, value, label, high in (("min_months", min_months, "最短监测时间(月)", 120),
+                                    ("risk_days", risk_days, "风险消除期限(天)", 3650)):
+        try:
+            numbers[key] = int(str(value).strip())
+        except ValueError:
+            raise ReferenceDataError(f"{label}应为整数,而不是“{value}”") from None
+        if not 0 <= numbers[key] <= high:
+            raise ReferenceDataError(f"{label} {numbers[key]} 不在 0 到 {high} 之间")
+    source = _clean_name(source)
+    if len(source) > SOURCE_MAX:
+        raise ReferenceDataError(f"来源说明过长({len(source)} 个字,最多 {SOURCE_MAX} 个)")
+    store.set_monitoring_criteria(year, amount, numbers["min_months"], numbers["risk_days"], source)
+    return store.monitoring_criteria(year)

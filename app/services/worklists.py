@@ -5,7 +5,10 @@ documents (helpers, visits) and the proposals:
 - registered households without a visit (工作台账) in the last N days;
 - proposals waiting at each stage;
 - exit proposals that fail a criterion (flagged for the township's 初核), with their written
-  justification.
+  justification;
+- 防返贫动态监测 (issue #20, `MonitoringLists`): households whose per-capita income is near or under
+  the county's monitoring line, 监测对象 with no measure in force, 监测对象 not visited within N days,
+  and risks open longer than the county's limit.
 
 "Registered" means a status other than 自然减少 / 销号.
 """
@@ -18,7 +21,9 @@ from dataclasses import dataclass, field
 
 from app.core import procedures
 from app.core.procedures import STAGES, STAGE_LABELS
-from app.services import households, proposals
+from app.core.dictionary import default
+from app.core.income import per_capita
+from app.services import households, monitoring, proposals
 from app.store import Store
 
 LEFT_REGISTER = ("6", "7")
@@ -39,6 +44,18 @@ class Entry:
 
 
 @dataclass
+class MonitoringLists:
+    """防返贫动态监测 work lists (issue #20)."""
+    near_line: list[Entry] = field(default_factory=list)
+    no_measure: list[Entry] = field(default_factory=list)
+    not_visited: list[Entry] = field(default_factory=list)
+    risks_overdue: list[Entry] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: [e.as_dict() for e in v] for k, v in self.__dict__.items()}
+
+
+@dataclass
 class WorkLists:
     on: str
     visit_days: int
@@ -46,6 +63,7 @@ class WorkLists:
     no_recent_visit: list[Entry] = field(default_factory=list)
     waiting: dict[str, list[Entry]] = field(default_factory=lambda: {s: [] for s in STAGES[1:]})
     failing_exits: list[Entry] = field(default_factory=list)
+    monitoring: MonitoringLists = field(default_factory=lambda: MonitoringLists())
     incomplete: list[Entry] = field(default_factory=list)  # 待完善: required values left empty
 
     def as_dict(self) -> dict:
@@ -56,6 +74,7 @@ class WorkLists:
             "no_recent_visit": [e.as_dict() for e in self.no_recent_visit],
             "waiting": {s: [e.as_dict() for e in entries] for s, entries in self.waiting.items()},
             "failing_exits": [e.as_dict() for e in self.failing_exits],
+            "monitoring": self.monitoring.as_dict(),
             "incomplete": [e.as_dict() for e in self.incomplete],
         }
 
@@ -107,13 +126,15 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
         elif last < cutoff:
             days = (on - dt.date.fromisoformat(last)).days
             lists.no_recent_visit.append(_entry(doc, f"最近走访 {last}({days} 天前)"))
+    _monitoring_lists(store, docs, lists, on)
     for p in proposals.proposals(store, village_code=village_code):
         stage = proposals.waiting_for(p)
         doc = by_id.get(p["household_id"])
         if stage is None or doc is None:
             continue
         kind = procedures.KINDS.get(p.get("proposal_kind"), "")
-        done = p.get(f"{procedures.STAGES[procedures.STAGES.index(stage) - 1]}_date", "")
+        stages = procedures.stages_of(p.get("proposal_kind"))
+        done = p.get(f"{stages[stages.index(stage) - 1]}_date", "")
         detail = f"{kind};上一环节 {done}"
         if stage == "notice" and p.get("notice_start"):
             detail += f";公示期 {p['notice_start']} 至 {p.get('notice_end', '')}"
@@ -149,3 +170,57 @@ def missing_required(doc: dict) -> list[str]:
 
 def stage_title(stage: str) -> str:
     return f"等待{STAGE_LABELS[stage]}"
+
+
+# ---------------------------------------------------------------------- 防返贫动态监测 (issue #20)
+
+NEAR_LINE = 1.1  # "near" the monitoring line: per-capita income up to 10% above it
+DEFAULT_RISK_DAYS = 180  # when the county has set no monitoring criteria yet
+
+
+def measure_in_force(doc: dict, on: dt.date) -> bool:
+    """A measure of this year, or one carried out in the last 365 days."""
+    since = (on - dt.timedelta(days=365)).isoformat()
+    return any(m.get("year") == on.year or (m.get("date") and str(m["date"]) >= since) for m in doc.get("measures", []))
+
+
+def _criteria_for(all_criteria: list[dict], year: int) -> dict | None:
+    """The county's criteria of a year, else those of the latest earlier year (`all_criteria` oldest first)."""
+    earlier = [c for c in all_criteria if c["year"] <= year]
+    return earlier[-1] if earlier else None
+
+
+def _monitoring_lists(store: Store, docs: list[dict], lists: WorkLists, on: dt.date) -> None:
+    m = lists.monitoring
+    all_criteria = store.all_monitoring_criteria()  # read once: a few rows
+    today = _criteria_for(all_criteria, on.year)
+    risk_days = today["risk_days"] if today else DEFAULT_RISK_DAYS
+    cutoff = (on - dt.timedelta(days=lists.visit_days)).isoformat()
+    risk_cutoff = (on - dt.timedelta(days=risk_days)).isoformat()
+    for doc in docs:
+        if not registered(doc):
+            continue
+        under = monitoring.monitored(doc) and doc.get("risk_eliminated") is not True
+        year = procedures.latest_income_year(doc)
+        criteria = _criteria_for(all_criteria, year) if year is not None else None
+        if not under and criteria is not None:
+            pc = per_capita(procedures.income_of(doc, year), doc.get("family_size"))
+            if pc is not None and pc <= criteria["line"] * NEAR_LINE:
+                word = "低于" if pc < criteria["line"] else "接近"
+                m.near_line.append(_entry(doc, f"{monitoring.type_label(doc.get('household_type'))};{year} 年人均 "
+                                               f"{pc:,.2f} 元,{word}监测收入标准 {criteria['line']:,.0f} 元"))
+        if not under:
+            continue
+        if not measure_in_force(doc, on):
+            m.no_measure.append(_entry(doc, f"{monitoring.risk_summary(doc)};没有 {on.year} 年或近一年的帮扶措施"))
+        last = last_visit(doc)
+        if last is None or last < cutoff:
+            m.not_visited.append(_entry(doc, "从未走访" if last is None else
+                                        f"最近走访 {last}({(on - dt.date.fromisoformat(last)).days} 天前)"))
+        for risk in monitoring.open_risks(doc):
+            found = str(risk.get("found_date") or "")
+            if found and found < risk_cutoff:
+                days = (on - dt.date.fromisoformat(found)).days
+                label = default().code_label("risk_type", risk.get("risk_type"))
+                note = "" if today else f"(县未设定期限,按 {DEFAULT_RISK_DAYS} 天)"
+                m.risks_overdue.append(_entry(doc, f"{label}风险 {found} 发现,已 {days} 天未消除,超过 {risk_days} 天{note}"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -72,6 +72,17 @@ def _v3(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """防返贫动态监测 (issue #20): the county's yearly monitoring criteria, reference data like the
+    poverty lines: the monitoring income line (监测收入标准), the minimum months under monitoring before
+    a risk may be eliminated, how long a risk may stay open before it is listed, and a source note."""
+    _run_script(db, """
+        CREATE TABLE monitoring_criteria (
+            year INTEGER PRIMARY KEY, line REAL NOT NULL, min_months INTEGER NOT NULL DEFAULT 6,
+            risk_days INTEGER NOT NULL DEFAULT 180, source TEXT);
+        """)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statements one by one (executescript would commit the caller's transaction)."""
     for statement in script.split(";"):
@@ -79,7 +90,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1, 2: _v2, 3: _v3}
+STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

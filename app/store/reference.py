@@ -36,3 +36,22 @@ class ReferenceData:
 
     def poverty_lines(self) -> dict[int, float]:
         return dict(self.conn.execute("SELECT year, line FROM poverty_lines ORDER BY year").fetchall())
+
+    # 防返贫动态监测 (issue #20): the county's yearly monitoring criteria (schema v3)
+
+    def set_monitoring_criteria(self, year: int, line: float, min_months: int = 6, risk_days: int = 180,
+                                source: str = "") -> None:
+        with self.transaction():
+            self.conn.execute("INSERT OR REPLACE INTO monitoring_criteria(year, line, min_months, risk_days, source) "
+                              "VALUES (?,?,?,?,?)", (year, line, min_months, risk_days, source))
+
+    def monitoring_criteria(self, year: int) -> dict | None:
+        """{"year", "line", "min_months", "risk_days", "source"} of a year, or None when not set."""
+        row = self.conn.execute("SELECT year, line, min_months, risk_days, coalesce(source, '') "
+                                "FROM monitoring_criteria WHERE year = ?", (year,)).fetchone()
+        return dict(zip(("year", "line", "min_months", "risk_days", "source"), row)) if row else None
+
+    def all_monitoring_criteria(self) -> list[dict]:
+        rows = self.conn.execute("SELECT year, line, min_months, risk_days, coalesce(source, '') "
+                                 "FROM monitoring_criteria ORDER BY year").fetchall()
+        return [dict(zip(("year", "line", "min_months", "risk_days", "source"), r)) for r in rows]

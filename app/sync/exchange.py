@@ -587,7 +587,7 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     # authorised against what the county holds (and the bundle's earlier changes), never against the
     # old values the change claims: those are the sender's word
     old: dict = {}
-    if exists and c.kind in ("household", "proposal") and (c.kind == "proposal" or "status" in new):
+    if exists and (c.kind in ("proposal", "risk") or (c.kind == "household" and _controlled(new))):
         old = _county_fields(store, c.record_id, fields_now)
     creating = c.op == "create" and not exists
     reason = procedures.authorize_change(c.kind, new, old, cert.role, op="create" if creating else "update",
@@ -595,13 +595,20 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     if reason:
         return f"记录 {c.record_id}({c.kind}):{reason}"
     # what later changes of the same bundle are judged against: a household's status, a proposal's fields
-    if c.kind == "proposal":
+    if c.kind in ("proposal", "risk"):
         fields_now.setdefault(c.record_id, {}).update(new)
-    elif c.kind == "household" and "status" in new:
-        fields_now.setdefault(c.record_id, {})["status"] = new["status"]
+    elif c.kind == "household" and _controlled(new):
+        fields_now.setdefault(c.record_id, {}).update({k: new[k] for k in _controlled(new)})
     before = made.get(c.record_id)
     made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
     return None
+
+
+_CONTROLLED = ("status",) + procedures.MONITORING_FIELDS  # household fields only procedures change
+
+
+def _controlled(new: dict) -> list[str]:
+    return [k for k in _CONTROLLED if k in new]
 
 
 CLOCK_AHEAD_DAYS = 7  # how far ahead of the county's clock a change may be stamped

@@ -323,6 +323,7 @@ class EnrollmentContents:
     server_ca: str | None = None
     poverty_line_sources: dict | None = None
     county_name: str | None = None
+    monitoring_criteria: list | None = None  # 防返贫动态监测 (issue #20)
 
     @property
     def county_enc_public(self) -> X25519PublicKey:
@@ -355,7 +356,7 @@ def open_enrollment(data: bytes, code: str, name: str = "登记包") -> Enrollme
     return EnrollmentContents(header, cert, bytes.fromhex(secret["sign_key"]), bytes.fromhex(secret["enc_key"]),
                               bytes.fromhex(secret["index_key"]), secret.get("poverty_lines", {}), secret.get("divisions", []),
                               secret.get("server"), secret.get("server_ca"), secret.get("poverty_line_sources"),
-                              secret.get("county_name"))
+                              secret.get("county_name"), secret.get("monitoring_criteria"))
 
 
 def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str, passphrase: str) -> Store:
@@ -382,7 +383,8 @@ def create_from_enrollment(path, contents: EnrollmentContents, *, operator: str,
             if contents.server_ca:
                 store.set_meta("sync_server_ca", contents.server_ca)
             refdata.install(store, {"divisions": contents.divisions, "poverty_lines": contents.poverty_lines,
-                                    "poverty_line_sources": contents.poverty_line_sources})
+                                    "poverty_line_sources": contents.poverty_line_sources,
+                                    "monitoring_criteria": contents.monitoring_criteria})
     except BaseException:
         store.close()
         raise

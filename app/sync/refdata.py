@@ -9,6 +9,8 @@ versions exchange bundles in both directions):
 - ``divisions``: ``[[code, name, level, parent], ...]``
 - ``poverty_lines``: ``{"2025": 4000.0, ...}`` (since the first version)
 - ``poverty_line_sources``: ``{"2025": "县政府文件……", ...}``
+- ``monitoring_criteria``: ``[{"year", "line", "min_months", "risk_days", "source"}, ...]`` (防返贫
+  动态监测, issue #20: the monitoring income line and limits, replaced year by year)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def outgoing(store: Store, villages: list[str]) -> dict:
         "divisions": [[d["code"], d["name"], d["level"], d["parent"]] for d in codes.within(store.divisions(), villages)],
         "poverty_lines": {str(y): line for y, line, _ in rows},
         "poverty_line_sources": {str(y): source for y, _, source in rows},
+        "monitoring_criteria": store.all_monitoring_criteria(),
     }
 
 
@@ -47,7 +50,7 @@ def install(store: Store, payload: dict) -> list[str]:
     for year, line in (payload.get("poverty_lines") or {}).items():
         store.conn.execute("INSERT OR REPLACE INTO poverty_lines(year, line, source) VALUES (?,?,?)",
                            (int(year), line, sources.get(str(year)) or COUNTY_SOURCE))
-    said = []
+    said = _install_monitoring(store, payload.get("monitoring_criteria") or [])
     added = [name for code, name, _, _ in rows if code not in names]
     renamed = [f"{names[code]}→{name}" for code, name, _, _ in rows if code in names and names[code] != name]
     if added:
@@ -60,4 +63,21 @@ def install(store: Store, payload: dict) -> list[str]:
             said.append(f"{year} 年贫困线 {line:g} 元")
         elif before != line:
             said.append(f"{year} 年贫困线由 {before:g} 元改为 {line:g} 元")
+    return said
+
+
+def _install_monitoring(store: Store, entries: list) -> list[str]:
+    """The county's monitoring criteria (防返贫动态监测), year by year; malformed entries are skipped."""
+    before = {c["year"]: c["line"] for c in store.all_monitoring_criteria()}
+    said = []
+    for entry in entries:
+        try:
+            year, line = int(entry["year"]), float(entry["line"])
+            months, days = int(entry.get("min_months", 6)), int(entry.get("risk_days", 180))
+        except (KeyError, TypeError, ValueError):
+            continue
+        store.conn.execute("INSERT OR REPLACE INTO monitoring_criteria(year, line, min_months, risk_days, source) "
+                           "VALUES (?,?,?,?,?)", (year, line, months, days, str(entry.get("source") or COUNTY_SOURCE)))
+        if before.get(year) != line:
+            said.append(f"{year} 年监测收入标准 {line:g} 元")
     return said

@@ -390,11 +390,12 @@ class HouseholdEditor(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editor_tabs")
         self.household_forms: list[FormPanel] = []
-        for section in self.d.kinds["household"].sections:
-            form = FormPanel("household", self.d, sections=[section])
-            form.changed.connect(self._household_changed)
-            self.household_forms.append(form)
-            self.tabs.addTab(scroll(form), f"{section.label}(&{self.tabs.count() + 1})")  # Alt+1 …
+        sections = self.d.kinds["household"].sections
+        # a section nobody types into (防返贫监测: written by procedures only) comes after the lists, so the
+        # Alt+digit of every tab typed into stays where it was
+        shown_only = [s for s in sections if s.fields and all(f.readonly for f in s.fields)]
+        for section in [s for s in sections if s not in shown_only]:
+            self._add_section_tab(section)
         self.panels: dict[str, ChildPanel] = {}
         for kind in self.d.child_kinds("household"):
             panel = ChildPanel(kind.key, self.d)
@@ -407,7 +408,9 @@ class HouseholdEditor(QMainWindow):
 
         self.attachments = AttachmentsPanel(store)
         self.attachments.changed.connect(lambda: self.saved.emit(self.household_id))
-        self.tabs.addTab(self.attachments, f"照片(&{self.tabs.count() + 1})")
+        self.tabs.addTab(self.attachments, "照片(&0)" if self.tabs.count() == 9 else f"照片(&{self.tabs.count() + 1})")
+        for section in shown_only:
+            self._add_section_tab(section)
         self.tabs.currentChanged.connect(self._tab_changed)
         split.addWidget(self.tabs)
         box = QWidget()
@@ -604,9 +607,10 @@ class HouseholdEditor(QMainWindow):
             self.tabs.setCurrentWidget(child)
             return
         if kind == "household":
-            for i, form in enumerate(self.household_forms):
+            for form in self.household_forms:
                 if field in form.inputs:
-                    self.tabs.setCurrentIndex(i)
+                    self.tabs.setCurrentIndex(next(i for i in range(self.tabs.count())
+                                                   if self.tabs.widget(i).isAncestorOf(form)))
                     form.focus_field(field)
             return
         panel = self.panels.get(kind)
@@ -615,6 +619,13 @@ class HouseholdEditor(QMainWindow):
         self.tabs.setCurrentWidget(panel)
         panel.select_key(record_id)
         panel.form.focus_field(field)
+
+    def _add_section_tab(self, section) -> None:
+        form = FormPanel("household", self.d, sections=[section])
+        form.changed.connect(self._household_changed)
+        self.household_forms.append(form)
+        number = self.tabs.count() + 1
+        self.tabs.addTab(scroll(form), f"{section.label}(&{number % 10})" if number <= 10 else section.label)  # Alt+1 …
 
     def _tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)

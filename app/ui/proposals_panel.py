@@ -42,10 +42,12 @@ from PySide6.QtWidgets import (
 
 from app.core import procedures
 from app.core.clock import wall_time
+from app.core.dictionary import default
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
-from app.services import households, proposals, worklists
+from app.services import households, monitoring, proposals, worklists
 from app.store.db import short_id
 from app.ui import workers
+from app.ui.monitoring_box import MonitoringBox
 
 FILTERS = [("pending", "全部未办结")] + [(s, f"等待{STAGE_LABELS[s]}") for s in STAGES[1:]] + [
     ("returned", "已退回"), ("effective", "已公告生效"), ("all", "全部申报")]
@@ -59,7 +61,8 @@ def load(store, village: str | None, visit_days: int) -> dict:
     for p in items:
         if p["household_id"] not in docs:
             docs[p["household_id"]] = households.document(store, p["household_id"])
-    assessments = {p["id"]: proposals.assessment_of(store, p, docs.get(p["household_id"]))
+    assessments = {p["id"]: (proposals.assessment_of(store, p, docs.get(p["household_id"]))
+                             or monitoring.assessment_of(store, p, docs.get(p["household_id"])))  # 风险消除, #20
                    for p in items if docs.get(p["household_id"])}
     lists = worklists.build(store, village_code=village, visit_days=visit_days)
     return {"proposals": items, "docs": docs, "assessments": assessments, "lists": lists}
@@ -106,6 +109,8 @@ class NewProposalDialog(QDialog):
         for record in store.records("household", village_code=village_code):
             f = record.fields
             status = procedures.STATUS_LABELS.get(f.get("status"), "")
+            if f.get("household_type"):
+                status += "," + monitoring.type_label(f["household_type"])
             self.household.addItem(f"{f.get('household_number', '')} {f.get('head_name', '')}({status})", record.id)
         if household_id:
             self.household.setCurrentIndex(max(0, self.household.findData(household_id)))
@@ -123,6 +128,8 @@ class NewProposalDialog(QDialog):
         self.year.setValue(dt.date.today().year - 1)
         self.food = QCheckBox("不愁吃")
         self.clothing = QCheckBox("不愁穿")
+        self.water = QCheckBox("饮水安全")
+        self.monitoring_box = MonitoringBox()
         self.justification = QPlainTextEdit()
         self.justification.setPlaceholderText("未达到退出标准时必须写明书面说明")
         self.justification.setFixedHeight(60)
@@ -140,6 +147,7 @@ class NewProposalDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.food)
         row.addWidget(self.clothing)
+        row.addWidget(self.water)
         exit_form.addRow("两不愁", row)
         exit_form.addRow(self.assessment)
         exit_form.addRow("书面说明", self.justification)
@@ -154,11 +162,12 @@ class NewProposalDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.exit_box)
+        layout.addWidget(self.monitoring_box)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
         self.result_proposal: dict | None = None
         for signal in (self.household.currentIndexChanged, self.kind.currentIndexChanged, self.year.valueChanged,
-                       self.food.toggled, self.clothing.toggled):
+                       self.food.toggled, self.clothing.toggled, self.water.toggled):
             signal.connect(self.refresh_assessment)
         self.refresh_assessment()
 
@@ -169,8 +178,12 @@ class NewProposalDialog(QDialog):
         return self._docs.get(hid) if hid else None
 
     def refresh_assessment(self) -> None:
-        is_exit = self.kind.currentData() == "exit"
+        kind = self.kind.currentData()
+        is_exit = kind in ("exit", "eliminate")
         self.exit_box.setVisible(is_exit)
+        self.exit_box.setTitle("风险消除标准" if kind == "eliminate" else "脱贫退出标准")
+        self.water.setVisible(kind == "eliminate")
+        self.monitoring_box.setVisible(kind == "monitor")
         doc = self._doc()
         if not is_exit or doc is None:
             return
@@ -179,6 +192,11 @@ class NewProposalDialog(QDialog):
             self.year.blockSignals(True)
             self.year.setValue(latest)
             self.year.blockSignals(False)
+        if kind == "eliminate":
+            a = monitoring.assess(self.store, doc, year=self.year.value(), food_secure=self.food.isChecked(),
+                                  clothing_secure=self.clothing.isChecked(), water_secure=self.water.isChecked())
+            self.assessment.setText(criteria_html(a, "风险消除标准"))
+            return
         a = proposals.exit_assessment(self.store, doc, year=self.year.value(), food_secure=self.food.isChecked(),
                                       clothing_secure=self.clothing.isChecked())
         self.assessment.setText(criteria_html(a))
@@ -188,7 +206,11 @@ class NewProposalDialog(QDialog):
         if doc is None:
             self.message.setText("请选择贫困户")
             return
-        is_exit = self.kind.currentData() == "exit"
+        kind = self.kind.currentData()
+        is_exit = kind in ("exit", "eliminate")
+        extra = self.monitoring_box.values() if kind == "monitor" else {}
+        if kind == "eliminate":
+            extra["water_secure"] = self.water.isChecked()
         try:
             self.result_proposal = proposals.propose(
                 self.store, doc["id"], self.kind.currentData(), reasons=self.reasons.toPlainText(),
@@ -196,19 +218,19 @@ class NewProposalDialog(QDialog):
                 income_year=self.year.value() if is_exit else None,
                 food_secure=self.food.isChecked() if is_exit else None,
                 clothing_secure=self.clothing.isChecked() if is_exit else None,
-                justification=self.justification.toPlainText().strip() or None)
+                justification=self.justification.toPlainText().strip() or None, **extra)
         except proposals.ProcedureError as exc:
             self.message.setText(str(exc))
             return
         self.accept()
 
 
-def criteria_html(a: procedures.ExitAssessment) -> str:
+def criteria_html(a: procedures.ExitAssessment, what: str = "退出标准") -> str:
     rows = []
     for c in a.criteria:
         mark = '<span style="color:#1b7f3b">✓</span>' if c.ok else '<span style="color:#b00020">✗</span>'
         rows.append(f"<tr><td>{mark}</td><td>{html.escape(c.label)}</td><td>{html.escape(c.detail)}</td></tr>")
-    verdict = "达到退出标准" if a.passed else "<b style='color:#b00020'>未达到退出标准</b>"
+    verdict = f"达到{what}" if a.passed else f"<b style='color:#b00020'>未达到{what}</b>"
     return f"<table cellspacing=4>{''.join(rows)}</table><p>结论:{verdict}</p>"
 
 
@@ -436,6 +458,9 @@ class ProposalsWindow(QWidget):
         groups += [(worklists.stage_title(s), lists.waiting[s]) for s in STAGES[1:]]
         groups.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
         groups.append(("待完善(必填项未填)", lists.incomplete))
+        m = lists.monitoring  # 防返贫动态监测 (issue #20)
+        groups += [("收入接近或低于监测收入标准", m.near_line), ("监测对象无在帮措施", m.no_measure),
+                   (f"监测对象 {lists.visit_days} 天内未走访", m.not_visited), ("风险超期未消除", m.risks_overdue)]
         for title, entries in groups:
             top = QTreeWidgetItem([f"{title}({len(entries)} 户)", "", ""])
             if title.startswith("退出未达标") and entries:
@@ -491,14 +516,15 @@ class ProposalsWindow(QWidget):
             if s == "notice":
                 extra = f"公示期 {p.get('notice_start', '')} 至 {p.get('notice_end', '')}"
             who = " ".join(str(x) for x in (p.get(f"{s}_site"), p.get(f"{s}_by"), p.get(f"{s}_operator")) if x)
-            rows.append(f"<tr><td>{STAGE_LABELS[s]}</td><td>{html.escape(str(p.get(f'{s}_date', '')))}</td>"
+            rows.append(f"<tr><td>{procedures.stage_label(s, p.get('proposal_kind'))}</td><td>{html.escape(str(p.get(f'{s}_date', '')))}</td>"
                         f"<td>{html.escape(who)}</td><td>{procedures.OUTCOMES[outcome]}</td>"
                         f"<td>{html.escape(' '.join(x for x in (extra, p.get(f'{s}_reason') or '') if x))}</td></tr>")
         parts.append("<h4>办理经过</h4><table border=1 cellspacing=0 cellpadding=3><tr><th>环节</th><th>日期</th>"
                      "<th>经办</th><th>结果</th><th>说明</th></tr>" + "".join(rows) + "</table>")
         a = self.data["assessments"].get(p["id"])
         if a is not None:
-            parts.append(f"<h4>退出标准({a.year or '无收入记录'} 年,当前数据)</h4>" + criteria_html(a))
+            what = "风险消除标准" if p.get("proposal_kind") == "eliminate" else "退出标准"
+            parts.append(f"<h4>{what}({a.year or '无收入记录'} 年,当前数据)</h4>" + criteria_html(a, what))
             if p.get("assessed_failures"):
                 parts.append(f"<p>申报时未达标项:{html.escape(p['assessed_failures'])}</p>")
         if doc:
@@ -510,6 +536,13 @@ class ProposalsWindow(QWidget):
                 f"{html.escape(procedures.STATUS_LABELS.get(e.new, e.new or ''))}"
                 f"{(' · ' + html.escape(e.reason)) if e.reason else ''}</li>" for e in hist)
             parts.append(f"<h4>脱贫状态:{html.escape(str(status))}</h4><ul>{items}</ul>")
+            if doc.get("household_type") or doc.get("risks"):  # 防返贫动态监测 (issue #20)
+                d = default()
+                facts = ",".join(f"{d.field_label('household', k)} {d.display('household', k, doc.get(k))}"
+                                 for k in procedures.MONITORING_FIELDS if doc.get(k) not in (None, ""))
+                risks = monitoring.risk_summary(doc)
+                parts.append(f"<h4>防返贫监测</h4><p>{html.escape(facts)}</p>"
+                             + (f"<p>风险:{html.escape(risks)}</p>" if risks else ""))
         self.detail.setHtml("".join(parts))
         self._prepare_action(p)
 
@@ -524,13 +557,14 @@ class ProposalsWindow(QWidget):
             self.next_label.setText(f"这份申报{proposals.state_label(p)},无需再办理。")
             self.do_button.setEnabled(False)
             return
-        self._show_row(self.signed, stage == "review" and p.get("proposal_kind") == "exit")
+        self._show_row(self.signed, stage == "review" and p.get("proposal_kind") in ("exit", "eliminate"))
         if stage == "notice" and p.get("notice_start"):
             self.notice_start.setDate(QDate.fromString(p["notice_start"], "yyyy-MM-dd"))
             self.notice_end.setDate(QDate.fromString(p["notice_end"], "yyyy-MM-dd"))
         refusal = procedures.check_stage(p, stage, self.store.role)
-        self.next_label.setText(f"下一环节:<b>{STAGE_LABELS[stage]}</b>" + (f"<br>{html.escape(refusal)}" if refusal else ""))
-        self.do_button.setText(f"办理“{STAGE_LABELS[stage]}”")
+        label = procedures.stage_label(stage, p.get("proposal_kind"))
+        self.next_label.setText(f"下一环节:<b>{label}</b>" + (f"<br>{html.escape(refusal)}" if refusal else ""))
+        self.do_button.setText(f"办理“{label}”")
         self.do_button.setEnabled(refusal is None and not self.loading)
 
     def _show_row(self, widget, visible: bool) -> None:
@@ -559,7 +593,8 @@ class ProposalsWindow(QWidget):
             return
         self.reason.clear()
         self.current = updated
-        self.status.setText(f"已办理:{STAGE_LABELS[stage]}{procedures.OUTCOMES[self.outcome.currentData()]}")
+        self.status.setText(f"已办理:{procedures.stage_label(stage, p.get('proposal_kind'))}"
+                            f"{procedures.OUTCOMES[self.outcome.currentData()]}")
         self.reload()
 
     def new_proposal(self) -> None:

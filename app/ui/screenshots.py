@@ -100,9 +100,11 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         for i in range(editor.tabs.count()):
             editor.tabs.setCurrentIndex(i)
             settle(150)
-            panels = list(editor.panels) + ["attachments"]  # the 照片 tab comes after the record lists
-            key = (editor.d.kinds["household"].sections[i].key if i < len(editor.household_forms)
-                   else panels[i - len(editor.household_forms)])
+            widget = editor.tabs.widget(i)
+            key = "attachments" if widget is editor.attachments else next(
+                (k for k, p in editor.panels.items() if p is widget), None) or next(
+                s.key for s in editor.d.kinds["household"].sections
+                if any(widget.isAncestorOf(f) and s.fields[0].key in f.inputs for f in editor.household_forms))
             shot(editor, f"editor_{i + 1}_{key}")
         # an ID number with a wrong check digit: the message beside the field and in the list
         panel = editor.panels["member"]

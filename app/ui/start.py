@@ -90,6 +90,14 @@ class UnlockDialog(QDialog):
             return
         finally:
             self.unsetCursor()
+        try:  # data migrations that need the data key, once (户类型 of older households, issue #20)
+            from app.services import monitoring
+
+            monitoring.ensure_migrated(self.store)
+        except Exception as exc:  # noqa: BLE001 - rolled back: the database is as it was
+            self.store.lock()
+            self.error.setText(f"升级户类型时出错({exc}),数据库未改动。请备份后联系县扶贫办")
+            return
         self.passphrase.clear()
         self.accept()
 

@@ -196,18 +196,29 @@ def start(fn, on_done, on_failed, on_progress=None) -> Task:
 
     def finished(result):
         end()
-        on_done(result)
+        _call(on_done, result)
 
     def failed(message):
         end()
-        on_failed(message)
+        _call(on_failed, message)
 
     task.signals.done.connect(finished)
     task.signals.failed.connect(failed)
     if on_progress:
-        task.signals.progress.connect(on_progress)
+        task.signals.progress.connect(lambda done, total: _call(on_progress, done, total))
     QThreadPool.globalInstance().start(task)
     return task
+
+
+def _call(callback, *args) -> None:
+    """Run a window's callback; a window closed while its work ran (its widgets already deleted by
+    Qt) simply misses the result: the work itself has ended and its changes were delivered."""
+    try:
+        callback(*args)
+    except RuntimeError as exc:
+        if "already deleted" not in str(exc):
+            raise
+        log.debug("后台任务结束时窗口已关闭: %s", exc)
 
 
 def busy() -> bool:

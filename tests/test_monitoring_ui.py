@@ -1,0 +1,122 @@
+"""防返贫动态监测 in the window (issue #20): the nomination dialog offers 监测识别 (type, source, risks,
+authorisation) and 风险消除 (its live criteria); the household editor shows the type read-only and the
+risks; the work list tab has the monitoring lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+from app.services import demo, households  # noqa: E402
+from app.ui.editor import HouseholdEditor  # noqa: E402
+from app.ui.proposals_panel import NewProposalDialog, ProposalsWindow  # noqa: E402
+from tests.factories import household  # noqa: E402
+
+
+def ago(days):
+    return (dt.date.today() - dt.timedelta(days=days)).isoformat()
+
+
+def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
+    store = make_store()
+    demo.install_reference_data(store)
+    hid = households.save(store, household(status="2")).household_id
+    dlg = NewProposalDialog(store, household_id=hid)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("monitor"))
+    assert dlg.monitoring_box.isVisible() and not dlg.exit_box.isVisible()
+    dlg.reasons.setPlainText("户主住院")
+    dlg.monitoring_box.monitoring_type.setCurrentIndex(dlg.monitoring_box.monitoring_type.findText("突发严重困难户"))
+    dlg.submit()
+    assert "授权承诺书" in dlg.message.text() and dlg.result_proposal is None
+    dlg.monitoring_box.authorised.setChecked(True)
+    dlg.submit()
+    assert "没有未消除的风险" in dlg.message.text() and dlg.result_proposal is None
+    risks = dlg.monitoring_box.risks
+    next(risks.item(i) for i in range(risks.count()) if risks.item(i).text() == "因病").setCheckState(Qt.Checked)
+    dlg.submit()
+    p = dlg.result_proposal
+    assert p and (p["proposal_kind"], p["monitoring_type"], p["risk_source"]) == ("monitor", "3", "1")
+    assert households.document(store, hid)["risks"][0]["risk_type"] == "01"
+
+
+def test_the_dialog_shows_the_elimination_criteria(qtbot, make_store):
+    store = make_store()
+    demo.install_reference_data(store)
+    store.set_monitoring_criteria(2025, 4000, min_months=6)
+    doc = household(status="2", household_type="2", monitoring_type="3", risk_eliminated=False,
+                    risk_identified_date=ago(400), dilapidated="0", water_safe=True)
+    doc["risks"] = [{"risk_type": "01", "found_date": ago(401)}]
+    hid = households.save(store, doc).household_id
+    dlg = NewProposalDialog(store, household_id=hid)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.kind.setCurrentIndex(dlg.kind.findData("eliminate"))
+    assert dlg.exit_box.title() == "风险消除标准" and dlg.water.isVisible()
+    dlg.food.setChecked(True)
+    dlg.clothing.setChecked(True)
+    assert "饮水安全有保障" in dlg.assessment.text() and "未达到风险消除标准" in dlg.assessment.text()
+    dlg.water.setChecked(True)
+    assert "达到风险消除标准" in dlg.assessment.text() and "未达到" not in dlg.assessment.text()
+
+
+def test_the_editor_shows_the_monitoring_tab_read_only_and_the_risks(qtbot, make_store):
+    store = make_store()
+    demo.install_reference_data(store)
+    doc = household(status="2", household_type="2", monitoring_type="3", risk_eliminated=False,
+                    risk_identified_date=ago(30))
+    doc["risks"] = [{"risk_type": "01", "found_date": ago(31)}]
+    hid = households.save(store, doc).household_id
+    editor = HouseholdEditor(store, hid)
+    qtbot.addWidget(editor)
+    tabs = [editor.tabs.tabText(i).split("(&")[0] for i in range(editor.tabs.count())]  # without the Alt key
+    assert "防返贫监测" in tabs and "返贫致贫风险" in tabs
+    form = next(f for f in editor.household_forms if "household_type" in f.inputs)
+    assert not form.inputs["household_type"].widget.isEnabled()
+    assert form.inputs["monitoring_type"].widget.currentText() == "突发严重困难户"
+    assert editor.panels["risk"].table.rowCount() == 1
+
+
+def test_the_work_list_tab_has_the_monitoring_lists(qtbot, make_store):
+    store = make_store()
+    demo.install_reference_data(store)
+    doc = household(status="2", household_type="2", monitoring_type="3", risk_eliminated=False,
+                    risk_identified_date=ago(400))
+    doc["risks"] = [{"risk_type": "01", "found_date": ago(401)}]
+    households.save(store, doc)
+    w = ProposalsWindow(store)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.show()
+    titles = [w.tree.topLevelItem(i).text(0) for i in range(w.tree.topLevelItemCount())]
+    assert "风险超期未消除(1 户)" in titles and "监测对象无在帮措施(1 户)" in titles
+
+
+def test_unlocking_in_the_window_migrates_older_households(qtbot, make_store):
+    from PySide6.QtWidgets import QDialog
+
+    from app.services import monitoring
+    from app.store import Store
+    from app.ui.start import UnlockDialog
+    from tests.conftest import PASSPHRASE
+
+    created = make_store("old.db")
+    demo.install_reference_data(created)
+    hid = households.save(created, household(status="2")).household_id
+    created.put("household", {"household_type": None}, record_id=hid)  # as a version before #20 left it
+    created.set_meta(monitoring.DATA_VERSION_KEY, "")
+    created.close()
+    store = Store.open(created.path)
+    dialog = UnlockDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.passphrase.setText(PASSPHRASE)
+    dialog.try_unlock()
+    assert dialog.result() == QDialog.Accepted, dialog.error.text()
+    assert store.get(hid).fields["household_type"] == "1"
+    store.close()
