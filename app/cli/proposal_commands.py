@@ -227,9 +227,11 @@ def cmd_worklist(args) -> int:
         if args.which != "all":
             key = {"helpers": "missing_helper", "visits": "no_recent_visit", "stages": "waiting",
                    "exits": "failing_exits"}[args.which]
-            data = {"on": data["on"], key: data[key]}
+            data = {"on": data["on"], key: data[key], "notices": data["notices"]}
         print_json(data)
         return 0
+    for notice in lists.notices:
+        print(f"提醒:{notice}")
     sections = []
     if args.which in ("all", "helpers"):
         sections.append(("缺帮扶责任人", lists.missing_helper))

@@ -209,15 +209,21 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_devices(args) -> int:
+    from app.sync import numbers  # noqa: PLC0415
+
     with open_store(args.db, args.operator) as store:
         certs = identity.certificates(store)
+        for c in certs:
+            c["number_topups"] = numbers.county_topups(store, c["site_id"])
     if args.json:
         print_json(certs)
         return 0
     print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
-                         status.local_time_text(c["not_after"]), c["number_block"] or "",
+                         status.local_time_text(c["not_after"]),
+                         (c["number_block"] or "") + "".join(f" +{v}:{numbers.describe([tuple(b) for b in bs])}"
+                                                              for v, bs in c["number_topups"].items()),
                          f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
     return 0
 

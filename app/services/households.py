@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
-from app.core.validation import ERROR, Finding, collection, has_errors, record_label, validate_household
+from app.core.validation import ERROR, WARNING, Finding, collection, has_errors, record_label, validate_household
 from app.store import Record, Store, StoreError
 
 ROUTING_KEYS = {"id", "village_code"}
@@ -181,27 +181,35 @@ def _fill_from_id_number(member: dict) -> None:
 def next_household_number(store: Store, village_code: str) -> str:
     """The next free 户编号 in a village: the village code and a 4-digit number. The last number
     issued is kept in meta (household_counter:<village>) so numbering does not rescan the village.
-    An enrolled device issues numbers only from its certificate's block (meta number_block,
-    "start-end"), so laptops working offline never issue the same number."""
+    An enrolled device issues numbers only from its blocks (its certificate's, then the top-ups the
+    county sent, app.sync.numbers), so laptops working offline never issue the same number; with none
+    left it raises NumbersExhausted."""
+    from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
+
     key = f"household_counter:{village_code}"
-    block = store.meta("number_block")
-    low, high = (int(x) for x in block.split("-")) if block else (1, 9999)
+    blocks = numbers.device_blocks(store, village_code)
+    ranges = blocks if blocks is not None else [(1, 9999)]
     highest = store.meta(key)
     if highest is None:
-        highest = low - 1
+        highest = ranges[0][0] - 1
         for h in store.records("household", village_code=village_code, include_deleted=True):
             number = str(h.fields.get("household_number", ""))
             if number.startswith(village_code) and number[len(village_code):].isdigit():
                 value = int(number[len(village_code):])
-                if low <= value <= high:
+                if numbers.in_blocks(value, ranges):
                     highest = max(highest, value)
     number = int(highest) + 1
-    while store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand earlier
-        number += 1
-    if block and number > high:
-        raise StoreError(f"本机的户编号段({low}-{high})已用完:请县扶贫办重新登记本机以分配新的号段")
-    store.set_meta(key, str(number))
-    return f"{village_code}{number:04d}"
+    for low, high in ranges:
+        number = max(number, low)
+        while number <= high and store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand
+            number += 1
+        if number <= high:
+            store.set_meta(key, str(number))
+            return f"{village_code}{number:04d}"
+    raise numbers.NumbersExhausted(
+        f"本机在村 {village_code} 的户编号({numbers.describe(ranges)})已用完。此户已作为草稿保存,暂无户编号:"
+        "请把本机的同步包送到县扶贫办,县里会随下一个县级包自动发来新的号段,导入后程序会给这些户补上户编号"
+        "(不需要重新登记本机)")
 
 
 def duplicate_id_findings(store: Store, doc: dict, batch: dict[str, str] | None = None) -> list[Finding]:
@@ -370,7 +378,11 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         village = merged["village_code"]
         house = {k: merged.get(k) for k in d.kinds["household"].fields}
         if not house.get("household_number") and village:
-            house["household_number"] = next_household_number(store, village)
+            try:
+                house["household_number"] = next_household_number(store, village)
+            except StoreError as exc:  # NumbersExhausted: kept as a draft without a number, with the reason
+                findings.append(Finding(merged.get("id"), "household", "household_number", "numbers_exhausted",
+                                        str(exc), WARNING, record_label(d, "household", merged)))
         if house.get("status") is None and stored is None:
             house["status"] = d.kinds["household"].fields["status"].default
         change = store.put("household", house, record_id=merged.get("id"), village_code=village, reason=reason)

@@ -25,7 +25,7 @@ from pathlib import Path
 from app.core import clock, procedures
 from app.store import Store, StoreError
 from app.store.db import short_id
-from app.sync import identity, refdata, wire
+from app.sync import identity, numbers, refdata, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
 SUFFIX = ".jdb"
@@ -150,6 +150,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
             "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
             **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
+            "number_topups": numbers.top_up(store, cert),  # more 户编号 when it has used most of its block
         }
         body = wire.seal_payload(payload, cert.enc_public, header)
         data = wire.pack(sign, header, body)
@@ -623,12 +624,39 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     store.set_meta("sync_down_expires", header.get("expires") or "")
     store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
     report.reference = refdata.install(store, payload)
+    gained = numbers.install_topups(store, payload.get("number_topups"))
+    if gained:
+        numbered = _number_drafts(store, gained)
+        report.warnings.append(f"县里发来新的户编号段({'、'.join(_village_label(store, v) for v in gained)})"
+                               + (f",已给 {numbered} 户暂无户编号的草稿补上户编号" if numbered else ""))
     warning = dictionary_warning(payload.get("dictionary_version"), from_county=True)
     if warning:
         report.warnings.append(warning)
     expires = header.get("expires")
     if expires and identity.parse_iso(expires) < now:
         report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")
+
+
+def _number_drafts(store: Store, villages: list[str]) -> int:
+    """Give a 户编号 to this laptop's households that were saved without one (its blocks had run out)."""
+    from app.services.households import next_household_number  # noqa: PLC0415 - services sit above sync
+
+    done = 0
+    for village in villages:
+        for record in list(store.records("household", village_code=village) if len(village) == 12 else
+                           (r for r in store.records("household") if (r.village_code or "").startswith(village))):
+            if record.fields.get("household_number"):
+                continue
+            first = next(iter(store.history(record.id)), None)
+            if first is None or first.site_id != store.site_id:
+                continue
+            try:
+                number = next_household_number(store, record.village_code)
+            except numbers.NumbersExhausted:
+                break
+            store.put("household", {"household_number": number}, record_id=record.id, reason="补编户编号")
+            done += 1
+    return done
 
 
 FOLDER_DEPTH = 4  # how many levels of subfolders a folder import looks into (a drawer: stickA/, stickB/ ...)
