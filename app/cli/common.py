@@ -33,16 +33,46 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
 OPENED: list[Store] = []  # stores this command opened, for the damaged-record warning in main()
 
 
-def open_store(path, operator: str | None = None) -> Store:
-    """Open and unlock a database; raises CommandError with a clear message."""
+WAIT_DEFAULT = 60  # seconds a writing command waits for another program to close the database
+
+
+def wait_limit() -> float:
+    """How long a writing command waits for the database (JIANDANG_WAIT seconds, default 60)."""
     try:
-        store = Store.open(path)
+        return max(0.0, float(os.environ.get("JIANDANG_WAIT", WAIT_DEFAULT)))
+    except ValueError:
+        return WAIT_DEFAULT
+
+
+def _say_waiting(path):
+    def say(limit: float) -> None:
+        print(f"{path} 正被另一个建档程序(窗口或命令)使用:等它结束后再继续,最多等 {limit:g} 秒"
+              "(按 Ctrl+C 取消)…", file=sys.stderr, flush=True)
+    return say
+
+
+def open_database(path, *, write: bool = True) -> Store:
+    """Open a database for this command (not yet unlocked). A writing command waits its turn while
+    another program has the file open (up to `wait_limit()`, saying so); a reading one opens beside
+    it and reads one snapshot."""
+    try:
+        if write:
+            return Store.open(path, wait=wait_limit(), on_wait=_say_waiting(path))
+        return Store.open(path, read_only=True)
     except StoreError as exc:
         raise CommandError(str(exc)) from None
+
+
+def open_store(path, operator: str | None = None, *, write: bool = True) -> Store:
+    """Open and unlock a database; raises CommandError with a clear message. `write=False` for
+    commands that only read (list, print, export-table, validate, worklist …): they run beside the
+    window or a writing command."""
+    store = open_database(path, write=write)
     try:
         operators = store.operators()
         login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]
         store.unlock(login, passphrase(f"操作员“{login}”的密码: "))
+        store.snapshot()
     except StoreError as exc:
         store.close()
         raise CommandError(str(exc)) from None

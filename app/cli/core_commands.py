@@ -11,6 +11,7 @@ from app.cli.common import (
     DEMO_PASSPHRASE,
     CommandError,
     local_time,
+    open_database,
     open_store,
     passphrase,
     print_json,
@@ -235,7 +236,7 @@ def cmd_add(args) -> int:
 
 def cmd_list(args) -> int:
     d = default()
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         if args.search:
             docs = households.documents(store, ids=store.search(args.search))
             if args.village:
@@ -264,7 +265,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         findings = households.validate_all(store, args.village, progress_printer("校验"))
         if args.json:
             print_json([f.as_dict() for f in findings])
@@ -296,7 +297,7 @@ def describe_change(change, d=None) -> list[str]:
 
 
 def cmd_log(args) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, write=False) as store:
         if args.record:
             changes = store.history(args.record)
             if not changes:
@@ -323,11 +324,7 @@ def cmd_operator_add(args) -> int:
 
 
 def cmd_operator_passwd(args) -> int:
-    try:
-        store = Store.open(args.db)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
-    with store:
+    with open_database(args.db) as store:
         old = passphrase(f"“{args.login}”的原密码: ")
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
         try:
@@ -339,12 +336,9 @@ def cmd_operator_passwd(args) -> int:
 
 
 def cmd_operator_list(args) -> int:
-    try:
-        with Store.open(args.db) as store:
-            for login in store.operators():
-                print(login)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
+    with open_database(args.db, write=False) as store:
+        for login in store.operators():
+            print(login)
     return 0
 
 
@@ -365,7 +359,7 @@ def cmd_recover(args) -> int:
         except (OSError, ValueError) as exc:
             raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
     try:
-        with Store.open(args.db) as store:
+        with open_database(args.db) as store:
             store.unlock_with_recovery(private)
             new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
             store.reset_passphrase(args.login, new)

@@ -71,7 +71,7 @@ def _done(result: printing.PrintResult, what: str) -> int:
 
 
 def cmd_card(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         household_id = None
         if args.household:
             household_id = households.find_id(store, args.household)
@@ -87,7 +87,7 @@ def cmd_card(args) -> int:
 
 
 def cmd_register(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         try:
             result = printing.print_register(store, args.out, args.village, progress=progress_printer("生成村有册"))
         except printing.PrintError as exc:
@@ -96,7 +96,7 @@ def cmd_register(args) -> int:
 
 
 def cmd_book(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         try:
             result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
         except printing.PrintError as exc:
@@ -118,7 +118,7 @@ def cmd_notice(args) -> int:
                                                      ("county", args.county)) if code)
     for name, text in (("--start", args.start), ("--end", args.end)):
         _date(text, name, dt.date.today())  # a mistyped date is said before the database is unlocked
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         try:
             place_name = printing.check_place(store, place, level)
             items = printing.notice_items(store, place, args.kind, level)
@@ -146,7 +146,7 @@ def cmd_verify(args) -> int:
         household, digest = parsed
     if not household or not digest:
         raise CommandError("请给出 --household 和 --digest,或 --qr")
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         household = households.find_id(store, household) or household  # the 户编号 printed on the card works too
         try:
             current = printing.card_digest(store, household)

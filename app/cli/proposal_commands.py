@@ -130,7 +130,7 @@ def cmd_propose(args) -> int:
 
 
 def cmd_proposals(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         try:
             waiting = proposals.stage_key(args.stage) if args.stage else None
             household = proposals.find_household(store, args.household) if args.household else None
@@ -200,7 +200,7 @@ def cmd_notice_period(args) -> int:
 
 
 def cmd_exit_check(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         try:
             doc = proposals.find_household(store, args.household)
         except proposals.ProcedureError as exc:
@@ -220,7 +220,7 @@ def cmd_exit_check(args) -> int:
 def cmd_worklist(args) -> int:
     if args.days < 0:
         raise CommandError("--days 不能为负数")
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         lists = worklists.build(store, village_code=args.village, visit_days=args.days)
     if args.json:
         data = lists.as_dict()

@@ -211,7 +211,7 @@ def cmd_revoke(args) -> int:
 def cmd_devices(args) -> int:
     from app.sync import numbers  # noqa: PLC0415
 
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         certs = identity.certificates(store)
         for c in certs:
             c["number_topups"] = numbers.county_topups(store, c["site_id"])

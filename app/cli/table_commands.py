@@ -73,7 +73,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    store = open_store(args.db, args.operator)
+    store = open_store(args.db, args.operator, write=False)
     try:
         counts = exporter.export_table(store, args.out, village=args.village, township=args.township,
                                        progress=progress_printer("导出"))

@@ -181,12 +181,15 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
 
 
 def backup_file(db_path, folder, *, now: dt.datetime | None = None) -> BackupInfo:
-    """Back up a database file that is not open in this process (no passphrase needed)."""
+    """Back up a database file that is not open in this process (no passphrase needed). It reads
+    beside a program that has the file open (the window): the backup is the database as saved when
+    the backup began."""
     try:
-        store = Store.open(db_path)
+        store = Store.open(db_path, read_only=True)
     except StoreError as exc:
         raise BackupError(str(exc)) from None
     with store:
+        store.snapshot()
         return backup(store, folder, now=now)
 
 
