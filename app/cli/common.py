@@ -119,7 +119,30 @@ def read_json_file(path: str):
         raise CommandError(f"无法读取 {path}:{exc.strerror}") from None
     except UnicodeDecodeError:
         raise CommandError(f"{path} 不是 UTF-8 编码的文本文件") from None
+    return parse_json_text(text, path)
+
+
+MAX_INT_DIGITS = 20  # longer integers are no amount, count or year: refused while reading
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"JSON 中不能写 {name}:请填一个普通数字,或留空")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"JSON 中有 {len(text.lstrip('-'))} 位的整数“{text[:12]}…”:位数太多,请核对")
+    return int(text)
+
+
+def parse_json_text(text: str, path: str = "JSON"):
+    """JSON as the program reads it from a user: a clear refusal (CommandError) for a syntax error,
+    nesting deeper than Python can follow, NaN/Infinity and integers of absurd length."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{path} 第 {exc.lineno} 行第 {exc.colno} 列:JSON 格式错误(请检查这里的引号、逗号和括号)") from None
+    except RecursionError:
+        raise CommandError(f"{path}:JSON 的括号嵌套层数太多,不是户档文件(见 docs/json.md)") from None
+    except ValueError as exc:
+        raise CommandError(f"{path}:{exc}") from None

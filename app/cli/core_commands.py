@@ -19,6 +19,7 @@ from app.cli.common import (
     read_json_file,
 )
 from app.core.dictionary import default
+from app.core.text import printable
 from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
 from app.services import households
@@ -195,6 +196,8 @@ def cmd_demo(args) -> int:
 def cmd_add(args) -> int:
     data = read_json_file(args.json)
     docs = data if isinstance(data, list) else [data]
+    if not docs:
+        raise CommandError(f"{args.json} 是一个空列表:没有要保存的户,未保存任何数据")
     store = open_store(args.db, args.operator)
     failures = []
     results = []
@@ -203,7 +206,7 @@ def cmd_add(args) -> int:
         try:
             with store.transaction():
                 for i, doc in enumerate(docs, 1):
-                    name = doc.get("head_name", "?") if isinstance(doc, dict) else "?"
+                    name = printable(doc.get("head_name", "?")) if isinstance(doc, dict) else "?"
                     where = f"{args.json} 第 {i} 户(户主“{name}”)"
                     try:
                         results.append(households.save(store, doc, allow_errors=args.draft, where=where, batch=batch))
@@ -248,7 +251,7 @@ def cmd_list(args) -> int:
             return 0
         print("户编号\t户主\t人口\t属性\t主要致贫原因\t状态\t村")
         for doc in docs:
-            print("\t".join([
+            print("\t".join(printable(cell) for cell in [  # a stored name never rewrites the terminal or splits a row
                 str(doc.get("household_number", "")),
                 str(doc.get("head_name", "")),
                 str(len(doc.get("members", []))),

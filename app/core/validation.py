@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from app.core.text import printable
 from app.core import divisions, idnumber, values
 from app.core.dictionary import Dictionary, Field, default
 from app.core.rules import RULES
@@ -34,7 +35,7 @@ class Finding:
         d = default()
         kind = d.kinds.get(self.kind)
         where = self.record_label or (kind.label if kind is not None else self.kind)
-        return f"[{level}] {where} · {field_label(d, self.kind, self.field)}:{self.message}"
+        return printable(f"[{level}] {where} · {field_label(d, self.kind, self.field)}:{self.message}")
 
 
 def field_label(d: Dictionary, kind: str, key: str) -> str:

@@ -125,8 +125,23 @@ def documents(store: Store, village_code: str | None = None, ids: list[str] | No
 # ---------------------------------------------------------------------- checking input
 
 
+TEXT_TYPES = ("text", "phone", "id_number")
+_JSON_TYPE_WORDS = {int: "数字", float: "数字", bool: "true/false", list: "列表", dict: "对象"}
+
+
+def _check_types(record: dict, kind, where: str) -> None:
+    """A number, list or object given for a text field (JSON `"head_name": 12345` or `["a"]`) is
+    refused naming the field: stored as "12345" or "['a']" it would look like data someone typed."""
+    for key, value in record.items():
+        f = kind.fields.get(key)
+        if f is not None and f.type in TEXT_TYPES and value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: “{f.label}”({key})应为文字(JSON 中加引号),而不是"
+                             f"{_JSON_TYPE_WORDS.get(type(value), type(value).__name__)}")
+
+
 def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> None:
-    """Refuse keys the dictionary does not know, naming them (never silently dropped)."""
+    """Refuse keys the dictionary does not know, naming them (never silently dropped), and values
+    of the wrong JSON type for text fields."""
     d = dictionary or default()
     if not isinstance(doc, dict):
         raise InputError(f"{where}: 应为一个 JSON 对象")
@@ -134,6 +149,7 @@ def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> N
     unknown = sorted(set(doc) - allowed)
     if unknown:
         raise InputError(f"{where}: 字典中没有这些字段:{', '.join(unknown)}。请检查拼写,或先更新 forms/ 数据字典")
+    _check_types(doc, d.kinds["household"], where)
     for kind in d.child_kinds("household"):
         items = doc.get(collection(kind.key), [])
         if not isinstance(items, list):
@@ -145,6 +161,7 @@ def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> N
             unknown = sorted(set(item) - allowed_child)
             if unknown:
                 raise InputError(f"{where} · {kind.label}第 {i} 条: 字典中没有这些字段:{', '.join(unknown)}")
+            _check_types(item, kind, f"{where} · {kind.label}第 {i} 条")
 
 
 def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, household_label: str) -> dict:

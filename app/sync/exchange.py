@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core import clock, procedures
+from app.core.text import printable
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import identity, numbers, refdata, wire
@@ -59,14 +60,14 @@ class Report:
         """The report in one line (plus notes). `sender_label`: the sender as named to the reader
         (app.sync.status.site_label), else its site id."""
         if self.status == "accepted":
-            text = (f"{self.name}: 已接收(来自 {sender_label or self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
+            text = (f"{printable(self.name)}: 已接收(来自 {sender_label or self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
                     f"新应用 {self.applied} 条,冲突 {self.conflicts} 条)")
         elif self.status == "duplicate":
-            text = f"{self.name}: 重复(此包已导入过,未作任何改动)"
+            text = f"{printable(self.name)}: 重复(此包已导入过,未作任何改动)"
         elif self.status == "skipped":
-            text = f"{self.name}: 已跳过 {self.message}"
+            text = f"{printable(self.name)}: 已跳过 {printable(self.message)}"
         else:
-            text = f"{self.name}: 已拒收:{self.message}"
+            text = f"{printable(self.name)}: 已拒收:{printable(self.message)}"
         if self.reference:
             text += f"\n  参考数据:{';'.join(self.reference)}"
         for w in self.warnings:
@@ -265,6 +266,8 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         seq = int(header.get("seq"))
     except (TypeError, ValueError):
         raise wire.BundleError("包头缺少包序号") from None
+    if type(header.get("seq")) is not int or seq < 1:
+        raise wire.BundleError(f"包头的包序号({printable(str(header.get('seq'))[:20])})不是正整数:不是本系统导出的同步包,已拒收")
     if header.get("recipient") != store.site_id:
         raise wire.BundleError(f"此包是发给站点 {header.get('recipient')} 的,不是本数据库({store.site_id}),请导入到正确的电脑")
     if store.role == "county":
@@ -508,10 +511,15 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         expected = have_seq + 1
         seqs = sorted(c.seq for c in new)
         if seqs[0] != expected or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            if report.seq - 1 >= bundle_seq + 1:
+                missing = (f"缺少第 {bundle_seq + 1} 号包" if report.seq - 1 == bundle_seq + 1
+                           else f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包")
+                missing += "中的内容:请先导入缺少的包,或在该电脑上重新导出(会包含所有未确认的更改)"
+            else:  # no bundle is missing by number: the changes themselves do not follow on
+                missing = ("此包中的更改与县里已收到的不衔接(包内更改序号有缺口或重复),已拒收:"
+                           "请在该电脑上重新导出;仍不行请联系县扶贫办")
             raise wire.BundleError(
-                f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。"
-                f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
-                "或在该电脑上重新导出(会包含所有未确认的更改)")
+                f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。{missing}")
     places: dict[str, tuple | None] = {}
     ids = list({c.record_id for c in new} | {c.parent_id for c in new if c.parent_id})
     for i in range(0, len(ids), 500):
@@ -676,6 +684,9 @@ def _jdb_files(folder: Path, depth: int, unreadable: list) -> list[Path]:
         if entry.name.startswith(".") or entry.name.lower() in _SYSTEM_FOLDERS:
             continue
         try:
+            if entry.is_symlink():  # a link on a USB stick may point anywhere on this computer
+                unreadable.append((entry, OSError("是一个链接(快捷方式),不会跟随它读取别处的文件")))
+                continue
             if entry.is_dir():
                 if depth < FOLDER_DEPTH:
                     out += _jdb_files(entry, depth + 1, unreadable)
@@ -733,6 +744,9 @@ def bundle_files(paths, store: Store) -> tuple[list[Path], list[Report]]:
         for why, names in left_out.items():
             skipped.append(Report(str(p), "skipped", f"{len(names)} 个{why}:{'、'.join(names)}"))
         for where, exc in unreadable:
+            if Path(where).is_symlink():
+                skipped.append(Report(str(where), "skipped", f"{exc},未导入"))
+                continue
             skipped.append(Report(str(where), "refused", f"无法读取({exc.strerror or exc}),其中的同步包未导入:"
                                                          "请检查U盘或文件夹的权限后重试"))
     return sorted(dict.fromkeys(out), key=_order), skipped
