@@ -4,6 +4,7 @@ another device holds (app.sync.numbers)."""
 from __future__ import annotations
 
 from app.services import households, worklists
+from tests import factories
 from app.sync import exchange, numbers
 from tests.sync_helpers import VILLAGE, make_county, make_device, up
 
@@ -79,5 +80,60 @@ def test_running_out_keeps_the_household_as_a_draft_with_the_reason_and_a_top_up
     assert not worklists.build(laptop).notices
     up(laptop, county)  # the number given afterwards reaches the county too
     assert sorted(h.fields.get("household_number") for h in county.records("household"))[-1] == numbered
+    county.close()
+    laptop.close()
+
+
+# ---------------------------------------------------------------------- 户编号 checked
+
+
+def test_a_number_that_does_not_fit_its_village_or_the_laptops_block_is_refused_and_reported(tmp_path, capsys):
+    from app.core.validation import validate_household
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村工作队")
+    for number, words in (("abc", "应为本户的村代码"), ("5226991012020001", "应为本户的村代码"),
+                          (f"{VILLAGE}0001", "不在本机的户编号段")):
+        try:
+            households.save(laptop, factories.household(household_number=number))
+        except households.ValidationFailed as exc:
+            assert words in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{number} was accepted")
+    assert laptop.count("household") == 0
+    # validate reports a number of another village on a household already stored
+    doc = factories.household(household_number="5226991012020007")
+    assert any(f.rule == "household_number" for f in validate_household(doc))
+    # the county refuses a bundle carrying one (a laptop that went around its own checks)
+    saved = households.save(laptop, factories.household())
+    laptop.put("household", {"household_number": f"{VILLAGE}0005"}, record_id=saved.household_id)
+    report = up(laptop, county)
+    assert report.refused and "不在该设备的户编号段(1001-1300)内" in report.message
+    assert county.count("household") == 0
+    county.close()
+    laptop.close()
+
+
+def test_a_laptop_creates_households_only_as_not_yet_out_of_poverty_and_the_county_enforces_it(tmp_path):
+    from app.core import procedures
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村工作队")
+    try:
+        households.save(laptop, factories.household(status="3"))
+    except households.StatusChangeRefused as exc:
+        assert "只能以“未脱贫”登记" in str(exc)
+    else:
+        raise AssertionError("a new household at 已脱贫(不再享受政策) was saved on a laptop")
+    saved = households.save(laptop, factories.household())
+    assert households.document(laptop, saved.household_id)["status"] == "1"
+    # a laptop that writes the record directly: the county refuses the bundle
+    laptop.put("household", {**factories.household(head="直接写入", seq=9, status="3"), "members": None,
+                             "incomes": None, "helpers": None, "measures": None, "plans": None, "visits": None},
+               village_code=VILLAGE)
+    report = up(laptop, county)
+    assert report.refused and "只能以“未脱贫”登记" in report.message
+    # the county itself imports historical ledgers with any status
+    assert procedures.start_status_refusal("3", "county") is None
     county.close()
     laptop.close()

@@ -147,9 +147,26 @@ def authorize_change(kind: str, new_fields: dict, old_fields: dict, role: str, *
     return None
 
 
+# The statuses a household may start in when a village or township device creates it: it enters the
+# register through 识别 (the county's 审定 and 公告, then 录入) as 未脱贫. Any other status is reached
+# only through a procedure (退出, 返贫纳入, 自然减少/销号), which the county writes when it takes effect;
+# households already exited or gone come from the county's own ledger (it imports them itself).
+DEVICE_START_STATUSES = ("1",)
+
+
+def start_status_refusal(status, role: str) -> str | None:
+    """Why a device of `role` may not create a household in this status (None: it may)."""
+    if role == "county" or status in (None, "") or status in DEVICE_START_STATUSES:
+        return None
+    return (f"新建的贫困户只能以“未脱贫”登记,不能直接登记为状态代码 {status}:已脱贫、返贫、自然减少等状态"
+            "只能通过识别、退出等程序由县级公告生效时写入。已脱贫的户由县里从台账导入后随同步包下发")
+
+
 def _authorize_household(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
-    if "status" not in new or creating:
-        return None  # a new household (demo data, Excel import) starts with its status
+    if "status" not in new:
+        return None
+    if creating:
+        return start_status_refusal(new["status"], role)  # the county imports historical ledgers
     if new["status"] == old.get("status", object()):
         return None
     if role != "county":

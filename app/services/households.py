@@ -323,6 +323,7 @@ def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str
         findings.append(f)
     findings += duplicate_id_findings(store, check_view, batch)
     findings += duplicate_number_findings(store, check_view, stored, batch)
+    findings += block_findings(store, check_view, stored)
     # a value that could not be read is reported while reading and again by the rules: say it once
     seen, unique = set(), []
     for f in findings:
@@ -349,6 +350,26 @@ def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = Non
     return [Finding(doc.get("id"), "household", "household_number", "duplicate_household_number",
                     f"户编号 {number} 已用在{where}上:一个户编号只能属于一户。请核对户编号;"
                     "新户可以不填,由本机自动编号", ERROR, record_label(default(), "household", doc))]
+
+
+def block_findings(store: Store, doc: dict, stored: dict | None = None) -> list[Finding]:
+    """On an enrolled laptop, a new or changed 户编号 must come from the laptop's blocks (its
+    certificate's and the county's top-ups): another laptop may be issuing any other number, and the
+    county refuses a bundle that carries one."""
+    from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
+
+    number = str(doc.get("household_number") or "").strip()
+    village = doc.get("village_code") or ""
+    if not number or (stored is not None and str(stored.get("household_number") or "").strip() == number):
+        return []
+    blocks = numbers.device_blocks(store, village) if village else None
+    if blocks is None or not number.startswith(village) or not number[len(village):].isdigit():
+        return []  # not a laptop, or the shape is reported by validation
+    if numbers.in_blocks(int(number[len(village):]), blocks):
+        return []
+    return [Finding(doc.get("id"), "household", "household_number", "number_block",
+                    f"户编号 {number} 不在本机的户编号段({numbers.describe(blocks)})内:其他号码可能由别的电脑使用,"
+                    "县里会拒收。新户请不填户编号,由本机自动编号", ERROR, record_label(default(), "household", doc))]
 
 
 def _refuse_foreign_village(store: Store, village: str | None, where: str) -> None:
@@ -384,6 +405,10 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:
         raise ValidationFailed(findings)
+    if stored is None and store.meta("certificate"):  # an enrolled device: what the county accepts
+        refusal = procedures.start_status_refusal(merged.get("status"), store.role)
+        if refusal:
+            raise StatusChangeRefused(f"{where}: {refusal}")
     if stored is not None and merged.get("status") != stored.get("status"):
         refusal = procedures.authorize_change("household", {"status": merged.get("status")},
                                               {"status": stored.get("status")}, store.role, op="update", reason=reason or "")

@@ -469,6 +469,10 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     if exists and c.kind in ("household", "proposal") and (c.kind == "proposal" or "status" in new):
         old = _county_fields(store, c.record_id, fields_now)
     creating = c.op == "create" and not exists
+    if c.kind == "household" and "household_number" in new and new["household_number"] not in (None, ""):
+        refusal = _number_refusal(store, cert, str(new["household_number"]), village or held_village(held, made, c))
+        if refusal:
+            return f"记录 {c.record_id}(户):{refusal}"
     reason = procedures.authorize_change(c.kind, new, old, cert.role, op="create" if creating else "update",
                                          reason=c.reason)
     if reason:
@@ -480,6 +484,24 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
         fields_now.setdefault(c.record_id, {})["status"] = new["status"]
     before = made.get(c.record_id)
     made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
+    return None
+
+
+def held_village(held, made: dict, c) -> str | None:
+    before = made.get(c.record_id)
+    return before[1] if before else held[1] if held else c.village_code
+
+
+def _number_refusal(store: Store, cert: identity.Certificate, number: str, village: str | None) -> str | None:
+    """Why the county does not take this 户编号 from this device (None: it does): it must be its
+    village's code and a sequence number from one of the device's blocks."""
+    from app.core.validation import number_fits_village  # noqa: PLC0415
+
+    if not village or not number_fits_village(number, village):
+        return f"户编号 {printable(number[:30])} 与所在村 {village} 不符(应为村代码加 4 位序号)"
+    blocks = numbers.blocks_for(cert.body.get("number_block"), numbers.county_topups(store, cert.site_id), village)
+    if not numbers.in_blocks(int(number[len(village):]), blocks):
+        return f"户编号 {number} 不在该设备的户编号段({numbers.describe(blocks)})内"
     return None
 
 
