@@ -81,13 +81,9 @@ def save(conf: Settings) -> Path:
     """Write the settings atomically (temporary file, fsync, os.replace)."""
     path = settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(dataclasses.asdict(conf), fh, ensure_ascii=False, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    from app import fileio  # noqa: PLC0415
+
+    return fileio.write_atomic(path, json.dumps(dataclasses.asdict(conf), ensure_ascii=False, indent=2))
 
 
 def backup_folder(conf: Settings | None = None) -> Path:
@@ -136,6 +132,9 @@ def setup_logging(level: str | None = None) -> Path:
         _HANDLER.close()
     folder.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    from app import fileio  # noqa: PLC0415
+
+    fileio.make_private(path)  # file names and record ids only, still nobody else's business
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)

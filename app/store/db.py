@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 import sqlite_utils
 
+from app import fileio
 from app.core import idnumber
 from app.core.clock import ZERO, HybridClock
 from app.store import crypto
@@ -269,6 +270,13 @@ class _FileLock:
             self._fh = None
 
 
+def _creating_leftovers(path: Path) -> list[Path]:
+    """What a `create` cut off (power lost, killed) left beside the database: DB.creating and its
+    SQLite sidecars (only these names)."""
+    tmp = path.with_name(path.name + ".creating")
+    return [p for p in (tmp, *(Path(str(tmp) + s) for s in ("-wal", "-shm", "-journal"))) if p.exists()]
+
+
 def held_by_another(path) -> bool:
     """Whether another running program has this database open for writing (its lock is taken)."""
     path = Path(path)
@@ -370,8 +378,9 @@ class Store:
         if not lock.acquire():
             raise StoreError(f"{path} 正被另一个程序使用")
         tmp = path.with_name(path.name + ".creating")
-        for leftover in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        for leftover in _creating_leftovers(path):
             leftover.unlink(missing_ok=True)
+        fileio.create_private(tmp).close()  # owner-only; SQLite gives its WAL and journal the same mode
         db = cls._connect(tmp)
         data_key = secrets.token_bytes(32)
         db_id = str(uuid.uuid4())
@@ -430,6 +439,9 @@ class Store:
         lock = None if read_only else _FileLock(path.with_name(path.name + ".lock"))
         if lock is not None and not lock.acquire(wait, on_wait):
             raise StoreError(busy_message(path, wait))
+        if lock is not None:  # holding the lock: nobody is creating this file now
+            for leftover in _creating_leftovers(path):
+                leftover.unlink(missing_ok=True)
         try:
             db = cls._connect(path, read_only)
             names = set(db.table_names())

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import fileio
 from app.core import clock, procedures
 from app.core.text import printable
 from app.store import Store, StoreError
@@ -198,6 +199,8 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"文件夹 {folder} 不存在(U盘是否已插好?)")
+    # a bundle write cut off earlier (only names export makes; .part from older versions)
+    fileio.clean_stale(folder, extra=lambda name: name.endswith(SUFFIX + ".part"))
     out = []
     if store.role == "county":
         sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]

@@ -11,17 +11,18 @@ Both return a `Report` listing what would be / was created or updated and every 
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import fileio
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import ERROR, collection, record_label
 from app.services import households
 from app.store import Store
+from app.tables import workbook_temp
 from app.tables import mapping as mp
 from app.tables.reader import Sheet, TableError, locate_header, read_file
 
@@ -557,23 +558,14 @@ def error_workbook_bytes(report: Report) -> bytes:
             ws.cell(ws.max_row, len(header) + 1).fill = fill
         ws.freeze_panes = "A2"
     buf = io.BytesIO()
-    wb.save(buf)
+    with workbook_temp.saving():  # sheet XML with names and ID numbers: owner-only, removed
+        wb.save(buf)
     return buf.getvalue()
 
 
 def write_atomic(path, data: bytes) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Atomic and owner-only (app.fileio): an error workbook or export holds names and ID numbers."""
+    return fileio.write_atomic(path, data)
 
 
 def write_error_workbook(report: Report, path) -> Path:

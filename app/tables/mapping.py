@@ -8,7 +8,6 @@ kinds (on sheets named after the kind, e.g. 家庭收入), or one of the special
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -172,14 +171,9 @@ def load_mapping(path) -> dict[str, str]:
 
 def save_mapping(path, mapping: dict[str, str]) -> None:
     """Write a mapping file atomically (headers and field names only, no personal data)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    data = json.dumps({"columns": mapping}, ensure_ascii=False, indent=2)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from app import fileio  # noqa: PLC0415
+
+    fileio.write_atomic(path, json.dumps({"columns": mapping}, ensure_ascii=False, indent=2) + "\n")
 
 
 # Other spellings of code labels seen in ledgers (the label itself and the code always work too).
