@@ -157,3 +157,10 @@ def test_a_forged_gap_is_described_sanely(tmp_path):
     assert report.refused and "不衔接" in report.message and "第 2 号到第 1 号" not in report.message
     county.close()
     laptop.close()
+
+
+def test_a_list_inside_a_multi_code_list_is_an_error_not_a_crash(db, tmp_path, capsys):
+    doc = factories.household(other_causes=[["7"], {"a": 1}])  # found by tests/test_fuzz.py
+    assert _add(db, tmp_path, json.dumps(doc, ensure_ascii=False)) == 1
+    err = capsys.readouterr().err
+    assert "每一项应为一个代码" in err and "Traceback" not in err

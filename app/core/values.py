@@ -154,6 +154,10 @@ def coerce(field: Field, value, dictionary: Dictionary):
             for item in items:
                 if is_empty(item):
                     continue
+                if isinstance(item, (list, dict, float, bool)):  # one code per item, a code is text
+                    out.append(str(item)[:40])
+                    problems.append(f"“{field.label}”的每一项应为一个代码")
+                    continue
                 code, msg = _code(field, item, dictionary)
                 out.append(code)
                 if msg:
