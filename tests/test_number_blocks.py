@@ -137,3 +137,27 @@ def test_a_laptop_creates_households_only_as_not_yet_out_of_poverty_and_the_coun
     assert procedures.start_status_refusal("3", "county") is None
     county.close()
     laptop.close()
+
+
+def test_the_editor_saves_a_household_past_the_last_number_and_says_why(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.ui.editor import HouseholdEditor
+
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: told.append((title, text)))
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村工作队")
+    laptop.set_meta(f"household_counter:{VILLAGE}", "1300")  # the block's last number was issued
+    editor = HouseholdEditor(laptop, village_code=VILLAGE)
+    qtbot.addWidget(editor)
+    form = next(f for f in editor.household_forms if "head_name" in f.inputs)
+    form.inputs["head_name"].widget.setText("编号用完户")
+    form.record["head_name"] = "编号用完户"
+    assert editor.save() is True  # no traceback, no refusal
+    assert told and told[-1][0] == "暂无户编号" and "不需要重新登记" in told[-1][1]
+    saved = households.document(laptop, editor.household_id)
+    assert saved["head_name"] == "编号用完户" and "household_number" not in saved
+    editor.dirty = False
+    county.close()
+    laptop.close()
