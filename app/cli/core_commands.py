@@ -308,7 +308,7 @@ def cmd_log(args) -> int:
         else:
             changes = list(store.changes())[-args.limit:]
         for change in changes:
-            print("\n".join(describe_change(change)))
+            print("\n".join(printable(line) for line in describe_change(change)))
     return 0
 
 

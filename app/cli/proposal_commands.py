@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from app.core.text import printable
 from app.cli.common import CommandError, local_time, open_store, print_json
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
@@ -246,5 +247,5 @@ def cmd_worklist(args) -> int:
         print(f"== {title}:{len(entries)} 户")
         for e in entries:
             pid = f"\t申报 {short_id(e.proposal_id)}" if e.proposal_id else ""
-            print(f"{e.household_number}\t{e.head_name}\t{e.detail}{pid}")
+            print("\t".join(printable(x) for x in (e.household_number, e.head_name, f"{e.detail}{pid}")))
     return 0
