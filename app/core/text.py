@@ -9,34 +9,31 @@ to echo to a console (a file name from a USB stick, a record stored before this 
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
-# direction embeddings, overrides and isolates; line and paragraph separators; byte-order mark
-_INVISIBLE = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x2028, 0x2029, 0xFEFF)}
-MULTILINE_OK = {"\n", "\t", "\r"}
+# control characters (Unicode category Cc: U+0000-001F, U+007F-009F); direction embeddings,
+# overrides, isolates and marks; line and paragraph separators; byte-order mark
+_OTHER = "\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_OTHER}]")
+_UNSAFE_MULTILINE = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_OTHER}]")  # keeps \t \n \r
 
 
-def _bad(ch: str, multiline: bool) -> bool:
-    if ch in _INVISIBLE:
-        return True
-    if multiline and ch in MULTILINE_OK:
-        return False
-    return unicodedata.category(ch) == "Cc"
+def _pattern(multiline: bool) -> re.Pattern:
+    return _UNSAFE_MULTILINE if multiline else _UNSAFE
 
 
 def unsafe_characters(text: str, multiline: bool = False) -> list[str]:
     """The control and direction characters in `text`, as U+XXXX (empty when the text is clean)."""
     seen = []
-    for ch in text:
-        if _bad(ch, multiline):
-            code = f"U+{ord(ch):04X}"
-            if code not in seen:
-                seen.append(code)
+    for ch in _pattern(multiline).findall(text):
+        code = f"U+{ord(ch):04X}"
+        if code not in seen:
+            seen.append(code)
     return seen
 
 
 def without_unsafe(text: str, multiline: bool = False) -> str:
-    return "".join(ch for ch in text if not _bad(ch, multiline))
+    return _pattern(multiline).sub("", text)
 
 
 def describe(codes: list[str]) -> str:
@@ -48,6 +45,6 @@ def describe(codes: list[str]) -> str:
 def printable(text) -> str:
     """`text` safe for a console line: control and direction characters shown as \\uXXXX."""
     text = str(text)
-    if not any(_bad(ch, False) for ch in text):
+    if not _UNSAFE.search(text):
         return text
-    return "".join(f"\\u{ord(ch):04x}" if _bad(ch, False) else ch for ch in text)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
