@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -28,12 +29,14 @@ HOLDER = textwrap.dedent("""
     store.unlock("admin", sys.argv[2])
     Path(sys.argv[3]).write_text("open")
     end = time.time() + float(sys.argv[4])
+    release = Path(sys.argv[3] + ".release")
     i = 0
-    while time.time() < end:  # the window saving now and then
+    while time.time() < end and not release.exists():  # the window saving now and then, until closed
         households.save(store, {"village_code": "522699101201", "head_name": f"窗口户{i}"}, allow_errors=True)
         i += 1
         time.sleep(0.05)
     store.close()
+    Path(sys.argv[3] + ".closed").write_text("closed")
 """)
 
 
@@ -63,7 +66,7 @@ def _hold(db: Path, tmp_path: Path, seconds: float) -> subprocess.Popen:
 
 def test_reading_commands_run_beside_a_writer_and_a_writing_command_waits_its_turn(village_db, tmp_path, capsys,
                                                                                    monkeypatch):
-    proc = _hold(village_db, tmp_path, 4)
+    proc = _hold(village_db, tmp_path, 120)
     try:
         assert main(["list", str(village_db)]) == 0
         listed = capsys.readouterr().out
@@ -78,16 +81,19 @@ def test_reading_commands_run_beside_a_writer_and_a_writing_command_waits_its_tu
         assert main(["check", str(village_db)]) == 0
         out = capsys.readouterr().out
         assert "正由另一个建档程序使用" in out and "数据库完好" in out and "恢复" not in out
-        assert proc.poll() is None  # the writer was busy all along
+        assert not (tmp_path / "holding.closed").exists()  # the writer was busy all along
         doc = tmp_path / "新户.json"
         doc.write_text(json.dumps(factories.household(head="等候户", seq=40), ensure_ascii=False), encoding="utf-8")
         monkeypatch.setenv("JIANDANG_WAIT", "30")
         started = time.monotonic()
+        # the window is closed 1.5 s after the command began to wait
+        threading.Timer(1.5, lambda: (tmp_path / "holding.release").write_text("close")).start()
         assert main(["add", str(village_db), "--json", str(doc)]) == 0
         waited = time.monotonic() - started
         captured = capsys.readouterr()
         assert "最多等 30 秒" in captured.err and "新增" in captured.out
-        assert proc.poll() is not None and waited > 0.2  # it went ahead once the writer had closed
+        # it went ahead once the writer had closed the database (not before)
+        assert (tmp_path / "holding.closed").exists() and waited > 1.4
     finally:
         proc.kill()
         proc.communicate()
