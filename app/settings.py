@@ -2,7 +2,8 @@
 
 - settings: `user_config_dir("jiandang")/settings.json` (Windows: %LOCALAPPDATA%\\jiandang\\...)
 - data (default backup folder): `user_data_dir("jiandang")`
-- logs: `user_log_dir("jiandang")/jiandang.log`, rotated (3 files of 1 MB)
+- logs: `user_log_dir("jiandang")/jiandang-<program>.log`, one file per program (window, cli, serve),
+  rotated (3 files of 1 MB) by a handler that survives other processes writing the same file
 
 `JIANDANG_HOME` overrides all three with one folder (a portable install on a USB stick, tests).
 
@@ -19,13 +20,19 @@ import logging
 import logging.handlers
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
 APP = "jiandang"
-LOG_FILE = "jiandang.log"
+PROGRAMS = ("window", "cli", "serve")  # each writes its own log file: jiandang-window.log, ...
+RETRY_ROLLOVER_SECONDS = 60.0
+
+
+def log_file_name(program: str) -> str:
+    return f"{APP}-{program}.log"
 
 
 def _home() -> Path | None:
@@ -115,15 +122,75 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that more than one process may write (two CLI commands at once, or a backup
+    while the window runs):
+
+    - when another process has rotated the file away, the next record reopens the current file
+      instead of writing on into the rotated one;
+    - when the rollover cannot rename the file (Windows refuses while another process holds it open),
+      the record is still written to the current file and the rollover is tried again a minute later,
+      instead of losing the record and printing a logging error."""
+
+    def __init__(self, filename, **kw):
+        super().__init__(filename, **kw)
+        self._retry_at = 0.0
+
+    def _open(self):
+        """Each log file (also after a rollover) owner-only on POSIX."""
+        stream = super()._open()
+        from app import fileio  # noqa: PLC0415
+
+        fileio.make_private(self.baseFilename)
+        return stream
+
+    def _replaced(self) -> bool:
+        """True when the name no longer refers to the file this handler has open."""
+        try:
+            named = os.stat(self.baseFilename)
+            held = os.fstat(self.stream.fileno())
+        except FileNotFoundError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return (named.st_dev, named.st_ino) != (held.st_dev, held.st_ino)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream is not None and self._replaced():
+            self.acquire()
+            try:
+                self.stream.close()
+                self.stream = None  # reopened (the current file) by the emit below
+            finally:
+                self.release()
+        super().emit(record)
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802 - logging's name
+        if time.monotonic() < self._retry_at:
+            return False
+        return bool(super().shouldRollover(record))
+
+    def doRollover(self) -> None:  # noqa: N802 - logging's name
+        try:
+            super().doRollover()
+        except OSError:  # another process holds the file (Windows): keep appending, try again later
+            self._retry_at = time.monotonic() + RETRY_ROLLOVER_SECONDS
+            if self.stream is None:
+                self.stream = self._open()
+
+
 _HANDLER: logging.Handler | None = None
 _LEVEL_BEFORE: int | None = None
 
 
-def setup_logging(level: str | None = None) -> Path:
-    """Send the program's log records to the rotating log file (idempotent). Returns the file."""
+def setup_logging(level: str | None = None, program: str = "cli") -> Path:
+    """Send the program's log records to its rotating log file, `jiandang-<program>.log` (idempotent).
+    Returns the file."""
     global _HANDLER, _LEVEL_BEFORE
+    if program not in PROGRAMS:
+        raise ValueError(f"unknown program {program!r}")
     folder = log_dir()
-    path = folder / LOG_FILE
+    path = folder / log_file_name(program)
     root = logging.getLogger()
     if _HANDLER is not None and getattr(_HANDLER, "baseFilename", None) == str(path):
         return path
@@ -131,10 +198,7 @@ def setup_logging(level: str | None = None) -> Path:
         root.removeHandler(_HANDLER)
         _HANDLER.close()
     folder.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
-    from app import fileio  # noqa: PLC0415
-
-    fileio.make_private(path)  # file names and record ids only, still nobody else's business
+    handler = SharedRotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)

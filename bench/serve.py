@@ -14,7 +14,7 @@ sent -> report received; imports are serialised, so a late upload waits for the 
 the service's merge throughput (change rows applied per second of the burst) and its ratio to the
 baseline. Both copies of the county must end with the same records (checked).
 
-    JIANDANG_KDF=fast python bench/serve.py [--laptops 50] [--runs 3]
+    python bench/serve.py [--laptops 50] [--runs 3]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
+import _throwaway  # noqa: E402,F401 - a cheap key-derivation profile for throwaway databases
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

@@ -12,7 +12,6 @@ Each phase runs --runs times on fresh databases; medians are printed with the ra
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -161,7 +160,6 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    os.environ.pop("JIANDANG_KDF", None)
     docs = workload(args.households)
     members = sum(len(d["members"]) for d in docs)
     queries = ["王", "李明", "张伟", "芳", "刘", "陈静", "不存在的名字", "杨"] * 5

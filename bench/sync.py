@@ -7,13 +7,12 @@ county in changes (rows) and field changes per second, the share of import time 
 signature check and decryption, and the ratio of merge throughput against inserting the same
 change rows into a plain SQLite table with executemany in the same process.
 
-    JIANDANG_KDF=fast python bench/sync.py [--laptops 100] [--runs 3]
+    python bench/sync.py [--laptops 100] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sqlite3
 import statistics
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
+import _throwaway  # noqa: E402,F401 - a cheap key-derivation profile for throwaway databases
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import os
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ try:
 except ImportError:  # Windows
     resource = None
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
+import _throwaway  # noqa: E402,F401 - a cheap key-derivation profile for throwaway databases
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402

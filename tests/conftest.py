@@ -1,5 +1,7 @@
-"""Shared fixtures. Databases use the fast Argon2id profile (JIANDANG_KDF=fast) so the suite stays
-quick; the default profile is exercised in test_store.py."""
+"""Shared fixtures. Databases use a cheap Argon2id profile so the suite stays quick (the default
+profile is exercised in test_store.py): the test hooks in tests/support/ are installed into this
+process here, and into every program process a test starts through PYTHONPATH (tests/support first,
+whose sitecustomize.py installs them). The program itself has no switch for it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ import os
 
 import pytest
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
+from tests.support import jiandang_test_hooks
+
+jiandang_test_hooks.install_fast_kdf()
+os.environ["PYTHONPATH"] = jiandang_test_hooks.subprocess_env()["PYTHONPATH"]
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402

@@ -4,7 +4,6 @@ command in another process); a writing command waits its turn, saying so, instea
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from app.services import demo, households
 from app.store import Store
 from tests import factories
 from tests.conftest import PASSPHRASE
+from tests.support.jiandang_test_hooks import subprocess_env
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -53,7 +53,7 @@ def village_db(make_store, monkeypatch):
 
 def _hold(db: Path, tmp_path: Path, seconds: float) -> subprocess.Popen:
     ready = tmp_path / "holding"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), PASSPHRASE, str(ready), str(seconds)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for _ in range(300):

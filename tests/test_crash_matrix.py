@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,15 +21,15 @@ from app.store import Store
 from app.sync import exchange
 from tests import factories
 from tests.conftest import PASSPHRASE
+from tests.support.jiandang_test_hooks import subprocess_env
 from tests.sync_helpers import VILLAGE, make_county, make_device
 from tests.test_tables import REQUIRED, REQUIRED_VALUES, ledger, person
 
-ROOT = Path(__file__).resolve().parents[1]
 HOUSEHOLDS = 150
 
 
 def _env(**extra) -> dict:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "JIANDANG_PASSPHRASE": PASSPHRASE, "JIANDANG_WAIT": "20", **extra}
+    return subprocess_env(JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_WAIT="20", **extra)
 
 
 def _run_and_kill(argv, delay: float, tmp: Path, **env) -> int | None:

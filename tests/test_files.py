@@ -64,12 +64,13 @@ def test_files_with_personal_data_are_created_owner_only_under_a_permissive_umas
         laptop.close()
         county.close()
         files = [db, tmp_path / "表.xlsx", tmp_path / "表.csv", *(tmp_path / "备份").iterdir(), tmp_path / "册.pdf",
-                 bundle, tmp_path / "county.db", tmp_path / "龙井村工作队.db", tmp_path / "home" / "logs" / "jiandang.log"]
+                 bundle, tmp_path / "county.db", tmp_path / "龙井村工作队.db", *(tmp_path / "home" / "logs").glob("jiandang*.log")]
         assert main(["enroll", str(tmp_path / "county.db"), "--site-name", "二队", "--role", "village",
                      "--villages", VILLAGE, "--out", str(tmp_path / "登记包.jdb")]) == 0
         files.append(tmp_path / "登记包.jdb")
     finally:
         os.umask(old)
+    assert any(Path(f).name.startswith("jiandang") and Path(f).suffix == ".log" for f in files)  # backup logs
     modes = {Path(f).name: oct(_mode(f)) for f in files}
     assert all(m == oct(0o600) for m in modes.values()), modes
 

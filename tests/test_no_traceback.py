@@ -87,5 +87,6 @@ def test_an_unforeseen_error_becomes_a_sentence_and_its_trace_goes_to_the_log(pl
     result, output = _run(["list", places["real"]])
     assert result == 1 and "Traceback" not in output
     assert "程序出了意外的问题(KeyError)" in output and "日志" in output
-    log = (tmp_path / "home" / "logs" / "jiandang.log").read_text(encoding="utf-8")
+    [log_file] = (tmp_path / "home" / "logs").glob("jiandang*.log")
+    log = log_file.read_text(encoding="utf-8")
     assert "Traceback" in log and "KeyError" in log

@@ -127,3 +127,15 @@ def test_selftest_fails_when_the_font_is_missing(home, monkeypatch, tmp_path, ca
     assert main(["selftest"]) == 1
     assert "失败  程序资源" in capsys.readouterr().out
 
+
+
+def test_the_windows_workflow_builds_with_build_spec_and_runs_the_packaged_selftest():
+    """The Windows runner builds the one-folder program and runs its self-test (docs/install.md)."""
+    flow = (ROOT / ".github" / "workflows" / "windows.yml").read_text(encoding="utf-8")
+    package = flow.split("\n  package:\n", 1)[1].split("\n  tests:\n", 1)[0]
+    assert "runs-on: windows-latest" in package
+    assert "pyinstaller --noconfirm --clean build.spec" in package
+    assert "dist\\jiandang\\jiandang-cli.exe selftest" in package
+    spec = (ROOT / "build.spec").read_text(encoding="utf-8")
+    assert 'resources" / "icons" / "jiandang.ico"' in spec and "VSVersionInfo(" in spec
+    assert 'StringStruct("ProductName", PRODUCT)' in spec and 'PRODUCT = "建档' in spec

@@ -10,6 +10,7 @@ pytest.importorskip("PySide6")
 
 from app.services import demo, households, proposals  # noqa: E402
 from app.ui.proposals_panel import NewProposalDialog, ProposalsWindow  # noqa: E402
+from app.ui import workers  # noqa: E402
 from tests.factories import household  # noqa: E402
 
 
@@ -117,4 +118,4 @@ def test_the_window_opens_as_its_own_window_from_a_parent(qtbot, make_store):
         w.show()
     assert w.isWindow() and w.parent() is main
     w.close()
-    assert w._on_changes not in store.listeners
+    assert not workers.listening(store, w._on_changes)  # the window no longer hears the store

@@ -16,6 +16,7 @@ from app.cli.main import main
 from app.services import households, proposals, reference
 from app.store import Store
 from app.sync import identity, refdata
+from app.tables import divisions as division_files
 from tests import sync_helpers as sh
 from tests.conftest import PASSPHRASE
 from tests.factories import household
@@ -53,7 +54,7 @@ def county(tmp_path):
 
 
 def test_a_good_csv_is_imported_as_a_tree_with_levels_and_parents(county, tmp_path):
-    plan = reference.import_divisions(county, write(tmp_path, "区划.csv", GOOD))
+    plan = division_files.import_divisions(county, write(tmp_path, "区划.csv", GOOD))
     assert plan.applied and len(plan.added) == 6 and not plan.renamed
     assert table(county) == [
         ("522699", "示范县", "county", None),
@@ -66,7 +67,7 @@ def test_a_good_csv_is_imported_as_a_tree_with_levels_and_parents(county, tmp_pa
     assert [(depth, d["code"]) for depth, d in reference.division_tree(county)] == [
         (0, "522699"), (1, "522699101"), (2, "522699101201"), (2, "522699101202"), (1, "522699102"), (2, "522699102201")]
     # the same file again changes nothing; a renamed row is a rename, not a second division
-    again = reference.import_divisions(county, write(tmp_path, "b.csv", GOOD.replace("石桥村", "石桥新村")))
+    again = division_files.import_divisions(county, write(tmp_path, "b.csv", GOOD.replace("石桥村", "石桥新村")))
     assert again.unchanged == 5 and again.renamed == [("522699101202", "石桥村", "石桥新村")] and not again.added
     assert county.division_name("522699101202") == "石桥新村"
 
@@ -81,7 +82,7 @@ def test_an_excel_sheet_with_a_title_row_numeric_codes_and_the_prefecture_row(co
     ws.append([522699101000, "清水镇", None])
     ws.append([522699101201, "龙井村（新）", 220])
     wb.save(tmp_path / "区划.xlsx")
-    plan = reference.import_divisions(county, tmp_path / "区划.xlsx")
+    plan = division_files.import_divisions(county, tmp_path / "区划.xlsx")
     assert plan.skipped == 1 and len(plan.added) == 3
     assert county.division_name("522699101201") == "龙井村（新）"  # full-width brackets kept as typed
     assert county.divisions("village")[0]["parent"] == "522699101"
@@ -89,7 +90,7 @@ def test_an_excel_sheet_with_a_title_row_numeric_codes_and_the_prefecture_row(co
 
 def test_english_headers_and_a_dry_run_that_writes_nothing(county, tmp_path):
     path = write(tmp_path, "d.csv", "code,name,level,parent\n522699,示范县,county,\n522699101,清水镇,township,522699\n")
-    plan = reference.import_divisions(county, path, dry_run=True)
+    plan = division_files.import_divisions(county, path, dry_run=True)
     assert len(plan.added) == 2 and not plan.applied and county.divisions() == []
 
 
@@ -111,11 +112,11 @@ BAD_FILES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_a_bad_file_changes_nothing_and_names_file_row_and_column(county, tmp_path, case):
-    reference.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522699,示范县\n522699101,清水镇\n"))
+    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522699,示范县\n522699101,清水镇\n"))
     before = table(county)
     text, row, column, words = BAD_FILES[case]
     with pytest.raises(reference.ReferenceDataError) as caught:
-        reference.import_divisions(county, write(tmp_path, "bad.csv", text))
+        division_files.import_divisions(county, write(tmp_path, "bad.csv", text))
     assert "未导入任何区划" in str(caught.value)
     lines = [p.line() for p in caught.value.problems]
     assert any(p.row == row and p.column == column and words in p.message for p in caught.value.problems), lines
@@ -124,23 +125,23 @@ def test_a_bad_file_changes_nothing_and_names_file_row_and_column(county, tmp_pa
 
 
 def test_a_duplicate_row_with_the_same_name_is_not_a_problem(county, tmp_path):
-    plan = reference.import_divisions(county, write(tmp_path, "d.csv", GOOD + "522699101201,龙井村,村,522699101\n"))
+    plan = division_files.import_divisions(county, write(tmp_path, "d.csv", GOOD + "522699101201,龙井村,村,522699101\n"))
     assert len(plan.added) == 6
 
 
 def test_a_file_that_cannot_be_read_is_one_problem(county, tmp_path):
     with pytest.raises(reference.ReferenceDataError) as caught:
-        reference.import_divisions(county, tmp_path / "nowhere.csv")
+        division_files.import_divisions(county, tmp_path / "nowhere.csv")
     assert "找不到文件" in caught.value.problems[0].message
     (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
     with pytest.raises(reference.ReferenceDataError) as caught:
-        reference.import_divisions(county, tmp_path / "x.xlsx")
+        division_files.import_divisions(county, tmp_path / "x.xlsx")
     assert "x.xlsx" in caught.value.problems[0].line() and county.divisions() == []
 
 
 def test_the_import_is_one_transaction(county, tmp_path, monkeypatch):
-    reference.import_divisions(county, write(tmp_path, "a.csv", "代码,名称\n522699,示范县\n"))
-    plan = reference.analyse_divisions(write(tmp_path, "b.csv", GOOD), county.divisions())
+    division_files.import_divisions(county, write(tmp_path, "a.csv", "代码,名称\n522699,示范县\n"))
+    plan = division_files.analyse_divisions(write(tmp_path, "b.csv", GOOD), county.divisions())
     original = county.set_divisions
 
     def half_then_fail(rows):
@@ -204,7 +205,7 @@ def test_an_enrolled_laptop_may_not_edit_but_a_standalone_database_may(county, t
         assert reference.edit_refusal(laptop) and "县扶贫办" in reference.edit_refusal(laptop)
         for call in (lambda: reference.set_poverty_line(laptop, 2025, 4000),
                      lambda: reference.add_division(laptop, "522699", "示范县"),
-                     lambda: reference.import_divisions(laptop, write(tmp_path, "g.csv", GOOD))):
+                     lambda: division_files.import_divisions(laptop, write(tmp_path, "g.csv", GOOD))):
             with pytest.raises(reference.ReferenceDataError, match="不能在本机修改"):
                 call()
         assert laptop.divisions() == [] and laptop.poverty_lines() == {}
@@ -220,7 +221,7 @@ def test_an_enrolled_laptop_may_not_edit_but_a_standalone_database_may(county, t
 
 
 def test_a_device_gets_the_divisions_of_its_area_and_every_line_with_its_source(county, tmp_path):
-    reference.import_divisions(county, write(tmp_path, "g.csv", GOOD))
+    division_files.import_divisions(county, write(tmp_path, "g.csv", GOOD))
     reference.set_poverty_line(county, 2025, 4000, "县级文件")
     out = refdata.outgoing(county, ["522699101201"])
     assert [d[0] for d in out["divisions"]] == ["522699", "522699101", "522699101201"]
@@ -240,7 +241,7 @@ def test_a_bundle_from_an_older_county_leaves_the_reference_data_alone(make_stor
 
 
 def test_a_division_added_after_enrollment_reaches_the_laptop_with_the_next_downstream_bundle(county, tmp_path):
-    reference.import_divisions(county, write(tmp_path, "g.csv", GOOD))
+    division_files.import_divisions(county, write(tmp_path, "g.csv", GOOD))
     laptop = sh.make_device(tmp_path, county, "清水镇工作队", villages=("522699101",))
     try:
         assert [d["code"] for d in laptop.divisions("village")] == ["522699101201", "522699101202"]

@@ -25,6 +25,7 @@ from app.services import households
 from app.store import Store
 from app.sync import exchange, identity
 from tests import factories
+from tests.support.jiandang_test_hooks import subprocess_env
 from tests.sync_helpers import PASSPHRASE, change_ids, digest, make_county, make_device, state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,10 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path, **extra) -> dict:
-    env = dict(os.environ, JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_OPERATOR="admin", JIANDANG_KDF="fast",
-               JIANDANG_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
-    env.update(extra)
-    return env
+    return subprocess_env(JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_OPERATOR="admin",
+                          JIANDANG_HOME=str(tmp_path / "home"), **extra)
 
 
 class ServiceProcess:
@@ -45,9 +44,10 @@ class ServiceProcess:
 
     def __init__(self, tmp_path: Path, db: Path, *args: str, **env):
         self.log = open(tmp_path / f"serve-{time.monotonic_ns()}.log", "wb")
+        group = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if sys.platform == "win32" else {}
         self.proc = subprocess.Popen([sys.executable, "-m", "app", "serve", str(db), *args], env=_env(tmp_path, **env),
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.proc.stdout.readline()
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, **group)
+        line = self.first_line = self.proc.stdout.readline()
         assert "县同步服务已启动" in line, (line, self.proc.poll(), self.log_text())
         self.url = line.split(":", 1)[1].split("(")[0].strip()
 
@@ -60,7 +60,9 @@ class ServiceProcess:
         return int(self.url.rsplit(":", 1)[1])
 
     def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+        """A clean stop as a service manager sends it: SIGTERM on POSIX, Ctrl+Break on Windows (where
+        SIGTERM is TerminateProcess, a hard kill)."""
+        self.proc.send_signal(signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM)
         code = self.proc.wait(30)
         self.log.close()
         return code
@@ -528,7 +530,8 @@ def test_enrollment_carries_the_service_address_and_certificate(tmp_path, monkey
     cert = tmp_path / "tls.pem"
     assert main(["tls-cert", "--host", "192.168.1.10", "--host", "county.local", "--out-cert", str(cert),
                  "--out-key", str(tmp_path / "tls.key")]) == 0
-    assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
+    if os.name == "posix":  # mode bits exist only there
+        assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
     assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
     assert main(["enroll", str(county_db), "--site-name", "甲队", "--role", "village", "--villages",
                  "522699101201", "--out", str(usb / "a.jde"), "--server-ca", str(tmp_path / "tls.key")]) == 1
@@ -603,3 +606,28 @@ def test_a_laptop_is_not_told_who_in_another_village_shares_an_id_number(hub, tm
     assert "重复身份证号" in body["line"] and "另一村的一户" in body["line"]
     assert "欧阳明远" not in json.dumps(body, ensure_ascii=False) and "令狐冲" in body["line"]
     far.close()
+
+
+def test_serve_stop_ends_the_service_cleanly_on_any_platform(tmp_path, monkeypatch, capsys):
+    """`jiandang serve DB --stop` (a stop file) is how a scheduled task or script stops the service on
+    Windows, where SIGTERM is a hard kill: in-flight work finishes, the database is closed, exit 0."""
+    from app.cli import server_commands
+
+    county = make_county(tmp_path)
+    db = Path(county.path)
+    county.close()
+    service = ServiceProcess(tmp_path, db, "--port", "0")
+    assert f"jiandang serve {db} --stop" in service.first_line
+    assert main(["serve", str(db), "--stop"]) == 0
+    assert "已请求县同步服务停止" in capsys.readouterr().out
+    assert service.proc.wait(30) == 0
+    assert "县同步服务已停止" in service.log_text()
+    service.log.close()
+    assert not server_commands.stop_file(db).exists()
+    with _open(db):  # the service let go of the database
+        pass
+    # nobody running: said so, and no request is left behind for the next start
+    monkeypatch.setattr(server_commands, "STOP_WAIT_SECONDS", 1.0)
+    assert main(["serve", str(db), "--stop"]) == 1
+    assert "没有正在运行的县同步服务" in capsys.readouterr().err
+    assert not server_commands.stop_file(db).exists()

@@ -9,7 +9,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from app.services import households
 from app.store import Store, StoreError
 from app.sync import exchange, identity, merge
 from tests import factories
+from tests.support.jiandang_test_hooks import subprocess_env
 from tests.sync_helpers import (
     OTHER_VILLAGE, PASSPHRASE, VILLAGE, change_ids, digest, down, make_county, make_device, state, up,
 )
@@ -261,10 +261,7 @@ def test_equal_clocks_from_three_sites_resolve_by_site_id_in_any_order(template,
 
 
 def _cli_env(**extra):
-    env = dict(os.environ, JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_OPERATOR="admin", JIANDANG_KDF="fast",
-               PYTHONPATH=str(ROOT))
-    env.update(extra)
-    return env
+    return subprocess_env(JIANDANG_PASSPHRASE=PASSPHRASE, JIANDANG_OPERATOR="admin", **extra)
 
 
 def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_exactly_once(tmp_path):
@@ -288,7 +285,7 @@ def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_ex
             break
         time.sleep(0.05)
     assert marker.exists(), proc.communicate(timeout=5)
-    os.kill(proc.pid, signal.SIGKILL)  # inside the first bundle's open transaction
+    proc.kill()  # SIGKILL on POSIX, TerminateProcess on Windows; inside the first bundle's open transaction
     proc.wait()
     after_kill = Store.open(tmp_path / "county.db")
     after_kill.unlock("admin", PASSPHRASE)

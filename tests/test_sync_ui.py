@@ -203,8 +203,8 @@ def test_conflict_list_names_the_household_by_number_and_head_and_a_member_by_na
     qtbot.addWidget(screen)
     table = screen.conflicts.table
     names = {table.item(r, 1).text(): table.item(r, 0).text() for r in range(table.rowCount())}
-    assert names["联系电话"] == f"贫困户 户编号 {number}(户主 邵成德)"
-    assert [v for k, v in names.items() if k != "联系电话"] == [f"家庭成员 吴秀英,户编号 {number}(户主 邵成德)"]
+    assert names["联系电话"] == f"贫困户 户主“邵成德”(户编号 {number})"
+    assert [v for k, v in names.items() if k != "联系电话"] == [f"家庭成员 吴秀英,户主“邵成德”(户编号 {number})"]
     screen.tabs.setCurrentWidget(screen.conflicts)
     screen.grab().save(str(tmp_path / "conflicts.png"))
     path = Path(county.path)

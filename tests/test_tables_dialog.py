@@ -26,7 +26,7 @@ def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
     dialog.village.setCurrentIndex(dialog.village.findData(V))
     dialog.set_file(path)
     dialog.check()
-    assert dialog._thread is not None  # checking runs in a worker thread
+    assert dialog.busy  # checking runs in a worker thread
     assert dialog.wait_until_done()
     assert dialog.report.created == 0 and "户主名字" in dialog.summary.text()  # unmapped: no head's name
     assert store.count() == 0

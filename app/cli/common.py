@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -18,6 +19,20 @@ DEMO_PASSPHRASE = "jiandang-demo"
 
 class CommandError(Exception):
     """A command failed for a reason the user can act on; printed as 错误: ... with exit status 1."""
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]):
+    """Errors of these kinds carry a message written for the user (Chinese, naming the file or
+    record): inside the block they end the command as `错误: message`, exit status 1.
+
+        with user_errors(StoreError, OSError):
+            store = Store.open(path)
+    """
+    try:
+        yield
+    except kinds as exc:
+        raise CommandError(str(exc)) from None
 
 
 def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> str:
@@ -55,12 +70,10 @@ def open_database(path, *, write: bool = True) -> Store:
     """Open a database for this command (not yet unlocked). A writing command waits its turn while
     another program has the file open (up to `wait_limit()`, saying so); a reading one opens beside
     it and reads one snapshot."""
-    try:
+    with user_errors(StoreError):
         if write:
             return Store.open(path, wait=wait_limit(), on_wait=_say_waiting(path))
         return Store.open(path, read_only=True)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
 
 
 def open_store(path, operator: str | None = None, *, write: bool = True) -> Store:

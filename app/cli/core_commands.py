@@ -17,6 +17,7 @@ from app.cli.common import (
     print_json,
     progress_printer,
     read_json_file,
+    user_errors,
 )
 from app.core.dictionary import default
 from app.core.text import printable
@@ -111,9 +112,13 @@ def _recovery_public_key(db: Path, key_file: str | None):
 
     private = X25519PrivateKey.generate()
     out = db.with_name(db.name + ".recovery-key.pem")
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(crypto.x25519_private_pem(private))
+    try:
+        crypto.write_new_key_file(out, crypto.x25519_private_pem(private))
+    except FileExistsError:
+        raise CommandError(f"恢复私钥文件 {out} 已存在(可能是以前同名数据库的唯一一份恢复私钥):不会覆盖。"
+                           "请先把它移到别处保管好,再新建") from None
+    except OSError as exc:
+        raise CommandError(f"无法写入恢复私钥 {out}:{exc.strerror or exc}") from None
     return private.public_key(), out
 
 
@@ -178,10 +183,8 @@ def cmd_demo(args) -> int:
     else:
         store = open_store(db)
     with store:
-        try:
+        with user_errors(demo_service.DemoRefused):
             added = demo_service.fill(store, args.per_village, args.seed, progress_printer("生成演示数据"))
-        except demo_service.DemoRefused as exc:
-            raise CommandError(str(exc)) from None
         print(f"演示数据:新增 {added} 户,库中共 {store.count('household')} 户、{store.count('member')} 人")
     if args.open:
         from app.cli.main import open_window
@@ -209,12 +212,12 @@ def cmd_add(args) -> int:
                     name = printable(doc.get("head_name", "?")) if isinstance(doc, dict) else "?"
                     where = f"{args.json} 第 {i} 户(户主“{name}”)"
                     try:
-                        results.append(households.save(store, doc, allow_errors=args.draft, where=where, batch=batch))
+                        with user_errors(households.InputError):
+                            results.append(households.save(store, doc, allow_errors=args.draft, where=where,
+                                                           batch=batch))
                         batch[results[-1].household_id] = f"本文件第 {i} 户(户主“{name}”)"
                     except households.ValidationFailed as exc:
                         failures.append((where, exc.findings))
-                    except households.InputError as exc:
-                        raise CommandError(str(exc)) from None
                 if failures:
                     raise households.ValidationFailed([])
         except households.ValidationFailed:
@@ -318,10 +321,8 @@ def cmd_log(args) -> int:
 def cmd_operator_add(args) -> int:
     with open_store(args.db, args.operator) as store:
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
-        try:
+        with user_errors(StoreError):
             store.add_operator(args.login, new)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"已新增操作员“{args.login}”")
     return 0
 
@@ -330,10 +331,8 @@ def cmd_operator_passwd(args) -> int:
     with open_database(args.db) as store:
         old = passphrase(f"“{args.login}”的原密码: ")
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
-        try:
+        with user_errors(StoreError):
             store.change_passphrase(args.login, old, new)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"已修改“{args.login}”的密码")
     return 0
 
@@ -352,21 +351,17 @@ def cmd_recover(args) -> int:
         from app.sync.identity import county_encryption_key
 
         with open_store(args.county) as county:
-            try:
+            with user_errors(StoreError):
                 private = county_encryption_key(county)
-            except StoreError as exc:
-                raise CommandError(str(exc)) from None
     else:
         try:
             private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
         except (OSError, ValueError) as exc:
             raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
-    try:
+    with user_errors(StoreError, crypto.DecryptionError):
         with open_database(args.db) as store:
             store.unlock_with_recovery(private)
             new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
             store.reset_passphrase(args.login, new)
-    except (StoreError, crypto.DecryptionError) as exc:
-        raise CommandError(str(exc)) from None
     print(f"已用恢复密钥重置“{args.login}”的密码")
     return 0

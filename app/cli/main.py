@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.cli import common, zh_argparse
+from app.cli import common, console, zh_argparse
 from app.cli.common import CommandError
 from app.core.text import printable
 from app.store import StoreError
@@ -68,6 +68,7 @@ def _is_database_argument(first: str, commands) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    console.fit()  # a cp936 console or redirected output gets √ for ✓, never a UnicodeEncodeError
     if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
         return open_window(argv)
     parser = build_parser()

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.cli.common import CommandError, passphrase, progress_printer
+from app.cli.common import CommandError, passphrase, progress_printer, user_errors
 from app.services import backup as backups
 from app.services import integrity
 
@@ -50,11 +50,9 @@ def _logging() -> None:
 
 def cmd_backup(args) -> int:
     _logging()
-    try:
+    with user_errors(backups.BackupError):
         info = backups.backup_file(args.db, args.to)
         gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []
-    except backups.BackupError as exc:
-        raise CommandError(str(exc)) from None
     print(f"已备份到 {info.path}({info.size / 1024:.0f} KB,仍为加密文件)")
     if gone:
         print(f"已删除 {len(gone)} 份较早的备份")
@@ -73,11 +71,9 @@ def cmd_restore(args) -> int:
             raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
     else:
         secret = passphrase("用于校验备份的操作员密码: ")
-    try:
+    with user_errors(backups.BackupError):
         result = backups.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
                                  passphrase=secret, recovery_key=key, force=args.force)
-    except backups.BackupError as exc:
-        raise CommandError(str(exc)) from None
     print(f"已恢复 {result.target}:{result.records} 条记录、{result.changes} 条修改记录,备份校验通过")
     if result.kept_aside:
         print(f"原数据库已另存为 {result.kept_aside}")
@@ -90,11 +86,9 @@ def cmd_check(args) -> int:
 
     if not Path(args.db).exists():
         raise CommandError(f"找不到数据库文件 {args.db}")
-    try:
+    with user_errors(StoreError):
         report = integrity.open_and_check(args.db, args.operator or os.environ.get("JIANDANG_OPERATOR"),
                                           passphrase(), progress_printer("检查"))
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
     for problem in report.problems:
         print(problem.line())
     print(report.summary())

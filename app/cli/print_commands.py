@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from app.cli.common import CommandError, open_store, progress_printer
+from app.cli.common import CommandError, open_store, progress_printer, user_errors
 from app.reports.card import parse_qr
-from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
+from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
 from app.services import households, printing
 
 
@@ -50,8 +50,9 @@ def register(sub) -> None:
     q.add_argument("--start", metavar="YYYY-MM-DD",
                    help="公示开始日期(村内公示默认取申报中设定的公示期;其余默认今天);公告的日期")
     q.add_argument("--end", metavar="YYYY-MM-DD", help=f"公示结束日期(默认取申报中设定的公示期,否则开始后第 {MIN_DAYS} 天;至少 {MIN_DAYS} 天)")
-    q.add_argument("--place", help="公示地点(默认“村委会公示栏”,乡级为“某某镇人民政府公示栏”)")
-    q.add_argument("--contact", help="受理异议的单位或联系人(默认“村民委员会”,乡级为“某某镇扶贫工作站”)")
+    village, township = default_place_and_contact("village"), default_place_and_contact("township", "某某镇")
+    q.add_argument("--place", help=f"公示地点(默认“{village[0]}”,乡级为“{township[0]}”)")
+    q.add_argument("--contact", help=f"受理异议的单位或联系人(默认“{village[1]}”,乡级为“{township[1]}”)")
     q.add_argument("--phone", default="", help="受理异议的联系电话")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_notice)
@@ -78,29 +79,23 @@ def cmd_card(args) -> int:
             if household_id is None:
                 raise CommandError(f"找不到贫困户 {args.household}(没有这个户编号或记录 id):"
                                    f"请用 jiandang list {args.db} 查看户编号")
-        try:
+        with user_errors(printing.PrintError):
             result = printing.print_cards(store, args.out, household_id=household_id, village_code=args.village,
                                           full_id=args.full_id, progress=progress_printer("生成户有卡"))
-        except printing.PrintError as exc:
-            raise CommandError(str(exc)) from None
     return _done(result, "户有卡")
 
 
 def cmd_register(args) -> int:
     with open_store(args.db, args.operator, write=False) as store:
-        try:
+        with user_errors(printing.PrintError):
             result = printing.print_register(store, args.out, args.village, progress=progress_printer("生成村有册"))
-        except printing.PrintError as exc:
-            raise CommandError(str(exc)) from None
     return _done(result, "村有册")
 
 
 def cmd_book(args) -> int:
     with open_store(args.db, args.operator, write=False) as store:
-        try:
+        with user_errors(printing.PrintError):
             result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
-        except printing.PrintError as exc:
-            raise CommandError(str(exc)) from None
     return _done(result, "乡有簿")
 
 
@@ -119,7 +114,7 @@ def cmd_notice(args) -> int:
     for name, text in (("--start", args.start), ("--end", args.end)):
         _date(text, name, dt.date.today())  # a mistyped date is said before the database is unlocked
     with open_store(args.db, args.operator, write=False) as store:
-        try:
+        with user_errors(printing.PrintError):
             place_name = printing.check_place(store, place, level)
             items = printing.notice_items(store, place, args.kind, level)
             period = period_of(items) if level == "village" else None
@@ -127,13 +122,11 @@ def cmd_notice(args) -> int:
             start = _date(args.start, "--start", default_start)
             default_end = period[1] if period and not args.start else start + dt.timedelta(days=MIN_DAYS - 1)
             end = _date(args.end, "--end", default_end)
-            defaults = printing.default_notice_info([], level, start, place_name) if level != "village" else None
+            place_default, contact_default = default_place_and_contact(level, place_name)
             info = NoticeInfo(start=start, end=end if level != "county" else start,
-                              place=args.place or (defaults.place if defaults else "村委会公示栏"),
-                              contact=args.contact or (defaults.contact if defaults else "村民委员会"), phone=args.phone)
+                              place=args.place or place_default, contact=args.contact or contact_default,
+                              phone=args.phone)
             result = printing.print_notice(store, args.out, place, args.kind, info, items, level=level)
-        except printing.PrintError as exc:
-            raise CommandError(str(exc)) from None
     return _done(result, "公告" if level == "county" else "公示")
 
 
@@ -148,12 +141,10 @@ def cmd_verify(args) -> int:
         raise CommandError("请给出 --household 和 --digest,或 --qr")
     with open_store(args.db, args.operator, write=False) as store:
         household = households.find_id(store, household) or household  # the 户编号 printed on the card works too
-        try:
+        with user_errors(printing.PrintError):
+            if printing.verify_card(store, household, digest):
+                print(f"一致:户 {household} 的卡片内容与数据库相符(校验码 {digest.strip().lower()})")
+                return 0
             current = printing.card_digest(store, household)
-        except printing.PrintError as exc:
-            raise CommandError(str(exc)) from None
-    if current == digest.strip().lower():
-        print(f"一致:户 {household} 的卡片内容与数据库相符(校验码 {current})")
-        return 0
     print(f"不一致:卡片校验码 {digest},数据库当前为 {current}。卡片打印后户档已修改,请重新打印户有卡。")
     return 1

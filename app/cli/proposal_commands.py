@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from app.cli.common import CommandError, local_time, open_store, print_json, user_errors
 from app.core.text import printable
-from app.cli.common import CommandError, local_time, open_store, print_json
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
@@ -99,10 +99,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_worklist)
 
 
-def _fail(exc: Exception):
-    raise CommandError(str(exc)) from None
-
-
 def _row(p: dict, doc: dict | None) -> str:
     return "\t".join([
         short_id(p["id"]),
@@ -117,13 +113,11 @@ def _row(p: dict, doc: dict | None) -> str:
 
 def cmd_propose(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
             p = proposals.propose(store, doc["id"], args.kind, reasons=args.reason, by=args.by, date=args.date,
                                   income_year=args.year, food_secure=_bool(args.food),
                                   clothing_secure=_bool(args.clothing), justification=args.justification)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         print(f"{p['id']}\t{KINDS[p['proposal_kind']]}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("assessed_failures"):
             print(f"注意:未达标项 {p['assessed_failures']},已附书面说明,乡级初核时会列入待核清单", file=sys.stderr)
@@ -132,11 +126,9 @@ def cmd_propose(args) -> int:
 
 def cmd_proposals(args) -> int:
     with open_store(args.db, args.operator, write=False) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             waiting = proposals.stage_key(args.stage) if args.stage else None
             household = proposals.find_household(store, args.household) if args.household else None
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         items = proposals.proposals(store, village_code=args.village, waiting=waiting,
                                     household_id=household["id"] if household else None)
         docs = {}
@@ -174,15 +166,13 @@ def cmd_proposals(args) -> int:
 
 def cmd_advance(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             p = proposals.advance(
                 store, args.proposal, args.stage, args.outcome, reason=args.reason, date=args.date, by=args.by,
                 meeting_date=args.meeting_date, attendance=args.attendance, votes_for=args.votes_for,
                 votes_against=args.votes_against, votes_abstain=args.votes_abstain,
                 household_signed=True if args.household_signed else None,
                 notice_start=args.notice_start, notice_end=args.notice_end)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         doc = households.document(store, p["household_id"]) or {}
         print(f"{short_id(p['id'])}\t{proposals.household_title(doc)}\t{proposals.state_label(p)}")
         if p.get("stage") == "announce" and procedures.EFFECT.get(p["proposal_kind"]):
@@ -192,20 +182,16 @@ def cmd_advance(args) -> int:
 
 def cmd_notice_period(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             p = proposals.plan_notice(store, args.proposal, args.start, args.end)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         print(f"{short_id(p['id'])}\t公示期 {p['notice_start']} 至 {p['notice_end']}")
     return 0
 
 
 def cmd_exit_check(args) -> int:
     with open_store(args.db, args.operator, write=False) as store:
-        try:
+        with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
-        except proposals.ProcedureError as exc:
-            _fail(exc)
         a = proposals.exit_assessment(store, doc, year=args.year, food_secure=_bool(args.food),
                                       clothing_secure=_bool(args.clothing))
         if args.json:

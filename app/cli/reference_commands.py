@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.cli.common import CommandError, open_store, print_json
 from app.core.divisions import LEVEL_LABELS
 from app.services import reference
+from app.tables import divisions as division_files
 
 SHOWN_PROBLEMS = 50
 
@@ -81,7 +82,7 @@ def cmd_divisions(args) -> int:
     try:
         if args.import_file:
             try:
-                plan = reference.import_divisions(store, args.import_file, dry_run=args.dry_run)
+                plan = division_files.import_divisions(store, args.import_file, dry_run=args.dry_run)
             except reference.ReferenceDataError as exc:
                 raise _refused(exc) from None
             print(plan.summary() + ("" if args.dry_run else _sent_downstream_note(store)))

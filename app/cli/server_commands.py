@@ -7,8 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
-from app.cli.common import CommandError, open_store
+from app.cli.common import CommandError, open_store, user_errors
 from app.server import protocol
+from app.store import StoreError
 
 
 def register(sub) -> None:
@@ -23,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--uploads-per-minute", type=float, default=10,
                    help="每个站点每分钟最多上传/取件次数(默认 10;0 = 不限)")
     p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
+    p.add_argument("--stop", action="store_true",
+                   help="停止在这个数据库上运行的县同步服务(等进行中的导入完成;Windows 上也可用)")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_serve)
 
@@ -56,14 +59,48 @@ def _setup_logging(quiet: bool) -> logging.Handler:
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING if quiet else logging.INFO)
     try:
-        settings.setup_logging("INFO")
+        settings.setup_logging("INFO", program="serve")
     except OSError:  # a read-only profile must not stop the service
         pass
     return handler
 
 
+def stop_file(db) -> Path:
+    """The file whose appearance asks the service running on `db` to stop (any platform)."""
+    db = Path(db)
+    return db.with_name(db.name + ".serve-stop")
+
+
+STOP_WAIT_SECONDS = 90.0  # the service checks twice a second; an import in progress finishes first
+
+
+def cmd_stop(args) -> int:
+    """`serve DB --stop`: ask the running service to stop, and wait until it has taken the request."""
+    import time  # noqa: PLC0415
+
+    request = stop_file(args.db)
+    if not Path(args.db).is_file():
+        raise CommandError(f"找不到数据库 {args.db}")
+    try:
+        request.write_bytes(b"")
+    except OSError as exc:
+        raise CommandError(f"无法写入停止请求 {request}:{exc.strerror or exc}") from None
+    timeout = STOP_WAIT_SECONDS
+    deadline = time.monotonic() + timeout
+    while request.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if request.exists():
+        request.unlink(missing_ok=True)
+        raise CommandError(f"{args.db} 上没有正在运行的县同步服务(或它没有在 {timeout:.0f} 秒内响应)")
+    print("已请求县同步服务停止:它完成进行中的导入后退出")
+    return 0
+
+
 def cmd_serve(args) -> int:
-    from app.server.app import Limits, SyncServer  # noqa: PLC0415 - starlette/uvicorn only for the service
+    from app.server.app import Limits  # noqa: PLC0415 - starlette/uvicorn only for the service
+
+    if args.stop:
+        return cmd_stop(args)
 
     if bool(args.tls_cert) != bool(args.tls_key):
         raise CommandError("--tls-cert 和 --tls-key 要一起给出(证书和它的私钥)")
@@ -87,21 +124,21 @@ def _serve(args, limits) -> int:
     store = open_store(args.db, args.operator)
     try:
         try:
-            server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                limits=limits, access_log=not args.quiet)
+            with user_errors(StoreError):  # not a county database
+                server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                    limits=limits, access_log=not args.quiet)
         except OSError as exc:
             if getattr(exc, "filename", None) or "PEM" in str(exc) or exc.__class__.__name__ == "SSLError":
                 raise CommandError(f"无法使用 TLS 证书或私钥({exc}):请检查 --tls-cert/--tls-key") from None
             raise CommandError(f"无法在 {args.host}:{args.port} 上监听({exc.strerror or exc}):"
                                "端口可能已被占用,请换一个 --port") from None
-        except Exception as exc:  # StoreError: not a county database
-            raise CommandError(str(exc)) from None
         if not server.tls and not _loopback(args.host):
             print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
                   "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
         server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {args.db},站点 {store.site_id});"
-                                 "按 Ctrl+C 停止", flush=True),
-                   lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True))
+                                 f"按 Ctrl+C 或运行 jiandang serve {args.db} --stop 停止", flush=True),
+                   lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True),
+                   stop_file=stop_file(args.db))
     finally:
         store.close()
     print("县同步服务已停止", file=sys.stderr)
@@ -118,10 +155,8 @@ def _loopback(host: str) -> bool:
 def cmd_tls_cert(args) -> int:
     from app.server import tls  # noqa: PLC0415
 
-    try:
+    with user_errors(OSError, ValueError):
         fp = tls.write(args.out_cert, args.out_key, args.host, args.days)
-    except (OSError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
     print(f"已生成证书 {args.out_cert} 和私钥 {args.out_key}(只留在本机,勿外传)")
     print(f"证书适用于:{'、'.join(args.host)};有效 {args.days} 天;指纹 {fp}")
     print(f"启动服务:jiandang serve 县级.db --host 0.0.0.0 --tls-cert {args.out_cert} --tls-key {args.out_key}")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from app.core.procedures import ROLE_LABELS
-from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer
+from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer, user_errors
 from app.core import procedures
 from app.services import conflicts
 from app.store import StoreError
@@ -86,14 +86,12 @@ def cmd_enroll(args) -> int:
             raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
     with open_store(args.db, args.operator) as store:
         unchecked = not store.divisions()
-        try:
+        with user_errors(StoreError, OSError):
             result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
                                      server=args.server, server_ca=server_ca)
             server = store.meta(identity.SERVER_URL)
             wire.write_atomic(out, result.package)
             fp = identity.fingerprint(identity.county_sign_public(store))
-        except (StoreError, OSError) as exc:
-            raise CommandError(str(exc)) from None
     print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {ROLE_LABELS.get(args.role, args.role)},地区 {','.join(villages)}")
     print(f"登记包:{out}")
     print(f"登记码:{result.code_display}")
@@ -118,15 +116,11 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     except OSError as exc:
         raise CommandError(f"无法读取登记包 {package}:{exc.strerror}") from None
     code = passphrase("登记码: ", env="JIANDANG_ENROLLMENT_CODE")
-    try:
+    with user_errors(wire.BundleError):
         contents = identity.open_enrollment(data, code, str(package))
-    except wire.BundleError as exc:
-        raise CommandError(str(exc)) from None
     new = passphrase("新密码(至少 8 个字符): ")
-    try:
+    with user_errors(StoreError):
         store = identity.create_from_enrollment(db, contents, operator=operator, passphrase=new)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
     cert = contents.certificate
     store.close()
     return (f"已按登记包创建 {db}:站点 {cert.site_id}“{cert.body['site_name']}”,角色 {ROLE_LABELS.get(cert.role, cert.role)},"
@@ -145,10 +139,8 @@ def _places(codes, divisions) -> str:
 
 def cmd_export(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(StoreError, OSError):
             files = exchange.export_to(store, args.to, progress_printer("导出"))
-        except (StoreError, OSError) as exc:
-            raise CommandError(str(exc)) from None
     for f in files:
         print(f"已导出 {f}")
     if not files:
@@ -179,15 +171,14 @@ def cmd_now(args) -> int:
         print(text, file=sys.stderr)
 
     with open_store(args.db, args.operator) as store:
-        try:
-            url, ca = client.settings(store, args.server, args.ca_cert)
-            show = progress_printer("同步")
-            result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note)
-        except client.Unreachable as exc:
-            print(f"错误:{exc}", file=sys.stderr)
-            return 3
-        except (client.SyncError, StoreError) as exc:
-            raise CommandError(str(exc)) from None
+        with user_errors(client.SyncError, StoreError):
+            try:
+                url, ca = client.settings(store, args.server, args.ca_cert)
+                show = progress_printer("同步")
+                result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note)
+            except client.Unreachable as exc:
+                print(f"错误:{exc}", file=sys.stderr)
+                return 3
         if args.remember and not result.refused:
             client.remember(store, url, ca)
         lines = [r.line(status.site_label(store, r.sender) if r.sender else "") for r in result.reports]
@@ -200,10 +191,8 @@ def cmd_now(args) -> int:
 
 def cmd_revoke(args) -> int:
     with open_store(args.db, args.operator) as store:
-        try:
+        with user_errors(StoreError):
             identity.revoke(store, args.site)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
     print(f"已吊销站点 {args.site}:此后它发来的包一律拒收")
     return 0
 
@@ -238,10 +227,8 @@ def cmd_conflicts(args) -> int:
             if len(matches) > 1:
                 raise CommandError(f"冲突编号“{wanted}”不唯一,请多写几位")
             args.resolve = matches[0] if matches else wanted
-            try:
+            with user_errors(StoreError):
                 change = merge.resolve(store, args.resolve, args.keep)
-            except StoreError as exc:
-                raise CommandError(str(exc)) from None
             print(f"冲突 {args.resolve} 已处理:" + ("恢复了另一方的值" if args.keep == "other" else "保留现值")
                   + (f"(更改 {change.site_id}#{change.seq},会随下次同步发出)" if change else ""))
             return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from app.cli.common import CommandError, open_store, progress_printer
+from app.cli.common import CommandError, open_store, progress_printer, user_errors
 from app.tables import TableError, exporter, importer, mapping
 
 SHOWN_REJECTIONS = 50
@@ -37,13 +37,10 @@ def cmd_import(args) -> int:
     if args.errors and not args.errors.lower().endswith(".xlsx"):
         raise CommandError(f"--errors 的文件名应以 .xlsx 结尾:{args.errors}")
     saved = None
-    try:
+    with user_errors(TableError):
         if args.mapping:
             saved = mapping.load_mapping(args.mapping)
-    except TableError as exc:
-        raise CommandError(str(exc)) from None
-    store = open_store(args.db, args.operator)
-    try:
+    with open_store(args.db, args.operator) as store, user_errors(TableError):
         plan = importer.analyse(store, args.file, village=args.village, saved_mapping=saved)
         if args.save_mapping:
             mapping.save_mapping(args.save_mapping, plan.mapping)
@@ -51,10 +48,6 @@ def cmd_import(args) -> int:
         report = (importer.dry_run if args.dry_run else importer.commit)(store, plan, progress)
         if args.errors and report.rejected_rows:
             importer.write_error_workbook(report, args.errors)
-    except TableError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        store.close()
     print(report.summary())
     for r in report.rejections[:SHOWN_REJECTIONS]:
         column = f" 列“{r.column}”" if r.column else ""
@@ -73,14 +66,9 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    store = open_store(args.db, args.operator, write=False)
-    try:
+    with open_store(args.db, args.operator, write=False) as store, user_errors(TableError):
         counts = exporter.export_table(store, args.out, village=args.village, township=args.township,
                                        progress=progress_printer("导出"))
-    except TableError as exc:
-        raise CommandError(str(exc)) from None
-    finally:
-        store.close()
     print(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {args.out}")
     if str(args.out).lower().endswith(".csv"):
         print("CSV 只有一张表:每行一名成员及其户的字段;家庭收入、帮扶责任人、帮扶措施、脱贫计划和工作台账"

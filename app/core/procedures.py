@@ -103,6 +103,13 @@ def is_pending(fields: dict) -> bool:
     return next_stage(fields.get("stage")) is not None
 
 
+def concurrent_pending(proposals: list[dict]) -> list[dict]:
+    """Of one household's proposals, the pending ones when there is more than one (laptops that were
+    offline each started one; one database refuses a second), else []."""
+    pending = [p for p in proposals if is_pending(p)]
+    return pending if len(pending) > 1 else []
+
+
 def stage_of_field(key: str) -> str:
     """The stage a proposal field belongs to (proposal-level fields belong to the nomination)."""
     prefix = key.split("_", 1)[0]

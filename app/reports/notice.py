@@ -26,6 +26,16 @@ LEVELS = ("village", "township", "county")  # 村内公示, 乡级公示 (second
 WIDTH = A4[0] - 36 * mm
 
 
+def default_place_and_contact(level: str, place_name: str = "乡(镇)") -> tuple[str, str]:
+    """Where a notice is posted and who takes objections, when the user gives neither: the one
+    table the CLI, the print dialog and app.services.printing use. A county 公告 has neither."""
+    if level == "village":
+        return "村委会公示栏", "村民委员会"
+    if level == "township":
+        return f"{place_name}人民政府公示栏", f"{place_name}扶贫工作站"
+    return "", ""
+
+
 @dataclass
 class NoticeInfo:
     start: dt.date

@@ -23,11 +23,13 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -344,6 +346,12 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# Signals that stop `serve` gracefully. On Windows SIGTERM cannot be caught (another process's
+# "terminate" is TerminateProcess, a hard kill): Ctrl+C, Ctrl+Break (CTRL_BREAK_EVENT sent to the
+# service's process group) or the stop file (`jiandang serve DB --stop`) stop it cleanly there.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGBREAK) if sys.platform == "win32" else (signal.SIGINT, signal.SIGTERM)
+
+
 class SyncServer:
     """uvicorn serving `create_app(store)` on host:port, with TLS when a certificate is given.
     `run()` blocks (the `serve` command); `start()`/`stop()` run it on a thread (tests, bench)."""
@@ -365,23 +373,29 @@ class SyncServer:
         self.ready = threading.Event()
         outer = self
 
-        from uvicorn.server import HANDLED_SIGNALS  # noqa: PLC0415
-
         class _Server(uvicorn.Server):
             @contextlib.contextmanager
             def capture_signals(self):
-                """Ctrl+C / SIGTERM stop the service gracefully (in-flight imports finish) and `run`
-                returns, so the database is closed and the process exits 0 (uvicorn would re-raise the
-                signal afterwards and skip the caller's clean-up)."""
+                """The stop signals (`STOP_SIGNALS`) stop the service gracefully (in-flight imports finish)
+                and `run` returns, so the database is closed and the process exits 0 (uvicorn would
+                re-raise the signal afterwards and skip the caller's clean-up)."""
                 if threading.current_thread() is not threading.main_thread():
                     yield
                     return
-                original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+                original = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
                 try:
                     yield
                 finally:
                     for sig, handler in original.items():
                         signal.signal(sig, handler)
+
+            async def on_tick(self, counter: int) -> bool:
+                if counter % 5 == 0 and outer.stop_file is not None and outer.stop_file.exists():
+                    log.info("收到停止请求(停止文件)")
+                    with contextlib.suppress(OSError):
+                        outer.stop_file.unlink()
+                    self.should_exit = True
+                return await super().on_tick(counter)
 
             async def startup(self, sockets=None):
                 await super().startup(sockets=sockets)
@@ -397,6 +411,7 @@ class SyncServer:
 
         self.server = _Server(self.config)
         self.on_ready = self.on_stopping = None
+        self.stop_file: Path | None = None  # `run(stop_file=)`: its appearance stops the service
         self._thread: threading.Thread | None = None
 
     @property
@@ -404,10 +419,16 @@ class SyncServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    def run(self, on_ready=None, on_stopping=None) -> None:
-        """Serve until Ctrl+C / SIGTERM (or `stop`); `on_ready()` is called once connections are accepted,
-        `on_stopping()` when shutting down begins (before in-flight requests are waited for)."""
+    def run(self, on_ready=None, on_stopping=None, stop_file=None) -> None:
+        """Serve until a stop signal (Ctrl+C; SIGTERM on POSIX; Ctrl+Break on Windows), until `stop_file`
+        appears (checked twice a second; removed when seen), or `stop`. `on_ready()` is called once
+        connections are accepted, `on_stopping()` when shutting down begins (before in-flight requests
+        are waited for)."""
         self.on_ready, self.on_stopping = on_ready, on_stopping
+        self.stop_file = Path(stop_file) if stop_file else None
+        if self.stop_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.stop_file.unlink()  # a request left over from an earlier run
         try:
             self.server.run(sockets=[self.sock])
         finally:

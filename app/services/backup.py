@@ -30,7 +30,7 @@ from pathlib import Path
 
 from app import fileio
 from app.store import Store, StoreError
-from app.store.db import APP_ID, _FileLock, sqlite_reason
+from app.store.db import APP_ID, FileLock, sqlite_reason
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +327,7 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
                 f"而 {target} 的编号是 {current[:8]}。不会用它覆盖当前数据库;请选择本数据库的备份,"
                 "或恢复到一个新的文件名。")
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = _FileLock(target.with_name(target.name + ".lock"))
+    lock = FileLock(target.with_name(target.name + ".lock"))
     if not lock.acquire():
         raise BackupError(f"{target} 正被一个正在运行的建档程序打开,请先关闭它再恢复")
     tmp = target.with_name(target.name + ".restoring")

@@ -4,18 +4,15 @@ county window's 冲突审核 list."""
 
 from __future__ import annotations
 
+from app.core.validation import household_label
 from app.store import Store
 from app.store.db import short_id
 from app.sync import merge
 
 
-def _household_words(house) -> str:
-    return f"户编号 {house.fields.get('household_number') or '?'}(户主 {house.fields.get('head_name') or '?'})"
-
-
 def record_title(store: Store, record_id: str) -> str:
-    """The record a conflict is about, without its kind: `户编号 5226991012011002(户主 邵成德)` for
-    a household, `邵小明,户编号 5226991012011002(户主 邵成德)` for a member (other child records by
+    """The record a conflict is about, without its kind: `户主“邵成德”(户编号 5226991012011002)` for
+    a household, `邵小明,户主“邵成德”(户编号 5226991012011002)` for a member (other child records by
     their title field: year, date, name …). A record not found or damaged: `记录 <short id>`."""
     from app.core.dictionary import default
 
@@ -27,19 +24,19 @@ def record_title(store: Store, record_id: str) -> str:
     if record is None or house is None or house.kind != "household":
         return f"记录 {short_id(record_id)}"
     if record is house:
-        return _household_words(house)
+        return household_label(house.fields)
     d = default()
     kind = d.kinds.get(record.kind)
     title = record.fields.get(kind.title_field) if kind is not None and kind.title_field else None
     if title in (None, ""):
-        return _household_words(house)
+        return household_label(house.fields)
     shown = d.display(record.kind, kind.title_field, title)
-    return f"{shown},{_household_words(house)}"
+    return f"{shown},{household_label(house.fields)}"
 
 
 def describe(store: Store, items: list[merge.Conflict]) -> list[dict]:
     """`merge.conflict_texts` plus `record`: the kind and the record in words
-    (`贫困户 户编号 5226991012011002(户主 邵成德)`, `家庭成员 邵小明,户编号 …(户主 …)`)."""
+    (`贫困户 户主“邵成德”(户编号 5226991012011002)`, `家庭成员 邵小明,户主“…”(户编号 …)`)."""
     texts = merge.conflict_texts(store, items)
     for c, t in zip(items, texts):
         t["record"] = f"{t['kind']} {record_title(store, c.record_id)}"

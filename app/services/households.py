@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
-from app.core.validation import ERROR, WARNING, Finding, collection, has_errors, record_label, validate_household
+from app.core.validation import (
+    ERROR, WARNING, Finding, collection, has_errors, household_label, record_label, validate_household,
+)
 from app.store import Record, Store, StoreError
 
 ROUTING_KEYS = {"id", "village_code"}
@@ -250,7 +252,7 @@ def duplicate_id_findings(store: Store, doc: dict, batch: dict[str, str] | None 
             if house is not None and batch and house.id in batch:
                 message = f"身份证号码与{batch[house.id]}的成员“{other.fields.get('name', '?')}”相同"
             else:
-                where = f"户主“{house.fields.get('head_name', '?')}”(户编号 {house.fields.get('household_number', '?')})" if house else "另一户"
+                where = household_label(house.fields) if house else "另一户"
                 message = f"身份证号码已登记在{where}的成员“{other.fields.get('name', '?')}”名下"
             findings.append(Finding(m.get("id"), "member", "id_number", "duplicate_id_number", message,
                                     ERROR, record_label(d, "member", m)))
@@ -514,4 +516,4 @@ def _household_title(store: Store, household_id: str) -> str:
     h = store.get(household_id)
     if h is None:
         return "?"
-    return f"户主“{h.fields.get('head_name', '?')}”(户编号 {h.fields.get('household_number', '?')})"
+    return household_label(h.fields)

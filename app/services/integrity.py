@@ -99,7 +99,7 @@ def _replay(changes: list[tuple[str, str, str | None, dict]]) -> tuple[dict, str
 
 def check(store: Store, progress: Callable[[int, int], None] | None = None) -> Report:
     """Check an unlocked store in full. Never raises for damaged data: it reports it."""
-    sealer = store._require()
+    sealer = store.sealer()
     report = Report()
     rows = store.conn.execute("PRAGMA integrity_check").fetchall()
     if rows != [("ok",)]:

@@ -204,11 +204,13 @@ def default_notice_info(items: list[tuple[dict, dict]], level: str, today: dt.da
         period = notice_report.period_of(items)
         if period is None:
             raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
-        return notice_report.NoticeInfo(start=period[0], end=period[1], place="村委会公示栏", contact="村民委员会")
+        place, contact = notice_report.default_place_and_contact(level)
+        return notice_report.NoticeInfo(start=period[0], end=period[1], place=place, contact=contact)
+    place, contact = notice_report.default_place_and_contact(level, place_name)
     if level == "township":
         return notice_report.NoticeInfo(start=today, end=today + dt.timedelta(days=notice_report.MIN_DAYS - 1),
-                                        place=f"{place_name}人民政府公示栏", contact=f"{place_name}扶贫工作站")
-    return notice_report.NoticeInfo(start=today, end=today, place="", contact="")
+                                        place=place, contact=contact)
+    return notice_report.NoticeInfo(start=today, end=today, place=place, contact=contact)
 
 
 def print_notice(store: Store, out, place_code: str, kind: str, info, items: list[tuple[dict, dict]] | None = None,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES, ExitAssessment
+from app.core.validation import household_label
 from app.services import households
 from app.store import Record, Store
 from app.store.db import matches_short_id, short_id
@@ -120,8 +121,7 @@ def find_household(store: Store, ref: str) -> dict:
     return doc
 
 
-def household_title(doc: dict) -> str:
-    return f"户主“{doc.get('head_name', '?')}”(户编号 {doc.get('household_number', '?')})"
+household_title = household_label  # how messages name a household (app.core.validation)
 
 
 # ---------------------------------------------------------------------- exit criteria
@@ -354,8 +354,7 @@ def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason:
 def concurrent_pending(store: Store, household_id: str) -> list[dict]:
     """The household's pending proposals when there is more than one (laptops that were offline
     each started one; `propose` refuses a second on one database), else []."""
-    pending = [q for q in proposals(store, household_id=household_id) if procedures.is_pending(q)]
-    return pending if len(pending) > 1 else []
+    return procedures.concurrent_pending(proposals(store, household_id=household_id))
 
 
 def _take_effect(store: Store, p: dict, doc: dict, day: str) -> None:

@@ -48,12 +48,22 @@ class KdfParams:
 
 
 DEFAULT_KDF = KdfParams()
-# For test suites only: selected with JIANDANG_KDF=fast. Stored with the wrap like any other setting.
-FAST_KDF = KdfParams(memory_kib=8192, iterations=1, lanes=1)
+_new_wrap_kdf = DEFAULT_KDF
 
 
-def kdf_from_environment() -> KdfParams:
-    return FAST_KDF if os.environ.get("JIANDANG_KDF") == "fast" else DEFAULT_KDF
+def new_wrap_kdf() -> KdfParams:
+    """The Argon2id profile for a new passphrase wrap (a new database or operator, a changed
+    passphrase): DEFAULT_KDF. No environment variable or setting changes it; only a test suite lowers
+    it, for its own process, through `use_kdf_in_this_process`. Each wrap stores its profile, so
+    unlocking always uses the one it was made with."""
+    return _new_wrap_kdf
+
+
+def use_kdf_in_this_process(params: KdfParams) -> None:
+    """For test suites (tests/conftest.py, tests/support/sitecustomize.py): new wraps made by this
+    process use `params`. The program itself never calls this."""
+    global _new_wrap_kdf
+    _new_wrap_kdf = params
 
 
 def derive_key(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
@@ -124,7 +134,7 @@ def wrap_to_recovery(public_key: X25519PublicKey, data_key: bytes, db_id: str) -
 def unwrap_with_recovery(private_key: X25519PrivateKey, wrapped: bytes, db_id: str) -> bytes:
     try:
         return HPKE_SUITE.decrypt(wrapped, private_key, info=recovery_info(db_id))
-    except Exception:
+    except (InvalidTag, ValueError):  # another key, or a damaged wrap
         raise DecryptionError("恢复密钥不匹配此数据库") from None
 
 
@@ -157,6 +167,21 @@ def load_x25519_private(data: bytes) -> X25519PrivateKey:
 
 def x25519_public_pem(key: X25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def write_new_key_file(path, data: bytes) -> None:
+    """Create a private-key file that did not exist (O_EXCL, as age-keygen does): an existing file, which
+    may be the only copy of an older database's key, is never overwritten (FileExistsError).
+    Mode 0o600 where the system has POSIX modes; on Windows the profile folder's ACL applies."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(path)
+        raise
 
 
 def x25519_private_pem(key: X25519PrivateKey) -> bytes:

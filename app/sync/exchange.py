@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 import re
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from app import fileio
 from app.core import clock, procedures
 from app.core.text import printable
+from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import identity, numbers, refdata, wire
@@ -137,9 +137,9 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
         clause, args = _village_clause(cert.villages)
         top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
         rows = store.conn.execute(
-            f"SELECT {store._CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
+            f"SELECT {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
             "ORDER BY rowid", [down_acked, top, site_id, *args])
-        changes = [change_to_wire(store._decode_change(r)) for r in rows]
+        changes = [change_to_wire(store.decode_change(r)) for r in rows]
         seq = down_seq + 1
         now = _utcnow()
         header = {
@@ -326,7 +326,6 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
             _import_downstream(store, header, changes, payload, report, now)
         store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                            (sender, seq, kind, verified.digest, identity.iso(now), len(changes), report.applied))
-        _crash_hook()
     report.seconds_crypto = crypto_seconds
     return report
 
@@ -336,14 +335,6 @@ def _already_received(store: Store, sender: str, seq: int, kind: str, digest: st
     row = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
                              (sender, seq, kind)).fetchone()
     return bool(row) and row[0] == digest
-
-
-def _crash_hook() -> None:
-    """For the crash test only: hold inside the open transaction so the test can kill the process."""
-    marker = os.environ.get("JIANDANG_TEST_HOLD_IMPORT")
-    if marker and not Path(marker).exists():
-        Path(marker).write_text("holding")
-        time.sleep(120)
 
 
 def _covers(cert: identity.Certificate, covered: dict, code: str | None) -> bool:
@@ -389,7 +380,7 @@ def _household_label(store: Store, record_id: str) -> str:
     rec = store.get(record_id)
     if rec is None or rec.kind != "household":
         return f"记录 {record_id}"
-    return f"户主“{rec.fields.get('head_name', '?')}”(户编号 {rec.fields.get('household_number', '?')})"
+    return household_label(rec.fields)
 
 
 def _authorise_parent(store: Store, cert: identity.Certificate, c, village: str | None, held, places: dict,
@@ -584,14 +575,13 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
 def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
     """Households that now have two pending proposals: two laptops offline each started one (each
     database refuses a second). Neither can pass another stage until one is returned."""
-    from app.services import proposals  # noqa: PLC0415 - services sit above sync
-
     households = {c.parent_id for c in changes if c.kind == "proposal" and c.op == "create" and c.parent_id}
     out = []
     for household_id in sorted(households):
-        pending = proposals.concurrent_pending(store, household_id)
+        pending = procedures.concurrent_pending(
+            [{**r.fields, "id": r.id} for r in store.records("proposal", parent_id=household_id)])
         if pending:
-            named = "、".join(f"{proposals.KINDS.get(p.get('proposal_kind'), '')}申报 {short_id(p['id'])}"
+            named = "、".join(f"{procedures.KINDS.get(p.get('proposal_kind'), '')}申报 {short_id(p['id'])}"
                              f"({p.get('nominate_site') or '?'})" for p in pending)
             out.append(f"{_household_label(store, household_id)}同时有 {len(pending)} 份未办结的申报:{named}。"
                        "请与村里核实后退回其中一份(写明原因),另一份才能继续办理")

@@ -269,7 +269,7 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
         server, server_ca = store.meta(SERVER_URL) or None, store.meta(SERVER_CA) or None
     code = _normalise_code(code) if code else new_enrollment_code()
     salt = secrets.token_bytes(16)
-    kdf = crypto.kdf_from_environment()
+    kdf = crypto.new_wrap_kdf()
     header = {
         "format": wire.FORMAT, "type": "enrollment", "sender": store.site_id, "recipient": site_id, "seq": 0,
         "created": iso(now), "salt": salt.hex(), "kdf": json.loads(kdf.to_json()),

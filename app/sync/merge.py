@@ -54,7 +54,7 @@ def change_from_wire(d: dict) -> Change:
 
 
 def _sealer(store: Store):
-    return store._require()
+    return store.sealer()
 
 
 def _field_value(rec: Record, key: str):
@@ -114,7 +114,7 @@ class Merger:
             "WHERE record_id = ? AND hlc = ?", (rec.id, hlc)).fetchall()
         writers, others = [], []
         for row in rows:
-            ch = self.store._decode_change(row)
+            ch = self.store.decode_change(row)
             wrote = (key in ch.new or (key == DELETED and ch.op in ("delete", "restore"))
                      or (ch.op == "create" and key not in rec.clocks))
             (writers if wrote else others).append(ch.site_id)
@@ -218,7 +218,7 @@ class Merger:
             "SELECT site_id, seq, record_id, kind, village_code, parent_id, hlc, payload FROM changes "
             "WHERE record_id = ? AND site_id != ? AND hlc > ?", (rec.id, c.site_id, c.hlc)).fetchall()
         for row in rows:
-            edit = self.store._decode_change(row)
+            edit = self.store.decode_change(row)
             if edit.op == "update":
                 self._conflict(rec, DELETED, (c.hlc, c.site_id), (edit.hlc, edit.site_id), True, False)
                 return

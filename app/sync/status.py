@@ -30,8 +30,7 @@ def sync_status(store: Store) -> SyncStatus:
     if store.role == "county":
         return SyncStatus(None, last)
     acked = int(store.meta("sync_acked_seq", 0) or 0)
-    count = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
-                               (store.site_id, acked)).fetchone()[0]
+    count = store.count_changes(store.site_id, acked)
     return SyncStatus(count, last)
 
 

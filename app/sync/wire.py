@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.store.crypto import HPKE_SUITE
@@ -129,7 +129,7 @@ def open_payload(verified: Verified, recipient_private, limit: int | None = None
 def decrypt_body(verified: Verified, recipient_private) -> bytes:
     try:
         return HPKE_SUITE.decrypt(verified.body, recipient_private, info=INFO_PREFIX + verified.header_bytes)
-    except Exception:
+    except (InvalidTag, ValueError):  # for another database, or changed on the way
         raise BundleError("无法解密:此包不是发给本数据库的,或已被改动") from None
 
 

@@ -102,7 +102,7 @@ def choose_and_unlock(app, path: str | None, message: str = "") -> Store | None:
 def run(argv: list[str]) -> int:
     app = application()
     try:
-        settings.setup_logging()
+        settings.setup_logging(program="window")
     except OSError:
         pass  # no log folder: the window still works
     log.info("Qt 界面翻译: %s", install_translations(app))  # which qtbase_zh_CN.qm, or "fallback"

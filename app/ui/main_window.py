@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.dictionary import default
-from app.core.validation import ERROR
+from app.core.validation import ERROR, household_label
 from app.services import households
 from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
@@ -96,7 +96,7 @@ class DraftsDialog(QDialog):
         for key, state in items:
             h = state.get("household", {})
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.get("saved_at", 0)))
-            text = f"户主“{h.get('head_name') or '未填'}”(户编号 {h.get('household_number') or '未编号'}) · 自动保存于 {when}"
+            text = f"{household_label(h)} · 自动保存于 {when}"
             item = QListWidgetItem(text)
             item.setData(Qt.UserRole, (key, state))
             self.list.addItem(item)
@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         self.set_auto_lock_minutes(prefs.auto_lock_minutes)
         self._idle_watch = IdleWatch(self.idle_timer)
         QApplication.instance().installEventFilter(self._idle_watch)
-        store.listeners.append(self._store_changed)
+        workers.listen(store, self._store_changed)  # delivered on the GUI thread, also after a worker's commit
         self.reload()
 
     # ------------------------------------------------------------------ menus
@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         return window
 
     def _change_mark(self) -> int:
-        return self.store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+        return self.store.change_mark()
 
     def _external_closed(self, *_args) -> None:
         """Sync and county imports write merged changes in bulk without per-record notifications:
@@ -625,6 +625,5 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         QApplication.instance().removeEventFilter(self._idle_watch)
-        if self._store_changed in self.store.listeners:
-            self.store.listeners.remove(self._store_changed)
+        workers.unlisten(self.store, self._store_changed)
         super().closeEvent(event)

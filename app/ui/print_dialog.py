@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QObject, QSize, Qt, QThread, QUrl, Signal, Slot
+from PySide6.QtCore import QDate, QSize, Qt, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -42,8 +42,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.reports.common import ReportError, write_pdf
-from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
+from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
 from app.services import printing
+from app.ui import workers
 
 log = logging.getLogger(__name__)
 
@@ -149,50 +150,31 @@ class PagePreview(QScrollArea):
         self.rescale()
 
 
-class PrintJob(QObject):
-    """Runs one printing function in a worker thread; emits progress, then finished or failed."""
-
-    progress = Signal(int, int)
-    finished = Signal(bytes, int, int)  # pdf, pages, households
-    failed = Signal(str)
-
-    def __init__(self, store, document: str, options: dict):
-        super().__init__()
-        self.store, self.document, self.options = store, document, options
-
-    @Slot()
-    def run(self) -> None:
-        buffer = io.BytesIO()
-        report = self.progress.emit
-        o = self.options
-        try:
-            if self.document in ("card_household", "card_village"):
-                result = printing.print_cards(self.store, buffer, household_id=o.get("household_id"),
-                                              village_code=o.get("village_code"), full_id=o.get("full_id", False),
-                                              progress=report)
-            elif self.document == "register":
-                result = printing.print_register(self.store, buffer, o["village_code"], progress=report)
-            elif self.document == "book":
-                result = printing.print_book(self.store, buffer, o["township_code"], progress=report)
-            else:
-                level, kind = NOTICE_DOCUMENTS[self.document]
-                info, items, place = o["info"], None, o["place_code"]
-                if level == "village" and o.get("period_from_proposals"):
-                    printing.check_village(self.store, place)
-                    items = printing.notice_items(self.store, place, kind)
-                    period = period_of(items)
-                    if period:
-                        info = replace(info, start=period[0], end=period[1])
-                if level == "county":
-                    info = replace(info, end=info.start)  # a 公告 has a date, not a period
-                result = printing.print_notice(self.store, buffer, place, kind, info, items, level=level)
-        except ReportError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - shown to the user instead of killing the thread
-            self.failed.emit(f"生成失败:{exc}")
-            return
-        self.finished.emit(buffer.getvalue(), result.pages, result.households)
+def make_pdf(store, document: str, options: dict, progress) -> tuple[bytes, int, int]:
+    """Generate one document into memory (runs on a worker thread): (pdf, pages, households)."""
+    buffer = io.BytesIO()
+    o = options
+    if document in ("card_household", "card_village"):
+        result = printing.print_cards(store, buffer, household_id=o.get("household_id"),
+                                      village_code=o.get("village_code"), full_id=o.get("full_id", False),
+                                      progress=progress)
+    elif document == "register":
+        result = printing.print_register(store, buffer, o["village_code"], progress=progress)
+    elif document == "book":
+        result = printing.print_book(store, buffer, o["township_code"], progress=progress)
+    else:
+        level, kind = NOTICE_DOCUMENTS[document]
+        info, items, place = o["info"], None, o["place_code"]
+        if level == "village" and o.get("period_from_proposals"):
+            printing.check_village(store, place)
+            items = printing.notice_items(store, place, kind)
+            period = period_of(items)
+            if period:
+                info = replace(info, start=period[0], end=period[1])
+        if level == "county":
+            info = replace(info, end=info.start)  # a 公告 has a date, not a period
+        result = printing.print_notice(store, buffer, place, kind, info, items, level=level)
+    return buffer.getvalue(), result.pages, result.households
 
 
 NOTICE_DOCUMENTS = {  # document key -> (level, kind) of app.services.printing.print_notice
@@ -228,8 +210,7 @@ class PrintDialog(QDialog):
         self.village_code = village_code
         self.pdf: bytes | None = None
         self.pages = 0
-        self._thread: QThread | None = None
-        self._job: PrintJob | None = None
+        self._op: workers.Task | None = None
         self._tempdir: str | None = None
         self.setWindowTitle("打印")
         self.resize(640, 820)
@@ -253,8 +234,7 @@ class PrintDialog(QDialog):
         for edit in (self.start, self.end):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
-        self.place = QLineEdit("村委会公示栏")
-        self.contact = QLineEdit("村民委员会")
+        self.place, self.contact = (QLineEdit(text) for text in default_place_and_contact("village"))
         self.phone = QLineEdit()
         self.use_proposal_period = QCheckBox("采用申报中设定的公示期(没有设定时用下面的日期)")
         self.use_proposal_period.setChecked(True)
@@ -356,8 +336,7 @@ class PrintDialog(QDialog):
         form.setRowVisible(self.use_proposal_period, level == "village")
         form.labelForField(self.start).setText("公告日期" if level == "county" else "公示开始")
         township = self.store.division_name((self.village_code or "")[:9]) if self.village_code else ""
-        defaults = {"village": ("村委会公示栏", "村民委员会"),
-                    "township": (f"{township}人民政府公示栏", f"{township}扶贫工作站")}
+        defaults = {lv: default_place_and_contact(lv, township) for lv in ("village", "township")}
         own = {text for pair in defaults.values() for text in pair}
         if level in defaults:
             place, contact = defaults[level]
@@ -405,7 +384,7 @@ class PrintDialog(QDialog):
 
     def generate(self) -> None:
         key = self.current_document()
-        if not key or self._thread is not None:
+        if not key or self.busy:
             return
         self.pdf = None
         self.open_button.setEnabled(False)
@@ -415,22 +394,16 @@ class PrintDialog(QDialog):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.status.setText("正在生成…")
-        self._thread = QThread(self)
-        self._job = PrintJob(self.store, key, self.options())
-        self._job.moveToThread(self._thread)
-        self._thread.started.connect(self._job.run)
-        self._job.progress.connect(self._on_progress)
-        self._job.finished.connect(self._on_finished)
-        self._job.failed.connect(self._on_failed)
-        self._thread.start()
+        store, options = self.store, self.options()
+        self._op = workers.start(lambda progress: make_pdf(store, key, options, progress),
+                                 self._on_finished, self._on_failed, self._on_progress)
+
+    @property
+    def busy(self) -> bool:
+        return self._op is not None and self._op.running
 
     def _stop_thread(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread.deleteLater()
-            self._thread = None
-            self._job = None
+        self._op = None
         self.progress.setVisible(False)
         self.generate_button.setEnabled(True)
         self.document.setEnabled(True)
@@ -441,8 +414,8 @@ class PrintDialog(QDialog):
         self.progress.setValue(done)
         self.status.setText(f"正在生成… {done}/{total} 户")
 
-    @Slot(bytes, int, int)
-    def _on_finished(self, pdf: bytes, pages: int, count: int) -> None:
+    def _on_finished(self, made: tuple[bytes, int, int]) -> None:
+        pdf, pages, count = made
         self._stop_thread()
         self.pdf, self.pages = pdf, pages
         self.open_button.setEnabled(True)
@@ -478,15 +451,7 @@ class PrintDialog(QDialog):
 
     def wait_until_done(self, timeout_ms: int = 60000) -> bool:
         """For tests and scripts: block until the current generation ends."""
-        from PySide6.QtCore import QCoreApplication, QElapsedTimer
-
-        timer = QElapsedTimer()
-        timer.start()
-        while self._thread is not None and timer.elapsed() < timeout_ms:
-            QCoreApplication.processEvents()
-            QThread.msleep(10)
-        QCoreApplication.processEvents()
-        return self._thread is None
+        return self._op is None or self._op.wait(timeout_ms)
 
     # ------------------------------------------------------------------ output
 
@@ -532,7 +497,7 @@ class PrintDialog(QDialog):
             QMessageBox.information(self, "无法打开", f"系统没有可以打开 PDF 的程序。请用“另存为”保存后再打开。")
 
     def done(self, result: int) -> None:
-        if self._thread is not None:
+        if self.busy:
             self.wait_until_done()
         if self._tempdir:
             _remove_preview_folder(Path(self._tempdir))

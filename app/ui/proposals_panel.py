@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 
-from PySide6.QtCore import QDate, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -45,38 +45,24 @@ from app.core.clock import wall_time
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
 from app.store.db import short_id
+from app.ui import workers
 
 FILTERS = [("pending", "全部未办结")] + [(s, f"等待{STAGE_LABELS[s]}") for s in STAGES[1:]] + [
     ("returned", "已退回"), ("effective", "已公告生效"), ("all", "全部申报")]
 COLUMNS = ["编号", "类型", "户编号", "户主", "所处环节", "提名日期", "退出标准"]
 
 
-class _Signals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Loader(QRunnable):
-    """Reads proposals, their households and the work lists off the GUI thread."""
-
-    def __init__(self, store, village: str | None, visit_days: int):
-        super().__init__()
-        self.store, self.village, self.visit_days = store, village, visit_days
-        self.signals = _Signals()
-
-    def run(self) -> None:
-        try:
-            items = proposals.proposals(self.store, village_code=self.village)
-            docs = {}
-            for p in items:
-                if p["household_id"] not in docs:
-                    docs[p["household_id"]] = households.document(self.store, p["household_id"])
-            assessments = {p["id"]: proposals.assessment_of(self.store, p, docs.get(p["household_id"]))
-                           for p in items if docs.get(p["household_id"])}
-            lists = worklists.build(self.store, village_code=self.village, visit_days=self.visit_days)
-            self.signals.done.emit({"proposals": items, "docs": docs, "assessments": assessments, "lists": lists})
-        except Exception as exc:  # shown to the user; the window stays usable
-            self.signals.failed.emit(str(exc))
+def load(store, village: str | None, visit_days: int) -> dict:
+    """Read proposals, their households and the work lists (runs on a worker thread)."""
+    items = proposals.proposals(store, village_code=village)
+    docs = {}
+    for p in items:
+        if p["household_id"] not in docs:
+            docs[p["household_id"]] = households.document(store, p["household_id"])
+    assessments = {p["id"]: proposals.assessment_of(store, p, docs.get(p["household_id"]))
+                   for p in items if docs.get(p["household_id"])}
+    lists = worklists.build(store, village_code=village, visit_days=visit_days)
+    return {"proposals": items, "docs": docs, "assessments": assessments, "lists": lists}
 
 
 COLUMN_PADDING = 14  # pixels beside a column's widest text, so neighbouring columns do not run together
@@ -240,7 +226,6 @@ class ProposalsWindow(QWidget):
         self.current: dict | None = None
         self.loading = False
         self._reload_again = False
-        self.pool = QThreadPool.globalInstance()
 
         self.village = QComboBox()
         self.village.addItem("全部村", None)
@@ -311,7 +296,7 @@ class ProposalsWindow(QWidget):
         self.table.itemSelectionChanged.connect(self.select)
         self.tree.itemDoubleClicked.connect(self._tree_open)
         self._pending_reload = QTimer(self, singleShot=True, interval=200, timeout=self.reload)
-        store.listeners.append(self._on_changes)
+        workers.listen(store, self._on_changes)
         self.reload()
 
     # ------------------------------------------------------------------ building
@@ -378,11 +363,8 @@ class ProposalsWindow(QWidget):
         self.status.setText("正在读取…")
         self.refresh_button.setEnabled(False)
         self.do_button.setEnabled(False)
-        loader = _Loader(self.store, self.village.currentData(), self.days.value())
-        loader.signals.done.connect(self._loaded)
-        loader.signals.failed.connect(self._failed)
-        self._loader = loader
-        self.pool.start(loader)
+        store, village, days = self.store, self.village.currentData(), self.days.value()
+        self._loader = workers.start(lambda progress: load(store, village, days), self._loaded, self._failed)
 
     def _finish_loading(self) -> None:
         self.loading = False
@@ -593,6 +575,5 @@ class ProposalsWindow(QWidget):
             self.reload()
 
     def closeEvent(self, event) -> None:
-        if self._on_changes in self.store.listeners:
-            self.store.listeners.remove(self._on_changes)
+        workers.unlisten(self.store, self._on_changes)
         super().closeEvent(event)

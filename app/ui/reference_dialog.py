@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from app.core.divisions import LEVEL_LABELS
 from app.services import reference
+from app.tables import divisions as division_files
 from app.ui import workers
 
 ERROR_STYLE = "color: #b00020;"
@@ -289,7 +290,7 @@ class ReferenceDialog(QDialog):
         self._set_buttons(False)
         self.progress.setVisible(True)
         self._say(self.division_message, f"正在读取并检查 {path} …", True)
-        workers.start(lambda progress: reference.analyse_divisions(path, existing), self._analysed, self._failed)
+        workers.start(lambda progress: division_files.analyse_divisions(path, existing), self._analysed, self._failed)
 
     def _analysed(self, plan: reference.DivisionImport) -> None:
         self.busy = False

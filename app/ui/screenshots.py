@@ -14,7 +14,6 @@ from pathlib import Path
 
 def make(outdir: Path, per_village: int = 20) -> list[Path]:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ.setdefault("JIANDANG_KDF", "fast")
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -347,10 +346,13 @@ class CreateWizard(QWizard):
                 if db.exists():
                     raise StoreError(f"{db} 已存在:不会覆盖已有文件,请换一个文件名")
                 private = X25519PrivateKey.generate()
-                written = db.with_name(db.name + ".recovery-key.pem")
-                fd = os.open(written, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(crypto.x25519_private_pem(private))
+                target = db.with_name(db.name + ".recovery-key.pem")
+                try:
+                    crypto.write_new_key_file(target, crypto.x25519_private_pem(private))
+                except FileExistsError:
+                    raise StoreError(f"恢复私钥文件 {target} 已存在(可能是以前同名数据库的唯一一份恢复私钥):"
+                                     "不会覆盖。请先把它移到别处保管好,或换一个数据库文件名") from None
+                written = target
                 key = private.public_key()
             self.store = Store.create(db, role=self.role.currentData(), site_name=self.site_name.text().strip(),
                                       operator=self.operator.text().strip(), passphrase=self.passphrase.text(),

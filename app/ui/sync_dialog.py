@@ -199,8 +199,7 @@ class SyncDialog(QDialog):
     def refresh_info(self) -> None:
         store = self.store
         acked = store.meta("sync_acked_seq", "0")
-        mine = store.conn.execute("SELECT count(*) FROM changes WHERE site_id = ? AND seq > ?",
-                                  (store.site_id, int(acked))).fetchone()[0]
+        mine = store.count_changes(store.site_id, int(acked))
         expires = status_texts.local_time_text(store.meta("sync_down_expires"), "尚未收到")
         county = store.meta("county_site_id")
         self.info.setText(f"本机:{status_texts.site_label(store, store.site_id)}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -31,34 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.tables import TableError, exporter, importer, mapping
+from app.tables import exporter, importer, mapping
+from app.ui import workers
 
 MAPPING_META = "table_mapping"
 SHOWN_REJECTIONS = 2000
-
-
-class Job(QObject):
-    """Runs fn(progress) in a worker thread; emits progress, then finished(result) or failed(message)."""
-
-    progress = Signal(int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            result = self.fn(self.progress.emit)
-        except TableError as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - shown to the user instead of killing the thread
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
-            return
-        self.finished.emit(result)
 
 
 class TableDialog(QDialog):
@@ -67,8 +44,7 @@ class TableDialog(QDialog):
         self.store = store
         self.plan: importer.Plan | None = None
         self.report: importer.Report | None = None
-        self._thread: QThread | None = None
-        self._job: Job | None = None
+        self._op: workers.Task | None = None
         self._on_done = None
         self.setWindowTitle("Excel / CSV 导入导出")
         self.resize(900, 720)
@@ -194,22 +170,14 @@ class TableDialog(QDialog):
         self.status.setText(label)
         self._label = label
         self._on_done = on_done
-        self._thread = QThread(self)
-        self._job = Job(fn)
-        self._job.moveToThread(self._thread)
-        self._thread.started.connect(self._job.run)
-        self._job.progress.connect(self._on_progress)
-        self._job.finished.connect(self._on_finished)
-        self._job.failed.connect(self._on_failed)
-        self._thread.start()
+        self._op = workers.start(fn, self._on_finished, self._on_failed, self._on_progress)
+
+    @property
+    def busy(self) -> bool:
+        return self._op is not None and self._op.running
 
     def _stop(self) -> None:
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread.deleteLater()
-            self._thread = None
-            self._job = None
+        self._op = None
         self.progress.setVisible(False)
         for w, enabled in self._states.items():
             w.setEnabled(enabled)
@@ -234,15 +202,7 @@ class TableDialog(QDialog):
 
     def wait_until_done(self, timeout_ms: int = 120000) -> bool:
         """For tests and scripts: block (processing events) until the current job ends."""
-        from PySide6.QtCore import QCoreApplication, QElapsedTimer
-
-        timer = QElapsedTimer()
-        timer.start()
-        while self._thread is not None and timer.elapsed() < timeout_ms:
-            QCoreApplication.processEvents()
-            QThread.msleep(10)
-        QCoreApplication.processEvents()
-        return self._thread is None
+        return self._op is None or self._op.wait(timeout_ms)
 
     # ------------------------------------------------------------------ import
 
@@ -413,6 +373,6 @@ class TableDialog(QDialog):
         self.export_to(path)
 
     def done(self, result: int) -> None:
-        if self._thread is not None:
+        if self.busy:
             self.wait_until_done()
         super().done(result)

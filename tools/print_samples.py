@@ -1,24 +1,25 @@
 """Build every printed document from a fresh demo database and render its pages to PNG, so a person
 can look at them:
 
-    python -m app.reports.samples OUTDIR [--per-village 12] [--dpi 60]
+    python tools/print_samples.py OUTDIR [--per-village 12] [--dpi 60]
 
 Makes OUTDIR/demo.db (demo passphrase), then cards (one household, a whole village, a household
 with missing fields and very long names, full ID numbers), the village register, the township book and
 both public notices (from proposals taken through nomination, village review and a notice period),
 and renders each PDF with pdftoppm (poppler-utils) into OUTDIR/png/. A script, not part of the
-program: it sits above the services it drives.
+program (tools/ is not packaged): it sits above the CLI, services and store it drives.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: python tools/...
 
 VILLAGE = "522699101201"
 TOWNSHIP = "522699101"
@@ -26,7 +27,6 @@ LONG_NAME = "欧阳" + "长" * 24 + "名"
 
 
 def _store(folder: Path, per_village: int):
-    os.environ.setdefault("JIANDANG_KDF", "fast")
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from app.cli.common import DEMO_OPERATOR, DEMO_PASSPHRASE

@@ -1,0 +1,101 @@
+"""Finding records without decrypting the database: the blind index of ID numbers (an HMAC under
+the index key, on disk) and the in-memory substring index of household numbers, names, phones and
+ID numbers (built after unlock, forgotten at lock). Part of `Store` (app/store/db.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from app.core import idnumber
+from app.store import crypto
+from app.store.base import Record, StoreLocked
+
+
+class SearchIndex:
+    """The blind index and the search index of a `Store` (uses its `conn`, `_index_key`,
+    `records()`, `_require()`)."""
+
+    def blind(self, field_type: str, value: str) -> bytes:
+        if self._index_key is None:
+            raise StoreLocked("数据库已锁定,请先输入密码解锁")
+        return crypto.blind_digest(self._index_key, field_type, value)
+
+    def _update_blind_index(self, record: Record) -> None:
+        if record.kind != "member":
+            return
+        self.conn.execute("DELETE FROM blind_index WHERE record_id = ?", (record.id,))
+        number = record.fields.get("id_number")
+        if number and not record.deleted:
+            digest = self.blind("id_number", idnumber.normalise(number))
+            self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", (record.id, digest))
+
+    def find_id_number(self, number: str) -> list[str]:
+        """Ids of current member records holding this ID number (through the blind index)."""
+        digest = self.blind("id_number", idnumber.normalise(number))
+        return [r[0] for r in self.conn.execute("SELECT record_id FROM blind_index WHERE digest = ?", (digest,))]
+
+    def duplicate_id_numbers(self) -> list[list[str]]:
+        """Groups of member ids that share an ID number."""
+        rows = self.conn.execute(
+            "SELECT group_concat(record_id, ',') FROM blind_index WHERE field = 'id_number' GROUP BY digest HAVING count(*) > 1"
+        )
+        return [r[0].split(",") for r in rows]
+
+    def _index_record(self, record: Record) -> None:
+        if record.kind == "household":
+            key = record.id
+            text = "\x1f".join(str(record.fields.get(k, "")) for k in ("household_number", "head_name", "phone"))
+            own = f"{record.id}|h"
+            number = None if record.deleted else str(record.fields.get("household_number") or "") or None
+            before = self._number_of.pop(record.id, None)
+            if before is not None:
+                self._numbers.get(before, set()).discard(record.id)
+            if number is not None:
+                self._numbers.setdefault(number, set()).add(record.id)
+                self._number_of[record.id] = number
+        elif record.kind == "member":
+            key = record.parent_id
+            text = "\x1f".join(str(record.fields.get(k, "")) for k in ("name", "id_number"))
+            own = f"{record.id}|m"
+        else:
+            return
+        parts = self._search_parts.setdefault(key, {})
+        if record.deleted:
+            parts.pop(own, None)
+        else:
+            parts[own] = text
+        self._search[key] = "\x1f".join(parts.values()).upper()
+
+    def build_search_index(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Decrypt household and member names into memory for substring search."""
+        self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+        total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
+        i = 0
+        for kind in ("household", "member"):  # through records(): a damaged record is skipped and named
+            for record in self.records(kind):
+                self._index_record(record)
+                i += 1
+                if progress and i % 1000 == 0:
+                    progress(i, total)
+        if progress:
+            progress(total, total)
+
+    def find_household_number(self, number: str) -> list[str]:
+        """Ids of current households whose 户编号 is exactly `number` (through the in-memory search
+        index, built on first use)."""
+        self._require()
+        if self._search is None:
+            self.build_search_index()
+        return sorted(self._numbers.get(str(number).strip(), ()))
+
+    def search(self, text: str, limit: int | None = None) -> list[str]:
+        """Household ids whose household number, head's name, phone, or any member's name or ID
+        number contains `text` (case-insensitive)."""
+        self._require()
+        if self._search is None:
+            self.build_search_index()
+        needle = text.strip().upper()
+        if not needle:
+            return list(self._search)[:limit] if limit else list(self._search)
+        out = [hid for hid, hay in self._search.items() if needle in hay]
+        return out[:limit] if limit else out

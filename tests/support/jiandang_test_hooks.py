@@ -1,0 +1,57 @@
+"""Test-only hooks, installed by the test suite into its own process (tests/conftest.py) and into the
+program processes it starts (tests/support/sitecustomize.py). Not part of the program: nothing in
+app/ imports this, and the packaged build does not contain it.
+
+- a cheap Argon2id profile for new passphrase wraps (a real profile takes about 270 ms per unlock);
+- `JIANDANG_TEST_HOLD_IMPORT=MARKER`: the first county import holds inside its open transaction
+  (after applying the changes, before the receipt and the commit), writing MARKER, so that a test
+  can kill the process there."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from app.store import crypto
+
+FAST_KDF = crypto.KdfParams(memory_kib=8192, iterations=1, lanes=1)
+SUPPORT = Path(__file__).resolve().parent
+
+
+def install_fast_kdf() -> None:
+    crypto.use_kdf_in_this_process(FAST_KDF)
+
+
+def hold_imports(marker: str | os.PathLike) -> None:
+    """Make the first county import of this process stop inside its transaction for two minutes."""
+    from app.sync import exchange
+
+    real = exchange._import_upstream
+
+    def holding(*args, **kw):
+        result = real(*args, **kw)
+        if not Path(marker).exists():
+            Path(marker).write_text("holding")
+            time.sleep(120)
+        return result
+
+    exchange._import_upstream = holding
+
+
+def subprocess_env(**extra) -> dict:
+    """os.environ for a program process started by a test: this folder first on PYTHONPATH (so that
+    sitecustomize installs the hooks), then the project root."""
+    root = SUPPORT.parent.parent
+    paths = [str(SUPPORT), str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                          if p and p not in (str(SUPPORT), str(root))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def install_from_environment() -> None:
+    install_fast_kdf()
+    marker = os.environ.get("JIANDANG_TEST_HOLD_IMPORT")
+    if marker:
+        hold_imports(marker)
