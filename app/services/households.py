@@ -198,37 +198,11 @@ def _fill_from_id_number(member: dict) -> None:
 
 
 def next_household_number(store: Store, village_code: str) -> str:
-    """The next free 户编号 in a village: the village code and a 4-digit number. The last number
-    issued is kept in meta (household_counter:<village>) so numbering does not rescan the village.
-    An enrolled device issues numbers only from its blocks (its certificate's, then the top-ups the
-    county sent, app.sync.numbers), so laptops working offline never issue the same number; with none
-    left it raises NumbersExhausted."""
+    """The next free 户编号 in a village (app.sync.numbers.next_number): on an enrolled device only
+    from its blocks; with none left it raises NumbersExhausted."""
     from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
 
-    key = f"household_counter:{village_code}"
-    blocks = numbers.device_blocks(store, village_code)
-    ranges = blocks if blocks is not None else [(1, 9999)]
-    highest = store.meta(key)
-    if highest is None:
-        highest = ranges[0][0] - 1
-        for h in store.records("household", village_code=village_code, include_deleted=True):
-            number = str(h.fields.get("household_number", ""))
-            if number.startswith(village_code) and number[len(village_code):].isdigit():
-                value = int(number[len(village_code):])
-                if numbers.in_blocks(value, ranges):
-                    highest = max(highest, value)
-    number = int(highest) + 1
-    for low, high in ranges:
-        number = max(number, low)
-        while number <= high and store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand
-            number += 1
-        if number <= high:
-            store.set_meta(key, str(number))
-            return f"{village_code}{number:04d}"
-    raise numbers.NumbersExhausted(
-        f"本机在村 {village_code} 的户编号({numbers.describe(ranges)})已用完。此户已作为草稿保存,暂无户编号:"
-        "请把本机的同步包送到县扶贫办,县里会随下一个县级包自动发来新的号段,导入后程序会给这些户补上户编号"
-        "(不需要重新登记本机)")
+    return numbers.next_number(store, village_code)
 
 
 def duplicate_id_findings(store: Store, doc: dict, batch: dict[str, str] | None = None) -> list[Finding]:

@@ -662,8 +662,6 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
 
 def _number_drafts(store: Store, villages: list[str]) -> int:
     """Give a 户编号 to this laptop's households that were saved without one (its blocks had run out)."""
-    from app.services.households import next_household_number  # noqa: PLC0415 - services sit above sync
-
     done = 0
     for village in villages:
         for record in list(store.records("household", village_code=village) if len(village) == 12 else
@@ -674,7 +672,7 @@ def _number_drafts(store: Store, villages: list[str]) -> int:
             if first is None or first.site_id != store.site_id:
                 continue
             try:
-                number = next_household_number(store, record.village_code)
+                number = numbers.next_number(store, record.village_code)
             except numbers.NumbersExhausted:
                 break
             store.put("household", {"household_number": number}, record_id=record.id, reason="补编户编号")
