@@ -91,7 +91,7 @@ READERS = "list、print、export-table、validate、check、worklist"
 def busy_message(path, waited: float = 0) -> str:
     """What a writing command says when another program keeps the database (after waiting)."""
     how = f",等了 {waited:g} 秒仍未结束" if waited > 0 else ""
-    return (f"{path} 已被另一个正在运行的建档程序打开{how}。请先关闭那个程序(窗口或命令),再运行此命令;"
+    return (f"{path} 已被另一个正在运行的建档程序打开{how}。请先关闭那个程序(窗口或命令)后再试;"
             f"只读取数据的命令({READERS})可以与它同时运行。")
 
 
