@@ -28,7 +28,8 @@ def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
     dialog.check()
     assert dialog.busy  # checking runs in a worker thread
     assert dialog.wait_until_done()
-    assert dialog.report.created == 0 and "户主名字" in dialog.summary.text()  # unmapped: no head's name
+    # 户主名字 is unmapped (and named); the head's name is taken from the member row whose 与户主关系 is 户主
+    assert dialog.report.created == 1 and "户主名字" in dialog.summary.text()
     assert store.count() == 0
     dialog.set_target("户主名字", "household.head_name")  # the user picks the field in the mapping table
     dialog.recheck_button.click()
@@ -72,3 +73,43 @@ def test_unreadable_file_is_reported(qtbot, store, tmp_path):
     assert dialog.wait_until_done()
     assert "密码" in dialog.summary.text() and not dialog.import_button.isEnabled()
     assert store.count() == 0
+
+
+def test_dialog_fills_missing_columns_imports_incomplete_and_previews_the_mapping(qtbot, make_store, tmp_path):
+    """The messy village ledger of issue #15 in the window: the mapping is shown before anything is
+    written, the missing required columns can be filled for every household, or the households
+    imported as 待完善; the wrong ones never are."""
+    from app.services import households, worklists
+    from app.tables import divisions as division_files
+    from tests.test_tables_real import DATA, HEADINGS, VILLAGE, VILLAGE_NAME, COUNTY, messy_rows
+
+    store = make_store("宜城.db")
+    divisions = tmp_path / "区划.csv"
+    divisions.write_text((DATA / "divisions" / f"{COUNTY}.csv").read_text(encoding="utf-8")
+                         + f"{VILLAGE},{VILLAGE_NAME}\n", encoding="utf-8")
+    division_files.import_divisions(store, divisions)
+    path = ledger(tmp_path / "台账.xlsx", HEADINGS["village_ledger"], messy_rows())
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.resize(1366, 768)
+    dialog.village.setCurrentIndex(dialog.village.findData(VILLAGE))
+    dialog.set_file(path)
+    dialog.check()
+    assert dialog.wait_until_done()
+    assert store.count() == 0 and dialog.report.created == 0 and dialog.report.rejected_households == 5
+    assert dialog.mapping_table.rowCount() == len(HEADINGS["village_ledger"])
+    assert not dialog.fixed_table.isHidden() and dialog.fixed_table.rowCount() == 2
+    assert "缺少必填列:识别标准、首次识别时间" in dialog.summary.text()
+    dialog.set_fixed("household.identification_standard", "国家标准")
+    dialog.allow_incomplete.setChecked(True)
+    assert not dialog.import_button.isEnabled()  # changed choices: check again before importing
+    dialog.recheck_button.click()
+    assert dialog.wait_until_done()
+    assert dialog.report.created == 3 and dialog.report.incomplete == 3 and dialog.report.rejected_households == 2
+    assert {dialog.rejections.item(r, 1).text() for r in range(dialog.rejections.rowCount())} == {"4", "5", "8"}
+    dialog.grab().save(str(tmp_path / "import-dialog.png"))
+    dialog.confirm_import()
+    assert dialog.wait_until_done()
+    docs = households.documents(store)
+    assert len(docs) == 3 and all(d["identification_standard"] == "1" for d in docs)
+    assert {e.detail for e in worklists.build(store).incomplete} == {"待完善:未填 首次识别时间"}

@@ -85,4 +85,5 @@ def test_a_demo_village_yields_lists_for_one_village_only(make_store):
     lists = worklists.build(s, village_code="522699101201", visit_days=30, on=ON)
     assert lists.no_recent_visit and {e.village_code for e in lists.no_recent_visit} == {"522699101201"}
     data = lists.as_dict()
-    assert set(data) == {"on", "visit_days", "missing_helper", "no_recent_visit", "waiting", "failing_exits", "notices"}
+    assert set(data) == {"on", "visit_days", "missing_helper", "no_recent_visit", "waiting", "failing_exits", "incomplete",
+                         "notices"}

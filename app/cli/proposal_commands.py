@@ -88,10 +88,10 @@ def register(sub) -> None:
     p.add_argument("--operator")
     p.set_defaults(func=cmd_exit_check)
 
-    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标")
+    p = sub.add_parser("worklist", help="工作清单:缺帮扶责任人、久未走访、各环节待办、退出未达标、待完善")
     p.add_argument("db")
     p.add_argument("--list", dest="which", default="all",
-                   choices=["all", "helpers", "visits", "stages", "exits"], help="只看一张清单")
+                   choices=["all", "helpers", "visits", "stages", "exits", "incomplete"], help="只看一张清单")
     p.add_argument("--days", type=int, default=worklists.DEFAULT_VISIT_DAYS, help="多少天未走访算久未走访(默认 90)")
     p.add_argument("--village")
     p.add_argument("--json", action="store_true")
@@ -213,7 +213,7 @@ def cmd_worklist(args) -> int:
         data = lists.as_dict()
         if args.which != "all":
             key = {"helpers": "missing_helper", "visits": "no_recent_visit", "stages": "waiting",
-                   "exits": "failing_exits"}[args.which]
+                   "exits": "failing_exits", "incomplete": "incomplete"}[args.which]
             data = {"on": data["on"], key: data[key], "notices": data["notices"]}
         print_json(data)
         return 0
@@ -229,6 +229,8 @@ def cmd_worklist(args) -> int:
             sections.append((f"等待{STAGE_LABELS[stage]}", lists.waiting[stage]))
     if args.which in ("all", "exits"):
         sections.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
+    if args.which in ("all", "incomplete"):
+        sections.append(("待完善(必填项未填)", lists.incomplete))
     for title, entries in sections:
         print(f"== {title}:{len(entries)} 户")
         for e in entries:

@@ -20,6 +20,12 @@ def register(sub) -> None:
     p.add_argument("--save-mapping", metavar="FILE", help="把本次使用的列对照写入此文件,供下次 --mapping 使用")
     p.add_argument("--dry-run", action="store_true", help="试导入:只报告将新建、更新和拒绝的行,不写数据库")
     p.add_argument("--errors", metavar="OUT.xlsx", help="把被拒绝的行(含原因)写成错误工作簿,改正后可再导入")
+    p.add_argument("--set", action="append", default=[], metavar="字段=值",
+                   help="给表中没有(或为空)的字段统一填值,可重复,如 --set 识别标准=国家标准;字段写中文名称或字段名")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="只缺必填项的户也导入,标为“待完善”(取值错误的户仍然拒绝)")
+    p.add_argument("--codes", choices=["national", "jiandang"],
+                   help="表中代码列写的是数字时,说明是谁的代码:national 全国扶贫开发信息系统,jiandang 本程序")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_import)
 
@@ -36,14 +42,16 @@ def register(sub) -> None:
 def cmd_import(args) -> int:
     if args.errors and not args.errors.lower().endswith(".xlsx"):
         raise CommandError(f"--errors 的文件名应以 .xlsx 结尾:{args.errors}")
-    saved = None
+    saved, codes = None, None
     with user_errors(TableError):
         if args.mapping:
-            saved = mapping.load_mapping(args.mapping)
+            saved, codes = mapping.load_mapping_file(args.mapping)
+        options = importer.Options(fixed=importer.parse_fixed(args.set), codes=args.codes or codes,
+                                   allow_incomplete=args.allow_incomplete)
     with open_store(args.db, args.operator) as store, user_errors(TableError):
-        plan = importer.analyse(store, args.file, village=args.village, saved_mapping=saved)
+        plan = importer.analyse(store, args.file, village=args.village, saved_mapping=saved, options=options)
         if args.save_mapping:
-            mapping.save_mapping(args.save_mapping, plan.mapping)
+            mapping.save_mapping(args.save_mapping, plan.mapping, options.codes)
         progress = progress_printer("试导入" if args.dry_run else "导入")
         report = (importer.dry_run if args.dry_run else importer.commit)(store, plan, progress)
         if args.errors and report.rejected_rows:
@@ -54,6 +62,9 @@ def cmd_import(args) -> int:
         print(f"  拒绝 {r.sheet} 第 {r.row} 行{column}:{r.reason}")
     if len(report.rejections) > SHOWN_REJECTIONS:
         print(f"  …… 共 {len(report.rejections)} 条" + (",完整清单见错误工作簿" if args.errors else ",用 --errors OUT.xlsx 得到完整清单"))
+    for r in report.warnings[:SHOWN_REJECTIONS]:
+        column = f" 列“{r.column}”" if r.column else ""
+        print(f"  提醒 {r.sheet} 第 {r.row} 行{column}:{r.reason}")
     if args.errors and report.rejected_rows:
         print(f"错误工作簿:{args.errors}(改正后可直接再导入)")
     if report.rejected_rows:

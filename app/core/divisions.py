@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
 import unicodedata
 
 _VILLAGE = re.compile(r"^\d{12}$")
@@ -43,6 +45,15 @@ _LEVEL_WORDS = {
 ABOVE_COUNTY_WORDS = {"省", "省级", "市", "地级市", "地区", "州", "盟", "自治州", "province", "prefecture", "city"}
 
 
+@functools.cache
+def county_level_cities() -> dict[str, str]:
+    """Cities without counties (东莞 441900, 中山 442000, 儋州 460400): code -> name (forms/divisions.toml)."""
+    from app.paths import forms_dir  # noqa: PLC0415
+
+    data = tomllib.loads((forms_dir() / "divisions.toml").read_text(encoding="utf-8"))
+    return {str(k): v for k, v in data.get("county_level_cities", {}).items()}
+
+
 def normalise_code(text) -> str:
     """A division code as stored: 6 (county), 9 (township) or 12 (village) digits. Accepts the
     12-digit statistical form padded with zeros (522699000000 is the county 522699, 522699101000 the
@@ -64,7 +75,7 @@ def normalise_code(text) -> str:
         code = code[:9]
     if len(code) == 9 and code[6:] == "000":
         code = code[:6]
-    if code[4:6] == "00":
+    if code[4:6] == "00" and code[:6] not in county_level_cities():
         raise ValueError(f"“{raw}”是省或地(市)级代码,不是县级及以下的区划")
     if len(code) == 12 and code[6:9] == "000":
         raise ValueError(f"“{raw}”的乡(镇)部分(第 7-9 位)为 000,不是有效的村代码")
@@ -75,7 +86,8 @@ def is_above_county(text) -> bool:
     """A code of a province or prefecture (as in a national 统计用区划代码 list): 2 or 4 significant
     digits followed by zeros."""
     raw = str(text if text is not None else "").strip()
-    return raw.isdigit() and len(raw) in (6, 9, 12) and raw[4:6] == "00" and set(raw[6:]) <= {"0"}
+    return (raw.isdigit() and len(raw) in (6, 9, 12) and raw[4:6] == "00" and set(raw[6:]) <= {"0"}
+            and raw[:6] not in county_level_cities())
 
 
 def level_word(text) -> str | None:

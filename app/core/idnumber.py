@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -13,8 +15,39 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX
 
 
 def normalise(value: str) -> str:
-    """Strip spaces, turn full-width digits to ASCII and a lower-case x to X."""
-    return str(value).strip().replace(" ", "").translate(_FULLWIDTH).upper()
+    """Strip spaces (also full-width ones), turn digits of any script
+    (full-width ０-９, Arabic-Indic ٠-٩ …) to ASCII and a lower-case or full-width x to X: the same
+    person typed twice is then stored, indexed and found as one number."""
+    text = unicodedata.normalize("NFKC", str(value)).translate(_FULLWIDTH)
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
+                   for ch in text if not ch.isspace()).upper()
+
+
+def split_certificate(value: str) -> tuple[str, str | None]:
+    """(citizen ID, disability certificate number or None): a 20-character second-generation
+    disability certificate number (残疾人证号) is the ID number followed by two digits; the first 18
+    are the ID number. Anything else is returned as it is."""
+    number = normalise(value)
+    if len(number) == 20 and number[18:].isdigit() and _SHAPE.match(number[:18]):
+        return number[:18], number
+    return number, None
+
+
+def region_known(value: str) -> bool | None:
+    """Whether the first six digits are a GB/T 2260 code (current or former) per python-stdnum's
+    table; None when the number is too short to tell. Old codes stay valid in ID numbers for life,
+    so an unknown code is a warning, never an error."""
+    number = normalise(value)
+    if len(number) < 6 or not number[:6].isdigit():
+        return None
+    return _region_known(number[:6])
+
+
+@functools.lru_cache(maxsize=8192)
+def _region_known(code: str) -> bool:
+    from stdnum import numdb  # noqa: PLC0415 - python-stdnum's cn/loc table, read on first use
+
+    return any("county" in props for part, props in numdb.get("cn/loc").info(code) if len(part) == 4)
 
 
 def check_char(first17: str) -> str:

@@ -10,12 +10,16 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
-from app.core import idnumber, text as texts
+from app.core import idnumber, synonyms, text as texts
 from app.core.dictionary import Dictionary, Field
 
 _FULLWIDTH = str.maketrans("０１２３４５６７８９．，－＋", "0123456789.,-+")
 _DATE_SEPARATORS = re.compile(r"^(\d{4})[-./年](\d{1,2})[-./月](\d{1,2})日?$")
 _COMPACT_DATE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+# a month without a day (2014-08, 2014.8, 2014年8月, 201408): national exports and ledgers write
+# 首次识别时间 this way; it is read as the first day of that month
+_MONTH_ONLY = re.compile(r"^(\d{4})(?:[-./年](\d{1,2})月?|(\d{2}))$")
+_YEAR_SUFFIX = re.compile(r"^(.*\d)\s*年度?$")
 _PHONE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$")
 TRUE_WORDS = {"是", "有", "1", "true", "yes", "y", "√", "已"}
 FALSE_WORDS = {"否", "无", "0", "false", "no", "n", "×", "未"}
@@ -53,6 +57,9 @@ def parse_date(value) -> dt.date:
     m = _DATE_SEPARATORS.match(text) or _COMPACT_DATE.match(text)
     if m:
         return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    m = _MONTH_ONLY.match(text)
+    if m and 1 <= int(m.group(2) or m.group(3)) <= 12:
+        return dt.date(int(m.group(1)), int(m.group(2) or m.group(3)), 1)
     if re.fullmatch(r"\d{5}(\.0+)?", text):
         return EXCEL_EPOCH + dt.timedelta(days=int(float(text)))
     raise ValueError(value)
@@ -70,7 +77,11 @@ def _code(field: Field, value, dictionary: Dictionary):
         for code in codes:
             if code.isdigit() and int(code) == int(text):
                 return code, None
-    return value, f"“{text}”不在代码表“{field.label}”中"
+    code = synonyms.code_for(field.codes, text)  # 已脱贫（享受政策）, 缺劳动力, 其它 … (forms/synonyms.toml)
+    if code is not None and code in codes:
+        return code, None
+    choices = "、".join(codes.values()) if len(codes) <= 20 else "见代码表"
+    return value, f"“{text}”不在代码表“{field.label}”中(可填:{choices})"
 
 
 NUMBER_LIMIT = Decimal(10) ** 12  # no amount, count or year of this register comes near a trillion
@@ -123,6 +134,8 @@ def coerce(field: Field, value, dictionary: Dictionary):
         if t in ("text",):
             return str(value).strip() if not isinstance(value, str) else value.strip(), None
         if t == "integer":
+            if isinstance(value, str) and _YEAR_SUFFIX.match(value.strip()):
+                value = _YEAR_SUFFIX.match(value.strip()).group(1)  # 2016年, 2016年度
             number = parse_number(value)
             if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
                 raise InvalidOperation

@@ -180,8 +180,29 @@ def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, house
             findings.append(Finding(record.get("id"), kind, key, "type", message, ERROR,
                                     record_label(d, kind, record) if kind != "household" else household_label))
     if kind == "member":
+        _split_certificate(out)
         _fill_from_id_number(out)
     return out
+
+
+def _split_certificate(member: dict) -> None:
+    """A 20-digit disability certificate number given as the ID number: the first 18 are the citizen
+    ID (so the person is found as a duplicate on them), the whole number goes to 残疾证号."""
+    given = member.get("disability_certificate")
+    if isinstance(given, str) and given.strip():
+        member["disability_certificate"] = given = idnumber.normalise(given)
+        citizen, certificate = idnumber.split_certificate(given)
+        if certificate and member.get("id_number") in (None, ""):
+            member["id_number"] = citizen  # only the certificate given: its first 18 are the ID number
+    number = member.get("id_number")
+    if not isinstance(number, str):
+        return
+    citizen, certificate = idnumber.split_certificate(number)
+    if certificate:
+        member["id_number"] = citizen
+        member.setdefault("disability_certificate", certificate)
+        if not member.get("disability_certificate"):
+            member["disability_certificate"] = certificate
 
 
 def _fill_from_id_number(member: dict) -> None:
@@ -372,11 +393,13 @@ def _known_villages(store: Store) -> set[str] | None:
 
 
 def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档",
-         batch: dict[str, str] | None = None) -> SaveResult:
+         batch: dict[str, str] | None = None, prepared: tuple | None = None) -> SaveResult:
     """Save one household document in one transaction. With error-level findings nothing is written
-    unless `allow_errors` (a draft): validation reports, it never destroys input."""
+    unless `allow_errors` (a draft): validation reports, it never destroys input. `prepared`: what
+    `prepare(store, doc, where, batch)` returned just before, when the caller has already looked at
+    the findings (import-table), so the document is not checked twice."""
     d = default()
-    merged, findings, stored = prepare(store, doc, where, batch)
+    merged, findings, stored = prepared or prepare(store, doc, where, batch)
     if stored is None or stored.get("village_code") != merged.get("village_code"):
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:

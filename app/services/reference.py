@@ -124,6 +124,7 @@ class DivisionImport:
     skipped: int = 0                                                            # province/prefecture rows
     problems: list[Problem] = field(default_factory=list)
     applied: bool = False
+    private_use: list[tuple[str, str]] = field(default_factory=list)            # (code, name) holding PUA characters
 
     @property
     def ok(self) -> bool:
@@ -140,6 +141,8 @@ class DivisionImport:
         text += f",改名 {len(self.renamed)} 个,已有且相同 {self.unchanged} 个"
         if self.skipped:
             text += f",跳过省、市级行 {self.skipped} 行"
+        if self.private_use:
+            text += "。" + private_use_note(self.private_use)
         return text
 
 
@@ -155,9 +158,23 @@ def check_name(name) -> str:
         raise ValueError("名称为空")
     if len(text) > NAME_MAX:
         raise ValueError(f"名称过长({len(text)} 个字,最多 {NAME_MAX} 个)")
-    if any(unicodedata.category(ch).startswith("C") for ch in text):
-        raise ValueError("名称含有控制字符")
+    bad = [ch for ch in text if unicodedata.category(ch).startswith("C") and not private_use(ch)]
+    if bad:
+        raise ValueError(f"名称含有控制字符({'、'.join(f'U+{ord(ch):04X}' for ch in bad)})")
     return text
+
+
+def private_use(ch: str) -> bool:
+    """A character of Unicode's private-use area: real village names hold some (rare characters each
+    province's font vendor added, e.g. in 宜城市 and 东兴市). They are real names and kept; a font
+    without them prints a placeholder box."""
+    return unicodedata.category(ch) == "Co"
+
+
+def private_use_note(names: list[tuple[str, str]]) -> str:
+    shown = "、".join(f"{name}({code})" for code, name in names[:20]) + (" 等" if len(names) > 20 else "")
+    return (f"{len(names)} 个名称含有私用区字符(各地字库自造的生僻字,已照原样保存;本程序的字体没有这些字,"
+            f"屏幕和打印件上显示为方框,请核对):{shown}")
 
 
 def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict]) -> DivisionImport:
@@ -172,7 +189,9 @@ def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict
         raw_code, raw_level = cells.get("code"), cells.get("level")
         if raw_code is None and cells.get("name") is None:
             continue
-        if codes.is_above_county(raw_code) or (raw_level is not None and
+        city_county = str(raw_code or "").strip()[:6] in codes.county_level_cities() and \
+            set(str(raw_code).strip()[6:]) <= {"0"}  # 东莞市 441900: a city that is its own county
+        if codes.is_above_county(raw_code) or (raw_level is not None and not city_county and
                                                   _clean_name(raw_level).lower() in codes.ABOVE_COUNTY_WORDS):
             plan.skipped += 1
             continue
@@ -187,7 +206,9 @@ def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict
         except ValueError as exc:
             plan.problems.append(Problem(file, number, label["name"], f"{exc}(代码 {code})"))
             continue
-        if raw_level is not None:
+        if any(private_use(ch) for ch in name):
+            plan.private_use.append((code, name))
+        if raw_level is not None and not city_county:
             given = codes.level_word(raw_level)
             if given is None:
                 plan.problems.append(Problem(file, number, label["level"],

@@ -47,6 +47,7 @@ class WorkLists:
     waiting: dict[str, list[Entry]] = field(default_factory=lambda: {s: [] for s in STAGES[1:]})
     failing_exits: list[Entry] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # the laptop's 户编号 running out, and the like
+    incomplete: list[Entry] = field(default_factory=list)  # 待完善: required values left empty
 
     def as_dict(self) -> dict:
         return {
@@ -57,6 +58,7 @@ class WorkLists:
             "waiting": {s: [e.as_dict() for e in entries] for s, entries in self.waiting.items()},
             "failing_exits": [e.as_dict() for e in self.failing_exits],
             "notices": list(self.notices),
+            "incomplete": [e.as_dict() for e in self.incomplete],
         }
 
 
@@ -96,6 +98,9 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
     for doc in docs:
         if not registered(doc):
             continue
+        missing = missing_required(doc)
+        if missing:
+            lists.incomplete.append(_entry(doc, "待完善:未填 " + "、".join(missing)))
         if not current_helpers(doc, on):
             ended = [h for h in doc.get("helpers", []) if h.get("end_date")]
             lists.missing_helper.append(_entry(doc, "结对已结束,未安排新的帮扶责任人" if ended else "没有帮扶责任人"))
@@ -149,6 +154,27 @@ def number_notices(store: Store, village_code: str | None = None) -> list[str]:
             state = "已用完,新户暂存为无户编号的草稿" if left == 0 else f"只剩 {left} 个"
             out.append(f"本机在{name}({village})的户编号{state}:请尽快与县里同步"
                        "(县里会随县级包自动发来新的号段,不需要重新登记本机)")
+    return out
+
+
+def missing_required(doc: dict) -> list[str]:
+    """Labels of the required values a household (or its members) leaves empty: a household imported
+    with --allow-incomplete or saved as a draft. Member fields are named with the member. Checks the
+    required fields only (the same test as validation's “为必填项”), not every rule: it runs for every
+    household of the work list."""
+    from app.core.dictionary import default  # noqa: PLC0415
+    from app.core.values import is_empty  # noqa: PLC0415
+
+    d = default()
+    out: list[str] = []
+    for kind, records in (("household", [doc]), ("member", doc.get("members", []))):
+        for record in records:
+            for f in d.kinds[kind].fields.values():
+                if (f.required and is_empty(record.get(f.key)) and f.visible(record)
+                        and not (f.readonly and f.default is not None)):
+                    label = f.label if kind == "household" else f"成员“{record.get('name') or '?'}”的{f.label}"
+                    if label not in out:
+                        out.append(label)
     return out
 
 

@@ -22,7 +22,7 @@ from app.core.validation import collection
 from app.services import households
 from app.store import Store
 from app.tables import workbook_temp
-from app.tables.importer import write_atomic
+from app.tables.errorbook import write_atomic
 from app.tables.reader import TableError
 
 CODE_SHEET = "代码表"

@@ -10,20 +10,28 @@ Both return a `Report` listing what would be / was created or updated and every 
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app import fileio
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import ERROR, collection, record_label
 from app.services import households
 from app.store import Store
-from app.tables import workbook_temp
 from app.tables import mapping as mp
+from app.tables.errorbook import error_workbook_bytes, write_atomic, write_error_workbook  # noqa: F401 - API
+from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: API of import-table
+    DERIVED,
+    Options,
+    bare_code,
+    fixed_values,
+    missing_columns,
+    parse_fixed,
+    resolve_target,
+)
 from app.tables.reader import Sheet, TableError, locate_header, read_file
 
 CODE_SHEET = "代码表"
@@ -37,6 +45,7 @@ class Rejection:
     row: int
     column: str
     reason: str
+    target: str = ""       # "household.main_cause" … when the problem is one cell's value
 
 
 @dataclass
@@ -50,8 +59,8 @@ class Group:
     children: dict = field(default_factory=dict)       # kind -> list of (record, (sheet, row))
     rows: list = field(default_factory=list)           # (sheet index, row number)
     errors: list = field(default_factory=list)         # Rejection
+    warnings: list = field(default_factory=list)       # Rejection (imported anyway)
     household_id: str | None = None                    # matched stored household
-    doc: dict | None = None
 
 
 @dataclass
@@ -62,6 +71,8 @@ class SheetInfo:
     columns: dict          # column index -> target
     ignored: list          # header texts not mapped
     rows: int
+    suggestions: dict = field(default_factory=dict)    # ignored header -> the closest target
+    parts: dict = field(default_factory=dict)          # target -> column indexes whose sum it is
 
 
 @dataclass
@@ -72,6 +83,8 @@ class Plan:
     groups: list[Group]
     mapping: dict          # normalised header -> target, as used
     notes: list[str] = field(default_factory=list)
+    missing: list = field(default_factory=list)        # (target, label) of required columns the file lacks
+    options: Options = field(default_factory=Options)
 
 
 @dataclass
@@ -85,29 +98,55 @@ class Report:
     rejections: list[Rejection] = field(default_factory=list)
     rejected_rows: list[tuple[str, int]] = field(default_factory=list)
     rejected_households: int = 0
+    incomplete: int = 0                                 # imported (or to import) as 待完善
+    warnings: list[Rejection] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
 
-    def summary(self) -> str:
+    def summary(self, window: bool = False) -> str:
+        """The report in words; `window` names the dialog's choices instead of the command's options."""
         verb = "将" if self.dry_run else "已"
         lines = [f"文件 {Path(self.file).name}:{verb}新建 {self.created} 户,{verb}更新 {self.updated} 户"
                  + (f",{self.unchanged} 户无变化" if self.unchanged else "")
                  + f",成员 {self.members} 人;拒绝 {self.rejected_households} 户({len(self.rejected_rows)} 行)。"]
+        if self.incomplete:
+            lines.append(f"其中 {self.incomplete} 户缺必填项,{verb}作为“待完善”导入(工作清单“待完善”列出,请逐户补全)。")
+        if self.warnings:
+            first = self.warnings[0]
+            taken = "仍可导入" if self.dry_run else "已照常导入"
+            lines.append(f"提醒 {len(self.warnings)} 条(这些户{taken}),如 {first.sheet} 第 {first.row} 行:{first.reason}")
         if self.dry_run:
             lines.append("这是试导入:数据库没有任何改动。")
+        if self.plan and self.plan.missing:
+            lines.append(missing_columns_text(self.plan, window))
         lines += self.notes
         return "\n".join(lines)
+
+
+def missing_columns_text(plan: "Plan", window: bool = False) -> str:
+    """The required columns the file does not have, said once for the whole file."""
+    labels = [label for _, label in plan.missing]
+    example = plan.missing[0][1]
+    what = ("这些户作为“待完善”处理" if plan.options.allow_incomplete
+            else "每一户都缺这些项,因此被拒绝")
+    if window:
+        return (f"缺少必填列:{'、'.join(labels)}({what})。可以在“统一填写”中给全部户填上,"
+                "或勾选“待完善”先导入,之后逐户补全。")
+    return (f"缺少必填列:{'、'.join(labels)}({what})。可以用 --set {example}=值 给全部户填上,"
+            "或加 --allow-incomplete 先导入为“待完善”,之后逐户补全。")
 
 
 # ---------------------------------------------------------------------- analysis
 
 
 def analyse(store: Store, path, *, village: str | None = None, saved_mapping: dict | None = None,
-            data: bytes | None = None, progress: Progress = None) -> Plan:
-    """Read and map a file and group its rows into households. Raises TableError when the file as a
-    whole cannot be imported (unreadable, no recognisable columns, no village)."""
+            data: bytes | None = None, progress: Progress = None, options: Options | None = None) -> Plan:
+    """Read and map a file and group its rows into households, collecting every problem of the file
+    in this one pass (missing columns, unmapped headings, each cell's value). Raises TableError when
+    the file as a whole cannot be imported (unreadable, no recognisable columns, no village)."""
     d = default()
+    options = options or Options()
     path = Path(path)
     sheets = read_file(path, data)
     if not sheets:
@@ -136,10 +175,24 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
                 ignored.append(h)
                 used.setdefault(h, "")
         data_rows = sum(1 for n, _ in sheet.rows if n > sheet.header_row)
-        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows))
+        parts = {}
+        for target, words in mp.synonym_table().parts.items():
+            if mp.fits(target, kind) and target not in seen:
+                cols = [c for c, h in enumerate(sheet.headers) if h and h in {mp.normalise_header(w) for w in words}]
+                if cols:
+                    parts[target] = cols
+                    ignored = [h for h in ignored if h not in {sheet.headers[c] for c in cols}]
+        suggestions = {}
+        for h in ignored:
+            near = mp.suggest(h, kind, d)
+            if near and near not in seen:
+                suggestions[h] = near
+        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows, suggestions, parts))
         if ignored:
-            notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(ignored)}")
-    targets = {t for info in infos if info.kind == "household" for t in info.columns.values()}
+            shown = [f"{h}(最接近“{mp.target_label(suggestions[h], d)}”,可在列对照中指定)" if h in suggestions else h
+                     for h in ignored]
+            notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
+    targets = {t for info in infos if info.kind == "household" for t in [*info.columns.values(), *info.parts]}
     if not ({"member.name", "household.head_name"} & targets):
         raise TableError(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
                          "或在列对照中指定。未导入任何数据。")
@@ -147,12 +200,13 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
         raise TableError(f"村代码“{village}”应为 12 位数字。")
-    groups = _group(store, sheets, infos, village, d, notes)
+    fixed = fixed_values(options.fixed, d, options.codes)
+    missing = missing_columns(targets | set(fixed), d)
+    groups = _group(store, sheets, infos, village, d, notes, options, fixed)
     _match(store, groups)
-    for g in groups:
-        if not g.errors:
-            g.doc = _document(store, g, d)
-    return Plan(path, sheets, infos, groups, used, notes)
+    # the documents are built one at a time by the dry run and the import (_run), from the database as
+    # it is then, and not kept: a plan holds the file's values only
+    return Plan(path, sheets, infos, groups, used, notes, missing, options)
 
 
 def _village_lookup(store: Store) -> dict[str, str]:
@@ -173,8 +227,9 @@ def _is_total_row(row: tuple) -> bool:
 
 
 def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary,
-           notes: list[str] | None = None) -> list[Group]:
-    aliases = mp.code_aliases(d)
+           notes: list[str] | None = None, options: Options | None = None, fixed: dict | None = None) -> list[Group]:
+    options = options or Options()
+    fixed = fixed or {}
     groups: list[Group] = []
     index: dict[tuple, Group] = {}
     village_names = None
@@ -194,12 +249,30 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 totals.append(str(number))
                 continue
             cells = {c: row[c] for c in info.columns if c < len(row) and row[c] is not None}
-            if not cells:
+            summed = {t: [row[c] for c in cols if c < len(row) and row[c] is not None] for t, cols in info.parts.items()}
+            summed = {t: v for t, v in summed.items() if v}
+            if not cells and not summed:
                 continue
             if all(mp.normalise_header(v) == sheet.headers[c] for c, v in cells.items()):
                 continue  # the header repeated (a printed ledger pasted page after page)
             errors: list[Rejection] = []
-            house, record, special = {}, {}, {}
+            warnings: list[Rejection] = []
+            house, record, special, extra = {}, {}, {}, {}
+            for target, parts in summed.items():  # 财产性收入 = 资产收益分红型收入 + 其他财产性收入
+                kind, key = target.split(".", 1)
+                f = d.kinds[kind].fields[key]
+                total, bad = Decimal(0), None
+                for part in parts:
+                    value, message = values.coerce(f, part, d)
+                    if message:
+                        bad = message
+                        break
+                    total += Decimal(str(value))
+                if bad:
+                    heads = "、".join(str(sheet.raw_headers[c]) for c in info.parts[target])
+                    errors.append(Rejection(sheet.title, number, heads, bad, target))
+                else:
+                    extra.setdefault(kind, {})[key] = int(total) if total == total.to_integral_value() else float(total)
             for c, raw in cells.items():
                 target = info.columns[c]
                 column = str(sheet.raw_headers[c] or sheet.headers[c])
@@ -212,22 +285,47 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                     errors.append(Rejection(sheet.title, number, column,
                                             "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入"))
                     continue
-                if f.type == "code" and isinstance(raw, str):
-                    raw = aliases[f.codes].get(raw.replace(" ", ""), raw)
-                elif f.type == "multi_code" and isinstance(raw, str):
-                    raw = [aliases[f.codes].get(p, p) for p in _SPLIT.split(raw) if p]
+                if f.type in ("code", "multi_code"):
+                    parts = raw if f.type == "code" else [p for p in _SPLIT.split(str(raw)) if p]
+                    parts = [parts] if f.type == "code" else parts
+                    translated, message = [], None
+                    for part in parts:
+                        part, message = bare_code(f, part, options.codes, d)
+                        if message:
+                            break
+                        translated.append(part)
+                    if message:
+                        errors.append(Rejection(sheet.title, number, column, message, target))
+                        continue
+                    raw = translated[0] if f.type == "code" else translated
                 value, message = values.coerce(f, raw, d)
                 if message:
-                    errors.append(Rejection(sheet.title, number, column, message))
+                    errors.append(Rejection(sheet.title, number, column, message, target))
                     continue
                 if f.type == "id_number" and value:
+                    value, certificate = idnumber.split_certificate(value)
                     try:
                         idnumber.parse(value)
                     except idnumber.IdNumberError as exc:
                         errors.append(Rejection(sheet.title, number, column,
-                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)"))
+                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)", target))
                         continue
-                (house if kind == "household" else record)[key] = value
+                    if certificate and "disability_certificate" in d.kinds[kind].fields:
+                        record.setdefault("disability_certificate", certificate)
+                    if idnumber.region_known(value) is False:
+                        warnings.append(Rejection(sheet.title, number, column,
+                                                  f"身份证号码前 6 位 {value[:6]} 不在 GB/T 2260 行政区划代码表中"
+                                                  "(旧代码终身有效,仍然导入;请核对号码)", target))
+                if key == "disability_certificate" and value:
+                    value = idnumber.normalise(value)
+                if target in _NAME_TARGETS and isinstance(value, str):
+                    value = tidy_name(value)
+                if kind == "household":
+                    house[key] = value
+                elif info.kind == "household" and kind != "member":
+                    extra.setdefault(kind, {})[key] = value  # the household's income on its row
+                else:
+                    record[key] = value
             # the village
             code = special.get(mp.VILLAGE_CODE)
             if code is None and mp.VILLAGE_NAME in special:
@@ -280,6 +378,7 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 index.setdefault(("h", record["id_number"]), group)
             group.rows.append((si, number))
             group.errors += errors
+            group.warnings += warnings
             if code:
                 if group.village_code and group.village_code != code:
                     group.errors.append(Rejection(sheet.title, number, "村代码", f"同一户的村代码不一致({group.village_code} 与 {code})"))
@@ -308,6 +407,8 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                 elif number_id:
                     id_seen[number_id] = (group, sheet.title, number)
                 group.children.setdefault(kind, []).append((record, (sheet.title, number)))
+            for extra_kind, fields in extra.items():
+                _merge_row_record(group, extra_kind, fields, (sheet.title, number), d)
             if info.kind == "household":
                 previous = group
         if totals and notes is not None:
@@ -315,7 +416,54 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
     for g in groups:
         if g.village_code is None:
             g.village_code = village
+        _complete(g, d, fixed)
     return groups
+
+
+_NAME_TARGETS = {"household.head_name", "member.name"}
+_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\ue000-\uf8ff])\s+|\s+(?=[\u3400-\u9fff\ue000-\uf8ff])")
+
+
+def tidy_name(text: str) -> str:
+    """A person's name as typed in a ledger: a stray space (also a full-width one) next to a Chinese
+    character removed (周　武 → 周武), so the head's name on the household row matches the member row;
+    spaces between Latin letters are kept."""
+    return _CJK_GAP.sub("", text.strip())
+
+
+def _merge_row_record(group: Group, kind: str, fields: dict, where: tuple, d: Dictionary) -> None:
+    """A child record given on the household's rows (one income per household): the rows of a
+    household repeat it, and must agree."""
+    items = group.children.setdefault(kind, [])
+    if not items:
+        items.append((dict(fields), where))
+        return
+    record, first = items[0]
+    for key, value in fields.items():
+        if key in record and record[key] != value:
+            label = d.kinds[kind].fields[key].label
+            group.errors.append(Rejection(where[0], where[1], label, f"同一户的“{label}”与第 {first[1]} 行不一致"
+                                          f"(“{record[key]}”与“{value}”)", f"{kind}.{key}"))
+        else:
+            record[key] = value
+
+
+def _complete(g: Group, d: Dictionary, fixed: dict) -> None:
+    """Fill what the file leaves empty: --set values, and 户主姓名 from the member whose 与户主关系
+    is 户主 (national exports list people, not households)."""
+    for target, value in fixed.items():
+        kind, key = target.split(".", 1)
+        if kind == "household":
+            g.house.setdefault(key, value)
+        else:
+            for record, _ in g.children.get(kind, []):
+                record.setdefault(key, value)
+    if not g.house.get("head_name"):
+        for record, where in g.children.get("member", []):
+            if record.get("relation") == "01" and record.get("name"):
+                g.house["head_name"] = record["name"]
+                g.house_rows.setdefault("head_name", where)
+                break
 
 
 def _match(store: Store, groups: list[Group]) -> None:
@@ -434,49 +582,96 @@ def _reject(report: Report, plan: Plan, g: Group, rejections: list[Rejection]) -
         report.rejected_rows.append((title, number))
 
 
+def _sort_findings(plan: Plan, g: Group, findings, d: Dictionary):
+    """Split a household's error findings into (other errors, required values left empty in a cell,
+    required values of a column the whole file lacks), each as Rejections; findings that merely
+    echo a value error already reported for that cell (a cause not in the list, then also “为必填项”)
+    are dropped."""
+    missing = {t for t, _ in plan.missing}
+    bad = {(r.target, r.sheet, r.row) for r in g.errors if r.target}
+    bad_targets = {r.target for r in g.errors if r.target}
+    other, required, column = [], [], []
+    for f in findings:
+        if f.severity != ERROR:
+            continue
+        target = f"{f.kind}.{f.field}"
+        sheet, row, label = _finding_row(g, f, d)
+        sources = {target, DERIVED.get(target)} - {None}
+        if f.kind == "household" and sources & bad_targets:
+            continue
+        if f.kind != "household" and any((t, sheet, row) in bad for t in sources):
+            continue
+        rejection = Rejection(sheet, row, label, f.message, target)
+        if f.rule == "required" and target in missing:
+            column.append(rejection)
+        elif f.rule == "required":
+            required.append(rejection)
+        else:
+            other.append(rejection)
+    return other, required, column
+
+
 def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
+    """Check every household in one pass and (unless dry_run) save the acceptable ones. A household
+    is rejected for any wrong value and for every problem found with it at once; one whose only
+    problems are required values left empty is imported as 待完善 with --allow-incomplete."""
     d = default()
     report = Report(str(plan.path), dry_run, notes=list(plan.notes), sheets=plan.infos, plan=plan)
+    allow = plan.options.allow_incomplete
     total = len(plan.groups)
     for i, g in enumerate(plan.groups, 1):
-        if g.errors or g.doc is None:
+        if g.key.startswith("orphan:"):
             _reject(report, plan, g, g.errors)
-        else:
-            home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
-            where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
-            try:
-                if dry_run:
-                    merged, findings, stored = households.prepare(store, g.doc, where)
-                    errors = [f for f in findings if f.severity == ERROR]
-                    if errors:
-                        raise households.ValidationFailed(findings)
-                    if stored is not None and merged.get("status") != stored.get("status"):
-                        refusal = procedures.authorize_change("household", {"status": merged.get("status")},
-                                                              {"status": stored.get("status")}, store.role, op="update", reason="")
-                        if refusal:  # as households.save would refuse it
-                            raise households.StatusChangeRefused(f"{where}: {refusal}")
-                    created, changed = stored is None, stored is None or _differs(merged, stored, d)
-                else:
-                    result = households.save(store, g.doc, where=where)
-                    created, changed = result.created, result.changes > 0
-            except households.ValidationFailed as exc:
-                _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
-                                          for f in exc.findings if f.severity == ERROR])
-            except households.InputError as exc:
-                (s, r), column = home, ""
-                if isinstance(exc, households.StatusChangeRefused) and "status" in g.house_rows:
-                    (s, r), column = g.house_rows["status"], d.field_label("household", "status")  # the cell that changed it
-                _reject(report, plan, g, [Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
+            continue
+        doc = _document(store, g, d)  # also with value errors: the dry run checks the rest (one pass)
+        home = g.house_rows.get("head_name") or g.house_rows.get("household_number") or _first_row(g)
+        where = f"{plan.path.name} {home[0]} 第 {home[1]} 行"
+        try:
+            prepared = households.prepare(store, doc, where)
+            merged, findings, stored = prepared
+            other, required, column = _sort_findings(plan, g, findings, d)
+            if g.errors or other:
+                _reject(report, plan, g, [*g.errors, *other, *required])
+                continue
+            if (required or column) and not allow:
+                lines = list(required)
+                if column:
+                    labels = "、".join(dict.fromkeys(r.column for r in column))
+                    lines.append(Rejection(home[0], home[1], "", f"缺少必填列:{labels}(整列缺失,见报告开头)"))
+                _reject(report, plan, g, lines)
+                continue
+            incomplete = bool(required or column)
+            if stored is not None and merged.get("status") != stored.get("status"):
+                refusal = procedures.authorize_change("household", {"status": merged.get("status")},
+                                                      {"status": stored.get("status")}, store.role, op="update", reason="")
+                if refusal:  # as households.save would refuse it
+                    raise households.StatusChangeRefused(f"{where}: {refusal}")
+            if dry_run:
+                created, changed = stored is None, stored is None or _differs(merged, stored, d)
             else:
-                report.members += len(g.children.get("member", []))
-                if created:
-                    report.created += 1
-                elif changed:
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
-        if progress and (i % 50 == 0 or i == total):
-            progress(i, total)
+                result = households.save(store, doc, where=where, allow_errors=incomplete, prepared=prepared)
+                created, changed = result.created, result.changes > 0
+        except households.ValidationFailed as exc:
+            _reject(report, plan, g, [Rejection(*_finding_row(g, f, d), f.message)
+                                      for f in exc.findings if f.severity == ERROR])
+        except households.InputError as exc:
+            (s, r), column = home, ""
+            if isinstance(exc, households.StatusChangeRefused) and "status" in g.house_rows:
+                (s, r), column = g.house_rows["status"], d.field_label("household", "status")  # the cell that changed it
+            _reject(report, plan, g, [*g.errors, Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
+        else:
+            report.members += len(g.children.get("member", []))
+            report.warnings += g.warnings
+            report.incomplete += incomplete and changed
+            if created:
+                report.created += 1
+            elif changed:
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        finally:
+            if progress and (i % 50 == 0 or i == total):
+                progress(i, total)
     report.rejections.sort(key=lambda r: (r.sheet, r.row))
     report.rejected_rows = sorted(set(report.rejected_rows))
     return report
@@ -510,63 +705,11 @@ def commit(store: Store, plan: Plan, progress: Progress = None) -> Report:
 
 
 def import_table(store: Store, path, *, village: str | None = None, mapping: dict | None = None,
-                 dry: bool = False, errors_out=None, progress: Progress = None) -> Report:
+                 dry: bool = False, errors_out=None, progress: Progress = None,
+                 options: Options | None = None) -> Report:
     """analyse + dry_run/commit (+ the error workbook when rows were rejected and errors_out is given)."""
-    plan = analyse(store, path, village=village, saved_mapping=mapping)
+    plan = analyse(store, path, village=village, saved_mapping=mapping, options=options)
     report = dry_run(store, plan, progress) if dry else commit(store, plan, progress)
     if errors_out and report.rejected_rows:
         write_error_workbook(report, errors_out)
     return report
-
-
-# ---------------------------------------------------------------------- the error workbook
-
-
-def error_workbook_bytes(report: Report) -> bytes:
-    """An .xlsx with a list of every rejection (工作表, 行号, 列, 原因) and, per source sheet, the
-    rejected rows as they were, under the original header, with a 错误原因 column: fix and re-import."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-
-    plan = report.plan
-    wb = Workbook(write_only=False)
-    summary = wb.active
-    summary.title = "错误清单"
-    summary.append(["工作表", "行号", "列", "原因"])
-    for r in report.rejections:
-        summary.append([r.sheet, r.row, r.column, r.reason])
-    for col, width in zip("ABCD", (16, 8, 18, 70)):
-        summary.column_dimensions[col].width = width
-    summary.freeze_panes = "A2"
-    reasons: dict[tuple[str, int], list[str]] = {}
-    for r in report.rejections:
-        reasons.setdefault((r.sheet, r.row), []).append(f"{r.column}:{r.reason}" if r.column else r.reason)
-    rejected = set(report.rejected_rows)
-    bold, fill = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
-    for sheet in plan.sheets:
-        rows = [(n, v) for n, v in sheet.rows if (sheet.title, n) in rejected]
-        if not rows:
-            continue
-        ws = wb.create_sheet(sheet.title[:31] if sheet.title != "错误清单" else "错误清单(原表)")
-        header = list(sheet.raw_headers)
-        ws.append([*header, "错误原因", "原行号"])
-        for cell in ws[1]:
-            cell.font = bold
-        for n, v in rows:
-            cells = [*v, *([None] * (len(header) - len(v)))][: max(len(header), len(v))]
-            ws.append([*cells, ";".join(reasons.get((sheet.title, n), [])), n])
-            ws.cell(ws.max_row, len(header) + 1).fill = fill
-        ws.freeze_panes = "A2"
-    buf = io.BytesIO()
-    with workbook_temp.saving():  # sheet XML with names and ID numbers: owner-only, removed
-        wb.save(buf)
-    return buf.getvalue()
-
-
-def write_atomic(path, data: bytes) -> Path:
-    """Atomic and owner-only (app.fileio): an error workbook or export holds names and ID numbers."""
-    return fileio.write_atomic(path, data)
-
-
-def write_error_workbook(report: Report, path) -> Path:
-    return write_atomic(path, error_workbook_bytes(report))

@@ -22,34 +22,17 @@ SPECIAL_TARGETS = {
     HEAD_ID_NUMBER: "户主公民身份号码",
 }
 
-# Common spellings in county ledgers, beyond the dictionary's own labels.
-SYNONYMS: dict[str, list[str]] = {
-    "household.household_number": ["户编号", "户号", "贫困户编号", "户编码", "家庭编号"],
-    "household.head_name": ["户主姓名", "户主", "户主名称"],
-    "household.group": ["村民小组", "组", "组别", "小组", "所在组", "村组"],
-    "household.phone": ["联系电话", "电话", "手机", "手机号", "手机号码", "联系方式", "户主电话"],
-    "household.bank_name": ["开户银行", "开户行"],
-    "household.bank_account": ["银行账号", "银行卡号", "账号", "银行帐号", "存折账号"],
-    "household.attribute": ["贫困户属性", "户属性", "贫困属性", "属性"],
-    "household.status": ["脱贫状态", "贫困状态", "户状态"],
-    "household.main_cause": ["主要致贫原因", "致贫原因"],
-    "household.family_size": ["家庭人口数", "人口数", "家庭人口", "户人口数", "人口", "家庭人数"],
-    "household.first_identified": ["首次识别时间", "识别时间", "识别年月", "纳入时间"],
-    "household.planned_exit_year": ["计划脱贫年度", "计划脱贫年份"],
-    "household.exit_year": ["脱贫年度", "脱贫年份", "脱贫时间"],
-    "member.name": ["姓名", "成员姓名", "家庭成员姓名"],
-    "member.id_number": ["公民身份号码", "证件号码", "身份证号", "身份证号码", "身份证", "证件号", "残疾证号"],
-    "member.relation": ["与户主关系", "与户主的关系", "关系"],
-    "member.sex": ["性别"],
-    "member.birth_date": ["出生日期", "出生年月", "生日"],
-    "member.health": ["健康状况", "健康状态"],
-    "member.labour_skill": ["劳动技能", "劳动能力"],
-    "member.education": ["文化程度", "学历"],
-    "member.work_months": ["务工时间(月)", "务工时间", "务工月数"],
-    VILLAGE_CODE: ["村代码", "村编码", "行政区划代码", "区划代码", "村级代码", "统计用区划代码"],
-    VILLAGE_NAME: ["村名称", "村名", "行政村", "所在村", "村"],
-    HEAD_ID_NUMBER: ["户主公民身份号码", "户主身份证号", "户主身份证号码", "户主证件号码"],
-}
+
+def synonyms_of(target: str) -> tuple[str, ...]:
+    """Other headings accepted for a target (forms/synonyms.toml [headings])."""
+    return synonym_table().headings.get(target, ())
+
+
+def synonym_table():
+    from app.core import synonyms  # noqa: PLC0415
+
+    return synonyms.default()
+
 
 _SPACES = re.compile(r"[\s\u3000]+")
 _BRACKETS = str.maketrans("()（）【】[]", "()()()()")
@@ -71,7 +54,7 @@ def target_label(target: str, dictionary: Dictionary | None = None) -> str:
         kind, key = target.split(".", 1)
         if kind in d.kinds and key in d.kinds[kind].fields:
             label = d.kinds[kind].fields[key].label
-            return label if kind in ("household", "member") else f"{d.kinds[kind].label}·{label}"
+            return label if kind in ("household", "member") else f"{'收入' if kind == 'income' else d.kinds[kind].label}·{label}"
     return target
 
 
@@ -88,14 +71,19 @@ def fits(target: str, sheet_kind: str) -> bool:
     if target == "" or target in SPECIAL_TARGETS or target == "household.household_number":
         return True
     kind = target.split(".", 1)[0]
-    return kind in ("household", "member") if sheet_kind == "household" else kind == sheet_kind
+    return kind in ROW_KINDS if sheet_kind == "household" else kind == sheet_kind
+
+
+# Kinds a household/member row may carry: the national forms put the year's income on the household's
+# row (资产收益分红型收入 …); such a row gives the household one income record.
+ROW_KINDS = ("household", "member", "income")
 
 
 def choices(dictionary: Dictionary | None = None) -> list[tuple[str, str]]:
     """(target, label) of every target a household/member column can map to, for a mapping editor."""
     d = dictionary or default()
     out = [(t, label) for t, label in SPECIAL_TARGETS.items()]
-    for k, prefix in (("household", "户"), ("member", "成员")):
+    for k, prefix in (("household", "户"), ("member", "成员"), ("income", "收入")):
         out += [(f"{k}.{f.key}", f"{prefix}·{f.label}") for f in d.kinds[k].fields.values()]
     return out
 
@@ -105,24 +93,51 @@ def known_headers(kind: str = "household", dictionary: Dictionary | None = None)
     special targets); any other child kind covers a sheet of that kind."""
     d = dictionary or default()
     out: dict[str, str] = {}
+    table = synonym_table().headings
     if kind == "household":
-        for k in ("member", "household"):  # household labels win over member ones on a clash
+        for k in ("income", "member", "household"):  # household labels win over member ones on a clash
             for f in d.kinds[k].fields.values():
                 out[normalise_header(f.label)] = f"{k}.{f.key}"
-        for target, words in SYNONYMS.items():
-            for w in words:
-                out.setdefault(normalise_header(w), target)
+        for target, words in table.items():
+            if fits(target, "household"):
+                for w in words:
+                    out.setdefault(normalise_header(w), target)
         for target, label in SPECIAL_TARGETS.items():
             out[normalise_header(label)] = target
+        kinds = ROW_KINDS
     else:
         for f in d.kinds[kind].fields.values():
             out[normalise_header(f.label)] = f"{kind}.{f.key}"
-        for target, words in SYNONYMS.items():
-            if target in (VILLAGE_CODE, HEAD_ID_NUMBER) or target == "household.household_number":
+        for target, words in table.items():
+            if target in (VILLAGE_CODE, HEAD_ID_NUMBER, "household.household_number") or target.startswith(kind + "."):
                 for w in words:
                     out.setdefault(normalise_header(w), target)
         out[normalise_header(d.kinds["household"].fields["household_number"].label)] = "household.household_number"
+        kinds = (kind,)
+    for k in kinds:
+        for f in d.kinds[k].fields.values():
+            label = normalise_header(f.label)
+            if f.type == "bool" and (label.startswith("是否") or not any(w in label for w in ("是否", "有无"))):
+                # 是否参加大病保险 for 参加大病保险: official forms differ in 是否 alone
+                out.setdefault(label[2:] if label.startswith("是否") else "是否" + label, f"{k}.{f.key}")
+            bare = re.sub(r"\([^()]*\)$", "", label)  # 住房面积 for 住房面积(平方米): the unit left out
+            if bare and bare != label:
+                out.setdefault(bare, f"{k}.{f.key}")
     return out
+
+
+def suggest(header: str, kind: str = "household", dictionary: Dictionary | None = None) -> str | None:
+    """The closest known heading's target for an unmapped header (a typing slip, a longer or shorter
+    official heading), or None when nothing is close."""
+    import difflib  # noqa: PLC0415
+
+    known = known_headers(kind, dictionary)
+    h = normalise_header(header)
+    contained = sorted((k for k in known if len(k) >= 2 and (k in h or h in k)), key=lambda k: -len(k))
+    if contained:
+        return known[contained[0]]
+    close = [k for k in difflib.get_close_matches(h, list(known), n=3, cutoff=0.6) if abs(len(k) - len(h)) <= 1]
+    return known[close[0]] if close else None  # a slip of one character (户主性名), not a shared word
 
 
 def sheet_kind(title: str, dictionary: Dictionary | None = None) -> str:
@@ -149,8 +164,17 @@ def guess(headers: list[str], kind: str = "household", saved: dict[str, str] | N
     return out
 
 
+CODE_SOURCES = ("national", "jiandang")
+
+
 def load_mapping(path) -> dict[str, str]:
     """A mapping file: JSON {"columns": {"表头": "member.id_number", "备注": ""}} (UTF-8)."""
+    return load_mapping_file(path)[0]
+
+
+def load_mapping_file(path) -> tuple[dict[str, str], str | None]:
+    """(columns, codes): the mapping and whose bare numeric codes the file holds ("codes":
+    "national" | "jiandang", optional)."""
     from app.tables.reader import TableError
 
     try:
@@ -166,42 +190,35 @@ def load_mapping(path) -> dict[str, str]:
     if bad:
         raise TableError(f"对照文件 {path} 中这些字段在数据字典中不存在:{'、'.join(bad)}。"
                          "字段写作 household.字段名 或 member.字段名(见 docs/tables.md)")
-    return {normalise_header(h): t for h, t in columns.items()}
+    codes = data.get("codes")
+    if codes is not None and codes not in CODE_SOURCES:
+        raise TableError(f"对照文件 {path} 中“codes”应为 \"national\"(全国扶贫开发信息系统的代码)或 \"jiandang\"(本程序的代码)")
+    return {normalise_header(h): t for h, t in columns.items()}, codes
 
 
-def save_mapping(path, mapping: dict[str, str]) -> None:
+def save_mapping(path, mapping: dict[str, str], codes: str | None = None) -> None:
     """Write a mapping file atomically (headers and field names only, no personal data)."""
     from app import fileio  # noqa: PLC0415
 
-    fileio.write_atomic(path, json.dumps({"columns": mapping}, ensure_ascii=False, indent=2) + "\n")
+    data = json.dumps({"columns": mapping, **({"codes": codes} if codes else {})}, ensure_ascii=False, indent=2)
+    fileio.write_atomic(path, data + "\n")
 
 
-# Other spellings of code labels seen in ledgers (the label itself and the code always work too).
-CODE_ALIASES: dict[str, dict[str, str]] = {
-    "relation": {"户主": "01", "本人": "01", "妻子": "02", "妻": "02", "丈夫": "02", "夫": "02", "儿子": "03",
-                 "长子": "03", "次子": "03", "女儿": "04", "长女": "04", "次女": "04", "儿媳": "05", "女婿": "06",
-                 "父亲": "11", "母亲": "12"},
-    "household_attribute": {"一般户": "1", "低保户": "2", "五保户": "3", "特困户": "3", "特困供养户": "3",
-                            "一般脱贫户": "1", "低保脱贫户": "2", "特困供养脱贫户": "3"},
-    "education": {"文盲": "1", "半文盲": "1", "大专": "5", "本科": "5", "大学": "5"},
-    "dilapidated_level": {"C": "C", "D": "D", "c": "C", "d": "D"},
-}
+def code_for(list_name: str, text) -> str | None:
+    """The code a spelling stands for (forms/synonyms.toml and the labels), or None."""
+    from app.core import synonyms  # noqa: PLC0415
+
+    return synonyms.code_for(list_name, text)
 
 
 def code_aliases(dictionary: Dictionary | None = None) -> dict[str, dict[str, str]]:
-    """Per code list: accepted spelling → code. Covers CODE_ALIASES, each part of a label written
-    with '/', the label without a leading 之 (子, 女, 孙子 …) and full-/half-width brackets."""
-    d = dictionary or default()
-    out: dict[str, dict[str, str]] = {}
-    for name, codes in d.codes.items():
-        table: dict[str, str] = {}
-        for code, label in codes.items():
-            for part in [label, *label.split("/")]:
-                for variant in (part, part.translate(_BRACKETS), part.replace("(", "(").replace(")", ")")):
-                    table.setdefault(variant, code)
-                    if variant.startswith("之") and len(variant) > 1:
-                        table.setdefault(variant[1:], code)
-        for alias, code in CODE_ALIASES.get(name, {}).items():
-            table.setdefault(alias, code)
-        out[name] = table
-    return out
+    """Per code list: accepted spelling (as compared, app.core.synonyms.value_key) → code. Kept for
+    callers of the former table; the spellings now live in forms/synonyms.toml."""
+    return synonym_table().values
+
+
+def __getattr__(name: str):
+    """SYNONYMS, the former heading table (target → other headings), now read from forms/synonyms.toml."""
+    if name == "SYNONYMS":
+        return {t: list(words) for t, words in synonym_table().headings.items()}
+    raise AttributeError(name)

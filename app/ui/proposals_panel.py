@@ -435,6 +435,7 @@ class ProposalsWindow(QWidget):
         groups = [("缺帮扶责任人", lists.missing_helper), (f"{lists.visit_days} 天内未走访", lists.no_recent_visit)]
         groups += [(worklists.stage_title(s), lists.waiting[s]) for s in STAGES[1:]]
         groups.append(("退出未达标(乡级初核重点核查)", lists.failing_exits))
+        groups.append(("待完善(必填项未填)", lists.incomplete))
         for notice in lists.notices:  # 户编号 running out: above the lists, in red
             item = QTreeWidgetItem([f"提醒:{notice}", "", ""])
             item.setForeground(0, Qt.red)

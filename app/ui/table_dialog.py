@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.dictionary import default
 from app.tables import exporter, importer, mapping
 from app.ui import workers
 
@@ -61,12 +63,27 @@ class TableDialog(QDialog):
         for v in villages:
             self.village.addItem(f"{v['name']}({v['code']})", v["code"])
         self.check_button = QPushButton("读取并试导入")
-        self.mapping_table = QTableWidget(0, 2)
-        self.mapping_table.setHorizontalHeaderLabels(["表中的列", "对应字段"])
-        self.mapping_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.mapping_table = QTableWidget(0, 3)
+        self.mapping_table.setHorizontalHeaderLabels(["表中的列", "对应字段", "说明"])
+        self.mapping_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
         self.mapping_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.mapping_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeToContents)
         self.mapping_table.verticalHeader().setVisible(False)
-        self.recheck_button = QPushButton("按此对照重新试导入")
+        self.recheck_button = QPushButton("按此对照和设置重新试导入")
+        # what the file does not say: --set, --allow-incomplete, --codes
+        self.fixed_table = QTableWidget(0, 2)
+        self.fixed_table.setHorizontalHeaderLabels(["表中缺少的字段", "统一填写(空则不填)"])
+        self.fixed_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.fixed_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.fixed_table.verticalHeader().setVisible(False)
+        self.fixed_label = QLabel("表中缺少必填列:可给全部户统一填写,\n或勾选下面的“待完善”先导入:")
+        self.fixed_table.setVisible(False)
+        self.fixed_label.setText("")
+        self.allow_incomplete = QCheckBox("只缺必填项的户也导入,标为“待完善”(取值错误的户仍不导入)")
+        self.codes = QComboBox()
+        self.codes.addItem("代码列中的数字:不接受(请写文字)", None)
+        self.codes.addItem("代码列中的数字:全国扶贫开发信息系统的代码", "national")
+        self.codes.addItem("代码列中的数字:本程序的代码", "jiandang")
         self.save_mapping_button = QPushButton("保存列对照(下次自动使用)")
         self.summary = QLabel("选择文件后点“读取并试导入”:先检查,不写数据库。")
         self.summary.setWordWrap(True)
@@ -102,12 +119,23 @@ class TableDialog(QDialog):
         lay = QVBoxLayout(import_tab)
         lay.addLayout(row1)
         lay.addLayout(row2)
-        lay.addWidget(QLabel("列对照(可修改;“不导入”的列将被忽略):"))
-        lay.addWidget(self.mapping_table, 2)
+        middle = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(QLabel("列对照(试导入不写数据库;可修改,“不导入”的列将被忽略):"))
+        left.addWidget(self.mapping_table, 1)
+        right = QVBoxLayout()
+        right.addWidget(self.fixed_label)
+        right.addWidget(self.fixed_table, 1)
+        right.addWidget(self.allow_incomplete)
+        right.addWidget(self.codes)
+        right.addStretch(0)
+        middle.addLayout(left, 3)
+        middle.addLayout(right, 2)
+        lay.addLayout(middle, 4)
         lay.addLayout(map_buttons)
         lay.addWidget(self.summary)
         lay.addWidget(QLabel("将被拒绝的行:"))
-        lay.addWidget(self.rejections, 3)
+        lay.addWidget(self.rejections, 2)
         lay.addLayout(act)
 
         # ---- export tab
@@ -156,8 +184,11 @@ class TableDialog(QDialog):
         self.import_button.clicked.connect(self.confirm_import)
         self.export_button.clicked.connect(self.export_as)
         close.clicked.connect(self.reject)
+        self.allow_incomplete.toggled.connect(self._options_changed)
+        self.codes.currentIndexChanged.connect(self._options_changed)
         self._busy_widgets = [choose, self.check_button, self.recheck_button, self.save_mapping_button,
-                              self.errors_button, self.import_button, self.export_button, self.village, self.scope]
+                              self.errors_button, self.import_button, self.export_button, self.village, self.scope,
+                              self.allow_incomplete, self.codes, self.fixed_table]
 
     # ------------------------------------------------------------------ worker
 
@@ -234,24 +265,86 @@ class TableDialog(QDialog):
         village = self.village.currentData()
         used = {**self.saved_mapping(), **(edited or {})}
         store = self.store
+        options = self.options()
 
         def work(progress):
-            plan = importer.analyse(store, path, village=village, saved_mapping=used)
+            plan = importer.analyse(store, path, village=village, saved_mapping=used, options=options)
             return plan, importer.dry_run(store, plan, progress)
 
         self.import_button.setEnabled(False)
         self._start("正在读取并检查…", work, self._checked)
 
+    def options(self) -> importer.Options:
+        """The choices of the dialog, as import-table's --set, --allow-incomplete and --codes."""
+        return importer.Options(fixed=self.fixed_values(), codes=self.codes.currentData(),
+                                allow_incomplete=self.allow_incomplete.isChecked())
+
+    def fixed_values(self) -> dict:
+        out = {}
+        for r in range(self.fixed_table.rowCount()):
+            target = self.fixed_table.item(r, 0).data(Qt.UserRole)
+            text = self.fixed_table.cellWidget(r, 1).currentText().strip()
+            if text:
+                out[target] = text
+        return out
+
+    def set_fixed(self, target: str, value: str) -> None:
+        """Fill a missing field for every household (as a user would in the table)."""
+        for r in range(self.fixed_table.rowCount()):
+            if self.fixed_table.item(r, 0).data(Qt.UserRole) == target:
+                self.fixed_table.cellWidget(r, 1).setCurrentText(value)
+                return
+        raise KeyError(target)
+
+    def _options_changed(self, *_args) -> None:
+        """A plan checked with other choices must not be imported: check again first."""
+        if self.plan is not None:
+            self.import_button.setEnabled(False)
+            self.status.setText("设置已改变:请点“按此对照和设置重新试导入”后再确认导入。")
+
+    def _show_missing(self, plan: importer.Plan) -> None:
+        """One row per required column the file lacks (and per field already filled), with a value
+        box: code fields offer their labels."""
+        d = default()
+        given = self.fixed_values()
+        order = {t: i for i, (t, _) in enumerate(mapping.choices(d))}
+        rows = sorted(dict.fromkeys([*(t for t, _ in plan.missing), *given]), key=lambda t: order.get(t, 0))
+        self.fixed_table.setRowCount(0)
+        for target in rows:
+            kind, key = target.split(".", 1)
+            f = d.kinds[kind].fields[key]
+            r = self.fixed_table.rowCount()
+            self.fixed_table.insertRow(r)
+            item = QTableWidgetItem(mapping.target_label(target, d))
+            item.setData(Qt.UserRole, target)
+            item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+            self.fixed_table.setItem(r, 0, item)
+            box = QComboBox()
+            box.setEditable(True)
+            box.addItem("")
+            if f.type == "code":
+                box.addItems(list(d.codes[f.codes].values()))
+            elif f.type == "bool":
+                box.addItems(["是", "否"])
+            box.lineEdit().setPlaceholderText("如 2014-08-01" if f.type == "date" else "")
+            box.setCurrentText(str(given.get(target, "")))
+            box.currentTextChanged.connect(self._options_changed)
+            self.fixed_table.setCellWidget(r, 1, box)
+        self.fixed_table.setVisible(bool(rows))
+        self.fixed_label.setText("表中缺少必填列:可给全部户统一填写,\n或勾选下面的“待完善”先导入:" if rows
+                                 else "表中没有缺少必填列。")
+
     def _checked(self, result) -> None:
         self.plan, self.report = result
         self._show_mapping(self.plan)
+        self._show_missing(self.plan)
         self._show_report(self.report)
         accepted = self.report.created + self.report.updated + self.report.unchanged
         self.import_button.setEnabled(accepted > 0)
         self.errors_button.setEnabled(bool(self.report.rejected_rows))
         self.recheck_button.setEnabled(True)
         self.save_mapping_button.setEnabled(True)
-        self.status.setText("试导入完成:数据库没有改动。核对后点“确认导入”。")
+        self.status.setText("试导入完成:数据库没有改动。核对列对照和拒绝的行后点“确认导入”。")
 
     def _show_mapping(self, plan: importer.Plan) -> None:
         options = mapping.choices()
@@ -270,6 +363,18 @@ class TableDialog(QDialog):
                 combo.addItem(mapping.target_label(target), target)
             combo.setCurrentIndex(max(combo.findData(target), 0))
             self.mapping_table.setCellWidget(r, 1, combo)
+            near = next((info.suggestions[header] for info in plan.infos if header in info.suggestions), None)
+            summed = next((t for info in plan.infos for t, cols in info.parts.items()
+                           if any(plan.sheets[plan.infos.index(info)].headers[c] == header for c in cols)), None)
+            if summed:
+                text = f"相加计入“{mapping.target_label(summed)}”"
+            elif not target:
+                text = f"未对应;最接近“{mapping.target_label(near)}”" if near else "未对应,不导入"
+            else:
+                text = ""
+            note = QTableWidgetItem(text)
+            note.setFlags(note.flags() & ~Qt.ItemIsEditable)
+            self.mapping_table.setItem(r, 2, note)
 
     def edited_mapping(self) -> dict:
         out = {}
@@ -293,7 +398,7 @@ class TableDialog(QDialog):
         self.status.setText("列对照已保存,下次导入时自动使用。")
 
     def _show_report(self, report: importer.Report) -> None:
-        text = report.summary().replace("\n", "<br>")
+        text = report.summary(window=True).replace("\n", "<br>")
         if report.rejected_rows:
             text += f"<br><span style='color:#c00000'>被拒绝的行不会导入;可保存错误工作簿,改正后再导入。</span>"
         self.summary.setText(text)
