@@ -164,3 +164,17 @@ def test_a_list_inside_a_multi_code_list_is_an_error_not_a_crash(db, tmp_path, c
     assert _add(db, tmp_path, json.dumps(doc, ensure_ascii=False)) == 1
     err = capsys.readouterr().err
     assert "每一项应为一个代码" in err and "Traceback" not in err
+
+
+def test_value_synonyms_apply_to_add_json_as_to_tables(db, tmp_path, capsys):
+    """The synonyms of forms/synonyms.toml (app.core.synonyms, through values.coerce) are read for a
+    JSON document as for an Excel cell: 户主 for 户主/本人, full-width brackets in a status label."""
+    doc = factories.household(attribute="一般贫困户", main_cause="因病")
+    doc["members"][0]["relation"] = "户主"
+    doc["members"][1]["relation"] = "配偶"
+    doc["status"] = "未脱贫"
+    assert _add(db, tmp_path, json.dumps(doc, ensure_ascii=False)) == 0, capsys.readouterr().err
+    with Store.open(db) as s:
+        s.unlock("admin", PASSPHRASE)
+        [saved] = households.documents(s)
+    assert [m["relation"] for m in saved["members"]] == ["01", "02"] and saved["status"] == "1"
