@@ -148,7 +148,7 @@ def validate_household(doc: dict, dictionary: Dictionary | None = None, known_vi
     number = doc.get("household_number")
     if number not in (None, "") and divisions.is_village_code(code or "") and not number_fits_village(number, code):
         findings.append(Finding(doc.get("id"), "household", "household_number", "household_number",
-                                f"户编号“{number}”应为本户的村代码 {code} 加 4 位序号(如 {code}0001;特大的村最多 6 位):"
+                                f"户编号“{number}”应为本户的村代码 {code} 加序号(如 {code}0001):"
                                 "请核对户编号和村代码;新户可以不填户编号,由程序自动编号", ERROR, label))
     findings += validate_record("household", doc, doc, d)
     for child in d.child_kinds("household"):
@@ -167,11 +167,12 @@ def validate_household(doc: dict, dictionary: Dictionary | None = None, known_vi
 
 
 def number_fits_village(number, village_code: str) -> bool:
-    """Whether a 户编号 is the village's code followed by a sequence of 4 digits (this program's own
-    numbers; ledgers of very large villages carry up to 6)."""
+    """Whether a 户编号 is the village's code followed by a sequence number: 4 digits in this
+    program's own numbers; the national system's exports write 3, ledgers of very large villages up
+    to 6."""
     text = str(number)
     tail = text[len(village_code):]
-    return text.startswith(village_code) and 4 <= len(tail) <= 6 and tail.isascii() and tail.isdigit()
+    return text.startswith(village_code) and 1 <= len(tail) <= 6 and tail.isascii() and tail.isdigit()
 
 
 def has_errors(findings: list[Finding]) -> bool:

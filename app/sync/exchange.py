@@ -492,7 +492,7 @@ def _number_refusal(store: Store, cert: identity.Certificate, number: str, villa
     from app.core.validation import number_fits_village  # noqa: PLC0415
 
     if not village or not number_fits_village(number, village):
-        return f"户编号 {printable(number[:30])} 与所在村 {village} 不符(应为村代码加 4 位序号)"
+        return f"户编号 {printable(number[:30])} 与所在村 {village} 不符(应为村代码加序号)"
     blocks = numbers.blocks_for(cert.body.get("number_block"), numbers.county_topups(store, cert.site_id), village)
     if not numbers.in_blocks(int(number[len(village):]), blocks):
         return f"户编号 {number} 不在该设备的户编号段({numbers.describe(blocks)})内"
