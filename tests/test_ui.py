@@ -173,7 +173,7 @@ def test_typing_part_of_a_name_or_id_number_finds_the_household(qtbot, demo_stor
     w.tree.setCurrentItem(item)
     shown = [w.model.row_at(i).id for i in range(w.model.rowCount())]
     assert doc["id"] in shown and other.id not in shown
-    assert "操作员:admin" in w.operator_label.text() and "未同步修改" in w.unsynced_label.text()
+    assert "操作员:admin" in w.operator_label.text() and "未在县里登记,不同步" in w.unsynced_label.text()
 
 
 def _tree_items(tree):

@@ -35,6 +35,19 @@ def test_bad_check_digit_is_an_error_with_the_expected_digit():
     assert findings[0].record_label == f"家庭成员“{doc['members'][0]['name']}”"
 
 
+def test_a_bad_check_digit_is_the_only_error_of_a_member_whose_sex_comes_from_the_number():
+    """The editor takes sex and birth date from a valid ID number: a typing slip in the number must
+    not also report “性别”为必填项 (the cadre cannot fix that one)."""
+    doc = household()
+    good = doc["members"][0]["id_number"]
+    doc["members"][0]["id_number"] = good[:17] + ("0" if good[17] != "0" else "1")
+    del doc["members"][0]["sex"]
+    errors = [f for f in validate_household(doc) if f.kind == "member" and f.severity == ERROR]
+    assert [f.rule for f in errors] == ["id_number"]
+    doc["members"][0]["id_number"] = good  # a valid number: a missing sex is an error again
+    assert ("sex", "required") in rules_of(validate_household(doc))
+
+
 def test_id_number_must_agree_with_birth_date_and_sex():
     doc = household()
     doc["members"][0]["sex"] = "2"

@@ -228,10 +228,15 @@ def cmd_add(args) -> int:
                         print(f"  {f}", file=sys.stderr)
             print(f"错误:未保存任何数据:{len(failures)} 户有错误。改正后重新导入,或加 --draft 作为草稿保存。", file=sys.stderr)
             return 1
+        # the 户编号 each household has now (assigned when the document left it out): print card,
+        # propose and the window find a household by it
+        stored = {r.household_id: (store.get(r.household_id).fields if store.get(r.household_id) else {}) for r in results}
     for r in results:
         state = "新增" if r.created else "更新"
         members = len(r.child_ids.get("members", []))
-        print(f"{r.household_id}\t{state}\t成员 {members} 人\t写入 {r.changes} 条记录")
+        fields = stored.get(r.household_id, {})
+        print(f"户编号 {fields.get('household_number') or '(未编号)'}\t户主 {fields.get('head_name') or '?'}\t{state}"
+              f"\t成员 {members} 人\t写入 {r.changes} 条记录\tid {r.household_id}")
         if r.cleared:
             print(f"  注意:户 {r.household_id} 的文档中没有这些字段,已按文档清空:{'、'.join(r.cleared)}"
                   "(文档是一户的完整内容;只改几项时,请先用 list --json 取得全部字段再修改)", file=sys.stderr)

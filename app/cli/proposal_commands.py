@@ -53,7 +53,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("advance", help="办理申报的一个环节(通过或退回)")
     p.add_argument("db")
-    p.add_argument("--proposal", required=True, help="申报编号(前 8 位即可)")
+    p.add_argument("--proposal", required=True, help="申报编号(前 8 位即可),或户编号(该户唯一未办结的申报)")
     p.add_argument("--stage", required=True, help="review、notice、township、county、announce(或中文环节名)")
     p.add_argument("--outcome", required=True, choices=["pass", "return"], help="pass 通过,return 退回")
     p.add_argument("--reason", help="意见;退回时必填")

@@ -140,9 +140,14 @@ def _places(codes, divisions) -> str:
 def cmd_export(args) -> int:
     with open_store(args.db, args.operator) as store:
         with user_errors(StoreError, OSError):
+            outlook = exchange.upstream_outlook(store) if store.role != "county" else None
             files = exchange.export_to(store, args.to, progress_printer("导出"))
     for f in files:
-        print(f"已导出 {f}")
+        changes = wire.peek_header(f.read_bytes()).get("counts", {}).get("changes", 0)
+        print(f"已导出 {f}:{changes} 条修改")
+    if outlook and outlook[1]:
+        print(f"其中 {outlook[1]} 条修改在以前的包中已发出、县里尚未确认收到,本包再次带上"
+              "(县里重复收到的会自动跳过;导入县里发回的包后,已确认的修改不再重发)")
     if not files:
         print("没有已登记的设备,未导出任何包")
     return 0

@@ -113,6 +113,7 @@ def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> li
     return out
 
 
+FROM_ID_NUMBER = ("sex", "birth_date")  # the editor fills these from a valid ID number (app.ui.forms)
 PROGRAM_START = "2013-01-01"  # 建档立卡 began in 2013-2014: a programme date before it is a typing slip
 _EARLIEST = {"birth_date": "1900-01-01"}
 
@@ -127,6 +128,10 @@ def validate_record(kind: str, record: dict, household: dict | None = None, dict
     for field in k.fields.values():
         for rule, message, severity in check_field(field, record.get(field.key), record, d):
             findings.append(Finding(rid, kind, field.key, rule, message, severity, label))
+    if any(f.rule == "id_number" for f in findings):
+        # sex and birth date are filled in from a valid ID number: while the number is wrong, its
+        # own error is the one to fix, not a second "“性别”为必填项"
+        findings = [f for f in findings if not (f.rule == "required" and f.field in FROM_ID_NUMBER)]
     for name in k.rules:
         for field, message, severity in RULES[name](record, household if household is not None else record):
             findings.append(Finding(rid, kind, field, name, message, severity, label))

@@ -31,7 +31,7 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, head_para, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 
 QR_PREFIX = "JDCARD1"
@@ -39,10 +39,12 @@ DIGEST_CHARS = 16
 WIDTH = A4[0] - 30 * mm
 
 MEMBER_COLUMNS = [  # (key, heading, width mm)
-    ("name", "姓名", 17), ("relation", "与户主关系", 15), ("sex", "性别", 8), ("age", "年龄", 8),
-    ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 16),
-    ("labour_skill", "劳动技能", 19), ("health", "健康状况", 20), ("work", "务工状况", 29),
+    ("name", "姓名", 17), ("relation", "与户主关系", 17), ("sex", "性别", 8), ("age", "年龄", 8),
+    ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 17),
+    ("labour_skill", "劳动技能", 18), ("health", "健康状况", 19), ("work", "务工状况", 28),
 ]
+FULL_ID_NOTE = ("证件号码和银行账号已部分隐藏。需要完整号码时,在打印窗口勾选“打印完整证件号码和银行账号”,"
+                "命令行加 --full-id。")
 INCOME_ROWS = ["wage_income", "business_income", "property_income", "dividend_income"]
 
 
@@ -215,7 +217,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         row = []
         for key in pairs[i:i + 3]:
             label, text = basic[key]
-            row += [Paragraph(markup(label), cell), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
+            row += [head_para(label, cell, w * 0.95 - 2 * PAD), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
         row += [""] * (6 - len(row))
         rows.append(row)
     rows.append([Paragraph(markup("家庭住址"), cell), para(c["address"], cell, True), "", "", "", ""])
@@ -256,10 +258,10 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     # 二、家庭成员
     story.append(Paragraph(markup(f"二、家庭成员({len(c['members'])} 人)"), st["h2"]))
-    head_row = [Paragraph(markup(h), head) for _, h, _ in MEMBER_COLUMNS]
-    rows = [head_row]
     required_member = {"name", "relation", "sex", "id_number"}
     scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
+    head_row = [head_para(h, head, wd * mm * scale - 2 * PAD) for _, h, wd in MEMBER_COLUMNS]
+    rows = [head_row]
     for m in c["members"]:
         rows.append([number_para(m[key], cell_c if key in ("sex", "age") else cell, wd * mm * scale - 2 * PAD,
                                  key in required_member)
@@ -273,7 +275,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     t.setStyle(_grid(extra))
     story.append(t)
     if not full_id:
-        story.append(Paragraph(markup("证件号码已部分隐藏(打印时选择“完整证件号码”可显示全部)。"), st["small"]))
+        story.append(Paragraph(markup(FULL_ID_NOTE), st["small"]))
 
     # 三、生产生活条件
     story.append(CondPageBreak(50 * mm))
@@ -283,7 +285,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     for i in range(0, len(items), 3):
         row = []
         for _, label, text in items[i:i + 3]:
-            row += [Paragraph(markup(label), cell), para(text, cell)]
+            row += [head_para(label, cell, w * 1.2 - 2 * PAD), para(text, cell)]
         row += [""] * (6 - len(row))
         rows.append(row)
     t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
@@ -306,7 +308,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         for i in range(0, len(items), 4):
             row = []
             for _, label, text in items[i:i + 4]:
-                row += [Paragraph(markup(label), cell), figure(text)]
+                row += [head_para(label, cell, iw * 1.15 - 2 * PAD), figure(text)]
             row += [""] * (8 - len(row))
             rows.append(row)
         line_note = inc["line"] + (f"({inc['line_year']} 年标准)" if inc["line_year"] and inc["line_year"] != inc["year"] else "")
@@ -331,7 +333,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     def listing(title: str, headings: list[str], widths: list[float], data: list[list[str]], empty: str,
                 required: bool = False):
         k = WIDTH / sum(widths)
-        st_rows = [[Paragraph(markup(h), head) for h in headings]]
+        st_rows = [[head_para(h, head, wd * k - 2 * PAD) for h, wd in zip(headings, widths)]]
         for r in data:
             st_rows.append([number_para(v, cell, wd * k - 2 * PAD) for v, wd in zip(r, widths)])
         extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]

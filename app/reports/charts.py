@@ -1,8 +1,9 @@
 """Village wall charts (村级挂图) with reportlab.graphics: households by cause, attribute and status,
 in/out movement of the register by year, per-capita income against the poverty line.
 
-`summarize(docs, ctx)` counts; the chart functions draw. Category labels are Chinese (CJK font),
-numbers use the Latin font, so every glyph comes from an embedded font.
+`summarize(docs, ctx)` counts; the chart functions draw. Every label is drawn in runs
+of the CJK and Latin fonts chosen per character (`common.runs`): 教育(雨露计划) keeps its brackets and
+就业/转移就业 its slash, and every glyph comes from an embedded font.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.piecharts import Pie
-from reportlab.graphics.shapes import Drawing, Rect, String
+from reportlab.graphics.shapes import Drawing, Group, Rect, String
 from reportlab.lib import colors
 from reportlab.pdfbase import pdfmetrics
 
@@ -106,7 +107,8 @@ def percentages(counts: list[int]) -> list[int]:
     return shares
 
 
-def mixed_string(drawing: Drawing, x: float, y: float, text: str, size: float, anchor: str = "start") -> float:
+def mixed_string(drawing: Drawing | Group, x: float, y: float, text: str, size: float, anchor: str = "start",
+                 fill=colors.black) -> float:
     """Add text in runs of the CJK and Latin fonts (one graphics String cannot mix fonts); returns
     the width."""
     width = string_width(text, size)
@@ -115,9 +117,28 @@ def mixed_string(drawing: Drawing, x: float, y: float, text: str, size: float, a
     elif anchor == "end":
         x -= width
     for font, chunk in runs(text):
-        drawing.add(String(x, y, chunk, fontName=font, fontSize=size))
+        drawing.add(String(x, y, chunk, fontName=font, fontSize=size, fillColor=fill))
         x += pdfmetrics.stringWidth(chunk, font, size)
     return width
+
+
+def category_labels(drawing: Drawing, chart: VerticalBarChart, labels: list[str], size: float = 7) -> None:
+    """The category axis labels, in mixed fonts (the chart's own labels take one font for all), one
+    line each: horizontal under their bar group when they fit, else turned 40 degrees."""
+    n = len(labels)
+    if not n:
+        return
+    step = chart.width / n
+    y = chart.y - 4 - size
+    turned = any(string_width(text, size) > step - 2 for text in labels)
+    for i, text in enumerate(labels):
+        x = chart.x + (i + 0.5) * step
+        if not turned:
+            mixed_string(drawing, x, y, text, size, "middle")
+            continue
+        group = Group(transform=(0.766, 0.643, -0.643, 0.766, x + size * 0.3, chart.y - 4))  # turned 40°:
+        mixed_string(group, 0, -size * 0.7, text, size, "end")  # the label ends at its bar and runs down-left
+        drawing.add(group)
 
 
 def _title(drawing: Drawing, text: str, width: float, height: float) -> None:
@@ -137,8 +158,7 @@ def legend(drawing: Drawing, x: float, y: float, entries: list[tuple[colors.Colo
 
 
 def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, height: float = 190,
-              series: list[list[int]] | None = None, legend_names: list[str] | None = None,
-              latin_labels: bool = False) -> Drawing:
+              series: list[list[int]] | None = None, legend_names: list[str] | None = None) -> Drawing:
     """A vertical bar chart of (label, count) items (or several series sharing the labels)."""
     register_fonts()
     d = Drawing(width, height)
@@ -153,15 +173,7 @@ def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     data = series or [[n for _, n in items]]
     chart.data = data
     chart.categoryAxis.categoryNames = [label for label, _ in items]
-    chart.categoryAxis.labels.fontName = LATIN if latin_labels else CJK
-    chart.categoryAxis.labels.fontSize = 7
-    if not latin_labels and (len(items) > 6 or sum(len(label) for label, _ in items) * 7 > chart.width * 0.9):
-        chart.categoryAxis.labels.angle = 40
-        chart.categoryAxis.labels.boxAnchor = "ne"
-        chart.categoryAxis.labels.dy = -2
-    elif latin_labels and len(items) > 8:
-        chart.categoryAxis.labels.angle = 45
-        chart.categoryAxis.labels.boxAnchor = "ne"
+    chart.categoryAxis.visibleLabels = 0  # drawn by category_labels in mixed fonts
     chart.valueAxis.labels.fontName = LATIN
     chart.valueAxis.labels.fontSize = 7
     chart.valueAxis.valueMin = 0
@@ -171,12 +183,14 @@ def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     chart.valueAxis.valueMax = step * (top // step + 1)
     chart.barLabels.fontName = LATIN
     chart.barLabels.fontSize = 6.5
-    chart.barLabelFormat = "%d"
+    # several series over many years (进出变化 2014-2026): a 0 over every empty bar crowds the chart
+    chart.barLabelFormat = (lambda v: "" if not v else "%d" % v) if series else "%d"
     chart.barLabels.nudge = 6
     for i in range(len(data)):
         chart.bars[i].fillColor = PALETTE[i % len(PALETTE)] if series else PALETTE[1]
         chart.bars[i].strokeColor = None
     d.add(chart)
+    category_labels(d, chart, [label for label, _ in items])
     if legend_names:
         legend(d, 40, height - 30, [(PALETTE[i], name) for i, name in enumerate(legend_names)], 8, horizontal=True)
     return d
@@ -202,6 +216,9 @@ def pie_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     for i in range(len(items)):
         pie.slices[i].fillColor = PALETTE[i % len(PALETTE)]
     d.add(pie)
+    if len(items) == 1:  # one slice is a plain disc: say on it that it is everyone
+        mixed_string(d, pie.x + size / 2, pie.y + size / 2 + 2, "全部", 9, "middle", colors.white)
+        mixed_string(d, pie.x + size / 2, pie.y + size / 2 - 10, f"{items[0][1]} 户", 9, "middle", colors.white)
     shares = percentages([n for _, n in items])
     entries = [(PALETTE[i % len(PALETTE)], f"{label} {n} 户({share}%)")
                for i, ((label, n), share) in enumerate(zip(items, shares))]
@@ -216,7 +233,7 @@ def wall_charts(s: Summary, ctx: Context, width: float = 250, height: float = 19
     years = list(range(min(known), max(known) + 1)) if known else []
     movement = bar_chart("贫困户进出变化(按年度)", [(str(y), 0) for y in years], width, height,
                          series=[[s.entered.get(y, 0) for y in years], [s.exited.get(y, 0) for y in years]],
-                         legend_names=["识别纳入", "脱贫退出"], latin_labels=True) if years else bar_chart(
+                         legend_names=["识别纳入", "脱贫退出"]) if years else bar_chart(
         "贫困户进出变化(按年度)", [], width, height)
     return [
         bar_chart("致贫原因分布(户)", labelled(s.by_cause, d.codes["poverty_cause"]), width, height),

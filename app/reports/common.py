@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -40,32 +41,59 @@ class ReportError(Exception):
 
 
 _cjk_chars: set[int] | None = None
+_latin_chars: set[int] = set()
 
 
 def register_fonts() -> None:
     """Register the two embedded fonts once per process."""
-    global _cjk_chars
+    global _cjk_chars, _latin_chars
     if _cjk_chars is not None:
         return
     font = paths.font_path()
     if not font.exists():
         raise ReportError(f"找不到打印字体 {font}:请重新安装本程序")
     cjk = TTFont(CJK, str(font))
+    latin = TTFont(LATIN, latin_font_path())
     pdfmetrics.registerFont(cjk)
-    pdfmetrics.registerFont(TTFont(LATIN, latin_font_path()))
+    pdfmetrics.registerFont(latin)
+    _latin_chars = set(latin.face.charToGlyph)
     _cjk_chars = set(cjk.face.charToGlyph)
+
+
+def font_chars() -> dict[str, set[int]]:
+    """The code points each embedded font has a glyph for (font name -> set)."""
+    register_fonts()
+    return {CJK: _cjk_chars, LATIN: _latin_chars}
 
 
 def latin_font_path() -> str:
     return os.path.join(os.path.dirname(reportlab.__file__), "fonts", "Vera.ttf")
 
 
+def _font_of(ch: str) -> tuple[str, str]:
+    """(font, text) for one character: the CJK font where it has the glyph (ASCII always Latin),
+    else the Latin font where it has it, else the character's compatibility form (full-width
+    letters, ligatures …) where a font has that; a character in neither font stays in the CJK font."""
+    code = ord(ch)
+    if code > 0x7F and code in _cjk_chars:
+        return CJK, ch
+    if code in _latin_chars or ch == "\n":
+        return LATIN, ch
+    plain = unicodedata.normalize("NFKC", ch)
+    if plain != ch and plain and all(ord(c) in _latin_chars for c in plain):
+        return LATIN, plain
+    if plain != ch and plain and all(ord(c) in _cjk_chars and ord(c) > 0x7F for c in plain):
+        return CJK, plain
+    return CJK, ch
+
+
 def runs(text: str) -> list[tuple[str, str]]:
-    """Split text into (font name, chunk) runs: CJK where the CJK font has the glyph, else Latin."""
+    """Split text into (font name, chunk) runs, choosing the font per character (`_font_of`):
+    every printed string goes through here, so no character is set in a font without its glyph."""
     register_fonts()
     out: list[tuple[str, str]] = []
     for ch in text:
-        font = CJK if ord(ch) in _cjk_chars and ord(ch) > 0x7F else LATIN
+        font, ch = _font_of(ch)
         if out and out[-1][0] == font:
             out[-1] = (font, out[-1][1] + ch)
         else:
@@ -155,6 +183,49 @@ def number_para(text, style: ParagraphStyle, width: float, required: bool = Fals
         fitted = _number_styles[key] = style.clone(f"{style.name}-number-{size}", fontSize=size,
                                                        wordWrap=None, splitLongWords=0)
     return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), fitted)
+
+
+HEAD_BREAK = re.compile(r"(?<=[/、 ])|(?=[((])")  # a heading may break after / 、 space, before a bracket
+MIN_HEAD_SIZE = 6.0
+_head_styles: dict[tuple, ParagraphStyle] = {}
+
+
+def header_words(text: str) -> list[str]:
+    """The words of a column heading or field label, the only places it may break between:
+    年人均纯收入(元) is 年人均纯收入 + (元), 就业/转移就业 is 就业/ + 转移就业, 与户主关系 is one word."""
+    return [w for w in HEAD_BREAK.split(str(text)) if w.strip()]
+
+
+class HeaderParagraph(Paragraph):
+    """A heading or label laid out by `head_para`; `words` are the pieces it may break between."""
+
+    words: list[str]
+
+
+def head_para(text, style: ParagraphStyle, width: float) -> HeaderParagraph:
+    """A column heading or field label in a cell `width` points wide (inside its padding). It breaks
+    only between words (`header_words`), never inside one (与户主关/系 was a defect): the lines are
+    laid out here, and the font shrinks (down to 6 pt) until the longest word fits the cell."""
+    text = "" if text is None else str(text)
+    words = header_words(text) or [text]
+    size = style.fontSize
+    while size > MIN_HEAD_SIZE and max(string_width(w, size) for w in words) > width:
+        size -= 0.25
+    lines: list[str] = []
+    for word in words:
+        if lines and string_width(lines[-1] + word, size) <= width:
+            lines[-1] += word
+        else:
+            lines.append(word)
+    key = (style.name, style.fontSize, style.leading, style.alignment, size)
+    fitted = _head_styles.get(key)
+    if fitted is None:
+        leading = style.leading * size / style.fontSize
+        fitted = _head_styles[key] = style.clone(f"{style.name}-head-{size}", fontSize=size, leading=leading,
+                                                 wordWrap=None, splitLongWords=0)
+    p = HeaderParagraph("<br/>".join(markup(line.strip()) for line in lines), fitted)
+    p.words = words
+    return p
 
 
 def numbered_canvas(header: Callable | None = None, footer_left: str = ""):

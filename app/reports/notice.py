@@ -16,7 +16,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, markup, numbered_canvas, para, register_fonts, styles
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, head_para, markup, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, money
 
 MIN_DAYS = 7
@@ -24,6 +24,7 @@ KINDS = {"entry": "拟纳入建档立卡贫困户", "exit": "拟退出(脱贫)�
 ANNOUNCED = {"entry": "新识别(纳入)建档立卡贫困户", "exit": "贫困户脱贫退出"}
 LEVELS = ("village", "township", "county")  # 村内公示, 乡级公示 (second 公示), 县级公告
 WIDTH = A4[0] - 36 * mm
+PAD = 3  # left and right padding of the list's cells, points
 
 
 def default_place_and_contact(level: str, place_name: str = "乡(镇)") -> tuple[str, str]:
@@ -207,7 +208,8 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
     body = _notice_body(kind, level, items)
     story = [Paragraph(markup(title), st["title"]), Spacer(1, 4 * mm), Paragraph(markup(body), st["notice"]), Spacer(1, 3 * mm)]
     headings, widths, rows = notice_rows(kind, items, ctx, level)
-    data = [[Paragraph(markup(h), st["head"]) for h in headings]]
+    k = WIDTH / (sum(widths) * mm)
+    data = [[head_para(h, st["head"], w * mm * k - 2 * PAD) for h, w in zip(headings, widths)]]
     centred = {0, headings.index("家庭人口")}
     name_at = headings.index("户主姓名")
     for r in rows:
@@ -215,10 +217,10 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
                      for c, v in enumerate(r)])
     if not rows:
         data.append([Paragraph(markup("(本期无拟公示的户)"), st["cell_c"])] + [""] * (len(headings) - 1))
-    k = WIDTH / (sum(widths) * mm)
     table = Table(data, colWidths=[w * mm * k for w in widths], repeatRows=1)
     cmds = [FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
-            ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("LEFTPADDING", (0, 0), (-1, -1), PAD), ("RIGHTPADDING", (0, 0), (-1, -1), PAD)]
     if not rows:
         cmds.append(("SPAN", (0, 1), (-1, 1)))
     table.setStyle(TableStyle(cmds))

@@ -15,7 +15,7 @@ from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.charts import Summary, summarize, wall_charts
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, markup, missing_mark, numbered_canvas, para, register_fonts, styles
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, head_para, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
 
 PAGE = landscape(A4)
@@ -27,6 +27,13 @@ COLUMNS = [  # heading, width mm
     ("实际脱贫年度", 16),
 ]
 SUBTOTAL_BG = "#f4f4f4"
+CELL_PAD = 2.5  # left and right padding of register and book cells, points
+
+
+def heading_row(columns: list[tuple[str, float]], k: float, style) -> list:
+    """The heading cells of a table of (heading, width mm) columns scaled by k: each breaks only
+    between words and fits its column."""
+    return [head_para(h, style, w * mm * k - 2 * CELL_PAD) for h, w in columns]
 
 
 def _group_key(group: str) -> tuple:
@@ -73,7 +80,7 @@ def _table_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
         ("GRID", (0, 0), (-1, -1), 0.5, GRID),
         ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 2.5), ("RIGHTPADDING", (0, 0), (-1, -1), 2.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD), ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD),
         ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
     ]
     for r in subtotal_rows:
@@ -87,7 +94,8 @@ def register_story(village_code: str, docs: list[dict], ctx: Context, progress: 
     groups: dict[str, list[dict]] = defaultdict(list)
     for doc in docs:
         groups[str(doc.get("group") or "")].append(doc)
-    rows = [[Paragraph(markup(h), head) for h, _ in COLUMNS]]
+    k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
+    rows = [heading_row(COLUMNS, k, head)]
     subtotal_rows = []
     n = 0
     total = len(docs)
@@ -114,7 +122,6 @@ def register_story(village_code: str, docs: list[dict], ctx: Context, progress: 
     subtotal_rows.append(len(rows))
     rows.append([Paragraph("<b>" + markup(f"合计:{summary.households} 户 {summary.people} 人") + "</b>", cell),
                  "", "", "", Paragraph(markup(summary.people), cell_c)] + [""] * (len(COLUMNS) - 5))
-    k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
     table = Table(rows, colWidths=[w * mm * k for _, w in COLUMNS], repeatRows=1)
     table.setStyle(_table_style(len(rows), subtotal_rows))
     story = [table, PageBreak()]
@@ -131,7 +138,7 @@ def summary_table(s: Summary, ctx: Context) -> Table:
     cells = [("贫困户(户)", s.households), ("人口(人)", s.people)]
     cells += [(label, s.by_status.get(code, 0)) for code, label in status.items() if s.by_status.get(code)]
     cells += [("低于扶贫标准(户)", s.below_line)]
-    row1 = [Paragraph(markup(label), st["head"]) for label, _ in cells]
+    row1 = [head_para(label, st["head"], WIDTH / len(cells) - 12) for label, _ in cells]
     row2 = [Paragraph(markup(value), st["cell_c"]) for _, value in cells]
     t = Table([row1, row2], colWidths=[WIDTH / len(cells)] * len(cells))
     t.setStyle(TableStyle([FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
@@ -199,7 +206,8 @@ def build_book(path: str, township_code: str, villages: list[tuple[str, list[dic
     """One row per village plus totals, then the aggregated charts."""
     register_fonts()
     st = styles()
-    rows = [[Paragraph(markup(h), st["head"]) for h, _ in BOOK_COLUMNS]]
+    k = WIDTH / (sum(w for _, w in BOOK_COLUMNS) * mm)
+    rows = [heading_row(BOOK_COLUMNS, k, st["head"])]
     total = Summary()
     for i, (code, docs) in enumerate(villages, 1):
         s = summarize(docs, ctx)
@@ -212,7 +220,6 @@ def build_book(path: str, township_code: str, villages: list[tuple[str, list[dic
     values = book_row("合计", total, ctx)
     rows.append([Paragraph("<b>" + markup("合计") + "</b>", st["cell"]), ""]
                 + [Paragraph("<b>" + markup(v) + "</b>", st["cell_c"]) for v in values[1:-1]] + [para(values[-1], st["cell"])])
-    k = WIDTH / (sum(w for _, w in BOOK_COLUMNS) * mm)
     table = Table(rows, colWidths=[w * mm * k for _, w in BOOK_COLUMNS], repeatRows=1)
     table.setStyle(_table_style(len(rows), []))
     table.setStyle(TableStyle([FONT_CMD, ("SPAN", (0, len(rows) - 1), (1, len(rows) - 1)),

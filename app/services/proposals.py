@@ -35,13 +35,25 @@ def as_dict(record: Record) -> dict:
 
 
 def get(store: Store, proposal_id: str) -> dict:
-    """A proposal by id, or by the short number the CLI and window print (`short_id`), or a prefix."""
+    """A proposal by id, or by the short number the CLI and window print (`short_id`), or a prefix;
+    or by a household's 户编号: that household's one proposal still in progress (so a worked example
+    can be typed as written, without the id the nomination printed)."""
     record = store.get(proposal_id) if len(proposal_id) >= 32 else None
     if record is None:
         matches = [r for r in store.records("proposal") if matches_short_id(r.id, proposal_id)]
         if len(matches) > 1:
             raise ProcedureError(f"申报编号“{proposal_id}”不唯一,请多写几位")
         record = matches[0] if matches else None
+    if record is None:
+        houses = store.find_household_number(str(proposal_id).strip())
+        if len(houses) == 1:
+            pending = [p for p in proposals(store, household_id=houses[0]) if procedures.is_pending(p)]
+            if len(pending) > 1:
+                raise ProcedureError(f"户编号 {proposal_id} 有 {len(pending)} 份未办结的申报,请用申报编号"
+                                     "(jiandang proposals --household 户编号 可列出)")
+            if pending:
+                return pending[0]
+            raise ProcedureError(f"户编号 {proposal_id} 的贫困户没有未办结的申报。用 jiandang proposals 查看申报编号")
     if record is None or record.kind != "proposal" or record.deleted:
         raise ProcedureError(f"找不到申报“{proposal_id}”。用 jiandang proposals 查看申报编号")
     return as_dict(record)

@@ -99,3 +99,31 @@ class SearchIndex:
             return list(self._search)[:limit] if limit else list(self._search)
         out = [hid for hid, hay in self._search.items() if needle in hay]
         return out[:limit] if limit else out
+
+    def search_reasons(self, text: str, ids) -> dict[str, tuple[str, str]]:
+        """Why each of these households matched a search for `text`: (field, the value that
+        matched) with field one of household_number, head_name, phone (the household's own), or
+        member_name / member_id_number (a member's; the value is the member's name)."""
+        self._require()
+        if self._search is None:
+            self.build_search_index()
+        needle = text.strip().upper()
+        out = {}
+        for hid in ids:
+            parts = self._search_parts.get(hid, {})
+            own = parts.get(f"{hid}|h", "").split("\x1f")
+            found = next(((k, v) for k, v in zip(("household_number", "head_name", "phone"), own)
+                          if needle and needle in v.upper()), None)
+            if found is None:
+                for key, part in parts.items():
+                    if key.endswith("|m"):
+                        name, _, number = part.partition("\x1f")
+                        if needle in name.upper():
+                            found = ("member_name", name)
+                        elif needle in number.upper():
+                            found = ("member_id_number", name)
+                        if found:
+                            break
+            if found:
+                out[hid] = found
+        return out

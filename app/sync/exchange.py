@@ -111,6 +111,8 @@ def export_upstream(store: Store) -> tuple[str, bytes]:
         data = wire.pack(identity.device_signing_key(store), header, body)
         store.set_meta("sync_out_seq", str(seq))
         store.set_meta("sync_out_prev", wire.digest(data))
+        if changes:  # the newest change any bundle has carried (for "N 条上次已发出" in the next one)
+            store.set_meta("sync_out_last", str(max(int(store.meta("sync_out_last", 0) or 0), changes[-1]["n"])))
     return f"{store.site_id}-up-{seq:06d}{SUFFIX}", data
 
 
@@ -191,6 +193,17 @@ def dictionary_warning(theirs, *, from_county: bool, site: str = "") -> str | No
         return f"站点 {site} 的数据字典为 {theirs},比县里的 {ours} 新:请升级县里的建档程序"
     return (f"站点 {site} 的程序使用较旧的数据字典 {theirs}(县里为 {ours}):请为该电脑升级建档程序,"
             "否则新增的字段和代码它无法录入")
+
+
+def upstream_outlook(store: Store) -> tuple[int, int]:
+    """(changes the next upstream bundle will carry, how many of them an earlier bundle already
+    carried): every change the county has not acknowledged is sent again until it has."""
+    acked = int(store.meta("sync_acked_seq", 0) or 0)
+    sent = int(store.meta("sync_out_last", 0) or 0)
+    total, resent = store.conn.execute(
+        "SELECT count(*), coalesce(sum(seq <= ?), 0) FROM changes WHERE site_id = ? AND seq > ?",
+        (sent, store.site_id, acked)).fetchone()
+    return total, resent
 
 
 def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None) -> list[Path]:

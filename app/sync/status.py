@@ -14,11 +14,16 @@ from app.sync import identity
 class SyncStatus:
     unacknowledged: int | None  # own changes the county has not yet confirmed; None at the county
     last_received: dt.datetime | None  # local time of the last bundle imported here, None if never
+    enrolled: bool = True  # False: never enrolled at a county (a demo or a stand-alone database)
 
     def unsynced_label(self) -> str:
+        if not self.enrolled:  # it can never sync: a count of "unsynced" changes would only alarm
+            return "本库未在县里登记,不同步:数据只在本机,请定期备份"
         return "" if self.unacknowledged is None else f"未同步修改:{self.unacknowledged}"
 
     def last_sync_label(self) -> str:
+        if not self.enrolled:
+            return ""
         return f"上次同步:{self.last_received:%Y-%m-%d}" if self.last_received else "上次同步:从未同步"
 
 
@@ -29,6 +34,8 @@ def sync_status(store: Store) -> SyncStatus:
     last = identity.parse_iso(row[0]).astimezone() if row and row[0] else None
     if store.role == "county":
         return SyncStatus(None, last)
+    if not store.meta("certificate"):
+        return SyncStatus(None, last, enrolled=False)
     acked = int(store.meta("sync_acked_seq", 0) or 0)
     count = store.count_changes(store.site_id, acked)
     return SyncStatus(count, last)

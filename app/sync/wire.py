@@ -174,6 +174,13 @@ def _parse(raw: bytes):
         raise BundleError("包内容不是有效的 JSON") from None
 
 
+def peek_header(data: bytes) -> dict:
+    """The header of a bundle this program has just written, for saying what it holds (how many
+    changes). Not a check: an imported bundle is read only through `verify`."""
+    head_len, _ = struct.unpack(">II", data[len(MAGIC) + 32: PREFIX])
+    return json.loads(data[PREFIX: PREFIX + head_len].decode("utf-8"))
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Temporary file, fsync, rename, fsync of the folder: a pulled stick leaves no half file
     under the final name."""

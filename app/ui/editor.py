@@ -168,12 +168,13 @@ class ChildPanel(QWidget):
         self.columns = ROSTER_COLUMNS.get(kind) or list(k.fields)[:4]
         layout = QVBoxLayout(self)
         bar = QHBoxLayout()
-        self.add_button = QPushButton(f"添加{k.label}")
+        self.add_button = QPushButton(f"添加{k.label}(&A)")  # Alt+A on the tab shown
         self.add_button.setObjectName(f"add_{kind}")
-        self.remove_button = QPushButton(f"删除{k.label}")
+        self.remove_button = QPushButton(f"删除{k.label}(&D)")
         self.remove_button.setObjectName(f"remove_{kind}")
         self.add_button.clicked.connect(self._add_clicked)
         self.remove_button.clicked.connect(self._remove_clicked)
+        self._mnemonics(False)  # until the tab is shown
         bar.addWidget(self.add_button)
         bar.addWidget(self.remove_button)
         bar.addStretch(1)
@@ -241,8 +242,19 @@ class ChildPanel(QWidget):
         self.split.setSizes([want, total - want])
         self._fitted = True
 
+    def _mnemonics(self, on: bool) -> None:
+        """Alt+A / Alt+D belong to the tab shown: every list has the same keys, and a key shared
+        with hidden tabs would only move the focus (Qt's rule for an ambiguous shortcut)."""
+        for button, key in ((self.add_button, "Alt+A"), (self.remove_button, "Alt+D")):
+            button.setShortcut(QKeySequence(key) if on else QKeySequence())
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        self._mnemonics(False)
+
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        self._mnemonics(True)
         if not self._fitted:
             QTimer.singleShot(0, self.fit_table)  # after the layout has given the splitter its height
 
@@ -361,9 +373,20 @@ class HouseholdEditor(QMainWindow):
         self.save_button.setObjectName("save")
         self.save_button.clicked.connect(self.save)
         head.addWidget(self.save_button)
+        self.print_button = QPushButton("打印本户 (Ctrl+P)")
+        self.print_button.setObjectName("print_household")
+        self.print_button.clicked.connect(self.print_card)
+        head.addWidget(self.print_button)
         outer.addLayout(head)
+        # the keys, on the screen: a cadre finds them without the docs
+        self.keys_hint = QLabel("键盘:Alt+数字 切换页签 · Alt+A 添加 · Tab 下一项 · Ctrl+S 保存 · "
+                                "Ctrl+P 打印本户 · Ctrl+W 关闭")
+        self.keys_hint.setObjectName("keys_hint")
+        self.keys_hint.setStyleSheet("color: #555;")
+        outer.addWidget(self.keys_hint)
 
         split = QSplitter(Qt.Vertical)
+        self.split = split
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editor_tabs")
         self.household_forms: list[FormPanel] = []
@@ -371,7 +394,7 @@ class HouseholdEditor(QMainWindow):
             form = FormPanel("household", self.d, sections=[section])
             form.changed.connect(self._household_changed)
             self.household_forms.append(form)
-            self.tabs.addTab(scroll(form), section.label)
+            self.tabs.addTab(scroll(form), f"{section.label}(&{self.tabs.count() + 1})")  # Alt+1 …
         self.panels: dict[str, ChildPanel] = {}
         for kind in self.d.child_kinds("household"):
             panel = ChildPanel(kind.key, self.d)
@@ -379,7 +402,7 @@ class HouseholdEditor(QMainWindow):
             panel.selected.connect(lambda key, k=kind.key: self._show_history(k, key))
             panel.remove_requested.connect(lambda key, k=kind.key: self.remove_child(k, key))
             self.panels[kind.key] = panel
-            self.tabs.addTab(panel, kind.label)
+            self.tabs.addTab(panel, f"{kind.label}(&{self.tabs.count() + 1})")
         self.tabs.currentChanged.connect(self._tab_changed)
         split.addWidget(self.tabs)
         box = QWidget()
@@ -394,6 +417,7 @@ class HouseholdEditor(QMainWindow):
         bl.addWidget(self.findings_list)
         split.addWidget(box)
         split.setSizes([640, 110])
+        self.findings_box = box
         outer.addWidget(split)
         self.setCentralWidget(central)
 
@@ -403,10 +427,12 @@ class HouseholdEditor(QMainWindow):
         dock.setWidget(self.history)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [480], Qt.Horizontal)
+        self.resizeDocks([dock], [400], Qt.Horizontal)  # the form keeps most of a 1366-pixel screen
         self.history_dock = dock
 
         QShortcut(QKeySequence.Save, self, activated=self.save)
+        QShortcut(QKeySequence("Ctrl+P"), self, activated=self.print_card)
+        QShortcut(QKeySequence("Ctrl+W"), self, activated=self.close)
         self.validate_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS, timeout=self.validate)
         self.draft_timer = QTimer(self, singleShot=True, interval=DRAFT_DELAY_MS, timeout=self.write_draft)
         self.load()
@@ -532,8 +558,24 @@ class HouseholdEditor(QMainWindow):
                 item.setForeground(Qt.red)
             self.findings_list.addItem(item)
         self.findings_title.setText(f"检查结果:{errors} 个错误,{len(self.findings) - errors} 个提示"
-                                    + (",双击可跳到该项" if self.findings else ""))
+                                    + (",双击可跳到该项" if self.findings else "。"))
+        self._fit_findings()
         return self.findings
+
+    def _fit_findings(self) -> None:
+        """An empty result list is one line, not a box taking the form's room (the member form then
+        scrolled in a small pane); findings get their box back."""
+        empty = not self.findings
+        if empty == self.findings_list.isHidden():
+            return
+        self.findings_list.setVisible(not empty)
+        if empty:
+            self.findings_box.setMaximumHeight(self.findings_title.sizeHint().height() + 2)
+        else:
+            self.findings_box.setMaximumHeight(16777215)
+            total = sum(self.split.sizes())
+            if total > 0:
+                self.split.setSizes([max(total - 110, 200), 110])
 
     def _jump(self, item: QListWidgetItem) -> None:
         kind, record_id, field = item.data(Qt.UserRole)
@@ -652,6 +694,20 @@ class HouseholdEditor(QMainWindow):
     def discard(self) -> None:
         drafts.delete(self.store, self.draft_key)
         self.dirty = False
+
+    def print_card(self):
+        """打印本户 (Ctrl+P): the print dialog for this household's card, saving first (the card
+        prints what is stored). Returns the dialog, or None when the household could not be saved."""
+        if self.dirty or not self.household_id:
+            if not self.save() or not self.household_id:
+                return None
+        from app.ui.print_dialog import PrintDialog  # noqa: PLC0415 - only when asked for
+
+        dialog = PrintDialog(self.store, self, household_id=self.household_id)
+        dialog.setAttribute(Qt.WA_DeleteOnClose)
+        dialog.show()
+        self.print_dialog = dialog
+        return dialog
 
     def closeEvent(self, event) -> None:
         if QApplication.closingDown():  # the process is ending: the draft in the database keeps the edits

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import QDate, Qt, Signal
+from PySide6.QtCore import QDate, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCalendarWidget,
     QComboBox,
@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListView,
     QListWidgetItem,
     QMenu,
     QPlainTextEdit,
@@ -107,6 +108,43 @@ class DateEdit(QWidget):
         menu.popup(self.button.mapToGlobal(self.button.rect().bottomLeft()))
 
 
+class CheckList(QListWidget):
+    """A code list to tick (其他致贫原因): the items flow in rows across the form's width and the
+    list is as tall as its rows, so all 14 causes show at once (a box showing 5 of 14 hid the rest).
+    Arrow keys move, Space ticks."""
+
+    ROW = 22
+
+    def __init__(self):
+        super().__init__()
+        self.setFlow(QListView.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QListView.Adjust)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+
+    def fit(self) -> None:
+        if not self.count():
+            return
+        widest = max(self.fontMetrics().horizontalAdvance(self.item(i).text()) for i in range(self.count()))
+        self.setGridSize(QSize(widest + 36, self.ROW))
+        for i in range(self.count()):
+            self.item(i).setSizeHint(QSize(widest + 32, self.ROW - 2))
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        grid = self.gridSize()
+        if grid.width() <= 0:
+            return
+        per_row = max(1, (self.viewport().width() or self.width()) // grid.width())
+        rows = -(-self.count() // per_row)
+        self.setFixedHeight(rows * grid.height() + 2 * self.frameWidth() + 4)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self.fit_height()
+
+
 class FieldInput:
     """One field's widget with get/set of its raw value."""
 
@@ -125,14 +163,14 @@ class FieldInput:
                     w.addItem(f"{label}", code)
             w.currentIndexChanged.connect(lambda *_: on_change(field.key))
         elif t == "multi_code":
-            w = QListWidget()
+            w = CheckList()
             for code, label in d.codes[field.codes].items():
                 item = QListWidgetItem(label)
                 item.setData(Qt.UserRole, code)
                 item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
                 item.setCheckState(Qt.Unchecked)
                 w.addItem(item)
-            w.setMaximumHeight(min(110, 22 * w.count() + 6))
+            w.fit()
             w.itemChanged.connect(lambda *_: on_change(field.key))
         elif t == "date":
             w = DateEdit(lambda text: values.coerce(field, text, d))

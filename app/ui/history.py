@@ -1,9 +1,12 @@
-"""The audit trail of one record (who, when, old value, new value, reason) as a side panel."""
+"""The audit trail of one record (who, when, old value, new value, reason) as a side panel, in
+plain words: 修改人 (not 操作员), 原来 / 改为 (not 原值 / 新值), the reason as a line of its own
+under the change so a narrow panel never cuts it off."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from app.core.clock import wall_time
@@ -44,7 +47,7 @@ class HistoryPanel(QWidget):
         layout.addWidget(self.title)
         self.tree = QTreeWidget()
         self.tree.setObjectName("history")
-        self.tree.setHeaderLabels(["时间 / 字段", "操作员 / 原值", "操作 / 新值", "原因"])
+        self.tree.setHeaderLabels(["时间 / 项目", "修改人 / 原来", "操作 / 改为"])
         self.tree.setIndentation(12)
         self.tree.itemExpanded.connect(lambda _item: self.fit_columns())
         layout.addWidget(self.tree)
@@ -59,9 +62,12 @@ class HistoryPanel(QWidget):
         changes = self.store.history(record_id)
         for change in reversed(changes):  # newest first
             head, fields = change_rows(change, d)
-            item = QTreeWidgetItem(head)
-            for col, text in enumerate(head):
+            item = QTreeWidgetItem(head[:3])
+            item.setData(0, Qt.UserRole, head[3])
+            for col, text in enumerate(head[:3]):
                 item.setToolTip(col, text)
+            if head[3]:
+                fields = [("原因", "", head[3])] + fields
             for label, old, new in fields:
                 child = QTreeWidgetItem([label, old, new])
                 for col, text in enumerate((label, old, new)):
@@ -88,7 +94,7 @@ class HistoryPanel(QWidget):
         out = []
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            out.append([item.text(c) for c in range(4)])
+            out.append([item.text(c) for c in range(3)] + [item.data(0, Qt.UserRole) or ""])
             for j in range(item.childCount()):
                 child = item.child(j)
                 out.append([child.text(c) for c in range(3)])

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTableView,
+    QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -41,7 +42,7 @@ from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
 from app.ui.editor import HouseholdEditor
 from app.ui.forms import finding_line
-from app.ui.model import HouseholdModel, load_rows, row_of
+from app.ui.model import COLUMNS, MATCH_COLUMN, HouseholdModel, load_rows, row_of
 from app.ui.start import UnlockDialog
 
 # Other windows, imported when their menu item is chosen: (menu, label, module, class, options).
@@ -76,6 +77,21 @@ class IdleWatch(QObject):
     def eventFilter(self, obj, event):
         if event.type() in (QEvent.KeyPress, QEvent.MouseButtonPress, QEvent.Wheel) and self.timer.interval() > 0:
             self.timer.start()
+        return False
+
+
+class SearchKeys(QObject):
+    """Enter or Down in the search box goes to the list, its first row chosen: find, then open
+    with Enter, without the mouse."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__(window)
+        self.window = window
+
+    def eventFilter(self, obj, event):
+        if event.type() == QEvent.KeyPress and event.key() in (Qt.Key_Return, Qt.Key_Enter, Qt.Key_Down):
+            self.window.focus_list()
+            return True
         return False
 
 
@@ -148,7 +164,12 @@ class MainWindow(QMainWindow):
         self.unlock_dialog: UnlockDialog | None = None
         self.drafts_dialog: DraftsDialog | None = None
         self.setWindowTitle(f"建档 · {store.site_name} · {store.path.name}")
-        self.resize(1200, 760)
+        self.list_state = preferences.load().main_list  # how the list was left last time
+        size = self.list_state.get("size")
+        if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 400 <= v <= 10000 for v in size):
+            self.resize(*size)
+        else:
+            self.resize(1200, 760)
 
         # --- list page
         page = QWidget()
@@ -156,7 +177,9 @@ class MainWindow(QMainWindow):
         bar = QHBoxLayout()
         self.search = QLineEdit()
         self.search.setObjectName("search")
-        self.search.setPlaceholderText("搜索:姓名、身份证号码、户编号或电话的一部分(Ctrl+F)")
+        self.search.setPlaceholderText("搜索:户主或成员的姓名、身份证号码、户编号或电话的一部分(Ctrl+F;Enter 到列表,再按 Enter 打开)")
+        self._search_keys = SearchKeys(self)
+        self.search.installEventFilter(self._search_keys)
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self._search_changed)
         bar.addWidget(self.search, 3)
@@ -195,7 +218,9 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # no column stretches: 完整度 once took 40% of the list to show 100%
+        self.table.horizontalHeader().setStretchLastSection(False)
+        self.table.setColumnHidden(MATCH_COLUMN, True)  # shown while searching: why each household matched
         self.table.doubleClicked.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
         self.table.activated.connect(lambda index: self.open_household(self.model.row_at(index.row()).id))
         split.addWidget(self.table)
@@ -228,6 +253,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.progress)
 
         self._menus()
+        self._toolbar()
         prefs = preferences.load()
         self.idle_timer = QTimer(self, singleShot=True, timeout=self.lock)
         self.set_auto_lock_minutes(prefs.auto_lock_minutes)
@@ -241,21 +267,64 @@ class MainWindow(QMainWindow):
         m = self.menuBar().addMenu("文件")
         self.new_action = m.addAction("新建贫困户", self.new_household)
         self.new_action.setShortcut("Ctrl+N")
-        m.addAction("检查全部贫困户", self.validate_all)
-        m.addAction("备份到…", self.backup_to)
+        self.check_action = m.addAction("检查全部贫困户", self.validate_all)
+        self.backup_action = m.addAction("备份到U盘…", self.backup_to)
         m.addSeparator()
         m.addAction("自动锁定时间…", self._ask_auto_lock)
         m.addAction("立即锁定", lambda: self.lock(manual=True)).setShortcut("Ctrl+L")
         m.addSeparator()
         m.addAction("退出", self.close)
         find = self.menuBar().addMenu("查找")
-        find.addAction("搜索", lambda: (self.search.setFocus(), self.search.selectAll())).setShortcut("Ctrl+F")
+        self.search_action = find.addAction("搜索 (Ctrl+F)", lambda: (self.search.setFocus(), self.search.selectAll()))
+        self.search_action.setShortcut("Ctrl+F")
         menus = {}
         for menu_name, label, module, cls, options in EXTERNAL:
             if not shown_for(options, self.store.role):
                 continue
             menu = menus.get(menu_name) or menus.setdefault(menu_name, self.menuBar().addMenu(menu_name))
             menu.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
+
+    def _toolbar(self) -> None:
+        """The main actions as visible buttons with their keys (a new user looks for 新建 on the
+        screen, not in a menu)."""
+        bar = QToolBar("常用")
+        bar.setObjectName("main_toolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.addToolBar(Qt.TopToolBarArea, bar)
+        self.toolbar = bar
+        self.open_action = bar.addAction("打开 (Enter)", self.open_current)
+        self.open_action.setObjectName("open_household")
+        self.new_action.setText("新建贫困户 (Ctrl+N)")
+        bar.insertAction(self.open_action, self.new_action)
+        bar.addAction(self.search_action)
+        bar.addSeparator()
+        for label, module, cls, options, key in (
+                ("打印 (Ctrl+P)", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code"), "Ctrl+P"),
+                ("U 盘同步 (Ctrl+U)", "app.ui.sync_dialog", "SyncDialog", (), "Ctrl+U"),
+                ("识别与退出、工作清单", "app.ui.proposals_panel", "ProposalsWindow", (), None),
+                ("表格导入导出", "app.ui.table_dialog", "TableDialog", (), None)):
+            action = bar.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
+            action.setObjectName(f"toolbar_{cls}")
+            if key:
+                action.setShortcut(key)
+        bar.addSeparator()
+        bar.addAction(self.check_action)
+        bar.addAction(self.backup_action)
+
+    def focus_list(self) -> None:
+        """The list gets the keyboard, with its first row chosen when none is."""
+        self.table.setFocus()
+        if self.model.rowCount() and not self.table.selectionModel().selectedRows():
+            self.table.selectRow(0)
+            self.table.setCurrentIndex(self.model.index(0, 0))
+
+    def open_current(self) -> None:
+        hid = self.current_household_id()
+        if hid:
+            self.open_household(hid)
+        else:
+            self.statusBar().showMessage("请先在列表中选中一户(方向键选择,Enter 打开)", 5000)
 
     def open_external(self, module: str, cls: str, options=()) -> QWidget | None:
         """Import another engineer's window only when asked for, and show it."""
@@ -348,7 +417,7 @@ class MainWindow(QMainWindow):
         self.model.set_rows(rows)
         self._seen_mark = self._change_mark()
         self._fill_tree()
-        self.table.resizeColumnsToContents()
+        self._restore_list()
         self.progress.hide()
         self.stack.setEnabled(True)
         self.menuBar().setEnabled(True)
@@ -392,8 +461,57 @@ class MainWindow(QMainWindow):
         root.setExpanded(True)
         for item in items.values():
             item.setExpanded(True)
-        root.setSelected(True)
+        want = self.model.village_prefix or self.list_state.get("village") or ""
+        chosen = root
+        for i in range(self.tree.topLevelItemCount()):
+            stack = [self.tree.topLevelItem(i)]
+            while stack:
+                item = stack.pop()
+                if want and item.data(0, Qt.UserRole) == want:
+                    chosen = item
+                stack += [item.child(j) for j in range(item.childCount())]
+        self.tree.setCurrentItem(chosen)
+        chosen.setSelected(True)
         self.tree.blockSignals(False)
+        self.model.set_filters(village_prefix=chosen.data(0, Qt.UserRole) or "")
+
+    def _restore_list(self) -> None:
+        """Column widths and sort order as the list was left (else widths to fit the contents)."""
+        state = self.list_state
+        widths = state.get("widths")
+        header = self.table.horizontalHeader()
+        if isinstance(widths, list) and len(widths) == len(COLUMNS) and all(isinstance(w, int) for w in widths):
+            for col, width in enumerate(widths):
+                if 20 <= width <= 2000:
+                    self.table.setColumnWidth(col, width)
+        else:
+            self.table.resizeColumnsToContents()
+            self.table.setColumnWidth(MATCH_COLUMN, 200)
+        sort = state.get("sort")
+        if isinstance(sort, list) and len(sort) == 2 and all(isinstance(v, int) for v in sort) and 0 <= sort[0] < len(COLUMNS):
+            header.setSortIndicator(sort[0], Qt.SortOrder(sort[1]))
+            self.model.sort(sort[0], Qt.SortOrder(sort[1]))
+
+    def save_list_state(self) -> None:
+        """Remember sort, column widths, the open village and the window size (ui.json: numbers and
+        a division code, no personal data)."""
+        header = self.table.horizontalHeader()
+        code = ""
+        items = self.tree.selectedItems()
+        if items:
+            code = items[0].data(0, Qt.UserRole) or ""
+        self.list_state = {
+            "sort": [header.sortIndicatorSection(), int(header.sortIndicatorOrder().value)],
+            "widths": [self.table.columnWidth(c) if self.table.columnWidth(c) > 0 else 200 for c in range(len(COLUMNS))],
+            "village": code or self.list_state.get("village", ""),
+            "size": [self.width(), self.height()],
+        }
+        prefs = preferences.load()
+        prefs.main_list = self.list_state
+        try:
+            preferences.save(prefs)
+        except OSError:
+            pass  # a convenience: never keep the window from closing
 
     def _tree_changed(self) -> None:
         items = self.tree.selectedItems()
@@ -402,6 +520,7 @@ class MainWindow(QMainWindow):
     def _search_changed(self, text: str) -> None:
         if self.loaded:
             self.model.set_search(text)
+            self.table.setColumnHidden(MATCH_COLUMN, not text.strip())
 
     def _update_count(self) -> None:
         self.count_label.setText(f"{len(self.model.visible)} / {len(self.model.rows)} 户")
@@ -412,8 +531,9 @@ class MainWindow(QMainWindow):
         self.operator_label.setText(f"操作员:{self.store.operator}")
         status = sync_status(self.store)
         self.unsynced_label.setText(status.unsynced_label())
-        self.unsynced_label.setVisible(status.unacknowledged is not None)
+        self.unsynced_label.setVisible(bool(status.unsynced_label()))
         self.sync_label.setText(status.last_sync_label())
+        self.sync_label.setVisible(bool(status.last_sync_label()))
 
     def _store_changed(self, changes) -> None:
         """Refresh the rows of the households a commit touched."""
@@ -624,6 +744,8 @@ class MainWindow(QMainWindow):
             if not e.close():
                 event.ignore()
                 return
+        if self.loaded and not self.locked:
+            self.save_list_state()
         QApplication.instance().removeEventFilter(self._idle_watch)
         workers.unlisten(self.store, self._store_changed)
         super().closeEvent(event)

@@ -12,7 +12,22 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from app.core.dictionary import default
 from app.core.validation import completeness
 
-COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度"]
+COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度", "搜索匹配"]
+MATCH_COLUMN = 7
+MATCH_WORDS = {"household_number": "户编号", "head_name": "户主", "phone": "电话",
+               "member_name": "成员", "member_id_number": "成员身份证号"}
+
+
+def match_text(reason: tuple[str, str] | None) -> str:
+    """Why a household is in the search result, in words: 成员“张三”, 户编号 …"""
+    if not reason:
+        return ""
+    field, value = reason
+    if field == "member_name":
+        return f"成员“{value}”"
+    if field == "member_id_number":
+        return f"成员“{value}”的身份证号"
+    return MATCH_WORDS.get(field, field)
 
 
 @dataclass
@@ -84,6 +99,7 @@ class HouseholdModel(QAbstractTableModel):
         self.cause = ""
         self.text = ""
         self._search_ids: set[str] | None = None
+        self._reasons: dict[str, tuple[str, str]] = {}
 
     # ---------------------------------------------------------------- data
     def set_rows(self, rows: list[Row]) -> None:
@@ -109,6 +125,7 @@ class HouseholdModel(QAbstractTableModel):
             self.rows.append(row)
         if self.text:
             self._search_ids = set(self.store.search(self.text))
+            self._reasons = self.store.search_reasons(self.text, self._search_ids)
         self.set_rows(self.rows)
 
     def row_at(self, view_row: int) -> Row:
@@ -138,7 +155,12 @@ class HouseholdModel(QAbstractTableModel):
     def set_search(self, text: str) -> None:
         self.text = text.strip()
         self._search_ids = set(self.store.search(self.text)) if self.text else None
+        self._reasons = self.store.search_reasons(self.text, self._search_ids) if self.text else {}
         self.refilter()
+
+    def reason(self, household_id: str) -> str:
+        """Why the household matched the current search ("" without a search)."""
+        return match_text(self._reasons.get(household_id)) if self.text else ""
 
     def set_filters(self, village_prefix: str | None = None, status: str | None = None, cause: str | None = None) -> None:
         if village_prefix is not None:
@@ -161,6 +183,8 @@ class HouseholdModel(QAbstractTableModel):
             return None
         row = self.rows[self.visible[index.row()]]
         if role == Qt.DisplayRole:
+            if index.column() == MATCH_COLUMN:
+                return self.reason(row.id)
             return row.cells()[index.column()]
         if role == Qt.TextAlignmentRole and index.column() in (2, 6):
             return int(Qt.AlignRight | Qt.AlignVCenter)
@@ -175,7 +199,8 @@ class HouseholdModel(QAbstractTableModel):
 
     def sort(self, column, order=Qt.AscendingOrder):
         key = [lambda r: r.household_number, lambda r: r.head_name, lambda r: r.population, lambda r: r.attribute,
-               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness][column]
+               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness,
+               lambda r: self.reason(r.id)][column]
         self.beginResetModel()
         self.visible.sort(key=lambda i: key(self.rows[i]), reverse=order == Qt.DescendingOrder)
         self.endResetModel()

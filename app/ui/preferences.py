@@ -1,5 +1,7 @@
-"""Window preferences kept beside the program settings (config_dir()/ui.json): recent databases
-and the idle auto-lock time. Paths and numbers only, never personal data. Written atomically."""
+"""Window preferences kept beside the program settings (config_dir()/ui.json): recent databases,
+the idle auto-lock time and how the household list was left (sort column and order, column widths,
+the open village's code, the window size). Paths, codes and numbers only, never personal data.
+Written atomically."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ RECENT_MAX = 8
 class Preferences:
     recent: list[str] = field(default_factory=list)
     auto_lock_minutes: float = 10.0  # 0: never lock on idle
+    # the household list as it was left: {"sort": [column, 0|1], "widths": [...], "village": code,
+    # "size": [width, height]}; numbers and a division code only
+    main_list: dict = field(default_factory=dict)
 
 
 def path():
@@ -27,7 +32,8 @@ def load() -> Preferences:
         raw = json.loads(path().read_text(encoding="utf-8"))
         recent = [str(p) for p in raw.get("recent", []) if isinstance(p, str)][:RECENT_MAX]
         minutes = float(raw.get("auto_lock_minutes", 10.0))
-        return Preferences(recent, max(0.0, minutes))
+        main_list = raw.get("main_list") if isinstance(raw.get("main_list"), dict) else {}
+        return Preferences(recent, max(0.0, minutes), main_list)
     except (OSError, ValueError, TypeError, AttributeError):
         return Preferences()
 

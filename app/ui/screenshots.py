@@ -1,8 +1,12 @@
-"""PNG screenshots of the main window and every household editor tab, from a new demo database:
+"""PNG screenshots of every screen a new user meets, at the size of a 1366×768 laptop, from a new
+demo database:
 
     python -m app.ui.screenshots OUTDIR
 
-Uses the offscreen platform unless QT_QPA_PLATFORM is set."""
+start screen, new-database wizard (each page), unlock, main window (and a search), each editor tab
+(and an ID number with a wrong check digit), the table import/export dialog, the print dialog with
+a card made, the sync dialog, the proposals window and its work lists. Uses the offscreen platform
+unless QT_QPA_PLATFORM is set."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+SCREEN = (1366, 768)
+WINDOW = (1366, 740)  # a maximised window under the taskbar
 
 
 def make(outdir: Path, per_village: int = 20) -> list[Path]:
@@ -21,49 +28,81 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
     from app.store import Store
     from app.ui.app import application
     from app.ui.main_window import MainWindow
+    from app.ui.start import CreateWizard, StartDialog, UnlockDialog
 
     outdir.mkdir(parents=True, exist_ok=True)
     app = application()
     shots = []
+
+    def settle(ms=200):
+        loop = QEventLoop()
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def shot(widget, name: str, size=WINDOW) -> None:
+        if size:
+            widget.resize(*size)
+        widget.show()
+        settle()
+        target = outdir / f"{len(shots) + 1:02d}_{name}.png"
+        widget.grab().save(str(target))
+        shots.append(target)
+
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("JIANDANG_HOME", str(Path(tmp) / "home"))  # no real preferences touched
+        start = StartDialog()
+        shot(start, "start", None)
+        start.close()
+        wizard = CreateWizard()
+        wizard.resize(720, 560)
+        shot(wizard, "wizard_1", None)
+        wizard.next()
+        shot(wizard, "wizard_2_enrollment", None)
+        wizard.back()
+        wizard.manual.setChecked(True)  # the other way: a county database or a stand-alone laptop
+        wizard.site_name.setText("示范县扶贫办")
+        wizard.operator.setText("张三")
+        wizard.passphrase.setText("jiandang-demo-1")
+        wizard.passphrase2.setText("jiandang-demo-1")
+        for i in range(3, 5):  # 站点, 操作员, then the file page (not validated: it would create a file)
+            wizard.next()
+            shot(wizard, f"wizard_{i}", None)
+        wizard.close()
+
         store = Store.create(Path(tmp) / "demo.db", role="village", site_name="示范县驻村工作队", operator="演示",
                              passphrase="jiandang-demo", recovery_public_key=X25519PrivateKey.generate().public_key())
         demo.fill(store, per_village=per_village)
-
-        def settle(ms=200):
-            loop = QEventLoop()
-            QTimer.singleShot(ms, loop.quit)
-            loop.exec()
+        _a_proposal(store)
+        store.lock()
+        unlock = UnlockDialog(store)
+        shot(unlock, "unlock", None)
+        store.unlock("演示", "jiandang-demo")
+        unlock.close()
 
         window = MainWindow(store)
         window.set_auto_lock_minutes(0)
-        window.resize(1280, 800)
+        window.resize(*WINDOW)
         window.show()
         while not window.loaded:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
         settle()
         if window.drafts_dialog:
             window.drafts_dialog.reject()
-        target = outdir / "main.png"
-        window.grab().save(str(target))
-        shots.append(target)
-        window.search.setText(window.model.rows[0].head_name[:1])  # a surname
-        settle()
-        target = outdir / "main_search.png"
-        window.grab().save(str(target))
-        shots.append(target)
+        shot(window, "main")
+        row = max(window.model.rows, key=lambda r: r.population)
+        window.search.setText(window.model.rows[0].head_name[:1])  # a surname: heads and members match
+        shot(window, "main_search")
         window.search.clear()
         # a household with several members and an income record
-        row = max(window.model.rows, key=lambda r: r.population)
         editor = window.open_household(row.id)
-        editor.resize(1280, 860)
+        editor.resize(*WINDOW)
         settle()
         for i in range(editor.tabs.count()):
             editor.tabs.setCurrentIndex(i)
             settle(150)
-            target = outdir / f"editor_{i + 1:02d}_{editor.d.kinds['household'].sections[i].key if i < len(editor.household_forms) else list(editor.panels)[i - len(editor.household_forms)]}.png"
-            editor.grab().save(str(target))
-            shots.append(target)
+            key = (editor.d.kinds["household"].sections[i].key if i < len(editor.household_forms)
+                   else list(editor.panels)[i - len(editor.household_forms)])
+            shot(editor, f"editor_{i + 1}_{key}")
         # an ID number with a wrong check digit: the message beside the field and in the list
         panel = editor.panels["member"]
         editor.tabs.setCurrentWidget(panel)
@@ -73,14 +112,57 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         field.set_value(number[:17] + ("0" if number[17:] != "0" else "1"))
         panel.form._edited("id_number")
         settle(300)
-        target = outdir / "editor_09_id_number_error.png"
-        editor.grab().save(str(target))
-        shots.append(target)
+        shot(editor, "editor_id_number_error")
         editor.discard()
         editor.close()
+
+        window.table.selectRow(window.model.view_row_of(row.id))
+        for module, cls, name, size in (("app.ui.table_dialog", "TableDialog", "import_export", None),
+                                        ("app.ui.print_dialog", "PrintDialog", "print", (760, 740)),
+                                        ("app.ui.sync_dialog", "SyncDialog", "sync", None),
+                                        ("app.ui.proposals_panel", "ProposalsWindow", "proposals", WINDOW)):
+            options = ("household_id", "village_code") if cls == "PrintDialog" else ()
+            other = window.open_external(module, cls, options)
+            if other is None:
+                continue
+            if size:
+                other.resize(*size)
+            settle(400)
+            shot(other, name, None)
+            if cls == "PrintDialog":
+                other.generate()
+                for _ in range(100):
+                    if other.pdf is not None:
+                        break
+                    settle(100)
+                settle(300)
+                shot(other, "print_card_made", None)
+            if cls == "ProposalsWindow":
+                other.tabs.setCurrentIndex(1)
+                settle(600)
+                shot(other, "worklists", None)
+            other.close()
+            settle()
         window.close()
         store.close()
     return shots
+
+
+def _a_proposal(store) -> None:
+    """One exit proposal, so the proposals window shows one being worked on."""
+    import datetime as dt
+
+    from app.services import households, proposals
+
+    for doc in households.documents(store):
+        if doc.get("status") != "1":
+            continue
+        try:
+            proposals.propose(store, doc["id"], "exit", reasons="务工收入稳定", justification="年底分红后可达标",
+                              date=dt.date.today() - dt.timedelta(days=3), food_secure=True, clothing_secure=True)
+            return
+        except proposals.ProcedureError:
+            continue
 
 
 def main(argv: list[str] | None = None) -> int:

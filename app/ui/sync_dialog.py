@@ -32,17 +32,19 @@ class SyncPanel(QWidget):
         self.last_reports: list[exchange.Report] = []
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
-        row.addWidget(QLabel("U盘文件夹:"))
+        label = QLabel("U盘文件夹(&F):")
+        row.addWidget(label)
         self.folder = QLineEdit()
-        self.folder.setPlaceholderText("插入U盘后选择其中的文件夹")
+        self.folder.setPlaceholderText("插入U盘后选择其中的文件夹,或输入路径(如 E:\\)")
+        label.setBuddy(self.folder)  # Alt+F
         row.addWidget(self.folder, 1)
         browse = QPushButton("选择…")
         browse.clicked.connect(self.browse)
         row.addWidget(browse)
         layout.addLayout(row)
         buttons = QHBoxLayout()
-        self.export_button = QPushButton("导出到U盘" if store.role != "county" else "为各设备导出下发包")
-        self.import_button = QPushButton("从U盘导入")
+        self.export_button = QPushButton("导出到U盘(&E)" if store.role != "county" else "为各设备导出下发包(&E)")
+        self.import_button = QPushButton("从U盘导入(&I)")
         self.export_button.clicked.connect(self.export)
         self.import_button.clicked.connect(self.import_)
         buttons.addWidget(self.export_button)
@@ -198,6 +200,11 @@ class SyncDialog(QDialog):
 
     def refresh_info(self) -> None:
         store = self.store
+        if not store.meta("certificate"):  # never enrolled (the demo, a stand-alone laptop): it cannot sync
+            self.info.setText(f"本机:{status_texts.site_label(store, store.site_id)}。\n"
+                              "本库没有在县扶贫办登记,不能与县里同步:数据只在本机,请定期备份(文件 › 备份到U盘)。"
+                              "要同步,请用县里发的登记包新建数据库。")
+            return
         acked = store.meta("sync_acked_seq", "0")
         mine = store.count_changes(store.site_id, int(acked))
         expires = status_texts.local_time_text(store.meta("sync_down_expires"), "尚未收到")
