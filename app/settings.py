@@ -66,6 +66,8 @@ class Settings:
     backup_keep: int = 14  # how many daily backups of each database to keep
     log_level: str = "INFO"
     last_database: str | None = None
+    photo_max_side: int = 1600  # attachments: longest side in pixels after resizing (app/services/attachments.py)
+    photo_quality: int = 80  # attachments: JPEG quality of the re-encoded image (1-95)
 
 
 def load() -> Settings:

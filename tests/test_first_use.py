@@ -154,9 +154,10 @@ def test_the_screenshots_cover_every_screen_a_new_user_meets_at_laptop_size(qapp
     shots = screenshots.make(tmp_path / "shots", per_village=3)
     names = [p.stem.split("_", 1)[1] for p in shots]
     for wanted in ("start", "wizard_1", "unlock", "main", "main_search", "editor_1_basic", "editor_8_visit",
+                   "editor_9_attachments",
                    "import_export", "print", "print_card_made", "sync", "proposals", "worklists"):
         assert wanted in names, (wanted, names)
-    assert sum(n.startswith("editor_") for n in names) == 9 and sum(n.startswith("wizard_") for n in names) >= 4
+    assert sum(n.startswith("editor_") for n in names) == 10 and sum(n.startswith("wizard_") for n in names) >= 4
     for path in shots:
         image = QImage(str(path))
         assert 0 < image.width() <= 1366 and 0 < image.height() <= 768, (path.name, image.size())

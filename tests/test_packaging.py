@@ -100,10 +100,10 @@ def test_logs_of_a_demo_session_contain_no_personal_data(home, tmp_path, monkeyp
 def test_selftest_passes_every_step(home, capsys):
     assert main(["selftest"]) == 0
     out = capsys.readouterr().out
-    for step in ("程序资源", "创建加密数据库", "保存一户", "校验", "加密检查", "打印户有卡", "导出数据包并由县级导入",
+    for step in ("程序资源", "创建加密数据库", "保存一户", "添加照片", "校验", "加密检查", "打印户有卡", "导出数据包并由县级导入",
                  "备份与完整性检查"):
         assert f"通过  {step}" in out
-    assert "自检通过:8 项" in out
+    assert "自检通过:9 项" in out
 
 
 def test_selftest_fails_when_the_county_refuses_the_bundle(home, monkeypatch, capsys):

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "app.cli.server_commands",
     "app.cli.table_commands",
     "app.cli.reference_commands",
+    "app.cli.attachment_commands",
 ]
 
 

@@ -168,6 +168,27 @@ def run_selftest(folder: Path) -> list:
         members = len(households.document(state["store"], result.household_id).get("members", []))
         return f"1 户 {members} 人"
 
+    def photo():
+        import io  # noqa: PLC0415
+
+        from PIL import Image  # noqa: PLC0415 - Pillow and its JPEG plugin must be in the build
+
+        from app.services import attachments  # noqa: PLC0415
+
+        buf = io.BytesIO()
+        Image.new("RGB", (2000, 1500), (90, 150, 70)).save(buf, "JPEG", quality=85)
+        (folder / "自检照片.jpg").write_bytes(buf.getvalue())  # a synthetic picture, no one's data
+        store = state["store"]
+        house = store.get(state["household"])
+        report = attachments.add_files(store, house, [folder / "自检照片.jpg"], kind="家庭合影")
+        if len(report.added) != 1:
+            raise RuntimeError("照片未能添加:" + ";".join(report.lines()))
+        rec = store.get(report.added[0])
+        data = attachments.image(store, rec)
+        if not data or Image.open(io.BytesIO(data)).size != (rec.fields["width"], rec.fields["height"]):
+            raise RuntimeError("照片读回后与保存时不符")
+        return f"照片缩放为 {rec.fields['width']}×{rec.fields['height']},{len(data) // 1024} KB,加密保存"
+
     def validate():
         findings = households.validate_all(state["store"])
         errors = sum(1 for f in findings if f.severity == "error")
@@ -225,6 +246,7 @@ def run_selftest(folder: Path) -> list:
         _step("程序资源", results, resources)
         _step("创建加密数据库(县级登记村级设备)", results, create)
         _step("保存一户", results, save)
+        _step("添加照片", results, photo)
         _step("校验", results, validate)
         _step("加密检查", results, no_plain_text)
         _step("打印户有卡", results, card)

@@ -57,6 +57,14 @@ def register(sub) -> None:
     q.add_argument("--operator")
     q.set_defaults(func=cmd_notice)
 
+    q = ops.add_parser("evidence", help="佐证材料:一户的照片和扫描件,附类别、说明、日期和添加人")
+    q.add_argument("db")
+    q.add_argument("--household", required=True, metavar="户编号")
+    q.add_argument("--kind", metavar="K", help="只打印此类别(住房、家庭合影、走访 …)")
+    q.add_argument("--out", required=True, metavar="FILE.pdf")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_evidence)
+
     q = ops.add_parser("verify", help="核对一张户有卡(二维码中的户 id 和校验码)是否与数据库一致")
     q.add_argument("db")
     q.add_argument("--household", metavar="ID")
@@ -128,6 +136,20 @@ def cmd_notice(args) -> int:
                               phone=args.phone)
             result = printing.print_notice(store, args.out, place, args.kind, info, items, level=level)
     return _done(result, "公告" if level == "county" else "公示")
+
+
+def cmd_evidence(args) -> int:
+    from app.services import attachments  # noqa: PLC0415
+    from app.store import StoreError  # noqa: PLC0415
+
+    with open_store(args.db, args.operator) as store:
+        try:
+            house = attachments.household_by_number(store, args.household)
+            path, pages, count = attachments.print_evidence(store, args.out, house, kind=args.kind)
+        except (printing.PrintError, StoreError) as exc:
+            raise CommandError(str(exc)) from None
+    print(f"已生成 {path}:佐证材料 {count} 张,共 {pages} 页")
+    return 0
 
 
 def cmd_verify(args) -> int:

@@ -23,6 +23,7 @@ def register(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=64, help="单个同步包的上传上限(MB,默认 64)")
     p.add_argument("--uploads-per-minute", type=float, default=10,
                    help="每个站点每分钟最多上传/取件次数(默认 10;0 = 不限)")
+    p.add_argument("--attachment-budget-mb", type=float, default=16, help="每个下发包携带照片的上限(MB,默认 16)")
     p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
     p.add_argument("--stop", action="store_true",
                    help="停止在这个数据库上运行的县同步服务(等进行中的导入完成;Windows 上也可用)")
@@ -107,10 +108,11 @@ def cmd_serve(args) -> int:
     for path in (args.tls_cert, args.tls_key):
         if path and not Path(path).is_file():
             raise CommandError(f"找不到文件 {path}")
-    if args.max_upload_mb <= 0 or args.uploads_per_minute < 0:
-        raise CommandError("--max-upload-mb 应大于 0,--uploads-per-minute 不能为负")
+    if args.max_upload_mb <= 0 or args.uploads_per_minute < 0 or args.attachment_budget_mb <= 0:
+        raise CommandError("--max-upload-mb 和 --attachment-budget-mb 应大于 0,--uploads-per-minute 不能为负")
     limits = Limits(max_upload=int(args.max_upload_mb * 1024 * 1024), uploads_per_minute=args.uploads_per_minute,
-                    fetches_per_minute=args.uploads_per_minute)
+                    fetches_per_minute=args.uploads_per_minute,
+                    attachment_budget=int(args.attachment_budget_mb * 1024 * 1024))
     handler = _setup_logging(args.quiet)
     try:
         return _serve(args, limits)

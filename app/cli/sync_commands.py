@@ -32,8 +32,14 @@ def register(sub) -> None:
     q = ops.add_parser("export", help="导出同步包到文件夹(U 盘)")
     q.add_argument("db")
     q.add_argument("--to", required=True, metavar="DIR")
+    q.add_argument("--attachment-budget", type=float, metavar="MB", help="每个同步包携带照片的上限(MB,默认 16);"
+                   "其余照片写入后续的包")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_export)
+    q = ops.add_parser("status", help="同步状态:未同步的修改、待发送的照片、上次同步时间")
+    q.add_argument("db")
+    q.add_argument("--operator")
+    q.set_defaults(func=cmd_status)
     q = ops.add_parser("import", help="导入同步包(文件或文件夹);有拒收时退出码为 1")
     q.add_argument("db")
     q.add_argument("paths", nargs="+", metavar="PATH")
@@ -45,6 +51,7 @@ def register(sub) -> None:
     q.add_argument("--ca-cert", metavar="FILE", help="县同步服务的 TLS 证书(默认用登记时设置的)")
     q.add_argument("--remember", action="store_true", help="把 --server/--ca-cert 保存为本机的默认设置")
     q.add_argument("--retries", type=int, default=4, help="网络失败时的重试次数(默认 4,间隔 1、2、4、8 秒)")
+    q.add_argument("--attachment-budget", type=float, metavar="MB", help="每个同步包携带照片的上限(MB,默认 16)")
     q.add_argument("--operator")
     q.set_defaults(func=cmd_now)
 
@@ -137,14 +144,54 @@ def _places(codes, divisions) -> str:
                     for c in codes)
 
 
+def _budget(args) -> int:
+    from app.sync import attachments  # noqa: PLC0415
+
+    mb = getattr(args, "attachment_budget", None)
+    if mb is None:
+        return attachments.DEFAULT_BUDGET
+    if mb <= 0:
+        raise CommandError("--attachment-budget 应大于 0(单位 MB)")
+    return int(mb * 1024 * 1024)
+
+
+def cmd_status(args) -> int:
+    from app.sync import attachments  # noqa: PLC0415
+
+    with open_store(args.db, args.operator) as store:
+        st = status.sync_status(store)
+        lines = []
+        if st.unacknowledged is not None:
+            lines.append(f"未同步修改:{st.unacknowledged} 条(县里尚未确认)")
+            lines.append(st.images_label())
+        else:
+            for c in identity.certificates(store, include_revoked=False):
+                cert = identity.certificate_of(store, c["site_id"])[0]
+                count, size = attachments.pending(store, c["site_id"], cert.villages)
+                if count:
+                    lines.append(f"待发给 {c['site_name']}({c['site_id']})的照片:{count} 张({size / 1024 / 1024:.1f} MB)")
+            if len(lines) == 0:
+                lines.append("待发给各设备的照片:无")
+        lines.append(st.last_sync_label())
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_export(args) -> int:
     with open_store(args.db, args.operator) as store:
         with user_errors(StoreError, OSError):
             outlook = exchange.upstream_outlook(store) if store.role != "county" else None
-            files = exchange.export_to(store, args.to, progress_printer("导出"))
+            try:
+                files = exchange.export_to(store, args.to, progress_printer("导出"), budget=_budget(args))
+            except exchange.ExportInterrupted as exc:  # the whole bundles written are named, then the error
+                for f in exc.written:
+                    print(f"已导出 {f}")
+                raise
     for f in files:
-        changes = wire.peek_header(f.read_bytes()).get("counts", {}).get("changes", 0)
-        print(f"已导出 {f}:{changes} 条修改")
+        counts = wire.peek_header(f.read_bytes()).get("counts", {})
+        photos = f",照片 {counts['attachments']} 张" if counts.get("attachments") else ""
+        print(f"已导出 {f}:{counts.get('changes', 0)} 条修改{photos}")
     if outlook and outlook[1]:
         print(f"其中 {outlook[1]} 条修改在以前的包中已发出、县里尚未确认收到,本包再次带上"
               "(县里重复收到的会自动跳过;导入县里发回的包后,已确认的修改不再重发)")
@@ -180,7 +227,8 @@ def cmd_now(args) -> int:
             try:
                 url, ca = client.settings(store, args.server, args.ca_cert)
                 show = progress_printer("同步")
-                result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note)
+                result = client.sync_now(store, url, ca, show, retries=max(0, args.retries), note=note,
+                                         budget=_budget(args))
             except client.Unreachable as exc:
                 print(f"错误:{exc}", file=sys.stderr)
                 return 3

@@ -33,6 +33,7 @@ from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, head_para, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
+from app.reports.evidence import Loader, card_block
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
@@ -143,6 +144,9 @@ def card_content(doc: dict, ctx: Context, full_id: bool = False, for_digest: boo
         "address": ctx.address(doc.get("village_code"), doc.get("group")),
         "basic": basic, "causes": causes, "members": members, "living": living, "income": income_block,
         "helpers": helpers, "plans": plans, "measures": measures, "visits": visits,
+        # the photos printed (by content address): only when there are any, so the digest of a card
+        # without photos is what it always was
+        **({"photos": [p.get("digest") for p in doc["photos"]]} if doc.get("photos") else {}),
     }
 
 
@@ -187,8 +191,10 @@ REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "a
                   "first_identified", "family_size"}
 
 
-def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None) -> list:
-    """The flowables of one household's card."""
+def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None,
+               images: Loader | None = None) -> list:
+    """The flowables of one household's card (with its 家庭合影 and 住房 photos, `doc["photos"]`, drawn
+    through `images` when given)."""
     st = styles()
     c = card_content(doc, ctx, full_id)
     digest = digest or card_digest(doc, ctx)
@@ -206,6 +212,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
     story += [top, Spacer(1, 2 * mm)]
+    if images is not None:
+        story += card_block(doc.get("photos") or [], images)
 
     # 一、家庭基本情况
     story.append(Paragraph(markup("一、家庭基本情况"), st["h2"]))
@@ -419,7 +427,7 @@ class _SetHousehold(Spacer):
 
 
 def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
-                progress: Progress | None = None) -> int:
+                progress: Progress | None = None, images: Loader | None = None) -> int:
     """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
     register_fonts()
     doc_template = CardDocument(path, ctx)
@@ -430,7 +438,7 @@ def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, ful
             story.append(PageBreak())
         story.append(_SetHousehold(doc_template, str(doc.get("head_name") or ""), str(doc.get("household_number") or ""),
                                    version))
-        story += card_story(doc, ctx, full_id, digest)
+        story += card_story(doc, ctx, full_id, digest, images)
     doc_template.progress = progress
     doc_template.households = total
     doc_template.build(story)

@@ -57,6 +57,7 @@ class Limits:
     fetches_per_minute: float = 10  # per site
     concurrent_uploads: int = 16  # bodies held in memory at once; more wait
     idle_seconds: float = 60  # an upload that sends nothing for this long is dropped
+    attachment_budget: int = 16 * MIB  # bytes of images in one downstream bundle (app/sync/attachments.py)
 
 
 class RateLimiter:
@@ -290,7 +291,7 @@ class Service:
             seconds = math.ceil(wait)
             return refuse(429, "rate_limited", f"站点 {site} 取件过于频繁:请 {seconds} 秒后再试",
                           {"Retry-After": str(seconds)})
-        name, data = exchange.export_downstream(self.store, site)
+        name, data = exchange.export_downstream(self.store, site, budget=self.limits.attachment_budget)
         log.info("站点 %s 取走县级包 %s(%d 字节)", site, name, len(data))
         return 200, data, {protocol.NAME_HEADER: name}
 

@@ -245,8 +245,12 @@ class Client:
         return protocol.safe_name(answer.headers.get(protocol.NAME_HEADER.lower()), "县级包.jdb"), answer.body
 
 
+MAX_ROUNDS = 50  # bundles each way in one sync (images beyond that go with the next sync)
+
+
 def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callable[[int, int], None] | None = None,
-             *, retries: int = 4, backoff: float = 1.0, note: Callable[[str], None] | None = None) -> SyncResult:
+             *, retries: int = 4, backoff: float = 1.0, note: Callable[[str], None] | None = None,
+             budget: int = exchange.attachment_sync.DEFAULT_BUDGET) -> SyncResult:
     """Export, upload, fetch, import. Raises Unreachable when the service cannot be reached (nothing
     is lost: the USB path still works) and SyncError for other failures; refused bundles are
     reported, not raised."""
@@ -265,24 +269,40 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
     if health.get("county_name") and health["county_name"] != store.meta("county_name"):
         store.set_meta("county_name", health["county_name"])  # named in the sync dialog and import lines
     step(1)
-    name, data = exchange.export_upstream(store)
     limit = int(health.get("max_upload") or 0)
-    if limit and len(data) > limit:
-        raise SyncError(f"本机同步包 {len(data) // (1024 * 1024)} MB,超过县同步服务的上传上限 {limit // (1024 * 1024)} MB:"
-                        "请改用U盘同步,或请县里调大上限")
-    step(2)
-    result.reports.append(client.upload(name, data))
+    if limit:  # images per bundle well under the service's upload limit
+        budget = max(1, min(budget, limit // 2))
+    for round_ in range(MAX_ROUNDS):
+        # the images are remembered as sent only once the county has them: an upload cut off
+        # sends them again next time, an accepted one never
+        exported = exchange.export_upstream(store, budget=budget, follow_up=round_ > 0, mark=False)
+        name, data = exported
+        if limit and len(data) > limit:
+            raise SyncError(f"本机同步包 {len(data) // (1024 * 1024)} MB,超过县同步服务的上传上限 {limit // (1024 * 1024)} MB:"
+                            "请改用U盘同步,或请县里调大上限")
+        step(2)
+        report = client.upload(name, data)
+        result.reports.append(report)
+        if report.status not in ("accepted", "duplicate"):
+            break
+        exported.mark_sent(store)
+        if not exported.more:
+            break
     step(3)
-    try:
-        down_name, down = client.fetch(store)
-    except Unreachable:
-        raise
-    except SyncError as exc:
-        result.reports.append(exchange.Report("县级包", "refused", str(exc)))
-        step(5)
-        return result
-    step(4)
-    result.reports.append(exchange.import_bundle(store, down, down_name))
+    for round_ in range(MAX_ROUNDS):
+        try:
+            down_name, down = client.fetch(store)
+        except Unreachable:
+            raise
+        except SyncError as exc:
+            result.reports.append(exchange.Report("县级包", "refused", str(exc)))
+            step(5)
+            return result
+        step(4)
+        report = exchange.import_bundle(store, down, down_name)
+        result.reports.append(report)
+        if report.status != "accepted" or not report.more:
+            break
     step(5)
     return result
 

@@ -6,7 +6,8 @@ It verifies that
 - every change row decrypts,
 - the change log matches the records: replaying each record's changes in (hlc, site_id) order gives
   the record's current fields, village and deleted flag, and every record has changes,
-- the blind index used to find duplicate ID numbers matches the members' ID numbers.
+- the blind index used to find duplicate ID numbers matches the members' ID numbers,
+- every stored photo or scan opens and matches its content address.
 
 Problems are reported by record id (never by name or other personal data), so the report may be
 shown, logged or sent to the county as it is.
@@ -164,6 +165,10 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
     for rid in sorted((set(indexed) | set(expected_index)) - damaged):
         if indexed.get(rid) != expected_index.get(rid):
             report.problems.append(Problem("index", rid, "证件号码查重索引与记录不一致(查重可能漏报)"))
+    from app.store import attachments  # noqa: PLC0415 - photos and scans (docs/attachments.md)
+
+    for digest in attachments.damaged_blobs(store):
+        report.problems.append(Problem("attachment", None, f"照片 {digest[:12]} 无法解密或内容与编号不符,已损坏或被改动"))
     if progress:
         progress(total, total)
     log.info("integrity check: %d records, %d changes, %d problems", report.records, report.changes, len(report.problems))

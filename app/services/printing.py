@@ -98,12 +98,18 @@ def print_cards(store: Store, out, *, household_id: str | None = None, village_c
         pairs = _village_documents(store, village_code)
         if not pairs:
             raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有贫困户,未生成文件")
+    from app.services import attachments  # noqa: PLC0415 - photos on the card (docs/attachments.md)
+
+    photos = attachments.card_photos_by_household(store)
+    for doc, _ in pairs:
+        if photos.get(doc.get("id")):
+            doc["photos"] = photos[doc["id"]]
     items = [(doc, card_report.card_digest(doc, ctx), _version(latest)) for doc, latest in pairs]
     pages = 0
 
     def build(tmp):
         nonlocal pages
-        pages = card_report.build_cards(tmp, items, ctx, full_id, progress)
+        pages = card_report.build_cards(tmp, items, ctx, full_id, progress, attachments.image_loader(store))
 
     path = write_pdf(out, build)
     return PrintResult(path, pages, len(items))
@@ -111,7 +117,12 @@ def print_cards(store: Store, out, *, household_id: str | None = None, village_c
 
 def card_digest(store: Store, household_id: str) -> str:
     """The digest a card of this household printed today would carry."""
+    from app.services import attachments  # noqa: PLC0415
+
     doc, _ = _one_document(store, household_id)
+    photos = attachments.card_photos_by_household(store).get(doc.get("id"))
+    if photos:
+        doc["photos"] = photos
     return card_report.card_digest(doc, context(store))
 
 

@@ -143,6 +143,13 @@ def blind_digest(index_key: bytes, field: str, value: str) -> bytes:
     return hmac.new(index_key, f"{field}\x1f{value}".encode(), hashlib.sha256).digest()[:16]
 
 
+def content_digest(index_key: bytes, data: bytes) -> str:
+    """The content address of an attachment: HMAC-SHA256 under the (county-wide) index key, in hex.
+    Keyed, so the address of a photo on disk does not confirm the photo to someone holding a copy;
+    county-wide, so a laptop and the county name the same photo the same way."""
+    return hmac.new(index_key, b"jiandang attachment\x1f" + data, hashlib.sha256).hexdigest()
+
+
 def load_x25519_public(data: bytes) -> X25519PublicKey:
     """An X25519 public key from PEM, or 32 raw bytes, or 64 hex characters."""
     text = data.strip()

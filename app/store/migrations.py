@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -58,6 +58,20 @@ def _v2(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Attachments (photos, scanned papers; app/store/attachments.py). Their metadata is an ordinary
+    sealed record of kind "attachment"; the images are sealed blobs here, content-addressed by a keyed
+    digest. `attachment_sync` remembers, per peer site, which blobs it sent there (bundle number) or
+    received from there (0), so a blob is sent once and resent only when the peer says it is missing."""
+    _run_script(db, """
+        CREATE TABLE attachment_blobs (
+            digest TEXT PRIMARY KEY, size INTEGER NOT NULL, key_version INTEGER NOT NULL,
+            blob BLOB NOT NULL, thumb BLOB);
+        CREATE TABLE attachment_sync (
+            peer TEXT NOT NULL, digest TEXT NOT NULL, bundle INTEGER NOT NULL, PRIMARY KEY (peer, digest));
+        """)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statements one by one (executescript would commit the caller's transaction)."""
     for statement in script.split(";"):
@@ -65,7 +79,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1, 2: _v2}
+STEPS = {1: _v1, 2: _v2, 3: _v3}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

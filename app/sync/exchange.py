@@ -13,6 +13,7 @@ merge, receipt. A refused bundle changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -27,6 +28,7 @@ from app.core.text import printable
 from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
+from app.sync import attachments as attachment_sync
 from app.sync import identity, numbers, refdata, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
@@ -52,6 +54,8 @@ class Report:
     reference: list = field(default_factory=list)  # reference data the bundle changed (divisions, poverty lines)
     seconds_crypto: float = 0.0
     seconds_total: float = 0.0
+    attachments: int = 0  # images the bundle brought that were stored here
+    more: bool = False  # the sender has more images for this database (they follow in later bundles)
 
     @property
     def refused(self) -> bool:
@@ -69,6 +73,8 @@ class Report:
             text = f"{printable(self.name)}: 已跳过 {printable(self.message)}"
         else:
             text = f"{printable(self.name)}: 已拒收:{printable(self.message)}"
+        if self.attachments or self.more:
+            text += f"\n  照片:收到 {self.attachments} 张" + (",其余照片在后续同步包中" if self.more else "")
         if self.reference:
             text += f"\n  参考数据:{';'.join(self.reference)}"
         for w in self.warnings:
@@ -90,12 +96,34 @@ def _utcnow() -> dt.datetime:
 # ---------------------------------------------------------------------- export
 
 
-def export_upstream(store: Store) -> tuple[str, bytes]:
-    """A device's bundle for the county: (file name, bytes). Increments the bundle number."""
+class Exported(tuple):
+    """(file name, bytes) of an exported bundle, with the images it carries (`sent`, already marked
+    as sent unless the export was asked not to) and whether more images wait for later bundles."""
+
+    def __new__(cls, name: str, data: bytes, sent=(), more: bool = False, peer: str = "", seq: int = 0):
+        self = super().__new__(cls, (name, data))
+        self.sent, self.more, self.peer, self.seq = list(sent), more, peer, seq
+        return self
+
+    def mark_sent(self, store: Store) -> None:
+        """Remember the images as sent (after an upload the county accepted)."""
+        with store.transaction():
+            attachment_sync.mark_sent(store, self.peer, self.sent, self.seq)
+
+
+def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGET, follow_up: bool = False,
+                    mark: bool = True) -> Exported:
+    """A device's bundle for the county: (file name, bytes). Increments the bundle number. It carries
+    every change the county has not acknowledged, then images up to `budget` bytes. A `follow_up`
+    bundle (the next of one export) carries images only. With `mark` the images are remembered as sent
+    in the same transaction (for a file written inside the caller's transaction); without, the caller
+    calls `mark_sent` once the county has them (upload)."""
     cert = identity.device_certificate(store)
     acked = int(store.meta("sync_acked_seq", 0))
-    changes = [change_to_wire(c) for c in store.changes(site_id=store.site_id, after_seq=acked)]
+    changes = [] if follow_up else [change_to_wire(c) for c in store.changes(site_id=store.site_id, after_seq=acked)]
+    county = store.meta("county_site_id")
     with store.transaction():
+        images, sent, more = attachment_sync.outgoing(store, county, None, budget)
         seq = int(store.meta("sync_out_seq", 0)) + 1
         now = _utcnow()
         header = {
@@ -104,16 +132,32 @@ def export_upstream(store: Store) -> tuple[str, bytes]:
             "counts": {"changes": len(changes), "first": changes[0]["n"] if changes else acked + 1,
                        "last": changes[-1]["n"] if changes else acked},
         }
+        if images:
+            header["counts"]["attachments"] = len(images)
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
                    "down_seq": int(store.meta("sync_down_seq", 0)), "certificate": cert.body["site_id"],
                    "dictionary_version": _dictionary_version()}
+        _attachment_payload(payload, images, more, attachment_sync.wanted(store))
         body = wire.seal_payload(payload, identity.county_enc_public(store), header)
         data = wire.pack(identity.device_signing_key(store), header, body)
         store.set_meta("sync_out_seq", str(seq))
         store.set_meta("sync_out_prev", wire.digest(data))
         if changes:  # the newest change any bundle has carried (for "N 条上次已发出" in the next one)
             store.set_meta("sync_out_last", str(max(int(store.meta("sync_out_last", 0) or 0), changes[-1]["n"])))
-    return f"{store.site_id}-up-{seq:06d}{SUFFIX}", data
+        if mark:
+            attachment_sync.mark_sent(store, county, sent, seq)
+    return Exported(f"{store.site_id}-up-{seq:06d}{SUFFIX}", data, sent, more, county, seq)
+
+
+def _attachment_payload(payload: dict, images: list, more: bool, wanted: list) -> None:
+    """The attachment keys of a payload, only when there is something to say (a bundle without
+    images reads exactly as before)."""
+    if images:
+        payload["attachments"] = images
+    if more:
+        payload["more_attachments"] = True
+    if wanted:
+        payload["attachments_wanted"] = wanted
 
 
 def _village_clause(villages: list[str]) -> tuple[str, list]:
@@ -121,8 +165,11 @@ def _village_clause(villages: list[str]) -> tuple[str, list]:
     return f"({parts})", [v + "%" for v in villages]
 
 
-def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tuple[str, bytes]:
-    """The county's bundle for one device: (file name, bytes)."""
+def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
+                      budget: int = attachment_sync.DEFAULT_BUDGET, follow_up: bool = False) -> Exported:
+    """The county's bundle for one device: (file name, bytes), with images of the device's villages
+    up to `budget` bytes. A `follow_up` bundle (the next of one export) carries images only and does
+    not move the device's acknowledgement of county changes on."""
     found = identity.certificate_of(store, site_id)
     if found is None:
         raise StoreError(f"没有站点 {site_id} 的证书")
@@ -138,10 +185,14 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
                                      (site_id, bundle_seq)).fetchone()
         clause, args = _village_clause(cert.villages)
         top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
-        rows = store.conn.execute(
-            f"SELECT {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
-            "ORDER BY rowid", [down_acked, top, site_id, *args])
-        changes = [change_to_wire(store.decode_change(r)) for r in rows]
+        if follow_up:
+            top, changes = down_acked, []
+        else:
+            rows = store.conn.execute(
+                f"SELECT {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
+                "ORDER BY rowid", [down_acked, top, site_id, *args])
+            changes = [change_to_wire(store.decode_change(r)) for r in rows]
+        images, sent, more = attachment_sync.outgoing(store, site_id, cert.villages, budget)
         seq = down_seq + 1
         now = _utcnow()
         header = {
@@ -149,6 +200,8 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
             "prev": "", "created": identity.iso(now), "expires": identity.iso(now + dt.timedelta(days=days)),
             "counts": {"changes": len(changes), "rowid": top, "ack_seq": have_seq},
         }
+        if images:
+            header["counts"]["attachments"] = len(images)
         payload = {
             "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
             "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
@@ -156,11 +209,14 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS) -> tupl
             "dictionary_version": _dictionary_version(),
             "number_topups": numbers.top_up(store, cert),  # more 户编号 when it has used most of its block
         }
+        _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages))
+        payload["attachment_policy"] = {"keep_gps": store.meta(attachment_sync.KEEP_GPS_META, "0") == "1"}
         body = wire.seal_payload(payload, cert.enc_public, header)
         data = wire.pack(sign, header, body)
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
         store.conn.execute("UPDATE peers SET down_seq = ? WHERE site_id = ?", (seq, site_id))
-    return f"{site_id}-down-{seq:06d}{SUFFIX}", data
+        attachment_sync.mark_sent(store, site_id, sent, seq)
+    return Exported(f"{site_id}-down-{seq:06d}{SUFFIX}", data, sent, more, site_id, seq)
 
 
 def _dictionary_version() -> str:
@@ -206,27 +262,60 @@ def upstream_outlook(store: Store) -> tuple[int, int]:
     return total, resent
 
 
-def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None) -> list[Path]:
+class ExportInterrupted(StoreError):
+    """Writing stopped part-way (stick pulled or full): `written` are whole and count as sent; the
+    images of the rest go with the next export."""
+
+    def __init__(self, message: str, written: list):
+        super().__init__(message)
+        self.written = written
+
+
+MAX_BUNDLES_PER_EXPORT = 200  # per device: a stick of 16 MB bundles fills long before
+
+
+def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None, *,
+              budget: int = attachment_sync.DEFAULT_BUDGET, max_bundles: int = MAX_BUNDLES_PER_EXPORT) -> list[Path]:
     """Write bundles atomically into a folder: a device writes its upstream bundle, the county one
-    downstream bundle per enrolled, unrevoked device."""
+    downstream bundle per enrolled, unrevoked device; when images remain beyond the budget, more
+    bundles follow (images only) until all are written or `max_bundles`. Each bundle is written inside
+    its export's transaction: a stick pulled or full mid-way leaves the images of the bundles not
+    written unsent (they go next time), and those written are never sent again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"文件夹 {folder} 不存在(U盘是否已插好?)")
     # a bundle write cut off earlier (only names export makes; .part from older versions)
     fileio.clean_stale(folder, extra=lambda name: name.endswith(SUFFIX + ".part"))
     out = []
+
+    def write(make) -> None:
+        for round_ in range(max(1, max_bundles)):
+            exported = None
+            try:
+                with store.transaction():
+                    exported = make(round_ > 0)
+                    wire.write_atomic(folder / exported[0], exported[1])
+            except OSError as exc:
+                if exported is not None:  # a half-written temporary file (write_atomic's .part)
+                    with contextlib.suppress(OSError):
+                        (folder / (exported[0] + ".part")).unlink(missing_ok=True)
+                if not out:
+                    raise
+                raise ExportInterrupted(
+                    f"写入 {folder} 时出错({exc.strerror or exc}),U盘可能已拔出或已满:已写好的 {len(out)} 个包完整可用,"
+                    "其余照片没有发出,下次导出时接着发送", out) from None
+            out.append(folder / exported[0])
+            if not exported.more:
+                break
+
     if store.role == "county":
         sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]
         for i, site in enumerate(sites, 1):
-            name, data = export_downstream(store, site)
-            wire.write_atomic(folder / name, data)
-            out.append(folder / name)
+            write(lambda follow, site=site: export_downstream(store, site, budget=budget, follow_up=follow))
             if progress:
                 progress(i, len(sites))
     else:
-        name, data = export_upstream(store)
-        wire.write_atomic(folder / name, data)
-        out.append(folder / name)
+        write(lambda follow: export_upstream(store, budget=budget, follow_up=follow))
         if progress:
             progress(1, 1)
     return out
@@ -337,10 +426,32 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
             _import_upstream(store, cert, changes, payload, report)
         else:
             _import_downstream(store, header, changes, payload, report, now)
+        _import_attachments(store, sender, changes, payload, report, cert if store.role == "county" else None)
         store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                            (sender, seq, kind, verified.digest, identity.iso(now), len(changes), report.applied))
     report.seconds_crypto = crypto_seconds
     return report
+
+
+def _import_attachments(store: Store, sender: str, changes, payload: dict, report: Report, cert) -> None:
+    """Images after the changes (app/sync/attachments.py): store those that belong to attachments held
+    here, send again those the sender lost, apply the county's photo policy on a laptop."""
+    attachment_sync.drop_deleted(store, changes)
+    covered: dict = {}
+    covers = (lambda code: _covers(cert, covered, code)) if cert is not None else None
+    report.attachments, _ = attachment_sync.receive(store, sender, payload.get("attachments"), covers)
+    report.more = bool(payload.get("more_attachments"))
+    # which of our bundles the sender holds: the device's last imported downstream bundle, or the
+    # county's last upstream bundle of this device
+    acknowledged = payload.get("down_seq") if cert is not None else payload.get("up_seq")
+    try:
+        acknowledged = int(acknowledged or 0)
+    except (TypeError, ValueError):
+        acknowledged = 0
+    attachment_sync.handle_wanted(store, sender, payload.get("attachments_wanted"), acknowledged)
+    policy = payload.get("attachment_policy")
+    if cert is None and isinstance(policy, dict) and "keep_gps" in policy:
+        store.set_meta(attachment_sync.KEEP_GPS_META, "1" if policy["keep_gps"] else "0")
 
 
 def _already_received(store: Store, sender: str, seq: int, kind: str, digest: str) -> bool:
@@ -372,6 +483,7 @@ def _parent_kinds() -> dict[str, str]:
 
     out = {k.key: k.parent for k in default().kinds.values() if k.parent}
     out["proposal"] = "household"
+    out["attachment"] = "household"  # photos and scans (app/store/attachments.py)
     return out
 
 

@@ -15,11 +15,18 @@ class SyncStatus:
     unacknowledged: int | None  # own changes the county has not yet confirmed; None at the county
     last_received: dt.datetime | None  # local time of the last bundle imported here, None if never
     enrolled: bool = True  # False: never enrolled at a county (a demo or a stand-alone database)
+    images: int = 0  # photos not yet sent to the county (app/sync/attachments.py)
+    image_bytes: int = 0
 
     def unsynced_label(self) -> str:
         if not self.enrolled:  # it can never sync: a count of "unsynced" changes would only alarm
             return "本库未在县里登记,不同步:数据只在本机,请定期备份"
-        return "" if self.unacknowledged is None else f"未同步修改:{self.unacknowledged}"
+        if self.unacknowledged is None:
+            return ""
+        return f"未同步修改:{self.unacknowledged}" + (f",照片 {self.images} 张" if self.images else "")
+
+    def images_label(self) -> str:
+        return f"待发送照片:{self.images} 张({self.image_bytes / 1024 / 1024:.1f} MB)" if self.images else "待发送照片:无"
 
     def last_sync_label(self) -> str:
         if not self.enrolled:
@@ -38,7 +45,10 @@ def sync_status(store: Store) -> SyncStatus:
         return SyncStatus(None, last, enrolled=False)
     acked = int(store.meta("sync_acked_seq", 0) or 0)
     count = store.count_changes(store.site_id, acked)
-    return SyncStatus(count, last)
+    from app.sync import attachments  # noqa: PLC0415
+
+    images, size = attachments.pending(store, store.meta("county_site_id") or "")
+    return SyncStatus(count, last, images=images, image_bytes=size)
 
 
 def local_time_text(text: str | None, missing: str = "") -> str:

@@ -403,6 +403,11 @@ class HouseholdEditor(QMainWindow):
             panel.remove_requested.connect(lambda key, k=kind.key: self.remove_child(k, key))
             self.panels[kind.key] = panel
             self.tabs.addTab(panel, f"{kind.label}(&{self.tabs.count() + 1})")
+        from app.ui.attachments import AttachmentsPanel  # photos and scans (docs/attachments.md)
+
+        self.attachments = AttachmentsPanel(store)
+        self.attachments.changed.connect(lambda: self.saved.emit(self.household_id))
+        self.tabs.addTab(self.attachments, f"照片(&{self.tabs.count() + 1})")
         self.tabs.currentChanged.connect(self._tab_changed)
         split.addWidget(self.tabs)
         box = QWidget()
@@ -461,6 +466,18 @@ class HouseholdEditor(QMainWindow):
             self.dirty = True
         self._show_state()
         self.validate()
+        self.attachments.set_household(self.household_id, self._attachable_records())
+
+    def _attachable_records(self) -> list[tuple[str, str]]:
+        """(id, words) of the household's saved child records, for the 照片 tab."""
+        out = []
+        for kind in self.d.child_kinds("household"):
+            for r in self.children.get(kind.key, []):
+                if not str(r[KEY]).startswith("new-"):
+                    title = r.get(kind.title_field) if kind.title_field else None
+                    shown = self.d.display(kind.key, kind.title_field, title) if title not in (None, "") else ""
+                    out.append((r[KEY], f"{kind.label} {shown}".strip()))
+        return out
 
     def _show_state(self) -> None:
         for form in self.household_forms:

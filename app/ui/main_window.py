@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from app.core.dictionary import default
 from app.core.validation import ERROR, household_label
-from app.services import households
+from app.services import attachments, households
 from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
 from app.ui.editor import HouseholdEditor
@@ -545,7 +545,8 @@ class MainWindow(QMainWindow):
                 continue
             doc = households.document(self.store, hid)
             if doc is not None or self.store.get(hid) is not None:
-                self.model.update_row(row_of(doc, self.d) if doc else None, hid)
+                photos = attachments.count_of(self.store, hid)  # the 照片 column
+                self.model.update_row(row_of(doc, self.d, photos) if doc else None, hid)
         self._seen_mark = self._change_mark()
         self._update_status()
 

@@ -12,8 +12,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from app.core.dictionary import default
 from app.core.validation import completeness
 
-COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度", "搜索匹配"]
-MATCH_COLUMN = 7
+COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度", "照片", "搜索匹配"]
+PHOTO_COLUMN = 7
+MATCH_COLUMN = 8
 MATCH_WORDS = {"household_number": "户编号", "head_name": "户主", "phone": "电话",
                "member_name": "成员", "member_id_number": "成员身份证号"}
 
@@ -43,13 +44,14 @@ class Row:
     status_code: str
     cause_code: str
     completeness: float
+    photos: int = 0  # attachments (photos and scans) of the household
 
     def cells(self) -> tuple:
         return (self.household_number, self.head_name, self.population, self.attribute, self.main_cause,
-                self.status, f"{self.completeness:.0%}")
+                self.status, f"{self.completeness:.0%}", self.photos or "")
 
 
-def row_of(doc: dict, d=None) -> Row:
+def row_of(doc: dict, d=None, photos: int = 0) -> Row:
     d = d or default()
     return Row(
         id=doc["id"],
@@ -63,6 +65,7 @@ def row_of(doc: dict, d=None) -> Row:
         status_code=str(doc.get("status") or ""),
         cause_code=str(doc.get("main_cause") or ""),
         completeness=completeness(doc, d),
+        photos=photos,
     )
 
 
@@ -76,9 +79,13 @@ def load_rows(store, progress=None) -> list[Row]:
         members[m.parent_id].append(m.fields)
     if progress:
         progress(total // 2, total * 2)
+    from app.services import attachments  # noqa: PLC0415
+
+    photos = attachments.counts(store)
     rows = []
     for i, h in enumerate(store.records("household"), 1):
-        rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d))
+        rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
+                           photos.get(h.id, 0)))
         if progress and i % 500 == 0:
             progress(total // 2 + i // 2, total * 2)
     store.build_search_index(progress=(lambda i, n: progress(total + i * total // max(n, 1), total * 2)) if progress else None)
@@ -188,6 +195,8 @@ class HouseholdModel(QAbstractTableModel):
             return row.cells()[index.column()]
         if role == Qt.TextAlignmentRole and index.column() in (2, 6):
             return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == Qt.TextAlignmentRole and index.column() == PHOTO_COLUMN:  # 照片
+            return int(Qt.AlignCenter)
         if role == Qt.UserRole:
             return row.id
         return None
@@ -199,7 +208,7 @@ class HouseholdModel(QAbstractTableModel):
 
     def sort(self, column, order=Qt.AscendingOrder):
         key = [lambda r: r.household_number, lambda r: r.head_name, lambda r: r.population, lambda r: r.attribute,
-               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness,
+               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness, lambda r: r.photos,
                lambda r: self.reason(r.id)][column]
         self.beginResetModel()
         self.visible.sort(key=lambda i: key(self.rows[i]), reverse=order == Qt.DescendingOrder)

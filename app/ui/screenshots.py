@@ -100,8 +100,9 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         for i in range(editor.tabs.count()):
             editor.tabs.setCurrentIndex(i)
             settle(150)
+            panels = list(editor.panels) + ["attachments"]  # the 照片 tab comes after the record lists
             key = (editor.d.kinds["household"].sections[i].key if i < len(editor.household_forms)
-                   else list(editor.panels)[i - len(editor.household_forms)])
+                   else panels[i - len(editor.household_forms)])
             shot(editor, f"editor_{i + 1}_{key}")
         # an ID number with a wrong check digit: the message beside the field and in the list
         panel = editor.panels["member"]
