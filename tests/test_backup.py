@@ -341,9 +341,12 @@ def test_a_lost_laptop_database_restored_from_an_older_backup_catches_up_with_th
     target = laptop.path
     laptop.close()
     target.unlink()
-    with pytest.raises(backups.BackupError, match="不存在,无法确认备份 .* 之后本机是否又向县里发送过同步包"):
+    before = sorted(target.parent.iterdir())
+    with pytest.raises(backups.BackupError, match="不存在,无法确认备份 .* 之后本机是否又向县里发送过同步包") as caught:
         backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE)
     assert not target.exists()
+    assert "没有创建任何文件" in str(caught.value) and "当前文件未改动" not in str(caught.value)  # there is none
+    assert set(target.parent.iterdir()) <= set(before)  # nothing new (no .restoring copy left)
     backups.restore(info.path, target, operator="admin", passphrase=PASSPHRASE, force=True)
     laptop = Store.open(target)
     laptop.unlock("admin", PASSPHRASE)

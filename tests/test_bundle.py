@@ -545,3 +545,34 @@ def test_the_clock_counter_never_grows_a_fifth_digit():
     c = HybridClock("1795942153020.9999", wall=lambda: 1000.0)  # the machine's clock is far behind
     stamp = c.now()
     assert stamp == "1795942153021.0000" and is_valid(stamp) and stamp > "1795942153020.9999"
+
+
+def test_a_payload_inflating_far_beyond_its_size_is_stopped_early_and_a_large_one_is_held_once():
+    """Issue #22: a 204 KB bundle inflating to 200 MB took 669 MB in `sync import`. The running limit
+    is also 100 times the compressed size (past 16 MB), and the output goes into one buffer that is
+    parsed as it is (no joined copy, no translated copy)."""
+    import os
+    import tracemalloc
+    import zlib
+
+    mb = 1024 * 1024
+    bomb = zlib.compress(wire.canonical({"changes": [], "pad": "0" * (100 * mb)}))  # ~100 KB
+    assert len(bomb) < 200 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(wire.BundleError, match="解压后内容超过上限.*100 倍"):
+            wire.inflate_payload(bomb)
+        bomb_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert bomb_peak < 24 * mb  # stopped at 16 MB of output, not 100 MB
+    text = os.urandom(16 * mb).hex()  # 32 MB that compresses about 2 to 1: a large payload, not a bomb
+    packed = zlib.compress(wire.canonical({"changes": [], "pad": text}), 1)
+    tracemalloc.start()
+    try:
+        payload = wire.inflate_payload(packed)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert payload["pad"] == text
+    assert peak < 3.5 * len(text)  # the inflated text, orjson's working copy, the parsed string; before: 4 copies

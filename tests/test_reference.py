@@ -367,3 +367,17 @@ def test_a_real_county_sets_up_its_reference_data_and_the_laptop_can_work(tmp_pa
     code, out, err = cli(capsys, "print", "register", laptop, "--village", "522699101201", "--out", tmp_path / "r.pdf")
     assert code == 0, err
     assert (tmp_path / "r.pdf").stat().st_size > 1000
+
+
+def test_rows_of_another_county_are_named_once_as_such(county, tmp_path):
+    """A county importing the national township list as it is: each foreign row is refused once, as
+    another county's (not also for a parent the file does not have), and add-division says the same."""
+    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522699,示范县\n"))
+    with pytest.raises(reference.ReferenceDataError) as caught:
+        division_files.import_divisions(county, write(tmp_path, "streets.csv",
+                                                      "code,name,areaCode\n110101001,东华门街道,110101\n"
+                                                      "522699101,清水镇,522699\n"))
+    [problem] = caught.value.problems
+    assert problem.row == 2 and "不属于本县" in problem.message
+    with pytest.raises(reference.ReferenceDataError, match="不属于本县"):
+        reference.add_division(county, "522698101201", "外县村")

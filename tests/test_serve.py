@@ -79,9 +79,11 @@ def _open(path: Path) -> Store:
     return s
 
 
-def _post(url: str, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict, dict]:
+def _post(url: str, path: str, body: bytes, headers: dict | None = None, source: str | None = None) -> tuple[int, dict, dict]:
+    """One POST; `source` is the client's own loopback address (127.0.0.x: a machine of its own for the
+    service's per-address limits)."""
     host, port = url.split("//")[1].split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0) if source else None)
     conn.request("POST", path, body=body, headers=headers or {})
     answer = conn.getresponse()
     data = answer.read()
@@ -93,8 +95,9 @@ def _post(url: str, path: str, body: bytes, headers: dict | None = None) -> tupl
     return answer.status, payload, {k.lower(): v for k, v in answer.getheaders()}
 
 
-def _upload(url: str, data: bytes, name: str = "x-up-000001.jdb"):
-    return _post(url, protocol.BUNDLES, data, {protocol.NAME_HEADER: name, "Content-Type": "application/octet-stream"})
+def _upload(url: str, data: bytes, name: str = "x-up-000001.jdb", source: str | None = None):
+    return _post(url, protocol.BUNDLES, data, {protocol.NAME_HEADER: name, "Content-Type": "application/octet-stream"},
+                 source)
 
 
 @pytest.fixture
@@ -451,9 +454,9 @@ def test_concurrent_uploads_are_merged_one_at_a_time(hub, tmp_path, monkeypatch)
     results = [None] * len(bundles)
     barrier = threading.Barrier(len(bundles))
 
-    def send(i):
+    def send(i):  # each laptop from its own address (one address may only hold a few uploads at once)
         barrier.wait()
-        results[i] = _upload(server.url, bundles[i][1], bundles[i][0])
+        results[i] = _upload(server.url, bundles[i][1], bundles[i][0], source=f"127.0.0.{10 + i}")
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bundles))]
     for t in threads:
@@ -577,14 +580,22 @@ def test_rate_limiter_and_challenges_follow_the_clock():
     now[0] = 10.0
     assert limiter.take("a") == 0.0 and limiter.take("a") > 0
     assert RateLimiter(0).take("a") == 0.0  # 0 = no limit
-    challenges = Challenges(seconds=120, cap=3, clock=lambda: now[0])
-    first = challenges.new()
-    assert challenges.take(first) and not challenges.take(first)  # single use
-    old = challenges.new()
+    challenges = Challenges(seconds=120, per_address=3, cap=5, clock=lambda: now[0])
+    first = challenges.new("10.0.0.5")
+    assert not challenges.take(first, "10.0.0.66")  # only good from the address it was given to
+    assert challenges.take(first, "10.0.0.5") and not challenges.take(first, "10.0.0.5")  # single use
+    old = challenges.new("10.0.0.5")
     now[0] += 121
-    assert not challenges.take(old)  # expired
-    many = [challenges.new() for _ in range(5)]
-    assert len(challenges.issued) == 3 and challenges.take(many[-1]) and not challenges.take(many[0])
+    assert not challenges.take(old, "10.0.0.5")  # expired
+    laptop = challenges.new("10.0.0.5")
+    flood = [challenges.new("10.0.0.66") for _ in range(1000)]  # a flood drops only the flooder's own
+    assert challenges.count == 4 and challenges.take(flood[-1], "10.0.0.66") and not challenges.take(flood[0], "10.0.0.66")
+    others = [challenges.new(f"10.0.1.{i}") for i in range(3)]
+    assert None not in others[:2] and others[2] is None  # full: a new address waits…
+    assert challenges.take(laptop, "10.0.0.5")  # …and nobody's challenge was evicted
+    now[0] += 121
+    assert None not in [challenges.new(f"10.0.2.{i}") for i in range(5)]  # expired ones make room
+    assert challenges.count == 5
 
 
 def test_a_laptop_is_not_told_who_in_another_village_shares_an_id_number(hub, tmp_path):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from app.core.clock import wall_time
+from app.core.oserrors import os_reason
 from app.store import Store, StoreError
 
 DEMO_OPERATOR = "演示"
@@ -117,6 +118,28 @@ def progress_printer(label: str):
         sys.stderr.flush()
 
     return report
+
+
+def read_recovery_private_key(path: str):
+    """The county's recovery private key (the PEM file `init` wrote beside a database), or a
+    CommandError saying in Chinese why the file cannot be used."""
+    from app.store import crypto  # noqa: PLC0415
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CommandError(f"找不到恢复私钥文件 {path}:请核对文件名和所在文件夹") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path} 是一个文件夹,请给出恢复私钥文件(.recovery-key.pem)") from None
+    except PermissionError:
+        raise CommandError(f"没有读取 {path} 的权限") from None
+    except OSError as exc:
+        raise CommandError(f"无法读取恢复私钥 {path}:{os_reason(exc)}") from None
+    try:
+        return crypto.load_x25519_private(data)
+    except (ValueError, TypeError):
+        raise CommandError(f"{path} 不是恢复私钥:应为建库时写出的 .recovery-key.pem 文件"
+                           "(以 -----BEGIN PRIVATE KEY----- 开头)") from None
 
 
 def read_json_file(path: str):

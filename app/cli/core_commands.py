@@ -17,9 +17,11 @@ from app.cli.common import (
     print_json,
     progress_printer,
     read_json_file,
+    read_recovery_private_key,
     user_errors,
 )
 from app.core.dictionary import default
+from app.core.oserrors import os_reason
 from app.core.text import printable
 from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
@@ -105,7 +107,7 @@ def _recovery_public_key(db: Path, key_file: str | None):
         try:
             return crypto.load_x25519_public(Path(key_file).read_bytes()), None
         except OSError as exc:
-            raise CommandError(f"无法读取恢复公钥 {key_file}:{exc.strerror}") from None
+            raise CommandError(f"无法读取恢复公钥 {key_file}:{os_reason(exc)}") from None
         except ValueError as exc:
             raise CommandError(f"{key_file}:{exc}") from None
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -359,13 +361,13 @@ def cmd_recover(args) -> int:
             with user_errors(StoreError):
                 private = county_encryption_key(county)
     else:
-        try:
-            private = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+        private = read_recovery_private_key(args.recovery_key)
     with user_errors(StoreError, crypto.DecryptionError):
         with open_database(args.db) as store:
             store.unlock_with_recovery(private)
+            if args.login not in store.operators():  # before asking for a passphrase it would refuse
+                raise CommandError(f"本数据库没有操作员“{args.login}”(已有:{'、'.join(store.operators())}):"
+                                   "请用 --login 给出其中一个;要添加操作员,请用 jiandang operator add")
             new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
             store.reset_passphrase(args.login, new)
     print(f"已用恢复密钥重置“{args.login}”的密码")

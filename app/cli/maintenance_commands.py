@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.cli.common import CommandError, passphrase, progress_printer, user_errors
+from app.cli.common import CommandError, passphrase, progress_printer, read_recovery_private_key, user_errors
 from app.services import backup as backups
 from app.services import integrity
 
@@ -50,6 +50,8 @@ def _logging() -> None:
 
 def cmd_backup(args) -> int:
     _logging()
+    if args.keep is not None and args.keep < 1:
+        raise CommandError(f"--keep 应为 1 或更大的整数(保留最新的几份备份),而不是 {args.keep}:未做备份,未删除任何备份")
     with user_errors(backups.BackupError):
         info = backups.backup_file(args.db, args.to)
         gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []
@@ -63,12 +65,7 @@ def cmd_restore(args) -> int:
     _logging()
     key, secret = None, None
     if args.recovery_key:
-        from app.store import crypto  # noqa: PLC0415
-
-        try:
-            key = crypto.load_x25519_private(Path(args.recovery_key).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"无法读取恢复私钥 {args.recovery_key}:{exc}") from None
+        key = read_recovery_private_key(args.recovery_key)
     else:
         secret = passphrase("用于校验备份的操作员密码: ")
     with user_errors(backups.BackupError):

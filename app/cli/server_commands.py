@@ -23,6 +23,16 @@ def register(sub) -> None:
     p.add_argument("--max-upload-mb", type=float, default=64, help="单个同步包的上传上限(MB,默认 64)")
     p.add_argument("--uploads-per-minute", type=float, default=10,
                    help="每个站点每分钟最多上传/取件次数(默认 10;0 = 不限)")
+    p.add_argument("--upload-timeout", type=float, default=600, metavar="SECONDS",
+                   help="一次上传从开始到传完最多用时(秒,默认 600)")
+    p.add_argument("--min-upload-rate", type=float, default=1, metavar="KB_PER_S",
+                   help="上传最低速度(KB/秒,每 20 秒计一次,默认 1;更慢的连接被断开)")
+    p.add_argument("--uploads-per-address", type=int, default=4, metavar="N",
+                   help="同一地址同时进行的上传/取件最多几个(默认 4)")
+    p.add_argument("--max-uploads", type=int, default=128, metavar="N",
+                   help="所有地址同时进行的上传/取件最多几个(默认 128)")
+    p.add_argument("--challenges-per-minute", type=float, default=30, metavar="N",
+                   help="同一地址每分钟最多索取几个取件请求码(默认 30;0 = 不限)")
     p.add_argument("--attachment-budget-mb", type=float, default=16, help="每个下发包携带照片的上限(MB,默认 16)")
     p.add_argument("--quiet", action="store_true", help="不记录每个请求(访问日志)")
     p.add_argument("--stop", action="store_true",
@@ -82,6 +92,8 @@ def cmd_stop(args) -> int:
     request = stop_file(args.db)
     if not Path(args.db).is_file():
         raise CommandError(f"找不到数据库 {args.db}")
+    if not _held_by_a_program(Path(args.db)):  # a running service holds its database's lock
+        raise CommandError(f"{args.db} 上没有正在运行的县同步服务")
     try:
         request.write_bytes(b"")
     except OSError as exc:
@@ -97,6 +109,21 @@ def cmd_stop(args) -> int:
     return 0
 
 
+def _held_by_a_program(db: Path) -> bool:
+    """Whether a running program (the service, the window, another command) has `db` open: then its
+    lock file cannot be taken. Taken here, it is let go at once."""
+    from app.store.locking import FileLock  # noqa: PLC0415
+
+    lock = FileLock(db.with_name(db.name + ".lock"))
+    try:
+        if not lock.acquire():
+            return True
+    except OSError:  # the lock file cannot even be opened (read-only folder): ask the service anyway
+        return True
+    lock.release()
+    return False
+
+
 def cmd_serve(args) -> int:
     from app.server.app import Limits  # noqa: PLC0415 - starlette/uvicorn only for the service
 
@@ -108,10 +135,17 @@ def cmd_serve(args) -> int:
     for path in (args.tls_cert, args.tls_key):
         if path and not Path(path).is_file():
             raise CommandError(f"找不到文件 {path}")
-    if args.max_upload_mb <= 0 or args.uploads_per_minute < 0 or args.attachment_budget_mb <= 0:
-        raise CommandError("--max-upload-mb 和 --attachment-budget-mb 应大于 0,--uploads-per-minute 不能为负")
+    if (args.max_upload_mb <= 0 or args.uploads_per_minute < 0 or args.challenges_per_minute < 0
+            or args.attachment_budget_mb <= 0):
+        raise CommandError("--max-upload-mb 和 --attachment-budget-mb 应大于 0,"
+                           "--uploads-per-minute、--challenges-per-minute 不能为负")
+    if args.upload_timeout <= 0 or args.min_upload_rate < 0 or args.uploads_per_address < 1 or args.max_uploads < 1:
+        raise CommandError("--upload-timeout 应大于 0,--min-upload-rate 不能为负,"
+                           "--uploads-per-address、--max-uploads 至少为 1")
     limits = Limits(max_upload=int(args.max_upload_mb * 1024 * 1024), uploads_per_minute=args.uploads_per_minute,
-                    fetches_per_minute=args.uploads_per_minute,
+                    fetches_per_minute=args.uploads_per_minute, upload_seconds=args.upload_timeout,
+                    min_rate=int(args.min_upload_rate * 1024), uploads_per_address=args.uploads_per_address,
+                    max_uploads=args.max_uploads, challenges_per_minute=args.challenges_per_minute,
                     attachment_budget=int(args.attachment_budget_mb * 1024 * 1024))
     handler = _setup_logging(args.quiet)
     try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import sys
 from pathlib import Path
 
 from app.core.procedures import ROLE_LABELS
 from app.cli.common import CommandError, local_time, open_store, print_json, progress_printer, user_errors
 from app.core import procedures
+from app.core.oserrors import os_reason
 from app.services import conflicts
 from app.store import StoreError
 from app.sync import exchange, identity, merge, status, wire
@@ -83,21 +86,26 @@ def cmd_enroll(args) -> int:
     if out.exists() and not args.force:
         raise CommandError(f"{out} 已存在:不会覆盖已有的登记包(它可能属于另一台已登记的电脑)。"
                            "请换一个文件名,或确认不再需要它后加 --force")
+    if not out.parent.is_dir():
+        raise CommandError(f"文件夹 {out.parent} 不存在(U盘是否已插好?):登记包写不进去,未登记任何设备")
     server_ca = None
     if args.server_ca:
-        try:
-            server_ca = Path(args.server_ca).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"无法读取证书文件 {args.server_ca}:{getattr(exc, 'strerror', None) or exc}") from None
-        if "BEGIN CERTIFICATE" not in server_ca:
-            raise CommandError(f"{args.server_ca} 不是 PEM 格式的证书(请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
+        from app.server import client  # noqa: PLC0415
+
+        with user_errors(client.SyncError):
+            server_ca = client.read_ca_file(args.server_ca)
     with open_store(args.db, args.operator) as store:
         unchecked = not store.divisions()
         with user_errors(StoreError, OSError):
             result = identity.enroll(store, site_name=args.site_name, role=args.role, villages=villages, days=args.days,
                                      server=args.server, server_ca=server_ca)
             server = store.meta(identity.SERVER_URL)
-            wire.write_atomic(out, result.package)
+            try:
+                wire.write_atomic(out, result.package)
+            except OSError as exc:  # nobody can use a certificate whose package was never written
+                identity.revoke(store, result.site_id)
+                raise CommandError(f"无法写入登记包 {out}:{os_reason(exc)}。这次登记已作废(站点 {result.site_id} "
+                                   "已吊销),请换一个文件夹重新登记") from None
             fp = identity.fingerprint(identity.county_sign_public(store))
     print(f"已登记设备“{args.site_name}”:站点 {result.site_id},角色 {ROLE_LABELS.get(args.role, args.role)},地区 {','.join(villages)}")
     print(f"登记包:{out}")
@@ -121,7 +129,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
     try:
         data = Path(package).read_bytes()
     except OSError as exc:
-        raise CommandError(f"无法读取登记包 {package}:{exc.strerror}") from None
+        raise CommandError(f"无法读取登记包 {package}:{os_reason(exc)}(登记包是县扶贫办 enroll 写出的 .jde 文件)") from None
     code = passphrase("登记码: ", env="JIANDANG_ENROLLMENT_CODE")
     with user_errors(wire.BundleError):
         contents = identity.open_enrollment(data, code, str(package))
@@ -244,9 +252,16 @@ def cmd_now(args) -> int:
 
 def cmd_revoke(args) -> int:
     with open_store(args.db, args.operator) as store:
+        _county_only(store, "吊销设备")
+        found = identity.certificate_of(store, args.site)
+        if found and found[1]:
+            print(f"站点 {status.site_label(store, args.site)} 已于 {status.local_time_text(found[1])} 吊销,"
+                  "无需再吊销:此后它发来的包一律拒收")
+            return 0
         with user_errors(StoreError):
             identity.revoke(store, args.site)
-    print(f"已吊销站点 {args.site}:此后它发来的包一律拒收")
+        label = status.site_label(store, args.site)
+    print(f"已吊销站点 {label}:此后它发来的包一律拒收")
     return 0
 
 
@@ -254,20 +269,45 @@ def cmd_devices(args) -> int:
     from app.sync import numbers  # noqa: PLC0415
 
     with open_store(args.db, args.operator, write=False) as store:
+        _county_only(store, "列出已登记的设备")
         certs = identity.certificates(store)
         for c in certs:
             c["number_topups"] = numbers.county_topups(store, c["site_id"])
     if args.json:
         print_json(certs)
         return 0
-    print("站点\t名称\t角色\t村\t有效至\t户编号段\t状态")
+    print("站点\t名称\t角色\t村/乡镇\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
                          status.local_time_text(c["not_after"]),
-                         (c["number_block"] or "") + "".join(f" +{v}:{numbers.describe([tuple(b) for b in bs])}"
-                                                              for v, bs in c["number_topups"].items()),
-                         f"已吊销 {c['revoked']}" if c["revoked"] else "有效"]))
+                         _number_block_text(c["number_block"]) + "".join(
+                             f" +{v}:{numbers.describe([tuple(b) for b in bs])}" for v, bs in c["number_topups"].items()),
+                         _device_state(c)]))
     return 0
+
+
+def _device_state(cert: dict) -> str:
+    if cert["revoked"]:
+        return f"已吊销 {status.local_time_text(cert['revoked'])}"
+    try:
+        expired = identity.parse_iso(cert["not_after"]) < datetime.datetime.now(datetime.timezone.utc)
+    except (TypeError, ValueError):
+        expired = False
+    return "已过期(请重新登记)" if expired else "有效"
+
+
+def _county_only(store, what: str) -> None:
+    if store.role != "county":
+        raise CommandError(f"{Path(store.path).name} 不是县级数据库:只有县级数据库可以{what}(设备在县扶贫办登记)")
+
+
+def _number_block_text(stored: str | None) -> str:
+    """The stored block `[1001, 1300]` as a person reads it: `1001-1300` (the last 4 digits of 户编号)."""
+    try:
+        low, high = json.loads(stored or "")
+        return f"{int(low):04d}-{int(high):04d}"
+    except (ValueError, TypeError):
+        return stored or ""
 
 
 def cmd_conflicts(args) -> int:
@@ -276,6 +316,9 @@ def cmd_conflicts(args) -> int:
             if not args.keep:
                 raise CommandError("请用 --keep winner(保留现值)或 --keep other(恢复另一方的值)")
             wanted = args.resolve.strip()
+            if len(wanted) < 4:
+                raise CommandError(f"冲突编号“{wanted}”太短:请至少写出编号的前 4 位"
+                                   f"(用 jiandang conflicts {args.db} 查看编号)")
             matches = [c.id for c in merge.conflicts(store, None) if c.id.startswith(wanted)] if len(wanted) >= 4 else []
             if len(matches) > 1:
                 raise CommandError(f"冲突编号“{wanted}”不唯一,请多写几位")
@@ -283,7 +326,7 @@ def cmd_conflicts(args) -> int:
             with user_errors(StoreError):
                 change = merge.resolve(store, args.resolve, args.keep)
             print(f"冲突 {args.resolve} 已处理:" + ("恢复了另一方的值" if args.keep == "other" else "保留现值")
-                  + (f"(更改 {change.site_id}#{change.seq},会随下次同步发出)" if change else ""))
+                  + (":已写入一条修改,会随下次导出的下发包发给各设备" if change else ""))
             return 0
         items = merge.conflicts(store, None if args.all else "open")
         if args.json:
@@ -294,4 +337,6 @@ def cmd_conflicts(args) -> int:
             print(f"{c.id}\t{t['record']}\t{t['field']}\t{now}{t['winner_site']} {local_time(c.winner_hlc)})"
                   f"\t另一方 {t['other']}({t['loser_site']} {local_time(c.loser_hlc)})\t{t['status']}")
         print(f"共 {len(items)} 个冲突", file=sys.stderr)
+        if store.role != "county":
+            print("注意:冲突只在县级数据库记录和审核;本机按同样的规则采用较晚的修改", file=sys.stderr)
     return 0

@@ -7,9 +7,12 @@ half an import; the event loop only reads request bodies and answers. Imports go
 refused bundle, a dropped connection or a killed process changes nothing; a replayed bundle is
 reported as a duplicate).
 
-Order of checks for an upload: declared size, body read with a size cap and an idle timeout,
-then on the worker: framing and Ed25519 signature against the enrolled devices' keys (nothing is
-parsed or decrypted before), revocation and expiry, the per-site rate limit, then the import.
+Order of checks for an upload (docs/serve.md, "Limits"): a slot for the client's address, the
+declared size; then, while the body streams to an owner-only temporary file (app.server.receive),
+the magic, framing lengths and signer key from the first 48 bytes, a total time limit and a minimum
+rate; then on the worker, with the file memory-mapped: framing and Ed25519 signature against the
+enrolled devices' keys (nothing is parsed or decrypted before), revocation and expiry, the per-site
+rate limit, then the import. A body is never held whole in memory, and nothing decrypted is written.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -28,7 +30,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -40,101 +41,75 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app import __version__
-from app.server import protocol
+from app.server import memory, protocol
+from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
+from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
 from app.store import Store, StoreError
 from app.sync import exchange, identity, wire
 from app.sync import status as status_texts
 
 log = logging.getLogger("app.server")
 
-MIB = 1024 * 1024
-
-
-@dataclass
-class Limits:
-    max_upload: int = 64 * MIB  # bytes of one uploaded bundle
-    uploads_per_minute: float = 10  # per site (burst of the same number); 0 = no limit
-    fetches_per_minute: float = 10  # per site
-    concurrent_uploads: int = 16  # bodies held in memory at once; more wait
-    idle_seconds: float = 60  # an upload that sends nothing for this long is dropped
-    attachment_budget: int = 16 * MIB  # bytes of images in one downstream bundle (app/sync/attachments.py)
-
-
-class RateLimiter:
-    """A token bucket per key: `per_minute` tokens a minute, at most `burst` saved up."""
-
-    def __init__(self, per_minute: float, burst: int | None = None, clock=time.monotonic):
-        self.rate = per_minute / 60.0
-        self.burst = float(burst or max(1, math.ceil(per_minute)))
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> float:
-        """0 when allowed (one token taken); otherwise the seconds until the next token."""
-        if self.rate <= 0:
-            return 0.0
-        now = self.clock()
-        tokens, last = self.buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self.buckets[key] = (tokens - 1, now)
-            return 0.0
-        self.buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-
-class Challenges:
-    """Single-use random values for the downstream request, valid for `seconds`."""
-
-    def __init__(self, seconds: float = protocol.CHALLENGE_SECONDS, cap: int = 10_000, clock=time.monotonic):
-        self.seconds, self.cap, self.clock = seconds, cap, clock
-        self.issued: dict[str, float] = {}  # insertion order = expiry order
-
-    def new(self) -> str:
-        now = self.clock()
-        while self.issued and (next(iter(self.issued.values())) < now or len(self.issued) >= self.cap):
-            self.issued.pop(next(iter(self.issued)))
-        value = secrets.token_hex(32)
-        self.issued[value] = now + self.seconds
-        return value
-
-    def take(self, value: str) -> bool:
-        expires = self.issued.pop(value, None)
-        return expires is not None and expires >= self.clock()
-
-
-class _TooLarge(Exception):
-    pass
+FETCH_REQUEST_LIMIT = 4096  # bytes of the JSON fetch request
+BUSY_RETRY_SECONDS = 5
+TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
     return JSONResponse({"ok": False, "error": code, "message": message, **extra}, status, headers=headers)
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
 class Service:
     """State of one running service: the county store, its worker thread, limits, challenges."""
 
-    def __init__(self, store: Store, limits: Limits | None = None):
+    def __init__(self, store: Store, limits: Limits | None = None, spool_dir: Path | None = None):
         if store.role != "county":
             raise StoreError(f"同步服务只能在县级数据库上运行,{store.path} 是 {store.role} 数据库")
         self.store = store
         self.limits = limits or Limits()
         self.county = store.site_id
-        self.fingerprint = identity.fingerprint(identity.county_sign_public(store))
+        self.county_key = identity.county_sign_public(store)
+        self.fingerprint = identity.fingerprint(self.county_key)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-import")
-        self.slots: asyncio.Semaphore | None = None
         self.uploads = RateLimiter(self.limits.uploads_per_minute)
         self.fetches = RateLimiter(self.limits.fetches_per_minute)
-        self.challenges = Challenges()
+        self.challenge_rate = RateLimiter(self.limits.challenges_per_minute)
+        self.challenges = Challenges(protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
+                                     self.limits.max_challenges)
+        self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
+        self.spool_dir = Path(spool_dir or Path(store.path).resolve().parent)
+        if sweep(self.spool_dir):
+            log.info("已清理上次停止时留下的临时上传文件")
+        # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
+        # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
+        self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
         self.queued = 0
+        self.trimmed = 0.0
+        self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
 
     async def serial(self, fn, *args):
-        """Run fn on the single database thread (imports never overlap)."""
+        """Run fn on the single database thread (imports never overlap). When the queue empties, the
+        memory freed by the burst is handed back to the system (app.server.memory)."""
         self.queued += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
         finally:
             self.queued -= 1
+            self._trim_when_idle()
+
+    def _trim_when_idle(self) -> None:
+        """Once nothing is queued or arriving, hand the memory freed by the burst back (app.server.memory)."""
+        if self.queued == 0 and self.slots.count == 0 and time.monotonic() - self.trimmed > TRIM_INTERVAL:
+            self.trimmed = time.monotonic()
+            asyncio.get_running_loop().run_in_executor(self.executor, memory.trim)
+
+    def _give_back(self, address: str) -> None:
+        self.slots.give_back(address)
+        self._trim_when_idle()
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -146,53 +121,81 @@ class Service:
                              "county_name": self.store.site_name, "fingerprint": self.fingerprint,
                              "max_upload": self.limits.max_upload, "queue": self.queued})
 
-    async def _read(self, request: Request, limit: int) -> bytes:
-        data = bytearray()
-        stream = request.stream().__aiter__()
-        while True:
-            try:
-                chunk = await asyncio.wait_for(stream.__anext__(), self.limits.idle_seconds)
-            except StopAsyncIteration:
-                return bytes(data)
-            data += chunk
-            if len(data) > limit:
-                raise _TooLarge
+    def _busy(self, which: str, address: str) -> JSONResponse:
+        headers = {"Retry-After": str(BUSY_RETRY_SECONDS), "Connection": "close"}
+        if which == "address":
+            log.warning("来自 %s 的同时请求超过 %d 个,已拒绝", address, self.limits.uploads_per_address)
+            return _error(429, "busy", f"这台电脑(地址 {address})同时进行的上传过多(上限 {self.limits.uploads_per_address} 个):"
+                                       "请稍后再试(程序会自动重试)", headers)
+        log.warning("同时进行的上传已达上限 %d 个,来自 %s 的请求已拒绝", self.limits.max_uploads, address)
+        return _error(503, "busy", f"县同步服务正忙(同时进行的上传已达上限 {self.limits.max_uploads} 个):"
+                                   "请稍后再试(程序会自动重试)", headers)
 
-    def _too_large(self) -> JSONResponse:
-        mb = self.limits.max_upload / MIB
-        return _error(413, "too_large", f"同步包过大(上限 {mb:g} MB):请改用U盘同步,或请县里调大服务的上传上限"
-                                        "(jiandang serve --max-upload-mb)", headers={"Connection": "close"})
+    async def _refuse(self, refusal: Refused, body: Body, name: str, address: str,
+                      declared: int | None) -> JSONResponse:
+        """The answer to a refused request, after the rest of its body is drained (bounded) so that
+        a client still sending hears it rather than a reset. The connection is closed afterwards."""
+        if refusal.drain and (declared is None or declared - body.received <= self.limits.drain_bytes):
+            await body.drain()
+        log.warning("来自 %s 的 %s 被拒绝:%s", address, name, refusal.message)
+        headers = {"Connection": "close"}
+        if refusal.report:
+            report = exchange.Report(name, "refused", refusal.message)
+            return JSONResponse(self._answer(report, refusal.code), refusal.status, headers=headers)
+        return _error(refusal.status, refusal.code, refusal.message, headers)
+
+    async def _check_signer(self, raw: bytes) -> None:
+        """From an upload's first bytes: the county's own key (a downstream bundle or enrollment
+        package sent back) and keys of no enrolled device are refused before the rest is read."""
+        if raw == self.county_key:
+            raise Refused(422, "wrong_kind", exchange.COUNTY_OWN_BUNDLE, drain=True, report=True)
+        if raw in self.signers:
+            return
+        if await self.serial(identity.certificate_by_key, self.store, raw) is None:
+            raise Refused(403, "unknown_site", wire.UNKNOWN_SIGNER, drain=True, report=True)
+        self.signers.add(raw)
 
     async def upload(self, request: Request) -> Response:
         name = protocol.safe_name(request.headers.get(protocol.NAME_HEADER))
+        address = _address(request)
         declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return _error(400, "bad_request", "请求的 Content-Length 不对:请用“立即同步”或 jiandang sync now 上传")
-            if int(declared) > self.limits.max_upload:
-                return self._too_large()
-        if self.slots is None:
-            self.slots = asyncio.Semaphore(self.limits.concurrent_uploads)
-        async with self.slots:
-            try:
-                data = await self._read(request, self.limits.max_upload)
-            except _TooLarge:
-                return self._too_large()
-            except asyncio.TimeoutError:
-                log.warning("上传 %s 超时(%g 秒没有收到数据),已丢弃,未导入任何内容", name, self.limits.idle_seconds)
-                return _error(408, "timeout", "上传超时:网络太慢或已中断,未导入任何内容,请重试",
-                              headers={"Connection": "close"})
-            except ClientDisconnect:
-                log.warning("上传 %s 时对方断开了连接,只收到部分数据:未导入任何内容", name)
-                return Response(status_code=400)  # nobody is listening any more
-            if not data:
-                return _error(400, "no_bundle", "请求中没有同步包:请求体应为一个 .jdb 同步包文件的内容。"
-                                                "请用“立即同步”或 jiandang sync now 上传")
-            status, body, headers = await self.serial(self._upload, data, name)
-        return JSONResponse(body, status, headers=headers)
+        if declared is not None and not declared.isdigit():
+            return _error(400, "bad_request", "请求的 Content-Length 不对:请用“立即同步”或 jiandang sync now 上传",
+                          {"Connection": "close"})
+        declared = int(declared) if declared is not None else None
+        full = self.slots.take(address)
+        if full:
+            return self._busy(full, address)
+        body = Body(request.receive, self.limits, self.limits.max_upload, stopping=lambda: self.stopping)
+        try:
+            if declared is not None and declared > self.limits.max_upload:
+                raise too_large(self.limits)
+            spool = await receive_bundle(body, declared, self._check_signer, lambda: Spool(self.spool_dir))
+            # the worker removes the file once the import is done (also when this request is given up)
+            status, content, headers = await self.serial(self._upload, spool, name)
+            return JSONResponse(content, status, headers=headers)
+        except Refused as refusal:
+            return await self._refuse(refusal, body, name, address, declared)
+        except ClientDisconnect:
+            log.warning("上传 %s 时对方(%s)断开了连接,只收到部分数据:未导入任何内容", name, address)
+            return Response(status_code=400)  # nobody is listening any more
+        except OSError as exc:  # the temporary file: disk full, folder not writable
+            log.error("无法保存上传的 %s 到临时文件(%s):%s", name, self.spool_dir, exc.strerror or exc)
+            return _error(503, "server_error", "县同步服务暂时无法保存上传(县里电脑的磁盘已满或文件夹不可写),"
+                                               "未导入任何内容:请稍后再试,或改用U盘同步", {"Connection": "close"})
+        finally:
+            self._give_back(address)
 
-    def _upload(self, data: bytes, name: str) -> tuple[int, dict, dict]:
-        """On the worker thread: authenticate by the bundle's signature, rate-limit, import."""
+    def _upload(self, spool: Spool, name: str) -> tuple[int, dict, dict]:
+        """On the worker thread: authenticate by the bundle's signature, rate-limit, import; the
+        uploaded file is removed afterwards in every case."""
+        try:
+            with spool.mapped() as data:
+                return self._import(data, name)
+        finally:
+            spool.remove()
+
+    def _import(self, data, name: str) -> tuple[int, dict, dict]:
         looked_up: dict = {}
 
         def lookup(raw: bytes):
@@ -244,20 +247,42 @@ class Service:
                 "report": protocol.report_to_dict(report), "line": line or report.line()}
 
     async def challenge(self, request: Request) -> JSONResponse:
-        return JSONResponse({"challenge": self.challenges.new(), "expires_in": protocol.CHALLENGE_SECONDS})
+        address = _address(request)
+        wait = self.challenge_rate.take(address)
+        if wait:
+            seconds = math.ceil(wait)
+            return _error(429, "rate_limited", f"这台电脑(地址 {address})索取取件请求码过于频繁:请 {seconds} 秒后再试",
+                          {"Retry-After": str(seconds)})
+        value = self.challenges.new(address)
+        if value is None:
+            log.warning("未用的取件请求码已达上限 %d 个,来自 %s 的请求已拒绝", self.limits.max_challenges, address)
+            return _error(503, "busy", "县同步服务正忙(未用的取件请求码过多):请稍后再试(程序会自动重试)",
+                          {"Retry-After": str(BUSY_RETRY_SECONDS)})
+        return JSONResponse({"challenge": value, "expires_in": protocol.CHALLENGE_SECONDS})
 
     async def downstream(self, request: Request) -> Response:
+        address = _address(request)
+        full = self.slots.take(address)
+        if full:
+            return self._busy(full, address)
+        body = Body(request.receive, self.limits, FETCH_REQUEST_LIMIT, stopping=lambda: self.stopping)
         try:
-            body = json.loads(await self._read(request, 4096))
-            site, challenge, signature = (str(body[k]) for k in ("site", "challenge", "signature"))
-        except _TooLarge:
-            return _error(413, "too_large", "取件请求过大:请用“立即同步”或 jiandang sync now")
-        except (ValueError, KeyError, TypeError):
+            raw = await body.read()
+        except Refused as refusal:
+            if refusal.code == "too_large":
+                refusal.message = "取件请求过大:请用“立即同步”或 jiandang sync now"
+            return await self._refuse(refusal, body, "取件请求", address, None)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        finally:
+            self._give_back(address)
+        try:
+            request_data = json.loads(raw)
+            site, challenge, signature = (str(request_data[k]) for k in ("site", "challenge", "signature"))
+        except (ValueError, KeyError, TypeError, RecursionError):
             return _error(400, "bad_request", "取件请求格式不对(应为含 site、challenge、signature 的 JSON):"
                                               "请用“立即同步”或 jiandang sync now")
-        except (ClientDisconnect, asyncio.TimeoutError):
-            return Response(status_code=400)
-        if not self.challenges.take(challenge):
+        if not self.challenges.take(challenge, address):
             return _error(401, "challenge", "取件请求码已过期或已用过:请重试(程序会自动取新的请求码)")
         status, content, headers = await self.serial(self._downstream, site, challenge, signature)
         if status != 200:
@@ -267,7 +292,7 @@ class Service:
     def _downstream(self, site: str, challenge: str, signature: str):
         """On the worker thread: check the device's signature over the challenge, then export."""
         def refuse(status, code, message, headers=None):
-            log.warning("站点 %s 取件被拒绝:%s", site, code)
+            log.warning("站点 %s 取件被拒绝:%s", protocol.safe_name(site, "?"), code)
             return status, {"ok": False, "error": code, "message": message}, headers or {}
 
         found = identity.certificate_of(self.store, site)
@@ -336,7 +361,9 @@ def create_app(store: Store, limits: Limits | None = None) -> Starlette:
 
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket (port 0 = any free port). Raises OSError when it is taken."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it an
+    # answer's body waits for the client's delayed ACK of its headers (about 40 ms on every request)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     if os.name != "nt":  # on Windows SO_REUSEADDR would let two programs share the port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -345,6 +372,44 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _protocol(header_seconds: float):
+    """uvicorn's h11 protocol, closing a connection that has not sent a complete request's headers
+    within `header_seconds` of connecting or of the previous answer (uvicorn itself waits for
+    ever: a client trickling its headers would hold the connection)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # noqa: PLC0415
+
+    class Protocol(H11Protocol):
+        _header_timer = None
+
+        def _arm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+            cycle = self.cycle
+            self._header_timer = self.loop.call_later(header_seconds, self._headers_late, cycle)
+
+        def _headers_late(self, cycle) -> None:
+            self._header_timer = None
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()  # no new request began since the timer was set
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+            super().connection_lost(exc)
+
+    return Protocol
 
 
 # Signals that stop `serve` gracefully. On Windows SIGTERM cannot be caught (another process's
@@ -364,9 +429,11 @@ class SyncServer:
         self.app = create_app(store, limits)
         self.config = uvicorn.Config(
             self.app, host=host, port=port, ssl_certfile=str(tls_cert) if tls_cert else None,
-            ssl_keyfile=str(tls_key) if tls_key else None, loop="asyncio", http="h11", ws="none", lifespan="on",
+            ssl_keyfile=str(tls_key) if tls_key else None, loop="asyncio",
+            http=_protocol((limits or Limits()).header_seconds), ws="none", lifespan="on",
             log_config=None, access_log=access_log, server_header=False, timeout_keep_alive=5,
-            timeout_graceful_shutdown=None)
+            timeout_graceful_shutdown=None,
+            proxy_headers=False)  # the client's address is the socket's: per-address limits must not trust a header
         self.config.load()  # a bad certificate or key fails here, before the port is taken
         self.sock = bind(host, port)
         self.host, self.port = host, self.sock.getsockname()[1]
@@ -406,6 +473,7 @@ class SyncServer:
                         outer.on_ready()
 
             async def shutdown(self, sockets=None):
+                outer.app.state.service.stopping = True  # uploads still arriving end within a second
                 if outer.on_stopping:
                     outer.on_stopping()
                 await super().shutdown(sockets=sockets)

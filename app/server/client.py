@@ -71,6 +71,22 @@ class SyncResult:
         return any(r.refused for r in self.reports)
 
 
+def read_ca_file(ca_file) -> str:
+    """The county service's TLS certificate (PEM, from `jiandang tls-cert`), or a SyncError saying in
+    Chinese why the file cannot be used."""
+    from app.core.oserrors import os_reason  # noqa: PLC0415
+
+    try:
+        data = Path(ca_file).read_bytes()
+    except OSError as exc:
+        raise SyncError(f"无法读取证书文件 {ca_file}:{os_reason(exc)}") from None
+    ca = data.decode("ascii", errors="replace")
+    if "BEGIN CERTIFICATE" not in ca or "\ufffd" in ca:
+        raise SyncError(f"{ca_file} 不是 PEM 格式的证书(应以 -----BEGIN CERTIFICATE----- 开头;"
+                        "请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
+    return ca
+
+
 def settings(store: Store, server: str | None = None, ca_file=None) -> tuple[str, str | None]:
     """The service address and pinned certificate: the overrides when given, else the laptop's own
     (set at enrollment or remembered by `sync now --remember`)."""
@@ -79,12 +95,7 @@ def settings(store: Store, server: str | None = None, ca_file=None) -> tuple[str
         raise SyncError("没有设置县同步服务的地址:请用 --server 指定(如 https://192.168.1.10:8765),"
                         "或请县里在登记时设置;也可以继续用U盘同步")
     if ca_file:
-        try:
-            ca = Path(ca_file).read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SyncError(f"无法读取证书文件 {ca_file}:{getattr(exc, 'strerror', None) or exc}") from None
-        if "BEGIN CERTIFICATE" not in ca:
-            raise SyncError(f"{ca_file} 不是 PEM 格式的证书(应以 -----BEGIN CERTIFICATE----- 开头)")
+        ca = read_ca_file(ca_file)
     else:
         ca = store.meta(CA_KEY) or None
     return url, ca

@@ -31,6 +31,7 @@ from pathlib import Path
 from app import fileio
 from app.store import Store, StoreError
 from app.store.db import APP_ID, FileLock, sqlite_reason
+from app.core.oserrors import os_reason
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BackupError(f"无法创建备份文件夹 {folder}:{exc.strerror}。请换一个文件夹或检查U盘是否写保护") from None
+        raise BackupError(f"无法创建备份文件夹 {folder}:{os_reason(exc)}。请换一个文件夹或检查U盘是否写保护") from None
     final = folder / backup_name(store, now)
     if final.resolve() == store.path.resolve():
         raise BackupError("备份不能覆盖数据库本身,请选择另一个文件夹")
@@ -350,7 +351,8 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
             state = "已损坏,无法读取" if target.exists() else "不存在"
             raise BackupError(
                 f"{target} {state},无法确认备份 {backup_path.name} 之后本机是否又向县里发送过同步包。若发送过,"
-                "那些修改不在备份中,恢复后本机会与县里的数据不一致。当前文件未改动。"
+                "那些修改不在备份中,恢复后本机会与县里的数据不一致。"
+                + ("当前文件未改动。" if target.exists() else "没有创建任何文件。") +
                 f"最稳妥的是到县扶贫办吊销本机并为{place}重新登记一台(会从县里取回{place}的全部数据);"
                 "确认备份之后没有同步过,或确实要先用这份备份时,加 --force 恢复(本机第一次导入县级包时会检查并提示)。")
         if sent_now is not None and sent_now > sent_then and not force:

@@ -244,10 +244,12 @@ def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict
         seen[code] = (number, name)
         accepted.append((number, code, name, level, parent))
     counties = {code[:6] for _, code, *_ in accepted} | {c for c, d in held.items() if d["level"] == "county"}
+    foreign = set()  # rows already refused as another county's: their missing parents are not news
     if len(counties) > 1:
         ours = sorted(c for c, d in held.items() if d["level"] == "county")
         for number, code, *_ in accepted:
             if ours and code[:6] != ours[0]:
+                foreign.add(number)
                 plan.problems.append(Problem(file, number, label["code"],
                                              f"代码 {code} 不属于本县({ours[0]} {held[ours[0]]['name']}):"
                                              "一个数据库只管一个县的区划,请只保留本县的行"))
@@ -258,7 +260,7 @@ def check_divisions(file: str, rows: list[tuple[int, dict]], existing: list[dict
     known = set(held) | {code for _, code, *_ in accepted}
     parent_column = label["parent"] if any(cells.get("parent") is not None for _, cells in rows) else label["code"]
     for number, code, name, level, parent in accepted:
-        if parent and parent not in known:
+        if parent and parent not in known and number not in foreign:
             plan.problems.append(Problem(file, number, parent_column,
                                          f"{codes.LEVEL_LABELS[level]} {code}“{name}”的上级 {parent} "
                                          f"既不在文件中,也不在数据库中:请在文件中加上{codes.LEVEL_LABELS[codes.level_of(parent)]}"
@@ -333,12 +335,12 @@ def add_division(store: Store, code, name, *, level: str | None = None, parent=N
         held = {d["code"]: d for d in store.divisions()}
         if code in held:
             raise ReferenceDataError(f"代码 {code} 已有区划“{held[code]['name']}”:要改名请用改名功能")
-        if expected and expected not in held:
-            raise ReferenceDataError(f"上级{codes.LEVEL_LABELS[codes.level_of(expected)]} {expected} 还不存在:请先添加它")
         counties = sorted(c for c, d in held.items() if d["level"] == "county")
         if counties and code[:6] != counties[0]:
             raise ReferenceDataError(f"代码 {code} 不属于本县({counties[0]} {held[counties[0]]['name']}):"
                                      "一个数据库只管一个县的区划")
+        if expected and expected not in held:
+            raise ReferenceDataError(f"上级{codes.LEVEL_LABELS[codes.level_of(expected)]} {expected} 还不存在:请先添加它")
         store.set_divisions([(code, name, actual, expected)])
     return {"code": code, "name": name, "level": actual, "parent": expected}
 

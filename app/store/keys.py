@@ -117,6 +117,7 @@ class Keys:
     def reset_passphrase(self, login: str, new: str, kdf: crypto.KdfParams | None = None) -> None:
         """Set a new passphrase for an operator without the old one (after `unlock_with_recovery`)."""
         self._require()
+        _check_unknown_login(self, login)
         _check_passphrase(new)
         with self.transaction():
             self.conn.execute("DELETE FROM operators WHERE login = ?", (login,))
@@ -137,6 +138,14 @@ class Keys:
     def secret_names(self, prefix: str = "") -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM secrets WHERE name LIKE ? ORDER BY name",
                                                 (prefix.replace("%", r"\%") + "%",))]
+
+
+def _check_unknown_login(store, login: str) -> None:
+    """A mistyped login must not become a new operator: resetting is for an operator who exists."""
+    logins = store.operators()
+    if login not in logins:
+        raise StoreError(f"本数据库没有操作员“{login}”(已有:{'、'.join(logins)}):请用 --login 给出其中一个;"
+                         "要添加操作员,请用 jiandang operator add")
 
 
 def _check_passphrase(passphrase: str) -> None:

@@ -29,7 +29,7 @@ from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import attachments as attachment_sync
-from app.sync import identity, numbers, refdata, wire
+from app.sync import identity, numbers, refdata, status, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
 SUFFIX = ".jdb"
@@ -349,9 +349,17 @@ def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt
     return report
 
 
+COUNTY_OWN_BUNDLE = ("这是本县自己签发的包(发给笔记本电脑的县级包或登记包),不是电脑导出的上传包:县里只接收电脑导出的"
+                     "同步包。县级包应在笔记本电脑上导入(同步 → 从U盘导入,或 jiandang sync import)")
+
+
 def _signer_lookup(store: Store):
     if store.role == "county":
+        county = identity.county_sign_public(store)
+
         def lookup(raw: bytes):
+            if raw == county:
+                raise wire.BundleError(COUNTY_OWN_BUNDLE)
             return identity.certificate_by_key(store, raw)
     else:
         county = identity.county_sign_public(store)
@@ -386,9 +394,9 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
             # a drawer of old files is still "nothing to do", not a refusal
             return Report(name, "duplicate", sender=sender, seq=seq)
         if revoked:
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {revoked} 吊销,其数据不再接收")
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收")
         if cert.expired(now):
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {cert.body['not_after']} 过期,"
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(cert.body['not_after'])} 过期,"
                                    "请为该电脑重新登记")
         cert.verify(identity.county_sign_public(store))
     else:

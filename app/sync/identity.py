@@ -235,6 +235,10 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
         raise StoreError("只有县级数据库可以登记设备")
     if role not in ("village", "township"):
         raise StoreError(f"设备角色应为 village 或 township,而不是 {role!r}")
+    if not (site_name or "").strip():
+        raise StoreError("请给出设备的站点名称(如“龙井村工作队”):它出现在同步报告、冲突和设备列表里")
+    if days < 1:
+        raise StoreError(f"证书有效天数应至少为 1 天,而不是 {days}(不给出时为 {CERT_DAYS} 天)")
     bad = [v for v in villages if not (v.isdigit() and len(v) in (6, 9, 12))]
     if not villages or bad:
         raise StoreError(f"村代码应为 12 位数字(乡 9 位):{'、'.join(bad) or '未给出'}")
