@@ -5,7 +5,10 @@ in the same process: a plain reportlab table of the same rows (plain strings, sa
 cut into the same number of pages. The ratio says what our layout (wrapping paragraphs, mixed fonts,
 QR codes, charts, two-pass page numbers) costs over the cheapest table reportlab can draw.
 
-    python bench/print.py [--households 1000] [--runs 3]
+Then the register's cost per household as the village grows (--scale, default 1000 2000 4000 8000):
+milliseconds per household at each size, flat within 20% being the target (linear cost).
+
+    python bench/print.py [--households 1000] [--runs 3] [--scale 1000 2000 4000 8000]
 """
 
 from __future__ import annotations
@@ -54,12 +57,12 @@ def baseline(rows: list[list[str]], pages: int, pagesize) -> int:
     return doc.page
 
 
-def timed(fn, runs: int) -> tuple[float, int]:
+def timed(fn, runs: int, clock=time.perf_counter) -> tuple[float, int]:
     times, pages = [], 0
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         pages = fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times), pages
 
 
@@ -67,6 +70,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=int, nargs="*", default=[1000, 2000, 4000, 8000],
+                        help="village sizes for the register's cost per household (none: skip)")
     args = parser.parse_args()
     register_fonts()
     ctx = context()
@@ -82,7 +87,7 @@ def main() -> int:
     base_seconds, base_pages = timed(lambda: baseline(reg_rows, reg_pages, landscape(A4)), args.runs)
     print(f"register: {reg_pages} pages in {reg_seconds:.2f} s = {reg_pages / reg_seconds:.1f} pages/s; "
           f"plain table {base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
-          f"ratio {reg_seconds / base_seconds:.2f}x the baseline's time")
+          f"ratio {reg_seconds / base_seconds:.2f}x the baseline's time (target <= 2x)")
 
     # cards
     def cards() -> int:
@@ -103,7 +108,21 @@ def main() -> int:
     print(f"cards: {card_pages} pages in {card_seconds:.2f} s = {card_pages / card_seconds:.1f} pages/s "
           f"({len(docs) / card_seconds:.1f} households/s); plain table of the same {len(card_rows)} rows "
           f"{base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
-          f"ratio {card_seconds / base_seconds:.2f}x the baseline's time")
+          f"ratio {card_seconds / base_seconds:.2f}x the baseline's time (target <= 2x)")
+
+    # register: cost per household as the village grows
+    if args.scale:
+        per = {}
+        for n in args.scale:  # processor time of this process: other work on a shared machine shows less
+            village = demo.households(per_village=n, villages=[VILLAGE])
+            seconds, pages = timed(lambda: register_report.build_register(io.BytesIO(), VILLAGE, village, ctx)[0],
+                                   args.runs, clock=time.process_time)
+            per[n] = seconds * 1000 / n
+            print(f"register of {n} households: {pages} pages in {seconds:.2f} s of processor time = "
+                  f"{per[n]:.2f} ms per household")
+        spread = max(per.values()) / min(per.values())
+        print(f"ms per household {' / '.join(f'{v:.2f}' for v in per.values())}: largest / smallest {spread:.2f} "
+              f"(target: flat within 20% -> {'met' if spread <= 1.2 else 'NOT met'})")
     return 0
 
 

@@ -4,7 +4,9 @@ workbook in read-only mode in the same run.
 
     python bench/table.py [--households 20000] [--runs 3]
 
-Prints the workload, the median time of each, rows per second and the ratio import / read.
+Prints the workload, the median time of each, rows per second, the ratio import / read and the peak
+resident memory of each (each read and each import runs in a fresh subprocess, so the peak covers that
+work alone, not generating the workbook).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,22 +78,64 @@ def read_only(path: Path) -> int:
     return n
 
 
-def import_once(path: Path, folder: Path, i: int) -> importer.Report:
+def import_once(path: Path, folder: Path, i: int, marks: dict | None = None) -> importer.Report:
     store = Store.create(folder / f"bench{i}.db", role="county", site_name="bench", operator="admin",
                          passphrase="bench-passphrase", recovery_public_key=X25519PrivateKey.generate().public_key())
     try:
         demo_service.install_reference_data(store)
         plan = importer.analyse(store, path)
+        if marks is not None:
+            marks["analysed_mb"] = peak_mb()
         return importer.commit(store, plan)
     finally:
         store.close()
+
+
+def peak_mb() -> float | None:
+    """This process's peak resident memory. On Linux from VmHWM: ru_maxrss would carry over the
+    parent's peak (generating the workbook) across the exec of the subprocess."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    if resource is None:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
+
+
+def child(what: str, path: Path, folder: Path, i: int) -> None:
+    """One read or one import in this fresh process; prints its time, result and peak as JSON."""
+    base, cpu = peak_mb(), time.process_time()
+    t = time.perf_counter()
+    if what == "read":
+        result = {"rows": read_only(path)}
+    else:
+        result = {}
+        report = import_once(path, folder, i, result)
+        result.update(created=report.created, rejected=len(report.rejected_rows), summary=report.summary())
+    print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time() - cpu, "peak_mb": peak_mb(),
+                      "base_mb": base, **result}))
+
+
+def run_child(what: str, path: Path, folder: Path, i: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", what, str(path), str(folder), str(i)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--households", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        what, path, folder, i = args.child
+        child(what, Path(path), Path(folder), int(i))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data, rows = workbook(args.households)
@@ -97,21 +143,31 @@ def main() -> int:
         path.write_bytes(data)
         print(f"workload: {args.households} households, {rows} member rows, one sheet, "
               f"{len(data) / 1e6:.1f} MB .xlsx; median of {args.runs} runs")
-        reads, imports = [], []
+        reads, imports, read_peaks, import_peaks, read_cpu, import_cpu, bases, analysed = [], [], [], [], [], [], [], []
         for i in range(args.runs):
-            t = time.perf_counter()
-            assert read_only(path) == rows + 1
-            reads.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            report = import_once(path, folder, i)
-            imports.append(time.perf_counter() - t)
-            assert report.created == args.households and not report.rejected_rows, report.summary()
+            read = run_child("read", path, folder, i)
+            assert read["rows"] == rows + 1
+            reads.append(read["seconds"])
+            read_cpu.append(read["cpu"])
+            read_peaks.append(read["peak_mb"])
+            result = run_child("import", path, folder, i)
+            imports.append(result["seconds"])
+            import_cpu.append(result["cpu"])
+            bases.append(result["base_mb"])
+            analysed.append(result.get("analysed_mb"))
+            import_peaks.append(result["peak_mb"])
+            assert result["created"] == args.households and not result["rejected"], result["summary"]
         read, imp = statistics.median(reads), statistics.median(imports)
         print(f"baseline openpyxl read-only read: {read:.2f} s ({rows / read:,.0f} rows/s)")
         print(f"import (analyse + one-transaction commit into a fresh database): {imp:.2f} s ({rows / imp:,.0f} rows/s)")
-        print(f"ratio import / read-only read: {imp / read:.1f}x")
-        if resource is not None:
-            print(f"peak resident memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        print(f"ratio import / read-only read: {imp / read:.2f}x (CPU time of each process: "
+              f"{statistics.median(import_cpu):.2f} s / {statistics.median(read_cpu):.2f} s = "
+              f"{statistics.median(import_cpu) / statistics.median(read_cpu):.2f}x)")
+        if read_peaks[0] is not None:
+            print(f"peak resident memory, each in its own process: read-only read {statistics.median(read_peaks):.0f} MB, "
+                  f"import {statistics.median(import_peaks):.0f} MB (ratio {statistics.median(import_peaks) / statistics.median(read_peaks):.1f}x); "
+                  f"the import's process before the import {statistics.median(bases):.0f} MB, "
+                  f"after the analysis {statistics.median(analysed):.0f} MB")
     return 0
 
 

@@ -8,6 +8,8 @@ Workload: a village database filled by app.services.demo.fill(per_village=1667) 
    (what the window does on a worker thread before the list is usable).
    Baseline: the same unlock plus only decrypting every household record once (the lowest possible
    cost of showing a list of encrypted households).
+   Then the same in the real main window (app.ui.main_window.MainWindow): unlock, open the window,
+   until its list is filled, the columns fitted and the window says it is loaded (target < 1 s).
 2. per keystroke: typing a head's name, part of an ID number and part of a household number, one
    key at a time; each key runs the model's filter (store.search + set lookup + model reset) and
    repaints the table. Target: under 16 ms. Baseline: filtering by decrypting every household per
@@ -86,6 +88,32 @@ def main() -> int:
             window.append(time.perf_counter() - t)
         print(f"unlock -> usable list: {median_ms(window):.0f} ms (median of {args.runs}); "
               f"baseline unlock + decrypt households once: {median_ms(baseline):.0f} ms; ratio {statistics.median(window) / statistics.median(baseline):.2f}")
+
+        # 1b. the real main window
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        from app.ui.main_window import MainWindow
+
+        real = []
+        for _ in range(args.runs):
+            store.lock()
+            loop = QEventLoop()
+            t = time.perf_counter()
+            store.unlock("bench", PASS)
+            win = MainWindow(store)
+            win.loaded_signal.connect(loop.quit)
+            QTimer.singleShot(120_000, loop.quit)
+            win.show()
+            loop.exec()
+            win.table.viewport().repaint()
+            real.append(time.perf_counter() - t)
+            assert win.loaded and len(win.model.rows) == n_house
+            win.close()
+            win.deleteLater()
+            qapp.processEvents()
+        print(f"unlock -> usable list in the real main window: {median_ms(real):.0f} ms (median of {args.runs}; "
+              f"target < 1000 ms: {'met' if statistics.median(real) < 1 else 'NOT met'}); "
+              f"ratio to the baseline {statistics.median(real) / statistics.median(baseline):.2f}")
 
         # 2. per keystroke
         docs = households.documents(store, ids=[model.rows[i].id for i in (17, 4242, 9001) if i < len(model.rows)])

@@ -255,12 +255,18 @@ def cmd_list(args) -> int:
             if args.village:
                 docs = [doc for doc in docs if doc["village_code"] == args.village]
         else:
-            docs = households.documents(store, args.village)
+            docs = households.iter_documents(store, args.village)  # a batch at a time: flat memory
         if args.json:
             print_json(docs)
             return 0
+        names = {}
         print("户编号\t户主\t人口\t属性\t主要致贫原因\t状态\t村")
+        count = 0
         for doc in docs:
+            count += 1
+            village = doc.get("village_code")
+            if village and village not in names:
+                names[village] = store.division_name(village)
             print("\t".join(printable(cell) for cell in [  # a stored name never rewrites the terminal or splits a row
                 str(doc.get("household_number", "")),
                 str(doc.get("head_name", "")),
@@ -268,9 +274,9 @@ def cmd_list(args) -> int:
                 d.display("household", "attribute", doc.get("attribute")),
                 d.display("household", "main_cause", doc.get("main_cause")),
                 d.display("household", "status", doc.get("status")),
-                store.division_name(doc["village_code"]) if doc.get("village_code") else "",
+                names[village] if village else "",
             ]))
-        print(f"共 {len(docs)} 户", file=sys.stderr)
+        print(f"共 {count} 户", file=sys.stderr)
     return 0
 
 

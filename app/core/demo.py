@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 
 from app.core import idnumber, income
 
@@ -113,13 +114,18 @@ def _member(used, rng, names, relation, sex, age, surname, seq, school_year=2025
 
 def households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None,
                today: dt.date | None = None) -> list[dict]:
+    """`iter_households` as a list."""
+    return list(iter_households(per_village, seed, villages, today))
+
+
+def iter_households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None,
+                    today: dt.date | None = None) -> Iterator[dict]:
     """Household documents (the `add --json` shape, without ids) for each village. Visits fall in
     the 100 days before `today` (about one household in ten is overdue for its 90-day visit), and
     households marked as exited have a 2025 income above that year's demo poverty line."""
     today = today or dt.date.today()
     rng = random.Random(seed)
     names = _Names(rng)
-    out = []
     used: set[str] = set()
     seq = 0
     for village in villages or village_codes():
@@ -237,5 +243,4 @@ def households(per_village: int = 80, seed: int = 2026, villages: list[str] | No
                     earned["wage_income"] += round(short * size / 100) * 100 + 400
             if status == "4":
                 doc["return_reason"] = rng.choice(["家庭成员患大病", "遭受洪灾"])
-            out.append(doc)
-    return out
+            yield doc

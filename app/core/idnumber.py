@@ -11,6 +11,7 @@ from dataclasses import dataclass
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
 _SHAPE = re.compile(r"^\d{17}[\dX]$")
+_PLAIN = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX")
 
 
@@ -18,6 +19,8 @@ def normalise(value: str) -> str:
     """Strip spaces (also full-width ones), turn digits of any script
     (full-width ０-９, Arabic-Indic ٠-٩ …) to ASCII and a lower-case or full-width x to X: the same
     person typed twice is then stored, indexed and found as one number."""
+    if type(value) is str and _PLAIN.fullmatch(value):  # already in shape (most calls): nothing to change
+        return value
     text = unicodedata.normalize("NFKC", str(value)).translate(_FULLWIDTH)
     return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
                    for ch in text if not ch.isspace()).upper()

@@ -184,14 +184,28 @@ def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == ERROR for f in findings)
 
 
+_REQUIRED: dict[int, tuple] = {}  # id(dictionary) -> (dictionary, required household fields, required member fields)
+
+
+def _required_fields(d: Dictionary) -> tuple[list, list]:
+    """(key, show_if condition or None) of the required fields of a household and of a member."""
+    found = _REQUIRED.get(id(d))
+    if found is None or found[0] is not d:
+        found = _REQUIRED[id(d)] = (d, *[[(f.key, f.show_if) for f in d.kinds[k].fields.values() if f.required]
+                                         for k in ("household", "member")])
+    return found[1], found[2]
+
+
 def completeness(doc: dict, dictionary: Dictionary | None = None) -> float:
     """Share (0..1) of required, visible fields filled in across the household and its members."""
     d = dictionary or default()
+    house_fields, member_fields = _required_fields(d)  # the window's list asks this of every household
     total = filled = 0
-    for kind, records in [("household", [doc])] + [("member", doc.get("members", []))]:
+    for fields, records in ((house_fields, (doc,)), (member_fields, doc.get("members", []))):
         for record in records:
-            for f in d.kinds[kind].fields.values():
-                if f.required and f.visible(record):
+            for key, condition in fields:  # Field.visible and values.is_empty, inline
+                if condition is None or condition.holds(record):
                     total += 1
-                    filled += not values.is_empty(record.get(f.key))
+                    value = record.get(key)
+                    filled += not (value is None or value == "" or value == [])
     return filled / total if total else 1.0

@@ -31,7 +31,9 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, head_para, markup, missing_mark, number_para, para, register_fonts, styles, value_markup
+from app.reports.cells import CachedParagraph, number_cell, shared_head, shared_paragraph
+from app.reports.cells import cell as text_cell
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 from app.reports.evidence import Loader, card_block
 
@@ -201,14 +203,14 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     story: list = []
     cell, cell_c, head = st["cell"], st["cell_c"], st["head"]
 
-    title = [Paragraph(markup("扶贫手册"), st["title"]),
-             Paragraph(markup("建档立卡贫困户 户有卡"), st["subtitle"]),
+    title = [text_cell("扶贫手册", st["title"]),
+             text_cell("建档立卡贫困户 户有卡", st["subtitle"]),
              Spacer(1, 3 * mm),
-             Paragraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
+             CachedParagraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
                        + value_markup(doc.get("household_number"), True), st["subtitle"]),
-             Paragraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
+             CachedParagraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
     tiny = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
-    qr = [qr_flowable(qr_payload(c["id"], digest)), Paragraph(markup("扫码核对"), tiny), Paragraph(markup(digest), tiny)]
+    qr = [qr_flowable(qr_payload(c["id"], digest)), text_cell("扫码核对", tiny), text_cell(digest, tiny)]
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
     story += [top, Spacer(1, 2 * mm)]
@@ -216,7 +218,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         story += card_block(doc.get("photos") or [], images)
 
     # 一、家庭基本情况
-    story.append(Paragraph(markup("一、家庭基本情况"), st["h2"]))
+    story.append(text_cell("一、家庭基本情况", st["h2"]))
     basic = {key: (label, text) for key, label, text in c["basic"]}
     pairs = [k for k in basic if k not in ("identification_standard", "attribute")]
     rows = []
@@ -225,10 +227,10 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         row = []
         for key in pairs[i:i + 3]:
             label, text = basic[key]
-            row += [head_para(label, cell, w * 0.95 - 2 * PAD), number_para(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
+            row += [shared_head(label, cell, w * 0.95 - 2 * PAD), number_cell(text, cell, w * 1.05 - 2 * PAD, key in REQUIRED_BASIC)]
         row += [""] * (6 - len(row))
         rows.append(row)
-    rows.append([Paragraph(markup("家庭住址"), cell), para(c["address"], cell, True), "", "", "", ""])
+    rows.append([text_cell("家庭住址", cell), text_cell(c["address"], cell, True), "", "", "", ""])
     t = Table(rows, colWidths=[w * 0.95, w * 1.05] * 3)
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("SPAN", (1, len(rows) - 1), (5, len(rows) - 1))]))
@@ -244,11 +246,13 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + markup(text)
             if note:
                 mark = f"<b>{mark}</b>" + markup(f"({note})")
-            cells.append(Paragraph(mark, cell))
+                cells.append(CachedParagraph(mark, cell))
+            else:  # the same unmarked box on every card: one paragraph for the whole document
+                cells.append(shared_paragraph(mark, cell))
         body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
         for r in body:
             r += [""] * (per_row - len(r))
-        first = Paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
+        first = shared_paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
         table = Table(data, colWidths=[25 * mm] + [tw] * per_row)
@@ -265,13 +269,13 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     story.append(options("main_cause", marked, 5, "致贫原因", True))
 
     # 二、家庭成员
-    story.append(Paragraph(markup(f"二、家庭成员({len(c['members'])} 人)"), st["h2"]))
+    story.append(text_cell(f"二、家庭成员({len(c['members'])} 人)", st["h2"]))
     required_member = {"name", "relation", "sex", "id_number"}
     scale = WIDTH / (sum(wd for _, _, wd in MEMBER_COLUMNS) * mm)
-    head_row = [head_para(h, head, wd * mm * scale - 2 * PAD) for _, h, wd in MEMBER_COLUMNS]
+    head_row = [shared_head(h, head, wd * mm * scale - 2 * PAD) for _, h, wd in MEMBER_COLUMNS]
     rows = [head_row]
     for m in c["members"]:
-        rows.append([number_para(m[key], cell_c if key in ("sex", "age") else cell, wd * mm * scale - 2 * PAD,
+        rows.append([number_cell(m[key], cell_c if key in ("sex", "age") else cell, wd * mm * scale - 2 * PAD,
                                  key in required_member)
                      for key, _, wd in MEMBER_COLUMNS])
     if not c["members"]:
@@ -283,17 +287,17 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     t.setStyle(_grid(extra))
     story.append(t)
     if not full_id:
-        story.append(Paragraph(markup(FULL_ID_NOTE), st["small"]))
+        story.append(text_cell(FULL_ID_NOTE, st["small"]))
 
     # 三、生产生活条件
     story.append(CondPageBreak(50 * mm))
-    story.append(Paragraph(markup("三、生产生活条件"), st["h2"]))
+    story.append(text_cell("三、生产生活条件", st["h2"]))
     rows = []
     items = c["living"]
     for i in range(0, len(items), 3):
         row = []
         for _, label, text in items[i:i + 3]:
-            row += [head_para(label, cell, w * 1.2 - 2 * PAD), para(text, cell)]
+            row += [shared_head(label, cell, w * 1.2 - 2 * PAD), text_cell(text, cell)]
         row += [""] * (6 - len(row))
         rows.append(row)
     t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
@@ -303,7 +307,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     # 四、家庭收入
     inc = c["income"]
-    block = [Paragraph(markup("四、家庭收入" + (f"({inc['year']} 年度,单位:元)" if inc else "")), st["h2"])]
+    block = [text_cell("四、家庭收入" + (f"({inc['year']} 年度,单位:元)" if inc else ""), st["h2"])]
     if inc:
         rows = []
         items = inc["rows"]
@@ -311,21 +315,21 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         figure_width = iw * 0.85 - 2 * PAD
 
         def figure(text, bold=False):
-            return number_para(text, st["cell_r"], figure_width, bold=bold)
+            return number_cell(text, st["cell_r"], figure_width, bold=bold)
 
         for i in range(0, len(items), 4):
             row = []
             for _, label, text in items[i:i + 4]:
-                row += [head_para(label, cell, iw * 1.15 - 2 * PAD), figure(text)]
+                row += [shared_head(label, cell, iw * 1.15 - 2 * PAD), figure(text)]
             row += [""] * (8 - len(row))
             rows.append(row)
         line_note = inc["line"] + (f"({inc['line_year']} 年标准)" if inc["line_year"] and inc["line_year"] != inc["year"] else "")
-        rows.append([Paragraph(markup("家庭纯收入"), cell), figure(inc["net"]),
-                     Paragraph(markup("家庭人口数"), cell), figure(inc["size"]),
-                     Paragraph(markup("年人均纯收入"), cell), figure(inc["per_capita"], bold=True),
-                     Paragraph(markup("扶贫标准"), cell),
-                     figure(line_note) if inc["line"] else Paragraph(markup("未设定"), st["cell_r"])])
-        rows.append([Paragraph(markup("对照扶贫标准"), cell),
+        rows.append([text_cell("家庭纯收入", cell), figure(inc["net"]),
+                     text_cell("家庭人口数", cell), figure(inc["size"]),
+                     text_cell("年人均纯收入", cell), figure(inc["per_capita"], bold=True),
+                     text_cell("扶贫标准", cell),
+                     figure(line_note) if inc["line"] else text_cell("未设定", st["cell_r"])])
+        rows.append([text_cell("对照扶贫标准", cell),
                      Paragraph("<b>" + markup(inc["compare"]) + "</b>" if inc["compare"] else missing_mark(), cell),
                      "", "", "", "", "", ""])
         t = Table(rows, colWidths=[iw * 1.15, iw * 0.85] * 4)
@@ -341,9 +345,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     def listing(title: str, headings: list[str], widths: list[float], data: list[list[str]], empty: str,
                 required: bool = False):
         k = WIDTH / sum(widths)
-        st_rows = [[head_para(h, head, wd * k - 2 * PAD) for h, wd in zip(headings, widths)]]
+        st_rows = [[shared_head(h, head, wd * k - 2 * PAD) for h, wd in zip(headings, widths)]]
         for r in data:
-            st_rows.append([number_para(v, cell, wd * k - 2 * PAD) for v, wd in zip(r, widths)])
+            st_rows.append([number_cell(v, cell, wd * k - 2 * PAD) for v, wd in zip(r, widths)])
         extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
         if not data:
             st_rows.append([Paragraph((missing_mark() + markup(":" + empty)) if required else markup(empty), cell)]
@@ -352,7 +356,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         t = Table(st_rows, colWidths=[x * k for x in widths], repeatRows=1)
         t.setStyle(_grid(extra))
         story.append(CondPageBreak(30 * mm))
-        story.append(Paragraph(markup(title), st["h2"]))
+        story.append(text_cell(title, st["h2"]))
         story.append(t)
 
     listing("五、帮扶责任人", ["姓名", "单位名称", "单位隶属", "职务", "联系电话", "结对时间"],
@@ -366,11 +370,11 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
 
     signers = ["户主签字", "帮扶责任人签字", "驻村工作队(村委会)盖章"]
     sign_style = st["body"].clone("sign", leading=22)
-    sign = Table([[Paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
+    sign = Table([[shared_paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
                              + markup("日期:____年____月____日"), sign_style) for who in signers]],
                  colWidths=[WIDTH / 3] * 3)
     sign.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP")]))
-    story += [Spacer(1, 4 * mm), KeepTogether([Paragraph(markup("以上信息经核实无误。"), st["body"]), sign])]
+    story += [Spacer(1, 4 * mm), KeepTogether([text_cell("以上信息经核实无误。", st["body"]), sign])]
     return story
 
 
@@ -388,6 +392,10 @@ class CardDocument(BaseDocTemplate):
         self.progress: Progress | None = None
         self.households = 0
         self.done = 0
+
+    def filterFlowables(self, flowables):
+        while flowables and isinstance(flowables[0], _Household):
+            flowables[0:1] = flowables[0].make()
 
     def afterFlowable(self, flowable):
         if isinstance(flowable, _SetHousehold):
@@ -426,19 +434,32 @@ class _SetHousehold(Spacer):
         return 0, 0
 
 
+class _Household(Spacer):
+    """Stands for one household's card in the story until it reaches the front, where the document
+    puts the card's flowables in its place (`CardDocument.filterFlowables`): the story holds one card
+    at a time, and reportlab's removal of each flowable from the front of the list stays cheap."""
+
+    def __init__(self, make):
+        super().__init__(0, 0)
+        self.make = make
+
+
 def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
                 progress: Progress | None = None, images: Loader | None = None) -> int:
     """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
     register_fonts()
     doc_template = CardDocument(path, ctx)
-    story: list = []
     total = len(items)
-    for i, (doc, digest, version) in enumerate(items, 1):
-        if i > 1:
-            story.append(PageBreak())
-        story.append(_SetHousehold(doc_template, str(doc.get("head_name") or ""), str(doc.get("household_number") or ""),
-                                   version))
-        story += card_story(doc, ctx, full_id, digest, images)
+
+    def card(i: int, doc: dict, digest: str, version: str):
+        def make() -> list:
+            story = [PageBreak()] if i > 1 else []
+            story.append(_SetHousehold(doc_template, str(doc.get("head_name") or ""),
+                                       str(doc.get("household_number") or ""), version))
+            return story + card_story(doc, ctx, full_id, digest, images)
+        return _Household(make)
+
+    story = [card(i, doc, digest, version) for i, (doc, digest, version) in enumerate(items, 1)]
     doc_template.progress = progress
     doc_template.households = total
     doc_template.build(story)

@@ -14,6 +14,7 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, 
 from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
+from app.reports.cells import Line, cached, cell, page_tables, row_height
 from app.reports.charts import Summary, summarize, wall_charts
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, head_para, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
@@ -88,14 +89,50 @@ def _table_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
     return TableStyle(cmds)
 
 
+PAD_H, PAD_V = 2.5, 1.5
+STRING_LEADING = 12  # an empty string cell: reportlab's default cell leading (1.2 x 10 points)
+SUBTOTAL_SPAN = 4  # a subtotal's words run over the first four columns, which draw no lines between them
+FRAME_HEIGHT = PAGE[1] - 15 * mm - 13 * mm - 12  # the page's frame less its 6-point paddings (see _build)
+
+
+def _page_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
+    """The look of `_table_style` (grid, header and subtotal shading) without SPAN: the subtotal rows
+    leave out the lines between their first four columns, where their words run. A spanning cell
+    made reportlab re-measure the spans of the remaining rows at every page."""
+    last = len(COLUMNS) - 1
+    cmds = [
+        FONT_CMD,
+        ("BOX", (0, 0), (-1, -1), 0.5, GRID),
+        ("LINEBELOW", (0, 0), (-1, -2), 0.5, GRID),
+        ("LINEAFTER", (SUBTOTAL_SPAN - 1, 0), (last - 1, -1), 0.5, GRID),
+        ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), PAD_H), ("RIGHTPADDING", (0, 0), (-1, -1), PAD_H),
+        ("TOPPADDING", (0, 0), (-1, -1), PAD_V), ("BOTTOMPADDING", (0, 0), (-1, -1), PAD_V),
+    ]
+    start = 0
+    for r in [*subtotal_rows, n_rows]:  # vertical lines of the first columns, between subtotal rows
+        if r > start:
+            cmds.append(("LINEAFTER", (0, start), (SUBTOTAL_SPAN - 2, r - 1), 0.5, GRID))
+        start = r + 1
+    for r in subtotal_rows:
+        cmds.append(("BACKGROUND", (0, r), (-1, r), SUBTOTAL_BG))
+    return TableStyle(cmds)
+
+
+def _subtotal_row(text: str, people, style) -> list:
+    return [Line(text, style, overflow=True), "", "", "", Line(str(people), styles()["cell_c"])] + [""] * (len(COLUMNS) - 5)
+
+
 def register_story(village_code: str, docs: list[dict], ctx: Context, progress: Progress | None = None) -> tuple[list, Summary]:
     st = styles()
-    cell, cell_c, cell_r, head = st["cell"], st["cell_c"], st["cell_r"], st["head"]
+    cs, cs_c, cs_r, head = st["cell"], st["cell_c"], st["cell_r"], st["head"]
     groups: dict[str, list[dict]] = defaultdict(list)
     for doc in docs:
         groups[str(doc.get("group") or "")].append(doc)
     k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
-    rows = [heading_row(COLUMNS, k, head)]
+    header = [cached(h) for h in heading_row(COLUMNS, k, head)]  # on every page: wrapped once
+    rows = []
     subtotal_rows = []
     n = 0
     total = len(docs)
@@ -107,24 +144,30 @@ def register_story(village_code: str, docs: list[dict], ctx: Context, progress: 
             r = register_row(doc, ctx)
             people += r["people"]
             rows.append([
-                Paragraph(markup(n), cell_c), para(r["household_number"], cell, True), para(r["head_name"], cell, True),
-                para(r["id_number"], cell, True), Paragraph(markup(r["people"]), cell_c) if r["people"] else
-                Paragraph(missing_mark(), cell_c), para(r["attribute"], cell, True), para(r["main_cause"], cell, True),
-                para(r["helper"], cell, True), para(r["status"], cell, True), para(r["per_capita"], cell_r),
-                para(r["planned_exit_year"], cell_c), para(r["exit_year"], cell_c),
+                Line(str(n), cs_c), cell(r["household_number"], cs, True), cell(r["head_name"], cs, True),
+                cell(r["id_number"], cs, True), Line(str(r["people"]), cs_c) if r["people"] else
+                Paragraph(missing_mark(), cs_c), cell(r["attribute"], cs, True), cell(r["main_cause"], cs, True),
+                cell(r["helper"], cs, True), cell(r["status"], cs, True), cell(r["per_capita"], cs_r),
+                cell(r["planned_exit_year"], cs_c), cell(r["exit_year"], cs_c),
             ])
             if progress and n % 50 == 0:
                 progress(n, total)
         subtotal_rows.append(len(rows))
-        rows.append([Paragraph(markup(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人"), cell),
-                     "", "", "", Paragraph(markup(people), cell_c)] + [""] * (len(COLUMNS) - 5))
+        rows.append(_subtotal_row(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人", people, cs))
     summary = summarize(docs, ctx)
     subtotal_rows.append(len(rows))
-    rows.append([Paragraph("<b>" + markup(f"合计:{summary.households} 户 {summary.people} 人") + "</b>", cell),
-                 "", "", "", Paragraph(markup(summary.people), cell_c)] + [""] * (len(COLUMNS) - 5))
-    table = Table(rows, colWidths=[w * mm * k for _, w in COLUMNS], repeatRows=1)
-    table.setStyle(_table_style(len(rows), subtotal_rows))
-    story = [table, PageBreak()]
+    rows.append(_subtotal_row(f"合计:{summary.households} 户 {summary.people} 人", summary.people, cs))
+    widths = [w * mm * k for _, w in COLUMNS]
+    header_height = row_height(header, widths, PAD_H, PAD_V, STRING_LEADING)
+    heights = [row_height(row, widths, PAD_H, PAD_V, STRING_LEADING) for row in rows]
+    subtotals = set(subtotal_rows)
+
+    def style_for(first: int, last: int) -> TableStyle:
+        return _page_style(last - first + 1, [r - first + 1 for r in range(first, last) if r in subtotals])
+
+    story = []
+    for table in page_tables(header, rows, heights, header_height, FRAME_HEIGHT, widths, style_for):
+        story += [table, PageBreak()]
     story += summary_page(f"{ctx.division(village_code)} 汇总", summary, ctx)
     if progress:
         progress(total, total)

@@ -44,12 +44,13 @@ def fill(store: Store, per_village: int = 80, seed: int = 2026, progress: Callab
     install_reference_data(store)
     if store.count("household"):
         return 0
-    docs = demo.households(per_village, seed, today=today)
-    with store.transaction():
-        for i, doc in enumerate(docs, 1):
+    total = per_village * len(demo.village_codes())
+    added = 0
+    with store.transaction():  # households generated one at a time: memory stays flat
+        for added, doc in enumerate(demo.iter_households(per_village, seed, today=today), 1):
             households.save(store, doc, allow_errors=True, reason="演示数据")
-            if progress and i % 50 == 0:
-                progress(i, len(docs))
+            if progress and added % 50 == 0:
+                progress(added, total)
     if progress:
-        progress(len(docs), len(docs))
-    return len(docs)
+        progress(added, added)
+    return added

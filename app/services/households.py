@@ -15,7 +15,7 @@ Records of a household that a document leaves out are kept as they are. A child 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from app.core import idnumber, procedures, values
@@ -106,22 +106,49 @@ def find_id(store: Store, ref: str) -> str | None:
     return None
 
 
+DOCUMENT_BATCH = 500
+
+
+def iter_documents(store: Store, village_code: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Iterator[dict]:
+    """Documents of every household (of a village), in entry order, assembled a batch of households
+    at a time: memory stays flat however many households the database holds (`list --json`,
+    `validate`, printing a large village)."""
+    d = default()
+    own = [kind.key for kind in d.child_kinds("household")]
+    total = store.count("household", village_code) if progress else 0
+    batch: list[Record] = []
+    done = 0
+
+    def assembled(houses: list[Record]) -> list[dict]:
+        children: dict[str, list[Record]] = defaultdict(list)
+        for record in store.children_of([h.id for h in houses], own):
+            children[record.parent_id].append(record)
+        return [assemble(h, children.get(h.id, []), d) for h in houses]
+
+    for household in store.records("household", village_code=village_code):
+        batch.append(household)
+        if len(batch) >= DOCUMENT_BATCH:
+            for doc in assembled(batch):
+                done += 1
+                if progress and done % 200 == 0:
+                    progress(done, total)
+                yield doc
+            batch = []
+    if batch:
+        for doc in assembled(batch):
+            done += 1
+            if progress and done % 200 == 0:
+                progress(done, total)
+            yield doc
+
+
 def documents(store: Store, village_code: str | None = None, ids: list[str] | None = None,
               progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """Documents of every household (of a village, or with the given ids), in entry order."""
     if ids is not None:
         return [doc for doc in (document(store, i) for i in ids) if doc]
-    households = list(store.records("household", village_code=village_code))
-    children: dict[str, list[Record]] = defaultdict(list)
-    for kind in default().child_kinds("household"):
-        for record in store.records(kind.key, village_code=village_code):
-            children[record.parent_id].append(record)
-    out = []
-    for i, h in enumerate(households, 1):
-        out.append(assemble(h, children.get(h.id, [])))
-        if progress and i % 200 == 0:
-            progress(i, len(households))
-    return out
+    return list(iter_documents(store, village_code, progress))
 
 
 # ---------------------------------------------------------------------- checking input
@@ -457,18 +484,24 @@ def remove_child(store: Store, record_id: str, reason_code: str) -> None:
 
 def validate_all(store: Store, village_code: str | None = None,
                  progress: Callable[[int, int], None] | None = None) -> list[Finding]:
-    """Every finding of every household, plus ID numbers shared between households."""
-    docs = documents(store, village_code)
+    """Every finding of every household, plus ID numbers shared between households. Households are
+    read a batch at a time (`iter_documents`): only their findings and numbers are kept."""
     known = _known_villages(store)
+    total = store.count("household", village_code)
     findings = []
-    for i, doc in enumerate(docs, 1):
+    numbered = []  # what duplicate_household_numbers reads of each household
+    i = 0
+    for i, doc in enumerate(iter_documents(store, village_code), 1):
         findings += validate_household(doc, known_villages=known)
+        if doc.get("household_number"):
+            numbered.append({"id": doc["id"], "household_number": doc["household_number"],
+                             "head_name": doc.get("head_name")})
         if progress and i % 100 == 0:
-            progress(i, len(docs))
+            progress(i, total)
     findings += database_duplicates(store)
-    findings += duplicate_household_numbers(docs)
+    findings += duplicate_household_numbers(numbered)
     if progress:
-        progress(len(docs), len(docs))
+        progress(i, i)
     return findings
 
 

@@ -35,7 +35,8 @@ class ChangeLog:
             (change.site_id, change.seq, change.record_id, change.kind, change.village_code, change.parent_id, change.hlc,
              sealer.key_version, payload),
         )
-        self._pending.append(change)
+        if self.listeners:  # kept for the listeners only: a bulk write keeps nothing per change
+            self._pending.append(change)
 
     def write_change_raw(self, change: Change) -> None:
         """Append a change received from another site to the log, as it was made there."""
@@ -49,7 +50,8 @@ class ChangeLog:
         self.conn.executemany(
             "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
             rows)
-        self._pending.extend(changes)
+        if self.listeners:
+            self._pending.extend(changes)
 
     def new_hlc(self) -> str:
         return self.clock.now()

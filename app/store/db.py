@@ -430,6 +430,23 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             append(Record(rid, kind, village, parent, hlc, deleted != 0, body["f"], body["c"]))
         return out
 
+    def children_of(self, parent_ids: list[str], kinds: list[str] | None = None) -> list[Record]:
+        """Live records whose parent is one of these ids (of these kinds), in insertion order within
+        each chunk of ids; a damaged record is skipped and named in `self.damaged` as in `records`."""
+        self._require()
+        out: list[Record] = []
+        # "+kind": SQLite must look the rows up by parent, not scan every child of that kind per chunk
+        kind_sql = f" AND +kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        for i in range(0, len(parent_ids), 500):
+            chunk = parent_ids[i:i + 500]
+            rows = self.conn.execute(
+                f"SELECT {self._COLUMNS.replace('deleted', '0')} FROM records WHERE parent_id IN "
+                f"({','.join('?' * len(chunk))}) AND deleted = 0{kind_sql} ORDER BY rowid",
+                [*chunk, *(kinds or [])]).fetchall()
+            with _gc_paused():
+                out += self._decode_rows(rows)
+        return out
+
     def count(self, kind: str | None = None, village_code: str | None = None) -> int:
         sql, args = "SELECT count(*) FROM records WHERE deleted = 0", []
         if kind:
@@ -545,7 +562,8 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             self.conn.executemany("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, "
                                   "key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)", changes)
             self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", blinds)
-            self._pending.extend(out)
+            if self.listeners:  # kept for the listeners only: a bulk import keeps nothing per change
+                self._pending.extend(out)
         return out
 
     def delete(self, record_id: str, *, reason: str | None = None) -> Change | None:

@@ -66,9 +66,18 @@ class SearchIndex:
             parts[own] = text
         self._search[key] = "\x1f".join(parts.values()).upper()
 
-    def build_search_index(self, progress: Callable[[int, int], None] | None = None) -> None:
-        """Decrypt household and member names into memory for substring search."""
+    def build_search_index(self, progress: Callable[[int, int], None] | None = None,
+                           records: list[Record] | None = None) -> None:
+        """Decrypt household and member names into memory for substring search. `records`: the
+        households and members the caller has just decrypted (households first), indexed instead
+        of decrypting them again (the window's list reads them anyway)."""
+        self._require()
         self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+        if records is not None:
+            for record in records:
+                if not record.deleted:
+                    self._index_record(record)
+            return
         total = self.conn.execute("SELECT count(*) FROM records WHERE kind IN ('household','member') AND deleted = 0").fetchone()[0]
         i = 0
         for kind in ("household", "member"):  # through records(): a damaged record is skipped and named

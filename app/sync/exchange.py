@@ -428,6 +428,7 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         changes = [change_from_wire(d) for d in payload.get("changes", [])]
     except (AttributeError, TypeError) as exc:
         raise wire.BundleError(f"包内容格式不对:{exc}") from None
+    payload["changes"] = None  # the Change objects hold what is needed of them
     report.changes = len(changes)
     with store.transaction():
         if store.role == "county":
@@ -687,10 +688,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
-    merger.prefetch(c.record_id for c in new)
-    for c in new:
-        merger.apply(c, known_new=True)
-    merger.flush()
+    merger.apply_all(new, known_new=True)
     report.applied, report.conflicts = merger.applied, merger.conflicts
     top = max([c.seq for c in new], default=have_seq)
     down_rowid = int(payload.get("down_rowid") or 0)
@@ -765,12 +763,7 @@ def _catch_up_with_the_county(store: Store, ack: int, payload: dict, report: Rep
 
 def _import_downstream(store: Store, header: dict, changes, payload: dict, report: Report, now: dt.datetime) -> None:
     merger = Merger(store)
-    merger.prefetch(c.record_id for c in changes)
-    for c in changes:
-        if c.site_id == store.site_id:
-            continue
-        merger.apply(c)
-    merger.flush()
+    merger.apply_all(changes, skip_site=store.site_id)
     report.applied, report.conflicts = merger.applied, merger.conflicts
     ack = int(payload.get("ack_seq") or 0)
     _catch_up_with_the_county(store, ack, payload, report)

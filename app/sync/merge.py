@@ -240,6 +240,22 @@ class Merger:
         self.store.write_records_raw([self.cache[rid] for rid in self.dirty])
         self.dirty.clear()
 
+    CHUNK = 5000
+
+    def apply_all(self, changes: list[Change], *, known_new: bool = False, skip_site: str | None = None) -> None:
+        """Apply changes in order, a chunk at a time: records of a chunk are fetched together, written
+        at its end and then forgotten, so a county-sized bundle does not keep every record it touched
+        (a later chunk reads the record as written). Changes of `skip_site` are passed over."""
+        for i in range(0, len(changes), self.CHUNK):
+            part = changes[i:i + self.CHUNK]
+            self.prefetch(c.record_id for c in part)
+            for c in part:
+                if c.site_id != skip_site:
+                    self.apply(c, known_new=known_new)
+            self.flush()
+            self.cache.clear()
+            self.missing.clear()  # records first made in this chunk exist now
+
 
 # ---------------------------------------------------------------------- conflict review
 

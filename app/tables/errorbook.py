@@ -35,8 +35,13 @@ def error_workbook_bytes(report: Report) -> bytes:
         reasons.setdefault((r.sheet, r.row), []).append(f"{r.column}:{r.reason}" if r.column else r.reason)
     rejected = set(report.rejected_rows)
     bold, fill = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
+    titles = {title for title, _ in rejected}
     for sheet in plan.sheets:
-        rows = [(n, v) for n, v in sheet.rows if (sheet.title, n) in rejected]
+        if sheet.title not in titles:
+            continue
+        # the import keeps no sheet's rows: the rejected ones are read from the file again
+        source_rows = plan.source.rows(sheet.index) if plan.source is not None else sheet.rows
+        rows = [(n, v) for n, v in source_rows if (sheet.title, n) in rejected]
         if not rows:
             continue
         ws = wb.create_sheet(sheet.title[:31] if sheet.title != "错误清单" else "错误清单(原表)")
@@ -49,6 +54,8 @@ def error_workbook_bytes(report: Report) -> bytes:
             ws.append([*cells, ";".join(reasons.get((sheet.title, n), [])), n])
             ws.cell(ws.max_row, len(header) + 1).fill = fill
         ws.freeze_panes = "A2"
+    if plan.source is not None:
+        plan.source.close()
     buf = io.BytesIO()
     with workbook_temp.saving():  # sheet XML with names and ID numbers: owner-only, removed
         wb.save(buf)

@@ -10,8 +10,10 @@ Both return a `Report` listing what would be / was created or updated and every 
 
 from __future__ import annotations
 
+import pickle
 import re
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: AP
     parse_fixed,
     resolve_target,
 )
-from app.tables.reader import Sheet, TableError, locate_header, read_file
+from app.tables.reader import Sheet, Source, TableError, locate_header
 
 CODE_SHEET = "代码表"
 _SPLIT = re.compile(r"[、,，;；/ ]+")
@@ -63,6 +65,52 @@ class Group:
     household_id: str | None = None                    # matched stored household
 
 
+class Groups(Sequence):
+    """The households of a file in file order, each kept packed (pickled and zlib-compressed, in
+    memory, never on disk) except the few being filled while the file is read: a plan holds about a
+    kilobyte per household instead of its dicts, and the dry run and the import unpack one at a time
+    (indexing and iterating give a fresh copy; changing it changes nothing stored)."""
+
+    LIVE = 64  # unpacked groups kept while reading (a household's rows are usually adjacent)
+
+    def __init__(self):
+        self._packed: list[bytes | None] = []
+        self._live: dict[int, Group] = {}
+
+    def add(self, group: Group) -> int:
+        self._packed.append(None)
+        self._live[len(self._packed) - 1] = group
+        return len(self._packed) - 1
+
+    def open(self, i: int) -> Group:
+        """Group i to change in place (kept unpacked until the next `settle`)."""
+        group = self._live.get(i)
+        if group is None:
+            group = self._live[i] = pickle.loads(zlib.decompress(self._packed[i]))
+        return group
+
+    def settle(self, keep: int | None = None) -> None:
+        """Pack the unpacked groups (all but `keep`) once there are more than LIVE of them."""
+        if len(self._live) > self.LIVE or keep is None:
+            for i in [i for i in self._live if i != keep]:
+                self._packed[i] = zlib.compress(pickle.dumps(self._live.pop(i), pickle.HIGHEST_PROTOCOL), 1)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if i in self._live:
+            return self._live[i]
+        return pickle.loads(zlib.decompress(self._packed[i]))
+
+    def __iter__(self) -> Iterator[Group]:
+        for i in range(len(self)):
+            yield self[i]
+
+
 @dataclass
 class SheetInfo:
     title: str
@@ -80,11 +128,12 @@ class Plan:
     path: Path
     sheets: list[Sheet]
     infos: list[SheetInfo]
-    groups: list[Group]
+    groups: Groups
     mapping: dict          # normalised header -> target, as used
     notes: list[str] = field(default_factory=list)
     missing: list = field(default_factory=list)        # (target, label) of required columns the file lacks
     options: Options = field(default_factory=Options)
+    source: Source | None = None                       # the file, read again for the error workbook
 
 
 @dataclass
@@ -148,7 +197,17 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
     d = default()
     options = options or Options()
     path = Path(path)
-    sheets = read_file(path, data)
+    source = Source(path, data)
+    try:
+        return _analyse(store, source, village, saved_mapping, options, d)
+    finally:
+        source.close()
+
+
+def _analyse(store: Store, source: Source, village: str | None, saved_mapping: dict | None, options: Options,
+             d: Dictionary) -> Plan:
+    path = source.path
+    sheets = source.sheets()  # the first rows of each sheet, to find its header; the rest streams
     if not sheets:
         raise TableError(f"文件 {path.name} 中没有数据。")
     saved = {mp.normalise_header(k): v for k, v in (saved_mapping or {}).items()}
@@ -174,7 +233,6 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
             else:
                 ignored.append(h)
                 used.setdefault(h, "")
-        data_rows = sum(1 for n, _ in sheet.rows if n > sheet.header_row)
         parts = {}
         for target, words in mp.synonym_table().parts.items():
             if mp.fits(target, kind) and target not in seen:
@@ -187,7 +245,7 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
             near = mp.suggest(h, kind, d)
             if near and near not in seen:
                 suggestions[h] = near
-        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, data_rows, suggestions, parts))
+        infos.append(SheetInfo(sheet.title, kind, sheet.header_row, columns, ignored, 0, suggestions, parts))  # rows: counted by _group
         if ignored:
             shown = [f"{h}(最接近“{mp.target_label(suggestions[h], d)}”,可在列对照中指定)" if h in suggestions else h
                      for h in ignored]
@@ -202,11 +260,10 @@ def analyse(store: Store, path, *, village: str | None = None, saved_mapping: di
         raise TableError(f"村代码“{village}”应为 12 位数字。")
     fixed = fixed_values(options.fixed, d, options.codes)
     missing = missing_columns(targets | set(fixed), d)
-    groups = _group(store, sheets, infos, village, d, notes, options, fixed)
-    _match(store, groups)
+    groups = _group(store, source, sheets, infos, village, d, notes, options, fixed)
     # the documents are built one at a time by the dry run and the import (_run), from the database as
-    # it is then, and not kept: a plan holds the file's values only
-    return Plan(path, sheets, infos, groups, used, notes, missing, options)
+    # it is then, and not kept: a plan holds the file's values only (packed, see Groups)
+    return Plan(path, sheets, infos, groups, used, notes, missing, options, source)
 
 
 def _village_lookup(store: Store) -> dict[str, str]:
@@ -226,25 +283,29 @@ def _is_total_row(row: tuple) -> bool:
     return text.startswith(_TOTAL_LABELS)
 
 
-def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: str | None, d: Dictionary,
-           notes: list[str] | None = None, options: Options | None = None, fixed: dict | None = None) -> list[Group]:
+def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetInfo], village: str | None,
+           d: Dictionary, notes: list[str] | None = None, options: Options | None = None,
+           fixed: dict | None = None) -> Groups:
+    """Read every sheet's rows once, one row at a time, into households (kept packed, see Groups):
+    only the index of 户编号 / 户主身份证号 / 户主姓名 and of the ID numbers seen outlives a row."""
     options = options or Options()
     fixed = fixed or {}
-    groups: list[Group] = []
-    index: dict[tuple, Group] = {}
+    groups = Groups()
+    index: dict[tuple, int] = {}                         # grouping key -> group number
     village_names = None
-    id_seen: dict[str, tuple[Group, str, int]] = {}
-    unnumbered: dict[str, list[tuple[int, Group]]] = {}  # 户主姓名 -> (sheet, new household without a 户编号)
+    id_seen: dict[str, tuple[int, str, int]] = {}
+    unnumbered: dict[str, list[tuple[int, int]]] = {}    # 户主姓名 -> (sheet, new household without a 户编号)
     order = sorted(range(len(sheets)), key=lambda i: infos[i].kind != "household")  # households first
     for si in order:
         sheet, info = sheets[si], infos[si]
         if not info.header_row:
             continue
-        previous: Group | None = None
+        previous: int | None = None
         totals = []
-        for number, row in sheet.rows:
+        for number, row in source.rows(sheet.index):
             if number <= sheet.header_row:
                 continue
+            info.rows += 1
             if _is_total_row(row):
                 totals.append(str(number))
                 continue
@@ -342,40 +403,41 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             number_key = house.get("household_number")
             # find the household this row belongs to
             keys = [k for k in (("n", number_key) if number_key else None, ("h", head_id) if head_id else None) if k]
-            group = next((index[k] for k in keys if k in index), None)
-            if group is None and not keys and house.get("head_name"):
+            gi = next((index[k] for k in keys if k in index), None)
+            if gi is None and not keys and house.get("head_name"):
                 # a household added to the workbook by hand has no 户编号 yet: its rows on the other
                 # sheets (家庭成员, 家庭收入 ...) find it by the 户主姓名 column, when exactly one such
                 # household has that name (never within one sheet: namesakes there are two households)
                 named = [g for sheet_index, g in unnumbered.get(house["head_name"], []) if sheet_index != si]
-                group = named[0] if len(named) == 1 else None
+                gi = named[0] if len(named) == 1 else None
             if info.kind != "household":
-                if group is None:
+                if gi is None:
                     what = f"户编号“{number_key}”" if number_key else (f"户主身份证号“{head_id}”" if head_id else "户编号")
                     where = Rejection(sheet.title, number, "户编号",
                                       f"找不到{what}对应的贫困户:此表每行需要“户编号”或“户主公民身份号码”,且该户在户表中"
                                       "(新增的户还没有户编号时,填与户表中那一行相同的“户主姓名”)")
-                    groups.append(Group(key=f"orphan:{sheet.title}:{number}", rows=[(si, number)], errors=[where, *errors]))
+                    groups.add(Group(key=f"orphan:{sheet.title}:{number}", rows=[(si, number)], errors=[where, *errors]))
                     continue
-            elif group is None:
+            elif gi is None:
                 is_head = record.get("relation") == "01"
+                last = groups.open(previous) if previous is not None else None
                 starts = (
-                    previous is None or bool(keys)
-                    or (is_head and any(m.get("relation") == "01" for m, _ in previous.children.get("member", [])))
-                    or (house.get("head_name") and previous.house.get("head_name") not in (None, house["head_name"]))
+                    last is None or bool(keys)
+                    or (is_head and any(m.get("relation") == "01" for m, _ in last.children.get("member", [])))
+                    or (house.get("head_name") and last.house.get("head_name") not in (None, house["head_name"]))
                 )
-                group = previous if not starts else None
-                if group is None:
-                    group = Group(key=f"{sheet.title}:{number}")
-                    groups.append(group)
+                gi = previous if not starts else None
+                if gi is None:
+                    gi = groups.add(Group(key=f"{sheet.title}:{number}"))
+            group = groups.open(gi)
             for k in keys:
-                index.setdefault(k, group)
+                index.setdefault(k, gi)
             if info.kind == "household" and not number_key and house.get("head_name"):
                 named = unnumbered.setdefault(house["head_name"], [])
-                if all(g is not group for _, g in named):
-                    named.append((si, group))
+                if all(g != gi for _, g in named):
+                    named.append((si, gi))
             if record.get("relation") == "01" and record.get("id_number"):
-                index.setdefault(("h", record["id_number"]), group)
+                index.setdefault(("h", record["id_number"]), gi)
             group.rows.append((si, number))
             group.errors += errors
             group.warnings += warnings
@@ -396,8 +458,9 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
             if record:
                 number_id = record.get("id_number") if kind == "member" else None
                 if number_id and number_id in id_seen:
-                    other_group, other_sheet, other_row = id_seen[number_id]
-                    same = other_group is group
+                    other, other_sheet, other_row = id_seen[number_id]
+                    same = other == gi
+                    other_group = groups.open(other)
                     group.errors.append(Rejection(sheet.title, number, d.kinds["member"].fields["id_number"].label,
                                                   f"公民身份号码与{other_sheet}第 {other_row} 行重复"
                                                   + ("(重复行,请删除其中一行)" if same else "(两户不能登记同一人)")))
@@ -405,18 +468,23 @@ def _group(store: Store, sheets: list[Sheet], infos: list[SheetInfo], village: s
                         other_group.errors.append(Rejection(other_sheet, other_row, d.kinds["member"].fields["id_number"].label,
                                                             f"公民身份号码与{sheet.title}第 {number} 行重复(两户不能登记同一人)"))
                 elif number_id:
-                    id_seen[number_id] = (group, sheet.title, number)
+                    id_seen[number_id] = (gi, sheet.title, number)
                 group.children.setdefault(kind, []).append((record, (sheet.title, number)))
             for extra_kind, fields in extra.items():
                 _merge_row_record(group, extra_kind, fields, (sheet.title, number), d)
             if info.kind == "household":
-                previous = group
+                previous = gi
+            groups.settle(keep=gi)
         if totals and notes is not None:
             notes.append(f"工作表“{sheet.title}”第 {'、'.join(totals)} 行是合计行,不是一户,已跳过。")
-    for g in groups:
+    numbers: dict | None = None  # 户编号 -> stored household, read when first needed
+    for i in range(len(groups)):
+        g = groups.open(i)
         if g.village_code is None:
             g.village_code = village
         _complete(g, d, fixed)
+        numbers = _match(store, g, numbers)
+        groups.settle(keep=None)
     return groups
 
 
@@ -466,31 +534,31 @@ def _complete(g: Group, d: Dictionary, fixed: dict) -> None:
                 break
 
 
-def _match(store: Store, groups: list[Group]) -> None:
-    """Find the stored household of each group: by household number, else by a member's ID number."""
-    numbers = None
-    for g in groups:
-        number = g.house.get("household_number")
-        if number:
-            if numbers is None:
-                numbers = {}
-                for h in store.records("household"):
-                    n = h.fields.get("household_number")
-                    if n:
-                        numbers.setdefault(str(n), h.id)
-            if str(number) in numbers:
-                g.household_id = numbers[str(number)]
-                continue
-        for m, _ in g.children.get("member", []):
-            if not m.get("id_number"):
-                continue
-            for member_id in store.find_id_number(m["id_number"]):
-                rec = store.get(member_id)
-                if rec is not None and rec.parent_id:
-                    g.household_id = rec.parent_id
-                    break
-            if g.household_id:
+def _match(store: Store, g: Group, numbers: dict | None) -> dict | None:
+    """Find the stored household of a group: by household number, else by a member's ID number.
+    `numbers` (户编号 -> stored household) is read on first need and returned for the next group."""
+    number = g.house.get("household_number")
+    if number:
+        if numbers is None:
+            numbers = {}
+            for h in store.records("household"):
+                n = h.fields.get("household_number")
+                if n:
+                    numbers.setdefault(str(n), h.id)
+        if str(number) in numbers:
+            g.household_id = numbers[str(number)]
+            return numbers
+    for m, _ in g.children.get("member", []):
+        if not m.get("id_number"):
+            continue
+        for member_id in store.find_id_number(m["id_number"]):
+            rec = store.get(member_id)
+            if rec is not None and rec.parent_id:
+                g.household_id = rec.parent_id
                 break
+        if g.household_id:
+            break
+    return numbers
 
 
 _CHILD_MATCH = {"income": ("year",), "plan": ("year",), "helper": ("name",), "member": ("id_number", "name")}

@@ -1,7 +1,9 @@
-"""Reading .xlsx and .csv files into sheets of rows, in memory.
+"""Reading .xlsx and .csv files as sheets of rows.
 
-The whole file is read into memory once (no temporary copies on disk). Workbooks are opened with
-openpyxl in read-only mode, so a sheet of 60,000 rows streams instead of building cell objects.
+The whole file's bytes are read into memory once (no temporary copies on disk). Workbooks are opened
+with openpyxl in read-only mode, so a sheet of 60,000 rows streams instead of building cell objects;
+`Source` hands out a sheet's rows one at a time (the import never holds a whole sheet), `read_file`
+collects them (small files: divisions lists, tests).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import datetime as dt
 import io
 import logging
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +32,7 @@ class Sheet:
     header_row: int = 0                      # 1-based row number of the header, 0 when none was found
     headers: list[str] = field(default_factory=list)  # header text per column (merged cells resolved)
     raw_headers: list = field(default_factory=list)   # header cells as written (for the error workbook)
+    index: int = 0                           # the sheet's place in the file (Source.rows)
 
 
 def _clean(value):
@@ -47,65 +51,124 @@ def _is_blank(values) -> bool:
 
 
 def read_file(path, data: bytes | None = None) -> list[Sheet]:
-    """Every non-empty sheet of a .xlsx or .csv file. Raises TableError with a Chinese message."""
-    path = Path(path)
-    if data is None:
+    """Every non-empty sheet of a .xlsx or .csv file with all its rows. Raises TableError with a
+    Chinese message. (The import streams instead: `Source`.)"""
+    source = Source(path, data)
+    try:
+        return [Sheet(s.title, list(source.rows(s.index)), index=s.index) for s in source.sheets(scan=1)]
+    finally:
+        source.close()
+
+
+def _file_bytes(path: Path, data: bytes | None) -> bytes:
+    if data is not None:
+        return data
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise TableError(f"找不到文件 {path}") from None
+    except OSError as exc:
+        raise TableError(f"无法读取文件 {path}:{exc.strerror}") from None
+
+
+class Source:
+    """A .xlsx or .csv file read sheet by sheet, row by row, as often as needed, without holding its
+    rows: the file's bytes stay in memory (no copy on disk) and each pass over a sheet parses that
+    sheet again (openpyxl read-only). Raises TableError with a Chinese message, also while rows are
+    being read. `close()` when done (a pass after it opens the file again)."""
+
+    def __init__(self, path, data: bytes | None = None):
+        self.path = Path(path)
+        self.data = _file_bytes(self.path, data)
+        suffix = self.path.suffix.lower()
+        self.is_csv = suffix in (".csv", ".txt")
+        self._wb = None
+        if self.is_csv:
+            return
+        if self.data.startswith(OLE_MAGIC):
+            raise TableError(f"文件 {self.path.name} 设置了打开密码,或是旧版 .xls 格式,无法读取。请在 Excel 中取消密码"
+                             "(文件→信息→保护工作簿→用密码进行加密,清空密码)并另存为 .xlsx 后重试。未导入任何数据。")
+        if suffix not in (".xlsx", ".xlsm") and not self.data.startswith(b"PK"):
+            raise TableError(f"文件 {self.path.name} 不是 .xlsx 或 .csv 表格。请在 Excel 中另存为 .xlsx 或 CSV 后重试。")
+        self._workbook()
+
+    def _workbook(self):
+        if self._wb is None:
+            from openpyxl import load_workbook
+
+            try:
+                self._wb = load_workbook(io.BytesIO(self.data), read_only=True, data_only=True)
+            except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, EOFError) as exc:
+                _log_detail(self.path, exc)
+                raise TableError(f"文件 {self.path.name} 已损坏或不是有效的 .xlsx 文件(压缩包结构不完整,可能下载或复制时中断),"
+                                 "未导入任何数据。请在 Excel 中打开并另存为 .xlsx 后重试。") from None
+            except Exception as exc:  # openpyxl raises assorted errors on damaged parts
+                _log_detail(self.path, exc)
+                raise TableError(f"文件 {self.path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
+                                 "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
+        return self._wb
+
+    def close(self) -> None:
+        if self._wb is not None:
+            self._wb.close()
+            self._wb = None
+
+    def titles(self) -> list[str]:
+        return [self.path.stem] if self.is_csv else list(self._workbook().sheetnames)
+
+    def sheets(self, scan: int = HEADER_SCAN_ROWS) -> list[Sheet]:
+        """Every non-empty sheet, holding only its first `scan` non-blank rows (where the header is)."""
+        out = []
+        for index, title in enumerate(self.titles()):
+            rows = []
+            for row in self.rows(index):
+                rows.append(row)
+                if len(rows) >= scan:
+                    break
+            if rows or self.is_csv:  # an empty .csv is still a sheet (it has no header, which is said)
+                out.append(Sheet(title, rows, index=index))
+        return out
+
+    def rows(self, index: int) -> Iterator[tuple[int, tuple]]:
+        """The non-blank rows of sheet `index` as (1-based row number, cleaned cell values)."""
+        if self.is_csv:
+            yield from self._csv_rows()
+            return
+        ws = self._workbook().worksheets[index]
         try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise TableError(f"找不到文件 {path}") from None
-        except OSError as exc:
-            raise TableError(f"无法读取文件 {path}:{exc.strerror}") from None
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".txt"):
-        return [_read_csv(path, data)]
-    if data.startswith(OLE_MAGIC):
-        raise TableError(f"文件 {path.name} 设置了打开密码,或是旧版 .xls 格式,无法读取。请在 Excel 中取消密码"
-                         "(文件→信息→保护工作簿→用密码进行加密,清空密码)并另存为 .xlsx 后重试。未导入任何数据。")
-    if suffix not in (".xlsx", ".xlsm") and not data.startswith(b"PK"):
-        raise TableError(f"文件 {path.name} 不是 .xlsx 或 .csv 表格。请在 Excel 中另存为 .xlsx 或 CSV 后重试。")
-    return _read_xlsx(path, data)
+            for number, values in enumerate(ws.iter_rows(values_only=True), 1):
+                values = tuple(_clean(v) for v in values)
+                if not _is_blank(values):
+                    yield number, values
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
+            _log_detail(self.path, exc)
+            raise TableError(f"文件 {self.path.name} 已损坏,读取工作表时出错(工作表内容不完整),未导入任何数据。"
+                             "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
+        except TableError:
+            raise
+        except Exception as exc:
+            _log_detail(self.path, exc)
+            raise TableError(f"文件 {self.path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
+                             "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
+
+    def _csv_rows(self) -> Iterator[tuple[int, tuple]]:
+        text = decode_text(self.data, self.path.name)
+        first = text.split("\n", 1)[0]
+        delimiter = "\t" if first.count("\t") > first.count(",") else ","
+        try:
+            for number, values in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1):
+                values = tuple(_clean(v) for v in values)
+                if not _is_blank(values):
+                    yield number, values
+        except csv.Error as exc:
+            _log_detail(self.path, exc)
+            raise TableError(f"文件 {self.path.name} 不是有效的 CSV(引号不成对,或某一格内容过长)。未导入任何数据。"
+                             "请在 Excel 中打开并另存为“CSV UTF-8”后重试。") from None
 
 
 def _log_detail(path: Path, exc: BaseException) -> None:
     """The library's English account of a damaged file goes to the log, not into the message."""
     logging.getLogger(__name__).info("%s: %s: %s", path.name, type(exc).__name__, exc)
-
-
-def _read_xlsx(path: Path, data: bytes) -> list[Sheet]:
-    from openpyxl import load_workbook
-
-    try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, EOFError) as exc:
-        _log_detail(path, exc)
-        raise TableError(f"文件 {path.name} 已损坏或不是有效的 .xlsx 文件(压缩包结构不完整,可能下载或复制时中断),"
-                         "未导入任何数据。请在 Excel 中打开并另存为 .xlsx 后重试。") from None
-    except Exception as exc:  # openpyxl raises assorted errors on damaged parts
-        _log_detail(path, exc)
-        raise TableError(f"文件 {path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
-                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
-    sheets = []
-    try:
-        for ws in wb.worksheets:
-            rows = []
-            for number, values in enumerate(ws.iter_rows(values_only=True), 1):
-                values = tuple(_clean(v) for v in values)
-                if not _is_blank(values):
-                    rows.append((number, values))
-            if rows:
-                sheets.append(Sheet(ws.title, rows))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
-        _log_detail(path, exc)
-        raise TableError(f"文件 {path.name} 已损坏,读取工作表时出错(工作表内容不完整),未导入任何数据。"
-                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
-    except Exception as exc:
-        _log_detail(path, exc)
-        raise TableError(f"文件 {path.name} 无法读取(文件中的表格内容有误),未导入任何数据。"
-                         "请在 Excel 中打开并另存为 .xlsx 后重试。") from None
-    finally:
-        wb.close()
-    return sheets
 
 
 def decode_text(data: bytes, name: str = "") -> str:
@@ -116,23 +179,6 @@ def decode_text(data: bytes, name: str = "") -> str:
         except UnicodeDecodeError:
             continue
     raise TableError(f"文件 {name} 的编码无法识别(支持 UTF-8 和 GBK/GB18030)。请另存为“CSV UTF-8”后重试。")
-
-
-def _read_csv(path: Path, data: bytes) -> Sheet:
-    text = decode_text(data, path.name)
-    first = text.split("\n", 1)[0]
-    delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    rows = []
-    try:
-        for number, values in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1):
-            values = tuple(_clean(v) for v in values)
-            if not _is_blank(values):
-                rows.append((number, values))
-    except csv.Error as exc:
-        _log_detail(path, exc)
-        raise TableError(f"文件 {path.name} 不是有效的 CSV(引号不成对,或某一格内容过长)。未导入任何数据。"
-                         "请在 Excel 中打开并另存为“CSV UTF-8”后重试。") from None
-    return Sheet(path.stem, rows)
 
 
 def locate_header(sheet: Sheet, known: dict[str, str], normalise) -> int:

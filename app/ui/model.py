@@ -12,6 +12,9 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from app.core.dictionary import default
 from app.core.validation import completeness
 
+DISPLAY, ALIGNMENT, USER = int(Qt.DisplayRole.value), int(Qt.TextAlignmentRole.value), int(Qt.UserRole.value)
+RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
+CENTER = int(Qt.AlignCenter.value)
 COLUMNS = ["户编号", "户主", "人口", "属性", "主要致贫原因", "状态", "完整度", "照片", "搜索匹配"]
 PHOTO_COLUMN = 7
 MATCH_COLUMN = 8
@@ -70,12 +73,14 @@ def row_of(doc: dict, d=None, photos: int = 0) -> Row:
 
 
 def load_rows(store, progress=None) -> list[Row]:
-    """Every household's list row, and the search index. Runs on a worker thread.
+    """Every household's list row, and the search index, from one decryption of each household and
+    member (the index is built from the same records). Runs on a worker thread.
     A row needs the household and its members only (not incomes, visits, ...)."""
     d = default()
     total = store.count("household")
+    member_records = list(store.records("member"))
     members: dict[str, list[dict]] = defaultdict(list)
-    for m in store.records("member"):
+    for m in member_records:
         members[m.parent_id].append(m.fields)
     if progress:
         progress(total // 2, total * 2)
@@ -83,12 +88,14 @@ def load_rows(store, progress=None) -> list[Row]:
 
     photos = attachments.counts(store)
     rows = []
+    house_records = []
     for i, h in enumerate(store.records("household"), 1):
+        house_records.append(h)
         rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
                            photos.get(h.id, 0)))
         if progress and i % 500 == 0:
             progress(total // 2 + i // 2, total * 2)
-    store.build_search_index(progress=(lambda i, n: progress(total + i * total // max(n, 1), total * 2)) if progress else None)
+    store.build_search_index(records=house_records + member_records)
     if progress:
         progress(total * 2, total * 2)
     return rows
@@ -185,20 +192,23 @@ class HouseholdModel(QAbstractTableModel):
     def columnCount(self, parent=QModelIndex()):
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def data(self, index, role=Qt.DisplayRole):
-        if not index.isValid():
-            return None
-        row = self.rows[self.visible[index.row()]]
-        if role == Qt.DisplayRole:
+    def data(self, index, role=DISPLAY):
+        # called for every role of every cell painted or measured (fitting the columns asks
+        # thousands of times): plain int comparisons, no enum arithmetic per call
+        if role == DISPLAY:
+            if not index.isValid():
+                return None
+            row = self.rows[self.visible[index.row()]]
             if index.column() == MATCH_COLUMN:
                 return self.reason(row.id)
             return row.cells()[index.column()]
-        if role == Qt.TextAlignmentRole and index.column() in (2, 6):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
-        if role == Qt.TextAlignmentRole and index.column() == PHOTO_COLUMN:  # 照片
-            return int(Qt.AlignCenter)
-        if role == Qt.UserRole:
-            return row.id
+        if role == ALIGNMENT:
+            if not index.isValid():
+                return None
+            column = index.column()
+            return RIGHT if column in (2, 6) else CENTER if column == PHOTO_COLUMN else None
+        if role == USER and index.isValid():
+            return self.rows[self.visible[index.row()]].id
         return None
 
     def headerData(self, section, orientation, role=Qt.DisplayRole):

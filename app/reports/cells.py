@@ -1,0 +1,237 @@
+"""Table cells that cost little: most cells of a register or a card hold one short line of plain
+text, and a reportlab Paragraph for each (markup parsed, wrapped three times: for the row heights,
+at each page split and when drawn) was most of the printing time.
+
+`Line(text, style)` is a drop-in for `Paragraph(markup(text), style)` in a table cell: when the text
+fits on one line of the cell it is drawn exactly where the Paragraph would draw it (same fonts per
+run, same baseline, same alignment), without parsing markup; otherwise it becomes that Paragraph.
+Wraps are cached per width. `cell()` picks a Line where one can stand for the paragraph.
+
+`page_tables()` cuts a long table into one table per page (with the header row on each) where
+reportlab itself would split it, so that a long register costs the same per row as a short one:
+reportlab's own split re-measures every remaining row at each page.
+"""
+
+from __future__ import annotations
+
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.platypus import Flowable, Paragraph, Table
+
+from app.reports.common import MIN_NUMBER_SIZE, NUMBER, _number_styles, markup, number_para, runs, string_width, value_markup
+
+FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
+
+
+class _WrapCache:
+    """Wraps once per available width (a table wraps each cell again and again)."""
+
+    _wrapped: tuple | None = None
+
+    def wrap(self, availWidth, availHeight):
+        # the table measures a cell at w - padding and draws it at a width computed another way,
+        # which may differ in the last bit
+        if self._wrapped is not None and abs(self._wrapped[0] - availWidth) < 1e-6:
+            return self._wrapped[1]
+        size = super().wrap(availWidth, availHeight)
+        self._wrapped = (availWidth, size)
+        return size
+
+
+class CachedParagraph(_WrapCache, Paragraph):
+    """A Paragraph that wraps once per available width."""
+
+
+_cached_classes: dict[type, type] = {}
+
+
+def cached(flowable: Paragraph) -> Paragraph:
+    """The same paragraph, its wraps cached (its class becomes a subclass with `_WrapCache`)."""
+    cls = type(flowable)
+    if not issubclass(cls, _WrapCache):
+        sub = _cached_classes.get(cls)
+        if sub is None:
+            sub = _cached_classes[cls] = type(f"Cached{cls.__name__}", (_WrapCache, cls), {})
+        flowable.__class__ = sub
+    return flowable
+
+
+def _plain(text: str) -> bool:
+    """Text a Paragraph would draw as it is: no line breaks, no runs of spaces to collapse."""
+    return bool(text) and "\n" not in text and "  " not in text and text == text.strip() and "\t" not in text
+
+
+_measured: dict[tuple[str, float], tuple[list, float]] = {}
+
+
+def _measure(text: str, size: float) -> tuple[list, float]:
+    """(font runs, width) of a text at a size; cached (a register repeats its statuses, causes, years)."""
+    key = (text, size)
+    found = _measured.get(key)
+    if found is None:
+        parts = runs(text)
+        found = (parts, sum(stringWidth(chunk, font, size) for font, chunk in parts))
+        if len(_measured) > 50_000:
+            _measured.clear()
+        _measured[key] = found
+    return found
+
+
+class Line(Flowable):
+    """One line of plain text, drawn like a one-line Paragraph of `style`; a Paragraph when it does not
+    fit (see the module doc)."""
+
+    def __init__(self, text: str, style: ParagraphStyle, overflow: bool = False):
+        super().__init__()
+        self.text = text
+        self.style = style
+        self.overflow = overflow  # draw past the cell's right edge instead of wrapping (subtotal rows)
+        self._runs, self.text_width = _measure(text, style.fontSize)
+        self._para: Paragraph | None = None
+        self._wrapped_as_paragraph = False
+
+    def _paragraph(self) -> Paragraph:
+        if self._para is None:
+            self._para = CachedParagraph(markup(self.text), self.style)
+        return self._para
+
+    def wrap(self, availWidth, availHeight):
+        self._wrapped_as_paragraph = not self.overflow and self.text_width > availWidth - FIT_MARGIN
+        if self._wrapped_as_paragraph:
+            return self._paragraph().wrap(availWidth, availHeight)
+        self.width, self.height = availWidth, self.style.leading
+        return availWidth, self.height
+
+    def split(self, availWidth, availHeight):
+        return []
+
+    def getSpaceBefore(self):
+        return self.style.spaceBefore
+
+    def getSpaceAfter(self):
+        return self.style.spaceAfter
+
+    def drawOn(self, canvas, x, y, _sW=0):
+        """Drawn straight at (x, y): no save, translate and restore of the canvas per cell."""
+        if self._wrapped_as_paragraph:
+            self._para.drawOn(canvas, x, y, _sW)
+            return
+        st = self.style
+        if st.alignment == TA_CENTER:
+            x += (self.width - self.text_width) / 2
+        elif st.alignment == TA_RIGHT:
+            x += self.width - self.text_width
+        tx = canvas.beginText(x + st.leftIndent, y + self.height - st.fontSize)
+        tx.setFillColor(st.textColor)
+        for font, chunk in self._runs:
+            tx.setFont(font, st.fontSize, st.leading)
+            tx.textOut(chunk)
+        canvas.drawText(tx)
+
+    def draw(self):
+        self.drawOn(self.canv, 0, 0)
+
+
+class _Empty(Flowable):
+    """What Paragraph("") is in a cell: nothing, zero high."""
+
+    def wrap(self, availWidth, availHeight):
+        return availWidth, 0
+
+    def draw(self):
+        pass
+
+
+def cell(text, style: ParagraphStyle, required: bool = False) -> Flowable:
+    """`para(text, style, required)` made cheap: a Line for plain text, else the Paragraph (the red
+    待完善 mark of an empty required value, text with line breaks)."""
+    text = "" if text is None else str(text)
+    if _plain(text):
+        return Line(text, style)
+    if not text and not required:
+        return _Empty()
+    return CachedParagraph(value_markup(text, required), style)
+
+
+def row_height(row: list, widths: list[float], pad_h: float, pad_v: float, string_leading: float) -> float:
+    """The height reportlab's Table gives a row of these cells (flowables wrapped at the column width
+    less the padding; a string cell is `string_leading` per line), paddings included."""
+    h = 0.0
+    for value, w in zip(row, widths):
+        if isinstance(value, Flowable):
+            t = value.wrap(w - 2 * pad_h, 1e9)[1]
+        else:
+            t = string_leading * len(str(value or "").split("\n"))
+        h = max(h, t + 2 * pad_v)
+    return h
+
+
+def page_tables(header: list, rows: list[list], heights: list[float], header_height: float, avail: float,
+                widths: list[float], style_for) -> list[Table]:
+    """One Table per page: the header, then as many rows as fit in `avail` points, cut where
+    reportlab's Table.split would cut (a row goes to the next page when it would pass `avail`).
+    `style_for(first, last)` gives the TableStyle commands of a page holding rows[first:last] (row
+    indices in the page's table are 1-based: the header is row 0). Heights are given to each table,
+    so no cell is measured twice."""
+    tables = []
+    start = 0
+    n = len(rows)
+    while start < n:
+        h = header_height
+        end = start
+        while end < n and (h + heights[end] <= avail or end == start):
+            h += heights[end]
+            end += 1
+        t = Table([header] + rows[start:end], colWidths=widths, rowHeights=[header_height] + heights[start:end],
+                  repeatRows=1)
+        t.setStyle(style_for(start, end))
+        tables.append(t)
+        start = end
+    return tables
+
+
+def number_cell(text, style: ParagraphStyle, width: float, required: bool = False, bold: bool = False) -> Flowable:
+    """`common.number_para` made cheap (the same look): a number stays on one line, in a smaller font
+    when the cell is too narrow for it; any other text is a `cell`."""
+    text = "" if text is None else str(text)
+    if bold or not NUMBER.fullmatch(text):
+        return number_para(text, style, width, required, bold) if bold else cell(text, style, required)
+    size = style.fontSize
+    while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
+        size -= 0.25
+    key = (style.name, style.fontSize, style.leading, style.alignment, size)
+    fitted = _number_styles.get(key)
+    if fitted is None:
+        fitted = _number_styles[key] = style.clone(f"{style.name}-number-{size}", fontSize=size,
+                                                   wordWrap=None, splitLongWords=0)
+    return Line(text, fitted)
+
+
+_shared: dict[tuple, Flowable] = {}
+
+
+def shared_paragraph(text: str, style: ParagraphStyle) -> Flowable:
+    """One Paragraph of this markup and style for the whole document (the same unmarked check box of a
+    code list appears on every card): built and wrapped once."""
+    key = (text, style.name, style.fontName, style.fontSize, style.leading, style.alignment)
+    found = _shared.get(key)
+    if found is None:
+        if len(_shared) > 5000:
+            _shared.clear()
+        found = _shared[key] = CachedParagraph(text, style)
+    return found
+
+
+def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
+    """`common.head_para` (a heading or label that breaks only between words) made once per document
+    for each text, style and width: every card repeats the same labels and column headings."""
+    from app.reports.common import head_para
+
+    key = ("head", str(text), style.name, style.fontName, style.fontSize, style.leading, style.alignment, round(width, 4))
+    found = _shared.get(key)
+    if found is None:
+        if len(_shared) > 5000:
+            _shared.clear()
+        found = _shared[key] = cached(head_para(text, style, width))
+    return found

@@ -1,0 +1,248 @@
+"""Benchmark: county scale. Time per household and peak memory of each everyday step as the database
+grows, and whether the cost is linear and the memory flat.
+
+Sizes: 1,000 / 10,000 / 50,000 households (--quick: 1,000 / 5,000), the demo county's six villages.
+Steps, each in its own process (so that each has its own peak resident memory):
+
+    demo            jiandang demo: generate and save every household (one transaction)
+    list --json     jiandang list --json of the whole database (to a file)
+    validate        jiandang validate of the whole database
+    print register  jiandang print register of one village (a sixth of the households)
+    print cards     jiandang print card --village of that village
+    sync            a laptop's upstream bundle of every household (export), merged by the county (import)
+    import-table    a one-sheet ledger (one row per member) imported into a fresh database
+
+Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
+the peak resident memory (MB) of the step's process. Every step unlocks a database with the default
+Argon2id profile (64 MiB), so no step's peak is below that of a process that imports the program and
+derives one key ("idle", the floor). Verdict per step: linear when ms per household at the largest size is
+within 20% of the smallest, memory flat when the peak grows by less than 25% from the smallest size
+to the largest. The machine is shared: quote medians of several runs where it matters.
+
+    python bench/scale.py [--quick] [--sizes 1000 10000 50000] [--skip cards import-table]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+STEPS = ["demo", "list", "validate", "register", "cards", "sync", "import-table"]
+LABELS = {"idle": "idle (imports + 1 Argon2id)", "demo": "demo", "list": "list --json", "validate": "validate",
+          "register": "print register (1 village)", "cards": "print cards (1 village)",
+          "sync": "sync export + county import", "import-table": "import-table"}
+VILLAGE = "522699101201"
+PASS = "scale-bench-passphrase"
+
+
+def peak_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def cli(args: list[str], stdout=None) -> None:
+    from app.cli.main import main
+
+    saved = sys.stdout
+    sys.stdout = stdout or open(os.devnull, "w", encoding="utf-8")
+    try:
+        code = main(args)
+    finally:
+        sys.stdout.close()
+        sys.stdout = saved
+    if code not in (0, 1):  # validate exits 1 when it finds errors
+        raise SystemExit(f"jiandang {' '.join(args)} failed ({code})")
+
+
+# ---------------------------------------------------------------------- steps (run in a child process)
+
+
+def setup_sync(folder: Path, n: int) -> None:
+    """A county and an enrolled laptop holding n households (not timed)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from app.core import demo as demo_core
+    from app.services import demo, households
+    from app.store import Store
+    from app.sync import identity
+
+    county = Store.create(folder / "county.db", role="county", site_name="县", operator="admin", passphrase=PASS,
+                          recovery_public_key=X25519PrivateKey.generate().public_key())
+    identity.setup_county(county)
+    demo.install_reference_data(county)
+    villages = demo_core.village_codes()
+    result = identity.enroll(county, site_name="乡工作站", role="township", villages=villages)
+    contents = identity.open_enrollment(result.package, result.code)
+    county.close()
+    laptop = identity.create_from_enrollment(folder / "laptop.db", contents, operator="admin", passphrase=PASS)
+    with laptop.transaction():
+        for doc in demo_core.iter_households(max(1, n // len(villages))):
+            households.save(laptop, doc, allow_errors=True)
+    laptop.close()
+
+
+def setup_table(folder: Path, n: int) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from table import workbook  # bench/table.py
+
+    data, _ = workbook(n)
+    (folder / "ledger.xlsx").write_bytes(data)
+
+
+def run_step(step: str, folder: Path, n: int) -> dict:
+    os.environ.setdefault("JIANDANG_PASSPHRASE", PASS)
+    db = str(folder / "demo.db")
+    per_village = max(1, n // 6)
+    out: dict = {}
+    t = time.perf_counter()
+    if step == "idle":  # the floor of every step: the program's modules and one unlock's Argon2id (64 MiB)
+        import app.cli.main  # noqa: F401
+        import app.reports.card  # noqa: F401
+        from app.store import crypto
+
+        crypto.derive_key(PASS, b"0" * 16, crypto.DEFAULT_KDF)
+    elif step == "demo":
+        cli(["demo", db, "--per-village", str(per_village)])
+    elif step == "list":
+        with open(folder / "list.json", "w", encoding="utf-8") as fh:
+            cli(["list", db, "--json"], stdout=fh)
+        out["bytes"] = (folder / "list.json").stat().st_size
+    elif step == "validate":
+        cli(["validate", db])
+    elif step == "register":
+        cli(["print", "register", db, "--village", VILLAGE, "--out", str(folder / "register.pdf")])
+    elif step == "cards":
+        cli(["print", "card", db, "--village", VILLAGE, "--out", str(folder / "cards.pdf")])
+    elif step == "setup-sync":
+        setup_sync(folder, n)
+    elif step == "sync":
+        from app.store import Store
+        from app.sync import exchange
+
+        laptop = Store.open(folder / "laptop.db")
+        laptop.unlock("admin", PASS)
+        name, data = exchange.export_upstream(laptop)
+        laptop.close()
+        out["export"] = time.perf_counter() - t
+        county = Store.open(folder / "county.db")
+        county.unlock("admin", PASS)
+        t2 = time.perf_counter()
+        report = exchange.import_bundle(county, data, name)
+        out["import"] = time.perf_counter() - t2
+        assert report.status == "accepted", report.message
+        out["changes"] = report.applied
+        county.close()
+    elif step == "setup-table":
+        setup_table(folder, n)
+    elif step == "import-table":
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        from app.services import demo
+        from app.store import Store
+        from app.tables import importer
+
+        store = Store.create(folder / "imported.db", role="county", site_name="县", operator="admin", passphrase=PASS,
+                             recovery_public_key=X25519PrivateKey.generate().public_key())
+        demo.install_reference_data(store)
+        plan = importer.analyse(store, folder / "ledger.xlsx")
+        report = importer.commit(store, plan)
+        out["created"] = report.created
+        store.close()
+    else:
+        raise SystemExit(f"unknown step {step}")
+    out["seconds"] = time.perf_counter() - t
+    out["peak_mb"] = peak_mb()
+    return out
+
+
+# ---------------------------------------------------------------------- the parent
+
+
+def child(step: str, folder: Path, n: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JIANDANG_PASSPHRASE=PASS)
+    proc = subprocess.run([sys.executable, __file__, "--step", step, "--n", str(n), "--dir", str(folder)],
+                          capture_output=True, text=True, encoding="utf-8", env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"step {step} at {n} households failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 households")
+    parser.add_argument("--sizes", type=int, nargs="*")
+    parser.add_argument("--skip", nargs="*", default=[], choices=STEPS)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:  # a child process: one step, its figures as the last line
+        print(json.dumps(run_step(args.step, Path(args.dir), args.n)))
+        return 0
+    sizes = args.sizes or ([1000, 5000] if args.quick else [1000, 10000, 50000])
+    steps = [s for s in STEPS if s not in args.skip]
+    print(f"workload: demo county, 6 villages; sizes {' / '.join(f'{n:,}' for n in sizes)} households; "
+          f"steps: {', '.join(LABELS[s] for s in steps)}; each step in its own process; "
+          f"{os.cpu_count()} CPUs (shared: figures are noisy)")
+    results: dict[str, dict[int, dict]] = {s: {} for s in ["idle", *steps]}
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            results["idle"][n] = child("idle", folder, n)
+            for step in steps:
+                if step in ("list", "validate", "register", "cards") and "demo" in args.skip:
+                    continue
+                if step == "sync":
+                    child("setup-sync", folder, n)
+                if step == "import-table":
+                    child("setup-table", folder, n)
+                r = results[step][n] = child(step, folder, n)
+                households = n // 6 if step in ("register", "cards") else n // 6 * 6
+                r["ms_per_household"] = r["seconds"] * 1000 / households
+                extra = ""
+                if step == "sync":
+                    extra = f" (export {r['export']:.1f} s, import {r['import']:.1f} s, {r['changes']:,} changes)"
+                print(f"  {n:>6,} households  {LABELS[step]:<28} {r['seconds']:8.1f} s  "
+                      f"{r['ms_per_household']:7.2f} ms/household  peak {fmt_mb(r['peak_mb'])}{extra}", flush=True)
+    print()
+    print(f"{'step':<30}" + "".join(f"{f'{n:,}: ms/hh  MB':>22}" for n in sizes) + "   verdict")
+    for step, by_size in results.items():
+        if not by_size:
+            continue
+        cells = "".join(f"{by_size[n].get('ms_per_household', 0):>12.2f}{fmt_mb(by_size[n]['peak_mb']):>10}"
+                        if step != "idle" else f"{'':>12}{fmt_mb(by_size[n]['peak_mb']):>10}" for n in sizes)
+        print(f"{LABELS[step]:<30}{cells}   {verdict(step, by_size, sizes)}")
+    return 0
+
+
+def fmt_mb(value) -> str:
+    return "n/a" if value is None else f"{value:.0f} MB"
+
+
+def verdict(step: str, by_size: dict, sizes: list[int]) -> str:
+    if step == "idle" or len(sizes) < 2:
+        return ""
+    first, last = by_size[sizes[0]], by_size[sizes[-1]]
+    cost = last["ms_per_household"] / first["ms_per_household"]
+    words = [f"cost x{cost:.2f} per household ({'linear' if cost <= 1.2 else 'NOT linear'})"]
+    if first["peak_mb"] and last["peak_mb"]:
+        grow = last["peak_mb"] / first["peak_mb"]
+        words.append(f"memory x{grow:.2f} ({'flat' if grow <= 1.25 else 'grows'})")
+    return "; ".join(words)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
