@@ -90,13 +90,9 @@ def save(conf: Settings) -> Path:
     """Write the settings atomically (temporary file, fsync, os.replace)."""
     path = settings_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(dataclasses.asdict(conf), fh, ensure_ascii=False, indent=2)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    from app import fileio  # noqa: PLC0415
+
+    return fileio.write_atomic(path, json.dumps(dataclasses.asdict(conf), ensure_ascii=False, indent=2))
 
 
 def backup_folder(conf: Settings | None = None) -> Path:
@@ -141,6 +137,14 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def __init__(self, filename, **kw):
         super().__init__(filename, **kw)
         self._retry_at = 0.0
+
+    def _open(self):
+        """Each log file (also after a rollover) owner-only on POSIX."""
+        stream = super()._open()
+        from app import fileio  # noqa: PLC0415
+
+        fileio.make_private(self.baseFilename)
+        return stream
 
     def _replaced(self) -> bool:
         """True when the name no longer refers to the file this handler has open."""

@@ -56,7 +56,7 @@ def test_the_worked_example_of_procedures_runs_as_written(tmp_path, env, capsys,
         path.rename(tmp_path / name)
     with opened(tmp_path / "v.db") as v:
         doc = demo_core.households(per_village=1, villages=[VILLAGE])[0]
-        doc.update(household_number="5226991012010002", status="1", dilapidated="0")
+        doc.update(household_number="5226991012011001", status="1", dilapidated="0")  # from the laptop's block
         doc["incomes"] = [{"year": 2025, "wage_income": 30000}]
         households.save(v, doc, allow_errors=True)
     monkeypatch.chdir(tmp_path)
@@ -103,7 +103,9 @@ def test_add_prints_the_household_number_it_assigned(tmp_path, capsys, monkeypat
 def test_sync_export_says_how_many_changes_and_that_unacknowledged_ones_are_sent_again(tmp_path, env, capsys):
     sites = Sites(tmp_path, capsys, env)
     with opened(sites.village) as v:
-        households.save(v, demo_core.households(per_village=1, villages=[VILLAGE])[0], allow_errors=True)
+        doc = demo_core.households(per_village=1, villages=[VILLAGE])[0]
+        doc.update(status="1", household_number=None)  # as a laptop enters a new household
+        households.save(v, doc, allow_errors=True)
     first, second = tmp_path / "u1", tmp_path / "u2"
     first.mkdir()
     second.mkdir()

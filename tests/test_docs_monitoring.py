@@ -35,10 +35,10 @@ def setup_sites(tmp_path: Path, capsys, env) -> None:
         assert code == 0, err
         env.setenv("JIANDANG_ENROLLMENT_CODE", next(l.split(":", 1)[1] for l in out.splitlines() if l.startswith("登记码")).strip())
         assert cli(capsys, "init", tmp_path / name, "--enrollment", package)[0] == 0
-    with opened(tmp_path / "v.db") as v:
+    with opened(tmp_path / "c.db") as c:  # the county's ledger: the first bundle carries it to the laptop
         doc = household(status="2", household_number="5226991012010001", dilapidated="0", water_safe=True)
         doc["incomes"].append({"year": 2026, "wage_income": 20000, "business_income": 2000})
-        households.save(v, doc)
+        households.save(c, doc)
 
 
 def run(line: str, variables: dict, capsys) -> str:

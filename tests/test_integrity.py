@@ -170,6 +170,10 @@ def test_databases_after_sync_with_conflicts_pass(tmp_path, recovery_key):
     from app.sync import exchange, identity, merge
 
     doc = demo_data.households(1, seed=3)[0]
+    # a laptop creates a household as 未脱贫 and numbers it from its own block (the county refuses
+    # anything else): the demo generator's status and 户编号 are the county's ledger
+    doc["status"] = "1"
+    doc.pop("household_number", None)
     county = Store.create(tmp_path / "county.db", role="county", site_name="县", operator="admin",
                           passphrase=PASSPHRASE, recovery_public_key=recovery_key.public_key())
     demo.install_reference_data(county)

@@ -44,6 +44,25 @@ def through_township_and_county(sites: Sites, pid: str, county_stage_label: str)
     sites.downstream(sites.village)
 
 
+def exited_at_the_county(sites: Sites, **fields) -> str:
+    """A 脱贫户 from the county's own ledger, carried to the laptop (a laptop creates households only
+    as 未脱贫 一般农户, issue #21)."""
+    with opened(sites.county) as c:
+        hid = households.save(c, household(status="2", dilapidated="0", **fields)).household_id
+    sites.downstream(sites.village)
+    return hid
+
+
+def test_a_laptop_cannot_create_a_household_already_typed_or_out_of_poverty(sites):
+    with opened(sites.village) as v:
+        with pytest.raises(households.StatusChangeRefused, match="只能以“未脱贫”登记"):
+            households.save(v, household(status="2"))
+        with pytest.raises(households.StatusChangeRefused, match="只能登记为“一般农户”"):
+            households.save(v, household(household_type="2", monitoring_type="3"))
+        hid = households.save(v, household()).household_id
+        assert households.document(v, hid)["household_type"] == "3"
+
+
 def everywhere(sites: Sites, hid: str) -> list[dict]:
     out = []
     for path in (sites.village, sites.township, sites.county):
@@ -55,8 +74,8 @@ def everywhere(sites: Sites, hid: str) -> list[dict]:
 def test_a_household_out_of_poverty_is_monitored_after_an_illness_and_its_risk_eliminated_a_year_later(sites, capsys):
     with opened(sites.county) as c:  # the county's criteria travel downstream like poverty lines
         c.set_monitoring_criteria(TODAY.year, 8800, min_months=6, risk_days=180, source="省乡村振兴局文件")
+    hid = exited_at_the_county(sites, exit_year=2019, water_safe=True)
     with opened(sites.village) as v:
-        hid = households.save(v, household(status="2", exit_year=2019, dilapidated="0", water_safe=True)).household_id
         assert households.document(v, hid)["household_type"] == "1"  # 脱贫户
     sites.upstream(sites.village)
     sites.downstream(sites.village)
@@ -119,8 +138,7 @@ def test_a_household_out_of_poverty_is_monitored_after_an_illness_and_its_risk_e
 
 
 def forged(sites, capsys, tamper) -> tuple[int, str]:
-    with opened(sites.village) as v:
-        hid = households.save(v, household(status="2", dilapidated="0")).household_id
+    hid = exited_at_the_county(sites)
     sites.upstream(sites.village)
     with opened(sites.village) as v:
         tamper(v, hid)
@@ -153,8 +171,8 @@ def test_a_laptop_cannot_mark_a_risk_eliminated_itself(sites, capsys):
 
 
 def test_the_editor_path_refuses_a_typed_monitoring_type(sites):
+    hid = exited_at_the_county(sites)
     with opened(sites.village) as v:
-        hid = households.save(v, household(status="2", dilapidated="0")).household_id
         doc = households.document(v, hid)
         doc["household_type"] = "2"
         with pytest.raises(households.StatusChangeRefused, match="户类型和监测信息"):

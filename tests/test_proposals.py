@@ -225,7 +225,8 @@ def test_a_kind_that_does_not_fit_the_status_is_refused(sites):
 
 def test_return_to_the_register_and_natural_decrease_set_their_statuses(sites):
     v, t, c = sites["village"], sites["township"], sites["county"]
-    back = new_household(v, status="2")
+    back = new_household(c, status="2")  # an exited household comes from the county's ledger
+    carry(c, v)
     gone = new_household(v, status="1", seq=4, head="上官云", spouse="慕容雪")
     p1 = proposals.propose(v, back, "return", reasons="因病返贫:户主患大病", date=ago(40))
     p2 = proposals.propose(v, gone, "natural", reasons="全户迁出", date=ago(40))
@@ -358,8 +359,11 @@ def test_authorize_change_refuses_forged_stages_and_direct_status_edits():
     assert "乡级" in authorize_change("proposal", ret, {"stage": "notice"}, "village")
     assert "原因" in authorize_change("proposal", {**ret, "township_reason": ""}, {"stage": "notice"}, "township")
     assert "不能再办理" in authorize_change("proposal", forged, {"stage": "returned"}, "county")
-    # household status: on creation yes, afterwards only the county through a proposal
-    assert authorize_change("household", {"status": "2", "head_name": "x"}, {}, "village") is None
+    # household status: a device creates a household only as 未脱贫, the county in any status (its
+    # ledger); afterwards only the county through a proposal
+    assert authorize_change("household", {"status": "1", "head_name": "x"}, {}, "village") is None
+    assert "只能以“未脱贫”登记" in authorize_change("household", {"status": "2", "head_name": "x"}, {}, "village")
+    assert authorize_change("household", {"status": "2", "head_name": "x"}, {}, "county") is None
     assert "不能直接修改" in authorize_change("household", {"status": "2"}, {"status": "1"}, "village")
     assert "不能直接修改" in authorize_change("household", {"status": "2"}, {"status": "1"}, "township")
     assert authorize_change("household", {"status": "2"}, {"status": "1"}, "county") is None

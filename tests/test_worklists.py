@@ -86,4 +86,4 @@ def test_a_demo_village_yields_lists_for_one_village_only(make_store):
     assert lists.no_recent_visit and {e.village_code for e in lists.no_recent_visit} == {"522699101201"}
     data = lists.as_dict()
     assert set(data) == {"on", "visit_days", "missing_helper", "no_recent_visit", "waiting", "failing_exits", "incomplete",
-                         "monitoring"}
+                         "monitoring", "notices"}

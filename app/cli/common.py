@@ -53,15 +53,54 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
 OPENED: list[Store] = []  # stores this command opened, for the damaged-record warning in main()
 
 
-def open_store(path, operator: str | None = None) -> Store:
-    """Open and unlock a database; raises CommandError with a clear message."""
+WAIT_DEFAULT = 60  # seconds a writing command waits for another program to close the database
+
+
+def wait_limit() -> float:
+    """How long a writing command waits for the database (JIANDANG_WAIT seconds, default 60)."""
+    try:
+        return max(0.0, float(os.environ.get("JIANDANG_WAIT", WAIT_DEFAULT)))
+    except ValueError:
+        return WAIT_DEFAULT
+
+
+def _say_waiting(path):
+    def say(limit: float) -> None:
+        print(f"{path} 正被另一个建档程序(窗口或命令)使用:等它结束后再继续,最多等 {limit:g} 秒"
+              "(按 Ctrl+C 取消)…", file=sys.stderr, flush=True)
+    return say
+
+
+def open_database(path, *, write: bool = True) -> Store:
+    """Open a database for this command (not yet unlocked). A writing command waits its turn while
+    another program has the file open (up to `wait_limit()`, saying so); a reading one opens beside
+    it and reads one snapshot."""
     with user_errors(StoreError):
-        store = Store.open(path)
+        if write:
+            return Store.open(path, wait=wait_limit(), on_wait=_say_waiting(path))
+        return Store.open(path, read_only=True)
+
+
+def open_store(path, operator: str | None = None, *, write: bool = True) -> Store:
+    """Open and unlock a database; raises CommandError with a clear message. `write=False` for
+    commands that only read (list, print, export-table, validate, worklist …): they run beside the
+    window or a writing command."""
+    store = open_database(path, write=write)
+    if store.read_only and _data_upgrade_pending(store):  # the first command after an upgrade writes it once,
+        try:  # unless another program has the database open: that one upgrades it at its own unlock
+            writer = Store.open(path)
+        except StoreError:
+            writer = None
+        if writer is not None:
+            store.close()
+            store = writer
     try:
         operators = store.operators()
         login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]
         store.unlock(login, passphrase(f"操作员“{login}”的密码: "))
-        _migrate_data(store, path)
+        if not store.read_only:  # a reader beside a writer leaves data upgrades to the writer
+            _migrate_data(store, path)
+        store.snapshot()
     except StoreError as exc:
         store.close()
         raise CommandError(str(exc)) from None
@@ -90,6 +129,15 @@ def _json_text(item) -> str:
     if b"0.0000" in out or _SMALL_EXPONENT.search(out):
         return json.dumps(item, ensure_ascii=False, indent=2)
     return out.decode("utf-8")
+
+
+def _data_upgrade_pending(store: Store) -> bool:
+    from app.services import monitoring
+
+    try:
+        return monitoring.migration_pending(store)
+    except StoreError:
+        return False  # not a database of this program: the unlock says so
 
 
 def _migrate_data(store: Store, path) -> None:
@@ -173,7 +221,30 @@ def read_json_file(path: str):
         raise CommandError(f"无法读取 {path}:{exc.strerror}") from None
     except UnicodeDecodeError:
         raise CommandError(f"{path} 不是 UTF-8 编码的文本文件") from None
+    return parse_json_text(text, path)
+
+
+MAX_INT_DIGITS = 20  # longer integers are no amount, count or year: refused while reading
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"JSON 中不能写 {name}:请填一个普通数字,或留空")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"JSON 中有 {len(text.lstrip('-'))} 位的整数“{text[:12]}…”:位数太多,请核对")
+    return int(text)
+
+
+def parse_json_text(text: str, path: str = "JSON"):
+    """JSON as the program reads it from a user: a clear refusal (CommandError) for a syntax error,
+    nesting deeper than Python can follow, NaN/Infinity and integers of absurd length."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         raise CommandError(f"{path} 第 {exc.lineno} 行第 {exc.colno} 列:JSON 格式错误(请检查这里的引号、逗号和括号)") from None
+    except RecursionError:
+        raise CommandError(f"{path}:JSON 的括号嵌套层数太多,不是户档文件(见 docs/json.md)") from None
+    except ValueError as exc:
+        raise CommandError(f"{path}:{exc}") from None

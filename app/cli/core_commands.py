@@ -11,6 +11,7 @@ from app.cli.common import (
     DEMO_PASSPHRASE,
     CommandError,
     local_time,
+    open_database,
     open_store,
     passphrase,
     print_json,
@@ -21,6 +22,7 @@ from app.cli.common import (
 )
 from app.core.dictionary import default
 from app.core.oserrors import os_reason
+from app.core.text import printable
 from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
 from app.services import households
@@ -200,6 +202,8 @@ def cmd_demo(args) -> int:
 def cmd_add(args) -> int:
     data = read_json_file(args.json)
     docs = data if isinstance(data, list) else [data]
+    if not docs:
+        raise CommandError(f"{args.json} 是一个空列表:没有要保存的户,未保存任何数据")
     store = open_store(args.db, args.operator)
     failures = []
     results = []
@@ -208,7 +212,7 @@ def cmd_add(args) -> int:
         try:
             with store.transaction():
                 for i, doc in enumerate(docs, 1):
-                    name = doc.get("head_name", "?") if isinstance(doc, dict) else "?"
+                    name = printable(doc.get("head_name", "?")) if isinstance(doc, dict) else "?"
                     where = f"{args.json} 第 {i} 户(户主“{name}”)"
                     try:
                         with user_errors(households.InputError):
@@ -272,7 +276,7 @@ def _list_monitored(store, docs: list[dict], d) -> int:
 
 def cmd_list(args) -> int:
     d = default()
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         if args.search:
             docs = households.documents(store, ids=store.search(args.search))
             if args.village:
@@ -295,7 +299,7 @@ def cmd_list(args) -> int:
             village = doc.get("village_code")
             if village and village not in names:
                 names[village] = store.division_name(village)
-            print("\t".join([
+            print("\t".join(printable(cell) for cell in [  # a stored name never rewrites the terminal or splits a row
                 str(doc.get("household_number", "")),
                 str(doc.get("head_name", "")),
                 str(len(doc.get("members", []))),
@@ -312,7 +316,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         findings = households.validate_all(store, args.village, progress_printer("校验"))
         if args.json:
             print_json([f.as_dict() for f in findings])
@@ -344,7 +348,7 @@ def describe_change(change, d=None) -> list[str]:
 
 
 def cmd_log(args) -> int:
-    with open_store(args.db) as store:
+    with open_store(args.db, write=False) as store:
         if args.record:
             changes = store.history(args.record)
             if not changes:
@@ -352,7 +356,7 @@ def cmd_log(args) -> int:
         else:
             changes = list(store.changes())[-args.limit:]
         for change in changes:
-            print("\n".join(describe_change(change)))
+            print("\n".join(printable(line) for line in describe_change(change)))
     return 0
 
 
@@ -369,9 +373,7 @@ def cmd_operator_add(args) -> int:
 
 
 def cmd_operator_passwd(args) -> int:
-    with user_errors(StoreError):
-        store = Store.open(args.db)
-    with store:
+    with open_database(args.db) as store:
         old = passphrase(f"“{args.login}”的原密码: ")
         new = passphrase(f"“{args.login}”的新密码: ", env="JIANDANG_NEW_PASSPHRASE")
         with user_errors(StoreError):
@@ -381,10 +383,9 @@ def cmd_operator_passwd(args) -> int:
 
 
 def cmd_operator_list(args) -> int:
-    with user_errors(StoreError):
-        with Store.open(args.db) as store:
-            for login in store.operators():
-                print(login)
+    with open_database(args.db, write=False) as store:
+        for login in store.operators():
+            print(login)
     return 0
 
 
@@ -400,7 +401,7 @@ def cmd_recover(args) -> int:
     else:
         private = read_recovery_private_key(args.recovery_key)
     with user_errors(StoreError, crypto.DecryptionError):
-        with Store.open(args.db) as store:
+        with open_database(args.db) as store:
             store.unlock_with_recovery(private)
             if args.login not in store.operators():  # before asking for a passphrase it would refuse
                 raise CommandError(f"本数据库没有操作员“{args.login}”(已有:{'、'.join(store.operators())}):"

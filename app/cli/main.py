@@ -13,6 +13,8 @@ from pathlib import Path
 from app import __version__
 from app.cli import common, console, zh_argparse
 from app.cli.common import CommandError
+from app.core.text import printable
+from app.store import StoreError
 from app.store.crypto import DecryptionError
 
 COMMAND_MODULES = [
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         status = int(args.func(args) or 0)
     except CommandError as exc:
-        print(f"错误:{exc}", file=sys.stderr)
+        print(f"错误:{printable(exc)}", file=sys.stderr)
         status = 1
     except DecryptionError as exc:
         print(f"错误:{exc}。请运行 jiandang check 查看损坏的记录,并用 jiandang restore 从最近的备份恢复",
@@ -94,12 +96,40 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+    except StoreError as exc:  # a store refusal that no command turned into its own words
+        print(f"错误:{printable(exc)}", file=sys.stderr)
+        status = 1
+    except Exception as exc:  # noqa: BLE001 - the one place no traceback gets past
+        print(f"错误:{unexpected(exc, args.command)}", file=sys.stderr)
+        status = 1
     for store in common.OPENED:
         summary = store.damaged_summary()
         if summary:
             print(f"错误:{summary}", file=sys.stderr)
             status = status or 1
     return status
+
+
+def unexpected(exc: BaseException, command: str | None = None) -> str:
+    """A sentence for an error no command foresaw; the trace goes to the log file, not the screen."""
+    import logging  # noqa: PLC0415
+    import sqlite3  # noqa: PLC0415
+
+    where = None
+    with contextlib.suppress(Exception):
+        from app import settings  # noqa: PLC0415
+
+        where = settings.setup_logging()
+    logging.getLogger("app.cli").error("unexpected error in %s", command or "?", exc_info=exc)
+    if isinstance(exc, sqlite3.OperationalError) and any(w in str(exc).lower() for w in ("locked", "busy")):
+        return ("数据库正被另一个建档程序写入,这一步没能完成(数据没有问题):请稍后再运行此命令")
+    if isinstance(exc, MemoryError):
+        return "内存不足,命令未完成:请关闭其他程序后再试,或分批处理"
+    if isinstance(exc, OSError):
+        return f"读写文件时出错({printable(exc.strerror or exc)}),命令未完成:请检查文件、文件夹和磁盘空间后再试"
+    log_note = f"详细情况已写入日志 {where}," if where else ""
+    return (f"程序出了意外的问题({type(exc).__name__}),命令未完成;已保存的数据不受影响,未完成的修改已撤销。"
+            f"{log_note}请把它交给县扶贫办")
 
 
 if __name__ == "__main__":

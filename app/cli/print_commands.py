@@ -90,7 +90,7 @@ def _done(result: printing.PrintResult, what: str) -> int:
 
 
 def cmd_card(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         household_id = None
         if args.household:
             household_id = households.find_id(store, args.household)
@@ -104,14 +104,14 @@ def cmd_card(args) -> int:
 
 
 def cmd_register(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         with user_errors(printing.PrintError):
             result = printing.print_register(store, args.out, args.village, progress=progress_printer("生成村有册"))
     return _done(result, "村有册")
 
 
 def cmd_book(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         with user_errors(printing.PrintError):
             result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
     return _done(result, "乡有簿")
@@ -140,7 +140,7 @@ def cmd_notice(args) -> int:
                                                      ("county", args.county)) if code)
     for name, text in (("--start", args.start), ("--end", args.end)):
         _date(text, name, dt.date.today())  # a mistyped date is said before the database is unlocked
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         with user_errors(printing.PrintError):
             place_name = printing.check_place(store, place, level)
             items = printing.notice_items(store, place, args.kind, level)
@@ -180,7 +180,7 @@ def cmd_verify(args) -> int:
         household, digest = parsed
     if not household or not digest:
         raise CommandError("请给出 --household 和 --digest,或 --qr")
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         household = households.find_id(store, household) or household  # the 户编号 printed on the card works too
         with user_errors(printing.PrintError):
             if printing.verify_card(store, household, digest):

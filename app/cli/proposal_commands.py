@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from app.cli.common import CommandError, local_time, open_store, print_json, user_errors
+from app.core.text import printable
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
 from app.services import households, proposals, worklists
@@ -139,7 +140,7 @@ def cmd_propose(args) -> int:
 
 
 def cmd_proposals(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         with user_errors(proposals.ProcedureError):
             waiting = proposals.stage_key(args.stage) if args.stage else None
             household = proposals.find_household(store, args.household) if args.household else None
@@ -203,7 +204,7 @@ def cmd_notice_period(args) -> int:
 
 
 def cmd_exit_check(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         with user_errors(proposals.ProcedureError):
             doc = proposals.find_household(store, args.household)
         if args.elimination:
@@ -228,16 +229,18 @@ def cmd_exit_check(args) -> int:
 def cmd_worklist(args) -> int:
     if args.days < 0:
         raise CommandError("--days 不能为负数")
-    with open_store(args.db, args.operator) as store:
+    with open_store(args.db, args.operator, write=False) as store:
         lists = worklists.build(store, village_code=args.village, visit_days=args.days)
     if args.json:
         data = lists.as_dict()
         if args.which != "all":
             key = {"helpers": "missing_helper", "visits": "no_recent_visit", "stages": "waiting",
                    "exits": "failing_exits", "incomplete": "incomplete", "monitoring": "monitoring"}[args.which]
-            data = {"on": data["on"], key: data[key]}
+            data = {"on": data["on"], key: data[key], "notices": data["notices"]}
         print_json(data)
         return 0
+    for notice in lists.notices:
+        print(f"提醒:{notice}")
     sections = []
     if args.which in ("all", "helpers"):
         sections.append(("缺帮扶责任人", lists.missing_helper))
@@ -258,5 +261,5 @@ def cmd_worklist(args) -> int:
         print(f"== {title}:{len(entries)} 户")
         for e in entries:
             pid = f"\t申报 {short_id(e.proposal_id)}" if e.proposal_id else ""
-            print(f"{e.household_number}\t{e.head_name}\t{e.detail}{pid}")
+            print("\t".join(printable(x) for x in (e.household_number, e.head_name, f"{e.detail}{pid}")))
     return 0

@@ -171,7 +171,7 @@ def cmd_poverty_line(args) -> int:
 
 
 def cmd_poverty_lines(args) -> int:
-    store = open_store(args.db, args.operator)
+    store = open_store(args.db, args.operator, write=False)
     try:
         lines = reference.poverty_lines(store)
         from_county = reference.enrolled(store)

@@ -266,16 +266,22 @@ def cmd_revoke(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    with open_store(args.db, args.operator) as store:
+    from app.sync import numbers  # noqa: PLC0415
+
+    with open_store(args.db, args.operator, write=False) as store:
         _county_only(store, "列出已登记的设备")
         certs = identity.certificates(store)
+        for c in certs:
+            c["number_topups"] = numbers.county_topups(store, c["site_id"])
     if args.json:
         print_json(certs)
         return 0
     print("站点\t名称\t角色\t村/乡镇\t有效至\t户编号段\t状态")
     for c in certs:
         print("\t".join([c["site_id"], c["site_name"], procedures.ROLE_LABELS.get(c["role"], c["role"]), c["villages"],
-                         status.local_time_text(c["not_after"]), _number_block_text(c["number_block"]),
+                         status.local_time_text(c["not_after"]),
+                         _number_block_text(c["number_block"]) + "".join(
+                             f" +{v}:{numbers.describe([tuple(b) for b in bs])}" for v, bs in c["number_topups"].items()),
                          _device_state(c)]))
     return 0
 

@@ -77,7 +77,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
-    with open_store(args.db, args.operator) as store, user_errors(TableError):
+    with open_store(args.db, args.operator, write=False) as store, user_errors(TableError):
         counts = exporter.export_table(store, args.out, village=args.village, township=args.township,
                                        progress=progress_printer("导出"))
     print(f"已导出 {counts['households']} 户、{counts['members']} 名成员到 {args.out}")

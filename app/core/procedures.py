@@ -202,11 +202,9 @@ def _county_decision(role: str, reason: str | None, what: str) -> str | None:
 
 
 def _authorize_monitoring(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
-    """户类型 and the monitoring fields: written by the county's decision only. A household created
-    with them (Excel import, demo data) keeps them, as its status; a household that has no type yet
-    may be given 脱贫户 by the data migration when it has left poverty."""
-    if creating:
-        return None
+    """户类型 and the monitoring fields: written by the county's decision only (a household created
+    with them is judged by `start_refusal`); a household that has no type yet may be given 脱贫户 by
+    the data migration when it has left poverty."""
     changed = [k for k in MONITORING_FIELDS if k in new and new[k] != old.get(k)]
     if not changed:
         return None
@@ -227,12 +225,45 @@ def _authorize_risk(new: dict, old: dict, role: str, creating: bool, reason: str
     return _county_decision(role, reason, "风险的消除状态")
 
 
+# The statuses a household may start in when a village or township device creates it: it enters the
+# register through 识别 (the county's 审定 and 公告, then 录入) as 未脱贫. Any other status is reached
+# only through a procedure (退出, 返贫纳入, 自然减少/销号), which the county writes when it takes effect;
+# households already exited or gone come from the county's own ledger (it imports them itself).
+DEVICE_START_STATUSES = ("1",)
+
+
+def start_status_refusal(status, role: str) -> str | None:
+    """Why a device of `role` may not create a household in this status (None: it may)."""
+    if role == "county" or status in (None, "") or status in DEVICE_START_STATUSES:
+        return None
+    return (f"新建的贫困户只能以“未脱贫”登记,不能直接登记为状态代码 {status}:已脱贫、返贫、自然减少等状态"
+            "只能通过识别、退出等程序由县级公告生效时写入。已脱贫的户由县里从台账导入后随同步包下发")
+
+
+GENERAL_TYPE = "3"  # household_type 一般农户: what a household typed in on a device starts as
+
+
+def start_refusal(fields: dict, role: str) -> str | None:
+    """Why a device of `role` may not create a household with these fields (None: it may): it starts
+    未脱贫 and 一般农户 with no monitoring data; the county imports its historical ledgers as they are."""
+    refusal = start_status_refusal(fields.get("status"), role)
+    if refusal or role == "county":
+        return refusal
+    typed = {k: fields.get(k) for k in MONITORING_FIELDS if fields.get(k) not in (None, "")}
+    if typed and typed != {"household_type": GENERAL_TYPE}:
+        return ("新建的户只能登记为“一般农户”:户类型和监测信息只能通过监测识别程序,由县级确定时写入。"
+                "已是脱贫户或监测户的,由县里从台账导入后随同步包下发")
+    return None
+
+
 def _authorize_household(new: dict, old: dict, role: str, creating: bool, reason: str | None) -> str | None:
+    if creating:
+        return start_refusal(new, role)
     refusal = _authorize_monitoring(new, old, role, creating, reason)
     if refusal:
         return refusal
-    if "status" not in new or creating:
-        return None  # a new household (demo data, Excel import) starts with its status
+    if "status" not in new:
+        return None
     if new["status"] == old.get("status", object()):
         return None
     if role != "county":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from app.core.text import printable
 from app.core import divisions, idnumber, values
 from app.core.dictionary import Dictionary, Field, default
 from app.core.rules import RULES
@@ -34,7 +35,7 @@ class Finding:
         d = default()
         kind = d.kinds.get(self.kind)
         where = self.record_label or (kind.label if kind is not None else self.kind)
-        return f"[{level}] {where} · {field_label(d, self.kind, self.field)}:{self.message}"
+        return printable(f"[{level}] {where} · {field_label(d, self.kind, self.field)}:{self.message}")
 
 
 def field_label(d: Dictionary, kind: str, key: str) -> str:
@@ -149,6 +150,11 @@ def validate_household(doc: dict, dictionary: Dictionary | None = None, known_vi
     elif known_villages is not None and code not in known_villages:
         findings.append(Finding(doc.get("id"), "household", "village_code", "village_code",
                                 f"村代码 {code} 不在本库的行政区划中", WARNING, label))
+    number = doc.get("household_number")
+    if number not in (None, "") and divisions.is_village_code(code or "") and not number_fits_village(number, code):
+        findings.append(Finding(doc.get("id"), "household", "household_number", "household_number",
+                                f"户编号“{number}”应为本户的村代码 {code} 加序号(如 {code}0001):"
+                                "请核对户编号和村代码;新户可以不填户编号,由程序自动编号", ERROR, label))
     findings += validate_record("household", doc, doc, d)
     for child in d.child_kinds("household"):
         for record in doc.get(collection(child.key), []):
@@ -163,6 +169,15 @@ def validate_household(doc: dict, dictionary: Dictionary | None = None, known_vi
                                         f"身份证号码与本户成员“{seen[number]}”重复", ERROR, record_label(d, "member", m)))
             seen[number] = m.get("name") or "?"
     return findings
+
+
+def number_fits_village(number, village_code: str) -> bool:
+    """Whether a 户编号 is the village's code followed by a sequence number: 4 digits in this
+    program's own numbers; the national system's exports write 3, ledgers of very large villages up
+    to 6."""
+    text = str(number)
+    tail = text[len(village_code):]
+    return text.startswith(village_code) and 1 <= len(tail) <= 6 and tail.isascii() and tail.isdigit()
 
 
 def has_errors(findings: list[Finding]) -> bool:

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
 
-from app.core import idnumber, synonyms
+from app.core import idnumber, synonyms, text as texts
 from app.core.dictionary import Dictionary, Field
 
 _FULLWIDTH = str.maketrans("０１２３４５６７８９．，－＋", "0123456789.,-+")
@@ -84,11 +84,52 @@ def _code(field: Field, value, dictionary: Dictionary):
     return value, f"“{text}”不在代码表“{field.label}”中(可填:{choices})"
 
 
+NUMBER_LIMIT = Decimal(10) ** 12  # no amount, count or year of this register comes near a trillion
+_WORDS = {list: "列表", dict: "对象", bool: "是/否"}
+
+
+def _shape_problem(field: Field, value) -> str | None:
+    """A list or object where one value is expected, a number beyond any real amount, or control
+    characters in text: refused in every kind of field (the window, tables and JSON)."""
+    if isinstance(value, (list, dict)) and field.type != "multi_code":
+        return f"“{field.label}”应为一个值,而不是{_WORDS[type(value)]}"
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"“{field.label}”不是有效的数字"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and field.type in ("integer", "decimal"):
+        try:
+            too_big = abs(Decimal(str(value))) >= NUMBER_LIMIT
+        except ValueError:  # an integer of thousands of digits cannot even be written out
+            too_big = True
+        if too_big:
+            return f"“{field.label}”的数值太大,请核对(不超过 {NUMBER_LIMIT:,})"
+    return None
+
+
+def _as_kept(value):
+    """A refused value as kept in a draft: numbers beyond reason and lists are kept as text."""
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        try:
+            return repr(value)[:40]
+        except ValueError:
+            return "(位数过多的数字)"
+    if isinstance(value, (list, dict)):
+        return str(value)[:200]
+    return value
+
+
 def coerce(field: Field, value, dictionary: Dictionary):
     """Return (stored_value, message). message is None when the value is acceptable in shape."""
     if is_empty(value):
         return None, None
     t = field.type
+    problem = _shape_problem(field, value)
+    if problem:
+        return _as_kept(value), problem
+    if isinstance(value, str):
+        bad = texts.unsafe_characters(value, field.multiline)
+        if bad:  # kept without them (a draft), and refused
+            return (texts.without_unsafe(value, field.multiline).strip(),
+                    f"“{field.label}”含有不可见的控制字符({texts.describe(bad)}):请删去后再保存")
     try:
         if t in ("text",):
             return str(value).strip() if not isinstance(value, str) else value.strip(), None
@@ -96,12 +137,14 @@ def coerce(field: Field, value, dictionary: Dictionary):
             if isinstance(value, str) and _YEAR_SUFFIX.match(value.strip()):
                 value = _YEAR_SUFFIX.match(value.strip()).group(1)  # 2016年, 2016年度
             number = parse_number(value)
+            if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
+                raise InvalidOperation
             if number != number.to_integral_value():
                 return value, f"“{field.label}”应为整数"
             return int(number), None
         if t == "decimal":
             number = parse_number(value)
-            if not number.is_finite():
+            if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
                 raise InvalidOperation
             number = number.quantize(Decimal("0.01"))
             return (int(number) if number == number.to_integral_value() else float(number)), None
@@ -124,6 +167,10 @@ def coerce(field: Field, value, dictionary: Dictionary):
             for item in items:
                 if is_empty(item):
                     continue
+                if isinstance(item, (list, dict, float, bool)):  # one code per item, a code is text
+                    out.append(str(item)[:40])
+                    problems.append(f"“{field.label}”的每一项应为一个代码")
+                    continue
                 code, msg = _code(field, item, dictionary)
                 out.append(code)
                 if msg:
@@ -135,7 +182,7 @@ def coerce(field: Field, value, dictionary: Dictionary):
             return str(value).strip().translate(_FULLWIDTH).replace(" ", ""), None
     except (InvalidOperation, ValueError, TypeError, OverflowError):
         kind = {"integer": "整数", "decimal": "数字", "date": "日期(年-月-日 格式,如 2020-01-31)"}.get(t, "有效值")
-        return value, f"“{field.label}”应为{kind},而不是“{value}”"
+        return _as_kept(value), f"“{field.label}”应为{kind},而不是“{texts.printable(str(value)[:40])}”"
     return value, None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import Paragraph
 
-from app import paths
+from app import fileio, paths
 
 CJK = "JDCJK"
 LATIN = "JDLatin"
@@ -274,20 +273,8 @@ def write_pdf(out, build: Callable[[str], None]) -> Path | None:
         raise ReportError(f"无法写入 {out}:文件夹 {folder} 不存在,请先创建或换一个位置")
     if out.is_dir():
         raise ReportError(f"无法写入 {out}:这是一个文件夹,请给出文件名")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".tmp", dir=folder)
+    try:  # owner-only, the temporary file removed in every path (app.fileio)
+        fileio.write_atomic(out, build=lambda tmp: build(str(tmp)))
     except OSError as exc:
         raise ReportError(f"无法写入 {out}:{exc.strerror or exc}。请换一个有写入权限的位置") from None
-    os.close(fd)
-    try:
-        build(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"无法写入 {out}:{exc.strerror or exc}。请换一个有写入权限的位置") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out

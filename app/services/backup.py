@@ -25,10 +25,10 @@ import os
 import re
 import shutil
 import sqlite3
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from app import fileio
 from app.store import Store, StoreError
 from app.store.db import APP_ID, FileLock, sqlite_reason
 from app.core.oserrors import os_reason
@@ -56,19 +56,8 @@ class BackupInfo:
 # ---------------------------------------------------------------------- file helpers
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    if sys.platform == "win32":  # directories cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync_file = fileio.fsync_file
+_fsync_dir = fileio.fsync_dir
 
 
 def _remove(path: Path) -> None:
@@ -145,8 +134,10 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
     if final.resolve() == store.path.resolve():
         raise BackupError("备份不能覆盖数据库本身,请选择另一个文件夹")
     tmp = folder / (final.name + ".tmp")
+    clean_leftovers(folder)  # of backups cut off earlier (only the names a backup makes)
     try:
         _remove(tmp)
+        fileio.create_private(tmp).close()  # SQLite gives its journal the same owner-only mode
         dest = sqlite3.connect(str(tmp))
         try:
             store.conn.backup(dest)
@@ -182,12 +173,15 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
 
 
 def backup_file(db_path, folder, *, now: dt.datetime | None = None) -> BackupInfo:
-    """Back up a database file that is not open in this process (no passphrase needed)."""
+    """Back up a database file that is not open in this process (no passphrase needed). It reads
+    beside a program that has the file open (the window): the backup is the database as saved when
+    the backup began."""
     try:
-        store = Store.open(db_path)
+        store = Store.open(db_path, read_only=True)
     except StoreError as exc:
         raise BackupError(str(exc)) from None
     with store:
+        store.snapshot()
         return backup(store, folder, now=now)
 
 
@@ -215,10 +209,23 @@ def backups(folder, db_id: str | None = None) -> list[BackupInfo]:
     return out
 
 
+def is_leftover(name: str) -> bool:
+    """A temporary file of a backup that never finished (stick pulled, power lost, killed):
+    NAME.jdbak.tmp and SQLite's NAME.jdbak.tmp-journal / -wal / -shm beside it."""
+    return any(name.endswith(SUFFIX + ".tmp" + tail) for tail in ("", "-journal", "-wal", "-shm"))
+
+
+def clean_leftovers(folder, older_than: float = fileio.STALE_SECONDS) -> list[Path]:
+    """Remove leftovers of unfinished backups in a folder (only the names a backup makes), older than
+    `older_than` seconds: a younger one may be a backup being written right now."""
+    return fileio.clean_stale(folder, extra=is_leftover, older_than=older_than)
+
+
 def prune(folder, db_id: str, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` backups of one database in `folder`; returns what went."""
+    """Delete all but the newest `keep` backups of one database in `folder`, and leftovers of
+    unfinished backups; returns what went."""
     keep = max(1, int(keep))
-    gone = []
+    gone = clean_leftovers(folder)
     for info in backups(folder, db_id)[keep:]:
         _remove(info.path)
         gone.append(info.path)
@@ -306,6 +313,9 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
     now = now or dt.datetime.now()
     if not backup_path.exists():
         raise BackupError(f"找不到备份文件 {backup_path}")
+    if is_leftover(backup_path.name) or fileio.is_own_temp(backup_path.name):
+        raise BackupError(f"{backup_path.name} 是一次没有完成的备份(U盘被拔出、断电或程序被关闭)留下的临时文件,"
+                          "不是备份,不能用来恢复:请选择以 .jdbak 结尾的备份文件(jiandang backup 下次运行时会删除它)")
     meta = read_meta(backup_path)
     if target.exists():
         try:
@@ -327,6 +337,7 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
         for leftover in [tmp, *_sidecars(tmp)]:
             _remove(leftover)
         shutil.copyfile(backup_path, tmp)
+        fileio.make_private(tmp)
         _fsync_file(tmp)
         try:
             _, records, changes = verify_backup(tmp, operator, passphrase, recovery_key)
@@ -359,6 +370,7 @@ def restore(backup_path, target, *, operator: str | None = None, passphrase: str
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 conn.close()
             shutil.copyfile(target, aside)
+            fileio.make_private(aside)
             _fsync_file(aside)
             wal = Path(str(target) + "-wal")
             if wal.exists() and wal.stat().st_size:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
 from app.core.validation import (
-    ERROR, Finding, collection, has_errors, household_label, record_label, validate_household,
+    ERROR, WARNING, Finding, collection, has_errors, household_label, record_label, validate_household,
 )
 from app.store import Record, Store, StoreError
 
@@ -154,8 +154,23 @@ def documents(store: Store, village_code: str | None = None, ids: list[str] | No
 # ---------------------------------------------------------------------- checking input
 
 
+TEXT_TYPES = ("text", "phone", "id_number")
+_JSON_TYPE_WORDS = {int: "数字", float: "数字", bool: "true/false", list: "列表", dict: "对象"}
+
+
+def _check_types(record: dict, kind, where: str) -> None:
+    """A number, list or object given for a text field (JSON `"head_name": 12345` or `["a"]`) is
+    refused naming the field: stored as "12345" or "['a']" it would look like data someone typed."""
+    for key, value in record.items():
+        f = kind.fields.get(key)
+        if f is not None and f.type in TEXT_TYPES and value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: “{f.label}”({key})应为文字(JSON 中加引号),而不是"
+                             f"{_JSON_TYPE_WORDS.get(type(value), type(value).__name__)}")
+
+
 def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> None:
-    """Refuse keys the dictionary does not know, naming them (never silently dropped)."""
+    """Refuse keys the dictionary does not know, naming them (never silently dropped), and values
+    of the wrong JSON type for text fields."""
     d = dictionary or default()
     if not isinstance(doc, dict):
         raise InputError(f"{where}: 应为一个 JSON 对象")
@@ -163,6 +178,7 @@ def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> N
     unknown = sorted(set(doc) - allowed)
     if unknown:
         raise InputError(f"{where}: 字典中没有这些字段:{', '.join(unknown)}。请检查拼写,或先更新 forms/ 数据字典")
+    _check_types(doc, d.kinds["household"], where)
     for kind in d.child_kinds("household"):
         items = doc.get(collection(kind.key), [])
         if not isinstance(items, list):
@@ -174,6 +190,7 @@ def check_keys(doc: dict, where: str, dictionary: Dictionary | None = None) -> N
             unknown = sorted(set(item) - allowed_child)
             if unknown:
                 raise InputError(f"{where} · {kind.label}第 {i} 条: 字典中没有这些字段:{', '.join(unknown)}")
+            _check_types(item, kind, f"{where} · {kind.label}第 {i} 条")
 
 
 def _coerce_record(kind: str, record: dict, d: Dictionary, findings: list, household_label: str) -> dict:
@@ -229,29 +246,11 @@ def _fill_from_id_number(member: dict) -> None:
 
 
 def next_household_number(store: Store, village_code: str) -> str:
-    """The next free 户编号 in a village: the village code and a 4-digit number. The last number
-    issued is kept in meta (household_counter:<village>) so numbering does not rescan the village.
-    An enrolled device issues numbers only from its certificate's block (meta number_block,
-    "start-end"), so laptops working offline never issue the same number."""
-    key = f"household_counter:{village_code}"
-    block = store.meta("number_block")
-    low, high = (int(x) for x in block.split("-")) if block else (1, 9999)
-    highest = store.meta(key)
-    if highest is None:
-        highest = low - 1
-        for h in store.records("household", village_code=village_code, include_deleted=True):
-            number = str(h.fields.get("household_number", ""))
-            if number.startswith(village_code) and number[len(village_code):].isdigit():
-                value = int(number[len(village_code):])
-                if low <= value <= high:
-                    highest = max(highest, value)
-    number = int(highest) + 1
-    while store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand earlier
-        number += 1
-    if block and number > high:
-        raise StoreError(f"本机的户编号段({low}-{high})已用完:请县扶贫办重新登记本机以分配新的号段")
-    store.set_meta(key, str(number))
-    return f"{village_code}{number:04d}"
+    """The next free 户编号 in a village (app.sync.numbers.next_number): on an enrolled device only
+    from its blocks; with none left it raises NumbersExhausted."""
+    from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
+
+    return numbers.next_number(store, village_code)
 
 
 def duplicate_id_findings(store: Store, doc: dict, batch: dict[str, str] | None = None) -> list[Finding]:
@@ -348,6 +347,7 @@ def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str
         findings.append(f)
     findings += duplicate_id_findings(store, check_view, batch)
     findings += duplicate_number_findings(store, check_view, stored, batch)
+    findings += block_findings(store, check_view, stored)
     # a value that could not be read is reported while reading and again by the rules: say it once
     seen, unique = set(), []
     for f in findings:
@@ -374,6 +374,26 @@ def duplicate_number_findings(store: Store, doc: dict, stored: dict | None = Non
     return [Finding(doc.get("id"), "household", "household_number", "duplicate_household_number",
                     f"户编号 {number} 已用在{where}上:一个户编号只能属于一户。请核对户编号;"
                     "新户可以不填,由本机自动编号", ERROR, record_label(default(), "household", doc))]
+
+
+def block_findings(store: Store, doc: dict, stored: dict | None = None) -> list[Finding]:
+    """On an enrolled laptop, a new or changed 户编号 must come from the laptop's blocks (its
+    certificate's and the county's top-ups): another laptop may be issuing any other number, and the
+    county refuses a bundle that carries one."""
+    from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
+
+    number = str(doc.get("household_number") or "").strip()
+    village = doc.get("village_code") or ""
+    if not number or (stored is not None and str(stored.get("household_number") or "").strip() == number):
+        return []
+    blocks = numbers.device_blocks(store, village) if village else None
+    if blocks is None or not number.startswith(village) or not number[len(village):].isdigit():
+        return []  # not a laptop, or the shape is reported by validation
+    if numbers.in_blocks(int(number[len(village):]), blocks):
+        return []
+    return [Finding(doc.get("id"), "household", "household_number", "number_block",
+                    f"户编号 {number} 不在本机的户编号段({numbers.describe(blocks)})内:其他号码可能由别的电脑使用,"
+                    "县里会拒收。新户请不填户编号,由本机自动编号", ERROR, record_label(default(), "household", doc))]
 
 
 def _refuse_foreign_village(store: Store, village: str | None, where: str) -> None:
@@ -411,6 +431,10 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         _refuse_foreign_village(store, merged.get("village_code"), where)  # not even as a draft
     if has_errors(findings) and not allow_errors:
         raise ValidationFailed(findings)
+    if stored is None and store.meta("certificate"):  # an enrolled device: what the county accepts
+        refusal = procedures.start_refusal(merged, store.role)
+        if refusal:
+            raise StatusChangeRefused(f"{where}: {refusal}")
     controlled = ("status",) + procedures.MONITORING_FIELDS
     moved = [k for k in controlled if stored is not None and merged.get(k) != stored.get(k)]
     if moved:
@@ -433,7 +457,11 @@ def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | N
         village = merged["village_code"]
         house = {k: merged.get(k) for k in d.kinds["household"].fields}
         if not house.get("household_number") and village:
-            house["household_number"] = next_household_number(store, village)
+            try:
+                house["household_number"] = next_household_number(store, village)
+            except StoreError as exc:  # NumbersExhausted: kept as a draft without a number, with the reason
+                findings.append(Finding(merged.get("id"), "household", "household_number", "numbers_exhausted",
+                                        str(exc), WARNING, record_label(d, "household", merged)))
         if house.get("status") is None and stored is None:
             house["status"] = d.kinds["household"].fields["status"].default
         if house.get("household_type") is None and stored is None:  # issue #20: 脱贫户 once out of poverty,

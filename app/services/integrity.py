@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from app.core import idnumber
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
-from app.store.db import sqlite_reason
+from app.store.db import held_by_another, sqlite_reason
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Report:
     changes: int = 0
     sqlite: str = "ok"
     problems: list[Problem] = field(default_factory=list)
+    in_use: bool = False  # another program had the database open for writing while it was checked
 
     @property
     def ok(self) -> bool:
@@ -63,9 +64,11 @@ class Report:
         return {p.record_id for p in self.problems if p.record_id}
 
     def summary(self) -> str:
+        busy = ("(数据库正由另一个建档程序使用,检查的是检查开始时已保存的内容;那个程序正在做的修改不受影响)"
+                if self.in_use else "")
         if self.ok:
-            return f"数据库完好:{self.records} 条记录、{self.changes} 条修改记录均可解密,修改记录与数据一致,SQLite 校验通过"
-        return (f"发现 {len(self.problems)} 处问题(共 {self.records} 条记录、{self.changes} 条修改记录)。"
+            return busy + f"数据库完好:{self.records} 条记录、{self.changes} 条修改记录均可解密,修改记录与数据一致,SQLite 校验通过"
+        return busy + (f"发现 {len(self.problems)} 处问题(共 {self.records} 条记录、{self.changes} 条修改记录)。"
                 "请从最近的备份恢复(jiandang restore),或联系县扶贫办")
 
 
@@ -225,13 +228,20 @@ def open_and_check(path, operator: str | None, passphrase: str,
                    progress: Callable[[int, int], None] | None = None) -> Report:
     """Open, unlock and check a database file (the CLI's `jiandang check`). A file SQLite cannot
     read at all is reported as a problem rather than raised."""
-    try:
-        store = Store.open(path)
+    in_use = held_by_another(path)
+    try:  # a reader beside the window or a command: never mistake "in use" for damage
+        store = Store.open(path, read_only=True)
     except StoreError as exc:
+        if in_use and "需要升级" not in str(exc):
+            raise StoreError(f"{path} 正被另一个建档程序使用,此刻无法检查:请稍后再试,或关闭那个程序后再检查"
+                             "(这不是数据损坏,不要从备份恢复)") from None
         return Report(sqlite=str(exc), problems=[Problem("sqlite", None, str(exc))])
     except sqlite3.DatabaseError as exc:
         return Report(sqlite=str(exc), problems=[Problem("sqlite", None, f"{path} 无法读取:{sqlite_reason(exc)}")])
     with store:
         store.unlock(operator or store.operators()[0], passphrase)
-        return check(store, progress)
+        store.snapshot()  # changes and records read as of one moment, whatever is written meanwhile
+        report = check(store, progress)
+        report.in_use = in_use or held_by_another(path)
+        return report
 

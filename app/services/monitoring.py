@@ -175,9 +175,14 @@ def migrate(store: Store, progress: Callable[[int, int], None] | None = None) ->
     return changed
 
 
+def migration_pending(store: Store) -> bool:
+    """True while `ensure_migrated` still has to run (readable before unlocking)."""
+    return store.meta(DATA_VERSION_KEY) != default().version
+
+
 def ensure_migrated(store: Store) -> int:
     """Run `migrate` once per dictionary version (an unlocked store); 0 when already done."""
-    if store.meta(DATA_VERSION_KEY) == default().version:
+    if not migration_pending(store):
         return 0
     return migrate(store)
 

@@ -64,6 +64,7 @@ class WorkLists:
     waiting: dict[str, list[Entry]] = field(default_factory=lambda: {s: [] for s in STAGES[1:]})
     failing_exits: list[Entry] = field(default_factory=list)
     monitoring: MonitoringLists = field(default_factory=lambda: MonitoringLists())
+    notices: list[str] = field(default_factory=list)  # the laptop's 户编号 running out, and the like
     incomplete: list[Entry] = field(default_factory=list)  # 待完善: required values left empty
 
     def as_dict(self) -> dict:
@@ -75,6 +76,7 @@ class WorkLists:
             "waiting": {s: [e.as_dict() for e in entries] for s, entries in self.waiting.items()},
             "failing_exits": [e.as_dict() for e in self.failing_exits],
             "monitoring": self.monitoring.as_dict(),
+            "notices": list(self.notices),
             "incomplete": [e.as_dict() for e in self.incomplete],
         }
 
@@ -108,6 +110,7 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
     if visit_days < 0:
         raise ValueError("天数不能为负数")
     lists = WorkLists(on.isoformat(), visit_days)
+    lists.notices = number_notices(store, village_code)
     docs = households.documents(store, village_code, progress=progress)
     by_id = {doc["id"]: doc for doc in docs}
     cutoff = (on - dt.timedelta(days=visit_days)).isoformat()
@@ -145,6 +148,34 @@ def build(store: Store, *, village_code: str | None = None, visit_days: int = DE
             lists.failing_exits.append(_entry(doc, assessment.summary() + (f"。书面说明:{note}" if note else "。无书面说明"),
                                               p["id"]))
     return lists
+
+
+def number_notices(store: Store, village_code: str | None = None) -> list[str]:
+    """A sentence for each village where this laptop has few household numbers (户编号) left: new
+    households are saved as drafts without a number once they run out, until the county's next
+    bundle brings a new block."""
+    from app.sync import numbers  # noqa: PLC0415 - only enrolled devices have blocks
+
+    if not store.meta("number_block"):
+        return []
+    certificate = store.meta("certificate")
+    places = []
+    if certificate:
+        import json  # noqa: PLC0415
+
+        places = json.loads(certificate)["body"]["villages"]
+    villages = sorted({d["code"] for d in store.divisions("village") if any(d["code"].startswith(p) for p in places)})
+    out = []
+    for village in villages:
+        if village_code and village != village_code:
+            continue
+        left = numbers.numbers_left(store, village)
+        if left is not None and left < numbers.WARN_LEFT:
+            name = store.division_name(village)
+            state = "已用完,新户暂存为无户编号的草稿" if left == 0 else f"只剩 {left} 个"
+            out.append(f"本机在{name}({village})的户编号{state}:请尽快与县里同步"
+                       "(县里会随县级包自动发来新的号段,不需要重新登记本机)")
+    return out
 
 
 def missing_required(doc: dict) -> list[str]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 import sqlite_utils
 
+from app import fileio
 from app.core import idnumber
 from app.core.clock import ZERO, HybridClock
 from app.store import crypto
@@ -62,12 +63,46 @@ APP_ID = "jiandang"
 ROLES = ("village", "township", "county")
 
 
+def _is_busy(exc) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _creating_leftovers(path: Path) -> list[Path]:
+    """What a `create` cut off (power lost, killed) left beside the database: DB.creating and its
+    SQLite sidecars (only these names)."""
+    tmp = path.with_name(path.name + ".creating")
+    return [p for p in (tmp, *(Path(str(tmp) + s) for s in ("-wal", "-shm", "-journal"))) if p.exists()]
+
+
+def held_by_another(path) -> bool:
+    """Whether another running program has this database open for writing (its lock is taken)."""
+    path = Path(path)
+    lock = _FileLock(path.with_name(path.name + ".lock"))
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
+
+
+READERS = "list、print、export-table、validate、check、worklist"
+
+
+def busy_message(path, waited: float = 0) -> str:
+    """What a writing command says when another program keeps the database (after waiting)."""
+    how = f",等了 {waited:g} 秒仍未结束" if waited > 0 else ""
+    return (f"{path} 已被另一个正在运行的建档程序打开{how}。请先关闭那个程序(窗口或命令)后再试;"
+            f"只读取数据的命令({READERS})可以与它同时运行。")
+
+
 class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
     """An open database. Create with `Store.create`, open an existing file with `Store.open`,
     then `unlock` with an operator's passphrase before reading or writing records."""
 
-    def __init__(self, path: Path, db: sqlite_utils.Database, lock: _FileLock | None, wall: Callable[[], float] = time.time):
+    def __init__(self, path: Path, db: sqlite_utils.Database, lock: _FileLock | None, wall: Callable[[], float] = time.time,
+                 read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only  # opened beside a writer: reads one snapshot, never writes records
         self.db = db
         self.conn: sqlite3.Connection = db.conn
         self._lock = lock
@@ -96,9 +131,12 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
     # ------------------------------------------------------------------ opening
 
     @staticmethod
-    def _connect(path: Path) -> sqlite_utils.Database:
+    def _connect(path: Path, read_only: bool = False) -> sqlite_utils.Database:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
         db = sqlite_utils.Database(conn)
+        if read_only:  # the writer set WAL mode; switching modes would need its lock
+            conn.execute("PRAGMA temp_store=MEMORY")
+            return db
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
@@ -138,8 +176,9 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         if not lock.acquire():
             raise StoreError(f"{path} 正被另一个程序使用")
         tmp = path.with_name(path.name + ".creating")
-        for leftover in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        for leftover in _creating_leftovers(path):
             leftover.unlink(missing_ok=True)
+        fileio.create_private(tmp).close()  # owner-only; SQLite gives its WAL and journal the same mode
         db = cls._connect(tmp)
         data_key = secrets.token_bytes(32)
         db_id = str(uuid.uuid4())
@@ -178,9 +217,14 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         return store
 
     @classmethod
-    def open(cls, path, wall: Callable[[], float] = time.time) -> "Store":
+    def open(cls, path, wall: Callable[[], float] = time.time, *, read_only: bool = False, wait: float = 0,
+             on_wait: Callable[[float], None] | None = None) -> "Store":
         """Open an existing database (locked). Raises StoreError for a missing, foreign, truncated
-        or busy file."""
+        or busy file.
+
+        A writer takes the database's exclusive lock, waiting up to `wait` seconds for another
+        program to close it. `read_only` takes no lock: it reads beside a writer (SQLite WAL
+        readers), sees one snapshot once `snapshot()` is called, and refuses to write records."""
         path = Path(path)
         if not path.exists():
             raise StoreError(f"找不到数据库文件 {path}")
@@ -190,11 +234,14 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             header = fh.read(16)
         if header != b"SQLite format 3\x00":
             raise StoreError(f"{path} 不是建档数据库(文件格式不对,或文件已损坏)")
-        lock = _FileLock(path.with_name(path.name + ".lock"))
-        if not lock.acquire():
-            raise StoreError(f"{path} 已被另一个正在运行的建档程序打开。请先关闭那个程序,再打开此数据库。")
+        lock = None if read_only else _FileLock(path.with_name(path.name + ".lock"))
+        if lock is not None and not lock.acquire(wait, on_wait):
+            raise StoreError(busy_message(path, wait))
+        if lock is not None:  # holding the lock: nobody is creating this file now
+            for leftover in _creating_leftovers(path):
+                leftover.unlink(missing_ok=True)
         try:
-            db = cls._connect(path)
+            db = cls._connect(path, read_only)
             names = set(db.table_names())
             if "meta" not in names:
                 raise StoreError(f"{path} 不是建档数据库")
@@ -205,24 +252,31 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} 由更新版本的建档程序创建(结构版本 {version}),请升级程序")
             if version < SCHEMA_VERSION:
+                if read_only:
+                    raise StoreError(f"{path} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
                 with _transaction(db.conn):
                     migrate(db)
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{path} 已损坏({sqlite_reason(check, what=str(path))}),请从备份恢复")
         except sqlite3.DatabaseError as exc:
-            lock.release()
+            if lock is not None:
+                lock.release()
+            if read_only and _is_busy(exc):
+                raise StoreError(f"{path} 正被另一个建档程序写入,一时读不了:请稍后再试(数据没有问题)") from None
             raise StoreError(f"{path} 不是完整的建档数据库:{sqlite_reason(exc, what=str(path))}。"
                              "请从备份恢复(jiandang restore)") from None
         except StoreError:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
-        return cls(path, db, lock, wall)
+        return cls(path, db, lock, wall, read_only)
 
     def close(self) -> None:
         self.lock()
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not self.read_only:  # a reader leaves the writer's WAL alone
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.conn.close()
         if self._lock:
             self._lock.release()
@@ -245,9 +299,18 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
 
     # ------------------------------------------------------------------ transactions
 
+    def snapshot(self) -> None:
+        """A reader: from here on read the database as it is now (one read transaction until close),
+        whatever a writer beside it commits meanwhile."""
+        if self.read_only and not self.conn.in_transaction:
+            self.conn.execute("BEGIN")
+            self.conn.execute("SELECT count(*) FROM meta").fetchone()
+
     @contextlib.contextmanager
     def transaction(self):
         """One atomic unit of work. Nested uses join the outer transaction."""
+        if self.read_only:
+            raise StoreError(f"{self.path.name} 是只读打开的(另一个程序可能正在写入),此处不能保存修改")
         if self._depth:
             self._depth += 1
             try:

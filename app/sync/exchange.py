@@ -22,12 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import fileio
 from app.core import clock, procedures
+from app.core.text import printable
 from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
 from app.sync import attachments as attachment_sync
-from app.sync import identity, refdata, status, wire
+from app.sync import identity, numbers, refdata, status, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
 
 SUFFIX = ".jdb"
@@ -63,14 +65,14 @@ class Report:
         """The report in one line (plus notes). `sender_label`: the sender as named to the reader
         (app.sync.status.site_label), else its site id."""
         if self.status == "accepted":
-            text = (f"{self.name}: 已接收(来自 {sender_label or self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
+            text = (f"{printable(self.name)}: 已接收(来自 {sender_label or self.sender} 第 {self.seq} 号包,更改 {self.changes} 条,"
                     f"新应用 {self.applied} 条,冲突 {self.conflicts} 条)")
         elif self.status == "duplicate":
-            text = f"{self.name}: 重复(此包已导入过,未作任何改动)"
+            text = f"{printable(self.name)}: 重复(此包已导入过,未作任何改动)"
         elif self.status == "skipped":
-            text = f"{self.name}: 已跳过 {self.message}"
+            text = f"{printable(self.name)}: 已跳过 {printable(self.message)}"
         else:
-            text = f"{self.name}: 已拒收:{self.message}"
+            text = f"{printable(self.name)}: 已拒收:{printable(self.message)}"
         if self.attachments or self.more:
             text += f"\n  照片:收到 {self.attachments} 张" + (",其余照片在后续同步包中" if self.more else "")
         if self.reference:
@@ -205,6 +207,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
             "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
             **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
+            "number_topups": numbers.top_up(store, cert),  # more 户编号 when it has used most of its block
         }
         _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages))
         payload["attachment_policy"] = {"keep_gps": store.meta(attachment_sync.KEEP_GPS_META, "0") == "1"}
@@ -281,6 +284,8 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"文件夹 {folder} 不存在(U盘是否已插好?)")
+    # a bundle write cut off earlier (only names export makes; .part from older versions)
+    fileio.clean_stale(folder, extra=lambda name: name.endswith(SUFFIX + ".part"))
     out = []
 
     def write(make) -> None:
@@ -374,6 +379,8 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         seq = int(header.get("seq"))
     except (TypeError, ValueError):
         raise wire.BundleError("包头缺少包序号") from None
+    if type(header.get("seq")) is not int or seq < 1:
+        raise wire.BundleError(f"包头的包序号({printable(str(header.get('seq'))[:20])})不是正整数:不是本系统导出的同步包,已拒收")
     if header.get("recipient") != store.site_id:
         raise wire.BundleError(f"此包是发给站点 {header.get('recipient')} 的,不是本数据库({store.site_id}),请导入到正确的电脑")
     if store.role == "county":
@@ -590,6 +597,10 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     if exists and (c.kind in ("proposal", "risk") or (c.kind == "household" and _controlled(new))):
         old = _county_fields(store, c.record_id, fields_now)
     creating = c.op == "create" and not exists
+    if c.kind == "household" and "household_number" in new and new["household_number"] not in (None, ""):
+        refusal = _number_refusal(store, cert, str(new["household_number"]), village or held_village(held, made, c))
+        if refusal:
+            return f"记录 {c.record_id}(户):{refusal}"
     reason = procedures.authorize_change(c.kind, new, old, cert.role, op="create" if creating else "update",
                                          reason=c.reason)
     if reason:
@@ -609,6 +620,24 @@ _CONTROLLED = ("status",) + procedures.MONITORING_FIELDS  # household fields onl
 
 def _controlled(new: dict) -> list[str]:
     return [k for k in _CONTROLLED if k in new]
+
+
+def held_village(held, made: dict, c) -> str | None:
+    before = made.get(c.record_id)
+    return before[1] if before else held[1] if held else c.village_code
+
+
+def _number_refusal(store: Store, cert: identity.Certificate, number: str, village: str | None) -> str | None:
+    """Why the county does not take this 户编号 from this device (None: it does): it must be its
+    village's code and a sequence number from one of the device's blocks."""
+    from app.core.validation import number_fits_village  # noqa: PLC0415
+
+    if not village or not number_fits_village(number, village):
+        return f"户编号 {printable(number[:30])} 与所在村 {village} 不符(应为村代码加序号)"
+    blocks = numbers.blocks_for(cert.body.get("number_block"), numbers.county_topups(store, cert.site_id), village)
+    if not numbers.in_blocks(int(number[len(village):]), blocks):
+        return f"户编号 {number} 不在该设备的户编号段({numbers.describe(blocks)})内"
+    return None
 
 
 CLOCK_AHEAD_DAYS = 7  # how far ahead of the county's clock a change may be stamped
@@ -639,10 +668,15 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         expected = have_seq + 1
         seqs = sorted(c.seq for c in new)
         if seqs[0] != expected or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            if report.seq - 1 >= bundle_seq + 1:
+                missing = (f"缺少第 {bundle_seq + 1} 号包" if report.seq - 1 == bundle_seq + 1
+                           else f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包")
+                missing += "中的内容:请先导入缺少的包,或在该电脑上重新导出(会包含所有未确认的更改)"
+            else:  # no bundle is missing by number: the changes themselves do not follow on
+                missing = ("此包中的更改与县里已收到的不衔接(包内更改序号有缺口或重复),已拒收:"
+                           "请在该电脑上重新导出;仍不行请联系县扶贫办")
             raise wire.BundleError(
-                f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。"
-                f"缺少第 {bundle_seq + 1} 号到第 {report.seq - 1} 号包中的内容:请先导入缺少的包,"
-                "或在该电脑上重新导出(会包含所有未确认的更改)")
+                f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。{missing}")
     places: dict[str, tuple | None] = {}
     ids = list({c.record_id for c in new} | {c.parent_id for c in new if c.parent_id})
     for i in range(0, len(ids), 500):
@@ -746,12 +780,37 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     store.set_meta("sync_down_expires", header.get("expires") or "")
     store.set_meta("revoked_sites", ",".join(payload.get("revoked") or []))
     report.reference = refdata.install(store, payload)
+    gained = numbers.install_topups(store, payload.get("number_topups"))
+    if gained:
+        numbered = _number_drafts(store, gained)
+        report.warnings.append(f"县里发来新的户编号段({'、'.join(_village_label(store, v) for v in gained)})"
+                               + (f",已给 {numbered} 户暂无户编号的草稿补上户编号" if numbered else ""))
     warning = dictionary_warning(payload.get("dictionary_version"), from_county=True)
     if warning:
         report.warnings.append(warning)
     expires = header.get("expires")
     if expires and identity.parse_iso(expires) < now:
         report.warnings.append(f"此县级包已于 {expires} 过期:数据已导入,但请尽快到县扶贫办取最新的包")
+
+
+def _number_drafts(store: Store, villages: list[str]) -> int:
+    """Give a 户编号 to this laptop's households that were saved without one (its blocks had run out)."""
+    done = 0
+    for village in villages:
+        for record in list(store.records("household", village_code=village) if len(village) == 12 else
+                           (r for r in store.records("household") if (r.village_code or "").startswith(village))):
+            if record.fields.get("household_number"):
+                continue
+            first = next(iter(store.history(record.id)), None)
+            if first is None or first.site_id != store.site_id:
+                continue
+            try:
+                number = numbers.next_number(store, record.village_code)
+            except numbers.NumbersExhausted:
+                break
+            store.put("household", {"household_number": number}, record_id=record.id, reason="补编户编号")
+            done += 1
+    return done
 
 
 FOLDER_DEPTH = 4  # how many levels of subfolders a folder import looks into (a drawer: stickA/, stickB/ ...)
@@ -771,6 +830,9 @@ def _jdb_files(folder: Path, depth: int, unreadable: list) -> list[Path]:
         if entry.name.startswith(".") or entry.name.lower() in _SYSTEM_FOLDERS:
             continue
         try:
+            if entry.is_symlink():  # a link on a USB stick may point anywhere on this computer
+                unreadable.append((entry, OSError("是一个链接(快捷方式),不会跟随它读取别处的文件")))
+                continue
             if entry.is_dir():
                 if depth < FOLDER_DEPTH:
                     out += _jdb_files(entry, depth + 1, unreadable)
@@ -828,6 +890,9 @@ def bundle_files(paths, store: Store) -> tuple[list[Path], list[Report]]:
         for why, names in left_out.items():
             skipped.append(Report(str(p), "skipped", f"{len(names)} 个{why}:{'、'.join(names)}"))
         for where, exc in unreadable:
+            if Path(where).is_symlink():
+                skipped.append(Report(str(where), "skipped", f"{exc},未导入"))
+                continue
             skipped.append(Report(str(where), "refused", f"无法读取({exc.strerror or exc}),其中的同步包未导入:"
                                                          "请检查U盘或文件夹的权限后重试"))
     return sorted(dict.fromkeys(out), key=_order), skipped

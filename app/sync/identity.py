@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from app.store import Store, StoreError, crypto
-from app.sync import refdata, wire
+from app.sync import numbers, refdata, wire
 
 CERT_DAYS = 3 * 365
-NUMBER_BLOCK = 300
-FIRST_BLOCK = 1001  # the county itself numbers 0001-1000
+NUMBER_BLOCK = numbers.MIN_BLOCK  # the smallest block; see app.sync.numbers.block_size
+FIRST_BLOCK = numbers.FIRST_BLOCK
 
 
 def _now() -> dt.datetime:
@@ -166,27 +166,8 @@ def certificate_by_key(store: Store, raw_sign_public: bytes) -> tuple[Certificat
 
 
 def _next_number_block(store: Store, villages: list[str]) -> list[int]:
-    """A block of household numbers no other device working in any of these places holds
-    (户编号 are village code + 4 digits, so blocks are allocated per village). A certificate code may
-    be a township (9 digits): its device numbers households in every village of the township, so
-    its block must also be clear of every village device there, and of later ones: a township's
-    block is marked on the township and on each of its villages, and a village's block starts after
-    whatever its township holds."""
-    codes = {d["code"] for d in store.divisions()}
-    own: set[str] = set()
-    read: set[str] = set()
-    for place in villages:
-        own.add(place)
-        own.update(c for c in codes if c.startswith(place) and c != place)
-        if len(place) == 12:
-            read.add(place[:9])  # the township's device may number households here too
-    keys = [f"next_number_block:{c}" for c in sorted(own | read)]
-    start = max(int(store.meta(k, FIRST_BLOCK)) for k in keys)
-    if start + NUMBER_BLOCK - 1 > 9999:
-        raise StoreError(f"村 {'、'.join(villages)} 的户编号段已分配完(每台设备 {NUMBER_BLOCK} 个号,最多到 9999)")
-    for code in own:
-        store.set_meta(f"next_number_block:{code}", str(start + NUMBER_BLOCK))
-    return [start, start + NUMBER_BLOCK - 1]
+    """A block of household numbers for a new device, sized to its villages (app.sync.numbers)."""
+    return numbers.allocate(store, villages)
 
 
 def revoke(store: Store, site_id: str) -> None:

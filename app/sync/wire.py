@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -234,16 +233,6 @@ def peek_header(data: bytes) -> dict:
 def write_atomic(path: Path, data: bytes) -> None:
     """Temporary file, fsync, rename, fsync of the folder: a pulled stick leaves no half file
     under the final name."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if hasattr(os, "O_DIRECTORY"):
-        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    from app import fileio  # noqa: PLC0415
+
+    fileio.write_atomic(path, data)  # owner-only, the temporary file removed in every path

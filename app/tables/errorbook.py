@@ -4,9 +4,11 @@ import again."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from app import fileio
+from app.tables import workbook_temp
 
 if TYPE_CHECKING:
     from app.tables.importer import Report
@@ -55,23 +57,14 @@ def error_workbook_bytes(report: Report) -> bytes:
     if plan.source is not None:
         plan.source.close()
     buf = io.BytesIO()
-    wb.save(buf)
+    with workbook_temp.saving():  # sheet XML with names and ID numbers: owner-only, removed
+        wb.save(buf)
     return buf.getvalue()
 
 
 def write_atomic(path, data: bytes) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Atomic and owner-only (app.fileio): an error workbook or export holds names and ID numbers."""
+    return fileio.write_atomic(path, data)
 
 
 def write_error_workbook(report: Report, path) -> Path:

@@ -21,6 +21,7 @@ from app.core.dictionary import Dictionary, default
 from app.core.validation import collection
 from app.services import households
 from app.store import Store
+from app.tables import workbook_temp
 from app.tables.errorbook import write_atomic
 from app.tables.reader import TableError
 
@@ -82,7 +83,7 @@ def export_table(store: Store, out, *, village: str | None = None, township: str
         where = f"村 {village}" if village else f"乡镇 {township}"
         raise TableError(f"{where} 没有贫困户可导出(请检查代码)。")
     data = (xlsx_bytes if suffix == ".xlsx" else csv_bytes)(store, docs, progress)
-    write_atomic(out, data)
+    write_atomic(out, data)  # beside the target, owner-only, removed in every path (app.fileio)
     return {"households": len(docs), "members": sum(len(doc.get("members", [])) for doc in docs)}
 
 
@@ -165,7 +166,8 @@ def xlsx_bytes(store: Store, docs: list[dict], progress=None) -> bytes:
     wb.move_sheet(CODE_SHEET, offset=len(wb.sheetnames) - 1)
     wb.active = 0
     buf = io.BytesIO()
-    wb.save(buf)
+    with workbook_temp.saving():  # sheet XML with names and ID numbers: owner-only, removed
+        wb.save(buf)
     if progress:
         progress(len(docs), len(docs))
     return buf.getvalue()

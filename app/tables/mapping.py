@@ -8,7 +8,6 @@ kinds (on sheets named after the kind, e.g. 家庭收入), or one of the special
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -199,14 +198,10 @@ def load_mapping_file(path) -> tuple[dict[str, str], str | None]:
 
 def save_mapping(path, mapping: dict[str, str], codes: str | None = None) -> None:
     """Write a mapping file atomically (headers and field names only, no personal data)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    from app import fileio  # noqa: PLC0415
+
     data = json.dumps({"columns": mapping, **({"codes": codes} if codes else {})}, ensure_ascii=False, indent=2)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    fileio.write_atomic(path, data + "\n")
 
 
 def code_for(list_name: str, text) -> str | None:

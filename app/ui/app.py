@@ -109,6 +109,9 @@ def run(argv: list[str]) -> int:
     from app.ui.print_dialog import remove_leftover_previews  # noqa: PLC0415
 
     remove_leftover_previews()  # household cards an earlier run left for the PDF viewer
+    from app.tables import workbook_temp  # noqa: PLC0415
+
+    workbook_temp.clean_stale()  # sheet XML a killed Excel export left in the temp folder
     path = next((a for a in argv if not a.startswith("-")), None)
     store = choose_and_unlock(app, path)
     if store is None:

@@ -711,6 +711,9 @@ class HouseholdEditor(QMainWindow):
         errors = sum(f.severity == ERROR for f in self.findings)
         self.draft_state.setText(f"已保存 {time.strftime('%H:%M:%S')}" + (f",仍有 {errors} 个错误待改正" if errors else ""))
         self.saved.emit(self.household_id)
+        for f in result.findings:  # the laptop's 户编号 ran out: kept as a draft, say why
+            if f.rule == "numbers_exhausted":
+                QMessageBox.information(self, "暂无户编号", f.message)
         return True
 
     def has_errors(self) -> bool:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
-from app import settings
+from app import fileio, settings
 
 RECENT_MAX = 8
 
@@ -42,19 +41,7 @@ def load() -> Preferences:
 def save(prefs: Preferences) -> None:
     target = path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".ui-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(asdict(prefs), fh, ensure_ascii=False, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    fileio.write_atomic(target, json.dumps(asdict(prefs), ensure_ascii=False, indent=1))  # recent paths: owner-only
 
 
 def remember(db_path: str) -> None:

@@ -461,6 +461,11 @@ class ProposalsWindow(QWidget):
         m = lists.monitoring  # 防返贫动态监测 (issue #20)
         groups += [("收入接近或低于监测收入标准", m.near_line), ("监测对象无在帮措施", m.no_measure),
                    (f"监测对象 {lists.visit_days} 天内未走访", m.not_visited), ("风险超期未消除", m.risks_overdue)]
+        for notice in lists.notices:  # 户编号 running out: above the lists, in red
+            item = QTreeWidgetItem([f"提醒:{notice}", "", ""])
+            item.setForeground(0, Qt.red)
+            self.tree.addTopLevelItem(item)
+            item.setFirstColumnSpanned(True)
         for title, entries in groups:
             top = QTreeWidgetItem([f"{title}({len(entries)} 户)", "", ""])
             if title.startswith("退出未达标") and entries:
