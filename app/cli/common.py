@@ -186,21 +186,29 @@ def progress_printer(label: str):
     return report
 
 
+def read_user_file(path, read, *, noun: str, wanted: str):
+    """`read(Path(path))`, with the file errors people make said in Chinese (a CommandError): `noun`
+    names the file in 找不到…, `wanted` what to give instead of a folder."""
+    try:
+        return read(Path(path))
+    except FileNotFoundError:
+        raise CommandError(f"找不到{noun} {path}:请核对文件名和所在文件夹") from None
+    except IsADirectoryError:
+        raise CommandError(f"{path} 是一个文件夹,请给出{wanted}") from None
+    except PermissionError:
+        raise CommandError(f"没有读取 {path} 的权限") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path} 不是 UTF-8 编码的文本文件") from None
+    except OSError as exc:
+        raise CommandError(f"无法读取 {path}:{os_reason(exc)}") from None
+
+
 def read_recovery_private_key(path: str):
     """The county's recovery private key (the PEM file `init` wrote beside a database), or a
     CommandError saying in Chinese why the file cannot be used."""
     from app.store import crypto  # noqa: PLC0415
 
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CommandError(f"找不到恢复私钥文件 {path}:请核对文件名和所在文件夹") from None
-    except IsADirectoryError:
-        raise CommandError(f"{path} 是一个文件夹,请给出恢复私钥文件(.recovery-key.pem)") from None
-    except PermissionError:
-        raise CommandError(f"没有读取 {path} 的权限") from None
-    except OSError as exc:
-        raise CommandError(f"无法读取恢复私钥 {path}:{os_reason(exc)}") from None
+    data = read_user_file(path, Path.read_bytes, noun="恢复私钥文件", wanted="恢复私钥文件(.recovery-key.pem)")
     try:
         return crypto.load_x25519_private(data)
     except (ValueError, TypeError):
@@ -209,18 +217,10 @@ def read_recovery_private_key(path: str):
 
 
 def read_json_file(path: str):
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CommandError(f"找不到文件 {path}:请核对文件名和所在文件夹") from None
-    except IsADirectoryError:
-        raise CommandError(f"{path} 是一个文件夹,请给出 JSON 文件") from None
-    except PermissionError:
-        raise CommandError(f"没有读取 {path} 的权限") from None
-    except OSError as exc:
-        raise CommandError(f"无法读取 {path}:{exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CommandError(f"{path} 不是 UTF-8 编码的文本文件") from None
+    if path == "-":
+        text = sys.stdin.read()
+    else:
+        text = read_user_file(path, lambda p: p.read_text(encoding="utf-8-sig"), noun="文件", wanted="JSON 文件")
     return parse_json_text(text, path)
 
 
