@@ -7,7 +7,7 @@ e.g. the code before a change) and reports its own peak RSS; baseline in the sam
 same import of the laptop's ordinary bundle. Figures: median of RUNS peak RSS for each, the ratio,
 and what the import said.
 
-    JIANDANG_KDF=fast python bench/import_bomb.py [--pad-mb 200] [--runs 3] [--code DIR]
+    python bench/import_bomb.py [--pad-mb 200] [--runs 3] [--code DIR]
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import _throwaway  # noqa: E402,F401 - a cheap key-derivation profile for throwaway databases
 
 from app.services import households  # noqa: E402
 from app.sync import exchange, identity, wire  # noqa: E402

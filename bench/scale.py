@@ -75,6 +75,7 @@ def setup_sync(folder: Path, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from app.core import demo as demo_core
+    from app.core import procedures
     from app.services import demo, households
     from app.store import Store
     from app.sync import identity
@@ -88,9 +89,11 @@ def setup_sync(folder: Path, n: int) -> None:
     contents = identity.open_enrollment(result.package, result.code)
     county.close()
     laptop = identity.create_from_enrollment(folder / "laptop.db", contents, operator="admin", passphrase=PASS)
-    with laptop.transaction():
+    with laptop.transaction():  # as a laptop types them: 未脱贫 一般农户, numbers from its own blocks
         for doc in demo_core.iter_households(max(1, n // len(villages))):
-            households.save(laptop, doc, allow_errors=True)
+            for key in ("household_number", "risks") + procedures.MONITORING_FIELDS:
+                doc.pop(key, None)
+            households.save(laptop, {**doc, "status": "1"}, allow_errors=True)
     laptop.close()
 
 

@@ -27,7 +27,7 @@ to a fresh copy of the county with no attack (quiet p50/p99), and the ratio atta
 Bounded: every socket has a time-out, slow clients stop after --deadline seconds at the latest,
 the service is stopped at the end (or as soon as its RSS passes --rss-cap-mb, reported as such).
 
-    JIANDANG_KDF=fast python bench/serve_abuse.py [--junk 200 --junk-mb 30 --slow 20 --laptops 50]
+    python bench/serve_abuse.py [--junk 200 --junk-mb 30 --slow 20 --laptops 50]
                                                   [--runs 1] [--code /tmp/other-checkout]
 """
 
@@ -47,9 +47,9 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("JIANDANG_KDF", "fast")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import _throwaway  # noqa: E402,F401 - a cheap key-derivation profile for throwaway databases
 
 import http.client  # noqa: E402
 
