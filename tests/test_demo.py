@@ -53,3 +53,65 @@ def test_demo_reads_like_a_working_village():
     assert all(0 < a <= 100 for a in ages)
     overdue = sum(a > 90 for a in ages) / len(ages)
     assert 0.03 < overdue < 0.25
+
+
+MONITORING_KEYS = ("household_type", "monitoring_type", "risk_eliminated", "risk_identified_date",
+                   "risk_eliminated_date", "risks")
+
+
+def test_demo_monitoring_is_deterministic_and_leaves_the_other_figures_alone():
+    import datetime as dt
+
+    today = dt.date(2026, 11, 29)
+    plain = demo.households(per_village=30, today=today)
+    watched = demo.households(per_village=30, today=today, monitoring=True)
+    assert watched == demo.households(per_village=30, today=today, monitoring=True)
+    assert [{k: v for k, v in d.items() if k not in MONITORING_KEYS} for d in watched] == plain
+    assert any("risks" in d for d in watched)
+
+
+def test_a_demo_database_has_monitored_households_with_risks(tmp_path, capsys, monkeypatch):
+    """A new user opening the demo sees 监测户 in the lists and in the editor's 返贫致贫风险 tab."""
+    import datetime as dt
+
+    from app.cli.core_commands import DEMO_OPERATOR
+    from app.cli.main import main
+    from app.services import households, worklists
+    from app.store import Store
+    from tests.conftest import PASSPHRASE
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    path = tmp_path / "演示.db"
+    assert main(["demo", str(path)]) == 0  # the default size, as a new user sees it
+    capsys.readouterr()
+    with Store.open(path) as store:
+        store.unlock(DEMO_OPERATOR, PASSPHRASE)
+        today = dt.date.today()
+        assert store.monitoring_criteria(today.year) is not None
+        docs = households.documents(store)
+        lists = worklists.build(store, on=today).monitoring
+    monitored = [d for d in docs if d.get("household_type") == "2"]
+    assert 0.02 < len(monitored) / len(docs) < 0.12
+    exited = {d["household_number"] for d in docs if d["status"] in ("2", "3", "5")}
+    for d in monitored:
+        assert d["monitoring_type"] in (("1", "3") if d["household_number"] in exited else ("2",))
+        assert 1 <= len(d["risks"]) <= 2 and d["risk_identified_date"] <= today.isoformat()
+        states = {r["state"] for r in d["risks"]}
+        if d["risk_eliminated"]:  # eliminated together, at least six months after identification
+            assert states == {"2"} and {r["eliminated_date"] for r in d["risks"]} == {d["risk_eliminated_date"]}
+            assert (dt.date.fromisoformat(d["risk_eliminated_date"])
+                    - dt.date.fromisoformat(d["risk_identified_date"])).days >= 183
+        else:
+            assert states == {"1"} and not d.get("risk_eliminated_date")
+            assert not any(r.get("eliminated_date") for r in d["risks"])
+        errors = [f for f in validate_household(d) if f.severity == "error"]
+        assert not errors, (d["household_number"], errors)
+    eliminated = [d for d in monitored if d["risk_eliminated"]]
+    assert 0 < len(eliminated) < len(monitored) / 2
+    assert {d["monitoring_type"] for d in monitored} >= {"1", "2"}
+    assert lists.no_measure and lists.risks_overdue
+    assert main(["list", str(path), "--type", "监测户"]) == 0
+    shown = capsys.readouterr()
+    for d in monitored:
+        assert d["household_number"] in shown.out
+    assert shown.out.count("\n") == len(monitored) + 1 and f"共 {len(monitored)} 户" in shown.err

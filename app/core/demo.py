@@ -29,6 +29,13 @@ POVERTY_LINES = {2011: 2536, 2012: 2625, 2013: 2736, 2014: 2800, 2015: 2855, 201
                  2021: 6000, 2022: 6500, 2023: 6900, 2024: 7100, 2025: 7300}
 DEMO_LINE_SOURCE = {year: ("国家标准(2010年不变价2300元,现价)" if year <= 2016 else "演示数据:县级设定")
                     for year in POVERTY_LINES}
+# 防返贫动态监测 (issue #20): the county's 监测收入标准 per year (demo figures, like the lines above), the
+# share of households made 监测户 and the weights of the risk types
+MONITORING_LINES = {2021: 6000, 2022: 6500, 2023: 6900, 2024: 7100, 2025: 7300, 2026: 7500}
+MONITORING_SOURCE = "演示数据:县级设定"
+MONITORED_EXITED = 0.05   # of 脱贫户: 脱贫不稳定户 (mostly) or 突发严重困难户
+MONITORED_GENERAL = 0.03  # of 一般农户: 边缘易致贫户
+RISK_WEIGHTS = {"01": 35, "02": 8, "03": 10, "04": 8, "05": 10, "06": 8, "07": 15, "08": 6}
 CAUSE_WEIGHTS = {"1": 30, "2": 14, "3": 8, "4": 4, "5": 5, "6": 2, "7": 12, "8": 9, "9": 10, "10": 2, "11": 4}
 
 
@@ -113,18 +120,21 @@ def _member(used, rng, names, relation, sex, age, surname, seq, school_year=2025
 
 
 def households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None,
-               today: dt.date | None = None) -> list[dict]:
+               today: dt.date | None = None, monitoring: bool = False) -> list[dict]:
     """`iter_households` as a list."""
-    return list(iter_households(per_village, seed, villages, today))
+    return list(iter_households(per_village, seed, villages, today, monitoring))
 
 
 def iter_households(per_village: int = 80, seed: int = 2026, villages: list[str] | None = None,
-                    today: dt.date | None = None) -> Iterator[dict]:
+                    today: dt.date | None = None, monitoring: bool = False) -> Iterator[dict]:
     """Household documents (the `add --json` shape, without ids) for each village. Visits fall in
     the 100 days before `today` (about one household in ten is overdue for its 90-day visit), and
-    households marked as exited have a 2025 income above that year's demo poverty line."""
+    households marked as exited have a 2025 income above that year's demo poverty line. With
+    `monitoring`, a few households are 监测户 with their risks (`monitor`); the other figures are
+    the same with or without it (its choices come from a random stream of their own)."""
     today = today or dt.date.today()
     rng = random.Random(seed)
+    watch = random.Random(f"{seed}-monitoring")
     names = _Names(rng)
     used: set[str] = set()
     seq = 0
@@ -243,4 +253,41 @@ def iter_households(per_village: int = 80, seed: int = 2026, villages: list[str]
                     earned["wage_income"] += round(short * size / 100) * 100 + 400
             if status == "4":
                 doc["return_reason"] = rng.choice(["家庭成员患大病", "遭受洪灾"])
+            if monitoring:
+                monitor(doc, watch, today)
             yield doc
+
+
+def monitor(doc: dict, rng: random.Random, today: dt.date) -> None:
+    """Make about 5% of 脱贫户 (status 已脱贫) and 3% of the others (一般农户) 监测户, as the county's
+    ledger has them: identified in the last two years, one or two risks found around then (by the
+    three ways a risk is found), most still open. About half of the monitored 脱贫户 identified
+    long enough ago have had their risk eliminated (their income is above the monitoring
+    line: `iter_households` keeps exited households above it): 风险是否消除 是, 风险消除时间 at least six
+    months after identification, and every risk 已消除 on that date. Draws from `rng` for every
+    household, monitored or not, so the same seed and `today` give the same 监测户."""
+    exited = doc["status"] in ("2", "3")
+    pick, kind, identified_ago, count, extra_after, eliminate, months = (
+        rng.random(), rng.random(), rng.randint(30, 730), rng.choice([1, 1, 1, 2]), rng.randint(10, 90),
+        rng.random(), rng.randint(6, 10))
+    types = rng.sample(list(RISK_WEIGHTS), 2, counts=list(RISK_WEIGHTS.values()))
+    sources = [rng.choices(["1", "2", "3"], [30, 50, 20])[0] for _ in range(2)]
+    found_before = rng.randint(3, 40)
+    if pick >= (MONITORED_EXITED if exited else MONITORED_GENERAL):
+        return
+    identified = today - dt.timedelta(days=identified_ago)
+    if types[0] == types[1]:
+        types[1] = next(t for t in RISK_WEIGHTS if t != types[0])
+    risks = [{"risk_type": types[0], "found_date": (identified - dt.timedelta(days=found_before)).isoformat(),
+              "source": sources[0], "state": "1", "note": "入户排查发现,已纳入监测并落实帮扶"}]
+    if count == 2 and identified + dt.timedelta(days=extra_after) < today:
+        risks.append({"risk_type": types[1], "found_date": (identified + dt.timedelta(days=extra_after)).isoformat(),
+                      "source": sources[1], "state": "1", "note": "监测期间新发现的风险"})
+    doc.update(household_type="2", monitoring_type=("1" if kind < 0.8 else "3") if exited else "2",
+               risk_eliminated=False, risk_identified_date=identified.isoformat(), risk_eliminated_date=None,
+               risks=risks)
+    ended = identified + dt.timedelta(days=months * 31)
+    if exited and eliminate < 0.5 and ended < today and all(r["found_date"] < ended.isoformat() for r in risks):
+        doc.update(risk_eliminated=True, risk_eliminated_date=ended.isoformat())
+        for r in risks:
+            r.update(state="2", eliminated_date=ended.isoformat())

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.core import demo
+from app.core import demo, procedures
+from app.core.dictionary import default
 from app.services import households
 from app.store import Store
 
 
 def install_reference_data(store: Store) -> None:
-    """The demo county's divisions and the poverty lines per year."""
+    """The demo county's divisions, the poverty lines and the monitoring criteria per year."""
     store.set_divisions(demo.divisions())
     for year, line in demo.POVERTY_LINES.items():
         store.set_poverty_line(year, line, demo.DEMO_LINE_SOURCE[year])
+    for year, line in demo.MONITORING_LINES.items():
+        store.set_monitoring_criteria(year, line, source=demo.MONITORING_SOURCE)
 
 
 class DemoRefused(Exception):
@@ -47,10 +50,23 @@ def fill(store: Store, per_village: int = 80, seed: int = 2026, progress: Callab
     total = per_village * len(demo.village_codes())
     added = 0
     with store.transaction():  # households generated one at a time: memory stays flat
-        for added, doc in enumerate(demo.iter_households(per_village, seed, today=today), 1):
-            households.save(store, doc, allow_errors=True, reason="演示数据")
+        for added, doc in enumerate(demo.iter_households(per_village, seed, today=today, monitoring=True), 1):
+            _save(store, doc)
             if progress and added % 50 == 0:
                 progress(added, total)
     if progress:
         progress(added, added)
     return added
+
+
+def _save(store: Store, doc: dict) -> None:
+    """One demo household as the county's ledger has it. Its risks already eliminated are written
+    beside `households.save`, which records a risk 已消除 only through the county's 风险消除 decision:
+    the demo database takes part in no procedure (it is never enrolled, see `refusal`)."""
+    eliminated = [r for r in doc.get("risks", []) if r.get("state") == procedures.RISK_ELIMINATED]
+    doc["risks"] = [r for r in doc.get("risks", []) if r not in eliminated]
+    result = households.save(store, doc, allow_errors=True, reason="演示数据")
+    fields = default().kinds["risk"].fields
+    for risk in eliminated:
+        store.put("risk", {k: risk.get(k) for k in fields}, village_code=doc["village_code"],
+                  parent_id=result.household_id, reason="演示数据")
