@@ -120,3 +120,22 @@ def test_a_new_household_says_to_save_first(qtbot, demo_store):
     editor = HouseholdEditor(demo_store, None, village_code=next(iter(demo_store.records("household"))).village_code)
     qtbot.addWidget(editor)
     assert not editor.attachments.add_button.isEnabled() and "保存这一户后" in editor.attachments.status.text()
+
+
+def test_a_record_strip_sits_under_its_title_at_the_top_of_the_photos_tab(qtbot, demo_store):
+    """The 照片 tab at laptop size: each record's title directly above its strip, the empty room at
+    the bottom (the title once floated mid-tab with its strip far below)."""
+    w = open_window(qtbot, demo_store)
+    house = next(iter(demo_store.records("household")))
+    editor = editor_of(qtbot, w, house.id)
+    editor.resize(1366, 740)
+    editor.tabs.setCurrentWidget(editor.attachments)
+    qtbot.wait(50)
+    panel = editor.attachments
+    strip = panel.strips[house.id]
+    title = panel.strips_layout.itemAt(0).widget()
+    assert "本户" in title.text()
+    gap = strip.geometry().top() - title.geometry().bottom()
+    assert 0 <= gap <= 12, gap
+    assert title.geometry().top() <= 12
+    assert panel.inner.height() - strip.geometry().bottom() > 100  # the spare room is below the strips

@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
+    QSizePolicy,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -208,6 +209,7 @@ class AttachmentsPanel(QWidget):
             rows = by_record.get(rid, [])
             title = QLabel(f"{words.get(rid) or rows[0]['record_words']}({len(rows)} 张)")
             title.setStyleSheet("font-weight: bold;")
+            title.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)  # the title sits on its strip
             self.strips_layout.addWidget(title)
             strip = Strip(rid)
             strip.files_dropped.connect(self.add_paths)
@@ -231,6 +233,7 @@ class AttachmentsPanel(QWidget):
                 empty.setFlags(Qt.NoItemFlags)
                 strip.addItem(empty)
             self.strips_layout.addWidget(strip)
+        self.strips_layout.addStretch(1)  # strips packed at the top, the empty room below them
         self.status.setText(f"共 {len(self.rows)} 张照片" if self.rows else "还没有照片")
         if thumbs:
             workers.start(lambda progress: decode_thumbs(thumbs), self._thumbs_ready, lambda message: None)
