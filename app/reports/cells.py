@@ -19,7 +19,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table
 
-from app.reports.common import MIN_NUMBER_SIZE, NUMBER, _number_styles, markup, number_para, runs, string_width, value_markup
+from app.reports.common import NUMBER, markup, number_para, number_style, runs, value_markup
 
 FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
 
@@ -197,15 +197,7 @@ def number_cell(text, style: ParagraphStyle, width: float, required: bool = Fals
     text = "" if text is None else str(text)
     if bold or not NUMBER.fullmatch(text):
         return number_para(text, style, width, required, bold) if bold else cell(text, style, required)
-    size = style.fontSize
-    while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
-        size -= 0.25
-    key = (style.name, style.fontSize, style.leading, style.alignment, size)
-    fitted = _number_styles.get(key)
-    if fitted is None:
-        fitted = _number_styles[key] = style.clone(f"{style.name}-number-{size}", fontSize=size,
-                                                   wordWrap=None, splitLongWords=0)
-    return Line(text, fitted)
+    return Line(text, number_style(text, style, width))
 
 
 _shared: dict[tuple, Flowable] = {}

@@ -174,6 +174,12 @@ def number_para(text, style: ParagraphStyle, width: float, required: bool = Fals
     text = "" if text is None else str(text)
     if not NUMBER.fullmatch(text):
         return Paragraph(f"<b>{value_markup(text, required)}</b>" if bold and text else value_markup(text, required), style)
+    return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), number_style(text, style, width))
+
+
+def number_style(text: str, style, width: float):
+    """`style` at the largest size (not below MIN_NUMBER_SIZE) at which `text` fits `width` on one line,
+    never wrapped (cached per size)."""
     size = style.fontSize
     while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
         size -= 0.25
@@ -181,8 +187,8 @@ def number_para(text, style: ParagraphStyle, width: float, required: bool = Fals
     fitted = _number_styles.get(key)
     if fitted is None:
         fitted = _number_styles[key] = style.clone(f"{style.name}-number-{size}", fontSize=size,
-                                                       wordWrap=None, splitLongWords=0)
-    return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), fitted)
+                                                   wordWrap=None, splitLongWords=0)
+    return fitted
 
 
 HEAD_BREAK = re.compile(r"(?<=[/、 ])|(?=[((])")  # a heading may break after / 、 space, before a bracket

@@ -17,7 +17,7 @@ from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, markup, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, money
-from app.reports.notice import WIDTH, NoticeInfo, _date
+from app.reports.notice import WIDTH, NoticeInfo, _date, village_signatures
 
 KINDS = {"monitor": "拟纳入防返贫监测对象", "eliminate": "监测对象拟风险消除"}
 
@@ -104,12 +104,7 @@ def story(place_code: str, kind: str, items: list[tuple[dict, dict]], info: Noti
     right = styles()["body"].clone("right", alignment=2, fontSize=11, leading=18)
     contact = info.contact + (f",联系电话 {info.phone}" if info.phone else "")
     issuer = info.issuer or f"{place}村民委员会"
-    sign = Table([
-        [Paragraph(markup("村党组织书记(签字):"), st["body"]), "", Paragraph(markup("村委会主任(签字):"), st["body"]), ""],
-        [Paragraph(markup("驻村工作队队长(签字):"), st["body"]), "", Paragraph(markup("监督人(签字):"), st["body"]), ""],
-    ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
-    sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
-                              ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    sign = village_signatures(st)
     out.append(KeepTogether([
         Spacer(1, 5 * mm),
         Paragraph(markup(f"公示时间:{_date(info.start)}至{_date(info.end)}(共 {info.days} 天)。"), st["notice"]),

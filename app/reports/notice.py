@@ -248,12 +248,7 @@ def notice_story(place_code: str, kind: str, items: list[tuple[dict, dict]], inf
                                              Paragraph(markup(_date(info.start)), right)]))
         return story
     issuer = info.issuer or f"{place}村民委员会"
-    sign = Table([
-        [Paragraph(markup("村党组织书记(签字):"), st["body"]), "", Paragraph(markup("村委会主任(签字):"), st["body"]), ""],
-        [Paragraph(markup("驻村工作队队长(签字):"), st["body"]), "", Paragraph(markup("监督人(签字):"), st["body"]), ""],
-    ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
-    sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
-                              ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    sign = village_signatures(st)
     story.append(KeepTogether(closing + [Spacer(1, 6 * mm), sign, Spacer(1, 8 * mm),
                                Paragraph(markup(f"{issuer}(盖章)"), right),
                                Paragraph(markup(_date(info.start)), right)]))
@@ -269,3 +264,14 @@ def build_notice(path: str, place_code: str, kind: str, items: list[tuple[dict, 
                             author=ctx.site_name or "jiandang", initialFontName=CJK)
     doc.build(story, canvasmaker=numbered_canvas())
     return doc.page
+
+
+def village_signatures(st) -> Table:
+    """The four signature lines under a village notice (村党组织书记, 村委会主任, 驻村工作队队长, 监督人)."""
+    sign = Table([
+        [Paragraph(markup("村党组织书记(签字):"), st["body"]), "", Paragraph(markup("村委会主任(签字):"), st["body"]), ""],
+        [Paragraph(markup("驻村工作队队长(签字):"), st["body"]), "", Paragraph(markup("监督人(签字):"), st["body"]), ""],
+    ], colWidths=[WIDTH * 0.27, WIDTH * 0.23] * 2, rowHeights=[12 * mm, 12 * mm])
+    sign.setStyle(TableStyle([FONT_CMD, ("LINEBELOW", (1, 0), (1, -1), 0.5, GRID), ("LINEBELOW", (3, 0), (3, -1), 0.5, GRID),
+                              ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    return sign
