@@ -65,11 +65,25 @@ def test_a_record_that_disagrees_with_its_change_log_is_reported(demo_store):
     house = next(demo_store.records("household"))
     sealer = demo_store._require()
     fields = dict(house.fields, head_name="冒名顶替")
-    blob = sealer.seal("household", house.id, json.dumps({"f": fields, "c": house.clocks}, ensure_ascii=False).encode())
+    body = {"f": fields, "c": house.clocks, "v": house.village_code, "p": house.parent_id, "t": house.hlc}
+    blob = sealer.seal("household", house.id, json.dumps(body, ensure_ascii=False).encode())
     demo_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob, house.id))
     report = integrity.check(demo_store)
     assert report.damaged_ids() == {house.id}
     assert "head_name" in report.problems[0].message and "不一致" in report.problems[0].message
+
+
+def test_a_plain_village_column_changed_outside_the_program_is_reported(demo_store):
+    """Queries choose records by their plain village column; the sealed body names the village too.
+    Moving a household to another village by editing the file is caught, and reading the record still
+    gives the village it was saved with."""
+    house = next(demo_store.records("household"))
+    other = next(v for v in demo_store.village_codes() if v != house.village_code)
+    demo_store.conn.execute("UPDATE records SET village_code = ? WHERE id = ?", (other, house.id))
+    report = integrity.check(demo_store)
+    assert house.id in report.damaged_ids()
+    assert any("明文列" in p.message for p in report.problems if p.record_id == house.id)
+    assert demo_store.get(house.id).village_code == house.village_code
 
 
 def test_a_deleted_flag_flipped_outside_the_log_is_reported(demo_store):

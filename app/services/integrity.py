@@ -3,6 +3,7 @@
 It verifies that
 - SQLite's own `PRAGMA integrity_check` passes,
 - every record decrypts (its sealed blob authenticates under the data key, bound to its id and kind),
+  and its plain routing columns (village, parent, clock) agree with the sealed ones,
 - every change row decrypts,
 - the change log matches the records: replaying each record's changes in (hlc, site_id) order gives
   the record's current fields, village and deleted flag, and every record has changes,
@@ -128,8 +129,8 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
 
     seen_ids = set()
     expected_index: dict[str, bytes] = {}
-    for rid, kind, village, hlc, deleted, blob in store.conn.execute(
-            "SELECT id, kind, village_code, hlc, deleted, blob FROM records"):
+    for rid, kind, village, parent, hlc, deleted, blob in store.conn.execute(
+            "SELECT id, kind, village_code, parent_id, hlc, deleted, blob FROM records"):
         report.records += 1
         done += 1
         seen_ids.add(rid)
@@ -138,9 +139,12 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
         try:
             body = json.loads(sealer.open(kind, rid, blob))
             current = body["f"]
+            sealed_place = (body["v"], body["p"], body["t"])
         except (DecryptionError, ValueError, TypeError, KeyError):
             report.problems.append(Problem("record", rid, f"{kind} 记录无法解密,已损坏或被改动"))
             continue
+        if sealed_place != (village, parent, hlc):  # the plain columns are what queries choose records by
+            report.problems.append(Problem("record", rid, "记录的明文列(所在村、所属户或时间)与加密内容不一致,文件被改动过"))
         if kind == "member" and not deleted and current.get("id_number"):
             expected_index[rid] = store.blind("id_number", idnumber.normalise(current["id_number"]))
         if rid in bad_change_records:

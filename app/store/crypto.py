@@ -84,6 +84,18 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionError("密文校验失败") from None
 
 
+class _Heads(dict):
+    """kind -> the start of a record's associated data ("jd1|db id|kind|"), made on first use."""
+
+    def __init__(self, prefix: bytes):
+        super().__init__()
+        self.prefix = prefix
+
+    def __missing__(self, kind: str) -> bytes:
+        head = self[kind] = self.prefix + kind.encode() + b"|"
+        return head
+
+
 class Sealer:
     """Seals and opens record blobs and change payloads of one database under its data key."""
 
@@ -91,6 +103,7 @@ class Sealer:
         self._aead = AESGCM(data_key)
         self._prefix = f"jd1|{db_id}|".encode()
         self.key_version = key_version
+        self._heads = _Heads(self._prefix)
 
     def _aad(self, kind: str, record_id: str) -> bytes:
         return self._prefix + f"{kind}|{record_id}|{self.key_version}".encode()
@@ -105,22 +118,11 @@ class Sealer:
         except (InvalidTag, ValueError):
             raise DecryptionError(f"记录 {record_id} ({kind}) 解密失败:数据被篡改或与其他记录互换") from None
 
-    def open_rows(self, rows, id_at: int, kind_at: int, blob_at: int) -> list[bytes | None]:
-        """Opens the blob of every row (database rows holding id, kind and blob at these positions):
-        the same as `open` for each, in one loop for loading a whole database at once. A blob that
-        fails to open gives None in its place instead of raising, so one damaged record is skipped
-        by the caller and does not hide the others."""
-        decrypt, prefix, suffix = self._aead.decrypt, self._prefix, f"|{self.key_version}".encode()
-        out = []
-        append = out.append
-        for row in rows:
-            blob = row[blob_at]
-            try:
-                append(decrypt(blob[:NONCE], blob[NONCE:],
-                               b"%s%s|%s%s" % (prefix, row[kind_at].encode(), row[id_at].encode(), suffix)))
-            except (InvalidTag, ValueError, TypeError):
-                append(None)
-        return out
+    def record_opener(self):
+        """What `open` does, in parts for a caller's own loop over many rows (app.store.bodies): `decrypt`
+        (nonce, ciphertext, associated data; raises one of `errors`), `heads[kind]` + record id + `tail`
+        is the associated data `open` binds."""
+        return self._aead.decrypt, self._heads, f"|{self.key_version}".encode(), (InvalidTag, ValueError, TypeError)
 
 
 def recovery_info(db_id: str) -> bytes:

@@ -32,7 +32,7 @@ import sqlite_utils
 from app import fileio
 from app.core import idnumber
 from app.core.clock import ZERO, HybridClock
-from app.store import crypto
+from app.store import bodies, crypto
 from app.store.base import (  # noqa: F401 - the names callers import from app.store.db
     _DECODE_BATCH,
     STDLIB_MARK,
@@ -288,6 +288,21 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         self.close()
 
 
+    def _unlocked(self, data_key: bytes, operator: str) -> None:
+        """Keys in hand (Keys.unlock, unlock_with_recovery, create): bodies of an older format are
+        converted now, in one transaction (app/store/bodies.py; schema version 5)."""
+        super()._unlocked(data_key, operator)
+        if not bodies.pending(self.conn):
+            return
+        try:
+            if self.read_only:
+                raise bodies.refuse_read_only(self.path.name)
+            with self.transaction():
+                bodies.convert(self.conn, self._sealer)
+        except BaseException:
+            self.lock()
+            raise
+
     # ------------------------------------------------------------------ settings
 
     def meta(self, key: str, default=None):
@@ -367,11 +382,9 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
                 f"请运行 jiandang check {self.path.name} 查看,并用 jiandang restore 从最近的备份恢复")
 
     def _decode(self, row) -> Record:
-        rid, kind, village, parent, hlc, deleted, blob = row
-        body = _loads(self._require().open(kind, rid, blob))
-        return Record(rid, kind, village, parent, hlc, bool(deleted), body["f"], body["c"])
+        return bodies.open_one(self._require(), row)
 
-    _COLUMNS = "id, kind, village_code, parent_id, hlc, deleted, blob"
+    _COLUMNS = bodies.COLUMNS  # what a read selects: the sealed body holds village, parent and clock
 
     def get(self, record_id: str) -> Record | None:
         row = self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id = ?", (record_id,)).fetchone()
@@ -401,7 +414,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             args.append(parent_id)
         if not include_deleted:
             where.append("deleted = 0")
-        columns = self._COLUMNS if include_deleted else self._COLUMNS.replace("deleted", "0")  # known: not deleted
+        columns = self._COLUMNS if include_deleted else bodies.LIVE_COLUMNS  # known: not deleted
         sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
         while rows := cursor.fetchmany(_DECODE_BATCH):
@@ -415,20 +428,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         record that fails to decrypt (damaged or tampered with) is skipped and named in
         `self.damaged`: one damaged record must not make the whole database unreadable; the caller
         (and `check`) reports it."""
-        plains = self._require().open_rows(rows, 0, 1, 6)
-        out = []
-        append = out.append
-        loads = orjson.loads
-        for (rid, kind, village, parent, hlc, deleted, _blob), plain in zip(rows, plains):
-            if plain is None:
-                self.damaged[rid] = kind
-                continue
-            try:
-                body = loads(plain) if plain[:1] != STDLIB_MARK else _loads(plain)
-            except orjson.JSONDecodeError:
-                body = _loads(plain)
-            append(Record(rid, kind, village, parent, hlc, deleted != 0, body["f"], body["c"]))
-        return out
+        return bodies.open_many(self._require(), rows, self.damaged)
 
     def children_of(self, parent_ids: list[str], kinds: list[str] | None = None) -> list[Record]:
         """Live records whose parent is one of these ids (of these kinds), in insertion order within
@@ -440,7 +440,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         for i in range(0, len(parent_ids), 500):
             chunk = parent_ids[i:i + 500]
             rows = self.conn.execute(
-                f"SELECT {self._COLUMNS.replace('deleted', '0')} FROM records WHERE parent_id IN "
+                f"SELECT {bodies.LIVE_COLUMNS} FROM records WHERE parent_id IN "
                 f"({','.join('?' * len(chunk))}) AND deleted = 0{kind_sql} ORDER BY rowid",
                 [*chunk, *(kinds or [])]).fetchall()
             with _gc_paused():
@@ -548,7 +548,8 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
                                 self.operator, reason)
                 body = _dumps(new)
                 mark = STDLIB_MARK if body[:1] == STDLIB_MARK else b""  # the whole must carry it
-                blob = sealer.seal(kind, record_id, mark + b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"}}')
+                blob = sealer.seal(kind, record_id, mark + b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"},"v":'
+                                   + orjson.dumps(village) + b',"p":' + orjson.dumps(parent) + b',"t":"' + hlc.encode() + b'"}')
                 payload = sealer.seal("change", f"{self.site_id}:{seq}", mark + b'{"op":"create","new":' + body + tail)
                 records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
                 changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))
@@ -587,7 +588,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             return change
 
     def _write_record(self, sealer: crypto.Sealer, record: Record) -> None:
-        blob = sealer.seal(record.kind, record.id, _dumps({"f": record.fields, "c": record.clocks}))
+        blob = sealer.seal(record.kind, record.id, bodies.encode(record))
         self.conn.execute(
             "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
@@ -608,7 +609,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         """Write many records' states as given at once (executemany; merge code)."""
         sealer = self._require()
         rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version,
-                 sealer.seal(r.kind, r.id, _dumps({"f": r.fields, "c": r.clocks}))) for r in records]
+                 sealer.seal(r.kind, r.id, bodies.encode(r))) for r in records]
         self.conn.executemany(
             "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -83,6 +83,17 @@ def _v4(db: sqlite_utils.Database) -> None:
         """)
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """Record bodies in format 2 (app/store/bodies.py: village, parent and clock sealed with the
+    fields, so a read fetches id, kind and blob only). The bodies are sealed, so they are converted
+    at the first unlock (`bodies.convert`, one transaction), which has the data key; until then
+    meta.record_body says 1. A new or empty database starts at 2."""
+    from app.store import bodies
+
+    held = db.conn.execute("SELECT id FROM records LIMIT 1").fetchone()
+    bodies.set_format(db.conn, "1" if held else bodies.FORMAT)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statements one by one (executescript would commit the caller's transaction)."""
     for statement in script.split(";"):
@@ -90,7 +101,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

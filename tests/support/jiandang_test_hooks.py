@@ -5,7 +5,10 @@ app/ imports this, and the packaged build does not contain it.
 - a cheap Argon2id profile for new passphrase wraps (a real profile takes about 270 ms per unlock);
 - `JIANDANG_TEST_HOLD_IMPORT=MARKER`: the first county import holds inside its open transaction
   (after applying the changes, before the receipt and the commit), writing MARKER, so that a test
-  can kill the process there."""
+  can kill the process there;
+- `JIANDANG_TEST_HOLD_CONVERSION=MARKER`: the first conversion of record bodies at unlock
+  (app/store/bodies.py) holds inside its open transaction, after re-sealing every record, writing
+  MARKER."""
 
 from __future__ import annotations
 
@@ -39,6 +42,22 @@ def hold_imports(marker: str | os.PathLike) -> None:
     exchange._import_upstream = holding
 
 
+def hold_conversions(marker: str | os.PathLike) -> None:
+    """Make the first conversion of record bodies of this process stop inside its transaction."""
+    from app.store import bodies
+
+    real = bodies.convert
+
+    def holding(*args, **kw):
+        result = real(*args, **kw)
+        if not Path(marker).exists():
+            Path(marker).write_text("holding")
+            time.sleep(120)
+        return result
+
+    bodies.convert = holding
+
+
 def subprocess_env(**extra) -> dict:
     """os.environ for a program process started by a test: this folder first on PYTHONPATH (so that
     sitecustomize installs the hooks), then the project root."""
@@ -55,3 +74,6 @@ def install_from_environment() -> None:
     marker = os.environ.get("JIANDANG_TEST_HOLD_IMPORT")
     if marker:
         hold_imports(marker)
+    marker = os.environ.get("JIANDANG_TEST_HOLD_CONVERSION")
+    if marker:
+        hold_conversions(marker)

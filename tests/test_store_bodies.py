@@ -1,0 +1,190 @@
+"""Record bodies of format 2 (app/store/bodies.py, schema version 5): a database written before it
+(bodies {"f", "c"}, village, parent and clock in plain columns only) is converted at its first
+unlock, in one transaction, and reads exactly as before; a conversion cut off leaves the old data
+as it was and is done again at the next unlock."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.services import demo, integrity
+from app.store import Store, StoreError, bodies
+from app.store.base import _dumps
+from app.store.crypto import DecryptionError
+from app.store.migrations import SCHEMA_VERSION
+from tests.conftest import PASSPHRASE
+from tests.support.jiandang_test_hooks import subprocess_env
+
+
+def _state(store: Store) -> dict:
+    """Everything a caller reads from the records: every record, live or deleted, as loaded in bulk
+    and one by one, the name search, the ID-number lookups and a record's history."""
+    records = {r.id: (r.kind, r.village_code, r.parent_id, r.hlc, r.deleted, r.fields, r.clocks)
+               for r in store.records(include_deleted=True)}
+    singles = {rid: store.get(rid) for rid in records}
+    members = [r for r in store.records("member") if r.fields.get("id_number")]
+    return {
+        "records": records,
+        "get": {rid: (r.kind, r.village_code, r.parent_id, r.hlc, r.deleted, r.fields, r.clocks) for rid, r in singles.items()},
+        "children": sorted(r.id for r in store.children_of([r.id for r in store.records("household")])),
+        "village": sorted(r.id for r in store.records(village_code=store.village_codes()[0])),
+        "search": {q: sorted(store.search(q)) for q in ("王", "李", "村")},
+        "id_number": {m.id: store.find_id_number(m.fields["id_number"]) for m in members[:5]},
+        "duplicates": store.duplicate_id_numbers(),
+        "history": [(c.site_id, c.seq, c.op, c.new) for c in store.history(members[0].id)],
+    }
+
+
+def _as_format_1(path) -> dict[str, bytes]:
+    """Turn the database at `path` into what the code before schema version 5 wrote: every record
+    body sealed as that code's `_write_record` sealed it (`_dumps({"f": fields, "c": clocks})`, the
+    same associated data), schema version 4, no record_body flag. Returns id -> old blob."""
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        sealer = s.sealer()
+        old = {r.id: sealer.seal(r.kind, r.id, _dumps({"f": r.fields, "c": r.clocks}))
+               for r in s.records(include_deleted=True)}
+        with s.transaction():
+            s.conn.executemany("UPDATE records SET blob = ? WHERE id = ?", [(b, rid) for rid, b in old.items()])
+            s.conn.execute("DELETE FROM meta WHERE key = 'record_body'")
+            s.conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+    return old
+
+
+def _blobs(path) -> dict[str, bytes]:
+    conn = sqlite3.connect(path)
+    try:
+        return dict(conn.execute("SELECT id, blob FROM records").fetchall())
+    finally:
+        conn.close()
+
+
+def _meta(path, key):
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def old_database(make_store):
+    """A filled database (12 households, one deleted member, a value only the standard library's JSON
+    holds exactly) turned into the format before schema version 5; with its state as read then."""
+    s = make_store("old.db")
+    demo.fill(s, per_village=2)
+    member = next(s.records("member"))
+    s.delete(member.id, reason="测试")
+    house = next(s.records("household"))
+    s.put("household", {"note": 2 ** 70}, record_id=house.id)  # beyond 64 bits: the standard library's JSON
+    path = s.path
+    before = _state(s)
+    s.close()
+    old = _as_format_1(path)
+    return path, before, old
+
+
+def test_an_old_database_converts_at_unlock_and_reads_identically(old_database):
+    path, before, old = old_database
+    assert _meta(path, "schema_version") == "4"
+    with Store.open(path) as s:
+        assert bodies.pending(s.conn)  # the schema moved on at open; the bodies wait for the key
+        s.unlock("admin", PASSPHRASE)
+        assert not bodies.pending(s.conn)
+        assert int(s.meta("schema_version")) == SCHEMA_VERSION
+        assert _state(s) == before
+        assert integrity.check(s).ok
+    blobs = _blobs(path)
+    assert blobs.keys() == old.keys() and all(blobs[rid] != old[rid] for rid in old)  # every body re-sealed
+    with Store.open(path) as s:  # the next unlock has nothing to convert
+        s.unlock("admin", PASSPHRASE)
+        assert _state(s) == before
+    assert _blobs(path) == blobs
+
+
+def test_an_old_database_opened_with_the_recovery_key_converts_too(old_database, recovery_key):
+    path, before, _ = old_database
+    with Store.open(path) as s:
+        s.unlock_with_recovery(recovery_key)
+        assert _state(s) == before
+
+
+def test_a_damaged_record_stays_damaged_and_the_rest_converts(old_database):
+    path, before, old = old_database
+    victim = next(rid for rid, rec in before["records"].items() if rec[0] == "household")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (old[victim][:-1] + b"\x00", victim))
+    conn.commit()
+    conn.close()
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        loaded = {r.id for r in s.records(include_deleted=True)}
+        assert loaded == set(before["records"]) - {victim}
+        assert s.damaged == {victim: "household"}
+        with pytest.raises(DecryptionError):
+            s.get(victim)
+        assert integrity.check(s).damaged_ids() == {victim}
+    assert _blobs(path)[victim] == old[victim][:-1] + b"\x00"  # left as it was found
+
+
+def test_a_reader_beside_an_unconverted_database_is_told_what_to_do(old_database):
+    path, before, _ = old_database
+    Store.open(path).close()  # a writer opened it (schema moved on) but never unlocked
+    reader = Store.open(path, read_only=True)
+    try:
+        with pytest.raises(StoreError, match="需要升级数据格式"):
+            reader.unlock("admin", PASSPHRASE)
+        assert not reader.unlocked
+    finally:
+        reader.close()
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        assert _state(s) == before
+
+
+def test_a_conversion_killed_midway_leaves_the_old_data_and_runs_again(old_database, tmp_path):
+    path, before, old = old_database
+    marker = tmp_path / "holding"
+    script = ("import sys; from app.store import Store; s = Store.open(sys.argv[1]); "
+              "s.unlock('admin', sys.argv[2])")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), PASSPHRASE],
+                            env=subprocess_env(JIANDANG_TEST_HOLD_CONVERSION=str(marker)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert marker.exists(), proc.stderr.read().decode(errors="replace") if proc.poll() is not None else "no marker"
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    # killed inside the conversion's transaction, every record re-sealed but not committed
+    assert _blobs(path) == old
+    assert _meta(path, "record_body") == "1"
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        assert not bodies.pending(s.conn)
+        assert _state(s) == before
+        assert integrity.check(s).ok
+
+
+def test_new_records_are_sealed_with_their_village_parent_and_clock(store):
+    """What a read returns as village, parent and clock is the sealed copy, whatever the plain
+    routing columns say (they are what queries choose records by, nothing more)."""
+    house = store.put("household", {"head_name": "王一"}, village_code="522699101201")
+    member = store.put("member", {"name": "王一"}, village_code="522699101201", parent_id=house.record_id)
+    many = store.create_many([("member", {"name": "王二"}, "522699101201", house.record_id)])
+    body = bodies.decode(store.sealer().open("member", member.record_id, store.conn.execute(
+        "SELECT blob FROM records WHERE id = ?", (member.record_id,)).fetchone()[0]), member.record_id, "member", 0)
+    assert (body.village_code, body.parent_id, body.hlc) == ("522699101201", house.record_id, member.hlc)
+    store.conn.execute("UPDATE records SET parent_id = ?, hlc = '0' WHERE id IN (?, ?)",
+                       (house.record_id + "x", member.record_id, many[0].record_id))
+    for got in (store.get(member.record_id), store.get(many[0].record_id)):
+        assert got.parent_id == house.record_id and got.hlc != "0"
