@@ -45,8 +45,11 @@ class ChangeLog:
     def write_changes_raw(self, changes: list[Change]) -> None:
         """Append many changes received from other sites at once (executemany; merge code)."""
         sealer = self._require()
-        rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, sealer.key_version,
-                 sealer.seal("change", f"{c.site_id}:{c.seq}", _dumps(c.payload()))) for c in changes]
+        version = sealer.key_version
+        payloads = sealer.seal_many([("change", f"{c.site_id}:{c.seq}", _dumps(
+            {"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason})) for c in changes])
+        rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, payload)
+                for c, payload in zip(changes, payloads)]
         self.conn.executemany(
             "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
             rows)

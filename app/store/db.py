@@ -608,15 +608,16 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
     def write_records_raw(self, records: list[Record]) -> None:
         """Write many records' states as given at once (executemany; merge code)."""
         sealer = self._require()
-        rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version,
-                 sealer.seal(r.kind, r.id, bodies.encode(r))) for r in records]
+        blobs = sealer.seal_many([(r.kind, r.id, bodies.encode(r)) for r in records])
+        rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version, blob)
+                for r, blob in zip(records, blobs)]
         self.conn.executemany(
             "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
             "key_version=excluded.key_version, blob=excluded.blob", rows)
-        for r in records:
-            self._update_blind_index(r)
-            if self._search is not None:
+        self._update_blind_index_many(records)
+        if self._search is not None:
+            for r in records:
                 self._index_record(r)
 
     def get_many(self, record_ids: list[str]) -> dict[str, Record]:

@@ -591,10 +591,11 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     exists = held is not None or c.record_id in made
     if c.op == "create" and exists:
         return f"记录 {c.record_id}({c.kind})在县级已经存在,不能再次新建"
+    controlled = _controlled(new) if c.kind == "household" else []
     # authorised against what the county holds (and the bundle's earlier changes), never against the
     # old values the change claims: those are the sender's word
     old: dict = {}
-    if exists and (c.kind in ("proposal", "risk") or (c.kind == "household" and _controlled(new))):
+    if exists and (c.kind in ("proposal", "risk") or controlled):
         old = _county_fields(store, c.record_id, fields_now)
     creating = c.op == "create" and not exists
     if c.kind == "household" and "household_number" in new and new["household_number"] not in (None, ""):
@@ -608,8 +609,8 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
     # what later changes of the same bundle are judged against: a household's status, a proposal's fields
     if c.kind in ("proposal", "risk"):
         fields_now.setdefault(c.record_id, {}).update(new)
-    elif c.kind == "household" and _controlled(new):
-        fields_now.setdefault(c.record_id, {}).update({k: new[k] for k in _controlled(new)})
+    elif controlled:
+        fields_now.setdefault(c.record_id, {}).update({k: new[k] for k in controlled})
     before = made.get(c.record_id)
     made[c.record_id] = (c.kind, target or (before[1] if before else held[1] if held else c.village_code))
     return None
@@ -618,7 +619,12 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
 _CONTROLLED = ("status",) + procedures.MONITORING_FIELDS  # household fields only procedures change
 
 
+_CONTROLLED_SET = frozenset(_CONTROLLED)
+
+
 def _controlled(new: dict) -> list[str]:
+    if _CONTROLLED_SET.isdisjoint(new):  # most changes: ordinary fields
+        return []
     return [k for k in _CONTROLLED if k in new]
 
 
