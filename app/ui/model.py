@@ -1,16 +1,24 @@
 """The household list: rows computed once (off the GUI thread) from the decrypted documents, then
 filtered in memory. Typing in the search box runs store.search (an in-memory substring scan of the
-decrypted names and numbers) and a set lookup per row: nothing is decrypted per keystroke."""
+decrypted names and numbers) and a set lookup per row: nothing is decrypted per keystroke.
+
+Loading hands the rows over in parts (`load_parts`): a first screenful, then a thousand households
+at a time, each part with its search index entries. The model takes each part in (`add_rows`)
+where the current sort and filters put its rows, keeping the selection, so the list is usable from
+the first part on while the rest is decrypted."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import islice
+from operator import attrgetter
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
 from app.core.dictionary import default
 from app.core.validation import completeness
+from app.store.search import SearchEntries
 
 DISPLAY, ALIGNMENT, USER = int(Qt.DisplayRole.value), int(Qt.TextAlignmentRole.value), int(Qt.UserRole.value)
 RIGHT = int((Qt.AlignRight | Qt.AlignVCenter).value)
@@ -49,10 +57,6 @@ class Row:
     completeness: float
     photos: int = 0  # attachments (photos and scans) of the household
 
-    def cells(self) -> tuple:
-        return (self.household_number, self.head_name, self.population, self.attribute, self.main_cause,
-                self.status, f"{self.completeness:.0%}", self.photos or "")
-
 
 def row_of(doc: dict, d=None, photos: int = 0) -> Row:
     d = d or default()
@@ -72,33 +76,98 @@ def row_of(doc: dict, d=None, photos: int = 0) -> Row:
     )
 
 
-def load_rows(store, progress=None) -> list[Row]:
-    """Every household's list row, and the search index, from one decryption of each household and
-    member (the index is built from the same records). Runs on a worker thread.
-    A row needs the household and its members only (not incomes, visits, ...)."""
-    d = default()
-    total = store.count("household")
-    member_records = list(store.records("member"))
-    members: dict[str, list[dict]] = defaultdict(list)
-    for m in member_records:
-        members[m.parent_id].append(m.fields)
-    if progress:
-        progress(total // 2, total * 2)
+FIRST_PART = 150  # households in the first part: more than a screenful at any window size
+PART = 1000
+
+
+@dataclass
+class Part:
+    """Some households' list rows and search index entries (`done` of `total` read so far);
+    `divisions` rides on the first part for the village tree (read by the worker, not the GUI)."""
+
+    rows: list[Row]
+    entries: SearchEntries
+    done: int
+    total: int
+    divisions: list[dict] | None = None
+
+
+def load_parts(store, part, progress=None, first: int = FIRST_PART, size: int = PART) -> int:
+    """Every household's list row and search index entries, handed to `part(Part)` a part at a
+    time (always at least one part, empty for an empty database), from one decryption of each
+    household and member. A row needs the household and its members only (not incomes, visits,
+    ...). Runs on a worker thread; touches nothing of the store but reading. Returns the number of
+    households."""
     from app.services import attachments  # noqa: PLC0415
 
+    d = default()
+    total = store.count("household")
     photos = attachments.counts(store)
-    rows = []
-    house_records = []
-    for i, h in enumerate(store.records("household"), 1):
-        house_records.append(h)
-        rows.append(row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
-                           photos.get(h.id, 0)))
-        if progress and i % 500 == 0:
-            progress(total // 2 + i // 2, total * 2)
-    store.build_search_index(records=house_records + member_records)
-    if progress:
-        progress(total * 2, total * 2)
+    houses = store.records("household")
+    done, n = 0, first
+    while True:
+        batch = list(islice(houses, n))
+        if not batch and done:
+            break
+        kids = store.children_of([h.id for h in batch], ["member"]) if batch else []
+        members: dict[str, list[dict]] = defaultdict(list)
+        for m in kids:
+            members[m.parent_id].append(m.fields)
+        rows = [row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
+                       photos.get(h.id, 0)) for h in batch]
+        done += len(batch)
+        part(Part(rows, SearchEntries(batch + kids), done, max(total, done)))
+        if progress:
+            progress(done, max(total, done))
+        if not batch:
+            break
+        n = size
+    return done
+
+
+def rows_of(store, ids, d=None) -> dict[str, Row | None]:
+    """Fresh list rows of these records (a commit touched them): a live household's row, None for
+    a record that is not (or no longer) a live household; ids of no record are left out. A few
+    queries for all of them (an import touches thousands)."""
+    from app.services import attachments  # noqa: PLC0415
+
+    d = d or default()
+    records = store.get_many(list(ids))
+    live = [r for r in records.values() if r.kind == "household" and not r.deleted]
+    members: dict[str, list[dict]] = defaultdict(list)
+    for m in store.children_of([h.id for h in live], ["member"]):
+        members[m.parent_id].append(m.fields)
+    if len(live) > 50:
+        photos = attachments.counts(store)
+    else:
+        photos = {h.id: attachments.count_of(store, h.id) for h in live}
+    out: dict[str, Row | None] = dict.fromkeys(records)
+    for h in live:
+        out[h.id] = row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
+                           photos.get(h.id, 0))
+    return out
+
+
+def load_rows(store, progress=None) -> list[Row]:
+    """Every household's list row at once, and the store's search index built from the same
+    records (`load_parts` collected; for scripts and tests)."""
+    rows: list[Row] = []
+    store.start_search_index()
+
+    def take(p: Part) -> None:
+        rows.extend(p.rows)
+        store.add_search_entries(p.entries)
+
+    load_parts(store, take, progress)
     return rows
+
+
+_CELLS = [attrgetter("household_number"), attrgetter("head_name"), attrgetter("population"), attrgetter("attribute"),
+          attrgetter("main_cause"), attrgetter("status"), lambda r: f"{r.completeness:.0%}",
+          lambda r: r.photos or ""]
+_SORT_KEYS = [attrgetter("household_number"), attrgetter("head_name"), attrgetter("population"),
+              attrgetter("attribute"), attrgetter("main_cause"), attrgetter("status"), attrgetter("completeness"),
+              attrgetter("photos")]
 
 
 class HouseholdModel(QAbstractTableModel):
@@ -106,12 +175,14 @@ class HouseholdModel(QAbstractTableModel):
         super().__init__(parent)
         self.store = store
         self.rows: list[Row] = []
-        self.visible: list[int] = []
+        self.visible: list[int] = []  # indexes into rows, filtered and in the sort order
         self._by_id: dict[str, int] = {}
         self.village_prefix = ""  # "" all, a township code (9 digits) or a village code (12)
         self.status = ""
         self.cause = ""
         self.text = ""
+        self.sort_column: int | None = None  # None: in the order the households were read
+        self.sort_order = Qt.AscendingOrder
         self._search_ids: set[str] | None = None
         self._reasons: dict[str, tuple[str, str]] = {}
 
@@ -123,20 +194,55 @@ class HouseholdModel(QAbstractTableModel):
         self.visible = self._filtered()
         self.endResetModel()
 
+    def add_rows(self, rows: list[Row]) -> None:
+        """Take in more households (a part of the loading): each goes where the sort and filters
+        put it, the selection and the current row stay on their households. The store's search
+        index must already hold the new households' entries."""
+        if not rows:
+            return
+        first = len(self.rows)
+        self.rows.extend(rows)
+        for i, r in enumerate(rows, first):
+            self._by_id[r.id] = i
+        if self.text:
+            self._search_ids = set(self.store.search(self.text))
+            self._reasons.update(self.store.search_reasons(self.text, [r.id for r in rows if r.id in self._search_ids]))
+        new = self._passing(range(first, len(self.rows)))
+        if not new:
+            return
+        if self.sort_column is None:  # the new rows go at the end
+            at = len(self.visible)
+            self.beginInsertRows(QModelIndex(), at, at + len(new) - 1)
+            self.visible.extend(new)
+            self.endInsertRows()
+        else:
+            self._relayout(self._sorted(self.visible + new))
+
     def clear(self) -> None:
-        """Forget every row (the window is locked)."""
+        """Forget every row (the window is locked, or reads the list again)."""
         self._search_ids = None
+        self._reasons = {}
         self.set_rows([])
 
     def update_row(self, row: Row | None, household_id: str) -> None:
         """Put a changed household (or remove a deleted one) and re-filter."""
-        if row is None:
-            if household_id in self._by_id:
-                self.rows.pop(self._by_id[household_id])
-        elif household_id in self._by_id:
-            self.rows[self._by_id[household_id]] = row
-        else:
-            self.rows.append(row)
+        self.update_rows({household_id: row})
+
+    def update_rows(self, changed: dict[str, Row | None]) -> None:
+        """Put changed households (None: remove that one) and re-filter, once for all of them."""
+        gone = set()
+        for household_id, row in changed.items():
+            i = self._by_id.get(household_id)
+            if row is None:
+                if i is not None:
+                    gone.add(i)
+            elif i is not None:
+                self.rows[i] = row
+            else:
+                self._by_id[household_id] = len(self.rows)
+                self.rows.append(row)
+        if gone:
+            self.rows = [r for i, r in enumerate(self.rows) if i not in gone]
         if self.text:
             self._search_ids = set(self.store.search(self.text))
             self._reasons = self.store.search_reasons(self.text, self._search_ids)
@@ -145,6 +251,10 @@ class HouseholdModel(QAbstractTableModel):
     def row_at(self, view_row: int) -> Row:
         return self.rows[self.visible[view_row]]
 
+    def row_of_id(self, household_id: str) -> Row | None:
+        i = self._by_id.get(household_id)
+        return None if i is None else self.rows[i]
+
     def view_row_of(self, household_id: str) -> int:
         i = self._by_id.get(household_id)
         try:
@@ -152,14 +262,43 @@ class HouseholdModel(QAbstractTableModel):
         except ValueError:
             return -1
 
-    # ---------------------------------------------------------------- filters
+    # ---------------------------------------------------------------- filters and order
+    def _passing(self, indexes) -> list[int]:
+        ids, prefix, status, cause, rows = self._search_ids, self.village_prefix, self.status, self.cause, self.rows
+        return [i for i in indexes
+                if (ids is None or rows[i].id in ids)
+                and (not prefix or rows[i].village_code.startswith(prefix))
+                and (not status or rows[i].status_code == status)
+                and (not cause or rows[i].cause_code == cause)]
+
+    def _sorted(self, indexes: list[int]) -> list[int]:
+        """`indexes` in the current sort order (stable: equal keys keep the order of reading)."""
+        if self.sort_column is None:
+            return sorted(indexes)
+        if self.sort_column == MATCH_COLUMN:
+            key = lambda r: self.reason(r.id)  # noqa: E731
+        else:
+            key = _SORT_KEYS[self.sort_column]
+        rows = self.rows
+        return sorted(indexes, key=lambda i: key(rows[i]), reverse=self.sort_order == Qt.DescendingOrder)
+
     def _filtered(self) -> list[int]:
-        ids, prefix, status, cause = self._search_ids, self.village_prefix, self.status, self.cause
-        return [i for i, r in enumerate(self.rows)
-                if (ids is None or r.id in ids)
-                and (not prefix or r.village_code.startswith(prefix))
-                and (not status or r.status_code == status)
-                and (not cause or r.cause_code == cause)]
+        return self._sorted(self._passing(range(len(self.rows))))
+
+    def _relayout(self, visible: list[int]) -> None:
+        """Show `visible` instead, moving the selection and the current row with their households."""
+        self.layoutAboutToBeChanged.emit()
+        before = self.visible
+        self.visible = visible
+        old = self.persistentIndexList()
+        if old:
+            where = {v: i for i, v in enumerate(visible)}
+            new = []
+            for index in old:
+                at = where.get(before[index.row()]) if index.row() < len(before) else None
+                new.append(QModelIndex() if at is None else self.index(at, index.column()))
+            self.changePersistentIndexList(old, new)
+        self.layoutChanged.emit()
 
     def refilter(self) -> None:
         self.beginResetModel()
@@ -199,9 +338,10 @@ class HouseholdModel(QAbstractTableModel):
             if not index.isValid():
                 return None
             row = self.rows[self.visible[index.row()]]
-            if index.column() == MATCH_COLUMN:
+            column = index.column()
+            if column == MATCH_COLUMN:
                 return self.reason(row.id)
-            return row.cells()[index.column()]
+            return _CELLS[column](row)
         if role == ALIGNMENT:
             if not index.isValid():
                 return None
@@ -217,9 +357,6 @@ class HouseholdModel(QAbstractTableModel):
         return None
 
     def sort(self, column, order=Qt.AscendingOrder):
-        key = [lambda r: r.household_number, lambda r: r.head_name, lambda r: r.population, lambda r: r.attribute,
-               lambda r: r.main_cause, lambda r: r.status, lambda r: r.completeness, lambda r: r.photos,
-               lambda r: self.reason(r.id)][column]
-        self.beginResetModel()
-        self.visible.sort(key=lambda i: key(self.rows[i]), reverse=order == Qt.DescendingOrder)
-        self.endResetModel()
+        """Order the list (kept through filtering, searching and loading); the selection stays."""
+        self.sort_column, self.sort_order = column, order
+        self._relayout(self._sorted(self.visible))
