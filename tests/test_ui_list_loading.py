@@ -66,8 +66,9 @@ def open_loading(qtbot, store) -> MainWindow:
 def test_the_list_is_usable_from_its_first_part_and_a_search_typed_meanwhile_covers_every_household(
         qtbot, demo_store, held_loading):
     docs = households.documents(demo_store)  # before the window: its worker alone uses the store
-    late = docs[-1]  # read in the last part
-    text = late["members"][-1]["name"]
+    late = next(d for d in reversed(docs) if any(m["name"] not in d["head_name"] for m in d["members"]))
+    assert docs.index(late) >= 4  # read in a later part
+    text = next(m["name"] for m in late["members"] if m["name"] not in late["head_name"])
     expected = set(demo_store.search(text))
     gate = held_loading()
     w = open_loading(qtbot, demo_store)
@@ -86,6 +87,7 @@ def test_the_list_is_usable_from_its_first_part_and_a_search_typed_meanwhile_cov
     gate.set()
     qtbot.waitUntil(lambda: w.loaded, timeout=20000)
     assert set(shown_ids(w)) == expected and late["id"] in expected
+    assert w.model.reason(late["id"]) == f"成员“{text}”" and not w.table.isColumnHidden(model.MATCH_COLUMN)
     assert w.count_label.text() == f"{len(expected)} / 12 户"
     assert w.tree.topLevelItem(0).text(0) == "全部(12 户)"
     qtbot.waitUntil(lambda: [e.household_id for e in w.editors] == [first])

@@ -184,7 +184,7 @@ class HouseholdModel(QAbstractTableModel):
         self.sort_column: int | None = None  # None: in the order the households were read
         self.sort_order = Qt.AscendingOrder
         self._search_ids: set[str] | None = None
-        self._reasons: dict[str, tuple[str, str]] = {}
+        self._reasons: dict[str, str] = {}  # why a household matched the search, asked when shown
 
     # ---------------------------------------------------------------- data
     def set_rows(self, rows: list[Row]) -> None:
@@ -206,8 +206,7 @@ class HouseholdModel(QAbstractTableModel):
             self._by_id[r.id] = i
         if self.text:
             self._search_ids = set(self.store.search(self.text))
-            self._reasons.update(self.store.search_reasons(self.text, [r.id for r in rows if r.id in self._search_ids]))
-        new = self._passing(range(first, len(self.rows)))
+        new = self._passing(first)
         if not new:
             return
         if self.sort_column is None:  # the new rows go at the end
@@ -245,7 +244,7 @@ class HouseholdModel(QAbstractTableModel):
             self.rows = [r for i, r in enumerate(self.rows) if i not in gone]
         if self.text:
             self._search_ids = set(self.store.search(self.text))
-            self._reasons = self.store.search_reasons(self.text, self._search_ids)
+            self._reasons = {}
         self.set_rows(self.rows)
 
     def row_at(self, view_row: int) -> Row:
@@ -263,18 +262,22 @@ class HouseholdModel(QAbstractTableModel):
             return -1
 
     # ---------------------------------------------------------------- filters and order
-    def _passing(self, indexes) -> list[int]:
-        ids, prefix, status, cause, rows = self._search_ids, self.village_prefix, self.status, self.cause, self.rows
-        return [i for i in indexes
-                if (ids is None or rows[i].id in ids)
-                and (not prefix or rows[i].village_code.startswith(prefix))
-                and (not status or rows[i].status_code == status)
-                and (not cause or rows[i].cause_code == cause)]
+    def _passing(self, first: int = 0) -> list[int]:
+        """Indexes of the rows from `first` on that pass the search and the filters."""
+        ids, prefix, status, cause = self._search_ids, self.village_prefix, self.status, self.cause
+        rows = enumerate(self.rows[first:], first) if first else enumerate(self.rows)
+        if ids is None and not (prefix or status or cause):
+            return list(range(first, len(self.rows)))
+        return [i for i, r in rows
+                if (ids is None or r.id in ids)
+                and (not prefix or r.village_code.startswith(prefix))
+                and (not status or r.status_code == status)
+                and (not cause or r.cause_code == cause)]
 
     def _sorted(self, indexes: list[int]) -> list[int]:
         """`indexes` in the current sort order (stable: equal keys keep the order of reading)."""
         if self.sort_column is None:
-            return sorted(indexes)
+            return indexes  # already in the order of reading
         if self.sort_column == MATCH_COLUMN:
             key = lambda r: self.reason(r.id)  # noqa: E731
         else:
@@ -283,7 +286,7 @@ class HouseholdModel(QAbstractTableModel):
         return sorted(indexes, key=lambda i: key(rows[i]), reverse=self.sort_order == Qt.DescendingOrder)
 
     def _filtered(self) -> list[int]:
-        return self._sorted(self._passing(range(len(self.rows))))
+        return self._sorted(self._passing())
 
     def _relayout(self, visible: list[int]) -> None:
         """Show `visible` instead, moving the selection and the current row with their households."""
@@ -308,12 +311,18 @@ class HouseholdModel(QAbstractTableModel):
     def set_search(self, text: str) -> None:
         self.text = text.strip()
         self._search_ids = set(self.store.search(self.text)) if self.text else None
-        self._reasons = self.store.search_reasons(self.text, self._search_ids) if self.text else {}
+        self._reasons = {}
         self.refilter()
 
     def reason(self, household_id: str) -> str:
         """Why the household matched the current search ("" without a search)."""
-        return match_text(self._reasons.get(household_id)) if self.text else ""
+        if not self.text or self._search_ids is None or household_id not in self._search_ids:
+            return ""
+        found = self._reasons.get(household_id)
+        if found is None:  # only for rows painted (or sorted by it): a keystroke asks a screenful
+            found = self._reasons[household_id] = match_text(
+                self.store.search_reasons(self.text, [household_id]).get(household_id))
+        return found
 
     def set_filters(self, village_prefix: str | None = None, status: str | None = None, cause: str | None = None) -> None:
         if village_prefix is not None:
