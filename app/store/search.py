@@ -162,15 +162,31 @@ class SearchIndex:
 class SearchEntries:
     """Search index entries of some households, built from their records already decrypted
     (each household with all its live members), on any thread: nothing of a store is touched.
-    `Store.add_search_entries` puts them in the store's index (on the thread that searches)."""
+    `Store.add_search_entries` puts them in the store's index (on the thread that searches).
+    The same entries `_index_record` makes one record at a time, in one pass."""
 
     def __init__(self, records=()) -> None:
         self._search: dict[str, str] = {}
         self._search_parts: dict[str, dict[str, str]] = {}
         self._numbers: dict[str, set[str]] = {}
         self._number_of: dict[str, str] = {}
+        parts = self._search_parts
         for record in records:
-            if not record.deleted:
-                self._index_record(record)
-
-    _index_record = SearchIndex._index_record
+            if record.deleted:
+                continue
+            f = record.fields
+            if record.kind == "household":
+                own = parts.get(record.id)
+                if own is None:
+                    own = parts[record.id] = {}
+                own[f"{record.id}|h"] = f"{f.get('household_number', '')}\x1f{f.get('head_name', '')}\x1f{f.get('phone', '')}"
+                number = str(f.get("household_number") or "")
+                if number:
+                    self._numbers.setdefault(number, set()).add(record.id)
+                    self._number_of[record.id] = number
+            elif record.kind == "member":
+                own = parts.get(record.parent_id)
+                if own is None:
+                    own = parts[record.parent_id] = {}
+                own[f"{record.id}|m"] = f"{f.get('name', '')}\x1f{f.get('id_number', '')}"
+        self._search = {key: "\x1f".join(own.values()).upper() for key, own in parts.items()}

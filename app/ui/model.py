@@ -58,17 +58,39 @@ class Row:
     photos: int = 0  # attachments (photos and scans) of the household
 
 
+_LABELS: dict[int, tuple] = {}  # id(dictionary) -> (dictionary, {field: code -> label})
+
+
+def _labels(d) -> dict:
+    """The code lists of the list's code columns (a row is made for every household at unlock)."""
+    found = _LABELS.get(id(d))
+    if found is None or found[0] is not d:
+        fields = d.kinds["household"].fields
+        found = _LABELS[id(d)] = (d, {key: d.codes.get(fields[key].codes, {}) for key in ("attribute", "main_cause", "status")
+                                      if fields[key].type == "code"})
+    return found[1]
+
+
 def row_of(doc: dict, d=None, photos: int = 0) -> Row:
     d = d or default()
+    labels = _labels(d)
+
+    def shown(key: str) -> str:  # Dictionary.display, for a code field without its lookups
+        value = doc.get(key)
+        codes = labels.get(key)
+        if codes is None:
+            return d.display("household", key, value)
+        return "" if value is None or value == "" else codes.get(str(value), str(value))
+
     return Row(
         id=doc["id"],
         village_code=doc.get("village_code") or "",
         household_number=str(doc.get("household_number") or ""),
         head_name=str(doc.get("head_name") or ""),
         population=len(doc.get("members", [])),
-        attribute=d.display("household", "attribute", doc.get("attribute")),
-        main_cause=d.display("household", "main_cause", doc.get("main_cause")),
-        status=d.display("household", "status", doc.get("status")),
+        attribute=shown("attribute"),
+        main_cause=shown("main_cause"),
+        status=shown("status"),
         status_code=str(doc.get("status") or ""),
         cause_code=str(doc.get("main_cause") or ""),
         completeness=completeness(doc, d),
