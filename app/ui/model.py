@@ -231,13 +231,14 @@ class HouseholdModel(QAbstractTableModel):
         new = self._passing(first)
         if not new:
             return
-        if self.sort_column is None:  # the new rows go at the end
-            at = len(self.visible)
+        at = len(self.visible)
+        merged = self._sorted(self.visible + new)
+        if merged[:at] == self.visible:  # all after the rows shown (reading order is often the sort order)
             self.beginInsertRows(QModelIndex(), at, at + len(new) - 1)
-            self.visible.extend(new)
+            self.visible.extend(merged[at:])
             self.endInsertRows()
         else:
-            self._relayout(self._sorted(self.visible + new))
+            self._relayout(merged)
 
     def clear(self) -> None:
         """Forget every row (the window is locked, or reads the list again)."""
