@@ -156,3 +156,25 @@ def test_a_table_import_in_the_window_changes_the_village_counts_in_the_tree(qtb
     hid = w.model.row_at(0).id
     store.delete(hid, reason="测试")
     assert label(V) == f"{name}(1)" and label("") == "全部(1 户)"
+
+
+def test_after_an_unclean_end_the_check_runs_first_and_the_days_backup_after_the_list_is_read(
+        qtbot, demo_store, monkeypatch, held_loading):
+    from app import settings
+    from app.services import backup
+
+    said = []
+    monkeypatch.setattr(main_window.QMessageBox, "information", lambda _w, title, text: said.append(title))
+    monkeypatch.setattr(main_window.QMessageBox, "warning", lambda _w, title, text: said.append(title))
+    folder = settings.backup_folder()
+    gate = held_loading()
+    w = MainWindow(demo_store, unclean=True, daily_backup=True)
+    w.set_auto_lock_minutes(0)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.shown, timeout=20000)
+    assert backup.backups(folder, demo_store.db_id) == []  # the backup waits until every household is read
+    gate.set()
+    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    assert said == ["上次未正常关闭"] and len(w.model.rows) == 12
+    assert len(backup.backups(folder, demo_store.db_id)) == 1 and w.count_label.text() == "12 / 12 户"

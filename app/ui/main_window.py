@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self._tree_names: dict[str, str] = {}
         self._tree_towns: dict[str, str] = {}  # village code -> its township's code
         self._open_when_loaded: str | None = None
+        self._all_read = self._backing_up = False
         self.editors: list[HouseholdEditor] = []
         self.external: dict[str, QWidget] = {}
         self.unlock_dialog: UnlockDialog | None = None
@@ -402,6 +403,8 @@ class MainWindow(QMainWindow):
         self._load_started = time.perf_counter()
         check, backup_due = self._check_integrity, self._daily_backup
         self._check_integrity = self._daily_backup = False
+        self._backing_up = backup_due
+        self._all_read = False
         first_shown = self._first_shown = threading.Event()
 
         def work(progress, part):
@@ -459,9 +462,13 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._first_shown.set)  # after this part is painted
         else:
             self._relabel_tree(touched)
+        self._all_read = part.done >= part.total
         self._update_count()
         self._progress(part.done, part.total)
-        self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done} / {part.total} 户)")
+        if self._all_read and self._backing_up:
+            self.statusBar().showMessage(f"已读取 {part.done} 户,正在做今天的自动备份…")
+        else:
+            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done} / {part.total} 户)")
 
     def _loaded(self, outcome) -> None:
         self._first_shown.set()
@@ -609,7 +616,7 @@ class MainWindow(QMainWindow):
             self.table.setColumnHidden(MATCH_COLUMN, not text.strip())
 
     def _update_count(self) -> None:
-        reading = "" if self.loaded or not self.shown else "(读取中…)"
+        reading = "" if self.loaded or self._all_read or not self.shown else "(读取中…)"
         self.count_label.setText(f"{len(self.model.visible)} / {len(self.model.rows)} 户{reading}")
 
     def _update_status(self) -> None:
