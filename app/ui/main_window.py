@@ -468,7 +468,8 @@ class MainWindow(QMainWindow):
         if self._all_read and self._backing_up:
             self.statusBar().showMessage(f"已读取 {part.done} 户,正在做今天的自动备份…")
         else:
-            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done} / {part.total} 户)")
+            then = ",读完后打开所选的一户" if self._open_when_loaded else ""
+            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done} / {part.total} 户{then})")
 
     def _loaded(self, outcome) -> None:
         self._first_shown.set()
@@ -675,7 +676,7 @@ class MainWindow(QMainWindow):
     def open_household(self, household_id: str) -> HouseholdEditor | None:
         if not self.loaded:  # the store is still being read: open it when it is done
             self._open_when_loaded = household_id
-            self.statusBar().showMessage("正在读取贫困户,读完后打开这一户…")
+            self.statusBar().showMessage("正在读取贫困户,读完后打开所选的一户…")
             return None
         for e in self.editors:
             if e.household_id == household_id:
