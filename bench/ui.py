@@ -3,9 +3,9 @@
 Workload: a village database filled by app.services.demo.fill(per_village=1667) (6 villages, about
 10,000 households and 35,000 members), opened in the real list model and table view offscreen.
 
-1. unlock -> usable list: store.unlock (the database's own Argon2id profile: the default one),
-   decrypting every household document, building the in-memory search index and filling the model
-   (what the window does on a worker thread before the list is usable).
+1. unlock -> every row in the list model: store.unlock (the database's own Argon2id profile: the
+   default one), decrypting every household and member, building the in-memory search index and
+   filling the model (what the window's worker does in parts while the list is already usable).
    Baseline: the same unlock plus only decrypting every household record once (the lowest possible
    cost of showing a list of encrypted households).
    Then the same in the real main window, as a user meets it: from clicking 解锁 in the unlock
@@ -100,7 +100,7 @@ def main() -> int:
             model.set_rows(load_rows(store))
             view.viewport().repaint()
             window.append(time.perf_counter() - t)
-        print(f"unlock -> usable list: {median_ms(window):.0f} ms (median of {args.runs}); "
+        print(f"unlock -> every row in the list model (no window): {median_ms(window):.0f} ms (median of {args.runs}); "
               f"baseline unlock + decrypt households once: {median_ms(baseline):.0f} ms; ratio {statistics.median(window) / statistics.median(baseline):.2f}")
 
         # 1b. the real main window, from clicking 解锁
@@ -109,7 +109,7 @@ def main() -> int:
         from app.ui.main_window import MainWindow
         from app.ui.start import UnlockDialog
 
-        usable, loaded = [], []
+        usable, loaded, unlocking = [], [], []
         for _ in range(args.runs):
             store.lock()
             dialog = UnlockDialog(store)
@@ -120,6 +120,7 @@ def main() -> int:
             loop, marks = QEventLoop(), {}
             t = time.perf_counter()
             dialog.unlock_button.click()  # unlocks (Argon2id) and accepts, as app.choose_and_unlock waits for
+            unlocking.append(time.perf_counter() - t)
             assert store.unlocked
             dialog.close()
             win = MainWindow(store)
@@ -150,7 +151,8 @@ def main() -> int:
         base = statistics.median(baseline)
         print(f"click 解锁 -> usable list in the real main window (1366x768): {median_ms(usable):.0f} ms "
               f"(median of {args.runs}, runs {', '.join(f'{x * 1000:.0f}' for x in usable)}; target < 1000 ms: "
-              f"{'met' if statistics.median(usable) < 1 else 'NOT met'}); ratio to the baseline {statistics.median(usable) / base:.2f}")
+              f"{'met' if statistics.median(usable) < 1 else 'NOT met'}); ratio to the baseline {statistics.median(usable) / base:.2f}; "
+              f"of it the unlock dialog (Argon2id) {median_ms(unlocking):.0f} ms")
         print(f"click 解锁 -> every household loaded (tree counts, search index, store free): {median_ms(loaded):.0f} ms "
               f"(median); ratio to the baseline {statistics.median(loaded) / base:.2f}")
 

@@ -462,14 +462,16 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, self._first_shown.set)  # after this part is painted
         else:
             self._relabel_tree(touched)
-        self._all_read = part.done >= part.total
+        self._all_read = part.done >= part.total > 0 or (part.total == 0 and not part.rows)
         self._update_count()
-        self._progress(part.done, part.total)
+        if part.total:
+            self._progress(part.done, part.total)
         if self._all_read and self._backing_up:
             self.statusBar().showMessage(f"已读取 {part.done} 户,正在做今天的自动备份…")
         else:
             then = ",读完后打开所选的一户" if self._open_when_loaded else ""
-            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done} / {part.total} 户{then})")
+            of = f" / {part.total}" if part.total else ""
+            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done}{of} 户{then})")
 
     def _loaded(self, outcome) -> None:
         self._first_shown.set()

@@ -104,8 +104,9 @@ PART = 1000
 
 @dataclass
 class Part:
-    """Some households' list rows and search index entries (`done` of `total` read so far);
-    `divisions` rides on the first part for the village tree (read by the worker, not the GUI)."""
+    """Some households' list rows and search index entries (`done` of `total` read so far; the
+    first part's total is 0: not counted yet); `divisions` rides on the first part for the village
+    tree (read by the worker, not the GUI)."""
 
     rows: list[Row]
     entries: SearchEntries
@@ -123,10 +124,9 @@ def load_parts(store, part, progress=None, first: int = FIRST_PART, size: int = 
     from app.services import attachments  # noqa: PLC0415
 
     d = default()
-    total = store.count("household")
     photos = attachments.counts(store)
-    houses = store.records("household")
-    done, n = 0, first
+    houses = store.records("household", batch=first)  # the first part needs no more decrypted
+    done, total, n = 0, 0, first  # total: counted after the first part (it reads every household's row)
     while True:
         batch = list(islice(houses, n))
         if not batch and done:
@@ -138,11 +138,15 @@ def load_parts(store, part, progress=None, first: int = FIRST_PART, size: int = 
         rows = [row_of({"id": h.id, "village_code": h.village_code, **h.fields, "members": members.get(h.id, [])}, d,
                        photos.get(h.id, 0)) for h in batch]
         done += len(batch)
-        part(Part(rows, SearchEntries(batch + kids), done, max(total, done)))
-        if progress:
+        if len(batch) < n:  # the last part
+            total = done
+        part(Part(rows, SearchEntries(batch + kids), done, max(total, done) if total else 0))
+        if progress and total:
             progress(done, max(total, done))
-        if not batch:
+        if len(batch) < n:
             break
+        if not total:
+            total = store.count("household")
         n = size
     return done
 
