@@ -178,3 +178,24 @@ def test_after_an_unclean_end_the_check_runs_first_and_the_days_backup_after_the
     qtbot.waitUntil(lambda: w.loaded, timeout=20000)
     assert said == ["上次未正常关闭"] and len(w.model.rows) == 12
     assert len(backup.backups(folder, demo_store.db_id)) == 1 and w.count_label.text() == "12 / 12 户"
+
+
+def test_a_village_and_a_status_chosen_while_loading_filter_every_household_read_after(
+        qtbot, demo_store, held_loading):
+    docs = households.documents(demo_store)
+    village = docs[-1]["village_code"]  # a village whose households come in a later part
+    status = docs[-1]["status"]
+    expected = {d["id"] for d in docs if d["village_code"] == village and d["status"] == status}
+    gate = held_loading()
+    w = open_loading(qtbot, demo_store)
+    stack = [w.tree.topLevelItem(0)]
+    while stack:
+        item = stack.pop()
+        if item.data(0, Qt.UserRole) == village:
+            w.tree.setCurrentItem(item)
+        stack += [item.child(i) for i in range(item.childCount())]
+    w.status_filter.setCurrentIndex(w.status_filter.findData(status))
+    assert not w.loaded and set(shown_ids(w)) <= expected and docs[-1]["id"] not in shown_ids(w)  # not read yet
+    gate.set()
+    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    assert set(shown_ids(w)) == expected and w.count_label.text() == f"{len(expected)} / 12 户"
