@@ -136,3 +136,20 @@ def test_the_program_runs_without_qt_multimedia(tmp_path):
     out = done.stdout.decode("utf-8")
     assert done.returncode == 0, done.stderr.decode("utf-8", "replace")[-2000:]
     assert out.startswith(camera.NO_MULTIMEDIA) and "拍照组件不可用" in out and "自检通过" in out
+
+
+def test_the_camera_is_opened_at_its_largest_fluid_format():
+    """A laptop camera listing 1920×1080 at 5 frames a second and 1280×720 at 30 opens at 1280×720 (a live
+    view that stutters makes photos hard to aim); with only slow formats, the largest."""
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import QSize
+
+    def fmt(w, h, fps):
+        return SimpleNamespace(resolution=lambda: QSize(w, h), maxFrameRate=lambda: fps)
+
+    formats = [fmt(640, 480, 30), fmt(1920, 1080, 5), fmt(1280, 720, 30), fmt(1280, 720, 15)]
+    best = camera.best_format(formats)
+    assert (best.resolution().width(), best.maxFrameRate()) == (1280, 30)
+    assert camera.best_format([fmt(640, 480, 10), fmt(2592, 1944, 2)]).resolution().width() == 2592
+    assert camera.best_format([]) is None

@@ -72,6 +72,15 @@ def unavailable() -> str | None:
     return None
 
 
+def best_format(formats: list):
+    """The camera format with the most pixels among those that still give a fluid live view (15 frames a
+    second or more; any, if none does). None when the camera lists none."""
+    if not formats:
+        return None
+    fluid = [f for f in formats if f.maxFrameRate() >= 15] or list(formats)
+    return max(fluid, key=lambda f: (f.resolution().width() * f.resolution().height(), f.maxFrameRate()))
+
+
 def png_bytes(image: QImage) -> bytes:
     """A QImage encoded in memory (a QBuffer, never a file). PNG: lossless, so the one JPEG encoding is
     the one `prepare` makes with the settings' quality."""
@@ -199,8 +208,13 @@ class CaptureDialog(QDialog):
         if self.camera is not None:
             self.camera.stop()
             self.camera.deleteLater()
-        self.camera = QCamera(self.devices[index], self)
+        device = self.devices[index]
+        self.camera = QCamera(device, self)
+        best = best_format(device.videoFormats())
+        if best is not None:  # a laptop camera often starts at 640×480 though it has more
+            self.camera.setCameraFormat(best)
         self.camera.errorOccurred.connect(self._camera_failed)
+        self.camera.activeChanged.connect(lambda active: self._update_buttons())
         self.session.setCamera(self.camera)
         self.camera.start()
         self.retake()
