@@ -53,6 +53,9 @@ NO_CAMERA = ("未找到摄像头:请接上摄像头,或在 Windows 设置 › �
              "也可以用“添加照片…”添加用手机、相机拍好的照片")
 
 
+_logged: list[str] = []  # the reason Qt Multimedia is missing, logged once
+
+
 def cameras() -> list:
     """The cameras attached now (QCameraDevice), the system's default first; none without Qt Multimedia."""
     if QMediaDevices is None:
@@ -65,7 +68,9 @@ def cameras() -> list:
 def unavailable() -> str | None:
     """Why a photo cannot be taken on this computer (Chinese), or None when it can."""
     if MISSING is not None:
-        log.info("Qt Multimedia unavailable: %s", MISSING)
+        if not _logged:
+            _logged.append(MISSING)
+            log.info("Qt Multimedia unavailable: %s", MISSING)
         return NO_MULTIMEDIA
     if not cameras():
         return NO_CAMERA
