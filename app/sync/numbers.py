@@ -187,6 +187,11 @@ def county_blocks(store: Store, village: str) -> list[tuple[int, int]]:
     return [COUNTY_BLOCK] + [(int(a), int(b)) for a, b in _topups(store, COUNTY_BLOCKS_META).get(village, [])]
 
 
+def county_own_blocks(store: Store) -> dict[str, list[tuple[int, int]]]:
+    """village -> the blocks past 0001-1000 the county took for its own households there."""
+    return {v: [(int(a), int(b)) for a, b in bs] for v, bs in _topups(store, COUNTY_BLOCKS_META).items()}
+
+
 def take_county_block(store: Store, village: str) -> tuple[int, int]:
     """A block for the county's own households in a village, from the counter the devices' blocks come
     from (so it is clear of every laptop's). Raises StoreError when the village has none left."""
