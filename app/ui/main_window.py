@@ -55,7 +55,7 @@ EXTERNAL = [
     ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
-    ("参考数据", "行政区划和贫困线…", "app.ui.reference_dialog", "ReferenceDialog", ()),
+    ("参考数据", "行政区划、贫困线和监测标准…", "app.ui.reference_dialog", "ReferenceDialog", ()),
 ]
 
 
@@ -693,7 +693,7 @@ class MainWindow(QMainWindow):
             if not self.store.divisions("village") and not self.store.village_codes():
                 QMessageBox.information(
                     self, "还没有村",
-                    "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划和贫困线…”中添加乡(镇)和村"
+                    "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划、贫困线和监测标准…”中添加乡(镇)和村"
                     "(用县扶贫办的登记包新建的电脑会自动收到所管的村)。")
             else:
                 QMessageBox.information(self, "请选择村", "请先在左侧选择一个村,再新建贫困户。")
