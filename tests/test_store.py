@@ -224,6 +224,20 @@ def test_ciphertext_swapped_between_two_records_fails_to_decrypt(store):
         store.history(b)
 
 
+def test_sealing_many_at_once_binds_each_like_sealing_one(store):
+    """What a merge seals in one pass (Sealer.seal_many) opens only as the record or change it was
+    sealed for, each with its own nonce."""
+    sealer = store.sealer()
+    items = [("household", f"id-{i}", f"正文{i}".encode()) for i in range(50)] + [("change", "site:1", b"payload")]
+    blobs = sealer.seal_many(items)
+    assert [sealer.open(kind, rid, blob) for (kind, rid, _), blob in zip(items, blobs)] == [plain for *_, plain in items]
+    assert len({blob[:12] for blob in blobs}) == len(blobs)
+    with pytest.raises(DecryptionError):
+        sealer.open("household", "id-1", blobs[0])
+    with pytest.raises(DecryptionError):
+        sealer.open("member", "id-0", blobs[0])
+
+
 NAME, PHONE = "独孤求败", "13987654321"
 
 
