@@ -5,6 +5,7 @@ as it was and is done again at the next unlock."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -188,3 +189,22 @@ def test_new_records_are_sealed_with_their_village_parent_and_clock(store):
                        (house.record_id + "x", member.record_id, many[0].record_id))
     for got in (store.get(member.record_id), store.get(many[0].record_id)):
         assert got.parent_id == house.record_id and got.hlc != "0"
+
+
+def test_the_first_reading_command_after_the_upgrade_converts_and_lists_the_same(old_database, monkeypatch, capsys):
+    """`list` opens to read only; a database of the older schema and bodies is upgraded by it (nothing
+    else has it open), and what it prints is what the old database held."""
+    from app.cli.main import main
+
+    path, before, _ = old_database
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    monkeypatch.delenv("JIANDANG_OPERATOR", raising=False)
+    capsys.readouterr()
+    assert main(["list", str(path), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    households = {rid for rid, rec in before["records"].items() if rec[0] == "household" and not rec[4]}
+    assert {d["id"] for d in listed} == households
+    assert _meta(path, "record_body") == bodies.FORMAT and _meta(path, "schema_version") == str(SCHEMA_VERSION)
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        assert _state(s) == before

@@ -16,7 +16,8 @@ import orjson
 
 from app.core.clock import wall_time
 from app.core.oserrors import os_reason
-from app.store import Store, StoreError
+from app.store import Store, StoreError, UpgradeNeeded
+from app.store.db import held_by_another
 
 DEMO_OPERATOR = "演示"
 DEMO_PASSPHRASE = "jiandang-demo"
@@ -78,7 +79,12 @@ def open_database(path, *, write: bool = True) -> Store:
     with user_errors(StoreError):
         if write:
             return Store.open(path, wait=wait_limit(), on_wait=_say_waiting(path))
-        return Store.open(path, read_only=True)
+        try:
+            return Store.open(path, read_only=True)
+        except UpgradeNeeded:  # an older schema: upgraded now unless another program has the file open
+            if held_by_another(path):
+                raise
+            return Store.open(path)
 
 
 def open_store(path, operator: str | None = None, *, write: bool = True) -> Store:
@@ -133,9 +139,10 @@ def _json_text(item) -> str:
 
 def _data_upgrade_pending(store: Store) -> bool:
     from app.services import monitoring
+    from app.store import bodies
 
     try:
-        return monitoring.migration_pending(store)
+        return bodies.pending(store.conn) or monitoring.migration_pending(store)
     except StoreError:
         return False  # not a database of this program: the unlock says so
 

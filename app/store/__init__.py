@@ -7,5 +7,6 @@ from app.store.db import (  # noqa: F401
     StoreError,
     StoreLocked,
     TooManyAttempts,
+    UpgradeNeeded,
     WrongPassphrase,
 )

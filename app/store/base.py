@@ -32,6 +32,11 @@ class TooManyAttempts(StoreError):
         self.retry_after = retry_after
 
 
+class UpgradeNeeded(StoreError):
+    """A database of an older schema or record format, opened to read only: a writer upgrades it
+    (at open, and at unlock for the record bodies)."""
+
+
 class StoreLocked(StoreError):
     """The store has not been unlocked (or was locked again)."""
 

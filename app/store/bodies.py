@@ -21,7 +21,7 @@ from __future__ import annotations
 import orjson
 
 from app.store import crypto
-from app.store.base import STDLIB_MARK, Record, StoreError, _dumps, _gc_paused, _loads
+from app.store.base import STDLIB_MARK, Record, UpgradeNeeded, _dumps, _gc_paused, _loads
 
 FORMAT = "2"
 META = "record_body"  # meta key: the body format every record of this database has
@@ -126,5 +126,5 @@ NEEDS_CONVERSION = ("{name} 需要升级数据格式(记录内容的新格式):�
                     "只读打开时不能升级")
 
 
-def refuse_read_only(name: str) -> StoreError:
-    return StoreError(NEEDS_CONVERSION.format(name=name))
+def refuse_read_only(name: str) -> UpgradeNeeded:
+    return UpgradeNeeded(NEEDS_CONVERSION.format(name=name))

@@ -41,6 +41,7 @@ from app.store.base import (  # noqa: F401 - the names callers import from app.s
     StoreError,
     StoreLocked,
     TooManyAttempts,
+    UpgradeNeeded,
     WrongPassphrase,
     _dumps,
     _gc_paused,
@@ -253,7 +254,7 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
                 raise StoreError(f"{path} 由更新版本的建档程序创建(结构版本 {version}),请升级程序")
             if version < SCHEMA_VERSION:
                 if read_only:
-                    raise StoreError(f"{path} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
+                    raise UpgradeNeeded(f"{path} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
                 with _transaction(db.conn):
                     migrate(db)
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
