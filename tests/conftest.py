@@ -108,7 +108,22 @@ def store(make_store):
 
 @pytest.fixture
 def demo_store(make_store):
-    """A village database filled with 2 households per demo village (12 households)."""
+    """A village database filled with 2 households per demo village (12 households); on PostgreSQL
+    a county database with the same households."""
     s = make_store("demo.db")
-    demo.fill(s, per_village=2)
+    fill_demo(s, per_village=2)
     return s
+
+
+def fill_demo(store: Store, per_village: int = 2) -> None:
+    """demo.fill, also into a county database (which demo.fill refuses, rightly, for a real county):
+    the same generated households, for tests that run on a PostgreSQL county."""
+    if store.role != "county":
+        demo.fill(store, per_village=per_village)
+        return
+    from app.core import demo as generator
+
+    demo.install_reference_data(store)
+    with store.transaction():
+        for doc in generator.iter_households(per_village, 2026, monitoring=True):
+            demo._save(store, doc)
