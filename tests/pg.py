@@ -78,7 +78,7 @@ def server():
 
 
 def mask(url: str) -> str:
-    from app.store.location import mask as _mask
+    from app.store.locations import mask as _mask
 
     return _mask(url)
 

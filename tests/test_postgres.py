@@ -16,7 +16,7 @@ import pytest
 from app.core import demo as demo_data
 from app.services import attachments, demo, households
 from app.store import Store, StoreError
-from app.store.location import PgLocation, location, mask
+from app.store.locations import PgLocation, location, mask
 from tests import pg
 from tests.conftest import PASSPHRASE
 from tests.photos import photo
