@@ -100,6 +100,20 @@ def drop_database(url: str) -> None:
     server().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def copy_database(url: str) -> str:
+    """A new test database made from another (closed) one; dropped with the session's others."""
+    name = urlsplit(url).path.lstrip("/")
+    copy = "jd_test_" + secrets.token_hex(6)
+    server().execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    _state.setdefault("copies", []).append(url_of(copy))
+    return url_of(copy)
+
+
+def drop_copies() -> None:
+    for url in _state.pop("copies", []):
+        drop_database(url)
+
+
 def psql(url: str, sql: str) -> list[tuple]:
     """Run SQL on a test database directly (not through the store)."""
     import psycopg
@@ -120,6 +134,7 @@ def pg_databases():
         return url
 
     yield make
+    drop_copies()
     for url in made:
         drop_database(url)
 

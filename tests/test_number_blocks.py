@@ -8,6 +8,8 @@ from tests import factories
 from app.sync import exchange, numbers
 from tests.sync_helpers import VILLAGE, make_county, make_device, up
 
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
+
 
 def _add(device, count, start):
     out = []
