@@ -433,6 +433,14 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
     payload["changes"] = None  # the Change objects hold what is needed of them
     report.changes = len(changes)
     with store.transaction():
+        if store.shared:  # another program on this county database may have taken it meanwhile
+            again = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
+                                       (sender, seq, kind)).fetchone()
+            if again and again[0] == verified.digest:
+                report.status = "duplicate"
+                return report
+            if again:
+                raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
         if store.role == "county":
             _import_upstream(store, cert, changes, payload, report)
         else:
