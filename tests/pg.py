@@ -96,8 +96,21 @@ def create_database() -> str:
 
 
 def drop_database(url: str) -> None:
+    """Drop a test database (ending the sessions still on it). An autovacuum worker on it may only be
+    ended by a member of pg_signal_backend (.ci/postgres grants it): otherwise wait for it a little."""
+    import time
+
+    import psycopg
+
     name = urlsplit(url).path.lstrip("/")
-    server().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for attempt in range(20):
+        try:
+            server().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
 
 
 def copy_database(url: str) -> str:
