@@ -306,13 +306,13 @@ def test_the_windows_search_index_built_in_parts_follows_another_programs_writes
     decrypted; on a shared county it still learns of households another program saved later."""
     from app.store.search import SearchEntries
 
-    window = county(pg_url, recovery_key)
-    households.save(window, _household("欧阳明远"))
+    service = county(pg_url, recovery_key)
+    households.save(service, _household("欧阳明远"))
+    window = Store.open(pg_url)
+    window.unlock("admin", PASSPHRASE)
     window.start_search_index()
     window.add_search_entries(SearchEntries(list(window.records("household")) + list(window.records("member"))))
     assert len(window.search("欧阳")) == 1
-    service = Store.open(pg_url)
-    service.unlock("admin", PASSPHRASE)
     made = households.save(service, _household("司马秀兰", seq=2)).household_id
     assert window.search("司马") == [made]
     service.close()
