@@ -317,3 +317,20 @@ def test_the_windows_search_index_built_in_parts_follows_another_programs_writes
     assert window.search("司马") == [made]
     service.close()
     window.close()
+
+
+def test_an_older_county_database_is_brought_up_to_the_current_schema_on_open(pg_url, recovery_key):
+    """The migration steps of app/store/migrations.py run on PostgreSQL too (said in its dialect)."""
+    from app.store.migrations import SCHEMA_VERSION
+
+    county(pg_url, recovery_key).close()
+    pg.psql(pg_url, "DROP TABLE monitoring_criteria")  # as a database made before schema version 4
+    pg.psql(pg_url, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="需要升级数据结构"):
+        Store.open(pg_url, read_only=True)  # a reader leaves the upgrade to a writer
+    store = Store.open(pg_url)
+    store.unlock("admin", PASSPHRASE)
+    assert int(store.meta("schema_version")) == SCHEMA_VERSION
+    store.set_monitoring_criteria(2025, 7800.0, source="县级设定")
+    assert store.monitoring_criteria(2025)["line"] == 7800.0
+    store.close()
