@@ -8,7 +8,9 @@ from tests import factories
 from app.sync import exchange, numbers
 from app.cli.main import main
 from tests.conftest import PASSPHRASE
-from tests.sync_helpers import VILLAGE, make_county, make_device, up
+from tests.sync_helpers import VILLAGE, address, make_county, make_device, up
+
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 
 def _add(device, count, start):
@@ -195,7 +197,7 @@ def test_the_county_numbers_its_own_households_below_the_laptops_blocks_then_tak
     assert VILLAGE in reason and "9999" in reason and "草稿" in reason and "jiandang devices" in reason
     laptop.close()
     second.close()
-    path = county.path
+    path = address(county)  # the file, or the PostgreSQL URL with its password
     county.close()
     # jiandang devices, which the message points to, lists the county's own numbers beside the laptops'
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
