@@ -208,3 +208,26 @@ def test_the_first_reading_command_after_the_upgrade_converts_and_lists_the_same
     with Store.open(path) as s:
         s.unlock("admin", PASSPHRASE)
         assert _state(s) == before
+
+
+def test_an_older_county_database_on_postgresql_converts_at_unlock(pg_url, recovery_key):
+    """The conversion's SQL runs on PostgreSQL too (a county may keep its database there)."""
+    from app.services import households
+    from tests.factories import household
+
+    s = Store.create(pg_url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+                     recovery_public_key=recovery_key.public_key())
+    demo.install_reference_data(s)
+    for seq, head in enumerate(("王大山", "李小河"), start=1):
+        households.save(s, household(head=head, spouse=head + "妻", seq=seq))
+    gone = next(s.records("member"))
+    s.delete(gone.id, reason="测试")
+    before = _state(s)
+    s.close()
+    _as_format_1(pg_url)
+    with Store.open(pg_url) as s:
+        assert bodies.pending(s.conn)
+        s.unlock("admin", PASSPHRASE)
+        assert not bodies.pending(s.conn) and int(s.meta("schema_version")) == SCHEMA_VERSION
+        assert _state(s) == before
+        assert integrity.check(s).ok
