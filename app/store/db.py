@@ -7,9 +7,11 @@ live beside this file, one seam each:
 - app/store/changelog.py  change rows, sequence numbers, history, the log for sync
 - app/store/search.py     the blind index of ID numbers and the in-memory search index
 - app/store/reference.py  divisions and poverty lines
+- app/store/bodies.py     what a record's sealed body holds, reading many at once, converting old ones
 - this file               creating and opening the file, transactions and listeners, records
 
-Plain columns hold only what routing needs (record ids, kinds, village codes, parent ids, clocks).
+Plain columns hold only what routing needs (record ids, kinds, village codes, parent ids, clocks);
+the sealed body holds village, parent and clock too, and reads take them from there.
 Every record's fields and every change's values are sealed with the database's data key
 (see app.store.crypto). Every write goes through `put` or `delete`, which write the record and its
 change row in the same transaction; the change log is the audit trail and what sync ships.
