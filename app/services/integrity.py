@@ -1,7 +1,8 @@
 """The integrity check of a database (`jiandang check DB`, and the window after an unclean shutdown).
 
 It verifies that
-- SQLite's own `PRAGMA integrity_check` passes,
+- SQLite's own `PRAGMA integrity_check` passes (a county on PostgreSQL, which has none: its tables,
+  columns, primary keys and indexes are all there and valid, app/services/structure.py),
 - every record decrypts (its sealed blob authenticates under the data key, bound to its id and kind),
 - every change row decrypts,
 - the change log matches the records: replaying each record's changes in (hlc, site_id) order gives
@@ -32,6 +33,7 @@ from app.core import idnumber
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
 from app.store.db import held_by_another, sqlite_reason
+from app.store.location import is_url
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ SESSION_KEY = "session_open"
 
 @dataclass(frozen=True)
 class Problem:
-    what: str  # "sqlite" | "record" | "change" | "log" | "index"
+    what: str  # "sqlite" (the database's own structure) | "record" | "change" | "log" | "index" | "attachment"
     record_id: str | None
     message: str
 
@@ -55,6 +57,7 @@ class Report:
     sqlite: str = "ok"
     problems: list[Problem] = field(default_factory=list)
     in_use: bool = False  # another program had the database open for writing while it was checked
+    backend: str = "sqlite"  # or "postgresql"
 
     @property
     def ok(self) -> bool:
@@ -66,8 +69,11 @@ class Report:
     def summary(self) -> str:
         busy = ("(数据库正由另一个建档程序使用,检查的是检查开始时已保存的内容;那个程序正在做的修改不受影响)"
                 if self.in_use else "")
+        if self.backend == "postgresql":
+            busy = "(检查的是检查开始时已保存的内容;其他程序此后的修改不受影响)"
+        structure = "PostgreSQL 数据表和索引齐全" if self.backend == "postgresql" else "SQLite 校验通过"
         if self.ok:
-            return busy + f"数据库完好:{self.records} 条记录、{self.changes} 条修改记录均可解密,修改记录与数据一致,SQLite 校验通过"
+            return busy + f"数据库完好:{self.records} 条记录、{self.changes} 条修改记录均可解密,修改记录与数据一致,{structure}"
         return busy + (f"发现 {len(self.problems)} 处问题(共 {self.records} 条记录、{self.changes} 条修改记录)。"
                 "请从最近的备份恢复(jiandang restore),或联系县扶贫办")
 
@@ -102,10 +108,19 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
     """Check an unlocked store in full. Never raises for damaged data: it reports it."""
     sealer = store.sealer()
     report = Report()
-    rows = store.conn.execute("PRAGMA integrity_check").fetchall()
-    if rows != [("ok",)]:
-        report.sqlite = "; ".join(r[0] for r in rows[:5])
-        report.problems.append(Problem("sqlite", None, sqlite_reason(report.sqlite)))
+    if getattr(store.conn, "dialect", "sqlite") == "postgresql":
+        from app.services import structure  # noqa: PLC0415
+
+        report.backend = "postgresql"
+        missing = structure.postgres_problems(store.conn.raw)
+        if missing:
+            report.sqlite = "; ".join(missing[:5])
+            report.problems += [Problem("sqlite", None, f"PostgreSQL 数据库 {store.path}:{m}") for m in missing]
+    else:
+        rows = store.conn.execute("PRAGMA integrity_check").fetchall()
+        if rows != [("ok",)]:
+            report.sqlite = "; ".join(r[0] for r in rows[:5])
+            report.problems.append(Problem("sqlite", None, sqlite_reason(report.sqlite)))
 
     # changes, grouped by record
     by_record: dict[str, list] = defaultdict(list)
@@ -227,7 +242,13 @@ def mark_session_closed(store: Store) -> None:
 def open_and_check(path, operator: str | None, passphrase: str,
                    progress: Callable[[int, int], None] | None = None) -> Report:
     """Open, unlock and check a database file (the CLI's `jiandang check`). A file SQLite cannot
-    read at all is reported as a problem rather than raised."""
+    read at all is reported as a problem rather than raised. A county on PostgreSQL (a URL) is read
+    as one snapshot beside the programs writing it; a server that cannot be reached raises."""
+    if is_url(path):
+        with Store.open(path, read_only=True) as store:
+            store.unlock(operator or store.operators()[0], passphrase)
+            store.snapshot()
+            return check(store, progress)
     in_use = held_by_another(path)
     try:  # a reader beside the window or a command: never mistake "in use" for damage
         store = Store.open(path, read_only=True)
