@@ -55,7 +55,12 @@ def filled(tmp_path):
 
 def test_a_filled_county_moves_to_postgresql_and_keeps_syncing_with_its_laptop(filled, pg_url):
     path, a, (old_name, old_bundle), hid, before = filled
-    report = county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+    heard: dict = {}
+    report = county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE,
+                                 progress=lambda stage, done, total: heard.setdefault(stage, []).append((done, total)))
+    # a long copy shows how far it is: rows copied, tables compared, records decrypted
+    assert list(heard) == ["复制", "核对", "解密检查"]
+    assert heard["复制"][-1] == (report.rows(), report.rows()) and heard["解密检查"][-1][0] == heard["解密检查"][-1][1]
     copied = {t.name: t.rows for t in report.tables}
     assert all(copied[name] > 0 for name in TABLES_WITH_ROWS), copied
     assert report.records == len(before["state"]) and report.changes == len(before["changes"])

@@ -25,9 +25,16 @@ def cmd_migrate(args) -> int:
 
     operator = args.operator or os.environ.get("JIANDANG_OPERATOR")
     secret = passphrase(f"操作员“{operator}”的密码: " if operator else "操作员密码: ")
+    printers: dict = {}
+
+    def progress(stage: str, done: int, total: int) -> None:  # one redrawn line per stage on a terminal
+        if stage not in printers:
+            printers[stage] = progress_printer(stage)
+        if printers[stage]:
+            printers[stage](done, total)
+
     with user_errors(StoreError):
-        report = county_move.migrate(args.source, args.url, operator=operator, passphrase=secret,
-                                     progress=progress_printer("复制"))
+        report = county_move.migrate(args.source, args.url, operator=operator, passphrase=secret, progress=progress)
     url = report.destination.masked
     print(f"已把县级数据库 {report.source} 迁移到 {url}:"
           f"{len(report.tables)} 张表共 {report.rows()} 行,逐表核对行数和内容摘要(SHA-256)一致;"

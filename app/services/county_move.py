@@ -209,9 +209,14 @@ def _drop_all(conn) -> None:
 
 
 def migrate(source, url, *, operator: str | None, passphrase: str,
-            progress: Callable[[int, int], None] | None = None) -> MigrateReport:
+            progress: Callable[[str, int, int], None] | None = None) -> MigrateReport:
     """Move the county database file `source` into the empty PostgreSQL database `url`.
-    Raises MigrateError (or StoreError for an unreachable server) with the destination left empty."""
+    Raises MigrateError (or StoreError for an unreachable server) with the destination left empty.
+    `progress(stage, done, total)` hears each stage: 复制 (rows), 核对 (tables), 解密检查 (rows)."""
+
+    def stage(name: str):
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
     from app.services import integrity  # noqa: PLC0415
     from app.store import postgres  # noqa: PLC0415 - only a county moving to PostgreSQL loads psycopg
     from app.store.migrations import migrate as make_schema  # noqa: PLC0415
@@ -250,10 +255,17 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
                     cols = ", ".join(f'"{c}"' for c in columns)
                     cursor = src.execute(f'SELECT rowid, {cols} FROM "{name}" ORDER BY rowid')
                     done = _copy_table(conn.raw, name, columns, types[name], iter(lambda c=cursor: c.fetchmany(BATCH), []),
-                                       done, total, progress)
+                                       done, total, stage("复制"))
                 _reset_identities(conn.raw)
+                check_tables = stage("核对")
+                if check_tables:
+                    check_tables(0, 2)
                 before = source_digests(src)
+                if check_tables:
+                    check_tables(1, 2)
                 after = destination_digests(conn.raw, tables)
+                if check_tables:
+                    check_tables(2, 2)
                 report = MigrateReport(Path(source), where, db_id)
                 for name in tables:
                     if before[name] != after[name]:
@@ -271,7 +283,7 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
     try:
         with Store.open(where) as moved:
             moved.unlock(login, passphrase)
-            checked = integrity.check(moved)
+            checked = integrity.check(moved, stage("解密检查"))
     except StoreError as exc:
         checked, failure = None, str(exc)
     if checked is None or not checked.ok:
