@@ -3,6 +3,8 @@ with everything it holds, verified, and keeps syncing with its laptops as if not
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from app.cli.main import main
@@ -179,3 +181,12 @@ def test_the_cli_moves_the_county_and_says_what_to_do_next(filled, pg_url, monke
     assert "应是 PostgreSQL 数据库地址" in capsys.readouterr().err
     assert main(["county", "migrate", str(path.with_name("没有.db")), pg_url]) == 1
     assert "找不到县级数据库文件" in capsys.readouterr().err
+    other = path.with_name("别的程序.db")
+    with sqlite3.connect(other) as conn:  # a SQLite file of another program
+        conn.execute("CREATE TABLE accounts (name TEXT)")
+    conn.close()
+    assert main(["county", "migrate", str(other), pg_url]) == 1
+    assert "不是建档数据库" in capsys.readouterr().err
+    assert main(["county", "migrate", str(path), "postgresql://u:secret@127.0.0.1:1/county"]) == 1
+    err = capsys.readouterr().err
+    assert "无法连接 PostgreSQL 服务器" in err and "secret" not in err
