@@ -40,7 +40,7 @@ def cmd_migrate(args) -> int:
           f"{len(report.tables)} 张表共 {report.rows()} 行,逐表核对行数和内容摘要(SHA-256)一致;"
           f"用操作员密码打开后 {report.records} 条记录、{report.changes} 条修改记录全部解密并核对通过"
           f"(用时 {report.seconds:.1f} 秒)。")
-    print("接下来:")
+    print("接下来(以下地址中 *** 处填写数据库密码):" if "***" in url else "接下来:")
     print(f"  1. 同步服务改用新地址启动:jiandang serve {url} …(见 docs/serve.md)")
     print(f"  2. 县里各位同事在窗口“打开数据库”或命令中改用这个地址;U 盘同步包导入:jiandang sync import {url} …")
     print(f"  3. 保留原文件 {report.source} 作为迁移前的备份,不要再在其中修改(修改不会出现在 PostgreSQL 中);"
