@@ -50,8 +50,8 @@ def make_county(path: Path, n: int) -> None:
 
 
 def fresh_database(admin: str, name: str) -> str:
+    drop(admin, name)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = admin.rpartition("/")
     return f"{base}/{name}"
@@ -107,10 +107,6 @@ def main() -> int:
             t0 = time.perf_counter()
             bare_copy(path, url)
             bare.append(time.perf_counter() - t0)
-        for run in range(args.runs):
-            for prefix in ("jd_bench_migrate_", "jd_bench_bare_"):
-                with psycopg.connect(args.url, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{prefix}{run}" WITH (FORCE)')
     m_full, m_bare = statistics.median(full), statistics.median(bare)
     print(f"migrate (copy + digests + decrypting check): median {m_full:.1f} s  runs {', '.join(f'{x:.1f}' for x in full)}")
     print(f"bare COPY of the same rows (baseline):        median {m_bare:.1f} s  runs {', '.join(f'{x:.1f}' for x in bare)}")
@@ -118,7 +114,21 @@ def main() -> int:
     last = stages[len(stages) // 2]
     print("stage starts in the median-order run (s): " + ", ".join(f"{k} {v:.1f}" for k, v in last.items()))
     print(f"per household: {m_full / households_n * 1000:.2f} ms")
+    for run in range(args.runs):
+        for prefix in ("jd_bench_migrate_", "jd_bench_bare_"):
+            drop(args.url, f"{prefix}{run}")
     return 0
+
+
+def drop(admin: str, name: str) -> None:
+    """DROP DATABASE, waiting for autovacuum (which FORCE may not end for us) to leave it."""
+    for _ in range(30):
+        try:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            time.sleep(1)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,18 @@ def test_a_copy_that_differs_from_its_source_is_rolled_back(filled, pg_url, monk
     assert pg.psql(pg_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
 
 
+def test_a_refusal_by_the_server_is_said_and_rolled_back(filled, pg_url, monkeypatch):
+    path, *_ = filled
+
+    def refused(raw):  # as a server that lets the user connect but not create what it needs
+        raw.execute("CREATE SEQUENCE pg_toast.nope")
+
+    monkeypatch.setattr(county_move, "_reset_identities", refused)
+    with pytest.raises(StoreError, match="被服务器拒绝.*已全部撤销,PostgreSQL 数据库仍是空的"):
+        county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+    assert pg.psql(pg_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+
+
 def test_the_cli_moves_the_county_and_says_what_to_do_next(filled, pg_url, monkeypatch, capsys):
     path, *_ = filled
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)

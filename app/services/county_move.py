@@ -208,6 +208,18 @@ def _drop_all(conn) -> None:
             conn.raw.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
 
 
+def _server_reason(exc) -> str:
+    import logging  # noqa: PLC0415
+
+    logging.getLogger(__name__).info("county migrate: %s", exc)
+    text = str(exc).lower()
+    if "permission denied" in text or "must be owner" in text:
+        return "该用户没有在此数据库中建表的权限:请用数据库的所有者登录,或请管理员授权 GRANT CREATE ON SCHEMA public"
+    if "no space" in text or "disk full" in text:
+        return "服务器磁盘空间已满"
+    return str(exc).strip().splitlines()[0][:200]
+
+
 def migrate(source, url, *, operator: str | None, passphrase: str,
             progress: Callable[[str, int, int], None] | None = None) -> MigrateReport:
     """Move the county database file `source` into the empty PostgreSQL database `url`.
@@ -218,7 +230,9 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
         return (lambda done, total: progress(name, done, total)) if progress else None
 
     from app.services import integrity  # noqa: PLC0415
-    from app.store import postgres  # noqa: PLC0415 - only a county moving to PostgreSQL loads psycopg
+    import psycopg  # noqa: PLC0415 - only a county moving to PostgreSQL loads it
+
+    from app.store import postgres  # noqa: PLC0415
     from app.store.migrations import migrate as make_schema  # noqa: PLC0415
 
     started = time.perf_counter()
@@ -275,6 +289,9 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
                             f"{'(内容摘要不同)' if before[name][0] == after[name][0] else ''}。"
                             "已全部撤销,PostgreSQL 数据库仍是空的")
                     report.tables.append(TableCopy(name, *before[name]))
+        except psycopg.Error as exc:  # refused by the server: rolled back above
+            raise MigrateError(f"写入 PostgreSQL 数据库 {where.masked} 时被服务器拒绝({_server_reason(exc)}):"
+                               "已全部撤销,PostgreSQL 数据库仍是空的") from None
         finally:
             conn.close()
     finally:
