@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,31 +60,15 @@ class MigrateReport:
 # ---------------------------------------------------------------------- digests
 
 
-def _encode(value) -> bytes:
-    """One value, typed and length-prefixed, so that no two different rows encode alike. Text and
-    bytes encode alike: SQLite lets a BLOB column hold text (certificates are stored as JSON text),
-    which the copy writes to BYTEA as its UTF-8 bytes, as a county made on PostgreSQL holds it."""
-    if value is None:
-        return b"N"
-    if isinstance(value, bool):
-        value = int(value)
-    if isinstance(value, int):
-        text = str(value).encode()
-        return b"I" + struct.pack(">I", len(text)) + text
-    if isinstance(value, float):
-        text = value.hex().encode()
-        return b"F" + struct.pack(">I", len(text)) + text
-    data = value.encode("utf-8") if isinstance(value, str) else bytes(value)  # bytes, memoryview
-    return b"B" + struct.pack(">I", len(data)) + data
-
-
 def table_digest(cursor) -> tuple[int, str]:
-    """(rows, SHA-256) over the rows of a cursor (position first, then the columns), in its order."""
+    """(rows, SHA-256) over the rows of a cursor (position first, then the columns), in its order:
+    each row's Python repr (None, int, float, str and bytes each print unambiguously), one per line."""
     digest, count = hashlib.sha256(), 0
+    update = digest.update
     while rows := cursor.fetchmany(BATCH):
-        for row in rows:
-            digest.update(b"R" + b"".join(_encode(v) for v in row))
-            count += 1
+        update("\n".join(map(repr, rows)).encode("utf-8", "surrogatepass"))
+        update(b"\n")
+        count += len(rows)
     return count, digest.hexdigest()
 
 
@@ -105,13 +88,19 @@ def _destination_columns(raw) -> dict[str, dict[str, str]]:
     return out
 
 
-def source_digests(conn) -> dict[str, tuple[int, str]]:
-    """Per table of a SQLite database: (rows, digest) in rowid order."""
-    out = {}
-    for name, columns in _source_tables(conn).items():
-        cols = ", ".join(f'"{c}"' for c in columns)
-        out[name] = table_digest(conn.execute(f'SELECT rowid, {cols} FROM "{name}" ORDER BY rowid'))
-    return out
+def _source_select(name: str, columns: list[str], types: dict[str, str]) -> str:
+    """The source rows in rowid order, position first. A BYTEA column is read as a BLOB: SQLite lets
+    a BLOB column hold text (certificates are stored as JSON text), which PostgreSQL holds as its
+    UTF-8 bytes, as a county made there does."""
+    cols = ", ".join(f'CAST("{c}" AS BLOB)' if types.get(c) == "bytea" else f'"{c}"' for c in columns)
+    return f'SELECT rowid, {cols} FROM "{name}" ORDER BY rowid'
+
+
+def source_digests(conn, types: dict[str, dict[str, str]]) -> dict[str, tuple[int, str]]:
+    """Per table of a SQLite database: (rows, digest) in rowid order. `types`: the destination's
+    column types."""
+    return {name: table_digest(conn.execute(_source_select(name, columns, types.get(name, {}))))
+            for name, columns in _source_tables(conn).items()}
 
 
 def destination_digests(raw, tables: dict[str, list[str]]) -> dict[str, tuple[int, str]]:
@@ -119,7 +108,7 @@ def destination_digests(raw, tables: dict[str, list[str]]) -> dict[str, tuple[in
     out = {}
     for name, columns in tables.items():
         cols = ", ".join(f'"{c}"' for c in columns)
-        cursor = raw.cursor()
+        cursor = raw.cursor(binary=True)  # bytes as they are, not hex text
         cursor.execute(f'SELECT pos, {cols} FROM "{name}" ORDER BY pos')
         out[name] = table_digest(cursor)
     return out
@@ -160,19 +149,13 @@ def _refuse_non_empty(conn, where: PgLocation, db_id: str) -> None:
                        "请在服务器上新建一个空数据库(例如 createdb 新名字)再迁移")
 
 
-def _copy_table(raw, name: str, columns: list[str], types: dict[str, str], rows_of, done: int, total: int,
-                progress) -> int:
+def _copy_table(raw, name: str, columns: list[str], rows_of, done: int, total: int, progress) -> int:
     """COPY a table's rows (position first) into the destination; the running row count."""
-    binary = [types.get(c) == "bytea" for c in columns]
     cols = ", ".join(["pos", *(f'"{c}"' for c in columns)])
     with raw.cursor().copy(f'COPY "{name}" ({cols}) FROM STDIN') as copy:
         for batch in rows_of:
             for row in batch:
-                values = list(row)
-                for i, is_bytes in enumerate(binary, start=1):
-                    if is_bytes and isinstance(values[i], str):  # SQLite lets a BLOB column hold text
-                        values[i] = values[i].encode("utf-8")
-                copy.write_row(values)
+                copy.write_row(row)
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -266,15 +249,14 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
                                            "请用同一版本的建档程序迁移")
                 done = 0
                 for name, columns in tables.items():
-                    cols = ", ".join(f'"{c}"' for c in columns)
-                    cursor = src.execute(f'SELECT rowid, {cols} FROM "{name}" ORDER BY rowid')
-                    done = _copy_table(conn.raw, name, columns, types[name], iter(lambda c=cursor: c.fetchmany(BATCH), []),
+                    cursor = src.execute(_source_select(name, columns, types[name]))
+                    done = _copy_table(conn.raw, name, columns, iter(lambda c=cursor: c.fetchmany(BATCH), []),
                                        done, total, stage("复制"))
                 _reset_identities(conn.raw)
                 check_tables = stage("核对")
                 if check_tables:
                     check_tables(0, 2)
-                before = source_digests(src)
+                before = source_digests(src, types)
                 if check_tables:
                     check_tables(1, 2)
                 after = destination_digests(conn.raw, tables)
