@@ -163,6 +163,19 @@ def test_a_copy_that_differs_from_its_source_is_rolled_back(filled, pg_url, monk
     assert pg.psql(pg_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
 
 
+def test_a_damaged_record_in_the_source_is_named_and_nothing_stays_behind(filled, pg_url):
+    """The copy is faithful, damage included: the check with the passphrase after the commit finds
+    it, names the record and removes what was written."""
+    path, *_ = filled
+    with sqlite3.connect(path) as conn:
+        rid, blob = conn.execute("SELECT id, blob FROM records WHERE kind = 'member' LIMIT 1").fetchone()
+        conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:-3] + bytes([blob[-3] ^ 1]) + blob[-2:], rid))
+    conn.close()
+    with pytest.raises(StoreError, match=f"(?s)逐条解密检查未通过.*仍是空的:\n记录 {rid}:member 记录无法解密.*jiandang check"):
+        county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+    assert pg.psql(pg_url, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == [(0,)]
+
+
 def test_a_refusal_by_the_server_is_said_and_rolled_back(filled, pg_url, monkeypatch):
     path, *_ = filled
 
