@@ -1,5 +1,6 @@
 """`jiandang backup`, `jiandang restore`, `jiandang check`, `jiandang selftest`: keeping a village's
-files safe on a laptop, and checking that an installed (packaged) program works. See docs/backup.md."""
+files safe on a laptop (and a county on PostgreSQL: app/services/pg_backup.py), and checking that an
+installed (packaged) program works. See docs/backup.md."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="用备份替换数据库(先完整校验备份;原数据库另存一份);PostgreSQL 备份恢复到新建的空数据库")
-    p.add_argument("backup", help="备份文件(.jdbak)")
+    p.add_argument("backup", help="备份文件(.jdbak;县级 PostgreSQL 数据库的备份为 .jdpgdump)")
     p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件,或新建的空 PostgreSQL 数据库地址(恢复 .jdpgdump 备份)")
     p.add_argument("--operator", help="用于校验备份的操作员(默认第一个操作员)")
     p.add_argument("--recovery-key", metavar="FILE", help="忘记密码时:用县级恢复私钥(PEM)校验备份")
