@@ -263,3 +263,19 @@ def test_postgresql_check_names_a_missing_or_invalid_index_and_a_missing_column(
     assert "数据表 conflicts 缺少列 resolved_by" in out
     assert "索引 records_kind_village 无效" in out
     assert pg.mask(pg_url) in out and "jiandang-test" not in out
+
+
+def test_changes_whose_record_is_gone_are_reported_and_batches_check_everything(demo_store, monkeypatch):
+    """The check reads records a batch at a time with their changes (memory flat in the county's
+    size); across batch boundaries nothing is missed, and changes left without their record are named."""
+    monkeypatch.setattr(integrity, "CHECK_BATCH", 7)
+    report = integrity.check(demo_store)
+    assert report.ok, [p.line() for p in report.problems]
+    assert report.records == demo_store.conn.execute("SELECT count(*) FROM records").fetchone()[0] > 7 * 3
+    assert report.changes == demo_store.change_count()
+    gone = [r.id for r in demo_store.records("visit")][-1]
+    demo_store.conn.execute("DELETE FROM records WHERE id = ?", (gone,))
+    report = integrity.check(demo_store)
+    assert [(p.what, p.record_id) for p in report.problems] == [("log", gone)]
+    assert "记录本身不存在" in report.problems[0].message
+    assert report.changes == demo_store.change_count()
