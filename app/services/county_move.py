@@ -108,9 +108,12 @@ def destination_digests(raw, tables: dict[str, list[str]]) -> dict[str, tuple[in
     out = {}
     for name, columns in tables.items():
         cols = ", ".join(f'"{c}"' for c in columns)
-        cursor = raw.cursor(binary=True)  # bytes as they are, not hex text
-        cursor.execute(f'SELECT pos, {cols} FROM "{name}" ORDER BY pos')
-        out[name] = table_digest(cursor)
+        # a server-side cursor (inside the copy's transaction): rows come a batch at a time, not the
+        # whole table into memory; binary: bytes as they are, not hex text
+        with raw.cursor(name=f"digest_{name}", binary=True) as cursor:
+            cursor.itersize = BATCH
+            cursor.execute(f'SELECT pos, {cols} FROM "{name}" ORDER BY pos')
+            out[name] = table_digest(cursor)
     return out
 
 

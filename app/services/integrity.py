@@ -199,7 +199,7 @@ def check(store: Store, progress: Callable[[int, int], None] | None = None) -> R
         tell(len(batch))
     # changes whose record is missing
     orphans, _ = decoded_changes(store.conn.execute(
-        f"{changes_sql} WHERE record_id NOT IN (SELECT id FROM records)").fetchall())
+        f"{changes_sql} c WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = c.record_id)").fetchall())
     for rid in sorted(orphans):
         report.problems.append(Problem("log", rid, "有修改记录,但记录本身不存在"))
     # the blind index (duplicate ID number detection) must match the members' ID numbers
