@@ -256,6 +256,7 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
                     done = _copy_table(conn.raw, name, columns, iter(lambda c=cursor: c.fetchmany(BATCH), []),
                                        done, total, stage("复制"))
                 _reset_identities(conn.raw)
+                conn.raw.execute("ANALYZE")  # the planner's statistics of the new tables (else it guesses)
                 check_tables = stage("核对")
                 if check_tables:
                     check_tables(0, 2)

@@ -247,6 +247,16 @@ def _drop_all(where: PgLocation) -> None:
         conn.close()
 
 
+def _analyze(where: PgLocation) -> None:
+    from app.store import postgres  # noqa: PLC0415
+
+    conn = postgres.connect(where)
+    try:
+        conn.raw.execute("ANALYZE")
+    finally:
+        conn.close()
+
+
 def restore(dump, url, *, operator: str | None = None, passphrase: str | None = None,
             recovery_key=None) -> RestoreResult:
     """Restore a PostgreSQL backup into the empty database at `url` and check it in full."""
@@ -271,6 +281,7 @@ def restore(dump, url, *, operator: str | None = None, passphrase: str | None = 
     _run([pg_restore, "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
           f"--dbname={_connection(where)[0]}", str(dump)], where, "恢复 PostgreSQL 备份")
     try:
+        _analyze(where)  # pg_restore leaves the planner without statistics of the restored tables
         with Store.open(where) as store:
             if store.db_id != meta["db_id"]:
                 raise BackupError("恢复后的数据库编号与备份不同")
