@@ -16,7 +16,7 @@ import pytest
 from app.core import demo as demo_data
 from app.services import attachments, demo, households
 from app.store import Store, StoreError
-from app.store.location import PgLocation, location, mask
+from app.store.locations import PgLocation, location, mask
 from tests import pg
 from tests.conftest import PASSPHRASE
 from tests.photos import photo
@@ -265,4 +265,72 @@ def test_several_programs_write_one_county_at_once_and_a_reader_never_skips_a_ch
             {f"{name}{i}" for i in range(rounds) if i % 5 != 4}
             | {f"{name}{i}-{j}" for i in range(rounds) if i % 5 == 4 for j in range(3)})
     assert len({r[3] for r in everything}) == len(everything)  # every record created once
+    store.close()
+
+
+def test_one_bundle_imported_by_two_programs_at_once_is_applied_once(tmp_path, pg_url, monkeypatch):
+    """The service and a USB import may both be handed the same bundle: the second finds, under the
+    write lock, that the first has taken it, and says duplicate (nothing applied twice, no error)."""
+    from app.sync import exchange, wire
+    from tests import sync_helpers
+
+    monkeypatch.setattr(sync_helpers, "county_location", lambda tmp, name: pg_url)
+    first = sync_helpers.make_county(tmp_path)
+    laptop = sync_helpers.make_device(tmp_path, first, "甲")
+    households.save(laptop, _household("欧阳明远"))
+    name, data = exchange.export_upstream(laptop)
+    second = Store.open(pg_url)
+    second.unlock("admin", PASSPHRASE)
+    real = wire.decrypt_body
+    overtaken = []
+
+    def meanwhile(*args, **kw):  # while the second program decrypts, the first imports the same bundle
+        if not overtaken:
+            overtaken.append(None)
+            monkeypatch.setattr(wire, "decrypt_body", real)
+            overtaken[0] = exchange.import_bundle(first, data, name)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(wire, "decrypt_body", meanwhile)
+    late = exchange.import_bundle(second, data, name)
+    assert overtaken[0].status == "accepted" and overtaken[0].applied > 0
+    assert late.status == "duplicate", late.message
+    assert second.count("household") == 1
+    assert second.conn.execute("SELECT count(*) FROM receipts").fetchone()[0] == 1
+    for s in (first, second, laptop):
+        s.close()
+
+
+def test_the_windows_search_index_built_in_parts_follows_another_programs_writes(pg_url, recovery_key):
+    """The window fills its index in parts (start_search_index, add_search_entries) from records it
+    decrypted; on a shared county it still learns of households another program saved later."""
+    from app.store.search import SearchEntries
+
+    service = county(pg_url, recovery_key)
+    households.save(service, _household("欧阳明远"))
+    window = Store.open(pg_url)
+    window.unlock("admin", PASSPHRASE)
+    window.start_search_index()
+    window.add_search_entries(SearchEntries(list(window.records("household")) + list(window.records("member"))))
+    assert len(window.search("欧阳")) == 1
+    made = households.save(service, _household("司马秀兰", seq=2)).household_id
+    assert window.search("司马") == [made]
+    service.close()
+    window.close()
+
+
+def test_an_older_county_database_is_brought_up_to_the_current_schema_on_open(pg_url, recovery_key):
+    """The migration steps of app/store/migrations.py run on PostgreSQL too (said in its dialect)."""
+    from app.store.migrations import SCHEMA_VERSION
+
+    county(pg_url, recovery_key).close()
+    pg.psql(pg_url, "DROP TABLE monitoring_criteria")  # as a database made before schema version 4
+    pg.psql(pg_url, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="需要升级数据结构"):
+        Store.open(pg_url, read_only=True)  # a reader leaves the upgrade to a writer
+    store = Store.open(pg_url)
+    store.unlock("admin", PASSPHRASE)
+    assert int(store.meta("schema_version")) == SCHEMA_VERSION
+    store.set_monitoring_criteria(2025, 7800.0, source="县级设定")
+    assert store.monitoring_criteria(2025)["line"] == 7800.0
     store.close()

@@ -54,7 +54,7 @@ from app.store.base import (  # noqa: F401 - the names callers import from app.s
 )
 from app.store.changelog import ChangeLog
 from app.store.keys import MAX_DELAY_SECONDS, Keys, _add_wrap, _check_passphrase  # noqa: F401
-from app.store.location import PgLocation, location
+from app.store.locations import PgLocation, location
 from app.store.locking import FileLock, _FileLock  # noqa: F401
 from app.store.migrations import SCHEMA_VERSION, migrate
 from app.store.reference import ReferenceData
@@ -78,7 +78,10 @@ def _creating_leftovers(path: Path) -> list[Path]:
 
 
 def held_by_another(path) -> bool:
-    """Whether another running program has this database open for writing (its lock is taken)."""
+    """Whether another running program has this database open for writing (its lock is taken). A
+    county on PostgreSQL has no such lock: several programs write it at once."""
+    if isinstance(location(path), PgLocation):
+        return False
     path = Path(path)
     lock = _FileLock(path.with_name(path.name + ".lock"))
     if lock.acquire():
@@ -436,10 +439,12 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         village_code: str | None = None,
         parent_id: str | None = None,
         include_deleted: bool = False,
+        batch: int = _DECODE_BATCH,
     ) -> Iterator[Record]:
         """Decrypted records filtered on their plain routing columns, in insertion order. A record
         that fails to decrypt (damaged or tampered with) is skipped and added to `self.damaged`;
-        `get` of that record raises DecryptionError."""
+        `get` of that record raises DecryptionError. `batch`: records decrypted at a time (the
+        window's list takes a small one to show its first rows sooner)."""
         self._require()
         where, args = [], []
         if kind:
@@ -456,7 +461,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         columns = self._COLUMNS if include_deleted else self._COLUMNS.replace("deleted", "0")  # known: not deleted
         sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
-        while rows := cursor.fetchmany(_DECODE_BATCH):
+        while rows := cursor.fetchmany(batch):
             with _gc_paused():  # never while the caller's code runs between our yields
                 decoded = self._decode_rows(rows)
             del rows
