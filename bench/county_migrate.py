@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  #
 from app.core import demo as generator  # noqa: E402
 from app.services import county_move, demo  # noqa: E402
 from app.store import Store, postgres  # noqa: E402
-from app.store.location import location  # noqa: E402
+from app.store.locations import location  # noqa: E402
 from app.store.migrations import migrate as make_schema  # noqa: E402
 
 PASS = "bench-passphrase"

@@ -54,7 +54,7 @@ def cmd_backup(args) -> int:
     _logging()
     if args.keep is not None and args.keep < 1:
         raise CommandError(f"--keep 应为 1 或更大的整数(保留最新的几份备份),而不是 {args.keep}:未做备份,未删除任何备份")
-    from app.store.location import is_url  # noqa: PLC0415
+    from app.store.locations import is_url  # noqa: PLC0415
 
     if is_url(args.db):
         from app.services import pg_backup  # noqa: PLC0415
@@ -83,7 +83,7 @@ def cmd_restore(args) -> int:
     else:
         secret = passphrase("用于校验备份的操作员密码: ")
     from app.services import pg_backup  # noqa: PLC0415
-    from app.store.location import is_url, location  # noqa: PLC0415
+    from app.store.locations import is_url, location  # noqa: PLC0415
 
     to_server, pg_dump = is_url(args.to), args.backup.endswith(pg_backup.SUFFIX)
     if pg_dump and not to_server:

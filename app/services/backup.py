@@ -31,7 +31,7 @@ from pathlib import Path
 from app import fileio
 from app.store import Store, StoreError
 from app.store.db import APP_ID, FileLock, sqlite_reason
-from app.store.location import PgLocation, is_url
+from app.store.locations import PgLocation, is_url
 from app.core.oserrors import os_reason
 
 log = logging.getLogger(__name__)

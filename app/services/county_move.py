@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.store import Store, StoreError
-from app.store.location import PgLocation, is_url, location
+from app.store.locations import PgLocation, is_url, location
 
 BATCH = 2000
 

@@ -33,7 +33,7 @@ from app.core import idnumber
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
 from app.store.db import held_by_another, sqlite_reason
-from app.store.location import is_url
+from app.store.locations import is_url
 
 log = logging.getLogger(__name__)
 

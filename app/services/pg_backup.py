@@ -37,7 +37,7 @@ from app import fileio
 from app.services.backup import BackupError, BackupInfo, RestoreResult
 from app.store import Store, StoreError
 from app.store.crypto import DecryptionError
-from app.store.location import PgLocation, location
+from app.store.locations import PgLocation, location
 
 log = logging.getLogger(__name__)
 
