@@ -10,8 +10,13 @@ database later (app.services.printing.verify_card).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+from collections.abc import Iterable
+from contextlib import ExitStack
+from itertools import chain, islice
 
+from reportlab.graphics.barcode import qrencoder
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -32,10 +37,12 @@ from reportlab.platypus import (
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
 from app.reports.cells import CachedParagraph, number_cell, shared_head, shared_paragraph
+from app.reports.cells import forget as forget_measured_texts
 from app.reports.cells import cell as text_cell
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 from app.reports.evidence import Loader, card_block
+from app.reports.pdfjoin import PdfJoiner
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
@@ -178,9 +185,29 @@ def parse_qr(text: str) -> tuple[str, str] | None:
     return None
 
 
+QR_MASK = 0  # every card's QR code uses mask pattern 0 (see _FixedMask)
+
+
+class _FixedMask(qrencoder.QRCode):
+    """reportlab's QR encoder with a fixed mask pattern. A reader decodes every mask (the pattern is
+    written in the code's format bits); the encoder's search for the mask with the fewest
+    reader-unfriendly patterns made all eight matrices and scored each in pure Python, 7 ms per card
+    (a fifth of a card's printing time). The card's payload is short hexadecimal text at level M, and
+    tests/test_card_qr.py decodes the printed codes of many payloads."""
+
+    def make(self):
+        if self.version is None:
+            self.version = self.calculate_version()
+        if self.modules is None:
+            self.makeImpl(False, QR_MASK)
+
+
 def qr_flowable(payload: str, size: float = 24 * mm) -> QrCode:
     """The QR code as a flowable drawn straight on the canvas (much faster than a Drawing)."""
-    return QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable = QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable.qr = _FixedMask(None, qrencoder.QRErrorCorrectLevel.M)  # the same data, level and version
+    flowable.qr.addData(payload)
+    return flowable
 
 
 PAD = 3  # left and right padding of every card table cell, points
@@ -253,9 +280,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + markup(text)
             if note:
                 mark = f"<b>{mark}</b>" + markup(f"({note})")
-                cells.append(CachedParagraph(mark, cell))
-            else:  # the same unmarked box on every card: one paragraph for the whole document
-                cells.append(shared_paragraph(mark, cell))
+            # the same box on many cards (each code unmarked, or marked 选定, 主要 or 其他): one
+            # paragraph for the whole document
+            cells.append(shared_paragraph(mark, cell))
         body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
         for r in body:
             r += [""] * (per_row - len(r))
@@ -455,12 +482,43 @@ class _Household(Spacer):
         self.make = make
 
 
-def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
-                progress: Progress | None = None, images: Loader | None = None) -> int:
-    """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
+CHUNK = 100  # households whose cards are built in memory at a time (about 75 KB a card in reportlab)
+
+
+def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
+                progress: Progress | None = None, images: Loader | None = None, total: int | None = None) -> int:
+    """Write the cards of (document, digest, data version) items into one PDF (`path`: a file name or
+    a binary file); returns pages. `items` may be a generator (give `total` for the progress): the
+    cards are built CHUNK households at a time and each chunk's pages copied into the output when it
+    is done (app.reports.pdfjoin), so memory stays flat in the number of households; the pages are
+    the same as one document's."""
     register_fonts()
+    if total is None:
+        total = len(items)  # type: ignore[arg-type]
+    items = iter(items)
+    first = list(islice(items, CHUNK))
+    following = next(items, None)
+    if following is None:  # one chunk: reportlab writes the file itself
+        return _build_chunk(path, first, ctx, full_id, progress, images, 0, total)
+    rest = chain([following], items)
+    with ExitStack() as stack:
+        out = path if hasattr(path, "write") else stack.enter_context(open(path, "wb"))
+        joiner = PdfJoiner(out)
+        chunk, done = first, 0
+        while chunk:
+            buffer = io.BytesIO()
+            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total)
+            done += len(chunk)
+            joiner.add(buffer.getvalue())
+            buffer = None
+            chunk = list(islice(rest, CHUNK))
+        return joiner.finish()
+
+
+def _build_chunk(path, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool,
+                 progress: Progress | None, images: Loader | None, done: int, total: int) -> int:
+    forget_measured_texts()
     doc_template = CardDocument(path, ctx)
-    total = len(items)
 
     def card(i: int, doc: dict, digest: str, version: str):
         def make() -> list:
@@ -473,5 +531,6 @@ def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, ful
     story = [card(i, doc, digest, version) for i, (doc, digest, version) in enumerate(items, 1)]
     doc_template.progress = progress
     doc_template.households = total
+    doc_template.done = done
     doc_template.build(story)
     return doc_template.page

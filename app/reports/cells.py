@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table
 
 from app.reports.common import NUMBER, markup, number_para, number_style, runs, value_markup
 
 FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
+REPLAY = True  # write kept operators again (`_Replay`, `Line.drawOn`); tests turn it off to compare
 
 
 class _WrapCache:
@@ -57,6 +59,48 @@ def cached(flowable: Paragraph) -> Paragraph:
     return flowable
 
 
+class _Replay:
+    """Drawn once per document, replayed after: a paragraph shared by every card of a document (a
+    heading, a label, an unmarked check box) writes the same operators wherever it is drawn, only
+    translated. The operators its first draws wrote on a canvas are kept (on the canvas: font subset
+    codes belong to one document) and written again, between the same save, translation and restore
+    reportlab's own `drawOn` writes: the page content is byte for byte what drawing it would give.
+    Kept only once two draws at different places wrote the same operators."""
+
+    def drawOn(self, canvas, x, y, _sW=0):
+        kept = canvas.__dict__.setdefault("_jd_replay", {})
+        entry = kept.get(id(self))
+        if REPLAY and entry is not None and entry[0] is self and entry[2]:
+            canvas.saveState()
+            canvas.translate(self._hAlignAdjust(x, _sW), y)
+            canvas._code.extend(entry[1])
+            canvas.restoreState()
+            return
+        start = len(canvas._code)
+        super().drawOn(canvas, x, y, _sW)
+        code = canvas._code[start:]
+        body = code[2:-1] if len(code) >= 3 and code[0] == "q" and code[1].endswith(" cm") and code[-1] == "Q" else None
+        if entry is None or entry[0] is not self:
+            kept[id(self)] = (self, body, False)
+        else:
+            kept[id(self)] = (self, body, body is not None and body == entry[1])
+
+
+_replayed_classes: dict[type, type] = {}
+
+
+def replayed(flowable: Flowable) -> Flowable:
+    """The same flowable, its drawing replayed after the first draws on a canvas (see `_Replay`): for a
+    flowable object that a document draws many times."""
+    cls = type(flowable)
+    if not issubclass(cls, _Replay):
+        sub = _replayed_classes.get(cls)
+        if sub is None:
+            sub = _replayed_classes[cls] = type(f"Replayed{cls.__name__}", (_Replay, cls), {})
+        flowable.__class__ = sub
+    return flowable
+
+
 def _plain(text: str) -> bool:
     """Text a Paragraph would draw as it is: no line breaks, no runs of spaces to collapse."""
     return bool(text) and "\n" not in text and "  " not in text and text == text.strip() and "\t" not in text
@@ -76,6 +120,12 @@ def _measure(text: str, size: float) -> tuple[list, float]:
             _measured.clear()
         _measured[key] = found
     return found
+
+
+def forget() -> None:
+    """Drop the measured texts (between chunks of a long document: kept, the names and numbers of
+    every household printed so far would hold memory that the chunks are there to give back)."""
+    _measured.clear()
 
 
 class Line(Flowable):
@@ -122,12 +172,28 @@ class Line(Flowable):
             x += (self.width - self.text_width) / 2
         elif st.alignment == TA_RIGHT:
             x += self.width - self.text_width
-        tx = canvas.beginText(x + st.leftIndent, y + self.height - st.fontSize)
+        x += st.leftIndent
+        y += self.height - st.fontSize
+        # the text object's operators after its origin are the same wherever the text is drawn: kept
+        # per canvas (font subset codes belong to one document), written again with the new origin
+        kept = canvas.__dict__.setdefault("_jd_lines", {})
+        key = (self.text, st.fontSize, st.leading, st.textColor)
+        ops = kept.get(key)
+        if REPLAY and ops is not None and canvas.bottomup:
+            canvas._code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {ops} ET")
+            return
+        tx = canvas.beginText(x, y)
         tx.setFillColor(st.textColor)
         for font, chunk in self._runs:
             tx.setFont(font, st.fontSize, st.leading)
             tx.textOut(chunk)
-        canvas.drawText(tx)
+        code = tx.getCode()
+        canvas._code.append(code)  # what canvas.drawText(tx) writes
+        head = f"BT 1 0 0 1 {fp_str(x, y)} Tm "
+        if canvas.bottomup and code.startswith(head) and code.endswith(" ET"):
+            if len(kept) > 20_000:
+                kept.clear()
+            kept[key] = code[len(head):-3]
 
     def draw(self):
         self.drawOn(self.canv, 0, 0)
@@ -211,7 +277,7 @@ def shared_paragraph(text: str, style: ParagraphStyle) -> Flowable:
     if found is None:
         if len(_shared) > 5000:
             _shared.clear()
-        found = _shared[key] = CachedParagraph(text, style)
+        found = _shared[key] = replayed(CachedParagraph(text, style))
     return found
 
 
@@ -225,5 +291,5 @@ def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
     if found is None:
         if len(_shared) > 5000:
             _shared.clear()
-        found = _shared[key] = cached(head_para(text, style, width))
+        found = _shared[key] = replayed(cached(head_para(text, style, width)))
     return found
