@@ -38,6 +38,7 @@ from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
 from app.reports.cells import CachedParagraph, number_cell, shared_head, shared_paragraph
 from app.reports.cells import forget as forget_measured_texts
+from app.reports.cells import sized_table
 from app.reports.cells import cell as text_cell
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
@@ -223,6 +224,11 @@ def _grid(extra=()):
     ])
 
 
+def _table(rows: list[list], widths: list[float], col_spans=(), **kw) -> Table:
+    """A table of `_grid` cells, its row heights measured once (cells.sized_table)."""
+    return sized_table(rows, widths, PAD, 2, tuple(col_spans), **kw)
+
+
 REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "attribute", "status",
                   "first_identified", "family_size"}
 
@@ -265,7 +271,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         row += [""] * (6 - len(row))
         rows.append(row)
     rows.append([text_cell("家庭住址", cell), text_cell(c["address"], cell, True), "", "", "", ""])
-    t = Table(rows, colWidths=[w * 0.95, w * 1.05] * 3)
+    t = _table(rows, [w * 0.95, w * 1.05] * 3, [(len(rows) - 1, 1, 5)])
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("SPAN", (1, len(rows) - 1), (5, len(rows) - 1))]))
     story.append(t)
@@ -289,7 +295,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         first = shared_paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
-        table = Table(data, colWidths=[25 * mm] + [tw] * per_row)
+        widths = [25 * mm] + [tw] * per_row
+        # the label spans the rows: reportlab shares its height out between them
+        table = _table(data, widths) if len(data) == 1 else Table(data, colWidths=widths)
         table.setStyle(_grid([("SPAN", (0, 0), (0, len(data) - 1)), ("BACKGROUND", (0, 0), (0, -1), HEAD_BG)]))
         return table
 
@@ -314,7 +322,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
                      for key, _, wd in MEMBER_COLUMNS])
     if not c["members"]:
         rows.append([Paragraph(missing_mark() + markup(":未登记家庭成员"), cell)] + [""] * (len(MEMBER_COLUMNS) - 1))
-    t = Table(rows, colWidths=[wd * mm * scale for _, _, wd in MEMBER_COLUMNS], repeatRows=1)
+    t = _table(rows, [wd * mm * scale for _, _, wd in MEMBER_COLUMNS],
+               [] if c["members"] else [(1, 0, len(MEMBER_COLUMNS) - 1)], repeatRows=1)
     extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
     if not c["members"]:
         extra.append(("SPAN", (0, 1), (-1, 1)))
@@ -334,7 +343,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             row += [shared_head(label, cell, w * 1.2 - 2 * PAD), text_cell(text, cell)]
         row += [""] * (6 - len(row))
         rows.append(row)
-    t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
+    t = _table(rows, [w * 1.2, w * 0.8] * 3)
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -1), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -1), HEAD_BG)]))
     story.append(t)
@@ -366,8 +375,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         rows.append([text_cell("对照扶贫标准", cell),
                      Paragraph("<b>" + markup(inc["compare"]) + "</b>" if inc["compare"] else missing_mark(), cell),
                      "", "", "", "", "", ""])
-        t = Table(rows, colWidths=[iw * 1.15, iw * 0.85] * 4)
         n = len(rows)
+        t = _table(rows, [iw * 1.15, iw * 0.85] * 4, [(n - 1, 1, 7)])
         t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                           ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("BACKGROUND", (6, 0), (6, -2), HEAD_BG),
                           ("SPAN", (1, n - 1), (7, n - 1))]))
@@ -387,7 +396,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             st_rows.append([Paragraph((missing_mark() + markup(":" + empty)) if required else markup(empty), cell)]
                            + [""] * (len(headings) - 1))
             extra.append(("SPAN", (0, 1), (-1, 1)))
-        t = Table(st_rows, colWidths=[x * k for x in widths], repeatRows=1)
+        t = _table(st_rows, [x * k for x in widths], [] if data else [(1, 0, len(headings) - 1)], repeatRows=1)
         t.setStyle(_grid(extra))
         story.append(CondPageBreak(30 * mm))
         story.append(text_cell(title, st["h2"]))

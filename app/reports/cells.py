@@ -293,3 +293,40 @@ def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
             _shared.clear()
         found = _shared[key] = replayed(cached(head_para(text, style, width)))
     return found
+
+
+def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: float,
+                col_spans: tuple[tuple[int, int, int], ...] = (), string_leading: float = 12.0, **kw) -> Table:
+    """`Table(rows, colWidths=widths, **kw)` given the row heights reportlab would compute (cells with
+    `pad_h` left and right, `pad_v` top and bottom padding; a string cell is `string_leading` a line,
+    as a TableStyle without LEADING has it), so the table does not measure every cell again when
+    it is laid out. `col_spans` are the (row, first column, last column) of cells spanning columns:
+    measured at the spanned width, the cells they cover not at all. Tables whose cells span rows are
+    left to reportlab (give none here)."""
+    positions = [0]
+    width = 0
+    for w in widths:  # as Table._calc_width sums them
+        width = width + w
+        positions.append(width)
+    spans = {(row, first): last for row, first, last in col_spans}
+    covered = {(row, c) for row, first, last in col_spans for c in range(first + 1, last + 1)}
+    heights = []
+    for r, row in enumerate(rows):
+        h = 0
+        for c, value in enumerate(row):
+            w = widths[c]
+            last = spans.get((r, c))
+            if last is not None:
+                w = max(positions[last + 1] - positions[c], w)
+            if isinstance(value, Flowable):  # as Table._listCellGeom measures one flowable
+                if (r, c) in covered:  # (a string under a span still counts, as in Table._calc_height)
+                    continue
+                before, after = value.getSpaceBefore(), value.getSpaceAfter()
+                t = value.wrap(w - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + after + before
+                t = t - before - after
+            else:
+                t = string_leading * len((value is not None and str(value) or "").split("\n"))
+            t += pad_v + pad_v
+            h = max(h, t)
+        heights.append(h)
+    return Table(rows, colWidths=widths, rowHeights=heights, **kw)
