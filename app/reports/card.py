@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from itertools import chain, islice
 
-from reportlab.graphics.barcode import qrencoder
+import qrcode
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -186,28 +186,34 @@ def parse_qr(text: str) -> tuple[str, str] | None:
     return None
 
 
-QR_MASK = 0  # every card's QR code uses mask pattern 0 (see _FixedMask)
+QR_MASK = 0  # every card's QR code uses mask pattern 0 (see _Matrix)
 
 
-class _FixedMask(qrencoder.QRCode):
-    """reportlab's QR encoder with a fixed mask pattern. A reader decodes every mask (the pattern is
-    written in the code's format bits); the encoder's search for the mask with the fewest
-    reader-unfriendly patterns made all eight matrices and scored each in pure Python, 7 ms per card
-    (a fifth of a card's printing time). The card's payload is short hexadecimal text at level M, and
-    tests/test_card_qr.py decodes the printed codes of many payloads."""
+class _Matrix:
+    """The QR matrix of a card's payload, for reportlab's QrCode flowable to draw (in place of its own
+    encoder): level M, one 8-bit segment, the smallest version that holds it, as reportlab's encoder
+    makes it, but with a fixed mask pattern, made by the qrcode package. A reader decodes every mask
+    (the pattern is written in the code's format bits); reportlab's search for the mask with the
+    fewest reader-unfriendly patterns made all eight matrices and scored each in pure Python, 7 ms a
+    card, a fifth of a card's printing time. tests/test_card_print.py decodes the printed codes."""
+
+    def __init__(self, payload: str):
+        code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=QR_MASK, border=0)
+        code.add_data(payload, optimize=0)
+        code.make(fit=True)
+        self.modules = code.modules
 
     def make(self):
-        if self.version is None:
-            self.version = self.calculate_version()
-        if self.modules is None:
-            self.makeImpl(False, QR_MASK)
+        pass
+
+    def getModuleCount(self) -> int:
+        return len(self.modules)
 
 
 def qr_flowable(payload: str, size: float = 24 * mm) -> QrCode:
     """The QR code as a flowable drawn straight on the canvas (much faster than a Drawing)."""
     flowable = QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
-    flowable.qr = _FixedMask(None, qrencoder.QRErrorCorrectLevel.M)  # the same data, level and version
-    flowable.qr.addData(payload)
+    flowable.qr = _Matrix(payload)
     return flowable
 
 
