@@ -329,4 +329,48 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
             t += pad_v + pad_v
             h = max(h, t)
         heights.append(h)
-    return Table(rows, colWidths=widths, rowHeights=heights, **kw)
+    return SizedTable(rows, colWidths=widths, rowHeights=heights, **kw)
+
+
+class SizedTable(Table):
+    """A Table whose one-flowable cells are placed without building lists for them: the same
+    positions `Table._drawCell` computes (valign, alignment, paddings), the same canvas calls."""
+
+    def _drawCell(self, cellval, cellstyle, pos, size):
+        if not isinstance(cellval, Flowable):
+            return super()._drawCell(cellval, cellstyle, pos, size)
+        canv = self.canv
+        if self._curcellstyle is not cellstyle:
+            cur = self._curcellstyle
+            if cur is None or cellstyle.color != cur.color:
+                canv.setFillColor(cellstyle.color)
+            if (cur is None or cellstyle.leading != cur.leading or cellstyle.fontname != cur.fontname
+                    or cellstyle.fontsize != cur.fontsize):
+                canv.setFont(cellstyle.fontname, cellstyle.fontsize, cellstyle.leading)
+            self._curcellstyle = cellstyle
+        colpos, rowpos = pos
+        colwidth, rowheight = size
+        s = cellstyle
+        vw, vh = cellval.wrapOn(canv, colwidth - s.leftPadding - s.rightPadding,
+                               rowheight - s.topPadding - s.bottomPadding)
+        before, after = cellval.getSpaceBefore(), cellval.getSpaceAfter()
+        w, h = max(0, vw), vh + after + before - before - after  # as Table._listCellGeom sums one flowable
+        valign, just = s.valign, s.alignment
+        if valign == "TOP":
+            y = rowpos + rowheight - s.topPadding
+        elif valign == "BOTTOM":
+            y = rowpos + s.bottomPadding + h
+        else:
+            y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
+        y += before
+        if just == "LEFT":
+            x = colpos + s.leftPadding
+        elif just == "RIGHT":
+            x = colpos + colwidth - s.rightPadding - w
+        elif just in ("CENTRE", "CENTER"):
+            x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
+        else:
+            return super()._drawCell(cellval, cellstyle, pos, size)
+        y -= before
+        y -= vh
+        cellval.drawOn(canv, x, y)
