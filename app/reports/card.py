@@ -230,9 +230,9 @@ def _grid(extra=()):
     ])
 
 
-def _table(rows: list[list], widths: list[float], col_spans=(), **kw) -> Table:
+def _table(rows: list[list], widths: list[float], col_spans=(), row_span=None, **kw) -> Table:
     """A table of `_grid` cells, its row heights measured once (cells.sized_table)."""
-    return sized_table(rows, widths, PAD, 2, tuple(col_spans), **kw)
+    return sized_table(rows, widths, PAD, 2, tuple(col_spans), row_span=row_span, **kw)
 
 
 REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "attribute", "status",
@@ -302,8 +302,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
         widths = [25 * mm] + [tw] * per_row
-        # the label spans the rows: reportlab shares its height out between them
-        table = _table(data, widths) if len(data) == 1 else Table(data, colWidths=widths)
+        table = _table(data, widths, row_span=(0, 0, len(data) - 1))  # the label spans the rows
         table.setStyle(_grid([("SPAN", (0, 0), (0, len(data) - 1)), ("BACKGROUND", (0, 0), (0, -1), HEAD_BG)]))
         return table
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
+from reportlab import rl_config
 from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table
@@ -296,13 +297,15 @@ def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
 
 
 def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: float,
-                col_spans: tuple[tuple[int, int, int], ...] = (), string_leading: float = 12.0, **kw) -> Table:
+                col_spans: tuple[tuple[int, int, int], ...] = (), string_leading: float = 12.0,
+                row_span: tuple[int, int, int] | None = None, **kw) -> Table:
     """`Table(rows, colWidths=widths, **kw)` given the row heights reportlab would compute (cells with
     `pad_h` left and right, `pad_v` top and bottom padding; a string cell is `string_leading` a line,
     as a TableStyle without LEADING has it), so the table does not measure every cell again when
     it is laid out. `col_spans` are the (row, first column, last column) of cells spanning columns:
-    measured at the spanned width, the cells they cover not at all. Tables whose cells span rows are
-    left to reportlab (give none here)."""
+    measured at the spanned width, the cells they cover not at all. `row_span` is one (column, first
+    row, last row) cell spanning rows: when the rows are high enough for it they keep their heights
+    (reportlab's spanFixDim leaves them), else the table is left to reportlab to share the height out."""
     positions = [0]
     width = 0
     for w in widths:  # as Table._calc_width sums them
@@ -310,10 +313,16 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
         positions.append(width)
     spans = {(row, first): last for row, first, last in col_spans}
     covered = {(row, c) for row, first, last in col_spans for c in range(first + 1, last + 1)}
+    under_row_span = set()
+    if row_span is not None:
+        col, first, last = row_span
+        under_row_span = {(r, col) for r in range(first, last + 1)}
     heights = []
     for r, row in enumerate(rows):
         h = 0
         for c, value in enumerate(row):
+            if (r, c) in under_row_span:
+                continue
             w = widths[c]
             last = spans.get((r, c))
             if last is not None:
@@ -329,6 +338,15 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
             t += pad_v + pad_v
             h = max(h, t)
         heights.append(h)
+    if row_span is not None:
+        col, first, last = row_span
+        value = rows[first][col]
+        if isinstance(value, Flowable):
+            needed = value.wrap(widths[col] - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + pad_v + pad_v
+        else:
+            needed = string_leading * len((value is not None and str(value) or "").split("\n")) + pad_v + pad_v
+        if sum(heights[first:last + 1]) < needed - rl_config._FUZZ:
+            return Table(rows, colWidths=widths, **kw)
     return SizedTable(rows, colWidths=widths, rowHeights=heights, **kw)
 
 
