@@ -104,3 +104,28 @@ def test_card_tables_given_their_row_heights_print_what_reportlab_measures(monke
     assert len(sized.pages) == len(plain.pages)
     for a, b in zip(sized.pages, plain.pages):
         assert a.get_contents().get_data() == b.get_contents().get_data()
+
+
+def test_a_village_printed_a_batch_of_households_at_a_time_prints_the_same_cards(make_store, tmp_path, monkeypatch):
+    """print cards --village reads, assembles and prints the households in batches (memory flat in
+    the size of the village): the file must hold the cards one read of the village gives."""
+    from app.services import demo as demo_service
+    from app.services import households, printing
+
+    store = make_store("v.db")
+    demo_service.install_reference_data(store)
+    with store.transaction():
+        for doc in demo.households(per_village=11, villages=[VILLAGE], today=TODAY):
+            households.save(store, doc, allow_errors=True)
+    whole = printing.print_cards(store, tmp_path / "whole.pdf", village_code=VILLAGE, today=TODAY)
+    monkeypatch.setattr(households, "DOCUMENT_BATCH", 3)
+    monkeypatch.setattr(card, "CHUNK", 4)
+    seen = []
+    batched = printing.print_cards(store, tmp_path / "batched.pdf", village_code=VILLAGE, today=TODAY,
+                                   progress=lambda d, t: seen.append((d, t)))
+    assert batched.households == whole.households == 11 and batched.pages == whole.pages
+    assert seen[-1] == (11, 11)
+    one, joined = PdfReader(tmp_path / "whole.pdf"), PdfReader(tmp_path / "batched.pdf")
+    assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+    assert [c.text for i in _images((tmp_path / "batched.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)] \
+        == [c.text for i in _images((tmp_path / "whole.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)]

@@ -9,6 +9,7 @@ database later (app.services.printing.verify_card).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -525,6 +526,9 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
             done += len(chunk)
             joiner.add(buffer.getvalue())
             buffer = None
+            # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state):
+            # freed now, not when the collector next looks at the oldest objects, some chunks later
+            gc.collect()
             chunk = list(islice(rest, CHUNK))
         return joiner.finish()
 
