@@ -520,14 +520,18 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
         out = path if hasattr(path, "write") else stack.enter_context(open(path, "wb"))
         joiner = PdfJoiner(out)
         chunk, done = first, 0
+        # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state): each
+        # chunk's is freed as soon as it is joined, not when the collector next looks at the oldest
+        # objects, some chunks later; the objects alive before the cards (the caller's households)
+        # are left out of those collections (gc.freeze) and given back to the collector at the end
+        gc.freeze()
+        stack.callback(gc.unfreeze)
         while chunk:
             buffer = io.BytesIO()
             _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total)
             done += len(chunk)
             joiner.add(buffer.getvalue())
             buffer = None
-            # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state):
-            # freed now, not when the collector next looks at the oldest objects, some chunks later
             gc.collect()
             chunk = list(islice(rest, CHUNK))
         return joiner.finish()
