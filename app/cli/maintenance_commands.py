@@ -79,9 +79,9 @@ def cmd_restore(args) -> int:
 
 def cmd_check(args) -> int:
     _logging()
-    from app.store import StoreError  # noqa: PLC0415
+    from app.store import StoreError, is_url  # noqa: PLC0415
 
-    if not Path(args.db).exists():
+    if not is_url(args.db) and not Path(args.db).exists():
         raise CommandError(f"找不到数据库文件 {args.db}")
     with user_errors(StoreError):
         report = integrity.open_and_check(args.db, args.operator or os.environ.get("JIANDANG_OPERATOR"),
@@ -135,7 +135,10 @@ def run_selftest(folder: Path) -> list:
         if not font.is_file() or font.stat().st_size < 1_000_000:
             raise RuntimeError(f"缺少字体文件 {font}")
         d = default()
-        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB"
+        from app.ui import camera  # noqa: PLC0415 - Qt Multimedia (拍照) is optional: said, not failed
+
+        photo = "拍照组件可用" if camera.MISSING is None else f"拍照组件不可用({camera.MISSING}),其余功能不受影响"
+        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB,{photo}"
 
     def create():
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.cli.common import CommandError, open_store, user_errors
 from app.server import protocol
-from app.store import StoreError
+from app.store import PgLocation, StoreError, is_url, location
 
 
 def register(sub) -> None:
@@ -77,9 +77,16 @@ def _setup_logging(quiet: bool) -> logging.Handler:
 
 
 def stop_file(db) -> Path:
-    """The file whose appearance asks the service running on `db` to stop (any platform)."""
-    db = Path(db)
-    return db.with_name(db.name + ".serve-stop")
+    """The file whose appearance asks the service running on `db` to stop (any platform). For a
+    county on PostgreSQL: in the program's data folder, named after the address (password left out)."""
+    where = location(db)
+    if isinstance(where, PgLocation):
+        import hashlib  # noqa: PLC0415
+
+        from app import settings  # noqa: PLC0415
+
+        return settings.data_dir() / f"{hashlib.sha256(where.masked.encode()).hexdigest()[:16]}.serve-stop"
+    return where.with_name(where.name + ".serve-stop")
 
 
 STOP_WAIT_SECONDS = 90.0  # the service checks twice a second; an import in progress finishes first
@@ -90,11 +97,13 @@ def cmd_stop(args) -> int:
     import time  # noqa: PLC0415
 
     request = stop_file(args.db)
-    if not Path(args.db).is_file():
-        raise CommandError(f"找不到数据库 {args.db}")
-    if not _held_by_a_program(Path(args.db)):  # a running service holds its database's lock
-        raise CommandError(f"{args.db} 上没有正在运行的县同步服务")
+    if not is_url(args.db):  # a county on PostgreSQL has no lock file: the request itself tells
+        if not Path(args.db).is_file():
+            raise CommandError(f"找不到数据库 {args.db}")
+        if not _held_by_a_program(Path(args.db)):  # a running service holds its database's lock
+            raise CommandError(f"{args.db} 上没有正在运行的县同步服务")
     try:
+        request.parent.mkdir(parents=True, exist_ok=True)
         request.write_bytes(b"")
     except OSError as exc:
         raise CommandError(f"无法写入停止请求 {request}:{exc.strerror or exc}") from None
@@ -171,8 +180,8 @@ def _serve(args, limits) -> int:
         if not server.tls and not _loopback(args.host):
             print("注意:没有使用 TLS(--tls-cert/--tls-key)。同步包本身是签名加密的,但局域网里的人能看到"
                   "哪台电脑何时同步;建议启用 TLS(见 docs/serve.md)", file=sys.stderr)
-        server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {args.db},站点 {store.site_id});"
-                                 f"按 Ctrl+C 或运行 jiandang serve {args.db} --stop 停止", flush=True),
+        server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {store.path},站点 {store.site_id});"
+                                 f"按 Ctrl+C 或运行 jiandang serve {store.path} --stop 停止", flush=True),
                    lambda: print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True),
                    stop_file=stop_file(args.db))
     finally:

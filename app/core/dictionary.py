@@ -51,6 +51,7 @@ class Field:
     pattern: str | None = None
     multiline: bool = False
     readonly: bool = False  # shown but not typed in the editor (e.g. status: changed only by procedures)
+    masked: bool = False  # past values partly hidden where a window lists them (bank accounts: the history)
     default: object = None
     help: str = ""
     show_if: ShowIf | None = None
@@ -64,6 +65,7 @@ class Section:
     key: str
     label: str
     fields: tuple[Field, ...]
+    tab_label: str = ""  # the editor's tab (`tab_label` in forms/, short: eleven tabs fit a 1366-pixel screen)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Kind:
     rules: tuple[str, ...]
     sections: tuple[Section, ...]
     fields: dict[str, Field] = field(default_factory=dict)
+    tab_label: str = ""  # the editor's tab for a child kind (`tab_label` in forms/; default: label)
 
     def field_keys(self) -> list[str]:
         return list(self.fields)
@@ -162,13 +165,15 @@ def _load_kind(path: Path, codes: dict) -> Kind:
                 pattern=raw.get("pattern"),
                 multiline=raw.get("multiline", False),
                 readonly=raw.get("readonly", False),
+                masked=raw.get("masked", False),
                 default=raw.get("default"),
                 help=raw.get("help", ""),
                 show_if=show_if,
             )
             fields[f.key] = f
             sec_fields.append(f)
-        sections.append(Section(key=sec["key"], label=sec["label"], fields=tuple(sec_fields)))
+        sections.append(Section(key=sec["key"], label=sec["label"], fields=tuple(sec_fields),
+                                tab_label=sec.get("tab_label") or sec["label"]))
     for f in fields.values():
         if f.show_if and f.show_if.field not in fields:
             raise DictionaryError(f"{path.name}: 字段 {f.key!r} 的显示条件引用了不存在的字段 {f.show_if.field!r}")
@@ -180,6 +185,7 @@ def _load_kind(path: Path, codes: dict) -> Kind:
         rules=tuple(data.get("rules", [])),
         sections=tuple(sections),
         fields=fields,
+        tab_label=data.get("tab_label") or data["label"],
     )
 
 

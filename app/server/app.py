@@ -44,7 +44,7 @@ from app import __version__
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
 from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
-from app.store import Store, StoreError
+from app.store import PgLocation, Store, StoreError
 from app.sync import exchange, identity, wire
 from app.sync import status as status_texts
 
@@ -61,6 +61,18 @@ def _error(status: int, code: str, message: str, headers: dict | None = None, **
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
+
+
+def _spool_dir(store: Store) -> Path:
+    """Where uploads are spooled: beside a SQLite county database; for a county on PostgreSQL, in the
+    program's data folder (one folder per database)."""
+    if isinstance(store.path, PgLocation):
+        from app import settings  # noqa: PLC0415
+
+        folder = settings.data_dir() / "serve-spool" / store.db_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(store.path).resolve().parent
 
 
 class Service:
@@ -81,7 +93,7 @@ class Service:
         self.challenges = Challenges(protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
                                      self.limits.max_challenges)
         self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
-        self.spool_dir = Path(spool_dir or Path(store.path).resolve().parent)
+        self.spool_dir = Path(spool_dir or _spool_dir(store))
         if sweep(self.spool_dir):
             log.info("已清理上次停止时留下的临时上传文件")
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
