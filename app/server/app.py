@@ -44,7 +44,7 @@ from app import __version__
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
 from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
-from app.store import Store, StoreError
+from app.store import Store, StoreError, service_state
 from app.sync import exchange, identity, wire
 from app.sync import status as status_texts
 
@@ -53,6 +53,7 @@ log = logging.getLogger("app.server")
 FETCH_REQUEST_LIMIT = 4096  # bytes of the JSON fetch request
 BUSY_RETRY_SECONDS = 5
 TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory
+CLEAN_INTERVAL = 60.0  # seconds between two clean-ups of expired challenges and full rate buckets
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -66,7 +67,8 @@ def _address(request: Request) -> str:
 class Service:
     """State of one running service: the county store, its worker thread, limits, challenges."""
 
-    def __init__(self, store: Store, limits: Limits | None = None, spool_dir: Path | None = None):
+    def __init__(self, store: Store, limits: Limits | None = None, spool_dir: Path | None = None,
+                 sweep_spool: bool = True):
         if store.role != "county":
             raise StoreError(f"同步服务只能在县级数据库上运行,{store.path} 是 {store.role} 数据库")
         self.store = store
@@ -75,14 +77,20 @@ class Service:
         self.county_key = identity.county_sign_public(store)
         self.fingerprint = identity.fingerprint(self.county_key)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-import")
-        self.uploads = RateLimiter(self.limits.uploads_per_minute)
-        self.fetches = RateLimiter(self.limits.fetches_per_minute)
-        self.challenge_rate = RateLimiter(self.limits.challenges_per_minute)
-        self.challenges = Challenges(protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
+        # challenges and rate limits live in the county database (shared by every worker process and
+        # kept over a restart), reached through a connection of their own on a thread of their own:
+        # a challenge is not queued behind the imports
+        self.state = service_state.connect(store)
+        self.state_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-state")
+        self.uploads = RateLimiter(self.state, "upload", self.limits.uploads_per_minute)
+        self.fetches = RateLimiter(self.state, "fetch", self.limits.fetches_per_minute)
+        self.challenge_rate = RateLimiter(self.state, "challenge", self.limits.challenges_per_minute)
+        self.challenges = Challenges(self.state, protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
                                      self.limits.max_challenges)
+        self.cleaned = time.monotonic()
         self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
         self.spool_dir = Path(spool_dir or Path(store.path).resolve().parent)
-        if sweep(self.spool_dir):
+        if sweep_spool and sweep(self.spool_dir):  # a worker of several leaves this to the supervisor
             log.info("已清理上次停止时留下的临时上传文件")
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
@@ -90,6 +98,23 @@ class Service:
         self.queued = 0
         self.trimmed = 0.0
         self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
+
+    async def shared(self, fn, *args):
+        """Run fn (challenges, rate limits: statements on the database) on the state thread. Now and
+        then expired challenges and full buckets are dropped there too."""
+        loop = asyncio.get_running_loop()
+        if time.monotonic() - self.cleaned > CLEAN_INTERVAL:
+            self.cleaned = time.monotonic()
+            loop.run_in_executor(self.state_executor, self._clean)
+        return await loop.run_in_executor(self.state_executor, fn, *args)
+
+    def _clean(self) -> None:
+        try:
+            self.challenges.expire()
+            for limiter in (self.uploads, self.fetches, self.challenge_rate):
+                limiter.forget_full()
+        except Exception as exc:  # noqa: BLE001 - tidying up only: the next round tries again
+            log.warning("清理过期的取件请求码时出错:%s", type(exc).__name__)
 
     async def serial(self, fn, *args):
         """Run fn on the single database thread (imports never overlap). When the queue empties, the
@@ -113,6 +138,8 @@ class Service:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.state_executor.shutdown(wait=True)
+        self.state.close()
 
     # ------------------------------------------------------------------ endpoints
 
@@ -246,14 +273,17 @@ class Service:
         return {"ok": not report.refused, "error": error, "message": report.message,
                 "report": protocol.report_to_dict(report), "line": line or report.line()}
 
+    def _new_challenge(self, address: str) -> tuple[float, str | None]:
+        wait = self.challenge_rate.take(address)
+        return (wait, None) if wait else (0.0, self.challenges.new(address))
+
     async def challenge(self, request: Request) -> JSONResponse:
         address = _address(request)
-        wait = self.challenge_rate.take(address)
+        wait, value = await self.shared(self._new_challenge, address)
         if wait:
             seconds = math.ceil(wait)
             return _error(429, "rate_limited", f"这台电脑(地址 {address})索取取件请求码过于频繁:请 {seconds} 秒后再试",
                           {"Retry-After": str(seconds)})
-        value = self.challenges.new(address)
         if value is None:
             log.warning("未用的取件请求码已达上限 %d 个,来自 %s 的请求已拒绝", self.limits.max_challenges, address)
             return _error(503, "busy", "县同步服务正忙(未用的取件请求码过多):请稍后再试(程序会自动重试)",
@@ -282,7 +312,7 @@ class Service:
         except (ValueError, KeyError, TypeError, RecursionError):
             return _error(400, "bad_request", "取件请求格式不对(应为含 site、challenge、signature 的 JSON):"
                                               "请用“立即同步”或 jiandang sync now")
-        if not self.challenges.take(challenge, address):
+        if not await self.shared(self.challenges.take, challenge, address):
             return _error(401, "challenge", "取件请求码已过期或已用过:请重试(程序会自动取新的请求码)")
         status, content, headers = await self.serial(self._downstream, site, challenge, signature)
         if status != 200:
@@ -333,9 +363,10 @@ async def _server_error(request: Request, exc: Exception) -> JSONResponse:
                                        "如反复出现,请县里查看服务日志")
 
 
-def create_app(store: Store, limits: Limits | None = None) -> Starlette:
+def create_app(store: Store, limits: Limits | None = None, *, spool_dir: Path | None = None,
+               sweep_spool: bool = True) -> Starlette:
     """The ASGI application over an open, unlocked county store."""
-    service = Service(store, limits)
+    service = Service(store, limits, spool_dir, sweep_spool)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -423,10 +454,13 @@ class SyncServer:
     `run()` blocks (the `serve` command); `start()`/`stop()` run it on a thread (tests, bench)."""
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, *,
-                 tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True):
+                 tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True,
+                 sock: socket.socket | None = None, spool_dir: Path | None = None, sweep_spool: bool = True):
+        """`sock`: a listening socket to serve on instead of binding host:port (a worker process of
+        several, app.server.workers); `spool_dir`, `sweep_spool`: see `Service`."""
         import uvicorn  # noqa: PLC0415 - only the service needs the server
 
-        self.app = create_app(store, limits)
+        self.app = create_app(store, limits, spool_dir=spool_dir, sweep_spool=sweep_spool)
         self.config = uvicorn.Config(
             self.app, host=host, port=port, ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None, loop="asyncio",
@@ -435,7 +469,7 @@ class SyncServer:
             timeout_graceful_shutdown=None,
             proxy_headers=False)  # the client's address is the socket's: per-address limits must not trust a header
         self.config.load()  # a bad certificate or key fails here, before the port is taken
-        self.sock = bind(host, port)
+        self.sock = sock if sock is not None else bind(host, port)
         self.host, self.port = host, self.sock.getsockname()[1]
         self.tls = bool(tls_cert)
         self.ready = threading.Event()
@@ -463,6 +497,8 @@ class SyncServer:
                     with contextlib.suppress(OSError):
                         outer.stop_file.unlink()
                     self.should_exit = True
+                if counter % 5 == 0 and outer.stop_when is not None and outer.stop_when():
+                    self.should_exit = True  # a worker of several: the supervisor stops
                 return await super().on_tick(counter)
 
             async def startup(self, sockets=None):
@@ -481,6 +517,7 @@ class SyncServer:
         self.server = _Server(self.config)
         self.on_ready = self.on_stopping = None
         self.stop_file: Path | None = None  # `run(stop_file=)`: its appearance stops the service
+        self.stop_when = None  # `run(stop_when=)`: a check, twice a second, that stops the service when true
         self._thread: threading.Thread | None = None
 
     @property
@@ -488,12 +525,13 @@ class SyncServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    def run(self, on_ready=None, on_stopping=None, stop_file=None) -> None:
+    def run(self, on_ready=None, on_stopping=None, stop_file=None, stop_when=None) -> None:
         """Serve until a stop signal (Ctrl+C; SIGTERM on POSIX; Ctrl+Break on Windows), until `stop_file`
         appears (checked twice a second; removed when seen), or `stop`. `on_ready()` is called once
         connections are accepted, `on_stopping()` when shutting down begins (before in-flight requests
         are waited for)."""
         self.on_ready, self.on_stopping = on_ready, on_stopping
+        self.stop_when = stop_when
         self.stop_file = Path(stop_file) if stop_file else None
         if self.stop_file is not None:
             with contextlib.suppress(FileNotFoundError):

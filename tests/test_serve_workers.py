@@ -1,0 +1,80 @@
+"""Several service processes on one county database (issue #23): the challenges and rate limits live
+in the county database, so a second worker and a restarted service see the same ones; `serve
+--workers N` is refused on a SQLite county (one writer holds the file)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from app.cli.main import main
+from app.server import client, protocol
+from app.sync import exchange, identity, wire
+from tests.test_serve import _post, _upload, hub  # noqa: F401 - hub is a fixture
+
+
+def _challenge(url: str) -> str:
+    return client.Client(url).request("GET", protocol.CHALLENGE).json()["challenge"]
+
+
+def _fetch_request(laptop, challenge: str) -> bytes:
+    county_id = laptop.meta("county_site_id")
+    signature = identity.device_signing_key(laptop).sign(protocol.fetch_message(county_id, laptop.site_id, challenge))
+    return json.dumps({"site": laptop.site_id, "challenge": challenge, "signature": signature.hex()}).encode()
+
+
+def test_a_challenge_from_one_worker_is_good_once_at_another_and_after_a_restart(hub):
+    county, a, b, start = hub
+    first, second = start(), start()  # two services on one county database, as two worker processes
+    request = _fetch_request(a, _challenge(first.url))
+    status, body, _ = _post(second.url, protocol.DOWNSTREAM, request)
+    assert status == 200 and body["raw"][:8] == wire.MAGIC
+    status, body, _ = _post(first.url, protocol.DOWNSTREAM, request)  # replayed at the worker that issued it
+    assert status == 401 and body["error"] == "challenge"
+    waiting = _fetch_request(b, _challenge(first.url))
+    first.stop()
+    second.stop()
+    restarted = start()  # a challenge issued before a restart is still good (within its two minutes)
+    status, body, _ = _post(restarted.url, protocol.DOWNSTREAM, waiting)
+    assert status == 200 and body["raw"][:8] == wire.MAGIC
+    assert county.conn.execute("SELECT count(*) FROM service_challenges").fetchone()[0] == 0  # used up
+    value = _challenge(restarted.url)  # kept as its digest only: what the database holds cannot be replayed
+    stored = [row[0] for row in county.conn.execute("SELECT digest FROM service_challenges")]
+    assert stored == [hashlib.sha256(value.encode()).hexdigest()]
+
+
+def test_a_sites_upload_limit_holds_across_workers_and_a_restart(hub):
+    county, a, _, start = hub
+    first, second = start(uploads_per_minute=2), start(uploads_per_minute=2)
+    bundles = [exchange.export_upstream(a) for _ in range(3)]
+    assert _upload(first.url, bundles[0][1], bundles[0][0])[0] == 200
+    assert _upload(second.url, bundles[1][1], bundles[1][0])[0] == 200
+    status, body, headers = _upload(first.url, bundles[2][1], bundles[2][0])  # the third within the minute
+    assert status == 429 and body["error"] == "rate_limited" and int(headers["retry-after"]) >= 1
+    first.stop()
+    second.stop()
+    status, body, _ = _upload(start(uploads_per_minute=2).url, bundles[2][1], bundles[2][0])
+    assert status == 429 and body["error"] == "rate_limited"  # a restart does not hand out a new burst
+
+
+def test_a_challenge_flood_at_one_worker_is_limited_at_the_other_too(hub):
+    county, a, _, start = hub
+    first, second = start(challenges_per_minute=6), start(challenges_per_minute=6)
+    statuses = [client.Client(server.url).request("GET", protocol.CHALLENGE).status
+                for server in (first, second) * 5]
+    assert statuses[:6] == [200] * 6 and set(statuses[6:]) == {429}
+
+
+def test_serve_with_several_workers_is_refused_on_a_sqlite_county(tmp_path, monkeypatch, capsys):
+    from tests.sync_helpers import PASSPHRASE, make_county
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    county = make_county(tmp_path)
+    db = Path(county.path)
+    county.close()
+    assert main(["serve", str(db), "--port", "0", "--workers", "4"]) == 1
+    err = capsys.readouterr().err
+    assert "SQLite" in err and "一个进程" in err and "PostgreSQL" in err and "Traceback" not in err
+    assert main(["serve", str(db), "--port", "0", "--workers", "0"]) == 1
+    assert "--workers 至少为 1" in capsys.readouterr().err
