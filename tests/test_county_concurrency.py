@@ -1,0 +1,60 @@
+"""A county day with several writers on one county database (issue #23): the service taking 200
+uploads from 20 laptops while a USB `sync import` (its own process) and a staff edit (a Store of its
+own) run; every change applied exactly once, and the county and every laptop converge (digests of
+the decrypted records after the laptops pull). Harness: tests/county_day.py.
+
+On a SQLite county the service runs with one worker and holds the file: the USB import and the staff
+edit wait their turn (they start during the load and finish after the service stops)."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from tests import county_day
+
+LAPTOPS, ROUNDS = 20, 10
+
+
+def test_a_sqlite_county_day_the_usb_import_and_staff_wait_for_the_service_and_nothing_is_lost(tmp_path):
+    day = county_day.prepare(tmp_path, str(tmp_path / "县级.db"), laptops=LAPTOPS, rounds=ROUNDS)
+    service = county_day.Service(day, 1)
+    started = threading.Event()
+    staff: dict = {}
+    usb = None
+    load_box: dict = {}
+    loader = threading.Thread(target=lambda: load_box.setdefault("load", county_day.run_load(service.url, day.bundles,
+                                                                                            started=started)))
+    loader.start()
+    assert started.wait(120)
+    usb = county_day.start_usb_import(day)  # during the load: it waits for the service's lock
+    editor = threading.Thread(target=county_day.staff_edit, args=(day, staff))
+    editor.start()
+    loader.join(600)
+    load = load_box["load"]
+    assert usb.poll() is None and editor.is_alive()  # still waiting: the service holds the SQLite file
+    assert service.stop() == 0
+    logs = [service.log_text()]
+    out, err = usb.communicate(timeout=300)
+    editor.join(300)
+    assert usb.returncode == 0, err
+    assert "正被另一个建档程序" in err  # it said it was waiting
+    assert staff.get("change") is not None
+
+    assert len(load.results) == LAPTOPS * ROUNDS
+    bad = [(i, r, status, answer.get("message")) for i, r, status, answer, _ in load.results
+           if status != 200 or answer["report"]["status"] not in ("accepted", "duplicate")]
+    assert not bad, bad[:5]
+    lines = out.splitlines()
+    assert len(lines) == 3 and sum("已接收" in line for line in lines) == 2, out  # two USB laptops' bundles…
+    assert sum("重复" in line for line in lines) == 1, out  # …and the one that came over the network too
+
+    service = county_day.Service(day, 1)
+    try:
+        county_day.pull_all(day, service.url)
+    finally:
+        assert service.stop() == 0
+    figures = county_day.check_day(day)
+    assert figures["bundles"] >= LAPTOPS * ROUNDS + 2
+    logs.append(service.log_text())
+    assert "已接收" in logs[0] and not re.search(r"户主\d+之\d+|1390\d{3}", "".join(logs))  # nothing personal logged
