@@ -82,16 +82,20 @@ def household(head: str, spouse: str, seq: int) -> dict:
     return doc
 
 
-def _round(laptop: Store, index: int, round_: int, rounds: int, seeded: list[str], seq_base: int = 1) -> tuple[str, bytes]:
-    seq = seq_base + index * rounds + round_
-    households.save(laptop, household(f"户主{index}之{round_}", f"配偶{index}之{round_}", seq))
-    laptop.put("household", {"phone": f"139{index:04d}{round_:04d}"}, record_id=seeded[(index + round_) % len(seeded)])
+def _round(laptop: Store, index: int, round_: int, rounds: int, seeded: list[str], seq_base: int = 1,
+           size: int = 1) -> tuple[str, bytes]:
+    for j in range(size):
+        seq = seq_base + (index * rounds + round_) * size + j
+        households.save(laptop, household(f"户主{index}之{round_}之{j}", f"配偶{index}之{round_}之{j}", seq))
+        laptop.put("household", {"phone": f"139{index:04d}{round_ * size + j:04d}"},
+                   record_id=seeded[(index + round_ + j) % len(seeded)])
     return exchange.export_upstream(laptop)
 
 
 def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: int = 10, usb_laptops: int = 2,
-            seeded: int = 5) -> Day:
-    """Create the county, its households and laptops, and every bundle of the day (before any clock)."""
+            seeded: int = 5, size: int = 1) -> Day:
+    """Create the county, its households and laptops, and every bundle of the day (before any clock).
+    Each round a laptop creates `size` households and makes `size` edits."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     county = Store.create(county_location, role="county", site_name="示范县扶贫办", operator=OPERATOR,
@@ -110,11 +114,11 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     bundles: list[list[tuple[str, bytes]]] = [[] for _ in network]
     for r in range(rounds):
         for i, laptop in enumerate(network):
-            bundles[i].append(_round(laptop, i, r, rounds, own))
+            bundles[i].append(_round(laptop, i, r, rounds, own, size=size))
     usb = folder / "usb"
     usb.mkdir(exist_ok=True)
     for i, laptop in enumerate(offline):
-        name, data = _round(laptop, i, 0, 1, own, seq_base=1 + laptops * rounds + i)
+        name, data = _round(laptop, i, 0, 1, own, seq_base=1 + laptops * rounds * size + i * size, size=size)
         wire.write_atomic(usb / name, data)
     both_ways = (0, rounds // 2)
     name, data = bundles[both_ways[0]][both_ways[1]]
