@@ -119,20 +119,6 @@ def stop_file(db) -> Path:
     return _service_files(db)[0]
 
 
-def spool_dir(db) -> Path | None:
-    """Where uploads are spooled: beside a database file (None: the service's default); for a
-    PostgreSQL county, an owner-only folder in this computer's data folder."""
-    if not is_database_url(db):
-        return None
-    from app import settings  # noqa: PLC0415
-
-    folder = settings.data_dir() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    if os.name == "posix":
-        folder.chmod(0o700)
-    return folder
-
-
 STOP_WAIT_SECONDS = 90.0  # the service checks twice a second; an import in progress finishes first
 
 
@@ -234,7 +220,7 @@ def _serve(args, limits) -> int:
             try:
                 with user_errors(StoreError):  # not a county database
                     server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                        limits=limits, access_log=not args.quiet, spool_dir=spool_dir(args.db))
+                                        limits=limits, access_log=not args.quiet, spool_dir=None)
             except OSError as exc:
                 raise _listen_error(args, exc) from None
             _warn_without_tls(server.tls, args.host)
@@ -290,7 +276,7 @@ def _serve_workers(args, limits, store, secret: str) -> int:
 
     from app.server import workers  # noqa: PLC0415
     from app.server.app import STOP_SIGNALS, bind  # noqa: PLC0415
-    from app.server.receive import sweep  # noqa: PLC0415
+    from app.server.receive import spool_folder, sweep  # noqa: PLC0415
 
     if store.role != "county":
         raise CommandError(f"同步服务只能在县级数据库上运行,{shown(args.db)} 是 {store.role} 数据库")
@@ -305,7 +291,7 @@ def _serve_workers(args, limits, store, secret: str) -> int:
         raise _listen_error(args, exc) from None
     host, port = sock.getsockname()[:2]
     url = f"{'https' if args.tls_cert else 'http'}://{f'[{host}]' if ':' in host else host}:{port}"
-    folder = spool_dir(args.db)
+    folder = spool_folder(store.path)
     if sweep(folder):
         logging.getLogger("app.server").info("已清理上次停止时留下的临时上传文件")
     _warn_without_tls(bool(args.tls_cert), args.host)

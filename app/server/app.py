@@ -43,7 +43,7 @@ from starlette.routing import Route
 from app import __version__
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
-from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
+from app.server.receive import Body, Refused, Spool, receive_bundle, spool_folder, sweep, too_large
 from app.store import Store, StoreError, service_state
 from app.sync import exchange, identity, wire
 from app.sync import status as status_texts
@@ -89,7 +89,7 @@ class Service:
                                      self.limits.max_challenges)
         self.cleaned = time.monotonic()
         self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
-        self.spool_dir = Path(spool_dir or Path(store.path).resolve().parent)
+        self.spool_dir = Path(spool_dir or spool_folder(store.path))
         if sweep_spool and sweep(self.spool_dir):  # a worker of several leaves this to the supervisor
             log.info("已清理上次停止时留下的临时上传文件")
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the

@@ -175,6 +175,21 @@ class Spool:
                         mm.close()
 
 
+def spool_folder(store_path) -> Path:
+    """Where a service spools its uploads: beside a county database file; for a county on a
+    PostgreSQL server (a URL, not a file), an owner-only folder `uploads` in this computer's data
+    folder (app.settings.data_dir)."""
+    if getattr(store_path, "url", None) is None:  # a file (a PostgreSQL location carries its URL)
+        return Path(store_path).resolve().parent
+    from app import settings  # noqa: PLC0415
+
+    folder = settings.data_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        folder.chmod(0o700)
+    return folder
+
+
 def sweep(folder: Path) -> int:
     """Remove upload files a killed service left behind; the number removed."""
     removed = 0

@@ -11,7 +11,7 @@ bound by one per worker. On PostgreSQL that connection never waits for an import
 SQLite (one worker) it waits for the write lock like any writer.
 
 Portable SQL only (an `ON CONFLICT` upsert, `CASE` for min/max, no rowid, no PRAGMA), written with `?`
-placeholders and turned into psycopg's `%s` for PostgreSQL. Times are wall-clock seconds
+placeholders, which app/store/postgres.py turns into psycopg's `%s`. Times are wall-clock seconds
 (`time.time()`), the one clock that separate processes and a restart share. Nothing here is personal:
 a challenge is stored only as its SHA-256 digest, with the client address it was given to.
 """
@@ -31,14 +31,11 @@ class StateConnection:
     """A connection of its own to the county database, in autocommit, used by one thread at a time
     (a lock: the service calls it from its import thread and from its state thread)."""
 
-    def __init__(self, raw, placeholder: str = "?"):
-        self.raw = raw
-        self.placeholder = placeholder
+    def __init__(self, raw):
+        self.raw = raw  # sqlite3's connection, or app.store.postgres.PgConnection (which says `?` as `%s`)
         self.lock = threading.RLock()
 
     def execute(self, sql: str, params: tuple = ()):
-        if self.placeholder != "?":
-            sql = sql.replace("?", self.placeholder)
         with self.lock:
             return self.raw.execute(sql, params)
 
@@ -49,11 +46,10 @@ class StateConnection:
 
 def connect(store) -> StateConnection:
     """A new connection to `store`'s database for the service state."""
-    url = getattr(store, "url", None)
-    if url:  # a PostgreSQL county (app/store: postgresql://…)
-        import psycopg  # noqa: PLC0415 - only a PostgreSQL county needs it
+    if getattr(store, "shared", False):  # a county on a PostgreSQL server (app/store/postgres.py)
+        from app.store import postgres  # noqa: PLC0415 - psycopg only for a PostgreSQL county
 
-        return StateConnection(psycopg.connect(url, autocommit=True), "%s")
+        return StateConnection(postgres.connect(store.path))  # it says `?` as psycopg's `%s` itself
     conn = sqlite3.connect(str(store.path), isolation_level=None, check_same_thread=False, timeout=30)
     return StateConnection(conn)
 
