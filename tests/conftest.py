@@ -19,6 +19,45 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  #
 
 from app.services import demo  # noqa: E402
 from app.store import Store  # noqa: E402
+from tests.pg import pg_databases, pg_url  # noqa: E402, F401 - fixtures
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: a test about the SQLite file itself (modules with BACKENDS)")
+
+
+def pytest_generate_tests(metafunc):
+    """A module with `BACKENDS = ("sqlite", "postgresql")` runs each test that uses the `backend`
+    fixture (through make_store, store, where …) once per backend (tests/pg.py)."""
+    wanted = getattr(metafunc.module, "BACKENDS", None)
+    if wanted and "backend" in metafunc.fixturenames:
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            wanted = ("sqlite",)
+        metafunc.parametrize("backend", wanted, indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """"sqlite" (the default everywhere) or "postgresql" in modules that ask for both."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def where(backend, tmp_path, request):
+    """Factory: where a database named `name` lives on this test's backend: a file in tmp_path, or
+    a fresh database on the test PostgreSQL server (the same one for the same name)."""
+    made: dict[str, str] = {}
+
+    def place(name: str = "village.db"):
+        if backend == "sqlite":
+            return tmp_path / name
+        if name not in made:
+            made[name] = request.getfixturevalue("pg_databases")()
+        return made[name]
+
+    return place
 
 PASSPHRASE = "correct horse battery"
 
@@ -39,12 +78,14 @@ def recovery_key():
 
 
 @pytest.fixture
-def make_store(tmp_path, recovery_key):
-    """Factory: a new unlocked village database in tmp_path (closed at the end of the test)."""
+def make_store(where, backend, recovery_key):
+    """Factory: a new unlocked village database in tmp_path (closed at the end of the test); on
+    PostgreSQL (modules with BACKENDS) a county database, the only role PostgreSQL holds."""
     opened = []
 
-    def make(name: str = "village.db", role: str = "village", operator: str = "admin", **kw) -> Store:
-        store = Store.create(tmp_path / name, role=role, site_name=f"{name} 站点", operator=operator,
+    def make(name: str = "village.db", role: str | None = None, operator: str = "admin", **kw) -> Store:
+        role = role or ("county" if backend == "postgresql" else "village")
+        store = Store.create(where(name), role=role, site_name=f"{name} 站点", operator=operator,
                              passphrase=PASSPHRASE, recovery_public_key=recovery_key.public_key(), **kw)
         opened.append(store)
         return store
@@ -67,7 +108,22 @@ def store(make_store):
 
 @pytest.fixture
 def demo_store(make_store):
-    """A village database filled with 2 households per demo village (12 households)."""
+    """A village database filled with 2 households per demo village (12 households); on PostgreSQL
+    a county database with the same households."""
     s = make_store("demo.db")
-    demo.fill(s, per_village=2)
+    fill_demo(s, per_village=2)
     return s
+
+
+def fill_demo(store: Store, per_village: int = 2) -> None:
+    """demo.fill, also into a county database (which demo.fill refuses, rightly, for a real county):
+    the same generated households, for tests that run on a PostgreSQL county."""
+    if store.role != "county":
+        demo.fill(store, per_village=per_village)
+        return
+    from app.core import demo as generator
+
+    demo.install_reference_data(store)
+    with store.transaction():
+        for doc in generator.iter_households(per_village, 2026, monitoring=True):
+            demo._save(store, doc)

@@ -17,6 +17,8 @@ from app.store import attachments as blobs
 from tests import photos
 from tests.conftest import PASSPHRASE
 
+BACKENDS = ("sqlite", "postgresql")  # tests/pg.py: the store-level tests run on both
+
 CONF = app_settings.Settings(photo_max_side=1600, photo_quality=80)
 
 
@@ -174,6 +176,7 @@ def test_a_blob_moved_under_another_address_fails_to_open(demo_store, tmp_path):
     assert [p.message.split(" ")[:2] for p in report.problems] == [["照片", a[:12]]]
 
 
+@pytest.mark.sqlite_only  # the file itself; on PostgreSQL: test_postgres.py scans a pg_dump
 def test_no_plain_image_in_the_database_wal_or_temp_files(make_store, tmp_path, monkeypatch):
     from app.services import demo
 

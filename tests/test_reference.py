@@ -21,6 +21,8 @@ from tests import sync_helpers as sh
 from tests.conftest import PASSPHRASE
 from tests.factories import household
 
+BACKENDS = ("sqlite", "postgresql")  # tests/pg.py: the store-level tests run on both
+
 GOOD = """代码,名称,级别,上级代码
 522699000000,示范县,县,
 522699101000,清水镇,乡镇,522699000000
@@ -42,8 +44,8 @@ def table(store: Store) -> list[tuple]:
 
 
 @pytest.fixture
-def county(tmp_path):
-    c = Store.create(tmp_path / "c.db", role="county", site_name="示范县扶贫办", operator="admin",
+def county(where):
+    c = Store.create(where("c.db"), role="county", site_name="示范县扶贫办", operator="admin",
                      passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(c)
     yield c

@@ -14,17 +14,18 @@ from tests.conftest import PASSPHRASE
 from tests.factories import household
 
 ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("sqlite", "postgresql")
 
 
-def test_created_database_reopens_and_unlocks(make_store, tmp_path):
+def test_created_database_reopens_and_unlocks(make_store, where, backend):
     s = make_store()
     change = s.put("household", {"head_name": "王五"}, village_code="522699101201")
     s.close()
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(where("village.db"))
     assert not s.unlocked
     s.unlock("admin", PASSPHRASE)
     assert s.get(change.record_id).fields == {"head_name": "王五"}
-    assert s.role == "village"
+    assert s.role == ("county" if backend == "postgresql" else "village")  # PostgreSQL holds a county only
     s.close()
 
 
@@ -35,10 +36,10 @@ def test_reading_a_locked_store_is_refused(make_store):
         list(s.records())
 
 
-def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, tmp_path):
+def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, where):
     make_store().close()
     clock = [1000.0]
-    s = Store.open(tmp_path / "village.db", wall=lambda: clock[0])
+    s = Store.open(where("village.db"), wall=lambda: clock[0])
     with pytest.raises(WrongPassphrase, match="密码不正确") as first:
         s.unlock("admin", "not the passphrase")
     assert first.value.retry_after == 1
@@ -60,31 +61,31 @@ def test_wrong_passphrase_is_refused_with_a_growing_delay(make_store, tmp_path):
     assert s.unlocked
     s.close()
     # the failure count survives a restart and is cleared by a success
-    s = Store.open(tmp_path / "village.db", wall=lambda: clock[0])
+    s = Store.open(where("village.db"), wall=lambda: clock[0])
     with pytest.raises(WrongPassphrase) as again:
         s.unlock("admin", "wrong")
     assert again.value.retry_after == 1
     s.close()
     # the machine's clock jumps back three years after a wrong passphrase: no wait of three years
     clock[0] -= 3 * 365 * 86400
-    s = Store.open(tmp_path / "village.db", wall=lambda: clock[0])
+    s = Store.open(where("village.db"), wall=lambda: clock[0])
     s.unlock("admin", PASSPHRASE)
     assert s.unlocked
     s.close()
 
 
-def test_unknown_operator_lists_the_known_ones(make_store, tmp_path):
+def test_unknown_operator_lists_the_known_ones(make_store, where):
     make_store().close()
-    with Store.open(tmp_path / "village.db") as s, pytest.raises(StoreError, match="admin"):
+    with Store.open(where("village.db")) as s, pytest.raises(StoreError, match="admin"):
         s.unlock("nobody", PASSPHRASE)
 
 
-def test_operators_can_be_added_and_change_their_passphrase(make_store, tmp_path):
+def test_operators_can_be_added_and_change_their_passphrase(make_store, where):
     s = make_store()
     s.add_operator("李队员", "another passphrase")
     s.change_passphrase("李队员", "another passphrase", "a third passphrase")
     s.close()
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(where("village.db"))
     s.unlock("李队员", "a third passphrase")
     assert s.operator == "李队员"
     with pytest.raises(WrongPassphrase):  # the old passphrase no longer works
@@ -98,25 +99,25 @@ def test_short_passphrases_are_refused(make_store):
         s.add_operator("x", "short")
 
 
-def test_recovery_key_opens_the_database_and_resets_a_passphrase(make_store, tmp_path, recovery_key):
+def test_recovery_key_opens_the_database_and_resets_a_passphrase(make_store, where, recovery_key):
     s = make_store()
     s.put("household", {"head_name": "赵六"}, village_code="522699101201")
     s.close()
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(where("village.db"))
     s.unlock_with_recovery(recovery_key)
     s.reset_passphrase("admin", "brand new passphrase")
     s.close()
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(where("village.db"))
     s.unlock("admin", "brand new passphrase")
     assert [r.fields["head_name"] for r in s.records("household")] == ["赵六"]
     s.close()
 
 
-def test_another_recovery_key_is_refused(make_store, tmp_path):
+def test_another_recovery_key_is_refused(make_store, where):
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     make_store().close()
-    with Store.open(tmp_path / "village.db") as s, pytest.raises(DecryptionError):
+    with Store.open(where("village.db")) as s, pytest.raises(DecryptionError):
         s.unlock_with_recovery(X25519PrivateKey.generate())
 
 
@@ -145,6 +146,7 @@ def test_a_file_that_is_not_ours_is_refused(tmp_path):
         Store.open(tmp_path / "missing.db")
 
 
+@pytest.mark.sqlite_only
 def test_a_truncated_database_is_refused_clearly(demo_store, tmp_path):
     demo_store.close()
     data = (tmp_path / "demo.db").read_bytes()
@@ -156,6 +158,7 @@ def test_a_truncated_database_is_refused_clearly(demo_store, tmp_path):
         list(s.records())
 
 
+@pytest.mark.sqlite_only
 def test_a_second_program_cannot_open_the_same_database(make_store, tmp_path):
     make_store()  # stays open in this process
     code = (
@@ -231,6 +234,7 @@ def _all_bytes(folder: Path) -> list[tuple[Path, bytes]]:
     return [(p, p.read_bytes()) for p in folder.rglob("*") if p.is_file()]
 
 
+@pytest.mark.sqlite_only
 def test_no_plain_text_personal_data_on_disk(store, tmp_path):
     doc = household(head=NAME, phone=PHONE)
     id_number = doc["members"][0]["id_number"]
@@ -263,15 +267,15 @@ while True:
 """
 
 
-def test_a_killed_writer_leaves_the_database_consistent(make_store, tmp_path):
+def test_a_killed_writer_leaves_the_database_consistent(make_store, where):
     make_store().close()
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "village.db"), PASSPHRASE],
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(where("village.db")), PASSPHRASE],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.0)
     proc.kill()  # SIGKILL on POSIX, TerminateProcess on Windows
     proc.wait()
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(where("village.db"))
     s.unlock("admin", PASSPHRASE)
     assert s.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     records = list(s.records(include_deleted=True))
@@ -341,14 +345,14 @@ def test_bulk_creation_writes_the_same_records_changes_and_index_as_put(store):
     assert store.put("household", {"phone": "13700000000"}, record_id=hid).seq == 4
 
 
-def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_store, tmp_path):
+def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_store, where):
     """Values the fast JSON codec refuses (integers beyond 64 bits) still store exactly."""
     store = make_store()
     fields = {"head_name": "欧阳", "big": 2**70 + 1, "neg": -(2**65) - 3, "float": 0.1, "list": ["甲", 1, None],
               "nested": {"a": [1.5, "乙", 10**30 + 7]}, "note": "账号:12345678901234567890"}
     rid = store.put("household", fields, village_code="522699101201").record_id
     store.close()
-    again = Store.open(tmp_path / "village.db")
+    again = Store.open(where("village.db"))
     again.unlock("admin", PASSPHRASE)
     assert again.get(rid).fields == fields and type(again.get(rid).fields["big"]) is int
     assert [r.fields for r in again.records()] == [fields]
@@ -380,12 +384,12 @@ def test_an_edit_for_a_record_that_is_not_here_is_refused(make_store):
     assert store.count() == 0
 
 
-def test_big_integers_round_trip_through_bulk_creation_too(make_store, tmp_path):
+def test_big_integers_round_trip_through_bulk_creation_too(make_store, where):
     store = make_store()
     fields = {"head_name": "欧阳", "big": 2**70 + 1}
     [change] = store.create_many([("household", fields, "522699101201", None)])
     store.close()
-    again = Store.open(tmp_path / "village.db")
+    again = Store.open(where("village.db"))
     again.unlock("admin", PASSPHRASE)
     assert type(again.get(change.record_id).fields["big"]) is int and again.get(change.record_id).fields == fields
     assert again.history(change.record_id)[0].new == fields
@@ -415,6 +419,7 @@ def test_loading_everything_gives_each_record_as_get_does_and_skips_a_damaged_on
     assert gone not in {r.id for r in store.records()}
 
 
+@pytest.mark.sqlite_only
 def test_loading_everything_leaves_the_garbage_collector_as_it_found_it(store):
     import gc
 

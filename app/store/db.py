@@ -54,10 +54,12 @@ from app.store.base import (  # noqa: F401 - the names callers import from app.s
 )
 from app.store.changelog import ChangeLog
 from app.store.keys import MAX_DELAY_SECONDS, Keys, _add_wrap, _check_passphrase  # noqa: F401
+from app.store.location import PgLocation, location
 from app.store.locking import FileLock, _FileLock  # noqa: F401
 from app.store.migrations import SCHEMA_VERSION, migrate
 from app.store.reference import ReferenceData
 from app.store.search import SearchIndex
+from app.store.shared import SharedWriters
 
 APP_ID = "jiandang"
 ROLES = ("village", "township", "county")
@@ -95,13 +97,17 @@ def busy_message(path, waited: float = 0) -> str:
             f"只读取数据的命令({READERS})可以与它同时运行。")
 
 
-class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
+class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
     """An open database. Create with `Store.create`, open an existing file with `Store.open`,
-    then `unlock` with an operator's passphrase before reading or writing records."""
+    then `unlock` with an operator's passphrase before reading or writing records.
 
-    def __init__(self, path: Path, db: sqlite_utils.Database, lock: _FileLock | None, wall: Callable[[], float] = time.time,
-                 read_only: bool = False):
-        self.path = Path(path)
+    The database is a SQLite file (a path) or, for a county, a PostgreSQL database (a
+    `postgresql://` URL, app/store/postgres.py): `app.store.location(text)` tells them apart."""
+
+    def __init__(self, path: Path | PgLocation, db: sqlite_utils.Database, lock: _FileLock | None,
+                 wall: Callable[[], float] = time.time, read_only: bool = False):
+        self.path = path if isinstance(path, PgLocation) else Path(path)
+        self.shared = isinstance(self.path, PgLocation)  # other programs write it at the same time
         self.read_only = read_only  # opened beside a writer: reads one snapshot, never writes records
         self.db = db
         self.conn: sqlite3.Connection = db.conn
@@ -161,16 +167,17 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
 
         `recovery_public_key` is the county's X25519 public key: the data key is also sealed to it
         so that a forgotten passphrase never loses data."""
-        path = Path(path)
+        where = location(path)
         if role not in ROLES:
             raise StoreError(f"角色应为 village、township 或 county 之一,而不是 {role!r}")
+        if isinstance(where, PgLocation):
+            return cls._create_postgres(where, role=role, site_name=site_name, operator=operator, passphrase=passphrase,
+                                        recovery_public_key=recovery_public_key, kdf=kdf, site_id=site_id,
+                                        index_key=index_key)
+        path = where
         if path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path} 已存在:不会覆盖已有文件,请换一个文件名")
-        if not operator.strip():
-            raise StoreError("操作员名称不能为空")
-        _check_passphrase(passphrase)
-        if recovery_public_key is None:
-            raise StoreError("创建数据库需要县级恢复公钥")
+        _check_new_store(operator, passphrase, recovery_public_key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = _FileLock(path.with_name(path.name + ".lock"))
         if not lock.acquire():
@@ -180,39 +187,42 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             leftover.unlink(missing_ok=True)
         fileio.create_private(tmp).close()  # owner-only; SQLite gives its WAL and journal the same mode
         db = cls._connect(tmp)
-        data_key = secrets.token_bytes(32)
-        db_id = str(uuid.uuid4())
         with _transaction(db.conn):
-            migrate(db)
-            meta = {
-                "app": APP_ID,
-                "db_id": db_id,
-                "role": role,
-                "site_id": site_id or secrets.token_hex(8),
-                "site_name": site_name,
-                "created": _now_iso(),
-                "clock": ZERO,
-                "key_version": "1",
-            }
-            db.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
-            _add_wrap(db.conn, operator.strip(), passphrase, data_key, kdf or crypto.new_wrap_kdf())
-            db.conn.execute(
-                "INSERT INTO recovery(public_key, wrapped_key, created) VALUES (?, ?, ?)",
-                (
-                    crypto.x25519_public_pem(recovery_public_key),
-                    crypto.wrap_to_recovery(recovery_public_key, data_key, db_id),
-                    _now_iso(),
-                ),
-            )
-            sealer = crypto.Sealer(data_key, db_id)
-            ikey = index_key or secrets.token_bytes(32)
-            db.conn.execute("INSERT INTO secrets(name, blob) VALUES ('index_key', ?)", (sealer.seal("secret", "index_key", ikey),))
+            data_key = _initialise(db, role=role, site_name=site_name, operator=operator, passphrase=passphrase,
+                                   recovery_public_key=recovery_public_key, kdf=kdf, site_id=site_id, index_key=index_key)
         db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.conn.close()
         os.replace(tmp, path)
         for leftover in (Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
             leftover.unlink(missing_ok=True)
         store = cls(path, cls._connect(path), lock)
+        store._unlocked(data_key, operator.strip())
+        return store
+
+    @classmethod
+    def _create_postgres(cls, where: PgLocation, *, role: str, operator: str, passphrase: str, recovery_public_key,
+                         **settings) -> "Store":
+        """A county database in an empty PostgreSQL database: all of it in one transaction, so a
+        failure leaves the database as empty as it was."""
+        from app.store import postgres  # noqa: PLC0415 - laptops never load psycopg
+
+        if role != "county":
+            raise StoreError(f"PostgreSQL 数据库只能作县级数据库(--role county);{role} 数据库请用 SQLite 文件,"
+                             "例如 jiandang init 本村.db")
+        _check_new_store(operator, passphrase, recovery_public_key)
+        conn = postgres.connect(where)
+        db = postgres.PgDatabase(conn)
+        try:
+            with _transaction(conn):
+                if db.table_names():
+                    raise StoreError(f"PostgreSQL 数据库 {where.masked} 中已有数据表:不会覆盖已有数据。"
+                                     "请换一个新建的空数据库(例如 createdb 新名字)")
+                data_key = _initialise(db, role=role, operator=operator, passphrase=passphrase,
+                                       recovery_public_key=recovery_public_key, **settings)
+        except BaseException:
+            conn.close()
+            raise
+        store = cls(where, db, None)
         store._unlocked(data_key, operator.strip())
         return store
 
@@ -224,8 +234,14 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
 
         A writer takes the database's exclusive lock, waiting up to `wait` seconds for another
         program to close it. `read_only` takes no lock: it reads beside a writer (SQLite WAL
-        readers), sees one snapshot once `snapshot()` is called, and refuses to write records."""
-        path = Path(path)
+        readers), sees one snapshot once `snapshot()` is called, and refuses to write records.
+
+        A `postgresql://` URL opens a county database on a PostgreSQL server (no file lock: other
+        programs write it at the same time, see app/store/postgres.py)."""
+        where = location(path)
+        if isinstance(where, PgLocation):
+            return cls._open_postgres(where, wall, read_only)
+        path = where
         if not path.exists():
             raise StoreError(f"找不到数据库文件 {path}")
         if path.is_dir():
@@ -271,6 +287,38 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
                 lock.release()
             raise
         return cls(path, db, lock, wall, read_only)
+
+    @classmethod
+    def _open_postgres(cls, where: PgLocation, wall: Callable[[], float], read_only: bool) -> "Store":
+        from app.store import postgres  # noqa: PLC0415 - laptops never load psycopg
+
+        conn = postgres.connect(where, read_only=read_only)
+        db = postgres.PgDatabase(conn)
+        try:
+            names = set(db.table_names())
+            if not names:
+                raise StoreError(f"PostgreSQL 数据库 {where.masked} 是空的,还不是建档数据库:"
+                                 f"请先运行 jiandang init {where.masked} --role county 建立县级数据库")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall()) if "meta" in names else {}
+            if meta.get("app") != APP_ID:
+                raise StoreError(f"PostgreSQL 数据库 {where.masked} 不是建档数据库(其中的数据表属于别的程序),"
+                                 "没有改动它。请核对地址中的数据库名")
+            version = int(meta.get("schema_version", 0))
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"PostgreSQL 数据库 {where.masked} 由更新版本的建档程序创建(结构版本 {version},"
+                                 f"本程序支持到 {SCHEMA_VERSION}),没有改动它:请升级本机的建档程序")
+            if meta.get("role") != "county":
+                raise StoreError(f"PostgreSQL 数据库 {where.masked} 的角色是 {meta.get('role')}:"
+                                 "PostgreSQL 只用于县级数据库")
+            if version < SCHEMA_VERSION:
+                if read_only:
+                    raise StoreError(f"{where.masked} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
+                with _transaction(conn):  # the write lock: two programs never migrate at once
+                    migrate(db)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(where, db, None, wall, read_only)
 
     def close(self) -> None:
         self.lock()
@@ -322,11 +370,15 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
         self._depth = 1
         saved_clock = self.clock.last
         try:
+            if self.shared:
+                self._refresh_shared()
             yield self
             self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('clock', ?)", (self.clock.last,))
+            if self.shared:
+                self._before_commit_shared()
             self.conn.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error, StoreError):
                 self.conn.execute("ROLLBACK")
             self.clock.last = saved_clock
             self._next_seq = None
@@ -628,6 +680,47 @@ class Store(Keys, ChangeLog, SearchIndex, ReferenceData):
             for row in self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id IN ({marks})", chunk):
                 out[row[0]] = self._decode(row)
         return out
+
+
+def _check_new_store(operator: str, passphrase: str, recovery_public_key) -> None:
+    if not operator.strip():
+        raise StoreError("操作员名称不能为空")
+    _check_passphrase(passphrase)
+    if recovery_public_key is None:
+        raise StoreError("创建数据库需要县级恢复公钥")
+
+
+def _initialise(db, *, role: str, site_name: str, operator: str, passphrase: str, recovery_public_key,
+                kdf: crypto.KdfParams | None, site_id: str | None, index_key: bytes | None) -> bytes:
+    """The schema, settings, first operator, recovery wrap and index key of a new database (in the
+    caller's transaction). Returns the new data key."""
+    data_key = secrets.token_bytes(32)
+    db_id = str(uuid.uuid4())
+    migrate(db)
+    meta = {
+        "app": APP_ID,
+        "db_id": db_id,
+        "role": role,
+        "site_id": site_id or secrets.token_hex(8),
+        "site_name": site_name,
+        "created": _now_iso(),
+        "clock": ZERO,
+        "key_version": "1",
+    }
+    db.conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", meta.items())
+    _add_wrap(db.conn, operator.strip(), passphrase, data_key, kdf or crypto.new_wrap_kdf())
+    db.conn.execute(
+        "INSERT INTO recovery(public_key, wrapped_key, created) VALUES (?, ?, ?)",
+        (
+            crypto.x25519_public_pem(recovery_public_key),
+            crypto.wrap_to_recovery(recovery_public_key, data_key, db_id),
+            _now_iso(),
+        ),
+    )
+    sealer = crypto.Sealer(data_key, db_id)
+    ikey = index_key or secrets.token_bytes(32)
+    db.conn.execute("INSERT INTO secrets(name, blob) VALUES ('index_key', ?)", (sealer.seal("secret", "index_key", ikey),))
+    return data_key
 
 
 @contextlib.contextmanager

@@ -1,0 +1,246 @@
+"""The store on a PostgreSQL server (a county database), through psycopg 3.
+
+`PgConnection` looks like the sqlite3 connection the store was written for (`execute`,
+`executemany`, `total_changes`, `in_transaction`, `close`) and says every statement in PostgreSQL's
+dialect (app/store/dialect.py). Differences that matter, and how they are met:
+
+- Several programs write one county database at once (the service's workers, a USB import, staff
+  windows). SQLite's `BEGIN IMMEDIATE` (take the write lock now) is here `BEGIN` at READ COMMITTED
+  followed by `pg_advisory_xact_lock(WRITE_LOCK)`: write transactions run one after another, so
+  change sequence numbers and `pos` (the change log's order, SQLite's rowid) are allocated in commit
+  order, and a sync reader never sees a gap that a later commit fills. Each statement after the lock
+  sees everything committed before it; the store refreshes its per-process caches then
+  (app/store/shared.py).
+- A reader's `BEGIN` (`Store.snapshot`) is REPEATABLE READ, READ ONLY: one moment, as SQLite's WAL
+  readers.
+- PRAGMAs: the quick and integrity checks answer "ok" (the server keeps its own pages consistent;
+  the store's own check of sealed rows is app/services/integrity.py); the rest are SQLite settings
+  with nothing to do here.
+- Connection problems become StoreError with a Chinese message naming the URL, password masked.
+
+psycopg is imported only when a URL is opened: laptops never load it."""
+
+from __future__ import annotations
+
+import re
+import threading
+import zlib
+from urllib.parse import parse_qsl, urlsplit
+
+from app.store import dialect
+from app.store.base import StoreError
+from app.store.location import PgLocation
+
+WRITE_LOCK = zlib.crc32(b"jiandang county write lock")  # advisory locks are per database
+CONNECT_TIMEOUT = 5
+_CHECKS = ("quick_check", "integrity_check")
+
+
+class PgUnavailable(StoreError):
+    """The server could not be reached, or refused us."""
+
+
+def _psycopg():
+    try:
+        import psycopg  # noqa: PLC0415 - only a county on PostgreSQL needs it
+    except ImportError:  # pragma: no cover - a build without it
+        raise StoreError("本程序没有安装 PostgreSQL 支持(psycopg):请安装 psycopg[binary],"
+                         "或使用 SQLite 数据库文件") from None
+    return psycopg
+
+
+def check_url(where: PgLocation) -> None:
+    """Refuse a URL that cannot name a database, before any connection is tried."""
+    text = where.url
+    problem = None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    except ValueError as exc:
+        problem = f"地址格式不对({'端口应为数字' if 'port' in str(exc).lower() else exc})"
+    else:
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            problem = "地址应以 postgresql:// 开头"
+        elif not parts.hostname and "host" not in query:
+            problem = "地址中缺少服务器名(例如 postgresql://用户名:密码@服务器:5432/数据库名)"
+        elif not where.database:
+            problem = "地址中缺少数据库名(地址最后的 /数据库名)"
+        elif "/" in where.database:
+            problem = "数据库名中不能有“/”"
+    if problem:
+        raise StoreError(f"PostgreSQL 地址 {where.masked} 无法使用:{problem}。"
+                         "正确的格式:postgresql://用户名:密码@服务器:5432/数据库名")
+
+
+def _connect_error(where: PgLocation, exc) -> StoreError:
+    text = str(exc)
+    lowered = text.lower()
+    import logging  # noqa: PLC0415
+
+    logging.getLogger("app.store").info("PostgreSQL %s: %s", where.masked, text.replace(where.url, where.masked))
+    if "password authentication failed" in lowered or "no password supplied" in lowered \
+            or ("authentication failed" in lowered):
+        return PgUnavailable(f"无法登录 PostgreSQL 数据库 {where.masked}:用户名或密码不正确。"
+                             "请核对地址中的用户名和密码(向管理服务器的同事确认)")
+    if "does not exist" in lowered and "database" in lowered:
+        return PgUnavailable(f"PostgreSQL 服务器上没有数据库“{where.database}”({where.masked})。"
+                             f"请先在服务器上创建它(例如 createdb {where.database}),或核对地址中的数据库名")
+    if "role" in lowered and "does not exist" in lowered:
+        return PgUnavailable(f"PostgreSQL 服务器不认识地址中的用户名({where.masked}):请核对用户名,"
+                             "或请管理员创建该用户")
+    if "permission denied" in lowered or "not permitted" in lowered or "pg_hba" in lowered:
+        return PgUnavailable(f"PostgreSQL 服务器拒绝了本机的连接({where.masked}):请管理员允许本机登录该数据库")
+    if "invalid" in lowered and ("dsn" in lowered or "connection option" in lowered or "uri" in lowered
+                                 or "integer value" in lowered):
+        return StoreError(f"PostgreSQL 地址 {where.masked} 无法使用:地址格式不对。"
+                          "正确的格式:postgresql://用户名:密码@服务器:5432/数据库名")
+    if "translate host name" in lowered or "name or service not known" in lowered or "nodename nor servname" in lowered:
+        return PgUnavailable(f"找不到 PostgreSQL 服务器 {where.masked}:服务器名不对或网络不通。请核对地址中的服务器名")
+    if "timeout" in lowered or "timed out" in lowered:
+        return PgUnavailable(f"连接 PostgreSQL 服务器 {where.masked} 超时:服务器没有响应。请检查网络和服务器是否开机")
+    return PgUnavailable(f"无法连接 PostgreSQL 服务器 {where.masked}:服务器没有运行或拒绝连接。"
+                         "请确认 PostgreSQL 已启动、地址中的服务器名和端口正确,然后再试")
+
+
+def connect(where: PgLocation, *, read_only: bool = False) -> PgConnection:
+    check_url(where)
+    psycopg = _psycopg()
+    try:
+        raw = psycopg.connect(where.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                              application_name="jiandang")
+    except psycopg.Error as exc:
+        raise _connect_error(where, exc) from None
+    return PgConnection(raw, where, read_only=read_only)
+
+
+class _Rows:
+    """A finished result (PRAGMA answers): the cursor methods the store uses."""
+
+    rowcount = -1
+
+    def __init__(self, rows: list):
+        self._rows = list(rows)
+
+    def fetchone(self):
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self):
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchmany(self, size: int = 1):
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        return rows
+
+    def __iter__(self):
+        while self._rows:
+            yield self._rows.pop(0)
+
+
+class PgConnection:
+    """A psycopg connection spoken to in the store's (SQLite) SQL. Thread use: one statement at a
+    time (psycopg serialises), as the store's sqlite3 connection with check_same_thread=False."""
+
+    dialect = "postgresql"
+
+    def __init__(self, raw, where: PgLocation, *, read_only: bool = False):
+        self.raw = raw
+        self.where = where
+        self.read_only = read_only
+        self._sql: dict[str, str] = {}
+        self._keys: dict[str, list[str]] = {}
+        self._changes = 0
+        self._lock = threading.RLock()
+
+    # the sqlite3.Connection surface the store uses --------------------------------------------
+
+    def execute(self, sql: str, params=()):
+        name = dialect.pragma(sql)
+        if name is not None:
+            return _Rows([("ok",)] if name in _CHECKS else [])
+        if re.match(r"^\s*BEGIN\s*;?\s*$", sql, re.I) and self.read_only:
+            sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            return self._run(sql, None)
+        write_lock = bool(re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I))
+        cursor = self._run(self._translate(sql), params)
+        if write_lock:
+            self._run("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        return cursor
+
+    def executemany(self, sql: str, seq_of_params):
+        rows = [tuple(p) for p in seq_of_params]
+        if not rows:
+            return _Rows([])
+        query = self._translate(sql)
+        psycopg = _psycopg()
+        with self._lock:
+            try:
+                cursor = self.raw.cursor()
+                cursor.executemany(query, rows)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+        if cursor.rowcount and cursor.rowcount > 0:
+            self._changes += cursor.rowcount
+        return cursor
+
+    @property
+    def total_changes(self) -> int:
+        return self._changes
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.raw.info.transaction_status != 0  # psycopg.pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.raw.close()
+
+    # ------------------------------------------------------------------------------------------
+
+    def _run(self, query: str, params):
+        psycopg = _psycopg()
+        with self._lock:
+            try:
+                cursor = self.raw.execute(query, params) if params is not None else self.raw.execute(query)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+        if cursor.rowcount and cursor.rowcount > 0 and query.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self._changes += cursor.rowcount
+        return cursor
+
+    def _lost(self, exc) -> StoreError:
+        if self.raw.closed or self.raw.broken:
+            return PgUnavailable(f"与 PostgreSQL 数据库 {self.where.masked} 的连接中断了:未保存的修改没有写入。"
+                                 "请检查网络和服务器后重新打开")
+        return StoreError(f"PostgreSQL 数据库 {self.where.masked} 出错:{exc}")
+
+    def _translate(self, sql: str) -> str:
+        query = self._sql.get(sql)
+        if query is None:
+            query = self._sql[sql] = dialect.to_postgres(sql, self.primary_key)
+        return query
+
+    def primary_key(self, table: str) -> list[str]:
+        key = self._keys.get(table)
+        if key is None:
+            rows = self.raw.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) AND i.indisprimary "
+                "ORDER BY array_position(i.indkey::int2[], a.attnum)", (table,)).fetchall()
+            key = self._keys[table] = [r[0] for r in rows]
+        return key
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.raw.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+            "ORDER BY table_name").fetchall()]
+
+
+class PgDatabase:
+    """What the store and its migrations use of a sqlite_utils Database: `conn`, `table_names()`."""
+
+    def __init__(self, conn: PgConnection):
+        self.conn = conn
+
+    def table_names(self) -> list[str]:
+        return self.conn.table_names()

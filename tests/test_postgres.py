@@ -1,0 +1,268 @@
+"""A county database on PostgreSQL (app/store/postgres.py), on a real server (tests/pg.py): bad
+addresses and databases refused in words with nothing written, nothing personal in plain text in a
+pg_dump, several programs writing one county at once without losing, doubling or reordering a change."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core import demo as demo_data
+from app.services import attachments, demo, households
+from app.store import Store, StoreError
+from app.store.location import PgLocation, location, mask
+from tests import pg
+from tests.conftest import PASSPHRASE
+from tests.photos import photo
+
+ROOT = Path(__file__).resolve().parent.parent
+VILLAGE = "522699101201"
+
+
+def county(url, recovery_key, **kw) -> Store:
+    return Store.create(url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+                        recovery_public_key=recovery_key.public_key(), **kw)
+
+
+def tables(url: str) -> list[str]:
+    return [r[0] for r in pg.psql(url, "SELECT table_name FROM information_schema.tables "
+                                       "WHERE table_schema = current_schema() ORDER BY 1")]
+
+
+def with_password(url: str, password: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", rf"//\1:{password}@", url)
+
+
+# ---------------------------------------------------------------------------------- addresses
+
+
+def test_location_tells_a_url_from_a_path_and_masks_the_password():
+    where = location("postgresql://county:s3cret@db.example:5432/jiandang")
+    assert isinstance(where, PgLocation) and where.database == "jiandang"
+    assert str(where) == where.name == "postgresql://county:***@db.example:5432/jiandang"
+    assert "s3cret" not in repr(where)
+    assert mask("postgres://u:p@h/d?sslmode=require&password=x") == "postgres://u:***@h/d?sslmode=require&password=***"
+    assert location("县级.db") == Path("县级.db")
+    assert location(r"C:\建档\postgresql.db") == Path(r"C:\建档\postgresql.db")
+
+
+@pytest.mark.parametrize("url, words", [
+    ("postgresql://county:s3cret@127.0.0.1:port/jiandang", "端口应为数字"),
+    ("postgresql://county:s3cret@127.0.0.1:5432/", "缺少数据库名"),
+    ("postgresql://county:s3cret@/jiandang", "缺少服务器名"),
+])
+def test_a_malformed_url_is_refused_before_connecting(url, words, recovery_key):
+    for attempt in (lambda: Store.open(url), lambda: county(url, recovery_key)):
+        with pytest.raises(StoreError) as refused:
+            attempt()
+        text = str(refused.value)
+        assert words in text and "postgresql://county:***@" in text and "s3cret" not in text
+        assert "postgresql://用户名:密码@服务器:5432/数据库名" in text
+
+
+def test_a_server_that_is_down_is_named_with_what_to_do(recovery_key):
+    pg.server()  # the test server answers; port 1 on this machine does not
+    url = "postgresql://county:s3cret@127.0.0.1:1/jiandang"
+    with pytest.raises(StoreError) as refused:
+        Store.open(url)
+    text = str(refused.value)
+    assert "无法连接 PostgreSQL 服务器 postgresql://county:***@127.0.0.1:1/jiandang" in text
+    assert "PostgreSQL 已启动" in text and "s3cret" not in text
+
+
+def test_a_wrong_password_is_said_and_nothing_is_written(pg_url, recovery_key):
+    wrong = with_password(pg_url, "not-the-password")
+    for attempt in (lambda: Store.open(wrong), lambda: county(wrong, recovery_key)):
+        with pytest.raises(StoreError, match="用户名或密码不正确") as refused:
+            attempt()
+        assert "not-the-password" not in str(refused.value) and ":***@" in str(refused.value)
+    assert tables(pg_url) == []
+
+
+def test_an_empty_database_is_opened_with_a_pointer_to_init(pg_url):
+    with pytest.raises(StoreError) as refused:
+        Store.open(pg_url)
+    assert "是空的" in str(refused.value) and f"jiandang init {mask(pg_url)} --role county" in str(refused.value)
+    assert tables(pg_url) == []
+
+
+def test_a_database_of_another_program_is_left_alone(pg_url, recovery_key):
+    pg.psql(pg_url, "CREATE TABLE orders (id int PRIMARY KEY, customer text)")
+    pg.psql(pg_url, "INSERT INTO orders VALUES (1, '客户')")
+    with pytest.raises(StoreError, match="不是建档数据库"):
+        Store.open(pg_url)
+    with pytest.raises(StoreError, match="已有数据表:不会覆盖"):
+        county(pg_url, recovery_key)
+    assert tables(pg_url) == ["orders"] and pg.psql(pg_url, "SELECT * FROM orders") == [(1, "客户")]
+
+
+def test_a_county_database_of_a_newer_program_is_refused_unchanged(pg_url, recovery_key):
+    county(pg_url, recovery_key).close()
+    pg.psql(pg_url, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = pg.psql(pg_url, "SELECT key, value FROM meta ORDER BY key")
+    with pytest.raises(StoreError) as refused:
+        Store.open(pg_url)
+    assert "更新版本" in str(refused.value) and "结构版本 99" in str(refused.value) and mask(pg_url) in str(refused.value)
+    assert pg.psql(pg_url, "SELECT key, value FROM meta ORDER BY key") == before
+
+
+def test_only_a_county_lives_on_postgresql(pg_url, recovery_key):
+    for role in ("village", "township"):
+        with pytest.raises(StoreError, match="只能作县级数据库"):
+            Store.create(pg_url, role=role, site_name="某村", operator="admin", passphrase=PASSPHRASE,
+                         recovery_public_key=recovery_key.public_key())
+    assert tables(pg_url) == []
+
+
+def test_a_second_init_into_the_same_database_is_refused(pg_url, recovery_key):
+    first = county(pg_url, recovery_key)
+    first.put("household", {"head_name": "王五"}, village_code=VILLAGE)
+    with pytest.raises(StoreError, match="已有数据表"):
+        county(pg_url, recovery_key)
+    assert first.count("household") == 1
+    first.close()
+
+
+# ---------------------------------------------------------------------------------- nothing in plain text
+
+
+def test_a_dump_of_a_filled_county_holds_no_name_id_number_or_image(pg_url, recovery_key, tmp_path):
+    store = county(pg_url, recovery_key)
+    demo.install_reference_data(store)
+    docs = list(demo_data.iter_households(2, 2026, monitoring=True))[:12]
+    for doc in docs:
+        demo._save(store, doc)  # the demo generator's households (demo.fill refuses a county)
+    home = next(store.records("household"))
+    (tmp_path / "户口本.jpg").write_bytes(photo(640, 480))
+    assert len(attachments.add_files(store, home, [tmp_path / "户口本.jpg"]).added) == 1
+    [attached] = attachments.of_household(store, home.id)
+    image = attachments.image(store, attached)
+    names = {m["name"] for d in docs for m in d["members"]} | {d["head_name"] for d in docs if d.get("head_name")}
+    numbers = {m["id_number"] for d in docs for m in d["members"] if m.get("id_number")}
+    assert len(names) > 20 and len(numbers) > 20 and image[:3] == b"\xff\xd8\xff"
+    store.close()
+
+    dump = subprocess.run(["pg_dump", "--no-owner", "--dbname", pg_url], capture_output=True, check=True).stdout
+    text = dump.decode("utf-8")
+    assert "COPY public.records" in text and "COPY public.changes" in text  # the data is in it, sealed
+    for name in names:
+        assert name not in text and name.encode().hex() not in text, name
+    for number in numbers:
+        assert number not in text and number.encode().hex() not in text, number
+    assert image[:48].hex() not in text and not re.search(r"\\\\xffd8ff", text)
+
+
+# ---------------------------------------------------------------------------------- several programs
+
+
+def test_a_second_program_sees_the_first_ones_writes_in_order(pg_url, recovery_key):
+    """Two programs on one county (the service and a staff window): each write goes after what the
+    other committed, in sequence number, clock and search index."""
+    first = county(pg_url, recovery_key)
+    behind = time.time() - 3600  # the second machine's clock is an hour slow
+    second = Store.open(pg_url, wall=lambda: behind)
+    second.unlock("admin", PASSPHRASE)
+    doc = households.document(second, households.save(second, _household("欧阳明远")).household_id)
+    assert second.search("欧阳") == [doc["id"]]
+    made = households.save(first, _household("司马秀兰", seq=2)).household_id
+    assert second.search("司马") == [made]  # the reader's index caught up with the other program
+    theirs = list(first.changes(site_id=first.site_id))
+    mine = second.put("household", {"phone": "13800000000"}, record_id=doc["id"])
+    assert made in {c.record_id for c in theirs}
+    assert mine.seq == theirs[-1].seq + 1 and mine.hlc > max(c.hlc for c in theirs)
+    assert [c.seq for c in first.changes(site_id=first.site_id)] == list(range(1, mine.seq + 1))
+    first.close()
+    second.close()
+
+
+def _household(head: str, seq: int = 1) -> dict:
+    from tests.factories import household
+
+    return household(head=head, spouse=head + "妻", seq=seq)
+
+
+def test_a_reader_snapshot_holds_still_and_refuses_to_write(pg_url, recovery_key):
+    writer = county(pg_url, recovery_key)
+    writer.put("household", {"head_name": "一"}, village_code=VILLAGE)
+    reader = Store.open(pg_url, read_only=True)
+    reader.unlock("admin", PASSPHRASE)
+    reader.snapshot()
+    writer.put("household", {"head_name": "二"}, village_code=VILLAGE)
+    assert reader.count("household") == 1 and writer.count("household") == 2
+    with pytest.raises(StoreError, match="只读"):
+        reader.put("household", {"head_name": "三"}, village_code=VILLAGE)
+    reader.close()
+    writer.close()
+
+
+WRITER = r"""
+import sys
+from app.store import Store
+url, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store.open(url)
+store.unlock("admin", sys.argv[4])
+for i in range(rounds):
+    if i % 5 == 4:
+        store.create_many([("household", {"head_name": f"{name}{i}-{j}"}, "522699101201", None) for j in range(3)])
+    else:
+        with store.transaction():
+            c = store.put("household", {"head_name": f"{name}{i}"}, village_code="522699101201")
+            store.put("member", {"name": f"{name}{i}子"}, village_code="522699101201", parent_id=c.record_id)
+store.close()
+print("done")
+"""
+
+
+def test_several_programs_write_one_county_at_once_and_a_reader_never_skips_a_change(pg_url, recovery_key):
+    store = county(pg_url, recovery_key)
+    rounds, writers = 25, ("甲", "乙", "丙")
+    seen: list[tuple] = []
+    stop = threading.Event()
+
+    def follow():  # as a downstream bundle does: the log after a cursor, up to the top read first
+        reader = Store.open(pg_url, read_only=True)
+        cursor = 0
+        while True:
+            last = stop.is_set()
+            top = reader.change_mark()
+            rows = reader.conn.execute("SELECT rowid, site_id, seq, record_id FROM changes WHERE rowid > ? "
+                                       "AND rowid <= ? ORDER BY rowid", (cursor, top)).fetchall()
+            seen.extend(rows)
+            cursor = top
+            if last:
+                break
+            time.sleep(0.01)
+        reader.close()
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, name, str(rounds), PASSPHRASE], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in writers]
+    for _ in range(rounds):  # this program writes too, between the others
+        store.put("household", {"head_name": "县里"}, village_code=VILLAGE)
+    outputs = [p.communicate(timeout=300) for p in procs]
+    stop.set()
+    follower.join(timeout=60)
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outputs]
+
+    per_writer = (rounds - rounds // 5) * 2 + (rounds // 5) * 3
+    everything = store.conn.execute("SELECT rowid, site_id, seq, record_id FROM changes ORDER BY rowid").fetchall()
+    assert len(everything) == per_writer * len(writers) + rounds
+    seqs = sorted(r[2] for r in everything)
+    assert seqs == list(range(1, len(everything) + 1))  # one site: contiguous, each exactly once
+    assert [r[2] for r in everything] == seqs  # and the log's order is the sequence order
+    assert seen == everything  # the reader's cursor met every change once, none later behind it
+    heads = [r.fields["head_name"] for r in store.records("household")]
+    assert len(heads) == len(set(heads) - {"县里"}) + rounds
+    for name in writers:
+        assert {h for h in heads if h.startswith(name)} == (
+            {f"{name}{i}" for i in range(rounds) if i % 5 != 4}
+            | {f"{name}{i}-{j}" for i in range(rounds) if i % 5 == 4 for j in range(3)})
+    assert len({r[3] for r in everything}) == len(everything)  # every record created once
+    store.close()
