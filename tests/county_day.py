@@ -157,7 +157,7 @@ class Service:
             [sys.executable, "-m", "app", "serve", day.county, "--port", "0", "--quiet", "--uploads-per-minute", "0",
              "--max-uploads", "512", "--workers", str(workers), *args],
             env=env(day.folder), stdout=subprocess.PIPE, stderr=self.log, text=True, encoding="utf-8", **group)
-        line = self.proc.stdout.readline()
+        line = self.start_line = self.proc.stdout.readline()
         if "县同步服务已启动" not in line:
             self.proc.kill()
             self.proc.wait(30)

@@ -58,3 +58,48 @@ def test_a_sqlite_county_day_the_usb_import_and_staff_wait_for_the_service_and_n
     assert figures["bundles"] >= LAPTOPS * ROUNDS + 2
     logs.append(service.log_text())
     assert "已接收" in logs[0] and not re.search(r"户主\d+之\d+|1390\d{3}", "".join(logs))  # nothing personal logged
+
+
+def test_a_postgresql_county_day_four_workers_a_usb_import_and_staff_at_once(tmp_path, pg_url):
+    """The same day on a county on PostgreSQL: the service runs 4 workers, and the USB import and the
+    staff edit run beside the load and finish while the service is still up (nobody waits for it)."""
+    day = county_day.prepare(tmp_path, pg_url, laptops=LAPTOPS, rounds=ROUNDS)
+    service = county_day.Service(day, 4)
+    try:
+        assert "4 个工作进程" in service.start_line and "jiandang-test" not in service.start_line  # no password shown
+        started = threading.Event()
+        staff: dict = {}
+        load_box: dict = {}
+        loader = threading.Thread(target=lambda: load_box.setdefault(
+            "load", county_day.run_load(service.url, day.bundles, started=started)))
+        loader.start()
+        assert started.wait(120)
+        usb = county_day.start_usb_import(day)
+        editor = threading.Thread(target=county_day.staff_edit, args=(day, staff))
+        editor.start()
+        out, err = usb.communicate(timeout=300)  # finishes with the service up and loaded
+        editor.join(300)
+        loader.join(600)
+        assert usb.returncode == 0, err
+        assert "正被另一个建档程序" not in err and staff.get("change") is not None
+        assert service.proc.poll() is None
+        load = load_box["load"]
+        assert len(load.results) == LAPTOPS * ROUNDS
+        bad = [(i, r, status, answer.get("message")) for i, r, status, answer, _ in load.results
+               if status != 200 or answer["report"]["status"] not in ("accepted", "duplicate")]
+        assert not bad, bad[:5]
+        lines = out.splitlines()
+        assert len(lines) == 3 and all("已接收" in line or "重复" in line for line in lines), out
+        # the bundle that came both ways (whichever was first) was taken once and called 重复 the other time
+        both = [answer["report"]["status"] for i, r, _, answer, _ in load.results if (i, r) == day.both_ways]
+        name = day.bundles[day.both_ways[0]][day.both_ways[1]][0]
+        usb_line = next(line for line in lines if name in line)
+        assert sorted(both + ["accepted" if "已接收" in usb_line else "duplicate"]) == ["accepted", "duplicate"]
+        county_day.pull_all(day, service.url)
+    finally:
+        code = service.stop()
+    assert code == 0
+    figures = county_day.check_day(day)
+    assert figures["bundles"] >= LAPTOPS * ROUNDS + 2
+    log = service.log_text()
+    assert "已接收" in log and not re.search(r"户主\d+之\d+|1390\d{3}", log)

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
+
+import pytest
 
 from app.cli.main import main
 from app.server import client, protocol
+from app.server.limits import Challenges, RateLimiter
+from app.store import Store, service_state
 from app.sync import exchange, identity, wire
+from tests.sync_helpers import PASSPHRASE
 from tests.test_serve import _post, _upload, hub  # noqa: F401 - hub is a fixture
 
 
@@ -67,7 +73,7 @@ def test_a_challenge_flood_at_one_worker_is_limited_at_the_other_too(hub):
 
 
 def test_serve_with_several_workers_is_refused_on_a_sqlite_county(tmp_path, monkeypatch, capsys):
-    from tests.sync_helpers import PASSPHRASE, make_county
+    from tests.sync_helpers import make_county
 
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     county = make_county(tmp_path)
@@ -78,3 +84,75 @@ def test_serve_with_several_workers_is_refused_on_a_sqlite_county(tmp_path, monk
     assert "SQLite" in err and "一个进程" in err and "PostgreSQL" in err and "Traceback" not in err
     assert main(["serve", str(db), "--port", "0", "--workers", "0"]) == 1
     assert "--workers 至少为 1" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- on both backends
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _county(where) -> Store:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from app.services import demo
+
+    county = Store.create(where("county.db"), role="county", site_name="示范县扶贫办", operator="admin",
+                          passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
+    identity.setup_county(county)
+    demo.install_reference_data(county)
+    return county
+
+
+def test_racing_workers_take_each_token_and_each_challenge_once(where):
+    """Eight connections of their own (as eight worker processes) draw from one site's bucket and
+    hand in one challenge at the same moment: exactly `burst` uploads pass and the challenge is
+    accepted once."""
+    county = _county(where)
+    conns = [service_state.connect(county) for _ in range(8)]
+    try:
+        now = 1_000_000.0
+        limiters = [RateLimiter(conn, "upload", 10, clock=lambda: now) for conn in conns]  # burst 10
+        value = Challenges(conns[0], 120, clock=lambda: now).new("10.0.0.5")
+        barrier = threading.Barrier(len(conns))
+        taken, accepted = [], []
+
+        def worker(k: int) -> None:
+            barrier.wait()
+            accepted.append(Challenges(conns[k], 120, clock=lambda: now).take(value, "10.0.0.5"))
+            taken.extend(limiters[k].take("site-a") == 0.0 for _ in range(5))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(conns))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sum(taken) == 10 and len(taken) == 40
+        assert accepted.count(True) == 1 and len(accepted) == 8
+        assert limiters[0].take("site-a") == pytest.approx(6.0)  # the next token in 60/10 s
+    finally:
+        for conn in conns:
+            conn.close()
+        county.close()
+
+
+def test_the_limits_and_challenges_follow_the_clock_on_either_backend(where):
+    county = _county(where)
+    state = service_state.connect(county)
+    try:
+        now = [0.0]
+        limiter = RateLimiter(state, "fetch", 6, clock=lambda: now[0])
+        assert [limiter.take("a") for _ in range(6)] == [0.0] * 6 and limiter.take("a") == pytest.approx(10.0)
+        challenges = Challenges(state, seconds=120, per_address=3, cap=5, clock=lambda: now[0])
+        laptop = challenges.new("10.0.0.5")
+        flood = [challenges.new("10.0.0.66") for _ in range(50)]
+        assert challenges.count == 4 and not challenges.take(flood[0], "10.0.0.66")
+        assert [challenges.new(f"10.0.1.{i}") is None for i in range(2)] == [False, True]  # full: a new address waits
+        now[0] += 121
+        assert limiter.take("a") == 0.0 and not challenges.take(laptop, "10.0.0.5")  # refilled; expired
+        assert challenges.expire() == 4 and challenges.count == 0  # the flooder's three, 10.0.1.0's one
+        assert limiter.forget_full() == 0
+        now[0] += 61  # full again: forgotten (as good as kept)
+        assert limiter.forget_full() == 1 and limiter.take("a") == 0.0
+    finally:
+        state.close()
+        county.close()
