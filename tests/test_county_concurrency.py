@@ -103,3 +103,47 @@ def test_a_postgresql_county_day_four_workers_a_usb_import_and_staff_at_once(tmp
     assert figures["bundles"] >= LAPTOPS * ROUNDS + 2
     log = service.log_text()
     assert "已接收" in log and not re.search(r"户主\d+之\d+|1390\d{3}", log)
+
+
+def test_one_bundle_imported_by_two_programs_at_once_is_taken_once_and_called_a_duplicate(tmp_path, pg_url,
+                                                                                         monkeypatch):
+    """A worker and a USB import hold the same bundle at the same moment (it came both ways): both see
+    no receipt yet; the second waits for the first's write lock and must then call it 重复, not refuse it."""
+    from app.store import Store
+    from app.sync import exchange
+
+    day = county_day.prepare(tmp_path, pg_url, laptops=1, rounds=1, usb_laptops=0)
+    name, data = day.bundles[0][0]
+    first, second = Store.open(pg_url), Store.open(pg_url)
+    for s in (first, second):
+        s.unlock(county_day.OPERATOR, county_day.PASSPHRASE)
+    inside, go = threading.Event(), threading.Event()
+    real = exchange._import_upstream
+
+    def held(store, *args):  # the first import stops inside its transaction until told to go on
+        real(store, *args)
+        if store is first:
+            inside.set()
+            go.wait(60)
+
+    monkeypatch.setattr(exchange, "_import_upstream", held)
+    reports = {}
+    one = threading.Thread(target=lambda: reports.setdefault("first", exchange.import_bundle(first, data, name)))
+    two = threading.Thread(target=lambda: reports.setdefault("second", exchange.import_bundle(second, data, name)))
+    try:
+        one.start()
+        assert inside.wait(60)
+        two.start()  # checks the receipts (none yet), then waits for the write lock
+        two.join(1.0)
+        assert two.is_alive()
+        go.set()
+        one.join(60)
+        two.join(60)
+        assert reports["first"].status == "accepted" and reports["first"].applied == 9
+        assert reports["second"].status == "duplicate", reports["second"].line()
+        rows = first.conn.execute("SELECT count(*), sum(applied) FROM receipts WHERE kind = 'up'").fetchone()
+        assert tuple(rows) == (1, 9)
+    finally:
+        go.set()
+        first.close()
+        second.close()

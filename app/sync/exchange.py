@@ -431,6 +431,11 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
     payload["changes"] = None  # the Change objects hold what is needed of them
     report.changes = len(changes)
     with store.transaction():
+        # another program writing this database (a worker of the service, a USB import: a county on
+        # PostgreSQL) may have imported this very bundle between the check above and the write lock
+        if _already_received(store, sender, seq, kind, verified.digest):
+            report.status = "duplicate"
+            return report
         if store.role == "county":
             _import_upstream(store, cert, changes, payload, report)
         else:
