@@ -2,7 +2,7 @@
 1 worker, the only way it can run there) and a PostgreSQL county (4 workers), and a USB import at the
 county while the service is under load.
 
-Workload (tests/county_day.py): a county with LAPTOPS laptops of one village; each laptop has ONE
+Workload (tests/county_day.py): a county with LAPTOPS laptops over its six villages; each laptop has ONE
 bundle to upload (SIZE new households of 8 records each and SIZE edits of the county's households:
 SIZE x 9 change rows); a USB folder of 2 more laptops' bundles and a copy of one network bundle.
 For each county and each concurrency C (50, 200): a fresh copy of the county (a file copy; PostgreSQL:
@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests import county_day  # noqa: E402
 
+VILLAGES = [f"52269910{t}20{v}" for t in (1, 2) for v in (1, 2, 3)]  # the demo county's six villages
 DEFAULT_PG = "postgresql://jiandang_test:jiandang-test@127.0.0.1:5432/postgres"
 
 
@@ -156,7 +157,7 @@ def main() -> None:
         folder = Path(tmp)
         t = time.perf_counter()
         day = county_day.prepare(folder / "sqlite", str(folder / "sqlite" / "county.db"), laptops=args.laptops,
-                                 rounds=1, size=args.size)
+                                 rounds=1, size=args.size, villages=VILLAGES)
         rows = args.size * 9
         print(f"workload: {args.laptops} laptops of one village, one bundle each ({args.size} new households of 8 "
               f"records and {args.size} edits: {rows} change rows, {statistics.median(len(b[0][1]) for b in day.bundles) / 1024:.0f} KB), "
@@ -181,7 +182,7 @@ def main() -> None:
                     template = pg.create()
                     t = time.perf_counter()
                     pg_day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
-                                                size=args.size)
+                                                size=args.size, villages=VILLAGES)
                     print(f"PostgreSQL county set up in {time.perf_counter() - t:.0f} s", flush=True)
                     results["PostgreSQL"] = bench("PostgreSQL", pg_day, lambda: pg.url(pg.copy(template)),
                                                   args.workers, args)

@@ -60,8 +60,8 @@ def _open(location) -> Store:
     return store
 
 
-def _device(folder: Path, county: Store, name: str) -> Store:
-    result = identity.enroll(county, site_name=name, role="village", villages=[VILLAGE], days=365)
+def _device(folder: Path, county: Store, name: str, village: str = VILLAGE) -> Store:
+    result = identity.enroll(county, site_name=name, role="village", villages=[village], days=365)
     contents = identity.open_enrollment(result.package, result.code)
     return identity.create_from_enrollment(folder / f"{name}.db", contents, operator=OPERATOR, passphrase=PASSPHRASE)
 
@@ -72,9 +72,9 @@ def _pull_first(county: Store, laptop: Store) -> None:
     assert report.status == "accepted", report.line()
 
 
-def household(head: str, spouse: str, seq: int) -> dict:
+def household(head: str, spouse: str, seq: int, village: str = VILLAGE) -> dict:
     """factories.household with ID numbers unique up to seq 12,499 (250 households per birth year)."""
-    doc = factories.household(head, spouse)
+    doc = factories.household(head, spouse, village_code=village)
     year = 1950 + seq // 250
     for k, (member, birth) in enumerate(zip(doc["members"], (dt.date(year, 5, 6), dt.date(year + 2, 8, 9)))):
         member["birth_date"] = birth.isoformat()
@@ -83,19 +83,22 @@ def household(head: str, spouse: str, seq: int) -> dict:
 
 
 def _round(laptop: Store, index: int, round_: int, rounds: int, seeded: list[str], seq_base: int = 1,
-           size: int = 1) -> tuple[str, bytes]:
+           size: int = 1, village: str = VILLAGE) -> tuple[str, bytes]:
     for j in range(size):
         seq = seq_base + (index * rounds + round_) * size + j
-        households.save(laptop, household(f"户主{index}之{round_}之{j}", f"配偶{index}之{round_}之{j}", seq))
+        households.save(laptop, household(f"户主{index}之{round_}之{j}", f"配偶{index}之{round_}之{j}", seq, village))
         laptop.put("household", {"phone": f"139{index:04d}{round_ * size + j:04d}"},
                    record_id=seeded[(index + round_ + j) % len(seeded)])
     return exchange.export_upstream(laptop)
 
 
 def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: int = 10, usb_laptops: int = 2,
-            seeded: int = 5, size: int = 1) -> Day:
+            seeded: int = 5, size: int = 1, villages: list[str] | None = None) -> Day:
     """Create the county, its households and laptops, and every bundle of the day (before any clock).
-    Each round a laptop creates `size` households and makes `size` edits."""
+    Each round a laptop creates `size` households and makes `size` edits. Laptop i works in
+    `villages[i % len(villages)]` (default: one village; a village's 户编号 run out after about 35
+    laptops), the USB laptops in the first; the county makes `seeded` households in each."""
+    villages = villages or [VILLAGE]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     county = Store.create(county_location, role="county", site_name="示范县扶贫办", operator=OPERATOR,
@@ -103,9 +106,10 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     try:
         identity.setup_county(county)
         demo.install_reference_data(county)
-        own = [households.save(county, household(f"县户{k}", f"县户妻{k}", 12_400 + k)).household_id
-               for k in range(seeded)]
-        network = [_device(folder, county, f"网络队{i}") for i in range(laptops)]
+        by_village = {v: [households.save(county, household(f"县户{n}之{k}", f"县户妻{n}之{k}", 12_000 + n * 50 + k, v)
+                                          ).household_id for k in range(seeded)] for n, v in enumerate(villages)}
+        own = by_village[villages[0]]
+        network = [_device(folder, county, f"网络队{i}", villages[i % len(villages)]) for i in range(laptops)]
         offline = [_device(folder, county, f"U盘队{i}") for i in range(usb_laptops)]
         for laptop in network + offline:
             _pull_first(county, laptop)
@@ -114,7 +118,8 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     bundles: list[list[tuple[str, bytes]]] = [[] for _ in network]
     for r in range(rounds):
         for i, laptop in enumerate(network):
-            bundles[i].append(_round(laptop, i, r, rounds, own, size=size))
+            village = villages[i % len(villages)]
+            bundles[i].append(_round(laptop, i, r, rounds, by_village[village], size=size, village=village))
     usb = folder / "usb"
     usb.mkdir(exist_ok=True)
     for i, laptop in enumerate(offline):

@@ -49,7 +49,11 @@ def connect(store) -> StateConnection:
     if getattr(store, "shared", False):  # a county on a PostgreSQL server (app/store/postgres.py)
         from app.store import postgres  # noqa: PLC0415 - psycopg only for a PostgreSQL county
 
-        return StateConnection(postgres.connect(store.path))  # it says `?` as psycopg's `%s` itself
+        conn = postgres.connect(store.path)  # it says `?` as psycopg's `%s` itself
+        # a commit here need not wait for the server's disk: losing the last fraction of a second of
+        # rate-limit tokens or challenges in a server crash costs nothing (about 2.5 ms per upload saved)
+        conn.raw.execute("SET synchronous_commit TO off")
+        return StateConnection(conn)
     conn = sqlite3.connect(str(store.path), isolation_level=None, check_same_thread=False, timeout=30)
     return StateConnection(conn)
 
