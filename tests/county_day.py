@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from app.server import client, protocol
 from app.core import idnumber
-from app.services import demo, households
+from app.services import demo, households, reference
 from app.store import Store
 from app.sync import exchange, identity, wire
 from tests import factories
@@ -106,6 +106,10 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     try:
         identity.setup_county(county)
         demo.install_reference_data(county)
+        known = {d["code"] for d in county.divisions("village")}
+        for code in villages:  # a village holds about 33 laptops' 户编号 blocks: more villages for more laptops
+            if code not in known:
+                reference.add_division(county, code, f"第{code[-3:]}村")
         by_village = {v: [households.save(county, household(f"县户{n}之{k}", f"县户妻{n}之{k}", 12_000 + n * 50 + k, v)
                                           ).household_id for k in range(seeded)] for n, v in enumerate(villages)}
         own = by_village[villages[0]]

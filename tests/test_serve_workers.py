@@ -156,3 +156,30 @@ def test_the_limits_and_challenges_follow_the_clock_on_either_backend(where):
     finally:
         state.close()
         county.close()
+
+
+def test_serve_with_workers_on_a_postgresql_county_stops_on_request_and_runs_once_per_machine(tmp_path, pg_url,
+                                                                                             monkeypatch, capsys):
+    """`serve URL --workers 2`: a second service on the same county from this machine is refused,
+    `serve URL --stop` stops every worker (exit 0), and the password of the URL is never printed."""
+    from tests import county_day
+
+    day = county_day.prepare(tmp_path, pg_url, laptops=1, rounds=1, usb_laptops=0)
+    service = county_day.Service(day, 2)
+    try:
+        assert "2 个工作进程" in service.start_line and "jiandang-test" not in service.start_line
+        assert _upload(service.url, day.bundles[0][0][1], day.bundles[0][0][0])[0] == 200
+        monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("JIANDANG_PASSPHRASE", county_day.PASSPHRASE)
+        assert main(["serve", pg_url, "--port", "0", "--workers", "2"]) == 1
+        err = capsys.readouterr().err
+        assert "已有县同步服务" in err and "jiandang-test" not in err
+        assert main(["serve", pg_url, "--stop"]) == 0
+        assert service.proc.wait(120) == 0
+    finally:
+        if service.proc.poll() is None:
+            service.stop()
+    assert "县同步服务已停止" in service.log_text()
+    capsys.readouterr()
+    assert main(["serve", pg_url, "--stop"]) == 1  # nobody running: said at once
+    assert "没有正在运行的县同步服务" in capsys.readouterr().err

@@ -665,9 +665,9 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
             "key_version=excluded.key_version, blob=excluded.blob", rows)
-        for r in records:
-            self._update_blind_index(r)
-            if self._search is not None:
+        self._update_blind_indexes(records)
+        if self._search is not None:
+            for r in records:
                 self._index_record(r)
 
     def get_many(self, record_ids: list[str]) -> dict[str, Record]:
