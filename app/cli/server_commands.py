@@ -200,8 +200,6 @@ def cmd_serve(args) -> int:
 
 
 def _serve(args, limits) -> int:
-    from app.server.app import SyncServer  # noqa: PLC0415
-
     given: dict[str, str] = {}
 
     def ask(login: str) -> str:  # kept for the workers (in memory only)
@@ -211,22 +209,11 @@ def _serve(args, limits) -> int:
     service_lock = _lock_service(args.db)
     try:
         store = open_store(args.db, args.operator, passphrase_for=ask)
-        if args.workers > 1:
-            try:
-                return _serve_workers(args, limits, store, given["passphrase"])
-            finally:
-                store.close()
         try:
-            try:
-                with user_errors(StoreError):  # not a county database
-                    server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
-                                        limits=limits, access_log=not args.quiet, spool_dir=None)
-            except OSError as exc:
-                raise _listen_error(args, exc) from None
-            _warn_without_tls(server.tls, args.host)
-            server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {shown(args.db)},站点 {store.site_id});"
-                                     f"按 Ctrl+C 或运行 jiandang serve {shown(args.db)} --stop 停止", flush=True),
-                       _say_stopping, stop_file=stop_file(args.db))
+            if args.workers > 1:
+                _serve_workers(args, limits, store, given["passphrase"])
+            else:
+                _serve_one(args, limits, store)
         finally:
             store.close()
     finally:
@@ -234,6 +221,22 @@ def _serve(args, limits) -> int:
             service_lock.release()
     print("县同步服务已停止", file=sys.stderr)
     return 0
+
+
+def _serve_one(args, limits, store) -> None:
+    """The service in this process (a county database file; a PostgreSQL county with one worker)."""
+    from app.server.app import SyncServer  # noqa: PLC0415
+
+    try:
+        with user_errors(StoreError):  # not a county database
+            server = SyncServer(store, args.host, args.port, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                                limits=limits, access_log=not args.quiet)
+    except OSError as exc:
+        raise _listen_error(args, exc) from None
+    _warn_without_tls(server.tls, args.host)
+    server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {shown(args.db)},站点 {store.site_id});"
+                             f"按 Ctrl+C 或运行 jiandang serve {shown(args.db)} --stop 停止", flush=True),
+               _say_stopping, stop_file=stop_file(args.db))
 
 
 def _lock_service(db):
