@@ -1,8 +1,12 @@
 """The county sync service: a Starlette application over the county database, run by uvicorn.
 
-The process holds the county database open (and its exclusive lock) for its lifetime. Every use of
-the database runs on ONE worker thread, so two uploads never merge at once and a fetch never sees
-half an import; the event loop only reads request bodies and answers. Imports go through
+The process holds the county database open (a file: with its exclusive lock) for its lifetime. Every
+import and export runs on ONE thread of the process, so two uploads never merge at once here and a
+fetch never sees half an import; the event loop only reads request bodies and answers. The fetch
+challenges and rate limits live in the county database (app.store.service_state), reached through a
+connection of their own on a second thread, so that every worker process of `serve --workers N` (a
+county on PostgreSQL, app.server.workers; there the database's write lock orders the imports of all
+workers) and a restarted service share them. Imports go through
 `app.sync.exchange.import_bundle`, exactly as USB bundles do (one transaction per bundle: a
 refused bundle, a dropped connection or a killed process changes nothing; a replayed bundle is
 reported as a duplicate).
