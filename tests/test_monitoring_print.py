@@ -70,6 +70,46 @@ def test_the_village_prints_the_risk_elimination_notice(db, tmp_path):
     assert "4,500.00" in t and "4,000" in t and "欧阳明远" not in t
 
 
+def test_a_monitoring_identification_notice_may_be_posted_five_days_an_elimination_seven(tmp_path, make_store,
+                                                                                       monkeypatch, capsys):
+    """监测识别 is posted once in the village for at least 5 days (REFERENCE.md); a 5-day period is planned
+    and printed, a 4-day one refused by name. 风险消除 and the poverty register's notices keep 7 days."""
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    s = make_store("v.db")
+    from app.services import demo
+    demo.install_reference_data(s)
+    s.set_monitoring_criteria(2025, 4000)
+    hid = households.save(s, household(status="2", group="3组", dilapidated="0", water_safe=True)).household_id
+    p = proposals.propose(s, hid, "监测识别", reasons="因病", date=ago(20), monitoring_type="突发严重困难户",
+                          risk_source="干部走访排查", risks=["因病"], household_authorised=True)
+    proposals.advance(s, p["id"], "review", "pass", date=ago(15), meeting_date=ago(15), attendance=40, votes_for=36)
+    with pytest.raises(proposals.ProcedureError, match="只有 4 天,监测识别村内公示至少 5 天"):
+        proposals.plan_notice(s, p["id"], ago(14), ago(11))
+    proposals.plan_notice(s, p["id"], ago(14), ago(10))  # five days, first and last counted
+    doc = household(head="上官婉儿", seq=5, status="2", household_type="2", monitoring_type="3", risk_eliminated=False,
+                    risk_identified_date=ago(400), dilapidated="0", water_safe=True)
+    doc["risks"] = [{"risk_type": "05", "found_date": ago(401)}]
+    other = households.save(s, doc).household_id
+    q = proposals.propose(s, other, "风险消除", reasons="房屋修复", date=ago(20), food_secure=True, clothing_secure=True)
+    proposals.advance(s, q["id"], "review", "pass", date=ago(15), meeting_date=ago(15), attendance=40, votes_for=36,
+                      household_signed=True)
+    with pytest.raises(proposals.ProcedureError, match="风险消除村内公示至少 7 天"):
+        proposals.plan_notice(s, q["id"], ago(14), ago(10))
+    s.close()
+    out = tmp_path / "监测识别公示.pdf"
+    assert main(["print", "notice", str(tmp_path / "v.db"), "--village", VILLAGE, "--kind", "monitor",
+                 "--out", str(out)]) == 0
+    assert f"公示时间:{TODAY.year}" in text(out) and "(共5天)" in text(out)
+    start = TODAY.isoformat()  # no period given past the planned one: the default is the 5-day minimum
+    assert main(["print", "notice", str(tmp_path / "v.db"), "--village", VILLAGE, "--kind", "monitor",
+                 "--start", start, "--out", str(out)]) == 0
+    assert "(共5天)" in text(out)
+    capsys.readouterr()
+    assert main(["print", "notice", str(tmp_path / "v.db"), "--village", VILLAGE, "--kind", "monitor",
+                 "--start", start, "--end", (TODAY + dt.timedelta(days=3)).isoformat(), "--out", str(tmp_path / "y.pdf")]) == 1
+    assert "监测识别公示期至少 5 天" in capsys.readouterr().err and not (tmp_path / "y.pdf").exists()
+
+
 def test_monitoring_notices_are_village_only(db, tmp_path, capsys):
     path, _ = db
     assert main(["print", "notice", str(path), "--township", VILLAGE[:9], "--kind", "monitor",

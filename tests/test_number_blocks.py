@@ -6,6 +6,8 @@ from __future__ import annotations
 from app.services import households, worklists
 from tests import factories
 from app.sync import exchange, numbers
+from app.cli.main import main
+from tests.conftest import PASSPHRASE
 from tests.sync_helpers import VILLAGE, make_county, make_device, up
 
 
@@ -161,3 +163,42 @@ def test_the_editor_saves_a_household_past_the_last_number_and_says_why(qtbot, t
     editor.dirty = False
     county.close()
     laptop.close()
+
+
+def test_the_county_numbers_its_own_households_below_the_laptops_blocks_then_takes_a_block_then_stops(tmp_path, monkeypatch,
+                                                                                                   capsys):
+    """The county numbers 0001-1000 itself; past that it must not issue a laptop's 1001-1300 (the same
+    户编号 would then name two families), but take a block of its own, and stop with a message at 9999."""
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "龙井村工作队")
+    assert numbers.device_blocks(laptop, VILLAGE) == [(1001, 1300)]
+    county.set_meta(f"household_counter:{VILLAGE}", "999")  # as after 999 households numbered at the county
+    thousandth = households.save(county, {"village_code": VILLAGE, "head_name": "县录入户", "status": "1"},
+                                 allow_errors=True)
+    assert county.get(thousandth.household_id).fields["household_number"] == f"{VILLAGE}1000"
+    after = households.save(county, {"village_code": VILLAGE, "head_name": "县录入户二", "status": "1"},
+                            allow_errors=True)
+    number = int(county.get(after.household_id).fields["household_number"][len(VILLAGE):])
+    assert not numbers.in_blocks(number, [(1001, 1300)]) and number == 1301  # after the laptop's block
+    assert numbers.county_blocks(county, VILLAGE)[1][0] == 1301
+    county_block = numbers.county_blocks(county, VILLAGE)[1]
+    # a laptop enrolled afterwards gets a block clear of the county's
+    second = make_device(tmp_path, county, "龙井村第二工作队")
+    assert numbers.device_blocks(second, VILLAGE)[0][0] > numbers.county_blocks(county, VILLAGE)[1][1]
+    # every 4-digit number given out: the county stops, keeps the household as a draft and says why
+    county.set_meta(f"next_number_block:{VILLAGE}", str(numbers.LAST_NUMBER + 1))
+    county.set_meta(f"household_counter:{VILLAGE}", str(numbers.county_blocks(county, VILLAGE)[-1][1]))
+    last = households.save(county, {"village_code": VILLAGE, "head_name": "县录入户三", "status": "1"},
+                           allow_errors=True)
+    assert not county.get(last.household_id).fields.get("household_number")
+    reason = next(f.message for f in last.findings if f.rule == "numbers_exhausted")
+    assert VILLAGE in reason and "9999" in reason and "草稿" in reason and "jiandang devices" in reason
+    laptop.close()
+    second.close()
+    path = county.path
+    county.close()
+    # jiandang devices, which the message points to, lists the county's own numbers beside the laptops'
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["devices", str(path), "--operator", "admin"]) == 0
+    own = capsys.readouterr().out.splitlines()[-1].split("\t")
+    assert own[:2] == ["本库", "县里自编"] and own[5] == f"0001-1000 +{VILLAGE}:{county_block[0]:04d}-{county_block[1]:04d}"

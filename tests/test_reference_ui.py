@@ -143,3 +143,46 @@ def test_typing_a_new_townships_own_digits_adds_them_to_the_county_code(qtbot):
     qtbot.waitUntil(lambda: form.code.hasFocus() and not form.code.hasSelectedText())
     qtbot.keyClicks(form.code, "101")
     assert form.code.text() == "522699101"
+
+
+def test_the_monitoring_criteria_are_set_and_edited_in_their_tab(qtbot, county):
+    """防返贫监测标准 beside 贫困线 (as `jiandang reference monitoring`): set from the row below the table,
+    edited in a cell, a refused value explained and the stored value back."""
+    d = dialog(qtbot, county)
+    page = d.criteria
+    d.tabs.setCurrentWidget(page)
+    assert d.tabs.tabText(d.tabs.currentIndex()) == "防返贫监测标准"
+    assert page.table.rowCount() == 0 and "还没有设定监测收入标准" in page.message.text()
+    page.new_year.setValue(2025)
+    page.new_line.setText("8,800")
+    page.new_months.setValue(6)
+    page.new_days.setValue(120)
+    page.new_source.setText("省乡村振兴局〔2025〕1号")
+    qtbot.keyClick(page.new_source, Qt.Key_Return)  # Enter sets it, as 设定 does
+    assert county.monitoring_criteria(2025) == {"year": 2025, "line": 8800, "min_months": 6, "risk_days": 120,
+                                                "source": "省乡村振兴局〔2025〕1号"}
+    assert [page.table.item(0, c).text() for c in range(4)] == ["2025", "8800", "6", "120"]
+    assert "已设定 2025 年监测收入标准 8800" in page.message.text()
+    page.table.item(0, 1).setText("9000")  # what the delegate does when the user types in the cell
+    assert county.monitoring_criteria(2025)["line"] == 9000
+    page.table.item(0, 2).setText("六")  # refused: said, and the stored value comes back
+    assert "最短监测时间(月)应为整数" in page.message.text() and page.table.item(0, 2).text() == "6"
+    assert county.monitoring_criteria(2025)["min_months"] == 6
+
+
+def test_the_monitoring_criteria_are_read_only_on_an_enrolled_laptop(qtbot, tmp_path):
+    county = sh.make_county(tmp_path)
+    county.set_monitoring_criteria(2025, 8800, 6, 180, "省里文件")
+    laptop = sh.make_device(tmp_path, county, "龙井村工作队")
+    try:
+        d = dialog(qtbot, laptop)
+        page = d.criteria
+        rows = {page.table.item(r, 0).text(): page.table.item(r, 1).text() for r in range(page.table.rowCount())}
+        assert rows["2025"] == "8800" and len(rows) == len(county.all_monitoring_criteria())  # came with the enrollment
+        assert page.table.editTriggers() == QAbstractItemView.NoEditTriggers
+        assert not page.set_button.isVisibleTo(d) and "防返贫监测标准由县扶贫办统一设定" in d.banner.text()
+        assert not page.set_criteria(2025, 1) and laptop.monitoring_criteria(2025)["line"] == 8800
+        assert "县扶贫办" in page.message.text()
+    finally:
+        laptop.close()
+        county.close()

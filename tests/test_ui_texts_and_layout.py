@@ -214,6 +214,31 @@ def test_the_history_panel_cuts_no_time_or_value_and_has_tooltips(qtbot, demo_st
     assert ["联系电话", doc["phone"], "13912345678"] in editor.history.entries()
 
 
+def test_all_eleven_editor_tabs_show_on_a_1366_pixel_screen_without_scrolling(qtbot, demo_store):
+    """The tabs carry short names (forms/ `tab_label`) so that none hides behind the tab bar's scroll
+    arrows on a 1366×768 laptop (they did: 防返贫监测 and 照片 were out of sight); the full name is the tooltip."""
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    bar = editor.tabs.tabBar()
+    assert bar.count() == 11
+    for size in ((1366, 740), (editor.width(), editor.height())):  # maximised under the taskbar; its own size
+        editor.resize(*size)
+        qtbot.waitUntil(lambda: editor.width() == size[0])
+        qtbot.wait(20)
+        room = editor.tabs.width()
+        needed = bar.sizeHint().width()
+        assert needed <= room, (size, needed, room)
+        assert all(bar.rect().contains(bar.tabRect(i)) for i in range(bar.count())), size
+        if size[0] == 1366:
+            assert room - needed >= 60  # room to spare (fonts and styles differ a little)
+    tips = [bar.tabToolTip(i) for i in range(bar.count())]
+    assert tips[2] == "家庭成员(Alt+3)" and tips[-1] == "防返贫监测" and "照片" in tips[9]
+    texts = [bar.tabText(i) for i in range(bar.count())]
+    assert texts[0] == "基本情况(&1)" and texts[9] == "照片(&0)"  # Alt+1 … Alt+0 unchanged
+    editor.discard()
+
+
 def test_the_member_table_shows_a_whole_household_of_seven(qtbot, store):
     doc = factories.household()
     for i, (name, sex) in enumerate([("欧阳子轩", "1"), ("欧阳梓涵", "2"), ("欧阳浩然", "1"), ("欧阳雨桐", "2"),

@@ -135,7 +135,10 @@ def run_selftest(folder: Path) -> list:
         if not font.is_file() or font.stat().st_size < 1_000_000:
             raise RuntimeError(f"缺少字体文件 {font}")
         d = default()
-        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB"
+        from app.ui import camera  # noqa: PLC0415 - Qt Multimedia (拍照) is optional: said, not failed
+
+        photo = "拍照组件可用" if camera.MISSING is None else f"拍照组件不可用({camera.MISSING}),其余功能不受影响"
+        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB,{photo}"
 
     def create():
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415

@@ -7,6 +7,7 @@ import datetime as dt
 
 from app.cli.common import CommandError, open_store, progress_printer, user_errors
 from app.reports.card import parse_qr
+from app.core.procedures import min_notice_days
 from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
 from app.services import households, printing
 
@@ -50,7 +51,7 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, metavar="FILE.pdf")
     q.add_argument("--start", metavar="YYYY-MM-DD",
                    help="公示开始日期(村内公示默认取申报中设定的公示期;其余默认今天);公告的日期")
-    q.add_argument("--end", metavar="YYYY-MM-DD", help=f"公示结束日期(默认取申报中设定的公示期,否则开始后第 {MIN_DAYS} 天;至少 {MIN_DAYS} 天)")
+    q.add_argument("--end", metavar="YYYY-MM-DD", help=f"公示结束日期(默认取申报中设定的公示期,否则为最短公示期的最后一天;至少 {MIN_DAYS} 天,监测识别至少 {min_notice_days('monitor')} 天)")
     village, township = default_place_and_contact("village"), default_place_and_contact("township", "某某镇")
     q.add_argument("--place", help=f"公示地点(默认“{village[0]}”,乡级为“{township[0]}”)")
     q.add_argument("--contact", help=f"受理异议的单位或联系人(默认“{village[1]}”,乡级为“{township[1]}”)")
@@ -147,7 +148,7 @@ def cmd_notice(args) -> int:
             period = period_of(items) if level == "village" else None
             default_start = period[0] if period else dt.date.today()
             start = _date(args.start, "--start", default_start)
-            default_end = period[1] if period and not args.start else start + dt.timedelta(days=MIN_DAYS - 1)
+            default_end = period[1] if period and not args.start else start + dt.timedelta(days=min_notice_days(args.kind) - 1)
             end = _date(args.end, "--end", default_end)
             place_default, contact_default = default_place_and_contact(level, place_name)
             info = NoticeInfo(start=start, end=end if level != "county" else start,

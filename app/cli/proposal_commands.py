@@ -74,7 +74,7 @@ def register(sub) -> None:
     p.add_argument("--votes-abstain", help="村级评议:弃权票")
     p.add_argument("--household-signed", action="store_true", help="村级评议:农户已签字同意(脱贫退出必需)")
     p.add_argument("--notice-start", help="村内公示:开始日期")
-    p.add_argument("--notice-end", help="村内公示:结束日期(至少 7 天)")
+    p.add_argument("--notice-end", help="村内公示:结束日期(至少 7 天,监测识别至少 5 天)")
     p.add_argument("--operator")
     p.set_defaults(func=cmd_advance)
 

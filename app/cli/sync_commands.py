@@ -273,6 +273,7 @@ def cmd_devices(args) -> int:
         certs = identity.certificates(store)
         for c in certs:
             c["number_topups"] = numbers.county_topups(store, c["site_id"])
+        own = numbers.county_own_blocks(store)
     if args.json:
         print_json(certs)
         return 0
@@ -283,6 +284,9 @@ def cmd_devices(args) -> int:
                          _number_block_text(c["number_block"]) + "".join(
                              f" +{v}:{numbers.describe([tuple(b) for b in bs])}" for v, bs in c["number_topups"].items()),
                          _device_state(c)]))
+    # the county's own households: 0001-1000 of every village, and the blocks it took past them
+    print("\t".join(["本库", "县里自编", "县级", "各村", "", numbers.describe([numbers.COUNTY_BLOCK]) + "".join(
+        f" +{v}:{numbers.describe(bs)}" for v, bs in own.items()), "有效"]))
     return 0
 
 

@@ -64,6 +64,7 @@ class Section:
     key: str
     label: str
     fields: tuple[Field, ...]
+    tab_label: str = ""  # the editor's tab (`tab_label` in forms/, short: eleven tabs fit a 1366-pixel screen)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class Kind:
     rules: tuple[str, ...]
     sections: tuple[Section, ...]
     fields: dict[str, Field] = field(default_factory=dict)
+    tab_label: str = ""  # the editor's tab for a child kind (`tab_label` in forms/; default: label)
 
     def field_keys(self) -> list[str]:
         return list(self.fields)
@@ -168,7 +170,8 @@ def _load_kind(path: Path, codes: dict) -> Kind:
             )
             fields[f.key] = f
             sec_fields.append(f)
-        sections.append(Section(key=sec["key"], label=sec["label"], fields=tuple(sec_fields)))
+        sections.append(Section(key=sec["key"], label=sec["label"], fields=tuple(sec_fields),
+                                tab_label=sec.get("tab_label") or sec["label"]))
     for f in fields.values():
         if f.show_if and f.show_if.field not in fields:
             raise DictionaryError(f"{path.name}: 字段 {f.key!r} 的显示条件引用了不存在的字段 {f.show_if.field!r}")
@@ -180,6 +183,7 @@ def _load_kind(path: Path, codes: dict) -> Kind:
         rules=tuple(data.get("rules", [])),
         sections=tuple(sections),
         fields=fields,
+        tab_label=data.get("tab_label") or data["label"],
     )
 
 

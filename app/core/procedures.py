@@ -94,7 +94,18 @@ MIGRATION_REASON = "数据迁移:户类型"  # app.services.monitoring.migrate
 STATUS_LABELS = {"1": "未脱贫", "2": "已脱贫(享受政策)", "3": "已脱贫(不再享受政策)", "4": "返贫",
                  "5": "标注脱贫", "6": "自然减少", "7": "销号"}
 STATUS_REASON_PREFIX = "程序生效:"
-MIN_NOTICE_DAYS = 7
+MIN_NOTICE_DAYS = 7  # 村内公示 of 识别 (entry) and 退出 (exit): at least 7 days (REFERENCE.md, "Leaving")
+# 监测识别 is posted once, in the village, for at least 5 days (REFERENCE.md, "After 2020" › Identification:
+# "民主评议 and 公示 in the village (once, in the village only, at least 5 days"). For 风险消除 no national
+# minimum is given there; the county practice seen (平江县, 监测对象风险消除: "在村内群众集中地公示7天") is 7
+# days, so it keeps the longer period. A longer notice is always allowed.
+NOTICE_MIN_DAYS_BY_KIND = {"monitor": 5}
+
+
+def min_notice_days(kind: str | None) -> int:
+    """The shortest 村内公示 a proposal kind allows (entry, exit, eliminate: 7 days; monitor: 5)."""
+    return NOTICE_MIN_DAYS_BY_KIND.get(kind or "", MIN_NOTICE_DAYS)
+
 COMPULSORY_SCHOOL_AGES = (6, 15)  # 义务教育适龄: 6 to 15 years old (inclusive)
 NOT_AT_SCHOOL = "00"
 PRESCHOOL = "01"

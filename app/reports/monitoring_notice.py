@@ -84,7 +84,7 @@ def _body(kind: str, n: int) -> str:
 def story(place_code: str, kind: str, items: list[tuple[dict, dict]], info: NoticeInfo, ctx: Context) -> list:
     if kind not in KINDS:
         raise ReportError(f"监测公示类型应为 monitor(监测识别)或 eliminate(风险消除),而不是“{kind}”")
-    info.check("village")
+    info.check("village", kind)
     st = styles()
     place = ctx.division(place_code)
     title = f"{place}{info.start.year}年{KINDS[kind]}公示"

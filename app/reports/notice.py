@@ -1,5 +1,5 @@
 """The public notice (公示) of households proposed to enter or leave the register: list, notice
-period (at least 7 days), place, contact for objections, signature lines.
+period (at least 7 days; a 监测识别 notice at least 5, app.core.procedures.min_notice_days), place, contact for objections, signature lines.
 
 The renderer takes the (household document, proposal) pairs and the notice facts as parameters, so it
 does not depend on how proposals are stored. ID numbers are never printed on a notice.
@@ -14,14 +14,16 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from app.core import procedures
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, head_para, markup, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, money
 
-MIN_DAYS = 7
+MIN_DAYS = procedures.MIN_NOTICE_DAYS  # entry and exit; min_days(kind) for the others
 KINDS = {"entry": "拟纳入建档立卡贫困户", "exit": "拟退出(脱贫)贫困户"}
 ANNOUNCED = {"entry": "新识别(纳入)建档立卡贫困户", "exit": "贫困户脱贫退出"}
+KIND_WORDS = {"monitor": "监测识别", "eliminate": "风险消除"}  # named in the too-short message
 LEVELS = ("village", "township", "county")  # 村内公示, 乡级公示 (second 公示), 县级公告
 WIDTH = A4[0] - 36 * mm
 PAD = 3  # left and right padding of the list's cells, points
@@ -50,14 +52,17 @@ class NoticeInfo:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    def check(self, level: str = "village") -> None:
+    def check(self, level: str = "village", kind: str | None = None) -> None:
+        """Refuse a period too short for the notice's kind (monitor: 5 days, the others 7), an empty place
+        or contact. `level` "county": a 公告, only dated."""
+        least = procedures.min_notice_days(kind)
         if level == "county":  # a 公告 announces a decision: no objection period, no place of display required
             return
         if self.end < self.start:
             raise ReportError(f"公示结束日期 {self.end.isoformat()} 早于开始日期 {self.start.isoformat()}:请核对日期")
-        if self.days < MIN_DAYS:
+        if self.days < least:
             raise ReportError(f"公示期 {self.start.isoformat()} 至 {self.end.isoformat()} 只有 {self.days} 天:"
-                              f"公示期至少 {MIN_DAYS} 天,请推迟结束日期")
+                              f"{KIND_WORDS.get(kind, '')}公示期至少 {least} 天,请推迟结束日期")
         if not self.place.strip():
             raise ReportError("请填写公示地点(如“村委会公示栏”)")
         if not self.contact.strip():

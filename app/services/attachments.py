@@ -143,15 +143,32 @@ def prepare_files(paths, digest, *, conf: app_settings.Settings | None = None, k
         except OSError as exc:
             item.refused = f"{path}:无法读取({exc.strerror or exc})"
             continue
-        item.source = digest(data)
-        try:
-            item.images = prepare(data, path.name, max_side=max(200, int(conf.photo_max_side)),
-                                  quality=min(95, max(30, int(conf.photo_quality))), keep_gps=keep_position)
-        except ImageRefused as exc:
-            item.refused = str(exc)
+        _process(item, data, digest, conf, keep_position)
         if progress:
             progress(i, len(files))
     return out, left_out
+
+
+def _process(item: PreparedFile, data: bytes, digest, conf: app_settings.Settings, keep_position: bool) -> None:
+    item.source = digest(data)
+    try:
+        item.images = prepare(data, item.path.name, max_side=max(200, int(conf.photo_max_side)),
+                              quality=min(95, max(30, int(conf.photo_quality))), keep_gps=keep_position)
+    except ImageRefused as exc:
+        item.refused = str(exc)
+
+
+def prepare_bytes(data: bytes, name: str, digest, *, conf: app_settings.Settings | None = None,
+                  keep_position: bool = False, taken: str | None = None) -> PreparedFile:
+    """An image held in memory (a photo taken with the laptop's camera, app/ui/camera.py), processed as a
+    file is: checked, resized, re-encoded, addressed; never written to disk. `name` names it in messages
+    and in the attachment's file name; `taken` ("YYYY-MM-DD HH:MM") is the date taken when the image
+    itself carries none (a camera frame has no EXIF). No database use: runs on a worker thread."""
+    item = PreparedFile(Path(name))
+    _process(item, data, digest, conf or app_settings.load(), keep_position)
+    for image in item.images:
+        image.taken = image.taken or taken
+    return item
 
 
 def store_prepared(store: Store, household, prepared: list[PreparedFile], *, record=None, kind: str | None = None,

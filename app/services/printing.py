@@ -258,7 +258,7 @@ def print_notice(store: Store, out, place_code: str, kind: str, info, items: lis
                          f"未生成{stage}文件")
     if info is None:
         info = default_notice_info(items, level, ctx.today, ctx.division(place_code))
-    info.check(level)
+    info.check(level, kind)
     notice_report.check_reviewed_before(items, info.start)
     pages = 0
 

@@ -300,9 +300,11 @@ def _check_notice_period(start: str, end: str, p: dict) -> None:
         raise ProcedureError(f"公示开始日期 {start} 早于村级评议会日期 {review}:公示应在评议之后")
     if end < start:
         raise ProcedureError(f"公示结束日期 {end} 早于开始日期 {start}:请核对日期(结束日期应在开始日期之后)")
-    days = procedures.notice_days(start, end)
-    if days < procedures.MIN_NOTICE_DAYS:
-        raise ProcedureError(f"公示期 {start} 至 {end} 只有 {max(days, 0)} 天,村内公示至少 {procedures.MIN_NOTICE_DAYS} 天")
+    days, least = procedures.notice_days(start, end), procedures.min_notice_days(p.get("proposal_kind"))
+    if days < least:
+        which = KINDS[p['proposal_kind']] if p.get("proposal_kind") in procedures.MONITORING_KINDS else ""
+        raise ProcedureError(f"公示期 {start} 至 {end} 只有 {max(days, 0)} 天,{which}"
+                             f"村内公示至少 {least} 天")
 
 
 def advance(store: Store, proposal_id: str, stage: str, outcome: str, *, reason: str | None = None, date=None,

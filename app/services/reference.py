@@ -56,7 +56,7 @@ def enrolled(store: Store) -> bool:
 def edit_refusal(store: Store) -> str | None:
     """None when this database may edit its reference data, else the reason (Chinese)."""
     if enrolled(store):
-        return ("本机的行政区划和贫困线由县扶贫办统一设定,随登记包和县里下发的同步包更新,不能在本机修改。"
+        return ("本机的行政区划、贫困线和防返贫监测标准由县扶贫办统一设定,随登记包和县里下发的同步包更新,不能在本机修改。"
                 "如有错漏,请告知县扶贫办,在县级数据库中修改后再同步")
     return None
 
@@ -435,3 +435,8 @@ def set_monitoring_criteria(store: Store, year, line, min_months=6, risk_days=18
         raise ReferenceDataError(f"来源说明过长({len(source)} 个字,最多 {SOURCE_MAX} 个)")
     store.set_monitoring_criteria(year, amount, numbers["min_months"], numbers["risk_days"], source)
     return store.monitoring_criteria(year)
+
+
+def monitoring_criteria(store: Store) -> list[dict]:
+    """Every year's monitoring criteria (year, line, min_months, risk_days, source), oldest first."""
+    return store.all_monitoring_criteria()

@@ -4,8 +4,12 @@ Laptops work offline, so each numbers new households only from blocks the county
 its certificate (for every village of the certificate) and top-ups for one village at a time, which the
 county adds to a downstream bundle by itself when a laptop has used most of what it holds there.
 
-County meta: `next_number_block:<code>` (the next free number of a village or township, as before) and
-`number_topups:<site id>` (JSON {village: [[first, last], ...]}). Device meta: `number_block`
+County meta: `next_number_block:<code>` (the next free number of a village or township, as before),
+`number_topups:<site id>` (JSON {village: [[first, last], ...]}) and `county_number_blocks` (the same
+JSON: blocks the county took for its own households in a village once its 0001-1000 were used).
+The county numbers its own households in a village from 0001 to 1000 (devices' blocks start at 1001),
+then from blocks it takes out of the same counter as the devices' blocks, so its numbers never meet a
+laptop's; when the village's 4-digit numbers are all given out (9999) it stops with a message. Device meta: `number_block`
 ("first-last", from the certificate) and `number_topups` (the same JSON as the county's, received).
 """
 
@@ -20,6 +24,8 @@ MIN_BLOCK = 300
 MAX_BLOCK = 2000
 FIRST_BLOCK = 1001  # the county itself numbers 0001-1000
 LAST_NUMBER = 9999
+COUNTY_BLOCK = (1, FIRST_BLOCK - 1)
+COUNTY_BLOCKS_META = "county_number_blocks"
 LOW_WATER = 1 / 3  # a top-up goes out when less than this share of the device's last block is left
 WARN_LEFT = 50  # the work list warns when fewer numbers than this are left in a village
 
@@ -175,6 +181,27 @@ def device_blocks(store: Store, village: str) -> list[tuple[int, int]] | None:
     return blocks_for((first, last), _topups(store, "number_topups"), village)
 
 
+def county_blocks(store: Store, village: str) -> list[tuple[int, int]]:
+    """The numbers the county gives its own new households in a village: 0001-1000, then the blocks it
+    took for itself there (`take_county_block`)."""
+    return [COUNTY_BLOCK] + [(int(a), int(b)) for a, b in _topups(store, COUNTY_BLOCKS_META).get(village, [])]
+
+
+def county_own_blocks(store: Store) -> dict[str, list[tuple[int, int]]]:
+    """village -> the blocks past 0001-1000 the county took for its own households there."""
+    return {v: [(int(a), int(b)) for a, b in bs] for v, bs in _topups(store, COUNTY_BLOCKS_META).items()}
+
+
+def take_county_block(store: Store, village: str) -> tuple[int, int]:
+    """A block for the county's own households in a village, from the counter the devices' blocks come
+    from (so it is clear of every laptop's). Raises StoreError when the village has none left."""
+    block = allocate(store, [village], mark=[village], size=block_size(village_households(store, village)))
+    held = _topups(store, COUNTY_BLOCKS_META)
+    held.setdefault(village, []).append(block)
+    store.set_meta(COUNTY_BLOCKS_META, json.dumps(held, sort_keys=True))
+    return tuple(block)
+
+
 def in_blocks(number: int, blocks: list[tuple[int, int]]) -> bool:
     return any(a <= number <= b for a, b in blocks)
 
@@ -204,10 +231,14 @@ def next_number(store: Store, village_code: str) -> str:
     issued is kept in meta (household_counter:<village>) so numbering does not rescan the village.
     An enrolled device issues numbers only from its blocks (its certificate's, then the top-ups the
     county sent, app.sync.numbers), so laptops working offline never issue the same number; with none
-    left it raises NumbersExhausted."""
+    left it raises NumbersExhausted. The county numbers from 0001-1000, then from blocks it takes for
+    itself (`county_blocks`); a database not enrolled anywhere numbers from 0001 to 9999."""
     key = f"household_counter:{village_code}"
     blocks = device_blocks(store, village_code)
-    ranges = blocks if blocks is not None else [(1, 9999)]
+    county = blocks is None and store.role == "county"
+    if county:
+        blocks = county_blocks(store, village_code)
+    ranges = blocks if blocks is not None else [(1, LAST_NUMBER)]
     highest = store.meta(key)
     if highest is None:
         highest = ranges[0][0] - 1
@@ -218,13 +249,26 @@ def next_number(store: Store, village_code: str) -> str:
                 if in_blocks(value, ranges):
                     highest = max(highest, value)
     number = int(highest) + 1
-    for low, high in ranges:
-        number = max(number, low)
-        while number <= high and store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand
-            number += 1
-        if number <= high:
-            store.set_meta(key, str(number))
-            return f"{village_code}{number:04d}"
+    while True:
+        for low, high in ranges:
+            number = max(number, low)
+            while number <= high and store.find_household_number(f"{village_code}{number:04d}"):  # typed in by hand
+                number += 1
+            if number <= high:
+                store.set_meta(key, str(number))
+                return f"{village_code}{number:04d}"
+        if not county:
+            break
+        try:  # the county's own numbers are used up: it takes a block, as it gives one to a laptop
+            ranges = ranges + [take_county_block(store, village_code)]
+        except StoreError:
+            raise NumbersExhausted(
+                f"村 {village_code} 的 4 位户编号已全部分配(县里自编 {describe(ranges)},其余号段已发给各设备,"
+                f"最多到 {LAST_NUMBER}):此户已作为草稿保存,暂无户编号。请用 jiandang devices 核对各设备的号段,"
+                "或在户编号一栏手工填写一个核实过未被使用的户编号") from None
+    if blocks is None:
+        raise NumbersExhausted(f"村 {village_code} 的 4 位户编号 0001-{LAST_NUMBER} 已全部使用:此户已作为草稿保存,"
+                               "暂无户编号。请核对是否有误录的户编号")
     raise NumbersExhausted(
         f"本机在村 {village_code} 的户编号({describe(ranges)})已用完。此户已作为草稿保存,暂无户编号:"
         "请把本机的同步包送到县扶贫办,县里会随下一个县级包自动发来新的号段,导入后程序会给这些户补上户编号"

@@ -4,7 +4,8 @@ member, visit … that has photos), a viewer, adding from files or a folder and 
 Threads: the store is used on the GUI thread only (reading sealed thumbnails, writing attachments);
 decoding thumbnails and images, and reading, checking and resizing the files being added
 (`attachments.prepare_files`, Pillow), run on worker threads (app/ui/workers.py), a batch of files at a
-time. Camera capture is not offered: PySide6-Essentials has no Qt Multimedia.
+time. 拍照… opens the camera dialog (app/ui/camera.py, Qt Multimedia), disabled with the reason when
+there is no camera or no Qt Multimedia.
 """
 
 from __future__ import annotations
@@ -139,11 +140,15 @@ class AttachmentsPanel(QWidget):
         self.folder_button = QPushButton("添加文件夹…")
         self.folder_button.setObjectName("attach_folder")
         self.folder_button.clicked.connect(self.choose_folder)
+        self.camera_button = QPushButton("拍照…")
+        self.camera_button.setObjectName("attach_camera")
+        self.camera_button.clicked.connect(self.take_photo)
         self.print_button = QPushButton("打印佐证材料…")
         self.print_button.setObjectName("attach_print")
         self.print_button.clicked.connect(self.print_evidence)
         top.addWidget(self.add_button)
         top.addWidget(self.folder_button)
+        top.addWidget(self.camera_button)
         top.addWidget(self.print_button)
         layout.addLayout(top)
 
@@ -183,6 +188,7 @@ class AttachmentsPanel(QWidget):
         enabled = self.household is not None and not self.busy
         for w in (self.add_button, self.folder_button, self.print_button, self.record_combo, self.kind_combo, self.caption):
             w.setEnabled(enabled)
+        self._camera_state(enabled)
         if self.household is None:
             self.status.setText("保存这一户后才能添加照片。")
         self.refresh()
@@ -286,6 +292,7 @@ class AttachmentsPanel(QWidget):
         self.busy = busy
         for w in (self.add_button, self.folder_button, self.print_button, self.record_combo, self.kind_combo, self.caption):
             w.setEnabled(not busy)
+        self._camera_state(not busy and self.household is not None)
         self.progress.setVisible(busy)
         if busy:
             self.progress.setRange(0, max(self.total, 1))
@@ -331,6 +338,40 @@ class AttachmentsPanel(QWidget):
             QMessageBox.warning(self, "有文件未添加", "\n".join(lines))
         if self.report.added:
             self.changed.emit()
+
+    # ------------------------------------------------------------------ the camera
+    def _camera_state(self, enabled: bool) -> None:
+        """拍照… is enabled only with a camera (and Qt Multimedia); otherwise its tooltip says why. Qt
+        Multimedia (a third of a second to load) is loaded when the tab is first shown, not with the editor."""
+        self.camera_wanted = enabled
+        if not self.isVisible():
+            self.camera_button.setEnabled(False)
+            return
+        from app.ui import camera  # noqa: PLC0415
+
+        reason = camera.unavailable()
+        self.camera_button.setEnabled(enabled and reason is None)
+        self.camera_button.setToolTip(reason or "用本机摄像头拍照,直接加密保存到这一户(照片不会以明文存到硬盘)")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._camera_state(getattr(self, "camera_wanted", False))
+
+    def take_photo(self) -> None:
+        from app.ui import camera  # noqa: PLC0415
+
+        if self.household is None or self.busy:
+            return
+        reason = camera.unavailable()
+        if reason:  # unplugged since the tab was shown
+            self._camera_state(True)
+            self.status.setText(reason)
+            return
+        record_id = self.record_combo.currentData() or self.household.id
+        dialog = camera.CaptureDialog(self.store, self.household, record_id, self.record_combo.currentText() or "本户",
+                                      kind=self.kind_combo.currentData(), caption=self.caption.text().strip(), parent=self)
+        dialog.saved.connect(lambda count: (self.refresh(), self.changed.emit()))
+        dialog.exec()
 
     # ------------------------------------------------------------------ printing
     def print_evidence(self) -> None:

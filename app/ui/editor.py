@@ -403,12 +403,12 @@ class HouseholdEditor(QMainWindow):
             panel.selected.connect(lambda key, k=kind.key: self._show_history(k, key))
             panel.remove_requested.connect(lambda key, k=kind.key: self.remove_child(k, key))
             self.panels[kind.key] = panel
-            self.tabs.addTab(panel, f"{kind.label}(&{self.tabs.count() + 1})")
+            self._add_tab(panel, kind.tab_label, kind.label)
         from app.ui.attachments import AttachmentsPanel  # photos and scans (docs/attachments.md)
 
         self.attachments = AttachmentsPanel(store)
         self.attachments.changed.connect(lambda: self.saved.emit(self.household_id))
-        self.tabs.addTab(self.attachments, "照片(&0)" if self.tabs.count() == 9 else f"照片(&{self.tabs.count() + 1})")
+        self._add_tab(self.attachments, "照片", "照片和扫描件(佐证材料)")
         for section in shown_only:
             self._add_section_tab(section)
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -624,8 +624,14 @@ class HouseholdEditor(QMainWindow):
         form = FormPanel("household", self.d, sections=[section])
         form.changed.connect(self._household_changed)
         self.household_forms.append(form)
+        self._add_tab(scroll(form), section.tab_label, section.label)
+
+    def _add_tab(self, widget, short: str, full: str) -> None:
+        """A tab with its short name (forms/ `tab_label`: all eleven fit a 1366-pixel screen) and Alt+1 … Alt+0
+        for the first ten; the full name in its tooltip."""
         number = self.tabs.count() + 1
-        self.tabs.addTab(scroll(form), f"{section.label}(&{number % 10})" if number <= 10 else section.label)  # Alt+1 …
+        index = self.tabs.addTab(widget, f"{short}(&{number % 10})" if number <= 10 else short)
+        self.tabs.setTabToolTip(index, full if number > 10 else f"{full}(Alt+{number % 10})")
 
     def _tab_changed(self, index: int) -> None:
         widget = self.tabs.widget(index)

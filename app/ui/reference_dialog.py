@@ -1,5 +1,6 @@
 """参考数据 window: the county's divisions (县 / 乡(镇) / 村) as a tree with add, rename and import
-from a CSV/Excel file, and the poverty line per year, editable in a table.
+from a CSV/Excel file, the poverty line per year, editable in a table, and the 防返贫监测 criteria per
+year (app/ui/monitoring_criteria.py).
 
 All checking and writing is app.services.reference; the file is read and checked on a worker thread
 (app.ui.workers), and nothing is written until the user confirms an import that has no problem.
@@ -106,7 +107,7 @@ class ReferenceDialog(QDialog):
         self.plan: reference.DivisionImport | None = None
         self.busy = False
         self._filling = False
-        self.setWindowTitle("参考数据:行政区划和贫困线")
+        self.setWindowTitle("参考数据:行政区划、贫困线和防返贫监测标准")
         self.resize(820, 640)
         layout = QVBoxLayout(self)
         self.banner = QLabel(self._banner_text())
@@ -118,6 +119,10 @@ class ReferenceDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._divisions_tab(), "行政区划")
         self.tabs.addTab(self._lines_tab(), "贫困线")
+        from app.ui.monitoring_criteria import MonitoringCriteriaTab  # noqa: PLC0415 - its own small module
+
+        self.criteria = MonitoringCriteriaTab(store, self.editable)
+        self.tabs.addTab(self.criteria, "防返贫监测标准")
         layout.addWidget(self.tabs, 1)
         bottom = QHBoxLayout()
         bottom.addStretch(1)
@@ -132,9 +137,9 @@ class ReferenceDialog(QDialog):
         if not self.editable:
             return "只读:" + self.refusal
         if self.store.role == "county":
-            return ("本县的行政区划和各年度贫困线。修改后,下次“为各设备导出下发包”时随包发给各村工作队和乡镇;"
+            return ("本县的行政区划、各年度贫困线和防返贫监测标准。修改后,下次“为各设备导出下发包”时随包发给各村工作队和乡镇;"
                     "新登记的设备在登记包中得到它们。")
-        return "本数据库没有登记到县里,行政区划和贫困线在这里自行设定。"
+        return "本数据库没有登记到县里,行政区划、贫困线和防返贫监测标准在这里自行设定。"
 
     # ------------------------------------------------------------------ divisions
     def _divisions_tab(self) -> QWidget:

@@ -5,7 +5,8 @@ demo database:
 
 start screen, new-database wizard (each page), unlock, main window (and a search), each editor tab
 (and an ID number with a wrong check digit), the table import/export dialog, the print dialog with
-a card made, the sync dialog, the proposals window and its work lists. Uses the offscreen platform
+a card made, the sync dialog, the proposals window and its work lists, the 拍照 dialog (on a computer
+without a camera: its message), the 参考数据 window and its 防返贫监测标准 tab. Uses the offscreen platform
 unless QT_QPA_PLATFORM is set."""
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
                 s.key for s in editor.d.kinds["household"].sections
                 if any(widget.isAncestorOf(f) and s.fields[0].key in f.inputs for f in editor.household_forms))
             shot(editor, f"editor_{i + 1}_{key}")
+        from app.ui.camera import CaptureDialog  # 拍照… (here: the message of a computer without a camera)
+
+        capture = CaptureDialog(store, store.get(row.id), row.id, "本户", parent=editor)
+        shot(capture, "camera", None)
+        capture.close()
         # an ID number with a wrong check digit: the message beside the field and in the list
         panel = editor.panels["member"]
         editor.tabs.setCurrentWidget(panel)
@@ -123,7 +129,8 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         for module, cls, name, size in (("app.ui.table_dialog", "TableDialog", "import_export", None),
                                         ("app.ui.print_dialog", "PrintDialog", "print", (760, 740)),
                                         ("app.ui.sync_dialog", "SyncDialog", "sync", None),
-                                        ("app.ui.proposals_panel", "ProposalsWindow", "proposals", WINDOW)):
+                                        ("app.ui.proposals_panel", "ProposalsWindow", "proposals", WINDOW),
+                                        ("app.ui.reference_dialog", "ReferenceDialog", "reference", None)):
             options = ("household_id", "village_code") if cls == "PrintDialog" else ()
             other = window.open_external(module, cls, options)
             if other is None:
@@ -144,6 +151,10 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
                 other.tabs.setCurrentIndex(1)
                 settle(600)
                 shot(other, "worklists", None)
+            if cls == "ReferenceDialog":
+                other.tabs.setCurrentWidget(other.criteria)
+                settle()
+                shot(other, "reference_monitoring", None)
             other.close()
             settle()
         window.close()
