@@ -183,3 +183,28 @@ def test_serve_with_workers_on_a_postgresql_county_stops_on_request_and_runs_onc
     capsys.readouterr()
     assert main(["serve", pg_url, "--stop"]) == 1  # nobody running: said at once
     assert "没有正在运行的县同步服务" in capsys.readouterr().err
+
+
+def test_a_worker_that_dies_is_started_again_and_the_service_serves_on(tmp_path, pg_url):
+    import os
+    import re
+    import signal
+    import time
+
+    from tests import county_day
+
+    day = county_day.prepare(tmp_path, pg_url, laptops=2, rounds=1, usb_laptops=0)
+    service = county_day.Service(day, 2)
+    try:
+        pids = dict(re.findall(r"工作进程 (\d) 已启动\(进程号 (\d+)\)", service.log_text()))
+        assert sorted(pids) == ["0", "1"] and str(os.getpid()) not in pids.values()
+        os.kill(int(pids["0"]), signal.SIGTERM)  # on Windows: TerminateProcess, a hard kill
+        deadline = time.monotonic() + 120
+        while service.log_text().count("已启动(进程号") < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "工作进程 0 意外退出" in service.log_text() and service.log_text().count("工作进程 0 已启动") == 2
+        for name, data in (bundles[0] for bundles in day.bundles):
+            assert _upload(service.url, data, name)[0] == 200
+    finally:
+        code = service.stop()
+    assert code == 0

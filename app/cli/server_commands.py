@@ -333,7 +333,11 @@ def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: st
         server = SyncServer(store, options["host"], options["port"], tls_cert=options["tls_cert"],
                             tls_key=options["tls_key"], limits=options["limits"], access_log=not options["quiet"],
                             sock=sock, spool_dir=options["spool_dir"], sweep_spool=False)
-        server.run(on_ready=lambda: messages.put(("ready", index)), stop_when=stop.is_set)
+        def ready() -> None:
+            logging.getLogger("app.server").info("工作进程 %d 已启动(进程号 %d)", index, os.getpid())
+            messages.put(("ready", index))
+
+        server.run(on_ready=ready, stop_when=stop.is_set)
     except Exception as exc:  # noqa: BLE001 - said to the supervisor, which stops the service
         logging.getLogger("app.server").exception("工作进程 %d 出错", index)
         messages.put(("failed", index, f"工作进程 {index} 出错:{type(exc).__name__}"))
