@@ -3,8 +3,9 @@
 county while the service is under load.
 
 Workload (tests/county_day.py): a county with LAPTOPS laptops over ten villages; each laptop has ONE
-bundle to upload (SIZE new households of 8 records each and SIZE edits of the county's households:
-SIZE x 9 change rows); a USB folder of 2 more laptops' bundles and a copy of one network bundle.
+bundle to upload (SIZE new households of 8 records each and SIZE edits of its own households:
+SIZE x 9 change rows; --cross-edits: edits of the county's households instead, every laptop of a
+village editing the same five, so that nearly every edit is a conflict the county resolves); a USB folder of 2 more laptops' bundles and a copy of one network bundle.
 For each county and each concurrency C (50, 200): a fresh copy of the county (a file copy; PostgreSQL:
 CREATE DATABASE … TEMPLATE), `jiandang serve` in its own process, then all LAPTOPS bundles uploaded by C
 client threads at once over loopback (each from its own 127.0.x.y address), each thread taking the
@@ -154,16 +155,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=5, help="households created (and edits made) per bundle")
     ap.add_argument("--pg-url", default=DEFAULT_PG, help="an administrator URL that may CREATE DATABASE")
     ap.add_argument("--no-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--cross-edits", action="store_true",
+                    help="edits of the county's households (a conflict for nearly every edit) instead of the laptop's own")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t = time.perf_counter()
         day = county_day.prepare(folder / "sqlite", str(folder / "sqlite" / "county.db"), laptops=args.laptops,
-                                 rounds=1, size=args.size, villages=VILLAGES)
+                                 rounds=1, size=args.size, villages=VILLAGES,
+                                 edit_seeded=args.cross_edits)
         rows = args.size * 9
         print(f"workload: {args.laptops} laptops over {len(VILLAGES)} villages, one bundle each ({args.size} new households of 8 "
-              f"records and {args.size} edits: {rows} change rows, {statistics.median(len(b[0][1]) for b in day.bundles) / 1024:.0f} KB), "
+              f"records and {args.size} edits of {'the county' if args.cross_edits else 'its own'}'s households: {rows} change rows, {statistics.median(len(b[0][1]) for b in day.bundles) / 1024:.0f} KB), "
               f"uploaded over loopback by {' and '.join(map(str, args.concurrency))} client threads at once; "
               f"USB folder: 2 laptops' bundles + 1 also uploaded; {args.runs} runs each; set-up {time.perf_counter() - t:.0f} s",
               flush=True)
@@ -185,7 +189,7 @@ def main() -> None:
                     template = pg.create()
                     t = time.perf_counter()
                     pg_day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
-                                                size=args.size, villages=VILLAGES)
+                                                size=args.size, villages=VILLAGES, edit_seeded=args.cross_edits)
                     print(f"PostgreSQL county set up in {time.perf_counter() - t:.0f} s", flush=True)
                     results["PostgreSQL"] = bench("PostgreSQL", pg_day, lambda: pg.url(pg.copy(template)),
                                                   args.workers, args)

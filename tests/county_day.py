@@ -83,19 +83,22 @@ def household(head: str, spouse: str, seq: int, village: str = VILLAGE) -> dict:
 
 
 def _round(laptop: Store, index: int, round_: int, rounds: int, seeded: list[str], seq_base: int = 1,
-           size: int = 1, village: str = VILLAGE) -> tuple[str, bytes]:
+           size: int = 1, village: str = VILLAGE, edit_seeded: bool = True) -> tuple[str, bytes]:
     for j in range(size):
         seq = seq_base + (index * rounds + round_) * size + j
-        households.save(laptop, household(f"户主{index}之{round_}之{j}", f"配偶{index}之{round_}之{j}", seq, village))
+        made = households.save(laptop, household(f"户主{index}之{round_}之{j}", f"配偶{index}之{round_}之{j}", seq,
+                                                 village)).household_id
         laptop.put("household", {"phone": f"139{index:04d}{round_ * size + j:04d}"},
-                   record_id=seeded[(index + round_ + j) % len(seeded)])
+                   record_id=seeded[(index + round_ + j) % len(seeded)] if edit_seeded else made)
     return exchange.export_upstream(laptop)
 
 
 def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: int = 10, usb_laptops: int = 2,
-            seeded: int = 5, size: int = 1, villages: list[str] | None = None) -> Day:
+            seeded: int = 5, size: int = 1, villages: list[str] | None = None, edit_seeded: bool = True) -> Day:
     """Create the county, its households and laptops, and every bundle of the day (before any clock).
-    Each round a laptop creates `size` households and makes `size` edits. Laptop i works in
+    Each round a laptop creates `size` households and makes `size` edits: of the county's households
+    (`edit_seeded`: the laptops of a village then edit the same ones, and the county resolves a
+    conflict for nearly every edit) or of the household it just made (no conflicts). Laptop i works in
     `villages[i % len(villages)]` (default: one village; a village's 户编号 run out after about 35
     laptops), the USB laptops in the first; the county makes `seeded` households in each."""
     villages = villages or [VILLAGE]
@@ -123,7 +126,8 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     for r in range(rounds):
         for i, laptop in enumerate(network):
             village = villages[i % len(villages)]
-            bundles[i].append(_round(laptop, i, r, rounds, by_village[village], size=size, village=village))
+            bundles[i].append(_round(laptop, i, r, rounds, by_village[village], size=size, village=village,
+                                     edit_seeded=edit_seeded))
     usb = folder / "usb"
     usb.mkdir(exist_ok=True)
     for i, laptop in enumerate(offline):
