@@ -165,12 +165,16 @@ def test_serve_with_workers_on_a_postgresql_county_stops_on_request_and_runs_onc
     from tests import county_day
 
     day = county_day.prepare(tmp_path, pg_url, laptops=1, rounds=1, usb_laptops=0)
+    monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", county_day.PASSPHRASE)
+    bad = tmp_path / "not-a-certificate.pem"
+    bad.write_text("junk")
+    assert main(["serve", pg_url, "--port", "0", "--workers", "2", "--tls-cert", str(bad), "--tls-key", str(bad)]) == 1
+    assert "无法使用 TLS 证书或私钥" in capsys.readouterr().err  # said before any worker starts
     service = county_day.Service(day, 2)
     try:
         assert "2 个工作进程" in service.start_line and "jiandang-test" not in service.start_line
         assert _upload(service.url, day.bundles[0][0][1], day.bundles[0][0][0])[0] == 200
-        monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))
-        monkeypatch.setenv("JIANDANG_PASSPHRASE", county_day.PASSPHRASE)
         assert main(["serve", pg_url, "--port", "0", "--workers", "2"]) == 1
         err = capsys.readouterr().err
         assert "已有县同步服务" in err and "jiandang-test" not in err

@@ -275,7 +275,7 @@ def _say_stopping() -> None:
 def _serve_workers(args, limits, store, secret: str) -> int:
     """`serve --workers N` on a PostgreSQL county: the socket is bound here, N processes serve it
     (app.server.workers), each with its own connection, unlocked with the passphrase given here."""
-    import uvicorn  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
 
     from app.server import workers  # noqa: PLC0415
     from app.server.app import STOP_SIGNALS, bind  # noqa: PLC0415
@@ -285,8 +285,8 @@ def _serve_workers(args, limits, store, secret: str) -> int:
         raise CommandError(f"同步服务只能在县级数据库上运行,{shown(args.db)} 是 {store.role} 数据库")
     if args.tls_cert:  # a bad certificate or key is said here, before any worker starts
         try:
-            uvicorn.Config(None, ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key).load()
-        except (OSError, ValueError) as exc:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.tls_cert, args.tls_key)
+        except OSError as exc:  # ssl.SSLError is one
             raise _listen_error(args, exc) from None
     try:
         sock = bind(args.host, args.port)
