@@ -166,8 +166,9 @@ def main() -> None:
                                  rounds=1, size=args.size, villages=VILLAGES,
                                  edit_seeded=args.cross_edits)
         rows = args.size * 9
+        whose = "the county's" if args.cross_edits else "its own"
         print(f"workload: {args.laptops} laptops over {len(VILLAGES)} villages, one bundle each ({args.size} new households of 8 "
-              f"records and {args.size} edits of {'the county' if args.cross_edits else 'its own'}'s households: {rows} change rows, {statistics.median(len(b[0][1]) for b in day.bundles) / 1024:.0f} KB), "
+              f"records and {args.size} edits of {whose} households: {rows} change rows, {statistics.median(len(b[0][1]) for b in day.bundles) / 1024:.0f} KB), "
               f"uploaded over loopback by {' and '.join(map(str, args.concurrency))} client threads at once; "
               f"USB folder: 2 laptops' bundles + 1 also uploaded; {args.runs} runs each; set-up {time.perf_counter() - t:.0f} s",
               flush=True)
