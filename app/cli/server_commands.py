@@ -272,7 +272,7 @@ def _say_stopping() -> None:
     print("正在停止县同步服务:不再接受新的连接,等待进行中的导入完成…", file=sys.stderr, flush=True)
 
 
-def _serve_workers(args, limits, store, secret: str) -> int:
+def _serve_workers(args, limits, store, secret: str) -> None:
     """`serve --workers N` on a PostgreSQL county: the socket is bound here, N processes serve it
     (app.server.workers), each with its own connection, unlocked with the passphrase given here."""
     import ssl  # noqa: PLC0415
@@ -311,7 +311,6 @@ def _serve_workers(args, limits, store, secret: str) -> int:
         raise CommandError(f"县同步服务没有启动:{exc}") from None
     finally:
         sock.close()
-    return 0
 
 
 def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: str, options: dict) -> None:
@@ -333,6 +332,7 @@ def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: st
         server = SyncServer(store, options["host"], options["port"], tls_cert=options["tls_cert"],
                             tls_key=options["tls_key"], limits=options["limits"], access_log=not options["quiet"],
                             sock=sock, spool_dir=options["spool_dir"], sweep_spool=False)
+
         def ready() -> None:
             logging.getLogger("app.server").info("工作进程 %d 已启动(进程号 %d)", index, os.getpid())
             messages.put(("ready", index))
