@@ -212,3 +212,47 @@ def test_a_worker_that_dies_is_started_again_and_the_service_serves_on(tmp_path,
     finally:
         code = service.stop()
     assert code == 0
+
+
+def test_when_the_postgresql_server_drops_the_connections_the_workers_reconnect(tmp_path, pg_url):
+    """The server restarting (here: every session of the county database ended by the server) breaks
+    each worker's connection: the request that finds it broken is answered 503 (the laptop retries,
+    nothing imported), the worker stops and is started again with a new connection, and uploads go
+    in again. A single service (no --workers) exits with status 1 for its service manager instead."""
+    import time
+
+    from tests import county_day
+    from tests.pg import psql
+
+    day = county_day.prepare(tmp_path, pg_url, laptops=3, rounds=1, usb_laptops=0)
+    service = county_day.Service(day, 2)
+    end_sessions = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    try:
+        name, data = day.bundles[0][0]
+        assert _upload(service.url, data, name)[0] == 200
+        assert psql(pg_url, end_sessions)[0][0] >= 4  # two connections per worker
+        statuses = []
+        deadline = time.monotonic() + 120
+        for name, data in (b[0] for b in day.bundles[1:]):
+            while time.monotonic() < deadline:
+                status, answer, _ = _upload(service.url, data, name)
+                statuses.append(status)
+                if status == 200:
+                    assert answer["report"]["status"] == "accepted"
+                    break
+                assert status == 503 and "连接中断" in answer["message"], (status, answer)
+                time.sleep(0.5)
+        assert statuses[-1] == 200 and statuses.count(200) == 2
+        log = service.log_text()
+        assert "与县级数据库的连接中断了" in log and "意外退出" in log
+    finally:
+        assert service.stop() == 0
+
+    single = county_day.Service(day, 1)
+    psql(pg_url, end_sessions)
+    status, answer, _ = _upload(single.url, *reversed(day.bundles[0][0]))
+    assert status == 503
+    assert single.proc.wait(60) == 1
+    assert "连接中断了,服务已停止" in single.log_text()
+    single.log.close()

@@ -237,6 +237,9 @@ def _serve_one(args, limits, store) -> None:
     server.run(lambda: print(f"县同步服务已启动:{server.url}(县级数据库 {shown(args.db)},站点 {store.site_id});"
                              f"按 Ctrl+C 或运行 jiandang serve {shown(args.db)} --stop 停止", flush=True),
                _say_stopping, stop_file=stop_file(args.db))
+    if server.lost:  # exit status 1: a service manager (systemd Restart=on-failure, NSSM) starts it again
+        raise CommandError(f"县同步服务与县级数据库 {shown(args.db)} 的连接中断了,服务已停止:"
+                           "请确认 PostgreSQL 服务器正在运行,然后重新启动县同步服务")
 
 
 def _lock_service(db):
@@ -341,8 +344,11 @@ def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: st
     except Exception as exc:  # noqa: BLE001 - said to the supervisor, which stops the service
         logging.getLogger("app.server").exception("工作进程 %d 出错", index)
         messages.put(("failed", index, f"工作进程 {index} 出错:{type(exc).__name__}"))
+        return
     finally:
         store.close()
+    if server.lost:
+        sys.exit(1)  # the supervisor starts this worker again: it connects anew
 
 
 def _loopback(host: str) -> bool:

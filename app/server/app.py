@@ -57,6 +57,7 @@ log = logging.getLogger("app.server")
 FETCH_REQUEST_LIMIT = 4096  # bytes of the JSON fetch request
 BUSY_RETRY_SECONDS = 5
 TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory
+LOST_MESSAGE = "县同步服务与县级数据库的连接中断了,未导入任何内容:请稍后再试(程序会自动重试),或改用U盘同步"
 CLEAN_INTERVAL = 60.0  # seconds between two clean-ups of expired challenges and full rate buckets
 
 
@@ -102,6 +103,7 @@ class Service:
         self.queued = 0
         self.trimmed = 0.0
         self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
+        self.lost = False  # the connection to a county on PostgreSQL broke: the service stops (connection_lost)
 
     async def shared(self, fn, *args):
         """Run fn (challenges, rate limits: statements on the database) on the state thread. Now and
@@ -111,6 +113,18 @@ class Service:
             self.cleaned = time.monotonic()
             loop.run_in_executor(self.state_executor, self._clean)
         return await loop.run_in_executor(self.state_executor, fn, *args)
+
+    def connection_lost(self) -> bool:
+        """Whether the connection to a county on PostgreSQL broke (the server restarted or went away).
+        Then the service stops (`lost`): a worker of several is started again by its supervisor and
+        connects anew; a single service exits with status 1 for its service manager to restart it."""
+        if not self.lost:
+            for conn in (self.store.conn, self.state.raw):
+                raw = getattr(conn, "raw", None)  # a PostgreSQL connection (sqlite3's has none)
+                if raw is not None and (raw.closed or raw.broken):
+                    log.error("与县级数据库的连接中断了(PostgreSQL 服务器重启或不可达):县同步服务停止,以便重新连接")
+                    self.lost = True
+        return self.lost
 
     def _clean(self) -> None:
         try:
@@ -252,6 +266,8 @@ class Service:
                                                           "(程序会自动重试),此包未导入")
                 return 429, self._answer(report, "rate_limited"), {"Retry-After": str(seconds)}
         report = exchange.import_bundle(self.store, data, name)
+        if self.connection_lost():  # nothing was imported: the laptop is told to try again later
+            return 503, {"ok": False, "error": "server_error", "message": LOST_MESSAGE}, {"Retry-After": str(BUSY_RETRY_SECONDS)}
         if not report.refused:
             status, error = 200, None
         elif error is None:
@@ -362,6 +378,8 @@ async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    if request.app.state.service.connection_lost():
+        return _error(503, "server_error", LOST_MESSAGE, {"Retry-After": str(BUSY_RETRY_SECONDS)})
     log.error("处理 %s 时出错:%s", request.url.path, type(exc).__name__)
     return _error(500, "server_error", "县同步服务内部错误,未导入任何内容:请稍后再试,或改用U盘同步;"
                                        "如反复出现,请县里查看服务日志")
@@ -503,6 +521,8 @@ class SyncServer:
                     self.should_exit = True
                 if counter % 5 == 0 and outer.stop_when is not None and outer.stop_when():
                     self.should_exit = True  # a worker of several: the supervisor stops
+                if outer.app.state.service.lost:
+                    self.should_exit = True  # reconnecting is starting again (`Service.connection_lost`)
                 return await super().on_tick(counter)
 
             async def startup(self, sockets=None):
@@ -523,6 +543,11 @@ class SyncServer:
         self.stop_file: Path | None = None  # `run(stop_file=)`: its appearance stops the service
         self.stop_when = None  # `run(stop_when=)`: a check, twice a second, that stops the service when true
         self._thread: threading.Thread | None = None
+
+    @property
+    def lost(self) -> bool:
+        """The service stopped because its connection to a county on PostgreSQL broke."""
+        return self.app.state.service.lost
 
     @property
     def url(self) -> str:

@@ -11,7 +11,10 @@ a command line.
 
 Stopping: the supervisor's stop (Ctrl+C, SIGTERM on POSIX, Ctrl+Break on Windows, or the stop file
 of `jiandang serve DB --stop`) sets an event every worker checks twice a second; each finishes its
-imports in progress and exits. A worker that dies (killed) is started again; the others serve on.
+imports in progress and exits. A worker that dies (killed, or lost its connection to the database:
+app.server.app `Service.connection_lost`) is started again and connects anew; the others serve on.
+More than RESTARTS_PER_MINUTE restarts in a minute stop the service with an error (exit status 1,
+for a service manager to start it again later).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def serve(count: int, sock, target: Callable, args: tuple, *, on_ready=None, on_
     """Run `count` processes of `target(index, sock, stop_event, messages, *args)` until a stop. The
     target puts ("ready", index) on `messages` once it accepts connections, or ("failed", index,
     message) when it cannot start; it returns when `stop_event` is set. Raises WorkersFailed when a
-    worker cannot start (the others are stopped first)."""
+    worker cannot start, or workers keep dying (the others are stopped first)."""
     ctx = multiprocessing.get_context("spawn")
     stop = ctx.Event()
     messages = ctx.Queue()
@@ -57,6 +60,7 @@ def serve(count: int, sock, target: Callable, args: tuple, *, on_ready=None, on_
     def ask_stop(*_args) -> None:
         stopping.set()
 
+    failed = None
     if stop_file is not None:
         with contextlib.suppress(FileNotFoundError):
             stop_file.unlink()  # a request left over from an earlier run
@@ -84,6 +88,7 @@ def serve(count: int, sock, target: Callable, args: tuple, *, on_ready=None, on_
                 restarts = [t for t in restarts if now - t < 60] + [now]
                 if len(restarts) > RESTARTS_PER_MINUTE:
                     log.error("工作进程一分钟内退出了 %d 次,县同步服务停止:请查看日志", len(restarts))
+                    failed = f"工作进程一分钟内退出了 {len(restarts)} 次(县级数据库连不上?):请查看日志"
                     stopping.set()
                     break
                 log.warning("工作进程 %d 意外退出(代码 %s),已重新启动", index, proc.exitcode)
@@ -96,6 +101,8 @@ def serve(count: int, sock, target: Callable, args: tuple, *, on_ready=None, on_
         for sig, handler in original.items():
             signal.signal(sig, handler)
         messages.close()
+    if failed:
+        raise WorkersFailed(failed)
 
 
 def _wait_ready(count: int, processes: dict, messages, stopping: threading.Event) -> None:
