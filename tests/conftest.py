@@ -30,12 +30,67 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """A module with `BACKENDS = ("sqlite", "postgresql")` runs each test that uses the `backend`
-    fixture (through make_store, store, where …) once per backend (tests/pg.py)."""
+    fixture (through make_store, store, where …) once per backend (tests/pg.py). A module with
+    `COUNTY_BACKENDS = ("sqlite", "postgresql")` runs each test that makes a county with
+    sync_helpers.make_county once with the county in a file and once on PostgreSQL (the laptops stay
+    SQLite files)."""
     wanted = getattr(metafunc.module, "BACKENDS", None)
     if wanted and "backend" in metafunc.fixturenames:
         if metafunc.definition.get_closest_marker("sqlite_only"):
             wanted = ("sqlite",)
         metafunc.parametrize("backend", wanted, indirect=True)
+    wanted = getattr(metafunc.module, "COUNTY_BACKENDS", None)
+    if wanted and "county_backend" in metafunc.fixturenames and _makes_a_county(metafunc):
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            wanted = ("sqlite",)
+        metafunc.parametrize("county_backend", wanted, indirect=True)
+
+
+def _makes_a_county(metafunc) -> bool:
+    """Whether the test, a fixture it uses or a helper of its module they call makes a county with
+    sync_helpers.make_county (read from their source)."""
+    import inspect
+
+    functions = [metafunc.function]
+    for name in metafunc.fixturenames:
+        for fixturedef in metafunc._arg2fixturedefs.get(name, ()):
+            if getattr(fixturedef.func, "__module__", None) == metafunc.module.__name__:
+                functions.append(fixturedef.func)
+    helpers = {n: f for n, f in vars(metafunc.module).items() if inspect.isfunction(f) or inspect.isclass(f)}
+    seen, sources = set(), []
+    while functions:
+        fn = functions.pop()
+        if fn in seen:
+            continue
+        seen.add(fn)
+        try:
+            source = inspect.getsource(fn)
+        except (OSError, TypeError):
+            continue
+        sources.append(source)
+        functions += [f for n, f in helpers.items() if f is not fn and f"{n}(" in source]
+    return any("make_county(" in s or "county_location(" in s for s in sources)
+
+
+@pytest.fixture(autouse=True)
+def county_backend(request):
+    """"sqlite", or "postgresql" in the county variant (COUNTY_BACKENDS): make_county then puts the
+    county in a fresh database on the test PostgreSQL server."""
+    chosen = getattr(request, "param", "sqlite")
+    if chosen == "postgresql":
+        from tests import sync_helpers
+
+        made: dict[tuple, str] = {}
+        make = request.getfixturevalue("pg_databases")
+
+        def on_server(tmp, name):
+            if (str(tmp), name) not in made:
+                made[str(tmp), name] = make()
+            return made[str(tmp), name]
+
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(sync_helpers, "county_location", on_server)
+    return chosen
 
 
 @pytest.fixture

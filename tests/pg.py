@@ -78,7 +78,7 @@ def server():
 
 
 def mask(url: str) -> str:
-    from app.store.location import mask as _mask
+    from app.store.locations import mask as _mask
 
     return _mask(url)
 
@@ -96,8 +96,35 @@ def create_database() -> str:
 
 
 def drop_database(url: str) -> None:
+    """Drop a test database (ending the sessions still on it). An autovacuum worker on it may only be
+    ended by a member of pg_signal_backend (.ci/postgres grants it): otherwise wait for it a little."""
+    import time
+
+    import psycopg
+
     name = urlsplit(url).path.lstrip("/")
-    server().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for attempt in range(20):
+        try:
+            server().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+
+
+def copy_database(url: str) -> str:
+    """A new test database made from another (closed) one; dropped with the session's others."""
+    name = urlsplit(url).path.lstrip("/")
+    copy = "jd_test_" + secrets.token_hex(6)
+    server().execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    _state.setdefault("copies", []).append(url_of(copy))
+    return url_of(copy)
+
+
+def drop_copies() -> None:
+    for url in _state.pop("copies", []):
+        drop_database(url)
 
 
 def psql(url: str, sql: str) -> list[tuple]:
@@ -120,6 +147,7 @@ def pg_databases():
         return url
 
     yield make
+    drop_copies()
     for url in made:
         drop_database(url)
 

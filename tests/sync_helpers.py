@@ -17,8 +17,34 @@ OTHER_VILLAGE = "522699101202"
 FAR_VILLAGE = "522699102201"
 
 
+def county_location(tmp: Path, name: str):
+    """Where make_county puts a county: a file in tmp; a fresh PostgreSQL database in the county
+    variant of modules with COUNTY_BACKENDS (tests/conftest.py replaces this for the test)."""
+    return tmp / name
+
+
+def address(store_or_place) -> str:
+    """The database as a command line names it: a file path, or the full PostgreSQL URL (with its
+    password, which `store.path` masks)."""
+    place = getattr(store_or_place, "path", store_or_place)
+    return getattr(place, "url", None) or str(place)
+
+
+def copy_of(store_or_place, tmp: Path, name: str):
+    """A copy of a closed database: the file copied, or a new PostgreSQL database made from it."""
+    import shutil
+
+    source = address(store_or_place)
+    if "://" in source:
+        from tests import pg
+
+        return pg.copy_database(source)
+    shutil.copy(source, tmp / name)
+    return tmp / name
+
+
 def make_county(tmp: Path, name: str = "county.db") -> Store:
-    county = Store.create(tmp / name, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    county = Store.create(county_location(tmp, name), role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
                           recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(county)
     demo.install_reference_data(county)

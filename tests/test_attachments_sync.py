@@ -16,6 +16,8 @@ from app.sync import exchange, status
 from tests import factories, photos
 from tests.sync_helpers import FAR_VILLAGE, make_county, make_device
 
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
+
 CONF = app_settings.Settings(photo_max_side=640, photo_quality=75)
 BUDGET = 70_000  # bytes of images per bundle: 640x480 test photos are about 32 kB, so 2 per bundle
 

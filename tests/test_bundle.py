@@ -18,6 +18,8 @@ from app.sync import exchange, identity, wire
 from tests import factories
 from tests.sync_helpers import FAR_VILLAGE, VILLAGE, digest, down, make_county, make_device, up
 
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
+
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "bundle-format.md"
 
 

@@ -13,6 +13,8 @@ from app.services import households, proposals
 from tests.factories import household
 from tests.test_proposals_sync import Sites, cli, env, opened  # noqa: F401 (env: fixture)
 
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
+
 TODAY = dt.date.today()
 
 

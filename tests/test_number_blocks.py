@@ -10,6 +10,8 @@ from app.cli.main import main
 from tests.conftest import PASSPHRASE
 from tests.sync_helpers import VILLAGE, make_county, make_device, up
 
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
+
 
 def _add(device, count, start):
     out = []

@@ -16,7 +16,7 @@ import pytest
 from app.core import demo as demo_data
 from app.services import attachments, demo, households
 from app.store import Store, StoreError
-from app.store.location import PgLocation, location, mask
+from app.store.locations import PgLocation, location, mask
 from tests import pg
 from tests.conftest import PASSPHRASE
 from tests.photos import photo
@@ -266,3 +266,36 @@ def test_several_programs_write_one_county_at_once_and_a_reader_never_skips_a_ch
             | {f"{name}{i}-{j}" for i in range(rounds) if i % 5 == 4 for j in range(3)})
     assert len({r[3] for r in everything}) == len(everything)  # every record created once
     store.close()
+
+
+def test_one_bundle_imported_by_two_programs_at_once_is_applied_once(tmp_path, pg_url, monkeypatch):
+    """The service and a USB import may both be handed the same bundle: the second finds, under the
+    write lock, that the first has taken it, and says duplicate (nothing applied twice, no error)."""
+    from app.sync import exchange, wire
+    from tests import sync_helpers
+
+    monkeypatch.setattr(sync_helpers, "county_location", lambda tmp, name: pg_url)
+    first = sync_helpers.make_county(tmp_path)
+    laptop = sync_helpers.make_device(tmp_path, first, "甲")
+    households.save(laptop, _household("欧阳明远"))
+    name, data = exchange.export_upstream(laptop)
+    second = Store.open(pg_url)
+    second.unlock("admin", PASSPHRASE)
+    real = wire.decrypt_body
+    overtaken = []
+
+    def meanwhile(*args, **kw):  # while the second program decrypts, the first imports the same bundle
+        if not overtaken:
+            overtaken.append(None)
+            monkeypatch.setattr(wire, "decrypt_body", real)
+            overtaken[0] = exchange.import_bundle(first, data, name)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(wire, "decrypt_body", meanwhile)
+    late = exchange.import_bundle(second, data, name)
+    assert overtaken[0].status == "accepted" and overtaken[0].applied > 0
+    assert late.status == "duplicate", late.message
+    assert second.count("household") == 1
+    assert second.conn.execute("SELECT count(*) FROM receipts").fetchone()[0] == 1
+    for s in (first, second, laptop):
+        s.close()

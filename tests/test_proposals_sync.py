@@ -13,7 +13,10 @@ from app.cli.main import main
 from app.services import demo, households, proposals
 from app.store import Store
 from tests.conftest import PASSPHRASE
+from tests import sync_helpers
 from tests.factories import VILLAGE, household
+
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 TODAY = dt.date.today()
 
@@ -47,7 +50,8 @@ class Sites:
 
     def __init__(self, tmp_path, capsys, env):
         self.tmp, self.capsys, self.trips = tmp_path, capsys, 0
-        self.county = tmp_path / "county.db"
+        env.chdir(tmp_path)  # `init` of a county on PostgreSQL writes its recovery key into the current folder
+        self.county = sync_helpers.county_location(tmp_path, "county.db")  # a file, or a PostgreSQL database
         self.village = tmp_path / "village.db"
         self.township = tmp_path / "township.db"
         assert cli(capsys, "init", self.county, "--role", "county", "--site-name", "示范县扶贫办")[0] == 0

@@ -26,7 +26,9 @@ from app.store import Store, service_state
 from app.sync import exchange, identity
 from tests import factories
 from tests.support.jiandang_test_hooks import subprocess_env
-from tests.sync_helpers import PASSPHRASE, change_ids, digest, make_county, make_device, state
+from tests.sync_helpers import PASSPHRASE, address, change_ids, digest, make_county, make_device, state
+
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,7 +144,7 @@ def test_two_laptops_sync_through_a_real_service_process_mixed_with_a_usb_day(tm
     assert a.meta(client.CA_KEY) is None and b.meta(client.CA_KEY) == cert.read_text()
     h1 = households.save(a, factories.household()).household_id
     h2 = households.save(b, factories.household("诸葛长青", "上官玉梅", seq=7)).household_id
-    paths = {"county": Path(county.path), "a": Path(a.path), "b": Path(b.path)}
+    paths = {"county": address(county), "a": Path(a.path), "b": Path(b.path)}
     for s in (county, a, b):
         s.close()
 
@@ -201,7 +203,7 @@ def test_two_laptops_sync_through_a_real_service_process_mixed_with_a_usb_day(tm
 
 def test_serve_speaks_chinese_on_the_terminal_and_keeps_uvicorns_lines_for_the_log(tmp_path):
     county = make_county(tmp_path)
-    county_db = Path(county.path)
+    county_db = address(county)
     county.close()
     service = ServiceProcess(tmp_path, county_db, "--port", "0")
     with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:  # not HTTP: uvicorn warns
@@ -223,7 +225,7 @@ def test_a_service_killed_mid_import_merges_nothing_and_the_laptop_retry_succeed
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲队")
     hid = households.save(laptop, factories.household()).household_id
-    county_db = Path(county.path)
+    county_db = address(county)
     county.close()
     marker = tmp_path / "holding"
     service = ServiceProcess(tmp_path, county_db, "--port", "0", JIANDANG_TEST_HOLD_IMPORT=str(marker))
@@ -478,7 +480,7 @@ def test_sync_now_says_when_the_service_is_unreachable_and_the_usb_path_still_wo
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲队")
     households.save(laptop, factories.household())
-    db, county_db = Path(laptop.path), Path(county.path)
+    db, county_db = Path(laptop.path), address(county)
     laptop.close()
     county.close()
     sock = socket.socket()
@@ -629,10 +631,11 @@ def test_serve_stop_ends_the_service_cleanly_on_any_platform(tmp_path, monkeypat
     from app.cli import server_commands
 
     county = make_county(tmp_path)
-    db = Path(county.path)
+    db = address(county)
     county.close()
     service = ServiceProcess(tmp_path, db, "--port", "0")
-    assert f"jiandang serve {db} --stop" in service.first_line
+    assert f"jiandang serve {county.path} --stop" in service.first_line  # a URL's password masked
+    monkeypatch.setenv("JIANDANG_HOME", str(tmp_path / "home"))  # the same user as the service (its data folder)
     assert main(["serve", str(db), "--stop"]) == 0
     assert "已请求县同步服务停止" in capsys.readouterr().out
     assert service.proc.wait(30) == 0

@@ -25,8 +25,10 @@ from app.sync import exchange, identity, merge
 from tests import factories
 from tests.support.jiandang_test_hooks import subprocess_env
 from tests.sync_helpers import (
-    OTHER_VILLAGE, PASSPHRASE, VILLAGE, change_ids, digest, down, make_county, make_device, state, up,
+    OTHER_VILLAGE, PASSPHRASE, VILLAGE, address, change_ids, copy_of, digest, down, make_county, make_device, state, up,
 )
+
+COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +101,8 @@ def test_resolving_a_conflict_twice_says_in_chinese_how_it_was_resolved(hub):
         with pytest.raises(StoreError) as refused:
             merge.resolve(county, c.id, keep)
         assert f"冲突 {c.id} 已处理过(已恢复另一方的值)" in str(refused.value)
-        assert "restored" not in str(refused.value) and "jiandang conflicts county.db --all" in str(refused.value)
+        assert "restored" not in str(refused.value)
+        assert f"jiandang conflicts {county.path.name} --all" in str(refused.value)
     assert digest(county) == before
 
 
@@ -273,11 +276,11 @@ def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_ex
         households.save(laptop, factories.household(head=f"户主{i}", seq=2 * i + 1))
         exchange.export_to(laptop, usb)
         laptop.close()
-    reference = tmp_path / "reference.db"
     county.close()
-    shutil.copy(tmp_path / "county.db", reference)
+    reference = copy_of(county, tmp_path, "reference.db")
+    county_db = address(county)
     marker = tmp_path / "holding"
-    proc = subprocess.Popen([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+    proc = subprocess.Popen([sys.executable, "-m", "app", "sync", "import", county_db, str(usb)],
                             env=_cli_env(JIANDANG_TEST_HOLD_IMPORT=str(marker)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     for _ in range(600):
@@ -287,15 +290,15 @@ def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_ex
     assert marker.exists(), proc.communicate(timeout=5)
     proc.kill()  # SIGKILL on POSIX, TerminateProcess on Windows; inside the first bundle's open transaction
     proc.wait()
-    after_kill = Store.open(tmp_path / "county.db")
+    after_kill = Store.open(county_db)
     after_kill.unlock("admin", PASSPHRASE)
     assert after_kill.count("household") == 0 and after_kill.conn.execute("SELECT count(*) FROM receipts").fetchone()[0] == 0
     after_kill.close()
-    rerun = subprocess.run([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+    rerun = subprocess.run([sys.executable, "-m", "app", "sync", "import", county_db, str(usb)],
                            env=_cli_env(), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stdout.count("已接收") == 3
-    again = subprocess.run([sys.executable, "-m", "app", "sync", "import", str(tmp_path / "county.db"), str(usb)],
+    again = subprocess.run([sys.executable, "-m", "app", "sync", "import", county_db, str(usb)],
                            env=_cli_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.count("重复") == 3
     # same result as an import that was never interrupted
@@ -303,7 +306,7 @@ def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_ex
     ref.unlock("admin", PASSPHRASE)
     for report in exchange.import_paths(ref, [usb]):
         assert report.status == "accepted"
-    final = Store.open(tmp_path / "county.db")
+    final = Store.open(county_db)
     final.unlock("admin", PASSPHRASE)
     assert final.count("household") == 3
     total = final.conn.execute("SELECT count(*) FROM changes").fetchone()[0]
@@ -347,12 +350,12 @@ def test_the_county_resets_a_laptop_passphrase_and_rebuilds_a_replacement_laptop
     county.close()
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("JIANDANG_NEW_PASSPHRASE", "a brand new one")
-    assert main(["recover", str(tmp_path / "甲.db"), "--county", str(tmp_path / "county.db"), "--login", "admin"]) == 0
+    assert main(["recover", str(tmp_path / "甲.db"), "--county", address(county), "--login", "admin"]) == 0
     reopened = Store.open(tmp_path / "甲.db")
     reopened.unlock("admin", "a brand new one")
     reopened.close()
     # a replacement laptop for the same village gets everything from the county
-    county = Store.open(tmp_path / "county.db")
+    county = Store.open(address(county))
     county.unlock("admin", PASSPHRASE)
     replacement = make_device(tmp_path, county, "甲-新机")
     report = down(county, replacement)
@@ -429,7 +432,7 @@ def test_a_folder_import_takes_every_bundle_in_subfolders_and_names_what_it_left
     for s in (county, a):
         s.close()
 
-    assert main(["sync", "import", str(tmp_path / "county.db"), str(drawer)]) == 1  # bad.jdb refused
+    assert main(["sync", "import", address(county), str(drawer)]) == 1  # bad.jdb refused
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(f"{drawer / 'stickB' / 'old' / name1}: 已接收")
     assert lines[1].startswith(f"{drawer / 'stickA' / name2}: 已接收")
@@ -569,7 +572,7 @@ def test_resolving_a_conflict_at_the_county_creates_no_conflict_on_any_database(
     # both sides named: l2's later value won, l1's is the other one
     assert (c.winner_site, c.winner_value, c.loser_site, c.loser_value) == (
         l2.site_id, "13822222222", l1.site_id, "13811111111")
-    paths = {s: Path(s.path) for s in (county, l1, l2, township)}
+    paths = {s: address(s) for s in (county, l1, l2, township)}
     for s in paths:
         s.close()
 
@@ -680,7 +683,7 @@ def test_conflicts_and_devices_are_listed_in_chinese(four, tmp_path, monkeypatch
     l2.put("member", {"phone": "13700000000"}, record_id=member.id)
     up(l1, county), up(l2, county)
     assert len(merge.conflicts(county)) == 2
-    path = Path(county.path)
+    path = address(county)
     for s in (county, l1, l2, township):
         s.close()
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)

@@ -27,7 +27,7 @@ from app.core.validation import ERROR, has_errors
 from app.services import demo as demo_service
 from app.services import households
 from app.core.procedures import ROLE_LABELS
-from app.store import Store, StoreError, crypto
+from app.store import PgLocation, Store, StoreError, crypto, location
 
 
 def register(sub) -> None:
@@ -126,7 +126,10 @@ def _recovery_public_key(db: Path, key_file: str | None):
 
 
 def cmd_init(args) -> int:
-    db = Path(args.db)
+    where = location(args.db)
+    if isinstance(where, PgLocation):
+        return _init_postgres(args, where)
+    db = where
     if db.exists():
         raise CommandError(f"{db} 已存在:不会覆盖已有文件")
     _check_folder(db)
@@ -157,6 +160,35 @@ def cmd_init(args) -> int:
     if written:
         keeper = "由县扶贫办负责人离线保管(例如存入加密U盘锁入保险柜)" if args.role == "county" else "交县扶贫办离线保管"
         print(f"注意:恢复私钥已写入 {written}。请把它{keeper},并从本机删除:持有它的人可以打开此数据库。")
+    return 0
+
+
+def _init_postgres(args, where: PgLocation) -> int:
+    """`init postgresql://… --role county`: a county database in an empty PostgreSQL database. The
+    recovery private key (when no --recovery-key is given) goes into the current folder, named after
+    the database."""
+    if args.enrollment or args.role != "county":
+        raise CommandError(f"PostgreSQL 数据库只能作县级数据库:请用 jiandang init {where.masked} --role county "
+                           "--site-name 县名;设备的数据库请用 SQLite 文件(例如 jiandang init 本村.db --enrollment 登记包)")
+    if not args.site_name:
+        raise CommandError("请给出 --site-name(县扶贫办的名称)")
+    new = passphrase("新密码(至少 8 个字符): ")
+    key, written = _recovery_public_key(Path.cwd() / (where.database or "county"), args.recovery_key)
+    try:
+        store = Store.create(where, role="county", site_name=args.site_name, operator=args.operator, passphrase=new,
+                             recovery_public_key=key)
+    except StoreError as exc:
+        if written:
+            written.unlink(missing_ok=True)
+        raise CommandError(str(exc)) from None
+    from app.sync.identity import setup_county
+
+    with store:
+        setup_county(store)
+    print(f"已在 PostgreSQL 上创建县级数据库 {where.masked}(站点“{args.site_name}”,操作员“{args.operator}”)")
+    if written:
+        print(f"注意:恢复私钥已写入 {written}。请把它由县扶贫办负责人离线保管(例如存入加密U盘锁入保险柜),"
+              "并从本机删除:持有它的人可以打开此数据库。")
     return 0
 
 

@@ -14,7 +14,7 @@ from app import __version__
 from app.cli import common, console, zh_argparse
 from app.cli.common import CommandError
 from app.core.text import printable
-from app.store import StoreError
+from app.store import StoreError, is_url
 from app.store.crypto import DecryptionError
 
 COMMAND_MODULES = [
@@ -64,7 +64,7 @@ def _is_database_argument(first: str, commands) -> bool:
     names an existing file (or ends in .db) is taken as a database path."""
     if first in commands:
         return False
-    return first.lower().endswith(".db") or Path(first).is_file()
+    return first.lower().endswith(".db") or is_url(first) or Path(first).is_file()
 
 
 def main(argv: list[str] | None = None) -> int:

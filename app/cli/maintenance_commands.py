@@ -79,9 +79,9 @@ def cmd_restore(args) -> int:
 
 def cmd_check(args) -> int:
     _logging()
-    from app.store import StoreError  # noqa: PLC0415
+    from app.store import StoreError, is_url  # noqa: PLC0415
 
-    if not Path(args.db).exists():
+    if not is_url(args.db) and not Path(args.db).exists():
         raise CommandError(f"找不到数据库文件 {args.db}")
     with user_errors(StoreError):
         report = integrity.open_and_check(args.db, args.operator or os.environ.get("JIANDANG_OPERATOR"),

@@ -8,11 +8,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from app.cli.common import CommandError, open_store, passphrase, user_errors
 from app.server import protocol
-from app.store import StoreError
+from app.store import StoreError, is_url, location
 
 
 def register(sub) -> None:
@@ -81,28 +81,16 @@ def _setup_logging(quiet: bool) -> logging.Handler:
     return handler
 
 
-def is_database_url(db) -> bool:
-    """Whether `db` names a PostgreSQL county database (a postgresql:// URL) rather than a file."""
-    return str(db).startswith(("postgresql://", "postgres://"))
-
-
 def shown(db) -> str:
-    """`db` as printed: a URL without its password."""
-    if not is_database_url(db):
-        return str(db)
-    parts = urlsplit(str(db))
-    if parts.password is None:
-        return str(db)
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+    """`db` as printed: a URL with its password masked (app.store.locations.mask)."""
+    return str(location(db))
 
 
 def _service_files(db) -> tuple[Path, Path]:
     """The stop file and the lock file of the service running on `db`: beside a database file (the
     store's own lock); for a PostgreSQL county, in this computer's data folder, named by the
     server, port and database (not the password)."""
-    if is_database_url(db):
+    if is_url(db):
         from app import settings  # noqa: PLC0415
 
         parts = urlsplit(str(db))
@@ -127,11 +115,12 @@ def cmd_stop(args) -> int:
     import time  # noqa: PLC0415
 
     request, lock = _service_files(args.db)
-    if not is_database_url(args.db) and not Path(args.db).is_file():
+    if not is_url(args.db) and not Path(args.db).is_file():
         raise CommandError(f"找不到数据库 {args.db}")
     if not _held_by_a_program(lock):  # a running service holds its database's lock
         raise CommandError(f"{shown(args.db)} 上没有正在运行的县同步服务")
     try:
+        request.parent.mkdir(parents=True, exist_ok=True)
         request.write_bytes(b"")
     except OSError as exc:
         raise CommandError(f"无法写入停止请求 {request}:{exc.strerror or exc}") from None
@@ -179,7 +168,7 @@ def cmd_serve(args) -> int:
                            "--uploads-per-minute、--challenges-per-minute 不能为负")
     if args.workers < 1:
         raise CommandError("--workers 至少为 1")
-    if args.workers > 1 and not is_database_url(args.db):
+    if args.workers > 1 and not is_url(args.db):
         raise CommandError(f"--workers {args.workers}:{args.db} 是 SQLite 数据库文件,只能由一个进程写入,"
                            "县同步服务只能以一个工作进程运行。多个工作进程需要 PostgreSQL 县级数据库"
                            "(jiandang init postgresql://… --role county,见 docs/serve.md“县级服务器”);"
@@ -245,7 +234,7 @@ def _serve_one(args, limits, store) -> None:
 def _lock_service(db):
     """On a PostgreSQL county, the service's own lock file (a database file has the store's lock):
     `serve --stop` looks for it, and a second service on this computer is refused."""
-    if not is_database_url(db):
+    if not is_url(db):
         return None
     from app.store.locking import FileLock  # noqa: PLC0415
 
@@ -297,7 +286,7 @@ def _serve_workers(args, limits, store, secret: str) -> None:
         raise _listen_error(args, exc) from None
     host, port = sock.getsockname()[:2]
     url = f"{'https' if args.tls_cert else 'http'}://{f'[{host}]' if ':' in host else host}:{port}"
-    folder = spool_folder(store.path)
+    folder = spool_folder(store)
     if sweep(folder):
         logging.getLogger("app.server").info("已清理上次停止时留下的临时上传文件")
     _warn_without_tls(bool(args.tls_cert), args.host)

@@ -12,7 +12,7 @@ from app.cli.common import CommandError, local_time, open_store, print_json, pro
 from app.core import procedures
 from app.core.oserrors import os_reason
 from app.services import conflicts
-from app.store import StoreError
+from app.store import StoreError, location
 from app.sync import exchange, identity, merge, status, wire
 
 
@@ -116,7 +116,7 @@ def cmd_enroll(args) -> int:
     print("请把登记码单独交给该电脑的操作员(不要和登记包放在同一个 U 盘上)。")
     if unchecked:
         print(f"注意:县里还没有导入行政区划,无法核对代码 {','.join(villages)} 是否为本县的村或乡镇。"
-              f"请用 jiandang reference divisions {Path(args.db).name} --import 文件 导入本县的区划:"
+              f"请用 jiandang reference divisions {location(args.db).name} --import 文件 导入本县的区划:"
               "该电脑下次导入县级包时会收到;代码若有误,请吊销后重新登记", file=sys.stderr)
     return 0
 
@@ -302,7 +302,7 @@ def _device_state(cert: dict) -> str:
 
 def _county_only(store, what: str) -> None:
     if store.role != "county":
-        raise CommandError(f"{Path(store.path).name} 不是县级数据库:只有县级数据库可以{what}(设备在县扶贫办登记)")
+        raise CommandError(f"{store.path.name} 不是县级数据库:只有县级数据库可以{what}(设备在县扶贫办登记)")
 
 
 def _number_block_text(stored: str | None) -> str:

@@ -94,7 +94,7 @@ class Service:
                                      self.limits.max_challenges)
         self.cleaned = time.monotonic()
         self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
-        self.spool_dir = Path(spool_dir or spool_folder(store.path))
+        self.spool_dir = Path(spool_dir or spool_folder(store))
         if sweep_spool and sweep(self.spool_dir):  # a worker of several leaves this to the supervisor
             log.info("已清理上次停止时留下的临时上传文件")
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the

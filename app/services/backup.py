@@ -123,6 +123,9 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
     """Write an encrypted backup of an open store (locked or unlocked) into `folder` atomically.
     Returns the backup's BackupInfo; raises BackupError (nothing left behind) when it cannot."""
     folder = Path(folder)
+    if getattr(store, "shared", False):
+        raise BackupError(f"{store.path} 是 PostgreSQL 上的县级数据库:请在服务器上用 pg_dump 备份"
+                          "(见 docs/serve.md),不能另存为一个备份文件")
     if getattr(store, "_depth", 0):
         raise BackupError("正在保存数据,请稍后再备份")
     now = now or dt.datetime.now()
@@ -243,6 +246,8 @@ def daily_backup(store: Store, folder=None, keep: int | None = None, *,
 
     conf = app_settings.load()
     if folder is None and not conf.auto_backup:
+        return None
+    if getattr(store, "shared", False):  # a county on PostgreSQL is backed up on its server (pg_dump)
         return None
     folder = Path(folder) if folder is not None else app_settings.backup_folder(conf)
     keep = conf.backup_keep if keep is None else keep

@@ -209,18 +209,26 @@ def verify_file(path, operator: str | None, passphrase: str | None, label: str |
 
 def previous_session_unclean(store: Store) -> bool:
     """True when the last session that unlocked this database did not close it (crash, power cut):
-    the window should then run `check` before work continues. Call before `mark_session_open`."""
+    the window should then run `check` before work continues. Call before `mark_session_open`.
+    A county on PostgreSQL has several sessions at once and a server that keeps its own pages: no
+    marker there."""
+    if getattr(store, "shared", False):
+        return False
     return store.meta(SESSION_KEY) is not None
 
 
 def mark_session_open(store: Store) -> None:
     """Record that a session is working on this database (the window calls this after unlocking)."""
+    if getattr(store, "shared", False):
+        return
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     store.set_meta(SESSION_KEY, json.dumps({"since": stamp, "pid": os.getpid()}))
 
 
 def mark_session_closed(store: Store) -> None:
     """Record a clean end of the session (the window calls this when it closes the database)."""
+    if getattr(store, "shared", False):
+        return
     store.conn.execute("DELETE FROM meta WHERE key = ?", (SESSION_KEY,))
 
 

@@ -1,4 +1,5 @@
-"""Encrypted SQLite store: keys, records, change log, blind index, migrations."""
+"""Encrypted store: keys, records, change log, blind index, migrations; a SQLite file, or a county
+database on PostgreSQL named by a postgresql:// URL (`location(text)` tells them apart)."""
 
 from app.store.db import (  # noqa: F401
     Change,
@@ -9,3 +10,4 @@ from app.store.db import (  # noqa: F401
     TooManyAttempts,
     WrongPassphrase,
 )
+from app.store.locations import PgLocation, is_url, location  # noqa: F401

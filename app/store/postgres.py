@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from app.store import dialect
 from app.store.base import StoreError
-from app.store.location import PgLocation
+from app.store.locations import PgLocation
 
 WRITE_LOCK = zlib.crc32(b"jiandang county write lock")  # advisory locks are per database
 CONNECT_TIMEOUT = 5

@@ -28,15 +28,17 @@ class SharedWriters:
     def _refresh_shared(self) -> None:
         """Inside a write transaction, holding the write lock: take in what others committed."""
         self._next_seq = None
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'clock'").fetchone()
-        if row and row[0]:
-            self.clock.observe(row[0])
-        self._catch_up_search()
+        clock, top = self.conn.execute(  # one round trip: a county's writes are many and small
+            "SELECT (SELECT value FROM meta WHERE key = 'clock'), (SELECT coalesce(max(rowid), 0) FROM changes)").fetchone()
+        if clock:
+            self.clock.observe(clock)
+        self._catch_up_search(top)
 
-    def _catch_up_search(self) -> None:
+    def _catch_up_search(self, top: int | None = None) -> None:
         if self._search is None or self._log_seen is None:
             return
-        top = self._log_position()
+        if top is None:
+            top = self._log_position()
         if top == self._log_seen:
             return
         ids = [r[0] for r in self.conn.execute(

@@ -257,7 +257,7 @@ def upstream_outlook(store: Store) -> tuple[int, int]:
     acked = int(store.meta("sync_acked_seq", 0) or 0)
     sent = int(store.meta("sync_out_last", 0) or 0)
     total, resent = store.conn.execute(
-        "SELECT count(*), coalesce(sum(seq <= ?), 0) FROM changes WHERE site_id = ? AND seq > ?",
+        "SELECT count(*), count(CASE WHEN seq <= ? THEN 1 END) FROM changes WHERE site_id = ? AND seq > ?",
         (sent, store.site_id, acked)).fetchone()
     return total, resent
 
@@ -330,8 +330,10 @@ def store_digest(store: Store) -> str:
 
     h = hashlib.sha256()
     for table, order in (("records", "id"), ("changes", "site_id, seq"), ("conflicts", "id"), ("receipts", "sender, seq")):
-        for row in store.conn.execute(f"SELECT * FROM {table} ORDER BY {order}"):
-            h.update(repr(row).encode())
+        cursor = store.conn.execute(f"SELECT * FROM {table} ORDER BY {order}")
+        own = [i for i, d in enumerate(cursor.description) if d[0] != "pos"]  # PostgreSQL's order column
+        for row in cursor:
+            h.update(repr(tuple(row[i] for i in own)).encode())
     return h.hexdigest()
 
 
@@ -431,11 +433,14 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
     payload["changes"] = None  # the Change objects hold what is needed of them
     report.changes = len(changes)
     with store.transaction():
-        # another program writing this database (a worker of the service, a USB import: a county on
-        # PostgreSQL) may have imported this very bundle between the check above and the write lock
-        if _already_received(store, sender, seq, kind, verified.digest):
-            report.status = "duplicate"
-            return report
+        if store.shared:  # another program on this county database may have taken it meanwhile
+            again = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
+                                       (sender, seq, kind)).fetchone()
+            if again and again[0] == verified.digest:
+                report.status = "duplicate"
+                return report
+            if again:
+                raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
         if store.role == "county":
             _import_upstream(store, cert, changes, payload, report)
         else:

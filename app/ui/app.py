@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialog
 
 from app import settings
 from app.services import backup, integrity
-from app.store import Store, StoreError
+from app.store import Store, StoreError, location
 from app.ui import preferences, workers
 from app.ui.fonts import install_font
 from app.ui.main_window import MainWindow
@@ -36,7 +35,7 @@ def application() -> QApplication:
 
 def open_store(path: str, parent=None) -> Store:
     """Store.open on a worker thread with a busy indicator. Raises StoreError (Chinese message)."""
-    box = QProgressDialog(f"正在打开 {Path(path).name}…", None, 0, 0, parent)
+    box = QProgressDialog(f"正在打开 {location(path).name}…", None, 0, 0, parent)
     box.setWindowTitle("建档")
     box.setWindowModality(Qt.ApplicationModal)
     box.setMinimumDuration(300)

@@ -10,6 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from app import fileio, settings
+from app.store.locations import is_url, without_password
 
 RECENT_MAX = 8
 
@@ -47,7 +48,8 @@ def save(prefs: Preferences) -> None:
 def remember(db_path: str) -> None:
     """Put a database first in the recent list (and in settings.last_database)."""
     prefs = load()
-    full = os.path.abspath(db_path)
+    # a county on PostgreSQL: its address without the password (never written to disk)
+    full = without_password(db_path) if is_url(db_path) else os.path.abspath(db_path)
     prefs.recent = [full] + [p for p in prefs.recent if p != full]
     prefs.recent = prefs.recent[:RECENT_MAX]
     try:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.core.procedures import ROLE_LABELS
 from app.store import Store, StoreError, TooManyAttempts, WrongPassphrase
+from app.store.locations import is_url, without_password
 from app.store import crypto
 from app.ui import preferences
 
@@ -421,7 +422,7 @@ class StartDialog(QDialog):
         self.recent = QListWidget()
         self.recent.setObjectName("recent")
         for p in preferences.load().recent:
-            item = QListWidgetItem(p + ("" if Path(p).exists() else "(文件不存在)"))
+            item = QListWidgetItem(p + ("" if is_url(p) or Path(p).exists() else "(文件不存在)"))
             item.setData(Qt.UserRole, p)
             self.recent.addItem(item)
         self.recent.itemActivated.connect(lambda item: self._choose(item.data(Qt.UserRole)))
@@ -431,17 +432,32 @@ class StartDialog(QDialog):
         open_recent.clicked.connect(lambda: self.recent.currentItem() and self._choose(self.recent.currentItem().data(Qt.UserRole)))
         other = QPushButton("打开其他数据库…")
         other.clicked.connect(self._open_other)
+        server = QPushButton("服务器上的县级库…")
+        server.setObjectName("open_server")
+        server.setToolTip("打开 PostgreSQL 服务器上的县级数据库(县扶贫办多人同时使用)")
+        server.clicked.connect(lambda: self._open_server())
         create = QPushButton("新建数据库…")
         create.clicked.connect(self._create)
         quit_button = QPushButton("退出")
         quit_button.clicked.connect(self.reject)
-        for b in (open_recent, other, create, quit_button):
+        for b in (open_recent, other, server, create, quit_button):
             row.addWidget(b)
         layout.addLayout(row)
 
     def _choose(self, chosen) -> None:
+        if isinstance(chosen, str) and is_url(chosen) and chosen == without_password(chosen):
+            self._open_server(chosen)  # a remembered server address: ask for its password
+            return
         self.chosen = chosen
         self.accept()
+
+    def _open_server(self, address: str = "") -> None:
+        from app.ui.server_address import ServerAddressDialog  # noqa: PLC0415
+
+        dialog = ServerAddressDialog(self, address)
+        if dialog.exec() == QDialog.Accepted and dialog.url:
+            self.chosen = dialog.url
+            self.accept()
 
     def _open_other(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "打开数据库", str(Path.home()), "建档数据库 (*.db);;所有文件 (*)")

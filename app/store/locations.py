@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 SCHEMES = ("postgresql", "postgres")
 _URL = re.compile(r"^\s*(postgresql|postgres)://", re.I)
@@ -69,6 +69,29 @@ def mask(url: str) -> str:
         netloc = f"{user}@{host}"
     query = re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def without_password(url: str) -> str:
+    """The URL with no password at all (what the window remembers among recent databases)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with this password for its user (replacing one written in it)."""
+    if not password:
+        return url
+    parts = urlsplit(without_password(url))
+    user, at, host = parts.netloc.rpartition("@")
+    if not at:
+        raise ValueError("地址中缺少用户名(postgresql://用户名@服务器:5432/数据库名)")
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def location(text) -> Path | PgLocation:
