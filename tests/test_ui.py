@@ -573,7 +573,7 @@ def test_a_new_database_without_villages_says_where_to_add_them(qtbot, make_stor
     monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text, *a: shown.append((title, text)))
     w = open_window(qtbot, store)
     assert w.new_household() is None
-    assert shown and shown[-1][0] == "还没有村" and "参考数据 › 行政区划和贫困线" in shown[-1][1]
+    assert shown and shown[-1][0] == "还没有村" and "参考数据 › 行政区划、贫困线和监测标准" in shown[-1][1]
 
 
 def test_an_entirely_empty_new_household_is_not_saved(qtbot, demo_store, monkeypatch):

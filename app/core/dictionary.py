@@ -51,6 +51,7 @@ class Field:
     pattern: str | None = None
     multiline: bool = False
     readonly: bool = False  # shown but not typed in the editor (e.g. status: changed only by procedures)
+    masked: bool = False  # past values partly hidden where a window lists them (bank accounts: the history)
     default: object = None
     help: str = ""
     show_if: ShowIf | None = None
@@ -164,6 +165,7 @@ def _load_kind(path: Path, codes: dict) -> Kind:
                 pattern=raw.get("pattern"),
                 multiline=raw.get("multiline", False),
                 readonly=raw.get("readonly", False),
+                masked=raw.get("masked", False),
                 default=raw.get("default"),
                 help=raw.get("help", ""),
                 show_if=show_if,

@@ -41,6 +41,8 @@ def _notes(f: Field, d: Dictionary) -> str:
         notes.append("digits only")
     if f.readonly:
         notes.append("read-only (changed by the procedures only)")
+    if f.masked:
+        notes.append("partly hidden in the record history (first 6 and last 4 characters)")
     if f.default is not None:
         notes.append(f"default `{f.default}`")
     if f.show_if is not None:

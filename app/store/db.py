@@ -439,10 +439,12 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         village_code: str | None = None,
         parent_id: str | None = None,
         include_deleted: bool = False,
+        batch: int = _DECODE_BATCH,
     ) -> Iterator[Record]:
         """Decrypted records filtered on their plain routing columns, in insertion order. A record
         that fails to decrypt (damaged or tampered with) is skipped and added to `self.damaged`;
-        `get` of that record raises DecryptionError."""
+        `get` of that record raises DecryptionError. `batch`: records decrypted at a time (the
+        window's list takes a small one to show its first rows sooner)."""
         self._require()
         where, args = [], []
         if kind:
@@ -459,7 +461,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         columns = self._COLUMNS if include_deleted else self._COLUMNS.replace("deleted", "0")  # known: not deleted
         sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
         cursor = self.conn.execute(sql, args)
-        while rows := cursor.fetchmany(_DECODE_BATCH):
+        while rows := cursor.fetchmany(batch):
             with _gc_paused():  # never while the caller's code runs between our yields
                 decoded = self._decode_rows(rows)
             del rows

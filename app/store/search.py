@@ -104,6 +104,27 @@ class SearchIndex:
         if progress:
             progress(total, total)
 
+    def start_search_index(self) -> None:
+        """An empty search index, filled piece by piece with `add_search_entries` (the window's
+        list, which decrypts households in parts on a worker thread). A search meanwhile answers
+        from the households added so far."""
+        self._require()
+        self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+
+    def forget_search_index(self) -> None:
+        """Drop a search index left unfinished (it is built again on first use)."""
+        self._search = None
+
+    def add_search_entries(self, entries: "SearchEntries") -> None:
+        """Add the entries `search_entries` built (of households not yet in the index)."""
+        if self._search is None:
+            self.start_search_index()
+        self._search.update(entries._search)
+        self._search_parts.update(entries._search_parts)
+        for number, ids in entries._numbers.items():
+            self._numbers.setdefault(number, set()).update(ids)
+        self._number_of.update(entries._number_of)
+
     def find_household_number(self, number: str) -> list[str]:
         """Ids of current households whose 户编号 is exactly `number` (through the in-memory search
         index, built on first use)."""
@@ -151,3 +172,36 @@ class SearchIndex:
             if found:
                 out[hid] = found
         return out
+
+
+class SearchEntries:
+    """Search index entries of some households, built from their records already decrypted
+    (each household with all its live members), on any thread: nothing of a store is touched.
+    `Store.add_search_entries` puts them in the store's index (on the thread that searches).
+    The same entries `_index_record` makes one record at a time, in one pass."""
+
+    def __init__(self, records=()) -> None:
+        self._search: dict[str, str] = {}
+        self._search_parts: dict[str, dict[str, str]] = {}
+        self._numbers: dict[str, set[str]] = {}
+        self._number_of: dict[str, str] = {}
+        parts = self._search_parts
+        for record in records:
+            if record.deleted:
+                continue
+            f = record.fields
+            if record.kind == "household":
+                own = parts.get(record.id)
+                if own is None:
+                    own = parts[record.id] = {}
+                own[f"{record.id}|h"] = f"{f.get('household_number', '')}\x1f{f.get('head_name', '')}\x1f{f.get('phone', '')}"
+                number = str(f.get("household_number") or "")
+                if number:
+                    self._numbers.setdefault(number, set()).add(record.id)
+                    self._number_of[record.id] = number
+            elif record.kind == "member":
+                own = parts.get(record.parent_id)
+                if own is None:
+                    own = parts[record.parent_id] = {}
+                own[f"{record.id}|m"] = f"{f.get('name', '')}\x1f{f.get('id_number', '')}"
+        self._search = {key: "\x1f".join(own.values()).upper() for key, own in parts.items()}

@@ -5,6 +5,7 @@ auto-lock, draft recovery, bulk validation off the GUI thread."""
 from __future__ import annotations
 
 import importlib
+import threading
 import time
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
@@ -37,12 +38,12 @@ from PySide6.QtWidgets import (
 
 from app.core.dictionary import default
 from app.core.validation import ERROR, household_label
-from app.services import attachments, households
+from app.services import households
 from app.sync.status import sync_status
 from app.ui import drafts, preferences, workers
 from app.ui.editor import HouseholdEditor
 from app.ui.forms import finding_line
-from app.ui.model import COLUMNS, MATCH_COLUMN, HouseholdModel, load_rows, row_of
+from app.ui.model import COLUMNS, MATCH_COLUMN, HouseholdModel, Part, load_parts, rows_of
 from app.ui.start import UnlockDialog
 
 # Other windows, imported when their menu item is chosen: (menu, label, module, class, options).
@@ -54,7 +55,7 @@ EXTERNAL = [
     ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
-    ("参考数据", "行政区划和贫困线…", "app.ui.reference_dialog", "ReferenceDialog", ()),
+    ("参考数据", "行政区划、贫困线和监测标准…", "app.ui.reference_dialog", "ReferenceDialog", ()),
 ]
 
 
@@ -158,8 +159,15 @@ class MainWindow(QMainWindow):
         self._check_integrity = unclean  # the last session did not close cleanly
         self._daily_backup = daily_backup
         self.d = default()
-        self.loaded = False
+        self.loaded = False  # every household read and the store free for other work
+        self.shown = False  # the list shows the households read so far and takes input
         self.locked = False
+        self._village_counts: dict[str, int] = {}  # households per village code, for the tree
+        self._tree_items: dict[str, QTreeWidgetItem] = {}  # division code ("" the root) -> its item
+        self._tree_names: dict[str, str] = {}
+        self._tree_towns: dict[str, str] = {}  # village code -> its township's code
+        self._open_when_loaded: str | None = None
+        self._all_read = self._backing_up = False
         self.editors: list[HouseholdEditor] = []
         self.external: dict[str, QWidget] = {}
         self.unlock_dialog: UnlockDialog | None = None
@@ -209,12 +217,15 @@ class MainWindow(QMainWindow):
         self.tree.itemSelectionChanged.connect(self._tree_changed)
         split.addWidget(self.tree)
         self.model = HouseholdModel(store, self)
-        self.model.modelReset.connect(self._update_count)
+        for signal in (self.model.modelReset, self.model.rowsInserted, self.model.layoutChanged):
+            signal.connect(self._update_count)
         self.table = QTableView()
         self.table.setObjectName("households")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        # by 户编号 until the user sorts otherwise: the list is in the order its header shows
+        self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
         self.table.setSortingEnabled(True)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(24)
@@ -369,20 +380,52 @@ class MainWindow(QMainWindow):
         return self.store.divisions()
 
     # ------------------------------------------------------------------ loading
+    def _set_loading(self, loading: bool) -> None:
+        """While the list is read, what needs the store (menus, opening, printing, ...) waits; the
+        list, its search box and filters work on the households read so far."""
+        self.menuBar().setEnabled(not loading)
+        for action in self.toolbar.actions():
+            if action is not self.search_action:
+                action.setEnabled(not loading)
+
     def reload(self) -> None:
-        """Decrypt every household into list rows on a worker thread."""
-        self.loaded = False
+        """Decrypt every household into list rows on a worker thread; the list shows the first
+        part at once and takes the rest as it comes (`load_parts`)."""
+        self.loaded = self.shown = False
+        self._set_loading(True)
         self.stack.setEnabled(False)
-        self.menuBar().setEnabled(False)
+        self.model.clear()
+        self._village_counts = {}
+        self.store.start_search_index()  # filled part by part on this thread (`_part`)
         self.progress.setRange(0, 0)
         self.progress.show()
         self.statusBar().showMessage("正在读取贫困户…")
         self._load_started = time.perf_counter()
         check, backup_due = self._check_integrity, self._daily_backup
         self._check_integrity = self._daily_backup = False
+        self._backing_up = backup_due
+        self._all_read = False
+        first_shown = self._first_shown = threading.Event()
 
-        def work(progress):
+        def work(progress, part):
             outcome = {}
+            if check:
+                from app.services import integrity
+
+                outcome["integrity"] = integrity.check(self.store, progress)
+            divisions = self.store.divisions()
+            parts = 0
+
+            def hand_over(p: Part) -> None:
+                nonlocal parts
+                parts += 1
+                if parts == 1:
+                    p.divisions = divisions
+                part(p)
+                if parts == 1:  # let the first screenful be drawn before decrypting on
+                    first_shown.wait(0.5)
+
+            outcome["households"] = load_parts(self.store, hand_over, progress)
             if backup_due:  # once per unlock of the program: a file copy, off the GUI thread
                 from app.services import backup
 
@@ -390,23 +433,50 @@ class MainWindow(QMainWindow):
                     outcome["backup"] = backup.daily_backup(self.store)
                 except OSError as exc:
                     outcome["backup_error"] = str(exc)
-            if check:
-                from app.services import integrity
-
-                outcome["integrity"] = integrity.check(self.store, progress)
-            outcome["rows"] = load_rows(self.store, progress)
             return outcome
 
-        workers.start(work, self._loaded, self._load_failed, self._progress)
+        workers.start(work, self._loaded, self._load_failed, self._progress, self._part)
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def _loaded(self, outcome) -> None:
+    def _part(self, part: Part) -> None:
+        """A part of the households read: into the search index, the list and the tree counts."""
         if self.locked:
             return
-        rows = outcome["rows"]
+        self.store.add_search_entries(part.entries)
+        first = not self.shown
+        if first:
+            self._apply_sort()  # before the rows come in: they arrive in place
+        self.model.add_rows(part.rows)
+        touched = set()
+        for r in part.rows:
+            self._village_counts[r.village_code] = self._village_counts.get(r.village_code, 0) + 1
+            touched.add(r.village_code)
+        if first:
+            self._fill_tree(part.divisions)
+            self._fit_columns()
+            self.stack.setEnabled(True)
+            self.shown = True
+            QTimer.singleShot(0, self._first_shown.set)  # after this part is painted
+        else:
+            self._relabel_tree(touched)
+        self._all_read = part.done >= part.total > 0 or (part.total == 0 and not part.rows)
+        self._update_count()
+        if part.total:
+            self._progress(part.done, part.total)
+        if self._all_read and self._backing_up:
+            self.statusBar().showMessage(f"已读取 {part.done} 户,正在做今天的自动备份…")
+        else:
+            then = ",读完后打开所选的一户" if self._open_when_loaded else ""
+            of = f" / {part.total}" if part.total else ""
+            self.statusBar().showMessage(f"正在读取贫困户…(已读 {part.done}{of} 户{then})")
+
+    def _loaded(self, outcome) -> None:
+        self._first_shown.set()
+        if self.locked:
+            return
         report = outcome.get("integrity")
         if report is not None:
             box = QMessageBox.information if report.ok else QMessageBox.warning
@@ -417,72 +487,99 @@ class MainWindow(QMainWindow):
         damaged = self.store.damaged_summary()
         if damaged:
             QMessageBox.warning(self, "部分记录无法读取", damaged + "。其余贫困户照常显示。")
-        self.model.set_rows(rows)
         self._seen_mark = self._change_mark()
-        self._fill_tree()
-        self._restore_list()
         self.progress.hide()
         self.stack.setEnabled(True)
-        self.menuBar().setEnabled(True)
-        self.statusBar().showMessage(f"已读取 {len(rows)} 户({time.perf_counter() - self._load_started:.1f} 秒)", 5000)
+        self._set_loading(False)
+        self.statusBar().showMessage(
+            f"已读取 {len(self.model.rows)} 户({time.perf_counter() - self._load_started:.1f} 秒)", 5000)
         self._update_status()
         self.loaded = True
+        self._update_count()
         self.loaded_signal.emit()
         self.offer_drafts()
+        if self._open_when_loaded:
+            household_id, self._open_when_loaded = self._open_when_loaded, None
+            if household_id in self.model._by_id:
+                self.open_household(household_id)
 
     def _load_failed(self, message: str) -> None:
+        self._first_shown.set()
+        self.store.forget_search_index()  # unfinished: built again when a search needs it
         self.progress.hide()
         self.stack.setEnabled(True)
-        self.menuBar().setEnabled(True)
+        self._set_loading(False)
         QMessageBox.critical(self, "读取失败", f"读取数据库时出错:{message}")
 
-    def _fill_tree(self) -> None:
-        self._seen_divisions = self._divisions_mark()
+    def _fill_tree(self, divisions: list[dict] | None = None) -> None:
+        """The township/village tree with each village's households (`_village_counts`); the
+        divisions as the worker read them while loading, else from the store."""
+        if divisions is None:
+            divisions = self.store.divisions()
+        self._seen_divisions = divisions
         self.tree.blockSignals(True)
         self.tree.clear()
-        counts: dict[str, int] = {}
-        for r in self.model.rows:
-            counts[r.village_code] = counts.get(r.village_code, 0) + 1
-        root = QTreeWidgetItem([f"全部({len(self.model.rows)} 户)"])
+        root = QTreeWidgetItem(["全部"])
         root.setData(0, Qt.UserRole, "")
         self.tree.addTopLevelItem(root)
-        towns = {t["code"]: t for t in self.store.divisions("township")}
-        items = {}
-        for code, t in towns.items():
-            item = QTreeWidgetItem([t["name"]])
-            item.setData(0, Qt.UserRole, code)
-            root.addChild(item)
-            items[code] = item
-        for v in self.store.divisions("village"):
-            parent = items.get(v["parent"]) or root
-            item = QTreeWidgetItem([f"{v['name']}({counts.get(v['code'], 0)})"])
-            item.setData(0, Qt.UserRole, v["code"])
-            parent.addChild(item)
-        for code, item in items.items():
-            total = sum(n for vc, n in counts.items() if vc.startswith(code))
-            item.setText(0, f"{towns[code]['name']}({total})")
+        self._tree_items, self._tree_names, self._tree_towns = {"": root}, {}, {}
+        towns = {}
+        for t in divisions:
+            if t["level"] == "township":
+                item = QTreeWidgetItem([t["name"]])
+                item.setData(0, Qt.UserRole, t["code"])
+                root.addChild(item)
+                towns[t["code"]] = item
+                self._tree_items[t["code"]], self._tree_names[t["code"]] = item, t["name"]
+        for v in divisions:
+            if v["level"] == "village":
+                item = QTreeWidgetItem([v["name"]])
+                item.setData(0, Qt.UserRole, v["code"])
+                (towns.get(v["parent"]) or root).addChild(item)
+                self._tree_items[v["code"]], self._tree_names[v["code"]] = item, v["name"]
+                self._tree_towns[v["code"]] = v["parent"] or ""
+        self._relabel_tree(None)
         root.setExpanded(True)
-        for item in items.values():
+        for item in towns.values():
             item.setExpanded(True)
         want = self.model.village_prefix or self.list_state.get("village") or ""
-        chosen = root
-        for i in range(self.tree.topLevelItemCount()):
-            stack = [self.tree.topLevelItem(i)]
-            while stack:
-                item = stack.pop()
-                if want and item.data(0, Qt.UserRole) == want:
-                    chosen = item
-                stack += [item.child(j) for j in range(item.childCount())]
+        chosen = self._tree_items.get(want, root)
         self.tree.setCurrentItem(chosen)
         chosen.setSelected(True)
         self.tree.blockSignals(False)
         self.model.set_filters(village_prefix=chosen.data(0, Qt.UserRole) or "")
 
-    def _restore_list(self) -> None:
-        """Column widths and sort order as the list was left (else widths to fit the contents)."""
-        state = self.list_state
-        widths = state.get("widths")
+    def _relabel_tree(self, villages: set[str] | None) -> None:
+        """Put the household counts on the tree items of these villages, their townships and the
+        root (None: every item)."""
+        counts = self._village_counts
+        if villages is None:
+            codes = set(self._tree_items)
+        else:
+            codes = {""} | {c for v in villages if v for c in (v, self._tree_towns.get(v), v[:9]) if c}
+        for code in codes:
+            item = self._tree_items.get(code)
+            if item is None:
+                continue
+            if not code:
+                item.setText(0, f"全部({sum(counts.values())} 户)")
+            elif code in self._tree_towns:
+                item.setText(0, f"{self._tree_names[code]}({counts.get(code, 0)})")
+            else:  # a township: the households of the villages under its code
+                total = sum(n for vc, n in counts.items() if vc.startswith(code))
+                item.setText(0, f"{self._tree_names[code]}({total})")
+
+    def _apply_sort(self) -> None:
+        """The sort order the list was left in (else by 户编号)."""
+        sort = self.list_state.get("sort")
         header = self.table.horizontalHeader()
+        if isinstance(sort, list) and len(sort) == 2 and all(isinstance(v, int) for v in sort) and 0 <= sort[0] < len(COLUMNS):
+            header.setSortIndicator(sort[0], Qt.SortOrder(sort[1]))  # the view asks the model to sort
+        self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
+
+    def _fit_columns(self) -> None:
+        """Column widths as the list was left (else fitted to the first rows' contents)."""
+        widths = self.list_state.get("widths")
         if isinstance(widths, list) and len(widths) == len(COLUMNS) and all(isinstance(w, int) for w in widths):
             for col, width in enumerate(widths):
                 if 20 <= width <= 2000:
@@ -490,10 +587,6 @@ class MainWindow(QMainWindow):
         else:
             self.table.resizeColumnsToContents()
             self.table.setColumnWidth(MATCH_COLUMN, 200)
-        sort = state.get("sort")
-        if isinstance(sort, list) and len(sort) == 2 and all(isinstance(v, int) for v in sort) and 0 <= sort[0] < len(COLUMNS):
-            header.setSortIndicator(sort[0], Qt.SortOrder(sort[1]))
-            self.model.sort(sort[0], Qt.SortOrder(sort[1]))
 
     def save_list_state(self) -> None:
         """Remember sort, column widths, the open village and the window size (ui.json: numbers and
@@ -521,12 +614,13 @@ class MainWindow(QMainWindow):
         self.model.set_filters(village_prefix=items[0].data(0, Qt.UserRole) if items else "")
 
     def _search_changed(self, text: str) -> None:
-        if self.loaded:
+        if self.shown:  # also while the rest is read: parts that come in are searched as they arrive
             self.model.set_search(text)
             self.table.setColumnHidden(MATCH_COLUMN, not text.strip())
 
     def _update_count(self) -> None:
-        self.count_label.setText(f"{len(self.model.visible)} / {len(self.model.rows)} 户")
+        reading = "" if self.loaded or self._all_read or not self.shown else "(读取中…)"
+        self.count_label.setText(f"{len(self.model.visible)} / {len(self.model.rows)} 户{reading}")
 
     def _update_status(self) -> None:
         if not self.store.unlocked:
@@ -539,17 +633,22 @@ class MainWindow(QMainWindow):
         self.sync_label.setVisible(bool(status.last_sync_label()))
 
     def _store_changed(self, changes) -> None:
-        """Refresh the rows of the households a commit touched."""
+        """Refresh the rows of the households a commit touched (an edit, or the thousands of a
+        table or sync import), and the counts of their villages in the tree."""
         if not self.loaded or self.locked:
             return
-        touched = {c.record_id if c.kind == "household" else c.parent_id for c in changes}
-        for hid in touched:
-            if not hid:
-                continue
-            doc = households.document(self.store, hid)
-            if doc is not None or self.store.get(hid) is not None:
-                photos = attachments.count_of(self.store, hid)  # the 照片 column
-                self.model.update_row(row_of(doc, self.d, photos) if doc else None, hid)
+        touched = {c.record_id if c.kind == "household" else c.parent_id for c in changes} - {None, ""}
+        if touched:
+            fresh = rows_of(self.store, touched, self.d)
+            villages = set()
+            for hid, row in fresh.items():
+                old = self.model.row_of_id(hid)
+                for r, step in ((old, -1), (row, 1)):
+                    if r is not None:
+                        self._village_counts[r.village_code] = self._village_counts.get(r.village_code, 0) + step
+                        villages.add(r.village_code)
+            self.model.update_rows(fresh)
+            self._relabel_tree(villages)
         self._seen_mark = self._change_mark()
         self._update_status()
 
@@ -576,7 +675,11 @@ class MainWindow(QMainWindow):
         editor.show()
         return editor
 
-    def open_household(self, household_id: str) -> HouseholdEditor:
+    def open_household(self, household_id: str) -> HouseholdEditor | None:
+        if not self.loaded:  # the store is still being read: open it when it is done
+            self._open_when_loaded = household_id
+            self.statusBar().showMessage("正在读取贫困户,读完后打开所选的一户…")
+            return None
         for e in self.editors:
             if e.household_id == household_id:
                 e.raise_()
@@ -590,7 +693,7 @@ class MainWindow(QMainWindow):
             if not self.store.divisions("village") and not self.store.village_codes():
                 QMessageBox.information(
                     self, "还没有村",
-                    "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划和贫困线…”中添加乡(镇)和村"
+                    "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划、贫困线和监测标准…”中添加乡(镇)和村"
                     "(用县扶贫办的登记包新建的电脑会自动收到所管的村)。")
             else:
                 QMessageBox.information(self, "请选择村", "请先在左侧选择一个村,再新建贫困户。")
@@ -718,6 +821,7 @@ class MainWindow(QMainWindow):
         self.idle_timer.stop()
         self.model.clear()
         self.tree.clear()
+        self._tree_items = {}
         self.search.clear()
         self.stack.setCurrentIndex(1)
         self.menuBar().setEnabled(False)

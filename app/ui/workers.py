@@ -5,7 +5,9 @@
 
 - `fn(progress)` runs on the thread pool; `progress(done, total)` may be called from it freely.
 - `on_progress(done, total)`, then exactly one of `on_done(result)` or `on_failed(message)`, run on
-  the GUI thread. Every exception ends in `on_failed` with a Chinese sentence (`error_text`): the
+  the GUI thread. With `on_part`, the work is called as `fn(progress, part)`: each `part(obj)` hands
+  a piece of the result to `on_part(obj)` on the GUI thread, in order, all before `on_done` (the
+  household list shows its first rows while the rest are decrypted). Every exception ends in `on_failed` with a Chinese sentence (`error_text`): the
   program's own errors carry their message, anything else is logged and named as an internal error.
 - Store change notifications are delivered on the GUI thread. A window subscribes with
   `workers.listen(store, callback)` (not `store.listeners`): changes committed on the GUI thread reach
@@ -144,6 +146,7 @@ def _flush_all() -> None:
 
 class _Signals(QObject):
     progress = Signal(int, int)
+    part = Signal(object)
     done = Signal(object)
     failed = Signal(str)
 
@@ -151,16 +154,18 @@ class _Signals(QObject):
 class Task(QRunnable):
     """Runs fn(progress) on the thread pool. Use `start`, not this class."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, parts: bool = False):
         super().__init__()
         self.fn = fn
+        self.parts = parts
         self.signals = _Signals()
         self.running = True
         self.setAutoDelete(False)
 
     def run(self) -> None:
         try:
-            result = self.fn(lambda done, total: self.signals.progress.emit(int(done), int(total)))
+            progress = lambda done, total: self.signals.progress.emit(int(done), int(total))  # noqa: E731
+            result = self.fn(progress, self.signals.part.emit) if self.parts else self.fn(progress)
         except Exception as exc:  # reported to the window, never swallowed
             expected = isinstance(exc, _expected_errors())
             log.log(logging.INFO if expected else logging.ERROR, "后台任务未完成: %s", type(exc).__name__)
@@ -184,9 +189,10 @@ class Task(QRunnable):
 _running: set[Task] = set()
 
 
-def start(fn, on_done, on_failed, on_progress=None) -> Task:
-    """Run `fn(progress)` off the GUI thread; see the module docstring."""
-    task = Task(fn)
+def start(fn, on_done, on_failed, on_progress=None, on_part=None) -> Task:
+    """Run `fn(progress)` (with `on_part`: `fn(progress, part)`) off the GUI thread; see the module
+    docstring."""
+    task = Task(fn, parts=on_part is not None)
     _running.add(task)
 
     def end():
@@ -206,6 +212,8 @@ def start(fn, on_done, on_failed, on_progress=None) -> Task:
     task.signals.failed.connect(failed)
     if on_progress:
         task.signals.progress.connect(lambda done, total: _call(on_progress, done, total))
+    if on_part:
+        task.signals.part.connect(lambda obj: _call(on_part, obj))
     QThreadPool.globalInstance().start(task)
     return task
 
