@@ -197,10 +197,10 @@ def test_the_county_numbers_its_own_households_below_the_laptops_blocks_then_tak
     assert VILLAGE in reason and "9999" in reason and "草稿" in reason and "jiandang devices" in reason
     laptop.close()
     second.close()
-    path = address(county)  # a file, or the PostgreSQL URL with its password
+    path = address(county)  # the file, or the PostgreSQL URL with its password
     county.close()
     # jiandang devices, which the message points to, lists the county's own numbers beside the laptops'
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    assert main(["devices", path, "--operator", "admin"]) == 0
+    assert main(["devices", str(path), "--operator", "admin"]) == 0
     own = capsys.readouterr().out.splitlines()[-1].split("\t")
     assert own[:2] == ["本库", "县里自编"] and own[5] == f"0001-1000 +{VILLAGE}:{county_block[0]:04d}-{county_block[1]:04d}"

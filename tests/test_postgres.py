@@ -299,3 +299,40 @@ def test_one_bundle_imported_by_two_programs_at_once_is_applied_once(tmp_path, p
     assert second.conn.execute("SELECT count(*) FROM receipts").fetchone()[0] == 1
     for s in (first, second, laptop):
         s.close()
+
+
+def test_the_windows_search_index_built_in_parts_follows_another_programs_writes(pg_url, recovery_key):
+    """The window fills its index in parts (start_search_index, add_search_entries) from records it
+    decrypted; on a shared county it still learns of households another program saved later."""
+    from app.store.search import SearchEntries
+
+    service = county(pg_url, recovery_key)
+    households.save(service, _household("欧阳明远"))
+    window = Store.open(pg_url)
+    window.unlock("admin", PASSPHRASE)
+    window.start_search_index()
+    window.add_search_entries(SearchEntries(list(window.records("household")) + list(window.records("member"))))
+    assert len(window.search("欧阳")) == 1
+    made = households.save(service, _household("司马秀兰", seq=2)).household_id
+    assert window.search("司马") == [made]
+    service.close()
+    window.close()
+
+
+def test_an_older_county_database_is_brought_up_to_the_current_schema_on_open(pg_url, recovery_key):
+    """The migration steps of app/store/migrations.py run on PostgreSQL too (said in its dialect)."""
+    from app.store.migrations import SCHEMA_VERSION
+
+    county(pg_url, recovery_key).close()
+    # as a database made before schema version 4: without the tables of versions 4 (monitoring) and 5
+    # (the sync service's challenges and rate limits)
+    pg.psql(pg_url, "DROP TABLE monitoring_criteria, service_challenges, service_rates")
+    pg.psql(pg_url, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="需要升级数据结构"):
+        Store.open(pg_url, read_only=True)  # a reader leaves the upgrade to a writer
+    store = Store.open(pg_url)
+    store.unlock("admin", PASSPHRASE)
+    assert int(store.meta("schema_version")) == SCHEMA_VERSION
+    store.set_monitoring_criteria(2025, 7800.0, source="县级设定")
+    assert store.monitoring_criteria(2025)["line"] == 7800.0
+    store.close()

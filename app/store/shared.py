@@ -62,6 +62,11 @@ class SharedWriters:
             self._log_seen = self._log_position()  # before reading: what comes after is caught up later
         super().build_search_index(progress, records)
 
+    def start_search_index(self) -> None:  # the window's index, filled in parts (search.py)
+        if self.shared:
+            self._log_seen = self._log_position()
+        super().start_search_index()
+
     def search(self, text: str, limit: int | None = None) -> list[str]:
         self._catch_up_reading()
         return super().search(text, limit)
