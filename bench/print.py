@@ -8,14 +8,21 @@ QR codes, charts, two-pass page numbers) costs over the cheapest table reportlab
 Then the register's cost per household as the village grows (--scale, default 1000 2000 4000 8000):
 milliseconds per household at each size, flat within 20% being the target (linear cost).
 
-    python bench/print.py [--households 1000] [--runs 3] [--scale 1000 2000 4000 8000]
+Then the memory the cards of a village take (--memory, default 250 1000 households; each size in a
+process of its own, the cards written to the null device): the process's peak resident memory
+while building them over its memory before, flat in the number of households being the target
+(cards are built a chunk of households at a time, app/reports/pdfjoin.py).
+
+    python bench/print.py [--households 1000] [--runs 3] [--scale 1000 2000 4000 8000] [--memory 250 1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,6 +64,22 @@ def baseline(rows: list[list[str]], pages: int, pagesize) -> int:
     return doc.page
 
 
+def paired(fn, base, runs: int) -> tuple[float, int, float, int, float]:
+    """Runs `fn` and `base` alternately, timed in processor time of this process (other work on a
+    shared machine shows less): (median fn seconds, fn pages, median base seconds, base pages,
+    median of the per-pair ratios)."""
+    ours, theirs, ratios, pages, base_pages = [], [], [], 0, 0
+    for _ in range(runs):
+        start = time.process_time()
+        pages = fn()
+        ours.append(time.process_time() - start)
+        start = time.process_time()
+        base_pages = base(pages)
+        theirs.append(time.process_time() - start)
+        ratios.append(ours[-1] / theirs[-1])
+    return statistics.median(ours), pages, statistics.median(theirs), base_pages, statistics.median(ratios)
+
+
 def timed(fn, runs: int, clock=time.perf_counter) -> tuple[float, int]:
     times, pages = [], 0
     for _ in range(runs):
@@ -66,13 +89,55 @@ def timed(fn, runs: int, clock=time.perf_counter) -> tuple[float, int]:
     return statistics.median(times), pages
 
 
+def cards_memory(n: int) -> None:
+    """(In a process of its own) build the cards of `n` households; print the memory figures."""
+    from bench.procmem import rss
+
+    register_fonts()
+    ctx = context()
+    docs = demo.households(per_village=n, villages=[VILLAGE])
+    items = [(d, card_report.card_digest(d, ctx), "bench") for d in docs]
+    try:  # Linux: start the peak afresh, so that generating the households does not count
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    before, _ = rss(os.getpid())
+    with open(os.devnull, "wb") as out:
+        pages = card_report.build_cards(out, items, ctx)
+    _, peak = rss(os.getpid())
+    print(f"{n} {pages} {before} {peak}")
+
+
+def memory(sizes: list[int]) -> None:
+    growth = {}
+    for n in sizes:
+        done = subprocess.run([sys.executable, __file__, "--cards-memory", str(n)], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        _, pages, before, peak = (int(x) for x in done.stdout.split())
+        growth[n] = (peak - before) / 2**20
+        print(f"cards of {n} households: {pages} pages; resident memory {before / 2**20:.0f} MB before, "
+              f"peak {peak / 2**20:.0f} MB while building (+{growth[n]:.0f} MB)")
+    if len(growth) > 1:
+        small, large = growth[min(growth)], growth[max(growth)]
+        print(f"memory the cards take at {max(growth)} vs {min(growth)} households: +{large:.0f} vs +{small:.0f} MB "
+              f"(target: flat -> {'met' if large <= small * 1.25 + 5 else 'NOT met'})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scale", type=int, nargs="*", default=[1000, 2000, 4000, 8000],
                         help="village sizes for the register's cost per household (none: skip)")
+    parser.add_argument("--memory", type=int, nargs="*", default=[250, 1000],
+                        help="village sizes for the cards' memory (none: skip)")
+    parser.add_argument("--cards-memory", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cards_memory:
+        cards_memory(args.cards_memory)
+        return 0
+    print(f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
+          if Path("/proc/loadavg").exists() else "")
     register_fonts()
     ctx = context()
     docs = demo.households(per_village=args.households, villages=[VILLAGE])
@@ -82,19 +147,19 @@ def main() -> int:
     print(f"workload: {len(docs)} households, {people} members, one village; median of {args.runs} runs")
 
     # register
-    reg_seconds, reg_pages = timed(lambda: register_report.build_register(io.BytesIO(), VILLAGE, docs, ctx)[0], args.runs)
     reg_rows = [list(register_report.register_row(d, ctx).values()) for d in docs]
-    base_seconds, base_pages = timed(lambda: baseline(reg_rows, reg_pages, landscape(A4)), args.runs)
+    reg_seconds, reg_pages, base_seconds, base_pages, ratio = paired(
+        lambda: register_report.build_register(io.BytesIO(), VILLAGE, docs, ctx)[0],
+        lambda pages: baseline(reg_rows, pages, landscape(A4)), args.runs)
     print(f"register: {reg_pages} pages in {reg_seconds:.2f} s = {reg_pages / reg_seconds:.1f} pages/s; "
           f"plain table {base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
-          f"ratio {reg_seconds / base_seconds:.2f}x the baseline's time (target <= 2x)")
+          f"ratio {ratio:.2f}x the baseline's time (median of {args.runs} pairs, processor time; target <= 2x)")
 
     # cards
     def cards() -> int:
         items = [(d, card_report.card_digest(d, ctx), "bench") for d in docs]
         return card_report.build_cards(io.BytesIO(), items, ctx)
 
-    card_seconds, card_pages = timed(cards, args.runs)
     card_rows = []
     for d in docs:
         content = card_report.card_content(d, ctx)
@@ -104,11 +169,12 @@ def main() -> int:
         card_rows += content["helpers"] + content["plans"] + content["measures"] + content["visits"]
     width = max(len(r) for r in card_rows)
     card_rows = [r + [""] * (width - len(r)) for r in card_rows]
-    base_seconds, base_pages = timed(lambda: baseline(card_rows, card_pages, A4), args.runs)
+    card_seconds, card_pages, base_seconds, base_pages, ratio = paired(
+        cards, lambda pages: baseline(card_rows, pages, A4), args.runs)
     print(f"cards: {card_pages} pages in {card_seconds:.2f} s = {card_pages / card_seconds:.1f} pages/s "
           f"({len(docs) / card_seconds:.1f} households/s); plain table of the same {len(card_rows)} rows "
           f"{base_pages} pages in {base_seconds:.2f} s = {base_pages / base_seconds:.1f} pages/s; "
-          f"ratio {card_seconds / base_seconds:.2f}x the baseline's time (target <= 2x)")
+          f"ratio {ratio:.2f}x the baseline's time (median of {args.runs} pairs, processor time; target <= 2x)")
 
     # register: cost per household as the village grows
     if args.scale:
@@ -123,6 +189,8 @@ def main() -> int:
         spread = max(per.values()) / min(per.values())
         print(f"ms per household {' / '.join(f'{v:.2f}' for v in per.values())}: largest / smallest {spread:.2f} "
               f"(target: flat within 20% -> {'met' if spread <= 1.2 else 'NOT met'})")
+    if args.memory:
+        memory(args.memory)
     return 0
 
 

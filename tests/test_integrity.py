@@ -1,12 +1,42 @@
-"""The integrity check (app.services.integrity, `jiandang check`) and the shutdown marker."""
+"""The integrity check (app.services.integrity, `jiandang check`) and the shutdown marker, on a
+SQLite file and on a county database on PostgreSQL (a tampered row there is found and named too)."""
 
 import json
 import sqlite3
 
+import pytest
+
 from app.cli.main import main
 from app.services import integrity
 from app.store import Store
+from app.store.locations import PgLocation
+from tests import pg
 from tests.conftest import PASSPHRASE
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _arg(path) -> str:
+    """A database as given on the command line (a URL with its password)."""
+    return path.url if isinstance(path, PgLocation) else str(path)
+
+
+def _raw(path, sql: str, params=()) -> list:
+    """Run SQL on the database behind the program's back (as a disk fault or someone tampering)."""
+    if isinstance(path, PgLocation):
+        import psycopg
+
+        with psycopg.connect(path.url, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in cur.fetchall()] \
+                if cur.description else []
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(sql, params).fetchall()
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
 
 
 def _reopen(path):
@@ -29,14 +59,11 @@ def test_a_healthy_database_passes(demo_store):
 def test_a_flipped_byte_in_a_record_is_reported_by_id(demo_store):
     path = demo_store.path
     demo_store.close()
-    conn = sqlite3.connect(path)
-    rows = conn.execute("SELECT id, blob FROM records WHERE kind = 'member' ORDER BY id LIMIT 2").fetchall()
+    rows = _raw(path, "SELECT id, blob FROM records WHERE kind = 'member' ORDER BY id LIMIT 2")
     rid, blob = rows[0]
     damaged = bytearray(blob)
     damaged[-5] ^= 0x80
-    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (bytes(damaged), rid))
-    conn.commit()
-    conn.close()
+    _raw(path, "UPDATE records SET blob = ? WHERE id = ?", (bytes(damaged), rid))
     with _reopen(path) as s:
         report = integrity.check(s)
     assert not report.ok
@@ -49,11 +76,8 @@ def test_a_damaged_change_row_is_reported(demo_store):
     path = demo_store.path
     rid = next(demo_store.records("income")).id
     demo_store.close()
-    conn = sqlite3.connect(path)
-    site, seq, payload = conn.execute("SELECT site_id, seq, payload FROM changes WHERE record_id = ?", (rid,)).fetchone()
-    conn.execute("UPDATE changes SET payload = ? WHERE site_id = ? AND seq = ?", (payload[:-1] + b"\x00", site, seq))
-    conn.commit()
-    conn.close()
+    [(site, seq, payload)] = _raw(path, "SELECT site_id, seq, payload FROM changes WHERE record_id = ?", (rid,))
+    _raw(path, "UPDATE changes SET payload = ? WHERE site_id = ? AND seq = ?", (payload[:-1] + bytes([payload[-1] ^ 1]), site, seq))
     with _reopen(path) as s:
         report = integrity.check(s)
     assert report.damaged_ids() == {rid}
@@ -99,18 +123,16 @@ def test_check_cli_names_the_damaged_record_and_exits_1(demo_store, monkeypatch,
     path = demo_store.path
     demo_store.close()
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    assert main(["check", str(path)]) == 0
+    assert main(["check", _arg(path)]) == 0
     assert "数据库完好" in capsys.readouterr().out
-    conn = sqlite3.connect(path)
-    rid, blob = conn.execute("SELECT id, blob FROM records WHERE kind = 'household' LIMIT 1").fetchone()
-    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob[:20] + bytes([blob[20] ^ 1]) + blob[21:], rid))
-    conn.commit()
-    conn.close()
-    assert main(["check", str(path)]) == 1
+    [(rid, blob)] = _raw(path, "SELECT id, blob FROM records WHERE kind = 'household' LIMIT 1")
+    _raw(path, "UPDATE records SET blob = ? WHERE id = ?", (blob[:20] + bytes([blob[20] ^ 1]) + blob[21:], rid))
+    assert main(["check", _arg(path)]) == 1
     out = capsys.readouterr().out
     assert rid in out and "发现 1 处问题" in out
 
 
+@pytest.mark.sqlite_only
 def test_check_reports_a_file_sqlite_finds_corrupt(demo_store, monkeypatch, capsys):
     path = demo_store.path
     demo_store.close()
@@ -121,7 +143,7 @@ def test_check_reports_a_file_sqlite_finds_corrupt(demo_store, monkeypatch, caps
         raw[i] = 0xA5
     path.write_bytes(bytes(raw))
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    assert main(["check", str(path)]) == 1
+    assert main(["check", _arg(path)]) == 1
     assert "损坏" in capsys.readouterr().out
 
 
@@ -129,24 +151,27 @@ def test_check_cli_wrong_passphrase_is_a_clear_error(demo_store, monkeypatch, ca
     path = demo_store.path
     demo_store.close()
     monkeypatch.setenv("JIANDANG_PASSPHRASE", "not the passphrase")
-    assert main(["check", str(path)]) == 1
+    assert main(["check", _arg(path)]) == 1
     assert "密码不正确" in capsys.readouterr().err
 
 
-def test_unclean_shutdown_marker(make_store, tmp_path):
+@pytest.mark.sqlite_only  # a county on PostgreSQL has several sessions at once and keeps no marker
+def test_unclean_shutdown_marker(make_store):
     s = make_store()
+    path = s.path
     assert not integrity.previous_session_unclean(s)
     integrity.mark_session_open(s)
     s.close()  # closed without mark_session_closed: as after a crash or power cut
-    s = Store.open(tmp_path / "village.db")
+    s = Store.open(path)
     assert integrity.previous_session_unclean(s)
     integrity.mark_session_open(s)
     integrity.mark_session_closed(s)
     s.close()
-    with Store.open(tmp_path / "village.db") as s:
+    with Store.open(path) as s:
         assert not integrity.previous_session_unclean(s)
 
 
+@pytest.mark.sqlite_only  # no marker on PostgreSQL (above)
 def test_session_marker_holds_no_personal_data(make_store):
     s = make_store()
     integrity.mark_session_open(s)
@@ -211,3 +236,48 @@ def test_databases_after_sync_with_conflicts_pass(tmp_path, recovery_key):
         report = integrity.check(store)
         assert report.ok, [p.line() for p in report.problems]
         store.close()
+
+
+def test_postgresql_check_names_a_missing_or_invalid_index_and_a_missing_column(pg_url, recovery_key, monkeypatch,
+                                                                                capsys):
+    """PostgreSQL has no integrity_check: the check looks for every table, column, primary key and
+    index the migrations make, and for indexes the server holds as invalid."""
+    from tests.conftest import fill_demo
+
+    s = Store.create(pg_url, role="county", site_name="县", operator="admin", passphrase=PASSPHRASE,
+                     recovery_public_key=recovery_key.public_key())
+    fill_demo(s, per_village=1)
+    path = s.path
+    s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["check", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "数据库完好" in out and "PostgreSQL 数据表和索引齐全" in out
+    _raw(path, "DROP INDEX blind_index_digest")
+    _raw(path, "ALTER TABLE conflicts DROP COLUMN resolved_by")
+    # an index build cut short (here: a unique build over duplicate rows) leaves an invalid index
+    _raw(path, "DROP INDEX records_kind_village")
+    with pytest.raises(Exception, match="duplicate|重复|could not create unique index"):
+        _raw(path, "CREATE UNIQUE INDEX CONCURRENTLY records_kind_village ON records(kind, village_code)")
+    assert main(["check", pg_url]) == 1
+    out = capsys.readouterr().out
+    assert "缺少索引 blind_index_digest" in out
+    assert "数据表 conflicts 缺少列 resolved_by" in out
+    assert "索引 records_kind_village 无效" in out
+    assert pg.mask(pg_url) in out and "jiandang-test" not in out
+
+
+def test_changes_whose_record_is_gone_are_reported_and_batches_check_everything(demo_store, monkeypatch):
+    """The check reads records a batch at a time with their changes (memory flat in the county's
+    size); across batch boundaries nothing is missed, and changes left without their record are named."""
+    monkeypatch.setattr(integrity, "CHECK_BATCH", 7)
+    report = integrity.check(demo_store)
+    assert report.ok, [p.line() for p in report.problems]
+    assert report.records == demo_store.conn.execute("SELECT count(*) FROM records").fetchone()[0] > 7 * 3
+    assert report.changes == demo_store.change_count()
+    gone = [r.id for r in demo_store.records("visit")][-1]
+    demo_store.conn.execute("DELETE FROM records WHERE id = ?", (gone,))
+    report = integrity.check(demo_store)
+    assert [(p.what, p.record_id) for p in report.problems] == [("log", gone)]
+    assert "记录本身不存在" in report.problems[0].message
+    assert report.changes == demo_store.change_count()

@@ -336,3 +336,15 @@ def test_an_older_county_database_is_brought_up_to_the_current_schema_on_open(pg
     store.set_monitoring_criteria(2025, 7800.0, source="县级设定")
     assert store.monitoring_criteria(2025)["line"] == 7800.0
     store.close()
+
+
+def test_a_device_named_with_quotes_and_backslashes_is_enrolled_and_its_certificate_reads_back(pg_url, recovery_key):
+    # The certificate is JSON in a BYTEA column: a backslash (JSON escapes every '"' with one) must reach
+    # PostgreSQL as bytes, not as text that the server would read in bytea's escape format.
+    from app.sync import identity
+
+    with county(pg_url, recovery_key) as store:
+        identity.setup_county(store)
+        result = identity.enroll(store, site_name='龙井村"一队"\\备用机', role="village", villages=[VILLAGE])
+        cert, revoked = identity.certificate_of(store, result.site_id)
+    assert cert.body["site_name"] == '龙井村"一队"\\备用机' and revoked is None

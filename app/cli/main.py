@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "app.cli.table_commands",
     "app.cli.reference_commands",
     "app.cli.attachment_commands",
+    "app.cli.county_commands",
 ]
 
 

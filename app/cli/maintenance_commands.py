@@ -1,5 +1,6 @@
 """`jiandang backup`, `jiandang restore`, `jiandang check`, `jiandang selftest`: keeping a village's
-files safe on a laptop, and checking that an installed (packaged) program works. See docs/backup.md."""
+files safe on a laptop (and a county on PostgreSQL: app/services/pg_backup.py), and checking that an
+installed (packaged) program works. See docs/backup.md."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ from app.services import integrity
 
 
 def register(sub) -> None:
-    p = sub.add_parser("backup", help="把数据库加密备份到一个文件夹(如U盘),不需要密码")
+    p = sub.add_parser("backup", help="把数据库加密备份到一个文件夹(如U盘),不需要密码;"
+                                      "PostgreSQL 县级数据库用 pg_dump 备份")
     p.add_argument("db")
     p.add_argument("--to", required=True, metavar="DIR", help="备份文件夹")
     p.add_argument("--keep", type=int, metavar="N", help="只保留本数据库最新的 N 份备份(删除更早的)")
     p.set_defaults(func=cmd_backup)
 
-    p = sub.add_parser("restore", help="用备份替换数据库(先完整校验备份;原数据库另存一份)")
-    p.add_argument("backup", help="备份文件(.jdbak)")
-    p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件")
+    p = sub.add_parser("restore", help="用备份替换数据库(先完整校验备份;原数据库另存一份);PostgreSQL 备份恢复到新建的空数据库")
+    p.add_argument("backup", help="备份文件(.jdbak;县级 PostgreSQL 数据库的备份为 .jdpgdump)")
+    p.add_argument("--to", required=True, metavar="DB", help="要恢复的数据库文件,或新建的空 PostgreSQL 数据库地址(恢复 .jdpgdump 备份)")
     p.add_argument("--operator", help="用于校验备份的操作员(默认第一个操作员)")
     p.add_argument("--recovery-key", metavar="FILE", help="忘记密码时:用县级恢复私钥(PEM)校验备份")
     p.add_argument("--force", action="store_true",
@@ -52,6 +54,18 @@ def cmd_backup(args) -> int:
     _logging()
     if args.keep is not None and args.keep < 1:
         raise CommandError(f"--keep 应为 1 或更大的整数(保留最新的几份备份),而不是 {args.keep}:未做备份,未删除任何备份")
+    from app.store.locations import is_url  # noqa: PLC0415
+
+    if is_url(args.db):
+        from app.services import pg_backup  # noqa: PLC0415
+
+        with user_errors(backups.BackupError):
+            info = pg_backup.backup(args.db, args.to)
+            gone = pg_backup.prune(args.to, info.db_id, args.keep) if args.keep else []
+        print(f"已备份到 {info.path}({info.size / 1024:.0f} KB,PostgreSQL 备份(pg_dump),内容仍为加密)")
+        if gone:
+            print(f"已删除 {len(gone)} 份较早的备份")
+        return 0
     with user_errors(backups.BackupError):
         info = backups.backup_file(args.db, args.to)
         gone = backups.prune(args.to, info.db_id, args.keep) if args.keep else []
@@ -68,6 +82,24 @@ def cmd_restore(args) -> int:
         key = read_recovery_private_key(args.recovery_key)
     else:
         secret = passphrase("用于校验备份的操作员密码: ")
+    from app.services import pg_backup  # noqa: PLC0415
+    from app.store.locations import is_url, location  # noqa: PLC0415
+
+    to_server, pg_dump = is_url(args.to), args.backup.endswith(pg_backup.SUFFIX)
+    if pg_dump and not to_server:
+        raise CommandError(f"{args.backup} 是县级 PostgreSQL 数据库的备份,只能恢复到 PostgreSQL 数据库:"
+                           "--to postgresql://用户名:密码@服务器:5432/新建的空数据库")
+    if to_server and not pg_dump:
+        raise CommandError(f"{args.backup} 不是 PostgreSQL 备份({pg_backup.SUFFIX}),没有恢复到 {location(args.to)}。"
+                           "SQLite 备份(.jdbak)请先恢复成数据库文件(--to 县级.db),"
+                           "再用 jiandang county migrate 县级.db postgresql://… 迁移到服务器")
+    if to_server:
+        with user_errors(backups.BackupError):
+            result = pg_backup.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
+                                       passphrase=secret, recovery_key=key)
+        print(f"已恢复到 {result.target}:{result.records} 条记录、{result.changes} 条修改记录,逐条解密校验通过。"
+              "核对无误后让同步服务和各位同事改用这个地址")
+        return 0
     with user_errors(backups.BackupError):
         result = backups.restore(args.backup, args.to, operator=args.operator or os.environ.get("JIANDANG_OPERATOR"),
                                  passphrase=secret, recovery_key=key, force=args.force)

@@ -9,9 +9,15 @@ database later (app.services.printing.verify_card).
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import io
 import json
+from collections.abc import Iterable
+from contextlib import ExitStack
+from itertools import chain, islice
 
+import qrcode
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -32,10 +38,13 @@ from reportlab.platypus import (
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
 from app.reports.cells import CachedParagraph, number_cell, shared_head, shared_paragraph
+from app.reports.cells import forget as forget_measured_texts
+from app.reports.cells import sized_table
 from app.reports.cells import cell as text_cell
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 from app.reports.evidence import Loader, card_block
+from app.reports.pdfjoin import PdfJoiner
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
@@ -178,9 +187,35 @@ def parse_qr(text: str) -> tuple[str, str] | None:
     return None
 
 
+QR_MASK = 0  # every card's QR code uses mask pattern 0 (see _Matrix)
+
+
+class _Matrix:
+    """The QR matrix of a card's payload, for reportlab's QrCode flowable to draw (in place of its own
+    encoder): level M, one 8-bit segment, the smallest version that holds it, as reportlab's encoder
+    makes it, but with a fixed mask pattern, made by the qrcode package. A reader decodes every mask
+    (the pattern is written in the code's format bits); reportlab's search for the mask with the
+    fewest reader-unfriendly patterns made all eight matrices and scored each in pure Python, 7 ms a
+    card, a fifth of a card's printing time. tests/test_card_print.py decodes the printed codes."""
+
+    def __init__(self, payload: str):
+        code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=QR_MASK, border=0)
+        code.add_data(payload, optimize=0)
+        code.make(fit=True)
+        self.modules = code.modules
+
+    def make(self):
+        pass
+
+    def getModuleCount(self) -> int:
+        return len(self.modules)
+
+
 def qr_flowable(payload: str, size: float = 24 * mm) -> QrCode:
     """The QR code as a flowable drawn straight on the canvas (much faster than a Drawing)."""
-    return QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable = QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable.qr = _Matrix(payload)
+    return flowable
 
 
 PAD = 3  # left and right padding of every card table cell, points
@@ -194,6 +229,11 @@ def _grid(extra=()):
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
         *extra,
     ])
+
+
+def _table(rows: list[list], widths: list[float], col_spans=(), row_span=None, **kw) -> Table:
+    """A table of `_grid` cells, its row heights measured once (cells.sized_table)."""
+    return sized_table(rows, widths, PAD, 2, tuple(col_spans), row_span=row_span, **kw)
 
 
 REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "attribute", "status",
@@ -238,7 +278,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         row += [""] * (6 - len(row))
         rows.append(row)
     rows.append([text_cell("家庭住址", cell), text_cell(c["address"], cell, True), "", "", "", ""])
-    t = Table(rows, colWidths=[w * 0.95, w * 1.05] * 3)
+    t = _table(rows, [w * 0.95, w * 1.05] * 3, [(len(rows) - 1, 1, 5)])
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("SPAN", (1, len(rows) - 1), (5, len(rows) - 1))]))
     story.append(t)
@@ -253,16 +293,17 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + markup(text)
             if note:
                 mark = f"<b>{mark}</b>" + markup(f"({note})")
-                cells.append(CachedParagraph(mark, cell))
-            else:  # the same unmarked box on every card: one paragraph for the whole document
-                cells.append(shared_paragraph(mark, cell))
+            # the same box on many cards (each code unmarked, or marked 选定, 主要 or 其他): one
+            # paragraph for the whole document
+            cells.append(shared_paragraph(mark, cell))
         body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
         for r in body:
             r += [""] * (per_row - len(r))
         first = shared_paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
-        table = Table(data, colWidths=[25 * mm] + [tw] * per_row)
+        widths = [25 * mm] + [tw] * per_row
+        table = _table(data, widths, row_span=(0, 0, len(data) - 1))  # the label spans the rows
         table.setStyle(_grid([("SPAN", (0, 0), (0, len(data) - 1)), ("BACKGROUND", (0, 0), (0, -1), HEAD_BG)]))
         return table
 
@@ -287,7 +328,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
                      for key, _, wd in MEMBER_COLUMNS])
     if not c["members"]:
         rows.append([Paragraph(missing_mark() + markup(":未登记家庭成员"), cell)] + [""] * (len(MEMBER_COLUMNS) - 1))
-    t = Table(rows, colWidths=[wd * mm * scale for _, _, wd in MEMBER_COLUMNS], repeatRows=1)
+    t = _table(rows, [wd * mm * scale for _, _, wd in MEMBER_COLUMNS],
+               [] if c["members"] else [(1, 0, len(MEMBER_COLUMNS) - 1)], repeatRows=1)
     extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]
     if not c["members"]:
         extra.append(("SPAN", (0, 1), (-1, 1)))
@@ -307,7 +349,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             row += [shared_head(label, cell, w * 1.2 - 2 * PAD), text_cell(text, cell)]
         row += [""] * (6 - len(row))
         rows.append(row)
-    t = Table(rows, colWidths=[w * 1.2, w * 0.8] * 3)
+    t = _table(rows, [w * 1.2, w * 0.8] * 3)
     t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -1), HEAD_BG),
                       ("BACKGROUND", (4, 0), (4, -1), HEAD_BG)]))
     story.append(t)
@@ -339,8 +381,8 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         rows.append([text_cell("对照扶贫标准", cell),
                      Paragraph("<b>" + markup(inc["compare"]) + "</b>" if inc["compare"] else missing_mark(), cell),
                      "", "", "", "", "", ""])
-        t = Table(rows, colWidths=[iw * 1.15, iw * 0.85] * 4)
         n = len(rows)
+        t = _table(rows, [iw * 1.15, iw * 0.85] * 4, [(n - 1, 1, 7)])
         t.setStyle(_grid([("BACKGROUND", (0, 0), (0, -1), HEAD_BG), ("BACKGROUND", (2, 0), (2, -2), HEAD_BG),
                           ("BACKGROUND", (4, 0), (4, -2), HEAD_BG), ("BACKGROUND", (6, 0), (6, -2), HEAD_BG),
                           ("SPAN", (1, n - 1), (7, n - 1))]))
@@ -360,7 +402,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
             st_rows.append([Paragraph((missing_mark() + markup(":" + empty)) if required else markup(empty), cell)]
                            + [""] * (len(headings) - 1))
             extra.append(("SPAN", (0, 1), (-1, 1)))
-        t = Table(st_rows, colWidths=[x * k for x in widths], repeatRows=1)
+        t = _table(st_rows, [x * k for x in widths], [] if data else [(1, 0, len(headings) - 1)], repeatRows=1)
         t.setStyle(_grid(extra))
         story.append(CondPageBreak(30 * mm))
         story.append(text_cell(title, st["h2"]))
@@ -455,12 +497,50 @@ class _Household(Spacer):
         self.make = make
 
 
-def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
-                progress: Progress | None = None, images: Loader | None = None) -> int:
-    """Write the cards of (document, digest, data version) items into one PDF; returns pages."""
+CHUNK = 100  # households whose cards are built in memory at a time (about 75 KB a card in reportlab)
+
+
+def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full_id: bool = False,
+                progress: Progress | None = None, images: Loader | None = None, total: int | None = None) -> int:
+    """Write the cards of (document, digest, data version) items into one PDF (`path`: a file name or
+    a binary file); returns pages. `items` may be a generator (give `total` for the progress): the
+    cards are built CHUNK households at a time and each chunk's pages copied into the output when it
+    is done (app.reports.pdfjoin), so memory stays flat in the number of households; the pages are
+    the same as one document's."""
     register_fonts()
+    if total is None:
+        total = len(items)  # type: ignore[arg-type]
+    items = iter(items)
+    first = list(islice(items, CHUNK))
+    following = next(items, None)
+    if following is None:  # one chunk: reportlab writes the file itself
+        return _build_chunk(path, first, ctx, full_id, progress, images, 0, total)
+    rest = chain([following], items)
+    with ExitStack() as stack:
+        out = path if hasattr(path, "write") else stack.enter_context(open(path, "wb"))
+        joiner = PdfJoiner(out)
+        chunk, done = first, 0
+        # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state): each
+        # chunk's is freed as soon as it is joined, not when the collector next looks at the oldest
+        # objects, some chunks later; the objects alive before the cards (the caller's households)
+        # are left out of those collections (gc.freeze) and given back to the collector at the end
+        gc.freeze()
+        stack.callback(gc.unfreeze)
+        while chunk:
+            buffer = io.BytesIO()
+            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total)
+            done += len(chunk)
+            joiner.add(buffer.getvalue())
+            buffer = None
+            gc.collect()
+            chunk = list(islice(rest, CHUNK))
+        return joiner.finish()
+
+
+def _build_chunk(path, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool,
+                 progress: Progress | None, images: Loader | None, done: int, total: int) -> int:
+    forget_measured_texts()
     doc_template = CardDocument(path, ctx)
-    total = len(items)
 
     def card(i: int, doc: dict, digest: str, version: str):
         def make() -> list:
@@ -473,5 +553,6 @@ def build_cards(path: str, items: list[tuple[dict, str, str]], ctx: Context, ful
     story = [card(i, doc, digest, version) for i, (doc, digest, version) in enumerate(items, 1)]
     doc_template.progress = progress
     doc_template.households = total
+    doc_template.done = done
     doc_template.build(story)
     return doc_template.page

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
+from reportlab import rl_config
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table
 
 from app.reports.common import NUMBER, markup, number_para, number_style, runs, value_markup
 
 FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
+REPLAY = True  # write kept operators again (`_Replay`, `Line.drawOn`); tests turn it off to compare
 
 
 class _WrapCache:
@@ -57,6 +60,48 @@ def cached(flowable: Paragraph) -> Paragraph:
     return flowable
 
 
+class _Replay:
+    """Drawn once per document, replayed after: a paragraph shared by every card of a document (a
+    heading, a label, an unmarked check box) writes the same operators wherever it is drawn, only
+    translated. The operators its first draws wrote on a canvas are kept (on the canvas: font subset
+    codes belong to one document) and written again, between the same save, translation and restore
+    reportlab's own `drawOn` writes: the page content is byte for byte what drawing it would give.
+    Kept only once two draws at different places wrote the same operators."""
+
+    def drawOn(self, canvas, x, y, _sW=0):
+        kept = canvas.__dict__.setdefault("_jd_replay", {})
+        entry = kept.get(id(self))
+        if REPLAY and entry is not None and entry[0] is self and entry[2]:
+            canvas.saveState()
+            canvas.translate(self._hAlignAdjust(x, _sW), y)
+            canvas._code.extend(entry[1])
+            canvas.restoreState()
+            return
+        start = len(canvas._code)
+        super().drawOn(canvas, x, y, _sW)
+        code = canvas._code[start:]
+        body = code[2:-1] if len(code) >= 3 and code[0] == "q" and code[1].endswith(" cm") and code[-1] == "Q" else None
+        if entry is None or entry[0] is not self:
+            kept[id(self)] = (self, body, False)
+        else:
+            kept[id(self)] = (self, body, body is not None and body == entry[1])
+
+
+_replayed_classes: dict[type, type] = {}
+
+
+def replayed(flowable: Flowable) -> Flowable:
+    """The same flowable, its drawing replayed after the first draws on a canvas (see `_Replay`): for a
+    flowable object that a document draws many times."""
+    cls = type(flowable)
+    if not issubclass(cls, _Replay):
+        sub = _replayed_classes.get(cls)
+        if sub is None:
+            sub = _replayed_classes[cls] = type(f"Replayed{cls.__name__}", (_Replay, cls), {})
+        flowable.__class__ = sub
+    return flowable
+
+
 def _plain(text: str) -> bool:
     """Text a Paragraph would draw as it is: no line breaks, no runs of spaces to collapse."""
     return bool(text) and "\n" not in text and "  " not in text and text == text.strip() and "\t" not in text
@@ -76,6 +121,12 @@ def _measure(text: str, size: float) -> tuple[list, float]:
             _measured.clear()
         _measured[key] = found
     return found
+
+
+def forget() -> None:
+    """Drop the measured texts (between chunks of a long document: kept, the names and numbers of
+    every household printed so far would hold memory that the chunks are there to give back)."""
+    _measured.clear()
 
 
 class Line(Flowable):
@@ -122,12 +173,28 @@ class Line(Flowable):
             x += (self.width - self.text_width) / 2
         elif st.alignment == TA_RIGHT:
             x += self.width - self.text_width
-        tx = canvas.beginText(x + st.leftIndent, y + self.height - st.fontSize)
+        x += st.leftIndent
+        y += self.height - st.fontSize
+        # the text object's operators after its origin are the same wherever the text is drawn: kept
+        # per canvas (font subset codes belong to one document), written again with the new origin
+        kept = canvas.__dict__.setdefault("_jd_lines", {})
+        key = (self.text, st.fontSize, st.leading, st.textColor)
+        ops = kept.get(key)
+        if REPLAY and ops is not None and canvas.bottomup:
+            canvas._code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {ops} ET")
+            return
+        tx = canvas.beginText(x, y)
         tx.setFillColor(st.textColor)
         for font, chunk in self._runs:
             tx.setFont(font, st.fontSize, st.leading)
             tx.textOut(chunk)
-        canvas.drawText(tx)
+        code = tx.getCode()
+        canvas._code.append(code)  # what canvas.drawText(tx) writes
+        head = f"BT 1 0 0 1 {fp_str(x, y)} Tm "
+        if canvas.bottomup and code.startswith(head) and code.endswith(" ET"):
+            if len(kept) > 20_000:
+                kept.clear()
+            kept[key] = code[len(head):-3]
 
     def draw(self):
         self.drawOn(self.canv, 0, 0)
@@ -211,7 +278,7 @@ def shared_paragraph(text: str, style: ParagraphStyle) -> Flowable:
     if found is None:
         if len(_shared) > 5000:
             _shared.clear()
-        found = _shared[key] = CachedParagraph(text, style)
+        found = _shared[key] = replayed(CachedParagraph(text, style))
     return found
 
 
@@ -225,5 +292,103 @@ def shared_head(text, style: ParagraphStyle, width: float) -> Flowable:
     if found is None:
         if len(_shared) > 5000:
             _shared.clear()
-        found = _shared[key] = cached(head_para(text, style, width))
+        found = _shared[key] = replayed(cached(head_para(text, style, width)))
     return found
+
+
+def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: float,
+                col_spans: tuple[tuple[int, int, int], ...] = (), string_leading: float = 12.0,
+                row_span: tuple[int, int, int] | None = None, **kw) -> Table:
+    """`Table(rows, colWidths=widths, **kw)` given the row heights reportlab would compute (cells with
+    `pad_h` left and right, `pad_v` top and bottom padding; a string cell is `string_leading` a line,
+    as a TableStyle without LEADING has it), so the table does not measure every cell again when
+    it is laid out. `col_spans` are the (row, first column, last column) of cells spanning columns:
+    measured at the spanned width, the cells they cover not at all. `row_span` is one (column, first
+    row, last row) cell spanning rows: when the rows are high enough for it they keep their heights
+    (reportlab's spanFixDim leaves them), else the table is left to reportlab to share the height out."""
+    positions = [0]
+    width = 0
+    for w in widths:  # as Table._calc_width sums them
+        width = width + w
+        positions.append(width)
+    spans = {(row, first): last for row, first, last in col_spans}
+    covered = {(row, c) for row, first, last in col_spans for c in range(first + 1, last + 1)}
+    under_row_span = set()
+    if row_span is not None:
+        col, first, last = row_span
+        under_row_span = {(r, col) for r in range(first, last + 1)}
+    heights = []
+    for r, row in enumerate(rows):
+        h = 0
+        for c, value in enumerate(row):
+            if (r, c) in under_row_span:
+                continue
+            w = widths[c]
+            last = spans.get((r, c))
+            if last is not None:
+                w = max(positions[last + 1] - positions[c], w)
+            if isinstance(value, Flowable):  # as Table._listCellGeom measures one flowable
+                if (r, c) in covered:  # (a string under a span still counts, as in Table._calc_height)
+                    continue
+                before, after = value.getSpaceBefore(), value.getSpaceAfter()
+                t = value.wrap(w - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + after + before
+                t = t - before - after
+            else:
+                t = string_leading * len((value is not None and str(value) or "").split("\n"))
+            t += pad_v + pad_v
+            h = max(h, t)
+        heights.append(h)
+    if row_span is not None:
+        col, first, last = row_span
+        value = rows[first][col]
+        if isinstance(value, Flowable):
+            needed = value.wrap(widths[col] - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + pad_v + pad_v
+        else:
+            needed = string_leading * len((value is not None and str(value) or "").split("\n")) + pad_v + pad_v
+        if sum(heights[first:last + 1]) < needed - rl_config._FUZZ:
+            return Table(rows, colWidths=widths, **kw)
+    return SizedTable(rows, colWidths=widths, rowHeights=heights, **kw)
+
+
+class SizedTable(Table):
+    """A Table whose one-flowable cells are placed without building lists for them: the same
+    positions `Table._drawCell` computes (valign, alignment, paddings), the same canvas calls."""
+
+    def _drawCell(self, cellval, cellstyle, pos, size):
+        if not isinstance(cellval, Flowable):
+            return super()._drawCell(cellval, cellstyle, pos, size)
+        canv = self.canv
+        if self._curcellstyle is not cellstyle:
+            cur = self._curcellstyle
+            if cur is None or cellstyle.color != cur.color:
+                canv.setFillColor(cellstyle.color)
+            if (cur is None or cellstyle.leading != cur.leading or cellstyle.fontname != cur.fontname
+                    or cellstyle.fontsize != cur.fontsize):
+                canv.setFont(cellstyle.fontname, cellstyle.fontsize, cellstyle.leading)
+            self._curcellstyle = cellstyle
+        colpos, rowpos = pos
+        colwidth, rowheight = size
+        s = cellstyle
+        vw, vh = cellval.wrapOn(canv, colwidth - s.leftPadding - s.rightPadding,
+                               rowheight - s.topPadding - s.bottomPadding)
+        before, after = cellval.getSpaceBefore(), cellval.getSpaceAfter()
+        w, h = max(0, vw), vh + after + before - before - after  # as Table._listCellGeom sums one flowable
+        valign, just = s.valign, s.alignment
+        if valign == "TOP":
+            y = rowpos + rowheight - s.topPadding
+        elif valign == "BOTTOM":
+            y = rowpos + s.bottomPadding + h
+        else:
+            y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
+        y += before
+        if just == "LEFT":
+            x = colpos + s.leftPadding
+        elif just == "RIGHT":
+            x = colpos + colwidth - s.rightPadding - w
+        elif just in ("CENTRE", "CENTER"):
+            x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
+        else:
+            return super()._drawCell(cellval, cellstyle, pos, size)
+        y -= before
+        y -= vh
+        cellval.drawOn(canv, x, y)

@@ -130,15 +130,17 @@ def string_width(text: str, size: float) -> float:
 
 def draw_text(c, x: float, y: float, text: str, size: float, align: str = "left") -> None:
     """Draw one line of mixed text on a canvas (headers, footers)."""
-    width = string_width(text, size)
+    parts = runs(text)  # split and measured once (a footer on every page)
+    widths = [pdfmetrics.stringWidth(chunk, font, size) for font, chunk in parts]
+    width = sum(widths)
     if align == "right":
         x -= width
     elif align == "center":
         x -= width / 2
-    for font, chunk in runs(text):
+    for (font, chunk), w in zip(parts, widths):
         c.setFont(font, size)
         c.drawString(x, y, chunk)
-        x += pdfmetrics.stringWidth(chunk, font, size)
+        x += w
 
 
 def styles() -> dict[str, ParagraphStyle]:

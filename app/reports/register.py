@@ -14,7 +14,7 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, 
 from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.cells import Line, cached, cell, page_tables, row_height
+from app.reports.cells import Line, cached, cell, page_tables, replayed, row_height
 from app.reports.charts import Summary, summarize, wall_charts
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, head_para, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
@@ -131,7 +131,7 @@ def register_story(village_code: str, docs: list[dict], ctx: Context, progress: 
     for doc in docs:
         groups[str(doc.get("group") or "")].append(doc)
     k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
-    header = [cached(h) for h in heading_row(COLUMNS, k, head)]  # on every page: wrapped once
+    header = [replayed(cached(h)) for h in heading_row(COLUMNS, k, head)]  # on every page: wrapped and drawn once
     rows = []
     subtotal_rows = []
     n = 0

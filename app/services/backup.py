@@ -31,6 +31,7 @@ from pathlib import Path
 from app import fileio
 from app.store import Store, StoreError
 from app.store.db import APP_ID, FileLock, sqlite_reason
+from app.store.locations import PgLocation, is_url
 from app.core.oserrors import os_reason
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,12 @@ def backup_name(store: Store, when: dt.datetime) -> str:
 
 def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInfo:
     """Write an encrypted backup of an open store (locked or unlocked) into `folder` atomically.
-    Returns the backup's BackupInfo; raises BackupError (nothing left behind) when it cannot."""
+    Returns the backup's BackupInfo; raises BackupError (nothing left behind) when it cannot.
+    A county on PostgreSQL is dumped with pg_dump (app/services/pg_backup.py)."""
+    if isinstance(store.path, PgLocation):
+        from app.services import pg_backup  # noqa: PLC0415
+
+        return pg_backup.backup(store.path.url, folder, now=now)
     folder = Path(folder)
     if getattr(store, "shared", False):
         raise BackupError(f"{store.path} 是 PostgreSQL 上的县级数据库:请在服务器上用 pg_dump 备份"
@@ -178,7 +184,11 @@ def backup(store: Store, folder, *, now: dt.datetime | None = None) -> BackupInf
 def backup_file(db_path, folder, *, now: dt.datetime | None = None) -> BackupInfo:
     """Back up a database file that is not open in this process (no passphrase needed). It reads
     beside a program that has the file open (the window): the backup is the database as saved when
-    the backup began."""
+    the backup began. A `postgresql://` URL is dumped with pg_dump (app/services/pg_backup.py)."""
+    if is_url(db_path):
+        from app.services import pg_backup  # noqa: PLC0415
+
+        return pg_backup.backup(db_path, folder, now=now)
     try:
         store = Store.open(db_path, read_only=True)
     except StoreError as exc:
@@ -241,7 +251,13 @@ def daily_backup(store: Store, folder=None, keep: int | None = None, *,
                  now: dt.datetime | None = None) -> BackupInfo | None:
     """The automatic backup the window calls at unlock and close: one backup per calendar day into
     the settings' backup folder (or `folder`), keeping the newest `keep`. Returns the new backup,
-    or None when today's exists already or automatic backups are switched off in the settings."""
+    or None when today's exists already or automatic backups are switched off in the settings.
+
+    A county on PostgreSQL: None. Its backups are the server's, scheduled there (`jiandang backup
+    postgresql://… --to DIR --keep N` from cron or the Task Scheduler, docs/backup.md), not a copy on
+    each staff member's computer at each window's unlock."""
+    if isinstance(store.path, PgLocation):
+        return None
     from app import settings as app_settings  # noqa: PLC0415 - settings read at call time
 
     conf = app_settings.load()

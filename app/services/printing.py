@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,32 +89,75 @@ def check_village(store: Store, village_code: str) -> str:
 
 def print_cards(store: Store, out, *, household_id: str | None = None, village_code: str | None = None,
                 full_id: bool = False, progress: Progress | None = None, today: dt.date | None = None) -> PrintResult:
-    """Cards of one household, or of every household of a village in one PDF."""
+    """Cards of one household, or of every household of a village in one PDF. A village's households
+    are read, assembled and printed a batch at a time (`_iter_village_documents`,
+    `card.build_cards`): memory stays flat however large the village."""
     if bool(household_id) == bool(village_code):
         raise PrintError("请指定一户(--household)或一个村(--village)")
     ctx = context(store, today)
     if household_id:
-        pairs = [_one_document(store, household_id)]
+        pairs = iter([_one_document(store, household_id)])
+        total = 1
     else:
         check_village(store, village_code)
-        pairs = _village_documents(store, village_code)
-        if not pairs:
+        total = store.count("household", village_code)
+        if not total:
             raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有贫困户,未生成文件")
+        pairs = _iter_village_documents(store, village_code)
     from app.services import attachments  # noqa: PLC0415 - photos on the card (docs/attachments.md)
 
     photos = attachments.card_photos_by_household(store)
-    for doc, _ in pairs:
-        if photos.get(doc.get("id")):
-            doc["photos"] = photos[doc["id"]]
-    items = [(doc, card_report.card_digest(doc, ctx), _version(latest)) for doc, latest in pairs]
+    printed = 0
+
+    def items():
+        nonlocal printed
+        for doc, latest in pairs:
+            if photos.get(doc.get("id")):
+                doc["photos"] = photos[doc["id"]]
+            printed += 1
+            yield doc, card_report.card_digest(doc, ctx), _version(latest)
+
     pages = 0
 
     def build(tmp):
         nonlocal pages
-        pages = card_report.build_cards(tmp, items, ctx, full_id, progress, attachments.image_loader(store))
+        pages = card_report.build_cards(tmp, items(), ctx, full_id, progress, attachments.image_loader(store),
+                                        total=total)
 
     path = write_pdf(out, build)
-    return PrintResult(path, pages, len(items))
+    return PrintResult(path, pages, printed)
+
+
+def _iter_village_documents(store: Store, village_code: str) -> Iterator[tuple[dict, str]]:
+    """(document, latest clock among its records) of every live household of a village, as
+    `_village_documents` gives them, read and assembled a batch of households at a time. A damaged
+    record (found now, or earlier in this session) raises PrintError, before the first household or
+    after the last: the half-built file is then removed (write_pdf), nothing is printed."""
+    d = default()
+    own = [kind.key for kind in d.child_kinds("household")]
+
+    def damaged():
+        if store.damaged_in(village_code):
+            raise PrintError(f"村 {village_code} 的数据中{store.damaged_summary()},未生成文件")
+
+    def assembled(batch: list) -> Iterator[tuple[dict, str]]:
+        children = defaultdict(list)
+        for record in store.children_of([h.id for h in batch], own):
+            children[record.parent_id].append(record)
+        for h in batch:
+            kids = children.get(h.id, [])
+            yield households.assemble(h, kids, d), max([h.hlc] + [k.hlc for k in kids])
+
+    damaged()
+    batch = []
+    for household in store.records("household", village_code=village_code):
+        batch.append(household)
+        if len(batch) >= households.DOCUMENT_BATCH:
+            yield from assembled(batch)
+            batch = []
+    if batch:
+        yield from assembled(batch)
+    damaged()
 
 
 def card_digest(store: Store, household_id: str) -> str:

@@ -88,7 +88,7 @@ class Certificate:
         return json.dumps({"body": self.body, "signature": self.signature.hex()}, sort_keys=True, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "Certificate":
+    def from_json(cls, text: str | bytes) -> "Certificate":
         data = json.loads(text)
         return cls(data["body"], bytes.fromhex(data["signature"]))
 
@@ -264,7 +264,9 @@ def enroll(store: Store, *, site_name: str, role: str, villages: list[str], days
             "INSERT INTO certificates(site_id, site_name, role, villages, sign_public, enc_public, not_after, number_block, "
             "certificate, issued) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (site_id, site_name, role, ",".join(body["villages"]), _raw(sign.public_key()), _raw(enc.public_key()),
-             body["not_after"], json.dumps(body["number_block"]), cert.to_json(), iso(now)))
+             body["not_after"], json.dumps(body["number_block"]), cert.to_json().encode("utf-8"), iso(now)))
+        # bytes for the BLOB (BYTEA) column: PostgreSQL would read text there in bytea's escape format,
+        # where the backslash JSON puts before every '"' is not valid
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
         if server is not None:
             store.set_meta(SERVER_URL, server)

@@ -1,0 +1,131 @@
+"""Household cards as printed: the QR code on each card decodes to that card's check payload, cards
+built a chunk of households at a time are the pages of one document, and the operators replayed for
+repeated cells and labels are the ones drawing them writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import uuid
+
+import pypdfium2
+import zxingcpp
+from pypdf import PdfReader
+
+from app.core import demo
+from app.reports import card, cells
+from app.reports.context import Context
+
+VILLAGE = "522699101201"
+TODAY = dt.date(2026, 12, 1)
+
+
+def _items(n: int, ids: list[str] | None = None) -> tuple[list[tuple[dict, str, str]], Context]:
+    docs = demo.households(per_village=n, villages=[VILLAGE], today=TODAY)
+    ctx = Context(division_names={c: name for c, name, _, _ in demo.divisions()},
+                  poverty_lines=dict(demo.POVERTY_LINES), today=TODAY)
+    for i, doc in enumerate(docs):
+        doc["id"] = ids[i] if ids else f"h{i:04d}"
+    return [(doc, card.card_digest(doc, ctx), "2026-12-01 08:00") for doc in docs], ctx
+
+
+def _pdf(items, ctx, **kw) -> bytes:
+    out = io.BytesIO()
+    card.build_cards(out, items, ctx, **kw)
+    return out.getvalue()
+
+
+def _images(pdf: bytes, scale: float = 2.0) -> list:
+    doc = pypdfium2.PdfDocument(pdf)
+    return [doc[i].render(scale=scale).to_pil() for i in range(len(doc))]
+
+
+def test_each_printed_qr_code_decodes_to_its_cards_household_and_digest():
+    # ids as the store makes them (uuid), short and long; the payload's size picks the QR version
+    ids = [str(uuid.UUID(int=i * 7919 + 12345)) for i in range(8)] + ["h1", "x" * 40]
+    items, ctx = _items(len(ids), ids)
+    pages = _images(_pdf(items, ctx))
+    found = []
+    for image in pages:
+        codes = zxingcpp.read_barcodes(image)
+        found += [c.text for c in codes]
+    expected = [card.qr_payload(doc["id"], digest) for doc, digest, _ in items]
+    assert found == expected  # one code per card, on its first page, in order
+    for text, (doc, digest, _) in zip(found, items):
+        assert card.parse_qr(text) == (doc["id"], digest)
+
+
+def test_cards_built_in_chunks_are_the_pages_of_one_document(monkeypatch):
+    items, ctx = _items(9)
+    whole = _pdf(items, ctx)
+    seen = []
+    monkeypatch.setattr(card, "CHUNK", 4)  # 4 + 4 + 1 households
+    chunked = _pdf(iter(items), ctx, total=len(items), progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (9, 9) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    one, joined = PdfReader(io.BytesIO(whole)), PdfReader(io.BytesIO(chunked))
+    assert len(joined.pages) == len(one.pages) >= 18
+    # the same text on every page (the footer's 本户第 n 页 included) and the same pixels
+    assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+    assert [i.tobytes() for i in _images(chunked, 1.5)] == [i.tobytes() for i in _images(whole, 1.5)]
+    assert joined.metadata.title == "户有卡"
+    for page in joined.pages:
+        assert page["/Parent"]["/Count"] == len(joined.pages)
+
+
+def test_replayed_cells_and_labels_write_what_drawing_them_writes(monkeypatch):
+    """Labels, headings and check boxes shared by every card, and one-line cells, are drawn once per
+    document and their operators written again after: the pages' content must be byte for byte
+    what drawing every one of them gives."""
+    items, ctx = _items(4)
+    fast = PdfReader(io.BytesIO(_pdf(items, ctx)))
+    monkeypatch.setattr(cells, "REPLAY", False)
+    slow = PdfReader(io.BytesIO(_pdf(items, ctx)))
+    assert len(fast.pages) == len(slow.pages)
+    for a, b in zip(fast.pages, slow.pages):
+        assert a.get_contents().get_data() == b.get_contents().get_data()
+
+
+def test_card_tables_given_their_row_heights_print_what_reportlab_measures(monkeypatch):
+    """The card's tables are given the row heights reportlab would compute (cells.sized_table): the
+    pages must be byte for byte those of tables that measure themselves, also for a household
+    without members, helpers, plans, visits or income (rows spanning the table) or any code marked
+    (a label with the 待完善 mark higher than its row)."""
+    items, ctx = _items(5)
+    bare = dict(items[0][0], id="bare", members=[], helpers=[], plans=[], measures=[], visits=[], incomes=[],
+                identification_standard=None, attribute=None, main_cause=None, other_causes=[])
+    items.append((bare, card.card_digest(bare, ctx), "v"))
+    sized = PdfReader(io.BytesIO(_pdf(items, ctx)))
+
+    def measured(rows, widths, pad_h, pad_v, col_spans=(), string_leading=12.0, row_span=None, **kw):
+        return cells.Table(rows, colWidths=widths, **kw)
+
+    monkeypatch.setattr(card, "sized_table", measured)
+    plain = PdfReader(io.BytesIO(_pdf(items, ctx)))
+    assert len(sized.pages) == len(plain.pages)
+    for a, b in zip(sized.pages, plain.pages):
+        assert a.get_contents().get_data() == b.get_contents().get_data()
+
+
+def test_a_village_printed_a_batch_of_households_at_a_time_prints_the_same_cards(make_store, tmp_path, monkeypatch):
+    """print cards --village reads, assembles and prints the households in batches (memory flat in
+    the size of the village): the file must hold the cards one read of the village gives."""
+    from app.services import demo as demo_service
+    from app.services import households, printing
+
+    store = make_store("v.db")
+    demo_service.install_reference_data(store)
+    with store.transaction():
+        for doc in demo.households(per_village=11, villages=[VILLAGE], today=TODAY):
+            households.save(store, doc, allow_errors=True)
+    whole = printing.print_cards(store, tmp_path / "whole.pdf", village_code=VILLAGE, today=TODAY)
+    monkeypatch.setattr(households, "DOCUMENT_BATCH", 3)
+    monkeypatch.setattr(card, "CHUNK", 4)
+    seen = []
+    batched = printing.print_cards(store, tmp_path / "batched.pdf", village_code=VILLAGE, today=TODAY,
+                                   progress=lambda d, t: seen.append((d, t)))
+    assert batched.households == whole.households == 11 and batched.pages == whole.pages
+    assert seen[-1] == (11, 11)
+    one, joined = PdfReader(tmp_path / "whole.pdf"), PdfReader(tmp_path / "batched.pdf")
+    assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+    assert [c.text for i in _images((tmp_path / "batched.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)] \
+        == [c.text for i in _images((tmp_path / "whole.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)]
