@@ -72,7 +72,8 @@ def through_service(template: Path, folder: Path, bundles: list[tuple[str, bytes
                PYTHONPATH=str(ROOT))
     with open(folder / "serve.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "app", "serve", str(target), "--port", "0", "--quiet",
-                                 "--uploads-per-minute", "0"], env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+                                 "--uploads-per-minute", "0",  # every client is 127.0.0.1 here: one address
+                                 "--uploads-per-address", str(len(bundles)), "--max-uploads", str(len(bundles))], env=env, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
             line = proc.stdout.readline()
             if "县同步服务已启动" not in line:

@@ -22,7 +22,7 @@ from app.cli.main import main
 from app.server import client, protocol, tls
 from app.server.app import Challenges, Limits, RateLimiter, SyncServer
 from app.services import households
-from app.store import Store
+from app.store import Store, service_state
 from app.sync import exchange, identity
 from tests import factories
 from tests.support.jiandang_test_hooks import subprocess_env
@@ -573,16 +573,18 @@ def test_serve_refuses_a_laptop_database_and_a_certificate_without_its_key(tmp_p
     assert "一起给出" in capsys.readouterr().err
 
 
-def test_rate_limiter_and_challenges_follow_the_clock():
+def test_rate_limiter_and_challenges_follow_the_clock(tmp_path):
+    county = make_county(tmp_path)
+    state = service_state.connect(county)  # kept in the county database (shared by worker processes)
     now = [0.0]
-    limiter = RateLimiter(6, clock=lambda: now[0])  # one every 10 s, burst 6
+    limiter = RateLimiter(state, "upload", 6, clock=lambda: now[0])  # one every 10 s, burst 6
     assert [limiter.take("a") for _ in range(6)] == [0.0] * 6
     assert limiter.take("a") == pytest.approx(10.0)
     assert limiter.take("b") == 0.0
     now[0] = 10.0
     assert limiter.take("a") == 0.0 and limiter.take("a") > 0
-    assert RateLimiter(0).take("a") == 0.0  # 0 = no limit
-    challenges = Challenges(seconds=120, per_address=3, cap=5, clock=lambda: now[0])
+    assert RateLimiter(state, "upload", 0).take("a") == 0.0  # 0 = no limit
+    challenges = Challenges(state, seconds=120, per_address=3, cap=5, clock=lambda: now[0])
     first = challenges.new("10.0.0.5")
     assert not challenges.take(first, "10.0.0.66")  # only good from the address it was given to
     assert challenges.take(first, "10.0.0.5") and not challenges.take(first, "10.0.0.5")  # single use
@@ -598,6 +600,8 @@ def test_rate_limiter_and_challenges_follow_the_clock():
     now[0] += 121
     assert None not in [challenges.new(f"10.0.2.{i}") for i in range(5)]  # expired ones make room
     assert challenges.count == 5
+    state.close()
+    county.close()
 
 
 def test_a_laptop_is_not_told_who_in_another_village_shares_an_id_number(hub, tmp_path):

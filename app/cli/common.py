@@ -9,7 +9,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -51,6 +51,10 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
     return getpass.getpass(prompt)
 
 
+def _ask(login: str) -> str:
+    return passphrase(f"操作员“{login}”的密码: ")
+
+
 OPENED: list[Store] = []  # stores this command opened, for the damaged-record warning in main()
 
 
@@ -87,10 +91,12 @@ def open_database(path, *, write: bool = True) -> Store:
             return Store.open(path)
 
 
-def open_store(path, operator: str | None = None, *, write: bool = True) -> Store:
+def open_store(path, operator: str | None = None, *, write: bool = True,
+               passphrase_for: Callable[[str], str] | None = None) -> Store:
     """Open and unlock a database; raises CommandError with a clear message. `write=False` for
     commands that only read (list, print, export-table, validate, worklist …): they run beside the
-    window or a writing command."""
+    window or a writing command. `passphrase_for(login)` gives the passphrase (default: `passphrase`,
+    from JIANDANG_PASSPHRASE or asked for)."""
     store = open_database(path, write=write)
     if store.read_only and _data_upgrade_pending(store):  # the first command after an upgrade writes it once,
         try:  # unless another program has the database open: that one upgrades it at its own unlock
@@ -103,7 +109,7 @@ def open_store(path, operator: str | None = None, *, write: bool = True) -> Stor
     try:
         operators = store.operators()
         login = operator or os.environ.get("JIANDANG_OPERATOR") or operators[0]
-        store.unlock(login, passphrase(f"操作员“{login}”的密码: "))
+        store.unlock(login, (passphrase_for or _ask)(login))
         if not store.read_only:  # a reader beside a writer leaves data upgrades to the writer
             _migrate_data(store, path)
         store.snapshot()

@@ -1,8 +1,12 @@
 """The county sync service: a Starlette application over the county database, run by uvicorn.
 
-The process holds the county database open (and its exclusive lock) for its lifetime. Every use of
-the database runs on ONE worker thread, so two uploads never merge at once and a fetch never sees
-half an import; the event loop only reads request bodies and answers. Imports go through
+The process holds the county database open (a file: with its exclusive lock) for its lifetime. Every
+import and export runs on ONE thread of the process, so two uploads never merge at once here and a
+fetch never sees half an import; the event loop only reads request bodies and answers. The fetch
+challenges and rate limits live in the county database (app.store.service_state), reached through a
+connection of their own on a second thread, so that every worker process of `serve --workers N` (a
+county on PostgreSQL, app.server.workers; there the database's write lock orders the imports of all
+workers) and a restarted service share them. Imports go through
 `app.sync.exchange.import_bundle`, exactly as USB bundles do (one transaction per bundle: a
 refused bundle, a dropped connection or a killed process changes nothing; a replayed bundle is
 reported as a duplicate).
@@ -43,8 +47,8 @@ from starlette.routing import Route
 from app import __version__
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
-from app.server.receive import Body, Refused, Spool, receive_bundle, sweep, too_large
-from app.store import PgLocation, Store, StoreError
+from app.server.receive import Body, Refused, Spool, receive_bundle, spool_folder, sweep, too_large
+from app.store import Store, StoreError, service_state
 from app.sync import exchange, identity, wire
 from app.sync import status as status_texts
 
@@ -53,6 +57,8 @@ log = logging.getLogger("app.server")
 FETCH_REQUEST_LIMIT = 4096  # bytes of the JSON fetch request
 BUSY_RETRY_SECONDS = 5
 TRIM_INTERVAL = 1.0  # seconds between two hand-backs of freed memory
+LOST_MESSAGE = "县同步服务与县级数据库的连接中断了,未导入任何内容:请稍后再试(程序会自动重试),或改用U盘同步"
+CLEAN_INTERVAL = 60.0  # seconds between two clean-ups of expired challenges and full rate buckets
 
 
 def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
@@ -63,22 +69,11 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _spool_dir(store: Store) -> Path:
-    """Where uploads are spooled: beside a SQLite county database; for a county on PostgreSQL, in the
-    program's data folder (one folder per database)."""
-    if isinstance(store.path, PgLocation):
-        from app import settings  # noqa: PLC0415
-
-        folder = settings.data_dir() / "serve-spool" / store.db_id
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return Path(store.path).resolve().parent
-
-
 class Service:
     """State of one running service: the county store, its worker thread, limits, challenges."""
 
-    def __init__(self, store: Store, limits: Limits | None = None, spool_dir: Path | None = None):
+    def __init__(self, store: Store, limits: Limits | None = None, spool_dir: Path | None = None,
+                 sweep_spool: bool = True):
         if store.role != "county":
             raise StoreError(f"同步服务只能在县级数据库上运行,{store.path} 是 {store.role} 数据库")
         self.store = store
@@ -87,14 +82,20 @@ class Service:
         self.county_key = identity.county_sign_public(store)
         self.fingerprint = identity.fingerprint(self.county_key)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-import")
-        self.uploads = RateLimiter(self.limits.uploads_per_minute)
-        self.fetches = RateLimiter(self.limits.fetches_per_minute)
-        self.challenge_rate = RateLimiter(self.limits.challenges_per_minute)
-        self.challenges = Challenges(protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
+        # challenges and rate limits live in the county database (shared by every worker process and
+        # kept over a restart), reached through a connection of their own on a thread of their own:
+        # a challenge is not queued behind the imports
+        self.state = service_state.connect(store)
+        self.state_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jiandang-state")
+        self.uploads = RateLimiter(self.state, "upload", self.limits.uploads_per_minute)
+        self.fetches = RateLimiter(self.state, "fetch", self.limits.fetches_per_minute)
+        self.challenge_rate = RateLimiter(self.state, "challenge", self.limits.challenges_per_minute)
+        self.challenges = Challenges(self.state, protocol.CHALLENGE_SECONDS, self.limits.challenges_per_address,
                                      self.limits.max_challenges)
+        self.cleaned = time.monotonic()
         self.slots = Slots(self.limits.uploads_per_address, self.limits.max_uploads)
-        self.spool_dir = Path(spool_dir or _spool_dir(store))
-        if sweep(self.spool_dir):
+        self.spool_dir = Path(spool_dir or spool_folder(store))
+        if sweep_spool and sweep(self.spool_dir):  # a worker of several leaves this to the supervisor
             log.info("已清理上次停止时留下的临时上传文件")
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
@@ -102,6 +103,36 @@ class Service:
         self.queued = 0
         self.trimmed = 0.0
         self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
+        self.lost = False  # the connection to a county on PostgreSQL broke: the service stops (connection_lost)
+
+    async def shared(self, fn, *args):
+        """Run fn (challenges, rate limits: statements on the database) on the state thread. Now and
+        then expired challenges and full buckets are dropped there too."""
+        loop = asyncio.get_running_loop()
+        if time.monotonic() - self.cleaned > CLEAN_INTERVAL:
+            self.cleaned = time.monotonic()
+            loop.run_in_executor(self.state_executor, self._clean)
+        return await loop.run_in_executor(self.state_executor, fn, *args)
+
+    def connection_lost(self) -> bool:
+        """Whether the connection to a county on PostgreSQL broke (the server restarted or went away).
+        Then the service stops (`lost`): a worker of several is started again by its supervisor and
+        connects anew; a single service exits with status 1 for its service manager to restart it."""
+        if not self.lost:
+            for conn in (self.store.conn, self.state.raw):
+                raw = getattr(conn, "raw", None)  # a PostgreSQL connection (sqlite3's has none)
+                if raw is not None and (raw.closed or raw.broken):
+                    log.error("与县级数据库的连接中断了(PostgreSQL 服务器重启或不可达):县同步服务停止,以便重新连接")
+                    self.lost = True
+        return self.lost
+
+    def _clean(self) -> None:
+        try:
+            self.challenges.expire()
+            for limiter in (self.uploads, self.fetches, self.challenge_rate):
+                limiter.forget_full()
+        except Exception as exc:  # noqa: BLE001 - tidying up only: the next round tries again
+            log.warning("清理过期的取件请求码时出错:%s", type(exc).__name__)
 
     async def serial(self, fn, *args):
         """Run fn on the single database thread (imports never overlap). When the queue empties, the
@@ -125,6 +156,8 @@ class Service:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        self.state_executor.shutdown(wait=True)
+        self.state.close()
 
     # ------------------------------------------------------------------ endpoints
 
@@ -233,6 +266,8 @@ class Service:
                                                           "(程序会自动重试),此包未导入")
                 return 429, self._answer(report, "rate_limited"), {"Retry-After": str(seconds)}
         report = exchange.import_bundle(self.store, data, name)
+        if self.connection_lost():  # nothing was imported: the laptop is told to try again later
+            return 503, {"ok": False, "error": "server_error", "message": LOST_MESSAGE}, {"Retry-After": str(BUSY_RETRY_SECONDS)}
         if not report.refused:
             status, error = 200, None
         elif error is None:
@@ -258,14 +293,17 @@ class Service:
         return {"ok": not report.refused, "error": error, "message": report.message,
                 "report": protocol.report_to_dict(report), "line": line or report.line()}
 
+    def _new_challenge(self, address: str) -> tuple[float, str | None]:
+        wait = self.challenge_rate.take(address)
+        return (wait, None) if wait else (0.0, self.challenges.new(address))
+
     async def challenge(self, request: Request) -> JSONResponse:
         address = _address(request)
-        wait = self.challenge_rate.take(address)
+        wait, value = await self.shared(self._new_challenge, address)
         if wait:
             seconds = math.ceil(wait)
             return _error(429, "rate_limited", f"这台电脑(地址 {address})索取取件请求码过于频繁:请 {seconds} 秒后再试",
                           {"Retry-After": str(seconds)})
-        value = self.challenges.new(address)
         if value is None:
             log.warning("未用的取件请求码已达上限 %d 个,来自 %s 的请求已拒绝", self.limits.max_challenges, address)
             return _error(503, "busy", "县同步服务正忙(未用的取件请求码过多):请稍后再试(程序会自动重试)",
@@ -294,7 +332,7 @@ class Service:
         except (ValueError, KeyError, TypeError, RecursionError):
             return _error(400, "bad_request", "取件请求格式不对(应为含 site、challenge、signature 的 JSON):"
                                               "请用“立即同步”或 jiandang sync now")
-        if not self.challenges.take(challenge, address):
+        if not await self.shared(self.challenges.take, challenge, address):
             return _error(401, "challenge", "取件请求码已过期或已用过:请重试(程序会自动取新的请求码)")
         status, content, headers = await self.serial(self._downstream, site, challenge, signature)
         if status != 200:
@@ -340,14 +378,17 @@ async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:
 
 
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    if request.app.state.service.connection_lost():
+        return _error(503, "server_error", LOST_MESSAGE, {"Retry-After": str(BUSY_RETRY_SECONDS)})
     log.error("处理 %s 时出错:%s", request.url.path, type(exc).__name__)
     return _error(500, "server_error", "县同步服务内部错误,未导入任何内容:请稍后再试,或改用U盘同步;"
                                        "如反复出现,请县里查看服务日志")
 
 
-def create_app(store: Store, limits: Limits | None = None) -> Starlette:
+def create_app(store: Store, limits: Limits | None = None, *, spool_dir: Path | None = None,
+               sweep_spool: bool = True) -> Starlette:
     """The ASGI application over an open, unlocked county store."""
-    service = Service(store, limits)
+    service = Service(store, limits, spool_dir, sweep_spool)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -435,10 +476,13 @@ class SyncServer:
     `run()` blocks (the `serve` command); `start()`/`stop()` run it on a thread (tests, bench)."""
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, *,
-                 tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True):
+                 tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True,
+                 sock: socket.socket | None = None, spool_dir: Path | None = None, sweep_spool: bool = True):
+        """`sock`: a listening socket to serve on instead of binding host:port (a worker process of
+        several, app.server.workers); `spool_dir`, `sweep_spool`: see `Service`."""
         import uvicorn  # noqa: PLC0415 - only the service needs the server
 
-        self.app = create_app(store, limits)
+        self.app = create_app(store, limits, spool_dir=spool_dir, sweep_spool=sweep_spool)
         self.config = uvicorn.Config(
             self.app, host=host, port=port, ssl_certfile=str(tls_cert) if tls_cert else None,
             ssl_keyfile=str(tls_key) if tls_key else None, loop="asyncio",
@@ -447,7 +491,7 @@ class SyncServer:
             timeout_graceful_shutdown=None,
             proxy_headers=False)  # the client's address is the socket's: per-address limits must not trust a header
         self.config.load()  # a bad certificate or key fails here, before the port is taken
-        self.sock = bind(host, port)
+        self.sock = sock if sock is not None else bind(host, port)
         self.host, self.port = host, self.sock.getsockname()[1]
         self.tls = bool(tls_cert)
         self.ready = threading.Event()
@@ -475,6 +519,10 @@ class SyncServer:
                     with contextlib.suppress(OSError):
                         outer.stop_file.unlink()
                     self.should_exit = True
+                if counter % 5 == 0 and outer.stop_when is not None and outer.stop_when():
+                    self.should_exit = True  # a worker of several: the supervisor stops
+                if outer.app.state.service.lost:
+                    self.should_exit = True  # reconnecting is starting again (`Service.connection_lost`)
                 return await super().on_tick(counter)
 
             async def startup(self, sockets=None):
@@ -493,19 +541,26 @@ class SyncServer:
         self.server = _Server(self.config)
         self.on_ready = self.on_stopping = None
         self.stop_file: Path | None = None  # `run(stop_file=)`: its appearance stops the service
+        self.stop_when = None  # `run(stop_when=)`: a check, twice a second, that stops the service when true
         self._thread: threading.Thread | None = None
+
+    @property
+    def lost(self) -> bool:
+        """The service stopped because its connection to a county on PostgreSQL broke."""
+        return self.app.state.service.lost
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
-    def run(self, on_ready=None, on_stopping=None, stop_file=None) -> None:
+    def run(self, on_ready=None, on_stopping=None, stop_file=None, stop_when=None) -> None:
         """Serve until a stop signal (Ctrl+C; SIGTERM on POSIX; Ctrl+Break on Windows), until `stop_file`
         appears (checked twice a second; removed when seen), or `stop`. `on_ready()` is called once
         connections are accepted, `on_stopping()` when shutting down begins (before in-flight requests
         are waited for)."""
         self.on_ready, self.on_stopping = on_ready, on_stopping
+        self.stop_when = stop_when
         self.stop_file = Path(stop_file) if stop_file else None
         if self.stop_file is not None:
             with contextlib.suppress(FileNotFoundError):

@@ -1,16 +1,19 @@
 """The county sync service's limits (docs/serve.md, "Limits"): what one client may hold and for how
 long, so that junk, slow or flooding clients on the LAN cannot exhaust the service or lock laptops out.
 
-Everything here runs on the event loop (no locks): the token buckets, the challenges and the
-upload slots are plain dictionaries with a bounded number of entries.
+The token buckets and the challenges are kept in the county database (app.store.service_state):
+every worker process and a restart share them. The upload slots (requests with a body in progress)
+are a plain dictionary of the process, on its event loop: they count connections, which belong to
+one process.
 """
 
 from __future__ import annotations
 
 import math
-import secrets
 import time
 from dataclasses import dataclass
+
+from app.store import service_state
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -42,35 +45,28 @@ class Limits:
 
 
 class RateLimiter:
-    """A token bucket per key: `per_minute` tokens a minute, at most `burst` saved up. Keys whose
-    bucket is full again are forgotten once there are more than `max_keys`."""
+    """A token bucket per key (a site or a client address): `per_minute` tokens a minute, at most
+    `burst` saved up. The buckets live in the county database (app.store.service_state, under the
+    name `bucket`), shared by every worker process and kept over a restart. Called from a thread,
+    not the event loop (each call is a statement on the database)."""
 
-    def __init__(self, per_minute: float, burst: int | None = None, clock=time.monotonic, max_keys: int = 10_000):
+    def __init__(self, state, bucket: str, per_minute: float, burst: int | None = None, clock=time.time):
+        self.state, self.bucket = state, bucket
         self.rate = per_minute / 60.0
         self.burst = float(burst or max(1, math.ceil(per_minute)))
         self.clock = clock
-        self.max_keys = max_keys
-        self.buckets: dict[str, tuple[float, float]] = {}
 
     def take(self, key: str) -> float:
         """0 when allowed (one token taken); otherwise the seconds until the next token."""
         if self.rate <= 0:
             return 0.0
-        now = self.clock()
-        if len(self.buckets) > self.max_keys:
-            self._forget_full(now)
-        tokens, last = self.buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1:
-            self.buckets[key] = (tokens - 1, now)
-            return 0.0
-        self.buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
+        return service_state.take_token(self.state, self.bucket, key, self.rate, self.burst, self.clock())
 
-    def _forget_full(self, now: float) -> None:
-        full = [k for k, (tokens, last) in self.buckets.items() if tokens + (now - last) * self.rate >= self.burst]
-        for key in full:
-            del self.buckets[key]
+    def forget_full(self) -> int:
+        """Forget buckets that are full again (as good as new); the number forgotten."""
+        if self.rate <= 0:
+            return 0
+        return service_state.forget_full_buckets(self.state, self.bucket, self.rate, self.burst, self.clock())
 
 
 class Challenges:
@@ -78,50 +74,26 @@ class Challenges:
     address: a challenge is only good from the address it was given to, and a flood of requests
     from one address only ever drops that address's own older challenges (at most `per_address`
     kept). Over all addresses at most `cap`; when that is full a new address is refused (None)
-    rather than anyone's challenge evicted."""
+    rather than anyone's challenge evicted. Kept in the county database (app.store.service_state):
+    a challenge handed out by one worker is good at another, also after a restart, and only once.
+    Called from a thread, not the event loop."""
 
-    def __init__(self, seconds: float, per_address: int = 8, cap: int = 50_000, clock=time.monotonic):
-        self.seconds, self.per_address, self.cap, self.clock = seconds, per_address, cap, clock
-        self.issued: dict[str, dict[str, float]] = {}  # address -> {challenge: expiry}, oldest first
-        self.count = 0
+    def __init__(self, state, seconds: float, per_address: int = 8, cap: int = 50_000, clock=time.time):
+        self.state, self.seconds, self.per_address, self.cap, self.clock = state, seconds, per_address, cap, clock
 
     def new(self, address: str) -> str | None:
-        now = self.clock()
-        mine = self.issued.get(address)
-        if mine is not None:
-            self._expire(address, mine, now)
-        if self.count >= self.cap:
-            for other in list(self.issued):
-                self._expire(other, self.issued[other], now)
-        mine = self.issued.get(address)
-        if mine is None:
-            if self.count >= self.cap:
-                return None
-            mine = self.issued[address] = {}
-        while len(mine) >= self.per_address:
-            mine.pop(next(iter(mine)))
-            self.count -= 1
-        value = secrets.token_hex(32)
-        mine[value] = now + self.seconds
-        self.count += 1
-        return value
+        return service_state.issue_challenge(self.state, address, self.seconds, self.per_address, self.cap,
+                                             self.clock())
 
     def take(self, value: str, address: str) -> bool:
-        mine = self.issued.get(address)
-        expires = mine.pop(value, None) if mine else None
-        if expires is None:
-            return False
-        self.count -= 1
-        if not mine:
-            del self.issued[address]
-        return expires >= self.clock()
+        return service_state.take_challenge(self.state, value, address, self.clock())
 
-    def _expire(self, address: str, mine: dict[str, float], now: float) -> None:
-        while mine and next(iter(mine.values())) < now:
-            mine.pop(next(iter(mine)))
-            self.count -= 1
-        if not mine:
-            del self.issued[address]
+    def expire(self) -> int:
+        return service_state.expire_challenges(self.state, self.clock())
+
+    @property
+    def count(self) -> int:
+        return service_state.count_challenges(self.state)
 
 
 class Slots:

@@ -175,6 +175,21 @@ class Spool:
                         mm.close()
 
 
+def spool_folder(store) -> Path:
+    """Where a service spools its uploads: beside a county database file; for a county on a
+    PostgreSQL server (a URL, not a file), an owner-only folder per database in this computer's data
+    folder (app.settings.data_dir: serve-spool/<database id>)."""
+    if getattr(store.path, "url", None) is None:  # a file (a PostgreSQL location carries its URL)
+        return Path(store.path).resolve().parent
+    from app import settings  # noqa: PLC0415
+
+    folder = settings.data_dir() / "serve-spool" / store.db_id
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        folder.chmod(0o700)
+    return folder
+
+
 def sweep(folder: Path) -> int:
     """Remove upload files a killed service left behind; the number removed."""
     removed = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -94,6 +94,24 @@ def _v5(db: sqlite_utils.Database) -> None:
     bodies.set_format(db.conn, "1" if held else bodies.FORMAT)
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """The sync service's shared state (issue #23; app/store/service_state.py): the single-use fetch
+    challenges (kept as their SHA-256 digests, with the address they were given to and when they
+    expire) and the rate limits' token buckets (per limit and site or address). In the database, so
+    every worker process of `jiandang serve --workers N` and a restarted service see the same ones.
+    Portable SQL (DOUBLE PRECISION, no rowid): the same statements run on SQLite and PostgreSQL."""
+    _run_script(db, """
+        CREATE TABLE service_challenges (
+            digest TEXT PRIMARY KEY, address TEXT NOT NULL, issued DOUBLE PRECISION NOT NULL,
+            ordinal BIGINT NOT NULL, expires DOUBLE PRECISION NOT NULL);
+        CREATE INDEX service_challenges_address ON service_challenges(address, issued, ordinal);
+        CREATE INDEX service_challenges_expires ON service_challenges(expires);
+        CREATE TABLE service_rates (
+            bucket TEXT NOT NULL, key TEXT NOT NULL, tokens DOUBLE PRECISION NOT NULL,
+            updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (bucket, key));
+        """)
+
+
 def _run_script(db: sqlite_utils.Database, script: str) -> None:
     """Run statements one by one (executescript would commit the caller's transaction)."""
     for statement in script.split(";"):
@@ -101,7 +119,7 @@ def _run_script(db: sqlite_utils.Database, script: str) -> None:
             db.conn.execute(statement)
 
 
-STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5}
+STEPS = {1: _v1, 2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -11,6 +11,9 @@ from app.store import crypto
 from app.store.base import Record, StoreLocked
 
 
+_CHUNK = 500  # ids per IN (...) list
+
+
 class SearchIndex:
     """The blind index and the search index of a `Store` (uses its `conn`, `_index_key`,
     `records()`, `_require()`)."""
@@ -30,15 +33,16 @@ class SearchIndex:
             self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", (record.id, digest))
 
     def _update_blind_index_many(self, records: list[Record]) -> None:
-        """`_update_blind_index` of many records with two statements (merge code)."""
+        """`_update_blind_index` for many records in a few statements (a merge writes a bundle's
+        records at once; on PostgreSQL each statement is a round trip to the server)."""
         members = [r for r in records if r.kind == "member"]
-        if not members:
-            return
-        self.conn.executemany("DELETE FROM blind_index WHERE record_id = ?", [(r.id,) for r in members])
-        self.conn.executemany(
-            "INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)",
-            [(r.id, self.blind("id_number", idnumber.normalise(r.fields["id_number"]))) for r in members
-             if r.fields.get("id_number") and not r.deleted])
+        for start in range(0, len(members), _CHUNK):
+            ids = [r.id for r in members[start:start + _CHUNK]]
+            self.conn.execute(f"DELETE FROM blind_index WHERE record_id IN ({','.join('?' * len(ids))})", ids)
+        rows = [(r.id, self.blind("id_number", idnumber.normalise(r.fields["id_number"]))) for r in members
+                if r.fields.get("id_number") and not r.deleted]
+        if rows:
+            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", rows)
 
     def find_id_number(self, number: str) -> list[str]:
         """Ids of current member records holding this ID number (through the blind index)."""

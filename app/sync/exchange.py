@@ -743,19 +743,30 @@ def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
 
 
 def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
-    """Pairs of households that hold a member with the same ID number as a member just received."""
+    """Pairs of households that hold a member with the same ID number as a member just received. A
+    few statements for the whole bundle (on PostgreSQL each is a round trip to the server)."""
+    def rows(sql: str, values: list) -> list:
+        out = []
+        for start in range(0, len(values), 500):
+            chunk = values[start:start + 500]
+            out += store.conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+        return out
+
+    digest_of = dict(rows("SELECT record_id, digest FROM blind_index WHERE record_id IN ({})", sorted(member_ids)))
+    if not digest_of:
+        return []
+    holders: dict = {}
+    for record_id, digest in rows("SELECT record_id, digest FROM blind_index WHERE digest IN ({})",
+                                  sorted(set(digest_of.values()), key=bytes)):
+        holders.setdefault(bytes(digest), []).append(record_id)
+    others_of = {mid: [r for r in holders.get(bytes(digest), []) if r != mid] for mid, digest in digest_of.items()}
+    involved = sorted({mid for mid, others in others_of.items() if others} | {r for o in others_of.values() for r in o})
+    parent = dict(rows("SELECT id, parent_id FROM records WHERE id IN ({})", involved)) if involved else {}
     out = []
     for mid in member_ids:
-        row = store.conn.execute("SELECT digest FROM blind_index WHERE record_id = ?", (mid,)).fetchone()
-        if not row:
-            continue
-        others = [r[0] for r in store.conn.execute("SELECT record_id FROM blind_index WHERE digest = ? AND record_id != ?",
-                                                   (row[0], mid))]
-        if not others:
-            continue
-        mine = store.conn.execute("SELECT parent_id FROM records WHERE id = ?", (mid,)).fetchone()[0]
-        for other in others:
-            theirs = store.conn.execute("SELECT parent_id FROM records WHERE id = ?", (other,)).fetchone()[0]
+        mine = parent.get(mid)
+        for other in others_of.get(mid, []):
+            theirs = parent.get(other)
             if theirs != mine:
                 pair = (mine, theirs, (mid, other))
                 if (theirs, mine, (other, mid)) not in out:
