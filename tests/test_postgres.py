@@ -324,7 +324,7 @@ def test_an_older_county_database_is_brought_up_to_the_current_schema_on_open(pg
     from app.store.migrations import SCHEMA_VERSION
 
     county(pg_url, recovery_key).close()
-    # as a database made before schema version 4: without the tables of versions 4 (monitoring) and 5
+    # as a database made before schema version 4: without the tables of versions 4 (monitoring) and 6
     # (the sync service's challenges and rate limits)
     pg.psql(pg_url, "DROP TABLE monitoring_criteria, service_challenges, service_rates")
     pg.psql(pg_url, "UPDATE meta SET value = '3' WHERE key = 'schema_version'")

@@ -44,7 +44,7 @@ def _state(store: Store) -> dict:
 def _as_format_1(path) -> dict[str, bytes]:
     """Turn the database at `path` into what the code before schema version 5 wrote: every record
     body sealed as that code's `_write_record` sealed it (`_dumps({"f": fields, "c": clocks})`, the
-    same associated data), schema version 4, no record_body flag. Returns id -> old blob."""
+    same associated data), schema version 4 (so without the service tables of version 6), no record_body flag. Returns id -> old blob."""
     with Store.open(path) as s:
         s.unlock("admin", PASSPHRASE)
         sealer = s.sealer()
@@ -54,6 +54,8 @@ def _as_format_1(path) -> dict[str, bytes]:
             s.conn.executemany("UPDATE records SET blob = ? WHERE id = ?", [(b, rid) for rid, b in old.items()])
             s.conn.execute("DELETE FROM meta WHERE key = 'record_body'")
             s.conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+            for table in ("service_challenges", "service_rates"):  # schema version 6: not there yet
+                s.conn.execute(f"DROP TABLE {table}")
     return old
 
 
