@@ -3,6 +3,7 @@ with everything it holds, verified, and keeps syncing with its laptops as if not
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -215,3 +216,11 @@ def test_the_cli_moves_the_county_and_says_what_to_do_next(filled, pg_url, monke
     assert main(["county", "migrate", str(path), "postgresql://u:secret@127.0.0.1:1/county"]) == 1
     err = capsys.readouterr().err
     assert "无法连接 PostgreSQL 服务器" in err and "secret" not in err
+
+
+def test_a_missing_source_file_is_said_before_the_passphrase_is_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin", open(os.devnull))  # no terminal: asking would end in 需要密码
+    assert main(["county", "migrate", str(tmp_path / "县级.db"), "postgresql://u:p@127.0.0.1:5432/x"]) == 1
+    err = capsys.readouterr().err
+    assert "找不到县级数据库文件" in err and "需要密码" not in err

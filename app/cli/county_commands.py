@@ -23,6 +23,8 @@ def register(sub) -> None:
 def cmd_migrate(args) -> int:
     from app.services import county_move  # noqa: PLC0415
 
+    with user_errors(StoreError):
+        county_move.check_source(args.source)  # a missing file is said before the passphrase is asked
     operator = args.operator or os.environ.get("JIANDANG_OPERATOR")
     secret = passphrase(f"操作员“{operator}”的密码: " if operator else "操作员密码: ")
     printers: dict = {}

@@ -19,7 +19,6 @@ be an empty database (no table at all), the source a county database file."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from app.store import Store, StoreError
 from app.store.locations import PgLocation, is_url, location
+from app.store.db import write_transaction
 
 BATCH = 2000
 
@@ -120,12 +120,18 @@ def destination_digests(raw, tables: dict[str, list[str]]) -> dict[str, tuple[in
 # ---------------------------------------------------------------------- the move
 
 
-def _open_source(path) -> Store:
+def check_source(path) -> None:
+    """Refuse a source that cannot be a county's SQLite file before anything is asked or opened."""
     if is_url(path):
         raise MigrateError(f"迁移的来源应是县级数据库的 SQLite 文件(例如 县级.db),而 {location(path)} 是 PostgreSQL 地址")
     path = Path(path)
     if not path.exists():
         raise MigrateError(f"找不到县级数据库文件 {path}:请核对文件名和所在文件夹")
+
+
+def _open_source(path) -> Store:
+    check_source(path)
+    path = Path(path)
     try:
         store = Store.open(path)
     except StoreError as exc:
@@ -175,21 +181,9 @@ def _reset_identities(raw) -> None:
                     (f'"{table}"', column, top or 1, top is not None))
 
 
-@contextlib.contextmanager
-def _write_transaction(conn):
-    """One write transaction on the destination (BEGIN IMMEDIATE: the county's write lock)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 def _drop_all(conn) -> None:
     """Leave the destination empty again (after a failed check of a committed copy)."""
-    with _write_transaction(conn):
+    with write_transaction(conn):
         for name in conn.table_names():
             conn.raw.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
 
@@ -240,7 +234,7 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
         conn = postgres.connect(where)
         try:
             _refuse_non_empty(conn, where, db_id)
-            with _write_transaction(conn):
+            with write_transaction(conn):
                 _refuse_non_empty(conn, where, db_id)  # holding the write lock: nobody else began meanwhile
                 make_schema(postgres.PgDatabase(conn))
                 conn.raw.execute("DELETE FROM meta")  # the source's meta (same schema version) replaces it

@@ -193,7 +193,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             leftover.unlink(missing_ok=True)
         fileio.create_private(tmp).close()  # owner-only; SQLite gives its WAL and journal the same mode
         db = cls._connect(tmp)
-        with _transaction(db.conn):
+        with write_transaction(db.conn):
             data_key = _initialise(db, role=role, site_name=site_name, operator=operator, passphrase=passphrase,
                                    recovery_public_key=recovery_public_key, kdf=kdf, site_id=site_id, index_key=index_key)
         db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -219,7 +219,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         conn = postgres.connect(where)
         db = postgres.PgDatabase(conn)
         try:
-            with _transaction(conn):
+            with write_transaction(conn):
                 if db.table_names():
                     raise StoreError(f"PostgreSQL 数据库 {where.masked} 中已有数据表:不会覆盖已有数据。"
                                      "请换一个新建的空数据库(例如 createdb 新名字)")
@@ -276,7 +276,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             if version < SCHEMA_VERSION:
                 if read_only:
                     raise UpgradeNeeded(f"{path} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
-                with _transaction(db.conn):
+                with write_transaction(db.conn):
                     migrate(db)
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
@@ -319,7 +319,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             if version < SCHEMA_VERSION:
                 if read_only:
                     raise StoreError(f"{where.masked} 需要升级数据结构:请先用窗口或写入数据的命令打开它一次")
-                with _transaction(conn):  # the write lock: two programs never migrate at once
+                with write_transaction(conn):  # the write lock: two programs never migrate at once
                     migrate(db)
         except BaseException:
             conn.close()
@@ -734,7 +734,9 @@ def _initialise(db, *, role: str, site_name: str, operator: str, passphrase: str
 
 
 @contextlib.contextmanager
-def _transaction(conn):
+def write_transaction(conn):
+    """One write transaction on a bare connection (before a `Store` exists: creating, migrating,
+    copying a county). BEGIN IMMEDIATE: SQLite's write lock, the county's write lock on PostgreSQL."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
