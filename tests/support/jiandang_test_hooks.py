@@ -26,11 +26,10 @@ def install_fast_kdf() -> None:
     crypto.use_kdf_in_this_process(FAST_KDF)
 
 
-def hold_imports(marker: str | os.PathLike) -> None:
-    """Make the first county import of this process stop inside its transaction for two minutes."""
-    from app.sync import exchange
-
-    real = exchange._import_upstream
+def _hold_first_call(owner, name: str, marker: str | os.PathLike) -> None:
+    """Make the first call of owner.name in this process write `marker` and stop for two minutes
+    inside its caller's transaction (so that a test can kill the process there)."""
+    real = getattr(owner, name)
 
     def holding(*args, **kw):
         result = real(*args, **kw)
@@ -39,23 +38,21 @@ def hold_imports(marker: str | os.PathLike) -> None:
             time.sleep(120)
         return result
 
-    exchange._import_upstream = holding
+    setattr(owner, name, holding)
+
+
+def hold_imports(marker: str | os.PathLike) -> None:
+    """Make the first county import of this process stop inside its transaction for two minutes."""
+    from app.sync import exchange
+
+    _hold_first_call(exchange, "_import_upstream", marker)
 
 
 def hold_conversions(marker: str | os.PathLike) -> None:
     """Make the first conversion of record bodies of this process stop inside its transaction."""
     from app.store import bodies
 
-    real = bodies.convert
-
-    def holding(*args, **kw):
-        result = real(*args, **kw)
-        if not Path(marker).exists():
-            Path(marker).write_text("holding")
-            time.sleep(120)
-        return result
-
-    bodies.convert = holding
+    _hold_first_call(bodies, "convert", marker)
 
 
 def subprocess_env(**extra) -> dict:
