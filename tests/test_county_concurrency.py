@@ -33,12 +33,16 @@ def test_a_sqlite_county_day_the_usb_import_and_staff_wait_for_the_service_and_n
     loader.join(600)
     load = load_box["load"]
     assert usb.poll() is None and editor.is_alive()  # still waiting: the service holds the SQLite file
+    # it says it is waiting while the service runs (the load may end before the import's process is up)
+    said = usb.stderr.readline()
+    assert usb.poll() is None and editor.is_alive()
     assert service.stop() == 0
     logs = [service.log_text()]
     out, err = usb.communicate(timeout=300)
+    err = said + err
     editor.join(300)
     assert usb.returncode == 0, err
-    assert "正被另一个建档程序" in err  # it said it was waiting
+    assert "正被另一个建档程序" in said, err  # it said it was waiting
     assert staff.get("change") is not None
 
     assert len(load.results) == LAPTOPS * ROUNDS

@@ -3,7 +3,7 @@ statements themselves run on a real server in tests/test_postgres.py and every B
 
 import pytest
 
-from app.store.dialect import DialectError, pragma, to_postgres
+from app.store.dialect import DialectError, multi_row, pragma, to_postgres
 
 KEYS = {"meta": ["key"], "peers": ["site_id"], "attachment_sync": ["peer", "digest"]}
 
@@ -74,3 +74,24 @@ def test_pragmas_are_recognised():
     assert pragma("PRAGMA integrity_check") == "integrity_check"
     assert pragma("  pragma wal_checkpoint(TRUNCATE)") == "wal_checkpoint"
     assert pragma("SELECT 1") is None
+
+
+def test_an_insert_of_many_rows_becomes_one_statement_with_its_conflict_key_known():
+    shape = multi_row(pg("INSERT OR REPLACE INTO attachment_sync(peer, digest, bundle) VALUES (?,?,?)"))
+    assert shape.statement(2) == ("INSERT INTO attachment_sync(peer, digest, bundle) VALUES (%s,%s,%s),(%s,%s,%s) "
+                                  "ON CONFLICT (peer, digest) DO UPDATE SET bundle = EXCLUDED.bundle")
+    assert shape.key == (0, 1)
+    shape = multi_row(pg("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)"))
+    assert shape.statement(2) == ("INSERT INTO blind_index(record_id, field, digest) VALUES "
+                                  "(%s, 'id_number', %s),(%s, 'id_number', %s)")
+    assert shape.key is None
+    # a literal in the conflict key: its position among the parameters is the row's second
+    shape = multi_row("INSERT INTO t(a, k, b) VALUES ('x', %s, %s) ON CONFLICT (k) DO UPDATE SET b = EXCLUDED.b")
+    assert shape.key == (0,)
+    assert multi_row(pg("INSERT OR IGNORE INTO peers(site_id) VALUES (?)")).key is None
+    # not plain one-row inserts: left to psycopg's executemany
+    assert multi_row(pg("UPDATE records SET blob = ? WHERE id = ?")) is None
+    assert multi_row(pg("DELETE FROM attachment_sync WHERE peer = ?")) is None
+    assert multi_row("INSERT INTO t(a) SELECT b FROM u WHERE c = %s") is None
+    assert multi_row("INSERT INTO t(a) VALUES (%s) RETURNING a") is None
+    assert multi_row("INSERT INTO t(a, b) VALUES (%s, lower(%s))") is None

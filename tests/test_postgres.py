@@ -348,3 +348,31 @@ def test_a_device_named_with_quotes_and_backslashes_is_enrolled_and_its_certific
         result = identity.enroll(store, site_name='龙井村"一队"\\备用机', role="village", villages=[VILLAGE])
         cert, revoked = identity.certificate_of(store, result.site_id)
     assert cert.body["site_name"] == '龙井村"一队"\\备用机' and revoked is None
+
+
+def test_many_rows_go_in_as_one_statement_in_order_and_a_repeated_key_keeps_the_last(pg_url, monkeypatch):
+    """executemany of an INSERT sends multi-row statements (a merge's rows in one round trip each):
+    the rows keep their order in `pos` (the change log's order), an upsert whose batch names a key
+    twice ends with the last row as row-by-row would, and batches are cut under the parameter limit."""
+    from app.store import postgres
+
+    conn = postgres.connect(location(pg_url))
+    try:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")  # gets its `pos` column
+        sent = []
+        run = conn._run
+        monkeypatch.setattr(conn, "_run", lambda query, params: (sent.append(query), run(query, params))[1])
+        monkeypatch.setattr(postgres, "MAX_PARAMETERS", 20)  # 10 rows of 2 per statement
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO t(k, v) VALUES (?, ?)", [(f"r{i:02d}", i) for i in range(25)])
+        conn.execute("COMMIT")
+        assert len([q for q in sent if q.startswith("INSERT")]) == 3  # 10 + 10 + 5 rows
+        assert [r[0] for r in conn.execute("SELECT k FROM t ORDER BY pos")] == [f"r{i:02d}" for i in range(25)]
+        before = conn.total_changes
+        conn.executemany("INSERT OR REPLACE INTO t(k, v) VALUES (?, ?)", [("r01", 100), ("new", 7), ("r01", 101)])
+        conn.executemany("INSERT OR IGNORE INTO t(k, v) VALUES (?, ?)", [("r02", 200), ("new2", 8), ("new2", 9)])
+        assert dict(conn.execute("SELECT k, v FROM t WHERE k IN ('r01', 'r02', 'new', 'new2')").fetchall()) == \
+            {"r01": 101, "r02": 2, "new": 7, "new2": 8}
+        assert conn.total_changes - before == 4  # 3 upserted rows (r01 twice) and the one new2 that went in
+    finally:
+        conn.close()

@@ -433,25 +433,28 @@ def test_the_downstream_fetch_needs_the_device_key_and_a_fresh_challenge(hub, tm
     assert status == 404 and "没有地址" in body["message"]
 
 
-def test_concurrent_uploads_are_merged_one_at_a_time(hub, tmp_path, monkeypatch):
+def test_concurrent_uploads_are_merged_one_group_at_a_time(hub, tmp_path, monkeypatch):
+    """Uploads arriving together are merged by one thread, a group at a time (the uploads waiting
+    when the previous group committed): groups never overlap and every bundle is merged once."""
     county, a, b, start = hub
     laptops = [a, b] + [make_device(tmp_path, county, f"队{i}") for i in range(4)]
     for i, laptop in enumerate(laptops[2:]):
         households.save(laptop, factories.household(f"户主{i}", f"配偶{i}", seq=20 + 2 * i))
     server = start()
-    running, overlaps = [0], []
-    real = exchange.import_bundle
+    running, overlaps, merged = [0], [], []
+    real = exchange.import_bundles
 
-    def watched(*args, **kw):
+    def watched(store, bundles, **kw):
         running[0] += 1
         overlaps.append(running[0])
+        merged.extend(name for _, name, _ in bundles)
         time.sleep(0.02)
         try:
-            return real(*args, **kw)
+            return real(store, bundles, **kw)
         finally:
             running[0] -= 1
 
-    monkeypatch.setattr(exchange, "import_bundle", watched)
+    monkeypatch.setattr(exchange, "import_bundles", watched)
     bundles = [exchange.export_upstream(laptop) for laptop in laptops]
     results = [None] * len(bundles)
     barrier = threading.Barrier(len(bundles))
@@ -466,7 +469,7 @@ def test_concurrent_uploads_are_merged_one_at_a_time(hub, tmp_path, monkeypatch)
     for t in threads:
         t.join(60)
     assert [r[0] for r in results] == [200] * len(bundles)
-    assert max(overlaps) == 1 and len(overlaps) == len(bundles)
+    assert max(overlaps) == 1 and sorted(merged) == sorted(name for name, _ in bundles)
     assert county.count("household") == len(laptops)
     for laptop in laptops[2:]:
         laptop.close()

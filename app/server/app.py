@@ -22,6 +22,7 @@ rate limit, then the import. A body is never held whole in memory, and nothing d
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -69,6 +70,29 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
+GROUP_BUNDLES = 32  # uploads merged in one transaction at most (group commit)
+GROUP_BYTES = 8 * MIB  # and their size together (a larger upload is merged on its own)
+
+
+class _Waiting:
+    """An upload received and waiting for the database thread; `answer` or `error` once merged."""
+
+    __slots__ = ("spool", "name", "answer", "error")
+
+    def __init__(self, spool: Spool, name: str):
+        self.spool, self.name, self.answer, self.error = spool, name, None, None
+
+
+class _Checked:
+    """What the checks before the merge found: the verified bundle and certificate (None when the
+    signature or signer did not pass: the import then says why) and the refusal status they imply."""
+
+    __slots__ = ("verified", "cert", "status", "error")
+
+    def __init__(self):
+        self.verified, self.cert, self.status, self.error = None, None, 200, None
+
+
 class Service:
     """State of one running service: the county store, its worker thread, limits, challenges."""
 
@@ -101,6 +125,7 @@ class Service:
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
         self.queued = 0
+        self.waiting: collections.deque[_Waiting] = collections.deque()  # uploads received, not yet merged
         self.trimmed = 0.0
         self.stopping = False  # set when the server begins to stop: bodies still arriving are given up
         self.lost = False  # the connection to a county on PostgreSQL broke: the service stops (connection_lost)
@@ -217,7 +242,7 @@ class Service:
                 raise too_large(self.limits)
             spool = await receive_bundle(body, declared, self._check_signer, lambda: Spool(self.spool_dir))
             # the worker removes the file once the import is done (also when this request is given up)
-            status, content, headers = await self.serial(self._upload, spool, name)
+            status, content, headers = await self._merged(spool, name)
             return JSONResponse(content, status, headers=headers)
         except Refused as refusal:
             return await self._refuse(refusal, body, name, address, declared)
@@ -231,33 +256,78 @@ class Service:
         finally:
             self._give_back(address)
 
-    def _upload(self, spool: Spool, name: str) -> tuple[int, dict, dict]:
-        """On the worker thread: authenticate by the bundle's signature, rate-limit, import; the
-        uploaded file is removed afterwards in every case."""
-        try:
-            with spool.mapped() as data:
-                return self._import(data, name)
-        finally:
-            spool.remove()
+    async def _merged(self, spool: Spool, name: str) -> tuple[int, dict, dict]:
+        """The upload merged (or refused) and committed: queued for the database thread, which takes
+        every upload waiting at that moment as one group (`_merge_waiting`). The answer comes only
+        after the transaction holding the merge has committed."""
+        item = _Waiting(spool, name)
+        self.waiting.append(item)
+        await self.serial(self._merge_waiting)  # this upload's turn: merged by now, by this job or an earlier one
+        if item.error is not None:
+            raise item.error
+        return item.answer
 
-    def _import(self, data, name: str) -> tuple[int, dict, dict]:
+    def _merge_waiting(self) -> None:
+        """On the database thread: the uploads waiting now (at most GROUP_BUNDLES, GROUP_BYTES), checked
+        one by one (signature, certificate, rate limit: `_check`), then merged in ONE transaction, each
+        bundle in a savepoint of its own (app.sync.exchange.import_bundles): one write lock and one
+        commit for the group; a refused bundle rolls back its own part only. The uploaded files are
+        removed afterwards in every case."""
+        group, size = [], 0
+        while self.waiting and len(group) < GROUP_BUNDLES and (not group or size + self.waiting[0].spool.size <= GROUP_BYTES):
+            item = self.waiting.popleft()
+            group.append(item)
+            size += item.spool.size
+        if not group:
+            return
+        try:
+            with contextlib.ExitStack() as mapped:
+                self._check_and_merge(group, mapped)  # holds no view of a map once it returns
+        finally:
+            for item in group:
+                item.spool.remove()
+                if item.answer is None and item.error is None:
+                    item.error = RuntimeError("upload left unanswered")
+
+    def _check_and_merge(self, group: list, mapped: contextlib.ExitStack) -> None:
+        merging = []
+        for item in group:
+            try:
+                data = mapped.enter_context(item.spool.mapped())
+                checked = self._check(data, item.name)
+            except Exception as exc:  # noqa: BLE001 - answered as the request's own error (500)
+                item.error = exc
+                continue
+            if isinstance(checked, tuple):
+                item.answer = checked  # refused before the merge (rate limit)
+            else:
+                merging.append((item, data, checked))
+        if merging:
+            self._merge_group(merging)
+
+    def _check(self, data, name: str):
+        """Before the merge: the bundle's signature against the enrolled devices' keys, revocation,
+        expiry, the site's rate limit. An answer (status, content, headers) when refused here, else
+        what the merge needs (`_Checked`)."""
         looked_up: dict = {}
 
         def lookup(raw: bytes):
             looked_up["found"] = identity.certificate_by_key(self.store, raw)
             return looked_up["found"]
 
-        status, error = 200, None
+        checked = _Checked()
         try:
-            _, (cert, revoked) = wire.verify(data, lookup)
-        except wire.BundleError:
-            cert = None
-            status, error = (403, "unknown_site") if looked_up.get("found", 0) is None else (422, "bad_bundle")
+            checked.verified = wire.verify(data, lookup)
+            checked.cert = checked.verified[1][0]
+        except wire.BundleError:  # the import says why, in its report
+            checked.status, checked.error = (403, "unknown_site") if looked_up.get("found", 0) is None else (422, "bad_bundle")
+        cert = checked.cert
         if cert is not None:
+            revoked = checked.verified[1][1]
             if revoked:
-                status, error = 403, "revoked"
+                checked.status, checked.error = 403, "revoked"
             elif cert.expired():
-                status, error = 403, "expired"
+                checked.status, checked.error = 403, "expired"
             wait = self.uploads.take(cert.site_id)
             if wait:
                 seconds = math.ceil(wait)
@@ -265,19 +335,41 @@ class Service:
                 report = exchange.Report(name, "refused", f"站点 {cert.site_id} 上传过于频繁:请 {seconds} 秒后再试"
                                                           "(程序会自动重试),此包未导入")
                 return 429, self._answer(report, "rate_limited"), {"Retry-After": str(seconds)}
-        report = exchange.import_bundle(self.store, data, name)
-        if self.connection_lost():  # nothing was imported: the laptop is told to try again later
-            return 503, {"ok": False, "error": "server_error", "message": LOST_MESSAGE}, {"Retry-After": str(BUSY_RETRY_SECONDS)}
+        return checked
+
+    def _merge_group(self, merging: list) -> None:
+        reports = exchange.import_bundles(self.store, [(data, item.name, checked.verified)
+                                                       for item, data, checked in merging])
+        lost = self.connection_lost()
+        for (item, _, checked), report in zip(merging, reports):
+            checked.verified = None  # it holds views of the mapped file
+            if lost:  # nothing was imported: the laptop is told to try again later
+                item.answer = (503, {"ok": False, "error": "server_error", "message": LOST_MESSAGE},
+                               {"Retry-After": str(BUSY_RETRY_SECONDS)})
+            else:
+                item.answer = self._answer_for(report, checked)
+
+    def _answer_for(self, report: exchange.Report, checked: "_Checked") -> tuple[int, dict, dict]:
+        status, error, cert = checked.status, checked.error, checked.cert
         if not report.refused:
             status, error = 200, None
         elif error is None:
             status, error = 422, "refused"
-        line = report.line(status_texts.site_label(self.store, report.sender) if report.sender else "")
+        line = report.line(self._sender_label(report, cert))
         log.info("%s", line.splitlines()[0])
         if cert is not None and report.household_labels:
             report.household_labels = self._labels_for(cert, report.household_labels)
-            line = report.line(status_texts.site_label(self.store, report.sender) if report.sender else "")
+            line = report.line(self._sender_label(report, cert))
         return status, self._answer(report, error, line), {}
+
+    def _sender_label(self, report: exchange.Report, cert) -> str:
+        """The sender as `status.site_label` names it; from the certificate the upload was checked
+        against when it is the sender's (no query of every certificate per upload)."""
+        if not report.sender:
+            return ""
+        if cert is not None and cert.site_id == report.sender:
+            return f"{cert.body['site_name']}({report.sender})"
+        return status_texts.site_label(self.store, report.sender)
 
     def _labels_for(self, cert, labels: dict) -> dict:
         """Household names the uploading device may see: those of its own villages; a household

@@ -129,6 +129,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self._index_key: bytes | None = None
         self.operator: str | None = None
         self._depth = 0
+        self._savepoints = 0  # savepoints made in the current transaction (their names)
         self._next_seq: int | None = None
         self._search: dict[str, str] | None = None
         self._search_parts: dict[str, dict[str, str]] = {}
@@ -389,6 +390,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             return
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        self._savepoints = 0
         saved_clock = self.clock.last
         try:
             if self.shared:
@@ -412,6 +414,34 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         if pending:
             for listener in list(self.listeners):
                 listener(pending)
+
+    @contextlib.contextmanager
+    def savepoint(self):
+        """Inside a transaction: a part that a failure undoes on its own (SQL SAVEPOINT), in the
+        database and in what the store keeps in memory (clock, next sequence number, changes for the
+        listeners, the search index); the transaction goes on and commits the rest. The county
+        service merges a group of uploads so, one savepoint per bundle (app.sync.exchange.import_bundles).
+        A part that succeeds is not released: the commit releases every savepoint at once (one
+        round trip less per part on PostgreSQL)."""
+        if not self._depth:
+            raise StoreError("savepoint() 只能在事务之内使用")
+        self._savepoints += 1
+        name = f"part_{self._savepoints}"
+        self.conn.execute(f"SAVEPOINT {name}")
+        saved = self.clock.last, self._next_seq, len(self._pending)
+        depth = self._depth
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error, StoreError):
+                self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.clock.last, self._next_seq = saved[0], saved[1]
+            del self._pending[saved[2]:]
+            self._search = None  # rebuilt when next needed, as after a rolled-back transaction
+            raise
+        finally:
+            self._depth = depth
 
     # ------------------------------------------------------------------ records
 

@@ -15,6 +15,7 @@ PRAGMAs are not SQL to translate: the connection answers them itself."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 
@@ -162,6 +163,56 @@ def to_postgres(sql: str, primary_key: Callable[[str], list[str]]) -> str:
             else:
                 sql += f" ON CONFLICT ({', '.join(key)}) DO NOTHING"
     return sql
+
+
+_VALUES = re.compile(r"^\s*(INSERT\s+INTO\s+\w+\s*\(([^()]*)\)\s*VALUES\s*)(\([^()]*\))(.*?)\s*;?\s*$", re.I | re.S)
+_CONFLICT_UPDATE = re.compile(r"^\s*ON\s+CONFLICT\s*\(([^()]*)\)\s*DO\s+UPDATE\b", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiRow:
+    """An `INSERT … VALUES (one row) [ON CONFLICT …]` in PostgreSQL's dialect, taken apart so that
+    many rows go in ONE statement (`statement(n)`: n rows): a round trip and a statement for the
+    lot, where psycopg's executemany sends one statement per row. `key`: the positions of the
+    conflict target's columns in a row for `ON CONFLICT (…) DO UPDATE`, which PostgreSQL refuses
+    when two rows of one statement have the same key (the caller keeps such a batch row by row)."""
+
+    head: str
+    row: str
+    tail: str
+    key: tuple[int, ...] | None
+
+    def statement(self, rows: int) -> str:
+        return f"{self.head}{','.join([self.row] * rows)}{self.tail}"
+
+
+def multi_row(query: str) -> MultiRow | None:
+    """`query` (already in PostgreSQL's dialect) as a `MultiRow`, or None when it is not a plain
+    one-row INSERT … VALUES (a SELECT, a sub-query in the values, an UPDATE …)."""
+    m = _VALUES.match(query)
+    if not m:
+        return None
+    head, columns, row, tail = m.group(1), [c.strip() for c in m.group(2).split(",")], m.group(3), m.group(4)
+    tail = (" " + tail.strip()) if tail.strip() else ""
+    if tail and not re.match(r"^\s*ON\s+CONFLICT\b", tail, re.I):
+        return None  # RETURNING and the like: kept row by row
+    key = None
+    update = _CONFLICT_UPDATE.match(tail)
+    if update:
+        # which parameter of a row each conflict column is (a literal in the row's values: no position)
+        values = [v.strip() for v in row[1:-1].split(",")]
+        if len(values) != len(columns):
+            return None
+        positions, k = {}, 0
+        for column, value in zip(columns, values):
+            if value == "%s":
+                positions[column] = k
+                k += 1
+        try:
+            key = tuple(positions[c.strip()] for c in update.group(1).split(","))
+        except KeyError:
+            return None
+    return MultiRow(head, row, tail, key)
 
 
 def pragma(sql: str) -> str | None:

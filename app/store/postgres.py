@@ -33,6 +33,7 @@ from app.store.locations import PgLocation
 
 WRITE_LOCK = zlib.crc32(b"jiandang county write lock")  # advisory locks are per database
 CONNECT_TIMEOUT = 5
+MAX_PARAMETERS = 30_000  # per multi-row INSERT (PostgreSQL's limit is 65,535)
 _CHECKS = ("quick_check", "integrity_check")
 
 
@@ -150,6 +151,7 @@ class PgConnection:
         self.read_only = read_only
         self._sql: dict[str, str] = {}
         self._keys: dict[str, list[str]] = {}
+        self._multi: dict[str, dialect.MultiRow | None] = {}
         self._changes = 0
         self._lock = threading.RLock()
 
@@ -173,6 +175,15 @@ class PgConnection:
         if not rows:
             return _Rows([])
         query = self._translate(sql)
+        shape = self._multi.get(query, False)
+        if shape is False:
+            shape = self._multi[query] = dialect.multi_row(query)
+        if shape is not None and len(rows) > 1:
+            return self._insert_rows(query, shape, rows)
+        return self._executemany(query, rows)
+
+    def _executemany(self, query: str, rows: list):
+        """psycopg's executemany: one statement per row (pipelined)."""
         psycopg = _psycopg()
         with self._lock:
             try:
@@ -183,6 +194,22 @@ class PgConnection:
         if cursor.rowcount and cursor.rowcount > 0:
             self._changes += cursor.rowcount
         return cursor
+
+    def _insert_rows(self, query: str, shape: dialect.MultiRow, rows: list) -> _Rows:
+        """An INSERT of many rows as few multi-row statements (a merge's change, record and index rows:
+        one round trip each instead of a statement per row; the rows keep their order, so `pos` does).
+        A batch where two rows have the same conflict key goes row by row, as SQLite would take it."""
+        per = max(1, MAX_PARAMETERS // max(1, len(rows[0])))
+        result = _Rows([])
+        result.rowcount = 0
+        for start in range(0, len(rows), per):
+            batch = rows[start:start + per]
+            if shape.key is not None and len({tuple(r[i] for i in shape.key) for r in batch}) < len(batch):
+                cursor = self._executemany(query, batch)
+            else:
+                cursor = self._run(shape.statement(len(batch)), [v for r in batch for v in r])
+            result.rowcount += max(0, cursor.rowcount or 0)
+        return result
 
     @property
     def total_changes(self) -> int:

@@ -28,6 +28,7 @@ from app.core.text import printable
 from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.db import short_id
+from app.store.postgres import PgUnavailable
 from app.sync import attachments as attachment_sync
 from app.sync import identity, numbers, refdata, status, wire
 from app.sync.merge import Merger, change_from_wire, change_to_wire
@@ -337,18 +338,69 @@ def store_digest(store: Store) -> str:
     return h.hexdigest()
 
 
-def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt.datetime | None = None) -> Report:
-    """Verify and import one bundle in one transaction. Never raises for bad input: the report says."""
-    started = time.perf_counter()
+def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt.datetime | None = None,
+                  verified: tuple | None = None) -> Report:
+    """Verify and import one bundle in one transaction. Never raises for bad input: the report says.
+    `verified`: what `wire.verify(data, …)` returned for it already (the county service checks the
+    signature before its rate limit), so that it is not checked twice."""
+    return import_bundles(store, [(data, name, verified)], now=now)[0]
+
+
+def import_bundles(store: Store, bundles, *, now: dt.datetime | None = None) -> list[Report]:
+    """Import several bundles (data, name, verified or None) in ONE transaction, each in a savepoint of
+    its own (the county service's group commit: one write lock and one commit for the uploads that
+    queued up meanwhile). A bundle that is refused rolls back its own savepoint only; the others
+    stay. The reports are final only when this returns: nothing is committed before, and when the
+    commit itself fails every bundle merged here is reported refused (nothing of them was kept).
+    Never raises for bad input."""
+    reports: list[Report | None] = [None] * len(bundles)
+    opened: list[tuple[int, _Opened, float]] = []
+    for i, (data, name, verified) in enumerate(bundles):
+        started = time.perf_counter()
+        outcome = _refusing(name, lambda: _open(store, data, name, now or _utcnow(), verified))
+        if isinstance(outcome, Report):
+            outcome.seconds_total = time.perf_counter() - started
+            reports[i] = outcome
+        else:
+            opened.append((i, outcome, time.perf_counter() - started))
+    if not opened:
+        return reports
+    t0 = time.perf_counter()
     try:
-        report = _import(store, data, name, now or _utcnow())
+        with store.transaction():
+            for i, bundle, _ in opened:
+                reports[i] = _refusing(bundle.report.name, lambda: _merge_in_savepoint(store, bundle))
+    except Exception as exc:  # noqa: BLE001 - the commit (or the connection) failed: nothing of the group was kept
+        failed = (str(exc) if isinstance(exc, StoreError) else
+                  f"导入时出错({type(exc).__name__}),未导入任何内容,请重试")
+        for i, bundle, _ in opened:
+            reports[i] = Report(bundle.report.name, "refused", failed)
+    share = (time.perf_counter() - t0) / len(opened)
+    for i, bundle, seconds in opened:
+        reports[i].seconds_total = seconds + share
+    return reports
+
+
+def _refusing(name: str, step) -> "Report | _Opened":
+    """`step()`, with bad input turned into a refusal (never a crash of the day)."""
+    try:
+        return step()
+    except PgUnavailable:
+        raise  # the connection broke: the whole group fails (import_bundles)
     except (wire.BundleError, StoreError) as exc:
-        report = Report(name, "refused", str(exc))
-    except Exception as exc:  # malformed content from a signed bundle: refuse it, never crash the day
-        report = Report(name, "refused", f"包内容无法处理({type(exc).__name__}),未导入任何内容。请在发件电脑上重新导出,"
-                                         "仍不行请联系技术支持")
-    report.seconds_total = time.perf_counter() - started
-    return report
+        return Report(name, "refused", str(exc))
+    except Exception as exc:  # noqa: BLE001 - malformed content from a signed bundle
+        return Report(name, "refused", f"包内容无法处理({type(exc).__name__}),未导入任何内容。请在发件电脑上重新导出,"
+                                       "仍不行请联系技术支持")
+
+
+def _merge_in_savepoint(store: Store, bundle: "_Opened") -> Report:
+    try:
+        with store.savepoint():
+            return _merge(store, bundle)
+    except _Duplicate:
+        bundle.report.status = "duplicate"
+        return bundle.report
 
 
 COUNTY_OWN_BUNDLE = ("这是本县自己签发的包(发给笔记本电脑的县级包或登记包),不是电脑导出的上传包:县里只接收电脑导出的"
@@ -371,9 +423,29 @@ def _signer_lookup(store: Store):
     return lookup
 
 
-def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
+@dataclass
+class _Opened:
+    """A bundle verified, decrypted and parsed, waiting for its merge (`_merge`, in a transaction)."""
+
+    report: Report
+    header: dict
+    kind: str
+    digest: str
+    cert: object
+    changes: list
+    payload: dict
+    now: dt.datetime
+
+
+class _Duplicate(Exception):
+    """Another program (or an earlier bundle of the same group) took this very bundle meanwhile."""
+
+
+def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | None = None) -> "_Opened | Report":
+    """Everything of an import that needs no write lock: signature, header, certificate, the receipt
+    seen so far, decryption, parsing. A Report when that already decides (a duplicate)."""
     t0 = time.perf_counter()
-    verified, who = wire.verify(data, _signer_lookup(store))
+    verified, who = verified_as or wire.verify(data, _signer_lookup(store))
     crypto_seconds = time.perf_counter() - t0
     header = verified.header
     sender, kind = header.get("sender"), header.get("type")
@@ -385,13 +457,16 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         raise wire.BundleError(f"包头的包序号({printable(str(header.get('seq'))[:20])})不是正整数:不是本系统导出的同步包,已拒收")
     if header.get("recipient") != store.site_id:
         raise wire.BundleError(f"此包是发给站点 {header.get('recipient')} 的,不是本数据库({store.site_id}),请导入到正确的电脑")
+    cert = None
+    receipt = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
+                                 (sender, seq, kind)).fetchone()
     if store.role == "county":
         cert, revoked = who
         if kind != "up":
             raise wire.BundleError("县级只接收设备上传的同步包")
         if sender != cert.site_id:
             raise wire.BundleError(f"包头写的发件站点 {sender} 与签名者 {cert.site_id} 不符,已拒收")
-        if _already_received(store, sender, seq, kind, verified.digest):
+        if receipt and receipt[0] == verified.digest:
             # this very file was imported before the device was revoked or its certificate expired:
             # a drawer of old files is still "nothing to do", not a refusal
             return Report(name, "duplicate", sender=sender, seq=seq)
@@ -400,13 +475,11 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         if cert.expired(now):
             raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(cert.body['not_after'])} 过期,"
                                    "请为该电脑重新登记")
-        cert.verify(identity.county_sign_public(store))
+        identity.check_certificate(store, cert)
     else:
         if kind != "down" or sender != store.meta("county_site_id"):
             raise wire.BundleError("本机只接收县扶贫办发来的同步包")
     report = Report(name, "accepted", sender=sender, seq=seq)
-    receipt = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
-                                 (sender, seq, kind)).fetchone()
     if receipt:
         if receipt[0] == verified.digest:
             report.status = "duplicate"
@@ -432,23 +505,28 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         raise wire.BundleError(f"包内容格式不对:{exc}") from None
     payload["changes"] = None  # the Change objects hold what is needed of them
     report.changes = len(changes)
-    with store.transaction():
-        if store.shared:  # another program on this county database may have taken it meanwhile
-            again = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
-                                       (sender, seq, kind)).fetchone()
-            if again and again[0] == verified.digest:
-                report.status = "duplicate"
-                return report
-            if again:
-                raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
-        if store.role == "county":
-            _import_upstream(store, cert, changes, payload, report)
-        else:
-            _import_downstream(store, header, changes, payload, report, now)
-        _import_attachments(store, sender, changes, payload, report, cert if store.role == "county" else None)
-        store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
-                           (sender, seq, kind, verified.digest, identity.iso(now), len(changes), report.applied))
     report.seconds_crypto = crypto_seconds
+    return _Opened(report, header, kind, verified.digest, cert, changes, payload, now)
+
+
+def _merge(store: Store, bundle: _Opened) -> Report:
+    """The part of an import that writes, inside the caller's transaction (holding the write lock)."""
+    report, kind, sender, seq = bundle.report, bundle.kind, bundle.report.sender, bundle.report.seq
+    # another program on this county database, or an earlier bundle of the same group, may have taken it meanwhile
+    again = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
+                               (sender, seq, kind)).fetchone()
+    if again and again[0] == bundle.digest:
+        raise _Duplicate
+    if again:
+        raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
+    if store.role == "county":
+        _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report)
+    else:
+        _import_downstream(store, bundle.header, bundle.changes, bundle.payload, report, bundle.now)
+    _import_attachments(store, sender, bundle.changes, bundle.payload, report,
+                        bundle.cert if store.role == "county" else None)
+    store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
+                       (sender, seq, kind, bundle.digest, identity.iso(bundle.now), len(bundle.changes), report.applied))
     return report
 
 
@@ -471,13 +549,6 @@ def _import_attachments(store: Store, sender: str, changes, payload: dict, repor
     policy = payload.get("attachment_policy")
     if cert is None and isinstance(policy, dict) and "keep_gps" in policy:
         store.set_meta(attachment_sync.KEEP_GPS_META, "1" if policy["keep_gps"] else "0")
-
-
-def _already_received(store: Store, sender: str, seq: int, kind: str, digest: str) -> bool:
-    """True when this very file (same digest) was imported before."""
-    row = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
-                             (sender, seq, kind)).fetchone()
-    return bool(row) and row[0] == digest
 
 
 def _covers(cert: identity.Certificate, covered: dict, code: str | None) -> bool:
@@ -571,7 +642,7 @@ def _county_fields(store: Store, record_id: str, written: dict) -> dict:
 
 
 def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covered: dict,
-               made: dict | None = None, fields_now: dict | None = None) -> str | None:
+               made: dict | None = None, fields_now: dict | None = None, topups: dict | None = None) -> str | None:
     """Why the device may not send change `c` (None: it may). `places`: record id -> (kind, village,
     parent id) as the county holds it (None: not held); `covered`: village code -> whether the
     certificate covers it (memo); `made`: record id -> (kind, village) after the bundle's earlier
@@ -609,7 +680,8 @@ def _authorise(store: Store, cert: identity.Certificate, c, places: dict, covere
         old = _county_fields(store, c.record_id, fields_now)
     creating = c.op == "create" and not exists
     if c.kind == "household" and "household_number" in new and new["household_number"] not in (None, ""):
-        refusal = _number_refusal(store, cert, str(new["household_number"]), village or held_village(held, made, c))
+        refusal = _number_refusal(store, cert, str(new["household_number"]), village or held_village(held, made, c),
+                                  topups)
         if refusal:
             return f"记录 {c.record_id}(户):{refusal}"
     reason = procedures.authorize_change(c.kind, new, old, cert.role, op="create" if creating else "update",
@@ -643,14 +715,19 @@ def held_village(held, made: dict, c) -> str | None:
     return before[1] if before else held[1] if held else c.village_code
 
 
-def _number_refusal(store: Store, cert: identity.Certificate, number: str, village: str | None) -> str | None:
+def _number_refusal(store: Store, cert: identity.Certificate, number: str, village: str | None,
+                    topups: dict | None = None) -> str | None:
     """Why the county does not take this 户编号 from this device (None: it does): it must be its
     village's code and a sequence number from one of the device's blocks."""
     from app.core.validation import number_fits_village  # noqa: PLC0415
 
     if not village or not number_fits_village(number, village):
         return f"户编号 {printable(number[:30])} 与所在村 {village} 不符(应为村代码加序号)"
-    blocks = numbers.blocks_for(cert.body.get("number_block"), numbers.county_topups(store, cert.site_id), village)
+    if topups is None:
+        topups = {}
+    if cert.site_id not in topups:  # read once per bundle (under the write lock: the county may top up)
+        topups[cert.site_id] = numbers.county_topups(store, cert.site_id)
+    blocks = numbers.blocks_for(cert.body.get("number_block"), topups[cert.site_id], village)
     if not numbers.in_blocks(int(number[len(village):]), blocks):
         return f"户编号 {number} 不在该设备的户编号段({numbers.describe(blocks)})内"
     return None
@@ -677,8 +754,11 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
 
 def _import_upstream(store: Store, cert, changes, payload: dict, report: Report) -> None:
     site = cert.site_id
-    store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site,))
-    have_seq, bundle_seq = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
+    row = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
+    if row is None:  # the device's first bundle
+        store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site,))
+        row = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
+    have_seq, bundle_seq = row
     new = [c for c in changes if c.seq > have_seq]
     if new:
         expected = have_seq + 1
@@ -706,8 +786,9 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         raise wire.BundleError(ahead)
     made: dict[str, tuple] = {}
     fields_now: dict[str, dict] = {}  # household and proposal fields the bundle's earlier changes wrote
+    topups: dict = {}
     for c in new:
-        refusal = _authorise(store, cert, c, places, covered, made, fields_now)
+        refusal = _authorise(store, cert, c, places, covered, made, fields_now, topups)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)

@@ -134,6 +134,25 @@ def county_sign_public(store: Store) -> bytes:
     return bytes.fromhex(value)
 
 
+_CHECKED: dict[tuple[bytes, bytes, bytes], bool] = {}  # (county key, signature, body) -> the signature held
+_CHECKED_MAX = 10_000
+
+
+def check_certificate(store: Store, cert: "Certificate") -> None:
+    """The certificate is signed by this county (raises InvalidSignature otherwise). A certificate seen
+    before in this process is not checked again: the county service meets each device's at every
+    upload. The cache is keyed by the exact signed bytes and the county key, so a changed certificate
+    is checked anew."""
+    county = county_sign_public(store)
+    key = (county, cert.signature, wire.canonical(cert.body))
+    if _CHECKED.get(key):
+        return
+    cert.verify(county)
+    if len(_CHECKED) >= _CHECKED_MAX:
+        _CHECKED.clear()
+    _CHECKED[key] = True
+
+
 def county_enc_public(store: Store) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(bytes.fromhex(store.meta("county_enc_public")))
 

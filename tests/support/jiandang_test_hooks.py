@@ -5,7 +5,8 @@ app/ imports this, and the packaged build does not contain it.
 - a cheap Argon2id profile for new passphrase wraps (a real profile takes about 270 ms per unlock);
 - `JIANDANG_TEST_HOLD_IMPORT=MARKER`: the first county import holds inside its open transaction
   (after applying the changes, before the receipt and the commit), writing MARKER, so that a test
-  can kill the process there;
+  can kill the process there; with `JIANDANG_TEST_HOLD_IMPORT_CALL=N` the N-th bundle merged holds
+  instead (the middle of a group of bundles merged in one transaction);
 - `JIANDANG_TEST_HOLD_CONVERSION=MARKER`: the first conversion of record bodies at unlock
   (app/store/bodies.py) holds inside its open transaction, after re-sealing every record, writing
   MARKER."""
@@ -26,14 +27,16 @@ def install_fast_kdf() -> None:
     crypto.use_kdf_in_this_process(FAST_KDF)
 
 
-def _hold_first_call(owner, name: str, marker: str | os.PathLike) -> None:
-    """Make the first call of owner.name in this process write `marker` and stop for two minutes
-    inside its caller's transaction (so that a test can kill the process there)."""
+def _hold_first_call(owner, name: str, marker: str | os.PathLike, call: int = 1) -> None:
+    """Make the first call (or the `call`-th) of owner.name in this process write `marker` and stop
+    for two minutes inside its caller's transaction (so that a test can kill the process there)."""
     real = getattr(owner, name)
+    calls = [0]
 
     def holding(*args, **kw):
         result = real(*args, **kw)
-        if not Path(marker).exists():
+        calls[0] += 1
+        if calls[0] >= call and not Path(marker).exists():
             Path(marker).write_text("holding")
             time.sleep(120)
         return result
@@ -45,7 +48,7 @@ def hold_imports(marker: str | os.PathLike) -> None:
     """Make the first county import of this process stop inside its transaction for two minutes."""
     from app.sync import exchange
 
-    _hold_first_call(exchange, "_import_upstream", marker)
+    _hold_first_call(exchange, "_import_upstream", marker, int(os.environ.get("JIANDANG_TEST_HOLD_IMPORT_CALL", "1")))
 
 
 def hold_conversions(marker: str | os.PathLike) -> None:

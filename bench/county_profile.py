@@ -1,0 +1,248 @@
+"""Where an upload's time goes at the county service (issue #23): a per-bundle profile.
+
+Workload: bench/county.py's (LAPTOPS laptops over ten villages, one bundle each of SIZE new
+households and SIZE edits of its own: SIZE x 9 change rows), on a SQLite county and a PostgreSQL
+county. Three views per backend:
+
+1. in the benchmark's process, without HTTP: each bundle spooled to a file and handed to the
+   service's import step (`Service._upload`: map, signature, certificate, rate limit, decrypt, merge,
+   report) one after another: processor and wall time per bundle, time under the write lock, and on
+   PostgreSQL statements (round trips) per bundle; `--cprofile N` prints the top N functions;
+2. through `jiandang serve` in its own process (1 worker on SQLite, --workers on PostgreSQL) with
+   all bundles uploaded at once by CONCURRENCY client threads (bench/county.py's load): the server's
+   processor time per bundle (its processes, read from /proc: Linux only) and the client's
+   (this process), beside the wall time per bundle;
+3. the ratio of (1) to (2): how much of the service's processor time per bundle is the import step.
+
+    python bench/county_profile.py [--laptops 200] [--size 5] [--concurrency 200] [--workers 4]
+                                   [--cprofile 25] [--no-pg] [--no-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import _throwaway  # noqa: F401 - a cheap key-derivation profile for throwaway databases
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from county import DEFAULT_PG, VILLAGES, Pg  # noqa: E402
+
+from app.server import app as server_app  # noqa: E402
+from app.server.limits import Limits  # noqa: E402
+from app.server.receive import Spool  # noqa: E402
+from app.store import Store  # noqa: E402
+from tests import county_day  # noqa: E402
+
+
+class Counting:
+    """Counts statements (round trips) on a PostgreSQL connection and times its write transactions."""
+
+    def __init__(self, conn):
+        self.conn, self.statements, self.locked, self._began = conn, 0, 0.0, None
+        self.by_statement: dict[str, list] = {}
+        raw_run, raw_many = conn._run, conn.executemany
+        counter = self
+
+        def run(query, params):
+            counter.statements += 1
+            if query.strip().upper() == "BEGIN":
+                counter._began = time.perf_counter()
+            t = time.perf_counter()
+            result = raw_run(query, params)
+            seen = counter.by_statement.setdefault(" ".join(query.split())[:90], [0, 0.0])
+            seen[0] += 1
+            seen[1] += time.perf_counter() - t
+            if query.strip().upper() in ("COMMIT", "ROLLBACK") and counter._began is not None:
+                counter.locked += time.perf_counter() - counter._began
+                counter._began = None
+            return result
+
+        def many(sql, rows):
+            counter.statements += 1  # psycopg 3 pipelines executemany: one round trip
+            t = time.perf_counter()
+            result = raw_many(sql, rows)
+            seen = counter.by_statement.setdefault("MANY " + " ".join(sql.split())[:85], [0, 0.0])
+            seen[0] += 1
+            seen[1] += time.perf_counter() - t
+            return result
+
+        conn._run, conn.executemany = run, many
+
+
+class SqliteLockTimer:
+    """Times BEGIN IMMEDIATE .. COMMIT on a sqlite3 connection (wrapped: sqlite3's is read-only)."""
+
+    def __init__(self, store):
+        self.locked, self.statements, self._began = 0.0, 0, None
+        inner, timer = store.conn, self
+
+        class Wrapped:
+            def __getattr__(self, name):
+                return getattr(inner, name)
+
+            def execute(self, sql, params=()):
+                timer.statements += 1
+                head = sql.lstrip()[:6].upper()
+                if head == "BEGIN ":
+                    timer._began = time.perf_counter()
+                result = inner.execute(sql, params)
+                if head in ("COMMIT", "ROLLBA") and timer._began is not None:
+                    timer.locked += time.perf_counter() - timer._began
+                    timer._began = None
+                return result
+
+            def executemany(self, sql, rows):
+                timer.statements += 1
+                return inner.executemany(sql, rows)
+
+        store.conn = Wrapped()
+
+
+def direct(day: county_day.Day, top: int) -> dict:
+    """Every bundle through the service's import step in this process, one after another."""
+    store = Store.open(day.county)
+    store.unlock(county_day.OPERATOR, county_day.PASSPHRASE)
+    spool_dir = Path(tempfile.mkdtemp())
+    app = server_app.create_app(store, Limits(uploads_per_minute=0), spool_dir=spool_dir)
+    service = app.state.service
+    counter = Counting(store.conn) if store.shared else SqliteLockTimer(store)
+    bundles = [b[0] for b in day.bundles]
+    profiler = cProfile.Profile() if top else None
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    statuses = []
+    for name, data in bundles:
+        spool = Spool(spool_dir)
+        spool.write(data)
+        spool.close()
+        if profiler:
+            profiler.enable()
+        status, _, _ = service._upload(spool, name)
+        if profiler:
+            profiler.disable()
+        statuses.append(status)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    service.close()
+    store.close()
+    assert all(s == 200 for s in statuses), statuses[:5]
+    n = len(bundles)
+    if top and getattr(counter, "by_statement", None):
+        print("statements per bundle, ms per bundle:")
+        for sql, (count, seconds) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {count / n:5.2f} {seconds / n * 1000:6.2f}  {sql}")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
+    return {"cpu": cpu / n, "wall": wall / n, "locked": counter.locked / n, "statements": counter.statements / n}
+
+
+def _process_cpu(pid: int) -> float:
+    """Processor seconds of a process and of its live children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                    if int(stat[1]) == pid:
+                        pids.append(int(entry))
+    for p in pids:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / tick
+    return total
+
+
+def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
+    service = county_day.Service(day, workers)
+    try:
+        time.sleep(1)
+        server0, client0 = _process_cpu(service.proc.pid), time.process_time()
+        load = county_day.run_load(service.url, day.bundles, concurrency, threading.Event())
+        server1, client1 = _process_cpu(service.proc.pid), time.process_time()
+    finally:
+        service.stop()
+    n = len(load.results)
+    bad = [s for *_, s, a, _ in ((r[0], r[1], r[2], r[3], r[4]) for r in load.results) if s != 200]
+    assert not bad, bad[:5]
+    latencies = [r[4] for r in load.results]
+    return {"server_cpu": (server1 - server0) / n, "client_cpu": (client1 - client0) / n, "wall": load.wall / n,
+            "p50": county_day.percentile(latencies, 0.5), "p99": county_day.percentile(latencies, 0.99)}
+
+
+def report(label: str, d: dict | None, h: dict | None) -> None:
+    print(f"{label}: load average {os.getloadavg()[0]:.2f}")
+    if d:
+        print(f"  import step alone (no HTTP): {d['cpu'] * 1000:.2f} ms processor, {d['wall'] * 1000:.2f} ms wall, "
+              f"{d['locked'] * 1000:.2f} ms under the write lock, {d['statements']:.1f} statements per bundle")
+    if h:
+        print(f"  through the service: server {h['server_cpu'] * 1000:.2f} ms processor per bundle, client "
+              f"{h['client_cpu'] * 1000:.2f} ms, wall {h['wall'] * 1000:.2f} ms per bundle "
+              f"({1 / h['wall']:.0f} bundles/s), p50 {h['p50'] * 1000:.0f} ms, p99 {h['p99'] * 1000:.0f} ms")
+    if d and h:
+        print(f"  import step / service processor time: {d['cpu'] / h['server_cpu']:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--laptops", type=int, default=200)
+    ap.add_argument("--size", type=int, default=5)
+    ap.add_argument("--concurrency", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions of the import step")
+    ap.add_argument("--pg-url", default=DEFAULT_PG)
+    ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--no-http", action="store_true")
+    args = ap.parse_args()
+    print(f"workload: {args.laptops} laptops, one bundle each of {args.size * 9} change rows; "
+          f"{args.concurrency} client threads at once through the service")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+
+        if not args.no_sqlite:
+            base = folder / "sqlite" / "county.db"
+            day = county_day.prepare(folder / "sqlite", str(base), laptops=args.laptops, rounds=1, size=args.size,
+                                     villages=VILLAGES, edit_seeded=False)
+            copies = iter(range(100))
+
+            def copy() -> str:
+                import shutil  # noqa: PLC0415
+
+                target = folder / "sqlite" / f"run{next(copies)}.db"
+                shutil.copy(base, target)
+                return str(target)
+
+            d = direct(county_day.Day(**{**day.__dict__, "county": copy()}), args.cprofile)
+            h = None if args.no_http else over_http(county_day.Day(**{**day.__dict__, "county": copy()}), 1,
+                                                   args.concurrency)
+            report("SQLite (1 worker)", d, h)
+        if not args.no_pg:
+            pg = Pg(args.pg_url)
+            try:
+                template = pg.create()
+                day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
+                                         size=args.size, villages=VILLAGES, edit_seeded=False)
+                d = direct(county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.cprofile)
+                h = None if args.no_http else over_http(
+                    county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.workers,
+                    args.concurrency)
+                report(f"PostgreSQL ({args.workers} workers through the service)", d, h)
+            finally:
+                pg.drop_all()
+
+
+if __name__ == "__main__":
+    main()
