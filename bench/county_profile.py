@@ -51,12 +51,14 @@ class Counting:
     def __init__(self, conn):
         self.conn, self.statements, self.locked, self._began = conn, 0, 0.0, None
         self.by_statement: dict[str, list] = {}
-        raw_run, raw_many = conn._run, conn.executemany
+        # psycopg's executemany (one round trip, a statement per row); multi-row INSERTs go through _run
+        many_name = "_executemany" if hasattr(conn, "_executemany") else "executemany"
+        raw_run, raw_many = conn._run, getattr(conn, many_name)
         counter = self
 
         def run(query, params):
             counter.statements += 1
-            if query.strip().upper() == "BEGIN":
+            if query.strip().upper().startswith("BEGIN"):
                 counter._began = time.perf_counter()
             t = time.perf_counter()
             result = raw_run(query, params)
@@ -77,7 +79,8 @@ class Counting:
             seen[1] += time.perf_counter() - t
             return result
 
-        conn._run, conn.executemany = run, many
+        conn._run = run
+        setattr(conn, many_name, many)
 
 
 class SqliteLockTimer:
@@ -109,8 +112,9 @@ class SqliteLockTimer:
         store.conn = Wrapped()
 
 
-def direct(day: county_day.Day, top: int) -> dict:
-    """Every bundle through the service's import step in this process, one after another."""
+def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
+    """Every bundle through the service's import step in this process, one after another (`group`
+    at a time handed to the database thread's group merge)."""
     store = Store.open(day.county)
     store.unlock(county_day.OPERATOR, county_day.PASSPHRASE)
     spool_dir = Path(tempfile.mkdtemp())
@@ -119,19 +123,30 @@ def direct(day: county_day.Day, top: int) -> dict:
     counter = Counting(store.conn) if store.shared else SqliteLockTimer(store)
     bundles = [b[0] for b in day.bundles]
     profiler = cProfile.Profile() if top else None
+    backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
+    db0 = _process_cpu(backend, children=False) if backend else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     statuses = []
-    for name, data in bundles:
-        spool = Spool(spool_dir)
-        spool.write(data)
-        spool.close()
+    for start in range(0, len(bundles), group):
+        items = []
+        for name, data in bundles[start:start + group]:
+            spool = Spool(spool_dir)
+            spool.write(data)
+            spool.close()
+            items.append((spool, name))
         if profiler:
             profiler.enable()
-        status, _, _ = service._upload(spool, name)
+        if hasattr(service, "_upload"):  # the code before group commit (a bundle at a time)
+            statuses += [service._upload(spool, name)[0] for spool, name in items]
+        else:
+            waiting = [server_app._Waiting(spool, name) for spool, name in items]
+            service.waiting.extend(waiting)
+            service._merge_waiting()
+            statuses += [w.answer[0] if w.answer else w.error for w in waiting]
         if profiler:
             profiler.disable()
-        statuses.append(status)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    db = _process_cpu(backend, children=False) - db0 if backend else 0.0
     service.close()
     store.close()
     assert all(s == 200 for s in statuses), statuses[:5]
@@ -143,25 +158,29 @@ def direct(day: county_day.Day, top: int) -> dict:
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
-    return {"cpu": cpu / n, "wall": wall / n, "locked": counter.locked / n, "statements": counter.statements / n}
+    return {"group": group, "cpu": cpu / n, "db": db / n, "wall": wall / n, "locked": counter.locked / n, "statements": counter.statements / n}
 
 
-def _process_cpu(pid: int) -> float:
-    """Processor seconds of a process and of its live children (Linux /proc)."""
+def _process_cpu(pid: int, children: bool = True) -> float:
+    """Processor seconds of a process (and of its live children: the service's workers) from /proc
+    (Linux only; the PostgreSQL server's processes are readable by every user)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+
+    def stat(p) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
     pids = [pid]
-    with contextlib.suppress(OSError):
+    if children:
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 with contextlib.suppress(OSError):
-                    stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-                    if int(stat[1]) == pid:
+                    if int(stat(entry)[1]) == pid:
                         pids.append(int(entry))
+    total = 0.0
     for p in pids:
         with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / tick
+            fields = stat(p)
+            total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
@@ -185,7 +204,11 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
 def report(label: str, d: dict | None, h: dict | None) -> None:
     print(f"{label}: load average {os.getloadavg()[0]:.2f}")
     if d:
-        print(f"  import step alone (no HTTP): {d['cpu'] * 1000:.2f} ms processor, {d['wall'] * 1000:.2f} ms wall, "
+        print(f"  (import step: {d['group']} bundle(s) at a time)")
+    if d:
+        print(f"  import step alone (no HTTP): {d['cpu'] * 1000:.2f} ms processor"
+              + (f" + {d['db'] * 1000:.2f} ms of the PostgreSQL server's" if d["db"] else "")
+              + f", {d['wall'] * 1000:.2f} ms wall, "
               f"{d['locked'] * 1000:.2f} ms under the write lock, {d['statements']:.1f} statements per bundle")
     if h:
         print(f"  through the service: server {h['server_cpu'] * 1000:.2f} ms processor per bundle, client "
@@ -202,6 +225,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions of the import step")
+    ap.add_argument("--group", type=int, default=1, help="bundles merged together in the import step (group commit)")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     ap.add_argument("--no-pg", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
@@ -225,7 +249,7 @@ def main() -> None:
                 shutil.copy(base, target)
                 return str(target)
 
-            d = direct(county_day.Day(**{**day.__dict__, "county": copy()}), args.cprofile)
+            d = direct(county_day.Day(**{**day.__dict__, "county": copy()}), args.cprofile, args.group)
             h = None if args.no_http else over_http(county_day.Day(**{**day.__dict__, "county": copy()}), 1,
                                                    args.concurrency)
             report("SQLite (1 worker)", d, h)
@@ -235,7 +259,8 @@ def main() -> None:
                 template = pg.create()
                 day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
                                          size=args.size, villages=VILLAGES, edit_seeded=False)
-                d = direct(county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.cprofile)
+                d = direct(county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.cprofile,
+                           args.group)
                 h = None if args.no_http else over_http(
                     county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.workers,
                     args.concurrency)

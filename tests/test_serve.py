@@ -607,6 +607,24 @@ def test_rate_limiter_and_challenges_follow_the_clock(tmp_path):
     county.close()
 
 
+def test_taking_a_token_does_not_wait_for_the_disk_and_another_worker_sees_it(tmp_path):
+    """Each upload takes a rate-limit token in the county database: a commit that need not reach the
+    disk (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit off: a power cut loses at most the
+    last tokens), still seen at once by every other connection (another worker, a restart)."""
+    county = make_county(tmp_path)
+    state, other = service_state.connect(county), service_state.connect(county)
+    if county.shared:
+        assert state.raw.raw.execute("SHOW synchronous_commit").fetchone()[0] == "off"
+    else:
+        assert state.raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL (the default, FULL, is 2)
+    limiter, seen = RateLimiter(state, "upload", 6, clock=lambda: 0.0), RateLimiter(other, "upload", 6, clock=lambda: 0.0)
+    assert [limiter.take("a") for _ in range(5)] == [0.0] * 5
+    assert seen.take("a") == 0.0 and seen.take("a") == pytest.approx(10.0)  # the sixth token, then none left
+    state.close()
+    other.close()
+    county.close()
+
+
 def test_a_laptop_is_not_told_who_in_another_village_shares_an_id_number(hub, tmp_path):
     """The county's own import line names both households of a duplicate ID number; the answer the
     service sends back to the uploading laptop names only households of that laptop's villages."""

@@ -695,8 +695,9 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self._write_record(self._require(), record)
 
 
-    def write_records_raw(self, records: list[Record]) -> None:
-        """Write many records' states as given at once (executemany; merge code)."""
+    def write_records_raw(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> None:
+        """Write many records' states as given at once (executemany; merge code). `new`: ids of
+        records not held before (the merge looked them up): they have no blind index rows to drop."""
         sealer = self._require()
         blobs = sealer.seal_many([(r.kind, r.id, bodies.encode(r)) for r in records])
         rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version, blob)
@@ -705,7 +706,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
             "key_version=excluded.key_version, blob=excluded.blob", rows)
-        self._update_blind_index_many(records)
+        self._update_blind_index_many(records, new)
         if self._search is not None:
             for r in records:
                 self._index_record(r)

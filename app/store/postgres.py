@@ -164,11 +164,10 @@ class PgConnection:
         if re.match(r"^\s*BEGIN\s*;?\s*$", sql, re.I) and self.read_only:
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
             return self._run(sql, None)
-        write_lock = bool(re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I))
-        cursor = self._run(self._translate(sql), params)
-        if write_lock:
-            self._run("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-        return cursor
+        if re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I):
+            # the transaction and its write lock in one round trip (two statements, no parameters)
+            return self._run(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})", None)
+        return self._run(self._translate(sql), params)
 
     def executemany(self, sql: str, seq_of_params):
         rows = [tuple(p) for p in seq_of_params]

@@ -32,12 +32,14 @@ class SearchIndex:
             digest = self.blind("id_number", idnumber.normalise(number))
             self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", (record.id, digest))
 
-    def _update_blind_index_many(self, records: list[Record]) -> None:
+    def _update_blind_index_many(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> None:
         """`_update_blind_index` for many records in a few statements (a merge writes a bundle's
-        records at once; on PostgreSQL each statement is a round trip to the server)."""
+        records at once; on PostgreSQL each statement is a round trip to the server). `new`: ids of
+        records that were not held before, which have no rows to drop."""
         members = [r for r in records if r.kind == "member"]
-        for start in range(0, len(members), _CHUNK):
-            ids = [r.id for r in members[start:start + _CHUNK]]
+        held = [r.id for r in members if r.id not in new]
+        for start in range(0, len(held), _CHUNK):
+            ids = held[start:start + _CHUNK]
             self.conn.execute(f"DELETE FROM blind_index WHERE record_id IN ({','.join('?' * len(ids))})", ids)
         rows = [(r.id, self.blind("id_number", idnumber.normalise(r.fields["id_number"]))) for r in members
                 if r.fields.get("id_number") and not r.deleted]

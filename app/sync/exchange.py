@@ -792,7 +792,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         if refusal:
             raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
-    merger.apply_all(new, known_new=True)
+    merger.apply_all(new, known_new=True, absent={rid for rid, place in places.items() if place is None})
     report.applied, report.conflicts = merger.applied, merger.conflicts
     top = max([c.seq for c in new], default=have_seq)
     down_rowid = int(payload.get("down_rowid") or 0)

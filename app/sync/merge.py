@@ -86,10 +86,14 @@ class Merger:
             self.store.write_changes_raw(self.pending)
             self.pending = []
 
-    def prefetch(self, record_ids) -> None:
-        """Load the records a batch of changes touches in a few queries."""
+    def prefetch(self, record_ids, absent: set[str] | frozenset = frozenset()) -> None:
+        """Load the records a batch of changes touches in a few queries. `absent`: ids the caller has
+        just found not held (in the same transaction): not looked up again."""
         wanted = [r for r in dict.fromkeys(record_ids) if r not in self.cache]
-        found = self.store.get_many(wanted)
+        if absent:
+            self.missing |= {r for r in wanted if r in absent}
+            wanted = [r for r in wanted if r not in absent]
+        found = self.store.get_many(wanted) if wanted else {}
         self.cache.update(found)
         self.missing |= set(wanted) - set(found)
 
@@ -237,18 +241,20 @@ class Merger:
 
     def flush(self) -> None:
         self._write_pending()
-        self.store.write_records_raw([self.cache[rid] for rid in self.dirty])
+        self.store.write_records_raw([self.cache[rid] for rid in self.dirty], new=self.missing)
         self.dirty.clear()
 
     CHUNK = 5000
 
-    def apply_all(self, changes: list[Change], *, known_new: bool = False, skip_site: str | None = None) -> None:
+    def apply_all(self, changes: list[Change], *, known_new: bool = False, skip_site: str | None = None,
+                  absent: set[str] | frozenset = frozenset()) -> None:
         """Apply changes in order, a chunk at a time: records of a chunk are fetched together, written
         at its end and then forgotten, so a county-sized bundle does not keep every record it touched
-        (a later chunk reads the record as written). Changes of `skip_site` are passed over."""
+        (a later chunk reads the record as written). Changes of `skip_site` are passed over.
+        `absent`: record ids the caller found not held in this transaction (not looked up again)."""
         for i in range(0, len(changes), self.CHUNK):
             part = changes[i:i + self.CHUNK]
-            self.prefetch(c.record_id for c in part)
+            self.prefetch((c.record_id for c in part), absent if i == 0 else frozenset())
             for c in part:
                 if c.site_id != skip_site:
                     self.apply(c, known_new=known_new)
