@@ -7,9 +7,11 @@ challenges and rate limits live in the county database (app.store.service_state)
 connection of their own on a second thread, so that every worker process of `serve --workers N` (a
 county on PostgreSQL, app.server.workers; there the database's write lock orders the imports of all
 workers) and a restarted service share them. Imports go through
-`app.sync.exchange.import_bundle`, exactly as USB bundles do (one transaction per bundle: a
-refused bundle, a dropped connection or a killed process changes nothing; a replayed bundle is
-reported as a duplicate).
+`app.sync.exchange.import_bundles`, the code of USB imports: the uploads waiting for the database
+thread are merged as one group in one transaction, each bundle in a savepoint (group commit: a
+refused bundle, a dropped connection or a killed process keeps nothing of that bundle; a killed
+process nothing of its group; a replayed bundle is reported as a duplicate), and each is answered
+after the commit.
 
 Order of checks for an upload (docs/serve.md, "Limits"): a slot for the client's address, the
 declared size; then, while the body streams to an owner-only temporary file (app.server.receive),

@@ -8,8 +8,9 @@ data (divisions of the device's area, poverty lines, revocation list, dictionary
 
 Import of one bundle is one transaction: verify (size, framing, signature), sender certificate and
 revocation, recipient, decrypt, sequence (duplicates, gaps, rollback), authorise every change,
-merge, receipt. A refused bundle changes nothing.
-"""
+merge, receipt. A refused bundle changes nothing. The county service merges the uploads that queue up
+together (`import_bundles`: one transaction, a savepoint per bundle; the checks and decryption done
+before the write lock is taken)."""
 
 from __future__ import annotations
 
