@@ -77,12 +77,24 @@ GROUP_BYTES = 8 * MIB  # and their size together (a larger upload is merged on i
 
 
 class _Waiting:
-    """An upload received and waiting for the database thread; `answer` or `error` once merged."""
+    """An upload received and waiting for the database thread; `answer` or `error` once merged, and
+    then `done` (a future of the event loop) is resolved."""
 
-    __slots__ = ("spool", "name", "answer", "error")
+    __slots__ = ("spool", "name", "answer", "error", "loop", "done")
 
-    def __init__(self, spool: Spool, name: str):
-        self.spool, self.name, self.answer, self.error = spool, name, None, None
+    def __init__(self, spool: Spool, name: str, loop: asyncio.AbstractEventLoop | None = None):
+        self.spool, self.name, self.answer, self.error, self.loop = spool, name, None, None, loop
+        self.done = loop.create_future() if loop is not None else None
+
+    def finish(self) -> None:
+        """From the database thread: wake the request waiting for this upload."""
+        if self.done is not None:
+            self.loop.call_soon_threadsafe(lambda: self.done.done() or self.done.set_result(None))
+
+
+def _log_failure(job: asyncio.Future) -> None:
+    if not job.cancelled() and job.exception() is not None:
+        log.error("合并上传时出错:%s", type(job.exception()).__name__)
 
 
 class _Checked:
@@ -262,9 +274,15 @@ class Service:
         """The upload merged (or refused) and committed: queued for the database thread, which takes
         every upload waiting at that moment as one group (`_merge_waiting`). The answer comes only
         after the transaction holding the merge has committed."""
-        item = _Waiting(spool, name)
+        loop = asyncio.get_running_loop()
+        item = _Waiting(spool, name, loop)
         self.waiting.append(item)
-        await self.serial(self._merge_waiting)  # this upload's turn: merged by now, by this job or an earlier one
+        # a job of its own on the database thread: by the time it runs, this upload has been merged by
+        # an earlier job's group or is taken into this one's. The answer is awaited, not the job (an
+        # upload merged early must not wait for the group its own job then merges).
+        job = asyncio.ensure_future(self.serial(self._merge_waiting))
+        job.add_done_callback(_log_failure)
+        await item.done
         if item.error is not None:
             raise item.error
         return item.answer
@@ -290,6 +308,7 @@ class Service:
                 item.spool.remove()
                 if item.answer is None and item.error is None:
                     item.error = RuntimeError("upload left unanswered")
+                item.finish()
 
     def _check_and_merge(self, group: list, mapped: contextlib.ExitStack) -> None:
         merging = []
