@@ -197,3 +197,62 @@ def test_uploads_waiting_together_are_one_group_answered_after_its_commit(tmp_pa
     assert all(_held(county, laptop)[2] == 1 for laptop in laptops[:2])
     for s in laptops + [county]:
         s.close()
+
+
+def test_an_upload_is_answered_when_its_group_commits_not_after_the_next_group(tmp_path, monkeypatch):
+    """Uploads A and B are merged as one group; C arrives while that group is merging and is merged
+    in the next one. B is answered as soon as its own group has committed, before C's group ends (it
+    used to wait for the next job on the database thread, which by then merged C's group)."""
+    from app.server.app import SyncServer
+    from tests.test_serve import _upload
+
+    county = make_county(tmp_path)
+    laptops = _laptops(tmp_path, county)
+    bundles = [exchange.export_upstream(laptop) for laptop in laptops]
+    real_group, real_merge = exchange.import_bundles, Service._merge_waiting
+    gate, merging, ended = threading.Event(), threading.Event(), []
+
+    def slow_group(store, items, **kw):
+        merging.set()
+        time.sleep(1.0)  # each group takes a while
+        reports = real_group(store, items, **kw)
+        ended.append(([name for _, name, _ in items], time.monotonic()))
+        return reports
+
+    def held_merge(self):
+        gate.wait(30)
+        return real_merge(self)
+
+    monkeypatch.setattr(exchange, "import_bundles", slow_group)
+    monkeypatch.setattr(Service, "_merge_waiting", held_merge)
+    server = SyncServer(county, "127.0.0.1", 0, access_log=False).start()
+    answers: dict = {}
+
+    def send(i):
+        name, data = bundles[i]
+        status, _, _ = _upload(server.url, data, name, source=f"127.0.0.{40 + i}")
+        answers[i] = (status, time.monotonic())
+
+    try:
+        first = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
+        for t in first:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(server.app.state.service.waiting) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        gate.set()
+        assert merging.wait(30)
+        late = threading.Thread(target=send, args=(2,))  # arrives while A and B are being merged
+        late.start()
+        for t in [*first, late]:
+            t.join(60)
+    finally:
+        server.stop()
+    assert [sorted(names) for names, _ in ended] == [sorted([bundles[0][0], bundles[1][0]]), [bundles[2][0]]]
+    assert all(answers[i][0] == 200 for i in range(3))
+    first_end, second_end = ended[0][1], ended[1][1]
+    assert answers[0][1] >= first_end and answers[1][1] >= first_end
+    assert answers[0][1] < second_end and answers[1][1] < second_end  # not held back by C's group
+    for s in laptops + [county]:
+        s.close()
