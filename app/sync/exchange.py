@@ -513,15 +513,24 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
 def _merge(store: Store, bundle: _Opened) -> Report:
     """The part of an import that writes, inside the caller's transaction (holding the write lock)."""
     report, kind, sender, seq = bundle.report, bundle.kind, bundle.report.sender, bundle.report.seq
-    # another program on this county database, or an earlier bundle of the same group, may have taken it meanwhile
-    again = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?",
-                               (sender, seq, kind)).fetchone()
-    if again and again[0] == bundle.digest:
+    # another program on this county database, or an earlier bundle of the same group, may have taken it
+    # meanwhile. At the county the same round trip reads what the merge needs of the device (on
+    # PostgreSQL every statement under the write lock is a round trip to the server)
+    county = store.role == "county"
+    row = store.conn.execute(
+        "SELECT (SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?), "
+        "(SELECT have_seq FROM peers WHERE site_id = ?), (SELECT bundle_seq FROM peers WHERE site_id = ?), "
+        "(SELECT value FROM meta WHERE key = ?)",
+        (sender, seq, kind, sender, sender, f"number_topups:{sender}")).fetchone()
+    again = row[0]
+    if again is not None and again == bundle.digest:
         raise _Duplicate
-    if again:
+    if again is not None:
         raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
-    if store.role == "county":
-        _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report)
+    if county:
+        peer = (row[1], row[2]) if row[1] is not None else None
+        topups = {sender: numbers.parse_topups(row[3])}
+        _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report, peer, topups)
     else:
         _import_downstream(store, bundle.header, bundle.changes, bundle.payload, report, bundle.now)
     _import_attachments(store, sender, bundle.changes, bundle.payload, report,
@@ -753,9 +762,12 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
     return None
 
 
-def _import_upstream(store: Store, cert, changes, payload: dict, report: Report) -> None:
+def _import_upstream(store: Store, cert, changes, payload: dict, report: Report, peer: tuple | None = None,
+                     topups: dict | None = None) -> None:
+    """`peer`: the device's (have_seq, bundle_seq) and `topups` (site -> its 户编号 top-ups) when the
+    caller has read them in this transaction already."""
     site = cert.site_id
-    row = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
+    row = peer or store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
     if row is None:  # the device's first bundle
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site,))
         row = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
@@ -787,7 +799,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         raise wire.BundleError(ahead)
     made: dict[str, tuple] = {}
     fields_now: dict[str, dict] = {}  # household and proposal fields the bundle's earlier changes wrote
-    topups: dict = {}
+    topups = {} if topups is None else topups
     for c in new:
         refusal = _authorise(store, cert, c, places, covered, made, fields_now, topups)
         if refusal:

@@ -82,8 +82,13 @@ def allocate(store: Store, places: list[str], *, mark: list[str] | None = None, 
 
 
 def _topups(store: Store, key: str) -> dict[str, list[list[int]]]:
+    return parse_topups(store.meta(key))
+
+
+def parse_topups(text: str | None) -> dict[str, list[list[int]]]:
+    """A device's top-ups as stored in meta `number_topups:<site>` (None: none)."""
     try:
-        value = json.loads(store.meta(key) or "{}")
+        value = json.loads(text or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
