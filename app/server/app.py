@@ -89,7 +89,8 @@ class _Waiting:
     def finish(self) -> None:
         """From the database thread: wake the request waiting for this upload."""
         if self.done is not None:
-            self.loop.call_soon_threadsafe(lambda: self.done.done() or self.done.set_result(None))
+            with contextlib.suppress(RuntimeError):  # the event loop is gone (the service stopped): nobody waits
+                self.loop.call_soon_threadsafe(lambda: self.done.done() or self.done.set_result(None))
 
 
 def _log_failure(job: asyncio.Future) -> None:
