@@ -141,23 +141,37 @@ def merge_all(merger: Merger, changes: list[Change]) -> None:
                 clocks, fields = rec.clocks, rec.fields
                 star = clocks.get("*", ZERO)
                 seen = c.seen if review else None
-                simple = True
-                for key, value in new.items():
+                if len(new) == 1:  # most edits: one field
+                    (key, value), = new.items()
                     clock = clocks.get(key, star)
                     if (key[:2] == "__" or clock >= hlc
                             or (seen is not None and key in seen and seen[key] != clock and fields.get(key) != value)):
-                        simple = False
-                        break
-                if not simple:
-                    merger.apply(c, known_new=True)
-                    pending = merger.pending
-                    continue
-                for key, value in new.items():
+                        merger.apply(c, known_new=True)
+                        pending = merger.pending
+                        continue
                     if value is None:
                         fields.pop(key, None)
                     else:
                         fields[key] = value
                     clocks[key] = hlc
+                else:
+                    simple = True
+                    for key, value in new.items():
+                        clock = clocks.get(key, star)
+                        if (key[:2] == "__" or clock >= hlc
+                                or (seen is not None and key in seen and seen[key] != clock and fields.get(key) != value)):
+                            simple = False
+                            break
+                    if not simple:
+                        merger.apply(c, known_new=True)
+                        pending = merger.pending
+                        continue
+                    for key, value in new.items():
+                        if value is None:
+                            fields.pop(key, None)
+                        else:
+                            fields[key] = value
+                        clocks[key] = hlc
             else:
                 merger.apply(c, known_new=True)
                 pending = merger.pending  # a clock tie or conflict writes the pending rows first
