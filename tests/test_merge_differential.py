@@ -171,7 +171,8 @@ def work(lap: Laptop, rng: random.Random, pool: list[str]) -> None:
         elif len(lap.villages) > 1:  # a household moved to the laptop's other village
             h = rng.choice(households)
             other = [v for v in lap.villages if v != h.village_code]
-            s.put("household", {}, record_id=h.id, village_code=other[0])
+            s.put("household", rng.choice([{}, {"note": f"搬迁{rng.randrange(100)}"}]), record_id=h.id,
+                  village_code=other[0])
         else:
             h = rng.choice(households)
             s.put("household", {"phone": f"139{rng.randrange(10 ** 8):08d}"}, record_id=h.id)
@@ -198,8 +199,10 @@ def mischief(counties: Counties, lap: Laptop, laptops: list[Laptop], rng: random
     households = lap.live("household")
     h = rng.choice(households) if households else None
     village = rng.choice(lap.villages)
-    roll = rng.choice([11, 12, 16, 17]) if kept else rng.randrange(19)
-    if roll == 0:
+    roll = rng.choice([11, 12, 16, 17]) if kept else rng.randrange(20)
+    if roll == 19:  # a household made in a village outside the certificate
+        raw_change(lap, exchange_id(rng), "household", FAR_VILLAGE, None, "create", {"head_name": "外村新户"})
+    elif roll == 0:
         far = foreign(counties, lap, "household")
         if far:  # in the county's village, or claiming the laptop's own
             raw_change(lap, far.id, "household", rng.choice([far.village_code, village]), None, "update", {"note": "越权"})
