@@ -68,34 +68,31 @@ def authorise_all(store, cert, changes, places: dict, covered: dict, made: dict,
     always = procedures.always_authorized
     for c in changes:
         new, rid, kind, village = c.new, c.record_id, c.kind, c.village_code
-        if (c.site_id == site and covered.get(village) is True and rid in places
-                and (kind != "household" or "household_number" not in new) and always(kind, new)):
+        inline = (c.site_id == site and covered.get(village) is True and rid in places
+                  and (kind != "household" or "household_number" not in new) and always(kind, new))
+        if inline:
             held = places[rid]
             if held is not None and held[1] and covered.get(held[1]) is not True:
-                held = False
-            elif not (c.op == "create" and (held is not None or rid in made)):
-                for key in new:
-                    if key[:2] == "__":
-                        held = False
-                        break
+                inline = False  # held in a village the certificate does not cover
+            elif c.op == "create" and (held is not None or rid in made):
+                inline = False  # made twice
             else:
-                held = False
-            if held is not False:
-                parent = c.parent_id
-                expected = parent_kinds.get(kind)
-                if parent is not None or (held is not None and held[2]) or expected is not None:
-                    up = None
-                    if parent is not None and (held is None or held[2] == parent):
-                        up = made.get(parent) or places.get(parent)
-                    if (up is None or (expected is not None and up[0] != expected) or up[1] != village
-                            or covered.get(up[1]) is not True):
-                        up = False
-                    if up is False:
-                        held = False
-                if held is not False:
-                    before = made.get(rid)
-                    made[rid] = (kind, before[1] if before else held[1] if held else village)
-                    continue
+                for key in new:
+                    if key[:2] == "__":  # a routing key (a village move)
+                        inline = False
+                        break
+        if inline:
+            parent, expected = c.parent_id, parent_kinds.get(kind)
+            if parent is not None or (held is not None and held[2]) or expected is not None:
+                up = None
+                if parent is not None and (held is None or held[2] == parent):
+                    up = made.get(parent) or places.get(parent)
+                inline = (up is not None and (expected is None or up[0] == expected) and up[1] == village
+                          and covered.get(up[1]) is True)
+        if inline:
+            before = made.get(rid)
+            made[rid] = (kind, before[1] if before else held[1] if held else village)
+            continue
         refusal = authorise(store, cert, c, places, covered, made, fields_now)
         if refusal:
             return refusal
