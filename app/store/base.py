@@ -196,5 +196,8 @@ def _gc_paused():
         gc.enable()
 
 
+gc_paused = _gc_paused  # the public name (a county import pauses the collector for a bundle)
+
+
 def _now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -28,11 +28,12 @@ from app.core import clock, procedures
 from app.core.text import printable
 from app.core.validation import household_label
 from app.store import Store, StoreError
+from app.store.base import gc_paused
 from app.store.db import short_id
 from app.store.postgres import PgUnavailable
 from app.sync import attachments as attachment_sync
-from app.sync import identity, numbers, refdata, status, wire
-from app.sync.merge import Merger, change_from_wire, change_to_wire
+from app.sync import county_merge, identity, numbers, refdata, status, wire
+from app.sync.merge import Merger, change_to_wire
 
 SUFFIX = ".jdb"
 DOWN_DAYS = 30
@@ -354,6 +355,11 @@ def import_bundles(store: Store, bundles, *, now: dt.datetime | None = None) -> 
     stay. The reports are final only when this returns: nothing is committed before, and when the
     commit itself fails every bundle merged here is reported refused (nothing of them was kept).
     Never raises for bad input."""
+    with gc_paused():  # a bundle's thousands of short-lived change objects hold no cycles
+        return _import_group(store, bundles, now)
+
+
+def _import_group(store: Store, bundles, now: dt.datetime | None) -> list[Report]:
     reports: list[Report | None] = [None] * len(bundles)
     opened: list[tuple[int, _Opened, float]] = []
     for i, (data, name, verified) in enumerate(bundles):
@@ -501,7 +507,7 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     crypto_seconds += time.perf_counter() - t1
     payload = wire.inflate_payload(compressed)
     try:
-        changes = [change_from_wire(d) for d in payload.get("changes", [])]
+        changes = county_merge.changes_from_wire(payload.get("changes", []))
     except (AttributeError, TypeError) as exc:
         raise wire.BundleError(f"包内容格式不对:{exc}") from None
     payload["changes"] = None  # the Change objects hold what is needed of them
@@ -800,12 +806,12 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     made: dict[str, tuple] = {}
     fields_now: dict[str, dict] = {}  # household and proposal fields the bundle's earlier changes wrote
     topups = {} if topups is None else topups
-    for c in new:
-        refusal = _authorise(store, cert, c, places, covered, made, fields_now, topups)
-        if refusal:
-            raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
+    refusal = county_merge.authorise_all(store, cert, new, places, covered, made, fields_now,
+                                         lambda *args: _authorise(*args, topups), _parent_kinds())
+    if refusal:
+        raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
-    merger.apply_all(new, known_new=True, absent={rid for rid, place in places.items() if place is None})
+    county_merge.merge_all(merger, new, absent={rid for rid, place in places.items() if place is None})
     report.applied, report.conflicts = merger.applied, merger.conflicts
     top = max([c.seq for c in new], default=have_seq)
     down_rowid = int(payload.get("down_rowid") or 0)
