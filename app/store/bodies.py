@@ -92,13 +92,18 @@ def pending(conn) -> bool:
     return (row[0] if row else None) != FORMAT
 
 
-def convert(conn, sealer: crypto.Sealer) -> int:
+def convert(conn, sealer: crypto.Sealer, progress=None) -> int:
     """Re-seal every format-1 body as format 2, inside the caller's transaction (so a conversion cut
     off leaves every record as it was, and the next unlock converts again). Village, parent and clock
     come from the plain columns, as format 1 read them. A body that does not open is left as it is:
-    it stays damaged, reported by records() and `check` as before. Returns how many were converted."""
+    it stays damaged, reported by records() and `check` as before. `progress(records read, total)`
+    after each page (the window's progress bar). Returns how many were converted."""
     done = 0
     last = ""
+    total = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] if progress else 0
+    read = 0
+    if progress:
+        progress(0, total)
     while True:  # in pages of ids: a county's records need not all be in memory at once
         rows = conn.execute("SELECT id, kind, village_code, parent_id, hlc, deleted, blob FROM records "
                             "WHERE id > ? ORDER BY id LIMIT ?", (last, CONVERT_BATCH)).fetchall()
@@ -118,6 +123,9 @@ def convert(conn, sealer: crypto.Sealer) -> int:
                 updates.append((sealer.seal(kind, rid, encode(record)), rid))
         conn.executemany("UPDATE records SET blob = ? WHERE id = ?", updates)
         done += len(updates)
+        read += len(rows)
+        if progress:
+            progress(min(read, total), total)
     set_format(conn, FORMAT)
     return done
 

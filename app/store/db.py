@@ -342,20 +342,25 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self.close()
 
 
-    def _unlocked(self, data_key: bytes, operator: str) -> None:
+    def _unlocked(self, data_key: bytes, operator: str, progress=None) -> None:
         """Keys in hand (Keys.unlock, unlock_with_recovery, create): bodies of an older format are
         converted now, in one transaction (app/store/bodies.py; schema version 5)."""
         super()._unlocked(data_key, operator)
-        if not bodies.pending(self.conn):
+        if not self.upgrade_pending():
             return
         try:
             if self.read_only:
                 raise bodies.refuse_read_only(self.path.name)
             with self.transaction():
-                bodies.convert(self.conn, self._sealer)
+                bodies.convert(self.conn, self._sealer, progress)
         except BaseException:
             self.lock()
             raise
+
+    def upgrade_pending(self) -> bool:
+        """True when the next unlock converts the record bodies to the current format (once; seconds
+        on a big database): the window says so while it works."""
+        return bodies.pending(self.conn)
 
     # ------------------------------------------------------------------ settings
 

@@ -119,6 +119,8 @@ def run(argv: list[str]) -> int:
     window = MainWindow(store, unclean=store.unclean_before, daily_backup=True)
     window.show()
     code = app.exec()
+    while workers.busy():  # work still running (an unlock, a backup) ends before the store closes
+        app.processEvents(QEventLoop.AllEvents, 50)
     try:
         if store.unlocked:
             backup.daily_backup(store)
