@@ -65,9 +65,9 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
     from app.ui import screen_fit
 
     app = application()
-    if config is not None:
+    if config is not None:  # our own laptop screen (not a platform the caller chose)
         config.unlink()  # read when the application started
-    _under_taskbar()
+        _under_taskbar()
     shots = []
 
     def settle(ms=200):
