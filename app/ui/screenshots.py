@@ -64,6 +64,7 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
 
     from app.ui import screen_fit
 
+    fitted_before = screen_fit.installed()
     app = application()
     if config is not None:  # our own laptop screen (not a platform the caller chose)
         config.unlink()  # read when the application started
@@ -198,6 +199,8 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
             settle()
         window.close()
         store.close()
+    if not fitted_before:  # a process that made its own application (the test suite's) is left as it was
+        screen_fit.uninstall(app)
     return shots
 
 
