@@ -8,7 +8,8 @@ import pytest
 
 from app.cli.main import main
 from app.services import integrity
-from app.store import Store
+from app.store import Store, bodies
+from app.store.base import Record
 from app.store.locations import PgLocation
 from tests import pg
 from tests.conftest import PASSPHRASE
@@ -89,8 +90,8 @@ def test_a_record_that_disagrees_with_its_change_log_is_reported(demo_store):
     house = next(demo_store.records("household"))
     sealer = demo_store._require()
     fields = dict(house.fields, head_name="冒名顶替")
-    body = {"f": fields, "c": house.clocks, "v": house.village_code, "p": house.parent_id, "t": house.hlc}
-    blob = sealer.seal("household", house.id, json.dumps(body, ensure_ascii=False).encode())
+    forged = Record(house.id, "household", house.village_code, house.parent_id, house.hlc, False, fields, house.clocks)
+    blob = sealer.seal("household", house.id, bodies.encode(forged))
     demo_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob, house.id))
     report = integrity.check(demo_store)
     assert report.damaged_ids() == {house.id}
@@ -295,3 +296,4 @@ def test_changes_whose_record_is_gone_are_reported_and_batches_check_everything(
     assert [(p.what, p.record_id) for p in report.problems] == [("log", gone)]
     assert "记录本身不存在" in report.problems[0].message
     assert report.changes == demo_store.change_count()
+

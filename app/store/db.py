@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import orjson
 import sqlite_utils
 
 from app import fileio
@@ -608,8 +607,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
                                 self.operator, reason)
                 body = _dumps(new)
                 mark = STDLIB_MARK if body[:1] == STDLIB_MARK else b""  # the whole must carry it
-                blob = sealer.seal(kind, record_id, mark + b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"},"v":'
-                                   + orjson.dumps(village) + b',"p":' + orjson.dumps(parent) + b',"t":"' + hlc.encode() + b'"}')
+                blob = sealer.seal(kind, record_id, bodies.encode_new(body, village, parent, hlc))
                 payload = sealer.seal("change", f"{self.site_id}:{seq}", mark + b'{"op":"create","new":' + body + tail)
                 records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
                 changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))
