@@ -139,7 +139,14 @@ def _check_record(store: Store, sealer, report: Report, expected_index: dict, ri
 
 
 def check(store: Store, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Check an unlocked store in full. Never raises for damaged data: it reports it."""
+    """Check an unlocked store in full. Never raises for damaged data: it reports it. A county on
+    PostgreSQL is read at one moment (`Store.one_moment`): records and change log batch by batch, while
+    the service and staff write, must not be compared across two states."""
+    with store.one_moment():
+        return _check(store, progress)
+
+
+def _check(store: Store, progress: Callable[[int, int], None] | None) -> Report:
     sealer = store.sealer()
     report = Report()
     if getattr(store.conn, "dialect", "sqlite") == "postgresql":
