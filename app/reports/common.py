@@ -9,6 +9,7 @@ standard-14 font is used anywhere.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -113,6 +114,12 @@ def markup(text) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def label_markup(text: str) -> str:
+    """`markup` of a label or code text that many pages repeat (worked out once)."""
+    return markup(text)
+
+
 def missing_mark() -> str:
     return f'<font color="{MISSING_COLOR}"><u>{MISSING}</u></font>'
 
@@ -179,12 +186,13 @@ def number_para(text, style: ParagraphStyle, width: float, required: bool = Fals
     return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), number_style(text, style, width))
 
 
-def number_style(text: str, style, width: float):
+def number_style(text: str, style, width: float, size: float | None = None):
     """`style` at the largest size (not below MIN_NUMBER_SIZE) at which `text` fits `width` on one line,
-    never wrapped (cached per size)."""
-    size = style.fontSize
-    while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
-        size -= 0.25
+    never wrapped (cached per size); `size` when the caller has found it so."""
+    if size is None:
+        size = style.fontSize
+        while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
+            size -= 0.25
     key = (style.name, style.fontSize, style.leading, style.alignment, size)
     fitted = _number_styles.get(key)
     if fitted is None:
