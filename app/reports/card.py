@@ -289,11 +289,26 @@ REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "a
                   "first_identified", "family_size"}
 
 
+_card_styles: dict | None = None
+
+
+def _styles() -> dict:
+    """The paragraph styles of a card (common.styles and two of the card's own), made once: nothing
+    changes a style after it is made, and every card used to make its own dozen."""
+    global _card_styles
+    if _card_styles is None:
+        st = styles()
+        st["tiny"] = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
+        st["sign"] = st["body"].clone("sign", leading=22)
+        _card_styles = st
+    return _card_styles
+
+
 def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None,
                images: Loader | None = None) -> list:
     """The flowables of one household's card (with its 家庭合影 and 住房 photos, `doc["photos"]`, drawn
     through `images` when given)."""
-    st = styles()
+    st = _styles()
     c = card_content(doc, ctx, full_id)
     digest = digest or card_digest(doc, ctx)
     story: list = []
@@ -304,7 +319,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
              Spacer(1, 3 * mm),
              _title_line(["户主:", doc.get("head_name"), "  户编号:", doc.get("household_number")], st["subtitle"]),
              _title_line(["住址:", c["address"]], st["subtitle"])]
-    tiny = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
+    tiny = st["tiny"]
     qr = [qr_flowable(qr_payload(c["id"], digest)), text_cell("扫码核对", tiny), text_cell(digest, tiny)]
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
@@ -470,7 +485,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     story += monitoring_card.story(c["monitoring"], WIDTH, _grid)
 
     signers = ["户主签字", "帮扶责任人签字", "驻村工作队(村委会)盖章"]
-    sign_style = st["body"].clone("sign", leading=22)
+    sign_style = st["sign"]
     sign = Table([[shared_paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
                              + markup("日期:____年____月____日"), sign_style) for who in signers]],
                  colWidths=[WIDTH / 3] * 3)

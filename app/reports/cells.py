@@ -334,8 +334,16 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
             if isinstance(value, Flowable):  # as Table._listCellGeom measures one flowable
                 if (r, c) in covered:  # (a string under a span still counts, as in Table._calc_height)
                     continue
-                before, after = value.getSpaceBefore(), value.getSpaceAfter()
-                t = value.wrap(w - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + after + before
+                aw = w - pad_h - pad_h
+                if type(value) is Line and (value.overflow or value.text_width <= aw - FIT_MARGIN):
+                    st = value.style  # what Line.wrap does for a line that fits
+                    value._wrapped_as_paragraph = False
+                    value.width, value.height = aw, st.leading
+                    before, after = st.spaceBefore, st.spaceAfter
+                    t = st.leading + after + before
+                else:
+                    before, after = value.getSpaceBefore(), value.getSpaceAfter()
+                    t = value.wrap(aw, 72000 - pad_v - pad_v)[1] + after + before
                 t = t - before - after
             else:
                 t = string_leading * len((value is not None and str(value) or "").split("\n"))
