@@ -206,3 +206,28 @@ def test_the_lines_under_the_title_print_what_their_paragraphs_print(monkeypatch
     assert [i.tobytes() for i in _images(lines, 3)] == [i.tobytes() for i in _images(paragraphs, 3)]
     texts = [p.extract_text() for p in PdfReader(io.BytesIO(lines)).pages]
     assert "户主:A&B <c> 户编号:" in texts[2] and "待完善" in texts[4]
+
+
+def _fonts(reader: PdfReader) -> dict[str, set[int]]:
+    """BaseFont of every font the pages use -> the numbers of the objects holding it."""
+    fonts: dict[str, set[int]] = {}
+    for page in reader.pages:
+        for ref in page["/Resources"]["/Font"].values():
+            fonts.setdefault(str(ref.get_object()["/BaseFont"]), set()).add(ref.idnum)
+    return fonts
+
+
+def test_a_card_file_built_in_chunks_embeds_each_font_subset_once(monkeypatch):
+    """The chunks share one numbering of the fonts' characters, and the joined file holds each
+    subset once (the last chunk's, which holds every earlier chunk's characters): the same fonts as
+    the file built as one document, and the same text and pixels on every page."""
+    items, ctx = _items(7)
+    whole = _pdf(items, ctx)
+    monkeypatch.setattr(card, "CHUNK", 3)  # 3 + 3 + 1 households
+    chunked = _pdf(items, ctx)
+    one, joined = PdfReader(io.BytesIO(whole)), PdfReader(io.BytesIO(chunked))
+    fonts = _fonts(joined)
+    assert sorted(fonts) == sorted(_fonts(one)) and len(fonts) >= 2
+    assert all(len(numbers) == 1 for numbers in fonts.values()), fonts
+    assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+    assert [i.tobytes() for i in _images(chunked, 1.5)] == [i.tobytes() for i in _images(whole, 1.5)]

@@ -45,10 +45,10 @@ from app.reports.cells import forget as forget_measured_texts
 from app.reports.cells import _plain as _plain_title
 from app.reports.cells import sized_table
 from app.reports.cells import cell as text_cell
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, label_markup, markup, missing_mark, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, LATIN, GRID, HEAD_BG, MISSING, draw_text, label_markup, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 from app.reports.evidence import Loader, card_block
-from app.reports.pdfjoin import PdfJoiner
+from app.reports.pdfjoin import PdfJoiner, SharedSubsets
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
@@ -508,6 +508,11 @@ class CardDocument(BaseDocTemplate):
         self.progress: Progress | None = None
         self.households = 0
         self.done = 0
+        self.subsets: SharedSubsets | None = None  # the font subsets shared with the other chunks
+
+    def beforeDocument(self):
+        if self.subsets is not None:
+            self.subsets.install(self.canv)
 
     def filterFlowables(self, flowables):
         while flowables and isinstance(flowables[0], _Household):
@@ -593,7 +598,8 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
     rest = chain([following], items)
     with ExitStack() as stack:
         out = path if hasattr(path, "write") else stack.enter_context(open(path, "wb"))
-        joiner = PdfJoiner(out)
+        joiner = PdfJoiner(out, shared_fonts=True)
+        subsets = SharedSubsets([CJK, LATIN])
         chunk, done = first, 0
         # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state): each
         # chunk's is freed as soon as it is joined, not when the collector next looks at the oldest
@@ -603,7 +609,7 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
         stack.callback(gc.unfreeze)
         while chunk:
             buffer = io.BytesIO()
-            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total)
+            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total, subsets)
             done += len(chunk)
             joiner.add(buffer.getvalue())
             buffer = None
@@ -613,9 +619,11 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
 
 
 def _build_chunk(path, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool,
-                 progress: Progress | None, images: Loader | None, done: int, total: int) -> int:
+                 progress: Progress | None, images: Loader | None, done: int, total: int,
+                 subsets: SharedSubsets | None = None) -> int:
     forget_measured_texts()
     doc_template = CardDocument(path, ctx)
+    doc_template.subsets = subsets
 
     def card(i: int, doc: dict, digest: str, version: str):
         def make() -> list:
