@@ -14,6 +14,9 @@ reportlab's own split re-measures every remaining row at each page.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable, Iterator
+
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab import rl_config
@@ -124,10 +127,25 @@ def _measure(text: str, size: float) -> tuple[list, float]:
     return found
 
 
+_canvases_keeping_lines: weakref.WeakSet = weakref.WeakSet()
+
+
+def _kept_lines(canvas) -> dict:
+    """The text operators of one-line cells kept on a canvas (see `Line.drawOn`)."""
+    kept = canvas.__dict__.get("_jd_lines")
+    if kept is None:
+        kept = canvas.__dict__["_jd_lines"] = {}
+        _canvases_keeping_lines.add(canvas)
+    return kept
+
+
 def forget() -> None:
-    """Drop the measured texts (between chunks of a long document: kept, the names and numbers of
-    every household printed so far would hold memory that the chunks are there to give back)."""
+    """Drop the measured texts and the text operators kept on canvases (between chunks of a long
+    document, every few hundred rows of a register: kept, the names and numbers of every household
+    printed so far would hold memory that printing page by page is there to give back)."""
     _measured.clear()
+    for canvas in list(_canvases_keeping_lines):
+        canvas.__dict__.get("_jd_lines", {}).clear()
 
 
 class Line(Flowable):
@@ -178,7 +196,7 @@ class Line(Flowable):
         y += self.height - st.fontSize
         # the text object's operators after its origin are the same wherever the text is drawn: kept
         # per canvas (font subset codes belong to one document), written again with the new origin
-        kept = canvas.__dict__.setdefault("_jd_lines", {})
+        kept = _kept_lines(canvas)
         key = (self.text, st.fontSize, st.leading, st.textColor)
         ops = kept.get(key)
         if REPLAY and ops is not None and canvas.bottomup:
@@ -242,21 +260,33 @@ def page_tables(header: list, rows: list[list], heights: list[float], header_hei
     `style_for(first, last)` gives the TableStyle commands of a page holding rows[first:last] (row
     indices in the page's table are 1-based: the header is row 0). Heights are given to each table,
     so no cell is measured twice."""
-    tables = []
+    return list(iter_page_tables(header, zip(rows, heights), header_height, avail, widths, style_for))
+
+
+def iter_page_tables(header: list, rows: Iterable[tuple[list, float]], header_height: float, avail: float,
+                     widths: list[float], style_for) -> Iterator[Table]:
+    """`page_tables` of (row, height) pairs as they come: each page's table as soon as its rows are
+    known, holding no more than one page of rows (a register printed page by page)."""
+    page: list[list] = []
+    heights: list[float] = []
     start = 0
-    n = len(rows)
-    while start < n:
-        h = header_height
-        end = start
-        while end < n and (h + heights[end] <= avail or end == start):
-            h += heights[end]
-            end += 1
-        t = Table([header] + rows[start:end], colWidths=widths, rowHeights=[header_height] + heights[start:end],
-                  repeatRows=1)
-        t.setStyle(style_for(start, end))
-        tables.append(t)
-        start = end
-    return tables
+    h = header_height
+    for row, height in rows:
+        if page and h + height > avail:
+            yield _page_table(header, page, heights, header_height, widths, style_for(start, start + len(page)))
+            start += len(page)
+            page, heights, h = [], [], header_height
+        page.append(row)
+        heights.append(height)
+        h += height
+    if page:
+        yield _page_table(header, page, heights, header_height, widths, style_for(start, start + len(page)))
+
+
+def _page_table(header, rows, heights, header_height, widths, style) -> Table:
+    t = Table([header] + rows, colWidths=widths, rowHeights=[header_height] + heights, repeatRows=1)
+    t.setStyle(style)
+    return t
 
 
 def number_cell(text, style: ParagraphStyle, width: float, required: bool = False, bold: bool = False) -> Flowable:
@@ -411,7 +441,7 @@ class SizedTable(Table):
         self._roundingRectDef = None  # (what _makeRoundedCornersClip sets without corner radii)
         self._drawBkgrnd()
         draw_kept, draw_cell = self._draw_kept, self._drawCell
-        kept_lines = c.__dict__.setdefault("_jd_lines", {})
+        kept_lines = _kept_lines(c)
         kept_replays = c.__dict__.setdefault("_jd_replay", {})
         bottomup = c.bottomup
         if not self._spanCmds:
