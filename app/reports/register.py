@@ -16,7 +16,6 @@ from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.cells import Line, cached, cell, iter_page_tables, replayed, row_height
-from app.reports.cells import forget as forget_measured_texts
 from app.reports.charts import Summary, summarize, wall_charts
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, head_para, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
@@ -169,8 +168,6 @@ def register_pages(village_code: str, docs: Iterable[dict], ctx: Context, progre
                 ]
                 yield row, row_height(row, widths, PAD_H, PAD_V, STRING_LEADING)
                 index += 1
-                if n % 250 == 0:  # the measured texts (mostly names and numbers seen once) let go
-                    forget_measured_texts()
                 if progress and n % 50 == 0:
                     progress(n, total)
             row = _subtotal_row(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人", people, cs)
