@@ -16,8 +16,8 @@ numbering (the chunks' documents share reportlab's per-document font state, carr
 the next), so a subset of a later chunk holds every character an earlier chunk's subset of that
 name holds, at the same codes. `PdfJoiner(out, shared_fonts=True)` then writes each subset (font,
 descriptor, font file, character map) once: the version of the last chunk that has it, at finish;
-every chunk's pages refer to it. Without it each chunk carried its own copy (about 0.7 MB more per
-1,000 cards).
+every chunk's pages refer to it. Without it each chunk carried its own copy (1,000 cards: 11.1 MB
+instead of 10.3 MB).
 """
 
 from __future__ import annotations
