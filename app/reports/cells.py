@@ -196,7 +196,7 @@ class Line(Flowable):
         y += self.height - st.fontSize
         # the text object's operators after its origin are the same wherever the text is drawn: kept
         # per canvas (font subset codes belong to one document), written again with the new origin
-        kept = _kept_lines(canvas)
+        kept = canvas.__dict__.get("_jd_lines") or _kept_lines(canvas)
         key = (self.text, st.fontSize, st.leading, st.textColor)
         ops = kept.get(key)
         if REPLAY and ops is not None and canvas.bottomup:
