@@ -9,7 +9,8 @@ Steps, each in its own process (so that each has its own peak resident memory):
     validate        jiandang validate of the whole database
     print register  jiandang print register of one village (a sixth of the households)
     print cards     jiandang print card --village of that village
-    sync            a laptop's upstream bundle of every household (export), merged by the county (import)
+    sync            a laptop's upstream bundles of every household written to a folder (export: one
+                    bundle per exchange.CHANGES_PER_BUNDLE changes), the folder imported by the county
     import-table    a one-sheet ledger (one row per member) imported into a fresh database
 
 Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
@@ -131,22 +132,26 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         cli(["print", "card", db, "--village", VILLAGE, "--out", str(folder / "cards.pdf")])
     elif step == "setup-sync":
         setup_sync(folder, n)
-    elif step == "sync":
+    elif step == "sync":  # the USB day: every bundle of one export written to a folder, the folder imported
         from app.store import Store
         from app.sync import exchange
 
+        stick = folder / "usb"
+        stick.mkdir(exist_ok=True)
         laptop = Store.open(folder / "laptop.db")
         laptop.unlock("admin", PASS)
-        name, data = exchange.export_upstream(laptop)
+        files = exchange.export_to(laptop, stick)
         laptop.close()
         out["export"] = time.perf_counter() - t
+        out["export_peak_mb"] = peak_mb()
+        out["bundles"] = len(files)
         county = Store.open(folder / "county.db")
         county.unlock("admin", PASS)
         t2 = time.perf_counter()
-        report = exchange.import_bundle(county, data, name)
+        reports = exchange.import_paths(county, [stick])
         out["import"] = time.perf_counter() - t2
-        assert report.status == "accepted", report.message
-        out["changes"] = report.applied
+        assert all(r.status == "accepted" for r in reports), [r.line() for r in reports if r.status != "accepted"]
+        out["changes"] = sum(r.applied for r in reports)
         county.close()
     elif step == "setup-table":
         setup_table(folder, n)
@@ -217,7 +222,8 @@ def main() -> int:
                 r["ms_per_household"] = r["seconds"] * 1000 / households
                 extra = ""
                 if step == "sync":
-                    extra = f" (export {r['export']:.1f} s, import {r['import']:.1f} s, {r['changes']:,} changes)"
+                    extra = (f" (export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; import {r['import']:.1f} s;"
+                             f" {r['changes']:,} changes in {r['bundles']} bundles)")
                 print(f"  {n:>6,} households  {LABELS[step]:<28} {r['seconds']:8.1f} s  "
                       f"{r['ms_per_household']:7.2f} ms/household  peak {fmt_mb(r['peak_mb'])}{extra}", flush=True)
     print()
