@@ -62,7 +62,7 @@ def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_by_usb(tmp_
     # each bundle continues right after the last change of the one before, and says it continues
     assert headers[0]["counts"]["first"] == 1 and "continues" not in headers[0]
     for before, after in zip(headers, headers[1:]):
-        assert after["counts"]["first"] == before["counts"]["last"] + 1 and after["continues"] is True
+        assert after["counts"]["first"] == before["counts"]["last"] + 1 and after["continues"] == 1
     assert headers[-1]["counts"]["last"] == total
     # the images ride after the records they belong to: only in the bundle with the last change
     assert [h["counts"].get("attachments", 0) for h in headers] == [0] * (len(headers) - 1) + [2]
@@ -70,7 +70,7 @@ def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_by_usb(tmp_
     assert [r.status for r in reports] == ["accepted"] * len(written), [r.line() for r in reports]
     assert sum(r.applied for r in reports) == total
     assert all(r.more_changes for r in reports[:-1]) and not reports[-1].more_changes
-    assert "其余更改在同一次导出的后续同步包中" in reports[0].line()
+    assert "其余更改在同一次导出的后续同步包中" in reports[0].line() and "照片" not in reports[0].line()
     assert _own(county, laptop.site_id) == _own(laptop, laptop.site_id)
     assert {r[0] for r in county.conn.execute("SELECT digest FROM attachment_blobs")} == \
         {r[0] for r in laptop.conn.execute("SELECT digest FROM attachment_blobs")}
@@ -99,7 +99,9 @@ def test_a_missing_middle_bundle_is_refused_naming_it_and_nothing_after_it_goes_
     reports = exchange.import_paths(county, [stick])
     assert reports[0].status == "accepted"
     assert all(r.status == "refused" for r in reports[1:])
-    assert missing.name in reports[1].message and "请先导入" in reports[1].message
+    # each refused bundle names the one that is missing, also those after the first refused
+    assert all(missing.name in r.message and "请先导入" in r.message for r in reports[1:]), [r.line() for r in reports]
+    assert "第 3 号到" not in reports[1].message and f"第 3 号到第 {len(written) - 1} 号包也因此未导入" in reports[-1].message
     # nothing after the gap went in out of order
     assert max(n for s, n in _own(county, laptop.site_id)) == before
     assert len(_own(county, laptop.site_id)) == before

@@ -102,14 +102,15 @@ def _utcnow() -> dt.datetime:
 class Exported(tuple):
     """(file name, bytes) of an exported bundle, with the images it carries (`sent`, already marked
     as sent unless the export was asked not to), whether more follow in later bundles of the same
-    export (`more`: changes or images; `more_changes`: changes), and `last`, the number of the last
-    own change it carried (or that the one before it carried): the next bundle continues after it."""
+    export (`more`: changes or images; `more_changes`: changes), `last`, the number of the last
+    own change it carried (or that the one before it carried): the next bundle continues after it, and
+    `part_of`, the number of the export's first bundle."""
 
     def __new__(cls, name: str, data: bytes, sent=(), more: bool = False, peer: str = "", seq: int = 0,
-                last: int = 0, more_changes: bool = False):
+                last: int = 0, more_changes: bool = False, part_of: int = 0):
         self = super().__new__(cls, (name, data))
         self.sent, self.more, self.peer, self.seq = list(sent), more, peer, seq
-        self.last, self.more_changes = last, more_changes
+        self.last, self.more_changes, self.part_of = last, more_changes, part_of or seq
         return self
 
     def mark_sent(self, store: Store) -> None:
@@ -122,12 +123,12 @@ CHANGES_PER_BUNDLE = 10_000  # own changes in one upstream bundle: export and im
 
 
 def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGET, after: int | None = None,
-                    mark: bool = True, limit: int | None = None) -> Exported:
+                    part_of: int | None = None, mark: bool = True, limit: int | None = None) -> Exported:
     """A device's bundle for the county: (file name, bytes). Increments the bundle number. The first
     bundle of an export (`after` None) carries the changes the county has not acknowledged, at most
     `limit` of them; the next bundle of the same export (`after` = the previous one's `last`)
     continues after the last change that one carried, and says so in its header (`continues`: the
-    county takes it only after that bundle). Images ride in the bundle that carries the last change
+    number of the export's first bundle, `part_of`; the county takes it only after bundle seq - 1). Images ride in the bundle that carries the last change
     (and in further bundles after it), up to `budget` bytes each. With `mark` the images are
     remembered as sent in the same transaction (for a file written inside the caller's transaction);
     without, the caller calls `mark_sent` once the county has them (upload)."""
@@ -141,8 +142,8 @@ def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGE
     del rows
     county = store.meta("county_site_id")
     with store.transaction():
-        if more_changes:  # images go after the records they belong to
-            images, sent, more = [], [], True
+        if more_changes:  # images go after the records they belong to: none until the last change
+            images, sent, more = [], [], False
         else:
             images, sent, more = attachment_sync.outgoing(store, county, None, budget)
         seq = int(store.meta("sync_out_seq", 0)) + 1
@@ -154,7 +155,7 @@ def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGE
                        "last": changes[-1]["n"] if changes else start},
         }
         if after is not None:
-            header["continues"] = True  # the county must hold bundle seq - 1 first
+            header["continues"] = int(part_of or seq - 1)  # the county must hold bundle seq - 1 first
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
@@ -175,7 +176,7 @@ def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGE
         if mark:
             attachment_sync.mark_sent(store, county, sent, seq)
     return Exported(f"{store.site_id}-up-{seq:06d}{SUFFIX}", data, sent, more or more_changes, county, seq,
-                    last, more_changes)
+                    last, more_changes, part_of or seq)
 
 
 def _attachment_payload(payload: dict, images: list, more: bool, wanted: list) -> None:
@@ -326,7 +327,7 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
             exported = None
             try:
                 with store.transaction():
-                    exported = make(previous)
+                    exported = make(*previous) if previous else make(None, None)
                     wire.write_atomic(folder / exported[0], exported[1])
             except OSError as exc:
                 if exported is not None:  # a half-written temporary file (write_atomic's .part)
@@ -344,16 +345,17 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
                 image_rounds += 1
                 if image_rounds >= max(1, max_bundles):
                     break
-            previous = exported.last  # the bytes of a written bundle are not kept
+            previous = (exported.last, exported.part_of)  # the bytes of a written bundle are not kept
 
     if store.role == "county":
         sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]
         for i, site in enumerate(sites, 1):
-            write(lambda after, site=site: export_downstream(store, site, budget=budget, follow_up=after is not None))
+            write(lambda after, _, site=site: export_downstream(store, site, budget=budget, follow_up=after is not None))
             if progress:
                 progress(i, len(sites))
     else:
-        write(lambda after: export_upstream(store, budget=budget, after=after, limit=changes_per_bundle))
+        write(lambda after, part_of: export_upstream(store, budget=budget, after=after, part_of=part_of,
+                                                     limit=changes_per_bundle))
         if progress:
             progress(1, 1)
     return out
@@ -456,7 +458,7 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
         if before and header.get("prev") and before[0] != header["prev"]:
             raise wire.BundleError(f"此包声明的上一个包与县里收到的第 {seq - 1} 号包不一致:该电脑的数据可能被替换过,请联系县扶贫办")
         if header.get("continues") and not before:  # the next part of one export: never before the part it follows
-            raise wire.BundleError(missing_part_message(sender, seq))
+            raise wire.BundleError(missing_part_message(store, sender, seq, header["continues"]))
     if kind == "down":
         last = int(store.meta("sync_down_seq", 0))
         if seq < last:
@@ -500,12 +502,21 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
     return report
 
 
-def missing_part_message(sender: str, seq: int) -> str:
-    """Why the next bundle of one export is refused when the county lacks the bundle before it."""
-    name = f"{sender}-up-{seq - 1:06d}{SUFFIX}"
-    return (f"此包接着同一次导出的第 {seq - 1} 号包({name}),县里还没有收到该包:请先导入 {name}"
-            "(它应与此包在同一个文件夹中,按编号顺序导入),再导入此包;找不到该文件时请在该电脑上重新导出。"
-            "此包未导入任何内容")
+def missing_part_message(store: Store, sender: str, seq: int, part_of) -> str:
+    """Why the next bundle of one export is refused: the county lacks the bundle before it. Names the
+    first bundle of the export that is missing (those after it were refused for the same reason)."""
+    first = part_of if type(part_of) is int and 1 <= part_of < seq else seq - 1
+    held = store.conn.execute("SELECT max(seq) FROM receipts WHERE sender = ? AND kind = 'up' AND seq >= ? AND seq < ?",
+                              (sender, first, seq - 1)).fetchone()[0]
+    missing = held + 1 if held else first
+    name = f"{sender}-up-{missing:06d}{SUFFIX}"
+    if missing == seq - 1:
+        return (f"此包接着同一次导出的第 {missing} 号包({name}),县里还没有收到该包:请先导入 {name}"
+                "(它应与此包在同一个文件夹中),再导入此包;找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
+    between = f"第 {seq - 1} 号包" if missing + 1 == seq - 1 else f"第 {missing + 1} 号到第 {seq - 1} 号包"
+    return (f"此包是同一次导出的第 {seq} 号包,县里缺少该次导出的第 {missing} 号包({name}),{between}也因此未导入:"
+            f"请先导入 {name} 及其后的包(它们应与此包在同一个文件夹中,按编号顺序导入),再导入此包;"
+            "找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
 
 
 def _import_attachments(store: Store, sender: str, changes, payload: dict, report: Report, cert) -> None:
