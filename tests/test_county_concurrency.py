@@ -28,14 +28,30 @@ def test_a_sqlite_county_day_the_usb_import_and_staff_wait_for_the_service_and_n
     loader.start()
     assert started.wait(120)
     usb = county_day.start_usb_import(day)  # during the load: it waits for the service's lock
+    said: list[str] = []
+    waiting = threading.Event()
+
+    def listen() -> None:  # the USB import's messages as they come (it says when it starts waiting)
+        for line in usb.stderr:
+            said.append(line)
+            if "正被另一个建档程序" in line:
+                waiting.set()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
     editor = threading.Thread(target=county_day.staff_edit, args=(day, staff))
     editor.start()
     loader.join(600)
     load = load_box["load"]
+    # it reached the county's file and waits for the service, saying so (the service holds the SQLite
+    # file until it stops, however soon its load ended)
+    assert waiting.wait(300), "".join(said)
     assert usb.poll() is None and editor.is_alive()  # still waiting: the service holds the SQLite file
     assert service.stop() == 0
     logs = [service.log_text()]
-    out, err = usb.communicate(timeout=300)
+    usb.wait(300)
+    listener.join(60)
+    out, err = usb.stdout.read(), "".join(said)
     editor.join(300)
     assert usb.returncode == 0, err
     assert "正被另一个建档程序" in err  # it said it was waiting

@@ -117,6 +117,7 @@ def test_unlocking_in_the_window_migrates_older_households(qtbot, make_store):
     qtbot.addWidget(dialog)
     dialog.passphrase.setText(PASSPHRASE)
     dialog.try_unlock()
+    qtbot.waitUntil(lambda: not dialog.working, timeout=10000)  # the unlock runs off the GUI thread
     assert dialog.result() == QDialog.Accepted, dialog.error.text()
     assert store.get(hid).fields["household_type"] == "1"
     store.close()

@@ -15,7 +15,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate
 
 from app import paths
-from app.reports import card, charts, notice, register
+from app.reports import card, charts, monitoring_notice, monitoring_register, notice, register
 from app.reports.common import HeaderParagraph, header_words, latin_font_path, register_fonts
 from app.reports.notice import NoticeInfo
 from app.services import households, printing
@@ -35,7 +35,9 @@ def known_headings() -> set[str]:
     for kind in notice.KINDS:
         for level in notice.LEVELS:
             found |= set(notice.notice_rows(kind, [], None, level)[0])
-    return found
+    for kind in monitoring_notice.KINDS:  # 防返贫监测 (issue #20)
+        found |= set(monitoring_notice.rows(kind, [], None)[0])
+    return found | {h for h, _ in monitoring_register.COLUMNS}
 
 
 def _font_cmaps() -> dict[str, set[int]]:
@@ -140,7 +142,7 @@ def printed_store(demo_store):
 
 def every_document(store, folder: Path) -> list[Path]:
     """Card (masked, full ID, a whole village), register, book, the notices of both kinds at each
-    level, and a page of charts with one-slice pies and a register from 2014 to 2026."""
+    level, the 防返贫监测 notices and register, and a page of charts with one-slice pies and a register from 2014 to 2026."""
     ctx = printing.context(store)
     docs = households.documents(store, VILLAGE)
     made = []
@@ -162,6 +164,11 @@ def every_document(store, folder: Path) -> list[Path]:
         for level, place in (("village", VILLAGE), ("township", TOWNSHIP), ("county", COUNTY)):
             notice.build_notice(str(out(f"notice_{kind}_{level}.pdf")), place, kind,
                                 [(doc, proposal) for doc in docs[:4]], info, ctx, level)
+    for kind in monitoring_notice.KINDS:  # 监测识别 and 风险消除 公示, the 监测对象名册 and 监测对象簿
+        monitoring_notice.build(str(out(f"monitoring_notice_{kind}.pdf")), VILLAGE, kind,
+                                [(doc, proposal) for doc in docs[:4]], info, ctx)
+    monitoring_register.build(str(out("monitoring_register.pdf")), VILLAGE, docs, ctx)
+    monitoring_register.build(str(out("monitoring_book.pdf")), TOWNSHIP, docs, ctx)
     one = charts.Summary(households=13, people=40)
     one.by_attribute["1"] = 13
     one.by_status["1"] = 13

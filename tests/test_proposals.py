@@ -506,3 +506,35 @@ def test_a_stage_dated_in_the_future_is_refused(sites):
     proposals.advance(v, p["id"], "review", "pass", date=ago(2), meeting_date=ago(2), attendance=10, votes_for=9)
     with pytest.raises(ProcedureError, match="公示结束日期 .* 早于开始日期"):
         proposals.plan_notice(v, p["id"], ago(1), ago(9))
+
+
+def test_always_authorized_means_authorize_change_accepts():
+    """The county's merge skips `authorize_change` for the changes `always_authorized` names
+    (app/sync/county_merge.py): for those it must accept whatever the old fields, role, op and reason."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from app.core.dictionary import default
+
+    d = default()
+    keys = sorted({f for k in d.kinds.values() for f in k.fields} | set(procedures.JUDGED_HOUSEHOLD_FIELDS)
+                  | {"stage", "state", "eliminated_date", "nominate_outcome", "proposal_kind"})
+    values = st.one_of(st.none(), st.sampled_from(["", "1", "2", "3", "4", "open", "pass", "return", "announce",
+                                                   "2026-01-01", procedures.MIGRATION_REASON]), st.integers(0, 9))
+    fields = st.dictionaries(st.sampled_from(keys), values, max_size=4)
+    kinds = st.sampled_from(sorted(set(d.kinds) | {"proposal", "risk", "attachment"}))
+
+    @settings(max_examples=600, deadline=None)
+    @given(kinds, fields, fields, st.sampled_from(["village", "township", "county"]),
+           st.sampled_from([None, "create", "update", "delete", "restore"]),
+           st.one_of(st.none(), st.sampled_from(["", procedures.STATUS_REASON_PREFIX + "x", procedures.MIGRATION_REASON])))
+    def check(kind, new, old, role, op, reason):
+        if procedures.always_authorized(kind, new):
+            assert authorize_change(kind, new, old, role, op=op, reason=reason) is None
+
+    check()
+    # and it does not name what authorize_change refuses
+    assert not procedures.always_authorized("household", {"status": "2"})
+    assert not procedures.always_authorized("household", {"household_type": "2", "note": "x"})
+    assert not procedures.always_authorized("proposal", {"note": "x"})
+    assert not procedures.always_authorized("risk", {})

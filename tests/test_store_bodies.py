@@ -1,7 +1,8 @@
-"""Record bodies of format 2 (app/store/bodies.py, schema version 5): a database written before it
-(bodies {"f", "c"}, village, parent and clock in plain columns only) is converted at its first
-unlock, in one transaction, and reads exactly as before; a conversion cut off leaves the old data
-as it was and is done again at the next unlock."""
+"""Record bodies of format 3 (app/store/bodies.py): a database written before it, in format 1 (bodies
+{"f", "c"}, village, parent and clock in plain columns only; before schema version 5) or format 2
+(one object {"f", "c", "v", "p", "t"}), is converted at its first unlock, in one transaction, and
+reads exactly as before; a conversion cut off leaves the old data as it was and is done again at the
+next unlock."""
 
 from __future__ import annotations
 
@@ -59,6 +60,25 @@ def _as_format_1(path) -> dict[str, bytes]:
     return old
 
 
+def _as_format_2(path) -> dict[str, bytes]:
+    """Turn the database at `path` into what the code of schema versions 5 and 6 wrote before body
+    format 3: every record body sealed as one object {"f", "c", "v", "p", "t"} (`bodies.encode` of
+    then), the same associated data; record_body "2". Returns id -> old blob."""
+    with Store.open(path) as s:
+        s.unlock("admin", PASSPHRASE)
+        sealer = s.sealer()
+        old = {r.id: sealer.seal(r.kind, r.id, _dumps({"f": r.fields, "c": r.clocks, "v": r.village_code,
+                                                         "p": r.parent_id, "t": r.hlc}))
+               for r in s.records(include_deleted=True)}
+        with s.transaction():
+            s.conn.executemany("UPDATE records SET blob = ? WHERE id = ?", [(b, rid) for rid, b in old.items()])
+            bodies.set_format(s.conn, "2")
+    return old
+
+
+OLD_FORMATS = {"1": ("4", _as_format_1), "2": (str(SCHEMA_VERSION), _as_format_2)}  # body format: schema, maker
+
+
 def _blobs(path) -> dict[str, bytes]:
     conn = sqlite3.connect(path)
     try:
@@ -76,10 +96,11 @@ def _meta(path, key):
         conn.close()
 
 
-@pytest.fixture
-def old_database(make_store):
+@pytest.fixture(params=sorted(OLD_FORMATS))
+def old_database(make_store, request):
     """A filled database (12 households, one deleted member, a value only the standard library's JSON
-    holds exactly) turned into the format before schema version 5; with its state as read then."""
+    holds exactly) turned into an older body format (1: before schema version 5; 2: before body
+    format 3); with its state as read then."""
     s = make_store("old.db")
     demo.fill(s, per_village=2)
     member = next(s.records("member"))
@@ -89,13 +110,15 @@ def old_database(make_store):
     path = s.path
     before = _state(s)
     s.close()
-    old = _as_format_1(path)
+    schema, make = OLD_FORMATS[request.param]
+    old = make(path)
+    assert _meta(path, "record_body") == (None if request.param == "1" else request.param)
+    assert _meta(path, "schema_version") == schema
     return path, before, old
 
 
 def test_an_old_database_converts_at_unlock_and_reads_identically(old_database):
     path, before, old = old_database
-    assert _meta(path, "schema_version") == "4"
     with Store.open(path) as s:
         assert bodies.pending(s.conn)  # the schema moved on at open; the bodies wait for the key
         s.unlock("admin", PASSPHRASE)
@@ -153,6 +176,7 @@ def test_a_reader_beside_an_unconverted_database_is_told_what_to_do(old_database
 
 def test_a_conversion_killed_midway_leaves_the_old_data_and_runs_again(old_database, tmp_path):
     path, before, old = old_database
+    flag = _meta(path, "record_body") or "1"  # format 1 had no flag: the schema step sets "1" at open
     marker = tmp_path / "holding"
     script = ("import sys; from app.store import Store; s = Store.open(sys.argv[1]); "
               "s.unlock('admin', sys.argv[2])")
@@ -170,7 +194,7 @@ def test_a_conversion_killed_midway_leaves_the_old_data_and_runs_again(old_datab
         proc.stderr.close()
     # killed inside the conversion's transaction, every record re-sealed but not committed
     assert _blobs(path) == old
-    assert _meta(path, "record_body") == "1"
+    assert _meta(path, "record_body") == flag != bodies.FORMAT
     with Store.open(path) as s:
         s.unlock("admin", PASSPHRASE)
         assert not bodies.pending(s.conn)
@@ -233,3 +257,33 @@ def test_an_older_county_database_on_postgresql_converts_at_unlock(pg_url, recov
         assert not bodies.pending(s.conn) and int(s.meta("schema_version")) == SCHEMA_VERSION
         assert _state(s) == before
         assert integrity.check(s).ok
+
+
+def test_bulk_created_records_read_back_exactly_with_their_clocks(store):
+    """`create_many` writes the body text itself (bodies.encode_new): what it wrote reads back as
+    `put` would have written it, a value only the standard library's JSON holds exactly included,
+    and the field clocks decoded when first used are the record's."""
+    house = store.put("household", {"head_name": "王一"}, village_code="522699101201")
+    changes = store.create_many([("member", {"name": "王二", "note": 2 ** 70}, "522699101201", house.record_id),
+                                 ("member", {"name": "王三", "health": ["1", "2"]}, "522699101201", house.record_id)])
+    loaded = {r.id: r for r in store.records("member")}
+    for change, fields in zip(changes, ({"name": "王二", "note": 2 ** 70}, {"name": "王三", "health": ["1", "2"]})):
+        got = loaded[change.record_id]
+        assert (got.fields, got.village_code, got.parent_id, got.hlc) == (fields, "522699101201", house.record_id, change.hlc)
+        assert type(got.fields["name"]) is str and got.clocks == {"*": change.hlc} == store.get(change.record_id).clocks
+    assert loaded[changes[0].record_id].fields["note"] == 2 ** 70 and type(loaded[changes[0].record_id].fields["note"]) is int
+
+
+def test_a_sealed_body_of_another_shape_is_reported_damaged_and_the_rest_load(store):
+    """A body that opens (authentic) but is not of the current format, e.g. one left in format 2
+    while the database says 3, is skipped and named like a damaged one, not read wrongly."""
+    a = store.put("household", {"head_name": "王一"}, village_code="522699101201")
+    b = store.put("household", {"head_name": "李二"}, village_code="522699101201")
+    sealer = store.sealer()
+    odd = sealer.seal("household", a.record_id, _dumps({"f": {"head_name": "王一"}, "c": {"*": a.hlc},
+                                                         "v": "522699101201", "p": None, "t": a.hlc}))
+    store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (odd, a.record_id))
+    assert [r.id for r in store.records("household")] == [b.record_id]
+    assert store.damaged == {a.record_id: "household"}
+    with pytest.raises(DecryptionError):
+        store.get(a.record_id)

@@ -312,3 +312,46 @@ def test_files_a_folder_import_left_out_are_shown_as_skipped_not_counted_as_bund
     assert dialog.panel.summary.text() == "此文件夹中没有给本数据库的同步包,已跳过的文件见上表"
     for s in (laptop, county):
         s.close()
+
+
+def test_conflicting_bank_accounts_are_partly_hidden_in_the_window_and_the_command(qtbot, tmp_path, monkeypatch, capsys):
+    """银行账号 is `masked = true` in forms/: the 冲突审核 list, `jiandang conflicts` and its --json
+    show it as the editor's 修改记录 does (first 6 and last 4 digits), never whole."""
+    import json
+    from pathlib import Path
+
+    from app.cli.main import main
+    from app.core.dictionary import default
+    from tests.sync_helpers import PASSPHRASE, down, up
+
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    hid = households.save(a, factories.household("邵成德", "吴秀英")).household_id
+    up(a, county), down(county, b)
+    first, second = "6228480012345670018", "6217000098765432109"
+    a.put("household", {"bank_account": first}, record_id=hid)
+    b.put("household", {"bank_account": second}, record_id=hid)
+    up(a, county), up(b, county)
+    shown = {default().display_masked("household", "bank_account", v) for v in (first, second)}
+    assert shown == {"622848*********0018", "621700*********2109"}
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    table = screen.conflicts.table
+    rows = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+    assert [r[1] for r in rows] == ["银行账号"]
+    assert {rows[0][2], rows[0][3]} == shown
+    texts = "\n".join("\n".join(r) for r in rows)
+    assert first not in texts and second not in texts
+    path = Path(county.path)
+    for s in (a, b, county):
+        s.close()
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    capsys.readouterr()
+    assert main(["conflicts", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert first not in out and second not in out
+    assert all(v in out for v in shown), out
+    assert main(["conflicts", str(path), "--json"]) == 0
+    item, = json.loads(capsys.readouterr().out)
+    assert {item["winner_value"], item["loser_value"]} == shown and item["current_value"] in shown

@@ -121,12 +121,14 @@ def test_unlock_shows_wrong_passphrase_and_waits_before_the_next_try(qtbot, make
     dialog.show()
     typed(qtbot, dialog.passphrase, "wrong passphrase")
     qtbot.mouseClick(dialog.unlock_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.working, timeout=10000)  # the unlock runs off the GUI thread
     assert "密码" in dialog.error.text()
     assert not dialog.unlock_button.isEnabled()
     assert not store.unlocked and dialog.result() != QDialog.Accepted
     qtbot.waitUntil(dialog.unlock_button.isEnabled, timeout=5000)
     typed(qtbot, dialog.passphrase, PASSPHRASE)
     qtbot.mouseClick(dialog.unlock_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.working, timeout=10000)
     assert store.unlocked and dialog.result() == QDialog.Accepted, dialog.error.text()
     assert dialog.passphrase.text() == ""
     store.close()
@@ -374,7 +376,7 @@ def test_idle_auto_lock_hides_the_data_and_unlocks_again(qtbot, demo_store):
     assert w.unlock_dialog.isVisible()
     typed(qtbot, w.unlock_dialog.passphrase, PASSPHRASE)
     qtbot.mouseClick(w.unlock_dialog.unlock_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    qtbot.waitUntil(lambda: not w.locked and w.loaded, timeout=20000)  # the unlock runs off the GUI thread
     assert demo_store.unlocked and w.model.rowCount() == 12 and editor.isVisible()
     assert editor.household["group"] == "九组"
     assert [k for k, _ in drafts.pending(demo_store)] == [doc["id"]]  # written before the keys were dropped

@@ -140,14 +140,14 @@ def test_a_lock_by_the_user_says_so_and_an_idle_lock_says_idle(qtbot, demo_store
     assert "立即锁定" in message and "无操作" not in message
     typed(qtbot, w.unlock_dialog.passphrase, PASSPHRASE)
     qtbot.mouseClick(w.unlock_dialog.unlock_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    qtbot.waitUntil(lambda: not w.locked and w.loaded, timeout=20000)  # the unlock runs off the GUI thread
     w.set_auto_lock_minutes(0.3 / 60)
     qtbot.waitUntil(lambda: w.locked, timeout=5000)
     assert "长时间无操作" in w.unlock_dialog.message.text()
     w.set_auto_lock_minutes(0)
     typed(qtbot, w.unlock_dialog.passphrase, PASSPHRASE)
     qtbot.mouseClick(w.unlock_dialog.unlock_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.loaded, timeout=20000)
+    qtbot.waitUntil(lambda: not w.locked and w.loaded, timeout=20000)  # the unlock runs off the GUI thread
 
 
 # ---------------------------------------------------------------------------- findings

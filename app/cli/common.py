@@ -145,10 +145,9 @@ def _json_text(item) -> str:
 
 def _data_upgrade_pending(store: Store) -> bool:
     from app.services import monitoring
-    from app.store import bodies
 
     try:
-        return bodies.pending(store.conn) or monitoring.migration_pending(store)
+        return store.upgrade_pending() or monitoring.migration_pending(store)
     except StoreError:
         return False  # not a database of this program: the unlock says so
 

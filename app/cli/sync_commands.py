@@ -334,7 +334,7 @@ def cmd_conflicts(args) -> int:
             return 0
         items = merge.conflicts(store, None if args.all else "open")
         if args.json:
-            print_json([c.as_dict() for c in items])
+            print_json(conflicts.raw(items))  # bank accounts partly hidden, as in the list
             return 0
         for c, t in zip(items, conflicts.describe(store, items)):
             now = f"现值 {t['current']}(其后已修改;当时胜出的值 {t['winner']}," if t["replaced"] else f"现值 {t['winner']}("

@@ -128,6 +128,17 @@ class Dictionary:
             return "是" if value else "否"
         return str(value)
 
+    def display_masked(self, kind: str, key: str, value) -> str:
+        """`display`, except that a field marked `masked = true` in forms/ (bank accounts) is partly
+        hidden as printed ID numbers are (`idnumber.mask`: the first 6 and last 4 characters): the
+        one way a screen that lists past or competing values (修改记录, 同步冲突) shows them."""
+        f = self.kinds[kind].fields.get(key) if kind in self.kinds else None
+        if f is not None and f.masked:
+            from app.core import idnumber
+
+            return idnumber.mask(str(value)) if value not in (None, "") else ""
+        return self.display(kind, key, value) if kind in self.kinds else ("" if value in (None, "") else str(value))
+
 
 def _load_kind(path: Path, codes: dict) -> Kind:
     data = tomllib.loads(path.read_text(encoding="utf-8"))

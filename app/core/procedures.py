@@ -203,6 +203,22 @@ def authorize_change(kind: str, new_fields: dict, old_fields: dict, role: str, *
     return None
 
 
+# What `authorize_change` looks at: the kinds it judges, and of a household the fields it judges.
+JUDGED_KINDS = frozenset(("household", "proposal", "risk"))
+JUDGED_HOUSEHOLD_FIELDS = frozenset(("status",) + MONITORING_FIELDS)
+
+
+def always_authorized(kind: str, new_fields: dict) -> bool:
+    """True when `authorize_change(kind, new_fields, ...)` returns None whatever the old fields, role,
+    op and reason: a kind it does not judge, or a household change writing none of the fields it
+    judges (status, 户类型 and the monitoring fields). False means: ask `authorize_change`. The
+    county's merge skips the call for such changes (app/sync/county_merge.py); tests/test_proposals.py
+    checks this against `authorize_change` itself."""
+    if kind not in JUDGED_KINDS:
+        return True
+    return kind == "household" and JUDGED_HOUSEHOLD_FIELDS.isdisjoint(new_fields)
+
+
 def _county_decision(role: str, reason: str | None, what: str) -> str | None:
     if role != "county":
         return (f"{what}只能通过监测识别、风险消除程序改变,由县级确定时写入;"

@@ -15,10 +15,11 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, markup, numbered_canvas, para, register_fonts, styles
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, head_para, markup, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, money
 from app.reports.notice import WIDTH, NoticeInfo, _date, village_signatures
 
+CELL_PAD = 3  # left and right padding of the table's cells, points (as app/reports/notice.py)
 KINDS = {"monitor": "拟纳入防返贫监测对象", "eliminate": "监测对象拟风险消除"}
 
 
@@ -91,15 +92,17 @@ def story(place_code: str, kind: str, items: list[tuple[dict, dict]], info: Noti
     out = [Paragraph(markup(title), st["title"]), Spacer(1, 4 * mm), Paragraph(markup(_body(kind, len(items))), st["notice"]),
            Spacer(1, 3 * mm)]
     headings, widths, data_rows = rows(kind, items, ctx)
-    data = [[Paragraph(markup(h), st["head"]) for h in headings]]
+    k = WIDTH / (sum(widths) * mm)
+    # headings break only between words (年人均纯收入(元), not 年人均纯收入( / 元))
+    data = [[head_para(h, st["head"], w * mm * k - 2 * CELL_PAD) for h, w in zip(headings, widths)]]
     name_at = headings.index("户主姓名")
     for r in data_rows:
         data.append([Paragraph(markup(v), st["cell_c"]) if c in (0, 3) else para(v, st["cell"], c == name_at)
                      for c, v in enumerate(r)])
-    k = WIDTH / (sum(widths) * mm)
     table = Table(data, colWidths=[w * mm * k for w in widths], repeatRows=1)
     table.setStyle(TableStyle([FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
-                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD), ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD)]))
     out.append(table)
     right = styles()["body"].clone("right", alignment=2, fontSize=11, leading=18)
     contact = info.contact + (f",联系电话 {info.phone}" if info.phone else "")

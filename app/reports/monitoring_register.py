@@ -10,14 +10,15 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, markup, numbered_canvas, para, register_fonts, styles
+from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, head_para, markup, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, money
 
 PAGE = landscape(A4)
+CELL_PAD = 3  # left and right padding of the table's cells, points (as app/reports/notice.py)
 MARGIN = 12 * mm
 WIDTH = PAGE[0] - 2 * MARGIN
-COLUMNS = [("序号", 8), ("户编号", 36), ("户主", 18), ("人口", 9), ("监测对象类型", 26), ("风险(发现日期,状态)", 44),
-           ("风险是否消除", 14), ("风险识别时间", 23), ("风险消除时间", 23), ("年人均纯收入(元)", 26), ("帮扶措施", 13),
+COLUMNS = [("序号", 8), ("户编号", 36), ("户主", 18), ("人口", 9), ("监测对象类型", 26), ("风险(发现日期,状态)", 40),
+           ("风险是否消除", 18), ("风险识别时间", 23), ("风险消除时间", 23), ("年人均纯收入(元)", 26), ("帮扶措施", 13),
            ("最近走访", 23)]
 
 
@@ -47,7 +48,8 @@ def build(path: str, place_code: str, docs: list[dict], ctx: Context) -> int:
     story = [Paragraph(markup(f"{ctx.division(place_code)}防返贫监测对象{'簿' if township else '名册'}"), st["title"]),
              Paragraph(markup(f"监测户 {len(docs)} 户,其中风险未消除 {open_count} 户,已消除 {len(docs) - open_count} 户。"
                               f"制表日期 {ctx.today.isoformat()}"), st["body"]), Spacer(1, 3 * mm)]
-    data = [[Paragraph(markup(h), st["head"]) for h, _ in columns]]
+    k = WIDTH / (sum(w for _, w in columns) * mm)
+    data = [[head_para(h, st["head"], w * mm * k - 2 * CELL_PAD) for h, w in columns]]  # broken only between words
     for i, doc in enumerate(docs, 1):
         values = [str(i), *row_of(doc, ctx)]
         if township:
@@ -55,10 +57,10 @@ def build(path: str, place_code: str, docs: list[dict], ctx: Context) -> int:
         data.append([para(v, st["cell"]) for v in values])
     if not docs:
         data.append([para("(没有监测户)", st["cell"])] + [""] * (len(columns) - 1))
-    k = WIDTH / (sum(w for _, w in columns) * mm)
     table = Table(data, colWidths=[w * mm * k for _, w in columns], repeatRows=1)
     cmds = [FONT_CMD, ("GRID", (0, 0), (-1, -1), 0.5, GRID), ("BACKGROUND", (0, 0), (-1, 0), HEAD_BG),
-            ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+            ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD), ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD)]
     if not docs:
         cmds.append(("SPAN", (0, 1), (-1, 1)))
     table.setStyle(TableStyle(cmds))

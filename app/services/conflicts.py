@@ -34,8 +34,27 @@ def record_title(store: Store, record_id: str) -> str:
     return f"{shown},{household_label(house.fields)}"
 
 
+def raw(items: list[merge.Conflict]) -> list[dict]:
+    """The conflicts' fields for `jiandang conflicts --json`, values of a field marked `masked` in
+    forms/ (bank accounts) partly hidden as the list shows them (`Dictionary.display_masked`)."""
+    from app.core.dictionary import default
+
+    d = default()
+    out = []
+    for c in items:
+        item = c.as_dict()
+        field = d.kinds[c.kind].fields.get(c.field) if c.kind in d.kinds else None
+        if field is not None and field.masked:
+            for key in ("winner_value", "loser_value", "current_value"):
+                if item[key] not in (None, ""):
+                    item[key] = d.display_masked(c.kind, c.field, item[key])
+        out.append(item)
+    return out
+
+
 def describe(store: Store, items: list[merge.Conflict]) -> list[dict]:
-    """`merge.conflict_texts` plus `record`: the kind and the record in words
+    """`merge.conflict_texts` (values as the forms show them, bank accounts partly hidden) plus
+    `record`: the kind and the record in words
     (`贫困户 户主“邵成德”(户编号 5226991012011002)`, `家庭成员 邵小明,户主“…”(户编号 …)`)."""
     texts = merge.conflict_texts(store, items)
     for c, t in zip(items, texts):

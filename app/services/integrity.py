@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core import idnumber
-from app.store import Store, StoreError
+from app.store import Store, StoreError, bodies
 from app.store.crypto import DecryptionError
 from app.store.db import held_by_another, sqlite_reason
 from app.store.locations import is_url
@@ -113,9 +113,9 @@ def _check_record(store: Store, sealer, report: Report, expected_index: dict, ri
     """One record: it decrypts, its plain routing columns agree with the sealed ones, and replaying its
     changes gives its fields, village and deleted flag."""
     try:
-        body = json.loads(sealer.open(kind, rid, blob))
-        current = body["f"]
-        sealed_place = (body["v"], body["p"], body["t"])
+        sealed = bodies.decode(sealer.open(kind, rid, blob), rid, kind, deleted)
+        current = sealed.fields
+        sealed_place = (sealed.village_code, sealed.parent_id, sealed.hlc)
     except (DecryptionError, ValueError, TypeError, KeyError):
         report.problems.append(Problem("record", rid, f"{kind} 记录无法解密,已损坏或被改动"))
         return
@@ -139,7 +139,14 @@ def _check_record(store: Store, sealer, report: Report, expected_index: dict, ri
 
 
 def check(store: Store, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Check an unlocked store in full. Never raises for damaged data: it reports it."""
+    """Check an unlocked store in full. Never raises for damaged data: it reports it. A county on
+    PostgreSQL is read at one moment (`Store.one_moment`): records and change log batch by batch, while
+    the service and staff write, must not be compared across two states."""
+    with store.one_moment():
+        return _check(store, progress)
+
+
+def _check(store: Store, progress: Callable[[int, int], None] | None) -> Report:
     sealer = store.sealer()
     report = Report()
     if getattr(store.conn, "dialect", "sqlite") == "postgresql":

@@ -10,7 +10,7 @@ import gc
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -41,16 +41,52 @@ class StoreLocked(StoreError):
     """The store has not been unlocked (or was locked again)."""
 
 
-@dataclass(slots=True)
 class Record:
-    id: str
-    kind: str
-    village_code: str | None
-    parent_id: str | None
-    hlc: str
-    deleted: bool
-    fields: dict
-    clocks: dict = field(default_factory=dict)
+    """One stored record as read or written: its id, kind, village, parent, clock, deleted flag, fields
+    (name -> value) and the field clocks (name -> the clock of its last change; "*" for the rest).
+
+    A record loaded in bulk keeps its field clocks as the sealed body held them (JSON bytes, already
+    authenticated with the fields) and decodes them when `clocks` is first used: lists, prints and
+    searches never need them, a merge or an edit does (app/store/bodies.py, body format 3)."""
+
+    __slots__ = ("id", "kind", "village_code", "parent_id", "hlc", "deleted", "fields", "_clocks")
+
+    def __init__(self, id: str, kind: str, village_code: str | None, parent_id: str | None, hlc: str,
+                 deleted: bool, fields: dict, clocks: dict | bytes | None = None):
+        self.id = id
+        self.kind = kind
+        self.village_code = village_code
+        self.parent_id = parent_id
+        self.hlc = hlc
+        self.deleted = deleted
+        self.fields = fields
+        self._clocks = {} if clocks is None else clocks
+
+    @property
+    def clocks(self) -> dict:
+        clocks = self._clocks
+        if type(clocks) is bytes:
+            clocks = self._clocks = _loads(clocks)
+        return clocks
+
+    @clocks.setter
+    def clocks(self, value: dict) -> None:
+        self._clocks = value
+
+    def _key(self) -> tuple:
+        return (self.id, self.kind, self.village_code, self.parent_id, self.hlc, self.deleted, self.fields, self.clocks)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return (f"Record(id={self.id!r}, kind={self.kind!r}, village_code={self.village_code!r}, "
+                f"parent_id={self.parent_id!r}, hlc={self.hlc!r}, deleted={self.deleted!r}, "
+                f"fields={self.fields!r}, clocks={self.clocks!r})")
 
     def clock_of(self, key: str) -> str:
         return self.clocks.get(key, self.clocks.get("*", ZERO))
@@ -194,6 +230,9 @@ def _gc_paused():
             gc.freeze()
             gc.unfreeze()
         gc.enable()
+
+
+gc_paused = _gc_paused  # the public name (a county import pauses the collector for a bundle)
 
 
 def _now_iso() -> str:

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import orjson
 import sqlite_utils
 
 from app import fileio
@@ -342,20 +341,25 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self.close()
 
 
-    def _unlocked(self, data_key: bytes, operator: str) -> None:
+    def _unlocked(self, data_key: bytes, operator: str, progress=None) -> None:
         """Keys in hand (Keys.unlock, unlock_with_recovery, create): bodies of an older format are
         converted now, in one transaction (app/store/bodies.py; schema version 5)."""
         super()._unlocked(data_key, operator)
-        if not bodies.pending(self.conn):
+        if not self.upgrade_pending():
             return
         try:
             if self.read_only:
                 raise bodies.refuse_read_only(self.path.name)
             with self.transaction():
-                bodies.convert(self.conn, self._sealer)
+                bodies.convert(self.conn, self._sealer, progress)
         except BaseException:
             self.lock()
             raise
+
+    def upgrade_pending(self) -> bool:
+        """True when the next unlock converts the record bodies to the current format (once; seconds
+        on a big database): the window says so while it works."""
+        return bodies.pending(self.conn)
 
     # ------------------------------------------------------------------ settings
 
@@ -476,12 +480,23 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             where.append("deleted = 0")
         columns = self._COLUMNS if include_deleted else bodies.LIVE_COLUMNS  # known: not deleted
         sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
-        cursor = self.conn.execute(sql, args)
-        while rows := cursor.fetchmany(batch):
+        for rows in self._row_batches(sql, args, batch):
             with _gc_paused():  # never while the caller's code runs between our yields
                 decoded = self._decode_rows(rows)
             del rows
             yield from decoded
+
+    def _row_batches(self, sql: str, args, size: int) -> Iterator[list]:
+        """The rows of a SELECT, `size` at a time, never all of them in memory: SQLite's cursor
+        steps through the file; on PostgreSQL a server-side cursor holds the result
+        (app/store/postgres.py `batches`)."""
+        batches = getattr(self.conn, "batches", None)
+        if batches is not None:
+            yield from batches(sql, args, size)
+            return
+        cursor = self.conn.execute(sql, args)
+        while rows := cursor.fetchmany(size):
+            yield rows
 
     def _decode_rows(self, rows: list) -> list[Record]:
         """`_decode` of many rows in one loop (the load of a whole database goes through here). A
@@ -608,8 +623,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
                                 self.operator, reason)
                 body = _dumps(new)
                 mark = STDLIB_MARK if body[:1] == STDLIB_MARK else b""  # the whole must carry it
-                blob = sealer.seal(kind, record_id, mark + b'{"f":' + body + b',"c":{"*":"' + hlc.encode() + b'"},"v":'
-                                   + orjson.dumps(village) + b',"p":' + orjson.dumps(parent) + b',"t":"' + hlc.encode() + b'"}')
+                blob = sealer.seal(kind, record_id, bodies.encode_new(body, village, parent, hlc))
                 payload = sealer.seal("change", f"{self.site_id}:{seq}", mark + b'{"op":"create","new":' + body + tail)
                 records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
                 changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))

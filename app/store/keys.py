@@ -20,10 +20,11 @@ class Keys:
     def operators(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT login FROM operators ORDER BY created, login")]
 
-    def unlock(self, operator: str, passphrase: str) -> None:
+    def unlock(self, operator: str, passphrase: str, progress=None) -> None:
         """Unlock with an operator's passphrase. A wrong passphrase raises WrongPassphrase and makes
-        the next attempt wait (1 s, 2 s, 4 s, ... up to 5 minutes)."""
-        self._unlocked(self._open_wrap(operator, passphrase), operator)
+        the next attempt wait (1 s, 2 s, 4 s, ... up to 5 minutes). `progress(done, total)` hears the
+        one-time conversion of older record bodies, if this unlock does it (`upgrade_pending`)."""
+        self._unlocked(self._open_wrap(operator, passphrase), operator, progress)
 
     def _open_wrap(self, operator: str, passphrase: str) -> bytes:
         """The data key from an operator's passphrase wrap, counting failures."""
@@ -66,7 +67,7 @@ class Keys:
     def _wrap_aad(self, operator: str) -> bytes:
         return f"jd1|{self.db_id}|operator|{operator}".encode()
 
-    def _unlocked(self, data_key: bytes, operator: str) -> None:
+    def _unlocked(self, data_key: bytes, operator: str, progress=None) -> None:
         self._data_key = data_key
         self._sealer = crypto.Sealer(data_key, self.db_id)
         self.operator = operator

@@ -13,6 +13,9 @@ dialect (app/store/dialect.py). Differences that matter, and how they are met:
   (app/store/shared.py).
 - A reader's `BEGIN` (`Store.snapshot`) is REPEATABLE READ, READ ONLY: one moment, as SQLite's WAL
   readers.
+- A long read (`Store.records`: a whole county) goes through `batches`: a server-side (named)
+  cursor, fetched a batch at a time, so the program holds one batch of rows, as on SQLite, not the
+  whole result (psycopg's ordinary cursor receives every row at once).
 - PRAGMAs: the quick and integrity checks answer "ok" (the server keeps its own pages consistent;
   the store's own check of sealed rows is app/services/integrity.py); the rest are SQLite settings
   with nothing to do here.
@@ -22,6 +25,7 @@ psycopg is imported only when a URL is opened: laptops never load it."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import zlib
@@ -32,6 +36,7 @@ from app.store.base import StoreError
 from app.store.locations import PgLocation
 
 WRITE_LOCK = zlib.crc32(b"jiandang county write lock")  # advisory locks are per database
+_cursor_numbers = itertools.count(1)
 CONNECT_TIMEOUT = 5
 _CHECKS = ("quick_check", "integrity_check")
 
@@ -183,6 +188,37 @@ class PgConnection:
         if cursor.rowcount and cursor.rowcount > 0:
             self._changes += cursor.rowcount
         return cursor
+
+    def batches(self, sql: str, params, size: int):
+        """The rows of a SELECT, `size` at a time, from a server-side cursor (the server holds the
+        result; this program one batch). WITH HOLD, so it reads on whether or not a transaction is
+        open, and outlives one the caller commits meanwhile; the connection stays free for other
+        statements between batches. Closed when the rows end or the caller stops early."""
+        psycopg = _psycopg()
+        query = self._translate(sql)
+        with self._lock:
+            try:
+                cursor = self.raw.cursor(name=f"jd_rows_{next(_cursor_numbers)}", withhold=True)
+                cursor.execute(query, params)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+        try:
+            while True:
+                with self._lock:
+                    try:
+                        rows = cursor.fetchmany(size)
+                    except psycopg.OperationalError as exc:
+                        raise self._lost(exc) from None
+                if not rows:
+                    return
+                yield rows
+        finally:
+            with self._lock:
+                if not self.raw.closed:
+                    try:
+                        cursor.close()
+                    except psycopg.Error:  # the connection is gone or its transaction failed: nothing held
+                        pass
 
     @property
     def total_changes(self) -> int:

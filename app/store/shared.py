@@ -10,9 +10,15 @@ right after taking it, `_refresh_shared` re-reads what other programs may have m
 - the in-memory search index and its 户编号 map (records named in the change log since this
   program last looked are decrypted and indexed again).
 
-Readers refresh the search index the same way before answering a search."""
+Readers refresh the search index the same way before answering a search.
+
+A reading that must see one moment of the database across many statements (the integrity check
+compares records with their change log, batch by batch) runs inside `one_moment()`: on PostgreSQL a
+REPEATABLE READ, READ ONLY transaction, so what others commit meanwhile is not half seen."""
 
 from __future__ import annotations
+
+import contextlib
 
 
 class SharedWriters:
@@ -21,6 +27,22 @@ class SharedWriters:
 
     shared = False          # set by Store for a database other programs write at the same time
     _log_seen: int | None = None  # the change log's position up to which the search index is current
+
+    @contextlib.contextmanager
+    def one_moment(self):
+        """Every read in the block sees the database as it was at the block's first statement, even
+        while other programs write (a shared database: PostgreSQL's REPEATABLE READ, READ ONLY). A
+        database with one writer (SQLite, the file lock), or a block inside an open transaction (a
+        reader's `snapshot`, a write), reads as it already does. Writes in the block are refused."""
+        if not self.shared or self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
 
     def _log_position(self) -> int:
         return self.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]

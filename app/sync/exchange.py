@@ -27,10 +27,11 @@ from app.core import clock, procedures
 from app.core.text import printable
 from app.core.validation import household_label
 from app.store import Store, StoreError
+from app.store.base import gc_paused
 from app.store.db import short_id
 from app.sync import attachments as attachment_sync
-from app.sync import identity, numbers, refdata, status, wire
-from app.sync.merge import Merger, change_from_wire, change_to_wire
+from app.sync import county_merge, identity, numbers, refdata, status, wire
+from app.sync.merge import Merger, change_to_wire
 
 SUFFIX = ".jdb"
 DOWN_DAYS = 30
@@ -381,7 +382,8 @@ def import_bundle(store: Store, data: bytes, name: str = "同步包", *, now: dt
     """Verify and import one bundle in one transaction. Never raises for bad input: the report says."""
     started = time.perf_counter()
     try:
-        report = _import(store, data, name, now or _utcnow())
+        with gc_paused():  # a bundle's thousands of short-lived change objects hold no cycles
+            report = _import(store, data, name, now or _utcnow())
     except (wire.BundleError, StoreError) as exc:
         report = Report(name, "refused", str(exc))
     except Exception as exc:  # malformed content from a signed bundle: refuse it, never crash the day
@@ -472,12 +474,7 @@ def _import(store: Store, data: bytes, name: str, now: dt.datetime) -> Report:
     wired = payload.get("changes", [])
     payload["changes"] = None  # the Change objects hold what is needed of them
     try:
-        if not isinstance(wired, list):
-            raise TypeError(f"changes 应为列表,却是 {type(wired).__name__}")
-        changes = []
-        for i, d in enumerate(wired):  # each decoded dict let go once converted: never both whole
-            changes.append(change_from_wire(d))
-            wired[i] = None
+        changes = county_merge.changes_from_wire(wired)
     except (AttributeError, TypeError) as exc:
         raise wire.BundleError(f"包内容格式不对:{exc}") from None
     del wired
@@ -773,12 +770,12 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report)
         raise wire.BundleError(ahead)
     made: dict[str, tuple] = {}
     fields_now: dict[str, dict] = {}  # household and proposal fields the bundle's earlier changes wrote
-    for c in new:
-        refusal = _authorise(store, cert, c, places, covered, made, fields_now)
-        if refusal:
-            raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
+    refusal = county_merge.authorise_all(store, cert, new, places, covered, made, fields_now, _authorise,
+                                         _parent_kinds())
+    if refusal:
+        raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
-    merger.apply_all(new, known_new=True)
+    county_merge.merge_all(merger, new)
     report.applied, report.conflicts = merger.applied, merger.conflicts
     report.more_changes = bool(payload.get("more_changes"))
     top = max([c.seq for c in new], default=have_seq)

@@ -331,7 +331,7 @@ def conflict_texts(store: Store, items: list[Conflict]) -> list[dict]:
             return "(空)"
         if c.field == VILLAGE:
             return store.division_name(value)
-        return d.display(c.kind, c.field, value) if c.kind in d.kinds else str(value)
+        return d.display_masked(c.kind, c.field, value)  # bank accounts partly hidden, as in 修改记录
 
     out = []
     for c in items:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox, QProgressDialo
 from app import settings
 from app.services import backup, integrity
 from app.store import Store, StoreError, location
-from app.ui import preferences, workers
+from app.ui import preferences, screen_fit, workers
 from app.ui.fonts import install_font
 from app.ui.main_window import MainWindow
 from app.ui.start import StartDialog, UnlockDialog
@@ -30,6 +30,7 @@ def application() -> QApplication:
     app.setOrganizationName("jiandang")
     install_font(app)
     install_translations(app)  # Qt's own buttons and dialogs in Chinese
+    screen_fit.install(app)  # every window opens inside the screen's available area (1366×768 laptops)
     return app
 
 
@@ -119,6 +120,8 @@ def run(argv: list[str]) -> int:
     window = MainWindow(store, unclean=store.unclean_before, daily_backup=True)
     window.show()
     code = app.exec()
+    while workers.busy():  # work still running (an unlock, a backup) ends before the store closes
+        app.processEvents(QEventLoop.AllEvents, 50)
     try:
         if store.unlocked:
             backup.daily_backup(store)

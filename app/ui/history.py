@@ -9,7 +9,6 @@ import datetime as dt
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from app.core import idnumber
 from app.core.clock import wall_time
 from app.core.dictionary import default
 
@@ -24,7 +23,7 @@ VERBS = {"create": "新建", "update": "修改", "delete": "删除", "restore": 
 def change_rows(change, d=None) -> tuple[list[str], list[tuple[str, str, str]]]:
     """([time, operator, action, reason], [(field label, old, new)]) of one Change. Values of a
     field marked `masked` in forms/ (bank accounts) are partly hidden as printed ID numbers are
-    (`idnumber.mask`: the first 6 and last 4 characters)."""
+    (`Dictionary.display_masked`, as the sync conflicts show them)."""
     d = d or default()
     kind = d.kinds.get(change.kind)
     reason = change.reason or ""
@@ -35,11 +34,7 @@ def change_rows(change, d=None) -> tuple[list[str], list[tuple[str, str, str]]]:
     for key, new in change.new.items():
         label = "所在村" if key == "__village_code" else (d.field_label(change.kind, key) if kind else key)
         old = change.old.get(key)
-        field = kind.fields.get(key) if kind else None
-        if field is not None and field.masked:
-            show = lambda v: idnumber.mask(str(v)) if v not in (None, "") else ""  # noqa: E731
-        else:
-            show = (lambda v: d.display(change.kind, key, v)) if kind else str
+        show = lambda v: d.display_masked(change.kind, key, v)  # noqa: E731 - bank accounts partly hidden
         fields.append((label, "" if change.op == "create" else (show(old) or "(空)"), show(new) or "(空)"))
     return head, fields
 

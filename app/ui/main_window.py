@@ -848,6 +848,11 @@ class MainWindow(QMainWindow):
         self.reload()
 
     def closeEvent(self, event) -> None:
+        if self.unlock_dialog is not None and self.unlock_dialog.working:
+            event.ignore()  # the unlock is using the store: close once it has ended (and locked again)
+            self.unlock_dialog.finished.connect(lambda _result: QTimer.singleShot(0, self.close))
+            self.unlock_dialog.reject()
+            return
         for e in list(self.editors):
             if not e.close():
                 event.ignore()

@@ -1,4 +1,4 @@
-"""The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示), generate it off the GUI thread
+"""The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示, 防返贫监测公示), generate it off the GUI thread
 with progress, preview it page by page (the whole page scaled into the window, or the page width
 with a scroll bar), open it with the system viewer or save it.
 
@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.procedures import min_notice_days
 from app.reports.common import ReportError, write_pdf
 from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
 from app.services import printing
@@ -181,6 +182,7 @@ NOTICE_DOCUMENTS = {  # document key -> (level, kind) of app.services.printing.p
     "notice_entry": ("village", "entry"), "notice_exit": ("village", "exit"),
     "notice_township_entry": ("township", "entry"), "notice_township_exit": ("township", "exit"),
     "announce_entry": ("county", "entry"), "announce_exit": ("county", "exit"),
+    "notice_monitor": ("village", "monitor"), "notice_eliminate": ("village", "eliminate"),  # 防返贫监测, village only
 }
 
 
@@ -196,6 +198,8 @@ class PrintDialog(QDialog):
         ("notice_township_exit", "乡级公示:拟退出(已通过乡级初核)"),
         ("announce_entry", "县级公告:新识别(纳入)(已通过县级审定)"),
         ("announce_exit", "县级公告:脱贫退出(已通过县级审定)"),
+        ("notice_monitor", "防返贫监测公示:拟纳入监测对象(监测识别)"),
+        ("notice_eliminate", "防返贫监测公示:监测对象拟风险消除"),
     ]
     ROLES = {"notice_township_entry": ("township", "county"), "notice_township_exit": ("township", "county"),
              "announce_entry": ("county",), "announce_exit": ("county",)}  # who issues these
@@ -231,6 +235,7 @@ class PrintDialog(QDialog):
         today = QDate.currentDate()
         self.start = QDateEdit(today)
         self.end = QDateEdit(today.addDays(MIN_DAYS - 1))
+        self._auto_end = self.end.date()  # the end date the dialog chose (follows the start and the kind)
         for edit in (self.start, self.end):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
@@ -295,6 +300,7 @@ class PrintDialog(QDialog):
         layout.addLayout(buttons)
 
         self.document.currentIndexChanged.connect(self._document_changed)
+        self.start.dateChanged.connect(lambda _date: self._default_end())
         self.generate_button.clicked.connect(self.generate)
         self.open_button.clicked.connect(self.open_in_viewer)
         self.save_button.clicked.connect(self.save_as)
@@ -321,12 +327,22 @@ class PrintDialog(QDialog):
         self.notice_box.setVisible(key in NOTICE_DOCUMENTS)
         if key in NOTICE_DOCUMENTS:
             self._notice_fields_for(NOTICE_DOCUMENTS[key][0])
+            self._default_end()
         self.pdf = None
         self.open_button.setEnabled(False)
         self.save_button.setEnabled(False)
         self.pages = self.page_index = 0
         self.page_view.set_text("(生成后在这里预览)")
         self._update_page_buttons()
+
+    def _default_end(self) -> None:
+        """The shortest period the notice's kind allows (监测识别 5 days, the others 7), as
+        `jiandang print notice` takes it, unless the user chose the end date."""
+        kind = NOTICE_DOCUMENTS.get(self.current_document() or "", ("", None))[1]
+        if self.end.date() != self._auto_end:
+            return  # typed by the user: kept
+        self._auto_end = self.start.date().addDays(min_notice_days(kind) - 1)
+        self.end.setDate(self._auto_end)
 
     def _notice_fields_for(self, level: str) -> None:
         """The notice fields a level uses, with its own defaults (kept when the user typed others)."""
@@ -375,7 +391,8 @@ class PrintDialog(QDialog):
         names = {"card_household": "户有卡", "card_village": "户有卡", "register": "村有册", "book": "乡有簿",
                  "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出",
                  "notice_township_entry": "乡级公示-拟纳入", "notice_township_exit": "乡级公示-拟退出",
-                 "announce_entry": "公告-新识别", "announce_exit": "公告-脱贫退出"}
+                 "announce_entry": "公告-新识别", "announce_exit": "公告-脱贫退出",
+                 "notice_monitor": "公示-监测识别", "notice_eliminate": "公示-风险消除"}
         code = (self.village_code or "")[:9] if key == "book" else self._place_code(key)
         place = self.store.division_name(code) if code else ""
         return f"{names.get(key, key)}-{place}-{dt.date.today():%Y%m%d}.pdf"

@@ -6,22 +6,53 @@ demo database:
 start screen, new-database wizard (each page), unlock, main window (and a search), each editor tab
 (and an ID number with a wrong check digit), the table import/export dialog, the print dialog with
 a card made, the sync dialog, the proposals window and its work lists, the 拍照 dialog (on a computer
-without a camera: its message), the 参考数据 window and its 防返贫监测标准 tab. Uses the offscreen platform
-unless QT_QPA_PLATFORM is set."""
+without a camera: its message), the 参考数据 window and its 防返贫监测标准 tab. Uses the offscreen platform with one 1366×768 screen
+unless QT_QPA_PLATFORM is set; on offscreen the screen's available area leaves out a Windows taskbar
+(40 px at the bottom), so every window opens as it would on such a laptop (app/ui/screen_fit.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 
 SCREEN = (1366, 768)
-WINDOW = (1366, 740)  # a maximised window under the taskbar
+TASKBAR = 40  # the Windows taskbar at 100 %: 1366×728 available
+WINDOW = SCREEN  # a window as large as the available area lets it be (a maximised one)
 
 
-def make(outdir: Path, per_village: int = 20) -> list[Path]:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+def _laptop_screen() -> Path | None:
+    """The offscreen platform with one 1366×768 screen (its default is 800×600) with frames. Returns
+    the configuration file, which the caller removes once the application has read it."""
+    if "QT_QPA_PLATFORM" in os.environ:
+        return None
+    handle, name = tempfile.mkstemp(prefix="jiandang-screen-", suffix=".json")
+    with os.fdopen(handle, "w") as config:
+        config.write(json.dumps({"windowFrameMargins": True, "screens": [
+            {"name": "laptop", "x": 0, "y": 0, "width": SCREEN[0], "height": SCREEN[1], "logicalDpi": 96}]}))
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={name}"
+    return Path(name)
+
+
+def _under_taskbar() -> None:
+    """Offscreen screens have no taskbar: their available area is made 40 px shorter, as Windows'."""
+    from PySide6.QtGui import QGuiApplication, QScreen
+
+    if QGuiApplication.platformName() != "offscreen" or getattr(QScreen, "_jiandang_taskbar", False):
+        return
+    whole = QScreen.availableGeometry
+    QScreen.availableGeometry = lambda screen: whole(screen).adjusted(0, 0, 0, -TASKBAR)
+    QScreen._jiandang_taskbar = True
+
+
+def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> list[Path]:
+    """The screenshots; `frames` (if given) receives (name, frame geometry, available geometry, least
+    size) of each window shot: (x, y, width, height) tuples and the (width, height) the window cannot
+    be made smaller than."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    config = _laptop_screen()
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
     from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
@@ -31,8 +62,13 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
     from app.ui.main_window import MainWindow
     from app.ui.start import CreateWizard, StartDialog, UnlockDialog
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    from app.ui import screen_fit
+
+    fitted_before = screen_fit.installed()
     app = application()
+    if config is not None:  # our own laptop screen (not a platform the caller chose)
+        config.unlink()  # read when the application started
+        _under_taskbar()
     shots = []
 
     def settle(ms=200):
@@ -42,9 +78,14 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
 
     def shot(widget, name: str, size=WINDOW) -> None:
         if size:
-            widget.resize(*size)
+            screen_fit.fit(widget, *size)
         widget.show()
         settle()
+        if frames is not None:
+            rect = lambda r: (r.x(), r.y(), r.width(), r.height())  # noqa: E731
+            least = widget.minimumSize().expandedTo(widget.minimumSizeHint())  # what it cannot shrink below
+            frames.append((name, rect(widget.frameGeometry()), rect(screen_fit.available(widget)),
+                           (least.width(), least.height())))
         target = outdir / f"{len(shots) + 1:02d}_{name}.png"
         widget.grab().save(str(target))
         shots.append(target)
@@ -55,7 +96,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         shot(start, "start", None)
         start.close()
         wizard = CreateWizard()
-        wizard.resize(720, 560)
+        screen_fit.fit(wizard, 720, 560)
         shot(wizard, "wizard_1", None)
         wizard.next()
         shot(wizard, "wizard_2_enrollment", None)
@@ -82,7 +123,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
 
         window = MainWindow(store)
         window.set_auto_lock_minutes(0)
-        window.resize(*WINDOW)
+        screen_fit.fit(window, *WINDOW)
         window.show()
         while not window.loaded:
             QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
@@ -95,8 +136,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         shot(window, "main_search")
         window.search.clear()
         # a household with several members and an income record
-        editor = window.open_household(row.id)
-        editor.resize(*WINDOW)
+        editor = window.open_household(row.id)  # at the size it opens with
         settle()
         for i in range(editor.tabs.count()):
             editor.tabs.setCurrentIndex(i)
@@ -106,7 +146,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
                 (k for k, p in editor.panels.items() if p is widget), None) or next(
                 s.key for s in editor.d.kinds["household"].sections
                 if any(widget.isAncestorOf(f) and s.fields[0].key in f.inputs for f in editor.household_forms))
-            shot(editor, f"editor_{i + 1}_{key}")
+            shot(editor, f"editor_{i + 1}_{key}", None)
         from app.ui.camera import CaptureDialog  # 拍照… (here: the message of a computer without a camera)
 
         capture = CaptureDialog(store, store.get(row.id), row.id, "本户", parent=editor)
@@ -121,13 +161,13 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
         field.set_value(number[:17] + ("0" if number[17:] != "0" else "1"))
         panel.form._edited("id_number")
         settle(300)
-        shot(editor, "editor_id_number_error")
+        shot(editor, "editor_id_number_error", None)
         editor.discard()
         editor.close()
 
         window.table.selectRow(window.model.view_row_of(row.id))
         for module, cls, name, size in (("app.ui.table_dialog", "TableDialog", "import_export", None),
-                                        ("app.ui.print_dialog", "PrintDialog", "print", (760, 740)),
+                                        ("app.ui.print_dialog", "PrintDialog", "print", None),
                                         ("app.ui.sync_dialog", "SyncDialog", "sync", None),
                                         ("app.ui.proposals_panel", "ProposalsWindow", "proposals", WINDOW),
                                         ("app.ui.reference_dialog", "ReferenceDialog", "reference", None)):
@@ -136,7 +176,7 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
             if other is None:
                 continue
             if size:
-                other.resize(*size)
+                screen_fit.fit(other, *size)
             settle(400)
             shot(other, name, None)
             if cls == "PrintDialog":
@@ -159,6 +199,8 @@ def make(outdir: Path, per_village: int = 20) -> list[Path]:
             settle()
         window.close()
         store.close()
+    if not fitted_before:  # a process that made its own application (the test suite's) is left as it was
+        screen_fit.uninstall(app)
     return shots
 
 

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QRadioButton,
     QVBoxLayout,
@@ -28,18 +29,26 @@ from app.core.procedures import ROLE_LABELS
 from app.store import Store, StoreError, TooManyAttempts, WrongPassphrase
 from app.store.locations import is_url, without_password
 from app.store import crypto
-from app.ui import preferences
+from app.ui import preferences, workers
 
 ROLES = [("village", "村级(驻村工作队)"), ("township", "乡镇"), ("county", "县级")]
 
 
 class UnlockDialog(QDialog):
     """Operator and passphrase. A wrong passphrase shows the message and keeps the button disabled
-    for the delay the store imposes (1 s, 2 s, 4 s, ...)."""
+    for the delay the store imposes (1 s, 2 s, 4 s, ...).
+
+    The unlock (Argon2id, a quarter of a second and more) and what the first writing unlock of an older
+    database does once (record bodies to the current format, 户类型 of older households: seconds on a
+    big database) run off the GUI thread (app/ui/workers.py), with a progress bar and the fields and
+    buttons disabled. Closing the dialog meanwhile waits for the work to end, then locks the store
+    again: the store is never closed under a worker."""
 
     def __init__(self, store: Store, parent=None, message: str = ""):
         super().__init__(parent)
         self.store = store
+        self.task = None  # the running unlock (workers.Task), or None
+        self._close_when_done = False
         self.setWindowTitle("解锁数据库")
         self.setMinimumWidth(420)
         form = QFormLayout(self)
@@ -61,46 +70,124 @@ class UnlockDialog(QDialog):
         self.error.setStyleSheet("color: #b00020;")
         self.error.setWordWrap(True)
         form.addRow(self.error)
+        self.status = QLabel()
+        self.status.setObjectName("unlock_status")
+        self.status.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setObjectName("unlock_progress")
+        self.bar.setTextVisible(False)
+        form.addRow(self.status)
+        form.addRow(self.bar)
+        self.status.hide()
+        self.bar.hide()
         buttons = QDialogButtonBox()
         self.unlock_button = buttons.addButton("解锁", QDialogButtonBox.AcceptRole)
         self.unlock_button.setObjectName("unlock")
-        buttons.addButton("取消", QDialogButtonBox.RejectRole)
+        self.cancel_button = buttons.addButton("取消", QDialogButtonBox.RejectRole)
         buttons.accepted.connect(self.try_unlock)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self._wait = QTimer(self, singleShot=True, timeout=self._enable)
         self.passphrase.setFocus()
 
+    @property
+    def working(self) -> bool:
+        return self.task is not None
+
     def _enable(self) -> None:
         self.unlock_button.setEnabled(True)
 
-    def try_unlock(self) -> None:
-        if not self.unlock_button.isEnabled():
-            return
-        self.setCursor(Qt.WaitCursor)
-        try:
-            self.store.unlock(self.operator.currentText().strip(), self.passphrase.text())
-        except (WrongPassphrase, TooManyAttempts) as exc:
-            self.error.setText(str(exc))  # says how long to wait; the button stays disabled until then
-            self.passphrase.selectAll()
-            self.unlock_button.setEnabled(False)
-            self._wait.start(int(exc.retry_after * 1000) + 250)  # the store refuses until the delay is over
-            return
-        except StoreError as exc:
-            self.error.setText(str(exc))
-            return
-        finally:
+    def _set_working(self, on: bool) -> None:
+        for widget in (self.operator, self.passphrase, self.unlock_button, self.cancel_button):
+            widget.setEnabled(not on)
+        self.status.setVisible(on)
+        self.bar.setVisible(on)
+        if on:
+            self.error.clear()
+            self.status.setText("正在解锁…")
+            self.bar.setRange(0, 0)  # busy until the conversion, if any, counts its records
+            self.setCursor(Qt.BusyCursor)
+        else:
             self.unsetCursor()
-        try:  # data migrations that need the data key, once (户类型 of older households, issue #20)
+
+    def try_unlock(self) -> None:
+        if not self.unlock_button.isEnabled() or self.working:
+            return
+        operator, passphrase = self.operator.currentText().strip(), self.passphrase.text()
+        store = self.store
+
+        def work(progress):
+            try:
+                store.unlock(operator, passphrase, progress)
+            except (WrongPassphrase, TooManyAttempts) as exc:
+                return ("wait", str(exc), exc.retry_after)
             from app.services import monitoring
 
-            monitoring.ensure_migrated(self.store)
-        except Exception as exc:  # noqa: BLE001 - rolled back: the database is as it was
-            self.store.lock()
-            self.error.setText(f"升级户类型时出错({exc}),数据库未改动。请备份后联系县扶贫办")
+            try:  # data migrations that need the data key, once (户类型 of older households, issue #20)
+                if monitoring.migration_pending(store):
+                    progress(0, 0)
+                    monitoring.ensure_migrated(store)
+            except Exception as exc:  # noqa: BLE001 - rolled back: the database is as it was
+                store.lock()
+                return ("error", f"升级户类型时出错({exc}),数据库未改动。请备份后联系县扶贫办", 0)
+            return ("ok", "", 0)
+
+        self._set_working(True)
+        self.task = workers.start(work, self._done, self._failed, on_progress=self._progress)
+
+    def _progress(self, done: int, total: int) -> None:
+        if total:
+            self.status.setText(f"正在升级数据格式(只需一次)… {done}/{total} 条记录")
+            self.bar.setRange(0, total)
+            self.bar.setValue(done)
+        else:
+            self.status.setText("正在升级数据格式(只需一次)…")
+            self.bar.setRange(0, 0)
+
+    def _done(self, outcome) -> None:
+        self.task = None
+        self._set_working(False)
+        kind, message, retry_after = outcome
+        if self._close_when_done:
+            if self.store.unlocked:
+                self.store.lock()  # the user closed the dialog meanwhile: no unlocked store behind it
+            super().reject()
+            return
+        if kind == "wait":
+            self.error.setText(message)  # says how long to wait; the button stays disabled until then
+            self.passphrase.selectAll()
+            self.passphrase.setFocus()
+            self.unlock_button.setEnabled(False)
+            self._wait.start(int(retry_after * 1000) + 250)  # the store refuses until the delay is over
+            return
+        if kind == "error":
+            self.error.setText(message)
             return
         self.passphrase.clear()
         self.accept()
+
+    def _failed(self, message: str) -> None:
+        self.task = None
+        self._set_working(False)
+        if self._close_when_done:
+            super().reject()
+            return
+        self.error.setText(message)
+        self.passphrase.setFocus()
+
+    def reject(self) -> None:
+        if self.working:  # the store is in use by the unlock: close when it has ended
+            self._close_when_done = True
+            self.status.setText("正在结束解锁,完成后关闭…")
+            return
+        super().reject()
+
+    def closeEvent(self, event) -> None:
+        if self.working:
+            event.ignore()
+            self.reject()
+            return
+        super().closeEvent(event)
 
 
 class CreateWizard(QWizard):

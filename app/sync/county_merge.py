@@ -1,0 +1,186 @@
+"""The county's merge of an upstream bundle in few passes over its changes, each a tight loop.
+
+Most changes a laptop sends are alike: a field or a few of a household or member in the laptop's own
+village, that no other site wrote meanwhile. For those, each pass does its per-change work inline
+with lookups made once per bundle (the certificate's villages, the records the bundle touches and
+their parents, fetched in one batch). Every other change (a village move, a county-controlled field,
+a 户编号, a proposal or risk, a delete or restore, a clock tie, a conflict, a refusal) goes to the
+per-change code that decides it in general (`exchange._authorise`, `merge.Merger.apply`), with the
+same state, so the outcome of every change is the one that code gives.
+
+The passes keep the order of the per-change code: decode every change, then authorise every change
+(a refusal names the first refused change, judged against the county as it was before the bundle),
+then merge. tests/test_merge_differential.py imports many random bundles through both paths
+(`FUSED = False`: every change through the per-change code) and compares the counties and reports.
+"""
+
+from __future__ import annotations
+
+from app.core import procedures
+from app.core.clock import ZERO, _STAMP
+from app.store import Change, Record
+from app.sync.merge import _OPS, Merger, change_from_wire
+
+FUSED = True  # False: every change through the per-change code (the differential test's reference)
+
+
+def changes_from_wire(items) -> list[Change]:
+    """`change_from_wire` of every item: inline when the item is well formed with exact types, else
+    through `change_from_wire` (which converts or refuses it exactly as before)."""
+    if not FUSED:
+        return [change_from_wire(d) for d in items]
+    out = []
+    append = out.append
+    for d in items:
+        try:
+            s, n, r, k, t, o = d["s"], d["n"], d["r"], d["k"], d["t"], d["o"]
+            new, old, seen, by = d["new"], d["old"], d["seen"], d["by"]
+            v, p, why = d["v"], d["p"], d["why"]
+        except (KeyError, TypeError, IndexError):  # a key left out, or not an object: the general code says
+            append(change_from_wire(d))
+            continue
+        if (type(s) is str and type(n) is int and type(r) is str and type(k) is str and type(t) is str
+                and type(o) is str and type(new) is dict and type(old) is dict and type(seen) is dict
+                and type(by) is str and by and n >= 1 and o in _OPS and _STAMP(t) is not None):
+            append(Change(s, n, r, k, v, p, t, o, new, old, seen, by, why))
+        else:
+            append(change_from_wire(d))
+    return out
+
+
+def authorise_all(store, cert, changes, places: dict, covered: dict, made: dict, fields_now: dict,
+                  authorise, parent_kinds: dict) -> str | None:
+    """The first refusal of `authorise(store, cert, c, places, covered, made, fields_now)` over the
+    changes, or None. A change is decided inline when all of this holds, where `authorise` would
+    accept it without looking further and would update `made` the same way: sent by the
+    certificate's own site; its village, and the village the county holds the record in, known to be
+    covered (`covered`, filled by `authorise`); no routing key (a village move); not a create of a
+    record that exists; no 户编号; a kind and fields `procedures.authorize_change` always accepts; and,
+    for a child record or a record held under a parent, the parent known here (bundle or county), of
+    the expected kind, in the same covered village, and the same parent as the county holds."""
+    if not FUSED:
+        for c in changes:
+            refusal = authorise(store, cert, c, places, covered, made, fields_now)
+            if refusal:
+                return refusal
+        return None
+    site = cert.site_id
+    always = procedures.always_authorized
+    for c in changes:
+        new, rid, kind, village = c.new, c.record_id, c.kind, c.village_code
+        inline = (c.site_id == site and covered.get(village) is True and rid in places
+                  and (kind != "household" or "household_number" not in new) and always(kind, new))
+        if inline:
+            held = places[rid]
+            if held is not None and held[1] and covered.get(held[1]) is not True:
+                inline = False  # held in a village the certificate does not cover
+            elif c.op == "create" and (held is not None or rid in made):
+                inline = False  # made twice
+            else:
+                for key in new:
+                    if key[:2] == "__":  # a routing key (a village move)
+                        inline = False
+                        break
+        if inline:
+            parent, expected = c.parent_id, parent_kinds.get(kind)
+            if parent is not None or (held is not None and held[2]) or expected is not None:
+                up = None
+                if parent is not None and (held is None or held[2] == parent):
+                    up = made.get(parent) or places.get(parent)
+                inline = (up is not None and (expected is None or up[0] == expected) and up[1] == village
+                          and covered.get(up[1]) is True)
+        if inline:
+            before = made.get(rid)
+            made[rid] = (kind, before[1] if before else held[1] if held else village)
+            continue
+        refusal = authorise(store, cert, c, places, covered, made, fields_now)
+        if refusal:
+            return refusal
+    return None
+
+
+def merge_all(merger: Merger, changes: list[Change]) -> None:
+    """`merger.apply_all(changes, known_new=True)` (the county's per-site sequence has made every
+    change new and distinct), with the common changes applied inline: a create of a record this
+    county does not hold, and an update of a live record of the same kind, without routing keys,
+    whose every field this county holds with an older clock and no conflict (the writer saw the
+    county's value, or wrote the same value). Every other change goes through `merger.apply`."""
+    if not FUSED:
+        merger.apply_all(changes, known_new=True)
+        return
+    store = merger.store
+    review = merger.review
+    hlc_clock = store.clock
+    for i in range(0, len(changes), merger.CHUNK):
+        part = changes[i:i + merger.CHUNK]
+        merger.prefetch(c.record_id for c in part)
+        cache, missing, pending, dirty = merger.cache, merger.missing, merger.pending, merger.dirty
+        applied = 0
+        for c in part:
+            rid, hlc, new = c.record_id, c.hlc, c.new
+            rec = cache.get(rid)
+            if rec is None and rid in missing:
+                rec = cache[rid] = Record(rid, c.kind, c.village_code, c.parent_id, ZERO, False, {}, {"*": ZERO})
+            if rec is None or rec.kind != c.kind:
+                merger.apply(c, known_new=True)
+                pending = merger.pending  # a clock tie or conflict writes the pending rows first
+                continue
+            op = c.op
+            if op == "create" and rec.hlc == ZERO and not rec.fields:
+                fields = {}
+                for key, value in new.items():
+                    if value is not None and key[:2] != "__":
+                        fields[key] = value
+                rec.fields = fields
+                rec.clocks = {"*": hlc}
+                rec.village_code, rec.parent_id = c.village_code, c.parent_id
+            elif op == "update" and not rec.deleted:
+                clocks, fields = rec.clocks, rec.fields
+                star = clocks.get("*", ZERO)
+                seen = c.seen if review else None
+                if len(new) == 1:  # most edits: one field
+                    (key, value), = new.items()
+                    clock = clocks.get(key, star)
+                    if (key[:2] == "__" or clock >= hlc
+                            or (seen is not None and key in seen and seen[key] != clock and fields.get(key) != value)):
+                        merger.apply(c, known_new=True)
+                        pending = merger.pending
+                        continue
+                    if value is None:
+                        fields.pop(key, None)
+                    else:
+                        fields[key] = value
+                    clocks[key] = hlc
+                else:
+                    simple = True
+                    for key, value in new.items():
+                        clock = clocks.get(key, star)
+                        if (key[:2] == "__" or clock >= hlc
+                                or (seen is not None and key in seen and seen[key] != clock and fields.get(key) != value)):
+                            simple = False
+                            break
+                    if not simple:
+                        merger.apply(c, known_new=True)
+                        pending = merger.pending
+                        continue
+                    for key, value in new.items():
+                        if value is None:
+                            fields.pop(key, None)
+                        else:
+                            fields[key] = value
+                        clocks[key] = hlc
+            else:
+                merger.apply(c, known_new=True)
+                pending = merger.pending  # a clock tie or conflict writes the pending rows first
+                continue
+            if hlc > hlc_clock.last:  # the stamp is well formed (checked when decoded)
+                hlc_clock.last = hlc
+            if hlc > rec.hlc:
+                rec.hlc = hlc
+            pending.append(c)
+            dirty[rid] = None
+            applied += 1
+        merger.applied += applied
+        merger.flush()
+        merger.cache.clear()
+        merger.missing.clear()
