@@ -8,10 +8,12 @@ QR codes, charts, two-pass page numbers) costs over the cheapest table reportlab
 Then the register's cost per household as the village grows (--scale, default 1000 2000 4000 8000):
 milliseconds per household at each size, flat within 20% being the target (linear cost).
 
-Then the memory the cards of a village take (--memory, default 250 1000 households; each size in a
-process of its own, the cards written to the null device): the process's peak resident memory
-while building them over its memory before, flat in the number of households being the target
-(cards are built a chunk of households at a time, app/reports/pdfjoin.py).
+Then the memory the cards and the register of a village take (--memory, default 250 1000
+households; each document and size in a process of its own, written to the null device): the
+process's peak resident memory while building it over its memory before, flat in the number of
+households being the target (cards are built a chunk of households at a time,
+app/reports/pdfjoin.py; the register reads its households from a generator, as print_register
+reads the store a batch at a time, and makes its pages as they are printed).
 
     python bench/print.py [--households 1000] [--runs 3] [--scale 1000 2000 4000 8000] [--memory 250 1000]
 """
@@ -89,38 +91,48 @@ def timed(fn, runs: int, clock=time.perf_counter) -> tuple[float, int]:
     return statistics.median(times), pages
 
 
-def cards_memory(n: int) -> None:
-    """(In a process of its own) build the cards of `n` households; print the memory figures."""
+def document_memory(kind: str, n: int) -> None:
+    """(In a process of its own) build the cards or the register of `n` households; print the
+    memory figures. The cards' households are made before (the service reads and assembles them a
+    batch at a time as the cards are built); the register's come from a generator while it reads."""
     from bench.procmem import rss
 
     register_fonts()
     ctx = context()
-    docs = demo.households(per_village=n, villages=[VILLAGE])
-    items = [(d, card_report.card_digest(d, ctx), "bench") for d in docs]
+    if kind == "cards":
+        docs = demo.households(per_village=n, villages=[VILLAGE])
+        items = [(d, card_report.card_digest(d, ctx), "bench") for d in docs]
+    else:
+        village = demo.iter_households(per_village=n, villages=[VILLAGE])
     try:  # Linux: start the peak afresh, so that generating the households does not count
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass
     before, _ = rss(os.getpid())
     with open(os.devnull, "wb") as out:
-        pages = card_report.build_cards(out, items, ctx)
+        if kind == "cards":
+            pages = card_report.build_cards(out, items, ctx)
+        else:
+            pages, _ = register_report.build_register(out, VILLAGE, village, ctx)
     _, peak = rss(os.getpid())
     print(f"{n} {pages} {before} {peak}")
 
 
 def memory(sizes: list[int]) -> None:
-    growth = {}
-    for n in sizes:
-        done = subprocess.run([sys.executable, __file__, "--cards-memory", str(n)], capture_output=True, text=True,
-                              check=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-        _, pages, before, peak = (int(x) for x in done.stdout.split())
-        growth[n] = (peak - before) / 2**20
-        print(f"cards of {n} households: {pages} pages; resident memory {before / 2**20:.0f} MB before, "
-              f"peak {peak / 2**20:.0f} MB while building (+{growth[n]:.0f} MB)")
-    if len(growth) > 1:
-        small, large = growth[min(growth)], growth[max(growth)]
-        print(f"memory the cards take at {max(growth)} vs {min(growth)} households: +{large:.0f} vs +{small:.0f} MB "
-              f"(target: flat -> {'met' if large <= small * 1.25 + 5 else 'NOT met'})")
+    for kind, name in (("cards", "cards"), ("register", "register")):
+        growth = {}
+        for n in sizes:
+            done = subprocess.run([sys.executable, __file__, "--document-memory", kind, str(n)], capture_output=True,
+                                  text=True, check=True,
+                                  env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+            _, pages, before, peak = (int(x) for x in done.stdout.split())
+            growth[n] = (peak - before) / 2**20
+            print(f"{name} of {n} households: {pages} pages; resident memory {before / 2**20:.0f} MB before, "
+                  f"peak {peak / 2**20:.0f} MB while building (+{growth[n]:.0f} MB)")
+        if len(growth) > 1:
+            small, large = growth[min(growth)], growth[max(growth)]
+            print(f"memory of the {name} at {max(growth)} vs {min(growth)} households: +{large:.0f} vs "
+                  f"+{small:.0f} MB (target: flat -> {'met' if large <= small * 1.25 + 5 else 'NOT met'})")
 
 
 def main() -> int:
@@ -130,11 +142,11 @@ def main() -> int:
     parser.add_argument("--scale", type=int, nargs="*", default=[1000, 2000, 4000, 8000],
                         help="village sizes for the register's cost per household (none: skip)")
     parser.add_argument("--memory", type=int, nargs="*", default=[250, 1000],
-                        help="village sizes for the cards' memory (none: skip)")
-    parser.add_argument("--cards-memory", type=int, help=argparse.SUPPRESS)
+                        help="village sizes for the memory of the cards and the register (none: skip)")
+    parser.add_argument("--document-memory", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.cards_memory:
-        cards_memory(args.cards_memory)
+    if args.document_memory:
+        document_memory(args.document_memory[0], int(args.document_memory[1]))
         return 0
     print(f"load average at start: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
           if Path("/proc/loadavg").exists() else "")

@@ -9,12 +9,14 @@ Steps, each in its own process (so that each has its own peak resident memory):
     validate        jiandang validate of the whole database
     print register  jiandang print register of one village (a sixth of the households)
     print cards     jiandang print card --village of that village
-    sync            a laptop's upstream bundle of every household (export), merged by the county (import)
+    sync            a laptop's upstream bundles of every household written to a folder (export: one
+                    bundle per exchange.CHANGES_PER_BUNDLE changes), the folder imported by the county
     import-table    a one-sheet ledger (one row per member) imported into a fresh database
 
 Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
-the peak resident memory (MB) of the step's process. Every step unlocks a database with the default
-Argon2id profile (64 MiB), so no step's peak is below that of a process that imports the program and
+the peak resident memory (MB) of the step's process; also the step's processor time per household
+(`time.process_time`, all its threads), which the machine's load (and `nice`) does not inflate.
+Every step unlocks a database with the default Argon2id profile (64 MiB), so no step's peak is below that of a process that imports the program and
 derives one key ("idle", the floor). Verdict per step: linear when ms per household at the largest size is
 within 20% of the smallest, memory flat when the peak grows by less than 25% from the smallest size
 to the largest. The machine is shared: quote medians of several runs where it matters.
@@ -110,7 +112,7 @@ def run_step(step: str, folder: Path, n: int) -> dict:
     db = str(folder / "demo.db")
     per_village = max(1, n // 6)
     out: dict = {}
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     if step == "idle":  # the floor of every step: the program's modules and one unlock's Argon2id (64 MiB)
         import app.cli.main  # noqa: F401
         import app.reports.card  # noqa: F401
@@ -131,22 +133,26 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         cli(["print", "card", db, "--village", VILLAGE, "--out", str(folder / "cards.pdf")])
     elif step == "setup-sync":
         setup_sync(folder, n)
-    elif step == "sync":
+    elif step == "sync":  # the USB day: every bundle of one export written to a folder, the folder imported
         from app.store import Store
         from app.sync import exchange
 
+        stick = folder / "usb"
+        stick.mkdir(exist_ok=True)
         laptop = Store.open(folder / "laptop.db")
         laptop.unlock("admin", PASS)
-        name, data = exchange.export_upstream(laptop)
+        files = exchange.export_to(laptop, stick)
         laptop.close()
         out["export"] = time.perf_counter() - t
+        out["export_peak_mb"] = peak_mb()
+        out["bundles"] = len(files)
         county = Store.open(folder / "county.db")
         county.unlock("admin", PASS)
         t2 = time.perf_counter()
-        report = exchange.import_bundle(county, data, name)
+        reports = exchange.import_paths(county, [stick])
         out["import"] = time.perf_counter() - t2
-        assert report.status == "accepted", report.message
-        out["changes"] = report.applied
+        assert all(r.status == "accepted" for r in reports), [r.line() for r in reports if r.status != "accepted"]
+        out["changes"] = sum(r.applied for r in reports)
         county.close()
     elif step == "setup-table":
         setup_table(folder, n)
@@ -167,6 +173,7 @@ def run_step(step: str, folder: Path, n: int) -> dict:
     else:
         raise SystemExit(f"unknown step {step}")
     out["seconds"] = time.perf_counter() - t
+    out["cpu_seconds"] = time.process_time() - cpu  # processor time of the step (all its threads)
     out["peak_mb"] = peak_mb()
     return out
 
@@ -215,11 +222,14 @@ def main() -> int:
                 r = results[step][n] = child(step, folder, n)
                 households = n // 6 if step in ("register", "cards") else n // 6 * 6
                 r["ms_per_household"] = r["seconds"] * 1000 / households
+                r["cpu_ms_per_household"] = r["cpu_seconds"] * 1000 / households
                 extra = ""
                 if step == "sync":
-                    extra = f" (export {r['export']:.1f} s, import {r['import']:.1f} s, {r['changes']:,} changes)"
+                    extra = (f" (export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; import {r['import']:.1f} s;"
+                             f" {r['changes']:,} changes in {r['bundles']} bundles)")
                 print(f"  {n:>6,} households  {LABELS[step]:<28} {r['seconds']:8.1f} s  "
-                      f"{r['ms_per_household']:7.2f} ms/household  peak {fmt_mb(r['peak_mb'])}{extra}", flush=True)
+                      f"{r['ms_per_household']:7.2f} ms/household (processor {r['cpu_ms_per_household']:.2f})  "
+                      f"peak {fmt_mb(r['peak_mb'])}{extra}", flush=True)
     print()
     print(f"{'step':<30}" + "".join(f"{f'{n:,}: ms/hh  MB':>22}" for n in sizes) + "   verdict")
     for step, by_size in results.items():
@@ -241,6 +251,9 @@ def verdict(step: str, by_size: dict, sizes: list[int]) -> str:
     first, last = by_size[sizes[0]], by_size[sizes[-1]]
     cost = last["ms_per_household"] / first["ms_per_household"]
     words = [f"cost x{cost:.2f} per household ({'linear' if cost <= 1.2 else 'NOT linear'})"]
+    if first.get("cpu_ms_per_household") and last.get("cpu_ms_per_household"):
+        cpu = last["cpu_ms_per_household"] / first["cpu_ms_per_household"]
+        words.append(f"processor time x{cpu:.2f} per household ({'linear' if cpu <= 1.2 else 'NOT linear'})")
     if first["peak_mb"] and last["peak_mb"]:
         grow = last["peak_mb"] / first["peak_mb"]
         words.append(f"memory x{grow:.2f} ({'flat' if grow <= 1.25 else 'grows'})")

@@ -29,6 +29,20 @@ def _items(n: int, ids: list[str] | None = None) -> tuple[list[tuple[dict, str, 
     return [(doc, card.card_digest(doc, ctx), "2026-12-01 08:00") for doc in docs], ctx
 
 
+def _monitored(doc: dict) -> dict:
+    """The household as a 监测户 with two risks (the card's 防返贫监测 tables, one cell wrapping)."""
+    doc.update(household_type="2", monitoring_type="3", risk_eliminated=False, risk_identified_date="2026-01-05")
+    doc["risks"] = [{"risk_type": "05", "found_date": "2025-11-01"},
+                    {"risk_type": "01", "found_date": "2025-12-01",
+                     "note": "长期慢性病，需要持续跟踪治疗和医疗保障政策落实情况的说明"}]
+    return doc
+
+
+def _with_monitored(items, ctx):
+    doc = _monitored(dict(items[1][0], id="monitored"))
+    return items + [(doc, card.card_digest(doc, ctx), "v")]
+
+
 def _pdf(items, ctx, **kw) -> bytes:
     out = io.BytesIO()
     card.build_cards(out, items, ctx, **kw)
@@ -75,8 +89,10 @@ def test_cards_built_in_chunks_are_the_pages_of_one_document(monkeypatch):
 def test_replayed_cells_and_labels_write_what_drawing_them_writes(monkeypatch):
     """Labels, headings and check boxes shared by every card, and one-line cells, are drawn once per
     document and their operators written again after: the pages' content must be byte for byte
-    what drawing every one of them gives."""
+    what drawing every one of them gives (SizedTable's cells written from their kept operators, its
+    grid lines, the QR code's rectangles and the footers' kept rule and text included)."""
     items, ctx = _items(4)
+    items = _with_monitored(items, ctx)
     fast = PdfReader(io.BytesIO(_pdf(items, ctx)))
     monkeypatch.setattr(cells, "REPLAY", False)
     slow = PdfReader(io.BytesIO(_pdf(items, ctx)))
@@ -129,3 +145,89 @@ def test_a_village_printed_a_batch_of_households_at_a_time_prints_the_same_cards
     assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
     assert [c.text for i in _images((tmp_path / "batched.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)] \
         == [c.text for i in _images((tmp_path / "whole.pdf").read_bytes()) for c in zxingcpp.read_barcodes(i)]
+
+
+def test_sized_tables_draw_what_reportlab_tables_draw(monkeypatch):
+    """SizedTable (one CellStyle shared while the commands cover every cell, cells written straight
+    from their kept operators, grid lines of the same geometry written again) must write byte for
+    byte what reportlab's Table writes for the same rows, heights and style: cards with members
+    split over pages, spans, code lists, monitoring tables and a bare household."""
+    from app.reports import monitoring_card
+
+    items, ctx = _items(6)
+    items = _with_monitored(items, ctx)
+    bare = dict(items[0][0], id="bare", members=[], helpers=[], plans=[], measures=[], visits=[], incomes=[],
+                identification_standard=None, attribute=None, main_cause=None, other_causes=[])
+    items.append((bare, card.card_digest(bare, ctx), "v"))
+    fast = PdfReader(io.BytesIO(_pdf(items, ctx)))
+    monkeypatch.setattr(cells, "SizedTable", cells.Table)
+    monkeypatch.setattr(monitoring_card, "SizedTable", cells.Table)
+    plain = PdfReader(io.BytesIO(_pdf(items, ctx)))
+    assert len(fast.pages) == len(plain.pages) > len(items)
+    for a, b in zip(fast.pages, plain.pages):
+        assert a.get_contents().get_data() == b.get_contents().get_data()
+
+
+def test_a_sized_table_with_a_style_for_some_cells_gives_each_cell_its_own():
+    from reportlab.platypus import TableStyle
+
+    t = cells.SizedTable([["a", "b"], ["c", "d"]], colWidths=[50, 50])
+    t.setStyle(TableStyle([("FONTSIZE", (0, 0), (-1, -1), 7), ("ALIGN", (1, 1), (1, 1), "RIGHT")]))
+    styles = [s for row in t._cellStyles for s in row]
+    assert [s.fontsize for s in styles] == [7, 7, 7, 7]
+    assert [s.alignment for s in styles] == ["LEFT", "LEFT", "LEFT", "RIGHT"]
+
+
+def test_the_card_qr_code_draws_the_rectangles_reportlabs_qr_flowable_draws():
+    from reportlab.graphics.barcode.qr import QrCode
+    from reportlab.pdfgen.canvas import Canvas
+
+    for payload in ["JDCARD1|h1|0123456789abcdef", card.qr_payload(str(uuid.UUID(int=7)), "f" * 16),
+                    card.qr_payload("x" * 40, "0" * 16)]:
+        ours = card.qr_flowable(payload)
+        canvases = []
+        for draw in (QrCode.draw, type(ours).draw):
+            canvas = Canvas(io.BytesIO())
+            ours.canv = canvas
+            draw(ours)
+            canvases.append(canvas._code)
+        assert canvases[0] == canvases[1] and len(canvases[0]) > 50
+
+
+def test_the_lines_under_the_title_print_what_their_paragraphs_print(monkeypatch):
+    """户主/户编号 and 住址 are drawn as Lines when their values are plain text: the same pixels and
+    text as the paragraphs (a name with markup characters, a missing 户编号 with its 待完善 mark)."""
+    items, ctx = _items(3)
+    items[1][0]["head_name"] = "A&B <c>"
+    items[2][0]["household_number"] = ""
+    lines = _pdf(items, ctx)
+    monkeypatch.setattr(card, "_plain_title", lambda text: False)
+    paragraphs = _pdf(items, ctx)
+    assert [i.tobytes() for i in _images(lines, 3)] == [i.tobytes() for i in _images(paragraphs, 3)]
+    texts = [p.extract_text() for p in PdfReader(io.BytesIO(lines)).pages]
+    assert "户主:A&B <c> 户编号:" in texts[2] and "待完善" in texts[4]
+
+
+def _fonts(reader: PdfReader) -> dict[str, set[int]]:
+    """BaseFont of every font the pages use -> the numbers of the objects holding it."""
+    fonts: dict[str, set[int]] = {}
+    for page in reader.pages:
+        for ref in page["/Resources"]["/Font"].values():
+            fonts.setdefault(str(ref.get_object()["/BaseFont"]), set()).add(ref.idnum)
+    return fonts
+
+
+def test_a_card_file_built_in_chunks_embeds_each_font_subset_once(monkeypatch):
+    """The chunks share one numbering of the fonts' characters, and the joined file holds each
+    subset once (the last chunk's, which holds every earlier chunk's characters): the same fonts as
+    the file built as one document, and the same text and pixels on every page."""
+    items, ctx = _items(7)
+    whole = _pdf(items, ctx)
+    monkeypatch.setattr(card, "CHUNK", 3)  # 3 + 3 + 1 households
+    chunked = _pdf(items, ctx)
+    one, joined = PdfReader(io.BytesIO(whole)), PdfReader(io.BytesIO(chunked))
+    fonts = _fonts(joined)
+    assert sorted(fonts) == sorted(_fonts(one)) and len(fonts) >= 2
+    assert all(len(numbers) == 1 for numbers in fonts.values()), fonts
+    assert [p.extract_text() for p in joined.pages] == [p.extract_text() for p in one.pages]
+    assert [i.tobytes() for i in _images(chunked, 1.5)] == [i.tobytes() for i in _images(whole, 1.5)]

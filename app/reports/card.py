@@ -15,13 +15,15 @@ import io
 import json
 from collections.abc import Iterable
 from contextlib import ExitStack
-from itertools import chain, islice
+from itertools import chain, groupby, islice
 
 import qrcode
 from reportlab.graphics.barcode.qr import QrCode
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.rl_accel import fp_str
 from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import FILL_EVEN_ODD, FILL_NON_ZERO
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
@@ -37,14 +39,16 @@ from reportlab.platypus import (
 
 from app.core import idnumber
 from app.core.income import TRANSFER_FIELDS, net_income, per_capita, transfer_income
+from app.reports import cells
 from app.reports.cells import CachedParagraph, number_cell, shared_head, shared_paragraph
 from app.reports.cells import forget as forget_measured_texts
+from app.reports.cells import _plain as _plain_title
 from app.reports.cells import sized_table
 from app.reports.cells import cell as text_cell
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, MISSING, draw_text, markup, missing_mark, register_fonts, styles, value_markup
+from app.reports.common import CJK, FONT_CMD, LATIN, GRID, HEAD_BG, MISSING, draw_text, label_markup, markup, missing_mark, register_fonts, styles, value_markup
 from app.reports.context import Context, Progress, age_on, money
 from app.reports.evidence import Loader, card_block
-from app.reports.pdfjoin import PdfJoiner
+from app.reports.pdfjoin import PdfJoiner, SharedSubsets
 
 QR_PREFIX = "JDCARD1"
 DIGEST_CHARS = 16
@@ -196,12 +200,20 @@ class _Matrix:
     makes it, but with a fixed mask pattern, made by the qrcode package. A reader decodes every mask
     (the pattern is written in the code's format bits); reportlab's search for the mask with the
     fewest reader-unfriendly patterns made all eight matrices and scored each in pure Python, 7 ms a
-    card, a fifth of a card's printing time. tests/test_card_print.py decodes the printed codes."""
+    card, a fifth of a card's printing time. tests/test_card_print.py decodes the printed codes.
+    The version (the smallest that holds the payload) depends only on the payload's length in bytes:
+    found once per length (qrcode's best fit encodes the data a second time to count its bits)."""
+
+    _versions: dict[int, int] = {}
 
     def __init__(self, payload: str):
-        code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=QR_MASK, border=0)
+        size = len(payload.encode("utf-8"))
+        version = self._versions.get(size)
+        code = qrcode.QRCode(version=version, error_correction=qrcode.constants.ERROR_CORRECT_M,
+                             mask_pattern=QR_MASK, border=0)
         code.add_data(payload, optimize=0)
-        code.make(fit=True)
+        code.make(fit=version is None)
+        self._versions[size] = code.version
         self.modules = code.modules
 
     def make(self):
@@ -211,9 +223,33 @@ class _Matrix:
         return len(self.modules)
 
 
+class _CardQr(QrCode):
+    """reportlab's QrCode flowable drawing `_Matrix`: each run of dark modules in a row one filled
+    rectangle, as `QrCode.draw` draws it (the same operators, written without a canvas call each)."""
+
+    def draw(self):
+        modules = self.qr.modules
+        count = len(modules)
+        border = self.qrBorder
+        xsize = self.width / (count + border * 2.0)
+        ysize = self.height / (count + border * 2.0)
+        height = self.height
+        fill = {FILL_EVEN_ODD: "f*", FILL_NON_ZERO: "f"}[self.canv._fillMode]
+        code = self.canv._code
+        for r, row in enumerate(modules):
+            c = 0
+            for dark, run in groupby(map(bool, row)):
+                n = len(list(run))
+                if dark:  # QrCode.draw's arithmetic, canvas.rect's operator
+                    code.append("n %s re " % fp_str((c + border) * xsize, height - (r + border + 1) * ysize,
+                                                    n * xsize, ysize * 1.05) + fill)
+                c += n
+
+
 def qr_flowable(payload: str, size: float = 24 * mm) -> QrCode:
     """The QR code as a flowable drawn straight on the canvas (much faster than a Drawing)."""
-    flowable = QrCode(payload, width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable = _CardQr("", width=size, height=size, qrLevel="M", qrBorder=2)
+    flowable.value = payload
     flowable.qr = _Matrix(payload)
     return flowable
 
@@ -236,15 +272,43 @@ def _table(rows: list[list], widths: list[float], col_spans=(), row_span=None, *
     return sized_table(rows, widths, PAD, 2, tuple(col_spans), row_span=row_span, **kw)
 
 
+def _title_line(parts: list, style):
+    """A line under the card's title: labels and values, a missing value shown by the 待完善 mark. The
+    paragraph of that markup; drawn as the `Line` of its text when every value is there and plain
+    text (the labels' runs of spaces, which the paragraph collapses, made one)."""
+    labels, values = parts[0::2], [None if v is None else str(v) for v in parts[1::2]]
+    if all(v and _plain_title(v) for v in values):
+        text = "".join(label.replace("  ", " ") + value for label, value in zip(labels, values))
+        if _plain_title(text):
+            return text_cell(text, style)
+    return CachedParagraph("".join(markup(label) + value_markup(value, True) for label, value in zip(labels, values)),
+                           style)
+
+
 REQUIRED_BASIC = {"household_number", "head_name", "identification_standard", "attribute", "status",
                   "first_identified", "family_size"}
+
+
+_card_styles: dict | None = None
+
+
+def _styles() -> dict:
+    """The paragraph styles of a card (common.styles and two of the card's own), made once: nothing
+    changes a style after it is made, and every card used to make its own dozen."""
+    global _card_styles
+    if _card_styles is None:
+        st = styles()
+        st["tiny"] = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
+        st["sign"] = st["body"].clone("sign", leading=22)
+        _card_styles = st
+    return _card_styles
 
 
 def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | None = None,
                images: Loader | None = None) -> list:
     """The flowables of one household's card (with its 家庭合影 and 住房 photos, `doc["photos"]`, drawn
     through `images` when given)."""
-    st = styles()
+    st = _styles()
     c = card_content(doc, ctx, full_id)
     digest = digest or card_digest(doc, ctx)
     story: list = []
@@ -253,10 +317,9 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     title = [text_cell("扶贫手册", st["title"]),
              text_cell("建档立卡贫困户 户有卡", st["subtitle"]),
              Spacer(1, 3 * mm),
-             CachedParagraph(markup("户主:") + value_markup(doc.get("head_name"), True) + markup("  户编号:")
-                       + value_markup(doc.get("household_number"), True), st["subtitle"]),
-             CachedParagraph(markup("住址:") + value_markup(c["address"], True), st["subtitle"])]
-    tiny = st["small"].clone("tiny", fontSize=6.5, leading=8, alignment=1)
+             _title_line(["户主:", doc.get("head_name"), "  户编号:", doc.get("household_number")], st["subtitle"]),
+             _title_line(["住址:", c["address"]], st["subtitle"])]
+    tiny = st["tiny"]
     qr = [qr_flowable(qr_payload(c["id"], digest)), text_cell("扫码核对", tiny), text_cell(digest, tiny)]
     top = Table([[title, qr]], colWidths=[WIDTH - 34 * mm, 34 * mm])
     top.setStyle(TableStyle([FONT_CMD, ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "CENTER")]))
@@ -290,16 +353,16 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
         cells = []
         for code, text in codes.items():
             note = marked.get(code)
-            mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + markup(text)
+            mark = f'<font name="JDLatin">[{"√" if note else "  "}]</font> ' + label_markup(text)
             if note:
-                mark = f"<b>{mark}</b>" + markup(f"({note})")
+                mark = f"<b>{mark}</b>" + label_markup(f"({note})")
             # the same box on many cards (each code unmarked, or marked 选定, 主要 or 其他): one
             # paragraph for the whole document
             cells.append(shared_paragraph(mark, cell))
         body = [cells[i:i + per_row] for i in range(0, len(cells), per_row)]
         for r in body:
             r += [""] * (per_row - len(r))
-        first = shared_paragraph(markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
+        first = shared_paragraph(label_markup(label) + ("<br/>" + missing_mark() if required and not marked else ""), cell)
         data = [[first if i == 0 else ""] + r for i, r in enumerate(body)]
         tw = (WIDTH - 25 * mm) / per_row
         widths = [25 * mm] + [tw] * per_row
@@ -422,7 +485,7 @@ def card_story(doc: dict, ctx: Context, full_id: bool = False, digest: str | Non
     story += monitoring_card.story(c["monitoring"], WIDTH, _grid)
 
     signers = ["户主签字", "帮扶责任人签字", "驻村工作队(村委会)盖章"]
-    sign_style = st["body"].clone("sign", leading=22)
+    sign_style = st["sign"]
     sign = Table([[shared_paragraph(markup(f"{who}:") + "<br/>" + markup("_" * 22) + "<br/>"
                              + markup("日期:____年____月____日"), sign_style) for who in signers]],
                  colWidths=[WIDTH / 3] * 3)
@@ -445,6 +508,11 @@ class CardDocument(BaseDocTemplate):
         self.progress: Progress | None = None
         self.households = 0
         self.done = 0
+        self.subsets: SharedSubsets | None = None  # the font subsets shared with the other chunks
+
+    def beforeDocument(self):
+        if self.subsets is not None:
+            self.subsets.install(self.canv)
 
     def filterFlowables(self, flowables):
         while flowables and isinstance(flowables[0], _Household):
@@ -460,11 +528,23 @@ class CardDocument(BaseDocTemplate):
         canvas.saveState()
         cur = self.current
         cur["page"] += 1
-        canvas.setStrokeColor(GRID)
-        canvas.setLineWidth(0.4)
-        canvas.line(15 * mm, 14 * mm, A4[0] - 15 * mm, 14 * mm)
         left = f"打印日期 {self.ctx.today.isoformat()} · 数据版本 {cur['version']}"
-        draw_text(canvas, 15 * mm, 10 * mm, left, 7.5)
+        # the rule and the left text are the same on every page of a data version: their operators
+        # kept per canvas (font subset codes belong to one document) and written again; what follows
+        # sets its own font, and the canvas state is restored after
+        kept = canvas.__dict__.setdefault("_jd_footer", {})
+        ops = kept.get(left) if cells.REPLAY else None
+        if ops is not None:
+            canvas._code.extend(ops)
+        else:
+            start = len(canvas._code)
+            canvas.setStrokeColor(GRID)
+            canvas.setLineWidth(0.4)
+            canvas.line(15 * mm, 14 * mm, A4[0] - 15 * mm, 14 * mm)
+            draw_text(canvas, 15 * mm, 10 * mm, left, 7.5)
+            if len(kept) > 100:
+                kept.clear()
+            kept[left] = canvas._code[start:]
         name = cur["name"] if len(cur["name"]) <= 12 else cur["name"][:11] + "..."
         right = f"户主 {name or MISSING} · 户编号 {cur['number'] or MISSING} · 本户第 {cur['page']} 页"
         draw_text(canvas, A4[0] - 15 * mm, 10 * mm, right, 7.5, "right")
@@ -518,7 +598,8 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
     rest = chain([following], items)
     with ExitStack() as stack:
         out = path if hasattr(path, "write") else stack.enter_context(open(path, "wb"))
-        joiner = PdfJoiner(out)
+        joiner = PdfJoiner(out, shared_fonts=True)
+        subsets = SharedSubsets([CJK, LATIN])
         chunk, done = first, 0
         # a built document is a web of reference cycles (canvas, pages, flowables, fonts' state): each
         # chunk's is freed as soon as it is joined, not when the collector next looks at the oldest
@@ -528,7 +609,7 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
         stack.callback(gc.unfreeze)
         while chunk:
             buffer = io.BytesIO()
-            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total)
+            _build_chunk(buffer, chunk, ctx, full_id, progress, images, done, total, subsets)
             done += len(chunk)
             joiner.add(buffer.getvalue())
             buffer = None
@@ -538,9 +619,11 @@ def build_cards(path, items: Iterable[tuple[dict, str, str]], ctx: Context, full
 
 
 def _build_chunk(path, items: list[tuple[dict, str, str]], ctx: Context, full_id: bool,
-                 progress: Progress | None, images: Loader | None, done: int, total: int) -> int:
+                 progress: Progress | None, images: Loader | None, done: int, total: int,
+                 subsets: SharedSubsets | None = None) -> int:
     forget_measured_texts()
     doc_template = CardDocument(path, ctx)
+    doc_template.subsets = subsets
 
     def card(i: int, doc: dict, digest: str, version: str):
         def make() -> list:

@@ -14,14 +14,18 @@ reportlab's own split re-measures every remaining row at each page.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable, Iterator
+
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
 from reportlab import rl_config
 from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable, Paragraph, Table
+from reportlab.platypus.tables import _SPECIALROWS, LINECOMMANDS, CellStyle, _setCellStyle
 
-from app.reports.common import NUMBER, markup, number_para, number_style, runs, value_markup
+from app.reports.common import MIN_NUMBER_SIZE, NUMBER, markup, number_para, number_style, runs, value_markup
 
 FIT_MARGIN = 0.01  # points: a text this close to the cell's width is left to Paragraph's own line breaking
 REPLAY = True  # write kept operators again (`_Replay`, `Line.drawOn`); tests turn it off to compare
@@ -123,10 +127,25 @@ def _measure(text: str, size: float) -> tuple[list, float]:
     return found
 
 
+_canvases_keeping_lines: weakref.WeakSet = weakref.WeakSet()
+
+
+def _kept_lines(canvas) -> dict:
+    """The text operators of one-line cells kept on a canvas (see `Line.drawOn`)."""
+    kept = canvas.__dict__.get("_jd_lines")
+    if kept is None:
+        kept = canvas.__dict__["_jd_lines"] = {}
+        _canvases_keeping_lines.add(canvas)
+    return kept
+
+
 def forget() -> None:
-    """Drop the measured texts (between chunks of a long document: kept, the names and numbers of
-    every household printed so far would hold memory that the chunks are there to give back)."""
+    """Drop the measured texts and the text operators kept on canvases (between chunks of a long
+    document, every few hundred rows of a register: kept, the names and numbers of every household
+    printed so far would hold memory that printing page by page is there to give back)."""
     _measured.clear()
+    for canvas in list(_canvases_keeping_lines):
+        canvas.__dict__.get("_jd_lines", {}).clear()
 
 
 class Line(Flowable):
@@ -177,7 +196,7 @@ class Line(Flowable):
         y += self.height - st.fontSize
         # the text object's operators after its origin are the same wherever the text is drawn: kept
         # per canvas (font subset codes belong to one document), written again with the new origin
-        kept = canvas.__dict__.setdefault("_jd_lines", {})
+        kept = canvas.__dict__.get("_jd_lines") or _kept_lines(canvas)
         key = (self.text, st.fontSize, st.leading, st.textColor)
         ops = kept.get(key)
         if REPLAY and ops is not None and canvas.bottomup:
@@ -241,21 +260,33 @@ def page_tables(header: list, rows: list[list], heights: list[float], header_hei
     `style_for(first, last)` gives the TableStyle commands of a page holding rows[first:last] (row
     indices in the page's table are 1-based: the header is row 0). Heights are given to each table,
     so no cell is measured twice."""
-    tables = []
+    return list(iter_page_tables(header, zip(rows, heights), header_height, avail, widths, style_for))
+
+
+def iter_page_tables(header: list, rows: Iterable[tuple[list, float]], header_height: float, avail: float,
+                     widths: list[float], style_for) -> Iterator[Table]:
+    """`page_tables` of (row, height) pairs as they come: each page's table as soon as its rows are
+    known, holding no more than one page of rows (a register printed page by page)."""
+    page: list[list] = []
+    heights: list[float] = []
     start = 0
-    n = len(rows)
-    while start < n:
-        h = header_height
-        end = start
-        while end < n and (h + heights[end] <= avail or end == start):
-            h += heights[end]
-            end += 1
-        t = Table([header] + rows[start:end], colWidths=widths, rowHeights=[header_height] + heights[start:end],
-                  repeatRows=1)
-        t.setStyle(style_for(start, end))
-        tables.append(t)
-        start = end
-    return tables
+    h = header_height
+    for row, height in rows:
+        if page and h + height > avail:
+            yield _page_table(header, page, heights, header_height, widths, style_for(start, start + len(page)))
+            start += len(page)
+            page, heights, h = [], [], header_height
+        page.append(row)
+        heights.append(height)
+        h += height
+    if page:
+        yield _page_table(header, page, heights, header_height, widths, style_for(start, start + len(page)))
+
+
+def _page_table(header, rows, heights, header_height, widths, style) -> Table:
+    t = Table([header] + rows, colWidths=widths, rowHeights=[header_height] + heights, repeatRows=1)
+    t.setStyle(style)
+    return t
 
 
 def number_cell(text, style: ParagraphStyle, width: float, required: bool = False, bold: bool = False) -> Flowable:
@@ -264,7 +295,10 @@ def number_cell(text, style: ParagraphStyle, width: float, required: bool = Fals
     text = "" if text is None else str(text)
     if bold or not NUMBER.fullmatch(text):
         return number_para(text, style, width, required, bold) if bold else cell(text, style, required)
-    return Line(text, number_style(text, style, width))
+    size = style.fontSize  # common.number_style's search, the widths measured once (`_measure`)
+    while size > MIN_NUMBER_SIZE and _measure(text, size)[1] > width:
+        size -= 0.25
+    return Line(text, number_style(text, style, width, size))
 
 
 _shared: dict[tuple, Flowable] = {}
@@ -330,8 +364,16 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
             if isinstance(value, Flowable):  # as Table._listCellGeom measures one flowable
                 if (r, c) in covered:  # (a string under a span still counts, as in Table._calc_height)
                     continue
-                before, after = value.getSpaceBefore(), value.getSpaceAfter()
-                t = value.wrap(w - pad_h - pad_h, 72000 - pad_v - pad_v)[1] + after + before
+                aw = w - pad_h - pad_h
+                if type(value) is Line and (value.overflow or value.text_width <= aw - FIT_MARGIN):
+                    st = value.style  # what Line.wrap does for a line that fits
+                    value._wrapped_as_paragraph = False
+                    value.width, value.height = aw, st.leading
+                    before, after = st.spaceBefore, st.spaceAfter
+                    t = st.leading + after + before
+                else:
+                    before, after = value.getSpaceBefore(), value.getSpaceAfter()
+                    t = value.wrap(aw, 72000 - pad_v - pad_v)[1] + after + before
                 t = t - before - after
             else:
                 t = string_leading * len((value is not None and str(value) or "").split("\n"))
@@ -350,9 +392,181 @@ def sized_table(rows: list[list], widths: list[float], pad_h: float, pad_v: floa
     return SizedTable(rows, colWidths=widths, rowHeights=heights, **kw)
 
 
+_NOT_CELL_COMMANDS = frozenset(("BACKGROUND", "ROWBACKGROUNDS", "COLBACKGROUNDS", "SPAN", "NOSPLIT",
+                                "ROUNDEDCORNERS", *LINECOMMANDS))
+
+
 class SizedTable(Table):
-    """A Table whose one-flowable cells are placed without building lists for them: the same
-    positions `Table._drawCell` computes (valign, alignment, paddings), the same canvas calls."""
+    """A Table that draws what reportlab's Table draws, for less:
+
+    - its cells share one CellStyle while the style commands cover every cell (reportlab makes one per
+      cell and sets each command on each: the card's tables have 230 cells and 7 such commands);
+    - one-flowable cells are placed without building lists for them: the same positions
+      `Table._drawCell` computes (valign, alignment, paddings), the same canvas calls;
+    - a one-line `Line` cell whose operators the canvas keeps, and a `_Replay` cell drawn before, are
+      written straight into the page from the cell's position (`_draw_kept`);
+    - the grid lines of a table of the same geometry and line commands as one drawn before on the
+      canvas are the operators that one wrote (`_drawLines`).
+    Each writes byte for byte what reportlab writes (tests compare the content streams with `REPLAY`
+    off and with reportlab's Table)."""
+
+    def __init__(self, data, *args, cellStyles=None, **kw):
+        self._shared_style = None
+        if cellStyles is None and data:
+            self._shared_style = CellStyle("shared")
+            ncols = max(len(row) for row in data)
+            cellStyles = [[self._shared_style] * ncols for _ in data]
+        super().__init__(data, *args, cellStyles=cellStyles, **kw)
+
+    def _addCommand(self, cmd):
+        shared = self._shared_style
+        if shared is not None and cmd[0] not in _NOT_CELL_COMMANDS:
+            (op, (sc, sr), (ec, er)), values = cmd[:3], cmd[3:]
+            if sr not in _SPECIALROWS:
+                if self.normCellRange(sc, ec, sr, er) == (0, self._ncols - 1, 0, self._nrows - 1):
+                    _setCellStyle([[shared]], 0, 0, op, values)  # what reportlab sets on every cell
+                    return
+                # a command for some cells: each cell its own copy from now on
+                self._cellStyles = [[CellStyle(repr((i, j)), shared) for j in range(self._ncols)]
+                                    for i in range(self._nrows)]
+                self._shared_style = None
+        super()._addCommand(cmd)
+
+    def draw(self):
+        if not REPLAY or self._renderCB or self._shadow or getattr(self, "_cornerRadii", None):
+            return super().draw()
+        c = self.canv
+        c.saveState()
+        self._curweight = self._curcolor = self._curcellstyle = None
+        self._roundingRectDef = None  # (what _makeRoundedCornersClip sets without corner radii)
+        self._drawBkgrnd()
+        draw_kept, draw_cell = self._draw_kept, self._drawCell
+        kept_lines = _kept_lines(c)
+        kept_replays = c.__dict__.setdefault("_jd_replay", {})
+        bottomup = c.bottomup
+        if not self._spanCmds:
+            colpositions, widths = self._colpositions[:-1], self._colWidths
+            for row, rowstyle, rowpos, rowheight in zip(self._cellvalues, self._cellStyles, self._rowpositions[1:],
+                                                        self._rowHeights):
+                for cellval, cellstyle, colpos, colwidth in zip(row, rowstyle, colpositions, widths):
+                    if not (bottomup and draw_kept(cellval, cellstyle, colpos, rowpos, colwidth, rowheight,
+                                                   kept_lines, kept_replays)):
+                        draw_cell(cellval, cellstyle, (colpos, rowpos), (colwidth, rowheight))
+        else:
+            rects, values, styles = self._spanRects, self._cellvalues, self._cellStyles
+            for rowNo in range(self._nrows):
+                for colNo in range(self._ncols):
+                    rect = rects[colNo, rowNo]
+                    if rect is not None:
+                        x, y, width, height = rect
+                        cellval, cellstyle = values[rowNo][colNo], styles[rowNo][colNo]
+                        if not (bottomup and draw_kept(cellval, cellstyle, x, y, width, height,
+                                                       kept_lines, kept_replays)):
+                            draw_cell(cellval, cellstyle, (x, y), (width, height))
+        self._drawLines()
+        c.restoreState()
+
+    def _use_style(self, cellstyle):
+        """What `Table._drawCell` does first: the cell style's colour and font set when they change."""
+        if self._curcellstyle is not cellstyle:
+            canv = self.canv
+            cur = self._curcellstyle
+            if cur is None or cellstyle.color != cur.color:
+                canv.setFillColor(cellstyle.color)
+            if (cur is None or cellstyle.leading != cur.leading or cellstyle.fontname != cur.fontname
+                    or cellstyle.fontsize != cur.fontsize):
+                canv.setFont(cellstyle.fontname, cellstyle.fontsize, cellstyle.leading)
+            self._curcellstyle = cellstyle
+
+    def _draw_kept(self, cellval, s, colpos, rowpos, colwidth, rowheight, kept_lines, kept_replays) -> bool:
+        """Write a cell whose operators the canvas keeps (a `Line` that fits, a `_Replay` drawn before)
+        at the place `_drawCell` would put it; False (nothing written) for any other cell."""
+        cls = type(cellval)
+        if cls is Line:
+            st = cellval.style
+            ops = kept_lines.get((cellval.text, st.fontSize, st.leading, st.textColor))
+            if ops is None or cellval.overflow:
+                return False
+            aw = colwidth - s.leftPadding - s.rightPadding
+            if cellval.text_width > aw - FIT_MARGIN:
+                return False
+            self._use_style(s)
+            cellval.width = aw  # what Line.wrap sets
+            cellval.height = vh = st.leading
+            cellval._wrapped_as_paragraph = False
+            before, after = st.spaceBefore, st.spaceAfter
+            vw = aw
+        elif issubclass(cls, _Replay):
+            entry = kept_replays.get(id(cellval))
+            if entry is None or entry[0] is not cellval or not entry[2]:
+                return False
+            wrapped = getattr(cellval, "_wrapped", None)
+            aw = colwidth - s.leftPadding - s.rightPadding
+            if wrapped is None or abs(wrapped[0] - aw) >= 1e-6:
+                return False
+            self._use_style(s)
+            vw, vh = wrapped[1]
+            before, after = cellval.getSpaceBefore(), cellval.getSpaceAfter()
+        else:
+            return False
+        # the arithmetic of SizedTable._drawCell (and so of Table._drawCell)
+        w, h = max(0, vw), vh + after + before - before - after
+        valign, just = s.valign, s.alignment
+        if valign == "TOP":
+            y = rowpos + rowheight - s.topPadding
+        elif valign == "BOTTOM":
+            y = rowpos + s.bottomPadding + h
+        else:
+            y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
+        y += before
+        if just == "LEFT":
+            x = colpos + s.leftPadding
+        elif just == "RIGHT":
+            x = colpos + colwidth - s.rightPadding - w
+        elif just in ("CENTRE", "CENTER"):
+            x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
+        else:
+            return False
+        y -= before
+        y -= vh
+        code = self.canv._code
+        if cls is Line:  # Line.drawOn with its kept operators
+            if st.alignment == TA_CENTER:
+                x += (cellval.width - cellval.text_width) / 2
+            elif st.alignment == TA_RIGHT:
+                x += cellval.width - cellval.text_width
+            x += st.leftIndent
+            y += vh - st.fontSize
+            code.append(f"BT 1 0 0 1 {fp_str(x, y)} Tm {ops} ET")
+        else:  # _Replay.drawOn: saveState, translate, the kept body, restoreState
+            code.append("q")
+            code.append(f"{fp_str(1, 0, 0, 1, x, y)} cm")
+            code.extend(entry[1])
+            code.append("Q")
+        return True
+
+    def _drawLines(self):
+        """reportlab's grid lines; the operators of a table of the same geometry and line commands
+        drawn before on this canvas written again (they are drawn between save and restore, in the
+        table's own coordinates)."""
+        c = self.canv
+        if not REPLAY or self._roundingRectDef:
+            return super()._drawLines()
+        key = (tuple(self._colpositions), tuple(self._rowpositions), tuple(self._linecmds), tuple(self._spanCmds),
+               self._curweight, self._curcolor, tuple(c._extgstate._d.items()))
+        kept = c.__dict__.setdefault("_jd_table_lines", {})
+        found = kept.get(key)
+        if found is not None:
+            c._code.extend(found[0])
+            self._curweight = found[1]
+            self._curcolor = None
+            return
+        start = len(c._code)
+        super()._drawLines()
+        if len(kept) > 5000:
+            kept.clear()
+        kept[key] = (c._code[start:], self._curweight)
+
 
     def _drawCell(self, cellval, cellstyle, pos, size):
         if not isinstance(cellval, Flowable):

@@ -9,6 +9,7 @@ of the CJK and Latin fonts chosen per character (`common.runs`): 教育(雨露�
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -51,8 +52,9 @@ class Summary:
         self.income_years |= other.income_years
 
 
-def summarize(docs: list[dict], ctx: Context) -> Summary:
-    s = Summary()
+def summarize(docs: Iterable[dict], ctx: Context, into: Summary | None = None) -> Summary:
+    """The figures of the households (added to `into` when given: a village read a part at a time)."""
+    s = Summary() if into is None else into
     for doc in docs:
         s.households += 1
         s.people += len(doc.get("members", []))

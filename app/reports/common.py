@@ -9,18 +9,21 @@ standard-14 font is used anywhere.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import reportlab
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
 from reportlab.lib.styles import ParagraphStyle
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import Paragraph
@@ -113,6 +116,12 @@ def markup(text) -> str:
     return "".join(parts)
 
 
+@functools.lru_cache(maxsize=4096)
+def label_markup(text: str) -> str:
+    """`markup` of a label or code text that many pages repeat (worked out once)."""
+    return markup(text)
+
+
 def missing_mark() -> str:
     return f'<font color="{MISSING_COLOR}"><u>{MISSING}</u></font>'
 
@@ -179,12 +188,13 @@ def number_para(text, style: ParagraphStyle, width: float, required: bool = Fals
     return Paragraph(f"<b>{markup(text)}</b>" if bold else markup(text), number_style(text, style, width))
 
 
-def number_style(text: str, style, width: float):
+def number_style(text: str, style, width: float, size: float | None = None):
     """`style` at the largest size (not below MIN_NUMBER_SIZE) at which `text` fits `width` on one line,
-    never wrapped (cached per size)."""
-    size = style.fontSize
-    while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
-        size -= 0.25
+    never wrapped (cached per size); `size` when the caller has found it so."""
+    if size is None:
+        size = style.fontSize
+        while size > MIN_NUMBER_SIZE and string_width(text, size) > width:
+            size -= 0.25
     key = (style.name, style.fontSize, style.leading, style.alignment, size)
     fitted = _number_styles.get(key)
     if fitted is None:
@@ -236,6 +246,9 @@ def head_para(text, style: ParagraphStyle, width: float) -> HeaderParagraph:
     return p
 
 
+COMPACT_PAGES = True  # pages held for the page count compressed (tests turn it off to compare)
+
+
 def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
     """A canvas class that writes "第 n 页 共 m 页" (and an optional header) on every page once
     the page count is known."""
@@ -246,13 +259,21 @@ def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
             self._saved_pages = []
 
         def showPage(self):
-            self._saved_pages.append(dict(self.__dict__))
+            # the page is held until the page count is known: its operators compressed (a register
+            # page's took 40 KB; thousands of households make hundreds of pages)
+            state = dict(self.__dict__)
+            if COMPACT_PAGES:
+                state["_code"] = zlib.compress("\n".join(self._code).encode("utf-8"), 1) if self._code else None
+            self._saved_pages.append(state)
             self._startPage()
 
         def save(self):
             total = len(self._saved_pages)
-            for state in self._saved_pages:
+            for i, state in enumerate(self._saved_pages):
+                self._saved_pages[i] = None  # each page freed as it is written
                 self.__dict__.update(state)
+                if COMPACT_PAGES:
+                    self._code = [zlib.decompress(state["_code"]).decode("utf-8")] if state["_code"] else []
                 width, _ = self._pagesize
                 self.setFillColor(colors.black)
                 draw_text(self, width / 2, 8 * 2.8346, f"第 {self._pageNumber} 页 共 {total} 页", 8.5, "center")
@@ -261,9 +282,30 @@ def numbered_canvas(header: Callable | None = None, footer_left: str = ""):
                 if header:
                     header(self, self._pageNumber)
                 super().showPage()
+                if COMPACT_PAGES:
+                    _compress_page(self._doc)
             super().save()
 
     return NumberedCanvas
+
+
+def _compress_page(doc) -> None:
+    """The content stream of the page just added to `doc` filtered now (compressed, as reportlab
+    would filter it when it writes the file): reportlab keeps each page's operators as text until
+    then. The same stream object, bytes and dictionary as `PDFPage.check_format` and
+    `PDFStream.format` make."""
+    page = doc.Pages.pages[-1]
+    if page.Override_default_compilation or page.Contents or not page.stream or not page.compression:
+        return
+    filters = rl_config.useA85 and [pdfdoc.PDFBase85Encode, pdfdoc.PDFZCompress] or [pdfdoc.PDFZCompress]
+    content = page.stream
+    for f in reversed(filters):
+        content = f.encode(content)
+    stream = pdfdoc.PDFStream(content=content)
+    stream.dictionary["Filter"] = pdfdoc.PDFArray([pdfdoc.PDFName(f.pdfname) for f in filters])
+    stream.__Comment__ = "page stream"
+    page.Contents = stream
+    page.stream = None
 
 
 def write_pdf(out, build: Callable[[str], None]) -> Path | None:

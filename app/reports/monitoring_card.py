@@ -5,11 +5,12 @@ the card's check digest covers it) and `story`."""
 from __future__ import annotations
 
 from reportlab.lib.units import mm
-from reportlab.platypus import CondPageBreak, Table
+from reportlab.platypus import CondPageBreak
 
+from app.reports.cells import SizedTable
 from app.reports.cells import cell as cell_flowable
 from app.reports.cells import shared_paragraph
-from app.reports.common import HEAD_BG, markup, styles
+from app.reports.common import HEAD_BG, label_markup, styles
 from app.reports.context import Context
 
 RISK_HEADINGS = ["风险类型", "发现日期", "发现方式", "风险状态", "消除日期", "情况说明"]
@@ -35,17 +36,18 @@ def story(c: dict, width: float, grid) -> list:
     facts = {key: (label, text) for key, label, text in c["facts"]}
     monitored = facts["household_type"][1] == "监测户"
     keys = list(facts) if monitored else ["household_type"]
-    # headings the same on every card: one paragraph per document; one-line values drawn as Lines
-    heads = [shared_paragraph(markup(facts[key][0]), head) for key in keys]
+    # headings the same on every card: one paragraph per document; one-line values drawn as Lines;
+    # SizedTable (measuring its own rows) draws them as reportlab's Table does, for less
+    heads = [shared_paragraph(label_markup(facts[key][0]), head) for key in keys]
     values = [cell_flowable(facts[key][1] or "", st["cell_c"]) for key in keys]
-    t = Table([heads, values], colWidths=[width / len(keys)] * len(keys) if monitored else [width / 5])
+    t = SizedTable([heads, values], colWidths=[width / len(keys)] * len(keys) if monitored else [width / 5])
     t.setStyle(grid([("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)]))
     out = [CondPageBreak(30 * mm), cell_flowable("九、防返贫监测", st["h2"]), t]
     if c["risks"] or monitored:
         k = width / sum(RISK_WIDTHS)
-        rows = [[shared_paragraph(markup(h), head) for h in RISK_HEADINGS]]
+        rows = [[shared_paragraph(label_markup(h), head) for h in RISK_HEADINGS]]
         rows += [[cell_flowable(v, cell) for v in r] for r in c["risks"]] or [[cell_flowable("未登记风险", cell)] + [""] * 5]
-        risks = Table(rows, colWidths=[x * k for x in RISK_WIDTHS], repeatRows=1)
+        risks = SizedTable(rows, colWidths=[x * k for x in RISK_WIDTHS], repeatRows=1)
         extra = [("BACKGROUND", (0, 0), (-1, 0), HEAD_BG)] + ([] if c["risks"] else [("SPAN", (0, 1), (-1, 1))])
         risks.setStyle(grid(extra))
         out.append(risks)

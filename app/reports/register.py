@@ -5,7 +5,8 @@ wall charts."""
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import defaultdict, namedtuple
+from collections.abc import Iterable, Iterator
 
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import mm
@@ -14,7 +15,7 @@ from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, 
 from app.core import idnumber
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.cells import Line, cached, cell, page_tables, replayed, row_height
+from app.reports.cells import Line, cached, cell, iter_page_tables, replayed, row_height
 from app.reports.charts import Summary, summarize, wall_charts
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, draw_text, head_para, markup, missing_mark, numbered_canvas, para, register_fonts, styles
 from app.reports.context import Context, Progress, money
@@ -75,6 +76,10 @@ def register_row(doc: dict, ctx: Context) -> dict:
     }
 
 
+_Row = namedtuple("_Row", ["household_number", "head_name", "id_number", "people", "attribute", "main_cause",
+                           "helper", "status", "per_capita", "planned_exit_year", "exit_year", "group"])
+
+
 def _table_style(n_rows: int, subtotal_rows: list[int]) -> TableStyle:
     cmds = [
         FONT_CMD,
@@ -124,53 +129,71 @@ def _subtotal_row(text: str, people, style) -> list:
     return [Line(text, style, overflow=True), "", "", "", Line(str(people), styles()["cell_c"])] + [""] * (len(COLUMNS) - 5)
 
 
-def register_story(village_code: str, docs: list[dict], ctx: Context, progress: Progress | None = None) -> tuple[list, Summary]:
+def register_pages(village_code: str, docs: Iterable[dict], ctx: Context, progress: Progress | None = None,
+                   total: int | None = None) -> tuple[Iterator[Table], Summary]:
+    """The register's page tables, made as they are taken, and the village's summary. `docs` is read
+    once, now (it may be a generator reading the store a batch at a time): each household leaves only
+    its register row's values (sorted into groups) and its figures in the summary, so memory holds
+    one page of flowables whatever the size of the village. `progress(n, total)` as rows are made."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    summary = Summary()
+    for doc in docs:
+        r = register_row(doc, ctx)
+        groups[r["group"]].append(_Row(**r))  # (a tuple: a fifth of the dict's memory)
+        summarize((doc,), ctx, into=summary)
+    total = summary.households if total is None else total
     st = styles()
     cs, cs_c, cs_r, head = st["cell"], st["cell_c"], st["cell_r"], st["head"]
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for doc in docs:
-        groups[str(doc.get("group") or "")].append(doc)
     k = WIDTH / (sum(w for _, w in COLUMNS) * mm)
     header = [replayed(cached(h)) for h in heading_row(COLUMNS, k, head)]  # on every page: wrapped and drawn once
-    rows = []
-    subtotal_rows = []
-    n = 0
-    total = len(docs)
-    for group in sorted(groups, key=_group_key):
-        members = sorted(groups[group], key=lambda d: str(d.get("household_number") or ""))
-        people = 0
-        for doc in members:
-            n += 1
-            r = register_row(doc, ctx)
-            people += r["people"]
-            rows.append([
-                Line(str(n), cs_c), cell(r["household_number"], cs, True), cell(r["head_name"], cs, True),
-                cell(r["id_number"], cs, True), Line(str(r["people"]), cs_c) if r["people"] else
-                Paragraph(missing_mark(), cs_c), cell(r["attribute"], cs, True), cell(r["main_cause"], cs, True),
-                cell(r["helper"], cs, True), cell(r["status"], cs, True), cell(r["per_capita"], cs_r),
-                cell(r["planned_exit_year"], cs_c), cell(r["exit_year"], cs_c),
-            ])
-            if progress and n % 50 == 0:
-                progress(n, total)
-        subtotal_rows.append(len(rows))
-        rows.append(_subtotal_row(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人", people, cs))
-    summary = summarize(docs, ctx)
-    subtotal_rows.append(len(rows))
-    rows.append(_subtotal_row(f"合计:{summary.households} 户 {summary.people} 人", summary.people, cs))
     widths = [w * mm * k for _, w in COLUMNS]
     header_height = row_height(header, widths, PAD_H, PAD_V, STRING_LEADING)
-    heights = [row_height(row, widths, PAD_H, PAD_V, STRING_LEADING) for row in rows]
-    subtotals = set(subtotal_rows)
+    subtotals: set[int] = set()  # row numbers of the subtotal rows (a few: one per group)
+
+    def rows() -> Iterator[tuple[list, float]]:
+        n = 0
+        index = 0
+        for group in sorted(groups, key=_group_key):
+            members = sorted(groups.pop(group), key=lambda r: str(r.household_number))
+            people = 0
+            for r in members:
+                n += 1
+                people += r.people
+                row = [
+                    Line(str(n), cs_c), cell(r.household_number, cs, True), cell(r.head_name, cs, True),
+                    cell(r.id_number, cs, True), Line(str(r.people), cs_c) if r.people else
+                    Paragraph(missing_mark(), cs_c), cell(r.attribute, cs, True), cell(r.main_cause, cs, True),
+                    cell(r.helper, cs, True), cell(r.status, cs, True), cell(r.per_capita, cs_r),
+                    cell(r.planned_exit_year, cs_c), cell(r.exit_year, cs_c),
+                ]
+                yield row, row_height(row, widths, PAD_H, PAD_V, STRING_LEADING)
+                index += 1
+                if progress and n % 50 == 0:
+                    progress(n, total)
+            row = _subtotal_row(f"{group or '未分组'} 小计:{len(members)} 户 {people} 人", people, cs)
+            subtotals.add(index)
+            yield row, row_height(row, widths, PAD_H, PAD_V, STRING_LEADING)
+            index += 1
+        row = _subtotal_row(f"合计:{summary.households} 户 {summary.people} 人", summary.people, cs)
+        subtotals.add(index)
+        yield row, row_height(row, widths, PAD_H, PAD_V, STRING_LEADING)
+        if progress:
+            progress(total, total)
 
     def style_for(first: int, last: int) -> TableStyle:
         return _page_style(last - first + 1, [r - first + 1 for r in range(first, last) if r in subtotals])
 
+    return iter_page_tables(header, rows(), header_height, FRAME_HEIGHT, widths, style_for), summary
+
+
+def register_story(village_code: str, docs: Iterable[dict], ctx: Context,
+                   progress: Progress | None = None) -> tuple[list, Summary]:
+    """The whole register as one story: each page's table and a page break, then the summary page."""
+    pages, summary = register_pages(village_code, docs, ctx, progress)
     story = []
-    for table in page_tables(header, rows, heights, header_height, FRAME_HEIGHT, widths, style_for):
+    for table in pages:
         story += [table, PageBreak()]
     story += summary_page(f"{ctx.division(village_code)} 汇总", summary, ctx)
-    if progress:
-        progress(total, total)
     return story, summary
 
 
@@ -212,8 +235,29 @@ def _header(title: str, ctx: Context):
     return draw
 
 
+class _Pages(Spacer):
+    """Stands for the register's pages not yet made, at the end of the story: when it reaches the
+    front, the document puts the next page's table and a page break before it, and the summary page
+    in its place after the last (`_Document.filterFlowables`): the story holds one page at a time."""
+
+    def __init__(self, pages: Iterator[Table], after):
+        super().__init__(0, 0)
+        self.pages = pages
+        self.after = after
+
+    def make(self) -> list:
+        table = next(self.pages, None)
+        return self.after() if table is None else [table, PageBreak(), self]
+
+
+class _Document(SimpleDocTemplate):
+    def filterFlowables(self, flowables):
+        while flowables and isinstance(flowables[0], _Pages):
+            flowables[0:1] = flowables[0].make()
+
+
 def _build(path: str, title: str, story: list, ctx: Context) -> int:
-    doc = SimpleDocTemplate(path, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,
+    doc = _Document(path, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=15 * mm,
                             bottomMargin=13 * mm, title=title, author=ctx.site_name or "jiandang", initialFontName=CJK)
     doc.build(story, canvasmaker=numbered_canvas(_header(title, ctx), footer_left=f"数据字典 {ctx.dictionary.version}"))
     return doc.page
@@ -223,10 +267,13 @@ def register_title(village_code: str, ctx: Context) -> str:
     return f"{ctx.address(village_code)} 建档立卡贫困户花名册(村有册)"
 
 
-def build_register(path: str, village_code: str, docs: list[dict], ctx: Context,
-                   progress: Progress | None = None) -> tuple[int, Summary]:
+def build_register(path: str, village_code: str, docs: Iterable[dict], ctx: Context,
+                   progress: Progress | None = None, total: int | None = None) -> tuple[int, Summary]:
+    """The register of the households `docs` (read once; a generator reading the store a batch at a
+    time keeps memory flat in the size of the village: `register_pages`); returns pages and summary."""
     register_fonts()
-    story, summary = register_story(village_code, docs, ctx, progress)
+    pages, summary = register_pages(village_code, docs, ctx, progress, total)
+    story = [_Pages(pages, lambda: summary_page(f"{ctx.division(village_code)} 汇总", summary, ctx))]
     return _build(path, register_title(village_code, ctx), story, ctx), summary
 
 

@@ -256,7 +256,8 @@ class Client:
         return protocol.safe_name(answer.headers.get(protocol.NAME_HEADER.lower()), "县级包.jdb"), answer.body
 
 
-MAX_ROUNDS = 50  # bundles each way in one sync (images beyond that go with the next sync)
+MAX_ROUNDS = 50  # bundles of images only each way in one sync (images beyond that go with the next sync)
+MAX_CHANGE_BUNDLES = 10_000  # upstream bundles that continue with changes (10,000 changes each): no real laptop nears it
 
 
 def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callable[[int, int], None] | None = None,
@@ -283,10 +284,13 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
     limit = int(health.get("max_upload") or 0)
     if limit:  # images per bundle well under the service's upload limit
         budget = max(1, min(budget, limit // 2))
-    for round_ in range(MAX_ROUNDS):
-        # the images are remembered as sent only once the county has them: an upload cut off
-        # sends them again next time, an accepted one never
-        exported = exchange.export_upstream(store, budget=budget, follow_up=round_ > 0, mark=False)
+    after, part_of, image_rounds = None, None, 0
+    for _ in range(MAX_CHANGE_BUNDLES + MAX_ROUNDS):
+        # every change the county has not acknowledged, exchange.CHANGES_PER_BUNDLE a bundle, each
+        # bundle continuing after the last change of the one before; then images. The images are
+        # remembered as sent only once the county has them: an upload cut off sends them again
+        # next time, an accepted one never
+        exported = exchange.export_upstream(store, budget=budget, after=after, part_of=part_of, mark=False)
         name, data = exported
         if limit and len(data) > limit:
             raise SyncError(f"本机同步包 {len(data) // (1024 * 1024)} MB,超过县同步服务的上传上限 {limit // (1024 * 1024)} MB:"
@@ -299,6 +303,12 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
         exported.mark_sent(store)
         if not exported.more:
             break
+        if not exported.more_changes:
+            image_rounds += 1
+            if image_rounds >= MAX_ROUNDS:
+                break
+        after, part_of = exported.last, exported.part_of
+        del exported, data  # one bundle in memory at a time
     step(3)
     for round_ in range(MAX_ROUNDS):
         try:

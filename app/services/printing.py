@@ -178,21 +178,26 @@ def verify_card(store: Store, household_id: str, digest: str) -> bool:
 
 def print_register(store: Store, out, village_code: str, progress: Progress | None = None,
                    today: dt.date | None = None) -> PrintResult:
-    """The village register (村有册) with its summary page and wall charts."""
+    """The village register (村有册) with its summary page and wall charts. The households are read
+    and assembled a batch at a time (`_iter_village_documents`) and leave only their register rows
+    and figures behind; the pages are made as they are printed (`register.build_register`): memory
+    stays flat however large the village."""
     from app.reports import register as register_report
 
     ctx = context(store, today)
     check_village(store, village_code)
-    docs = [doc for doc, _ in _village_documents(store, village_code)]
-    if not docs:
+    total = store.count("household", village_code)
+    if not total:
         raise PrintError(f"村 {ctx.division(village_code)}({village_code})没有贫困户,未生成文件")
-    pages = 0
+    pages = households_printed = 0
 
     def build(tmp):
-        nonlocal pages
-        pages, _ = register_report.build_register(tmp, village_code, docs, ctx, progress)
+        nonlocal pages, households_printed
+        docs = (doc for doc, _ in _iter_village_documents(store, village_code))
+        pages, summary = register_report.build_register(tmp, village_code, docs, ctx, progress, total)
+        households_printed = summary.households
 
-    return PrintResult(write_pdf(out, build), pages, len(docs))
+    return PrintResult(write_pdf(out, build), pages, households_printed)
 
 
 def township_villages(store: Store, township_code: str) -> list[str]:

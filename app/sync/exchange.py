@@ -59,6 +59,7 @@ class Report:
     seconds_total: float = 0.0
     attachments: int = 0  # images the bundle brought that were stored here
     more: bool = False  # the sender has more images for this database (they follow in later bundles)
+    more_changes: bool = False  # the sender's export continues with more changes in its next bundle
 
     @property
     def refused(self) -> bool:
@@ -76,6 +77,8 @@ class Report:
             text = f"{printable(self.name)}: 已跳过 {printable(self.message)}"
         else:
             text = f"{printable(self.name)}: 已拒收:{printable(self.message)}"
+        if self.status == "accepted" and self.more_changes:
+            text += "\n  其余更改在同一次导出的后续同步包中"
         if self.attachments or self.more:
             text += f"\n  照片:收到 {self.attachments} 张" + (",其余照片在后续同步包中" if self.more else "")
         if self.reference:
@@ -101,11 +104,16 @@ def _utcnow() -> dt.datetime:
 
 class Exported(tuple):
     """(file name, bytes) of an exported bundle, with the images it carries (`sent`, already marked
-    as sent unless the export was asked not to) and whether more images wait for later bundles."""
+    as sent unless the export was asked not to), whether more follow in later bundles of the same
+    export (`more`: changes or images; `more_changes`: changes), `last`, the number of the last
+    own change it carried (or that the one before it carried): the next bundle continues after it, and
+    `part_of`, the number of the export's first bundle."""
 
-    def __new__(cls, name: str, data: bytes, sent=(), more: bool = False, peer: str = "", seq: int = 0):
+    def __new__(cls, name: str, data: bytes, sent=(), more: bool = False, peer: str = "", seq: int = 0,
+                last: int = 0, more_changes: bool = False, part_of: int = 0):
         self = super().__new__(cls, (name, data))
         self.sent, self.more, self.peer, self.seq = list(sent), more, peer, seq
+        self.last, self.more_changes, self.part_of = last, more_changes, part_of or seq
         return self
 
     def mark_sent(self, store: Store) -> None:
@@ -114,42 +122,64 @@ class Exported(tuple):
             attachment_sync.mark_sent(store, self.peer, self.sent, self.seq)
 
 
-def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGET, follow_up: bool = False,
-                    mark: bool = True) -> Exported:
-    """A device's bundle for the county: (file name, bytes). Increments the bundle number. It carries
-    every change the county has not acknowledged, then images up to `budget` bytes. A `follow_up`
-    bundle (the next of one export) carries images only. With `mark` the images are remembered as sent
-    in the same transaction (for a file written inside the caller's transaction); without, the caller
-    calls `mark_sent` once the county has them (upload)."""
+CHANGES_PER_BUNDLE = 10_000  # own changes in one upstream bundle: export and import memory stay small
+
+
+def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGET, after: int | None = None,
+                    part_of: int | None = None, mark: bool = True, limit: int | None = None) -> Exported:
+    """A device's bundle for the county: (file name, bytes). Increments the bundle number. The first
+    bundle of an export (`after` None) carries the changes the county has not acknowledged, at most
+    `limit` of them; the next bundle of the same export (`after` = the previous one's `last`)
+    continues after the last change that one carried, and says so in its header (`continues`: the
+    number of the export's first bundle, `part_of`; the county takes it only after bundle seq - 1). Images ride in the bundle that carries the last change
+    (and in further bundles after it), up to `budget` bytes each. With `mark` the images are
+    remembered as sent in the same transaction (for a file written inside the caller's transaction);
+    without, the caller calls `mark_sent` once the county has them (upload)."""
     cert = identity.device_certificate(store)
+    limit = max(1, limit or CHANGES_PER_BUNDLE)
     acked = int(store.meta("sync_acked_seq", 0))
-    changes = [] if follow_up else [change_to_wire(c) for c in store.changes(site_id=store.site_id, after_seq=acked)]
+    start = acked if after is None else int(after)
+    rows = list(store.changes(site_id=store.site_id, after_seq=start, limit=limit + 1))
+    more_changes = len(rows) > limit
+    changes = [change_to_wire(c) for c in rows[:limit]]
+    del rows
     county = store.meta("county_site_id")
     with store.transaction():
-        images, sent, more = attachment_sync.outgoing(store, county, None, budget)
+        if more_changes:  # images go after the records they belong to: none until the last change
+            images, sent, more = [], [], False
+        else:
+            images, sent, more = attachment_sync.outgoing(store, county, None, budget)
         seq = int(store.meta("sync_out_seq", 0)) + 1
         now = _utcnow()
         header = {
             "format": wire.FORMAT, "type": "up", "sender": store.site_id, "recipient": store.meta("county_site_id"),
             "seq": seq, "prev": store.meta("sync_out_prev", ""), "created": identity.iso(now), "expires": None,
-            "counts": {"changes": len(changes), "first": changes[0]["n"] if changes else acked + 1,
-                       "last": changes[-1]["n"] if changes else acked},
+            "counts": {"changes": len(changes), "first": changes[0]["n"] if changes else start + 1,
+                       "last": changes[-1]["n"] if changes else start},
         }
+        if after is not None:
+            header["continues"] = int(part_of or seq - 1)  # the county must hold bundle seq - 1 first
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
                    "down_seq": int(store.meta("sync_down_seq", 0)), "certificate": cert.body["site_id"],
                    "dictionary_version": _dictionary_version()}
+        if more_changes:
+            payload["more_changes"] = True
         _attachment_payload(payload, images, more, attachment_sync.wanted(store))
         body = wire.seal_payload(payload, identity.county_enc_public(store), header)
+        del payload
         data = wire.pack(identity.device_signing_key(store), header, body)
+        del body
         store.set_meta("sync_out_seq", str(seq))
         store.set_meta("sync_out_prev", wire.digest(data))
+        last = changes[-1]["n"] if changes else start
         if changes:  # the newest change any bundle has carried (for "N 条上次已发出" in the next one)
-            store.set_meta("sync_out_last", str(max(int(store.meta("sync_out_last", 0) or 0), changes[-1]["n"])))
+            store.set_meta("sync_out_last", str(max(int(store.meta("sync_out_last", 0) or 0), last)))
         if mark:
             attachment_sync.mark_sent(store, county, sent, seq)
-    return Exported(f"{store.site_id}-up-{seq:06d}{SUFFIX}", data, sent, more, county, seq)
+    return Exported(f"{store.site_id}-up-{seq:06d}{SUFFIX}", data, sent, more or more_changes, county, seq,
+                    last, more_changes, part_of or seq)
 
 
 def _attachment_payload(payload: dict, images: list, more: bool, wanted: list) -> None:
@@ -274,16 +304,19 @@ class ExportInterrupted(StoreError):
         self.written = written
 
 
-MAX_BUNDLES_PER_EXPORT = 200  # per device: a stick of 16 MB bundles fills long before
+MAX_BUNDLES_PER_EXPORT = 200  # per device, of bundles that carry images only: a stick of 16 MB bundles fills long before
 
 
 def export_to(store: Store, folder, progress: Callable[[int, int], None] | None = None, *,
-              budget: int = attachment_sync.DEFAULT_BUDGET, max_bundles: int = MAX_BUNDLES_PER_EXPORT) -> list[Path]:
-    """Write bundles atomically into a folder: a device writes its upstream bundle, the county one
-    downstream bundle per enrolled, unrevoked device; when images remain beyond the budget, more
-    bundles follow (images only) until all are written or `max_bundles`. Each bundle is written inside
-    its export's transaction: a stick pulled or full mid-way leaves the images of the bundles not
-    written unsent (they go next time), and those written are never sent again."""
+              budget: int = attachment_sync.DEFAULT_BUDGET, max_bundles: int = MAX_BUNDLES_PER_EXPORT,
+              changes_per_bundle: int | None = None) -> list[Path]:
+    """Write bundles atomically into a folder: a device writes its upstream bundles (every change the
+    county has not acknowledged, `changes_per_bundle` a bundle, named in order: the county imports
+    them in order), the county one downstream bundle per enrolled, unrevoked device; when images
+    remain beyond the budget, more bundles follow (images only) until all are written or
+    `max_bundles` of them. Each bundle is written inside its export's transaction: a stick pulled or
+    full mid-way leaves the images of the bundles not written unsent (they go next time), and those
+    written are never sent again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise StoreError(f"文件夹 {folder} 不存在(U盘是否已插好?)")
@@ -292,11 +325,12 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
     out = []
 
     def write(make) -> None:
-        for round_ in range(max(1, max_bundles)):
+        previous, image_rounds = None, 0
+        while True:
             exported = None
             try:
                 with store.transaction():
-                    exported = make(round_ > 0)
+                    exported = make(*previous) if previous else make(None, None)
                     wire.write_atomic(folder / exported[0], exported[1])
             except OSError as exc:
                 if exported is not None:  # a half-written temporary file (write_atomic's .part)
@@ -306,19 +340,25 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
                     raise
                 raise ExportInterrupted(
                     f"写入 {folder} 时出错({exc.strerror or exc}),U盘可能已拔出或已满:已写好的 {len(out)} 个包完整可用,"
-                    "其余照片没有发出,下次导出时接着发送", out) from None
+                    "其余的更改和照片没有发出,下次导出时接着发送", out) from None
             out.append(folder / exported[0])
             if not exported.more:
                 break
+            if not exported.more_changes:
+                image_rounds += 1
+                if image_rounds >= max(1, max_bundles):
+                    break
+            previous = (exported.last, exported.part_of)  # the bytes of a written bundle are not kept
 
     if store.role == "county":
         sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]
         for i, site in enumerate(sites, 1):
-            write(lambda follow, site=site: export_downstream(store, site, budget=budget, follow_up=follow))
+            write(lambda after, _, site=site: export_downstream(store, site, budget=budget, follow_up=after is not None))
             if progress:
                 progress(i, len(sites))
     else:
-        write(lambda follow: export_upstream(store, budget=budget, follow_up=follow))
+        write(lambda after, part_of: export_upstream(store, budget=budget, after=after, part_of=part_of,
+                                                     limit=changes_per_bundle))
         if progress:
             progress(1, 1)
     return out
@@ -492,11 +532,13 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
             report.status = "duplicate"
             return report
         raise wire.BundleError(f"站点 {sender} 的第 {seq} 号包已收过另一个不同的版本,此文件已拒收")
-    if kind == "up" and header.get("prev"):
+    if kind == "up" and (header.get("prev") or header.get("continues")):
         before = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = 'up'",
                                     (sender, seq - 1)).fetchone()
-        if before and before[0] != header["prev"]:
+        if before and header.get("prev") and before[0] != header["prev"]:
             raise wire.BundleError(f"此包声明的上一个包与县里收到的第 {seq - 1} 号包不一致:该电脑的数据可能被替换过,请联系县扶贫办")
+        if header.get("continues") and not before:  # the next part of one export: never before the part it follows
+            raise wire.BundleError(missing_part_message(store, sender, seq, header["continues"]))
     if kind == "down":
         last = int(store.meta("sync_down_seq", 0))
         if seq < last:
@@ -506,11 +548,14 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     compressed = wire.decrypt_body(verified, private)
     crypto_seconds += time.perf_counter() - t1
     payload = wire.inflate_payload(compressed)
+    del compressed
+    wired = payload.get("changes", [])
+    payload["changes"] = None  # the Change objects hold what is needed of them
     try:
-        changes = county_merge.changes_from_wire(payload.get("changes", []))
+        changes = county_merge.changes_from_wire(wired)
     except (AttributeError, TypeError) as exc:
         raise wire.BundleError(f"包内容格式不对:{exc}") from None
-    payload["changes"] = None  # the Change objects hold what is needed of them
+    del wired
     report.changes = len(changes)
     report.seconds_crypto = crypto_seconds
     return _Opened(report, header, kind, verified.digest, cert, changes, payload, now)
@@ -544,6 +589,23 @@ def _merge(store: Store, bundle: _Opened) -> Report:
     store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                        (sender, seq, kind, bundle.digest, identity.iso(bundle.now), len(bundle.changes), report.applied))
     return report
+
+
+def missing_part_message(store: Store, sender: str, seq: int, part_of) -> str:
+    """Why the next bundle of one export is refused: the county lacks the bundle before it. Names the
+    first bundle of the export that is missing (those after it were refused for the same reason)."""
+    first = part_of if type(part_of) is int and 1 <= part_of < seq else seq - 1
+    held = store.conn.execute("SELECT max(seq) FROM receipts WHERE sender = ? AND kind = 'up' AND seq >= ? AND seq < ?",
+                              (sender, first, seq - 1)).fetchone()[0]
+    missing = held + 1 if held else first
+    name = f"{sender}-up-{missing:06d}{SUFFIX}"
+    if missing == seq - 1:
+        return (f"此包接着同一次导出的第 {missing} 号包({name}),县里还没有收到该包:请先导入 {name}"
+                "(它应与此包在同一个文件夹中),再导入此包;找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
+    between = f"第 {seq - 1} 号包" if missing + 1 == seq - 1 else f"第 {missing + 1} 号到第 {seq - 1} 号包"
+    return (f"此包是同一次导出的第 {seq} 号包,县里缺少该次导出的第 {missing} 号包({name}),{between}也因此未导入:"
+            f"请先导入 {name} 及其后的包(它们应与此包在同一个文件夹中,按编号顺序导入),再导入此包;"
+            "找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
 
 
 def _import_attachments(store: Store, sender: str, changes, payload: dict, report: Report, cert) -> None:
@@ -813,6 +875,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     merger = Merger(store)
     county_merge.merge_all(merger, new, absent={rid for rid, place in places.items() if place is None})
     report.applied, report.conflicts = merger.applied, merger.conflicts
+    report.more_changes = bool(payload.get("more_changes"))
     top = max([c.seq for c in new], default=have_seq)
     down_rowid = int(payload.get("down_rowid") or 0)
     store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
