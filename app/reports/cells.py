@@ -509,26 +509,10 @@ class SizedTable(Table):
             before, after = cellval.getSpaceBefore(), cellval.getSpaceAfter()
         else:
             return False
-        # the arithmetic of SizedTable._drawCell (and so of Table._drawCell)
-        w, h = max(0, vw), vh + after + before - before - after
-        valign, just = s.valign, s.alignment
-        if valign == "TOP":
-            y = rowpos + rowheight - s.topPadding
-        elif valign == "BOTTOM":
-            y = rowpos + s.bottomPadding + h
-        else:
-            y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
-        y += before
-        if just == "LEFT":
-            x = colpos + s.leftPadding
-        elif just == "RIGHT":
-            x = colpos + colwidth - s.rightPadding - w
-        elif just in ("CENTRE", "CENTER"):
-            x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
-        else:
+        origin = _cell_origin(s, colpos, rowpos, colwidth, rowheight, vw, vh, before, after)
+        if origin is None:
             return False
-        y -= before
-        y -= vh
+        x, y = origin
         code = self.canv._code
         if cls is Line:  # Line.drawOn with its kept operators
             if st.alignment == TA_CENTER:
@@ -586,23 +570,33 @@ class SizedTable(Table):
         vw, vh = cellval.wrapOn(canv, colwidth - s.leftPadding - s.rightPadding,
                                rowheight - s.topPadding - s.bottomPadding)
         before, after = cellval.getSpaceBefore(), cellval.getSpaceAfter()
-        w, h = max(0, vw), vh + after + before - before - after  # as Table._listCellGeom sums one flowable
-        valign, just = s.valign, s.alignment
-        if valign == "TOP":
-            y = rowpos + rowheight - s.topPadding
-        elif valign == "BOTTOM":
-            y = rowpos + s.bottomPadding + h
-        else:
-            y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
-        y += before
-        if just == "LEFT":
-            x = colpos + s.leftPadding
-        elif just == "RIGHT":
-            x = colpos + colwidth - s.rightPadding - w
-        elif just in ("CENTRE", "CENTER"):
-            x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
-        else:
+        origin = _cell_origin(s, colpos, rowpos, colwidth, rowheight, vw, vh, before, after)
+        if origin is None:
             return super()._drawCell(cellval, cellstyle, pos, size)
-        y -= before
-        y -= vh
+        x, y = origin
         cellval.drawOn(canv, x, y)
+
+
+def _cell_origin(s, colpos, rowpos, colwidth, rowheight, vw, vh, before, after):
+    """Where a one-flowable cell's content is drawn: the arithmetic of reportlab's Table._drawCell
+    (sizes summed as Table._listCellGeom sums one flowable), or None for an alignment it leaves to
+    reportlab (e.g. DECIMAL)."""
+    w, h = max(0, vw), vh + after + before - before - after
+    valign, just = s.valign, s.alignment
+    if valign == "TOP":
+        y = rowpos + rowheight - s.topPadding
+    elif valign == "BOTTOM":
+        y = rowpos + s.bottomPadding + h
+    else:
+        y = rowpos + (rowheight + s.bottomPadding - s.topPadding + h) / 2.0
+    if just == "LEFT":
+        x = colpos + s.leftPadding
+    elif just == "RIGHT":
+        x = colpos + colwidth - s.rightPadding - w
+    elif just in ("CENTRE", "CENTER"):
+        x = colpos + (colwidth + s.leftPadding - s.rightPadding - w) / 2.0
+    else:
+        return None
+    y += before  # added and taken off again as reportlab does, so that the figures round alike
+    y -= before
+    return x, y - vh
