@@ -556,14 +556,7 @@ class SizedTable(Table):
         if not isinstance(cellval, Flowable):
             return super()._drawCell(cellval, cellstyle, pos, size)
         canv = self.canv
-        if self._curcellstyle is not cellstyle:
-            cur = self._curcellstyle
-            if cur is None or cellstyle.color != cur.color:
-                canv.setFillColor(cellstyle.color)
-            if (cur is None or cellstyle.leading != cur.leading or cellstyle.fontname != cur.fontname
-                    or cellstyle.fontsize != cur.fontsize):
-                canv.setFont(cellstyle.fontname, cellstyle.fontsize, cellstyle.leading)
-            self._curcellstyle = cellstyle
+        self._use_style(cellstyle)
         colpos, rowpos = pos
         colwidth, rowheight = size
         s = cellstyle

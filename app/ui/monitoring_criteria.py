@@ -36,6 +36,32 @@ def _yuan(amount: float) -> str:
     return f"{amount:.2f}".rstrip("0").rstrip(".")
 
 
+
+def yearly_table(columns: list[str], editable: bool, on_edit) -> QTableWidget:
+    """A table of one row per year (poverty lines, monitoring criteria): the last column stretches,
+    whole rows are selected, cells are edited in place only when `editable` (`on_edit` takes the
+    changed item)."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    for column in range(len(columns) - 1):
+        header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
+    header.setSectionResizeMode(len(columns) - 1, QHeaderView.Stretch)
+    table.setSelectionBehavior(QAbstractItemView.SelectRows)
+    if not editable:
+        table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+    table.itemChanged.connect(on_edit)
+    return table
+
+
+def year_box() -> QSpinBox:
+    """The year to set a new row for: from the first year the program knows to next year, this year first."""
+    box = QSpinBox()
+    box.setRange(reference.FIRST_YEAR, dt.date.today().year + 1)
+    box.setValue(dt.date.today().year)
+    return box
+
 class MonitoringCriteriaTab(QWidget):
     def __init__(self, store, editable: bool, parent=None):
         super().__init__(parent)
@@ -50,25 +76,13 @@ class MonitoringCriteriaTab(QWidget):
             + ("双击单元格修改。" if editable else "由县扶贫办设定,随同步包更新。"))
         explain.setWordWrap(True)
         layout.addWidget(explain)
-        self.table = QTableWidget(0, len(COLUMNS))
+        self.table = yearly_table(list(COLUMNS), editable, self._edited)
         self.table.setObjectName("criteria_table")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        for column in range(len(COLUMNS) - 1):
-            header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.Stretch)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        if not editable:
-            self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.itemChanged.connect(self._edited)
         layout.addWidget(self.table, 1)
 
         row = QHBoxLayout()
         row.addWidget(QLabel("年度"))
-        self.new_year = QSpinBox()
-        self.new_year.setRange(reference.FIRST_YEAR, dt.date.today().year + 1)
-        self.new_year.setValue(dt.date.today().year)
+        self.new_year = year_box()
         row.addWidget(self.new_year)
         row.addWidget(QLabel("监测收入标准(元)"))
         self.new_line = QLineEdit()

@@ -11,11 +11,8 @@ refreshed (MainWindow._external_closed compares the divisions).
 
 from __future__ import annotations
 
-import datetime as dt
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -27,8 +24,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QProgressBar,
     QPushButton,
-    QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTreeWidget,
@@ -41,6 +36,7 @@ from app.core.divisions import LEVEL_LABELS
 from app.services import reference
 from app.tables import divisions as division_files
 from app.ui import workers
+from app.ui.monitoring_criteria import MonitoringCriteriaTab, year_box, yearly_table
 
 ERROR_STYLE = "color: #b00020;"
 OK_STYLE = "color: #1b5e20;"
@@ -119,7 +115,6 @@ class ReferenceDialog(QDialog):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._divisions_tab(), "行政区划")
         self.tabs.addTab(self._lines_tab(), "贫困线")
-        from app.ui.monitoring_criteria import MonitoringCriteriaTab  # noqa: PLC0415 - its own small module
 
         self.criteria = MonitoringCriteriaTab(store, self.editable)
         self.tabs.addTab(self.criteria, "防返贫监测标准")
@@ -361,22 +356,11 @@ class ReferenceDialog(QDialog):
                          if self.editable else "各年度贫困线(县扶贫办设定)。")
         explain.setWordWrap(True)
         layout.addWidget(explain)
-        self.lines = QTableWidget(0, 3)
-        self.lines.setHorizontalHeaderLabels(["年度", "贫困线(元/人·年)", "来源说明"])
-        self.lines.verticalHeader().setVisible(False)
-        self.lines.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        self.lines.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeToContents)
-        self.lines.horizontalHeader().setSectionResizeMode(2, QHeaderView.Stretch)
-        self.lines.setSelectionBehavior(QAbstractItemView.SelectRows)
-        if not self.editable:
-            self.lines.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.lines.itemChanged.connect(self._line_edited)
+        self.lines = yearly_table(["年度", "贫困线(元/人·年)", "来源说明"], self.editable, self._line_edited)
         layout.addWidget(self.lines, 1)
         row = QHBoxLayout()
         row.addWidget(QLabel("年度"))
-        self.new_year = QSpinBox()
-        self.new_year.setRange(reference.FIRST_YEAR, dt.date.today().year + 1)
-        self.new_year.setValue(dt.date.today().year)
+        self.new_year = year_box()
         row.addWidget(self.new_year)
         row.addWidget(QLabel("贫困线(元)"))
         self.new_amount = QLineEdit()
