@@ -270,6 +270,7 @@ def main() -> int:
                         "cpu_seconds": export["cpu_seconds"] + imported["cpu_seconds"],
                         "peak_mb": max(export["peak_mb"] or 0, imported["peak_mb"] or 0) or None,
                         "export": export["seconds"], "export_peak_mb": export["peak_mb"], "import": imported["seconds"],
+                        "export_cpu": export["cpu_seconds"], "import_cpu": imported["cpu_seconds"],
                         "import_peak_mb": imported["peak_mb"], "changes": imported["changes"],
                         "bundles": imported["bundles"]}
                 else:
@@ -282,8 +283,9 @@ def main() -> int:
                     extra = (f" (export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; import {r['import']:.1f} s;"
                              f" {r['changes']:,} changes in {r['bundles']} bundles)")
                 if step == "sync-down":
-                    extra = (f" (county export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; laptop import"
-                             f" {r['import']:.1f} s, peak {fmt_mb(r['import_peak_mb'])}; {r['changes']:,} changes in"
+                    extra = (f" (county export {r['export']:.1f} s, processor {r['export_cpu']:.1f} s, peak"
+                             f" {fmt_mb(r['export_peak_mb'])}; laptop import {r['import']:.1f} s, processor"
+                             f" {r['import_cpu']:.1f} s, peak {fmt_mb(r['import_peak_mb'])}; {r['changes']:,} changes in"
                              f" {r['bundles']} bundles)")
                 print(f"  {n:>6,} households  {LABELS[step]:<28} {r['seconds']:8.1f} s  "
                       f"{r['ms_per_household']:7.2f} ms/household (processor {r['cpu_ms_per_household']:.2f})  "

@@ -207,7 +207,8 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
     (`after` = the previous one's `last`, the county number of the last change it carried) continues
     after it and says so in its header (`continues`: the number of the export's first bundle, `part_of`;
     the device takes it only after bundle seq - 1). Images of the device's villages, up to `budget`
-    bytes, ride in the bundle that carries the last change and in the bundles after it. A `follow_up`
+    bytes, ride in the bundle that carries the last change and in the bundles after it. The reference
+    data, the 户编号 top-ups and the images the county lacks go in an export's first bundle only. A `follow_up`
     bundle carries images only and does not move the device's acknowledgement of county changes on."""
     found = identity.certificate_of(store, site_id)
     if found is None:
@@ -256,14 +257,15 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
         payload = {
             "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
             "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
-            **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
-            "number_topups": numbers.top_up(store, cert),  # more 户编号 when it has used most of its block
         }
         del changes
+        if after is None:  # once an export, in its first bundle (top_up reads every household of the villages)
+            payload.update(refdata.outgoing(store, cert.villages))  # divisions of its area, poverty lines with sources
+            payload["number_topups"] = numbers.top_up(store, cert)  # more 户编号 when it has used most of its block
         if more_changes:
             payload["more_changes"] = True
-        _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages))
+        _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages) if after is None else [])
         payload["attachment_policy"] = {"keep_gps": store.meta(attachment_sync.KEEP_GPS_META, "0") == "1"}
         body = wire.seal_payload(payload, cert.enc_public, header)
         del payload
