@@ -41,6 +41,7 @@ CONNECT_TIMEOUT = 5
 NATIVE_KEPT = 400  # statements kept in PostgreSQL's own form (a merge's multi-row sizes repeat)
 MAX_PARAMETERS = 30_000  # per multi-row INSERT (PostgreSQL's limit is 65,535)
 _CHECKS = ("quick_check", "integrity_check")
+_SAVEPOINT = re.compile(r"^\s*SAVEPOINT\s+\w+\s*$", re.I)
 
 
 class PgUnavailable(StoreError):
@@ -162,6 +163,8 @@ class PgConnection:
         self._raw_cursor = _psycopg().RawCursor
         self._changes = 0
         self._lock = threading.RLock()
+        # multi-row INSERTs and SAVEPOINTs of an open transaction, sent with the next statement
+        self._queued: list[tuple[str, list | None]] = []
 
     # the sqlite3.Connection surface the store uses --------------------------------------------
 
@@ -172,6 +175,14 @@ class PgConnection:
         if re.match(r"^\s*BEGIN\s*;?\s*$", sql, re.I) and self.read_only:
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
             return self._run(sql, None)
+        if self._queued and re.match(r"^\s*ROLLBACK\b", sql, re.I):
+            # undone unsent: every statement sends the queue first, so what is queued came after the
+            # last statement sent; ROLLBACK TO a savepoint still queued keeps that savepoint
+            marks = [i for i, (query, _) in enumerate(self._queued) if query.startswith("SAVEPOINT ")]
+            self._queued = self._queued[:marks[-1] + 1] if marks and re.match(r"^\s*ROLLBACK\s+TO\b", sql, re.I) else []
+        elif self.in_transaction and _SAVEPOINT.match(sql):
+            self._queued.append((sql.strip(), None))  # sent with the part's first statement
+            return _Rows([])
         if re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I):
             # the transaction and its write lock in one round trip (two statements, no parameters)
             return self._run(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})", None)
@@ -193,6 +204,8 @@ class PgConnection:
         """psycopg's executemany: one statement per row (pipelined)."""
         psycopg = _psycopg()
         with self._lock:
+            if self._queued:
+                self.send_queued()
             try:
                 cursor = self.raw.cursor()
                 cursor.executemany(query, rows)
@@ -213,10 +226,53 @@ class PgConnection:
             batch = rows[start:start + per]
             if shape.key is not None and len({tuple(r[i] for i in shape.key) for r in batch}) < len(batch):
                 cursor = self._executemany(query, batch)
+            elif self.in_transaction:
+                # write-behind: nothing of the transaction reads the result; the statement goes to the
+                # server with the next one, in one round trip (send_queued)
+                self._queued.append((shape.statement(len(batch)), [v for r in batch for v in r]))
+                result.rowcount = -1  # known when sent (total_changes counts it then)
+                continue
             else:
                 cursor = self._run(shape.statement(len(batch)), [v for r in batch for v in r])
-            result.rowcount += max(0, cursor.rowcount or 0)
+            if result.rowcount >= 0:
+                result.rowcount += max(0, cursor.rowcount or 0)
         return result
+
+    def send_queued(self, then: tuple[str, object] | None = None):
+        """Send the queued multi-row INSERTs, and the statement `then` (query, params) after them, in
+        pipeline mode: one round trip for all. An error of any of them is raised here (the
+        transaction is then failed, as if the statement had been sent alone). Returns the cursor of
+        `then`. The store calls this at the end of each savepoint, so that a part's error is raised
+        inside that part (Store.savepoint)."""
+        psycopg = _psycopg()
+        with self._lock:
+            queued, self._queued = self._queued, []
+            if not queued:
+                return self._run(*then) if then else None
+            cursors, last = [], None
+            try:
+                with self.raw.pipeline():
+                    for query, params in queued:
+                        if params is None:  # a SAVEPOINT
+                            self.raw.execute(query)
+                            continue
+                        cursor = self._raw_cursor(self.raw)
+                        cursor.execute(self._native_form(query), params)
+                        cursors.append(cursor)
+                    if then:
+                        query, params = then
+                        if params is None:
+                            last = self.raw.execute(query)
+                        else:
+                            last = self._raw_cursor(self.raw)
+                            last.execute(self._native_form(query), params)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+        for cursor in cursors:
+            self._changes += max(0, cursor.rowcount or 0)
+        if last is not None:
+            self._count(then[0], last)
+        return last
 
     def batches(self, sql: str, params, size: int):
         """The rows of a SELECT, `size` at a time, from a server-side cursor (the server holds the
@@ -226,6 +282,8 @@ class PgConnection:
         psycopg = _psycopg()
         query = self._translate(sql)
         with self._lock:
+            if self._queued:
+                self.send_queued()
             try:
                 cursor = self.raw.cursor(name=f"jd_rows_{next(_cursor_numbers)}", withhold=True)
                 cursor.execute(query, params)
@@ -251,6 +309,8 @@ class PgConnection:
 
     @property
     def total_changes(self) -> int:
+        if self._queued:
+            self.send_queued()
         return self._changes
 
     @property
@@ -258,32 +318,42 @@ class PgConnection:
         return self.raw.info.transaction_status != 0  # psycopg.pq.TransactionStatus.IDLE
 
     def close(self) -> None:
+        self._queued = []  # a transaction left open is rolled back by the server
         self.raw.close()
 
     # ------------------------------------------------------------------------------------------
 
     def _run(self, query: str, params):
-        """One statement. With parameters it goes in PostgreSQL's own `$n` form through a RawCursor:
-        psycopg parses a `%s` statement's text again at every call when it is long or has more than
-        50 parameters (a merge's multi-row INSERTs and IN lists: about 1 ms of processor each)."""
+        """One statement (after the queued writes, if any: send_queued). With parameters it goes in
+        PostgreSQL's own `$n` form through a RawCursor: psycopg parses a `%s` statement's text again
+        at every call when it is long or has more than 50 parameters (a merge's multi-row INSERTs
+        and IN lists: about 1 ms of processor each)."""
         psycopg = _psycopg()
         with self._lock:
+            if self._queued:
+                return self.send_queued((query, params))
             try:
                 if params is None:
                     cursor = self.raw.execute(query)
                 else:
-                    native = self._native.get(query)
-                    if native is None:
-                        if len(self._native) >= NATIVE_KEPT:
-                            self._native.clear()  # multi-row statements of many sizes: start again
-                        native = self._native[query] = dialect.native_placeholders(query)
                     cursor = self._raw_cursor(self.raw)
-                    cursor.execute(native, params)
+                    cursor.execute(self._native_form(query), params)
             except psycopg.OperationalError as exc:
                 raise self._lost(exc) from None
+        self._count(query, cursor)
+        return cursor
+
+    def _count(self, query: str, cursor) -> None:
         if cursor.rowcount and cursor.rowcount > 0 and query.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
             self._changes += cursor.rowcount
-        return cursor
+
+    def _native_form(self, query: str) -> str:
+        native = self._native.get(query)
+        if native is None:
+            if len(self._native) >= NATIVE_KEPT:
+                self._native.clear()  # multi-row statements of many sizes: start again
+            native = self._native[query] = dialect.native_placeholders(query)
+        return native
 
     def _lost(self, exc) -> StoreError:
         if self.raw.closed or self.raw.broken:
