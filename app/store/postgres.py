@@ -42,6 +42,7 @@ NATIVE_KEPT = 400  # statements kept in PostgreSQL's own form (a merge's multi-r
 MAX_PARAMETERS = 30_000  # per multi-row INSERT (PostgreSQL's limit is 65,535)
 _CHECKS = ("quick_check", "integrity_check")
 _SAVEPOINT = re.compile(r"^\s*SAVEPOINT\s+\w+\s*$", re.I)
+_WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.I)
 
 
 class PgUnavailable(StoreError):
@@ -146,6 +147,37 @@ class _Rows:
             yield self._rows.pop(0)
 
 
+class _Later:
+    """The result of a write statement queued in a transaction (PgConnection.send_queued): asking for
+    its rowcount or rows sends the queue first, so the caller sees what sending it alone would give."""
+
+    def __init__(self, conn: "PgConnection"):
+        self.conn = conn
+        self.cursor = None
+
+    def _sent(self):
+        if self.cursor is None:
+            self.conn.send_queued()
+        return self.cursor if self.cursor is not None else _Rows([])  # None: rolled back unsent
+
+    @property
+    def rowcount(self) -> int:
+        cursor = self._sent()
+        return cursor.rowcount if cursor.rowcount is not None else -1
+
+    def fetchone(self):
+        return self._sent().fetchone()
+
+    def fetchall(self):
+        return self._sent().fetchall()
+
+    def fetchmany(self, size: int = 1):
+        return self._sent().fetchmany(size)
+
+    def __iter__(self):
+        return iter(self._sent())
+
+
 class PgConnection:
     """A psycopg connection spoken to in the store's (SQLite) SQL. Thread use: one statement at a
     time (psycopg serialises), as the store's sqlite3 connection with check_same_thread=False."""
@@ -164,7 +196,7 @@ class PgConnection:
         self._changes = 0
         self._lock = threading.RLock()
         # multi-row INSERTs and SAVEPOINTs of an open transaction, sent with the next statement
-        self._queued: list[tuple[str, list | None]] = []
+        self._queued: list[tuple[str, list | None, _Later | None]] = []
 
     # the sqlite3.Connection surface the store uses --------------------------------------------
 
@@ -178,15 +210,20 @@ class PgConnection:
         if self._queued and re.match(r"^\s*ROLLBACK\b", sql, re.I):
             # undone unsent: every statement sends the queue first, so what is queued came after the
             # last statement sent; ROLLBACK TO a savepoint still queued keeps that savepoint
-            marks = [i for i, (query, _) in enumerate(self._queued) if query.startswith("SAVEPOINT ")]
+            marks = [i for i, (query, *_) in enumerate(self._queued) if query.startswith("SAVEPOINT ")]
             self._queued = self._queued[:marks[-1] + 1] if marks and re.match(r"^\s*ROLLBACK\s+TO\b", sql, re.I) else []
         elif self.in_transaction and _SAVEPOINT.match(sql):
-            self._queued.append((sql.strip(), None))  # sent with the part's first statement
+            self._queued.append((sql.strip(), None, None))  # sent with the part's first statement
             return _Rows([])
+        query = self._translate(sql)
+        if _WRITE.match(query) and not self.read_only and "RETURNING" not in query.upper() and self.in_transaction:
+            later = _Later(self)  # its rowcount (or rows) sends the queue when asked for
+            self._queued.append((query, params, later))
+            return later
         if re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I):
             # the transaction and its write lock in one round trip (two statements, no parameters)
             return self._run(f"BEGIN; SELECT pg_advisory_xact_lock({int(WRITE_LOCK)})", None)
-        return self._run(self._translate(sql), params)
+        return self._run(query, params)
 
     def executemany(self, sql: str, seq_of_params):
         rows = [tuple(p) for p in seq_of_params]
@@ -229,7 +266,7 @@ class PgConnection:
             elif self.in_transaction:
                 # write-behind: nothing of the transaction reads the result; the statement goes to the
                 # server with the next one, in one round trip (send_queued)
-                self._queued.append((shape.statement(len(batch)), [v for r in batch for v in r]))
+                self._queued.append((shape.statement(len(batch)), [v for r in batch for v in r], None))
                 result.rowcount = -1  # known when sent (total_changes counts it then)
                 continue
             else:
@@ -252,13 +289,15 @@ class PgConnection:
             cursors, last = [], None
             try:
                 with self.raw.pipeline():
-                    for query, params in queued:
+                    for query, params, later in queued:
                         if params is None:  # a SAVEPOINT
                             self.raw.execute(query)
                             continue
                         cursor = self._raw_cursor(self.raw)
                         cursor.execute(self._native_form(query), params)
-                        cursors.append(cursor)
+                        cursors.append((query, cursor))
+                        if later is not None:
+                            later.cursor = cursor
                     if then:
                         query, params = then
                         if params is None:
@@ -268,8 +307,8 @@ class PgConnection:
                             last.execute(self._native_form(query), params)
             except psycopg.OperationalError as exc:
                 raise self._lost(exc) from None
-        for cursor in cursors:
-            self._changes += max(0, cursor.rowcount or 0)
+        for query, cursor in cursors:
+            self._count(query, cursor)
         if last is not None:
             self._count(then[0], last)
         return last

@@ -915,14 +915,15 @@ def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
             out += store.conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
         return out
 
-    digest_of = dict(rows("SELECT record_id, digest FROM blind_index WHERE record_id IN ({})", sorted(member_ids)))
-    if not digest_of:
+    # each member's index row joined with every row of the same digest: one statement
+    others_of: dict = {}
+    for mid, holder in rows("SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
+                            "ON b.digest = a.digest WHERE a.record_id IN ({})", sorted(member_ids)):
+        others = others_of.setdefault(mid, [])
+        if holder != mid:
+            others.append(holder)
+    if not others_of:
         return []
-    holders: dict = {}
-    for record_id, digest in rows("SELECT record_id, digest FROM blind_index WHERE digest IN ({})",
-                                  sorted(set(digest_of.values()), key=bytes)):
-        holders.setdefault(bytes(digest), []).append(record_id)
-    others_of = {mid: [r for r in holders.get(bytes(digest), []) if r != mid] for mid, digest in digest_of.items()}
     involved = sorted({mid for mid, others in others_of.items() if others} | {r for o in others_of.values() for r in o})
     parent = dict(rows("SELECT id, parent_id FROM records WHERE id IN ({})", involved)) if involved else {}
     out = []
