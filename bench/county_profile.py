@@ -81,6 +81,20 @@ class Counting:
 
         conn._run = run
         setattr(conn, many_name, many)
+        raw_send = getattr(conn, "send_queued", None)
+        if raw_send is not None:  # write-behind: the queued statements go with the next one, or alone
+            def send(then=None):
+                if conn._queued and then is None:
+                    counter.statements += 1  # a round trip of its own (the end of a savepoint)
+                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0])
+                    seen[0] += 1
+                    t = time.perf_counter()
+                    result = raw_send(then)
+                    seen[1] += time.perf_counter() - t
+                    return result
+                return raw_send(then)
+
+            conn.send_queued = send
 
 
 class SqliteLockTimer:
