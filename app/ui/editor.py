@@ -12,6 +12,7 @@ import uuid
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
     QAbstractItemView,
     QApplication,
     QComboBox,
@@ -151,6 +152,14 @@ class CellDelegate(QStyledItemDelegate):
         if inp is not None:
             self.panel.set_cell(index.row(), self.panel.columns[index.column()], inp.value())
 
+    def commit_open(self) -> None:
+        """The cell being edited (F2, double-click) goes into its record and its editor closes."""
+        inp = self._input
+        if inp is not None and self.panel.table.state() == QAbstractItemView.EditingState:
+            self.commitData.emit(inp.widget)
+            self.closeEditor.emit(inp.widget, QAbstractItemDelegate.NoHint)
+        self._input = None
+
 
 class ChildPanel(QWidget):
     """Child records of one kind: a table (add/remove) and the form of the selected record."""
@@ -207,6 +216,11 @@ class ChildPanel(QWidget):
         self.split = split
         self._fitted = False
         layout.addWidget(split)
+
+    def commit_cell(self) -> None:
+        """Before a save or a close: a value typed in a cell of the table and not yet confirmed with
+        Enter counts, as it shows (Ctrl+S and closing the window leave the cell's editor open)."""
+        self.table.itemDelegate().commit_open()
 
     def set_records(self, records: list[dict]) -> None:
         self.records = records
@@ -693,6 +707,7 @@ class HouseholdEditor(QMainWindow):
 
     def save(self) -> bool:
         """Save through the change log. Errors do not block the save: they stay listed."""
+        self.commit_cells()
         if not self.village_code:
             QMessageBox.warning(self, "无法保存", "请先在主窗口左侧选择这一户所在的村,再新建贫困户。")
             return False
@@ -722,6 +737,10 @@ class HouseholdEditor(QMainWindow):
                 QMessageBox.information(self, "暂无户编号", f.message)
         return True
 
+    def commit_cells(self) -> None:
+        for panel in self.panels.values():
+            panel.commit_cell()
+
     def has_errors(self) -> bool:
         return has_errors(self.findings)
 
@@ -747,6 +766,8 @@ class HouseholdEditor(QMainWindow):
         if QApplication.closingDown():  # the process is ending: the draft in the database keeps the edits
             super().closeEvent(event)
             return
+        if self.store.unlocked:
+            self.commit_cells()
         if self.dirty and self.store.unlocked:
             answer = ask_unsaved(self)
             if answer == QMessageBox.Cancel:

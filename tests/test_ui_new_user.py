@@ -1,0 +1,56 @@
+"""Defects a new user met trying the window at 1366×768: what they typed and saw must be what is
+saved, keyboard focus starts where typing starts, the editor's header does not push the history aside."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox  # noqa: E402
+
+from app.services import households  # noqa: E402
+from tests.test_ui import a_household, editor_of, home, open_window, typed  # noqa: E402, F401 - home: autouse
+
+
+def edit_cell(qtbot, editor, kind: str, row: int, column: str, text: str) -> QLineEdit:
+    """F2 on a cell of a child table and a text typed into it, not confirmed with Enter."""
+    editor.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    panel = editor.panels[kind]
+    editor.tabs.setCurrentWidget(panel)
+    table = panel.table
+    table.setCurrentIndex(table.model().index(row, panel.columns.index(column)))
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key_F2)
+    cell = QApplication.focusWidget()
+    assert isinstance(cell, QLineEdit) and cell is not panel.form.inputs[column].widget
+    typed(qtbot, cell, text)
+    assert cell.text() == text
+    return cell
+
+
+def test_a_value_typed_in_a_cell_is_saved_by_ctrl_s_without_enter(qtbot, demo_store):
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    cell = edit_cell(qtbot, editor, "member", 1, "name", "改名测试")
+    qtbot.keyClick(cell, Qt.Key_S, Qt.ControlModifier)  # the shortcut leaves the focus in the cell
+    qtbot.waitUntil(lambda: not editor.dirty)
+    saved = households.document(demo_store, doc["id"])
+    assert "改名测试" in [m["name"] for m in saved["members"]]
+    assert editor.panels["member"].records[1]["name"] == "改名测试"
+
+
+def test_closing_the_editor_with_a_cell_being_typed_asks_to_save_it(qtbot, demo_store, monkeypatch):
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    edit_cell(qtbot, editor, "member", 0, "name", "关窗前改名")
+    asked = []
+    monkeypatch.setattr("app.ui.editor.ask_unsaved", lambda *a: asked.append(1) or QMessageBox.Save)
+    editor.close()
+    assert asked, "the typed name was dropped without the question"
+    saved = households.document(demo_store, doc["id"])
+    assert "关窗前改名" in [m["name"] for m in saved["members"]]
