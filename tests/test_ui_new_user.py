@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox, QScrollArea  # noqa: E402
 
 from app.services import households  # noqa: E402
 from tests.test_ui import a_household, editor_of, home, open_window, typed  # noqa: E402, F401 - home: autouse
@@ -54,3 +54,44 @@ def test_closing_the_editor_with_a_cell_being_typed_asks_to_save_it(qtbot, demo_
     assert asked, "the typed name was dropped without the question"
     saved = households.document(demo_store, doc["id"])
     assert "关窗前改名" in [m["name"] for m in saved["members"]]
+
+
+def test_a_new_household_starts_typing_in_its_first_empty_required_field(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    village = demo_store.divisions("village")[0]["code"]
+    editor = w._editor(village_code=village)
+    qtbot.addWidget(editor)
+    editor.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    assert QApplication.focusWidget() is editor.household_forms[0].inputs["head_name"].widget
+    # Tab goes from field to field: the scrolling frame around a form is no stop of its own
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)
+    assert QApplication.focusWidget() is editor.household_forms[0].inputs["phone"].widget
+    for _ in range(40):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)
+        assert not isinstance(QApplication.focusWidget(), QScrollArea)
+
+
+def test_tab_leaves_the_household_list(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    w.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is w)
+    w.table.setFocus()
+    qtbot.keyClick(w.table, Qt.Key_Tab)
+    assert QApplication.focusWidget() is not w.table
+
+
+def test_the_saved_message_and_a_long_title_leave_the_history_panel_its_width(qtbot, demo_store):
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.resize(1240, 689)  # its opening size under a Windows taskbar at 1366×768
+    qtbot.waitUntil(lambda: editor.history_dock.width() > 300)
+    width = editor.history_dock.width()
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "欧阳木合塔尔·买买提艾力")
+    typed(qtbot, editor.household_forms[0].inputs["phone"].widget, "123")  # an error: 仍有 N 个错误待改正
+    assert editor.save()
+    assert "错误" in editor.draft_state.text() and editor.draft_state.isVisible()
+    qtbot.wait(50)
+    assert editor.history_dock.width() >= width - 2
+    assert editor.width() <= 1240 and "欧阳木合塔尔" in editor.title.toolTip()

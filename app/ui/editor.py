@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QStyledItemDelegate,
     QSplitter,
     QTableWidget,
@@ -61,6 +62,7 @@ def scroll(widget: QWidget) -> QScrollArea:
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setWidget(widget)
+    area.setFocusPolicy(Qt.NoFocus)  # Tab goes to the fields (the area scrolls to the one focused), not the frame
     return area
 
 
@@ -374,15 +376,18 @@ class HouseholdEditor(QMainWindow):
         self.banner = QLabel()
         self.banner.setObjectName("draft_banner")
         self.banner.setStyleSheet("background: #fff4c2; padding: 4px;")
+        self.banner.setWordWrap(True)  # a long message wraps instead of widening the window
         self.banner.hide()
         outer.addWidget(self.banner)
         head = QHBoxLayout()
         self.title = QLabel()
         self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
-        head.addWidget(self.title)
-        head.addStretch(1)
-        self.draft_state = QLabel()
-        head.addWidget(self.draft_state)
+        # a long name or village is cut at the right (whole in the tooltip) rather than pushing the
+        # 修改记录 panel aside
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        head.addWidget(self.title, 1)
+        self.draft_state = QLabel()  # 已保存 / 草稿已自动保存: on the 检查结果 line, where there is room
+        self.draft_state.setObjectName("draft_state")
         self.save_button = QPushButton("保存 (Ctrl+S)")
         self.save_button.setObjectName("save")
         self.save_button.clicked.connect(self.save)
@@ -431,7 +436,11 @@ class HouseholdEditor(QMainWindow):
         bl = QVBoxLayout(box)
         bl.setContentsMargins(0, 0, 0, 0)
         self.findings_title = QLabel("检查结果")
-        bl.addWidget(self.findings_title)
+        line = QHBoxLayout()
+        line.addWidget(self.findings_title)
+        line.addStretch(1)
+        line.addWidget(self.draft_state)
+        bl.addLayout(line)
         self.findings_list = QListWidget()
         self.findings_list.setObjectName("findings")
         self.findings_list.itemActivated.connect(self._jump)
@@ -458,6 +467,16 @@ class HouseholdEditor(QMainWindow):
         self.validate_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS, timeout=self.validate)
         self.draft_timer = QTimer(self, singleShot=True, interval=DRAFT_DELAY_MS, timeout=self.write_draft)
         self.load()
+        self._first_focus()
+
+    def _first_focus(self) -> None:
+        """Typing starts in the first required field still empty of the first tab (户主姓名 of a new
+        household), else in its first field: not on the 保存 button."""
+        form = self.household_forms[0]
+        inputs = [i for i in form.inputs.values() if i.widget.isEnabled() and not i.widget.isHidden()]
+        empty = [i for i in inputs if i.field.required and self.household.get(i.field.key) in (None, "", [])]
+        if empty or inputs:
+            (empty or inputs)[0].widget.setFocus(Qt.OtherFocusReason)
 
     # ------------------------------------------------------------------ state
     def load(self) -> None:
@@ -510,6 +529,7 @@ class HouseholdEditor(QMainWindow):
         number = self.household.get("household_number") or "未编号"
         village = self.store.division_name(self.village_code) if self.village_code else "未选村"
         self.title.setText(f"{name}  ·  户编号 {number}  ·  {village}")
+        self.title.setToolTip(self.title.text())
         self.setWindowTitle(f"贫困户:{name}" + (" *" if self.dirty else ""))
 
     def state(self) -> dict:
