@@ -3,6 +3,8 @@ saved, keyboard focus starts where typing starts, the editor's header does not p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("PySide6")
@@ -95,3 +97,36 @@ def test_the_saved_message_and_a_long_title_leave_the_history_panel_its_width(qt
     qtbot.wait(50)
     assert editor.history_dock.width() >= width - 2
     assert editor.width() <= 1240 and "欧阳木合塔尔" in editor.title.toolTip()
+
+
+def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path):
+    """Two sticks holding a file of the same name (a good copy and a damaged one): the county's
+    report says which stick's file was refused, as `sync import` does."""
+    from app.sync import exchange
+    from app.ui.county_import import CountyImportScreen
+    from tests import factories
+    from tests.sync_helpers import make_county, make_device
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    households.save(laptop, factories.household())
+    out = tmp_path / "out"
+    out.mkdir()
+    (bundle,) = exchange.export_to(laptop, out)
+    drawer = tmp_path / "抽屉"
+    for stick, damage in (("好U盘", False), ("坏U盘", True)):
+        (drawer / stick).mkdir(parents=True)
+        data = bytearray(Path(bundle).read_bytes())
+        if damage:
+            data[len(data) // 2] ^= 1
+        (drawer / stick / Path(bundle).name).write_bytes(bytes(data))
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    screen.panel.folder.setText(str(drawer))
+    screen.panel.import_()
+    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
+    rows = {screen.panel.table.item(r, 0).text(): screen.panel.table.item(r, 1).text()
+            for r in range(screen.panel.table.rowCount())}
+    assert rows == {f"好U盘/{Path(bundle).name}": "已接收", f"坏U盘/{Path(bundle).name}": "已拒收"}
+    county.close()
+    laptop.close()

@@ -120,7 +120,21 @@ class SyncPanel(QWidget):
         folder = self._folder()
         if folder is None:
             return
+        self._imported_from = folder
         self._start(lambda progress: exchange.import_paths(self.store, [folder], progress), self.show_reports)
+
+    def _shown_name(self, name: str) -> str:
+        """A file as found under the chosen folder (坏U盘/71a2…-up-000001.jdb): two sticks of a drawer
+        may hold files of the same name, and the report must say which one was refused."""
+        path = Path(name)
+        folder = getattr(self, "_imported_from", None)
+        if folder is not None:
+            try:
+                inside = path.relative_to(folder)
+            except ValueError:
+                return path.name
+            return inside.as_posix() if str(inside) != "." else path.name
+        return path.name
 
     def show_reports(self, reports) -> None:
         self.last_reports = list(reports)
@@ -134,7 +148,7 @@ class SyncPanel(QWidget):
             else:
                 detail = r.message
             extra = [f"注意:{w}" for w in r.warnings] + [r.duplicate_text(d) for d in r.duplicates]
-            self._add_row(Path(r.name).name, r.status, ";".join([detail, *extra]))
+            self._add_row(self._shown_name(r.name), r.status, ";".join([detail, *extra]))
         refused = sum(r.refused for r in reports)
         bundles = [r for r in reports if r.status != "skipped"]  # "skipped": files left out, named in the table
         if not bundles:
