@@ -130,3 +130,22 @@ def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path
     assert rows == {f"好U盘/{Path(bundle).name}": "已接收", f"坏U盘/{Path(bundle).name}": "已拒收"}
     county.close()
     laptop.close()
+
+
+def test_the_import_window_names_its_own_choice_for_bare_code_numbers_not_the_commands_option(qtbot, store, tmp_path):
+    from app.ui.table_dialog import TableDialog
+    from tests.test_tables import SYN_HEADER, V, ledger, syn_rows
+
+    rows = syn_rows()
+    rows[0][6] = "3"  # 脱贫状态 as a bare number: whose code?
+    path = ledger(tmp_path / "台账.xlsx", SYN_HEADER, rows)
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.set_file(path)
+    dialog.village.setCurrentIndex(dialog.village.findData(V))
+    dialog.check()
+    assert dialog.wait_until_done()
+    reasons = [dialog.rejections.item(r, 3) for r in range(dialog.rejections.rowCount())]
+    coded = [item for item in reasons if "数字代码" in item.text()]
+    assert coded and "代码列中的数字" in coded[0].text() and "--codes" not in coded[0].text()
+    assert coded[0].toolTip() == coded[0].text()

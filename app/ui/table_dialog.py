@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.core.dictionary import default
 from app.tables import exporter, importer, mapping
+from app.tables import options as table_options
 from app.ui import workers
 
 MAPPING_META = "table_mapping"
@@ -405,8 +406,11 @@ class TableDialog(QDialog):
         shown = report.rejections[:SHOWN_REJECTIONS]
         self.rejections.setRowCount(len(shown))
         for r, rej in enumerate(shown):
-            for c, value in enumerate((rej.sheet, str(rej.row), rej.column, rej.reason)):
-                self.rejections.setItem(r, c, QTableWidgetItem(value))
+            reason = rej.reason.replace(table_options.CODES_HINT, table_options.CODES_HINT_WINDOW)  # the dialog's words
+            for c, value in enumerate((rej.sheet, str(rej.row), rej.column, reason)):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)  # a long reason (a code list's labels) is cut at the table's edge
+                self.rejections.setItem(r, c, item)
         self.rejections.resizeColumnsToContents()
         self.rejections.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
 

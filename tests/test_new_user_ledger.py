@@ -1,0 +1,49 @@
+"""A village ledger as people keep it, checked by one dry run: the reasons say what went wrong with
+the cell in words that lead to the fix (an ID number Excel turned into a number, a 15-digit
+first-generation number, a phone number too short is named with its value)."""
+
+from __future__ import annotations
+
+from app.core import idnumber
+from app.core.dictionary import default
+from app.core.validation import validate_household
+from app.tables import importer
+from tests.test_tables import HEAD1, HEAD2, SYN_HEADER, V, fresh, ledger, syn_rows  # noqa: F401 - fixture
+
+
+def test_an_id_number_excel_stored_as_a_number_says_so_and_what_to_do(fresh, tmp_path):
+    rows = syn_rows()
+    rows[0][11] = float(HEAD1[:17] + "0")  # the cell Excel made a number of: 5.22699197005061E+17
+    rows[2][11] = HEAD2[:6] + HEAD2[8:17]  # a 15-digit first-generation number
+    header = SYN_HEADER + ["联系电话"]
+    rows = [r + [None] for r in rows]
+    rows[2][-1] = "1391234"
+    path = ledger(tmp_path / "台账.xlsx", header, rows)
+    report = importer.import_table(fresh, path, village=V, dry=True)
+    reasons = {(r.row, r.column): r.reason for r in report.rejections}
+    assert "Excel" in reasons[(2, "身份证号")] and "文本" in reasons[(2, "身份证号")]
+    assert "15位" in reasons[(4, "身份证号")] and "18位" in reasons[(4, "身份证号")]
+    assert "1391234" in reasons[(4, "联系电话")]
+
+
+def test_the_id_number_messages_for_excel_numbers_and_old_numbers():
+    for typed in ("5.22624E+17", "5.22624198001011e17"):
+        try:
+            idnumber.parse(typed)
+        except idnumber.IdNumberError as exc:
+            assert "Excel" in str(exc) and "文本" in str(exc)
+        else:
+            raise AssertionError(typed)
+    try:
+        idnumber.parse("522624800101123")
+    except idnumber.IdNumberError as exc:
+        assert "15位" in str(exc)
+    else:
+        raise AssertionError("15 digits")
+
+
+def test_a_wrong_phone_number_is_named_with_its_value():
+    d = default()
+    doc = {"village_code": V, "head_name": "王大山", "phone": "1391234", "members": []}
+    messages = [f.message for f in validate_household(doc, d) if f.field == "phone"]
+    assert messages and "1391234" in messages[0]
