@@ -149,3 +149,17 @@ def test_the_import_window_names_its_own_choice_for_bare_code_numbers_not_the_co
     coded = [item for item in reasons if "数字代码" in item.text()]
     assert coded and "代码列中的数字" in coded[0].text() and "--codes" not in coded[0].text()
     assert coded[0].toolTip() == coded[0].text()
+
+
+def test_the_photo_tabs_caption_box_is_wide_enough_to_type_in(qtbot, demo_store):
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.resize(1240, 689)  # its opening size under a Windows taskbar at 1366×768
+    editor.tabs.setCurrentWidget(editor.attachments)
+    qtbot.waitUntil(editor.attachments.isVisible)
+    caption = editor.attachments.caption
+    wanted = caption.fontMetrics().horizontalAdvance(caption.placeholderText())
+    assert caption.width() >= max(wanted + 20, 200), caption.width()
+    for button in (editor.attachments.add_button, editor.attachments.print_button):
+        assert button.width() >= button.sizeHint().width()  # no button cut either
