@@ -47,3 +47,27 @@ def test_a_wrong_phone_number_is_named_with_its_value():
     doc = {"village_code": V, "head_name": "王大山", "phone": "1391234", "members": []}
     messages = [f.message for f in validate_household(doc, d) if f.field == "phone"]
     assert messages and "1391234" in messages[0]
+
+
+def test_a_stray_space_in_a_typed_chinese_name_is_not_stored(store):
+    """An input method leaves a space after the surname (韩 梅梅): the editor and add --json store the
+    name as the ID card has it, as the ledger import already did, so search and the head's member match."""
+    from app.services import households
+    from tests import factories
+
+    doc = factories.household()
+    doc["head_name"] = "韩 梅梅"
+    doc["members"][0]["name"] = "韩　梅梅"  # a full-width space
+    hid = households.save(store, doc, allow_errors=True).household_id
+    saved = households.document(store, hid)
+    assert saved["head_name"] == "韩梅梅" and saved["members"][0]["name"] == "韩梅梅"
+    assert hid in store.search("韩梅梅")
+    d = default()
+    assert values_of(d, "member", "name", " Maria  Lopez ") == "Maria  Lopez"  # Latin names keep their spaces
+    assert values_of(d, "household", "bank_name", "中国 农业银行") == "中国 农业银行"  # only names are tidied
+
+
+def values_of(d, kind, key, typed):
+    from app.core import values
+
+    return values.coerce(d.kinds[kind].fields[key], typed, d)[0]

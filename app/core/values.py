@@ -132,7 +132,8 @@ def coerce(field: Field, value, dictionary: Dictionary):
                     f"“{field.label}”含有不可见的控制字符({texts.describe(bad)}):请删去后再保存")
     try:
         if t in ("text",):
-            return str(value).strip() if not isinstance(value, str) else value.strip(), None
+            text = str(value).strip() if not isinstance(value, str) else value.strip()
+            return (texts.tidy_name(text) if (field.kind, field.key) in texts.PERSON_NAMES else text), None
         if t == "integer":
             if isinstance(value, str) and _YEAR_SUFFIX.match(value.strip()):
                 value = _YEAR_SUFFIX.match(value.strip()).group(1)  # 2016年, 2016年度
