@@ -71,3 +71,24 @@ def values_of(d, kind, key, typed):
     from app.core import values
 
     return values.coerce(d.kinds[kind].fields[key], typed, d)[0]
+
+
+def test_a_nationality_written_without_zu_is_understood_and_a_long_list_gives_examples():
+    from app.core import values
+
+    d = default()
+    field = d.kinds["member"].fields["ethnicity"]
+    assert values.coerce(field, "苗", d) == values.coerce(field, "苗族", d)
+    assert values.coerce(field, "汉", d)[1] is None
+    _, message = values.coerce(field, "火星人", d)
+    assert "汉族" in message and "见代码表" not in message  # there is no 代码表 a ledger's keeper could look at
+
+
+def test_a_ledger_row_without_a_known_village_names_the_column_in_chinese(fresh, tmp_path):
+    rows = syn_rows()[:2]
+    header = SYN_HEADER + ["村名称"]
+    rows = [r + ["不存在村"] for r in rows]
+    path = ledger(tmp_path / "台账.xlsx", header, rows)
+    report = importer.import_table(fresh, path, dry=True)
+    columns = {r.column for r in report.rejections}
+    assert "村名称" in columns and "village_code" not in columns

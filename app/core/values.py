@@ -80,7 +80,8 @@ def _code(field: Field, value, dictionary: Dictionary):
     code = synonyms.code_for(field.codes, text)  # 已脱贫（享受政策）, 缺劳动力, 其它 … (forms/synonyms.toml)
     if code is not None and code in codes:
         return code, None
-    choices = "、".join(codes.values()) if len(codes) <= 20 else "见代码表"
+    labels = list(codes.values())
+    choices = "、".join(labels) if len(labels) <= 20 else f"代码表中的名称,如 {'、'.join(labels[:5])} 等"
     return value, f"“{text}”不在代码表“{field.label}”中(可填:{choices})"
 
 
