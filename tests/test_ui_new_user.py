@@ -163,3 +163,18 @@ def test_the_photo_tabs_caption_box_is_wide_enough_to_type_in(qtbot, demo_store)
     assert caption.width() >= max(wanted + 20, 200), caption.width()
     for button in (editor.attachments.add_button, editor.attachments.print_button):
         assert button.width() >= button.sizeHint().width()  # no button cut either
+
+
+def test_a_lock_keeps_a_cell_being_typed_in_the_draft(qtbot, demo_store):
+    from app.ui import drafts
+    from tests.conftest import PASSPHRASE
+
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    edit_cell(qtbot, editor, "member", 0, "name", "锁屏前改名")
+    w.lock(manual=True)
+    assert not demo_store.unlocked
+    demo_store.unlock(demo_store.operators()[0], PASSPHRASE)
+    state = drafts.load(demo_store, editor.draft_key)
+    assert state and state["children"]["member"][0]["name"] == "锁屏前改名"

@@ -808,6 +808,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(1000, lambda: self.lock(manual))
             return
         for e in self.editors:
+            e.commit_cells()  # a cell being typed in goes into the draft too
             e.write_draft()
             e.hide()
         for w in list(self.external.values()):
