@@ -178,3 +178,27 @@ def test_a_lock_keeps_a_cell_being_typed_in_the_draft(qtbot, demo_store):
     demo_store.unlock(demo_store.operators()[0], PASSPHRASE)
     state = drafts.load(demo_store, editor.draft_key)
     assert state and state["children"]["member"][0]["name"] == "锁屏前改名"
+
+
+def test_after_a_dry_run_the_missing_columns_and_the_rejected_rows_show_at_1366_by_768(qtbot, store, tmp_path):
+    from app.ui.table_dialog import TableDialog
+    from tests.test_tables import SYN_HEADER, V, ledger, syn_rows
+
+    header = [h for h in SYN_HEADER if h not in ("识别标准", "识别时间")]  # two required columns missing
+    rows = [[v for h, v in zip(SYN_HEADER, r) if h in header] for r in syn_rows() * 3]
+    for r in rows:
+        r[header.index("身份证号")] = r[header.index("身份证号")][:-1] + "Z"  # every row rejected
+    path = ledger(tmp_path / "台账.xlsx", header, rows)
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.resize(1350, 689)  # the largest it opens at on a 1366×768 laptop under the taskbar
+    dialog.show()
+    dialog.set_file(path)
+    dialog.village.setCurrentIndex(dialog.village.findData(V))
+    dialog.check()
+    assert dialog.wait_until_done()
+    qtbot.wait(50)
+    fixed, rejected = dialog.fixed_table, dialog.rejections
+    assert fixed.rowCount() == 2 and rejected.rowCount() >= 6
+    assert fixed.viewport().height() >= 2 * fixed.rowHeight(0)  # both missing columns, each with its box
+    assert rejected.viewport().height() >= 4 * rejected.rowHeight(0)
