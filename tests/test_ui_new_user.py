@@ -202,3 +202,18 @@ def test_after_a_dry_run_the_missing_columns_and_the_rejected_rows_show_at_1366_
     assert fixed.rowCount() == 2 and rejected.rowCount() >= 6
     assert fixed.viewport().height() >= 2 * fixed.rowHeight(0)  # both missing columns, each with its box
     assert rejected.viewport().height() >= 4 * rejected.rowHeight(0)
+
+
+def test_the_countys_device_list_names_each_devices_villages(qtbot, tmp_path):
+    from app.ui.county_import import CountyImportScreen
+    from tests.sync_helpers import VILLAGE, make_county, make_device
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    texts = [screen.devices.item(r, 3).text() for r in range(screen.devices.rowCount())]
+    name = county.division_name(VILLAGE)
+    assert name != VILLAGE and f"{name}({VILLAGE})" in texts
+    county.close()
+    laptop.close()
