@@ -92,3 +92,20 @@ def test_a_ledger_row_without_a_known_village_names_the_column_in_chinese(fresh,
     report = importer.import_table(fresh, path, dry=True)
     columns = {r.column for r in report.rejections}
     assert "村名称" in columns and "village_code" not in columns
+
+
+def test_search_finds_an_id_number_typed_in_full_width_and_a_name_typed_with_a_space(store):
+    from app.services import households
+    from tests import factories
+
+    doc = factories.household()
+    hid = households.save(store, doc, allow_errors=True).household_id
+    saved = households.document(store, hid)
+    member = saved["members"][-1]
+    number, name = member["id_number"], member["name"]
+    full_width = number.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789X"}).lower()
+    assert hid in store.search(full_width)  # an input method in full-width mode: ５２２６…ｘ
+    assert hid in store.search(full_width[-7:])
+    spaced = name[0] + " " + name[1:]
+    assert hid in store.search(spaced)
+    assert store.search_reasons(full_width, [hid])[hid][0] == "member_id_number"
