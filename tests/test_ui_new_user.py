@@ -217,3 +217,29 @@ def test_the_countys_device_list_names_each_devices_villages(qtbot, tmp_path):
     assert name != VILLAGE and f"{name}({VILLAGE})" in texts
     county.close()
     laptop.close()
+
+
+def test_sync_now_on_a_database_never_enrolled_says_so_in_the_windows_words(qtbot, demo_store):
+    from app.ui.sync_dialog import SyncDialog
+
+    dialog = SyncDialog(demo_store)
+    qtbot.addWidget(dialog)
+    dialog.sync_now()
+    text = dialog.panel.summary.text()
+    assert "没有在县扶贫办登记" in text and "--server" not in text  # not "no address: use --server"
+
+
+def test_sync_now_without_an_address_points_at_the_field_not_at_an_option(qtbot, tmp_path):
+    from app.ui.sync_dialog import SyncDialog
+    from tests.sync_helpers import make_county, make_device
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲队")
+    dialog = SyncDialog(laptop)
+    qtbot.addWidget(dialog)
+    dialog.server.clear()
+    dialog.sync_now()
+    text = dialog.panel.summary.text()
+    assert "县同步服务" in text and "--server" not in text
+    county.close()
+    laptop.close()

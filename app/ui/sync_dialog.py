@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.server import client
-from app.sync import exchange
+from app.store import StoreError
+from app.sync import exchange, identity
 from app.sync import status as status_texts
 from app.ui import workers
 
@@ -230,6 +231,17 @@ class SyncDialog(QDialog):
     def sync_now(self) -> None:
         """Export, upload, fetch, import on the thread pool; an unreachable service says so and
         that the USB buttons still work."""
+        if not self.store.meta("certificate"):  # never enrolled: say so (not that an address is missing)
+            try:
+                identity.device_certificate(self.store)
+            except StoreError as exc:
+                self.panel.summary.setText(f"未完成:{exc}")
+            return
+        if not (self.server.text().strip() or self.store.meta(client.SERVER_KEY)):  # the window's words, not --server
+            self.panel.summary.setText("没有设置县同步服务的地址:请在上面“县同步服务”一栏填写(如 https://192.168.1.10:8765),"
+                                       "或请县里在登记时设置;也可以继续用U盘同步")
+            self.server.setFocus()
+            return
         try:
             url, ca = client.settings(self.store, self.server.text().strip() or None)
         except client.SyncError as exc:
