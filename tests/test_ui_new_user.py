@@ -243,3 +243,17 @@ def test_sync_now_without_an_address_points_at_the_field_not_at_an_option(qtbot,
     assert "县同步服务" in text and "--server" not in text
     county.close()
     laptop.close()
+
+
+def test_a_ledger_without_a_village_column_asks_for_the_dialogs_village_choice(qtbot, store, tmp_path):
+    from app.ui.table_dialog import TableDialog
+    from tests.test_tables import SYN_HEADER, ledger, syn_rows
+
+    path = ledger(tmp_path / "台账.xlsx", SYN_HEADER, syn_rows())
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.set_file(path)
+    dialog.village.setCurrentIndex(0)  # 按表中的“村代码/村名称”列: the file has neither
+    dialog.check()
+    assert dialog.wait_until_done()
+    assert "“村”中选择" in dialog.summary.text() and "--village" not in dialog.summary.text()

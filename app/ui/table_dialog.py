@@ -42,6 +42,10 @@ MAPPING_META = "table_mapping"
 SHOWN_REJECTIONS = 2000
 
 
+# a refusal worded for the command line, as the dialog offers the same choice
+WINDOW_WORDS = (("请用 --village 指定村代码", "请在上面的“村”中选择这个文件的村"),)
+
+
 class TableDialog(QDialog):
     def __init__(self, store, parent=None):
         super().__init__(parent)
@@ -245,6 +249,8 @@ class TableDialog(QDialog):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._stop()
+        for option, choice in WINDOW_WORDS:  # the command's options as the dialog's choices
+            message = message.replace(option, choice)
         self.status.setText(f"<span style='color:#c00000'>{message}</span>")
         self.summary.setText(f"<span style='color:#c00000'>{message}</span>")
 
