@@ -257,3 +257,26 @@ def test_a_ledger_without_a_village_column_asks_for_the_dialogs_village_choice(q
     dialog.check()
     assert dialog.wait_until_done()
     assert "“村”中选择" in dialog.summary.text() and "--village" not in dialog.summary.text()
+
+
+def test_the_proposals_window_names_its_own_fields_not_the_commands_options(qtbot, demo_store):
+    from app.ui.proposals_panel import NewProposalDialog, ProposalsWindow
+    from app.ui.screenshots import _a_proposal
+
+    _a_proposal(demo_store)  # an exit waiting for 村级评议
+    window = ProposalsWindow(demo_store)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.table.model().rowCount() == 1, timeout=20000)
+    window.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.current is not None)
+    window.do_stage()  # 通过 with no meeting figures and 农户已签字同意 not ticked
+    refused = window.action_message.text()
+    assert refused and "--" not in refused, refused
+
+    dialog = NewProposalDialog(demo_store, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.kind.setCurrentIndex(dialog.kind.findData("monitor"))
+    dialog.reasons.setPlainText("突发重病")
+    dialog.submit()  # no 监测对象类型, 发现方式, risk or 授权承诺书
+    assert dialog.message.text() and "--" not in dialog.message.text(), dialog.message.text()
