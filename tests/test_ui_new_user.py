@@ -280,3 +280,13 @@ def test_the_proposals_window_names_its_own_fields_not_the_commands_options(qtbo
     dialog.reasons.setPlainText("突发重病")
     dialog.submit()  # no 监测对象类型, 发现方式, risk or 授权承诺书
     assert dialog.message.text() and "--" not in dialog.message.text(), dialog.message.text()
+
+
+def test_the_editor_tabs_keys_do_not_read_as_counts(qtbot, demo_store):
+    """成员(3) on a household of six members, 照片(0) beside its photos: the Alt digit goes in front."""
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    texts = [editor.tabs.tabText(i) for i in range(editor.tabs.count())]
+    assert texts[2] == "&3.成员" and "&0.照片" in texts
+    assert not any(t.endswith(")") for t in texts)

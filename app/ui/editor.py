@@ -662,9 +662,11 @@ class HouseholdEditor(QMainWindow):
 
     def _add_tab(self, widget, short: str, full: str) -> None:
         """A tab with its short name (forms/ `tab_label`: all eleven fit a 1366-pixel screen) and Alt+1 … Alt+0
-        for the first ten; the full name in its tooltip."""
+        for the first ten, the digit in front (3.成员); the full name in its tooltip."""
         number = self.tabs.count() + 1
-        index = self.tabs.addTab(widget, f"{short}(&{number % 10})" if number <= 10 else short)
+        # the key's digit in front, as a numbered tab (1.基本情况 … 0.照片): behind the name in brackets it read
+        # as a count (成员(3) for six members, 照片(0) beside the photos)
+        index = self.tabs.addTab(widget, f"&{number % 10}.{short}" if number <= 10 else short)
         self.tabs.setTabToolTip(index, full if number > 10 else f"{full}(Alt+{number % 10})")
 
     def _tab_changed(self, index: int) -> None:
