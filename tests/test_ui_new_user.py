@@ -290,3 +290,17 @@ def test_the_editor_tabs_keys_do_not_read_as_counts(qtbot, demo_store):
     texts = [editor.tabs.tabText(i) for i in range(editor.tabs.count())]
     assert texts[2] == "&3.成员" and "&0.照片" in texts
     assert not any(t.endswith(")") for t in texts)
+
+
+def test_usb_sync_at_the_county_opens_the_countys_import_not_the_laptops_window(qtbot, make_store):
+    from app.sync import identity
+
+    county = make_store("c.db", role="county")
+    identity.setup_county(county)
+    w = open_window(qtbot, county)
+    labels = [a.text() for m in w.menuBar().actions() if m.menu() for a in m.menu().actions()]
+    assert "县级导入…" in labels and "同步(U 盘或立即同步)…" not in labels  # the laptop's: "not enrolled"
+    usb = next(a for a in w.toolbar.actions() if a.text().startswith("U 盘同步"))
+    usb.trigger()
+    assert "CountyImportScreen" in w.external and "SyncDialog" not in w.external
+    w.external["CountyImportScreen"].close()

@@ -51,7 +51,7 @@ from app.ui.start import UnlockDialog
 # "county") among them shows the item only on databases of that role.
 EXTERNAL = [
     ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
-    ("同步", "同步(U 盘或立即同步)…", "app.ui.sync_dialog", "SyncDialog", ()),
+    ("同步", "同步(U 盘或立即同步)…", "app.ui.sync_dialog", "SyncDialog", ("village", "township")),  # a laptop's
     ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
@@ -314,9 +314,13 @@ class MainWindow(QMainWindow):
         bar.insertAction(self.open_action, self.new_action)
         bar.addAction(self.search_action)
         bar.addSeparator()
+        # U 盘同步 at the county is its own import and export (县级导入): the laptop's window would say that
+        # this database is not enrolled at a county
+        usb = (("app.ui.county_import", "CountyImportScreen") if self.store.role == "county"
+               else ("app.ui.sync_dialog", "SyncDialog"))
         for label, module, cls, options, key in (
                 ("打印 (Ctrl+P)", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code"), "Ctrl+P"),
-                ("U 盘同步 (Ctrl+U)", "app.ui.sync_dialog", "SyncDialog", (), "Ctrl+U"),
+                ("U 盘同步 (Ctrl+U)", *usb, (), "Ctrl+U"),
                 ("识别与退出、工作清单", "app.ui.proposals_panel", "ProposalsWindow", (), None),
                 ("表格导入导出", "app.ui.table_dialog", "TableDialog", (), None)):
             action = bar.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
