@@ -304,3 +304,19 @@ def test_usb_sync_at_the_county_opens_the_countys_import_not_the_laptops_window(
     usb.trigger()
     assert "CountyImportScreen" in w.external and "SyncDialog" not in w.external
     w.external["CountyImportScreen"].close()
+
+
+def test_printing_with_a_township_chosen_in_the_tree_offers_its_book(qtbot, demo_store):
+    w = open_window(qtbot, demo_store)
+    township = demo_store.divisions("township")[0]["code"]
+    item = next(it for it in w.tree.findItems("*", Qt.MatchWildcard | Qt.MatchRecursive)
+                if it.data(0, Qt.UserRole) == township)
+    w.tree.setCurrentItem(item)
+    w.table.clearSelection()
+    w.table.setCurrentIndex(w.model.index(-1, -1))
+    assert w.current_household_id() is None
+    window = w.open_external("app.ui.print_dialog", "PrintDialog", ("household_id", "village_code"))
+    qtbot.addWidget(window)
+    keys = [window.document.itemData(i) for i in range(window.document.count())]
+    assert keys == ["book"] or ("book" in keys and "register" not in keys), keys
+    assert window.options()["township_code"] == township

@@ -355,8 +355,9 @@ class MainWindow(QMainWindow):
         kw = {}
         if "household_id" in options:
             kw["household_id"] = self.current_household_id()
-        if "village_code" in options:
-            kw["village_code"] = self.current_village()
+        if "village_code" in options:  # else the township (or county) chosen in the tree: its book and notices
+            items = self.tree.selectedItems()
+            kw["village_code"] = self.current_village() or (items[0].data(0, Qt.UserRole) if items else None) or None
         window = factory(self.store, self, **kw)
         if not window.isWindow():  # a QWidget with a parent would be drawn inside the main window
             window.setWindowFlag(Qt.Window, True)
