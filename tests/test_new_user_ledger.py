@@ -109,3 +109,11 @@ def test_search_finds_an_id_number_typed_in_full_width_and_a_name_typed_with_a_s
     spaced = name[0] + " " + name[1:]
     assert hid in store.search(spaced)
     assert store.search_reasons(full_width, [hid])[hid][0] == "member_id_number"
+
+
+def test_a_stage_this_database_may_not_do_says_where_it_is_done():
+    from app.core import procedures
+
+    text = procedures.role_refusal("county", "township")
+    assert "本数据库是县级" in text and "请在乡镇扶贫站的电脑上办理" in text and "同步" in text
+    assert "请在" not in procedures.role_refusal("village", "county", incoming=True)  # a refused change: no advice
