@@ -320,3 +320,30 @@ def test_printing_with_a_township_chosen_in_the_tree_offers_its_book(qtbot, demo
     keys = [window.document.itemData(i) for i in range(window.document.count())]
     assert keys == ["book"] or ("book" in keys and "register" not in keys), keys
     assert window.options()["township_code"] == township
+
+
+def test_tab_leaves_a_several_line_field_instead_of_typing_a_tab(qtbot, demo_store):
+    from app.ui.proposals_panel import NewProposalDialog
+
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    measures = editor.panels["measure"]
+    editor.tabs.setCurrentWidget(measures)
+    qtbot.mouseClick(measures.add_button, Qt.LeftButton)
+    content = measures.form.inputs["content"].widget  # 帮扶内容: several lines
+    content.setFocus()
+    qtbot.keyClicks(content, "ab")
+    qtbot.keyClick(content, Qt.Key_Tab)
+    assert QApplication.focusWidget() is not content and "\t" not in content.toPlainText()
+
+    dialog = NewProposalDialog(demo_store, doc["village_code"], parent=w)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    dialog.reasons.setFocus()
+    qtbot.keyClick(dialog.reasons, Qt.Key_Tab)
+    assert QApplication.focusWidget() is not dialog.reasons and dialog.reasons.toPlainText() == ""

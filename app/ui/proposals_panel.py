@@ -119,6 +119,7 @@ class NewProposalDialog(QDialog):
         for key, label in KINDS.items():
             self.kind.addItem(label, key)
         self.reasons = QPlainTextEdit()
+        self.reasons.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.reasons.setPlaceholderText("申报理由(必填)")
         self.reasons.setFixedHeight(60)
         self.date = _date_edit()
@@ -132,6 +133,7 @@ class NewProposalDialog(QDialog):
         self.water = QCheckBox("饮水安全")
         self.monitoring_box = MonitoringBox()
         self.justification = QPlainTextEdit()
+        self.justification.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.justification.setPlaceholderText("未达到退出标准时必须写明书面说明")
         self.justification.setFixedHeight(60)
         self.assessment = QLabel()
