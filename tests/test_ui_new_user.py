@@ -347,3 +347,12 @@ def test_tab_leaves_a_several_line_field_instead_of_typing_a_tab(qtbot, demo_sto
     dialog.reasons.setFocus()
     qtbot.keyClick(dialog.reasons, Qt.Key_Tab)
     assert QApplication.focusWidget() is not dialog.reasons and dialog.reasons.toPlainText() == ""
+
+
+def test_a_complete_household_opens_on_the_tab_bar_not_on_a_button_or_field(qtbot, demo_store):
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    assert QApplication.focusWidget() is editor.tabs.tabBar()

@@ -471,12 +471,12 @@ class HouseholdEditor(QMainWindow):
 
     def _first_focus(self) -> None:
         """Typing starts in the first required field still empty of the first tab (户主姓名 of a new
-        household), else in its first field: not on the 保存 button."""
+        household); a household with none opens on the tab bar (←/→ choose a tab, Tab goes into its
+        fields), where a key typed by mistake changes nothing. Not on the 保存 button (Space saved)."""
         form = self.household_forms[0]
         inputs = [i for i in form.inputs.values() if i.widget.isEnabled() and not i.widget.isHidden()]
         empty = [i for i in inputs if i.field.required and self.household.get(i.field.key) in (None, "", [])]
-        if empty or inputs:
-            (empty or inputs)[0].widget.setFocus(Qt.OtherFocusReason)
+        (empty[0].widget if empty else self.tabs.tabBar()).setFocus(Qt.OtherFocusReason)
 
     # ------------------------------------------------------------------ state
     def load(self) -> None:
