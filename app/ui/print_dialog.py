@@ -212,7 +212,17 @@ class PrintDialog(QDialog):
     ROLES = {"notice_township_entry": ("township", "county"), "notice_township_exit": ("township", "county"),
              "announce_entry": ("county",), "announce_exit": ("county",)}  # who issues these
 
+    @staticmethod
+    def _DIGITS_NEEDED(key: str) -> int:
+        """How much of a division code a document needs: a village's (12 digits), a township's book
+        and notices (9), the county's 公告 (6)."""
+        if key == "book":
+            return 9
+        return printing.NOTICE_LEVELS[NOTICE_DOCUMENTS[key][0]][1] if key in NOTICE_DOCUMENTS else 12
+
     def __init__(self, store, parent=None, household_id: str | None = None, village_code: str | None = None):
+        """`village_code` is the village chosen (or the chosen household's); a township's or the
+        county's code offers that level's documents only."""
         super().__init__(parent)
         self.store = store
         self.household_id = household_id
@@ -231,8 +241,8 @@ class PrintDialog(QDialog):
         for key, label in self.DOCUMENTS:
             if key == "card_household" and not household_id:
                 continue
-            if key != "card_household" and not village_code:
-                continue
+            if key != "card_household" and len(village_code or "") < self._DIGITS_NEEDED(key):
+                continue  # a township chosen in the tree: its book and notices, not a village's documents
             if key in self.ROLES and store.role not in self.ROLES[key]:
                 continue
             self.document.addItem(label, key)
