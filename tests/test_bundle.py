@@ -97,6 +97,7 @@ def test_a_bundle_from_a_revoked_device_is_refused(pair):
     before = digest(county)
     report = exchange.import_bundle(county, data, name)
     assert report.refused and "吊销" in report.message
+    assert "请为它重新登记" in report.message  # what to do if the laptop is still in use
     assert digest(county) == before
     with pytest.raises(Exception):
         exchange.export_downstream(county, laptop.site_id)

@@ -548,7 +548,7 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
             # a drawer of old files is still "nothing to do", not a refusal
             return Report(name, "duplicate", sender=sender, seq=seq)
         if revoked:
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收")
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收。若这台电脑仍由本村工作队使用(例如误吊销),请为它重新登记,并在重新登记后的电脑上核对、补录吊销后的修改")
         if cert.expired(now):
             raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(cert.body['not_after'])} 过期,"
                                    "请为该电脑重新登记")

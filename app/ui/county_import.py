@@ -83,6 +83,8 @@ class ConflictList(QWidget):
             return
         try:
             merge.resolve(self.store, self.items[row].id, keep)
+        except merge.AlreadyResolved as exc:  # another staff member's window got there first
+            QMessageBox.information(self, "冲突已处理", f"这个冲突已经处理过({exc.status_label}),无需再处理。列表已刷新。")
         except StoreError as exc:
             QMessageBox.warning(self, "无法处理冲突", str(exc))
         self.refresh()
