@@ -418,6 +418,7 @@ def test_the_spec_test_vectors_verify_and_open(prefix):
     assert verified.header_bytes == bytes.fromhex(_vector(prefix + "header"))
     if prefix == "down-":
         assert verified.header["continues"] == 4 and verified.header["counts"]["after"] == 41
+        assert verified.header["format"] == wire.PARTS_FORMAT == 2
     assert wire.open_payload(verified, recipient) == __import__("json").loads(expected_payload)
     assert wire.canonical(__import__("json").loads(expected_payload)).decode() == expected_payload
     tampered = bytearray(bundle)
@@ -582,3 +583,17 @@ def test_a_payload_inflating_far_beyond_its_size_is_stopped_early_and_a_large_on
         tracemalloc.stop()
     assert payload["pad"] == text
     assert peak < 3.5 * len(text)  # the inflated text, orjson's working copy, the parsed string; before: 4 copies
+
+
+def test_a_bundle_of_a_format_this_program_does_not_know_is_refused_asking_for_an_upgrade():
+    """Format 1 (every bundle before parts, and the first of each export) and 2 (a bundle that
+    continues an export) are read; a later format is refused before anything is opened."""
+    signer = Ed25519PrivateKey.generate()
+    for fmt, readable in ((1, True), (2, True), (3, False)):
+        data = wire.pack(signer, {"format": fmt, "type": "up"}, b"")
+        verified, _ = wire.verify(data, lambda raw: raw)
+        if readable:
+            assert verified.header["format"] == fmt
+        else:
+            with pytest.raises(wire.BundleError, match="不支持的包格式版本 3,请升级程序"):
+                verified.header

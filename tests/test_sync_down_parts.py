@@ -91,6 +91,9 @@ def test_a_new_laptops_first_copy_comes_in_parts_by_usb_and_goes_in_completely(t
     assert all(h["counts"]["changes"] <= PER_BUNDLE for h in headers)
     # each bundle continues after the county number of the last change of the one before
     assert "continues" not in headers[0]
+    # a laptop program that knows no parts reads the first bundle and refuses the others (format 2):
+    # it would otherwise import past a missing part and acknowledge beyond the gap
+    assert [h["format"] for h in headers] == [1] + [2] * (len(headers) - 1)
     for before, after in zip(headers, headers[1:]):
         assert after["counts"]["after"] == before["counts"]["rowid"] and after["continues"] == headers[0]["seq"]
         assert after["seq"] == before["seq"] + 1

@@ -159,6 +159,7 @@ def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGE
         }
         if after is not None:
             header["continues"] = int(part_of or seq - 1)  # the county must hold bundle seq - 1 first
+            header["format"] = wire.PARTS_FORMAT  # a reader that knows no parts refuses it
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
@@ -252,6 +253,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
         }
         if after is not None:
             header["continues"] = int(part_of or seq - 1)  # the device must hold bundle seq - 1 first
+            header["format"] = wire.PARTS_FORMAT  # a reader that knows no parts refuses it
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {
