@@ -74,3 +74,46 @@ def test_a_register_printed_a_batch_of_households_at_a_time_is_the_same(make_sto
     one, parts = PdfReader(tmp_path / "whole.pdf"), PdfReader(tmp_path / "batched.pdf")
     assert [p.extract_text() for p in parts.pages] == [p.extract_text() for p in one.pages]
     assert "合计:11 户" in one.pages[0].extract_text()
+
+
+def test_the_township_book_holds_one_batch_of_households_at_a_time(make_store, tmp_path, monkeypatch):
+    """print_book reads the township village by village, a batch of households at a time, and keeps
+    only each village's figures: never more households alive at once than one batch (it held every
+    household of the township before issue #16: 25,000 households took 520 MB)."""
+    import weakref
+
+    from app.services import demo as demo_service
+    from app.services import households, printing
+
+    store = make_store("t.db")
+    demo_service.install_reference_data(store)
+    villages = [v for v in demo.village_codes() if v.startswith(VILLAGE[:9])]
+    with store.transaction():
+        for doc in demo.households(per_village=5, villages=villages, today=TODAY):
+            households.save(store, doc, allow_errors=True)
+    whole = printing.print_book(store, tmp_path / "whole.pdf", VILLAGE[:9], today=TODAY)
+
+    class Doc(dict):  # a household document that can be watched (dict cannot be weakly referenced)
+        pass
+
+    alive, most = set(), [0]
+    assemble = households.assemble
+
+    def watched(*args, **kwargs):
+        doc = Doc(assemble(*args, **kwargs))
+        alive.add(id(doc))
+        weakref.finalize(doc, alive.discard, id(doc))
+        most[0] = max(most[0], len(alive))
+        return doc
+
+    monkeypatch.setattr(households, "assemble", watched)
+    monkeypatch.setattr(households, "DOCUMENT_BATCH", 2)
+    seen = []
+    batched = printing.print_book(store, tmp_path / "batched.pdf", VILLAGE[:9], today=TODAY,
+                                  progress=lambda d, t: seen.append((d, t)))
+    assert batched.households == whole.households == 5 * len(villages) and len(villages) >= 3
+    assert 1 <= most[0] <= 2  # one batch (all of them: 15 before)
+    assert seen == [(i, len(villages)) for i in range(1, len(villages) + 1)]
+    one, parts = PdfReader(tmp_path / "whole.pdf"), PdfReader(tmp_path / "batched.pdf")
+    assert [p.extract_text() for p in parts.pages] == [p.extract_text() for p in one.pages]
+    assert re.search(rf"合计\s*{whole.households}\s", one.pages[0].extract_text())

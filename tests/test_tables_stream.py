@@ -4,6 +4,7 @@ household packed, and still names every problem of the file, also across househo
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import tracemalloc
 
 import pytest
@@ -101,3 +102,25 @@ def test_the_analysis_holds_about_a_kilobyte_per_household(store, tmp_path, hous
     print(f"held {held / households_n:.0f} B/household beyond the {size} B file; dry run peak +{checking / 1e6:.1f} MB")
     assert held - size < 4000 * households_n
     assert checking < 2_000_000
+
+
+def test_a_plan_holds_neither_the_workbook_nor_more_than_600_bytes_a_household(store, tmp_path):
+    """A workbook is read from its file at every pass (its bytes are not kept: a 50,000-household
+    ledger is 40 MB) and the households are packed against the first one's pickle (1.3 KB each
+    without that preset dictionary): what a 50,000-household plan keeps fits in 40 MB."""
+    n = 600
+    path = sheet(tmp_path / "l.xlsx", [r for h in range(n) for r in rows_of(h)])
+    importer.analyse(store, sheet(tmp_path / "warm.xlsx", rows_of(n)), village=V)  # the program's caches
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        plan = importer.analyse(store, path, village=V)
+        gc.collect()  # what the analysis left behind, not what it has dropped
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    print(f"held {held / n:.0f} B/household; the file is {path.stat().st_size / n:.0f} B/household")
+    assert held < 600 * n  # 943 B before (the file's bytes, and 1.3 KB a household packed alone)
+    report = importer.dry_run(store, plan)  # the plan reads the file again and unpacks each household
+    assert report.created == n and report.rejected_households == 0

@@ -291,9 +291,11 @@ def book_row(name: str, s: Summary, ctx: Context) -> list:
             "、".join(top)]
 
 
-def build_book(path: str, township_code: str, villages: list[tuple[str, list[dict]]], ctx: Context,
+def build_book(path: str, township_code: str, villages: list[tuple[str, Iterable[dict]]], ctx: Context,
                progress: Progress | None = None) -> tuple[int, Summary]:
-    """One row per village plus totals, then the aggregated charts."""
+    """One row per village plus totals, then the aggregated charts; returns pages and the township's
+    summary. Each village's households are read once, in turn, into its figures (a generator reading
+    the store a batch at a time keeps memory flat in the size of the township)."""
     register_fonts()
     st = styles()
     k = WIDTH / (sum(w for _, w in BOOK_COLUMNS) * mm)

@@ -49,26 +49,6 @@ def _version(hlc: str) -> str:
         return hlc
 
 
-def _village_documents(store: Store, village_code: str, progress: Progress | None = None) -> list[tuple[dict, str]]:
-    """(document, latest clock among its records) of every live household of a village."""
-    d = default()
-    homes = list(store.records("household", village_code=village_code))
-    children = defaultdict(list)
-    for kind in d.child_kinds("household"):
-        for record in store.records(kind.key, village_code=village_code):
-            children[record.parent_id].append(record)
-    if store.damaged_in(village_code):  # found now, or earlier in this session (the window's list)
-        # a register or a set of cards missing a household (or a member) must not be printed and
-        # handed out as if complete
-        raise PrintError(f"村 {village_code} 的数据中{store.damaged_summary()},未生成文件")
-    out = []
-    for h in homes:
-        kids = children.get(h.id, [])
-        latest = max([h.hlc] + [k.hlc for k in kids])
-        out.append((households.assemble(h, kids, d), latest))
-    return out
-
-
 def _one_document(store: Store, household_id: str) -> tuple[dict, str]:
     doc = households.document(store, household_id)
     if doc is None:
@@ -129,8 +109,8 @@ def print_cards(store: Store, out, *, household_id: str | None = None, village_c
 
 
 def _iter_village_documents(store: Store, village_code: str) -> Iterator[tuple[dict, str]]:
-    """(document, latest clock among its records) of every live household of a village, as
-    `_village_documents` gives them, read and assembled a batch of households at a time. A damaged
+    """(document, latest clock among its records) of every live household of a village, read and
+    assembled a batch of households at a time (`households.DOCUMENT_BATCH`). A damaged
     record (found now, or earlier in this session) raises PrintError, before the first household or
     after the last: the half-built file is then removed (write_pdf), nothing is printed."""
     d = default()
@@ -209,7 +189,10 @@ def township_villages(store: Store, township_code: str) -> list[str]:
 
 def print_book(store: Store, out, township_code: str, progress: Progress | None = None,
                today: dt.date | None = None) -> PrintResult:
-    """The township book (乡有簿): one summary row per village, totals and aggregated charts."""
+    """The township book (乡有簿): one summary row per village, totals and aggregated charts. The
+    villages are read one after another, each a batch of households at a time
+    (`_iter_village_documents`), and leave only their figures (`register.build_book`): memory stays
+    flat however many households the township has."""
     from app.reports import register as register_report
 
     ctx = context(store, today)
@@ -217,15 +200,18 @@ def print_book(store: Store, out, township_code: str, progress: Progress | None 
     villages = township_villages(store, township_code) if len(str(township_code)) == 9 and str(township_code).isdigit() else []
     if township_code not in known and not villages:
         raise PrintError(f"数据库中没有乡(镇) {township_code}:乡(镇)代码为9位数字(县6位+乡3位)")
-    data = [(code, [doc for doc, _ in _village_documents(store, code)]) for code in villages]
-    count = sum(len(docs) for _, docs in data)
-    if not count:
+    if not sum(store.count("household", code) for code in villages):
         raise PrintError(f"乡(镇) {ctx.division(township_code)}({township_code})没有贫困户,未生成文件")
-    pages = 0
+    pages = count = 0
+
+    def village_docs(code: str) -> Iterator[dict]:  # read when the book comes to the village
+        return (doc for doc, _ in _iter_village_documents(store, code))
 
     def build(tmp):
-        nonlocal pages
-        pages, _ = register_report.build_book(tmp, township_code, data, ctx, progress)
+        nonlocal pages, count
+        data = [(code, village_docs(code)) for code in villages]
+        pages, total = register_report.build_book(tmp, township_code, data, ctx, progress)
+        count = total.households
 
     return PrintResult(write_pdf(out, build), pages, count)
 

@@ -67,15 +67,28 @@ class Group:
 
 class Groups(Sequence):
     """The households of a file in file order, each kept packed (pickled and zlib-compressed, in
-    memory, never on disk) except the few being filled while the file is read: a plan holds about a
-    kilobyte per household instead of its dicts, and the dry run and the import unpack one at a time
-    (indexing and iterating give a fresh copy; changing it changes nothing stored)."""
+    memory, never on disk) except the few being filled while the file is read: a plan holds about
+    600 bytes per household instead of its dicts, and the dry run and the import unpack one at a time
+    (indexing and iterating give a fresh copy; changing it changes nothing stored). The first
+    household packed is the compression's preset dictionary for all the others (their field names,
+    sheet titles and code values are mostly its own: 1.3 KB a household without it)."""
 
     LIVE = 64  # unpacked groups kept while reading (a household's rows are usually adjacent)
 
     def __init__(self):
         self._packed: list[bytes | None] = []
         self._live: dict[int, Group] = {}
+        self._zdict: bytes | None = None
+
+    def _pack(self, group: Group) -> bytes:
+        raw = pickle.dumps(group, pickle.HIGHEST_PROTOCOL)
+        if self._zdict is None:
+            self._zdict = raw
+        packer = zlib.compressobj(1, zdict=self._zdict)
+        return packer.compress(raw) + packer.flush()
+
+    def _unpack(self, packed: bytes) -> Group:
+        return pickle.loads(zlib.decompressobj(zdict=self._zdict).decompress(packed))
 
     def add(self, group: Group) -> int:
         self._packed.append(None)
@@ -86,14 +99,14 @@ class Groups(Sequence):
         """Group i to change in place (kept unpacked until the next `settle`)."""
         group = self._live.get(i)
         if group is None:
-            group = self._live[i] = pickle.loads(zlib.decompress(self._packed[i]))
+            group = self._live[i] = self._unpack(self._packed[i])
         return group
 
     def settle(self, keep: int | None = None) -> None:
         """Pack the unpacked groups (all but `keep`) once there are more than LIVE of them."""
         if len(self._live) > self.LIVE or keep is None:
             for i in [i for i in self._live if i != keep]:
-                self._packed[i] = zlib.compress(pickle.dumps(self._live.pop(i), pickle.HIGHEST_PROTOCOL), 1)
+                self._packed[i] = self._pack(self._live.pop(i))
 
     def __len__(self) -> int:
         return len(self._packed)
@@ -104,7 +117,7 @@ class Groups(Sequence):
         i = range(len(self))[i]
         if i in self._live:
             return self._live[i]
-        return pickle.loads(zlib.decompress(self._packed[i]))
+        return self._unpack(self._packed[i])
 
     def __iter__(self) -> Iterator[Group]:
         for i in range(len(self)):

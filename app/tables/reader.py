@@ -1,7 +1,8 @@
 """Reading .xlsx and .csv files as sheets of rows.
 
-The whole file's bytes are read into memory once (no temporary copies on disk). Workbooks are opened
-with openpyxl in read-only mode, so a sheet of 60,000 rows streams instead of building cell objects;
+A workbook is read from its file as it is (no temporary copies on disk; bytes given instead, the
+window's, are read from memory), a CSV file's bytes into memory once. Workbooks are opened with
+openpyxl in read-only mode, so a sheet of 60,000 rows streams instead of building cell objects;
 `Source` hands out a sheet's rows one at a time (the import never holds a whole sheet), `read_file`
 collects them (small files: divisions lists, tests).
 """
@@ -71,24 +72,37 @@ def _file_bytes(path: Path, data: bytes | None) -> bytes:
         raise TableError(f"无法读取文件 {path}:{exc.strerror}") from None
 
 
+def _file_start(path: Path, size: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except FileNotFoundError:
+        raise TableError(f"找不到文件 {path}") from None
+    except OSError as exc:
+        raise TableError(f"无法读取文件 {path}:{exc.strerror}") from None
+
+
 class Source:
     """A .xlsx or .csv file read sheet by sheet, row by row, as often as needed, without holding its
-    rows: the file's bytes stay in memory (no copy on disk) and each pass over a sheet parses that
-    sheet again (openpyxl read-only). Raises TableError with a Chinese message, also while rows are
+    rows: each pass over a sheet parses that sheet again (openpyxl read-only) from the file (a
+    workbook is not held in memory: a 50,000-household ledger is 40 MB) or from the bytes given; a
+    CSV file's bytes stay in memory. Raises TableError with a Chinese message, also while rows are
     being read. `close()` when done (a pass after it opens the file again)."""
 
     def __init__(self, path, data: bytes | None = None):
         self.path = Path(path)
-        self.data = _file_bytes(self.path, data)
         suffix = self.path.suffix.lower()
         self.is_csv = suffix in (".csv", ".txt")
         self._wb = None
         if self.is_csv:
+            self.data = _file_bytes(self.path, data)
             return
-        if self.data.startswith(OLE_MAGIC):
+        self.data = data  # None: read from the file
+        start = data[:len(OLE_MAGIC)] if data is not None else _file_start(self.path, len(OLE_MAGIC))
+        if start.startswith(OLE_MAGIC):
             raise TableError(f"文件 {self.path.name} 设置了打开密码,或是旧版 .xls 格式,无法读取。请在 Excel 中取消密码"
                              "(文件→信息→保护工作簿→用密码进行加密,清空密码)并另存为 .xlsx 后重试。未导入任何数据。")
-        if suffix not in (".xlsx", ".xlsm") and not self.data.startswith(b"PK"):
+        if suffix not in (".xlsx", ".xlsm") and not start.startswith(b"PK"):
             raise TableError(f"文件 {self.path.name} 不是 .xlsx 或 .csv 表格。请在 Excel 中另存为 .xlsx 或 CSV 后重试。")
         self._workbook()
 
@@ -97,7 +111,8 @@ class Source:
             from openpyxl import load_workbook
 
             try:
-                self._wb = load_workbook(io.BytesIO(self.data), read_only=True, data_only=True)
+                self._wb = load_workbook(self.path if self.data is None else io.BytesIO(self.data),
+                                         read_only=True, data_only=True)
             except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, EOFError) as exc:
                 _log_detail(self.path, exc)
                 raise TableError(f"文件 {self.path.name} 已损坏或不是有效的 .xlsx 文件(压缩包结构不完整,可能下载或复制时中断),"
