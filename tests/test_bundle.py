@@ -97,6 +97,7 @@ def test_a_bundle_from_a_revoked_device_is_refused(pair):
     before = digest(county)
     report = exchange.import_bundle(county, data, name)
     assert report.refused and "吊销" in report.message
+    assert "请为它重新登记" in report.message  # what to do if the laptop is still in use
     assert digest(county) == before
     with pytest.raises(Exception):
         exchange.export_downstream(county, laptop.site_id)
@@ -403,17 +404,20 @@ def _vector(name: str) -> str:
     return m.group(1).replace("\n", "")
 
 
-def test_the_spec_test_vectors_verify_and_open():
+@pytest.mark.parametrize("prefix", ["", "down-"])  # an upstream bundle; a downstream part (continues)
+def test_the_spec_test_vectors_verify_and_open(prefix):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     signer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("signer-private")))
     recipient = X25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("recipient-private")))
-    bundle = bytes.fromhex(_vector("bundle"))
-    expected_payload = bytes.fromhex(_vector("payload")).decode()
+    bundle = bytes.fromhex(_vector(prefix + "bundle"))
+    expected_payload = bytes.fromhex(_vector(prefix + "payload")).decode()
     verified, who = wire.verify(bundle, lambda raw: raw)
     assert who == wire.raw_public(signer.public_key())
     Ed25519PublicKey.from_public_bytes(who).verify(bundle[-64:], bundle[:-64])
-    assert verified.header_bytes == bytes.fromhex(_vector("header"))
+    assert verified.header_bytes == bytes.fromhex(_vector(prefix + "header"))
+    if prefix == "down-":
+        assert verified.header["continues"] == 4 and verified.header["counts"]["after"] == 41
     assert wire.open_payload(verified, recipient) == __import__("json").loads(expected_payload)
     assert wire.canonical(__import__("json").loads(expected_payload)).decode() == expected_payload
     tampered = bytearray(bundle)
