@@ -369,6 +369,25 @@ def test_a_replayed_upload_is_a_duplicate_and_changes_nothing(hub):
     assert _counts(county) == after_first
 
 
+def test_without_uvloop_and_httptools_the_service_runs_on_asyncio_and_h11(hub, monkeypatch):
+    """As on Windows (uvloop is not made for it) or an install without the C parser: the same service."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # importing it raises ImportError
+    monkeypatch.setitem(sys.modules, "uvicorn.protocols.http.httptools_impl", None)
+    county, a, _, start = hub
+    server = start(header_seconds=0.5)
+    assert server.config.loop == "asyncio" and issubclass(server.config.http, H11Protocol)
+    name, data = exchange.export_upstream(a)
+    status, body, _ = _upload(server.url, data, name)
+    assert status == 200 and body["report"]["status"] == "accepted"
+    status, body, _ = _upload(server.url, data, name)
+    assert status == 200 and body["report"]["status"] == "duplicate"
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=5)  # no headers: closed after header_seconds
+    assert idle.recv(1) == b""
+    idle.close()
+
+
 def test_a_client_dropping_the_connection_mid_upload_leaves_nothing_and_the_next_try_succeeds(hub, caplog):
     county, a, _, start = hub
     server = start()

@@ -134,6 +134,7 @@ def test_an_upload_goes_through_an_owner_only_temporary_file_that_never_outlives
     leftover = folder / f"{receive.SPOOL_PREFIX}killed{receive.SPOOL_SUFFIX}"
     leftover.write_bytes(b"from a service that was killed mid-upload")
     spools = _Spools(monkeypatch)
+    monkeypatch.setattr(server_app, "SMALL_UPLOAD", 0)  # a day's bundle is small: as if it were a large one
     server = start(linger_seconds=0.5)
     assert not leftover.exists()  # swept at start
     name, data = exchange.export_upstream(a)
@@ -157,6 +158,20 @@ def test_an_upload_goes_through_an_owner_only_temporary_file_that_never_outlives
     assert spools.contents == [bytes(tampered), data]
     for text in ("欧阳明远", "司马秀兰", "13912345678"):
         assert all(text.encode() not in content for content in spools.contents)
+
+
+def test_a_small_upload_is_merged_from_memory_without_a_temporary_file(hub, monkeypatch):
+    county, a, _, start = hub
+    folder = Path(county.path).parent
+    spools = _Spools(monkeypatch)
+    server = start(linger_seconds=0.5)
+    name, data = exchange.export_upstream(a)
+    assert len(data) <= receive.SMALL_UPLOAD
+    status, body, _ = _upload(server.url, data, name, source="127.0.0.14")
+    assert status == 200 and body["report"]["status"] == "accepted"
+    assert spools.made == [] and list(folder.glob(f"{receive.SPOOL_PREFIX}*")) == []
+    status, body, _ = _upload(server.url, data, name, source="127.0.0.14")  # the same bytes again: nothing kept
+    assert status == 200 and body["report"]["status"] == "duplicate"
 
 
 def test_a_downstream_bundle_sent_back_to_the_county_is_called_the_wrong_kind_of_bundle(hub):

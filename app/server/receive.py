@@ -5,7 +5,8 @@ a minimum rate in every `rate_window` (so a client trickling a byte every few se
 after one window; a stall timer that restarts with every byte would keep it forever), and a size
 cap. `Spool` is the temporary file an upload goes to: created owner-only beside the county
 database, holding the bundle exactly as the laptop sent it (signed and encrypted: nothing decrypted
-is ever written), and removed in every path. `receive_bundle` checks the frame from the first 48
+is ever written), and removed in every path; an upload of at most SMALL_UPLOAD bytes stays in memory
+instead (`MemorySpool`). `receive_bundle` checks the frame from the first 48
 bytes (magic, framing lengths, signer key) before the rest is read, so junk is refused at once.
 """
 
@@ -175,6 +176,40 @@ class Spool:
                         mm.close()
 
 
+class MemorySpool:
+    """A small upload (at most SMALL_UPLOAD bytes: a day's bundle is 2-40 KB) kept in memory instead
+    of a file: no file to create, write, map and remove per upload (about 0.1 ms of the service's
+    processor time each). It holds the bundle as sent (signed and encrypted) like `Spool`, and what
+    all of them hold together is bounded by `--max-uploads` x SMALL_UPLOAD."""
+
+    path = None
+
+    def __init__(self):
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+
+    def close(self) -> None:
+        if self.parts:
+            self.data = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+            self.parts = []
+
+    def remove(self) -> None:
+        self.parts, self.data = [], b""
+
+    @contextlib.contextmanager
+    def mapped(self):
+        self.close()
+        yield memoryview(self.data)
+
+
+SMALL_UPLOAD = 256 * KIB  # uploads up to this size stay in memory (MemorySpool); larger ones go to a file
+
+
 def spool_folder(store) -> Path:
     """Where a service spools its uploads: beside a county database file; for a county on a
     PostgreSQL server (a URL, not a file), an owner-only folder per database in this computer's data
@@ -201,12 +236,13 @@ def sweep(folder: Path) -> int:
 
 
 async def receive_bundle(body: Body, declared: int | None, check_signer: Callable[[bytes], Awaitable[None]],
-                         make_spool: Callable[[], Spool]) -> Spool:
+                         make_spool: Callable[[int], "Spool | MemorySpool"]) -> "Spool | MemorySpool":
     """Stream an upload into a new spool file and return it (closed; the caller removes it). From the
     first bytes: the magic (junk is refused at its first wrong byte), the framing lengths (over the
     size limit: 413; not what Content-Length says: 422), then `check_signer(raw key)` (raises
     Refused for a key that is not an enrolled device's); only then is the file created. The body
-    must end exactly where the framing says. On any refusal the file is already gone."""
+    must end exactly where the framing says. On any refusal the file is already gone.
+    `make_spool(total)` is given the bundle's size as its framing announces it."""
     head = bytearray()
     frame = spool = None
     try:
@@ -228,7 +264,7 @@ async def receive_bundle(body: Body, declared: int | None, check_signer: Callabl
                     raise Refused(422, "bad_bundle", message, drain=True, report=True)
                 await check_signer(frame.signer)
                 data, head = bytes(head), None
-                spool = make_spool()
+                spool = make_spool(frame.total)
             if body.received > frame.total:
                 raise Refused(422, "bad_bundle", wire.TOO_LONG, drain=True, report=True)
             spool.write(data)
