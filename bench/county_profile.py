@@ -12,7 +12,10 @@ county. Three views per backend:
    all bundles uploaded at once by CONCURRENCY client threads (bench/county.py's load): the server's
    processor time per bundle (its processes, read from /proc: Linux only) and the client's
    (this process), beside the wall time per bundle;
-3. the ratio of (1) to (2): how much of the service's processor time per bundle is the import step.
+3. the ratio of (1) to (2): how much of the service's processor time per bundle is the import step;
+4. all in during the burst: the PostgreSQL server's processes and the whole machine's busy processor
+   time per bundle (/proc/stat: every process and the kernel's loopback network work), and the rate
+   those allow on this machine's cores if nothing ever waited: the floor under the figure.
 
     python bench/county_profile.py [--laptops 200] [--size 5] [--concurrency 200] [--workers 4]
                                    [--cprofile 25] [--no-pg] [--no-http]
@@ -81,6 +84,20 @@ class Counting:
 
         conn._run = run
         setattr(conn, many_name, many)
+        raw_send = getattr(conn, "send_queued", None)
+        if raw_send is not None:  # write-behind: the queued statements go with the next one, or alone
+            def send(then=None):
+                if conn._queued and then is None:
+                    counter.statements += 1  # a round trip of its own (the end of a savepoint)
+                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0])
+                    seen[0] += 1
+                    t = time.perf_counter()
+                    result = raw_send(then)
+                    seen[1] += time.perf_counter() - t
+                    return result
+                return raw_send(then)
+
+            conn.send_queued = send
 
 
 class SqliteLockTimer:
@@ -122,7 +139,7 @@ def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
     service = app.state.service
     counter = Counting(store.conn) if store.shared else SqliteLockTimer(store)
     bundles = [b[0] for b in day.bundles]
-    profiler = cProfile.Profile() if top else None
+    profiler = cProfile.Profile(time.process_time) if top else None  # processor time, not waits
     backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
     db0 = _process_cpu(backend, children=False) if backend else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -184,13 +201,33 @@ def _process_cpu(pid: int, children: bool = True) -> float:
     return total
 
 
+def _postgres_cpu() -> float:
+    """Processor seconds of every PostgreSQL server process on this machine (its sessions, WAL writer
+    …; on a shared server, other users' too)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/comm").read_text().strip().startswith("postgres"):
+                    total += _process_cpu(int(entry), children=False)
+    return total
+
+
+def _machine_busy() -> float:
+    """Processor seconds the whole machine spent not idle (every process, the kernel's network work)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     service = county_day.Service(day, workers)
     try:
         time.sleep(1)
         server0, client0 = _process_cpu(service.proc.pid), time.process_time()
+        pg0, busy0 = _postgres_cpu(), _machine_busy()
         load = county_day.run_load(service.url, day.bundles, concurrency, threading.Event())
         server1, client1 = _process_cpu(service.proc.pid), time.process_time()
+        pg1, busy1 = _postgres_cpu(), _machine_busy()
     finally:
         service.stop()
     n = len(load.results)
@@ -198,6 +235,7 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     assert not bad, bad[:5]
     latencies = [r[4] for r in load.results]
     return {"server_cpu": (server1 - server0) / n, "client_cpu": (client1 - client0) / n, "wall": load.wall / n,
+            "postgres_cpu": (pg1 - pg0) / n, "busy": (busy1 - busy0) / n,
             "p50": county_day.percentile(latencies, 0.5), "p99": county_day.percentile(latencies, 0.99)}
 
 
@@ -214,6 +252,10 @@ def report(label: str, d: dict | None, h: dict | None) -> None:
         print(f"  through the service: server {h['server_cpu'] * 1000:.2f} ms processor per bundle, client "
               f"{h['client_cpu'] * 1000:.2f} ms, wall {h['wall'] * 1000:.2f} ms per bundle "
               f"({1 / h['wall']:.0f} bundles/s), p50 {h['p50'] * 1000:.0f} ms, p99 {h['p99'] * 1000:.0f} ms")
+        cores = os.cpu_count() or 1
+        print(f"  all in, per bundle: PostgreSQL's processes {h['postgres_cpu'] * 1000:.2f} ms; the machine busy "
+              f"{h['busy'] * 1000:.2f} ms of processor ({h['busy'] / h['wall'] / cores:.0%} of its {cores} cores over the "
+              f"burst): at most {cores / h['busy']:.0f} bundles/s on these cores even if nothing waited")
     if d and h:
         print(f"  import step / service processor time: {d['cpu'] / h['server_cpu']:.2f}")
 

@@ -137,10 +137,11 @@ def test_one_bundle_imported_by_two_programs_at_once_is_taken_once_and_called_a_
     real = exchange._import_upstream
 
     def held(store, *args):  # the first import stops inside its transaction until told to go on
-        real(store, *args)
+        result = real(store, *args)
         if store is first:
             inside.set()
             go.wait(60)
+        return result
 
     monkeypatch.setattr(exchange, "_import_upstream", held)
     reports = {}

@@ -95,3 +95,13 @@ def test_an_insert_of_many_rows_becomes_one_statement_with_its_conflict_key_know
     assert multi_row("INSERT INTO t(a) SELECT b FROM u WHERE c = %s") is None
     assert multi_row("INSERT INTO t(a) VALUES (%s) RETURNING a") is None
     assert multi_row("INSERT INTO t(a, b) VALUES (%s, lower(%s))") is None
+
+
+def test_psycopg_placeholders_become_postgresql_numbered_ones():
+    from app.store.dialect import native_placeholders
+
+    assert native_placeholders("SELECT a FROM t WHERE b = %s AND c IN (%s,%s)") == \
+        "SELECT a FROM t WHERE b = $1 AND c IN ($2,$3)"
+    assert native_placeholders("SELECT '50%%' WHERE a LIKE %s") == "SELECT '50%' WHERE a LIKE $1"
+    assert native_placeholders("SELECT '%%s' WHERE a = %s") == "SELECT '%s' WHERE a = $1"  # a literal %s is not one
+    assert native_placeholders(pg("INSERT INTO t(a, b) VALUES (?, ?)")) == "INSERT INTO t(a, b) VALUES ($1, $2)"

@@ -360,8 +360,13 @@ def test_many_rows_go_in_as_one_statement_in_order_and_a_repeated_key_keeps_the_
     try:
         conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")  # gets its `pos` column
         sent = []
-        run = conn._run
-        monkeypatch.setattr(conn, "_run", lambda query, params: (sent.append(query), run(query, params))[1])
+
+        class Recording(conn._raw_cursor):  # every statement with parameters, sent alone or queued
+            def execute(self, query, params=None, **options):
+                sent.append(query)
+                return super().execute(query, params, **options)
+
+        monkeypatch.setattr(conn, "_raw_cursor", Recording)
         monkeypatch.setattr(postgres, "MAX_PARAMETERS", 20)  # 10 rows of 2 per statement
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany("INSERT INTO t(k, v) VALUES (?, ?)", [(f"r{i:02d}", i) for i in range(25)])
@@ -376,3 +381,41 @@ def test_many_rows_go_in_as_one_statement_in_order_and_a_repeated_key_keeps_the_
         assert conn.total_changes - before == 4  # 3 upserted rows (r01 twice) and the one new2 that went in
     finally:
         conn.close()
+
+
+def test_a_part_whose_queued_rows_fail_is_undone_alone_and_the_others_commit(pg_url, recovery_key):
+    """A merge's multi-row INSERTs are sent with the next statement (write-behind, one round trip):
+    an error in them is still raised inside the savepoint of the part that wrote them, which undoes
+    that part only; a part refused before it sent anything keeps its queued savepoint; the rest of
+    the transaction commits."""
+    import psycopg
+
+    store = county(pg_url, recovery_key)
+    conn = store.conn
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    conn.executemany("INSERT INTO t(k, v) VALUES (?, ?)", [("held", 0), ("held2", 0)])  # outside a transaction
+    row = "INSERT INTO t(k, v) VALUES (?, ?)"
+    with store.transaction():
+        with store.savepoint():
+            conn.executemany(row, [("a1", 1), ("a2", 2)])
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            with store.savepoint():
+                conn.executemany(row, [("b1", 1), ("held", 2)])  # queued; fails when sent
+                assert conn._queued  # not sent yet: the part's end sends it
+        with pytest.raises(ValueError):
+            with store.savepoint():  # refused before any statement went to the server
+                raise ValueError("refused")
+        with pytest.raises(ValueError):
+            with store.savepoint():
+                conn.executemany(row, [("c1", 1), ("c2", 2)])
+                raise ValueError("refused after writing")  # its queued rows are never sent
+        with store.savepoint():
+            conn.executemany(row, [("d1", 1), ("d2", 2)])
+            assert conn.execute("SELECT count(*) FROM t WHERE k LIKE 'd%'").fetchone()[0] == 2  # read after write
+    assert not conn._queued
+    assert [r[0] for r in conn.execute("SELECT k FROM t ORDER BY pos")] == ["held", "held2", "a1", "a2", "d1", "d2"]
+    before = conn.total_changes
+    with store.transaction():
+        conn.executemany(row, [("e1", 1), ("e2", 2)])
+        assert conn.total_changes - before == 2  # counted when asked (the rows are sent first)
+    store.close()

@@ -437,6 +437,9 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self._depth += 1
         try:
             yield self
+            send = getattr(self.conn, "send_queued", None)
+            if send is not None:  # PostgreSQL: the part's writes still queued fail here, inside the part
+                send()
         except BaseException:
             with contextlib.suppress(sqlite3.Error, StoreError):
                 self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")

@@ -215,6 +215,16 @@ def multi_row(query: str) -> MultiRow | None:
     return MultiRow(head, row, tail, key)
 
 
+_PLACEHOLDER = re.compile(r"%[%s]")
+
+
+def native_placeholders(query: str) -> str:
+    """A statement in psycopg's form (`%s` parameters, `%%` a literal `%`) in PostgreSQL's own:
+    `$1`, `$2` … in order, `%` for `%%` (run through psycopg's RawCursor, which does not parse it)."""
+    numbers = iter(range(1, query.count("%s") + 1))
+    return _PLACEHOLDER.sub(lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", query)
+
+
 def pragma(sql: str) -> str | None:
     """The PRAGMA's name when the statement is one (lower case), else None."""
     m = re.match(r"^\s*PRAGMA\s+(\w+)", sql, re.I)

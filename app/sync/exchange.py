@@ -581,13 +581,16 @@ def _merge(store: Store, bundle: _Opened) -> Report:
     if county:
         peer = (row[1], row[2]) if row[1] is not None else None
         topups = {sender: numbers.parse_topups(row[3])}
-        _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report, peer, topups)
+        members = _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report, peer, topups)
     else:
         _import_downstream(store, bundle.header, bundle.changes, bundle.payload, report, bundle.now)
     _import_attachments(store, sender, bundle.changes, bundle.payload, report,
                         bundle.cert if store.role == "county" else None)
     store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                        (sender, seq, kind, bundle.digest, identity.iso(bundle.now), len(bundle.changes), report.applied))
+    if county:  # a read last: on PostgreSQL the bundle's writes go to the server with it (write-behind)
+        report.duplicates = _county_duplicates(store, members)
+        report.household_labels = {h: _household_label(store, h) for dup in report.duplicates for h in dup[:2]}
     return report
 
 
@@ -831,9 +834,10 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
 
 
 def _import_upstream(store: Store, cert, changes, payload: dict, report: Report, peer: tuple | None = None,
-                     topups: dict | None = None) -> None:
+                     topups: dict | None = None) -> set[str]:
     """`peer`: the device's (have_seq, bundle_seq) and `topups` (site -> its 户编号 top-ups) when the
-    caller has read them in this transaction already."""
+    caller has read them in this transaction already. Returns the ids of the member records the
+    bundle wrote (the caller checks them for ID numbers held by other households: _county_duplicates)."""
     site = cert.site_id
     row = peer or store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
     if row is None:  # the device's first bundle
@@ -880,13 +884,12 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     down_rowid = int(payload.get("down_rowid") or 0)
     store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
                        "WHERE site_id = ?", (top, report.seq, down_rowid, site))
-    report.duplicates = _county_duplicates(store, {c.record_id for c in new if c.kind == "member"})
-    report.household_labels = {h: _household_label(store, h) for dup in report.duplicates for h in dup[:2]}
     warning = dictionary_warning(payload.get("dictionary_version"), from_county=False,
                                  site=f"{site}({cert.body.get('site_name', '')})")
     if warning:
         report.warnings.append(warning)
     report.warnings += _concurrent_proposal_warnings(store, new)
+    return {c.record_id for c in new if c.kind == "member"}
 
 
 def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
@@ -915,14 +918,15 @@ def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
             out += store.conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
         return out
 
-    digest_of = dict(rows("SELECT record_id, digest FROM blind_index WHERE record_id IN ({})", sorted(member_ids)))
-    if not digest_of:
+    # each member's index row joined with every row of the same digest: one statement
+    others_of: dict = {}
+    for mid, holder in rows("SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
+                            "ON b.digest = a.digest WHERE a.record_id IN ({})", sorted(member_ids)):
+        others = others_of.setdefault(mid, [])
+        if holder != mid:
+            others.append(holder)
+    if not others_of:
         return []
-    holders: dict = {}
-    for record_id, digest in rows("SELECT record_id, digest FROM blind_index WHERE digest IN ({})",
-                                  sorted(set(digest_of.values()), key=bytes)):
-        holders.setdefault(bytes(digest), []).append(record_id)
-    others_of = {mid: [r for r in holders.get(bytes(digest), []) if r != mid] for mid, digest in digest_of.items()}
     involved = sorted({mid for mid, others in others_of.items() if others} | {r for o in others_of.values() for r in o})
     parent = dict(rows("SELECT id, parent_id FROM records WHERE id IN ({})", involved)) if involved else {}
     out = []
