@@ -11,6 +11,10 @@ Steps, each in its own process (so that each has its own peak resident memory):
     print cards     jiandang print card --village of that village
     sync            a laptop's upstream bundles of every household written to a folder (export: one
                     bundle per exchange.CHANGES_PER_BUNDLE changes), the folder imported by the county
+    sync-down       after `sync`, the county's downstream export (every enrolled laptop's bundles written
+                    to a folder) for a newly enrolled laptop of the same villages: its first full copy
+                    of every household, one bundle per exchange.CHANGES_PER_BUNDLE changes; then that
+                    laptop imports the folder (export and import each in its own process)
     import-table    a one-sheet ledger (one row per member) imported into a fresh database
 
 Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
@@ -22,6 +26,7 @@ within 20% of the smallest, memory flat when the peak grows by less than 25% fro
 to the largest. The machine is shared: quote medians of several runs where it matters.
 
     python bench/scale.py [--quick] [--sizes 1000 10000 50000] [--skip cards import-table]
+    python bench/scale.py --sizes 1000 10000 --skip demo list validate register cards import-table   # sync only
 """
 
 from __future__ import annotations
@@ -38,10 +43,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS = ["demo", "list", "validate", "register", "cards", "sync", "import-table"]
+STEPS = ["demo", "list", "validate", "register", "cards", "sync", "sync-down", "import-table"]
 LABELS = {"idle": "idle (imports + 1 Argon2id)", "demo": "demo", "list": "list --json", "validate": "validate",
           "register": "print register (1 village)", "cards": "print cards (1 village)",
-          "sync": "sync export + county import", "import-table": "import-table"}
+          "sync": "sync export + county import", "sync-down": "county export + laptop import",
+          "import-table": "import-table"}
 VILLAGE = "522699101201"
 PASS = "scale-bench-passphrase"
 
@@ -154,6 +160,39 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         assert all(r.status == "accepted" for r in reports), [r.line() for r in reports if r.status != "accepted"]
         out["changes"] = sum(r.applied for r in reports)
         county.close()
+    elif step == "setup-down":  # a new laptop enrolled for the same villages (not timed)
+        from app.core import demo as demo_core
+        from app.store import Store
+        from app.sync import identity
+
+        county = Store.open(folder / "county.db")
+        county.unlock("admin", PASS)
+        result = identity.enroll(county, site_name="新工作站", role="township", villages=demo_core.village_codes())
+        county.close()
+        contents = identity.open_enrollment(result.package, result.code)
+        identity.create_from_enrollment(folder / "new-laptop.db", contents, operator="admin", passphrase=PASS).close()
+    elif step == "down-export":  # the county's USB export for every enrolled laptop
+        from app.store import Store
+        from app.sync import exchange
+
+        stick = folder / "usb-down"
+        stick.mkdir(exist_ok=True)
+        county = Store.open(folder / "county.db")
+        county.unlock("admin", PASS)
+        files = exchange.export_to(county, stick)
+        county.close()
+        out["bundles"] = len(files)
+    elif step == "down-import":  # the new laptop imports the folder (its bundles; the others' are left out)
+        from app.store import Store
+        from app.sync import exchange
+
+        laptop = Store.open(folder / "new-laptop.db")
+        laptop.unlock("admin", PASS)
+        reports = [r for r in exchange.import_paths(laptop, [folder / "usb-down"]) if r.status != "skipped"]
+        assert all(r.status == "accepted" for r in reports), [r.line() for r in reports if r.status != "accepted"]
+        out["changes"] = sum(r.applied for r in reports)
+        out["bundles"] = len(reports)
+        laptop.close()
     elif step == "setup-table":
         setup_table(folder, n)
     elif step == "import-table":
@@ -217,9 +256,25 @@ def main() -> int:
                     continue
                 if step == "sync":
                     child("setup-sync", folder, n)
+                if step == "sync-down":
+                    if "sync" in args.skip:  # the county must hold the households first
+                        child("setup-sync", folder, n)
+                        child("sync", folder, n)
+                    child("setup-down", folder, n)
                 if step == "import-table":
                     child("setup-table", folder, n)
-                r = results[step][n] = child(step, folder, n)
+                if step == "sync-down":  # two processes: each its own peak
+                    export, imported = child("down-export", folder, n), child("down-import", folder, n)
+                    r = results[step][n] = {
+                        "seconds": export["seconds"] + imported["seconds"],
+                        "cpu_seconds": export["cpu_seconds"] + imported["cpu_seconds"],
+                        "peak_mb": max(export["peak_mb"] or 0, imported["peak_mb"] or 0) or None,
+                        "export": export["seconds"], "export_peak_mb": export["peak_mb"], "import": imported["seconds"],
+                        "export_cpu": export["cpu_seconds"], "import_cpu": imported["cpu_seconds"],
+                        "import_peak_mb": imported["peak_mb"], "changes": imported["changes"],
+                        "bundles": imported["bundles"]}
+                else:
+                    r = results[step][n] = child(step, folder, n)
                 households = n // 6 if step in ("register", "cards") else n // 6 * 6
                 r["ms_per_household"] = r["seconds"] * 1000 / households
                 r["cpu_ms_per_household"] = r["cpu_seconds"] * 1000 / households
@@ -227,6 +282,11 @@ def main() -> int:
                 if step == "sync":
                     extra = (f" (export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; import {r['import']:.1f} s;"
                              f" {r['changes']:,} changes in {r['bundles']} bundles)")
+                if step == "sync-down":
+                    extra = (f" (county export {r['export']:.1f} s, processor {r['export_cpu']:.1f} s, peak"
+                             f" {fmt_mb(r['export_peak_mb'])}; laptop import {r['import']:.1f} s, processor"
+                             f" {r['import_cpu']:.1f} s, peak {fmt_mb(r['import_peak_mb'])}; {r['changes']:,} changes in"
+                             f" {r['bundles']} bundles)")
                 print(f"  {n:>6,} households  {LABELS[step]:<28} {r['seconds']:8.1f} s  "
                       f"{r['ms_per_household']:7.2f} ms/household (processor {r['cpu_ms_per_household']:.2f})  "
                       f"peak {fmt_mb(r['peak_mb'])}{extra}", flush=True)

@@ -97,6 +97,7 @@ def test_a_bundle_from_a_revoked_device_is_refused(pair):
     before = digest(county)
     report = exchange.import_bundle(county, data, name)
     assert report.refused and "吊销" in report.message
+    assert "请为它重新登记" in report.message  # what to do if the laptop is still in use
     assert digest(county) == before
     with pytest.raises(Exception):
         exchange.export_downstream(county, laptop.site_id)
@@ -403,17 +404,21 @@ def _vector(name: str) -> str:
     return m.group(1).replace("\n", "")
 
 
-def test_the_spec_test_vectors_verify_and_open():
+@pytest.mark.parametrize("prefix", ["", "down-"])  # an upstream bundle; a downstream part (continues)
+def test_the_spec_test_vectors_verify_and_open(prefix):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     signer = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("signer-private")))
     recipient = X25519PrivateKey.from_private_bytes(bytes.fromhex(_vector("recipient-private")))
-    bundle = bytes.fromhex(_vector("bundle"))
-    expected_payload = bytes.fromhex(_vector("payload")).decode()
+    bundle = bytes.fromhex(_vector(prefix + "bundle"))
+    expected_payload = bytes.fromhex(_vector(prefix + "payload")).decode()
     verified, who = wire.verify(bundle, lambda raw: raw)
     assert who == wire.raw_public(signer.public_key())
     Ed25519PublicKey.from_public_bytes(who).verify(bundle[-64:], bundle[:-64])
-    assert verified.header_bytes == bytes.fromhex(_vector("header"))
+    assert verified.header_bytes == bytes.fromhex(_vector(prefix + "header"))
+    if prefix == "down-":
+        assert verified.header["continues"] == 4 and verified.header["counts"]["after"] == 41
+        assert verified.header["format"] == wire.PARTS_FORMAT == 2
     assert wire.open_payload(verified, recipient) == __import__("json").loads(expected_payload)
     assert wire.canonical(__import__("json").loads(expected_payload)).decode() == expected_payload
     tampered = bytearray(bundle)
@@ -578,3 +583,17 @@ def test_a_payload_inflating_far_beyond_its_size_is_stopped_early_and_a_large_on
         tracemalloc.stop()
     assert payload["pad"] == text
     assert peak < 3.5 * len(text)  # the inflated text, orjson's working copy, the parsed string; before: 4 copies
+
+
+def test_a_bundle_of_a_format_this_program_does_not_know_is_refused_asking_for_an_upgrade():
+    """Format 1 (every bundle before parts, and the first of each export) and 2 (a bundle that
+    continues an export) are read; a later format is refused before anything is opened."""
+    signer = Ed25519PrivateKey.generate()
+    for fmt, readable in ((1, True), (2, True), (3, False)):
+        data = wire.pack(signer, {"format": fmt, "type": "up"}, b"")
+        verified, _ = wire.verify(data, lambda raw: raw)
+        if readable:
+            assert verified.header["format"] == fmt
+        else:
+            with pytest.raises(wire.BundleError, match="不支持的包格式版本 3,请升级程序"):
+                verified.header

@@ -18,7 +18,8 @@ def test_generate_preview_and_save(qtbot, demo_store, tmp_path):
     qtbot.addWidget(dialog)
     keys = [dialog.document.itemData(i) for i in range(dialog.document.count())]
     assert keys == ["card_household", "card_village", "register", "book", "notice_entry", "notice_exit",
-                    "notice_monitor", "notice_eliminate"]  # 防返贫监测公示 of the village too
+                    "notice_monitor", "notice_eliminate",  # 防返贫监测公示 of the village too
+                    "monitoring_register", "monitoring_book"]  # and the 监测对象名册 / 监测对象簿
     dialog.select("register")
     dialog.generate()
     assert dialog.wait_until_done()

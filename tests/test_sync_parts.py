@@ -61,6 +61,8 @@ def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_by_usb(tmp_
     assert all(h["counts"]["changes"] <= PER_BUNDLE for h in headers)
     # each bundle continues right after the last change of the one before, and says it continues
     assert headers[0]["counts"]["first"] == 1 and "continues" not in headers[0]
+    # a program that knows no parts reads the first bundle and refuses the others (format 2)
+    assert [h["format"] for h in headers] == [1] + [2] * (len(headers) - 1)
     for before, after in zip(headers, headers[1:]):
         assert after["counts"]["first"] == before["counts"]["last"] + 1 and after["continues"] == 1
     assert headers[-1]["counts"]["last"] == total

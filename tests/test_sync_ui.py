@@ -355,3 +355,39 @@ def test_conflicting_bank_accounts_are_partly_hidden_in_the_window_and_the_comma
     assert main(["conflicts", str(path), "--json"]) == 0
     item, = json.loads(capsys.readouterr().out)
     assert {item["winner_value"], item["loser_value"]} == shown and item["current_value"] in shown
+
+
+def test_a_conflict_another_window_resolved_meanwhile_is_said_so_in_the_window_s_words(qtbot, tmp_path, monkeypatch):
+    """Two county staff review conflicts: the second to press a button learns it was resolved
+    already (no command-line advice) and the list no longer shows it."""
+    from PySide6.QtWidgets import QMessageBox
+
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲队")
+    b = make_device(tmp_path, county, "乙队")
+    hid = households.save(a, factories.household()).household_id
+    exchange.export_to(a, usb)
+    exchange.import_paths(county, [usb])
+    exchange.export_to(county, usb)
+    exchange.import_paths(b, [usb])
+    a.put("household", {"phone": "13800000001"}, record_id=hid)
+    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    for laptop in (a, b):
+        exchange.export_to(laptop, usb)
+    exchange.import_paths(county, [usb])
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    assert len(screen.conflicts.items) == 1
+    merge.resolve(county, screen.conflicts.items[0].id, "winner")  # the other staff member's window
+    said = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _w, title, text: said.append((title, text)))
+    monkeypatch.setattr(QMessageBox, "warning", lambda _w, title, text: said.append((title, text)))
+    screen.conflicts.table.selectRow(0)
+    screen.conflicts.restore.click()
+    [(title, text)] = said
+    assert title == "冲突已处理" and "已经处理过(已保留现值)" in text and "jiandang" not in text
+    assert screen.conflicts.table.rowCount() == 0
+    for s in (a, b, county):
+        s.close()

@@ -235,7 +235,7 @@ def test_all_eleven_editor_tabs_show_on_a_1366_pixel_screen_without_scrolling(qt
     tips = [bar.tabToolTip(i) for i in range(bar.count())]
     assert tips[2] == "家庭成员(Alt+3)" and tips[-1] == "防返贫监测" and "照片" in tips[9]
     texts = [bar.tabText(i) for i in range(bar.count())]
-    assert texts[0] == "基本情况(&1)" and texts[9] == "照片(&0)"  # Alt+1 … Alt+0 unchanged
+    assert texts[0] == "&1.基本情况" and texts[9] == "&0.照片"  # Alt+1 … Alt+0 unchanged (the digit in front)
     editor.discard()
 
 

@@ -107,6 +107,8 @@ class Dictionary:
         f = self.kinds[kind].fields.get(key)
         if f:
             return f.label
+        if key == "village_code":  # the household's village: no field of forms/, said as the checks say it
+            return "所在村"
         child = next((k for k in self.kinds.values() if k.parent == kind and k.key + "s" == key), None)
         return child.label if child else key
 

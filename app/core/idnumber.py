@@ -15,6 +15,10 @@ _PLAIN = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
 _FULLWIDTH = str.maketrans("０１２３４５６７８９ｘＸ", "0123456789XX")
 
 
+# an ID number an Excel cell held as a number: 5.22624E+17, 5.22624198001011E17 (its last digits are gone)
+_EXCEL_FLOAT = re.compile(r"\d(\.\d+)?E\+?\d{1,2}")
+
+
 def normalise(value: str) -> str:
     """Strip spaces (also full-width ones), turn digits of any script
     (full-width ０-９, Arabic-Indic ٠-٩ …) to ASCII and a lower-case or full-width x to X: the same
@@ -77,6 +81,11 @@ def parse(value: str) -> IdInfo:
     if len(number) == 20 and number[18:].isdigit():
         number = number[:18]
     if not _SHAPE.match(number):
+        if _EXCEL_FLOAT.fullmatch(number):
+            raise IdNumberError("号码被 Excel 存成了数值(科学计数法),后几位已经丢失:请把这一列设为“文本”格式,"
+                                "再照身份证重新录入号码")
+        if len(number) == 15 and number.isdigit():
+            raise IdNumberError("这是15位的一代身份证号码:请照现在的身份证或户口簿填18位号码")
         raise IdNumberError("身份证号码应为18位:前17位是数字,最后一位是数字或X")
     try:
         birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))

@@ -163,6 +163,9 @@ def stage_of_field(key: str) -> str:
     return prefix if prefix in STAGES else "nominate"
 
 
+ROLE_PLACES = {"village": "驻村工作队", "township": "乡镇扶贫站", "county": "县扶贫办"}
+
+
 def role_may(role: str, stage: str) -> bool:
     return role in STAGE_ROLES.get(stage, ())
 
@@ -171,7 +174,11 @@ def role_refusal(role: str, stage: str, *, incoming: bool = False, kind: str | N
     """Why `role` may not do `stage`: for this database, or (incoming) for a change from another site."""
     allowed = "或".join(ROLE_LABELS[r] for r in STAGE_ROLES[stage])
     who = f"这项更改来自{ROLE_LABELS.get(role, role)}站点" if incoming else f"本数据库是{ROLE_LABELS.get(role, role)}"
-    return f"“{stage_label(stage, kind)}”只能由{allowed}数据库办理,{who}"
+    text = f"“{stage_label(stage, kind)}”只能由{allowed}数据库办理,{who}"
+    if not incoming:  # what to do: the stage is done where it belongs, and its result arrives with the sync
+        places = "或".join(ROLE_PLACES.get(r, ROLE_LABELS[r]) for r in STAGE_ROLES[stage])
+        text += f"。请在{places}的电脑上办理这一环节,结果会随同步带到本库"
+    return text
 
 
 def notice_days(start: str, end: str) -> int:

@@ -59,6 +59,8 @@ def load(dictionary: Dictionary | None = None, path=None) -> Synonyms:
                 table.setdefault(value_key(part), code)
                 if part.startswith("之") and len(part) > 1:
                     table.setdefault(value_key(part[1:]), code)
+                if part.endswith("族") and len(part) >= 2:  # 苗 for 苗族, as ledgers often write the 民族
+                    table.setdefault(value_key(part[:-1]), code)
         for spelling, label in general.items():
             if value_key(label) in by_label[name]:
                 table.setdefault(value_key(spelling), by_label[name][value_key(label)])

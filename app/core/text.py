@@ -48,3 +48,15 @@ def printable(text) -> str:
     if not _UNSAFE.search(text):
         return text
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# fields holding a person's name: a space typed next to a Chinese character (an input method leaves one,
+# a ledger lines names up with one: 周　武) is no part of it
+PERSON_NAMES = {("household", "head_name"), ("member", "name")}
+_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\ue000-\uf8ff])[\s\u3000]+|[\s\u3000]+(?=[\u3400-\u9fff\ue000-\uf8ff])")
+
+
+def tidy_name(text: str) -> str:
+    """A person's name without a stray space (also a full-width one) next to a Chinese character
+    (韩 梅梅 → 韩梅梅, 周　武 → 周武); spaces between Latin letters are kept (Maria Lopez)."""
+    return _CJK_GAP.sub("", text.strip())

@@ -104,7 +104,7 @@ def check_field(field: Field, value, record: dict, dictionary: Dictionary) -> li
         except idnumber.IdNumberError as exc:
             out.append(("id_number", str(exc), ERROR))
     if t == "phone" and not values.phone_ok(stored):
-        out.append(("phone", f"“{field.label}”应为11位手机号或带区号的固定电话", ERROR))
+        out.append(("phone", f"“{field.label}”“{stored}”不对:应为11位手机号或带区号的固定电话", ERROR))
     if t == "date" and stored > values.dt.date.today().isoformat() and field.key not in ("deadline", "end_date"):
         out.append(("range", f"“{field.label}”晚于今天", WARNING))
     if t == "date" and stored < _EARLIEST.get(field.key, PROGRAM_START):

@@ -80,7 +80,8 @@ def _code(field: Field, value, dictionary: Dictionary):
     code = synonyms.code_for(field.codes, text)  # 已脱贫（享受政策）, 缺劳动力, 其它 … (forms/synonyms.toml)
     if code is not None and code in codes:
         return code, None
-    choices = "、".join(codes.values()) if len(codes) <= 20 else "见代码表"
+    labels = list(codes.values())
+    choices = "、".join(labels) if len(labels) <= 20 else f"代码表中的名称,如 {'、'.join(labels[:5])} 等"
     return value, f"“{text}”不在代码表“{field.label}”中(可填:{choices})"
 
 
@@ -132,7 +133,8 @@ def coerce(field: Field, value, dictionary: Dictionary):
                     f"“{field.label}”含有不可见的控制字符({texts.describe(bad)}):请删去后再保存")
     try:
         if t in ("text",):
-            return str(value).strip() if not isinstance(value, str) else value.strip(), None
+            text = str(value).strip() if not isinstance(value, str) else value.strip()
+            return (texts.tidy_name(text) if (field.kind, field.key) in texts.PERSON_NAMES else text), None
         if t == "integer":
             if isinstance(value, str) and _YEAR_SUFFIX.match(value.strip()):
                 value = _YEAR_SUFFIX.match(value.strip()).group(1)  # 2016年, 2016年度

@@ -159,6 +159,17 @@ def legend(drawing: Drawing, x: float, y: float, entries: list[tuple[colors.Colo
             y -= step
 
 
+def nice_step(top: float) -> int:
+    """The value axis' step: 1, 2 or 5 times a power of ten, about five steps up to `top` (0, 50,
+    100 … not 0, 37, 74 …, whose lines a reader cannot read values against)."""
+    rough = max(top / 5, 1)
+    power = 10 ** (len(str(int(rough))) - 1)
+    for factor in (1, 2, 5, 10):
+        if factor * power >= rough:
+            return factor * power
+    return 10 * power
+
+
 def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, height: float = 190,
               series: list[list[int]] | None = None, legend_names: list[str] | None = None) -> Drawing:
     """A vertical bar chart of (label, count) items (or several series sharing the labels)."""
@@ -180,7 +191,7 @@ def bar_chart(title: str, items: list[tuple[str, int]], width: float = 250, heig
     chart.valueAxis.labels.fontSize = 7
     chart.valueAxis.valueMin = 0
     top = max(max(s) for s in data) or 1
-    step = max(1, round(top / 5))
+    step = nice_step(top)
     chart.valueAxis.valueStep = step
     chart.valueAxis.valueMax = step * (top // step + 1)
     chart.barLabels.fontName = LATIN

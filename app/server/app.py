@@ -443,18 +443,20 @@ class Service:
         try:
             request_data = json.loads(raw)
             site, challenge, signature = (str(request_data[k]) for k in ("site", "challenge", "signature"))
+            part = _part(request_data)
         except (ValueError, KeyError, TypeError, RecursionError):
             return _error(400, "bad_request", "取件请求格式不对(应为含 site、challenge、signature 的 JSON):"
                                               "请用“立即同步”或 jiandang sync now")
         if not await self.shared(self.challenges.take, challenge, address):
             return _error(401, "challenge", "取件请求码已过期或已用过:请重试(程序会自动取新的请求码)")
-        status, content, headers = await self.serial(self._downstream, site, challenge, signature)
+        status, content, headers = await self.serial(self._downstream, site, challenge, signature, part)
         if status != 200:
             return JSONResponse(content, status, headers=headers)
         return Response(content, 200, headers=headers, media_type="application/octet-stream")
 
-    def _downstream(self, site: str, challenge: str, signature: str):
-        """On the worker thread: check the device's signature over the challenge, then export."""
+    def _downstream(self, site: str, challenge: str, signature: str, part: tuple = (None, None)):
+        """On the worker thread: check the device's signature over the challenge (and the part asked
+        for), then export the first bundle of an export or, with `part` (after, part_of), the next one."""
         def refuse(status, code, message, headers=None):
             log.warning("站点 %s 取件被拒绝:%s", protocol.safe_name(site, "?"), code)
             return status, {"ok": False, "error": code, "message": message}, headers or {}
@@ -465,7 +467,7 @@ class Service:
         cert, revoked = found
         try:
             Ed25519PublicKey.from_public_bytes(cert.sign_public).verify(
-                bytes.fromhex(signature), protocol.fetch_message(self.county, site, challenge))
+                bytes.fromhex(signature), protocol.fetch_message(self.county, site, challenge, *part))
         except (InvalidSignature, ValueError):
             return refuse(403, "bad_signature", f"取件请求的签名与站点 {site} 登记的密钥不符:已拒绝。"
                                                 "此电脑的数据库可能不是登记时的那一个,请联系县扶贫办")
@@ -480,9 +482,21 @@ class Service:
             seconds = math.ceil(wait)
             return refuse(429, "rate_limited", f"站点 {site} 取件过于频繁:请 {seconds} 秒后再试",
                           {"Retry-After": str(seconds)})
-        name, data = exchange.export_downstream(self.store, site, budget=self.limits.attachment_budget)
+        after, part_of = part
+        name, data = exchange.export_downstream(self.store, site, budget=self.limits.attachment_budget,
+                                                after=after, part_of=part_of)
         log.info("站点 %s 取走县级包 %s(%d 字节)", site, name, len(data))
         return 200, data, {protocol.NAME_HEADER: name}
+
+
+def _part(request_data: dict) -> tuple:
+    """(after, part_of) of a downstream request that asks for the next part of an export, else (None, None)."""
+    if request_data.get("after") is None:
+        return None, None
+    after, part_of = request_data["after"], request_data.get("part_of") or 0
+    if type(after) is not int or type(part_of) is not int or after < 0 or part_of < 0:
+        raise ValueError("after")
+    return after, part_of or None
 
 
 async def _not_found(request: Request, exc: HTTPException) -> JSONResponse:

@@ -233,8 +233,9 @@ class Client:
             return protocol.report_from_dict(body["report"])
         return exchange.Report(name, "refused", body.get("message") or f"县同步服务拒绝了上传(HTTP {answer.status})")
 
-    def fetch(self, store: Store) -> tuple[str, bytes]:
-        """The site's downstream bundle, requested with the device key's signature over a challenge."""
+    def fetch(self, store: Store, after: int | None = None, part_of: int | None = None) -> tuple[str, bytes]:
+        """The site's downstream bundle, requested with the device key's signature over a challenge; with
+        `after` (the `rowid` of the bundle of this export imported last) the export's next part."""
         county, site, key = store.meta("county_site_id"), store.site_id, identity.device_signing_key(store)
 
         def attempt() -> Response:
@@ -242,8 +243,11 @@ class Client:
             if got.status != 200:
                 return got
             challenge = str(got.json().get("challenge", ""))
-            signature = key.sign(protocol.fetch_message(county, site, challenge)).hex()
-            body = json.dumps({"site": site, "challenge": challenge, "signature": signature}).encode()
+            signature = key.sign(protocol.fetch_message(county, site, challenge, after, part_of)).hex()
+            asked = {"site": site, "challenge": challenge, "signature": signature}
+            if after is not None:
+                asked.update(after=int(after), part_of=int(part_of or 0))
+            body = json.dumps(asked).encode()
             answer = self.request("POST", protocol.DOWNSTREAM, body, {"Content-Type": "application/json"},
                                   self.import_timeout)
             if answer.status == 401:  # the challenge expired (e.g. the service restarted): a new one
@@ -257,7 +261,7 @@ class Client:
 
 
 MAX_ROUNDS = 50  # bundles of images only each way in one sync (images beyond that go with the next sync)
-MAX_CHANGE_BUNDLES = 10_000  # upstream bundles that continue with changes (10,000 changes each): no real laptop nears it
+MAX_CHANGE_BUNDLES = 10_000  # bundles that continue with changes, each way (10,000 changes each): no real county nears it
 
 
 def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callable[[int, int], None] | None = None,
@@ -310,9 +314,12 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
         after, part_of = exported.last, exported.part_of
         del exported, data  # one bundle in memory at a time
     step(3)
-    for round_ in range(MAX_ROUNDS):
+    after, part_of, image_rounds = None, None, 0
+    for _ in range(MAX_CHANGE_BUNDLES + MAX_ROUNDS):
+        # the county's changes for this laptop, exchange.CHANGES_PER_BUNDLE a bundle, each fetched
+        # after the one before was imported; then images
         try:
-            down_name, down = client.fetch(store)
+            down_name, down = client.fetch(store, after, part_of)
         except Unreachable:
             raise
         except SyncError as exc:
@@ -322,8 +329,14 @@ def sync_now(store: Store, url: str, ca_pem: str | None = None, progress: Callab
         step(4)
         report = exchange.import_bundle(store, down, down_name)
         result.reports.append(report)
-        if report.status != "accepted" or not report.more:
+        if report.status != "accepted" or not (report.more or report.more_changes):
             break
+        if not report.more_changes:
+            image_rounds += 1
+            if image_rounds >= MAX_ROUNDS:
+                break
+        after, part_of = int(store.meta("sync_down_rowid", 0) or 0), part_of or report.seq
+        del down
     step(5)
     return result
 

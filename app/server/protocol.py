@@ -4,12 +4,14 @@
     POST /api/v1/bundles     body = the bytes of one upstream bundle (.jdb), header X-Jiandang-Bundle-Name
                              -> JSON {"ok", "error", "message", "report", "line"}
     GET  /api/v1/challenge   -> JSON {"challenge": 64 hex characters, "expires_in": seconds}
-    POST /api/v1/downstream  JSON {"site", "challenge", "signature"} -> the site's downstream bundle (bytes)
+    POST /api/v1/downstream  JSON {"site", "challenge", "signature"[, "after", "part_of"]} -> the site's
+                             downstream bundle (bytes); with "after": the next part of the export
 
 The upload is authenticated by the bundle's own Ed25519 signature (checked against the enrolled
 device's certificate before anything is parsed, decrypted or stored). The downstream request is
 authenticated by the device's enrolled Ed25519 key signing FETCH_CONTEXT + canonical JSON of
-{challenge, county, site}, where the challenge is a single-use random value the service handed out
+{challenge, county, site} (and after, part_of when it asks for the next part of an export), where
+the challenge is a single-use random value the service handed out
 less than CHALLENGE_SECONDS ago (no dependence on the laptop's clock).
 """
 
@@ -35,9 +37,13 @@ DEFAULT_PORT = 8765
 _SAFE = re.compile(r"[^0-9A-Za-z._-]")
 
 
-def fetch_message(county: str, site: str, challenge: str) -> bytes:
-    """The bytes a device signs to fetch its downstream bundle."""
-    return FETCH_CONTEXT + wire.canonical({"challenge": challenge, "county": county, "site": site})
+def fetch_message(county: str, site: str, challenge: str, after: int | None = None, part_of: int | None = None) -> bytes:
+    """The bytes a device signs to fetch its downstream bundle; with `after` (and `part_of`) the next part
+    of the export it is taking: the changes after county number `after` (exchange.export_downstream)."""
+    fields = {"challenge": challenge, "county": county, "site": site}
+    if after is not None:
+        fields.update(after=int(after), part_of=int(part_of or 0))
+    return FETCH_CONTEXT + wire.canonical(fields)
 
 
 def safe_name(text: str | None, default: str = "上传的同步包") -> str:

@@ -4,14 +4,24 @@ ID numbers (built after unlock, forgotten at lock). Part of `Store` (app/store/d
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 from app.core import idnumber
+from app.core.text import tidy_name
 from app.store import crypto
 from app.store.base import Record, StoreLocked
 
 
 _CHUNK = 500  # ids per IN (...) list
+
+
+
+def search_text(text: str) -> str:
+    """What a search looks for: as the index holds it (upper case), with full-width digits and
+    letters made ASCII (an input method in full-width mode types ５２２６…Ｘ) and a space typed next
+    to a Chinese character dropped (郭 宇山), as names are stored (app.core.text.tidy_name)."""
+    return tidy_name(unicodedata.normalize("NFKC", text)).upper()
 
 
 class SearchIndex:
@@ -141,7 +151,7 @@ class SearchIndex:
         self._require()
         if self._search is None:
             self.build_search_index()
-        needle = text.strip().upper()
+        needle = search_text(text)
         if not needle:
             return list(self._search)[:limit] if limit else list(self._search)
         out = [hid for hid, hay in self._search.items() if needle in hay]
@@ -154,7 +164,7 @@ class SearchIndex:
         self._require()
         if self._search is None:
             self.build_search_index()
-        needle = text.strip().upper()
+        needle = search_text(text)
         out = {}
         for hid in ids:
             parts = self._search_parts.get(hid, {})

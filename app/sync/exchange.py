@@ -159,6 +159,7 @@ def export_upstream(store: Store, *, budget: int = attachment_sync.DEFAULT_BUDGE
         }
         if after is not None:
             header["continues"] = int(part_of or seq - 1)  # the county must hold bundle seq - 1 first
+            header["format"] = wire.PARTS_FORMAT  # a reader that knows no parts refuses it
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {"changes": changes, "down_rowid": int(store.meta("sync_down_rowid", 0)),
@@ -199,10 +200,17 @@ def _village_clause(villages: list[str]) -> tuple[str, list]:
 
 
 def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
-                      budget: int = attachment_sync.DEFAULT_BUDGET, follow_up: bool = False) -> Exported:
-    """The county's bundle for one device: (file name, bytes), with images of the device's villages
-    up to `budget` bytes. A `follow_up` bundle (the next of one export) carries images only and does
-    not move the device's acknowledgement of county changes on."""
+                      budget: int = attachment_sync.DEFAULT_BUDGET, follow_up: bool = False,
+                      after: int | None = None, part_of: int | None = None, limit: int | None = None) -> Exported:
+    """The county's bundle for one device: (file name, bytes). The first bundle of an export (`after`
+    None) carries the changes in the device's villages from other sites after the device's
+    acknowledgement, at most `limit` (CHANGES_PER_BUNDLE) of them; the next bundle of the same export
+    (`after` = the previous one's `last`, the county number of the last change it carried) continues
+    after it and says so in its header (`continues`: the number of the export's first bundle, `part_of`;
+    the device takes it only after bundle seq - 1). Images of the device's villages, up to `budget`
+    bytes, ride in the bundle that carries the last change and in the bundles after it. The reference
+    data, the 户编号 top-ups and the images the county lacks go in an export's first bundle only. A `follow_up`
+    bundle carries images only and does not move the device's acknowledgement of county changes on."""
     found = identity.certificate_of(store, site_id)
     if found is None:
         raise StoreError(f"没有站点 {site_id} 的证书")
@@ -210,6 +218,7 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
     if revoked:
         raise StoreError(f"站点 {site_id} 已吊销,不再向它发包")
     sign = identity.county_signing_key(store)
+    limit = max(1, limit or CHANGES_PER_BUNDLE)
     with store.transaction():
         peer = store.conn.execute("SELECT have_seq, down_seq, down_acked, bundle_seq FROM peers WHERE site_id = ?",
                                   (site_id,)).fetchone()
@@ -217,39 +226,58 @@ def export_downstream(store: Store, site_id: str, days: int = DOWN_DAYS, *,
         last_up = store.conn.execute("SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = 'up'",
                                      (site_id, bundle_seq)).fetchone()
         clause, args = _village_clause(cert.villages)
+        start = down_acked if after is None else max(int(after), down_acked)
         top = store.conn.execute("SELECT coalesce(max(rowid), 0) FROM changes").fetchone()[0]
+        more_changes = False
         if follow_up:
-            top, changes = down_acked, []
-        else:
+            top, changes = start, []
+        else:  # one part at a time: never the whole first copy of a village in memory
             rows = store.conn.execute(
-                f"SELECT {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? AND {clause} "
-                "ORDER BY rowid", [down_acked, top, site_id, *args])
-            changes = [change_to_wire(store.decode_change(r)) for r in rows]
-        images, sent, more = attachment_sync.outgoing(store, site_id, cert.villages, budget)
+                f"SELECT rowid, {store.CHANGE_COLUMNS} FROM changes WHERE rowid > ? AND rowid <= ? AND site_id != ? "
+                f"AND {clause} ORDER BY rowid LIMIT ?", [start, top, site_id, *args, limit + 1]).fetchall()
+            more_changes = len(rows) > limit
+            if more_changes:
+                top = rows[limit - 1][0]  # the device acknowledges up to the last change this part carries
+            changes = [change_to_wire(store.decode_change(r[1:])) for r in rows[:limit]]
+            del rows
+        if more_changes:  # images go after the records they belong to: none until the last change
+            images, sent, more = [], [], False
+        else:
+            images, sent, more = attachment_sync.outgoing(store, site_id, cert.villages, budget)
         seq = down_seq + 1
         now = _utcnow()
         header = {
             "format": wire.FORMAT, "type": "down", "sender": store.site_id, "recipient": site_id, "seq": seq,
             "prev": "", "created": identity.iso(now), "expires": identity.iso(now + dt.timedelta(days=days)),
-            "counts": {"changes": len(changes), "rowid": top, "ack_seq": have_seq},
+            "counts": {"changes": len(changes), "rowid": top, "ack_seq": have_seq, "after": start},
         }
+        if after is not None:
+            header["continues"] = int(part_of or seq - 1)  # the device must hold bundle seq - 1 first
+            header["format"] = wire.PARTS_FORMAT  # a reader that knows no parts refuses it
         if images:
             header["counts"]["attachments"] = len(images)
         payload = {
             "changes": changes, "ack_seq": have_seq, "rowid": top, "revoked": identity.revoked_sites(store),
             "up_seq": bundle_seq, "up_digest": last_up[0] if last_up else "",  # the device's last bundle the county holds
-            **refdata.outgoing(store, cert.villages),  # divisions of its area, poverty lines with sources
             "dictionary_version": _dictionary_version(),
-            "number_topups": numbers.top_up(store, cert),  # more 户编号 when it has used most of its block
         }
-        _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages))
+        del changes
+        if after is None:  # once an export, in its first bundle (top_up reads every household of the villages)
+            payload.update(refdata.outgoing(store, cert.villages))  # divisions of its area, poverty lines with sources
+            payload["number_topups"] = numbers.top_up(store, cert)  # more 户编号 when it has used most of its block
+        if more_changes:
+            payload["more_changes"] = True
+        _attachment_payload(payload, images, more, attachment_sync.wanted(store, cert.villages) if after is None else [])
         payload["attachment_policy"] = {"keep_gps": store.meta(attachment_sync.KEEP_GPS_META, "0") == "1"}
         body = wire.seal_payload(payload, cert.enc_public, header)
+        del payload
         data = wire.pack(sign, header, body)
+        del body
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site_id,))
         store.conn.execute("UPDATE peers SET down_seq = ? WHERE site_id = ?", (seq, site_id))
         attachment_sync.mark_sent(store, site_id, sent, seq)
-    return Exported(f"{site_id}-down-{seq:06d}{SUFFIX}", data, sent, more, site_id, seq)
+    return Exported(f"{site_id}-down-{seq:06d}{SUFFIX}", data, sent, more or more_changes, site_id, seq,
+                    top, more_changes, part_of or seq)
 
 
 def _dictionary_version() -> str:
@@ -312,7 +340,8 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
               changes_per_bundle: int | None = None) -> list[Path]:
     """Write bundles atomically into a folder: a device writes its upstream bundles (every change the
     county has not acknowledged, `changes_per_bundle` a bundle, named in order: the county imports
-    them in order), the county one downstream bundle per enrolled, unrevoked device; when images
+    them in order), the county its downstream bundles for each enrolled, unrevoked device (the changes
+    for it, `changes_per_bundle` a bundle, named in order: the device imports them in order); when images
     remain beyond the budget, more bundles follow (images only) until all are written or
     `max_bundles` of them. Each bundle is written inside its export's transaction: a stick pulled or
     full mid-way leaves the images of the bundles not written unsent (they go next time), and those
@@ -330,7 +359,7 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
             exported = None
             try:
                 with store.transaction():
-                    exported = make(*previous) if previous else make(None, None)
+                    exported = make(*previous) if previous else make(None, None, False)
                     wire.write_atomic(folder / exported[0], exported[1])
             except OSError as exc:
                 if exported is not None:  # a half-written temporary file (write_atomic's .part)
@@ -348,16 +377,19 @@ def export_to(store: Store, folder, progress: Callable[[int, int], None] | None 
                 image_rounds += 1
                 if image_rounds >= max(1, max_bundles):
                     break
-            previous = (exported.last, exported.part_of)  # the bytes of a written bundle are not kept
+            # the bytes of a written bundle are not kept
+            previous = (exported.last, exported.part_of, exported.more_changes)
 
     if store.role == "county":
         sites = [c["site_id"] for c in identity.certificates(store, include_revoked=False)]
         for i, site in enumerate(sites, 1):
-            write(lambda after, _, site=site: export_downstream(store, site, budget=budget, follow_up=after is not None))
+            write(lambda after, part_of, changes_follow, site=site: export_downstream(
+                store, site, budget=budget, after=after, part_of=part_of, limit=changes_per_bundle,
+                follow_up=after is not None and not changes_follow))
             if progress:
                 progress(i, len(sites))
     else:
-        write(lambda after, part_of: export_upstream(store, budget=budget, after=after, part_of=part_of,
+        write(lambda after, part_of, _: export_upstream(store, budget=budget, after=after, part_of=part_of,
                                                      limit=changes_per_bundle))
         if progress:
             progress(1, 1)
@@ -518,7 +550,7 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
             # a drawer of old files is still "nothing to do", not a refusal
             return Report(name, "duplicate", sender=sender, seq=seq)
         if revoked:
-            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收")
+            raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(revoked)} 吊销,其数据不再接收。若这台电脑仍由本村工作队使用(例如误吊销),请为它重新登记,并在重新登记后的电脑上核对、补录吊销后的修改")
         if cert.expired(now):
             raise wire.BundleError(f"站点 {sender}({cert.body['site_name']})的证书已于 {status.local_time_text(cert.body['not_after'])} 过期,"
                                    "请为该电脑重新登记")
@@ -543,6 +575,15 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
         last = int(store.meta("sync_down_seq", 0))
         if seq < last:
             raise wire.BundleError(f"这是较旧的县级包(第 {seq} 号,本机已有第 {last} 号),已拒收以防数据回退")
+        if header.get("continues"):  # the next part of one export: never before the part it follows
+            before = store.conn.execute("SELECT 1 FROM receipts WHERE sender = ? AND seq = ? AND kind = 'down'",
+                                        (sender, seq - 1)).fetchone()
+            if not before:
+                raise wire.BundleError(missing_part_message(store, sender, seq, header["continues"], "down"))
+            after, have = (header.get("counts") or {}).get("after"), int(store.meta("sync_down_rowid", 0) or 0)
+            if type(after) is int and after > have:
+                raise wire.BundleError(f"此包接着县里第 {after} 号更改之后的内容,本机只收到第 {have} 号:中间的内容缺失,"
+                                       "此包未导入任何内容。请到县扶贫办为本机重新导出下发包(或用“立即同步”)")
     private = identity.county_encryption_key(store) if store.role == "county" else identity.device_encryption_key(store)
     t1 = time.perf_counter()
     compressed = wire.decrypt_body(verified, private)
@@ -594,21 +635,27 @@ def _merge(store: Store, bundle: _Opened) -> Report:
     return report
 
 
-def missing_part_message(store: Store, sender: str, seq: int, part_of) -> str:
-    """Why the next bundle of one export is refused: the county lacks the bundle before it. Names the
-    first bundle of the export that is missing (those after it were refused for the same reason)."""
+def missing_part_message(store: Store, sender: str, seq: int, part_of, kind: str = "up") -> str:
+    """Why the next bundle of one export is refused: this database lacks the bundle before it (`kind`
+    "up" at the county, "down" on a device). Names the first bundle of the export that is missing
+    (those after it were refused for the same reason)."""
     first = part_of if type(part_of) is int and 1 <= part_of < seq else seq - 1
-    held = store.conn.execute("SELECT max(seq) FROM receipts WHERE sender = ? AND kind = 'up' AND seq >= ? AND seq < ?",
-                              (sender, first, seq - 1)).fetchone()[0]
+    held = store.conn.execute("SELECT max(seq) FROM receipts WHERE sender = ? AND kind = ? AND seq >= ? AND seq < ?",
+                              (sender, kind, first, seq - 1)).fetchone()[0]
     missing = held + 1 if held else first
-    name = f"{sender}-up-{missing:06d}{SUFFIX}"
+    if kind == "up":
+        name = f"{sender}-up-{missing:06d}{SUFFIX}"
+        here, again = "县里", "找不到该文件时请在该电脑上重新导出"
+    else:  # a downstream bundle is named by its recipient, this device
+        name = f"{store.site_id}-down-{missing:06d}{SUFFIX}"
+        here, again = "本机", "找不到该文件时请到县扶贫办为本机重新导出下发包"
     if missing == seq - 1:
-        return (f"此包接着同一次导出的第 {missing} 号包({name}),县里还没有收到该包:请先导入 {name}"
-                "(它应与此包在同一个文件夹中),再导入此包;找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
+        return (f"此包接着同一次导出的第 {missing} 号包({name}),{here}还没有收到该包:请先导入 {name}"
+                f"(它应与此包在同一个文件夹中),再导入此包;{again}。此包未导入任何内容")
     between = f"第 {seq - 1} 号包" if missing + 1 == seq - 1 else f"第 {missing + 1} 号到第 {seq - 1} 号包"
-    return (f"此包是同一次导出的第 {seq} 号包,县里缺少该次导出的第 {missing} 号包({name}),{between}也因此未导入:"
+    return (f"此包是同一次导出的第 {seq} 号包,{here}缺少该次导出的第 {missing} 号包({name}),{between}也因此未导入:"
             f"请先导入 {name} 及其后的包(它们应与此包在同一个文件夹中,按编号顺序导入),再导入此包;"
-            "找不到该文件时请在该电脑上重新导出。此包未导入任何内容")
+            f"{again}。此包未导入任何内容")
 
 
 def _import_attachments(store: Store, sender: str, changes, payload: dict, report: Report, cert) -> None:
@@ -966,6 +1013,7 @@ def _import_downstream(store: Store, header: dict, changes, payload: dict, repor
     merger = Merger(store)
     merger.apply_all(changes, skip_site=store.site_id)
     report.applied, report.conflicts = merger.applied, merger.conflicts
+    report.more_changes = bool(payload.get("more_changes"))
     ack = int(payload.get("ack_seq") or 0)
     _catch_up_with_the_county(store, ack, payload, report)
     store.set_meta("sync_acked_seq", str(max(ack, int(store.meta("sync_acked_seq", 0)))))

@@ -359,6 +359,17 @@ def conflict_texts(store: Store, items: list[Conflict]) -> list[dict]:
     return out
 
 
+class AlreadyResolved(StoreError):
+    """The conflict was resolved already (by another staff member, or twice from a script). The
+    message names the command that lists resolved conflicts; the window says it in its own words
+    from `status_label`."""
+
+    def __init__(self, conflict_id: str, status_label: str, database_name: str):
+        super().__init__(f"冲突 {conflict_id} 已处理过({status_label}),无需再处理。"
+                         f"用 jiandang conflicts {database_name} --all 查看已处理的冲突")
+        self.status_label = status_label
+
+
 def resolve(store: Store, conflict_id: str, keep: str) -> Change | None:
     """Keep the winner, or restore the other value. Restoring writes an ordinary change that syncs."""
     if keep not in ("winner", "other"):
@@ -368,8 +379,7 @@ def resolve(store: Store, conflict_id: str, keep: str) -> Change | None:
         raise StoreError(f"没有编号为 {conflict_id} 的冲突。用 jiandang conflicts 查看未处理的冲突")
     c = found[0]
     if c.status != "open":
-        raise StoreError(f"冲突 {conflict_id} 已处理过({STATUS_LABELS.get(c.status, c.status)}),无需再处理。"
-                         f"用 jiandang conflicts {store.path.name} --all 查看已处理的冲突")
+        raise AlreadyResolved(conflict_id, STATUS_LABELS.get(c.status, c.status), store.path.name)
     change = None
     with store.transaction():
         rec = store.get(c.record_id)

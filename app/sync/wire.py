@@ -35,6 +35,11 @@ MAX_PAYLOAD = 256 * 1024 * 1024  # bytes after decompression (zip bomb limit; a 
 MAX_RATIO = 100  # and at most this many times the compressed size (real payloads: ~10)...
 RATIO_FLOOR = 16 * 1024 * 1024  # ...once past this
 FORMAT = 1
+# A bundle that continues an export (`continues`): a reader older than parts would import it past a
+# missing part and acknowledge beyond the gap, so such a bundle says format 2, which that reader refuses
+# ("不支持的包格式版本 2,请升级程序"). The first bundle of every export stays format 1.
+PARTS_FORMAT = 2
+READABLE_FORMATS = (FORMAT, PARTS_FORMAT)
 
 
 class BundleError(Exception):
@@ -93,7 +98,7 @@ class Verified:
                 header = json.loads(self.header_bytes.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise BundleError("包头不是有效的 JSON(签名虽然正确,但发件程序有误),请联系县扶贫办") from None
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
+            if not isinstance(header, dict) or header.get("format") not in READABLE_FORMATS:
                 raise BundleError(f"不支持的包格式版本 {header.get('format') if isinstance(header, dict) else '?'},请升级程序")
             self._header = header
         return self._header

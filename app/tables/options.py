@@ -98,6 +98,10 @@ def fixed_values(fixed: dict, d: Dictionary, codes: str | None = None) -> dict:
     return out
 
 
+CODES_HINT = "或用 --codes national / --codes jiandang 说明是哪一方的代码"  # the window says CODES_HINT_WINDOW
+CODES_HINT_WINDOW = "或在右上的“代码列中的数字”中选择是哪一方的代码"
+
+
 def bare_code(f, raw, codes: str | None, d: Dictionary):
     """(value, message): a bare number in a code column read as whose codes the mapping says
     (--codes national|jiandang); without that it is refused with the labels to write instead,
@@ -118,4 +122,4 @@ def bare_code(f, raw, codes: str | None, d: Dictionary):
             return code, None
         return text, None  # lists the national system numbers as this program does
     return raw, (f"“{f.label}”写的是数字代码“{text}”:全国系统和本程序的代码不全相同,无法确定含义。"
-                 f"请填文字({labels}),或用 --codes national / --codes jiandang 说明是哪一方的代码")
+                 f"请填文字({labels}),{CODES_HINT}")

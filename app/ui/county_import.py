@@ -23,6 +23,12 @@ def _time(hlc: str) -> str:
     return dt.datetime.fromtimestamp(wall_time(hlc)).strftime("%Y-%m-%d %H:%M")
 
 
+def _area(store, code: str) -> str:
+    """A village or township of a certificate as county staff say it: 龙湾村(420684102201)."""
+    name = store.division_name(code)
+    return f"{name}({code})" if name and name != code else code
+
+
 class ConflictList(QWidget):
     def __init__(self, store, parent=None):
         super().__init__(parent)
@@ -77,6 +83,8 @@ class ConflictList(QWidget):
             return
         try:
             merge.resolve(self.store, self.items[row].id, keep)
+        except merge.AlreadyResolved as exc:  # another staff member's window got there first
+            QMessageBox.information(self, "冲突已处理", f"这个冲突已经处理过({exc.status_label}),无需再处理。列表已刷新。")
         except StoreError as exc:
             QMessageBox.warning(self, "无法处理冲突", str(exc))
         self.refresh()
@@ -97,7 +105,7 @@ class CountyImportScreen(QWidget):
         self.conflicts = ConflictList(store, self)
         tabs.addTab(self.conflicts, "冲突审核")
         devices = QTableWidget(0, 5)
-        devices.setHorizontalHeaderLabels(["站点", "名称", "角色", "村", "状态"])
+        devices.setHorizontalHeaderLabels(["站点", "名称", "角色", "村/乡镇", "状态"])
         devices.setEditTriggers(QTableWidget.NoEditTriggers)
         devices.verticalHeader().setVisible(False)
         for c in identity.certificates(store):
@@ -106,7 +114,8 @@ class CountyImportScreen(QWidget):
             status = (f"已吊销 {local_time_text(c['revoked'])}" if c["revoked"]
                       else f"有效至 {local_time_text(c['not_after'])}")
             role = procedures.ROLE_LABELS.get(c["role"], c["role"])
-            for col, text in enumerate((c["site_id"], c["site_name"], role, c["villages"], status)):
+            area = "、".join(_area(store, code) for code in str(c["villages"] or "").split(",") if code)
+            for col, text in enumerate((c["site_id"], c["site_name"], role, area, status)):
                 devices.setItem(row, col, QTableWidgetItem(text))
         devices.resizeColumnsToContents()
         self.devices = devices

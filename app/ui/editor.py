@@ -12,6 +12,7 @@ import uuid
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QAbstractItemDelegate,
     QAbstractItemView,
     QApplication,
     QComboBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QStyledItemDelegate,
     QSplitter,
     QTableWidget,
@@ -60,6 +62,7 @@ def scroll(widget: QWidget) -> QScrollArea:
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setWidget(widget)
+    area.setFocusPolicy(Qt.NoFocus)  # Tab goes to the fields (the area scrolls to the one focused), not the frame
     return area
 
 
@@ -151,6 +154,14 @@ class CellDelegate(QStyledItemDelegate):
         if inp is not None:
             self.panel.set_cell(index.row(), self.panel.columns[index.column()], inp.value())
 
+    def commit_open(self) -> None:
+        """The cell being edited (F2, double-click) goes into its record and its editor closes."""
+        inp = self._input
+        if inp is not None and self.panel.table.state() == QAbstractItemView.EditingState:
+            self.commitData.emit(inp.widget)
+            self.closeEditor.emit(inp.widget, QAbstractItemDelegate.NoHint)
+        self._input = None
+
 
 class ChildPanel(QWidget):
     """Child records of one kind: a table (add/remove) and the form of the selected record."""
@@ -207,6 +218,11 @@ class ChildPanel(QWidget):
         self.split = split
         self._fitted = False
         layout.addWidget(split)
+
+    def commit_cell(self) -> None:
+        """Before a save or a close: a value typed in a cell of the table and not yet confirmed with
+        Enter counts, as it shows (Ctrl+S and closing the window leave the cell's editor open)."""
+        self.table.itemDelegate().commit_open()
 
     def set_records(self, records: list[dict]) -> None:
         self.records = records
@@ -360,15 +376,18 @@ class HouseholdEditor(QMainWindow):
         self.banner = QLabel()
         self.banner.setObjectName("draft_banner")
         self.banner.setStyleSheet("background: #fff4c2; padding: 4px;")
+        self.banner.setWordWrap(True)  # a long message wraps instead of widening the window
         self.banner.hide()
         outer.addWidget(self.banner)
         head = QHBoxLayout()
         self.title = QLabel()
         self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
-        head.addWidget(self.title)
-        head.addStretch(1)
-        self.draft_state = QLabel()
-        head.addWidget(self.draft_state)
+        # a long name or village is cut at the right (whole in the tooltip) rather than pushing the
+        # 修改记录 panel aside
+        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        head.addWidget(self.title, 1)
+        self.draft_state = QLabel()  # 已保存 / 草稿已自动保存: on the 检查结果 line, where there is room
+        self.draft_state.setObjectName("draft_state")
         self.save_button = QPushButton("保存 (Ctrl+S)")
         self.save_button.setObjectName("save")
         self.save_button.clicked.connect(self.save)
@@ -417,7 +436,11 @@ class HouseholdEditor(QMainWindow):
         bl = QVBoxLayout(box)
         bl.setContentsMargins(0, 0, 0, 0)
         self.findings_title = QLabel("检查结果")
-        bl.addWidget(self.findings_title)
+        line = QHBoxLayout()
+        line.addWidget(self.findings_title)
+        line.addStretch(1)
+        line.addWidget(self.draft_state)
+        bl.addLayout(line)
         self.findings_list = QListWidget()
         self.findings_list.setObjectName("findings")
         self.findings_list.itemActivated.connect(self._jump)
@@ -444,6 +467,16 @@ class HouseholdEditor(QMainWindow):
         self.validate_timer = QTimer(self, singleShot=True, interval=VALIDATE_DELAY_MS, timeout=self.validate)
         self.draft_timer = QTimer(self, singleShot=True, interval=DRAFT_DELAY_MS, timeout=self.write_draft)
         self.load()
+        self._first_focus()
+
+    def _first_focus(self) -> None:
+        """Typing starts in the first required field still empty of the first tab (户主姓名 of a new
+        household); a household with none opens on the tab bar (←/→ choose a tab, Tab goes into its
+        fields), where a key typed by mistake changes nothing. Not on the 保存 button (Space saved)."""
+        form = self.household_forms[0]
+        inputs = [i for i in form.inputs.values() if i.widget.isEnabled() and not i.widget.isHidden()]
+        empty = [i for i in inputs if i.field.required and self.household.get(i.field.key) in (None, "", [])]
+        (empty[0].widget if empty else self.tabs.tabBar()).setFocus(Qt.OtherFocusReason)
 
     # ------------------------------------------------------------------ state
     def load(self) -> None:
@@ -496,6 +529,7 @@ class HouseholdEditor(QMainWindow):
         number = self.household.get("household_number") or "未编号"
         village = self.store.division_name(self.village_code) if self.village_code else "未选村"
         self.title.setText(f"{name}  ·  户编号 {number}  ·  {village}")
+        self.title.setToolTip(self.title.text())
         self.setWindowTitle(f"贫困户:{name}" + (" *" if self.dirty else ""))
 
     def state(self) -> dict:
@@ -628,9 +662,11 @@ class HouseholdEditor(QMainWindow):
 
     def _add_tab(self, widget, short: str, full: str) -> None:
         """A tab with its short name (forms/ `tab_label`: all eleven fit a 1366-pixel screen) and Alt+1 … Alt+0
-        for the first ten; the full name in its tooltip."""
+        for the first ten, the digit in front (3.成员); the full name in its tooltip."""
         number = self.tabs.count() + 1
-        index = self.tabs.addTab(widget, f"{short}(&{number % 10})" if number <= 10 else short)
+        # the key's digit in front, as a numbered tab (1.基本情况 … 0.照片): behind the name in brackets it read
+        # as a count (成员(3) for six members, 照片(0) beside the photos)
+        index = self.tabs.addTab(widget, f"&{number % 10}.{short}" if number <= 10 else short)
         self.tabs.setTabToolTip(index, full if number > 10 else f"{full}(Alt+{number % 10})")
 
     def _tab_changed(self, index: int) -> None:
@@ -693,6 +729,7 @@ class HouseholdEditor(QMainWindow):
 
     def save(self) -> bool:
         """Save through the change log. Errors do not block the save: they stay listed."""
+        self.commit_cells()
         if not self.village_code:
             QMessageBox.warning(self, "无法保存", "请先在主窗口左侧选择这一户所在的村,再新建贫困户。")
             return False
@@ -722,6 +759,10 @@ class HouseholdEditor(QMainWindow):
                 QMessageBox.information(self, "暂无户编号", f.message)
         return True
 
+    def commit_cells(self) -> None:
+        for panel in self.panels.values():
+            panel.commit_cell()
+
     def has_errors(self) -> bool:
         return has_errors(self.findings)
 
@@ -747,6 +788,8 @@ class HouseholdEditor(QMainWindow):
         if QApplication.closingDown():  # the process is ending: the draft in the database keeps the edits
             super().closeEvent(event)
             return
+        if self.store.unlocked:
+            self.commit_cells()
         if self.dirty and self.store.unlocked:
             answer = ask_unsaved(self)
             if answer == QMessageBox.Cancel:

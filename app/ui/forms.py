@@ -177,6 +177,7 @@ class FieldInput:
             w.edited.connect(lambda: on_change(field.key))
         elif t == "text" and field.multiline:
             w = QPlainTextEdit()
+            w.setTabChangesFocus(True)  # Tab goes on to the next field, as in every other field (Enter breaks lines)
             w.setMaximumHeight(70)
             w.textChanged.connect(lambda: on_change(field.key))
         else:

@@ -51,7 +51,7 @@ from app.ui.start import UnlockDialog
 # "county") among them shows the item only on databases of that role.
 EXTERNAL = [
     ("打印", "打印卡、册、簿和公示…", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code")),
-    ("同步", "同步(U 盘或立即同步)…", "app.ui.sync_dialog", "SyncDialog", ()),
+    ("同步", "同步(U 盘或立即同步)…", "app.ui.sync_dialog", "SyncDialog", ("village", "township")),  # a laptop's
     ("同步", "县级导入…", "app.ui.county_import", "CountyImportScreen", ("county",)),
     ("导入导出", "表格导入导出…", "app.ui.table_dialog", "TableDialog", ()),
     ("程序与工作清单", "识别与退出、工作清单…", "app.ui.proposals_panel", "ProposalsWindow", ()),
@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setTabKeyNavigation(False)  # Tab leaves the list (↑/↓ choose a household; cells are not edited here)
         # by 户编号 until the user sorts otherwise: the list is in the order its header shows
         self.table.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
         self.table.setSortingEnabled(True)
@@ -313,9 +314,13 @@ class MainWindow(QMainWindow):
         bar.insertAction(self.open_action, self.new_action)
         bar.addAction(self.search_action)
         bar.addSeparator()
+        # U 盘同步 at the county is its own import and export (县级导入): the laptop's window would say that
+        # this database is not enrolled at a county
+        usb = (("app.ui.county_import", "CountyImportScreen") if self.store.role == "county"
+               else ("app.ui.sync_dialog", "SyncDialog"))
         for label, module, cls, options, key in (
                 ("打印 (Ctrl+P)", "app.ui.print_dialog", "PrintDialog", ("household_id", "village_code"), "Ctrl+P"),
-                ("U 盘同步 (Ctrl+U)", "app.ui.sync_dialog", "SyncDialog", (), "Ctrl+U"),
+                ("U 盘同步 (Ctrl+U)", *usb, (), "Ctrl+U"),
                 ("识别与退出、工作清单", "app.ui.proposals_panel", "ProposalsWindow", (), None),
                 ("表格导入导出", "app.ui.table_dialog", "TableDialog", (), None)):
             action = bar.addAction(label, lambda module=module, cls=cls, options=options: self.open_external(module, cls, options))
@@ -350,8 +355,9 @@ class MainWindow(QMainWindow):
         kw = {}
         if "household_id" in options:
             kw["household_id"] = self.current_household_id()
-        if "village_code" in options:
-            kw["village_code"] = self.current_village()
+        if "village_code" in options:  # else the township (or county) chosen in the tree: its book and notices
+            items = self.tree.selectedItems()
+            kw["village_code"] = self.current_village() or (items[0].data(0, Qt.UserRole) if items else None) or None
         window = factory(self.store, self, **kw)
         if not window.isWindow():  # a QWidget with a parent would be drawn inside the main window
             window.setWindowFlag(Qt.Window, True)
@@ -807,6 +813,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(1000, lambda: self.lock(manual))
             return
         for e in self.editors:
+            e.commit_cells()  # a cell being typed in goes into the draft too
             e.write_draft()
             e.hide()
         for w in list(self.external.values()):

@@ -1,4 +1,5 @@
-"""The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示, 防返贫监测公示), generate it off the GUI thread
+"""The print dialog: choose a document (户有卡, 村有册, 乡有簿, 公示, 防返贫监测公示, 防返贫监测对象名册 and
+监测对象簿), generate it off the GUI thread
 with progress, preview it page by page (the whole page scaled into the window, or the page width
 with a scroll bar), open it with the system viewer or save it.
 
@@ -163,6 +164,8 @@ def make_pdf(store, document: str, options: dict, progress) -> tuple[bytes, int,
         result = printing.print_register(store, buffer, o["village_code"], progress=progress)
     elif document == "book":
         result = printing.print_book(store, buffer, o["township_code"], progress=progress)
+    elif document in MONITORING_REGISTERS:  # the same PDF as `jiandang print monitoring`
+        result = printing.print_monitoring_register(store, buffer, o["place_code"])
     else:
         level, kind = NOTICE_DOCUMENTS[document]
         info, items, place = o["info"], None, o["place_code"]
@@ -186,6 +189,9 @@ NOTICE_DOCUMENTS = {  # document key -> (level, kind) of app.services.printing.p
 }
 
 
+MONITORING_REGISTERS = {"monitoring_register": 12, "monitoring_book": 9}  # document key -> digits of its place code
+
+
 class PrintDialog(QDialog):
     DOCUMENTS = [
         ("card_household", "户有卡(本户)"),
@@ -200,11 +206,23 @@ class PrintDialog(QDialog):
         ("announce_exit", "县级公告:脱贫退出(已通过县级审定)"),
         ("notice_monitor", "防返贫监测公示:拟纳入监测对象(监测识别)"),
         ("notice_eliminate", "防返贫监测公示:监测对象拟风险消除"),
+        ("monitoring_register", "防返贫监测对象名册(本村监测户及其风险)"),
+        ("monitoring_book", "防返贫监测对象簿(本乡镇各村监测户)"),
     ]
     ROLES = {"notice_township_entry": ("township", "county"), "notice_township_exit": ("township", "county"),
              "announce_entry": ("county",), "announce_exit": ("county",)}  # who issues these
 
+    @staticmethod
+    def _DIGITS_NEEDED(key: str) -> int:
+        """How much of a division code a document needs: a village's (12 digits), a township's book
+        and notices (9), the county's 公告 (6)."""
+        if key == "book":
+            return 9
+        return printing.NOTICE_LEVELS[NOTICE_DOCUMENTS[key][0]][1] if key in NOTICE_DOCUMENTS else 12
+
     def __init__(self, store, parent=None, household_id: str | None = None, village_code: str | None = None):
+        """`village_code` is the village chosen (or the chosen household's); a township's or the
+        county's code offers that level's documents only."""
         super().__init__(parent)
         self.store = store
         self.household_id = household_id
@@ -223,8 +241,8 @@ class PrintDialog(QDialog):
         for key, label in self.DOCUMENTS:
             if key == "card_household" and not household_id:
                 continue
-            if key != "card_household" and not village_code:
-                continue
+            if key != "card_household" and len(village_code or "") < self._DIGITS_NEEDED(key):
+                continue  # a township chosen in the tree: its book and notices, not a village's documents
             if key in self.ROLES and store.role not in self.ROLES[key]:
                 continue
             self.document.addItem(label, key)
@@ -372,6 +390,8 @@ class PrintDialog(QDialog):
             o["place_code"] = self._place_code(key)
         if key == "book":
             o["township_code"] = (self.village_code or "")[:9]
+        if key in MONITORING_REGISTERS:
+            o["place_code"] = self._place_code(key)
         if key and key.startswith("card"):
             o["full_id"] = self.full_id.isChecked()
         if key in NOTICE_DOCUMENTS:
@@ -382,7 +402,10 @@ class PrintDialog(QDialog):
         return o
 
     def _place_code(self, key: str) -> str:
-        """The village's code, or its township's or county's for a notice of that level."""
+        """The village's code, or its township's or county's for a notice of that level (or for the
+        township's 监测对象簿)."""
+        if key in MONITORING_REGISTERS:
+            return (self.village_code or "")[:MONITORING_REGISTERS[key]]
         level = NOTICE_DOCUMENTS[key][0] if key in NOTICE_DOCUMENTS else "village"
         return (self.village_code or "")[:printing.NOTICE_LEVELS[level][1]]
 
@@ -392,7 +415,8 @@ class PrintDialog(QDialog):
                  "notice_entry": "公示-拟纳入", "notice_exit": "公示-拟退出",
                  "notice_township_entry": "乡级公示-拟纳入", "notice_township_exit": "乡级公示-拟退出",
                  "announce_entry": "公告-新识别", "announce_exit": "公告-脱贫退出",
-                 "notice_monitor": "公示-监测识别", "notice_eliminate": "公示-风险消除"}
+                 "notice_monitor": "公示-监测识别", "notice_eliminate": "公示-风险消除",
+                 "monitoring_register": "监测对象名册", "monitoring_book": "监测对象簿"}
         code = (self.village_code or "")[:9] if key == "book" else self._place_code(key)
         place = self.store.division_name(code) if code else ""
         return f"{names.get(key, key)}-{place}-{dt.date.today():%Y%m%d}.pdf"

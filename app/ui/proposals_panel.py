@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -118,6 +119,7 @@ class NewProposalDialog(QDialog):
         for key, label in KINDS.items():
             self.kind.addItem(label, key)
         self.reasons = QPlainTextEdit()
+        self.reasons.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.reasons.setPlaceholderText("申报理由(必填)")
         self.reasons.setFixedHeight(60)
         self.date = _date_edit()
@@ -131,6 +133,7 @@ class NewProposalDialog(QDialog):
         self.water = QCheckBox("饮水安全")
         self.monitoring_box = MonitoringBox()
         self.justification = QPlainTextEdit()
+        self.justification.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.justification.setPlaceholderText("未达到退出标准时必须写明书面说明")
         self.justification.setFixedHeight(60)
         self.assessment = QLabel()
@@ -220,9 +223,19 @@ class NewProposalDialog(QDialog):
                 clothing_secure=self.clothing.isChecked() if is_exit else None,
                 justification=self.justification.toPlainText().strip() or None, **extra)
         except proposals.ProcedureError as exc:
-            self.message.setText(str(exc))
+            self.message.setText(in_window_words(str(exc)))
             return
         self.accept()
+
+
+_OPTION_HINT = re.compile(r"[(（]--[^)）]*[)）]")  # (--household-authorised), (--meeting-date --attendance …)
+
+
+def in_window_words(message: str) -> str:
+    """A refusal of app.services as the window shows it: the command's option named in brackets
+    after the requirement (须有农户签署的授权承诺书(--household-authorised)) is left out; the
+    requirement names the field or box of this window."""
+    return _OPTION_HINT.sub("", message)
 
 
 def criteria_html(a: procedures.ExitAssessment, what: str = "退出标准") -> str:
@@ -594,7 +607,7 @@ class ProposalsWindow(QWidget):
                                         reason=self.reason.text(), date=_date(self.stage_date),
                                         by=self.by.text().strip() or None, **kw)
         except proposals.ProcedureError as exc:
-            self.action_message.setText(str(exc))
+            self.action_message.setText(in_window_words(str(exc)))
             return
         self.reason.clear()
         self.current = updated

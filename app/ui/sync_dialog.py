@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.server import client
-from app.sync import exchange
+from app.store import StoreError
+from app.sync import exchange, identity
 from app.sync import status as status_texts
 from app.ui import workers
 
@@ -120,7 +121,21 @@ class SyncPanel(QWidget):
         folder = self._folder()
         if folder is None:
             return
+        self._imported_from = folder
         self._start(lambda progress: exchange.import_paths(self.store, [folder], progress), self.show_reports)
+
+    def _shown_name(self, name: str) -> str:
+        """A file as found under the chosen folder (坏U盘/71a2…-up-000001.jdb): two sticks of a drawer
+        may hold files of the same name, and the report must say which one was refused."""
+        path = Path(name)
+        folder = getattr(self, "_imported_from", None)
+        if folder is not None:
+            try:
+                inside = path.relative_to(folder)
+            except ValueError:
+                return path.name
+            return inside.as_posix() if str(inside) != "." else path.name
+        return path.name
 
     def show_reports(self, reports) -> None:
         self.last_reports = list(reports)
@@ -134,7 +149,7 @@ class SyncPanel(QWidget):
             else:
                 detail = r.message
             extra = [f"注意:{w}" for w in r.warnings] + [r.duplicate_text(d) for d in r.duplicates]
-            self._add_row(Path(r.name).name, r.status, ";".join([detail, *extra]))
+            self._add_row(self._shown_name(r.name), r.status, ";".join([detail, *extra]))
         refused = sum(r.refused for r in reports)
         bundles = [r for r in reports if r.status != "skipped"]  # "skipped": files left out, named in the table
         if not bundles:
@@ -216,6 +231,17 @@ class SyncDialog(QDialog):
     def sync_now(self) -> None:
         """Export, upload, fetch, import on the thread pool; an unreachable service says so and
         that the USB buttons still work."""
+        if not self.store.meta("certificate"):  # never enrolled: say so (not that an address is missing)
+            try:
+                identity.device_certificate(self.store)
+            except StoreError as exc:
+                self.panel.summary.setText(f"未完成:{exc}")
+            return
+        if not (self.server.text().strip() or self.store.meta(client.SERVER_KEY)):  # the window's words, not --server
+            self.panel.summary.setText("没有设置县同步服务的地址:请在上面“县同步服务”一栏填写(如 https://192.168.1.10:8765),"
+                                       "或请县里在登记时设置;也可以继续用U盘同步")
+            self.server.setFocus()
+            return
         try:
             url, ca = client.settings(self.store, self.server.text().strip() or None)
         except client.SyncError as exc:

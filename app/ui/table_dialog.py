@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
+    QSplitter,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -34,10 +35,15 @@ from PySide6.QtWidgets import (
 
 from app.core.dictionary import default
 from app.tables import exporter, importer, mapping
+from app.tables import options as table_options
 from app.ui import workers
 
 MAPPING_META = "table_mapping"
 SHOWN_REJECTIONS = 2000
+
+
+# a refusal worded for the command line, as the dialog offers the same choice
+WINDOW_WORDS = (("请用 --village 指定村代码", "请在上面的“村”中选择这个文件的村"),)
 
 
 class TableDialog(QDialog):
@@ -131,11 +137,26 @@ class TableDialog(QDialog):
         right.addStretch(0)
         middle.addLayout(left, 3)
         middle.addLayout(right, 2)
-        lay.addLayout(middle, 4)
-        lay.addLayout(map_buttons)
-        lay.addWidget(self.summary)
-        lay.addWidget(QLabel("将被拒绝的行:"))
-        lay.addWidget(self.rejections, 2)
+        # the mapping above, the report and the rejected rows below, the divider between them movable:
+        # after a dry run the rejected rows are what is read (a fixed 4:2 share left them three rows at 1366×768)
+        upper, lower = QWidget(), QWidget()
+        up = QVBoxLayout(upper)
+        up.setContentsMargins(0, 0, 0, 0)
+        up.addLayout(middle, 1)
+        up.addLayout(map_buttons)
+        down = QVBoxLayout(lower)
+        down.setContentsMargins(0, 0, 0, 0)
+        down.addWidget(self.summary)
+        down.addWidget(QLabel("将被拒绝的行:"))
+        down.addWidget(self.rejections, 1)
+        self.split = QSplitter(Qt.Vertical)
+        self.split.setObjectName("import_split")
+        self.split.addWidget(upper)
+        self.split.addWidget(lower)
+        self.split.setChildrenCollapsible(False)
+        self.split.setStretchFactor(0, 1)
+        self.split.setStretchFactor(1, 1)
+        lay.addWidget(self.split, 1)
         lay.addLayout(act)
 
         # ---- export tab
@@ -228,6 +249,8 @@ class TableDialog(QDialog):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self._stop()
+        for option, choice in WINDOW_WORDS:  # the command's options as the dialog's choices
+            message = message.replace(option, choice)
         self.status.setText(f"<span style='color:#c00000'>{message}</span>")
         self.summary.setText(f"<span style='color:#c00000'>{message}</span>")
 
@@ -331,6 +354,10 @@ class TableDialog(QDialog):
             box.currentTextChanged.connect(self._options_changed)
             self.fixed_table.setCellWidget(r, 1, box)
         self.fixed_table.setVisible(bool(rows))
+        t = self.fixed_table  # every missing column shows (up to four; more scroll), whatever the divider below
+        shown = min(t.rowCount(), 4)
+        t.setMinimumHeight(t.horizontalHeader().sizeHint().height() + shown * t.verticalHeader().defaultSectionSize()
+                           + 2 * t.frameWidth() + 2 if shown else 0)
         self.fixed_label.setText("表中缺少必填列:可给全部户统一填写,\n或勾选下面的“待完善”先导入:" if rows
                                  else "表中没有缺少必填列。")
 
@@ -405,10 +432,30 @@ class TableDialog(QDialog):
         shown = report.rejections[:SHOWN_REJECTIONS]
         self.rejections.setRowCount(len(shown))
         for r, rej in enumerate(shown):
-            for c, value in enumerate((rej.sheet, str(rej.row), rej.column, rej.reason)):
-                self.rejections.setItem(r, c, QTableWidgetItem(value))
+            reason = rej.reason.replace(table_options.CODES_HINT, table_options.CODES_HINT_WINDOW)  # the dialog's words
+            for c, value in enumerate((rej.sheet, str(rej.row), rej.column, reason)):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)  # a long reason (a code list's labels) is cut at the table's edge
+                self.rejections.setItem(r, c, item)
         self.rejections.resizeColumnsToContents()
         self.rejections.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
+        if shown:
+            self._room_for_rejections(len(shown))
+
+    def _room_for_rejections(self, rows: int) -> None:
+        """The divider moves up so that the report and up to eight rejected rows show; the mapping
+        keeps what it cannot do without (and scrolls)."""
+        total = sum(self.split.sizes())
+        if total <= 0:
+            return
+        t = self.rejections
+        row = t.rowHeight(0) if t.rowCount() else t.verticalHeader().defaultSectionSize()
+        lower = self.split.widget(1)
+        table_now = t.height()
+        want = lower.height() - table_now + t.horizontalHeader().height() + min(rows, 8) * row + 2 * t.frameWidth() + 4
+        upper = max(self.split.widget(0).minimumSizeHint().height(), total - want)
+        if upper < self.split.sizes()[0]:
+            self.split.setSizes([upper, total - upper])
 
     def confirm_import(self) -> None:
         if self.plan is None:
