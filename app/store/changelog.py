@@ -9,6 +9,12 @@ from app.store import crypto
 from app.store.base import Change, _dumps, _loads
 
 
+INSERT_CHANGES = ("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) "
+                  "VALUES (?,?,?,?,?,?,?,?,?)")
+INSERT_CHANGES_NO_PARENT = ("INSERT INTO changes(site_id, seq, record_id, kind, village_code, hlc, key_version, payload) "
+                            "VALUES (?,?,?,?,?,?,?,?)")
+
+
 class ChangeLog:
     """The change log of a `Store` (uses its `conn`, `site_id`, `clock`, `meta()`, `_require()`;
     commits hand `_pending` to the listeners)."""
@@ -48,11 +54,15 @@ class ChangeLog:
         version = sealer.key_version
         payloads = sealer.seal_many([("change", f"{c.site_id}:{c.seq}", _dumps(
             {"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason})) for c in changes])
-        rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, payload)
-                for c, payload in zip(changes, payloads)]
-        self.conn.executemany(
-            "INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)",
-            rows)
+        if any(c.parent_id is not None for c in changes):
+            rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, payload)
+                    for c, payload in zip(changes, payloads)]
+            sql = INSERT_CHANGES
+        else:  # parent_id left out (NULL): the sqlite3 module binds None through its adapter lookup too
+            rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.hlc, version, payload)
+                    for c, payload in zip(changes, payloads)]
+            sql = INSERT_CHANGES_NO_PARENT
+        self.conn.executemany(sql, rows)
         if self.listeners:
             self._pending.extend(changes)
 

@@ -112,10 +112,11 @@ class Sealer:
         nonce = os.urandom(NONCE)
         return nonce + self._aead.encrypt(nonce, plaintext, self._aad(kind, record_id))
 
-    def seal_many(self, items) -> list[bytes]:
+    def seal_many(self, items) -> list[bytearray]:
         """`seal` of many (kind, record id, plaintext) at once (a merge seals thousands of change rows):
         the same associated data, one random nonce each, drawn from the system's random source in
-        one call."""
+        one call. Each as a bytearray: the sqlite3 module binds one as a BLOB directly, where a bytes
+        value first goes through its adapter lookup (about 1 µs a value, more than the copy costs)."""
         encrypt, heads, tail = self._aead.encrypt, self._heads, f"|{self.key_version}".encode()
         nonces = os.urandom(NONCE * len(items))
         out = []
@@ -124,7 +125,9 @@ class Sealer:
         for kind, record_id, plaintext in items:
             nonce = nonces[at:at + NONCE]
             at += NONCE
-            append(nonce + encrypt(nonce, plaintext, heads[kind] + record_id.encode() + tail))
+            blob = bytearray(nonce)
+            blob += encrypt(nonce, plaintext, heads[kind] + record_id.encode() + tail)
+            append(blob)
         return out
 
     def open(self, kind: str, record_id: str, blob: bytes) -> bytes:

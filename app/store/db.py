@@ -717,10 +717,16 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         records not held before (the merge looked them up): they have no blind index rows to drop."""
         sealer = self._require()
         blobs = sealer.seal_many([(r.kind, r.id, bodies.encode(r)) for r in records])
-        rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), sealer.key_version, blob)
-                for r, blob in zip(records, blobs)]
+        version = sealer.key_version
+        if any(r.parent_id is not None for r in records):
+            rows = [(r.id, r.kind, r.village_code, r.parent_id, r.hlc, int(r.deleted), version, blob)
+                    for r, blob in zip(records, blobs)]
+            columns = "id, kind, village_code, parent_id, hlc, deleted, key_version, blob"
+        else:  # parent_id left out (NULL; an update keeps it): None is bound through sqlite3's adapter lookup
+            rows = [(r.id, r.kind, r.village_code, r.hlc, int(r.deleted), version, blob) for r, blob in zip(records, blobs)]
+            columns = "id, kind, village_code, hlc, deleted, key_version, blob"
         self.conn.executemany(
-            "INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) VALUES (?,?,?,?,?,?,?,?) "
+            f"INSERT INTO records({columns}) VALUES ({','.join('?' * (columns.count(',') + 1))}) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
             "key_version=excluded.key_version, blob=excluded.blob", rows)
         self._update_blind_index_many(records, new)
