@@ -87,3 +87,25 @@ def digest(store: Store) -> str:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+PART_HEADS = ["欧阳明远", "诸葛长青", "上官玉梅", "司马安邦", "东方红霞", "慕容春生"]
+
+
+def laptop_with_work(tmp: Path, county: Store, name: str = "甲队", photo_count: int = 0) -> Store:
+    """A laptop enrolled in `county` that has typed a household for each of PART_HEADS (compound
+    surnames) and, when asked, taken `photo_count` visit photos of the first one."""
+    from app.services import attachments, households
+    from tests import factories, photos
+
+    laptop = make_device(tmp, county, name)
+    for i, head in enumerate(PART_HEADS):
+        households.save(laptop, factories.household(head, seq=i + 1))
+    if photo_count:
+        house = next(r for r in laptop.records("household") if r.fields.get("head_name") == PART_HEADS[0])
+        folder = tmp / "photos"
+        folder.mkdir()
+        for i in range(photo_count):
+            (folder / f"IMG_{i:04d}.jpg").write_bytes(photos.photo(640, 480, seed=i))
+        assert len(attachments.add_files(laptop, house, [folder], kind="走访").added) == photo_count
+    return laptop

@@ -10,15 +10,12 @@ import pytest
 
 from app.server import client
 from app.server.app import Limits, SyncServer
-from app.services import attachments, households
 from app.sync import exchange, identity, wire
-from tests import factories, photos
-from tests.sync_helpers import down, make_county, make_device, up
+from tests.sync_helpers import down, laptop_with_work, make_county, make_device, up
 
 COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 PER_BUNDLE = 7  # changes a bundle in these tests (a household with its members is 4-6 changes)
-HEADS = ["欧阳明远", "诸葛长青", "上官玉梅", "司马安邦", "东方红霞", "慕容春生"]
 
 
 @pytest.fixture
@@ -30,16 +27,7 @@ def _county_with_a_village(tmp_path, photo_count=0):
     """A county that holds a village's households (typed on laptop 甲队), and a new laptop 乙队 for the
     same village that has nothing yet: its first downstream export is the village's full copy."""
     county = make_county(tmp_path)
-    first = make_device(tmp_path, county, "甲队")
-    for i, head in enumerate(HEADS):
-        households.save(first, factories.household(head, seq=i + 1))
-    if photo_count:
-        house = next(r for r in first.records("household") if r.fields.get("head_name") == HEADS[0])
-        folder = tmp_path / "photos"
-        folder.mkdir()
-        for i in range(photo_count):
-            (folder / f"IMG_{i:04d}.jpg").write_bytes(photos.photo(640, 480, seed=i))
-        assert len(attachments.add_files(first, house, [folder], kind="走访").added) == photo_count
+    first = laptop_with_work(tmp_path, county, "甲队", photo_count)
     while True:  # everything of 甲队 at the county (its own upload is in parts too)
         report = up(first, county)
         assert report.status == "accepted", report.line()

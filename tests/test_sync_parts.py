@@ -8,34 +8,17 @@ import pytest
 
 from app.server import client
 from app.server.app import Limits, SyncServer
-from app.services import attachments, households
 from app.sync import exchange, wire
-from tests import factories, photos
-from tests.sync_helpers import change_ids, down, make_county, make_device
+from tests.sync_helpers import change_ids, down, laptop_with_work, make_county
 
 COUNTY_BACKENDS = ("sqlite", "postgresql")  # the county also on PostgreSQL (tests/conftest.py)
 
 PER_BUNDLE = 7  # changes a bundle in these tests (a household with its members is 4-6 changes)
-HEADS = ["欧阳明远", "诸葛长青", "上官玉梅", "司马安邦", "东方红霞", "慕容春生"]
 
 
 @pytest.fixture
 def small_bundles(monkeypatch):
     monkeypatch.setattr(exchange, "CHANGES_PER_BUNDLE", PER_BUNDLE)
-
-
-def _laptop_with_work(tmp_path, county, photo_count=0):
-    laptop = make_device(tmp_path, county, "甲队")
-    for i, head in enumerate(HEADS):
-        households.save(laptop, factories.household(head, seq=i + 1))
-    if photo_count:
-        house = next(r for r in laptop.records("household") if r.fields.get("head_name") == HEADS[0])
-        folder = tmp_path / "photos"
-        folder.mkdir()
-        for i in range(photo_count):
-            (folder / f"IMG_{i:04d}.jpg").write_bytes(photos.photo(640, 480, seed=i))
-        assert len(attachments.add_files(laptop, house, [folder], kind="走访").added) == photo_count
-    return laptop
 
 
 def _own(store, site_id) -> set:
@@ -48,7 +31,7 @@ def _header(path):
 
 def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_by_usb(tmp_path, small_bundles):
     county = make_county(tmp_path)
-    laptop = _laptop_with_work(tmp_path, county, photo_count=2)
+    laptop = laptop_with_work(tmp_path, county, photo_count=2)
     total = laptop.count_changes(laptop.site_id)
     assert total > 3 * PER_BUNDLE
     stick = tmp_path / "usb"
@@ -88,7 +71,7 @@ def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_by_usb(tmp_
 
 def test_a_missing_middle_bundle_is_refused_naming_it_and_nothing_after_it_goes_in(tmp_path, small_bundles):
     county = make_county(tmp_path)
-    laptop = _laptop_with_work(tmp_path, county)
+    laptop = laptop_with_work(tmp_path, county)
     stick = tmp_path / "usb"
     stick.mkdir()
     written = exchange.export_to(laptop, stick)
@@ -123,7 +106,7 @@ def test_a_missing_middle_bundle_is_refused_naming_it_and_nothing_after_it_goes_
 
 def test_a_fresh_export_after_an_unacknowledged_one_starts_again_from_the_acknowledgement(tmp_path, small_bundles):
     county = make_county(tmp_path)
-    laptop = _laptop_with_work(tmp_path, county)
+    laptop = laptop_with_work(tmp_path, county)
     first, second = tmp_path / "usb1", tmp_path / "usb2"
     first.mkdir()
     second.mkdir()
@@ -144,7 +127,7 @@ def test_a_laptop_with_more_changes_than_one_bundle_syncs_completely_through_the
                                                                                          monkeypatch):
     monkeypatch.setattr(client, "MAX_ROUNDS", 2)  # bundles that continue with changes are not limited by it
     county = make_county(tmp_path)
-    laptop = _laptop_with_work(tmp_path, county)
+    laptop = laptop_with_work(tmp_path, county)
     total = laptop.count_changes(laptop.site_id)
     server = SyncServer(county, "127.0.0.1", 0, access_log=False,
                         limits=Limits(uploads_per_minute=0, fetches_per_minute=0)).start()

@@ -17,7 +17,9 @@ from tests import factories  # noqa: E402
 from tests.sync_helpers import make_county, make_device  # noqa: E402
 
 
-def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, tmp_path):
+def _two_laptops_editing_one_phone(tmp_path):
+    """A county and laptops 甲队 and 乙队 that both hold a household and have each changed its phone
+    since (not yet exported): the county's import of both makes a conflict."""
     usb = tmp_path / "usb"
     usb.mkdir()
     county = make_county(tmp_path)
@@ -30,6 +32,11 @@ def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, 
     exchange.import_paths(b, [usb])
     a.put("household", {"phone": "13800000001"}, record_id=hid)
     b.put("household", {"phone": "13900000002"}, record_id=hid)
+    return usb, county, a, b, hid
+
+
+def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, tmp_path):
+    usb, county, a, b, hid = _two_laptops_editing_one_phone(tmp_path)
 
     for laptop in (a, b):
         dialog = SyncDialog(laptop)
@@ -362,18 +369,7 @@ def test_a_conflict_another_window_resolved_meanwhile_is_said_so_in_the_window_s
     already (no command-line advice) and the list no longer shows it."""
     from PySide6.QtWidgets import QMessageBox
 
-    usb = tmp_path / "usb"
-    usb.mkdir()
-    county = make_county(tmp_path)
-    a = make_device(tmp_path, county, "甲队")
-    b = make_device(tmp_path, county, "乙队")
-    hid = households.save(a, factories.household()).household_id
-    exchange.export_to(a, usb)
-    exchange.import_paths(county, [usb])
-    exchange.export_to(county, usb)
-    exchange.import_paths(b, [usb])
-    a.put("household", {"phone": "13800000001"}, record_id=hid)
-    b.put("household", {"phone": "13900000002"}, record_id=hid)
+    usb, county, a, b, hid = _two_laptops_editing_one_phone(tmp_path)
     for laptop in (a, b):
         exchange.export_to(laptop, usb)
     exchange.import_paths(county, [usb])

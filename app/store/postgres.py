@@ -304,18 +304,12 @@ class PgConnection:
                         if params is None:  # a SAVEPOINT
                             self.raw.execute(query)
                             continue
-                        cursor = self._raw_cursor(self.raw)
-                        cursor.execute(self._native_form(query), params)
+                        cursor = self._send(query, params)
                         cursors.append((query, cursor))
                         if later is not None:
                             later.cursor = cursor
                     if then:
-                        query, params = then
-                        if params is None:
-                            last = self.raw.execute(query)
-                        else:
-                            last = self._raw_cursor(self.raw)
-                            last.execute(self._native_form(query), params)
+                        last = self._send(*then)
             except psycopg.OperationalError as exc:
                 raise self._lost(exc) from None
         for query, cursor in cursors:
@@ -383,14 +377,19 @@ class PgConnection:
             if self._queued:
                 return self.send_queued((query, params))
             try:
-                if params is None:
-                    cursor = self.raw.execute(query)
-                else:
-                    cursor = self._raw_cursor(self.raw)
-                    cursor.execute(self._native_form(query), params)
+                cursor = self._send(query, params)
             except psycopg.OperationalError as exc:
                 raise self._lost(exc) from None
         self._count(query, cursor)
+        return cursor
+
+    def _send(self, query: str, params):
+        """Send one statement now (the caller holds the lock): without parameters as it is, with them
+        in the `$n` form through a RawCursor. Returns its cursor."""
+        if params is None:
+            return self.raw.execute(query)
+        cursor = self._raw_cursor(self.raw)
+        cursor.execute(self._native_form(query), params)
         return cursor
 
     def _count(self, query: str, cursor) -> None:
