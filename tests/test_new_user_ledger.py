@@ -22,6 +22,8 @@ def test_an_id_number_excel_stored_as_a_number_says_so_and_what_to_do(fresh, tmp
     report = importer.import_table(fresh, path, village=V, dry=True)
     reasons = {(r.row, r.column): r.reason for r in report.rejections}
     assert "Excel" in reasons[(2, "身份证号")] and "文本" in reasons[(2, "身份证号")]
+    # said once: not also as a required value left empty
+    assert [r.reason for r in report.rejections if r.row == 2 and "身份" in r.reason + r.column] == [reasons[(2, "身份证号")]]
     assert "15位" in reasons[(4, "身份证号")] and "18位" in reasons[(4, "身份证号")]
     assert "1391234" in reasons[(4, "联系电话")]
 
@@ -92,6 +94,8 @@ def test_a_ledger_row_without_a_known_village_names_the_column_in_chinese(fresh,
     report = importer.import_table(fresh, path, dry=True)
     columns = {r.column for r in report.rejections}
     assert "村名称" in columns and "village_code" not in columns
+    # each row's village is named once: not also as a 村代码 that is not 12 digits
+    assert not [r for r in report.rejections if "12位" in r.reason or "12 位" in r.reason]
 
 
 def test_search_finds_an_id_number_typed_in_full_width_and_a_name_typed_with_a_space(store):

@@ -50,6 +50,9 @@ class Rejection:
     target: str = ""       # "household.main_cause" … when the problem is one cell's value
 
 
+_VILLAGE_TARGET = "household.village_code"  # a row's village, named by code or by name
+
+
 @dataclass
 class Group:
     """The rows of one household in the file."""
@@ -357,7 +360,7 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
                 f = d.kinds[kind].fields[key]
                 if f.type == "id_number" and isinstance(raw, (int, float)) and not isinstance(raw, bool) and abs(raw) >= 1e14:
                     errors.append(Rejection(sheet.title, number, column,
-                                            "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入"))
+                                            "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入", target))
                     continue
                 if f.type in ("code", "multi_code"):
                     parts = raw if f.type == "code" else [p for p in _SPLIT.split(str(raw)) if p]
@@ -407,9 +410,10 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
                 code = village_names.get(special[mp.VILLAGE_NAME])
                 if code is None:
                     errors.append(Rejection(sheet.title, number, mp.SPECIAL_TARGETS[mp.VILLAGE_NAME],
-                                            f"村名称“{special[mp.VILLAGE_NAME]}”在本数据库的区划中找不到,请改用村代码"))
+                                            f"村名称“{special[mp.VILLAGE_NAME]}”在本数据库的区划中找不到,请改用村代码",
+                                            _VILLAGE_TARGET))  # the check of the household's 村代码 need not say it again
             if code is not None and not (len(str(code)) == 12 and str(code).isdigit()):
-                errors.append(Rejection(sheet.title, number, "村代码", f"村代码“{code}”应为 12 位数字"))
+                errors.append(Rejection(sheet.title, number, "村代码", f"村代码“{code}”应为 12 位数字", _VILLAGE_TARGET))
                 code = None
             head_id = special.get(mp.HEAD_ID_NUMBER)
             head_id = idnumber.normalise(head_id) if head_id else None
