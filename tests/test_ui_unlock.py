@@ -62,7 +62,9 @@ def locked_copy(make_store, name="u.db") -> Store:
     return Store.open(path)
 
 
-def test_the_window_keeps_running_while_the_key_is_derived(qtbot, make_store, monkeypatch):
+def _slow_unlock_dialog(qtbot, make_store, monkeypatch):
+    """The unlock dialog of a locked database, shown, its passphrase typed, with the key derivation
+    slowed down and the dialog's state sampled meanwhile (`Ticks`)."""
     store = locked_copy(make_store)
     dialog = UnlockDialog(store)
     qtbot.addWidget(dialog)
@@ -70,6 +72,11 @@ def test_the_window_keeps_running_while_the_key_is_derived(qtbot, make_store, mo
     ticks = Ticks(dialog)
     monkeypatch.setattr(crypto, "derive_key", ticks.slowed(crypto.derive_key))
     dialog.passphrase.setText(PASSPHRASE)
+    return store, dialog, ticks
+
+
+def test_the_window_keeps_running_while_the_key_is_derived(qtbot, make_store, monkeypatch):
+    store, dialog, ticks = _slow_unlock_dialog(qtbot, make_store, monkeypatch)
     qtbot.mouseClick(dialog.unlock_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: dialog.result() == QDialog.Accepted, timeout=10000)
     ticks.timer.stop()
@@ -126,13 +133,7 @@ def test_the_one_time_body_conversion_shows_its_progress_and_keeps_the_window_ru
 
 
 def test_closing_the_dialog_during_the_unlock_waits_and_leaves_the_store_locked(qtbot, make_store, monkeypatch):
-    store = locked_copy(make_store)
-    dialog = UnlockDialog(store)
-    qtbot.addWidget(dialog)
-    dialog.show()
-    ticks = Ticks(dialog)
-    monkeypatch.setattr(crypto, "derive_key", ticks.slowed(crypto.derive_key))
-    dialog.passphrase.setText(PASSPHRASE)
+    store, dialog, ticks = _slow_unlock_dialog(qtbot, make_store, monkeypatch)
     dialog.try_unlock()
     dialog.close()  # the window's close button, then Esc
     dialog.reject()
