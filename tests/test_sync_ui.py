@@ -35,6 +35,17 @@ def _two_laptops_editing_one_phone(tmp_path):
     return usb, county, a, b, hid
 
 
+def _conflicts_command(path, monkeypatch, capsys) -> str:
+    """What `jiandang conflicts PATH` prints (the database closed by the test beforehand)."""
+    from app.cli.main import main
+    from tests.sync_helpers import PASSPHRASE
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    capsys.readouterr()
+    assert main(["conflicts", str(path)]) == 0
+    return capsys.readouterr().out
+
+
 def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, tmp_path):
     usb, county, a, b, hid = _two_laptops_editing_one_phone(tmp_path)
 
@@ -191,8 +202,7 @@ def test_county_screen_names_sites_kinds_and_roles_in_chinese(qtbot, tmp_path):
 def test_conflict_list_names_the_household_by_number_and_head_and_a_member_by_name(qtbot, tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    from app.cli.main import main
-    from tests.sync_helpers import PASSPHRASE, down, up
+    from tests.sync_helpers import down, up
 
     county = make_county(tmp_path)
     a = make_device(tmp_path, county, "甲队")
@@ -218,10 +228,7 @@ def test_conflict_list_names_the_household_by_number_and_head_and_a_member_by_na
     for s in (a, b, county):
         s.close()
     # `jiandang conflicts` names them in the same words
-    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    capsys.readouterr()
-    assert main(["conflicts", str(path)]) == 0
-    records = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    records = [line.split("\t")[1] for line in _conflicts_command(path, monkeypatch, capsys).splitlines()]
     assert sorted(records) == sorted(names.values())
 
 
@@ -329,7 +336,7 @@ def test_conflicting_bank_accounts_are_partly_hidden_in_the_window_and_the_comma
 
     from app.cli.main import main
     from app.core.dictionary import default
-    from tests.sync_helpers import PASSPHRASE, down, up
+    from tests.sync_helpers import down, up
 
     county = make_county(tmp_path)
     a = make_device(tmp_path, county, "甲队")
@@ -353,10 +360,7 @@ def test_conflicting_bank_accounts_are_partly_hidden_in_the_window_and_the_comma
     path = Path(county.path)
     for s in (a, b, county):
         s.close()
-    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
-    capsys.readouterr()
-    assert main(["conflicts", str(path)]) == 0
-    out = capsys.readouterr().out
+    out = _conflicts_command(path, monkeypatch, capsys)
     assert first not in out and second not in out
     assert all(v in out for v in shown), out
     assert main(["conflicts", str(path), "--json"]) == 0
