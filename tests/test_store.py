@@ -130,6 +130,53 @@ def test_default_kdf_profile_is_strong_and_stored_with_the_wrap(tmp_path, recove
     s.close()
 
 
+def _new_village(path, recovery_key) -> Store:
+    return Store.create(path, role="village", site_name="村", operator="admin", passphrase=PASSPHRASE,
+                        recovery_public_key=recovery_key.public_key())
+
+
+def _page_size(path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_new_database_has_large_pages_so_a_load_reads_few_of_them(tmp_path, recovery_key):
+    from app.store.db import PAGE_SIZE
+
+    s = _new_village(tmp_path / "new.db", recovery_key)
+    members = [{"name": f"成员{i}", "work_area": "本乡镇"} for i in range(300)]
+    s.create_many([("member", m, "522699101201", None) for m in members])
+    s.close()
+    assert PAGE_SIZE == 16384 and _page_size(tmp_path / "new.db") == PAGE_SIZE
+    s = Store.open(tmp_path / "new.db")
+    s.unlock("admin", PASSPHRASE)
+    assert [r.fields for r in s.records("member")] == members
+    s.close()
+
+
+def test_a_database_made_with_small_pages_still_opens_loads_and_takes_edits(tmp_path, recovery_key, monkeypatch):
+    from app.store import db
+
+    monkeypatch.setattr(db, "PAGE_SIZE", 4096)  # as every database was made before 16 KiB pages
+    s = _new_village(tmp_path / "old.db", recovery_key)
+    first = s.put("household", {"head_name": "王五"}, village_code="522699101201").record_id
+    s.close()
+    monkeypatch.undo()
+    s = Store.open(tmp_path / "old.db")
+    s.unlock("admin", PASSPHRASE)
+    assert [r.fields for r in s.records()] == [{"head_name": "王五"}]
+    second = s.put("household", {"head_name": "李四"}, village_code="522699101201").record_id
+    s.close()
+    assert _page_size(tmp_path / "old.db") == 4096  # kept: never rewritten behind the user's back
+    s = Store.open(tmp_path / "old.db")
+    s.unlock("admin", PASSPHRASE)
+    assert [s.get(first).fields, s.get(second).fields] == [{"head_name": "王五"}, {"head_name": "李四"}]
+    s.close()
+
+
 def test_a_file_that_is_not_ours_is_refused(tmp_path):
     other = tmp_path / "other.db"
     conn = sqlite3.connect(other)

@@ -65,6 +65,12 @@ from app.store.shared import SharedWriters
 
 APP_ID = "jiandang"
 ROLES = ("village", "township", "county")
+# The page size of a new database (SQLite's default is 4 KiB). A sealed record body is 0.5-1 KB, so
+# a 4 KiB page holds about five rows and leaves a sixth of itself empty; loading 10,000 households
+# read some 10,000 pages one system call each. 16 KiB pages hold four times the rows with less left
+# over: the load reads a quarter of the pages (bench/store.py, docs/developing.md). A database keeps
+# the page size it was made with (existing ones stay at 4 KiB; both work alike).
+PAGE_SIZE = 16384
 
 
 def _is_busy(exc) -> bool:
@@ -143,9 +149,11 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
     # ------------------------------------------------------------------ opening
 
     @staticmethod
-    def _connect(path: Path, read_only: bool = False) -> sqlite_utils.Database:
+    def _connect(path: Path, read_only: bool = False, *, new: bool = False) -> sqlite_utils.Database:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
         db = sqlite_utils.Database(conn)
+        if new:  # only before the first table: a database keeps the page size it was made with
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         if read_only:  # the writer set WAL mode; switching modes would need its lock
             conn.execute("PRAGMA temp_store=MEMORY")
             return db
@@ -192,7 +200,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         for leftover in _creating_leftovers(path):
             leftover.unlink(missing_ok=True)
         fileio.create_private(tmp).close()  # owner-only; SQLite gives its WAL and journal the same mode
-        db = cls._connect(tmp)
+        db = cls._connect(tmp, new=True)
         with write_transaction(db.conn):
             data_key = _initialise(db, role=role, site_name=site_name, operator=operator, passphrase=passphrase,
                                    recovery_public_key=recovery_public_key, kdf=kdf, site_id=site_id, index_key=index_key)
