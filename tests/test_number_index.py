@@ -164,3 +164,27 @@ def test_households_merged_at_the_county_are_found_by_number(tmp_path):
     # a number the county already holds is refused there too
     with pytest.raises(households.ValidationFailed, match="已用在"):
         households.save(county, factories.household("东方不败", "西门吹雪", seq=9, household_number=numbers[ids[0]]))
+
+
+@pytest.mark.sqlite_only
+def test_validate_finds_a_shared_number_before_and_after_the_rows_are_written(make_store):
+    store = make_store("old.db")
+    fill_demo(store, per_village=1)
+    first, *_, last = list(store.records("household"))
+    store.put("household", {"household_number": first.fields["household_number"]}, record_id=last.id)
+    assert store.duplicate_household_numbers() == {first.id, last.id}
+    _as_before_version_7(store)
+    path = store.path
+    store.close()
+
+    def shared(s: Store) -> set[str]:
+        return {f.record_id for f in households.validate_all(s) if f.rule == "duplicate_household_number"}
+
+    with Store.open(path) as writer:
+        with Store.open(path, read_only=True) as reader:
+            reader.unlock("admin", PASSPHRASE)
+            assert reader.duplicate_household_numbers() is None  # not written yet: read while validating
+            assert shared(reader) == {first.id, last.id}
+        writer.unlock("admin", PASSPHRASE)
+        assert writer.duplicate_household_numbers() == {first.id, last.id}
+        assert shared(writer) == {first.id, last.id}

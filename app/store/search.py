@@ -138,6 +138,16 @@ class SearchIndex:
         )
         return [r[0].split(",") for r in rows]
 
+    def duplicate_household_numbers(self) -> set[str] | None:
+        """Ids of the live households whose 户编号 another one also carries (through the blind index);
+        None while its 户编号 rows are still to be written (a reader beside a writer not yet unlocked)."""
+        if self._numbers_pending():
+            return None
+        rows = self.conn.execute(
+            "SELECT group_concat(record_id, ',') FROM blind_index WHERE field = ? GROUP BY digest HAVING count(*) > 1",
+            (NUMBER_FIELD,))
+        return {rid for (group,) in rows for rid in group.split(",")}
+
     def _index_record(self, record: Record) -> None:
         if record.kind == "household":
             key = record.id
