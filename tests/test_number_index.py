@@ -63,6 +63,11 @@ def test_a_changed_deleted_or_restored_number_is_found_as_it_now_is(demo_store):
     assert demo_store.find_household_number(number[:-4] + "0999") == []
     demo_store.put("household", {}, record_id=hid)  # restore
     assert demo_store.find_household_number(number[:-4] + "0999") == [hid]
+    assert demo_store.duplicate_household_numbers() == set()
+    other, taken = list(_numbers(demo_store).items())[1]
+    demo_store.put("household", {"household_number": taken}, record_id=hid)  # as two offline laptops once did
+    assert demo_store.find_household_number(taken) == sorted([hid, other])
+    assert demo_store.duplicate_household_numbers() == {hid, other}
 
 
 def test_a_number_typed_with_spaces_is_refused_as_a_duplicate(store):
