@@ -139,7 +139,7 @@ class NewProposalDialog(QDialog):
         self.assessment = QLabel()
         self.assessment.setWordWrap(True)
         self.assessment.setTextFormat(Qt.RichText)
-        form.addRow("贫困户", self.household)
+        form.addRow("农户", self.household)  # 贫困户 for 识别/退出, 脱贫户 or 一般农户 for 监测识别, a 监测户 for 风险消除
         form.addRow("申报类型", self.kind)
         form.addRow("申报理由", self.reasons)
         form.addRow("提名日期", self.date)
@@ -207,7 +207,7 @@ class NewProposalDialog(QDialog):
     def submit(self) -> None:
         doc = self._doc()
         if doc is None:
-            self.message.setText("请选择贫困户")
+            self.message.setText("请选择农户(可输入户编号或户主姓名查找)")
             return
         kind = self.kind.currentData()
         is_exit = kind in ("exit", "eliminate")
