@@ -9,6 +9,8 @@ Steps, each in its own process (so that each has its own peak resident memory):
     validate        jiandang validate of the whole database
     print register  jiandang print register of one village (a sixth of the households)
     print cards     jiandang print card --village of that village
+    township book   jiandang print book --township of the first township (乡有簿: three villages, half
+                    the households)
     sync            a laptop's upstream bundles of every household written to a folder (export: one
                     bundle per exchange.CHANGES_PER_BUNDLE changes), the folder imported by the county
     sync-down       after `sync`, the county's downstream export (every enrolled laptop's bundles written
@@ -16,6 +18,11 @@ Steps, each in its own process (so that each has its own peak resident memory):
                     of every household, one bundle per exchange.CHANGES_PER_BUNDLE changes; then that
                     laptop imports the folder (export and import each in its own process)
     import-table    a one-sheet ledger (one row per member) imported into a fresh database
+
+--keep DIR keeps what the run generates in DIR/<size>/ and reuses it on the next run: the demo
+database (demo.db, made again when the demo step runs; with --skip demo the steps that read it use the
+kept one), the sync step's county and laptop as set up (sync-setup/, copied before each run, which
+changes its copy) and the ledger sheet (ledger.xlsx). Generating 50,000 households takes long.
 
 Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
 the peak resident memory (MB) of the step's process; also the step's processor time per household
@@ -25,7 +32,8 @@ derives one key ("idle", the floor). Verdict per step: linear when ms per househ
 within 20% of the smallest, memory flat when the peak grows by less than 25% from the smallest size
 to the largest. The machine is shared: quote medians of several runs where it matters.
 
-    python bench/scale.py [--quick] [--sizes 1000 10000 50000] [--skip cards import-table]
+    python bench/scale.py [--quick] [--sizes 1000 10000 50000] [--skip cards import-table] [--keep DIR]
+    python bench/scale.py --sizes 50000 --keep /tmp/scale --skip demo sync sync-down   # reuse the kept demo.db
     python bench/scale.py --sizes 1000 10000 --skip demo list validate register cards import-table   # sync only
 """
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,12 +52,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS = ["demo", "list", "validate", "register", "cards", "sync", "sync-down", "import-table"]
+STEPS = ["demo", "list", "validate", "register", "cards", "book", "sync", "sync-down", "import-table"]
+READ_DEMO = ("list", "validate", "register", "cards", "book")  # the steps that read the demo database
 LABELS = {"idle": "idle (imports + 1 Argon2id)", "demo": "demo", "list": "list --json", "validate": "validate",
           "register": "print register (1 village)", "cards": "print cards (1 village)",
+          "book": "print township book (1 of 2)",
           "sync": "sync export + county import", "sync-down": "county export + laptop import",
           "import-table": "import-table"}
 VILLAGE = "522699101201"
+TOWNSHIP = VILLAGE[:9]
 PASS = "scale-bench-passphrase"
 
 
@@ -61,7 +73,7 @@ def peak_mb() -> float | None:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def cli(args: list[str], stdout=None) -> None:
+def cli(args: list[str], stdout=None, ok=(0,)) -> None:
     from app.cli.main import main
 
     saved = sys.stdout
@@ -71,7 +83,7 @@ def cli(args: list[str], stdout=None) -> None:
     finally:
         sys.stdout.close()
         sys.stdout = saved
-    if code not in (0, 1):  # validate exits 1 when it finds errors
+    if code not in ok:  # a refused command must not pass for a fast one
         raise SystemExit(f"jiandang {' '.join(args)} failed ({code})")
 
 
@@ -126,17 +138,28 @@ def run_step(step: str, folder: Path, n: int) -> dict:
 
         crypto.derive_key(PASS, b"0" * 16, crypto.DEFAULT_KDF)
     elif step == "demo":
+        for old in (Path(db), *(Path(db + tail) for tail in ("-wal", "-shm", ".lock", ".recovery-key.pem"))):  # --keep
+            old.unlink(missing_ok=True)
         cli(["demo", db, "--per-village", str(per_village)])
     elif step == "list":
         with open(folder / "list.json", "w", encoding="utf-8") as fh:
             cli(["list", db, "--json"], stdout=fh)
         out["bytes"] = (folder / "list.json").stat().st_size
     elif step == "validate":
-        cli(["validate", db])
+        cli(["validate", db], ok=(0, 1))  # validate exits 1 when it finds errors
     elif step == "register":
         cli(["print", "register", db, "--village", VILLAGE, "--out", str(folder / "register.pdf")])
     elif step == "cards":
         cli(["print", "card", db, "--village", VILLAGE, "--out", str(folder / "cards.pdf")])
+    elif step == "book":
+        cli(["print", "book", db, "--township", TOWNSHIP, "--out", str(folder / "book.pdf")])
+        out["bytes"] = (folder / "book.pdf").stat().st_size
+    elif step == "prepare":  # a kept demo database (--keep): upgraded now, if older, not in a timed step
+        from app.cli.common import DEMO_OPERATOR
+        from app.store import Store
+
+        with Store.open(db) as store:
+            store.unlock(DEMO_OPERATOR, PASS)
     elif step == "setup-sync":
         setup_sync(folder, n)
     elif step == "sync":  # the USB day: every bundle of one export written to a folder, the folder imported
@@ -202,6 +225,7 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         from app.store import Store
         from app.tables import importer
 
+        (folder / "imported.db").unlink(missing_ok=True)  # a kept run's (--keep)
         store = Store.create(folder / "imported.db", role="county", site_name="县", operator="admin", passphrase=PASS,
                              recovery_public_key=X25519PrivateKey.generate().public_key())
         demo.install_reference_data(store)
@@ -229,11 +253,28 @@ def child(step: str, folder: Path, n: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def fresh_sync(folder: Path, n: int) -> None:
+    """folder/sync: a copy of the county and laptop as set up (folder/sync-setup, made once and kept
+    with --keep), which the sync steps change."""
+    setup = folder / "sync-setup"
+    if not (setup / "laptop.db").exists():
+        shutil.rmtree(setup, ignore_errors=True)
+        setup.mkdir()
+        child("setup-sync", setup, n)
+    work = folder / "sync"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    for name in ("county.db", "laptop.db"):
+        shutil.copyfile(setup / name, work / name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 and 5,000 households")
     parser.add_argument("--sizes", type=int, nargs="*")
     parser.add_argument("--skip", nargs="*", default=[], choices=STEPS)
+    parser.add_argument("--keep", metavar="DIR", help="keep the generated databases and sheet in DIR/<size>/ "
+                        "and reuse them on the next run")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
@@ -249,22 +290,27 @@ def main() -> int:
     results: dict[str, dict[int, dict]] = {s: {} for s in ["idle", *steps]}
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
+            folder = Path(args.keep) / str(n) if args.keep else Path(tmp)
+            folder.mkdir(parents=True, exist_ok=True)
             results["idle"][n] = child("idle", folder, n)
+            if "demo" in args.skip and (folder / "demo.db").exists():
+                child("prepare", folder, n)
             for step in steps:
-                if step in ("list", "validate", "register", "cards") and "demo" in args.skip:
+                if step in READ_DEMO and "demo" in args.skip and not (folder / "demo.db").exists():
                     continue
-                if step == "sync":
-                    child("setup-sync", folder, n)
-                if step == "sync-down":
-                    if "sync" in args.skip:  # the county must hold the households first
-                        child("setup-sync", folder, n)
-                        child("sync", folder, n)
-                    child("setup-down", folder, n)
-                if step == "import-table":
+                where = folder
+                if step in ("sync", "sync-down"):
+                    where = folder / "sync"
+                    if step == "sync" or "sync" in args.skip:  # the county must hold the households first
+                        fresh_sync(folder, n)
+                    if step == "sync-down":
+                        if "sync" in args.skip:
+                            child("sync", where, n)
+                        child("setup-down", where, n)
+                if step == "import-table" and not (folder / "ledger.xlsx").exists():
                     child("setup-table", folder, n)
                 if step == "sync-down":  # two processes: each its own peak
-                    export, imported = child("down-export", folder, n), child("down-import", folder, n)
+                    export, imported = child("down-export", where, n), child("down-import", where, n)
                     r = results[step][n] = {
                         "seconds": export["seconds"] + imported["seconds"],
                         "cpu_seconds": export["cpu_seconds"] + imported["cpu_seconds"],
@@ -274,8 +320,8 @@ def main() -> int:
                         "import_peak_mb": imported["peak_mb"], "changes": imported["changes"],
                         "bundles": imported["bundles"]}
                 else:
-                    r = results[step][n] = child(step, folder, n)
-                households = n // 6 if step in ("register", "cards") else n // 6 * 6
+                    r = results[step][n] = child(step, where, n)
+                households = {"register": n // 6, "cards": n // 6, "book": n // 6 * 3}.get(step, n // 6 * 6)
                 r["ms_per_household"] = r["seconds"] * 1000 / households
                 r["cpu_ms_per_household"] = r["cpu_seconds"] * 1000 / households
                 extra = ""

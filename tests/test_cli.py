@@ -352,6 +352,32 @@ def test_usage_help_and_usage_errors_are_in_chinese(capsys):
     assert "缺少必需的参数" in err and "required" not in err
 
 
+def test_every_commands_database_argument_says_what_it_is_in_its_help(capsys):
+    """`jiandang print monitoring --help` listed a bare `db` under 参数 with no word of what to give:
+    every command (also those under print, sync, reference …) now explains it, and the three that work
+    on the file itself do not offer a PostgreSQL address."""
+    import argparse
+
+    seen = {}
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, path + [name])
+            elif not action.option_strings and action.dest == "db":
+                seen[" ".join(path)] = action.help
+
+    walk(cli_main.build_parser(), [])
+    assert len(seen) > 30 and {"print monitoring", "backup", "list"} <= set(seen)
+    assert all(h and "数据库文件" in h for h in seen.values()), [k for k, h in seen.items() if not h]
+    assert all("postgresql://" not in seen[c] for c in ("backup", "restore", "demo") if c in seen)
+    assert "postgresql://" in seen["print monitoring"]
+    with pytest.raises(SystemExit):
+        main(["print", "monitoring", "--help"])
+    assert "数据库文件,如 台账.db" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv, expected", [
     (["worklist", "x.db", "--days", "abc"], "参数 --days:应为整数,而不是“abc”"),
     (["serve", "x.db", "--max-upload-mb", "很多"], "参数 --max-upload-mb:应为数字,而不是“很多”"),

@@ -134,6 +134,15 @@ def test_a_stale_duplicate_index_entry_is_reported(demo_store):
     assert "查重索引" in report.problems[0].message
 
 
+def test_a_missing_or_stale_household_number_index_entry_is_reported(demo_store):
+    first, second = list(demo_store.records("household"))[:2]
+    demo_store.conn.execute("DELETE FROM blind_index WHERE record_id = ?", (first.id,))
+    demo_store.conn.execute("UPDATE blind_index SET digest = ? WHERE record_id = ?", (b"\x00" * 16, second.id))
+    report = integrity.check(demo_store)
+    assert report.damaged_ids() == {first.id, second.id}
+    assert all("户编号索引" in p.message for p in report.problems)
+
+
 def test_check_cli_names_the_damaged_record_and_exits_1(demo_store, monkeypatch, capsys):
     path = demo_store.path
     demo_store.close()

@@ -100,8 +100,7 @@ def contents(store: Store) -> dict:
     blind = [(r, f, bytes(d)) for r, f, d in blind]
     return {"records": records, "changes": changes, "change_columns": [tuple(r) for r in columns],
             "conflicts": conflicts, "receipts": [tuple(r) for r in receipts], "peers": [tuple(r) for r in peers],
-            "blind": blind, "clock": store.meta("clock"), "search": dict(store._search or {}),
-            "numbers": {k: sorted(v) for k, v in store._numbers.items()}}
+            "blind": blind, "clock": store.meta("clock"), "search": dict(store._search or {})}
 
 
 class Laptop:

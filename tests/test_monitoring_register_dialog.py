@@ -59,3 +59,17 @@ def test_a_village_without_monitored_households_says_so_in_the_dialog(qtbot, db)
     assert dialog.pdf is None and not dialog.save_button.isEnabled()
     assert "没有监测户,未生成文件" in dialog.status.text() and "Traceback" not in dialog.status.text()
     store.close()
+
+
+def test_a_township_chosen_in_the_tree_offers_its_monitoring_book(qtbot, db):
+    """Township staff choose their township in the main window's tree: the dialog offered 乡有簿 and
+    the 乡级公示 but not the township's 监测对象簿, which it could only reach through one of its villages."""
+    path, _ = db
+    store, dialog = _dialog(qtbot, path, VILLAGE[:9])
+    keys = [dialog.document.itemData(i) for i in range(dialog.document.count())]
+    assert "monitoring_book" in keys and "book" in keys and "monitoring_register" not in keys
+    dialog.select("monitoring_book")
+    dialog.generate()
+    assert dialog.wait_until_done()
+    assert dialog.pdf and "上官婉儿" in "".join(pages_text(dialog.pdf))
+    store.close()

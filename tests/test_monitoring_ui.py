@@ -121,3 +121,24 @@ def test_unlocking_in_the_window_migrates_older_households(qtbot, make_store):
     assert dialog.result() == QDialog.Accepted, dialog.error.text()
     assert store.get(hid).fields["household_type"] == "1"
     store.close()
+
+
+def test_the_nomination_dialog_calls_the_household_a_household_not_a_poor_household(qtbot, make_store):
+    """A 监测识别 is for a 脱贫户 or a 一般农户, a 风险消除 for a 监测户: the row choosing the household
+    was labelled 贫困户 for every kind (and 请选择贫困户 when nothing matched what was typed)."""
+    from PySide6.QtWidgets import QFormLayout, QLabel
+
+    store = make_store()
+    demo.install_reference_data(store)
+    households.save(store, household(status="2"))
+    dlg = NewProposalDialog(store)
+    qtbot.addWidget(dlg)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("monitor"))
+    form = dlg.findChild(QFormLayout)
+    label = form.labelForField(dlg.household)
+    assert isinstance(label, QLabel) and label.text() == "农户"
+    assert not [w.text() for w in dlg.findChildren(QLabel) if w.text() == "贫困户"]
+    dlg.household.setEditText("查无此户")
+    dlg.household.setCurrentIndex(-1)
+    dlg.submit()
+    assert dlg.message.text().startswith("请选择农户") and dlg.result_proposal is None

@@ -6,6 +6,7 @@ option in the window's and the command line's words."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,28 @@ def test_the_card_footnote_names_the_window_option_and_the_command_line_option(p
     from app.ui import print_dialog  # the option's words in the window are the ones the card names
 
     assert "打印完整证件号码和银行账号" in Path(print_dialog.__file__).read_text(encoding="utf-8")
+
+
+def test_the_monitoring_register_never_breaks_a_date_or_an_amount(printed_store, tmp_path, drawn):
+    """A 监测户 with three risks of long names (因务工就业不稳 …) in the township's book, whose village
+    column makes every column narrower: each date and amount stays on one line (2026-0 / 3-15 was a
+    defect), and each risk starts a line of its own."""
+    ctx = printing.context(printed_store)
+    doc = households.documents(printed_store, VILLAGE)[0]
+    doc["risks"] = [{"risk_type": t, "found_date": f"2026-0{3 + i}-15", "state": "2" if i == 0 else "1"}
+                    for i, t in enumerate(["07", "06", "05"])]
+    doc["risk_identified_date"] = "2026-03-15"
+    for place in (TOWNSHIP, VILLAGE):
+        drawn.clear()
+        monitoring_register.build(str(tmp_path / "m.pdf"), place, [doc], ctx)
+        cells = [paragraph_lines(p) for p in drawn if "因务工就业不稳" in p.getPlainText()]
+        assert len(cells) == 1
+        lines = [line for line, _ in cells[0]]
+        starts = [line for line in lines if line.startswith("因")]
+        assert [s[:5] for s in starts] == ["因务工就业", "因产业项目", "因自然灾害"], lines
+        assert all(any(f"(2026-0{3 + i}-15," in line for line in lines) for i in range(3)), lines
+        amounts = [lines for p in drawn for lines in [[t for t, _ in paragraph_lines(p)]]
+                   if re.search(r"\d{4}-\d{2}-\d{2}|\d,\d{3}\.\d{2}", p.getPlainText())]
+        for cell in amounts:
+            for number in re.findall(r"\d{4}-\d{2}-\d{2}|[\d,]+\.\d{2}", "".join(cell)):
+                assert any(number in line for line in cell), (number, cell)

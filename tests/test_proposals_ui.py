@@ -119,3 +119,31 @@ def test_the_window_opens_as_its_own_window_from_a_parent(qtbot, make_store):
     assert w.isWindow() and w.parent() is main
     w.close()
     assert not workers.listening(store, w._on_changes)  # the window no longer hears the store
+
+
+def test_the_countys_decision_says_it_was_done_and_where_the_proposal_went(qtbot, make_store):
+    """The county's 县级确定 of a 监测识别 ends the proposal: it left the 全部未办结 list and the window
+    said only 没有申报 and 未办结 0 份, with no word that the decision was recorded. Now the status line
+    names what was done for whom, and the empty pane points at 全部申报."""
+    store = make_store("county.db", role="county")
+    demo.install_reference_data(store)
+    a = households.save(store, household(status="2")).household_id  # a 脱贫户
+    store.put("proposal", {"proposal_kind": "monitor", "reasons": "户主住院", "stage": "township",
+                           "monitoring_type": "3", "risk_source": "1", "household_authorised": True,
+                           "nominate_outcome": "pass", "nominate_date": ago(20), "review_outcome": "pass",
+                           "review_date": ago(15), "notice_outcome": "pass", "notice_date": ago(8),
+                           "township_outcome": "pass", "township_date": ago(5)},
+              village_code="522699101201", parent_id=a)
+    store.put("risk", {"risk_type": "01", "found_date": ago(21)}, village_code="522699101201", parent_id=a)
+    w = open_window(qtbot, store)
+    assert w.table.rowCount() == 1 and w.do_button.text() == "办理“县级确定”"
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.do_button.click()
+    assert not w.action_message.text()
+    qtbot.waitUntil(lambda: not w.loading and not w._pending_reload.isActive(), timeout=10000)
+    assert w.table.rowCount() == 0
+    assert "已办理“县级确定”:通过,户主“欧阳明远”" in w.status.text() and "全部申报" in w.status.text()
+    assert "全部申报" in w.detail.toPlainText() and "共有申报 1 份" in w.detail.toPlainText()
+    assert w.do_button.text() == "办理"
+    w.filter.setCurrentIndex(w.filter.findData("all"))
+    assert w.table.rowCount() == 1

@@ -345,6 +345,21 @@ def test_an_exit_notice_never_says_a_household_meets_the_standard_when_its_check
     assert "以下1户年人均纯收入稳定超过扶贫标准" in text and "该户已签字认可" in text and "本户" not in text
 
 
+def test_an_exit_notice_where_every_household_falls_short_says_no_other_zero_households(demo_store, tmp_path):
+    """Proposals all short of a criterion printed “其中 3 户……;其余 0 户年人均纯收入稳定超过扶贫标准,
+    实现“两不愁三保障”” (tools/print_samples.py): a sentence about nobody, saying what no one showed."""
+    docs = households.documents(demo_store, VILLAGE)
+    failed = {"proposal_kind": "exit", "reasons": "产业增收", "assessed_failures": "不愁吃", "justification": "已整改"}
+    out = tmp_path / "exit.pdf"
+    printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [(d, failed) for d in docs[:2]])
+    text = compact(text_of(out))
+    assert "其余" not in text and "稳定超过扶贫标准" not in text
+    assert "以下2户拟退出(脱贫)。2户经核实均尚有未达到退出标准的项目" in text and "以上农户均已签字认可" in text
+    printing.print_notice(demo_store, out, VILLAGE, "exit", _notice_info(), [(docs[0], failed)])
+    text = compact(text_of(out))
+    assert "其余" not in text and "1户经核实尚有未达到退出标准的项目" in text and "该户已签字认可" in text
+
+
 def test_a_notice_has_one_period_and_comes_after_the_village_review(demo_store, tmp_path):
     docs = households.documents(demo_store, VILLAGE)
     first = {"proposal_kind": "return", "notice_start": "2026-11-03", "notice_end": "2026-11-09"}

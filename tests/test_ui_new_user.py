@@ -356,3 +356,54 @@ def test_a_complete_household_opens_on_the_tab_bar_not_on_a_button_or_field(qtbo
     editor.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
     assert QApplication.focusWidget() is editor.tabs.tabBar()
+
+
+def test_a_new_household_shows_its_required_fields_calmly_until_one_is_left_or_a_save_is_tried(qtbot, demo_store,
+                                                                                                monkeypatch):
+    """A new household opened with six red “…为必填项” errors before anything was typed. Now its
+    required fields carry their * and the 检查结果 line counts what is left to fill in; a field's
+    error shows once the field is left (Tab) and all of them once 保存 is tried. A record just added
+    to a list waits the same way; a stored household with a problem shows it at once."""
+    w = open_window(qtbot, demo_store)
+    village = demo_store.divisions("village")[0]["code"]
+    editor = w._editor(village_code=village)
+    qtbot.addWidget(editor)
+    editor.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    form = editor.household_forms[0]
+
+    def red(panel_form) -> list[str]:
+        return [k for k, m in panel_form.messages.items() if not m.isHidden()]
+
+    def listed_errors() -> list[str]:
+        return [editor.findings_list.item(i).text() for i in range(editor.findings_list.count())
+                if "[错误]" in editor.findings_list.item(i).text()]
+
+    assert red(form) == [] and listed_errors() == []
+    assert "带 * 的必填项还有 6 项未填" in editor.findings_title.text()
+    assert editor.has_errors()  # still errors for saving and closing, only not shouted
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)  # 户主姓名 left empty
+    assert red(form) == ["head_name"] and len(listed_errors()) == 1
+    assert "为必填项" in form.messages["head_name"].text()
+    assert "还有 5 项未填" in editor.findings_title.text()
+
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a: told.append(a[2]))
+    assert not editor.save() and told  # nothing typed: not saved, and now every error shows
+    required = {k for k, i in form.inputs.items() if i.field.required and i.widget.isEnabled() and form.is_shown(k)}
+    assert len(required) >= 5 and required <= set(red(form)) and len(listed_errors()) >= len(required)
+    assert "未填" not in editor.findings_title.text()
+
+    members = editor.panels["member"]
+    editor.tabs.setCurrentWidget(members)
+    members._add_clicked()  # a member just added waits to be typed too
+    editor.validate()
+    assert red(members.form) == []
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)  # its first field (姓名) left empty
+    assert red(members.form) == ["name"]
+
+    doc = a_household(demo_store)
+    doc["phone"] = "123"
+    households.save(demo_store, doc, allow_errors=True)
+    stored = editor_of(qtbot, w, doc["id"])
+    assert "phone" in red(stored.household_forms[0])

@@ -41,7 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="命令")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _explain_databases(parser)
     return parser
+
+
+FILE_ONLY = {"backup", "restore", "demo"}  # commands that work on the file itself (docs/cli.md)
+
+
+def _explain_databases(parser: argparse.ArgumentParser, command: str = "") -> None:
+    """Every command's database argument says what it is in --help (it was a bare `db` under 参数)."""
+    for action in parser._actions:  # argparse keeps subcommands here; there is no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _explain_databases(child, command or name)
+        elif not action.option_strings and action.help is None and action.dest == "db":
+            action.help = ("数据库文件,如 台账.db" if command in FILE_ONLY else
+                           "数据库文件,如 台账.db;县级数据库也可以是 PostgreSQL 地址 postgresql://用户@主机/库名")
 
 
 def _command_names(parser: argparse.ArgumentParser) -> set[str]:

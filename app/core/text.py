@@ -32,6 +32,11 @@ def unsafe_characters(text: str, multiline: bool = False) -> list[str]:
     return seen
 
 
+def has_unsafe(text: str, multiline: bool = False) -> bool:
+    """Whether `text` holds a control or direction character (the quick test before naming them)."""
+    return _pattern(multiline).search(text) is not None
+
+
 def without_unsafe(text: str, multiline: bool = False) -> str:
     return _pattern(multiline).sub("", text)
 

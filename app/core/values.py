@@ -120,13 +120,14 @@ def _as_kept(value):
 
 def coerce(field: Field, value, dictionary: Dictionary):
     """Return (stored_value, message). message is None when the value is acceptable in shape."""
-    if is_empty(value):
+    if value is None or value == "" or value == []:  # is_empty, inline: coerce runs for every stored value
         return None, None
     t = field.type
-    problem = _shape_problem(field, value)
-    if problem:
-        return _as_kept(value), problem
-    if isinstance(value, str):
+    if not isinstance(value, str):  # text is always one value of a sane size
+        problem = _shape_problem(field, value)
+        if problem:
+            return _as_kept(value), problem
+    elif texts.has_unsafe(value, field.multiline):
         bad = texts.unsafe_characters(value, field.multiline)
         if bad:  # kept without them (a draft), and refused
             return (texts.without_unsafe(value, field.multiline).strip(),

@@ -226,24 +226,48 @@ def head_para(text, style: ParagraphStyle, width: float) -> HeaderParagraph:
     laid out here, and the font shrinks (down to 6 pt) until the longest word fits the cell."""
     text = "" if text is None else str(text)
     words = header_words(text) or [text]
+    body, fitted = _lay_out([words], style, width, "head")
+    p = HeaderParagraph(body, fitted)
+    p.words = words
+    return p
+
+
+def kept_para(lines: list[list[str]], style: ParagraphStyle, width: float) -> Paragraph:
+    """A table cell `width` points wide (inside its padding) whose text is given as lines of pieces
+    that must not be broken (a date, an amount, a code's label): each line starts on a line of its
+    own, a line longer than the cell breaks only between its pieces, and the font shrinks (down to
+    6 pt) until the longest piece fits. 因务工就业不稳(2026-0 / 3-15,已消除) was a defect."""
+    lines = [[w for w in line if w.strip()] for line in lines]
+    lines = [line for line in lines if line]
+    if not lines:
+        return Paragraph("", style)
+    body, fitted = _lay_out(lines, style, width, "kept")
+    return Paragraph(body, fitted)
+
+
+def _lay_out(groups: list[list[str]], style: ParagraphStyle, width: float, kind: str) -> tuple[str, ParagraphStyle]:
+    """The markup of `groups` (each a list of unbreakable words starting a new line) laid out in
+    `width`, and the style at the size at which the longest word fits (cached per size)."""
     size = style.fontSize
-    while size > MIN_HEAD_SIZE and max(string_width(w, size) for w in words) > width:
+    longest = max(string_width(w, size) for words in groups for w in words)
+    while size > MIN_HEAD_SIZE and longest > width:
         size -= 0.25
+        longest = max(string_width(w, size) for words in groups for w in words)
     lines: list[str] = []
-    for word in words:
-        if lines and string_width(lines[-1] + word, size) <= width:
-            lines[-1] += word
-        else:
-            lines.append(word)
-    key = (style.name, style.fontSize, style.leading, style.alignment, size)
+    for words in groups:
+        start = len(lines)
+        for word in words:
+            if len(lines) > start and string_width(lines[-1] + word, size) <= width:
+                lines[-1] += word
+            else:
+                lines.append(word)
+    key = (kind, style.name, style.fontSize, style.leading, style.alignment, size)
     fitted = _head_styles.get(key)
     if fitted is None:
         leading = style.leading * size / style.fontSize
-        fitted = _head_styles[key] = style.clone(f"{style.name}-head-{size}", fontSize=size, leading=leading,
+        fitted = _head_styles[key] = style.clone(f"{style.name}-{kind}-{size}", fontSize=size, leading=leading,
                                                  wordWrap=None, splitLongWords=0)
-    p = HeaderParagraph("<br/>".join(markup(line.strip()) for line in lines), fitted)
-    p.words = words
-    return p
+    return "<br/>".join(markup(line.strip()) for line in lines), fitted
 
 
 COMPACT_PAGES = True  # pages held for the page count compressed (tests turn it off to compare)

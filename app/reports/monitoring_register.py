@@ -10,30 +10,35 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from app.core.income import per_capita
 from app.reports.card import latest_income
-from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, head_para, markup, numbered_canvas, para, register_fonts, styles
+from app.reports.common import (CJK, FONT_CMD, GRID, HEAD_BG, head_para, kept_para, markup, number_para,
+                                numbered_canvas, para, register_fonts, styles)
 from app.reports.context import Context, money
 
 PAGE = landscape(A4)
 CELL_PAD = 3  # left and right padding of the table's cells, points (as app/reports/notice.py)
 MARGIN = 12 * mm
 WIDTH = PAGE[0] - 2 * MARGIN
-COLUMNS = [("序号", 8), ("户编号", 36), ("户主", 18), ("人口", 9), ("监测对象类型", 26), ("风险(发现日期,状态)", 40),
-           ("风险是否消除", 18), ("风险识别时间", 23), ("风险消除时间", 23), ("年人均纯收入(元)", 26), ("帮扶措施", 13),
-           ("最近走访", 23)]
+COLUMNS = [("序号", 8), ("户编号", 31), ("户主", 18), ("人口", 9), ("监测对象类型", 26), ("风险(发现日期,状态)", 54),
+           ("风险是否消除", 18), ("风险识别时间", 20), ("风险消除时间", 20), ("年人均纯收入(元)", 26), ("帮扶措施", 13),
+           ("最近走访", 20)]  # millimetres before scaling to the page; a risk takes a line of its own
 
 
-def row_of(doc: dict, ctx: Context) -> list[str]:
+def row_of(doc: dict, ctx: Context) -> list[str | list[list[str]]]:
+    """The cells of a household's row after 序号: text, or (风险, 年人均纯收入) lines of pieces that
+    must not be broken (`kept_para`): one line a risk, its type, (发现日期, and 状态)."""
     income = latest_income(doc)
     size = doc.get("family_size") if isinstance(doc.get("family_size"), int) else len(doc.get("members", []))
     pc = per_capita(income, size) if income else None
-    risks = ";".join(f"{ctx.show('risk', 'risk_type', r.get('risk_type'))}({r.get('found_date', '')},"
-                     f"{ctx.show('risk', 'state', r.get('state') or '1')})" for r in doc.get("risks", []))
+    risks = doc.get("risks", [])
+    risk_lines = [[ctx.show("risk", "risk_type", r.get("risk_type")), f"({r.get('found_date') or ''},",
+                   ctx.show("risk", "state", r.get("state") or "1") + (")" if i == len(risks) - 1 else ");")]
+                  for i, r in enumerate(risks)]
     visits = [str(v["date"]) for v in doc.get("visits", []) if v.get("date")]
     return [doc.get("household_number") or "", doc.get("head_name") or "", str(len(doc.get("members", [])) or size or ""),
-            ctx.show("household", "monitoring_type", doc.get("monitoring_type")), risks,
+            ctx.show("household", "monitoring_type", doc.get("monitoring_type")), risk_lines,
             ctx.show("household", "risk_eliminated", doc.get("risk_eliminated")),
             str(doc.get("risk_identified_date") or ""), str(doc.get("risk_eliminated_date") or ""),
-            f"{money(pc, 2)}({income['year']})" if income and pc is not None else "",
+            [[money(pc, 2), f"({income['year']})"]] if income and pc is not None else "",
             f"{len(doc.get('measures', []))} 项", max(visits) if visits else "未走访"]
 
 
@@ -54,7 +59,9 @@ def build(path: str, place_code: str, docs: list[dict], ctx: Context) -> int:
         values = [str(i), *row_of(doc, ctx)]
         if township:
             values.insert(1, ctx.division(doc.get("village_code")))
-        data.append([para(v, st["cell"]) for v in values])
+        data.append([kept_para(v, st["cell"], w * mm * k - 2 * CELL_PAD) if isinstance(v, list)
+                     else number_para(v, st["cell"], w * mm * k - 2 * CELL_PAD)  # a date never broken
+                     for v, (_, w) in zip(values, columns)])
     if not docs:
         data.append([para("(没有监测户)", st["cell"])] + [""] * (len(columns) - 1))
     table = Table(data, colWidths=[w * mm * k for _, w in columns], repeatRows=1)

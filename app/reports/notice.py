@@ -188,6 +188,10 @@ def _notice_body(kind: str, level: str, items: list[tuple[dict, dict]]) -> str:
         return (f"根据贫困户退出程序,{steps},以下 {n} 户年人均纯收入稳定超过"
                 f"扶贫标准,实现“两不愁三保障”,{signed},拟退出(脱贫),现予以公示。")
     # never say of a household what the check found untrue: its unmet items are in 备注
+    if len(short) == n:  # no 其余 0 户 … sentence when every household has an unmet item
+        which = "1 户经核实尚有未达到退出标准的项目" if n == 1 else f"{n} 户经核实均尚有未达到退出标准的项目"
+        return (f"根据贫困户退出程序,{steps},以下 {n} 户拟退出(脱贫)。"
+                f"{which},备注中列明未达标项目和书面说明,一并公示、接受群众监督。{signed},现予以公示。")
     return (f"根据贫困户退出程序,{steps},以下 {n} 户拟退出(脱贫)。"
             f"其中 {len(short)} 户经核实尚有未达到退出标准的项目,备注中列明未达标项目和书面说明,"
             f"一并公示、接受群众监督;其余 {n - len(short)} 户年人均纯收入稳定超过扶贫标准,"

@@ -18,7 +18,6 @@ less than CHALLENGE_SECONDS ago (no dependence on the laptop's clock).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
 
 from app.sync import wire
 from app.sync.exchange import Report
@@ -54,7 +53,12 @@ def safe_name(text: str | None, default: str = "上传的同步包") -> str:
 
 
 def report_to_dict(report: Report) -> dict:
-    data = asdict(report)
+    """The report as JSON values: what `dataclasses.asdict` gives, without its recursive deep copy (a
+    tenth of a millisecond per upload at the county service): its fields hold text, numbers and
+    flags, lists of text (warnings, reference) and one dict of text (household_labels)."""
+    data = {name: getattr(report, name) for name in Report.__dataclass_fields__}
+    data["warnings"], data["reference"] = list(report.warnings), list(report.reference)
+    data["household_labels"] = dict(report.household_labels)
     data["duplicates"] = [list(d[:2]) + [list(d[2])] if len(d) > 2 else list(d) for d in report.duplicates]
     return data
 

@@ -500,16 +500,19 @@ def remove_child(store: Store, record_id: str, reason_code: str) -> None:
 
 def validate_all(store: Store, village_code: str | None = None,
                  progress: Callable[[int, int], None] | None = None) -> list[Finding]:
-    """Every finding of every household, plus ID numbers shared between households. Households are
-    read a batch at a time (`iter_documents`): only their findings and numbers are kept."""
+    """Every finding of every household, plus ID numbers and 户编号 shared between households.
+    Households are read a batch at a time (`iter_documents`): only their findings are kept; the
+    households sharing a 户编号 come from the blind index (read beside a writer that has not yet
+    written its 户编号 rows, each household's number is kept while reading, as before them)."""
     known = _known_villages(store)
     total = store.count("household", village_code)
     findings = []
-    numbered = []  # what duplicate_household_numbers reads of each household
+    shared = store.duplicate_household_numbers()
+    numbered = []  # what duplicate_household_numbers reads of each household sharing its number
     i = 0
     for i, doc in enumerate(iter_documents(store, village_code), 1):
         findings += validate_household(doc, known_villages=known)
-        if doc.get("household_number"):
+        if doc.get("household_number") and (shared is None or doc["id"] in shared):
             numbered.append({"id": doc["id"], "household_number": doc["household_number"],
                              "head_name": doc.get("head_name")})
         if progress and i % 100 == 0:

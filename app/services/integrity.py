@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from app.core import idnumber
-from app.store import Store, StoreError, bodies
+from app.store import Store, StoreError, bodies, search
 from app.store.crypto import DecryptionError
 from app.store.db import held_by_another, sqlite_reason
 from app.store.locations import is_url
@@ -122,7 +122,10 @@ def _check_record(store: Store, sealer, report: Report, expected_index: dict, ri
     if sealed_place != (village, parent, hlc):  # the plain columns are what queries choose records by
         report.problems.append(Problem("record", rid, "记录的明文列(所在村、所属户或时间)与加密内容不一致,文件被改动过"))
     if kind == "member" and not deleted and current.get("id_number"):
-        expected_index[rid] = store.blind("id_number", idnumber.normalise(current["id_number"]))
+        expected_index["id_number", rid] = store.blind("id_number", idnumber.normalise(current["id_number"]))
+    elif kind == "household" and not deleted and search.number_key(current.get("household_number")):
+        expected_index["household_number", rid] = store.blind("household_number",
+                                                             search.number_key(current["household_number"]))
     if bad_changes:
         return
     if not log_rows:
@@ -167,7 +170,7 @@ def _check(store: Store, progress: Callable[[int, int], None] | None) -> Report:
     # size of the county (all changes decoded at once took about 2 GB for 50,000 households)
     total = store.conn.execute("SELECT (SELECT count(*) FROM records) + (SELECT count(*) FROM changes)").fetchone()[0]
     state = {"done": 0, "told": 0}
-    expected_index: dict[str, bytes] = {}
+    expected_index: dict[tuple[str, str], bytes] = {}  # (field, record id) -> blind index digest
 
     def tell(count: int) -> None:
         state["done"] += count
@@ -217,11 +220,16 @@ def _check(store: Store, progress: Callable[[int, int], None] | None) -> Report:
     for rid in sorted(orphans):
         report.problems.append(Problem("log", rid, "有修改记录,但记录本身不存在"))
     # the blind index (duplicate ID number detection) must match the members' ID numbers
-    indexed = dict(store.conn.execute("SELECT record_id, digest FROM blind_index WHERE field = 'id_number'").fetchall())
+    # and the 户编号 (once written: a database from before them gets them at its writer's unlock)
+    fields = ("id_number",) if search.number_index_pending(store.conn) else ("id_number", "household_number")
+    indexed = {(field, rid): bytes(digest) for rid, field, digest in store.conn.execute(
+        f"SELECT record_id, field, digest FROM blind_index WHERE field IN ({','.join('?' * len(fields))})", fields)}
+    expected_index = {key: digest for key, digest in expected_index.items() if key[0] in fields}
     damaged = {p.record_id for p in report.problems if p.what == "record"}
-    for rid in sorted((set(indexed) | set(expected_index)) - damaged):
-        if indexed.get(rid) != expected_index.get(rid):
-            report.problems.append(Problem("index", rid, "证件号码查重索引与记录不一致(查重可能漏报)"))
+    for field, rid in sorted(set(indexed) | set(expected_index)):
+        if rid not in damaged and indexed.get((field, rid)) != expected_index.get((field, rid)):
+            what = "证件号码查重索引" if field == "id_number" else "户编号索引"
+            report.problems.append(Problem("index", rid, f"{what}与记录不一致(查重可能漏报)"))
     from app.store import attachments  # noqa: PLC0415 - photos and scans (docs/attachments.md)
 
     for digest in attachments.damaged_blobs(store):

@@ -5,7 +5,7 @@ live beside this file, one seam each:
 - app/store/locking.py    the exclusive OS lock on the database's sidecar file
 - app/store/keys.py       operators' passphrase wraps, recovery, unlock/lock, sealed secrets
 - app/store/changelog.py  change rows, sequence numbers, history, the log for sync
-- app/store/search.py     the blind index of ID numbers and the in-memory search index
+- app/store/search.py     the blind index of ID numbers and 户编号, the in-memory search index
 - app/store/reference.py  divisions and poverty lines
 - app/store/bodies.py     what a record's sealed body holds, reading many at once, converting old ones
 - this file               creating and opening the file, transactions and listeners, records
@@ -31,7 +31,6 @@ from pathlib import Path
 import sqlite_utils
 
 from app import fileio
-from app.core import idnumber
 from app.core.clock import ZERO, HybridClock
 from app.store import bodies, crypto
 from app.store.base import (  # noqa: F401 - the names callers import from app.store.db
@@ -60,7 +59,7 @@ from app.store.locations import PgLocation, location
 from app.store.locking import FileLock, _FileLock  # noqa: F401
 from app.store.migrations import SCHEMA_VERSION, migrate
 from app.store.reference import ReferenceData
-from app.store.search import SearchIndex
+from app.store.search import SearchIndex, number_index_pending
 from app.store.shared import SharedWriters
 
 APP_ID = "jiandang"
@@ -138,8 +137,6 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self._next_seq: int | None = None
         self._search: dict[str, str] | None = None
         self._search_parts: dict[str, dict[str, str]] = {}
-        self._numbers: dict[str, set[str]] = {}  # 户编号 -> household ids (kept with the search index)
-        self._number_of: dict[str, str] = {}     # household id -> its 户编号
         self._data_key: bytes | None = None
         self.listeners: list[Callable[[list[Change]], None]] = []
         self._pending: list[Change] = []
@@ -352,23 +349,29 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
 
     def _unlocked(self, data_key: bytes, operator: str, progress=None) -> None:
         """Keys in hand (Keys.unlock, unlock_with_recovery, create): bodies of an older format are
-        converted now, in one transaction (app/store/bodies.py; schema version 5)."""
+        converted now, in one transaction (app/store/bodies.py; schema version 5), and the 户编号 rows
+        of the blind index written (app/store/search.py; schema version 7), in another."""
         super()._unlocked(data_key, operator)
         if not self.upgrade_pending():
             return
         try:
-            if self.read_only:
-                raise bodies.refuse_read_only(self.path.name)
-            with self.transaction():
-                bodies.convert(self.conn, self._sealer, progress)
+            if bodies.pending(self.conn):
+                if self.read_only:
+                    raise bodies.refuse_read_only(self.path.name)
+                with self.transaction():
+                    bodies.convert(self.conn, self._sealer, progress)
+            if not self.read_only and number_index_pending(self.conn):  # a reader looks numbers up without
+                with self.transaction():
+                    if number_index_pending(self.conn):  # another program on PostgreSQL may have written them
+                        self.fill_household_numbers(progress)
         except BaseException:
             self.lock()
             raise
 
     def upgrade_pending(self) -> bool:
-        """True when the next unlock converts the record bodies to the current format (once; seconds
-        on a big database): the window says so while it works."""
-        return bodies.pending(self.conn)
+        """True when the next unlock converts the record bodies to the current format or writes the
+        blind index of 户编号 (once; seconds on a big database): the window says so while it works."""
+        return bodies.pending(self.conn) or number_index_pending(self.conn)
 
     # ------------------------------------------------------------------ settings
 
@@ -668,16 +671,18 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
                 payload = sealer.seal("change", f"{self.site_id}:{seq}", mark + b'{"op":"create","new":' + body + tail)
                 records.append((record_id, kind, village, parent, hlc, 0, sealer.key_version, blob))
                 changes.append((self.site_id, seq, record_id, kind, village, parent, hlc, sealer.key_version, payload))
-                if kind == "member" and new.get("id_number"):
-                    blinds.append((record_id, self.blind("id_number", idnumber.normalise(new["id_number"]))))
-                if self._search is not None:
-                    self._index_record(Record(record_id, kind, village, parent, hlc, False, new, {"*": hlc}))
+                if kind in ("member", "household"):
+                    record = Record(record_id, kind, village, parent, hlc, False, new, {"*": hlc})
+                    if (blind := self._blind_row(record)) is not None:
+                        blinds.append(blind)
+                    if self._search is not None:
+                        self._index_record(record)
                 out.append(change)
             self.conn.executemany("INSERT INTO records(id, kind, village_code, parent_id, hlc, deleted, key_version, blob) "
                                   "VALUES (?,?,?,?,?,?,?,?)", records)
             self.conn.executemany("INSERT INTO changes(site_id, seq, record_id, kind, village_code, parent_id, hlc, "
                                   "key_version, payload) VALUES (?,?,?,?,?,?,?,?,?)", changes)
-            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", blinds)
+            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)", blinds)
             if self.listeners:  # kept for the listeners only: a bulk import keeps nothing per change
                 self._pending.extend(out)
         return out

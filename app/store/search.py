@@ -1,6 +1,11 @@
-"""Finding records without decrypting the database: the blind index of ID numbers (an HMAC under
-the index key, on disk) and the in-memory substring index of household numbers, names, phones and
-ID numbers (built after unlock, forgotten at lock). Part of `Store` (app/store/db.py)."""
+"""Finding records without decrypting the database: the blind index of members' ID numbers and of
+households' 户编号 (an HMAC under the index key, on disk: checking a number needs nothing in memory)
+and the in-memory substring index of household numbers, names, phones and ID numbers (built when
+something first searches, forgotten at lock). Part of `Store` (app/store/db.py).
+
+A database from before schema version 7 has no 户编号 rows: they are written at the first unlock
+after the upgrade (`fill_household_numbers`, one transaction, like app/store/bodies.py's conversion);
+until then `meta.number_index` says pending and a lookup reads the households instead."""
 
 from __future__ import annotations
 
@@ -9,11 +14,43 @@ from collections.abc import Callable
 
 from app.core import idnumber
 from app.core.text import tidy_name
-from app.store import crypto
+from app.store import bodies, crypto
 from app.store.base import Record, StoreLocked
 
 
 _CHUNK = 500  # ids per IN (...) list
+_FILL_BATCH = 2000  # households read at a time by fill_household_numbers
+NUMBER_INDEX = "number_index"  # meta key: "pending" until the 户编号 rows of an older database are written
+NUMBER_FIELD = "household_number"
+
+
+def number_key(number) -> str:
+    """What a 户编号 is looked up by: as stored, without surrounding spaces (as the in-memory map of
+    the code before it compared them: a number typed with a space before or after is found)."""
+    return str(number or "").strip()
+
+
+def _blind_value(record: Record) -> tuple[str, str] | None:
+    """(field, normalised value) this record has in the blind index, or None."""
+    if record.deleted:
+        return None
+    if record.kind == "member":
+        number = record.fields.get("id_number")
+        return ("id_number", idnumber.normalise(number)) if number else None
+    if record.kind == "household":
+        number = number_key(record.fields.get(NUMBER_FIELD))
+        return (NUMBER_FIELD, number) if number else None
+    return None
+
+
+def number_index_pending(conn) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (NUMBER_INDEX,)).fetchone()
+    return row is not None and row[0] == "pending"
+
+
+def set_number_index(conn, value: str) -> None:
+    conn.execute("DELETE FROM meta WHERE key = ?", (NUMBER_INDEX,))
+    conn.execute("INSERT INTO meta(key, value) VALUES (?, ?)", (NUMBER_INDEX, value))
 
 
 
@@ -26,7 +63,9 @@ def search_text(text: str) -> str:
 
 class SearchIndex:
     """The blind index and the search index of a `Store` (uses its `conn`, `_index_key`,
-    `records()`, `_require()`)."""
+    `records()`, `_decode_rows()`, `count()`, `_require()`)."""
+
+    _numbers_filled = False  # the 户编号 rows are known to be written (meta.number_index not pending)
 
     def blind(self, field_type: str, value: str) -> bytes:
         if self._index_key is None:
@@ -34,27 +73,58 @@ class SearchIndex:
         return crypto.blind_digest(self._index_key, field_type, value)
 
     def _update_blind_index(self, record: Record) -> None:
-        if record.kind != "member":
+        if record.kind not in ("member", "household"):
             return
         self.conn.execute("DELETE FROM blind_index WHERE record_id = ?", (record.id,))
-        number = record.fields.get("id_number")
-        if number and not record.deleted:
-            digest = self.blind("id_number", idnumber.normalise(number))
-            self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", (record.id, digest))
+        value = _blind_value(record)
+        if value is not None:
+            self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)",
+                              (record.id, value[0], self.blind(*value)))
 
     def _update_blind_index_many(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> None:
         """`_update_blind_index` for many records in a few statements (a merge writes a bundle's
         records at once; on PostgreSQL each statement is a round trip to the server). `new`: ids of
         records that were not held before, which have no rows to drop."""
-        members = [r for r in records if r.kind == "member"]
-        held = [r.id for r in members if r.id not in new]
+        indexed = [r for r in records if r.kind in ("member", "household")]
+        held = [r.id for r in indexed if r.id not in new]
         for start in range(0, len(held), _CHUNK):
             ids = held[start:start + _CHUNK]
             self.conn.execute(f"DELETE FROM blind_index WHERE record_id IN ({','.join('?' * len(ids))})", ids)
-        rows = [(r.id, self.blind("id_number", idnumber.normalise(r.fields["id_number"]))) for r in members
-                if r.fields.get("id_number") and not r.deleted]
+        rows = [(r.id, value[0], self.blind(*value)) for r in indexed if (value := _blind_value(r)) is not None]
         if rows:
-            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, 'id_number', ?)", rows)
+            self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)", rows)
+
+    def _blind_row(self, record: Record) -> tuple[str, str, bytes] | None:
+        """The blind index row of a new record (`create_many`), or None."""
+        value = _blind_value(record)
+        return None if value is None else (record.id, value[0], self.blind(*value))
+
+    def fill_household_numbers(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Write the 户编号 rows of the blind index of a database from before them (schema version 7),
+        in the caller's transaction: cut off, it leaves none and the next unlock writes them all.
+        Reads the households in pages of ids (nothing of the whole held at once). Returns how many
+        rows were written."""
+        self.conn.execute("DELETE FROM blind_index WHERE field = ?", (NUMBER_FIELD,))
+        total = self.count("household") if progress else 0
+        if progress:
+            progress(0, total)
+        done = read = 0
+        last = ""
+        while True:
+            rows = self.conn.execute(f"SELECT {bodies.LIVE_COLUMNS} FROM records WHERE kind = 'household' AND deleted = 0 "
+                                     "AND id > ? ORDER BY id LIMIT ?", (last, _FILL_BATCH)).fetchall()
+            if not rows:
+                break
+            last = rows[-1][0]
+            read += len(rows)
+            found = [row for record in self._decode_rows(rows) if (row := self._blind_row(record)) is not None]
+            if found:
+                self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)", found)
+            done += len(found)
+            if progress:
+                progress(min(read, total), total)
+        set_number_index(self.conn, "done")
+        return done
 
     def find_id_number(self, number: str) -> list[str]:
         """Ids of current member records holding this ID number (through the blind index)."""
@@ -68,18 +138,21 @@ class SearchIndex:
         )
         return [r[0].split(",") for r in rows]
 
+    def duplicate_household_numbers(self) -> set[str] | None:
+        """Ids of the live households whose 户编号 another one also carries (through the blind index);
+        None while its 户编号 rows are still to be written (a reader beside a writer not yet unlocked)."""
+        if self._numbers_pending():
+            return None
+        rows = self.conn.execute(
+            "SELECT group_concat(record_id, ',') FROM blind_index WHERE field = ? GROUP BY digest HAVING count(*) > 1",
+            (NUMBER_FIELD,))
+        return {rid for (group,) in rows for rid in group.split(",")}
+
     def _index_record(self, record: Record) -> None:
         if record.kind == "household":
             key = record.id
             text = "\x1f".join(str(record.fields.get(k, "")) for k in ("household_number", "head_name", "phone"))
             own = f"{record.id}|h"
-            number = None if record.deleted else str(record.fields.get("household_number") or "") or None
-            before = self._number_of.pop(record.id, None)
-            if before is not None:
-                self._numbers.get(before, set()).discard(record.id)
-            if number is not None:
-                self._numbers.setdefault(number, set()).add(record.id)
-                self._number_of[record.id] = number
         elif record.kind == "member":
             key = record.parent_id
             text = "\x1f".join(str(record.fields.get(k, "")) for k in ("name", "id_number"))
@@ -99,7 +172,7 @@ class SearchIndex:
         households and members the caller has just decrypted (households first), indexed instead
         of decrypting them again (the window's list reads them anyway)."""
         self._require()
-        self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+        self._search, self._search_parts = {}, {}
         if records is not None:
             for record in records:
                 if not record.deleted:
@@ -121,7 +194,7 @@ class SearchIndex:
         list, which decrypts households in parts on a worker thread). A search meanwhile answers
         from the households added so far."""
         self._require()
-        self._search, self._search_parts, self._numbers, self._number_of = {}, {}, {}, {}
+        self._search, self._search_parts = {}, {}
 
     def forget_search_index(self) -> None:
         """Drop a search index left unfinished (it is built again on first use)."""
@@ -133,17 +206,26 @@ class SearchIndex:
             self.start_search_index()
         self._search.update(entries._search)
         self._search_parts.update(entries._search_parts)
-        for number, ids in entries._numbers.items():
-            self._numbers.setdefault(number, set()).update(ids)
-        self._number_of.update(entries._number_of)
 
     def find_household_number(self, number: str) -> list[str]:
-        """Ids of current households whose 户编号 is exactly `number` (through the in-memory search
-        index, built on first use)."""
+        """Ids of current households whose 户编号 is exactly `number` (surrounding spaces aside),
+        through the blind index: nothing is decrypted and nothing is kept in memory."""
         self._require()
-        if self._search is None:
-            self.build_search_index()
-        return sorted(self._numbers.get(str(number).strip(), ()))
+        key = number_key(number)
+        if not key:
+            return []
+        if self._numbers_pending():  # a reader of a database whose writer has not yet written the rows
+            return sorted(h.id for h in self.records("household") if number_key(h.fields.get(NUMBER_FIELD)) == key)
+        digest = self.blind(NUMBER_FIELD, key)
+        return sorted(r[0] for r in self.conn.execute(
+            "SELECT record_id FROM blind_index WHERE digest = ? AND field = ?", (digest, NUMBER_FIELD)))
+
+    def _numbers_pending(self) -> bool:
+        if self._numbers_filled:
+            return False
+        pending = number_index_pending(self.conn)
+        self._numbers_filled = not pending  # once written, never pending again
+        return pending
 
     def search(self, text: str, limit: int | None = None) -> list[str]:
         """Household ids whose household number, head's name, phone, or any member's name or ID
@@ -195,8 +277,6 @@ class SearchEntries:
     def __init__(self, records=()) -> None:
         self._search: dict[str, str] = {}
         self._search_parts: dict[str, dict[str, str]] = {}
-        self._numbers: dict[str, set[str]] = {}
-        self._number_of: dict[str, str] = {}
         parts = self._search_parts
         for record in records:
             if record.deleted:
@@ -207,10 +287,6 @@ class SearchEntries:
                 if own is None:
                     own = parts[record.id] = {}
                 own[f"{record.id}|h"] = f"{f.get('household_number', '')}\x1f{f.get('head_name', '')}\x1f{f.get('phone', '')}"
-                number = str(f.get("household_number") or "")
-                if number:
-                    self._numbers.setdefault(number, set()).add(record.id)
-                    self._number_of[record.id] = number
             elif record.kind == "member":
                 own = parts.get(record.parent_id)
                 if own is None:

@@ -588,15 +588,21 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     t1 = time.perf_counter()
     compressed = wire.decrypt_body(verified, private)
     crypto_seconds += time.perf_counter() - t1
-    payload = wire.inflate_payload(compressed)
+    raw, long_number = wire.inflate(compressed)
     del compressed
-    wired = payload.get("changes", [])
-    payload["changes"] = None  # the Change objects hold what is needed of them
-    try:
-        changes = county_merge.changes_from_wire(wired)
-    except (AttributeError, TypeError) as exc:
-        raise wire.BundleError(f"包内容格式不对:{exc}") from None
-    del wired
+    fast = county_merge.decode_payload(raw, long_number) if kind == "up" else None
+    if fast is not None:
+        payload, changes = fast
+    else:
+        payload = wire.parse(raw, long_number)
+        wired = payload.get("changes", [])
+        payload["changes"] = None  # the Change objects hold what is needed of them
+        try:
+            changes = county_merge.changes_from_wire(wired)
+        except (AttributeError, TypeError) as exc:
+            raise wire.BundleError(f"包内容格式不对:{exc}") from None
+        del wired
+    del raw
     report.changes = len(changes)
     report.seconds_crypto = crypto_seconds
     return _Opened(report, header, kind, verified.digest, cert, changes, payload, now)

@@ -165,13 +165,19 @@ def decrypt_body(verified: Verified, recipient_private) -> bytes:
 
 
 def inflate_payload(compressed, limit: int | None = None) -> dict:
-    """Decompress in 1 MiB steps with a running limit on the output (zip bomb), then parse the JSON.
+    """The payload: `inflate` then `parse`."""
+    return parse(*inflate(compressed, limit))
+
+
+def inflate(compressed, limit: int | None = None) -> tuple[bytearray, bool]:
+    """The payload's JSON text and whether it holds a run of 19 or more digits (see `parse`).
+    Decompress in 1 MiB steps with a running limit on the output (zip bomb), then parse the JSON.
 
     The limit is MAX_PAYLOAD, and also MAX_RATIO times the compressed size once past RATIO_FLOOR:
     real payloads compress about 9-10 to 1 (measured on demo data), a zip bomb about 1000 to 1, so a
     204 KB body that would inflate to 200 MB is refused after 20 MB instead of being held whole.
     The output goes into one buffer (no list of pieces joined into a second copy), and the scan
-    for long digit runs (see _parse) is done piece by piece as they come."""
+    for long digit runs (see `parse`) is done piece by piece as they come."""
     limit = min(limit or MAX_PAYLOAD, max(RATIO_FLOOR, MAX_RATIO * len(compressed)))
     inflater = zlib.decompressobj()
     out = bytearray()
@@ -201,7 +207,7 @@ def inflate_payload(compressed, limit: int | None = None) -> dict:
             raise BundleError("包内容不完整(压缩数据被截断)")
     except zlib.error:
         raise BundleError("包内容无法解压(已损坏)") from None
-    return _parse(out, long_number)
+    return out, long_number
 
 
 _IN_STEP = 256 * 1024
@@ -210,7 +216,7 @@ _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
 
 
-def _parse(raw, long_number: bool | None = None):
+def parse(raw, long_number: bool | None = None):
     """JSON of a payload. orjson (faster; the county parses every bundle) unless the text holds a run
     of 19 or more digits: orjson reads an integer beyond 64 bits as an inexact float where the
     standard library keeps it exact. Everything orjson refuses (NaN, lone surrogates, invalid UTF-8)

@@ -11,7 +11,6 @@ Both return a `Report` listing what would be / was created or updated and every 
 from __future__ import annotations
 
 import pickle
-import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
@@ -24,11 +23,11 @@ from app.core.validation import ERROR, collection, record_label
 from app.services import households
 from app.store import Store
 from app.tables import mapping as mp
+from app.tables.cells import Column, cell_value, tidy_name  # noqa: F401 - tidy_name: API
 from app.tables.errorbook import error_workbook_bytes, write_atomic, write_error_workbook  # noqa: F401 - API
 from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: API of import-table
     DERIVED,
     Options,
-    bare_code,
     fixed_values,
     missing_columns,
     parse_fixed,
@@ -37,7 +36,6 @@ from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: AP
 from app.tables.reader import Sheet, Source, TableError, locate_header
 
 CODE_SHEET = "代码表"
-_SPLIT = re.compile(r"[、,，;；/ ]+")
 Progress = Callable[[int, int], None] | None
 
 
@@ -318,6 +316,7 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
             continue
         previous: int | None = None
         totals = []
+        columns = {c: Column.of(t, str(sheet.raw_headers[c] or sheet.headers[c]), d) for c, t in info.columns.items()}
         for number, row in source.rows(sheet.index):
             if number <= sheet.header_row:
                 continue
@@ -351,52 +350,19 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
                 else:
                     extra.setdefault(kind, {})[key] = int(total) if total == total.to_integral_value() else float(total)
             for c, raw in cells.items():
-                target = info.columns[c]
-                column = str(sheet.raw_headers[c] or sheet.headers[c])
-                if target in mp.SPECIAL_TARGETS:
-                    special[target] = str(raw).strip()
+                col = columns[c]
+                outcome = col.read(raw, options.codes, d)
+                if outcome.error:
+                    errors.append(Rejection(sheet.title, number, col.label, outcome.error, col.target))
                     continue
-                kind, key = target.split(".", 1)
-                f = d.kinds[kind].fields[key]
-                if f.type == "id_number" and isinstance(raw, (int, float)) and not isinstance(raw, bool) and abs(raw) >= 1e14:
-                    errors.append(Rejection(sheet.title, number, column,
-                                            "身份证号被 Excel 存成了数字,后几位已丢失:请把该列设为“文本”格式后重新录入", target))
+                if col.special:
+                    special[col.target] = outcome.value
                     continue
-                if f.type in ("code", "multi_code"):
-                    parts = raw if f.type == "code" else [p for p in _SPLIT.split(str(raw)) if p]
-                    parts = [parts] if f.type == "code" else parts
-                    translated, message = [], None
-                    for part in parts:
-                        part, message = bare_code(f, part, options.codes, d)
-                        if message:
-                            break
-                        translated.append(part)
-                    if message:
-                        errors.append(Rejection(sheet.title, number, column, message, target))
-                        continue
-                    raw = translated[0] if f.type == "code" else translated
-                value, message = values.coerce(f, raw, d)
-                if message:
-                    errors.append(Rejection(sheet.title, number, column, message, target))
-                    continue
-                if f.type == "id_number" and value:
-                    value, certificate = idnumber.split_certificate(value)
-                    try:
-                        idnumber.parse(value)
-                    except idnumber.IdNumberError as exc:
-                        errors.append(Rejection(sheet.title, number, column,
-                                                f"公民身份号码“{value}”无效:{exc}(请核对身份证)", target))
-                        continue
-                    if certificate and "disability_certificate" in d.kinds[kind].fields:
-                        record.setdefault("disability_certificate", certificate)
-                    if idnumber.region_known(value) is False:
-                        warnings.append(Rejection(sheet.title, number, column,
-                                                  f"身份证号码前 6 位 {value[:6]} 不在 GB/T 2260 行政区划代码表中"
-                                                  "(旧代码终身有效,仍然导入;请核对号码)", target))
-                if key == "disability_certificate" and value:
-                    value = idnumber.normalise(value)
-                if target in _NAME_TARGETS and isinstance(value, str):
-                    value = tidy_name(value)
+                if outcome.certificate:
+                    record.setdefault("disability_certificate", outcome.certificate)
+                if outcome.warning:
+                    warnings.append(Rejection(sheet.title, number, col.label, outcome.warning, col.target))
+                value, kind, key = cell_value(outcome), col.kind, col.key
                 if kind == "household":
                     house[key] = value
                 elif info.kind == "household" and kind != "member":
@@ -503,17 +469,6 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
         numbers = _match(store, g, numbers)
         groups.settle(keep=None)
     return groups
-
-
-_NAME_TARGETS = {"household.head_name", "member.name"}
-_CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff\ue000-\uf8ff])\s+|\s+(?=[\u3400-\u9fff\ue000-\uf8ff])")
-
-
-def tidy_name(text: str) -> str:
-    """A person's name as typed in a ledger: a stray space (also a full-width one) next to a Chinese
-    character removed (周　武 → 周武), so the head's name on the household row matches the member row;
-    spaces between Latin letters are kept."""
-    return _CJK_GAP.sub("", text.strip())
 
 
 def _merge_row_record(group: Group, kind: str, fields: dict, where: tuple, d: Dictionary) -> None:

@@ -37,6 +37,8 @@ class Sheet:
 
 
 def _clean(value):
+    if value is None:  # most cells of a wide ledger row (openpyxl fills the row out to the widest)
+        return None
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:  # exact as an integer
         return int(value)
     if isinstance(value, str):
@@ -152,8 +154,8 @@ class Source:
         ws = self._workbook().worksheets[index]
         try:
             for number, values in enumerate(ws.iter_rows(values_only=True), 1):
-                values = tuple(_clean(v) for v in values)
-                if not _is_blank(values):
+                values = tuple(map(_clean, values))
+                if values.count(None) != len(values):  # not blank
                     yield number, values
         except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as exc:
             _log_detail(self.path, exc)

@@ -167,6 +167,7 @@ class ChildPanel(QWidget):
     """Child records of one kind: a table (add/remove) and the form of the selected record."""
 
     changed = Signal(str, str)  # record key, field key
+    left = Signal(str, str)  # record key, field key: the field was left (FormPanel.left)
     selected = Signal(str)  # record key
     remove_requested = Signal(str)
 
@@ -211,6 +212,7 @@ class ChildPanel(QWidget):
         split.addWidget(self.table)
         self.form = FormPanel(kind, d)
         self.form.changed.connect(self._form_changed)
+        self.form.left.connect(lambda key: self.current() is not None and self.left.emit(self.current()[KEY], key))
         split.addWidget(scroll(self.form))
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
@@ -368,6 +370,11 @@ class HouseholdEditor(QMainWindow):
         self.draft_key = draft_key or household_id or f"new-{uuid.uuid4().hex[:12]}"
         self.dirty = False
         self.findings = []
+        # records whose errors wait until a field is left or edited (`touched`) or a save is tried: a new
+        # household, a record just added. A loaded household shows its problems at once.
+        self.fresh: set[str] = set()
+        self.touched: set[tuple[str, str]] = set()  # (record id as the checks name it, field)
+        self.held_back = 0  # errors not shown yet (counted on the 检查结果 line)
         self._known_villages = {r["code"] for r in store.divisions("village")} or None
         self.resize(1240, 760)
 
@@ -419,6 +426,7 @@ class HouseholdEditor(QMainWindow):
         for kind in self.d.child_kinds("household"):
             panel = ChildPanel(kind.key, self.d)
             panel.changed.connect(self._child_changed)
+            panel.left.connect(self._left)
             panel.selected.connect(lambda key, k=kind.key: self._show_history(k, key))
             panel.remove_requested.connect(lambda key, k=kind.key: self.remove_child(k, key))
             self.panels[kind.key] = panel
@@ -493,6 +501,8 @@ class HouseholdEditor(QMainWindow):
         for kind in self.d.child_kinds("household"):
             self.children[kind.key] = [{KEY: r["id"], **{k: v for k, v in r.items() if k != "id"}}
                                        for r in doc.get(collection(kind.key), [])]
+        self.touched = set()
+        self.fresh = set() if (self.household_id or draft) else {self._own_id()}
         if draft:
             self.household = draft.get("household", self.household)
             self.children = {k: draft.get("children", {}).get(k, v) for k, v in self.children.items()}
@@ -565,7 +575,23 @@ class HouseholdEditor(QMainWindow):
             self.draft_timer.start()
         self.validate_timer.start()
 
+    def _own_id(self) -> str:
+        """The household's id as the checks name it (`document(for_check=True)`)."""
+        return self.household_id or "new"
+
+    def _left(self, record_id: str, key: str) -> None:
+        """A field left: its problems show from now on (at once, not at the next edit)."""
+        if record_id in self.fresh and (record_id, key) not in self.touched:
+            self.touched.add((record_id, key))
+            self.validate()
+
+    def _shown(self, f) -> bool:
+        """Whether a finding shows: a warning always; an error of a fresh record once its field was
+        left or edited (a new household opened with six red 必填项 errors before anything was typed)."""
+        return f.severity != ERROR or f.record_id not in self.fresh or (f.record_id, f.field) in self.touched
+
     def _household_changed(self, key: str) -> None:
+        self.touched.add((self._own_id(), key))
         for form in self.household_forms:  # apply show-if across tabs
             form.apply_show_if()
         if key in ("head_name", "household_number"):
@@ -573,6 +599,10 @@ class HouseholdEditor(QMainWindow):
         self._mark_dirty()
 
     def _child_changed(self, record_key: str, field_key: str) -> None:
+        if field_key:
+            self.touched.add((record_key, field_key))
+        elif record_key.startswith("new-"):  # just added: its empty fields wait to be typed
+            self.fresh.add(record_key)
         self._update_totals()
         self._mark_dirty()
 
@@ -598,28 +628,35 @@ class HouseholdEditor(QMainWindow):
             self.findings += households.duplicate_id_findings(self.store, doc)
             self.findings += households.duplicate_number_findings(self.store, doc, getattr(self, "_stored_number", None))
         own = doc["id"]
+        shown = [f for f in self.findings if self._shown(f)]
         for form in self.household_forms:
-            form.show_findings([f for f in self.findings if f.record_id == own and f.kind == "household"])
+            form.show_findings([f for f in shown if f.record_id == own and f.kind == "household"])
         for kind, panel in self.panels.items():
             cur = panel.current()
-            panel.form.show_findings([f for f in self.findings if cur is not None and f.record_id == cur[KEY]])
+            panel.form.show_findings([f for f in shown if cur is not None and f.record_id == cur[KEY]])
         self.findings_list.clear()
-        errors = sum(f.severity == ERROR for f in self.findings)
-        for f in self.findings:
+        errors = sum(f.severity == ERROR for f in shown)
+        held = [f for f in self.findings if not self._shown(f)]
+        self.held_back = len(held)
+        for f in shown:
             item = QListWidgetItem(finding_line(self.d, f))
             item.setData(Qt.UserRole, (f.kind, f.record_id, f.field))
             if f.severity == ERROR:
                 item.setForeground(Qt.red)
             self.findings_list.addItem(item)
-        self.findings_title.setText(f"检查结果:{errors} 个错误,{len(self.findings) - errors} 个提示"
-                                    + (",双击可跳到该项" if self.findings else "。"))
-        self._fit_findings()
+        waiting = ""
+        if held:  # said calmly: what is left to fill in, checked when a field is left or on 保存
+            waiting = (f";带 * 的必填项还有 {len(held)} 项未填" if all(f.rule == "required" for f in held)
+                       else f";还有 {len(held)} 项待填写或核对") + "(离开该项或保存时检查)"
+        self.findings_title.setText(f"检查结果:{errors} 个错误,{len(shown) - errors} 个提示" + waiting
+                                    + (",双击可跳到该项" if shown else "。"))
+        self._fit_findings(shown)
         return self.findings
 
-    def _fit_findings(self) -> None:
+    def _fit_findings(self, shown: list) -> None:
         """An empty result list is one line, not a box taking the form's room (the member form then
         scrolled in a small pane); findings get their box back."""
-        empty = not self.findings
+        empty = not shown
         if empty == self.findings_list.isHidden():
             return
         self.findings_list.setVisible(not empty)
@@ -657,6 +694,7 @@ class HouseholdEditor(QMainWindow):
     def _add_section_tab(self, section) -> None:
         form = FormPanel("household", self.d, sections=[section])
         form.changed.connect(self._household_changed)
+        form.left.connect(lambda key: self._left(self._own_id(), key))
         self.household_forms.append(form)
         self._add_tab(scroll(form), section.tab_label, section.label)
 
@@ -728,8 +766,12 @@ class HouseholdEditor(QMainWindow):
         return True
 
     def save(self) -> bool:
-        """Save through the change log. Errors do not block the save: they stay listed."""
+        """Save through the change log. Errors do not block the save: they stay listed (all of them
+        from now on, also those of fields not yet reached)."""
         self.commit_cells()
+        if self.fresh:
+            self.fresh.clear()
+            self.validate()
         if not self.village_code:
             QMessageBox.warning(self, "无法保存", "请先在主窗口左侧选择这一户所在的村,再新建贫困户。")
             return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from PySide6.QtCore import QDate, QSize, Qt, Signal
+from PySide6.QtCore import QDate, QEvent, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCalendarWidget,
     QComboBox,
@@ -243,6 +243,7 @@ class FormPanel(QWidget):
     """Edits one record of a kind: every section as a group of rows."""
 
     changed = Signal(str)  # field key
+    left = Signal(str)  # field key: the user moved on from the field (Tab, a click elsewhere)
 
     def __init__(self, kind: str, d: Dictionary, sections=None, parent=None):
         super().__init__(parent)
@@ -250,6 +251,7 @@ class FormPanel(QWidget):
         self.d = d
         self.record: dict = {}
         self.inputs: dict[str, FieldInput] = {}
+        self._focus_keys: dict = {}  # the widget that takes the focus -> field key
         self.messages: dict[str, QLabel] = {}
         self._rows: dict[str, tuple[QFormLayout, int]] = {}
         layout = QVBoxLayout(self)
@@ -275,6 +277,9 @@ class FormPanel(QWidget):
                 label.setToolTip(inp.widget.toolTip())
                 form.addRow(label, holder)
                 self._rows[field.key] = (form, form.rowCount() - 1)
+                focused = inp.widget.line if isinstance(inp.widget, DateEdit) else inp.widget
+                focused.installEventFilter(self)
+                self._focus_keys[focused] = field.key
                 self.inputs[field.key] = inp
                 self.messages[field.key] = msg
             layout.addWidget(box)
@@ -289,6 +294,15 @@ class FormPanel(QWidget):
             inp.set_value(self.record.get(key))
         self.apply_show_if()
         self.show_findings([])
+
+    def eventFilter(self, watched, event) -> bool:
+        """A field left by Tab or a click elsewhere (not by its own drop-down list opening, nor by
+        the window losing the focus) says so (`left`): the editor shows its problems from then on."""
+        if event.type() == QEvent.FocusOut and event.reason() not in (Qt.PopupFocusReason, Qt.ActiveWindowFocusReason):
+            key = self._focus_keys.get(watched)
+            if key is not None and self.isEnabled():
+                self.left.emit(key)
+        return super().eventFilter(watched, event)
 
     def _edited(self, key: str) -> None:
         if not self.isEnabled():

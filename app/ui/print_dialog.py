@@ -214,10 +214,12 @@ class PrintDialog(QDialog):
 
     @staticmethod
     def _DIGITS_NEEDED(key: str) -> int:
-        """How much of a division code a document needs: a village's (12 digits), a township's book
-        and notices (9), the county's 公告 (6)."""
+        """How much of a division code a document needs: a village's (12 digits), a township's book,
+        notices and 监测对象簿 (9), the county's 公告 (6)."""
         if key == "book":
             return 9
+        if key in MONITORING_REGISTERS:  # the 监测对象簿 of a township chosen in the tree too
+            return MONITORING_REGISTERS[key]
         return printing.NOTICE_LEVELS[NOTICE_DOCUMENTS[key][0]][1] if key in NOTICE_DOCUMENTS else 12
 
     def __init__(self, store, parent=None, household_id: str | None = None, village_code: str | None = None):

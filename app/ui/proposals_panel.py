@@ -139,7 +139,7 @@ class NewProposalDialog(QDialog):
         self.assessment = QLabel()
         self.assessment.setWordWrap(True)
         self.assessment.setTextFormat(Qt.RichText)
-        form.addRow("贫困户", self.household)
+        form.addRow("农户", self.household)  # 贫困户 for 识别/退出, 脱贫户 or 一般农户 for 监测识别, a 监测户 for 风险消除
         form.addRow("申报类型", self.kind)
         form.addRow("申报理由", self.reasons)
         form.addRow("提名日期", self.date)
@@ -207,7 +207,7 @@ class NewProposalDialog(QDialog):
     def submit(self) -> None:
         doc = self._doc()
         if doc is None:
-            self.message.setText("请选择贫困户")
+            self.message.setText("请选择农户(可输入户编号或户主姓名查找)")
             return
         kind = self.kind.currentData()
         is_exit = kind in ("exit", "eliminate")
@@ -261,6 +261,7 @@ class ProposalsWindow(QWidget):
         self.current: dict | None = None
         self.loading = False
         self._reload_again = False
+        self._done_note = ""  # what the last 办理 did: kept on the status line through the reloads it causes
 
         self.village = QComboBox()
         self.village.addItem("全部村", None)
@@ -326,7 +327,7 @@ class ProposalsWindow(QWidget):
         self.village.currentIndexChanged.connect(self.reload)
         self.days.editingFinished.connect(self.reload)
         self.filter.currentIndexChanged.connect(self.render_table)
-        self.refresh_button.clicked.connect(self.reload)
+        self.refresh_button.clicked.connect(self._refresh_clicked)
         self.new_button.clicked.connect(self.new_proposal)
         self.table.itemSelectionChanged.connect(self.select)
         self.tree.itemDoubleClicked.connect(self._tree_open)
@@ -390,6 +391,10 @@ class ProposalsWindow(QWidget):
         if any(c.kind in ("proposal", "household", "helper", "visit", "income", "member") for c in changes):
             self._pending_reload.start()
 
+    def _refresh_clicked(self) -> None:
+        self._done_note = ""
+        self.reload()
+
     def reload(self) -> None:
         if self.loading:
             self._reload_again = True
@@ -421,7 +426,7 @@ class ProposalsWindow(QWidget):
         self.render_lists()
         n = len(data["proposals"])
         pending = sum(1 for p in data["proposals"] if procedures.is_pending(p))
-        self.status.setText(f"申报 {n} 份,未办结 {pending} 份")
+        self.status.setText(f"申报 {n} 份,未办结 {pending} 份" + (f"。{self._done_note}" if self._done_note else ""))
         self._finish_loading()
         self.loaded.emit()
 
@@ -511,8 +516,14 @@ class ProposalsWindow(QWidget):
         p = self.current
         self.action_message.clear()
         if p is None:
-            self.detail.setHtml("<p>没有申报。</p>")
+            total = len(self.data["proposals"])
+            if total and self.filter.currentData() != "all":  # those done are there, under 全部申报
+                self.detail.setHtml(f"<p>“{html.escape(self.filter.currentText())}”中没有申报。"
+                                    f"共有申报 {total} 份:在“环节”中选“全部申报”可查看已办结和已退回的申报。</p>")
+            else:
+                self.detail.setHtml("<p>没有申报。</p>")
             self.action_box.setEnabled(False)
+            self.do_button.setText("办理")  # not the stage of a proposal no longer shown
             self.next_label.setText("")
             return
         doc = self.data["docs"].get(p["household_id"]) or {}
@@ -611,8 +622,13 @@ class ProposalsWindow(QWidget):
             return
         self.reason.clear()
         self.current = updated
-        self.status.setText(f"已办理:{procedures.stage_label(stage, p.get('proposal_kind'))}"
-                            f"{procedures.OUTCOMES[self.outcome.currentData()]}")
+        doc = self.data["docs"].get(p["household_id"]) or {}
+        self._done_note = (f"已办理“{procedures.stage_label(stage, p.get('proposal_kind'))}”:"
+                           f"{procedures.OUTCOMES[self.outcome.currentData()]}"
+                           + (f",{proposals.household_title(doc)}" if doc else "")
+                           + ("" if self.filter.currentData() == "all" or proposals.matches_waiting(
+                               updated, self.filter.currentData()) else ";该申报已不在当前列表中(选“全部申报”可查看)"))
+        self.status.setText(self._done_note)
         self.reload()
 
     def new_proposal(self) -> None:

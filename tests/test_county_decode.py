@@ -1,0 +1,86 @@
+"""The county reads an upload's changes straight into typed objects (county_merge.decode_payload) only
+when every change is one the general reading (`wire.parse` then `changes_from_wire`) would take as it
+stands; anything else is left to that reading, which converts or refuses it as it always has."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.store import StoreError
+from app.sync import county_merge, wire
+
+GOOD = {"s": "d5f91d365ccdadb5", "n": 7, "r": "01a241e1-8fab-7e7a-9a61-6de4e96d21aa", "k": "household",
+        "v": "522699101201", "p": None, "t": "1796401631147.0003", "o": "update", "new": {"phone": "13800000000"},
+        "old": {"phone": "139"}, "seen": {"phone": "1796401631147.0001"}, "by": "admin", "why": None}
+
+FIELDS = ("site_id", "seq", "record_id", "kind", "village_code", "parent_id", "hlc", "op", "new", "old", "seen",
+          "operator", "reason")
+
+
+def _text(changes, **others) -> bytes:
+    return json.dumps({"certificate": "d5f91d365ccdadb5", "changes": changes, "dictionary_version": "2026.5",
+                       "down_rowid": 3, **others}, ensure_ascii=False).encode()
+
+
+def _general(raw: bytes):
+    payload = wire.parse(raw)
+    changes = county_merge.changes_from_wire(payload["changes"])
+    payload["changes"] = None
+    return payload, changes
+
+
+def _fields(c) -> tuple:
+    return tuple(getattr(c, f) for f in FIELDS)
+
+
+def test_a_well_formed_upload_reads_the_same_as_the_general_reading():
+    second = {**GOOD, "n": 8, "o": "create", "p": "01a241e1-8fab-7e7a-9a61-6de4e96d21ab", "k": "member",
+              "new": {"name": "邵成德", "nums": [1, 2.5, True, None], "deep": {"a": {"b": "\u00e9"}}}, "old": {},
+              "seen": {}, "why": "核实后更正"}
+    raw = _text([GOOD, second], more_changes=True, attachments=[{"id": "x", "data": "QUJD"}])
+    fast = county_merge.decode_payload(raw, False)
+    assert fast is not None
+    payload, changes = _general(raw)
+    assert fast[0] == payload
+    assert [_fields(c) for c in fast[1]] == [_fields(c) for c in changes]
+    assert fast[1][0].payload() == changes[0].payload()
+
+
+@pytest.mark.parametrize("change", [
+    {**GOOD, "n": "7"},             # a number as text: converted by the general reading
+    {**GOOD, "n": 0},               # not a sequence number: refused there
+    {**GOOD, "n": True},
+    {**GOOD, "t": "1796401631147"},  # a malformed stamp
+    {**GOOD, "t": "１796401631147.0003"},  # a digit that is not ASCII
+    {**GOOD, "o": "erase"},
+    {**GOOD, "by": ""},
+    {**GOOD, "new": None},
+    {**GOOD, "s": 5},
+    {k: v for k, v in GOOD.items() if k != "why"},  # a key left out: the general reading fills it
+    [1, 2],
+])
+def test_a_change_of_another_shape_is_left_to_the_general_reading(change):
+    raw = _text([GOOD, change])
+    assert county_merge.decode_payload(raw, False) is None
+    try:
+        _general(raw)  # converts or refuses it with its own message, as before
+    except StoreError as exc:
+        assert "更改记录格式不对" in str(exc)
+
+
+def test_long_numbers_and_what_only_the_standard_library_reads_are_left_to_the_general_reading():
+    long_number = _text([{**GOOD, "new": {"phone": 12345678901234567890123}}])
+    text, long = wire.inflate(__import__("zlib").compress(long_number))
+    assert long and county_merge.decode_payload(text, long) is None
+    assert wire.parse(text, long)["changes"][0]["new"]["phone"] == 12345678901234567890123  # exact
+    assert county_merge.decode_payload(_text([GOOD]).replace(b'"down_rowid": 3', b'"down_rowid": NaN'), False) is None
+    assert county_merge.decode_payload(b"[1, 2]", False) is None
+    assert county_merge.decode_payload(_text(None), False) is None
+    assert county_merge.decode_payload(b'{"changes": [', False) is None
+
+
+def test_the_reference_path_never_reads_typed(monkeypatch):
+    monkeypatch.setattr(county_merge, "FUSED", False)
+    assert county_merge.decode_payload(_text([GOOD]), False) is None
