@@ -58,13 +58,18 @@ def test_closing_the_editor_with_a_cell_being_typed_asks_to_save_it(qtbot, demo_
     assert "关窗前改名" in [m["name"] for m in saved["members"]]
 
 
-def test_a_new_household_starts_typing_in_its_first_empty_required_field(qtbot, demo_store):
-    w = open_window(qtbot, demo_store)
-    village = demo_store.divisions("village")[0]["code"]
-    editor = w._editor(village_code=village)
+def _new_household_editor(qtbot, store):
+    """The main window and, active in front of it, the editor of a new household of the first village."""
+    w = open_window(qtbot, store)
+    editor = w._editor(village_code=store.divisions("village")[0]["code"])
     qtbot.addWidget(editor)
     editor.activateWindow()
     qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    return w, editor
+
+
+def test_a_new_household_starts_typing_in_its_first_empty_required_field(qtbot, demo_store):
+    w, editor = _new_household_editor(qtbot, demo_store)
     assert QApplication.focusWidget() is editor.household_forms[0].inputs["head_name"].widget
     # Tab goes from field to field: the scrolling frame around a form is no stop of its own
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Tab)
@@ -364,12 +369,7 @@ def test_a_new_household_shows_its_required_fields_calmly_until_one_is_left_or_a
     required fields carry their * and the 检查结果 line counts what is left to fill in; a field's
     error shows once the field is left (Tab) and all of them once 保存 is tried. A record just added
     to a list waits the same way; a stored household with a problem shows it at once."""
-    w = open_window(qtbot, demo_store)
-    village = demo_store.divisions("village")[0]["code"]
-    editor = w._editor(village_code=village)
-    qtbot.addWidget(editor)
-    editor.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    w, editor = _new_household_editor(qtbot, demo_store)
     form = editor.household_forms[0]
 
     def red(panel_form) -> list[str]:
