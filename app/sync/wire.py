@@ -171,7 +171,7 @@ def inflate_payload(compressed, limit: int | None = None) -> dict:
 
 def inflate(compressed, limit: int | None = None) -> tuple[bytearray, bool]:
     """The payload's JSON text and whether it holds a run of 19 or more digits (see `parse`).
-    Decompress in 1 MiB steps with a running limit on the output (zip bomb), then parse the JSON.
+    Decompresses in 1 MiB steps with a running limit on the output (zip bomb); parses nothing.
 
     The limit is MAX_PAYLOAD, and also MAX_RATIO times the compressed size once past RATIO_FLOOR:
     real payloads compress about 9-10 to 1 (measured on demo data), a zip bomb about 1000 to 1, so a
