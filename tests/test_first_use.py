@@ -167,3 +167,14 @@ def test_the_screenshots_cover_every_screen_a_new_user_meets_at_laptop_size(qapp
     main = QImage(str(next(p for p in shots if p.stem.endswith("_main"))))
     # maximised: as large as the area leaves beside the window's frame (a Windows frame at most)
     assert area.width() - 16 <= main.width() <= area.width() and area.height() - 39 <= main.height() <= area.height()
+
+
+def test_the_screenshots_command_answers_help_with_its_usage_and_makes_no_folder(tmp_path, monkeypatch, capsys):
+    """`python -m app.ui.screenshots --help` once filled a folder named "--help" with 29 screenshots."""
+    from app.ui import screenshots
+
+    monkeypatch.chdir(tmp_path)
+    assert screenshots.main(["--help"]) == 0
+    assert "用法" in capsys.readouterr().err
+    assert screenshots.main([]) == 2
+    assert list(tmp_path.iterdir()) == []

@@ -223,9 +223,9 @@ def _a_proposal(store) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
+    if len(argv) != 1 or argv[0].startswith("-"):  # "--help" is a question, not a folder to fill
         print("用法:python -m app.ui.screenshots 输出目录", file=sys.stderr)
-        return 2
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
     for p in make(Path(argv[0])):
         print(p)
     return 0
