@@ -527,3 +527,25 @@ def test_loading_everything_leaves_the_garbage_collector_as_it_found_it(store):
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.sqlite_only
+def test_a_new_database_is_not_made_beside_the_log_another_one_left(make_store, tmp_path, recovery_key):
+    """A program killed while its database was open leaves DB-wal; the database file itself then
+    deleted by hand, a new database of that name would have SQLite replay the old log into it (the
+    unlock then failed with “index_key 解密失败”). Now the creation is refused, naming the file, and
+    the log is left as it was."""
+    old = make_store("村.db")
+    old.put("household", {"head_name": "王五"}, village_code="522699101201")
+    log = (tmp_path / "村.db-wal").read_bytes()  # still open: its last writes are in the log
+    old.close()
+    for leftover in tmp_path.glob("村.db*"):
+        leftover.unlink()
+    (tmp_path / "村.db-wal").write_bytes(log)
+    with pytest.raises(StoreError, match=r"村\.db-wal 存在.*请换一个文件名"):
+        Store.create(tmp_path / "村.db", role="village", site_name="新", operator="admin", passphrase=PASSPHRASE,
+                     recovery_public_key=recovery_key.public_key())
+    assert (tmp_path / "村.db-wal").read_bytes() == log
+    assert not (tmp_path / "村.db").exists()
+    fresh = make_store("新村.db")  # another name works
+    assert fresh.unlocked

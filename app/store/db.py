@@ -84,6 +84,12 @@ def _creating_leftovers(path: Path) -> list[Path]:
     return [p for p in (tmp, *(Path(str(tmp) + s) for s in ("-wal", "-shm", "-journal"))) if p.exists()]
 
 
+def _orphaned_sidecars(path: Path) -> list[Path]:
+    """A write-ahead log or rollback journal (not empty) beside a database file that is not there:
+    SQLite would take it for the new file's own and replay another database's pages into it."""
+    return [p for p in (Path(str(path) + "-wal"), Path(str(path) + "-journal")) if p.exists() and p.stat().st_size > 0]
+
+
 def held_by_another(path) -> bool:
     """Whether another running program has this database open for writing (its lock is taken). A
     county on PostgreSQL has no such lock: several programs write it at once."""
@@ -188,6 +194,9 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         path = where
         if path.exists() and path.stat().st_size > 0:
             raise StoreError(f"{path} 已存在:不会覆盖已有文件,请换一个文件名")
+        for sidecar in _orphaned_sidecars(path):  # SQLite would replay it into the new file
+            raise StoreError(f"{sidecar} 存在:这是以前同名数据库留下的未写完的数据(程序被中断时留下)。"
+                             f"新数据库不会放在它旁边:请换一个文件名;如确认不再需要,可先删除 {sidecar.name}")
         _check_new_store(operator, passphrase, recovery_public_key)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = _FileLock(path.with_name(path.name + ".lock"))
