@@ -125,6 +125,15 @@ def setup_table(folder: Path, n: int) -> None:
     (folder / "ledger.xlsx").write_bytes(data)
 
 
+def unlocked(path: Path):
+    """The benchmark's database at `path`, opened and unlocked with its passphrase."""
+    from app.store import Store  # noqa: PLC0415 - each step runs in a child process of its own
+
+    store = Store.open(path)
+    store.unlock("admin", PASS)
+    return store
+
+
 def run_step(step: str, folder: Path, n: int) -> dict:
     os.environ.setdefault("JIANDANG_PASSPHRASE", PASS)
     db = str(folder / "demo.db")
@@ -163,20 +172,17 @@ def run_step(step: str, folder: Path, n: int) -> dict:
     elif step == "setup-sync":
         setup_sync(folder, n)
     elif step == "sync":  # the USB day: every bundle of one export written to a folder, the folder imported
-        from app.store import Store
         from app.sync import exchange
 
         stick = folder / "usb"
         stick.mkdir(exist_ok=True)
-        laptop = Store.open(folder / "laptop.db")
-        laptop.unlock("admin", PASS)
+        laptop = unlocked(folder / "laptop.db")
         files = exchange.export_to(laptop, stick)
         laptop.close()
         out["export"] = time.perf_counter() - t
         out["export_peak_mb"] = peak_mb()
         out["bundles"] = len(files)
-        county = Store.open(folder / "county.db")
-        county.unlock("admin", PASS)
+        county = unlocked(folder / "county.db")
         t2 = time.perf_counter()
         reports = exchange.import_paths(county, [stick])
         out["import"] = time.perf_counter() - t2
@@ -185,32 +191,26 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         county.close()
     elif step == "setup-down":  # a new laptop enrolled for the same villages (not timed)
         from app.core import demo as demo_core
-        from app.store import Store
         from app.sync import identity
 
-        county = Store.open(folder / "county.db")
-        county.unlock("admin", PASS)
+        county = unlocked(folder / "county.db")
         result = identity.enroll(county, site_name="新工作站", role="township", villages=demo_core.village_codes())
         county.close()
         contents = identity.open_enrollment(result.package, result.code)
         identity.create_from_enrollment(folder / "new-laptop.db", contents, operator="admin", passphrase=PASS).close()
     elif step == "down-export":  # the county's USB export for every enrolled laptop
-        from app.store import Store
         from app.sync import exchange
 
         stick = folder / "usb-down"
         stick.mkdir(exist_ok=True)
-        county = Store.open(folder / "county.db")
-        county.unlock("admin", PASS)
+        county = unlocked(folder / "county.db")
         files = exchange.export_to(county, stick)
         county.close()
         out["bundles"] = len(files)
     elif step == "down-import":  # the new laptop imports the folder (its bundles; the others' are left out)
-        from app.store import Store
         from app.sync import exchange
 
-        laptop = Store.open(folder / "new-laptop.db")
-        laptop.unlock("admin", PASS)
+        laptop = unlocked(folder / "new-laptop.db")
         reports = [r for r in exchange.import_paths(laptop, [folder / "usb-down"]) if r.status != "skipped"]
         assert all(r.status == "accepted" for r in reports), [r.line() for r in reports if r.status != "accepted"]
         out["changes"] = sum(r.applied for r in reports)

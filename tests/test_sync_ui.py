@@ -46,6 +46,18 @@ def _conflicts_command(path, monkeypatch, capsys) -> str:
     return capsys.readouterr().out
 
 
+def imported_in_county_window(qtbot, county, folder) -> tuple[CountyImportScreen, dict[str, str]]:
+    """The county window's 导入 of a folder, as a staff member clicks it, waited for: the window and
+    each file's status as its table shows it (file -> 已接收 / 已拒收 / …)."""
+    screen = CountyImportScreen(county)
+    qtbot.addWidget(screen)
+    screen.panel.folder.setText(str(folder))
+    screen.panel.import_()
+    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
+    table = screen.panel.table
+    return screen, {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+
+
 def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, tmp_path):
     usb, county, a, b, hid = _two_laptops_editing_one_phone(tmp_path)
 
@@ -60,13 +72,7 @@ def test_laptop_export_and_county_import_with_report_and_conflict_review(qtbot, 
     truncated = usb / "x-up-000001.jdb"
     truncated.write_bytes(next(usb.glob(f"{a.site_id}-up-000002.jdb")).read_bytes()[:100])
 
-    screen = CountyImportScreen(county)
-    qtbot.addWidget(screen)
-    screen.panel.folder.setText(str(usb))
-    screen.panel.import_()
-    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
-    statuses = {screen.panel.table.item(r, 0).text(): screen.panel.table.item(r, 1).text()
-                for r in range(screen.panel.table.rowCount())}
+    screen, statuses = imported_in_county_window(qtbot, county, usb)
     assert statuses["x-up-000001.jdb"] == "已拒收"
     assert statuses[f"{a.site_id}-up-000002.jdb"] == "已接收"
     assert statuses[f"{b.site_id}-up-000001.jdb"] == "已接收"
@@ -266,11 +272,7 @@ def test_sync_texts_show_local_times_and_sites_by_name(qtbot, tmp_path, monkeypa
     households.save(a, factories.household())
     exchange.export_to(a, usb)
 
-    screen = CountyImportScreen(county)  # the county: devices by their certificates
-    qtbot.addWidget(screen)
-    screen.panel.folder.setText(str(usb))
-    screen.panel.import_()
-    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
+    screen, _ = imported_in_county_window(qtbot, county, usb)  # the county: devices by their certificates
     assert screen.panel.table.item(0, 2).text().startswith(f"来自 甲队({a.site_id}):更改 ")
     states = {screen.devices.item(r, 1).text(): screen.devices.item(r, 4).text() for r in range(screen.devices.rowCount())}
     cert = {c["site_name"]: c for c in identity.certificates(county)}

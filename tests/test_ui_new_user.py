@@ -16,10 +16,15 @@ from app.services import households  # noqa: E402
 from tests.test_ui import a_household, editor_of, home, open_window, typed  # noqa: E402, F401 - home: autouse
 
 
+def in_front(qtbot, window) -> None:
+    """The window activated, as a user's click brings it in front, once Qt says it is the active one."""
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+
+
 def edit_cell(qtbot, editor, kind: str, row: int, column: str, text: str) -> QLineEdit:
     """F2 on a cell of a child table and a text typed into it, not confirmed with Enter."""
-    editor.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    in_front(qtbot, editor)
     panel = editor.panels[kind]
     editor.tabs.setCurrentWidget(panel)
     table = panel.table
@@ -63,8 +68,7 @@ def _new_household_editor(qtbot, store):
     w = open_window(qtbot, store)
     editor = w._editor(village_code=store.divisions("village")[0]["code"])
     qtbot.addWidget(editor)
-    editor.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    in_front(qtbot, editor)
     return w, editor
 
 
@@ -81,8 +85,7 @@ def test_a_new_household_starts_typing_in_its_first_empty_required_field(qtbot, 
 
 def test_tab_leaves_the_household_list(qtbot, demo_store):
     w = open_window(qtbot, demo_store)
-    w.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is w)
+    in_front(qtbot, w)
     w.table.setFocus()
     qtbot.keyClick(w.table, Qt.Key_Tab)
     assert QApplication.focusWidget() is not w.table
@@ -108,9 +111,9 @@ def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path
     """Two sticks holding a file of the same name (a good copy and a damaged one): the county's
     report says which stick's file was refused, as `sync import` does."""
     from app.sync import exchange
-    from app.ui.county_import import CountyImportScreen
     from tests import factories
     from tests.sync_helpers import make_county, make_device
+    from tests.test_sync_ui import imported_in_county_window
 
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲队")
@@ -125,13 +128,7 @@ def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path
         if damage:
             data[len(data) // 2] ^= 1
         (drawer / stick / Path(bundle).name).write_bytes(bytes(data))
-    screen = CountyImportScreen(county)
-    qtbot.addWidget(screen)
-    screen.panel.folder.setText(str(drawer))
-    screen.panel.import_()
-    qtbot.waitUntil(lambda: not screen.panel.busy, timeout=20000)
-    rows = {screen.panel.table.item(r, 0).text(): screen.panel.table.item(r, 1).text()
-            for r in range(screen.panel.table.rowCount())}
+    _, rows = imported_in_county_window(qtbot, county, drawer)
     assert rows == {f"好U盘/{Path(bundle).name}": "已接收", f"坏U盘/{Path(bundle).name}": "已拒收"}
     county.close()
     laptop.close()
@@ -333,8 +330,7 @@ def test_tab_leaves_a_several_line_field_instead_of_typing_a_tab(qtbot, demo_sto
     doc = a_household(demo_store)
     w = open_window(qtbot, demo_store)
     editor = editor_of(qtbot, w, doc["id"])
-    editor.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    in_front(qtbot, editor)
     measures = editor.panels["measure"]
     editor.tabs.setCurrentWidget(measures)
     qtbot.mouseClick(measures.add_button, Qt.LeftButton)
@@ -347,8 +343,7 @@ def test_tab_leaves_a_several_line_field_instead_of_typing_a_tab(qtbot, demo_sto
     dialog = NewProposalDialog(demo_store, doc["village_code"], parent=w)
     qtbot.addWidget(dialog)
     dialog.show()
-    dialog.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is dialog)
+    in_front(qtbot, dialog)
     dialog.reasons.setFocus()
     qtbot.keyClick(dialog.reasons, Qt.Key_Tab)
     assert QApplication.focusWidget() is not dialog.reasons and dialog.reasons.toPlainText() == ""
@@ -358,8 +353,7 @@ def test_a_complete_household_opens_on_the_tab_bar_not_on_a_button_or_field(qtbo
     doc = a_household(demo_store)
     w = open_window(qtbot, demo_store)
     editor = editor_of(qtbot, w, doc["id"])
-    editor.activateWindow()
-    qtbot.waitUntil(lambda: QApplication.activeWindow() is editor)
+    in_front(qtbot, editor)
     assert QApplication.focusWidget() is editor.tabs.tabBar()
 
 
