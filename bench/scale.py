@@ -18,11 +18,14 @@ Steps, each in its own process (so that each has its own peak resident memory):
                     of every household, one bundle per exchange.CHANGES_PER_BUNDLE changes; then that
                     laptop imports the folder (export and import each in its own process)
     import-table    a one-sheet ledger (one row per member) imported into a fresh database
+    import-into     the demo database's own export (export-table of every village, not timed) imported
+                    back into a copy of it: every household of the sheet matched with a stored one by its
+                    户编号 (through the blind index), nothing changed
 
 --keep DIR keeps what the run generates in DIR/<size>/ and reuses it on the next run: the demo
 database (demo.db, made again when the demo step runs; with --skip demo the steps that read it use the
 kept one), the sync step's county and laptop as set up (sync-setup/, copied before each run, which
-changes its copy) and the ledger sheet (ledger.xlsx). Generating 50,000 households takes long.
+changes its copy) the ledger sheet (ledger.xlsx) and the demo database's export (export.xlsx). Generating 50,000 households takes long.
 
 Figures: seconds, milliseconds per household (of the whole database, or of the village printed) and
 the peak resident memory (MB) of the step's process; also the step's processor time per household
@@ -52,13 +55,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STEPS = ["demo", "list", "validate", "register", "cards", "book", "sync", "sync-down", "import-table"]
-READ_DEMO = ("list", "validate", "register", "cards", "book")  # the steps that read the demo database
+STEPS = ["demo", "list", "validate", "register", "cards", "book", "sync", "sync-down", "import-table", "import-into"]
+READ_DEMO = ("list", "validate", "register", "cards", "book", "import-into")  # the steps that read the demo database
 LABELS = {"idle": "idle (imports + 1 Argon2id)", "demo": "demo", "list": "list --json", "validate": "validate",
           "register": "print register (1 village)", "cards": "print cards (1 village)",
           "book": "print township book (1 of 2)",
           "sync": "sync export + county import", "sync-down": "county export + laptop import",
-          "import-table": "import-table"}
+          "import-table": "import-table", "import-into": "import-table into demo db"}
 VILLAGE = "522699101201"
 TOWNSHIP = VILLAGE[:9]
 PASS = "scale-bench-passphrase"
@@ -125,12 +128,12 @@ def setup_table(folder: Path, n: int) -> None:
     (folder / "ledger.xlsx").write_bytes(data)
 
 
-def unlocked(path: Path):
+def unlocked(path: Path, operator: str = "admin"):
     """The benchmark's database at `path`, opened and unlocked with its passphrase."""
     from app.store import Store  # noqa: PLC0415 - each step runs in a child process of its own
 
     store = Store.open(path)
-    store.unlock("admin", PASS)
+    store.unlock(operator, PASS)
     return store
 
 
@@ -149,6 +152,7 @@ def run_step(step: str, folder: Path, n: int) -> dict:
     elif step == "demo":
         for old in (Path(db), *(Path(db + tail) for tail in ("-wal", "-shm", ".lock", ".recovery-key.pem"))):  # --keep
             old.unlink(missing_ok=True)
+        (folder / "export.xlsx").unlink(missing_ok=True)  # a kept run's export of the former demo.db
         cli(["demo", db, "--per-village", str(per_village)])
     elif step == "list":
         with open(folder / "list.json", "w", encoding="utf-8") as fh:
@@ -218,6 +222,13 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         laptop.close()
     elif step == "setup-table":
         setup_table(folder, n)
+    elif step == "setup-into":  # the demo database's households as export-table writes them
+        from app.cli.common import DEMO_OPERATOR
+        from app.tables import exporter
+
+        store = unlocked(Path(db), DEMO_OPERATOR)
+        (folder / "export.xlsx").write_bytes(exporter.xlsx_bytes(store, exporter.collect(store)))
+        store.close()
     elif step == "import-table":
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -232,6 +243,20 @@ def run_step(step: str, folder: Path, n: int) -> dict:
         plan = importer.analyse(store, folder / "ledger.xlsx")
         report = importer.commit(store, plan)
         out["created"] = report.created
+        store.close()
+    elif step == "import-into":  # the ledger again, into the demo database's copy (its households stored)
+        from app.tables import importer
+
+        for tail in ("", "-wal", "-shm", ".lock"):
+            (folder / f"into.db{tail}").unlink(missing_ok=True)
+        shutil.copyfile(db, folder / "into.db")
+        from app.cli.common import DEMO_OPERATOR
+
+        store = unlocked(folder / "into.db", DEMO_OPERATOR)
+        plan = importer.analyse(store, folder / "export.xlsx")
+        report = importer.commit(store, plan)
+        out.update(created=report.created, updated=report.updated, unchanged=report.unchanged,
+                   rejected=report.rejected_households)
         store.close()
     else:
         raise SystemExit(f"unknown step {step}")
@@ -309,6 +334,8 @@ def main() -> int:
                         child("setup-down", where, n)
                 if step == "import-table" and not (folder / "ledger.xlsx").exists():
                     child("setup-table", folder, n)
+                if step == "import-into" and not (folder / "export.xlsx").exists():
+                    child("setup-into", folder, n)
                 if step == "sync-down":  # two processes: each its own peak
                     export, imported = child("down-export", where, n), child("down-import", where, n)
                     r = results[step][n] = {
@@ -328,6 +355,9 @@ def main() -> int:
                 if step == "sync":
                     extra = (f" (export {r['export']:.1f} s, peak {fmt_mb(r['export_peak_mb'])}; import {r['import']:.1f} s;"
                              f" {r['changes']:,} changes in {r['bundles']} bundles)")
+                if step == "import-into":
+                    extra = (f" ({r['updated']:,} updated, {r['unchanged']:,} unchanged, {r['created']:,} created,"
+                             f" {r['rejected']:,} rejected)")
                 if step == "sync-down":
                     extra = (f" (county export {r['export']:.1f} s, processor {r['export_cpu']:.1f} s, peak"
                              f" {fmt_mb(r['export_peak_mb'])}; laptop import {r['import']:.1f} s, processor"

@@ -65,6 +65,8 @@ def cmd_import(args) -> int:
     for r in report.warnings[:SHOWN_REJECTIONS]:
         column = f" 列“{r.column}”" if r.column else ""
         print(f"  提醒 {r.sheet} 第 {r.row} 行{column}:{r.reason}")
+    if report.warning_count > SHOWN_REJECTIONS:
+        print(f"  …… 共 {report.warning_count} 条提醒")
     if args.errors and report.rejected_rows:
         print(f"错误工作簿:{args.errors}(改正后可直接再导入)")
     if report.rejected_rows:

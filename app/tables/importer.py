@@ -36,6 +36,7 @@ from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: AP
 from app.tables.reader import Sheet, Source, TableError, locate_header
 
 CODE_SHEET = "代码表"
+WARNINGS_KEPT = 200  # a report keeps the first warnings only (a county's ledger can give one per person)
 Progress = Callable[[int, int], None] | None
 
 
@@ -162,7 +163,8 @@ class Report:
     rejected_rows: list[tuple[str, int]] = field(default_factory=list)
     rejected_households: int = 0
     incomplete: int = 0                                 # imported (or to import) as 待完善
-    warnings: list[Rejection] = field(default_factory=list)
+    warnings: list[Rejection] = field(default_factory=list)  # the first WARNINGS_KEPT of them
+    warning_count: int = 0                              # all of them
     notes: list[str] = field(default_factory=list)
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
@@ -178,7 +180,7 @@ class Report:
         if self.warnings:
             first = self.warnings[0]
             taken = "仍可导入" if self.dry_run else "已照常导入"
-            lines.append(f"提醒 {len(self.warnings)} 条(这些户{taken}),如 {first.sheet} 第 {first.row} 行:{first.reason}")
+            lines.append(f"提醒 {self.warning_count} 条(这些户{taken}),如 {first.sheet} 第 {first.row} 行:{first.reason}")
         if self.dry_run:
             lines.append("这是试导入:数据库没有任何改动。")
         if self.plan and self.plan.missing:
@@ -460,13 +462,12 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
             groups.settle(keep=gi)
         if totals and notes is not None:
             notes.append(f"工作表“{sheet.title}”第 {'、'.join(totals)} 行是合计行,不是一户,已跳过。")
-    numbers: dict | None = None  # 户编号 -> stored household, read when first needed
     for i in range(len(groups)):
         g = groups.open(i)
         if g.village_code is None:
             g.village_code = village
         _complete(g, d, fixed)
-        numbers = _match(store, g, numbers)
+        _match(store, g)
         groups.settle(keep=None)
     return groups
 
@@ -506,20 +507,17 @@ def _complete(g: Group, d: Dictionary, fixed: dict) -> None:
                 break
 
 
-def _match(store: Store, g: Group, numbers: dict | None) -> dict | None:
-    """Find the stored household of a group: by household number, else by a member's ID number.
-    `numbers` (户编号 -> stored household) is read on first need and returned for the next group."""
+def _match(store: Store, g: Group) -> None:
+    """Find the stored household of a group: by household number, else by a member's ID number, both
+    through the store's blind index (nothing else is decrypted, no map of the database is kept)."""
     number = g.house.get("household_number")
     if number:
-        if numbers is None:
-            numbers = {}
-            for h in store.records("household"):
-                n = h.fields.get("household_number")
-                if n:
-                    numbers.setdefault(str(n), h.id)
-        if str(number) in numbers:
-            g.household_id = numbers[str(number)]
-            return numbers
+        found = store.find_household_number(str(number))
+        if len(found) > 1:  # a number carried twice (flagged elsewhere): the first stored, as ever
+            found = [next(h.id for h in store.records("household") if h.id in found)]
+        if found:
+            g.household_id = found[0]
+            return
     for m, _ in g.children.get("member", []):
         if not m.get("id_number"):
             continue
@@ -530,7 +528,6 @@ def _match(store: Store, g: Group, numbers: dict | None) -> dict | None:
                 break
         if g.household_id:
             break
-    return numbers
 
 
 _CHILD_MATCH = {"income": ("year",), "plan": ("year",), "helper": ("name",), "member": ("id_number", "name")}
@@ -701,7 +698,8 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
             _reject(report, plan, g, [*g.errors, Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
         else:
             report.members += len(g.children.get("member", []))
-            report.warnings += g.warnings
+            report.warning_count += len(g.warnings)
+            report.warnings += g.warnings[:max(0, WARNINGS_KEPT - len(report.warnings))]
             report.incomplete += incomplete and changed
             if created:
                 report.created += 1
