@@ -113,3 +113,14 @@ def test_a_file_with_nothing_importable_says_so_and_names_a_list_rule_in_chinese
     out = capsys.readouterr()
     assert "列“家庭成员”:一户只能有一名户主" in out.out and "members" not in out.out
     assert "没有一户可以导入,数据库没有改动" in out.err and _count(db) == 0
+
+
+def test_import_lists_the_first_50_warnings_and_says_how_many_there_are(db, tmp_path, capsys):
+    """Every person's ID number with an old area code: 60 warnings, the first 50 listed, then the count."""
+    from tests.test_tables_stream import rows_of, sheet
+
+    path = sheet(tmp_path / "旧代码.xlsx", [r for h in range(20) for r in rows_of(h)])
+    assert main(["import-table", str(db), str(path), "--village", V]) == 0
+    out = capsys.readouterr().out
+    assert "提醒 60 条(这些户已照常导入)" in out
+    assert out.count("  提醒 台账 第 ") == 50 and "  …… 共 60 条提醒" in out
