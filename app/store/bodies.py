@@ -78,6 +78,7 @@ def open_many(sealer: crypto.Sealer, rows, damaged: dict) -> list[Record]:
     (id -> kind): one damaged record must not make the whole database unreadable."""
     decrypt, heads, tail, errors = sealer.record_opener()
     loads = orjson.loads
+    new = object.__new__
     out = []
     append = out.append
     for rid, kind, deleted, blob in rows:
@@ -93,7 +94,16 @@ def open_many(sealer: crypto.Sealer, rows, damaged: dict) -> list[Record]:
             village, parent, hlc, fields = loads(plain[:at])
             if type(fields) is not dict:
                 raise TypeError
-            append(Record(rid, kind, village, parent, hlc, deleted != 0, fields, plain[at + 1:]))
+            record = new(Record)  # Record(...) without its __init__ call: a third less to build
+            record.id = rid
+            record.kind = kind
+            record.village_code = village
+            record.parent_id = parent
+            record.hlc = hlc
+            record.deleted = deleted != 0
+            record.fields = fields
+            record._clocks = plain[at + 1:]
+            append(record)
         except (TypeError, ValueError):  # orjson.JSONDecodeError is a ValueError
             try:
                 append(decode(plain, rid, kind, deleted))
