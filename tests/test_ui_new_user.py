@@ -107,6 +107,25 @@ def test_the_saved_message_and_a_long_title_leave_the_history_panel_its_width(qt
     assert editor.width() <= 1240 and "欧阳木合塔尔" in editor.title.toolTip()
 
 
+def test_a_title_too_long_for_the_editor_ends_in_an_ellipsis(qtbot, demo_store):
+    """At 1366×768 a long name and village do not fit the editor's header: the cut shows as “…”
+    (the whole title in the tooltip), and a title that fits is shown whole."""
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.resize(1240, 689)
+    title = editor.title
+    whole = title.text()
+    assert title.shown_text() == whole and "…" not in whole
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "欧阳木合塔尔·买买提艾力" * 4)
+    qtbot.waitUntil(lambda: title.toolTip().count("买买提艾力") == 4)
+    shown = title.shown_text()
+    assert shown.endswith("…") and shown.startswith("欧阳木合塔尔")
+    assert title.fontMetrics().horizontalAdvance(shown) <= title.width()
+    assert title.text() == title.toolTip() and title.toolTip().endswith(demo_store.division_name(doc["village_code"]))
+    editor.dirty = False
+
+
 def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path):
     """Two sticks holding a file of the same name (a good copy and a damaged one): the county's
     report says which stick's file was refused, as `sync import` does."""
