@@ -142,3 +142,31 @@ def test_the_nomination_dialog_calls_the_household_a_household_not_a_poor_househ
     dlg.household.setCurrentIndex(-1)
     dlg.submit()
     assert dlg.message.text().startswith("请选择农户") and dlg.result_proposal is None
+
+
+def test_the_proposal_list_names_the_risks_of_a_monitoring_identification(qtbot, make_store):
+    """The list's last column is not an empty 退出标准 for a 监测识别: it names the risks the
+    identification is about; a 风险消除 is 达标/未达标 against the 风险消除标准."""
+    from app.services import proposals
+
+    store = make_store()
+    demo.install_reference_data(store)
+    store.set_monitoring_criteria(2025, 4000, min_months=6)
+    hid = households.save(store, household(status="2")).household_id
+    proposals.propose(store, hid, "monitor", reasons="户主住院", date=ago(3), monitoring_type="突发严重困难户",
+                      risk_source="干部走访排查", risks=["因病", "因学"], household_authorised=True)
+    doc = household("东方明", "西门兰", seq=4, status="2", household_type="2", monitoring_type="3",
+                    risk_eliminated=False, risk_identified_date=ago(400), water_safe=True)
+    doc["risks"] = [{"risk_type": "01", "found_date": ago(401)}]
+    other = households.save(store, doc).household_id
+    proposals.propose(store, other, "eliminate", reasons="务工增收", date=ago(2), food_secure=True,
+                      clothing_secure=True, water_secure=True, justification="已稳定")
+    w = ProposalsWindow(store)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.show()
+    header = w.table.horizontalHeaderItem(6).text()
+    assert header != "退出标准"
+    rows = {w.table.item(r, 1).text(): w.table.item(r, 6) for r in range(w.table.rowCount())}
+    assert rows["监测识别"].text() == "风险:因病、因学" and "风险" in rows["监测识别"].toolTip()
+    assert rows["风险消除"].text() in ("达标", "未达标") and "风险消除标准" in rows["风险消除"].toolTip()

@@ -52,7 +52,27 @@ from app.ui.monitoring_box import MonitoringBox
 
 FILTERS = [("pending", "全部未办结")] + [(s, f"等待{STAGE_LABELS[s]}") for s in STAGES[1:]] + [
     ("returned", "已退回"), ("effective", "已公告生效"), ("all", "全部申报")]
-COLUMNS = ["编号", "类型", "户编号", "户主", "所处环节", "提名日期", "退出标准"]
+COLUMNS = ["编号", "类型", "户编号", "户主", "所处环节", "提名日期", "标准与风险"]
+
+
+def criteria_cell(p: dict, a, doc: dict) -> tuple[str, str, bool]:
+    """The last column of a proposal's row: (text, tooltip, failing). An exit or a 风险消除 is
+    达标/未达标 against its own standard; a 监测识别 shows the risks it is about (the household's
+    open risks, by type); a 贫困识别 is checked against no standard here."""
+    kind = p.get("proposal_kind")
+    if kind in ("exit", "eliminate"):
+        what = "风险消除标准" if kind == "eliminate" else "脱贫退出标准"
+        if a is None:
+            return "", "", False
+        text = "达标" if a.passed else "未达标"
+        return text, f"{what}:{text}(当前数据)", not a.passed
+    if kind == "monitor":
+        d = default()
+        risks = "、".join(dict.fromkeys(d.code_label("risk_type", r.get("risk_type"))
+                                        for r in monitoring.open_risks(doc) if r.get("risk_type")))
+        return (f"风险:{risks}", "监测识别针对的风险(户档中未消除的风险)", False) if risks else \
+            ("未登记风险", "户档中没有未消除的风险", True)
+    return "—", "贫困户识别不对照退出标准", False
 
 
 def load(store, village: str | None, visit_days: int) -> dict:
@@ -444,16 +464,17 @@ class ProposalsWindow(QWidget):
         chosen = -1
         for row, p in enumerate(items):
             doc = docs.get(p["household_id"]) or {}
-            a = self.data["assessments"].get(p["id"])
-            criteria = "" if a is None else ("达标" if a.passed else "未达标")
+            criteria, tip, failing = criteria_cell(p, self.data["assessments"].get(p["id"]), doc)
             values = [short_id(p["id"]), KINDS.get(p.get("proposal_kind"), ""), str(doc.get("household_number", "")),
                       str(doc.get("head_name", "(已删除)")), proposals.state_label(p), str(p.get("nominate_date", "")),
                       criteria]
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, p["id"])
-                if col == 6 and criteria == "未达标":
-                    item.setForeground(Qt.red)
+                if col == 6:
+                    item.setToolTip(tip)
+                    if failing:
+                        item.setForeground(Qt.red)
                 self.table.setItem(row, col, item)
             if p["id"] == select:
                 chosen = row
