@@ -114,6 +114,12 @@ def test_monitor_proposals_name_their_type_source_risk_and_the_households_author
     ordinary = households.save(store, household(head="上官", seq=3)).household_id
     with pytest.raises(proposals.ProcedureError, match="不是脱贫户,不能识别为脱贫不稳定户"):
         proposals.propose(store, ordinary, "monitor", **{**base, "monitoring_type": "脱贫不稳定户"}, risks=["因学"])
+    # a risk's 发现日期 is a date, and not after the proposal's: nothing is written otherwise
+    with pytest.raises(proposals.ProcedureError, match="因残”的发现日期“2025-13-01”不是有效日期"):
+        proposals.propose(store, exited, "monitor", **base, risks=[("因残", "2025-13-01")], date=ago(12))
+    with pytest.raises(proposals.ProcedureError, match=f"发现日期 {ago(11)} 晚于申报日期 {ago(12)}"):
+        proposals.propose(store, exited, "monitor", **base, risks=[("因残", ago(11))], date=ago(12))
+    assert households.document(store, exited)["risks"] == []
     p = proposals.propose(store, exited, "monitor", **base, risks=["因病", ("因残", ago(15))], date=ago(12))
     assert (p["monitoring_type"], p["risk_source"], p["household_authorised"]) == ("3", "2", True)
     risks = households.document(store, exited)["risks"]

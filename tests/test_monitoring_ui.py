@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QDate  # noqa: E402
 
 from app.services import demo, households  # noqa: E402
 from app.ui.editor import HouseholdEditor  # noqa: E402
@@ -38,12 +38,22 @@ def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
     dlg.monitoring_box.authorised.setChecked(True)
     dlg.submit()
     assert "没有未消除的风险" in dlg.message.text() and dlg.result_proposal is None
-    risks = dlg.monitoring_box.risks
-    next(risks.item(i) for i in range(risks.count()) if risks.item(i).text() == "因病").setCheckState(Qt.Checked)
+    box = dlg.monitoring_box
+    assert not box.risk_dates["01"].isEnabled()  # a 发现日期 only for a risk ticked
+    dlg.date.setDate(QDate.currentDate().addDays(-2))  # 提名日期
+    box.check_risk("因病", QDate.currentDate().addDays(-1))
+    assert box.risk_dates["01"].isEnabled()
+    dlg.submit()  # found after the nomination: refused, nothing written
+    assert "晚于申报日期" in dlg.message.text() and dlg.result_proposal is None
+    assert households.document(store, hid)["risks"] == []
+    box.check_risk("因病", QDate.currentDate().addDays(-20))
+    box.check_risk("因学")  # found on the day shown: today's date by default
+    box.risk_dates["02"].setDate(QDate.currentDate().addDays(-5))
     dlg.submit()
     p = dlg.result_proposal
     assert p and (p["proposal_kind"], p["monitoring_type"], p["risk_source"]) == ("monitor", "3", "1")
-    assert households.document(store, hid)["risks"][0]["risk_type"] == "01"
+    risks = sorted(households.document(store, hid)["risks"], key=lambda r: r["risk_type"])
+    assert [(r["risk_type"], r["found_date"]) for r in risks] == [("01", ago(20)), ("02", ago(5))]
 
 
 def test_the_dialog_shows_the_elimination_criteria(qtbot, make_store):
