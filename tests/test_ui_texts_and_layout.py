@@ -411,6 +411,32 @@ def test_the_wizard_creates_a_laptop_database_from_an_enrollment_package(qtbot, 
     assert not again.create() and "已存在" in again.error.text()
 
 
+def test_a_package_and_folder_pasted_in_quotes_are_found(qtbot, package, tmp_path):
+    """Windows' 复制为路径 pastes a file's name in double quotes: the wizard opens the package and the
+    USB window reads the folder as if the quotes were not there."""
+    from app.ui.start import CreateWizard
+    from app.ui.sync_dialog import SyncPanel
+
+    path, enrollment, county = package
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    wizard.package.setText(f' "{path}" ')
+    wizard.code.setText(enrollment.code)
+    assert wizard.open_package(), wizard.enroll_error.text()
+    wizard.path.setText(f'“{tmp_path / "laptop.db"}”')
+    wizard.operator.setText("李四")
+    wizard.passphrase.setText(PASSPHRASE)
+    assert wizard.create(), wizard.error.text()
+    try:
+        assert (tmp_path / "laptop.db").exists() and wizard.store.site_name == "龙井村驻村工作队"
+    finally:
+        wizard.store.close()
+    panel = SyncPanel(county)
+    qtbot.addWidget(panel)
+    panel.folder.setText(f'"{tmp_path}"')
+    assert panel._folder() == tmp_path
+
+
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "not_a_package", "missing"])
 def test_a_damaged_enrollment_package_gives_a_clear_message(qtbot, package, tmp_path, damage):
     from app.ui.start import CreateWizard
