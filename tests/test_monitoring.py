@@ -231,5 +231,7 @@ def test_propose_monitor_on_the_command_line(tmp_path, monkeypatch, capsys, make
     assert "监测识别" in out and "等待村级评议" in out
     assert main(["proposals", db, "--household", number, "--json"]) == 0
     assert [p["proposal_kind"] for p in json.loads(capsys.readouterr().out)["proposals"]] == ["monitor"]
+    assert main(["proposals", db]) == 0  # the remark names the risks the identification is about
+    assert capsys.readouterr().out.splitlines()[1].endswith("\t风险:因病、因意外事故")
     assert main(["propose", db, "--household", number, "--kind", "监测识别", "--reason", "x"]) == 1
     assert "已有一份未办结的监测识别申报" in capsys.readouterr().err

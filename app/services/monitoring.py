@@ -69,6 +69,11 @@ def open_risks(doc: dict) -> list[dict]:
     return [r for r in doc.get("risks", []) if r.get("state", procedures.RISK_OPEN) == procedures.RISK_OPEN]
 
 
+def open_risk_types(doc: dict) -> str:
+    """The types of the household's open risks in words, each once: 因病、因学 ("" when none)."""
+    return "、".join(dict.fromkeys(type_label_of(r["risk_type"]) for r in open_risks(doc) if r.get("risk_type")))
+
+
 # ---------------------------------------------------------------------- proposals
 
 
