@@ -122,6 +122,7 @@ def test_the_unsaved_changes_prompt_has_the_buttons_its_text_names(qtbot, demo_s
     editor.close()
     qtbot.waitUntil(lambda: not w.editors)
     assert "选“放弃”" in seen["text"]
+    assert seen["text"].startswith(f"户主“{doc['head_name']}”(户编号 {doc['household_number']})有未保存的修改")
     assert sorted(seen["buttons"]) == sorted(["保存", "放弃", "取消"])
     assert households.document(demo_store, doc["id"]).get("group") == doc.get("group")
     assert drafts.pending(demo_store) == []

@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from app.core import income, values
 from app.core.dictionary import default
-from app.core.validation import ERROR, collection, has_errors, validate_household
+from app.core.validation import ERROR, collection, has_errors, household_label, validate_household
 from app.services import households
 from app.store import StoreError
 from app.ui import drafts
@@ -81,7 +81,10 @@ def coerced(kind: str, record: dict, d) -> dict:
 def unsaved_question(parent) -> QMessageBox:
     """保存 / 放弃 / 取消 before unsaved edits are dropped: the button texts are set here, so they
     match the message whatever Qt's translation says (Qt's own word for Discard is 丢弃)."""
-    box = QMessageBox(QMessageBox.Question, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
+    # which household: closing the main window asks once for each open editor with edits
+    fields = getattr(parent, "household", None)
+    who = household_label(fields) if isinstance(fields, dict) else "这一户"
+    box = QMessageBox(QMessageBox.Question, "有未保存的修改", f"{who}有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
                       QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
     box.setDefaultButton(QMessageBox.Save)
     box.setEscapeButton(QMessageBox.Cancel)
