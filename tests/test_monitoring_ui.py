@@ -29,8 +29,13 @@ def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
     dlg = NewProposalDialog(store, household_id=hid)
     qtbot.addWidget(dlg)
     dlg.show()
+    assert dlg.windowTitle() == "发起申报(村民小组提名)" and dlg.ok_button.text() == "提名"
     dlg.kind.setCurrentIndex(dlg.kind.findData("monitor"))
     assert dlg.monitoring_box.isVisible() and not dlg.exit_box.isVisible()
+    # the first stage of a 监测识别 is 申报排查, not a 村民小组提名: the dialog says so
+    labels = [dlg.layout().itemAt(0).layout().labelForField(w).text() for w in (dlg.date, dlg.by)]
+    assert labels == ["申报排查日期", "经办人"] and dlg.windowTitle() == "发起申报(申报排查)"
+    assert dlg.ok_button.text() == "申报"
     dlg.reasons.setPlainText("户主住院")
     dlg.monitoring_box.monitoring_type.setCurrentIndex(dlg.monitoring_box.monitoring_type.findText("突发严重困难户"))
     dlg.submit()
@@ -40,7 +45,7 @@ def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
     assert "没有未消除的风险" in dlg.message.text() and dlg.result_proposal is None
     box = dlg.monitoring_box
     assert not box.risk_dates["01"].isEnabled()  # a 发现日期 only for a risk ticked
-    dlg.date.setDate(QDate.currentDate().addDays(-2))  # 提名日期
+    dlg.date.setDate(QDate.currentDate().addDays(-2))  # 申报排查日期
     box.check_risk("因病", QDate.currentDate().addDays(-1))
     assert box.risk_dates["01"].isEnabled()
     dlg.submit()  # found after the nomination: refused, nothing written

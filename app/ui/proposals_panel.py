@@ -162,6 +162,7 @@ class NewProposalDialog(QDialog):
         form.addRow("申报理由", self.reasons)
         form.addRow("提名日期", self.date)
         form.addRow("提名人", self.by)
+        self._form = form
         self.exit_box = QGroupBox("脱贫退出标准")
         exit_form = QFormLayout(self.exit_box)
         exit_form.addRow("收入年度", self.year)
@@ -176,7 +177,8 @@ class NewProposalDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00020")
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.button(QDialogButtonBox.Ok).setText("提名")
+        self.ok_button = buttons.button(QDialogButtonBox.Ok)
+        self.ok_button.setText("提名")
         buttons.button(QDialogButtonBox.Cancel).setText("取消")
         buttons.accepted.connect(self.submit)
         buttons.rejected.connect(self.reject)
@@ -198,8 +200,20 @@ class NewProposalDialog(QDialog):
             self._docs[hid] = households.document(self.store, hid)
         return self._docs.get(hid) if hid else None
 
+    def _name_first_stage(self, kind: str) -> None:
+        """The first stage in the kind's own words: 村民小组提名 (提名日期, 提名人, 提名) for poverty
+        proposals, 申报排查 / 入户核实 (…日期, 经办人, 申报) for 监测识别 / 风险消除."""
+        stage = procedures.stage_label("nominate", kind)
+        monitoring_kind = kind in procedures.MONITORING_KINDS
+        self.setWindowTitle(f"发起申报({stage})")
+        self._form.labelForField(self.date).setText(f"{stage}日期" if monitoring_kind else "提名日期")
+        self._form.labelForField(self.by).setText("经办人" if monitoring_kind else "提名人")
+        self.by.setPlaceholderText("如驻村工作队员或村干部姓名" if monitoring_kind else "如村民小组长姓名")
+        self.ok_button.setText("申报" if monitoring_kind else "提名")
+
     def refresh_assessment(self) -> None:
         kind = self.kind.currentData()
+        self._name_first_stage(kind)
         is_exit = kind in ("exit", "eliminate")
         self.exit_box.setVisible(is_exit)
         self.exit_box.setTitle("风险消除标准" if kind == "eliminate" else "脱贫退出标准")
