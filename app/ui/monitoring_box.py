@@ -63,6 +63,11 @@ class MonitoringBox(QGroupBox):
         form.addRow(f"风险及{found_label}", self.risks)
         form.addRow("", self.authorised)
 
+    def found_by(self, day: QDate) -> None:
+        """No risk found after `day` (the 申报排查 date): a later 发现日期 becomes that day."""
+        for date in self.risk_dates.values():
+            date.setMaximumDate(day)
+
     def check_risk(self, label: str, found: QDate | None = None) -> None:
         """Tick the risk type of this label, found on `found` (default: as shown)."""
         code = next(c for c, box in self.risk_checks.items() if box.text() == label)

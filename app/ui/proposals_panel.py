@@ -150,6 +150,7 @@ class NewProposalDialog(QDialog):
         self.clothing = QCheckBox("不愁穿")
         self.water = QCheckBox("饮水安全")
         self.monitoring_box = MonitoringBox()
+        self.date.dateChanged.connect(self.monitoring_box.found_by)  # a risk is found by the day it is reported
         self.justification = QPlainTextEdit()
         self.justification.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.justification.setPlaceholderText("未达到退出标准时必须写明书面说明")
