@@ -13,6 +13,7 @@ class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent=None):
         super().__init__(parent)
         self._full = ""
+        self.setTextFormat(Qt.PlainText)  # a name is never read as markup (“<b>” stays as typed)
         # the label gives way to its neighbours (a long name never pushes buttons or panels aside)
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setText(text)
