@@ -123,6 +123,9 @@ def test_a_title_too_long_for_the_editor_ends_in_an_ellipsis(qtbot, demo_store):
     assert shown.endswith("…") and shown.startswith("欧阳木合塔尔")
     assert title.fontMetrics().horizontalAdvance(shown) <= title.width()
     assert title.text() == title.toolTip() and title.toolTip().endswith(demo_store.division_name(doc["village_code"]))
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "<b>王</b>")  # shown as typed, not as markup
+    qtbot.waitUntil(lambda: title.text().startswith("<b>王</b>"))
+    assert title.textFormat() == Qt.PlainText and title.shown_text().startswith("<b>王</b>")
     editor.dirty = False
 
 
