@@ -113,6 +113,17 @@ def _date_edit(days_ago: int = 0) -> QDateEdit:
     return edit
 
 
+def _row_of(first: QWidget, *rest) -> QWidget:
+    """Widgets on one form row, each after its label: _row_of(a, "反对", b, "弃权", c)."""
+    row = QWidget()
+    line = QHBoxLayout(row)
+    line.setContentsMargins(0, 0, 0, 0)
+    line.addWidget(first, 1)
+    for item in rest:
+        line.addWidget(QLabel(item) if isinstance(item, str) else item, 0 if isinstance(item, str) else 1)
+    return row
+
+
 class NewProposalDialog(QDialog):
     """Start a proposal (村民小组提名) for one household; shows the exit criteria live for an exit."""
 
@@ -403,15 +414,16 @@ class ProposalsWindow(QWidget):
         form.addRow("意见/原因", self.reason)
         form.addRow("办理日期", self.stage_date)
         form.addRow("经办人", self.by)
+        # a stage's own fields share rows (评议会日期 with 参会人数, the three votes, the notice period), so
+        # that at 1366×768 the detail above keeps room for the 办理经过 and the criteria
+        meeting = _row_of(self.meeting_date, "参会人数", self.attendance)
+        votes = _row_of(self.votes_for, "反对", self.votes_against, "弃权", self.votes_abstain)
         self.review_rows = []
-        for label, widget in (("评议会日期", self.meeting_date), ("参会人数", self.attendance), ("赞成票", self.votes_for),
-                              ("反对票", self.votes_against), ("弃权票", self.votes_abstain), ("", self.signed)):
+        for label, widget in (("评议会日期", meeting), ("赞成", votes), ("", self.signed)):
             form.addRow(label, widget)
             self.review_rows.append(widget)
-        self.notice_rows = []
-        for label, widget in (("公示开始", self.notice_start), ("公示结束", self.notice_end)):
-            form.addRow(label, widget)
-            self.notice_rows.append(widget)
+        self.notice_rows = [_row_of(self.notice_start, "至", self.notice_end)]
+        form.addRow("公示期", self.notice_rows[0])
         form.addRow(self.do_button)
         form.addRow(self.action_message)
         self._form = form
