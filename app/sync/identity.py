@@ -16,6 +16,7 @@ import json
 import secrets
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -82,8 +83,14 @@ class Certificate:
             return False
         return any(village_code.startswith(v) for v in self.body["villages"])
 
+    @cached_property
+    def not_after(self) -> dt.datetime:
+        """The end of validity, parsed once per certificate: an upload asks at the service's check and
+        again at the merge."""
+        return parse_iso(self.body["not_after"])
+
     def expired(self, now: dt.datetime | None = None) -> bool:
-        return (now or _now()) > parse_iso(self.body["not_after"])
+        return (now or _now()) > self.not_after
 
     def to_json(self) -> str:
         return json.dumps({"body": self.body, "signature": self.signature.hex()}, sort_keys=True, ensure_ascii=False)
