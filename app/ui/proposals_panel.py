@@ -285,7 +285,7 @@ def in_window_words(message: str) -> str:
 def criteria_html(a: procedures.ExitAssessment, what: str = "退出标准") -> str:
     rows = []
     for c in a.criteria:
-        mark = '<span style="color:#1b7f3b">✓</span>' if c.ok else '<span style="color:#b00020">✗</span>'
+        mark = '<span style="color:#1b7f3b">√</span>' if c.ok else '<span style="color:#b00020">×</span>'
         rows.append(f"<tr><td>{mark}</td><td>{html.escape(c.label)}</td><td>{html.escape(c.detail)}</td></tr>")
     verdict = f"达到{what}" if a.passed else f"<b style='color:#b00020'>未达到{what}</b>"
     return f"<table cellspacing=4>{''.join(rows)}</table><p>结论:{verdict}</p>"
@@ -607,7 +607,7 @@ class ProposalsWindow(QWidget):
             hist = proposals.status_history(self.store, doc["id"])
             items = "".join(
                 f"<li>{local_time(e.when)} {html.escape(e.operator or '')}:"
-                f"{html.escape(procedures.STATUS_LABELS.get(e.old, '') or '(新建)')} → "
+                f"{html.escape(procedures.STATUS_LABELS.get(e.old, '') or '(新建)')} 改为 "
                 f"{html.escape(procedures.STATUS_LABELS.get(e.new, e.new or ''))}"
                 f"{(' · ' + html.escape(e.reason)) if e.reason else ''}</li>" for e in hist)
             parts.append(f"<h4>脱贫状态:{html.escape(str(status))}</h4><ul>{items}</ul>")
