@@ -6,6 +6,7 @@ build they are unpacked under ``sys._MEIPASS``.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -29,3 +30,14 @@ def resources_dir() -> Path:
 def font_path() -> Path:
     """The bundled TrueType CJK font used by the window and every PDF."""
     return resources_dir() / "fonts" / "DroidSansFallbackFull.ttf"
+
+
+def latin_font_path() -> Path:
+    """reportlab's own Vera (Bitstream Vera Sans, shipped inside the reportlab package, also in a
+    PyInstaller build): the Latin font of every PDF and the window's second font, for the
+    punctuation the CJK font lacks (· … — “ ”). Found without importing reportlab."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "reportlab" / "fonts" / "Vera.ttf"
+    spec = importlib.util.find_spec("reportlab")
+    return Path(spec.submodule_search_locations[0]) / "fonts" / "Vera.ttf"

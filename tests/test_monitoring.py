@@ -114,6 +114,12 @@ def test_monitor_proposals_name_their_type_source_risk_and_the_households_author
     ordinary = households.save(store, household(head="上官", seq=3)).household_id
     with pytest.raises(proposals.ProcedureError, match="不是脱贫户,不能识别为脱贫不稳定户"):
         proposals.propose(store, ordinary, "monitor", **{**base, "monitoring_type": "脱贫不稳定户"}, risks=["因学"])
+    # a risk's 发现日期 is a date, and not after the proposal's: nothing is written otherwise
+    with pytest.raises(proposals.ProcedureError, match="因残”的发现日期“2025-13-01”不是有效日期"):
+        proposals.propose(store, exited, "monitor", **base, risks=[("因残", "2025-13-01")], date=ago(12))
+    with pytest.raises(proposals.ProcedureError, match=f"发现日期 {ago(11)} 晚于申报日期 {ago(12)}"):
+        proposals.propose(store, exited, "monitor", **base, risks=[("因残", ago(11))], date=ago(12))
+    assert households.document(store, exited)["risks"] == []
     p = proposals.propose(store, exited, "monitor", **base, risks=["因病", ("因残", ago(15))], date=ago(12))
     assert (p["monitoring_type"], p["risk_source"], p["household_authorised"]) == ("3", "2", True)
     risks = households.document(store, exited)["risks"]
@@ -225,5 +231,7 @@ def test_propose_monitor_on_the_command_line(tmp_path, monkeypatch, capsys, make
     assert "监测识别" in out and "等待村级评议" in out
     assert main(["proposals", db, "--household", number, "--json"]) == 0
     assert [p["proposal_kind"] for p in json.loads(capsys.readouterr().out)["proposals"]] == ["monitor"]
+    assert main(["proposals", db]) == 0  # the remark names the risks the identification is about
+    assert capsys.readouterr().out.splitlines()[1].endswith("\t风险:因病、因意外事故")
     assert main(["propose", db, "--household", number, "--kind", "监测识别", "--reason", "x"]) == 1
     assert "已有一份未办结的监测识别申报" in capsys.readouterr().err

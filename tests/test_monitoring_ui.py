@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtCore import QDate  # noqa: E402
 
 from app.services import demo, households  # noqa: E402
 from app.ui.editor import HouseholdEditor  # noqa: E402
@@ -29,8 +29,13 @@ def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
     dlg = NewProposalDialog(store, household_id=hid)
     qtbot.addWidget(dlg)
     dlg.show()
+    assert dlg.windowTitle() == "发起申报(村民小组提名)" and dlg.ok_button.text() == "提名"
     dlg.kind.setCurrentIndex(dlg.kind.findData("monitor"))
     assert dlg.monitoring_box.isVisible() and not dlg.exit_box.isVisible()
+    # the first stage of a 监测识别 is 申报排查, not a 村民小组提名: the dialog says so
+    labels = [dlg.layout().itemAt(0).layout().labelForField(w).text() for w in (dlg.date, dlg.by)]
+    assert labels == ["申报排查日期", "经办人"] and dlg.windowTitle() == "发起申报(申报排查)"
+    assert dlg.ok_button.text() == "申报"
     dlg.reasons.setPlainText("户主住院")
     dlg.monitoring_box.monitoring_type.setCurrentIndex(dlg.monitoring_box.monitoring_type.findText("突发严重困难户"))
     dlg.submit()
@@ -38,12 +43,21 @@ def test_the_dialog_starts_a_monitoring_identification(qtbot, make_store):
     dlg.monitoring_box.authorised.setChecked(True)
     dlg.submit()
     assert "没有未消除的风险" in dlg.message.text() and dlg.result_proposal is None
-    risks = dlg.monitoring_box.risks
-    next(risks.item(i) for i in range(risks.count()) if risks.item(i).text() == "因病").setCheckState(Qt.Checked)
+    box = dlg.monitoring_box
+    assert not box.risk_dates["01"].isEnabled()  # a 发现日期 only for a risk ticked
+    dlg.date.setDate(QDate.currentDate().addDays(-2))  # 申报排查日期
+    box.check_risk("因病", QDate.currentDate().addDays(-1))
+    assert box.risk_dates["01"].isEnabled()
+    assert box.risk_dates["01"].date() == QDate.currentDate().addDays(-2)  # not found after it was reported
+    assert households.document(store, hid)["risks"] == []
+    box.check_risk("因病", QDate.currentDate().addDays(-20))
+    box.check_risk("因学")  # found on the day shown: today's date by default
+    box.risk_dates["02"].setDate(QDate.currentDate().addDays(-5))
     dlg.submit()
     p = dlg.result_proposal
     assert p and (p["proposal_kind"], p["monitoring_type"], p["risk_source"]) == ("monitor", "3", "1")
-    assert households.document(store, hid)["risks"][0]["risk_type"] == "01"
+    risks = sorted(households.document(store, hid)["risks"], key=lambda r: r["risk_type"])
+    assert [(r["risk_type"], r["found_date"]) for r in risks] == [("01", ago(20)), ("02", ago(5))]
 
 
 def test_the_dialog_shows_the_elimination_criteria(qtbot, make_store):
@@ -142,3 +156,31 @@ def test_the_nomination_dialog_calls_the_household_a_household_not_a_poor_househ
     dlg.household.setCurrentIndex(-1)
     dlg.submit()
     assert dlg.message.text().startswith("请选择农户") and dlg.result_proposal is None
+
+
+def test_the_proposal_list_names_the_risks_of_a_monitoring_identification(qtbot, make_store):
+    """The list's last column is not an empty 退出标准 for a 监测识别: it names the risks the
+    identification is about; a 风险消除 is 达标/未达标 against the 风险消除标准."""
+    from app.services import proposals
+
+    store = make_store()
+    demo.install_reference_data(store)
+    store.set_monitoring_criteria(2025, 4000, min_months=6)
+    hid = households.save(store, household(status="2")).household_id
+    proposals.propose(store, hid, "monitor", reasons="户主住院", date=ago(3), monitoring_type="突发严重困难户",
+                      risk_source="干部走访排查", risks=["因病", "因学"], household_authorised=True)
+    doc = household("东方明", "西门兰", seq=4, status="2", household_type="2", monitoring_type="3",
+                    risk_eliminated=False, risk_identified_date=ago(400), water_safe=True)
+    doc["risks"] = [{"risk_type": "01", "found_date": ago(401)}]
+    other = households.save(store, doc).household_id
+    proposals.propose(store, other, "eliminate", reasons="务工增收", date=ago(2), food_secure=True,
+                      clothing_secure=True, water_secure=True, justification="已稳定")
+    w = ProposalsWindow(store)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.show()
+    header = w.table.horizontalHeaderItem(6).text()
+    assert header != "退出标准"
+    rows = {w.table.item(r, 1).text(): w.table.item(r, 6) for r in range(w.table.rowCount())}
+    assert rows["监测识别"].text() == "风险:因病、因学" and "风险" in rows["监测识别"].toolTip()
+    assert rows["风险消除"].text() in ("达标", "未达标") and "风险消除标准" in rows["风险消除"].toolTip()

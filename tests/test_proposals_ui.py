@@ -147,3 +147,23 @@ def test_the_countys_decision_says_it_was_done_and_where_the_proposal_went(qtbot
     assert w.do_button.text() == "办理"
     w.filter.setCurrentIndex(w.filter.findData("all"))
     assert w.table.rowCount() == 1
+
+
+def test_at_laptop_size_the_detail_shows_the_stages_and_the_criteria_above_the_review_fields(qtbot, make_store):
+    """At 1366×768 (728 under the taskbar), in the program's font, a proposal waiting for the village
+    review shows its 办理经过 and its first criterion without scrolling: the review's fields share rows."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.fonts import install_font
+
+    install_font(QApplication.instance())
+    store = make_store()
+    a, _ = setup(store)
+    proposals.propose(store, a, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(10))
+    w = open_window(qtbot, store)
+    w.resize(1366, 728)
+    qtbot.waitUntil(lambda: w.action_box.height() <= w.action_box.sizeHint().height())  # laid out
+    assert w.meeting_date.isVisible() and w.votes_abstain.isVisible()
+    cursor = w.detail.document().find("年人均纯收入")  # the first row of the 退出标准
+    assert not cursor.isNull()
+    assert w.detail.cursorRect(cursor).bottom() <= w.detail.viewport().height(), (w.detail.height(), w.action_box.height())

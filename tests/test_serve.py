@@ -369,6 +369,20 @@ def test_a_replayed_upload_is_a_duplicate_and_changes_nothing(hub):
     assert _counts(county) == after_first
 
 
+def test_an_upload_parses_the_certificates_expiry_once(hub, monkeypatch):
+    """The service's check and the merge both ask whether the sender's certificate has expired: the
+    date is read from the certificate once per upload."""
+    county, a, _, start = hub
+    server = start()
+    parsed = []
+    real = identity.parse_iso
+    monkeypatch.setattr(identity, "parse_iso", lambda text: parsed.append(text) or real(text))
+    name, data = exchange.export_upstream(a)
+    status, body, _ = _upload(server.url, data, name)
+    assert status == 200 and body["report"]["status"] == "accepted"
+    assert len(parsed) == 1, parsed
+
+
 def test_without_uvloop_and_httptools_the_service_runs_on_asyncio_and_h11(hub, monkeypatch):
     """As on Windows (uvloop is not made for it) or an install without the C parser: the same service."""
     from uvicorn.protocols.http.h11_impl import H11Protocol

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication, QLineEdit, QMessageBox, QScrollArea  # noqa: E402
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QMessageBox, QScrollArea  # noqa: E402
 
 from app.services import households  # noqa: E402
 from tests.test_ui import a_household, editor_of, home, open_window, typed  # noqa: E402, F401 - home: autouse
@@ -105,6 +105,28 @@ def test_the_saved_message_and_a_long_title_leave_the_history_panel_its_width(qt
     qtbot.wait(50)
     assert editor.history_dock.width() >= width - 2
     assert editor.width() <= 1240 and "欧阳木合塔尔" in editor.title.toolTip()
+
+
+def test_a_title_too_long_for_the_editor_ends_in_an_ellipsis(qtbot, demo_store):
+    """At 1366×768 a long name and village do not fit the editor's header: the cut shows as “…”
+    (the whole title in the tooltip), and a title that fits is shown whole."""
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.resize(1240, 689)
+    title = editor.title
+    whole = title.text()
+    assert title.shown_text() == whole and "…" not in whole
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "欧阳木合塔尔·买买提艾力" * 4)
+    qtbot.waitUntil(lambda: title.toolTip().count("买买提艾力") == 4)
+    shown = title.shown_text()
+    assert shown.endswith("…") and shown.startswith("欧阳木合塔尔")
+    assert title.fontMetrics().horizontalAdvance(shown) <= title.width()
+    assert title.text() == title.toolTip() and title.toolTip().endswith(demo_store.division_name(doc["village_code"]))
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "<b>王</b>")  # shown as typed, not as markup
+    qtbot.waitUntil(lambda: title.text().startswith("<b>王</b>"))
+    assert title.textFormat() == Qt.PlainText and title.shown_text().startswith("<b>王</b>")
+    editor.dirty = False
 
 
 def test_a_drawer_of_sticks_names_each_refused_file_by_its_stick(qtbot, tmp_path):
@@ -401,3 +423,43 @@ def test_a_new_household_shows_its_required_fields_calmly_until_one_is_left_or_a
     households.save(demo_store, doc, allow_errors=True)
     stored = editor_of(qtbot, w, doc["id"])
     assert "phone" in red(stored.household_forms[0])
+
+
+def test_ctrl_n_on_a_laptop_of_one_village_opens_a_new_household_there(qtbot, tmp_path, monkeypatch):
+    """A work team's laptop knows one village: 新建贫困户 (Ctrl+N) at first start opens the editor for
+    it, instead of asking to choose the only village in the tree first."""
+    from tests.sync_helpers import VILLAGE, make_county, make_device
+
+    told = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: told.append(a[1:3]) or QMessageBox.Ok)
+    laptop = make_device(tmp_path, make_county(tmp_path), "龙井村工作队")
+    w = open_window(qtbot, laptop)
+    in_front(qtbot, w)
+    qtbot.keyClick(w, Qt.Key_N, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: len(w.editors) == 1)
+    editor = w.editors[0]
+    assert told == [] and editor.village_code == VILLAGE
+    assert editor.title.text().endswith(laptop.division_name(VILLAGE))
+    editor.dirty = False
+
+
+def test_the_drafts_offered_at_start_are_explained_in_full(qtbot, demo_store):
+    """After an interrupted edit the next start offers the draft: the explanation above the list is
+    not cut at the dialog's edge."""
+    doc = a_household(demo_store)
+    w = open_window(qtbot, demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    typed(qtbot, editor.household_forms[0].inputs["head_name"].widget, "中断前输入")
+    editor.write_draft()
+    editor.dirty = False
+    editor.hide()
+    w.hide()  # the laptop goes off: nothing is closed
+    again = open_window(qtbot, demo_store)
+    dialog = again.drafts_dialog
+    assert dialog is not None and dialog.isVisible() and "中断前输入" in dialog.list.item(0).text()
+    label = dialog.findChild(QLabel)
+    needed = label.fontMetrics().horizontalAdvance(label.text())
+    assert needed <= label.width() or (label.wordWrap() and label.height() >= label.heightForWidth(label.width())), \
+        (needed, label.width())
+    assert "“丢弃”" in label.text()
+    dialog.reject()

@@ -122,6 +122,7 @@ def test_the_unsaved_changes_prompt_has_the_buttons_its_text_names(qtbot, demo_s
     editor.close()
     qtbot.waitUntil(lambda: not w.editors)
     assert "选“放弃”" in seen["text"]
+    assert seen["text"].startswith(f"户主“{doc['head_name']}”(户编号 {doc['household_number']})有未保存的修改")
     assert sorted(seen["buttons"]) == sorted(["保存", "放弃", "取消"])
     assert households.document(demo_store, doc["id"]).get("group") == doc.get("group")
     assert drafts.pending(demo_store) == []
@@ -409,6 +410,32 @@ def test_the_wizard_creates_a_laptop_database_from_an_enrollment_package(qtbot, 
     again.passphrase.setText(PASSPHRASE)
     again.path.setText(str(db))
     assert not again.create() and "已存在" in again.error.text()
+
+
+def test_a_package_and_folder_pasted_in_quotes_are_found(qtbot, package, tmp_path):
+    """Windows' 复制为路径 pastes a file's name in double quotes: the wizard opens the package and the
+    USB window reads the folder as if the quotes were not there."""
+    from app.ui.start import CreateWizard
+    from app.ui.sync_dialog import SyncPanel
+
+    path, enrollment, county = package
+    wizard = CreateWizard()
+    qtbot.addWidget(wizard)
+    wizard.package.setText(f' "{path}" ')
+    wizard.code.setText(enrollment.code)
+    assert wizard.open_package(), wizard.enroll_error.text()
+    wizard.path.setText(f'“{tmp_path / "laptop.db"}”')
+    wizard.operator.setText("李四")
+    wizard.passphrase.setText(PASSPHRASE)
+    assert wizard.create(), wizard.error.text()
+    try:
+        assert (tmp_path / "laptop.db").exists() and wizard.store.site_name == "龙井村驻村工作队"
+    finally:
+        wizard.store.close()
+    panel = SyncPanel(county)
+    qtbot.addWidget(panel)
+    panel.folder.setText(f'"{tmp_path}"')
+    assert panel._folder() == tmp_path
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped", "not_a_package", "missing"])

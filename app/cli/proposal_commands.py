@@ -8,7 +8,7 @@ from app.cli.common import CommandError, local_time, open_store, print_json, use
 from app.core.text import printable
 from app.core import procedures
 from app.core.procedures import KINDS, STAGE_LABELS, STAGES
-from app.services import households, proposals, worklists
+from app.services import households, monitoring, proposals, worklists
 from app.store.db import short_id
 
 YES = {"yes", "y", "是", "true", "1"}
@@ -118,8 +118,17 @@ def _row(p: dict, doc: dict | None) -> str:
         str((doc or {}).get("head_name", "(已删除)")),
         proposals.state_label(p),
         str(p.get("nominate_date", "")),
-        "未达标" if p.get("assessed_failures") else "",
+        _remark(p, doc),
     ])
+
+
+def _remark(p: dict, doc: dict | None) -> str:
+    """未达标 for an exit or 风险消除 that failed a criterion when proposed; for a 监测识别 the open
+    risks it is about (风险:因病、因学), as the window's column 标准与风险."""
+    if p.get("proposal_kind") == "monitor":
+        risks = monitoring.open_risk_types(doc or {})
+        return f"风险:{risks}" if risks else "未登记风险"
+    return "未达标" if p.get("assessed_failures") else ""
 
 
 def cmd_propose(args) -> int:

@@ -10,7 +10,6 @@ standard-14 font is used anywhere.
 from __future__ import annotations
 
 import functools
-import os
 import re
 import unicodedata
 import zlib
@@ -18,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-import reportlab
 from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_LEFT, TA_RIGHT
@@ -70,7 +68,7 @@ def font_chars() -> dict[str, set[int]]:
 
 
 def latin_font_path() -> str:
-    return os.path.join(os.path.dirname(reportlab.__file__), "fonts", "Vera.ttf")
+    return str(paths.latin_font_path())
 
 
 def _font_of(ch: str) -> tuple[str, str]:

@@ -97,10 +97,19 @@ class _Waiting:
         self.done = loop.create_future() if loop is not None else None
 
     def finish(self) -> None:
-        """From the database thread: wake the request waiting for this upload."""
-        if self.done is not None:
-            with contextlib.suppress(RuntimeError):  # the event loop is gone (the service stopped): nobody waits
-                self.loop.call_soon_threadsafe(lambda: self.done.done() or self.done.set_result(None))
+        """On the event loop: wake the request waiting for this upload."""
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def _finish_all(group: list[_Waiting]) -> None:
+    """From the database thread: wake the requests waiting for a group's uploads, with ONE call into
+    their event loop (a wake-up of the loop is a system call and a switch of threads: one per upload
+    before, about a thirtieth of the service's processor time per upload)."""
+    waiting = [item for item in group if item.done is not None]
+    if waiting:
+        with contextlib.suppress(RuntimeError):  # the event loop is gone (the service stopped): nobody waits
+            waiting[0].loop.call_soon_threadsafe(lambda: [item.finish() for item in waiting])
 
 
 def _log_failure(job: asyncio.Future) -> None:
@@ -335,14 +344,25 @@ class Service:
                 item.spool.remove()
                 if item.answer is None and item.error is None:
                     item.error = RuntimeError("upload left unanswered")
-                item.finish()
+            _finish_all(group)
 
     def _check_and_merge(self, group: list, mapped: contextlib.ExitStack) -> None:
-        merging = []
+        merging, opened = [], []
         for item in group:
             try:
-                data = mapped.enter_context(item.spool.mapped())
-                checked = self._check(data, item.name)
+                opened.append((item, mapped.enter_context(item.spool.mapped())))
+            except Exception as exc:  # noqa: BLE001 - answered as the request's own error (500)
+                item.error = exc
+        try:  # the signers' certificates of the whole group in one statement (a round trip on PostgreSQL)
+            known = identity.certificates_by_keys(self.store, (bytes(data[len(wire.MAGIC): len(wire.MAGIC) + 32])
+                                                               for _, data in opened if len(data) >= wire.PREFIX))
+        except Exception as exc:  # noqa: BLE001 - as a failed check of each upload (500)
+            for item, _ in opened:
+                item.error = exc
+            return
+        for item, data in opened:
+            try:
+                checked = self._check(data, item.name, known)
             except Exception as exc:  # noqa: BLE001 - answered as the request's own error (500)
                 item.error = exc
                 continue
@@ -353,14 +373,14 @@ class Service:
         if merging:
             self._merge_group(merging)
 
-    def _check(self, data, name: str):
-        """Before the merge: the bundle's signature against the enrolled devices' keys, revocation,
-        expiry, the site's rate limit. An answer (status, content, headers) when refused here, else
-        what the merge needs (`_Checked`)."""
+    def _check(self, data, name: str, known: dict):
+        """Before the merge: the bundle's signature against the enrolled devices' keys (`known`: the
+        certificates of the group's signers, read together), revocation, expiry, the site's rate limit.
+        An answer (status, content, headers) when refused here, else what the merge needs (`_Checked`)."""
         looked_up: dict = {}
 
         def lookup(raw: bytes):
-            looked_up["found"] = identity.certificate_by_key(self.store, raw)
+            looked_up["found"] = known.get(bytes(raw))
             return looked_up["found"]
 
         checked = _Checked()

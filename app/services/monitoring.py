@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from app.core import procedures
+from app.core import procedures, values
 from app.core.dictionary import default
 from app.core.procedures import ExitAssessment
 from app.services import households
@@ -47,8 +47,31 @@ def code_of(list_name: str, text, what: str, error=ValueError) -> str | None:
     raise error(f"未知的{what}“{text}”,应为:{'、'.join(codes.values())}")
 
 
+def type_label_of(risk_code: str) -> str:
+    return default().code_label("risk_type", risk_code)
+
+
+def found_date(text, day: str, what: str, error=ValueError) -> str:
+    """A risk's 发现日期 (any date spelling the forms accept), `day` (the proposal's date) when not
+    given; refused when it is no date or later than the proposal: a risk is found before it is reported."""
+    if text in (None, ""):
+        return day
+    d = default()
+    value, problem = values.coerce(d.kinds["risk"].fields["found_date"], text, d)
+    if problem:
+        raise error(f"{what}的发现日期“{text}”不是有效日期:请写成 2025-03-01 这样的年-月-日")
+    if value > day:
+        raise error(f"{what}的发现日期 {value} 晚于申报日期 {day}:风险应在申报前发现,请核对日期")
+    return value
+
+
 def open_risks(doc: dict) -> list[dict]:
     return [r for r in doc.get("risks", []) if r.get("state", procedures.RISK_OPEN) == procedures.RISK_OPEN]
+
+
+def open_risk_types(doc: dict) -> str:
+    """The types of the household's open risks in words, each once: 因病、因学 ("" when none)."""
+    return "、".join(dict.fromkeys(type_label_of(r["risk_type"]) for r in open_risks(doc) if r.get("risk_type")))
 
 
 # ---------------------------------------------------------------------- proposals
@@ -83,8 +106,9 @@ def proposal_fields(store: Store, doc: dict, kind: str, *, day: str, reasons: st
             raise error(f"{title}:监测识别须有农户签署的授权承诺书(--household-authorised)")
         for risk in risks or []:
             risk_type, found = (list(risk) + [None])[:2] if isinstance(risk, (list, tuple)) else (risk, None)
-            new_risks.append({"risk_type": code_of("risk_type", risk_type, "风险类型", error),
-                              "found_date": found or day, "source": source, "state": procedures.RISK_OPEN})
+            risk_code = code_of("risk_type", risk_type, "风险类型", error)
+            new_risks.append({"risk_type": risk_code, "source": source, "state": procedures.RISK_OPEN,
+                              "found_date": found_date(found, day, f"{title}的风险“{type_label_of(risk_code)}”", error)})
         if not open_risks(doc) and not new_risks:
             raise error(f"{title}没有未消除的风险:请写明风险类型(--risk 因病 等),或先在户档中登记风险")
         fields.update(monitoring_type=mtype, risk_source=source, household_authorised=True)

@@ -35,6 +35,7 @@ from app.core.clock import ZERO, HybridClock
 from app.store import bodies, crypto
 from app.store.base import (  # noqa: F401 - the names callers import from app.store.db
     _DECODE_BATCH,
+    _READ_STEP,
     STDLIB_MARK,
     Change,
     Record,
@@ -512,12 +513,13 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         village_code: str | None = None,
         parent_id: str | None = None,
         include_deleted: bool = False,
-        batch: int = _DECODE_BATCH,
+        batch: int | None = None,
     ) -> Iterator[Record]:
         """Decrypted records filtered on their plain routing columns, in insertion order. A record
         that fails to decrypt (damaged or tampered with) is skipped and added to `self.damaged`;
-        `get` of that record raises DecryptionError. `batch`: records decrypted at a time (the
-        window's list takes a small one to show its first rows sooner)."""
+        `get` of that record raises DecryptionError. `batch`: records decrypted at a time; by default
+        64 from SQLite (`_READ_STEP`: each row is decoded while its bytes are still in the processor's
+        cache) and 4,000 from PostgreSQL (`_DECODE_BATCH`, one round trip each)."""
         self._require()
         where, args = [], []
         if kind:
@@ -533,6 +535,8 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             where.append("deleted = 0")
         columns = self._COLUMNS if include_deleted else bodies.LIVE_COLUMNS  # known: not deleted
         sql = f"SELECT {columns} FROM records" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY rowid"
+        if batch is None:
+            batch = _DECODE_BATCH if getattr(self.conn, "batches", None) is not None else _READ_STEP
         for rows in self._row_batches(sql, args, batch):
             with _gc_paused():  # never while the caller's code runs between our yields
                 decoded = self._decode_rows(rows)

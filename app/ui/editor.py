@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QStyledItemDelegate,
     QSplitter,
     QTableWidget,
@@ -41,10 +40,11 @@ from PySide6.QtWidgets import (
 
 from app.core import income, values
 from app.core.dictionary import default
-from app.core.validation import ERROR, collection, has_errors, validate_household
+from app.core.validation import ERROR, collection, has_errors, household_label, validate_household
 from app.services import households
 from app.store import StoreError
 from app.ui import drafts
+from app.ui.elided import ElidedLabel
 from app.ui.forms import FieldInput, FormPanel, finding_line
 from app.ui.history import HistoryPanel
 from app.ui.translations import chinese_buttons
@@ -81,7 +81,10 @@ def coerced(kind: str, record: dict, d) -> dict:
 def unsaved_question(parent) -> QMessageBox:
     """保存 / 放弃 / 取消 before unsaved edits are dropped: the button texts are set here, so they
     match the message whatever Qt's translation says (Qt's own word for Discard is 丢弃)."""
-    box = QMessageBox(QMessageBox.Question, "有未保存的修改", "这一户有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
+    # which household: closing the main window asks once for each open editor with edits
+    fields = getattr(parent, "household", None)
+    who = household_label(fields) if isinstance(fields, dict) else "这一户"
+    box = QMessageBox(QMessageBox.Question, "有未保存的修改", f"{who}有未保存的修改。要保存吗?\n选“放弃”将丢弃这些修改。",
                       QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
     box.setDefaultButton(QMessageBox.Save)
     box.setEscapeButton(QMessageBox.Cancel)
@@ -387,11 +390,10 @@ class HouseholdEditor(QMainWindow):
         self.banner.hide()
         outer.addWidget(self.banner)
         head = QHBoxLayout()
-        self.title = QLabel()
+        self.title = ElidedLabel()
         self.title.setStyleSheet("font-size: 15pt; font-weight: bold;")
-        # a long name or village is cut at the right (whole in the tooltip) rather than pushing the
-        # 修改记录 panel aside
-        self.title.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        # a long name or village is cut at the right and ends in “…” (whole in the tooltip) rather
+        # than pushing the 修改记录 panel aside
         head.addWidget(self.title, 1)
         self.draft_state = QLabel()  # 已保存 / 草稿已自动保存: on the 检查结果 line, where there is room
         self.draft_state.setObjectName("draft_state")
@@ -538,8 +540,7 @@ class HouseholdEditor(QMainWindow):
         name = self.household.get("head_name") or "新贫困户"
         number = self.household.get("household_number") or "未编号"
         village = self.store.division_name(self.village_code) if self.village_code else "未选村"
-        self.title.setText(f"{name}  ·  户编号 {number}  ·  {village}")
-        self.title.setToolTip(self.title.text())
+        self.title.setText(f"{name}  ·  户编号 {number}  ·  {village}")  # the tooltip: the whole title
         self.setWindowTitle(f"贫困户:{name}" + (" *" if self.dirty else ""))
 
     def state(self) -> dict:

@@ -108,7 +108,9 @@ class DraftsDialog(QDialog):
         self.setWindowTitle("有未保存的修改")
         self.setMinimumWidth(480)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("上次关闭前有以下未保存的修改(已加密保存在数据库中)。选择一项后“恢复”继续编辑,或“丢弃”。"))
+        self.intro = QLabel("上次关闭前有以下未保存的修改(已加密保存在数据库中)。选择一项后“恢复”继续编辑,或“丢弃”。")
+        self.intro.setWordWrap(True)  # whole at any width (it was cut after “或”)
+        layout.addWidget(self.intro)
         self.list = QListWidget()
         self.list.setObjectName("drafts")
         for key, state in items:
@@ -695,6 +697,9 @@ class MainWindow(QMainWindow):
 
     def new_household(self) -> HouseholdEditor | None:
         village = self.current_village()
+        known = {r["code"] for r in self.store.divisions("village")} | set(self.store.village_codes())
+        if not village and len(known) == 1:  # a laptop of one village: nothing to choose
+            village = known.pop()
         if not village:
             if not self.store.divisions("village") and not self.store.village_codes():
                 QMessageBox.information(

@@ -1,12 +1,23 @@
-"""The 监测识别 part of the nomination dialog (issue #20): 监测对象类型, 发现方式, the risks found and the
-household's signed authorisation. Code lists come from forms/ (the dictionary)."""
+"""The 监测识别 part of the nomination dialog (issue #20): 监测对象类型, 发现方式, the risks found, each
+with its 发现日期, and the household's signed authorisation. Code lists come from forms/ (the dictionary)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QGroupBox, QListWidget, QListWidgetItem
+from PySide6.QtCore import QDate
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QWidget,
+)
 
 from app.core.dictionary import default
+
+RISKS_PER_ROW = 3  # nine risk types in three rows: the dialog fits a 1366×768 screen
 
 
 class MonitoringBox(QGroupBox):
@@ -20,25 +31,54 @@ class MonitoringBox(QGroupBox):
         self.source = QComboBox()
         for code, label in d.codes["risk_source"].items():
             self.source.addItem(label, code)
-        self.risks = QListWidget()
-        self.risks.setFlow(QListWidget.LeftToRight)
-        self.risks.setWrapping(True)
-        self.risks.setFixedHeight(64)
-        for code, label in d.codes["risk_type"].items():
-            item = QListWidgetItem(label)
-            item.setData(Qt.UserRole, code)
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Unchecked)
-            self.risks.addItem(item)
+        # each risk type: ticked when found, with the date it was found (发现日期, forms/risk.toml),
+        # which can be typed only once the risk is ticked
+        self.risks = QWidget()
+        grid = QGridLayout(self.risks)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setHorizontalSpacing(6)
+        self.risk_checks: dict[str, QCheckBox] = {}
+        self.risk_dates: dict[str, QDateEdit] = {}
+        found_label = d.field_label("risk", "found_date")
+        for i, (code, label) in enumerate(d.codes["risk_type"].items()):
+            check = QCheckBox(label)
+            date = QDateEdit(QDate.currentDate())
+            date.setDisplayFormat("yyyy-MM-dd")
+            date.setCalendarPopup(True)
+            date.setMaximumDate(QDate.currentDate())
+            date.setEnabled(False)
+            date.setToolTip(f"“{label}”的{found_label}")
+            date.setAccessibleName(f"{label}{found_label}")
+            check.toggled.connect(date.setEnabled)
+            cell = QHBoxLayout()
+            cell.addWidget(check)
+            cell.addStretch(1)
+            cell.addWidget(date)
+            grid.addLayout(cell, i // RISKS_PER_ROW, i % RISKS_PER_ROW)
+            self.risk_checks[code] = check
+            self.risk_dates[code] = date
         self.authorised = QCheckBox("农户已签署授权承诺书")
         form.addRow("监测对象类型", self.monitoring_type)
         form.addRow("发现方式", self.source)
-        form.addRow("风险类型", self.risks)
+        form.addRow(f"风险及{found_label}", self.risks)
         form.addRow("", self.authorised)
 
-    def checked_risks(self) -> list[str]:
-        return [self.risks.item(i).data(Qt.UserRole) for i in range(self.risks.count())
-                if self.risks.item(i).checkState() == Qt.Checked]
+    def found_by(self, day: QDate) -> None:
+        """No risk found after `day` (the 申报排查 date): a later 发现日期 becomes that day."""
+        for date in self.risk_dates.values():
+            date.setMaximumDate(day)
+
+    def check_risk(self, label: str, found: QDate | None = None) -> None:
+        """Tick the risk type of this label, found on `found` (default: as shown)."""
+        code = next(c for c, box in self.risk_checks.items() if box.text() == label)
+        self.risk_checks[code].setChecked(True)
+        if found is not None:
+            self.risk_dates[code].setDate(found)
+
+    def checked_risks(self) -> list[tuple[str, str]]:
+        """(risk type code, 发现日期) of each ticked risk."""
+        return [(code, self.risk_dates[code].date().toString("yyyy-MM-dd"))
+                for code, box in self.risk_checks.items() if box.isChecked()]
 
     def values(self) -> dict:
         return {"monitoring_type": self.monitoring_type.currentData(), "risk_source": self.source.currentData(),

@@ -52,7 +52,25 @@ from app.ui.monitoring_box import MonitoringBox
 
 FILTERS = [("pending", "全部未办结")] + [(s, f"等待{STAGE_LABELS[s]}") for s in STAGES[1:]] + [
     ("returned", "已退回"), ("effective", "已公告生效"), ("all", "全部申报")]
-COLUMNS = ["编号", "类型", "户编号", "户主", "所处环节", "提名日期", "退出标准"]
+COLUMNS = ["编号", "类型", "户编号", "户主", "所处环节", "提名日期", "标准与风险"]
+
+
+def criteria_cell(p: dict, a, doc: dict) -> tuple[str, str, bool]:
+    """The last column of a proposal's row: (text, tooltip, failing). An exit or a 风险消除 is
+    达标/未达标 against its own standard; a 监测识别 shows the risks it is about (the household's
+    open risks, by type); a 贫困识别 is checked against no standard here."""
+    kind = p.get("proposal_kind")
+    if kind in ("exit", "eliminate"):
+        what = "风险消除标准" if kind == "eliminate" else "脱贫退出标准"
+        if a is None:
+            return "", "", False
+        text = "达标" if a.passed else "未达标"
+        return text, f"{what}:{text}(当前数据)", not a.passed
+    if kind == "monitor":
+        risks = monitoring.open_risk_types(doc)
+        return (f"风险:{risks}", "监测识别针对的风险(户档中未消除的风险)", False) if risks else \
+            ("未登记风险", "户档中没有未消除的风险", True)
+    return "—", "贫困户识别不对照退出标准", False
 
 
 def load(store, village: str | None, visit_days: int) -> dict:
@@ -95,6 +113,17 @@ def _date_edit(days_ago: int = 0) -> QDateEdit:
     return edit
 
 
+def _row_of(first: QWidget, *rest) -> QWidget:
+    """Widgets on one form row, each after its label: _row_of(a, "反对", b, "弃权", c)."""
+    row = QWidget()
+    line = QHBoxLayout(row)
+    line.setContentsMargins(0, 0, 0, 0)
+    line.addWidget(first, 1)
+    for item in rest:
+        line.addWidget(QLabel(item) if isinstance(item, str) else item, 0 if isinstance(item, str) else 1)
+    return row
+
+
 class NewProposalDialog(QDialog):
     """Start a proposal (村民小组提名) for one household; shows the exit criteria live for an exit."""
 
@@ -132,6 +161,7 @@ class NewProposalDialog(QDialog):
         self.clothing = QCheckBox("不愁穿")
         self.water = QCheckBox("饮水安全")
         self.monitoring_box = MonitoringBox()
+        self.date.dateChanged.connect(self.monitoring_box.found_by)  # a risk is found by the day it is reported
         self.justification = QPlainTextEdit()
         self.justification.setTabChangesFocus(True)  # Tab moves on (it typed a tab character: a keyboard trap)
         self.justification.setPlaceholderText("未达到退出标准时必须写明书面说明")
@@ -144,6 +174,7 @@ class NewProposalDialog(QDialog):
         form.addRow("申报理由", self.reasons)
         form.addRow("提名日期", self.date)
         form.addRow("提名人", self.by)
+        self._form = form
         self.exit_box = QGroupBox("脱贫退出标准")
         exit_form = QFormLayout(self.exit_box)
         exit_form.addRow("收入年度", self.year)
@@ -158,7 +189,8 @@ class NewProposalDialog(QDialog):
         self.message.setWordWrap(True)
         self.message.setStyleSheet("color: #b00020")
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        buttons.button(QDialogButtonBox.Ok).setText("提名")
+        self.ok_button = buttons.button(QDialogButtonBox.Ok)
+        self.ok_button.setText("提名")
         buttons.button(QDialogButtonBox.Cancel).setText("取消")
         buttons.accepted.connect(self.submit)
         buttons.rejected.connect(self.reject)
@@ -180,8 +212,20 @@ class NewProposalDialog(QDialog):
             self._docs[hid] = households.document(self.store, hid)
         return self._docs.get(hid) if hid else None
 
+    def _name_first_stage(self, kind: str) -> None:
+        """The first stage in the kind's own words: 村民小组提名 (提名日期, 提名人, 提名) for poverty
+        proposals, 申报排查 / 入户核实 (…日期, 经办人, 申报) for 监测识别 / 风险消除."""
+        stage = procedures.stage_label("nominate", kind)
+        monitoring_kind = kind in procedures.MONITORING_KINDS
+        self.setWindowTitle(f"发起申报({stage})")
+        self._form.labelForField(self.date).setText(f"{stage}日期" if monitoring_kind else "提名日期")
+        self._form.labelForField(self.by).setText("经办人" if monitoring_kind else "提名人")
+        self.by.setPlaceholderText("如驻村工作队员或村干部姓名" if monitoring_kind else "如村民小组长姓名")
+        self.ok_button.setText("申报" if monitoring_kind else "提名")
+
     def refresh_assessment(self) -> None:
         kind = self.kind.currentData()
+        self._name_first_stage(kind)
         is_exit = kind in ("exit", "eliminate")
         self.exit_box.setVisible(is_exit)
         self.exit_box.setTitle("风险消除标准" if kind == "eliminate" else "脱贫退出标准")
@@ -241,7 +285,7 @@ def in_window_words(message: str) -> str:
 def criteria_html(a: procedures.ExitAssessment, what: str = "退出标准") -> str:
     rows = []
     for c in a.criteria:
-        mark = '<span style="color:#1b7f3b">✓</span>' if c.ok else '<span style="color:#b00020">✗</span>'
+        mark = '<span style="color:#1b7f3b">√</span>' if c.ok else '<span style="color:#b00020">×</span>'
         rows.append(f"<tr><td>{mark}</td><td>{html.escape(c.label)}</td><td>{html.escape(c.detail)}</td></tr>")
     verdict = f"达到{what}" if a.passed else f"<b style='color:#b00020'>未达到{what}</b>"
     return f"<table cellspacing=4>{''.join(rows)}</table><p>结论:{verdict}</p>"
@@ -370,15 +414,16 @@ class ProposalsWindow(QWidget):
         form.addRow("意见/原因", self.reason)
         form.addRow("办理日期", self.stage_date)
         form.addRow("经办人", self.by)
+        # a stage's own fields share rows (评议会日期 with 参会人数, the three votes, the notice period), so
+        # that at 1366×768 the detail above keeps room for the 办理经过 and the criteria
+        meeting = _row_of(self.meeting_date, "参会人数", self.attendance)
+        votes = _row_of(self.votes_for, "反对", self.votes_against, "弃权", self.votes_abstain)
         self.review_rows = []
-        for label, widget in (("评议会日期", self.meeting_date), ("参会人数", self.attendance), ("赞成票", self.votes_for),
-                              ("反对票", self.votes_against), ("弃权票", self.votes_abstain), ("", self.signed)):
+        for label, widget in (("评议会日期", meeting), ("赞成", votes), ("", self.signed)):
             form.addRow(label, widget)
             self.review_rows.append(widget)
-        self.notice_rows = []
-        for label, widget in (("公示开始", self.notice_start), ("公示结束", self.notice_end)):
-            form.addRow(label, widget)
-            self.notice_rows.append(widget)
+        self.notice_rows = [_row_of(self.notice_start, "至", self.notice_end)]
+        form.addRow("公示期", self.notice_rows[0])
         form.addRow(self.do_button)
         form.addRow(self.action_message)
         self._form = form
@@ -444,16 +489,17 @@ class ProposalsWindow(QWidget):
         chosen = -1
         for row, p in enumerate(items):
             doc = docs.get(p["household_id"]) or {}
-            a = self.data["assessments"].get(p["id"])
-            criteria = "" if a is None else ("达标" if a.passed else "未达标")
+            criteria, tip, failing = criteria_cell(p, self.data["assessments"].get(p["id"]), doc)
             values = [short_id(p["id"]), KINDS.get(p.get("proposal_kind"), ""), str(doc.get("household_number", "")),
                       str(doc.get("head_name", "(已删除)")), proposals.state_label(p), str(p.get("nominate_date", "")),
                       criteria]
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, p["id"])
-                if col == 6 and criteria == "未达标":
-                    item.setForeground(Qt.red)
+                if col == 6:
+                    item.setToolTip(tip)
+                    if failing:
+                        item.setForeground(Qt.red)
                 self.table.setItem(row, col, item)
             if p["id"] == select:
                 chosen = row
@@ -561,7 +607,7 @@ class ProposalsWindow(QWidget):
             hist = proposals.status_history(self.store, doc["id"])
             items = "".join(
                 f"<li>{local_time(e.when)} {html.escape(e.operator or '')}:"
-                f"{html.escape(procedures.STATUS_LABELS.get(e.old, '') or '(新建)')} → "
+                f"{html.escape(procedures.STATUS_LABELS.get(e.old, '') or '(新建)')} 改为 "
                 f"{html.escape(procedures.STATUS_LABELS.get(e.new, e.new or ''))}"
                 f"{(' · ' + html.escape(e.reason)) if e.reason else ''}</li>" for e in hist)
             parts.append(f"<h4>脱贫状态:{html.escape(str(status))}</h4><ul>{items}</ul>")

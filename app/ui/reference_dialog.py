@@ -251,7 +251,7 @@ class ReferenceDialog(QDialog):
             self._say(self.division_message, f"未改名:{exc}", False)
             return False
         self.fill_tree(select=code)
-        self._say(self.division_message, f"已改名:{code} {old} → {new}", True)
+        self._say(self.division_message, f"已改名:{code} {old} 改为 {new}", True)
         return True
 
     def _ask_add(self) -> None:
@@ -312,7 +312,7 @@ class ReferenceDialog(QDialog):
         for code, name, level in plan.added:
             self.import_list.addItem(f"新增 {LEVEL_LABELS[level]} {code} {name}")
         for code, old, new in plan.renamed:
-            self.import_list.addItem(f"改名 {code} {old} → {new}")
+            self.import_list.addItem(f"改名 {code} {old} 改为 {new}")
         self.confirm_button.setVisible(True)
         self.cancel_import_button.setVisible(True)
 

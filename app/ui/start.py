@@ -30,6 +30,7 @@ from app.store import Store, StoreError, TooManyAttempts, WrongPassphrase
 from app.store.locations import is_url, without_password
 from app.store import crypto
 from app.ui import preferences, workers
+from app.ui.typed_path import typed_path
 
 ROLES = [("village", "村级(驻村工作队)"), ("township", "乡镇"), ("county", "县级")]
 
@@ -366,7 +367,7 @@ class CreateWizard(QWizard):
 
         self.enrollment = None
         self.enroll_error.clear()
-        name = self.package.text().strip()
+        name = typed_path(self.package.text())
         code = self.code.text().strip()
         if not name:
             self.enroll_error.setText("请选择县扶贫办发的登记包文件(.jde)。")
@@ -403,7 +404,7 @@ class CreateWizard(QWizard):
         villages = "、".join(names.get(v, v) for v in cert.villages)
         self.enrolled_as.setText(f"登记为:{cert.body['site_name']}({role}),村 {villages},"
                                  f"证书有效至 {cert.body['not_after'][:10]}。")
-        if self.path.text().strip() == str(Path.home() / "建档.db"):
+        if typed_path(self.path.text()) == str(Path.home() / "建档.db"):
             self.path.setText(str(Path.home() / f"{cert.body['site_name']}.db"))
         return True
 
@@ -431,11 +432,11 @@ class CreateWizard(QWizard):
     def create(self) -> bool:
         if self.use_enrollment.isChecked():
             return self._create_enrolled()
-        db = Path(self.path.text().strip())
+        db = Path(typed_path(self.path.text()))
         written = None
         try:
-            if self.key_file.text().strip():
-                key = crypto.load_x25519_public(Path(self.key_file.text().strip()).read_bytes())
+            if typed_path(self.key_file.text()):
+                key = crypto.load_x25519_public(Path(typed_path(self.key_file.text())).read_bytes())
             else:
                 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -472,7 +473,7 @@ class CreateWizard(QWizard):
         if self.enrollment is None and not self.open_package():
             self.error.setText(f"未能创建:{self.enroll_error.text()}")
             return False
-        db = Path(self.path.text().strip())
+        db = Path(typed_path(self.path.text()))
         if db.exists():
             self.error.setText(f"未能创建:{db} 已存在:不会覆盖已有文件,请换一个文件名")
             return False

@@ -17,6 +17,7 @@ from app.store import StoreError
 from app.sync import exchange, identity
 from app.sync import status as status_texts
 from app.ui import workers
+from app.ui.typed_path import typed_path
 
 STATUS_LABELS = {"accepted": "已接收", "duplicate": "重复", "refused": "已拒收", "held": "暂缓", "exported": "已导出",
                  "skipped": "已跳过"}
@@ -72,7 +73,7 @@ class SyncPanel(QWidget):
             self.folder.setText(folder)
 
     def _folder(self) -> Path | None:
-        text = self.folder.text().strip()
+        text = typed_path(self.folder.text())
         if not text or not Path(text).is_dir():
             self.summary.setText("请先选择U盘上的文件夹(U盘是否已插好?)")
             return None
