@@ -113,6 +113,8 @@ def known_headers(kind: str = "household", dictionary: Dictionary | None = None)
                 for w in words:
                     out.setdefault(normalise_header(w), target)
         out[normalise_header(d.kinds["household"].fields["household_number"].label)] = "household.household_number"
+        for target in (VILLAGE_CODE, HEAD_ID_NUMBER):  # our own exports head child sheets with these labels
+            out.setdefault(normalise_header(SPECIAL_TARGETS[target]), target)
         kinds = (kind,)
     for k in kinds:
         for f in d.kinds[k].fields.values():
