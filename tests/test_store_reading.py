@@ -15,17 +15,23 @@ def _server_cursors(store) -> int:
     return store.conn.raw.execute("SELECT count(*) FROM pg_cursors WHERE name LIKE 'jd_rows_%'").fetchone()[0]
 
 
+def _count_decoded_batches(store) -> list[int]:
+    """A list that receives the size of every batch of rows the store decodes from now on."""
+    sizes: list[int] = []
+    real = store._decode_rows
+
+    def counting(rows):
+        sizes.append(len(rows))
+        return real(rows)
+
+    store._decode_rows = counting
+    return sizes
+
+
 def test_records_come_a_batch_at_a_time_all_of_them_in_order(demo_store, backend):
     everything = [r.id for r in demo_store.records(include_deleted=True)]
     assert len(everything) > 30
-    seen_batches = []
-    real = demo_store._decode_rows
-
-    def counting(rows):
-        seen_batches.append(len(rows))
-        return real(rows)
-
-    demo_store._decode_rows = counting
+    seen_batches = _count_decoded_batches(demo_store)
     rows = demo_store.records(include_deleted=True, batch=7)
     first = next(rows)
     if backend == "postgresql":  # the server holds the rest of the result, the program one batch
@@ -75,14 +81,7 @@ def test_a_whole_load_decodes_a_few_rows_at_a_time_and_still_names_a_damaged_one
     victim, donor = ids[-3], ids[-2]  # the last step: the steps before it decode as before
     demo_store.conn.execute("UPDATE records SET blob = ? WHERE id = ?",
                             (demo_store.conn.execute("SELECT blob FROM records WHERE id = ?", (donor,)).fetchone()[0], victim))
-    steps = []
-    real = demo_store._decode_rows
-
-    def counting(rows):
-        steps.append(len(rows))
-        return real(rows)
-
-    demo_store._decode_rows = counting
+    steps = _count_decoded_batches(demo_store)
     loaded = list(demo_store.records())
 
     assert [r.id for r in loaded] == [i for i in ids if i != victim]
