@@ -126,8 +126,7 @@ def _remark(p: dict, doc: dict | None) -> str:
     """未达标 for an exit or 风险消除 that failed a criterion when proposed; for a 监测识别 the open
     risks it is about (风险:因病、因学), as the window's column 标准与风险."""
     if p.get("proposal_kind") == "monitor":
-        risks = monitoring.open_risk_types(doc or {})
-        return f"风险:{risks}" if risks else "未登记风险"
+        return monitoring.risks_remark(doc or {})
     return "未达标" if p.get("assessed_failures") else ""
 
 

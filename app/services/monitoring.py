@@ -74,6 +74,13 @@ def open_risk_types(doc: dict) -> str:
     return "、".join(dict.fromkeys(type_label_of(r["risk_type"]) for r in open_risks(doc) if r.get("risk_type")))
 
 
+def risks_remark(doc: dict) -> str:
+    """What a 监测识别 is about, in a list's remark column (the window's 标准与风险, `jiandang proposals`'
+    备注): 风险:因病、因学, or 未登记风险 when the household has no open risk."""
+    risks = open_risk_types(doc)
+    return f"风险:{risks}" if risks else "未登记风险"
+
+
 # ---------------------------------------------------------------------- proposals
 
 

@@ -699,9 +699,9 @@ class MainWindow(QMainWindow):
         village = self.current_village()
         known = {r["code"] for r in self.store.divisions("village")} | set(self.store.village_codes())
         if not village and len(known) == 1:  # a laptop of one village: nothing to choose
-            village = known.pop()
+            village = next(iter(known))
         if not village:
-            if not self.store.divisions("village") and not self.store.village_codes():
+            if not known:
                 QMessageBox.information(
                     self, "还没有村",
                     "本数据库还没有任何村,无法新建贫困户。请先在“参考数据 › 行政区划、贫困线和监测标准…”中添加乡(镇)和村"

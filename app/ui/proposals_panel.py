@@ -67,9 +67,9 @@ def criteria_cell(p: dict, a, doc: dict) -> tuple[str, str, bool]:
         text = "达标" if a.passed else "未达标"
         return text, f"{what}:{text}(当前数据)", not a.passed
     if kind == "monitor":
-        risks = monitoring.open_risk_types(doc)
-        return (f"风险:{risks}", "监测识别针对的风险(户档中未消除的风险)", False) if risks else \
-            ("未登记风险", "户档中没有未消除的风险", True)
+        if monitoring.open_risk_types(doc):
+            return monitoring.risks_remark(doc), "监测识别针对的风险(户档中未消除的风险)", False
+        return monitoring.risks_remark(doc), "户档中没有未消除的风险", True
     return "—", "贫困户识别不对照退出标准", False
 
 

@@ -434,9 +434,10 @@ class CreateWizard(QWizard):
             return self._create_enrolled()
         db = Path(typed_path(self.path.text()))
         written = None
+        key_file = typed_path(self.key_file.text())
         try:
-            if typed_path(self.key_file.text()):
-                key = crypto.load_x25519_public(Path(typed_path(self.key_file.text())).read_bytes())
+            if key_file:
+                key = crypto.load_x25519_public(Path(key_file).read_bytes())
             else:
                 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
