@@ -629,9 +629,10 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     t1 = time.perf_counter()
     compressed = wire.decrypt_body(verified, private)
     crypto_seconds += time.perf_counter() - t1
-    raw, long_number = wire.inflate(compressed)
+    up = kind == "up"
+    raw, long_number = wire.inflate(compressed, scan=not up)  # None for an upload: parse looks if it must
     del compressed
-    fast = county_merge.decode_payload(raw, long_number) if kind == "up" else None
+    fast = county_merge.decode_payload(raw) if up else None
     if fast is not None:
         payload, changes = fast
     else:

@@ -169,8 +169,10 @@ def inflate_payload(compressed, limit: int | None = None) -> dict:
     return parse(*inflate(compressed, limit))
 
 
-def inflate(compressed, limit: int | None = None) -> tuple[bytearray, bool]:
-    """The payload's JSON text and whether it holds a run of 19 or more digits (see `parse`).
+def inflate(compressed, limit: int | None = None, *, scan: bool = True) -> tuple[bytearray, bool | None]:
+    """The payload's JSON text and whether it holds a run of 19 or more digits (see `parse`; None
+    without `scan`: the county's typed reading of an upload reads long numbers exactly itself, and
+    `parse` looks for them when it is given None).
     Decompresses in 1 MiB steps with a running limit on the output (zip bomb); parses nothing.
 
     The limit is MAX_PAYLOAD, and also MAX_RATIO times the compressed size once past RATIO_FLOOR:
@@ -188,7 +190,7 @@ def inflate(compressed, limit: int | None = None) -> tuple[bytearray, bool]:
         if len(out) + len(chunk) > limit:
             raise BundleError(f"解压后内容超过上限({limit / (1024 * 1024):.0f} MB,不超过压缩数据的 {MAX_RATIO} 倍):"
                               "疑似恶意压缩包,已拒收")
-        if not long_number:
+        if scan and not long_number:
             scanned = (tail + chunk).translate(_DIGITS_AS_ZERO)
             long_number = _LONG_NUMBER in scanned
             tail = scanned[-(len(_LONG_NUMBER) - 1):]
@@ -207,7 +209,7 @@ def inflate(compressed, limit: int | None = None) -> tuple[bytearray, bool]:
             raise BundleError("包内容不完整(压缩数据被截断)")
     except zlib.error:
         raise BundleError("包内容无法解压(已损坏)") from None
-    return out, long_number
+    return out, long_number if scan else None
 
 
 _IN_STEP = 256 * 1024
