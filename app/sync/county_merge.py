@@ -166,22 +166,20 @@ def authorise_all(store, cert, changes, places: dict, covered: dict, made: dict,
                 return refusal
         return None
     site = cert.site_id
-    always = procedures.always_authorized
+    judged_kinds = procedures.JUDGED_KINDS  # `procedures.always_authorized`, inline, with the 户编号
+    judged_household = procedures.JUDGED_HOUSEHOLD_FIELDS | {"household_number"}
     for c in changes:
-        new, rid, kind, village = c.new, c.record_id, c.kind, c.village_code
-        inline = (c.site_id == site and covered.get(village) is True and rid in places
-                  and (kind != "household" or "household_number" not in new) and always(kind, new))
+        kind, new, rid, village = c.kind, c.new, c.record_id, c.village_code
+        held = places.get(rid, _ABSENT)
+        inline = not (held is _ABSENT or c.site_id != site or covered.get(village) is not True
+                      or (kind in judged_kinds and (kind != "household" or not judged_household.isdisjoint(new)))
+                      or (held is not None and held[1] and covered.get(held[1]) is not True)  # held elsewhere
+                      or (c.op == "create" and (held is not None or rid in made)))  # made twice
         if inline:
-            held = places[rid]
-            if held is not None and held[1] and covered.get(held[1]) is not True:
-                inline = False  # held in a village the certificate does not cover
-            elif c.op == "create" and (held is not None or rid in made):
-                inline = False  # made twice
-            else:
-                for key in new:
-                    if key[:2] == "__":  # a routing key (a village move)
-                        inline = False
-                        break
+            for key in new:
+                if key[:2] == "__":  # a routing key (a village move)
+                    inline = False
+                    break
         if inline:
             parent, expected = c.parent_id, parent_kinds.get(kind)
             if parent is not None or (held is not None and held[2]) or expected is not None:
