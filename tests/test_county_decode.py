@@ -128,3 +128,19 @@ def test_an_upload_with_a_key_this_county_does_not_know_is_still_read_typed_and_
     payload, changes = _general(raw)
     assert fast is not None and fast[0] == payload and fast[0]["from_a_newer_program"] == {"a": [1, 2]}
     assert [_fields(c) for c in fast[1]] == [_fields(c) for c in changes]
+
+
+def test_stamps_are_checked_each_as_a_whole():
+    """The stamps of an upload are tested in one pass over them joined by newlines: a stamp holding a
+    newline (here two stamps in one, which would line up with the pieces) is still found and the
+    payload left to the general reading, which refuses the change."""
+    stamp = GOOD["t"]
+    two_in_one = [{**GOOD, "t": f"{stamp}\n{stamp}"}, {**GOOD, "n": 8}]
+    trailing = [{**GOOD, "t": stamp + "\n"}]
+    for changes in (two_in_one, trailing, [{**GOOD, "n": 8}, {**GOOD, "t": ""}]):
+        assert county_merge.decode_payload(_text(changes)) is None
+        with pytest.raises(StoreError, match="更改记录格式不对"):
+            _general(_text(changes))
+    many = [{**GOOD, "n": n, "t": f"17964016311{n:02d}.{n:04d}"} for n in range(1, 60)]
+    fast = county_merge.decode_payload(_text(many))
+    assert fast is not None and [c.hlc for c in fast[1]] == [c["t"] for c in many]

@@ -20,6 +20,7 @@ then merge. tests/test_merge_differential.py imports many random bundles through
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -118,11 +119,22 @@ def decode_payload(raw) -> tuple[dict, list] | None:
         except msgspec.DecodeError:
             return None
         payload = {key: wire.parse(bytes(value)) for key, value in top.items()}
-    for c in changes:
-        if _STAMP(c.hlc) is None:
-            return None
+    if changes and not _stamps_well_formed([c.hlc for c in changes]):
+        return None
     payload["changes"] = None
     return payload, changes
+
+
+_STAMPS = re.compile(r"(?:[0-9]{13}\.[0-9]{4}\n)*").fullmatch  # clock._STAMP's pattern, each followed by a newline
+
+
+def _stamps_well_formed(stamps: list[str]) -> bool:
+    """Whether every stamp matches `clock._STAMP` (13 ASCII digits, a point, 4 digits), tested in one
+    regular-expression pass over them joined (half the time of one call a stamp). Each piece the
+    pattern takes is 18 characters and a newline, so a text of exactly 19 characters a stamp holds no
+    stamp with a newline of its own: the pieces are the stamps."""
+    text = "\n".join(stamps) + "\n"
+    return len(text) == 19 * len(stamps) and _STAMPS(text) is not None
 
 
 def changes_from_wire(items) -> list[Change]:
