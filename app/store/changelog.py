@@ -63,12 +63,13 @@ class ChangeLog:
         append = rows.append
         at = 0
         parents = any(c.parent_id is not None for c in changes)  # else parent_id is left out (NULL): the
+        join = bytearray().join  # nonce + ciphertext as one bytearray: bound as a BLOB without the adapter lookup
         for c in changes:  # sqlite3 module binds None through its adapter lookup too
             nonce = nonces[at:at + NONCE]
             at += NONCE
-            blob = bytearray(nonce)  # a bytearray is bound as a BLOB without the adapter lookup
-            blob += encrypt(nonce, dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator,
-                                          "why": c.reason}), f"{head}{c.site_id}:{c.seq}{tail}".encode())
+            blob = join((nonce, encrypt(nonce, dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen,
+                                                      "by": c.operator, "why": c.reason}),
+                                        f"{head}{c.site_id}:{c.seq}{tail}".encode())))
             if parents:
                 append((c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, blob))
             else:
