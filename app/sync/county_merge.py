@@ -9,8 +9,9 @@ per-change code that decides it in general (`exchange._authorise`, `merge.Merger
 same state, so the outcome of every change is the one that code gives.
 
 An upload's changes are read from the payload's JSON straight into `WireChange` objects (msgspec,
-the checks of `changes_from_wire` made while reading, in C) when every change has the exact shape;
-any other payload is read as before, change by change (`decode_payload`).
+the checks of `changes_from_wire` made while reading, in C, with the payload's other keys in the same
+pass, integers of any length exact) when every change has the exact shape; any other payload is read
+as before, change by change (`decode_payload`).
 
 The passes keep the order of the per-change code: decode every change, then authorise every change
 (a refusal names the first refused change, judged against the county as it was before the bundle),
