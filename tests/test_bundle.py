@@ -597,3 +597,37 @@ def test_a_bundle_of_a_format_this_program_does_not_know_is_refused_asking_for_a
         else:
             with pytest.raises(wire.BundleError, match="不支持的包格式版本 3,请升级程序"):
                 verified.header
+
+
+@pytest.mark.parametrize("inflater", ["isal", "zlib"])
+def test_a_payload_inflates_alike_with_isal_or_zlib_and_damage_is_refused_alike(inflater, monkeypatch):
+    """Bundles are inflated with ISA-L where it is installed (wire._inflating), else with zlib: the
+    same text, in 1 MiB steps across 256 KB pieces of input, and the same refusals of a damaged,
+    truncated or over-large payload."""
+    import random
+    import zlib
+
+    if inflater == "isal":
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+        monkeypatch.setattr(wire, "_inflating", isal_zlib)
+    else:
+        monkeypatch.setattr(wire, "_inflating", zlib)
+    rng = random.Random(5)
+    text = "".join(f'{{"n":{i},"v":"{rng.getrandbits(64):x}户主{i}"}},' for i in range(120_000)).encode()
+    packed = zlib.compress(text, 6)
+    assert len(text) > 3 * 1024 * 1024 and len(packed) > 3 * 256 * 1024
+    got, long_number = wire.inflate(packed)
+    assert bytes(got) == text and long_number is False
+    assert wire.inflate(zlib.compress(b'[12345678901234567890]'))[1] is True
+    assert wire.inflate(packed, scan=False)[1] is None
+    with pytest.raises(wire.BundleError, match="不完整"):
+        wire.inflate(packed[: len(packed) // 2])
+    damaged = bytearray(packed)
+    damaged[len(damaged) // 3: len(damaged) // 3 + 64] = bytes(64)
+    with pytest.raises(wire.BundleError, match="无法解压"):
+        wire.inflate(bytes(damaged))
+    assert bytes(wire.inflate(packed + b"trailing")[0]) == text  # what follows the stream is not read
+    with pytest.raises(wire.BundleError, match="无法解压"):
+        wire.inflate(b"not zlib at all")
+    with pytest.raises(wire.BundleError, match="超过上限"):
+        wire.inflate(zlib.compress(bytes(30 * 1024 * 1024)), 4 * 1024 * 1024)

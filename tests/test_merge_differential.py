@@ -374,3 +374,43 @@ def test_one_pass_merge_matches_the_reference(tmp_path, seed, monkeypatch):
     # with the same ID number in two households
     assert len(final["records"]) > 30 and final["conflicts"] and final["blind"], (counties.seen, counties.refusals)
     assert {"accepted", "refused", "duplicate", "conflicts", "duplicates"} <= set(counties.seen), counties.seen
+
+
+def test_long_numbers_merge_exactly_and_alike_through_both_paths(tmp_path, monkeypatch):
+    """Integers beyond 64 bits in an upload (a field a modified program filled with one, an old
+    value) are read by the one-pass path too: the county holds, logs and sends them down exactly,
+    the same as the per-change path does."""
+    county = make_county(tmp_path)
+    device = make_device(tmp_path, county, "甲")
+    other = make_device(tmp_path, county, "乙")  # of the same village: takes the household from the county
+    county.close()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    opened = []
+    for name in ("ref.db", "new.db"):
+        store = Store.open(copy_of(county, tmp_path, name))
+        store.unlock("admin", PASSPHRASE)
+        opened.append(store)
+    counties = Counties(*opened, now)
+    big, small = 10 ** 30 + 7, -(2 ** 64) - 1
+    lap = Laptop(device, [VILLAGE], random.Random(1))
+    try:
+        with device.transaction():
+            hid = device.put("household", {"head_name": "邵成德"}, village_code=VILLAGE).record_id
+            raw_change(lap, hid, "household", VILLAGE, None, "update", {"note": big, "codes": [small, 1.5]},
+                       old={"note": 2 ** 64})
+        name, data = exchange.export_upstream(device)
+        verified, _ = wire.verify(data, exchange._signer_lookup(counties.new))
+        text, _ = wire.inflate(wire.decrypt_body(verified, identity.county_encryption_key(counties.new)))
+        assert county_merge.decode_payload(text) is not None  # read in one pass, long numbers and all
+        assert counties.import_both(name, data, monkeypatch).status == "accepted"
+        assert contents(counties.new) == contents(counties.ref)
+        for county_copy in opened:
+            assert county_copy.get(hid).fields["note"] == big and county_copy.get(hid).fields["codes"] == [small, 1.5]
+            last = county_copy.history(hid)[-1]
+            assert (last.new, last.old) == ({"note": big, "codes": [small, 1.5]}, {"note": 2 ** 64})
+        down_name, down_data = exchange.export_downstream(counties.new, other.site_id)
+        assert exchange.import_bundle(other, down_data, down_name).status == "accepted"
+        assert other.get(hid).fields["note"] == big and other.history(hid)[-1].old == {"note": 2 ** 64}
+    finally:
+        for store in (*opened, device, other):
+            store.close()

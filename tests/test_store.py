@@ -316,6 +316,27 @@ def test_bulk_writes_of_a_merge_keep_parents_and_payloads(store):
     assert store.get("m0").fields == {"name": "成员乙"} and store.get("h2").fields == {"head_name": "户主2"}
 
 
+def test_change_rows_written_in_bulk_open_only_as_their_own_change(store):
+    """The merge's change rows (write_changes_raw seals each in its own loop, `Sealer.change_sealer`)
+    open as `seal("change", "site:seq", …)` would, each with its own nonce; a payload moved onto
+    another change row fails to open; a value only the standard library writes exactly stays exact."""
+    from app.store import Change
+    v = "522699101201"
+    changes = [Change("s1", i + 1, f"h{i}", "household", v, None, f"17648000000{i:02d}.0001", "update",
+                      {"note": 10 ** 30 + i if i == 2 else f"备注{i}"}, {"note": None}, {"note": "0"}, "县甲", None)
+               for i in range(3)]
+    with store.transaction():
+        store.write_changes_raw(changes)
+    rows = store.conn.execute("SELECT seq, payload FROM changes WHERE site_id = 's1' ORDER BY seq").fetchall()
+    sealer = store.sealer()
+    assert [sealer.open("change", f"s1:{seq}", payload)[:1] for seq, payload in rows] == [b"{", b"{", b" "]
+    assert len({bytes(payload[:12]) for _, payload in rows}) == 3
+    assert [store.history(c.record_id) for c in changes] == [[c] for c in changes]
+    store.conn.execute("UPDATE changes SET payload = ? WHERE site_id = 's1' AND seq = 2", (rows[0][1],))
+    with pytest.raises(DecryptionError):
+        store.history("h1")
+
+
 NAME, PHONE = "独孤求败", "13987654321"
 
 

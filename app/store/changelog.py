@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from app.store import crypto
+from app.store.crypto import NONCE
 from app.store.base import Change, _dumps, _loads
 
 
@@ -49,19 +51,30 @@ class ChangeLog:
         self._write_change(self._require(), change)
 
     def write_changes_raw(self, changes: list[Change]) -> None:
-        """Append many changes received from other sites at once (executemany; merge code)."""
+        """Append many changes received from other sites at once (executemany; merge code). One loop
+        makes each change's row: its payload dumped, sealed (`Sealer.change_sealer`, the associated
+        data `seal` binds, made with one format) and put in the row."""
         sealer = self._require()
         version = sealer.key_version
-        payloads = sealer.seal_many([("change", f"{c.site_id}:{c.seq}", _dumps(
-            {"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason})) for c in changes])
-        if any(c.parent_id is not None for c in changes):
-            rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, payload)
-                    for c, payload in zip(changes, payloads)]
-            sql = INSERT_CHANGES
-        else:  # parent_id left out (NULL): the sqlite3 module binds None through its adapter lookup too
-            rows = [(c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.hlc, version, payload)
-                    for c, payload in zip(changes, payloads)]
-            sql = INSERT_CHANGES_NO_PARENT
+        encrypt, head, tail = sealer.change_sealer()
+        nonces = os.urandom(NONCE * len(changes))
+        dumps = _dumps
+        rows = []
+        append = rows.append
+        at = 0
+        parents = any(c.parent_id is not None for c in changes)  # else parent_id is left out (NULL): the
+        join = bytearray().join  # nonce + ciphertext as one bytearray: bound as a BLOB without the adapter lookup
+        for c in changes:  # sqlite3 module binds None through its adapter lookup too
+            nonce = nonces[at:at + NONCE]
+            at += NONCE
+            blob = join((nonce, encrypt(nonce, dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen,
+                                                      "by": c.operator, "why": c.reason}),
+                                        f"{head}{c.site_id}:{c.seq}{tail}".encode())))
+            if parents:
+                append((c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, blob))
+            else:
+                append((c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.hlc, version, blob))
+        sql = INSERT_CHANGES if parents else INSERT_CHANGES_NO_PARENT
         self.conn.executemany(sql, rows)
         if self.listeners:
             self._pending.extend(changes)

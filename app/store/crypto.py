@@ -130,6 +130,13 @@ class Sealer:
             append(blob)
         return out
 
+    def change_sealer(self) -> tuple:
+        """What `seal_many` does for change rows, in parts for a caller's own loop (app.store.changelog):
+        `encrypt` (nonce, plaintext, associated data), and the text the associated data of the change
+        `site:seq` is made of, `head` + "site:seq" + `tail` (what `seal("change", "site:seq", …)`
+        binds), so that the caller makes it with one format."""
+        return self._aead.encrypt, self._prefix.decode() + "change|", f"|{self.key_version}"
+
     def open(self, kind: str, record_id: str, blob: bytes) -> bytes:
         try:
             return self._aead.decrypt(blob[:NONCE], blob[NONCE:], self._aad(kind, record_id))

@@ -629,9 +629,10 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     t1 = time.perf_counter()
     compressed = wire.decrypt_body(verified, private)
     crypto_seconds += time.perf_counter() - t1
-    raw, long_number = wire.inflate(compressed)
+    up = kind == "up"
+    raw, long_number = wire.inflate(compressed, scan=not up)  # None for an upload: parse looks if it must
     del compressed
-    fast = county_merge.decode_payload(raw, long_number) if kind == "up" else None
+    fast = county_merge.decode_payload(raw) if up else None
     if fast is not None:
         payload, changes = fast
     else:
@@ -938,8 +939,11 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
         store.conn.execute("INSERT OR IGNORE INTO peers(site_id) VALUES (?)", (site,))
         row = store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
     have_seq, bundle_seq = row
-    new = [c for c in changes if c.seq > have_seq]
-    if new:
+    if [c.seq for c in changes] == list(range(have_seq + 1, have_seq + 1 + len(changes))):
+        new = changes  # the usual bundle: every change new, in order, following on
+    else:
+        new = [c for c in changes if c.seq > have_seq]
+    if new and new is not changes:
         expected = have_seq + 1
         seqs = sorted(c.seq for c in new)
         if seqs[0] != expected or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
@@ -974,7 +978,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     county_merge.merge_all(merger, new, absent={rid for rid, place in places.items() if place is None})
     report.applied, report.conflicts = merger.applied, merger.conflicts
     report.more_changes = bool(payload.get("more_changes"))
-    top = max([c.seq for c in new], default=have_seq)
+    top = have_seq + len(new) if new is changes else max([c.seq for c in new], default=have_seq)
     down_rowid = int(payload.get("down_rowid") or 0)
     store.conn.execute("UPDATE peers SET have_seq = ?, bundle_seq = max(bundle_seq, ?), down_acked = max(down_acked, ?) "
                        "WHERE site_id = ?", (top, report.seq, down_rowid, site))
