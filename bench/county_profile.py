@@ -51,8 +51,10 @@ from tests import county_day  # noqa: E402
 class Counting:
     """Counts statements (round trips) on a PostgreSQL connection and times its write transactions."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, backend: int | None = None):
         self.conn, self.statements, self.locked, self._began = conn, 0, 0.0, None
+        # per statement: [count, wall seconds, the server's processor seconds] (its session's schedstat)
+        server = (lambda: _schedstat(backend)) if backend else (lambda: 0.0)
         self.by_statement: dict[str, list] = {}
         # psycopg's executemany (one round trip, a statement per row); multi-row INSERTs go through _run
         many_name = "_executemany" if hasattr(conn, "_executemany") else "executemany"
@@ -63,11 +65,12 @@ class Counting:
             counter.statements += 1
             if query.strip().upper().startswith("BEGIN"):
                 counter._began = time.perf_counter()
-            t = time.perf_counter()
+            t, s0 = time.perf_counter(), server()
             result = raw_run(query, params)
-            seen = counter.by_statement.setdefault(" ".join(query.split())[:90], [0, 0.0])
+            seen = counter.by_statement.setdefault(" ".join(query.split())[:90], [0, 0.0, 0.0])
             seen[0] += 1
             seen[1] += time.perf_counter() - t
+            seen[2] += server() - s0
             if query.strip().upper() in ("COMMIT", "ROLLBACK") and counter._began is not None:
                 counter.locked += time.perf_counter() - counter._began
                 counter._began = None
@@ -75,11 +78,12 @@ class Counting:
 
         def many(sql, rows):
             counter.statements += 1  # psycopg 3 pipelines executemany: one round trip
-            t = time.perf_counter()
+            t, s0 = time.perf_counter(), server()
             result = raw_many(sql, rows)
-            seen = counter.by_statement.setdefault("MANY " + " ".join(sql.split())[:85], [0, 0.0])
+            seen = counter.by_statement.setdefault("MANY " + " ".join(sql.split())[:85], [0, 0.0, 0.0])
             seen[0] += 1
             seen[1] += time.perf_counter() - t
+            seen[2] += server() - s0
             return result
 
         conn._run = run
@@ -89,11 +93,12 @@ class Counting:
             def send(then=None):
                 if conn._queued and then is None:
                     counter.statements += 1  # a round trip of its own (the end of a savepoint)
-                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0])
+                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0, 0.0])
                     seen[0] += 1
-                    t = time.perf_counter()
+                    t, s0 = time.perf_counter(), server()
                     result = raw_send(then)
                     seen[1] += time.perf_counter() - t
+                    seen[2] += server() - s0
                     return result
                 return raw_send(then)
 
@@ -129,7 +134,7 @@ class SqliteLockTimer:
         store.conn = Wrapped()
 
 
-def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
+def direct(day: county_day.Day, top: int, group: int = 1, statements: bool = False) -> dict:
     """Every bundle through the service's import step in this process, one after another (`group`
     at a time handed to the database thread's group merge)."""
     store = Store.open(day.county)
@@ -137,10 +142,10 @@ def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
     spool_dir = Path(tempfile.mkdtemp())
     app = server_app.create_app(store, Limits(uploads_per_minute=0), spool_dir=spool_dir)
     service = app.state.service
-    counter = Counting(store.conn) if store.shared else SqliteLockTimer(store)
+    backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
+    counter = Counting(store.conn, backend) if store.shared else SqliteLockTimer(store)
     bundles = [b[0] for b in day.bundles]
     profiler = cProfile.Profile(time.process_time) if top else None  # processor time, not waits
-    backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
     db0 = _process_cpu(backend, children=False) if backend else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     statuses = []
@@ -168,14 +173,21 @@ def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
     store.close()
     assert all(s == 200 for s in statuses), statuses[:5]
     n = len(bundles)
-    if top and getattr(counter, "by_statement", None):
-        print("statements per bundle, ms per bundle:")
-        for sql, (count, seconds) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1]):
-            print(f"  {count / n:5.2f} {seconds / n * 1000:6.2f}  {sql}")
+    if (top or statements) and getattr(counter, "by_statement", None):
+        print("statements per bundle, ms of wall time per bundle, ms of the server's processor per bundle (what "
+              "it did for the statement and the writes sent with it):")
+        for sql, (count, seconds, server) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {count / n:5.2f} {seconds / n * 1000:6.2f} {server / n * 1000:6.2f}  {sql}")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
     return {"group": group, "cpu": cpu / n, "db": db / n, "wall": wall / n, "locked": counter.locked / n, "statements": counter.statements / n}
+
+
+def _schedstat(pid: int) -> float:
+    """Processor seconds of a process to the nanosecond (/proc/PID/schedstat; Linux only), where
+    /proc/PID/stat counts in ticks of 10 ms: fine enough to time one statement on the server."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def _process_cpu(pid: int, children: bool = True) -> float:
@@ -267,6 +279,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions of the import step")
+    ap.add_argument("--statements", action="store_true",
+                    help="PostgreSQL: print each statement's round trips, wall time and the server's processor time")
     ap.add_argument("--group", type=int, default=1, help="bundles merged together in the import step (group commit)")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     ap.add_argument("--no-pg", action="store_true")
@@ -302,7 +316,7 @@ def main() -> None:
                 day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
                                          size=args.size, villages=VILLAGES, edit_seeded=False)
                 d = direct(county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.cprofile,
-                           args.group)
+                           args.group, args.statements)
                 h = None if args.no_http else over_http(
                     county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.workers,
                     args.concurrency)
