@@ -50,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app import __version__
+from app.core import dictionary
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
 from app.server.receive import (SMALL_UPLOAD, Body, MemorySpool, Refused, Spool, receive_bundle, spool_folder, sweep,
@@ -158,6 +159,9 @@ class Service:
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
+        # the form definitions (forms/*.toml) are read here, once, rather than by the first merge while it
+        # holds the county's write lock (10-40 ms of each new worker's first group, issue 23's seventh pass)
+        dictionary.default()
         self.queued = 0
         self.waiting: collections.deque[_Waiting] = collections.deque()  # uploads received, not yet merged
         self.merge_queued = False  # a merge job is queued on the database thread and has not yet taken its group
