@@ -7,18 +7,23 @@ county. Three views per backend:
 1. in the benchmark's process, without HTTP: each bundle spooled to a file and handed to the
    service's import step (`Service._upload`: map, signature, certificate, rate limit, decrypt, merge,
    report) one after another: processor and wall time per bundle, time under the write lock, and on
-   PostgreSQL statements (round trips) per bundle; `--cprofile N` prints the top N functions;
+   PostgreSQL statements (round trips) per bundle; `--cprofile N` prints the top N functions,
+   `--statements` each statement's round trips, wall time and the server's processor time for it
+   (its session's /proc/PID/schedstat, to the nanosecond: what it did for the statement and for the
+   queued writes sent with it);
 2. through `jiandang serve` in its own process (1 worker on SQLite, --workers on PostgreSQL) with
    all bundles uploaded at once by CONCURRENCY client threads (bench/county.py's load): the server's
    processor time per bundle (its processes, read from /proc: Linux only) and the client's
-   (this process), beside the wall time per bundle;
+   (this process), beside the wall time per bundle, and each worker's share of the workers'
+   processor time (how evenly the uploads reached them);
 3. the ratio of (1) to (2): how much of the service's processor time per bundle is the import step;
-4. all in during the burst: the PostgreSQL server's processes and the whole machine's busy processor
+4. all in during the burst: the PostgreSQL server's processes (and of them the county database's
+   sessions) and the whole machine's busy processor
    time per bundle (/proc/stat: every process and the kernel's loopback network work), and the rate
    those allow on this machine's cores if nothing ever waited: the floor under the figure.
 
     python bench/county_profile.py [--laptops 200] [--size 5] [--concurrency 200] [--workers 4]
-                                   [--cprofile 25] [--no-pg] [--no-http]
+                                   [--cprofile 25] [--statements] [--no-pg] [--no-http]
 """
 
 from __future__ import annotations
@@ -213,16 +218,33 @@ def _process_cpu(pid: int, children: bool = True) -> float:
     return total
 
 
-def _postgres_cpu() -> float:
+def _postgres_cpu(database: str | None = None) -> float:
     """Processor seconds of every PostgreSQL server process on this machine (its sessions, WAL writer
-    …; on a shared server, other users' too)."""
+    …; on a shared server, other users' too), or with `database` of the sessions of that database
+    only (their command lines name it)."""
     total = 0.0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
                 if Path(f"/proc/{entry}/comm").read_text().strip().startswith("postgres"):
+                    if database is not None:
+                        words = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").split()
+                        if database.encode() not in words:
+                            continue
                     total += _process_cpu(int(entry), children=False)
     return total
+
+
+def _children_cpu(pid: int) -> list[float]:
+    """Processor seconds of each live child process of `pid` (the service's workers), by process id."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _machine_busy() -> float:
@@ -235,11 +257,14 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     service = county_day.Service(day, workers)
     try:
         time.sleep(1)
+        database = day.county.rsplit("/", 1)[-1] if "://" in day.county else None
         server0, client0 = _process_cpu(service.proc.pid), time.process_time()
         pg0, busy0 = _postgres_cpu(), _machine_busy()
+        mine0, workers0 = (_postgres_cpu(database) if database else 0.0), _children_cpu(service.proc.pid)
         load = county_day.run_load(service.url, day.bundles, concurrency, threading.Event())
         server1, client1 = _process_cpu(service.proc.pid), time.process_time()
         pg1, busy1 = _postgres_cpu(), _machine_busy()
+        mine1, workers1 = (_postgres_cpu(database) if database else 0.0), _children_cpu(service.proc.pid)
     finally:
         service.stop()
     n = len(load.results)
@@ -247,7 +272,9 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     assert not bad, bad[:5]
     latencies = [r[4] for r in load.results]
     return {"server_cpu": (server1 - server0) / n, "client_cpu": (client1 - client0) / n, "wall": load.wall / n,
-            "postgres_cpu": (pg1 - pg0) / n, "busy": (busy1 - busy0) / n,
+            "postgres_cpu": (pg1 - pg0) / n, "busy": (busy1 - busy0) / n, "sessions_cpu": (mine1 - mine0) / n,
+            # each worker's share of the workers' processor time over the burst (an even spread: 1/N each)
+            "spread": sorted(workers1[p] - workers0.get(p, 0.0) for p in workers1 if workers1[p] - workers0.get(p, 0.0) > 0),
             "p50": county_day.percentile(latencies, 0.5), "p99": county_day.percentile(latencies, 0.99)}
 
 
@@ -265,7 +292,12 @@ def report(label: str, d: dict | None, h: dict | None) -> None:
               f"{h['client_cpu'] * 1000:.2f} ms, wall {h['wall'] * 1000:.2f} ms per bundle "
               f"({1 / h['wall']:.0f} bundles/s), p50 {h['p50'] * 1000:.0f} ms, p99 {h['p99'] * 1000:.0f} ms")
         cores = os.cpu_count() or 1
-        print(f"  all in, per bundle: PostgreSQL's processes {h['postgres_cpu'] * 1000:.2f} ms; the machine busy "
+        if len(h["spread"]) > 1:
+            total = sum(h["spread"]) or 1.0
+            print("  the workers' shares of their processor time: " + ", ".join(f"{t / total:.0%}" for t in h["spread"]))
+        print(f"  all in, per bundle: PostgreSQL's processes {h['postgres_cpu'] * 1000:.2f} ms"
+              + (f" (the county database's sessions {h['sessions_cpu'] * 1000:.2f} ms)" if h["sessions_cpu"] else "")
+              + "; the machine busy "
               f"{h['busy'] * 1000:.2f} ms of processor ({h['busy'] / h['wall'] / cores:.0%} of its {cores} cores over the "
               f"burst): at most {cores / h['busy']:.0f} bundles/s on these cores even if nothing waited")
     if d and h:

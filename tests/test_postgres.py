@@ -423,10 +423,9 @@ def test_a_part_whose_queued_rows_fail_is_undone_alone_and_the_others_commit(pg_
 
 def test_a_join_is_planned_for_its_values_each_time_and_single_table_reads_are_prepared(pg_url):
     """psycopg prepares a statement on the server after five runs, and the server then keeps ONE plan
-    for all values, made from the table sizes of that moment: for a join (the merge's duplicate
-    ID-number check) a hash join over a whole table chosen while a new county was small. A SELECT
-    that joins tables is planned for its values at every run instead; a single-table one is still
-    prepared (no planning per run)."""
+    for all values, made without knowing them: for a join (the merge's duplicate ID-number check) a
+    hash join reading the whole blind index at every run. A SELECT that joins tables is planned for
+    its values at every run instead; a single-table one is still prepared (no planning per run)."""
     from app.store import postgres
 
     conn = postgres.connect(location(pg_url))

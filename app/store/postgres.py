@@ -29,10 +29,10 @@ dialect (app/store/dialect.py). Differences that matter, and how they are met:
   INSERTs and IN lists (about 1 ms of processor per bundle).
 - psycopg prepares a statement on the server once its text has run five times (`prepare_threshold`),
   and the server then plans it once for all values ("generic plan"), from the table sizes it knew
-  then. For a join that plan can be a hash join over a whole table, chosen while a new county's
-  tables were small and kept by the connection as they grow (the merge's duplicate ID-number check:
-  0.75 ms of the server's processor per bundle against 0.45 planned for its values, issue 23's
-  seventh pass). A statement that joins tables is therefore never prepared (`_planned_each_time`):
+  then, without knowing the values. For a join that plan can read a whole table at every call (the
+  merge's duplicate ID-number check: a hash join over the blind index, 0.75 ms of the server's
+  processor per bundle on a small county, growing with the table, against 0.45 planned for its
+  values; issue 23's seventh pass). A statement that joins tables is therefore never prepared (`_planned_each_time`):
   the server plans it for its values at every call. Single-table statements are prepared as before.
 - PRAGMAs: the quick and integrity checks answer "ok" (the server keeps its own pages consistent;
   the store's own check of sealed rows is app/services/integrity.py); the rest are SQLite settings
