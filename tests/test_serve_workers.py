@@ -321,3 +321,32 @@ def test_new_connections_are_spread_over_the_workers_and_wait_while_none_is_runn
             for sock in socks:
                 sock.close()
         shared.close()
+
+
+def test_a_second_service_on_the_port_of_a_service_with_workers_is_refused():
+    """The workers' sockets share the port with SO_REUSEPORT, but a port stays one service's: a second
+    `serve` on it (with workers or without) is refused as it always was, rather than taking part of
+    the first one's connections."""
+    import socket
+
+    from app.server import workers
+    from app.server.app import bind
+
+    if not workers.SPREAD:  # the shared socket alone: a second bind fails as for any listening socket
+        return
+    first = bind("127.0.0.1", 0, reuse_port=True)
+    port = first.getsockname()[1]
+    own = workers.listeners(socket.fromfd(first.fileno(), first.family, first.type))
+    try:
+        for sock in own:
+            sock.listen(16)
+        with pytest.raises(OSError):
+            bind("127.0.0.1", port, reuse_port=True)  # another `serve --workers`
+        with pytest.raises(OSError):
+            bind("127.0.0.1", port)  # another `serve` of one process
+    finally:
+        for sock in own:
+            sock.close()
+        first.close()
+    again = bind("127.0.0.1", port, reuse_port=True)  # free again once the first one stopped
+    again.close()

@@ -593,7 +593,12 @@ def create_app(store: Store, limits: Limits | None = None, *, spool_dir: Path | 
 def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """The listening socket (port 0 = any free port). Raises OSError when it is taken. `reuse_port`:
     SO_REUSEPORT, so that worker processes may each listen on the port with a socket of their own
-    (app.server.workers.listener; the caller checks `workers.SPREAD` first)."""
+    (app.server.workers.listeners; the caller checks `workers.SPREAD` first). A port is still one
+    service's: it is first bound without SO_REUSEPORT, which fails while any other service listens on
+    it (with or without), so a second service on the same port is refused as before instead of
+    sharing the first one's connections."""
+    if reuse_port and port:
+        bind(host, port).close()  # the port is free (a service listening there makes this fail)
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it an
     # answer's body waits for the client's delayed ACK of its headers (about 40 ms on every request)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
