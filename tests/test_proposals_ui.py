@@ -67,7 +67,7 @@ def test_a_stage_this_role_may_not_do_is_shown_and_disabled(qtbot, make_store):
     # a proposal that reached the county database waiting for the township
     store.put("proposal", {"proposal_kind": "exit", "reasons": "x", "stage": "notice", "nominate_outcome": "pass",
                            "review_outcome": "pass", "notice_outcome": "pass", "income_year": 2025},
-              village_code="522699101201", parent_id=a)
+              village_code="522634101201", parent_id=a)
     with qtbot.waitSignal(w.loaded, timeout=10000):
         pass  # the store listener reloads the window
     assert w.table.rowCount() == 1
@@ -133,8 +133,8 @@ def test_the_countys_decision_says_it_was_done_and_where_the_proposal_went(qtbot
                            "nominate_outcome": "pass", "nominate_date": ago(20), "review_outcome": "pass",
                            "review_date": ago(15), "notice_outcome": "pass", "notice_date": ago(8),
                            "township_outcome": "pass", "township_date": ago(5)},
-              village_code="522699101201", parent_id=a)
-    store.put("risk", {"risk_type": "01", "found_date": ago(21)}, village_code="522699101201", parent_id=a)
+              village_code="522634101201", parent_id=a)
+    store.put("risk", {"risk_type": "01", "found_date": ago(21)}, village_code="522634101201", parent_id=a)
     w = open_window(qtbot, store)
     assert w.table.rowCount() == 1 and w.do_button.text() == "办理“县级确定”"
     with qtbot.waitSignal(w.loaded, timeout=10000):

@@ -93,7 +93,7 @@ def test_sixty_thousand_row_sheet(store, tmp_path):
         number = f"{V}{h + 1:05d}"
         for i, (relation, sex) in enumerate(relations):
             seq = 2 * i + (1 if sex == "1" else 2)
-            ws.append([number, f"户主{h}", f"成员{h}-{i}", idnumber.make("522699", birth, seq, sex), relation, sex,
+            ws.append([number, f"户主{h}", f"成员{h}-{i}", idnumber.make("522634", birth, seq, sex), relation, sex,
                        *REQUIRED_VALUES])
     path = tmp_path / "big.xlsx"
     wb.save(path)

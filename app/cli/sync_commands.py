@@ -145,7 +145,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
 
 
 def _places(codes, divisions) -> str:
-    """Certificate codes as people read them: `乡镇 清水镇(522699101)`, `村 龙井村(522699101201)`."""
+    """Certificate codes as people read them: `乡镇 西江镇(522634101)`, `村 龙井村(522634101201)`."""
     names = {d[0]: d[1] for d in divisions or [] if isinstance(d, (list, tuple)) and len(d) > 1}
     words = {12: "村", 9: "乡镇", 6: "县"}
     return "、".join(f"{words.get(len(c), '地区')} {names[c]}({c})" if c in names else f"{words.get(len(c), '地区')} {c}"
