@@ -258,7 +258,7 @@ def test_a_division_added_after_enrollment_reaches_the_laptop_with_the_next_down
         assert reference.poverty_lines(laptop) == [{"year": 2025, "line": 4000.0, "source": "县级文件"}]
         # the import line says what the bundle changed, though it carried no household changes
         assert report.changes == 0
-        assert "参考数据:新增区划 1 个(坪上村);区划更名 龙井村→龙井新村;2025 年贫困线 4000 元" in report.line()
+        assert "参考数据:新增区划 1 个(坪上村);区划更名 龙井村改为龙井新村;2025 年贫困线 4000 元" in report.line()
         reference.set_poverty_line(county, 2025, 4400, "县级文件")
         assert "2025 年贫困线由 4000 元改为 4400 元" in sh.down(county, laptop).line()
         assert "参考数据" not in sh.down(county, laptop).line()  # nothing new: nothing said
