@@ -7,7 +7,7 @@ start screen, new-database wizard (each page), unlock, main window (and a search
 (and an ID number with a wrong check digit), the table import/export dialog, the print dialog with
 a card made, the sync dialog, the proposals window and its work lists, the 拍照 dialog (on a computer
 without a camera: its message), the 参考数据 window and its 防返贫监测标准 tab. Uses the offscreen platform with one 1366×768 screen
-unless QT_QPA_PLATFORM is set; on offscreen the screen's available area leaves out a Windows taskbar
+unless QT_QPA_PLATFORM names another platform (or offscreen with options of its own); on offscreen the screen's available area leaves out a Windows taskbar
 (40 px at the bottom), so every window opens as it would on such a laptop (app/ui/screen_fit.py)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ WINDOW = SCREEN  # a window as large as the available area lets it be (a maximis
 def _laptop_screen() -> Path | None:
     """The offscreen platform with one 1366×768 screen (its default is 800×600) with frames. Returns
     the configuration file, which the caller removes once the application has read it."""
-    if "QT_QPA_PLATFORM" in os.environ:
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen") != "offscreen":  # a platform the caller chose
         return None
     handle, name = tempfile.mkstemp(prefix="jiandang-screen-", suffix=".json")
     with os.fdopen(handle, "w") as config:
