@@ -255,3 +255,14 @@ def test_devices_says_when_a_certificate_has_expired(tmp_path, env, capsys):
     lines = {line.split("\t")[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert lines["龙井村短期队"].endswith("已过期(请重新登记)")
     assert lines["龙井村一队"].endswith("有效")
+
+
+def test_sync_status_of_a_demo_database_says_it_is_not_enrolled(tmp_path, env, capsys):
+    """A new user's first `sync status` on the demo answered `待发给各设备的照片:无` (the county's words)
+    and an empty line: a database never enrolled has nothing to send and says so, as the window does."""
+    path = tmp_path / "演示.db"
+    assert main(["demo", str(path), "--per-village", "1"]) == 0
+    capsys.readouterr()
+    assert main(["sync", "status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out == "本库未在县里登记,不同步:数据只在本机,请定期备份\n", out

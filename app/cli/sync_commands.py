@@ -169,7 +169,9 @@ def cmd_status(args) -> int:
     with open_store(args.db, args.operator) as store:
         st = status.sync_status(store)
         lines = []
-        if st.unacknowledged is not None:
+        if not st.enrolled and store.role != "county":  # a demo or stand-alone database: nothing to send
+            lines.append(st.unsynced_label())
+        elif st.unacknowledged is not None:
             lines.append(f"未同步修改:{st.unacknowledged} 条(县里尚未确认)")
             lines.append(st.images_label())
         else:
@@ -182,7 +184,8 @@ def cmd_status(args) -> int:
                 lines.append("待发给各设备的照片:无")
         lines.append(st.last_sync_label())
     for line in lines:
-        print(line)
+        if line:
+            print(line)
     return 0
 
 
