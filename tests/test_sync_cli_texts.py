@@ -266,3 +266,19 @@ def test_sync_status_of_a_demo_database_says_it_is_not_enrolled(tmp_path, env, c
     assert main(["sync", "status", str(path)]) == 0
     out = capsys.readouterr().out
     assert out == "本库未在县里登记,不同步:数据只在本机,请定期备份\n", out
+
+
+def test_init_from_a_package_without_a_terminal_asks_for_the_enrollment_code_by_its_name(tmp_path, env, capsys,
+                                                                                          monkeypatch):
+    """Without JIANDANG_ENROLLMENT_CODE and no terminal to ask in, the message said 需要密码 while the
+    variable it named holds the 登记码: it names the 登记码."""
+    import os
+
+    package = tmp_path / "龙井村.jde"
+    package.write_bytes(b"JDE" + bytes(60))
+    monkeypatch.delenv("JIANDANG_ENROLLMENT_CODE", raising=False)
+    monkeypatch.setattr("sys.stdin", open(os.devnull))
+    assert main(["init", str(tmp_path / "新.db"), "--enrollment", str(package)]) == 1
+    err = capsys.readouterr().err
+    assert "需要登记码" in err and "JIANDANG_ENROLLMENT_CODE" in err and "密码" not in err, err
+    assert not (tmp_path / "新.db").exists()
