@@ -40,6 +40,15 @@ WARNINGS_KEPT = 200  # a report keeps the first warnings only (a county's ledger
 Progress = Callable[[int, int], None] | None
 
 
+class NoNameColumn(TableError):
+    """No column of the file is a name: `mapping` holds its headings (each with the field it was given,
+    or ""), `suggestions` the nearest field of some, so that the window can offer them to be mapped."""
+
+    def __init__(self, message: str, mapping: dict[str, str], suggestions: dict[str, str]):
+        super().__init__(message)
+        self.mapping, self.suggestions = mapping, suggestions
+
+
 @dataclass
 class Rejection:
     sheet: str
@@ -268,8 +277,9 @@ def _analyse(store: Store, source: Source, village: str | None, saved_mapping: d
             notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
     targets = {t for info in infos if info.kind == "household" for t in [*info.columns.values(), *info.parts]}
     if not ({"member.name", "household.head_name"} & targets):
-        raise TableError(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
-                         "或在列对照中指定。未导入任何数据。")
+        raise NoNameColumn(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
+                           "或在列对照中指定。未导入任何数据。", used,
+                           {h: s for info in infos for h, s in info.suggestions.items()})
     if not village and not ({mp.VILLAGE_CODE, mp.VILLAGE_NAME} & targets):
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
