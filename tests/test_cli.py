@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 
 import pytest
 
@@ -501,3 +502,20 @@ def test_the_same_person_twice_in_one_file_names_the_earlier_household_of_the_fi
     assert main(["add", str(db), "--json", write(tmp_path, [first, second])]) == 1
     err = capsys.readouterr().err
     assert "身份证号码与本文件第 1 户(户主“东方不败”)的成员“西门吹雪”相同" in err and "已登记" not in err
+
+
+def test_the_window_without_a_desktop_says_so_in_chinese(monkeypatch, capsys):
+    """`jiandang` in an SSH session on Linux: Qt aborted with its own English lines (could not load the
+    platform plugin “xcb”); the program now says there is no desktop and points at the commands."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    import app.ui.app
+
+    def window_tried(argv):
+        raise AssertionError("Qt was started with no desktop")
+
+    monkeypatch.setattr(app.ui.app, "run", window_tried)
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert "没有图形桌面" in err and "jiandang --help" in err
