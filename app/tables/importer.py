@@ -56,6 +56,7 @@ class Rejection:
     column: str
     reason: str
     target: str = ""       # "household.main_cause" … when the problem is one cell's value
+    echo: bool = False     # refused only because another row of its household was (it names that row)
 
 
 _VILLAGE_TARGET = "household.village_code"  # a row's village, named by code or by name
@@ -177,6 +178,13 @@ class Report:
     notes: list[str] = field(default_factory=list)
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
+
+    def to_show(self, limit: int) -> list[Rejection]:
+        """The first `limit` rejections to show a person: every row's own reason before the rows refused
+        only for their household's sake (which point at it), each in sheet and row order; a sheet of
+        members sorts before its 贫困户 sheet, and its echoes hid the reasons they pointed at."""
+        causes = [r for r in self.rejections if not r.echo]
+        return (causes + [r for r in self.rejections if r.echo])[:limit]
 
     def summary(self, window: bool = False) -> str:
         """The report in words; `window` names the dialog's choices instead of the command's options."""
@@ -625,7 +633,8 @@ def _reject(report: Report, plan: Plan, g: Group, rejections: list[Rejection]) -
         title = plan.sheets[si].title
         if (title, number) not in own:
             report.rejections.append(Rejection(title, number, "",
-                                               f"同户其他行有错误(见{first.sheet}第 {first.row} 行),整户未导入" if first else "整户未导入"))
+                                               f"同户其他行有错误(见{first.sheet}第 {first.row} 行),整户未导入" if first else "整户未导入",
+                                               echo=first is not None))
         report.rejected_rows.append((title, number))
 
 

@@ -453,7 +453,7 @@ class TableDialog(QDialog):
         if report.rejected_rows:
             text += f"<br><span style='color:#c00000'>被拒绝的行不会导入;可保存错误工作簿,改正后再导入。</span>"
         self.summary.setText(text)
-        shown = report.rejections[:SHOWN_REJECTIONS]
+        shown = report.to_show(SHOWN_REJECTIONS)
         self.rejections.setRowCount(len(shown))
         for r, rej in enumerate(shown):
             reason = rej.reason.replace(table_options.CODES_HINT, table_options.CODES_HINT_WINDOW)  # the dialog's words
