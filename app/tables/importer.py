@@ -285,8 +285,8 @@ def _analyse(store: Store, source: Source, village: str | None, saved_mapping: d
             notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
     targets = {t for info in infos if info.kind == "household" for t in [*info.columns.values(), *info.parts]}
     if not ({"member.name", "household.head_name"} & targets):
-        raise NoNameColumn(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
-                           "或在列对照中指定。未导入任何数据。", used,
+        raise NoNameColumn(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列(表头可写作 户主姓名、户主、姓名、"
+                           "成员姓名 等)。请检查表头,或在列对照中指定哪一列是姓名。未导入任何数据。", used,
                            {h: s for info in infos for h, s in info.suggestions.items()})
     if not village and not ({mp.VILLAGE_CODE, mp.VILLAGE_NAME} & targets):
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
