@@ -151,3 +151,7 @@ def test_a_demo_export_imports_back_without_an_id_number_warning(tmp_path, capsy
     text = out.out + out.err
     assert "18 户无变化" in text and "拒绝 0 户" in text, text
     assert "GB/T 2260" not in text and "提醒" not in text, text
+    from app.store import Store
+
+    with Store.open(db) as store:  # a real county's name: the site (window title, cards' 经办) says 演示
+        assert store.site_name == "雷山县驻村工作队(演示)"

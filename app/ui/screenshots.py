@@ -111,7 +111,7 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
             shot(wizard, f"wizard_{i}", None)
         wizard.close()
 
-        store = Store.create(Path(tmp) / "demo.db", role="village", site_name="雷山县驻村工作队", operator="演示",
+        store = Store.create(Path(tmp) / "demo.db", role="village", site_name="雷山县驻村工作队(演示)", operator="演示",
                              passphrase="jiandang-demo", recovery_public_key=X25519PrivateKey.generate().public_key())
         demo.fill(store, per_village=per_village)
         _a_proposal(store)
