@@ -233,6 +233,16 @@ def merge_all(merger: Merger, changes: list[Change], absent: set[str] | frozense
             rid, hlc, new = c.record_id, c.hlc, c.new
             rec = cache.get(rid)
             if rec is None and rid in missing:
+                if c.op == "create":  # a new record: made as `Merger.apply` would leave it, in one step
+                    cache[rid] = Record(rid, c.kind, c.village_code, c.parent_id, hlc if hlc > ZERO else ZERO, False,
+                                        {key: value for key, value in new.items() if value is not None and key[:2] != "__"},
+                                        {"*": hlc})
+                    if hlc > hlc_clock.last:
+                        hlc_clock.last = hlc
+                    pending.append(c)
+                    dirty[rid] = None
+                    applied += 1
+                    continue
                 rec = cache[rid] = Record(rid, c.kind, c.village_code, c.parent_id, ZERO, False, {}, {"*": ZERO})
             if rec is None or rec.kind != c.kind:
                 merger.apply(c, known_new=True)
@@ -240,11 +250,7 @@ def merge_all(merger: Merger, changes: list[Change], absent: set[str] | frozense
                 continue
             op = c.op
             if op == "create" and rec.hlc == ZERO and not rec.fields:
-                fields = {}
-                for key, value in new.items():
-                    if value is not None and key[:2] != "__":
-                        fields[key] = value
-                rec.fields = fields
+                rec.fields = {key: value for key, value in new.items() if value is not None and key[:2] != "__"}
                 rec.clocks = {"*": hlc}
                 rec.village_code, rec.parent_id = c.village_code, c.parent_id
             elif op == "update" and not rec.deleted:
