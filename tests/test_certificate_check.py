@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from app.server import app as server_app
 from app.server.limits import Limits
 from app.sync import identity
-from tests.sync_helpers import VILLAGE, make_county, make_device, up
+from tests.sync_helpers import FAR_VILLAGE, VILLAGE, make_county, make_device, up
 
 COUNTY_BACKENDS = ("sqlite", "postgresql")
 
@@ -57,7 +57,7 @@ def test_an_altered_certificate_row_is_not_taken_as_checked(tmp_path, monkeypatc
     monkeypatch.setattr(identity, "_CHECKED", {})
     text = county.conn.execute("SELECT certificate FROM certificates WHERE site_id = ?", (device.site_id,)).fetchone()[0]
     data = json.loads(text)
-    data["body"]["villages"] = data["body"]["villages"] + ["522699102201"]  # a village the county never gave it
+    data["body"]["villages"] = data["body"]["villages"] + [FAR_VILLAGE]  # a village the county never gave it
     with county.transaction():
         county.conn.execute("UPDATE certificates SET certificate = ? WHERE site_id = ?",
                             (json.dumps(data, sort_keys=True, ensure_ascii=False), device.site_id))
