@@ -158,6 +158,7 @@ class Service:
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
+        identity.check_certificates(store)  # each device's certificate checked once now, not at its first upload
         self.queued = 0
         self.waiting: collections.deque[_Waiting] = collections.deque()  # uploads received, not yet merged
         self.merge_queued = False  # a merge job is queued on the database thread and has not yet taken its group
