@@ -159,6 +159,7 @@ class Service:
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
+        identity.check_certificates(store)  # each device's certificate checked once now, not at its first upload
         # the form definitions (forms/*.toml) are read here, once, rather than by the first merge while it
         # holds the county's write lock (10-40 ms of each new worker's first group, issue 23's seventh pass)
         dictionary.default()
