@@ -39,7 +39,7 @@ from app.store import Store  # noqa: E402
 from app.sync import exchange, identity  # noqa: E402
 
 PASS = "bench-passphrase"
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 CONF = app_settings.Settings(photo_max_side=1600, photo_quality=80)
 
 
@@ -85,7 +85,7 @@ def main() -> None:
 
         from app.services import demo, households
 
-        county = Store.create(folder / "county.db", role="county", site_name="示范县扶贫办", operator="admin",
+        county = Store.create(folder / "county.db", role="county", site_name="雷山县扶贫办", operator="admin",
                               passphrase=PASS, recovery_public_key=X25519PrivateKey.generate().public_key())
         identity.setup_county(county)
         demo.install_reference_data(county)

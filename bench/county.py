@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from tests import county_day  # noqa: E402
 
 # the demo county's six villages and four more (a village's 户编号 blocks hold about 33 laptops)
-VILLAGES = [f"52269910{t}20{v}" for t in (1, 2) for v in (1, 2, 3)] + [f"52269910120{v}" for v in range(4, 8)]
+VILLAGES = [f"52263410{t}20{v}" for t in (1, 2) for v in (1, 2, 3)] + [f"52263410120{v}" for v in range(4, 8)]
 DEFAULT_PG = "postgresql://jiandang_test:jiandang-test@127.0.0.1:5432/postgres"
 
 

@@ -41,7 +41,7 @@ from app.reports import register as register_report  # noqa: E402
 from app.reports.common import CJK, register_fonts  # noqa: E402
 from app.reports.context import Context  # noqa: E402
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def context() -> Context:

@@ -62,7 +62,7 @@ LABELS = {"idle": "idle (imports + 1 Argon2id)", "demo": "demo", "list": "list -
           "book": "print township book (1 of 2)",
           "sync": "sync export + county import", "sync-down": "county export + laptop import",
           "import-table": "import-table", "import-into": "import-table into demo db"}
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 TOWNSHIP = VILLAGE[:9]
 PASS = "scale-bench-passphrase"
 

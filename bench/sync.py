@@ -43,7 +43,7 @@ from app.store import Store  # noqa: E402
 from app.sync import exchange, identity  # noqa: E402
 
 PASS = "bench-passphrase"
-VILLAGE_CODES = ["522699101201", "522699101202", "522699101203", "522699102201", "522699102202", "522699102203"]
+VILLAGE_CODES = ["522634101201", "522634101202", "522634101203", "522634102201", "522634102202", "522634102203"]
 FIELDS = ["head_name", "phone", "bank_name", "bank_account", "group", "address_note", "note", "attribute_note",
           "remark", "contact"]
 

@@ -78,7 +78,7 @@ def household(head: str, spouse: str, seq: int, village: str = VILLAGE) -> dict:
     year = 1950 + seq // 250
     for k, (member, birth) in enumerate(zip(doc["members"], (dt.date(year, 5, 6), dt.date(year + 2, 8, 9)))):
         member["birth_date"] = birth.isoformat()
-        member["id_number"] = idnumber.make("522699", birth, (seq % 250) * 2 + k, member["sex"])
+        member["id_number"] = idnumber.make("522634", birth, (seq % 250) * 2 + k, member["sex"])
     return doc
 
 
@@ -104,7 +104,7 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     villages = villages or [VILLAGE]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    county = Store.create(county_location, role="county", site_name="示范县扶贫办", operator=OPERATOR,
+    county = Store.create(county_location, role="county", site_name="雷山县扶贫办", operator=OPERATOR,
                           passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     try:
         identity.setup_county(county)

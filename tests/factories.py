@@ -7,14 +7,14 @@ import datetime as dt
 
 from app.core import idnumber
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def member(name: str, sex: str, birth: dt.date, relation: str, seq: int = 1, **extra) -> dict:
     return {
         "name": name,
         "sex": sex,
-        "id_number": idnumber.make("522699", birth, seq, sex),
+        "id_number": idnumber.make("522634", birth, seq, sex),
         "birth_date": birth.isoformat(),
         "relation": relation,
         "health": ["1"],

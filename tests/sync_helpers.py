@@ -12,9 +12,9 @@ from app.store import Store
 from app.sync import exchange, identity
 
 PASSPHRASE = "correct horse battery"
-VILLAGE = "522699101201"
-OTHER_VILLAGE = "522699101202"
-FAR_VILLAGE = "522699102201"
+VILLAGE = "522634101201"
+OTHER_VILLAGE = "522634101202"
+FAR_VILLAGE = "522634102201"
 
 
 def county_location(tmp: Path, name: str):
@@ -44,7 +44,7 @@ def copy_of(store_or_place, tmp: Path, name: str):
 
 
 def make_county(tmp: Path, name: str = "county.db") -> Store:
-    county = Store.create(county_location(tmp, name), role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    county = Store.create(county_location(tmp, name), role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                           recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(county)
     demo.install_reference_data(county)

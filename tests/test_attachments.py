@@ -75,7 +75,7 @@ def test_settings_choose_the_longest_side_and_quality(demo_store, tmp_path):
 
 def test_keep_gps_when_the_county_chooses(make_store, tmp_path):
     store = make_store("gps.db")
-    store.put("household", {"household_number": "5226991012010001", "head_name": "欧阳明远"}, village_code="522699101201")
+    store.put("household", {"household_number": "5226341012010001", "head_name": "欧阳明远"}, village_code="522634101201")
     attachments.set_keep_gps(store, True)
     report = _add(store, _house(store), _write(tmp_path, "gps.jpg", photos.photo(800, 600, gps=True)))
     gps = store.get(report.added[0]).fields["gps"]

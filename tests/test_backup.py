@@ -124,7 +124,7 @@ def test_restore_with_the_county_recovery_key_when_the_passphrase_is_lost(demo_s
 
 def test_restore_refuses_a_backup_of_another_database(make_store, tmp_path):
     mine = make_store("mine.db")
-    mine.put("household", {"head_name": "甲"}, village_code="522699101201")
+    mine.put("household", {"head_name": "甲"}, village_code="522634101201")
     other = make_store("other.db")
     foreign = backups.backup(other, tmp_path / "usb")
     mine.close()

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 
 import pytest
 
@@ -66,7 +67,7 @@ def test_init_with_a_given_recovery_public_key(tmp_path, env, recovery_key):
 
     pub = tmp_path / "county.pub"
     pub.write_bytes(crypto.x25519_public_pem(recovery_key.public_key()))
-    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "示范县", "--recovery-key", str(pub)]) == 0
+    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "雷山县", "--recovery-key", str(pub)]) == 0
     assert not (tmp_path / "c.db.recovery-key.pem").exists()
     bad = tmp_path / "bad.pub"
     bad.write_text("nonsense", encoding="utf-8")
@@ -80,8 +81,8 @@ def test_add_then_list_json_round_trips(db, tmp_path, capsys):
     assert len(lines) == 2 and all("新增" in line for line in lines)
     docs = list_json(db, capsys)
     assert [d["head_name"] for d in docs] == ["欧阳明远", "东方不败"]
-    assert docs[0]["village_code"] == "522699101201" and len(docs[0]["members"]) == 2
-    assert docs[0]["household_number"] == "5226991012010001"
+    assert docs[0]["village_code"] == "522634101201" and len(docs[0]["members"]) == 2
+    assert docs[0]["household_number"] == "5226341012010001"
     before = state(db)
     # what list prints, added back unchanged, changes nothing
     assert main(["add", str(db), "--json", write(tmp_path, docs, "back.json")]) == 0
@@ -140,7 +141,7 @@ def test_same_id_as_a_household_already_stored_names_that_household(db, tmp_path
     before = state(db)
     assert main(["add", str(db), "--json", write(tmp_path, [household("后来者", "后来者配偶")], "b.json")]) == 1
     err = capsys.readouterr().err
-    assert "欧阳明远" in err and "5226991012010001" in err
+    assert "欧阳明远" in err and "5226341012010001" in err
     assert state(db) == before
 
 
@@ -315,13 +316,13 @@ def test_a_new_household_in_a_village_the_database_does_not_know_is_refused(tmp_
     monkeypatch.setenv("JIANDANG_PASSPHRASE", "jiandang-demo")
     before = state(path)
     capsys.readouterr()
-    assert main(["add", str(path), "--json", write(tmp_path, [household(village_code="522699101209")])]) == 1
+    assert main(["add", str(path), "--json", write(tmp_path, [household(village_code="522634101209")])]) == 1
     err = capsys.readouterr().err
-    assert "522699101209" in err and "不在本库的行政区划中" in err
+    assert "522634101209" in err and "不在本库的行政区划中" in err
     assert state(path) == before
     # not even as a draft: a household no register can place
-    assert main(["add", str(path), "--draft", "--json", write(tmp_path, [household(village_code="522699101209")])]) == 1
-    assert "522699101209" in capsys.readouterr().err
+    assert main(["add", str(path), "--draft", "--json", write(tmp_path, [household(village_code="522634101209")])]) == 1
+    assert "522634101209" in capsys.readouterr().err
     assert state(path) == before
 
 
@@ -400,13 +401,13 @@ def test_file_and_role_messages_have_no_english(db, tmp_path, capsys):
     assert main(["add", str(db), "--json", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "第 1 行" in err and "Expecting" not in err
-    assert main(["init", str(tmp_path / "t.db"), "--role", "township", "--site-name", "清水镇"]) == 0
+    assert main(["init", str(tmp_path / "t.db"), "--role", "township", "--site-name", "西江镇"]) == 0
     out = capsys.readouterr().out
     assert "角色 乡级" in out and "township" not in out
 
 
 def test_the_county_is_not_told_to_hand_its_recovery_key_to_the_county(tmp_path, env, capsys):
-    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["init", str(tmp_path / "c.db"), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
     out = capsys.readouterr().out
     assert "恢复私钥已写入" in out and "交县扶贫办" not in out and "离线保管" in out
 
@@ -419,8 +420,8 @@ def test_a_household_number_already_in_use_is_refused_and_nothing_is_stored(db, 
     assert main(["add", str(db), "--json", write(tmp_path, [taken], "b.json")]) == 1
     assert f"户编号 {number} 已用在户主“欧阳明远”的户上" in capsys.readouterr().err
     # two new households of one file with the same number: the second is named, nothing stored
-    pair = [household("东方不败", "西门吹雪", seq=3, household_number="5226991012019999"),
-            household("令狐冲", "任盈盈", seq=5, household_number="5226991012019999")]
+    pair = [household("东方不败", "西门吹雪", seq=3, household_number="5226341012019999"),
+            household("令狐冲", "任盈盈", seq=5, household_number="5226341012019999")]
     assert main(["add", str(db), "--json", write(tmp_path, pair, "c.json")]) == 1
     err = capsys.readouterr().err
     assert "第 2 户(户主“令狐冲”)" in err and "已用在本文件第 1 户(户主“东方不败”)上" in err
@@ -429,10 +430,10 @@ def test_a_household_number_already_in_use_is_refused_and_nothing_is_stored(db, 
 
 
 def test_automatic_numbers_skip_a_number_typed_in_by_hand(db, tmp_path, capsys):
-    typed = household("东方不败", "西门吹雪", seq=3, household_number="5226991012010002")
+    typed = household("东方不败", "西门吹雪", seq=3, household_number="5226341012010002")
     assert main(["add", str(db), "--json", write(tmp_path, [household(), typed, household("令狐冲", "任盈盈", seq=5)])]) == 0
     numbers = {d["head_name"]: d["household_number"] for d in list_json(db, capsys)}
-    assert numbers == {"欧阳明远": "5226991012010001", "东方不败": "5226991012010002", "令狐冲": "5226991012010003"}
+    assert numbers == {"欧阳明远": "5226341012010001", "东方不败": "5226341012010002", "令狐冲": "5226341012010003"}
 
 
 def test_an_id_this_database_does_not_have_is_refused_not_invented(db, tmp_path, capsys):
@@ -461,7 +462,7 @@ def test_a_bad_date_says_the_format_it_should_have(db, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "应为日期(年-月-日 格式,如 2020-01-31),而不是“去年”" in err
     out = tmp_path / "n.pdf"
-    assert main(["print", "notice", str(db), "--village", "522699101201", "--kind", "entry", "--out", str(out),
+    assert main(["print", "notice", str(db), "--village", "522634101201", "--kind", "entry", "--out", str(out),
                  "--start", "2026/12/1x"]) == 1
     assert "--start “2026/12/1x”不是日期:应为 年-月-日 格式,如 2026-12-01" in capsys.readouterr().err
     assert not out.exists()
@@ -501,3 +502,20 @@ def test_the_same_person_twice_in_one_file_names_the_earlier_household_of_the_fi
     assert main(["add", str(db), "--json", write(tmp_path, [first, second])]) == 1
     err = capsys.readouterr().err
     assert "身份证号码与本文件第 1 户(户主“东方不败”)的成员“西门吹雪”相同" in err and "已登记" not in err
+
+
+def test_the_window_without_a_desktop_says_so_in_chinese(monkeypatch, capsys):
+    """`jiandang` in an SSH session on Linux: Qt aborted with its own English lines (could not load the
+    platform plugin “xcb”); the program now says there is no desktop and points at the commands."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    import app.ui.app
+
+    def window_tried(argv):
+        raise AssertionError("Qt was started with no desktop")
+
+    monkeypatch.setattr(app.ui.app, "run", window_tried)
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert "没有图形桌面" in err and "jiandang --help" in err

@@ -32,7 +32,7 @@ HOLDER = textwrap.dedent("""
     release = Path(sys.argv[3] + ".release")
     i = 0
     while time.time() < end and not release.exists():  # the window saving now and then, until closed
-        households.save(store, {"village_code": "522699101201", "head_name": f"窗口户{i}"}, allow_errors=True)
+        households.save(store, {"village_code": "522634101201", "head_name": f"窗口户{i}"}, allow_errors=True)
         i += 1
         time.sleep(0.05)
     store.close()
@@ -71,9 +71,9 @@ def test_reading_commands_run_beside_a_writer_and_a_writing_command_waits_its_tu
         assert main(["list", str(village_db)]) == 0
         listed = capsys.readouterr().out
         assert "户编号" in listed and listed.count("\n") >= 4
-        assert main(["print", "card", str(village_db), "--village", "522699101201", "--out", str(tmp_path / "卡.pdf")]) == 0
+        assert main(["print", "card", str(village_db), "--village", "522634101201", "--out", str(tmp_path / "卡.pdf")]) == 0
         assert (tmp_path / "卡.pdf").read_bytes()[:4] == b"%PDF"
-        assert main(["export-table", str(village_db), "--village", "522699101201", "--out", str(tmp_path / "表.xlsx")]) == 0
+        assert main(["export-table", str(village_db), "--village", "522634101201", "--out", str(tmp_path / "表.xlsx")]) == 0
         assert (tmp_path / "表.xlsx").stat().st_size > 0
         assert main(["validate", str(village_db)]) in (0, 1)
         assert main(["worklist", str(village_db)]) == 0

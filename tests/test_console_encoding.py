@@ -37,7 +37,7 @@ def village(tmp_path, monkeypatch):
 
 
 COMMANDS = [
-    ("exit-check", "{db}", "--household", "5226991012010001", "--food", "yes", "--clothing", "yes"),  # ✓ ✗
+    ("exit-check", "{db}", "--household", "5226341012010001", "--food", "yes", "--clothing", "yes"),  # ✓ ✗
     ("list", "{db}"),
     ("proposals", "{db}"),
     ("worklist", "{db}"),

@@ -12,7 +12,7 @@ from app.store import StoreError
 from app.sync import county_merge, wire
 
 GOOD = {"s": "d5f91d365ccdadb5", "n": 7, "r": "01a241e1-8fab-7e7a-9a61-6de4e96d21aa", "k": "household",
-        "v": "522699101201", "p": None, "t": "1796401631147.0003", "o": "update", "new": {"phone": "13800000000"},
+        "v": "522634101201", "p": None, "t": "1796401631147.0003", "o": "update", "new": {"phone": "13800000000"},
         "old": {"phone": "139"}, "seen": {"phone": "1796401631147.0001"}, "by": "admin", "why": None}
 
 FIELDS = ("site_id", "seq", "record_id", "kind", "village_code", "parent_id", "hlc", "op", "new", "old", "seen",
@@ -104,7 +104,7 @@ def test_every_key_a_laptop_writes_is_read_with_the_changes_in_one_pass(tmp_path
     county = make_county(tmp_path)
     device = make_device(tmp_path, county, "甲")
     for i in range(2):
-        device.put("household", {"head_name": f"户主{i}"}, village_code="522699101201")
+        device.put("household", {"head_name": f"户主{i}"}, village_code="522634101201")
     written = []
     seal = wire.seal_payload
     monkeypatch.setattr(wire, "seal_payload", lambda payload, *a: written.append(dict(payload)) or seal(payload, *a))

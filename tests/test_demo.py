@@ -115,3 +115,43 @@ def test_a_demo_database_has_monitored_households_with_risks(tmp_path, capsys, m
     for d in monitored:
         assert d["household_number"] in shown.out
     assert shown.out.count("\n") == len(monitored) + 1 and f"共 {len(monitored)} 户" in shown.err
+
+
+def test_the_demo_county_and_its_towns_are_real_divisions():
+    """The demo's county and towns are real (统计用区划代码, tests/data/divisions/522634.csv), so every
+    person's ID number starts with a GB/T 2260 county code, as a real county's ledger does."""
+    import csv
+    from pathlib import Path
+
+    with (Path(__file__).parent / "data" / "divisions" / "522634.csv").open(encoding="utf-8") as f:
+        real = {row["代码"]: row["名称"] for row in csv.DictReader(f)}
+    assert real[demo.COUNTY[0]] == demo.COUNTY[1]
+    for code, name, villages in demo.TOWNSHIPS:
+        assert real[code] == name
+        assert all(v.startswith(code) and len(v) == 12 for v, _ in villages)
+    assert idnumber.region_known(demo.COUNTY[0] + "19800101001")
+    for doc in demo.households(per_village=10, monitoring=True):
+        for m in doc["members"]:
+            assert m["id_number"][:6] == demo.COUNTY[0] and idnumber.region_known(m["id_number"]), m
+
+
+def test_a_demo_export_imports_back_without_an_id_number_warning(tmp_path, capsys, monkeypatch):
+    """demo → export-table → import-table --dry-run: the demo's own people raise no warning (every one
+    said “前 6 位 522699 不在 GB/T 2260” while the demo county was the fictitious 示范县)."""
+    from app.cli.main import main
+    from tests.conftest import PASSPHRASE
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    db, sheet = tmp_path / "演示.db", tmp_path / "西江镇.xlsx"
+    assert main(["demo", str(db), "--per-village", "6"]) == 0
+    assert main(["export-table", str(db), "--township", demo.TOWNSHIPS[0][0], "--out", str(sheet)]) == 0
+    capsys.readouterr()
+    assert main(["import-table", str(db), str(sheet), "--dry-run"]) == 0
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "18 户无变化" in text and "拒绝 0 户" in text, text
+    assert "GB/T 2260" not in text and "提醒" not in text, text
+    from app.store import Store
+
+    with Store.open(db) as store:  # a real county's name: the site (window title, cards' 经办) says 演示
+        assert store.site_name == "雷山县驻村工作队(演示)"

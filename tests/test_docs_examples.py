@@ -15,7 +15,7 @@ from app.services import households
 from tests.test_proposals_sync import Sites, cli, env, opened  # noqa: F401 - env: fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def test_the_field_reference_is_generated_from_forms_and_current():
@@ -56,7 +56,7 @@ def test_the_worked_example_of_procedures_runs_as_written(tmp_path, env, capsys,
         path.rename(tmp_path / name)
     with opened(tmp_path / "v.db") as v:
         doc = demo_core.households(per_village=1, villages=[VILLAGE])[0]
-        doc.update(household_number="5226991012011001", status="1", dilapidated="0")  # from the laptop's block
+        doc.update(household_number="5226341012011001", status="1", dilapidated="0")  # from the laptop's block
         doc["incomes"] = [{"year": 2025, "wage_income": 30000}]
         households.save(v, doc, allow_errors=True)
     monkeypatch.chdir(tmp_path)

@@ -24,11 +24,11 @@ def example_lines() -> list[str]:
 
 
 def setup_sites(tmp_path: Path, capsys, env) -> None:
-    assert cli(capsys, "init", tmp_path / "c.db", "--role", "county", "--site-name", "示范县乡村振兴局")[0] == 0
+    assert cli(capsys, "init", tmp_path / "c.db", "--role", "county", "--site-name", "雷山县乡村振兴局")[0] == 0
     with opened(tmp_path / "c.db") as c:
         from app.services import demo
         demo.install_reference_data(c)
-    for name, role, villages in (("v.db", "village", "522699101201"), ("t.db", "township", "522699101201,522699101202")):
+    for name, role, villages in (("v.db", "village", "522634101201"), ("t.db", "township", "522634101201,522634101202")):
         package = tmp_path / f"{role}.enrollment"
         code, out, err = cli(capsys, "enroll", tmp_path / "c.db", "--site-name", name, "--role", role,
                              "--villages", villages, "--out", package)
@@ -36,7 +36,7 @@ def setup_sites(tmp_path: Path, capsys, env) -> None:
         env.setenv("JIANDANG_ENROLLMENT_CODE", next(l.split(":", 1)[1] for l in out.splitlines() if l.startswith("登记码")).strip())
         assert cli(capsys, "init", tmp_path / name, "--enrollment", package)[0] == 0
     with opened(tmp_path / "c.db") as c:  # the county's ledger: the first bundle carries it to the laptop
-        doc = household(status="2", household_number="5226991012010001", dilapidated="0", water_safe=True)
+        doc = household(status="2", household_number="5226341012010001", dilapidated="0", water_safe=True)
         doc["incomes"].append({"year": 2026, "wage_income": 20000, "business_income": 2000})
         households.save(c, doc)
 

@@ -102,7 +102,7 @@ def test_openpyxl_temporary_files_stay_out_of_the_shared_temp_folder_and_are_rem
 
 def test_what_a_killed_export_left_is_removed_at_the_next_one(village_db, tmp_path):
     leftover = Path(tempfile.mkdtemp(prefix=workbook_temp.PREFIX))
-    (leftover / "openpyxl.sheet.xml").write_text("<row>成员 522699…</row>", encoding="utf-8")
+    (leftover / "openpyxl.sheet.xml").write_text("<row>成员 522634…</row>", encoding="utf-8")
     beside = tmp_path / ".表.xlsx.abcd1234.jdtmp"
     beside.write_bytes(b"half a workbook")
     other = tmp_path / ".someone-elses.tmp"

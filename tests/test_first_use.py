@@ -16,7 +16,7 @@ from app.services import households  # noqa: E402
 from app.ui.model import MATCH_COLUMN  # noqa: E402
 from tests.test_ui import a_household, editor_of, home, open_window  # noqa: E402, F401 - home: autouse
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def _select_village(w, code):

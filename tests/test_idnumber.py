@@ -40,7 +40,7 @@ def test_disability_certificate_number_is_checked_on_its_id_part():
 def test_made_numbers_are_valid_and_carry_sex_and_birth():
     for seq in range(0, 600, 37):
         for sex in "12":
-            number = idnumber.make("522699", dt.date(1980, 2, 29), seq, sex)
+            number = idnumber.make("522634", dt.date(1980, 2, 29), seq, sex)
             info = idnumber.parse(number)
             assert info.sex == sex and info.birth_date == dt.date(1980, 2, 29)
 

@@ -317,7 +317,7 @@ def test_a_check_of_a_county_on_postgresql_reads_one_moment_while_others_write(p
     from app.services import households
     from tests.factories import household
 
-    s = Store.create(pg_url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    s = Store.create(pg_url, role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                      recovery_public_key=recovery_key.public_key())
     demo_service.install_reference_data(s)
     first = households.save(s, household(head="王大山", spouse="王大山妻", seq=1)).household_id

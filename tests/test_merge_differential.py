@@ -23,7 +23,7 @@ from tests.sync_helpers import FAR_VILLAGE, OTHER_VILLAGE, PASSPHRASE, VILLAGE, 
 
 COUNTY_BACKENDS = ("sqlite", "postgresql")
 
-THIRD_VILLAGES = ["522699101203", "522699102202"]
+THIRD_VILLAGES = ["522634101203", "522634102202"]
 NAMES = ["邵成德", "王秀英", "李建国", "张桂兰", "刘德华", "陈志强", "杨丽", "黄小明"]
 FIELDS = ["head_name", "phone", "note", "address_note", "bank_name"]
 MEMBER_FIELDS = ["name", "note", "phone"]
@@ -118,7 +118,7 @@ class Laptop:
 def _id_number(rng: random.Random, pool: list[str]) -> str:
     if pool and rng.random() < 0.15:  # the same person registered in two households
         return rng.choice(pool)
-    number = idnumber.make("522699", dt.date(1950 + rng.randrange(60), 1 + rng.randrange(12), 1 + rng.randrange(28)),
+    number = idnumber.make("522634", dt.date(1950 + rng.randrange(60), 1 + rng.randrange(12), 1 + rng.randrange(28)),
                            rng.randrange(500), rng.choice("12"))
     pool.append(number)
     return number
@@ -280,7 +280,7 @@ def tamper(county: Store, lap: Laptop, data: bytes, rng: random.Random, laptops:
     other = rng.choice([x for x in laptops if x is not lap]).store.site_id
     key, value = rng.choice([("s", other), ("n", str(last["n"])), ("n", float(last["n"])), ("n", True), ("r", 7),
                              ("k", None), ("t", last["t"] + "\n"), ("new", []), ("seen", None), ("by", ""),
-                             ("o", ["update"]), ("v", 522699101201), ("p", last["r"]), ("why", {"x": 1})])
+                             ("o", ["update"]), ("v", 522634101201), ("p", last["r"]), ("why", {"x": 1})])
     last[key] = value
     header = json.loads(verified.header_bytes)
     body = wire.seal_payload(payload, identity.county_enc_public(lap.store), header)

@@ -141,5 +141,5 @@ def test_the_monitoring_register_and_book_list_the_monitored_households(db, tmp_
     book = tmp_path / "监测对象簿.pdf"
     assert main(["print", "monitoring", str(path), "--township", VILLAGE[:9], "--out", str(book)]) == 0
     assert "防返贫监测对象簿" in text(book) and "龙井村" in text(book)
-    assert main(["print", "monitoring", str(path), "--village", "522699101202", "--out", str(tmp_path / "x.pdf")]) == 1
+    assert main(["print", "monitoring", str(path), "--village", "522634101202", "--out", str(tmp_path / "x.pdf")]) == 1
     assert "没有监测户" in capsys.readouterr().err

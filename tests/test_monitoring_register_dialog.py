@@ -52,7 +52,7 @@ def test_the_dialog_prints_the_monitoring_register_the_command_prints(qtbot, db,
 
 def test_a_village_without_monitored_households_says_so_in_the_dialog(qtbot, db):
     path, _ = db
-    store, dialog = _dialog(qtbot, path, "522699101202")
+    store, dialog = _dialog(qtbot, path, "522634101202")
     dialog.select("monitoring_register")
     dialog.generate()
     assert dialog.wait_until_done()

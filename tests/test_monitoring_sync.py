@@ -166,7 +166,7 @@ def test_a_laptop_cannot_make_a_household_monitored_itself(sites, capsys):
 def test_a_laptop_cannot_mark_a_risk_eliminated_itself(sites, capsys):
     def tamper(v, hid):
         v.put("risk", {"risk_type": "01", "found_date": ago(30), "state": "2", "eliminated_date": ago(1)},
-              village_code="522699101201", parent_id=hid)
+              village_code="522634101201", parent_id=hid)
 
     code, text = forged(sites, capsys, tamper)
     assert code == 1 and "风险的消除状态只能通过监测识别、风险消除程序改变" in text

@@ -22,14 +22,14 @@ def national_export(path) -> None:
                "贫困户属性", "脱贫状态", "主要致贫原因", "首次识别时间", "户类型", "易返贫致贫户(监测对象)类型",
                "风险是否消除", "风险识别时间", "风险消除时间"])
     rows = [
-        ("5226991012010101", "欧阳明远", "1", dt.date(1970, 5, 6), "户主", "男", "脱贫户", "脱贫不稳定户", "是",
+        ("5226341012010101", "欧阳明远", "1", dt.date(1970, 5, 6), "户主", "男", "脱贫户", "脱贫不稳定户", "是",
          "2022-04-08", "2023/6/30"),
-        ("5226991012010102", "司马秀兰", "2", dt.date(1972, 8, 9), "户主", "女", "监测户", "突发严重困难户", "否",
+        ("5226341012010102", "司马秀兰", "2", dt.date(1972, 8, 9), "户主", "女", "监测户", "突发严重困难户", "否",
          "2024年3月1日", None),
-        ("5226991012010103", "上官清", "3", dt.date(1980, 1, 2), "户主", "男", "一般户", None, None, None, None),
+        ("5226341012010103", "上官清", "3", dt.date(1980, 1, 2), "户主", "男", "一般户", None, None, None, None),
     ]
     for number, head, seq, birth, rel, sex, htype, mtype, gone, found, ended in rows:
-        ws.append([VILLAGE, number, head, head, idnumber.make("522699", birth, int(seq), "1" if sex == "男" else "2"),
+        ws.append([VILLAGE, number, head, head, idnumber.make("522634", birth, int(seq), "1" if sex == "男" else "2"),
                    rel, sex, 1, "国家标准", "一般贫困户", "已脱贫(享受政策)", "因病", "2014-06-01", htype, mtype, gone,
                    found, ended])
     wb.save(path)
@@ -41,7 +41,7 @@ def test_the_national_monitoring_columns_import(store, tmp_path):
     report = importer.import_table(store, path)
     assert report.created == 3, report.summary() + str([r.message for r in report.rejections])
     docs = {d["household_number"]: d for d in households.documents(store)}
-    one, two, three = (docs[f"522699101201010{i}"] for i in (1, 2, 3))
+    one, two, three = (docs[f"522634101201010{i}"] for i in (1, 2, 3))
     assert (one["household_type"], one["monitoring_type"], one["risk_eliminated"], one["risk_identified_date"],
             one["risk_eliminated_date"]) == ("1", "1", True, "2022-04-08", "2023-06-30")
     assert (two["household_type"], two["monitoring_type"], two["risk_eliminated"], two["risk_identified_date"]) == \

@@ -21,7 +21,7 @@ from tests.sync_helpers import state
 @pytest.fixture
 def county(pg_url, recovery_key):
     """A county database on PostgreSQL with demo households; returns its URL."""
-    s = Store.create(pg_url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    s = Store.create(pg_url, role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                      recovery_public_key=recovery_key.public_key())
     fill_demo(s, per_village=1)
     s.close()

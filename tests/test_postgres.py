@@ -22,11 +22,11 @@ from tests.conftest import PASSPHRASE
 from tests.photos import photo
 
 ROOT = Path(__file__).resolve().parent.parent
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def county(url, recovery_key, **kw) -> Store:
-    return Store.create(url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    return Store.create(url, role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                         recovery_public_key=recovery_key.public_key(), **kw)
 
 
@@ -209,11 +209,11 @@ store = Store.open(url)
 store.unlock("admin", sys.argv[4])
 for i in range(rounds):
     if i % 5 == 4:
-        store.create_many([("household", {"head_name": f"{name}{i}-{j}"}, "522699101201", None) for j in range(3)])
+        store.create_many([("household", {"head_name": f"{name}{i}-{j}"}, "522634101201", None) for j in range(3)])
     else:
         with store.transaction():
-            c = store.put("household", {"head_name": f"{name}{i}"}, village_code="522699101201")
-            store.put("member", {"name": f"{name}{i}子"}, village_code="522699101201", parent_id=c.record_id)
+            c = store.put("household", {"head_name": f"{name}{i}"}, village_code="522634101201")
+            store.put("member", {"name": f"{name}{i}子"}, village_code="522634101201", parent_id=c.record_id)
 store.close()
 print("done")
 """

@@ -69,7 +69,7 @@ def test_the_window_opens_a_county_on_postgresql(qtbot, home, pg_url, recovery_k
     from app.ui.main_window import MainWindow
     from tests.conftest import fill_demo
 
-    county = Store.create(pg_url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    county = Store.create(pg_url, role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                           recovery_public_key=recovery_key.public_key())
     fill_demo(county, per_village=1)
     county.close()

@@ -13,7 +13,7 @@ from app.services import demo, households
 from app.store import Store
 from tests.conftest import PASSPHRASE
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_print_each_document(db, tmp_path, capsys):
     assert main(["print", "card", str(db), "--village", VILLAGE, "--out", str(out / "cards.pdf")]) == 0
     assert "户有卡 3 户" in capsys.readouterr().out
     assert main(["print", "register", str(db), "--village", VILLAGE, "--out", str(out / "reg.pdf")]) == 0
-    assert main(["print", "book", str(db), "--township", "522699101", "--out", str(out / "book.pdf")]) == 0
+    assert main(["print", "book", str(db), "--township", "522634101", "--out", str(out / "book.pdf")]) == 0
     with opened(db) as store:
         docs = households.documents(store, VILLAGE)
         hid = docs[0]["id"]
@@ -58,13 +58,13 @@ def test_print_each_document(db, tmp_path, capsys):
 def test_bad_input_gives_a_message_and_no_file(db, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    assert main(["print", "card", str(db), "--village", "522699101299", "--out", str(out / "x.pdf")]) == 1
-    assert "没有村 522699101299" in capsys.readouterr().err
+    assert main(["print", "card", str(db), "--village", "522634101299", "--out", str(out / "x.pdf")]) == 1
+    assert "没有村 522634101299" in capsys.readouterr().err
     assert main(["print", "card", str(db), "--household", "nope", "--out", str(out / "x.pdf")]) == 1
     assert "找不到贫困户 nope" in capsys.readouterr().err
     assert main(["print", "register", str(db), "--village", VILLAGE, "--out", str(tmp_path / "no" / "x.pdf")]) == 1
     assert "不存在" in capsys.readouterr().err
-    assert main(["print", "book", str(db), "--township", "522699", "--out", str(out / "x.pdf")]) == 1
+    assert main(["print", "book", str(db), "--township", "522634", "--out", str(out / "x.pdf")]) == 1
     assert "乡(镇)" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --household or --village is required
         main(["print", "card", str(db), "--out", str(out / "x.pdf")])
@@ -140,5 +140,5 @@ def test_card_by_household_number_as_list_shows_it(db, tmp_path, capsys):
     out = tmp_path / "card.pdf"
     assert main(["print", "card", str(db), "--household", doc["household_number"], "--out", str(out)]) == 0
     assert doc["head_name"] in text_of(out) and doc["household_number"] in text_of(out)
-    assert main(["print", "card", str(db), "--household", "5226991012019999", "--out", str(tmp_path / "x.pdf")]) == 1
-    assert "5226991012019999" in capsys.readouterr().err and not (tmp_path / "x.pdf").exists()
+    assert main(["print", "card", str(db), "--household", "5226341012019999", "--out", str(tmp_path / "x.pdf")]) == 1
+    assert "5226341012019999" in capsys.readouterr().err and not (tmp_path / "x.pdf").exists()

@@ -9,7 +9,7 @@ from pypdf import PdfReader
 from app.services import households
 from app.ui.print_dialog import PrintDialog, render_first_page
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def test_generate_preview_and_save(qtbot, demo_store, tmp_path):
@@ -172,7 +172,7 @@ def test_the_township_and_the_county_get_their_own_notices(qtbot, make_store):
         keys = [dialog.document.itemData(i) for i in range(dialog.document.count())]
         assert [k for k in keys if k.startswith(("notice_township", "announce"))] == expected
         dialog.select("notice_township_entry")
-        assert dialog.place.text() == "清水镇人民政府公示栏" and dialog.contact.text() == "清水镇扶贫工作站"
+        assert dialog.place.text() == "西江镇人民政府公示栏" and dialog.contact.text() == "西江镇扶贫工作站"
         assert dialog.end.isVisibleTo(dialog) and not dialog.use_proposal_period.isVisibleTo(dialog)
         dialog.generate()
         assert dialog.wait_until_done()

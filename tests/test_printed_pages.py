@@ -21,9 +21,9 @@ from app.reports.common import HeaderParagraph, header_words, latin_font_path, r
 from app.reports.notice import NoticeInfo
 from app.services import households, printing
 
-VILLAGE = "522699101201"
-TOWNSHIP = "522699101"
-COUNTY = "522699"
+VILLAGE = "522634101201"
+TOWNSHIP = "522634101"
+COUNTY = "522634"
 LONG = "欧阳" + "长" * 24 + "名"
 # the card's list headings (五 to 八), the register's summary row and other fixed headings
 CARD_LIST_HEADINGS = ["单位名称", "单位隶属", "联系电话", "结对时间", "脱贫目标", "计划措施", "项目名称", "资金(元)",
@@ -134,7 +134,7 @@ def printed_store(demo_store):
     doc = {"village_code": VILLAGE, "head_name": LONG, "group": "第十二村民小组(原高坡、河坝两组合并)",
            "main_cause": "1", "other_causes": list(d.codes["poverty_cause"])[1:],
            "members": [{"name": LONG, "relation": "01", "sex": "1"}, {"name": "司马" + "慧" * 14, "relation": "02"}],
-           "helpers": [{"name": "诸葛" + "明" * 10, "unit": "省交通运输厅驻示范县清水镇龙井村脱贫攻坚帮扶工作队第一分队",
+           "helpers": [{"name": "诸葛" + "明" * 10, "unit": "省交通运输厅驻雷山县西江镇龙井村脱贫攻坚帮扶工作队第一分队",
                         "phone": "13800001111"}],
            "measures": measures}
     households.save(demo_store, doc, allow_errors=True, reason="打印检查")

@@ -386,15 +386,15 @@ def test_households_for_notice_lists_those_waiting_at_the_village_notice(sites):
     exit_proposal(v, waiting_review)
     proposals.advance(v, p_exit["id"], "review", "pass", meeting_date=ago(12), attendance=10, votes_for=8, household_signed=True)
     proposals.advance(v, p_entry["id"], "review", "pass", meeting_date=TODAY.isoformat(), attendance=10, votes_for=8)
-    exits = proposals.households_for_notice(v, "522699101201", "exit")
-    entries = proposals.households_for_notice(v, "522699101201", "entry")
+    exits = proposals.households_for_notice(v, "522634101201", "exit")
+    entries = proposals.households_for_notice(v, "522634101201", "entry")
     assert [(d["id"], p["id"]) for d, p in exits] == [(out_id, p_exit["id"])]
     assert [(d["id"], p["id"]) for d, p in entries] == [(in_id, p_entry["id"])]
-    assert proposals.households_for_notice(v, "522699102201", "exit") == []
+    assert proposals.households_for_notice(v, "522634102201", "exit") == []
     proposals.advance(v, p_exit["id"], "notice", "pass", notice_start=ago(10), notice_end=ago(4))
-    assert proposals.households_for_notice(v, "522699101201", "exit") == []
+    assert proposals.households_for_notice(v, "522634101201", "exit") == []
     with pytest.raises(ProcedureError):
-        proposals.households_for_notice(v, "522699101201", "members")
+        proposals.households_for_notice(v, "522634101201", "members")
 
 
 def test_the_township_prints_its_own_notice_after_its_check_and_the_county_its_announcement(sites, tmp_path):
@@ -407,7 +407,7 @@ def test_the_township_prints_its_own_notice_after_its_check_and_the_county_its_a
     p = proposals.propose(v, hid, "entry", reasons="新识别:因病", date=ago(40))
     village_stages(v, p["id"], kind="entry")
     carry(v, t)
-    township, county = "522699101", "522699"
+    township, county = "522634101", "522634"
     with pytest.raises(printing.PrintError, match="没有通过乡级初核、等待县级审定的拟纳入"):
         printing.print_notice(t, tmp_path / "t.pdf", township, "entry", None, level="township")
     proposals.advance(t, p["id"], "township", "pass", by="乡扶贫站")
@@ -416,8 +416,8 @@ def test_the_township_prints_its_own_notice_after_its_check_and_the_county_its_a
     text = compact(text_of(out))
     assert result.households == 1 and "诸葛亮" in text and "龙井村" in text
     assert "公示(乡级)" in text and "村内公示和乡(镇)初核,拟将以下1户纳入建档立卡贫困户" in text
-    assert "清水镇人民政府(盖章)" in text and "(共7天)" in text and "村党组织书记" not in text
-    assert "公示地点:清水镇人民政府公示栏" in text and "向清水镇扶贫工作站反映" in text
+    assert "西江镇人民政府(盖章)" in text and "(共7天)" in text and "村党组织书记" not in text
+    assert "公示地点:西江镇人民政府公示栏" in text and "向西江镇扶贫工作站反映" in text
     carry(t, c)
     proposals.advance(c, p["id"], "county", "pass")
     out = tmp_path / "公告.pdf"
@@ -426,7 +426,7 @@ def test_the_township_prints_its_own_notice_after_its_check_and_the_county_its_a
     assert "新识别(纳入)建档立卡贫困户公告" in text and "诸葛亮" in text and "县级审定,以下1户纳入建档立卡贫困户,现予以公告" in text
     assert "特此公告" in text and "扶贫开发领导小组(盖章)" in text and "公示时间" not in text
     with pytest.raises(printing.PrintError, match="不是乡\\(镇\\)代码"):
-        printing.print_notice(c, out, "5226991", "entry", None, level="township")
+        printing.print_notice(c, out, "5226341", "entry", None, level="township")
 
 
 def test_proposals_are_sealed_records_and_their_reasons_never_reach_the_disk_in_plain_text(sites, tmp_path):

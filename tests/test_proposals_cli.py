@@ -52,7 +52,7 @@ def village(tmp_path, env, capsys):
 
 
 def test_propose_advance_and_list_by_stage(village, capsys):
-    code, out, err = run(capsys, "propose", village, "--household", "5226991012010001", "--kind", "exit",
+    code, out, err = run(capsys, "propose", village, "--household", "5226341012010001", "--kind", "exit",
                          "--reason", "务工收入稳定", "--food", "yes", "--clothing", "是", "--date", ago(25))
     assert code == 0, err
     pid = out.split("\t")[0]
@@ -77,21 +77,21 @@ def test_propose_advance_and_list_by_stage(village, capsys):
     assert code == 0, err
     code, out, err = run(capsys, "advance", village, "--proposal", pid, "--stage", "township", "--outcome", "pass")
     assert code == 1 and "“乡级初核”只能由乡级数据库办理,本数据库是村级" in err
-    code, out, err = run(capsys, "proposals", village, "--household", "5226991012010001")
+    code, out, err = run(capsys, "proposals", village, "--household", "5226341012010001")
     assert code == 0 and "等待乡级初核" in out and "当前状态:未脱贫" in out
 
 
 def test_bad_proposals_are_refused_with_a_message(village, capsys):
-    code, out, err = run(capsys, "propose", village, "--household", "5226991012010002", "--kind", "exit",
+    code, out, err = run(capsys, "propose", village, "--household", "5226341012010002", "--kind", "exit",
                          "--reason", "x", "--food", "yes", "--clothing", "yes")
     assert code == 1 and "没有任何年度的收入记录" in err
     code, out, err = run(capsys, "propose", village, "--household", "nope", "--kind", "exit", "--reason", "x")
     assert code == 1 and "找不到贫困户“nope”" in err
-    code, out, err = run(capsys, "propose", village, "--household", "5226991012010001", "--kind", "退出", "--reason", "x")
+    code, out, err = run(capsys, "propose", village, "--household", "5226341012010001", "--kind", "退出", "--reason", "x")
     assert code == 1 and "未知的申报类型" in err
-    code, out, err = run(capsys, "propose", village, "--household", "5226991012010001", "--kind", "entry", "--reason", "x")
+    code, out, err = run(capsys, "propose", village, "--household", "5226341012010001", "--kind", "entry", "--reason", "x")
     assert code == 0
-    code, out, err = run(capsys, "propose", village, "--household", "5226991012010001", "--kind", "natural", "--reason", "y")
+    code, out, err = run(capsys, "propose", village, "--household", "5226341012010001", "--kind", "natural", "--reason", "y")
     assert code == 1 and "已有一份未办结的新识别申报" in err
     code, out, err = run(capsys, "advance", village, "--proposal", "zzzzzzzz", "--stage", "review", "--outcome", "pass")
     assert code == 1 and "找不到申报" in err
@@ -100,10 +100,10 @@ def test_bad_proposals_are_refused_with_a_message(village, capsys):
 
 
 def test_exit_check_and_worklist(village, capsys):
-    code, out, err = run(capsys, "exit-check", village, "--household", "5226991012010001", "--food", "yes",
+    code, out, err = run(capsys, "exit-check", village, "--household", "5226341012010001", "--food", "yes",
                          "--clothing", "yes")
     assert code == 0 and "人均 4,500.00 元,高于贫困线 4,000 元" in out and "达到退出标准" in out
-    code, out, err = run(capsys, "exit-check", village, "--household", "5226991012010002", "--json")
+    code, out, err = run(capsys, "exit-check", village, "--household", "5226341012010002", "--json")
     data = json.loads(out)
     assert code == 1 and data["passed"] is False and data["criteria"][0]["detail"].startswith("没有任何年度的收入记录")
     code, out, err = run(capsys, "worklist", village, "--list", "visits", "--days", "10", "--json")
@@ -116,7 +116,7 @@ def test_exit_check_and_worklist(village, capsys):
 def test_proposals_made_together_get_numbers_that_tell_them_apart(village, capsys):
     """Record ids begin with their creation time: the printed 申报编号 must come from the random end."""
     numbers = []
-    for number in ("5226991012010001", "5226991012010002"):
+    for number in ("5226341012010001", "5226341012010002"):
         code, out, err = run(capsys, "propose", village, "--household", number, "--kind", "entry",
                              "--reason", "新识别", "--date", ago(1))
         assert code == 0, err

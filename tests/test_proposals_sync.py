@@ -54,13 +54,13 @@ class Sites:
         self.county = sync_helpers.county_location(tmp_path, "county.db")  # a file, or a PostgreSQL database
         self.village = tmp_path / "village.db"
         self.township = tmp_path / "township.db"
-        assert cli(capsys, "init", self.county, "--role", "county", "--site-name", "示范县扶贫办")[0] == 0
+        assert cli(capsys, "init", self.county, "--role", "county", "--site-name", "雷山县扶贫办")[0] == 0
         with opened(self.county) as c:
             demo.install_reference_data(c)
             c.set_poverty_line(2025, 4000, "县级设定")
         for path, role, name, villages in (
             (self.village, "village", "龙井村工作队", VILLAGE),
-            (self.township, "township", "清水镇扶贫站", "522699101201,522699101202,522699101203"),
+            (self.township, "township", "西江镇扶贫站", "522634101201,522634101202,522634101203"),
         ):
             package = tmp_path / f"{role}.enrollment"
             code, out, err = cli(capsys, "enroll", self.county, "--site-name", name, "--role", role,
@@ -147,7 +147,7 @@ def test_entry_then_exit_across_village_township_and_county_through_bundles(site
     with opened(sites.county) as c:  # the laptop's criteria: stored income 9000 / 2 against the county's line
         p = proposals.get(c, exit_)
         assert (p["assessed_per_capita"], p["assessed_line"], p.get("assessed_failures")) == (4500, 4200, None)
-        assert p["township_by"] == "乡扶贫站 李四" and p["county_site"] == "示范县扶贫办"
+        assert p["township_by"] == "乡扶贫站 李四" and p["county_site"] == "雷山县扶贫办"
     with opened(sites.village) as v:
         history = proposals.status_history(v, hid)
         assert [(e.old, e.new) for e in history] == [(None, "1"), ("1", "2")]

@@ -67,7 +67,7 @@ def test_a_stage_this_role_may_not_do_is_shown_and_disabled(qtbot, make_store):
     # a proposal that reached the county database waiting for the township
     store.put("proposal", {"proposal_kind": "exit", "reasons": "x", "stage": "notice", "nominate_outcome": "pass",
                            "review_outcome": "pass", "notice_outcome": "pass", "income_year": 2025},
-              village_code="522699101201", parent_id=a)
+              village_code="522634101201", parent_id=a)
     with qtbot.waitSignal(w.loaded, timeout=10000):
         pass  # the store listener reloads the window
     assert w.table.rowCount() == 1
@@ -133,8 +133,8 @@ def test_the_countys_decision_says_it_was_done_and_where_the_proposal_went(qtbot
                            "nominate_outcome": "pass", "nominate_date": ago(20), "review_outcome": "pass",
                            "review_date": ago(15), "notice_outcome": "pass", "notice_date": ago(8),
                            "township_outcome": "pass", "township_date": ago(5)},
-              village_code="522699101201", parent_id=a)
-    store.put("risk", {"risk_type": "01", "found_date": ago(21)}, village_code="522699101201", parent_id=a)
+              village_code="522634101201", parent_id=a)
+    store.put("risk", {"risk_type": "01", "found_date": ago(21)}, village_code="522634101201", parent_id=a)
     w = open_window(qtbot, store)
     assert w.table.rowCount() == 1 and w.do_button.text() == "办理“县级确定”"
     with qtbot.waitSignal(w.loaded, timeout=10000):
@@ -148,6 +148,41 @@ def test_the_countys_decision_says_it_was_done_and_where_the_proposal_went(qtbot
     w.filter.setCurrentIndex(w.filter.findData("all"))
     assert w.table.rowCount() == 1
 
+
+
+def test_at_laptop_size_the_table_is_readable_at_first_paint_and_holds_still(qtbot, make_store):
+    """At 1366×768 the window opens filling the area under the taskbar and the table takes all but the
+    detail pane: its columns (户编号 of 16 digits, a 户主 of four characters) are laid out before the
+    proposals are read and do not move when they arrive. It opened at 1180 wide with a 700-pixel table,
+    every column 100 pixels (户编号 cut) until the rows came, and the 办理 box showed every stage's rows."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.fonts import install_font
+
+    install_font(QApplication.instance())
+    store = make_store()
+    a, b = setup(store)
+    proposals.propose(store, a, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(10))
+    proposals.propose(store, b, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(9))
+    w = ProposalsWindow(store)
+    qtbot.addWidget(w)
+    assert (w.width(), w.height()) == (1366, 728)
+    w.show()  # the first paint: nothing read yet
+    assert w.loading and w.table.rowCount() == 0
+    table, metrics = w.table, QFontMetrics(w.table.font())
+    assert table.width() >= 1366 - 480 - 60 and w.detail.width() >= 440
+    first = [table.columnWidth(col) for col in range(6)]
+    assert first[2] >= metrics.horizontalAdvance("5226341012010001") + 8  # 户编号
+    assert first[3] >= metrics.horizontalAdvance("欧阳明远") + 8  # 户主
+    assert sum(first) <= table.viewport().width()
+    assert not w.meeting_date.isVisibleTo(w) and not w.notice_start.isVisibleTo(w)
+    qtbot.waitUntil(lambda: not w.loading and table.rowCount() == 2, timeout=10000)
+    assert [table.columnWidth(col) for col in range(6)] == first  # nothing moved
+    for col in range(6):
+        assert table.columnWidth(col) >= table.sizeHintForColumn(col) + 8, col
+    assert w.meeting_date.isVisibleTo(w)  # the chosen proposal waits for 村级评议
+    w.close()
 
 def test_at_laptop_size_the_detail_shows_the_stages_and_the_criteria_above_the_review_fields(qtbot, make_store):
     """At 1366×768 (728 under the taskbar), in the program's font, a proposal waiting for the village

@@ -24,12 +24,12 @@ from tests.factories import household
 BACKENDS = ("sqlite", "postgresql")  # tests/pg.py: the store-level tests run on both
 
 GOOD = """代码,名称,级别,上级代码
-522699000000,示范县,县,
-522699101000,清水镇,乡镇,522699000000
-522699101201,龙井村,村,522699101000
-522699101202,石桥村,村,522699101
-522699102,高坡乡,乡,522699
-522699102201,新寨村,村,522699102
+522634000000,雷山县,县,
+522634101000,西江镇,乡镇,522634000000
+522634101201,龙井村,村,522634101000
+522634101202,石桥村,村,522634101
+522634102,永乐镇,乡,522634
+522634102201,新寨村,村,522634102
 """
 
 
@@ -45,7 +45,7 @@ def table(store: Store) -> list[tuple]:
 
 @pytest.fixture
 def county(where):
-    c = Store.create(where("c.db"), role="county", site_name="示范县扶贫办", operator="admin",
+    c = Store.create(where("c.db"), role="county", site_name="雷山县扶贫办", operator="admin",
                      passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(c)
     yield c
@@ -59,62 +59,62 @@ def test_a_good_csv_is_imported_as_a_tree_with_levels_and_parents(county, tmp_pa
     plan = division_files.import_divisions(county, write(tmp_path, "区划.csv", GOOD))
     assert plan.applied and len(plan.added) == 6 and not plan.renamed
     assert table(county) == [
-        ("522699", "示范县", "county", None),
-        ("522699101", "清水镇", "township", "522699"),
-        ("522699101201", "龙井村", "village", "522699101"),
-        ("522699101202", "石桥村", "village", "522699101"),
-        ("522699102", "高坡乡", "township", "522699"),
-        ("522699102201", "新寨村", "village", "522699102"),
+        ("522634", "雷山县", "county", None),
+        ("522634101", "西江镇", "township", "522634"),
+        ("522634101201", "龙井村", "village", "522634101"),
+        ("522634101202", "石桥村", "village", "522634101"),
+        ("522634102", "永乐镇", "township", "522634"),
+        ("522634102201", "新寨村", "village", "522634102"),
     ]
     assert [(depth, d["code"]) for depth, d in reference.division_tree(county)] == [
-        (0, "522699"), (1, "522699101"), (2, "522699101201"), (2, "522699101202"), (1, "522699102"), (2, "522699102201")]
+        (0, "522634"), (1, "522634101"), (2, "522634101201"), (2, "522634101202"), (1, "522634102"), (2, "522634102201")]
     # the same file again changes nothing; a renamed row is a rename, not a second division
     again = division_files.import_divisions(county, write(tmp_path, "b.csv", GOOD.replace("石桥村", "石桥新村")))
-    assert again.unchanged == 5 and again.renamed == [("522699101202", "石桥村", "石桥新村")] and not again.added
-    assert county.division_name("522699101202") == "石桥新村"
+    assert again.unchanged == 5 and again.renamed == [("522634101202", "石桥村", "石桥新村")] and not again.added
+    assert county.division_name("522634101202") == "石桥新村"
 
 
 def test_an_excel_sheet_with_a_title_row_numeric_codes_and_the_prefecture_row(county, tmp_path):
     wb = Workbook()
     ws = wb.active
-    ws.append(["示范县统计用区划代码"])
+    ws.append(["雷山县统计用区划代码"])
     ws.append(["统计用区划代码", "名称", "城乡分类代码"])
     ws.append([522600000000, "某某州", None])  # above the county: skipped, not an error
-    ws.append([522699000000, "示范县", None])
-    ws.append([522699101000, "清水镇", None])
-    ws.append([522699101201, "龙井村（新）", 220])
+    ws.append([522634000000, "雷山县", None])
+    ws.append([522634101000, "西江镇", None])
+    ws.append([522634101201, "龙井村（新）", 220])
     wb.save(tmp_path / "区划.xlsx")
     plan = division_files.import_divisions(county, tmp_path / "区划.xlsx")
     assert plan.skipped == 1 and len(plan.added) == 3
-    assert county.division_name("522699101201") == "龙井村（新）"  # full-width brackets kept as typed
-    assert county.divisions("village")[0]["parent"] == "522699101"
+    assert county.division_name("522634101201") == "龙井村（新）"  # full-width brackets kept as typed
+    assert county.divisions("village")[0]["parent"] == "522634101"
 
 
 def test_english_headers_and_a_dry_run_that_writes_nothing(county, tmp_path):
-    path = write(tmp_path, "d.csv", "code,name,level,parent\n522699,示范县,county,\n522699101,清水镇,township,522699\n")
+    path = write(tmp_path, "d.csv", "code,name,level,parent\n522634,雷山县,county,\n522634101,西江镇,township,522634\n")
     plan = division_files.import_divisions(county, path, dry_run=True)
     assert len(plan.added) == 2 and not plan.applied and county.divisions() == []
 
 
 BAD_FILES = {
     "wrong columns": ("编号,村名字\n1,龙井村\n", 1, "", "找不到表头"),
-    "no name column": ("代码,村名字\n522699,示范县\n", 1, "", "缺少“名称”列"),
-    "bad code": (GOOD + "52269910120,坪上村,村,522699101\n", 8, "代码", "有 11 位"),
-    "scientific notation": (GOOD + "5.22699E+11,坪上村,村,522699101\n", 8, "代码", "科学计数法"),
-    "missing parent": (GOOD + "522699103201,坡脚村,村,522699103\n", 8, "上级代码", "上级 522699103 既不在文件中,也不在数据库中"),
-    "level wrong": (GOOD + "522699101203,坪上村,乡,522699101\n", 8, "级别", "是村级"),
-    "unknown level": (GOOD + "522699101203,坪上村,组,522699101\n", 8, "级别", "无法识别"),
-    "parent does not match the code": (GOOD + "522699101203,坪上村,村,522699102\n", 8, "上级代码", "应为 522699101"),
-    "duplicate code, other name": (GOOD + "522699101201,龙井二村,村,522699101\n", 8, "代码",
+    "no name column": ("代码,村名字\n522634,雷山县\n", 1, "", "缺少“名称”列"),
+    "bad code": (GOOD + "52263410120,坪上村,村,522634101\n", 8, "代码", "有 11 位"),
+    "scientific notation": (GOOD + "5.22699E+11,坪上村,村,522634101\n", 8, "代码", "科学计数法"),
+    "missing parent": (GOOD + "522634103201,坡脚村,村,522634103\n", 8, "上级代码", "上级 522634103 既不在文件中,也不在数据库中"),
+    "level wrong": (GOOD + "522634101203,坪上村,乡,522634101\n", 8, "级别", "是村级"),
+    "unknown level": (GOOD + "522634101203,坪上村,组,522634101\n", 8, "级别", "无法识别"),
+    "parent does not match the code": (GOOD + "522634101203,坪上村,村,522634102\n", 8, "上级代码", "应为 522634101"),
+    "duplicate code, other name": (GOOD + "522634101201,龙井二村,村,522634101\n", 8, "代码",
                                    "第 4 行是“龙井村”,这一行是“龙井二村”"),
-    "empty name": (GOOD + "522699101203,,村,522699101\n", 8, "名称", "名称为空"),
+    "empty name": (GOOD + "522634101203,,村,522634101\n", 8, "名称", "名称为空"),
     "another county": (GOOD + "522698,别的县,县,\n", 8, "代码", "一个数据库只管一个县"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_a_bad_file_changes_nothing_and_names_file_row_and_column(county, tmp_path, case):
-    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522699,示范县\n522699101,清水镇\n"))
+    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522634,雷山县\n522634101,西江镇\n"))
     before = table(county)
     text, row, column, words = BAD_FILES[case]
     with pytest.raises(reference.ReferenceDataError) as caught:
@@ -127,7 +127,7 @@ def test_a_bad_file_changes_nothing_and_names_file_row_and_column(county, tmp_pa
 
 
 def test_a_duplicate_row_with_the_same_name_is_not_a_problem(county, tmp_path):
-    plan = division_files.import_divisions(county, write(tmp_path, "d.csv", GOOD + "522699101201,龙井村,村,522699101\n"))
+    plan = division_files.import_divisions(county, write(tmp_path, "d.csv", GOOD + "522634101201,龙井村,村,522634101\n"))
     assert len(plan.added) == 6
 
 
@@ -142,7 +142,7 @@ def test_a_file_that_cannot_be_read_is_one_problem(county, tmp_path):
 
 
 def test_the_import_is_one_transaction(county, tmp_path, monkeypatch):
-    division_files.import_divisions(county, write(tmp_path, "a.csv", "代码,名称\n522699,示范县\n"))
+    division_files.import_divisions(county, write(tmp_path, "a.csv", "代码,名称\n522634,雷山县\n"))
     plan = division_files.analyse_divisions(write(tmp_path, "b.csv", GOOD), county.divisions())
     original = county.set_divisions
 
@@ -154,32 +154,32 @@ def test_the_import_is_one_transaction(county, tmp_path, monkeypatch):
     monkeypatch.setattr(county, "set_divisions", half_then_fail)
     with pytest.raises(OSError):
         reference.apply_divisions(county, plan)
-    assert table(county) == [("522699", "示范县", "county", None)]
+    assert table(county) == [("522634", "雷山县", "county", None)]
 
 
 # ---------------------------------------------------------------------- one at a time
 
 
 def test_add_and_rename_one_division(county):
-    assert reference.add_division(county, "522699", "示范县")["level"] == "county"
-    d = reference.add_division(county, "522699101000", "清水镇", level="乡", parent="522699000000")
-    assert d == {"code": "522699101", "name": "清水镇", "level": "township", "parent": "522699"}
-    reference.add_division(county, "522699101201", "龙井村")
-    assert reference.rename_division(county, "522699101201", " 龙井新村 ") == ("龙井村", "龙井新村")
+    assert reference.add_division(county, "522634", "雷山县")["level"] == "county"
+    d = reference.add_division(county, "522634101000", "西江镇", level="乡", parent="522634000000")
+    assert d == {"code": "522634101", "name": "西江镇", "level": "township", "parent": "522634"}
+    reference.add_division(county, "522634101201", "龙井村")
+    assert reference.rename_division(county, "522634101201", " 龙井新村 ") == ("龙井村", "龙井新村")
     refusals = {
-        ("522699101201", "x", None, None): "已有区划“龙井新村”",
-        ("522699103201", "坡脚村", None, None): "上级乡(镇) 522699103 还不存在",
-        ("522699101202", "石桥村", "township", None): "是村级,不是乡(镇)级",
-        ("522699101202", "石桥村", None, "522699102"): "应为 522699101",
-        ("5226991012", "石桥村", None, None): "有 10 位",
+        ("522634101201", "x", None, None): "已有区划“龙井新村”",
+        ("522634103201", "坡脚村", None, None): "上级乡(镇) 522634103 还不存在",
+        ("522634101202", "石桥村", "township", None): "是村级,不是乡(镇)级",
+        ("522634101202", "石桥村", None, "522634102"): "应为 522634101",
+        ("5226341012", "石桥村", None, None): "有 10 位",
         ("522698", "别的县", None, None): "不属于本县",
-        ("522699101202", "", None, None): "名称为空",
+        ("522634101202", "", None, None): "名称为空",
     }
     for (code, name, level, parent), words in refusals.items():
         with pytest.raises(reference.ReferenceDataError, match=re.escape(words)):
             reference.add_division(county, code, name, level=level, parent=parent)
-    with pytest.raises(reference.ReferenceDataError, match="没有代码为 522699101299"):
-        reference.rename_division(county, "522699101299", "x")
+    with pytest.raises(reference.ReferenceDataError, match="没有代码为 522634101299"):
+        reference.rename_division(county, "522634101299", "x")
     assert len(county.divisions()) == 3
 
 
@@ -206,7 +206,7 @@ def test_an_enrolled_laptop_may_not_edit_but_a_standalone_database_may(county, t
     try:
         assert reference.edit_refusal(laptop) and "县扶贫办" in reference.edit_refusal(laptop)
         for call in (lambda: reference.set_poverty_line(laptop, 2025, 4000),
-                     lambda: reference.add_division(laptop, "522699", "示范县"),
+                     lambda: reference.add_division(laptop, "522634", "雷山县"),
                      lambda: division_files.import_divisions(laptop, write(tmp_path, "g.csv", GOOD))):
             with pytest.raises(reference.ReferenceDataError, match="不能在本机修改"):
                 call()
@@ -225,40 +225,40 @@ def test_an_enrolled_laptop_may_not_edit_but_a_standalone_database_may(county, t
 def test_a_device_gets_the_divisions_of_its_area_and_every_line_with_its_source(county, tmp_path):
     division_files.import_divisions(county, write(tmp_path, "g.csv", GOOD))
     reference.set_poverty_line(county, 2025, 4000, "县级文件")
-    out = refdata.outgoing(county, ["522699101201"])
-    assert [d[0] for d in out["divisions"]] == ["522699", "522699101", "522699101201"]
+    out = refdata.outgoing(county, ["522634101201"])
+    assert [d[0] for d in out["divisions"]] == ["522634", "522634101", "522634101201"]
     assert out["poverty_lines"] == {"2025": 4000.0} and out["poverty_line_sources"] == {"2025": "县级文件"}
-    assert [d[0] for d in refdata.outgoing(county, ["522699102"])["divisions"]] == ["522699", "522699102", "522699102201"]
+    assert [d[0] for d in refdata.outgoing(county, ["522634102"])["divisions"]] == ["522634", "522634102", "522634102201"]
 
 
 def test_a_bundle_from_an_older_county_leaves_the_reference_data_alone(make_store):
     laptop = make_store()
-    laptop.set_divisions([("522699", "示范县", "county", None)])
+    laptop.set_divisions([("522634", "雷山县", "county", None)])
     refdata.install(laptop, {"changes": []})  # no divisions, no lines: an older or minimal payload
-    assert table(laptop) == [("522699", "示范县", "county", None)] and laptop.poverty_lines() == {}
+    assert table(laptop) == [("522634", "雷山县", "county", None)] and laptop.poverty_lines() == {}
     refdata.install(laptop, {"poverty_lines": {"2025": 4000}})  # the first format: lines without sources
     assert reference.poverty_lines(laptop) == [{"year": 2025, "line": 4000, "source": "县级"}]
-    refdata.install(laptop, {"divisions": [["522699101", "清水镇", "township", "522699"], ["x", None, "bad", None]]})
-    assert [d["code"] for d in laptop.divisions()] == ["522699", "522699101"]
+    refdata.install(laptop, {"divisions": [["522634101", "西江镇", "township", "522634"], ["x", None, "bad", None]]})
+    assert [d["code"] for d in laptop.divisions()] == ["522634", "522634101"]
 
 
 def test_a_division_added_after_enrollment_reaches_the_laptop_with_the_next_downstream_bundle(county, tmp_path):
     division_files.import_divisions(county, write(tmp_path, "g.csv", GOOD))
-    laptop = sh.make_device(tmp_path, county, "清水镇工作队", villages=("522699101",))
+    laptop = sh.make_device(tmp_path, county, "西江镇工作队", villages=("522634101",))
     try:
-        assert [d["code"] for d in laptop.divisions("village")] == ["522699101201", "522699101202"]
-        reference.add_division(county, "522699101203", "坪上村")
-        reference.rename_division(county, "522699101201", "龙井新村")
-        reference.add_division(county, "522699102202", "白岩村")  # not the laptop's township
+        assert [d["code"] for d in laptop.divisions("village")] == ["522634101201", "522634101202"]
+        reference.add_division(county, "522634101203", "坪上村")
+        reference.rename_division(county, "522634101201", "龙井新村")
+        reference.add_division(county, "522634102202", "白岩村")  # not the laptop's township
         reference.set_poverty_line(county, 2025, 4000, "县级文件")
         report = sh.down(county, laptop)
         assert report.status == "accepted", report.line()
         assert [(d["code"], d["name"]) for d in laptop.divisions("village")] == [
-            ("522699101201", "龙井新村"), ("522699101202", "石桥村"), ("522699101203", "坪上村")]
+            ("522634101201", "龙井新村"), ("522634101202", "石桥村"), ("522634101203", "坪上村")]
         assert reference.poverty_lines(laptop) == [{"year": 2025, "line": 4000.0, "source": "县级文件"}]
         # the import line says what the bundle changed, though it carried no household changes
         assert report.changes == 0
-        assert "参考数据:新增区划 1 个(坪上村);区划更名 龙井村→龙井新村;2025 年贫困线 4000 元" in report.line()
+        assert "参考数据:新增区划 1 个(坪上村);区划更名 龙井村改为龙井新村;2025 年贫困线 4000 元" in report.line()
         reference.set_poverty_line(county, 2025, 4400, "县级文件")
         assert "2025 年贫困线由 4000 元改为 4400 元" in sh.down(county, laptop).line()
         assert "参考数据" not in sh.down(county, laptop).line()  # nothing new: nothing said
@@ -291,10 +291,10 @@ def opened(path) -> Store:
 
 def test_cli_round_trip(tmp_path, env, capsys):
     db = tmp_path / "county.db"
-    assert cli(capsys, "init", db, "--role", "county", "--site-name", "示范县扶贫办")[0] == 0
+    assert cli(capsys, "init", db, "--role", "county", "--site-name", "雷山县扶贫办")[0] == 0
     code, out, err = cli(capsys, "reference", "divisions", db)
     assert code == 0 and "还没有行政区划" in out
-    bad = write(tmp_path, "bad.csv", GOOD + "522699103201,坡脚村,村,522699103\n")
+    bad = write(tmp_path, "bad.csv", GOOD + "522634103201,坡脚村,村,522634103\n")
     code, out, err = cli(capsys, "reference", "divisions", db, "--import", bad)
     assert code == 1 and err.startswith("错误:bad.csv:发现 1 处问题,未导入任何区划")
     assert "bad.csv 第 8 行 列“上级代码”" in err
@@ -303,17 +303,17 @@ def test_cli_round_trip(tmp_path, env, capsys):
     assert cli(capsys, "reference", "divisions", db, "--json")[1].strip() == "[]"
     code, out, err = cli(capsys, "reference", "divisions", db, "--import", tmp_path / "g.csv")
     assert code == 0 and "已新增 6 个区划" in out and "下发包" in out
-    code, out, err = cli(capsys, "reference", "add-division", db, "522699101203", "坪上村")
-    assert code == 0 and "已新增村 522699101203 坪上村,上级 522699101 清水镇" in out
-    code, out, err = cli(capsys, "reference", "add-division", db, "522699101204", "x", "--level", "township")
+    code, out, err = cli(capsys, "reference", "add-division", db, "522634101203", "坪上村")
+    assert code == 0 and "已新增村 522634101203 坪上村,上级 522634101 西江镇" in out
+    code, out, err = cli(capsys, "reference", "add-division", db, "522634101204", "x", "--level", "township")
     assert code == 1 and err.startswith("错误:") and "是村级" in err
-    code, out, err = cli(capsys, "reference", "rename-division", db, "522699101203", "坪上新村")
+    code, out, err = cli(capsys, "reference", "rename-division", db, "522634101203", "坪上新村")
     assert code == 0 and "坪上村 → 坪上新村" in out
     code, out, err = cli(capsys, "reference", "divisions", db)
     assert code == 0
-    assert out.splitlines()[:4] == ["522699 示范县 [县](2 个乡镇)", "  522699101 清水镇 [乡(镇)](3 个村)",
-                                    "    522699101201 龙井村 [村]", "    522699101202 石桥村 [村]"]
-    assert "    522699101203 坪上新村 [村]" in out.splitlines()
+    assert out.splitlines()[:4] == ["522634 雷山县 [县](2 个乡镇)", "  522634101 西江镇 [乡(镇)](3 个村)",
+                                    "    522634101201 龙井村 [村]", "    522634101202 石桥村 [村]"]
+    assert "    522634101203 坪上新村 [村]" in out.splitlines()
     code, out, err = cli(capsys, "reference", "poverty-line", db, "2025", "4000", "--source", "县级文件")
     assert code == 0 and "已设定 2025 年贫困线:4000 元/人·年" in out
     code, out, err = cli(capsys, "reference", "poverty-line", db, "2025", "4100.5")
@@ -334,9 +334,9 @@ def test_a_real_county_sets_up_its_reference_data_and_the_laptop_can_work(tmp_pa
     downstream bundle gives the laptop its villages and lines: a household in the village, an exit
     assessed, a register printed."""
     county, laptop, package = tmp_path / "c.db", tmp_path / "laptop.db", tmp_path / "l.jde"
-    assert cli(capsys, "init", county, "--role", "county", "--site-name", "示范县扶贫办")[0] == 0
+    assert cli(capsys, "init", county, "--role", "county", "--site-name", "雷山县扶贫办")[0] == 0
     code, out, err = cli(capsys, "enroll", county, "--site-name", "龙井村工作队", "--role", "village",
-                         "--villages", "522699101201", "--out", package)
+                         "--villages", "522634101201", "--out", package)
     assert code == 0, err
     env.setenv("JIANDANG_ENROLLMENT_CODE", next(line.split(":", 1)[1] for line in out.splitlines() if line.startswith("登记码")))
     assert cli(capsys, "init", laptop, "--enrollment", package)[0] == 0
@@ -356,8 +356,8 @@ def test_a_real_county_sets_up_its_reference_data_and_the_laptop_can_work(tmp_pa
     assert code == 0, out + err
 
     code, out, err = cli(capsys, "reference", "divisions", laptop)
-    assert out.splitlines() == ["522699 示范县 [县](1 个乡镇)", "  522699101 清水镇 [乡(镇)](1 个村)",
-                                "    522699101201 龙井村 [村]"]
+    assert out.splitlines() == ["522634 雷山县 [县](1 个乡镇)", "  522634101 西江镇 [乡(镇)](1 个村)",
+                                "    522634101201 龙井村 [村]"]
     with opened(laptop) as lap:
         assert reference.poverty_lines(lap) == [{"year": 2025, "line": 4000.0, "source": "县级文件"}]
         hid = households.save(lap, household(dilapidated="0")).household_id
@@ -366,7 +366,7 @@ def test_a_real_county_sets_up_its_reference_data_and_the_laptop_can_work(tmp_pa
         assert assessment.line == 4000 and assessment.passed
         p = proposals.propose(lap, hid, "exit", reasons="收入稳定", food_secure=True, clothing_secure=True)
         assert p["assessed_line"] == 4000
-    code, out, err = cli(capsys, "print", "register", laptop, "--village", "522699101201", "--out", tmp_path / "r.pdf")
+    code, out, err = cli(capsys, "print", "register", laptop, "--village", "522634101201", "--out", tmp_path / "r.pdf")
     assert code == 0, err
     assert (tmp_path / "r.pdf").stat().st_size > 1000
 
@@ -374,11 +374,11 @@ def test_a_real_county_sets_up_its_reference_data_and_the_laptop_can_work(tmp_pa
 def test_rows_of_another_county_are_named_once_as_such(county, tmp_path):
     """A county importing the national township list as it is: each foreign row is refused once, as
     another county's (not also for a parent the file does not have), and add-division says the same."""
-    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522699,示范县\n"))
+    division_files.import_divisions(county, write(tmp_path, "first.csv", "代码,名称\n522634,雷山县\n"))
     with pytest.raises(reference.ReferenceDataError) as caught:
         division_files.import_divisions(county, write(tmp_path, "streets.csv",
                                                       "code,name,areaCode\n110101001,东华门街道,110101\n"
-                                                      "522699101,清水镇,522699\n"))
+                                                      "522634101,西江镇,522634\n"))
     [problem] = caught.value.problems
     assert problem.row == 2 and "不属于本县" in problem.message
     with pytest.raises(reference.ReferenceDataError, match="不属于本县"):

@@ -24,7 +24,7 @@ from tests.test_reference import GOOD  # noqa: E402
 
 @pytest.fixture
 def county(tmp_path):
-    c = Store.create(tmp_path / "c.db", role="county", site_name="示范县扶贫办", operator="admin",
+    c = Store.create(tmp_path / "c.db", role="county", site_name="雷山县扶贫办", operator="admin",
                      passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(c)
     yield c
@@ -76,15 +76,15 @@ def test_a_poverty_line_is_edited_in_the_table(qtbot, store):
 def test_divisions_are_added_and_imported_and_a_bad_file_writes_nothing(qtbot, county, tmp_path):
     d = dialog(qtbot, county)
     assert d.add_button.isEnabled() and not d.rename_button.isEnabled()
-    assert d.add_division("522699", "示范县") and tree_codes(d.tree) == ["522699"]
-    assert not d.add_division("522699101201", "龙井村") and "还不存在" in d.division_message.text()
+    assert d.add_division("522634", "雷山县") and tree_codes(d.tree) == ["522634"]
+    assert not d.add_division("522634101201", "龙井村") and "还不存在" in d.division_message.text()
     bad = tmp_path / "bad.csv"
-    bad.write_text(GOOD + "52269910120,坪上村,村,522699101\n", encoding="utf-8")
+    bad.write_text(GOOD + "52263410120,坪上村,村,522634101\n", encoding="utf-8")
     d.start_import(str(bad))
     qtbot.waitUntil(lambda: not d.busy, timeout=10000)
     assert "未导入任何区划" in d.division_message.text() and not d.confirm_button.isVisible()
     assert d.import_list.count() == 1 and "bad.csv 第 8 行 列“代码”" in d.import_list.item(0).text()
-    assert [x["code"] for x in county.divisions()] == ["522699"]
+    assert [x["code"] for x in county.divisions()] == ["522634"]
     good = tmp_path / "good.csv"
     good.write_text(GOOD, encoding="utf-8")
     d.start_import(str(good))
@@ -93,8 +93,8 @@ def test_divisions_are_added_and_imported_and_a_bad_file_writes_nothing(qtbot, c
     assert len(county.divisions()) == 1  # nothing written before the user confirms
     qtbot.mouseClick(d.confirm_button, Qt.LeftButton)
     assert len(county.divisions()) == 6 and "已新增 5 个区划" in d.division_message.text()
-    assert tree_codes(d.tree) == ["522699", "522699101", "522699101201", "522699101202", "522699102", "522699102201"]
-    assert d.rename_division("522699101202", "石桥新村") and county.division_name("522699101202") == "石桥新村"
+    assert tree_codes(d.tree) == ["522634", "522634101", "522634101201", "522634101202", "522634102", "522634102201"]
+    assert d.rename_division("522634101202", "石桥新村") and county.division_name("522634101202") == "石桥新村"
 
 
 def test_read_only_on_an_enrolled_laptop(qtbot, tmp_path):
@@ -105,7 +105,7 @@ def test_read_only_on_an_enrolled_laptop(qtbot, tmp_path):
         assert d.banner.text().startswith("只读:") and "县扶贫办" in d.banner.text()
         assert not any(b.isEnabled() for b in (d.add_button, d.rename_button, d.import_button))
         assert d.lines.editTriggers() == QAbstractItemView.NoEditTriggers
-        assert tree_codes(d.tree) == ["522699", "522699101", "522699101201"]
+        assert tree_codes(d.tree) == ["522634", "522634101", "522634101201"]
         assert d.lines.rowCount() == len(laptop.poverty_lines()) > 0
         before = laptop.poverty_line(2025)
         assert not d.set_line(2025, 9999) and laptop.poverty_line(2025) == before
@@ -123,26 +123,26 @@ def test_the_main_window_tree_shows_a_village_added_in_the_window(qtbot, demo_st
     assert "参考数据" in [a.text() for a in w.menuBar().actions()]
     window = w.open_external("app.ui.reference_dialog", "ReferenceDialog")
     assert isinstance(window, ReferenceDialog) and window.isVisible()
-    assert window.add_division("522699101209", "新设村")
+    assert window.add_division("522634101209", "新设村")
     window.close()
-    qtbot.waitUntil(lambda: "522699101209" in tree_codes(w.tree), timeout=5000)
+    qtbot.waitUntil(lambda: "522634101209" in tree_codes(w.tree), timeout=5000)
     item = next(i for i in w.tree.findItems("新设村", Qt.MatchStartsWith | Qt.MatchRecursive))
     w.tree.setCurrentItem(item)
     editor = w.new_household()
-    assert editor is not None and editor.village_code == "522699101209"
+    assert editor is not None and editor.village_code == "522634101209"
     editor.close()
 
 
 def test_typing_a_new_townships_own_digits_adds_them_to_the_county_code(qtbot):
     from app.ui.reference_dialog import DivisionForm
 
-    form = DivisionForm({"code": "522699", "name": "示范县", "level": "county"})
+    form = DivisionForm({"code": "522634", "name": "雷山县", "level": "county"})
     qtbot.addWidget(form)
     form.show()
     qtbot.waitExposed(form)
     qtbot.waitUntil(lambda: form.code.hasFocus() and not form.code.hasSelectedText())
     qtbot.keyClicks(form.code, "101")
-    assert form.code.text() == "522699101"
+    assert form.code.text() == "522634101"
 
 
 def test_the_monitoring_criteria_are_set_and_edited_in_their_tab(qtbot, county):

@@ -16,7 +16,7 @@ from app.core import demo
 from app.reports import common, register
 from app.reports.context import Context
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 TODAY = dt.date(2026, 12, 1)
 
 

@@ -18,8 +18,8 @@ from app.reports.cells import Line, cell, page_tables, row_height
 from app.reports.common import CJK, FONT_CMD, GRID, markup, para, register_fonts, styles
 from app.reports.context import Context
 
-TEXTS = ["张三", "5226991012010002", "522699********0298", "4,242.33", "一般贫困户", "1组 小计:80 户 300 人",
-         "周俊(清水镇人民政府)", "", "A&B <c>", "自愿发展能力不足而长期无法摆脱贫困的家庭情况说明"]
+TEXTS = ["张三", "5226341012010002", "522634********0298", "4,242.33", "一般贫困户", "1组 小计:80 户 300 人",
+         "周俊(西江镇人民政府)", "", "A&B <c>", "自愿发展能力不足而长期无法摆脱贫困的家庭情况说明"]
 
 
 def _pixels(pdf: bytes) -> list[bytes]:
@@ -58,7 +58,7 @@ def test_a_line_too_wide_for_its_cell_wraps_like_a_paragraph():
 
 
 def _register_docs(n: int) -> tuple[list[dict], Context]:
-    docs = demo.households(per_village=n, villages=["522699101201"], today=dt.date(2026, 12, 1))
+    docs = demo.households(per_village=n, villages=["522634101201"], today=dt.date(2026, 12, 1))
     for i, doc in enumerate(docs):
         doc["id"] = f"h{i:04d}"
     ctx = Context(division_names={c: name for c, name, _, _ in demo.divisions()},
@@ -70,7 +70,7 @@ def test_the_register_is_cut_into_pages_where_reportlab_would_split_it(tmp_path)
     """One table per page, subtotal rows without SPAN, must print the pages that one long table with
     spanning subtotal cells (the register as it was) printed when reportlab split it."""
     docs, ctx = _register_docs(130)
-    story, _ = register.register_story("522699101201", docs, ctx)
+    story, _ = register.register_story("522634101201", docs, ctx)
     pages = [f for f in story if isinstance(f, Table) and len(f._cellvalues[0]) == len(register.COLUMNS)]
     assert len(pages) > 3
     header = pages[0]._cellvalues[0]

@@ -12,7 +12,7 @@ from app.core import demo as demo_core
 from app.reports.common import number_para, styles
 from app.services import households, printing
 
-VILLAGE = "522699101201"
+VILLAGE = "522634101201"
 
 
 def lines_of(path) -> list[str]:
@@ -25,7 +25,7 @@ def test_card_amounts_and_numbers_never_break_inside_the_number(store, tmp_path)
     doc["plans"][0]["project_funds"] = 1234567.5
     doc["incomes"][0]["wage_income"] = 4934567.89
     doc["bank_account"] = "6228876634400297875123"
-    doc["members"][1]["id_number"] = "52269919930910019X"
+    doc["members"][1]["id_number"] = "52263419930910108X"
     saved = households.save(store, doc, allow_errors=True)
     out = tmp_path / "card.pdf"
     printing.print_cards(store, out, household_id=saved.household_id, full_id=True)
@@ -46,7 +46,7 @@ def test_number_para_keeps_a_number_on_one_line_and_wraps_other_text():
     p.wrap(width, 1000)
     assert len(p.blPara.lines) == 1
     assert p.style.fontSize < cell.fontSize
-    for text in ["2025-10-02", "522699********0151", "52269919930910019X", "-1,203.75"]:
+    for text in ["2025-10-02", "522634********0151", "52263419930910108X", "-1,203.75"]:
         p = number_para(text, cell, width)
         p.wrap(width, 1000)
         assert len(p.blPara.lines) == 1, text

@@ -19,8 +19,8 @@ from app.reports.common import ReportError, write_pdf
 from app.reports.notice import NoticeInfo
 from app.services import households, printing
 
-VILLAGE = "522699101201"
-TOWNSHIP = "522699101"
+VILLAGE = "522634101201"
+TOWNSHIP = "522634101"
 STANDARD_14 = {"Courier", "Helvetica", "Times", "Symbol", "ZapfDingbats"}
 
 
@@ -202,7 +202,7 @@ def test_household_with_missing_fields_prints_marks_instead_of_crashing(store, t
 
 def test_long_names_wrap_inside_their_cells(store, tmp_path):
     long_name = "欧阳" + "长" * 26 + "名"
-    long_unit = "省交通运输厅驻示范县清水镇龙井村脱贫攻坚帮扶工作队第一分队" * 2
+    long_unit = "省交通运输厅驻雷山县西江镇龙井村脱贫攻坚帮扶工作队第一分队" * 2
     doc = demo_core.households(per_village=1, villages=[VILLAGE])[0]
     doc["head_name"] = long_name
     doc["members"][0]["name"] = long_name
@@ -236,13 +236,13 @@ def test_unknown_village_or_household_leaves_no_file(demo_store, tmp_path):
     folder.mkdir()
     out = folder / "x.pdf"
     with pytest.raises(ReportError, match="没有村"):
-        printing.print_cards(demo_store, out, village_code="522699101299")
+        printing.print_cards(demo_store, out, village_code="522634101299")
     with pytest.raises(ReportError, match="找不到贫困户"):
         printing.print_cards(demo_store, out, household_id="no-such-id")
     with pytest.raises(ReportError, match="不是村代码"):
         printing.print_register(demo_store, out, "12")
     with pytest.raises(ReportError, match="乡"):
-        printing.print_book(demo_store, out, "522699109")
+        printing.print_book(demo_store, out, "522634109")
     assert list(folder.iterdir()) == []
 
 

@@ -96,12 +96,12 @@ def test_validate_all_reads_in_batches_and_still_finds_shared_household_numbers(
 def test_changes_are_kept_for_listeners_only(store):
     seen = []
     with store.transaction():
-        store.put("household", {"head_name": "甲"}, village_code="522699101201")
+        store.put("household", {"head_name": "甲"}, village_code="522634101201")
         assert store._pending == []  # nobody listens: a county-sized import keeps nothing per change
     store.listeners.append(seen.extend)
     with store.transaction():
-        store.put("household", {"head_name": "乙"}, village_code="522699101201")
-        store.create_many([("household", {"head_name": "丙"}, "522699101201", None)])
+        store.put("household", {"head_name": "乙"}, village_code="522634101201")
+        store.create_many([("household", {"head_name": "丙"}, "522634101201", None)])
     assert [c.new.get("head_name") for c in seen] == ["乙", "丙"]
 
 

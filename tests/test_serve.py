@@ -573,15 +573,15 @@ def test_enrollment_carries_the_service_address_and_certificate(tmp_path, monkey
                  "--out-key", str(tmp_path / "tls.key")]) == 0
     if os.name == "posix":  # mode bits exist only there
         assert (tmp_path / "tls.key").stat().st_mode & 0o077 == 0
-    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
     assert main(["enroll", str(county_db), "--site-name", "甲队", "--role", "village", "--villages",
-                 "522699101201", "--out", str(usb / "a.jde"), "--server-ca", str(tmp_path / "tls.key")]) == 1
+                 "522634101201", "--out", str(usb / "a.jde"), "--server-ca", str(tmp_path / "tls.key")]) == 1
     assert "不是 PEM 格式的证书" in capsys.readouterr().err
     assert main(["enroll", str(county_db), "--site-name", "甲队", "--role", "village", "--villages",
-                 "522699101201", "--out", str(usb / "a.jde"), "--server", "https://192.168.1.10:8765",
+                 "522634101201", "--out", str(usb / "a.jde"), "--server", "https://192.168.1.10:8765",
                  "--server-ca", str(cert)]) == 0
     assert main(["enroll", str(county_db), "--site-name", "乙队", "--role", "village", "--villages",
-                 "522699101201", "--out", str(usb / "b.jde")]) == 0
+                 "522634101201", "--out", str(usb / "b.jde")]) == 0
     out = capsys.readouterr().out
     assert out.count("县同步服务:https://192.168.1.10:8765") == 2
     codes = [line.split(":", 1)[1] for line in out.splitlines() if line.startswith("登记码")]

@@ -96,7 +96,7 @@ def _county(where) -> Store:
 
     from app.services import demo
 
-    county = Store.create(where("county.db"), role="county", site_name="示范县扶贫办", operator="admin",
+    county = Store.create(where("county.db"), role="county", site_name="雷山县扶贫办", operator="admin",
                           passphrase=PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     identity.setup_county(county)
     demo.install_reference_data(county)

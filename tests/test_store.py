@@ -19,7 +19,7 @@ BACKENDS = ("sqlite", "postgresql")
 
 def test_created_database_reopens_and_unlocks(make_store, where, backend):
     s = make_store()
-    change = s.put("household", {"head_name": "王五"}, village_code="522699101201")
+    change = s.put("household", {"head_name": "王五"}, village_code="522634101201")
     s.close()
     s = Store.open(where("village.db"))
     assert not s.unlocked
@@ -101,7 +101,7 @@ def test_short_passphrases_are_refused(make_store):
 
 def test_recovery_key_opens_the_database_and_resets_a_passphrase(make_store, where, recovery_key):
     s = make_store()
-    s.put("household", {"head_name": "赵六"}, village_code="522699101201")
+    s.put("household", {"head_name": "赵六"}, village_code="522634101201")
     s.close()
     s = Store.open(where("village.db"))
     s.unlock_with_recovery(recovery_key)
@@ -148,7 +148,7 @@ def test_a_new_database_has_large_pages_so_a_load_reads_few_of_them(tmp_path, re
 
     s = _new_village(tmp_path / "new.db", recovery_key)
     members = [{"name": f"成员{i}", "work_area": "本乡镇"} for i in range(300)]
-    s.create_many([("member", m, "522699101201", None) for m in members])
+    s.create_many([("member", m, "522634101201", None) for m in members])
     s.close()
     assert PAGE_SIZE == 16384 and _page_size(tmp_path / "new.db") == PAGE_SIZE
     s = Store.open(tmp_path / "new.db")
@@ -162,13 +162,13 @@ def test_a_database_made_with_small_pages_still_opens_loads_and_takes_edits(tmp_
 
     monkeypatch.setattr(db, "PAGE_SIZE", 4096)  # as every database was made before 16 KiB pages
     s = _new_village(tmp_path / "old.db", recovery_key)
-    first = s.put("household", {"head_name": "王五"}, village_code="522699101201").record_id
+    first = s.put("household", {"head_name": "王五"}, village_code="522634101201").record_id
     s.close()
     monkeypatch.undo()
     s = Store.open(tmp_path / "old.db")
     s.unlock("admin", PASSPHRASE)
     assert [r.fields for r in s.records()] == [{"head_name": "王五"}]
-    second = s.put("household", {"head_name": "李四"}, village_code="522699101201").record_id
+    second = s.put("household", {"head_name": "李四"}, village_code="522634101201").record_id
     s.close()
     assert _page_size(tmp_path / "old.db") == 4096  # kept: never rewritten behind the user's back
     s = Store.open(tmp_path / "old.db")
@@ -261,8 +261,8 @@ def test_unchanged_save_writes_no_change(store):
 
 
 def test_ciphertext_swapped_between_two_records_fails_to_decrypt(store):
-    a = store.put("household", {"head_name": "甲"}, village_code="522699101201").record_id
-    b = store.put("household", {"head_name": "乙"}, village_code="522699101201").record_id
+    a = store.put("household", {"head_name": "甲"}, village_code="522634101201").record_id
+    b = store.put("household", {"head_name": "乙"}, village_code="522634101201").record_id
     blob_a = store.conn.execute("SELECT blob FROM records WHERE id = ?", (a,)).fetchone()[0]
     store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (blob_a, b))
     with pytest.raises(DecryptionError, match=b):
@@ -294,7 +294,7 @@ def test_bulk_writes_of_a_merge_keep_parents_and_payloads(store):
     the statement leaves parent_id out) and a mixed one read back as written, payloads included,
     and a record rewritten without its parent in the batch keeps the parent it had."""
     from app.store import Change, Record
-    v = "522699101201"
+    v = "522634101201"
     hh = [Change("s1", i + 1, f"h{i}", "household", v, None, f"17648000000{i:02d}.0001", "create",
                  {"head_name": f"户主{i}"}, {}, {}, "县甲", None) for i in range(3)]
     mixed = [Change("s1", 4, "m0", "member", v, "h0", "1764800000100.0001", "create", {"name": "成员"}, {}, {}, "县甲", "补录"),
@@ -321,7 +321,7 @@ def test_change_rows_written_in_bulk_open_only_as_their_own_change(store):
     open as `seal("change", "site:seq", …)` would, each with its own nonce; a payload moved onto
     another change row fails to open; a value only the standard library writes exactly stays exact."""
     from app.store import Change
-    v = "522699101201"
+    v = "522634101201"
     changes = [Change("s1", i + 1, f"h{i}", "household", v, None, f"17648000000{i:02d}.0001", "update",
                       {"note": 10 ** 30 + i if i == 2 else f"备注{i}"}, {"note": None}, {"note": "0"}, "县甲", None)
                for i in range(3)]
@@ -371,8 +371,8 @@ i = 0
 while True:
     with s.transaction():
         for j in range(20):
-            c = s.put("household", {"head_name": f"户{i}-{j}", "family_size": j}, village_code="522699101201")
-            s.put("member", {"name": f"成员{i}-{j}"}, village_code="522699101201", parent_id=c.record_id)
+            c = s.put("household", {"head_name": f"户{i}-{j}", "family_size": j}, village_code="522634101201")
+            s.put("member", {"name": f"成员{i}-{j}"}, village_code="522634101201", parent_id=c.record_id)
     i += 1
 """
 
@@ -397,7 +397,7 @@ def test_a_killed_writer_leaves_the_database_consistent(make_store, where):
     seqs = [r[0] for r in s.conn.execute("SELECT seq FROM changes ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1))
     # and the database takes new writes with the next sequence number
-    c = s.put("household", {"head_name": "之后"}, village_code="522699101201")
+    c = s.put("household", {"head_name": "之后"}, village_code="522634101201")
     assert c.seq == len(seqs) + 1
     s.close()
 
@@ -460,7 +460,7 @@ def test_any_json_value_round_trips_through_the_store_and_the_change_log(make_st
     store = make_store()
     fields = {"head_name": "欧阳", "big": 2**70 + 1, "neg": -(2**65) - 3, "float": 0.1, "list": ["甲", 1, None],
               "nested": {"a": [1.5, "乙", 10**30 + 7]}, "note": "账号:12345678901234567890"}
-    rid = store.put("household", fields, village_code="522699101201").record_id
+    rid = store.put("household", fields, village_code="522634101201").record_id
     store.close()
     again = Store.open(where("village.db"))
     again.unlock("admin", PASSPHRASE)
@@ -497,7 +497,7 @@ def test_an_edit_for_a_record_that_is_not_here_is_refused(make_store):
 def test_big_integers_round_trip_through_bulk_creation_too(make_store, where):
     store = make_store()
     fields = {"head_name": "欧阳", "big": 2**70 + 1}
-    [change] = store.create_many([("household", fields, "522699101201", None)])
+    [change] = store.create_many([("household", fields, "522634101201", None)])
     store.close()
     again = Store.open(where("village.db"))
     again.unlock("admin", PASSPHRASE)
@@ -508,7 +508,7 @@ def test_big_integers_round_trip_through_bulk_creation_too(make_store, where):
 
 def test_loading_everything_gives_each_record_as_get_does_and_skips_a_damaged_one(make_store):
     store = make_store()
-    village = "522699101201"
+    village = "522634101201"
     kept = [store.put("household", {"head_name": f"户主{i}", "family_size": i}, village_code=village).record_id
             for i in range(3)]
     big = store.put("household", {"head_name": "欧阳", "big": 2**70 + 1}, village_code=village).record_id  # stdlib body
@@ -534,7 +534,7 @@ def test_loading_everything_leaves_the_garbage_collector_as_it_found_it(store):
     import gc
 
     for i in range(5):
-        store.put("household", {"head_name": f"户主{i}"}, village_code="522699101201")
+        store.put("household", {"head_name": f"户主{i}"}, village_code="522634101201")
     walk = store.records()
     next(walk)  # abandoned after the first record: the collector must run again meanwhile
     assert gc.isenabled() and gc.get_freeze_count() == 0
@@ -557,7 +557,7 @@ def test_a_new_database_is_not_made_beside_the_log_another_one_left(make_store, 
     unlock then failed with “index_key 解密失败”). Now the creation is refused, naming the file, and
     the log is left as it was."""
     old = make_store("村.db")
-    old.put("household", {"head_name": "王五"}, village_code="522699101201")
+    old.put("household", {"head_name": "王五"}, village_code="522634101201")
     log = (tmp_path / "村.db-wal").read_bytes()  # still open: its last writes are in the log
     old.close()
     for leftover in tmp_path.glob("村.db*"):

@@ -205,12 +205,12 @@ def test_a_conversion_killed_midway_leaves_the_old_data_and_runs_again(old_datab
 def test_new_records_are_sealed_with_their_village_parent_and_clock(store):
     """What a read returns as village, parent and clock is the sealed copy, whatever the plain
     routing columns say (they are what queries choose records by, nothing more)."""
-    house = store.put("household", {"head_name": "王一"}, village_code="522699101201")
-    member = store.put("member", {"name": "王一"}, village_code="522699101201", parent_id=house.record_id)
-    many = store.create_many([("member", {"name": "王二"}, "522699101201", house.record_id)])
+    house = store.put("household", {"head_name": "王一"}, village_code="522634101201")
+    member = store.put("member", {"name": "王一"}, village_code="522634101201", parent_id=house.record_id)
+    many = store.create_many([("member", {"name": "王二"}, "522634101201", house.record_id)])
     body = bodies.decode(store.sealer().open("member", member.record_id, store.conn.execute(
         "SELECT blob FROM records WHERE id = ?", (member.record_id,)).fetchone()[0]), member.record_id, "member", 0)
-    assert (body.village_code, body.parent_id, body.hlc) == ("522699101201", house.record_id, member.hlc)
+    assert (body.village_code, body.parent_id, body.hlc) == ("522634101201", house.record_id, member.hlc)
     store.conn.execute("UPDATE records SET parent_id = ?, hlc = '0' WHERE id IN (?, ?)",
                        (house.record_id + "x", member.record_id, many[0].record_id))
     for got in (store.get(member.record_id), store.get(many[0].record_id)):
@@ -241,7 +241,7 @@ def test_an_older_county_database_on_postgresql_converts_at_unlock(pg_url, recov
     from app.services import households
     from tests.factories import household
 
-    s = Store.create(pg_url, role="county", site_name="示范县扶贫办", operator="admin", passphrase=PASSPHRASE,
+    s = Store.create(pg_url, role="county", site_name="雷山县扶贫办", operator="admin", passphrase=PASSPHRASE,
                      recovery_public_key=recovery_key.public_key())
     demo.install_reference_data(s)
     for seq, head in enumerate(("王大山", "李小河"), start=1):
@@ -263,13 +263,13 @@ def test_bulk_created_records_read_back_exactly_with_their_clocks(store):
     """`create_many` writes the body text itself (bodies.encode_new): what it wrote reads back as
     `put` would have written it, a value only the standard library's JSON holds exactly included,
     and the field clocks decoded when first used are the record's."""
-    house = store.put("household", {"head_name": "王一"}, village_code="522699101201")
-    changes = store.create_many([("member", {"name": "王二", "note": 2 ** 70}, "522699101201", house.record_id),
-                                 ("member", {"name": "王三", "health": ["1", "2"]}, "522699101201", house.record_id)])
+    house = store.put("household", {"head_name": "王一"}, village_code="522634101201")
+    changes = store.create_many([("member", {"name": "王二", "note": 2 ** 70}, "522634101201", house.record_id),
+                                 ("member", {"name": "王三", "health": ["1", "2"]}, "522634101201", house.record_id)])
     loaded = {r.id: r for r in store.records("member")}
     for change, fields in zip(changes, ({"name": "王二", "note": 2 ** 70}, {"name": "王三", "health": ["1", "2"]})):
         got = loaded[change.record_id]
-        assert (got.fields, got.village_code, got.parent_id, got.hlc) == (fields, "522699101201", house.record_id, change.hlc)
+        assert (got.fields, got.village_code, got.parent_id, got.hlc) == (fields, "522634101201", house.record_id, change.hlc)
         assert type(got.fields["name"]) is str and got.clocks == {"*": change.hlc} == store.get(change.record_id).clocks
     assert loaded[changes[0].record_id].fields["note"] == 2 ** 70 and type(loaded[changes[0].record_id].fields["note"]) is int
 
@@ -277,11 +277,11 @@ def test_bulk_created_records_read_back_exactly_with_their_clocks(store):
 def test_a_sealed_body_of_another_shape_is_reported_damaged_and_the_rest_load(store):
     """A body that opens (authentic) but is not of the current format, e.g. one left in format 2
     while the database says 3, is skipped and named like a damaged one, not read wrongly."""
-    a = store.put("household", {"head_name": "王一"}, village_code="522699101201")
-    b = store.put("household", {"head_name": "李二"}, village_code="522699101201")
+    a = store.put("household", {"head_name": "王一"}, village_code="522634101201")
+    b = store.put("household", {"head_name": "李二"}, village_code="522634101201")
     sealer = store.sealer()
     odd = sealer.seal("household", a.record_id, _dumps({"f": {"head_name": "王一"}, "c": {"*": a.hlc},
-                                                         "v": "522699101201", "p": None, "t": a.hlc}))
+                                                         "v": "522634101201", "p": None, "t": a.hlc}))
     store.conn.execute("UPDATE records SET blob = ? WHERE id = ?", (odd, a.record_id))
     assert [r.id for r in store.records("household")] == [b.record_id]
     assert store.damaged == {a.record_id: "household"}

@@ -111,17 +111,17 @@ def test_init_from_a_township_package_names_the_township_as_such(tmp_path, monke
 
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     county_db, package = tmp_path / "county.db", tmp_path / "town.jde"
-    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
     with Store.open(county_db) as county:
         county.unlock("admin", PASSPHRASE)
         demo.install_reference_data(county)
-    assert main(["enroll", str(county_db), "--site-name", "清水镇扶贫站", "--role", "township", "--villages",
+    assert main(["enroll", str(county_db), "--site-name", "西江镇扶贫站", "--role", "township", "--villages",
                  f"{VILLAGE[:9]},{OTHER_VILLAGE}", "--out", str(package)]) == 0
     code = next(line.split(":", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("登记码"))
     monkeypatch.setenv("JIANDANG_ENROLLMENT_CODE", code)
     assert main(["init", str(tmp_path / "town.db"), "--enrollment", str(package)]) == 0
     out = capsys.readouterr().out
-    assert f"乡镇 清水镇({VILLAGE[:9]})、村 石桥村({OTHER_VILLAGE})" in out
+    assert f"乡镇 西江镇({VILLAGE[:9]})、村 石桥村({OTHER_VILLAGE})" in out
     assert f"村 {VILLAGE[:9]}" not in out
     # the certificate's expiry in local date and time, as the window shows it (not 2029-11-28T09:44:13Z)
     assert main(["devices", str(county_db), "--json"]) == 0
@@ -369,7 +369,7 @@ def test_the_cli_contract(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     county_db, laptop_db, usb = tmp_path / "county.db", tmp_path / "laptop.db", tmp_path / "usb"
     usb.mkdir()
-    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
     assert main(["enroll", str(county_db), "--site-name", "龙井村工作队", "--role", "village", "--villages",
                  VILLAGE, "--out", str(usb / "laptop.jde")]) == 0
     out = capsys.readouterr().out
@@ -464,14 +464,14 @@ def test_enroll_refuses_codes_outside_the_county_and_never_overwrites_a_package(
 
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     county_db = tmp_path / "county.db"
-    assert main(["init", str(county_db), "--role", "county", "--site-name", "示范县扶贫办"]) == 0
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
     assert main(["enroll", str(county_db), "--site-name", "早登记队", "--role", "village", "--villages", VILLAGE,
                  "--out", str(tmp_path / "early.jde")]) == 0
-    assert "县里还没有导入行政区划,无法核对代码 522699101201" in capsys.readouterr().err
+    assert "县里还没有导入行政区划,无法核对代码 522634101201" in capsys.readouterr().err
     with Store.open(county_db) as county:
         county.unlock("admin", PASSPHRASE)
         demo.install_reference_data(county)
-    for codes in ("110101001001", f"{VILLAGE},522699109", "522699101999"):  # another county, no such township, village
+    for codes in ("110101001001", f"{VILLAGE},522634109", "522634101999"):  # another county, no such township, village
         out = tmp_path / "x1.jde"
         assert main(["enroll", str(county_db), "--site-name", "错码队", "--role", "village", "--villages", codes,
                      "--out", str(out)]) == 1
@@ -479,7 +479,7 @@ def test_enroll_refuses_codes_outside_the_county_and_never_overwrites_a_package(
         wrong = [c for c in codes.split(",") if c != VILLAGE]
         assert f"以下代码不在本县的行政区划中:{'、'.join(wrong)}" in err and "jiandang reference divisions" in err
         assert not out.exists()
-    assert main(["enroll", str(county_db), "--site-name", "清水镇", "--role", "township", "--villages", "522699101",
+    assert main(["enroll", str(county_db), "--site-name", "西江镇", "--role", "township", "--villages", "522634101",
                  "--out", str(tmp_path / "x1.jde")]) == 0
     assert "行政区划" not in capsys.readouterr().err
     first = (tmp_path / "x1.jde").read_bytes()
@@ -493,7 +493,7 @@ def test_enroll_refuses_codes_outside_the_county_and_never_overwrites_a_package(
     capsys.readouterr()
     assert main(["devices", str(county_db), "--json"]) == 0
     import json
-    assert sorted(d["site_name"] for d in json.loads(capsys.readouterr().out)) == ["早登记队", "清水镇", "龙井村工作队"]
+    assert sorted(d["site_name"] for d in json.loads(capsys.readouterr().out)) == ["早登记队", "西江镇", "龙井村工作队"]
 
 
 def test_members_are_listed_in_the_order_they_were_entered_at_every_site(tmp_path):

@@ -255,3 +255,30 @@ def test_devices_says_when_a_certificate_has_expired(tmp_path, env, capsys):
     lines = {line.split("\t")[1]: line for line in capsys.readouterr().out.splitlines()[1:]}
     assert lines["龙井村短期队"].endswith("已过期(请重新登记)")
     assert lines["龙井村一队"].endswith("有效")
+
+
+def test_sync_status_of_a_demo_database_says_it_is_not_enrolled(tmp_path, env, capsys):
+    """A new user's first `sync status` on the demo answered `待发给各设备的照片:无` (the county's words)
+    and an empty line: a database never enrolled has nothing to send and says so, as the window does."""
+    path = tmp_path / "演示.db"
+    assert main(["demo", str(path), "--per-village", "1"]) == 0
+    capsys.readouterr()
+    assert main(["sync", "status", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out == "本库未在县里登记,不同步:数据只在本机,请定期备份\n", out
+
+
+def test_init_from_a_package_without_a_terminal_asks_for_the_enrollment_code_by_its_name(tmp_path, env, capsys,
+                                                                                          monkeypatch):
+    """Without JIANDANG_ENROLLMENT_CODE and no terminal to ask in, the message said 需要密码 while the
+    variable it named holds the 登记码: it names the 登记码."""
+    import os
+
+    package = tmp_path / "龙井村.jde"
+    package.write_bytes(b"JDE" + bytes(60))
+    monkeypatch.delenv("JIANDANG_ENROLLMENT_CODE", raising=False)
+    monkeypatch.setattr("sys.stdin", open(os.devnull))
+    assert main(["init", str(tmp_path / "新.db"), "--enrollment", str(package)]) == 1
+    err = capsys.readouterr().err
+    assert "需要登记码" in err and "JIANDANG_ENROLLMENT_CODE" in err and "密码" not in err, err
+    assert not (tmp_path / "新.db").exists()

@@ -41,7 +41,7 @@ def _county_with_a_village(tmp_path, photo_count=0):
 def _village_changes(county, laptop) -> set:
     """(site, seq) of the changes the county holds for the laptop's village from other sites."""
     return {tuple(r) for r in county.conn.execute(
-        "SELECT site_id, seq FROM changes WHERE village_code LIKE ? AND site_id != ?", ("522699101201%", laptop.site_id))}
+        "SELECT site_id, seq FROM changes WHERE village_code LIKE ? AND site_id != ?", ("522634101201%", laptop.site_id))}
 
 
 def _held(store) -> set:
@@ -92,7 +92,7 @@ def test_a_new_laptops_first_copy_comes_in_parts_by_usb_and_goes_in_completely(t
     assert all(r.more_changes for r in reports[:-1]) and not reports[-1].more_changes
     assert "其余更改在同一次导出的后续同步包中" in reports[0].line()
     assert _held(laptop) >= wanted
-    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522699101201")}
+    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522634101201")}
     assert {r[0] for r in laptop.conn.execute("SELECT digest FROM attachment_blobs")} == \
         {r[0] for r in county.conn.execute("SELECT digest FROM attachment_blobs")}
     # the laptop acknowledges the whole copy: the county's next export for it carries nothing
@@ -137,7 +137,7 @@ def test_a_missing_or_tampered_part_is_refused_naming_it_and_the_laptop_keeps_it
     reports = exchange.import_paths(laptop, [stick])
     assert [r.status for r in reports] == ["duplicate"] + ["accepted"] * (len(written) - 1), [r.line() for r in reports]
     assert _held(laptop) >= _village_changes(county, laptop)
-    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522699101201")}
+    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522634101201")}
     # a part replayed is a duplicate that changes nothing
     digest = exchange.store_digest(laptop)
     assert exchange.import_bundle(laptop, written[2].read_bytes(), written[2].name).status == "duplicate"
@@ -181,7 +181,7 @@ def test_a_single_bundle_of_an_older_county_version_still_goes_in(tmp_path):
     report = exchange.import_bundle(laptop, old, name)
     assert report.status == "accepted" and not report.more_changes, report.line()
     assert _held(laptop) >= _village_changes(county, laptop)
-    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522699101201")}
+    assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522634101201")}
     for s in (first, laptop, county):
         s.close()
 
@@ -199,7 +199,7 @@ def test_a_new_laptop_fetches_its_first_copy_in_parts_through_the_service(tmp_pa
         assert all(r.status == "accepted" for r in result.reports), [r.line() for r in result.reports]
         assert sum(r.changes for r in downs) == len(wanted)  # each change fetched once
         assert _held(laptop) >= wanted
-        assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522699101201")}
+        assert _fields(laptop) == {r.id: r.fields for r in county.records(village_code="522634101201")}
         # the next sync acknowledges them: one empty downstream bundle
         again = client.sync_now(laptop, server.url, retries=0)
         assert [r.changes for r in again.reports if "-down-" in r.name] == [0]

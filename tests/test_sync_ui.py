@@ -161,7 +161,7 @@ def test_sync_now_button_syncs_through_the_service_and_says_when_it_is_unreachab
         assert households.document(a, hid) == households.document(county, hid)  # B's household arrived
         assert a.meta("sync_server_url") == server.url and dialog.sync_button.isEnabled()
         assert "尚未确认的本机更改:0 条" in dialog.info.text()  # the county acknowledged them
-        assert f"登记于 示范县扶贫办({county.site_id})" in dialog.info.text()
+        assert f"登记于 雷山县扶贫办({county.site_id})" in dialog.info.text()
     finally:
         server.stop()
     # the service is gone: a clear message, and the USB buttons still work
@@ -289,10 +289,10 @@ def test_sync_texts_show_local_times_and_sites_by_name(qtbot, tmp_path, monkeypa
     dialog.panel.import_()
     qtbot.waitUntil(lambda: not dialog.panel.busy, timeout=20000)
     info = dialog.info.text()
-    assert info.startswith(f"本机:甲队({a.site_id}),登记于 示范县扶贫办({county.site_id})。"), info
+    assert info.startswith(f"本机:甲队({a.site_id}),登记于 雷山县扶贫办({county.site_id})。"), info
     assert info.endswith(f"最近的县级包有效至:{_local(a.meta('sync_down_expires'))}"), info
     assert "T" not in info.split("有效至:")[1] and "Z" not in info.split("有效至:")[1]
-    assert dialog.panel.table.item(0, 2).text().startswith(f"来自 示范县扶贫办({county.site_id}):")
+    assert dialog.panel.table.item(0, 2).text().startswith(f"来自 雷山县扶贫办({county.site_id}):")
     dialog.grab().save(str(tmp_path / "sync.png"))
     dialog.close()
 
@@ -308,7 +308,7 @@ def test_sync_texts_show_local_times_and_sites_by_name(qtbot, tmp_path, monkeypa
     assert f"来自 甲队({a.site_id}) 第 2 号包" in capsys.readouterr().out
     assert main(["sync", "export", str(paths[1]), "--to", str(usb)]) == 0
     assert main(["sync", "import", str(paths[0]), str(usb)]) == 0
-    assert f"来自 示范县扶贫办({county.site_id}) 第 2 号包" in capsys.readouterr().out
+    assert f"来自 雷山县扶贫办({county.site_id}) 第 2 号包" in capsys.readouterr().out
 
 
 def test_files_a_folder_import_left_out_are_shown_as_skipped_not_counted_as_bundles(qtbot, tmp_path):

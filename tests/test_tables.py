@@ -62,7 +62,7 @@ REQUIRED_VALUES = ["国家标准", "一般贫困户", "未脱贫", "因病", "20
 
 
 def person(birth: dt.date, seq: int, sex: str) -> str:
-    return idnumber.make("522699", birth, seq, sex)
+    return idnumber.make("522634", birth, seq, sex)
 
 
 HEAD1 = person(dt.date(1970, 5, 6), 11, "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -93,7 +94,7 @@ def test_sixty_thousand_row_sheet(store, tmp_path):
         number = f"{V}{h + 1:05d}"
         for i, (relation, sex) in enumerate(relations):
             seq = 2 * i + (1 if sex == "1" else 2)
-            ws.append([number, f"户主{h}", f"成员{h}-{i}", idnumber.make("522699", birth, seq, sex), relation, sex,
+            ws.append([number, f"户主{h}", f"成员{h}-{i}", idnumber.make("522634", birth, seq, sex), relation, sex,
                        *REQUIRED_VALUES])
     path = tmp_path / "big.xlsx"
     wb.save(path)
@@ -124,3 +125,27 @@ def test_import_lists_the_first_50_warnings_and_says_how_many_there_are(db, tmp_
     out = capsys.readouterr().out
     assert "提醒 60 条(这些户已照常导入)" in out
     assert out.count("  提醒 台账 第 ") == 50 and "  …… 共 60 条提醒" in out
+
+
+def test_a_refused_households_own_reason_is_printed_before_the_rows_that_point_at_it(tmp_path, monkeypatch, capsys):
+    """A county importing a township's export before adding two of its villages: the 家庭成员 sheet sorts before
+    the 贫困户 sheet, so the first 50 lines printed were all 同户其他行有错误(见贫困户第 N 行) and the
+    reason on 贫困户 row N (the village is not in the divisions) was never shown. Own reasons come first."""
+    from app.core import demo
+
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    village_db, county_db, sheet = tmp_path / "演示.db", tmp_path / "县.db", tmp_path / "西江镇.xlsx"
+    assert main(["demo", str(village_db), "--per-village", "8"]) == 0
+    assert main(["export-table", str(village_db), "--township", demo.TOWNSHIPS[0][0], "--out", str(sheet)]) == 0
+    assert main(["init", str(county_db), "--role", "county", "--site-name", "雷山县扶贫办"]) == 0
+    divisions = Path(__file__).parent / "data" / "divisions" / "522634.csv"  # the county and towns, no villages
+    assert main(["reference", "divisions", str(county_db), "--import", str(divisions)]) == 0
+    village, name = demo.TOWNSHIPS[0][2][0]
+    assert main(["reference", "add-division", str(county_db), village, name]) == 0  # its other two not yet
+    capsys.readouterr()
+    assert main(["import-table", str(county_db), str(sheet), "--dry-run"]) == 1
+    refused = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  拒绝")]
+    assert len(refused) == 50  # more than are printed
+    assert refused[0].startswith("  拒绝 贫困户 第 ") and "不在本库的行政区划中" in refused[0], refused[:3]
+    own = [line for line in refused if "同户其他行有错误" not in line]
+    assert len(own) == 16 and refused[:16] == own  # one a household, then the rows that point at them

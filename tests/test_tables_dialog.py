@@ -63,6 +63,31 @@ def test_dry_run_edit_mapping_confirm_and_export(qtbot, store, tmp_path):
     assert "已导出 1 户" in dialog.status.text() and load_workbook(out)["贫困户"].max_row == 2
 
 
+
+def test_a_sheet_without_a_known_name_column_lists_its_columns_to_be_mapped(qtbot, store, tmp_path):
+    """A ledger whose name columns have headings the program does not know (户主名字, 名字): the message
+    says to choose the field in 列对照, and 列对照 now lists the file's columns to choose it in (it was
+    empty, so the user could do nothing but edit the file)."""
+    header = [{"户主": "户主名字", "姓名": "名字"}.get(h, h) for h in SYN_HEADER]
+    path = ledger(tmp_path / "台账.xlsx", header, syn_rows())
+    dialog = TableDialog(store)
+    qtbot.addWidget(dialog)
+    dialog.village.setCurrentIndex(dialog.village.findData(V))
+    dialog.set_file(path)
+    dialog.check()
+    assert dialog.wait_until_done()
+    assert "找不到“户主姓名”或“姓名”列" in dialog.summary.text() and "列对照" in dialog.summary.text()
+    assert "户主" in dialog.summary.text() and "docs/" not in dialog.summary.text()  # no docs folder on a laptop
+    listed = [dialog.mapping_table.item(r, 0).text() for r in range(dialog.mapping_table.rowCount())]
+    assert "名字" in listed and "户主名字" in listed and "身份证号" in listed
+    assert dialog.recheck_button.isEnabled() and not dialog.import_button.isEnabled()
+    dialog.set_target("名字", "member.name")
+    dialog.set_target("户主名字", "household.head_name")
+    dialog.recheck_button.click()
+    assert dialog.wait_until_done()
+    assert dialog.report is not None and dialog.report.created >= 2, dialog.summary.text()
+    assert dialog.import_button.isEnabled() and store.count() == 0
+
 def test_unreadable_file_is_reported(qtbot, store, tmp_path):
     locked = tmp_path / "locked.xlsx"
     locked.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1024))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,33 @@ from app.ui import fonts  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Packages whose texts never reach the window or a PDF: the commands print to a console, where
+# app/cli/console.py writes each character the console's encoding lacks as the nearest one it has.
+CONSOLE_ONLY = ("cli",)
+
+
+def window_modules() -> list[Path]:
+    """Every module of app/ whose string constants can reach the window or a PDF: app/ui's own, and the
+    services, sync, reports, tables, store, server and core modules whose messages, reports and
+    labels the window shows in its dialogs (a sync report's 区划更名, an import's problems, a refusal)
+    or prints."""
+    return [path for path in sorted((ROOT / "app").rglob("*.py"))
+            if path.relative_to(ROOT / "app").parts[0] not in CONSOLE_ONLY]
+
+
 def _strings_of_the_window() -> dict[str, str]:
-    """character -> where it was found: string constants of app/ui (docstrings left out) and every
-    text value of forms/ (labels, code lists, hints, synonyms the window lists)."""
+    """character -> where it was found: string constants of window_modules() (docstrings left out)
+    and every text value of forms/ (labels, code lists, hints, synonyms the window lists). Control and
+    format characters (Unicode Cc, Cf: the byte-order mark, bidirectional marks the program strips
+    from input) are never drawn and are left out."""
     found: dict[str, str] = {}
 
     def note(text: str, where: str) -> None:
         for ch in text:
-            if ord(ch) > 127 and not ch.isspace():
+            if ord(ch) > 127 and not ch.isspace() and unicodedata.category(ch) not in ("Cc", "Cf"):
                 found.setdefault(ch, where)
 
-    for path in sorted((ROOT / "app" / "ui").glob("*.py")):
+    for path in window_modules():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                       if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
@@ -39,7 +56,7 @@ def _strings_of_the_window() -> dict[str, str]:
                       and isinstance(node.body[0].value, ast.Constant)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                note(node.value, f"{path.name}:{node.lineno}")
+                note(node.value, f"{path.relative_to(ROOT).as_posix()}:{node.lineno}")
 
     def walk(value, where: str) -> None:
         if isinstance(value, str):
@@ -75,6 +92,8 @@ def test_every_character_the_window_shows_is_in_a_bundled_font(app_fonts):
     assert all(font.isValid() for font in raw)
     # the characters the CJK font lacks are the reason for the second font
     assert not raw[0].supportsCharacter(ord("·")) and raw[1].supportsCharacter(ord("·"))
+    assert {"ui", "services", "sync", "reports", "tables", "store", "server", "core"} <= {
+        path.relative_to(ROOT / "app").parts[0] for path in window_modules()}
     missing = {ch: where for ch, where in _strings_of_the_window().items()
                if not any(font.supportsCharacter(ord(ch)) for font in raw)}
     assert not missing, "not in any bundled font: " + ", ".join(

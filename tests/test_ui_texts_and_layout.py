@@ -335,7 +335,7 @@ def test_the_wizards_hints_are_not_cut(qtbot):
     wizard.show()
     wizard.manual.setChecked(True)
     wizard.next()
-    wizard.site_name.setText("示范县扶贫办")
+    wizard.site_name.setText("雷山县扶贫办")
     wizard.next()
     for field in (wizard.operator, wizard.passphrase, wizard.passphrase2):
         field.setText("abcdefgh1" if field is not wizard.operator else "王五")

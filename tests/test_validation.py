@@ -79,7 +79,7 @@ def test_code_not_in_its_list_and_out_of_range_values():
 
 
 def test_village_code_must_have_12_digits():
-    doc = household(village_code="5226991012")
+    doc = household(village_code="5226341012")
     assert ("village_code", "village_code") in rules_of(validate_household(doc))
 
 

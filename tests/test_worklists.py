@@ -82,8 +82,8 @@ def test_proposals_are_listed_at_the_stage_they_wait_for_and_failing_exits_are_f
 def test_a_demo_village_yields_lists_for_one_village_only(make_store):
     s = make_store("demo.db")
     demo.fill(s, per_village=3, today=ON)
-    lists = worklists.build(s, village_code="522699101201", visit_days=30, on=ON)
-    assert lists.no_recent_visit and {e.village_code for e in lists.no_recent_visit} == {"522699101201"}
+    lists = worklists.build(s, village_code="522634101201", visit_days=30, on=ON)
+    assert lists.no_recent_visit and {e.village_code for e in lists.no_recent_visit} == {"522634101201"}
     data = lists.as_dict()
     assert set(data) == {"on", "visit_days", "missing_helper", "no_recent_visit", "waiting", "failing_exits", "incomplete",
                          "monitoring", "notices"}

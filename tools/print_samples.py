@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: python tools/...
 
-VILLAGE = "522699101201"
-TOWNSHIP = "522699101"
+VILLAGE = "522634101201"
+TOWNSHIP = "522634101"
 LONG_NAME = "欧阳" + "长" * 24 + "名"
 
 
@@ -36,7 +36,7 @@ def _store(folder: Path, per_village: int):
     path = folder / "demo.db"
     if path.exists():
         path.unlink()
-    store = Store.create(path, role="village", site_name="示范县驻村工作队", operator=DEMO_OPERATOR,
+    store = Store.create(path, role="village", site_name="雷山县驻村工作队", operator=DEMO_OPERATOR,
                          passphrase=DEMO_PASSPHRASE, recovery_public_key=X25519PrivateKey.generate().public_key())
     demo.fill(store, per_village=per_village)
     return store
@@ -50,7 +50,7 @@ def _edge_household(store) -> str:
         "village_code": VILLAGE, "head_name": LONG_NAME, "group": "第十二村民小组(原高坡、河坝两组合并)",
         "members": [{"name": LONG_NAME, "relation": "01", "sex": "1"},
                     {"name": "司马" + "慧" * 14, "relation": "02"}],
-        "helpers": [{"name": "诸葛" + "明" * 10, "unit": "省交通运输厅驻示范县清水镇龙井村脱贫攻坚帮扶工作队第一分队",
+        "helpers": [{"name": "诸葛" + "明" * 10, "unit": "省交通运输厅驻雷山县西江镇龙井村脱贫攻坚帮扶工作队第一分队",
                      "phone": "13800001111"}],
     }
     return households.save(store, doc, allow_errors=True, reason="打印样例").household_id

@@ -41,13 +41,17 @@ def user_errors(*kinds: type[BaseException]):
         raise CommandError(str(exc)) from None
 
 
+SECRET_WORDS = {"JIANDANG_ENROLLMENT_CODE": "登记码", "JIANDANG_NEW_PASSPHRASE": "新密码"}  # what the variable holds
+
+
 def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> str:
     """The passphrase from the environment variable when set, else asked for without echo."""
     value = os.environ.get(env)
     if value is not None:
         return value
     if sys.stdin is None or not sys.stdin.isatty():
-        raise CommandError(f"需要密码:请设置环境变量 {env},或在终端中运行以输入密码")
+        what = SECRET_WORDS.get(env, "密码")
+        raise CommandError(f"需要{what}:请设置环境变量 {env},或在终端中运行以输入{what}")
     return getpass.getpass(prompt)
 
 

@@ -209,7 +209,7 @@ def cmd_demo(args) -> int:
         _check_folder(db)
         key, written = _recovery_public_key(db, None)
         try:
-            store = Store.create(db, role="village", site_name="示范县驻村工作队", operator=DEMO_OPERATOR,
+            store = Store.create(db, role="village", site_name="雷山县驻村工作队(演示)", operator=DEMO_OPERATOR,
                                  passphrase=os.environ["JIANDANG_PASSPHRASE"], recovery_public_key=key)
         except StoreError as exc:
             written.unlink(missing_ok=True)

@@ -66,7 +66,18 @@ def _command_names(parser: argparse.ArgumentParser) -> set[str]:
     return set()
 
 
+def no_desktop() -> bool:
+    """On Linux without an X11 or Wayland display (an SSH session, a server) and no Qt platform chosen,
+    Qt would end the program with its own English lines and no window: say it in Chinese instead."""
+    return (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"))
+
+
 def open_window(argv: list[str]) -> int:
+    if no_desktop():
+        print("错误:这台电脑当前没有图形桌面(未设置 DISPLAY 或 WAYLAND_DISPLAY),无法打开窗口。"
+              "请在桌面中运行 jiandang;没有桌面时可用命令,见 jiandang --help", file=sys.stderr)
+        return 1
     try:
         from app.ui.app import run  # noqa: PLC0415 - Qt is only loaded for the window
     except ImportError as exc:

@@ -170,7 +170,10 @@ def run_selftest(folder: Path) -> list:
         from app.ui import camera  # noqa: PLC0415 - Qt Multimedia (拍照) is optional: said, not failed
 
         photo = "拍照组件可用" if camera.MISSING is None else f"拍照组件不可用({camera.MISSING}),其余功能不受影响"
-        return f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB,{photo}"
+        from app.sync import wire  # noqa: PLC0415 - which inflater the built program carries (isal or zlib)
+
+        return (f"表单字典 {len(d.kinds)} 类、{len(d.codes)} 个代码表,字体 {font.stat().st_size // 1024} KB,"
+                f"{photo},数据包解压 {wire.INFLATER}")
 
     def create():
         from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: PLC0415

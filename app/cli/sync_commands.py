@@ -145,7 +145,7 @@ def init_from_enrollment(db: Path, package: str, operator: str) -> str:
 
 
 def _places(codes, divisions) -> str:
-    """Certificate codes as people read them: `乡镇 清水镇(522699101)`, `村 龙井村(522699101201)`."""
+    """Certificate codes as people read them: `乡镇 西江镇(522634101)`, `村 龙井村(522634101201)`."""
     names = {d[0]: d[1] for d in divisions or [] if isinstance(d, (list, tuple)) and len(d) > 1}
     words = {12: "村", 9: "乡镇", 6: "县"}
     return "、".join(f"{words.get(len(c), '地区')} {names[c]}({c})" if c in names else f"{words.get(len(c), '地区')} {c}"
@@ -169,7 +169,9 @@ def cmd_status(args) -> int:
     with open_store(args.db, args.operator) as store:
         st = status.sync_status(store)
         lines = []
-        if st.unacknowledged is not None:
+        if not st.enrolled and store.role != "county":  # a demo or stand-alone database: nothing to send
+            lines.append(st.unsynced_label())
+        elif st.unacknowledged is not None:
             lines.append(f"未同步修改:{st.unacknowledged} 条(县里尚未确认)")
             lines.append(st.images_label())
         else:
@@ -182,7 +184,8 @@ def cmd_status(args) -> int:
                 lines.append("待发给各设备的照片:无")
         lines.append(st.last_sync_label())
     for line in lines:
-        print(line)
+        if line:
+            print(line)
     return 0
 
 

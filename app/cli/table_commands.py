@@ -57,7 +57,7 @@ def cmd_import(args) -> int:
         if args.errors and report.rejected_rows:
             importer.write_error_workbook(report, args.errors)
     print(report.summary())
-    for r in report.rejections[:SHOWN_REJECTIONS]:
+    for r in report.to_show(SHOWN_REJECTIONS):
         column = f" 列“{r.column}”" if r.column else ""
         print(f"  拒绝 {r.sheet} 第 {r.row} 行{column}:{r.reason}")
     if len(report.rejections) > SHOWN_REJECTIONS:

@@ -1,8 +1,12 @@
 """A deterministic generator of realistic (fictitious) household files for demos, tests and
 benchmarks. The same seed always gives the same households.
 
-The county is the fictitious 示范县 (code 522699); names, ID numbers and phones are made up but
-well-formed (ID numbers carry valid check digits and agree with sex and birth date).
+The county is the real 雷山县 (贵州省黔东南州, code 522634) with two of its real towns, 西江镇 (522634101)
+and 永乐镇 (522634102), as the 统计用区划代码 (2022) names them, so that every ID number's first six digits
+are a GB/T 2260 county code and a demo export imports back without a warning. The villages under them
+are invented (the division data at hand stops at townships; their codes follow the 12-digit rule), as are
+the people: names, ID numbers and phones are made up but well-formed (ID numbers start with the county's
+code, carry valid check digits and agree with sex and birth date).
 """
 
 from __future__ import annotations
@@ -13,15 +17,15 @@ from collections.abc import Iterator
 
 from app.core import idnumber, income
 
-COUNTY = ("522699", "示范县")
+COUNTY = ("522634", "雷山县")
 TOWNSHIPS = [
-    ("522699101", "清水镇", [("522699101201", "龙井村"), ("522699101202", "石桥村"), ("522699101203", "杨柳村")]),
-    ("522699102", "高坡乡", [("522699102201", "新寨村"), ("522699102202", "白岩村"), ("522699102203", "河坝村")]),
+    ("522634101", "西江镇", [("522634101201", "龙井村"), ("522634101202", "石桥村"), ("522634101203", "杨柳村")]),
+    ("522634102", "永乐镇", [("522634102201", "新寨村"), ("522634102202", "白岩村"), ("522634102203", "河坝村")]),
 ]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱覃武戴孔汤庞樊兰殷施陶洪翟安颜倪严牛温芦季俞章鲁葛伍韦申尤毕聂丛焦向柳邢"
 MALE = "伟强磊军勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林荣成国庆建文志永春德福贵山海"
 FEMALE = "芳娜敏静丽艳娟霞秀英华慧巧美玲桂兰凤琴云莲珍翠红梅月燕萍雪琳洁倩婷"
-UNITS = [("县农业农村局", "3"), ("县教育局", "3"), ("县卫生健康局", "3"), ("清水镇人民政府", "4"),
+UNITS = [("县农业农村局", "3"), ("县教育局", "3"), ("县卫生健康局", "3"), ("西江镇人民政府", "4"),
          ("县供电公司", "3"), ("市住建局", "2"), ("县人社局", "3"), ("省交通厅驻县工作组", "1")]
 POVERTY_LINES = {2011: 2536, 2012: 2625, 2013: 2736, 2014: 2800, 2015: 2855, 2016: 2952,
                  2017: 3335, 2018: 3535, 2019: 3747, 2020: 4000,

@@ -56,8 +56,8 @@ def county_level_cities() -> dict[str, str]:
 
 def normalise_code(text) -> str:
     """A division code as stored: 6 (county), 9 (township) or 12 (village) digits. Accepts the
-    12-digit statistical form padded with zeros (522699000000 is the county 522699, 522699101000 the
-    township 522699101), full-width digits and surrounding spaces. Raises ValueError with a Chinese
+    12-digit statistical form padded with zeros (522634000000 is the county 522634, 522634101000 the
+    township 522634101), full-width digits and surrounding spaces. Raises ValueError with a Chinese
     message when the text is not a division code."""
     if isinstance(text, float) and text.is_integer():
         text = int(text)

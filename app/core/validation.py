@@ -58,7 +58,7 @@ def collection(kind: str) -> str:
 
 
 def household_label(fields: dict | None) -> str:
-    """The one way messages name a household: `户主“邵成德”(户编号 5226991012011002)`; a value not
+    """The one way messages name a household: `户主“邵成德”(户编号 5226341012011002)`; a value not
     yet filled in reads 未填 / 未编号."""
     fields = fields or {}
     return f"户主“{fields.get('head_name') or '未填'}”(户编号 {fields.get('household_number') or '未编号'})"

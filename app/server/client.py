@@ -30,7 +30,7 @@ from app.sync import exchange, identity
 SERVER_KEY = "sync_server_url"  # laptop meta: the county service's address (set at enrollment)
 CA_KEY = "sync_server_ca"  # laptop meta: the county service's TLS certificate (PEM), pinned at enrollment
 STEPS = ("连接县同步服务", "导出本机更改", "上传同步包", "取回县级包", "导入县级包")
-USB_HINT = "本机数据没有丢失,可以稍后再试,或改用U盘同步(同步 → 导出到U盘)"
+USB_HINT = "本机数据没有丢失,可以稍后再试,或改用U盘同步(同步 › 导出到U盘)"
 
 
 class SyncError(Exception):
@@ -80,11 +80,10 @@ def read_ca_file(ca_file) -> str:
         data = Path(ca_file).read_bytes()
     except OSError as exc:
         raise SyncError(f"无法读取证书文件 {ca_file}:{os_reason(exc)}") from None
-    ca = data.decode("ascii", errors="replace")
-    if "BEGIN CERTIFICATE" not in ca or "\ufffd" in ca:
+    if not data.isascii() or b"BEGIN CERTIFICATE" not in data:
         raise SyncError(f"{ca_file} 不是 PEM 格式的证书(应以 -----BEGIN CERTIFICATE----- 开头;"
                         "请给 jiandang tls-cert 生成的 .pem 证书,不是私钥)")
-    return ca
+    return data.decode("ascii")
 
 
 def settings(store: Store, server: str | None = None, ca_file=None) -> tuple[str, str | None]:

@@ -11,8 +11,8 @@ from app.sync import merge
 
 
 def record_title(store: Store, record_id: str) -> str:
-    """The record a conflict is about, without its kind: `户主“邵成德”(户编号 5226991012011002)` for
-    a household, `邵小明,户主“邵成德”(户编号 5226991012011002)` for a member (other child records by
+    """The record a conflict is about, without its kind: `户主“邵成德”(户编号 5226341012011002)` for
+    a household, `邵小明,户主“邵成德”(户编号 5226341012011002)` for a member (other child records by
     their title field: year, date, name …). A record not found or damaged: `记录 <short id>`."""
     from app.core.dictionary import default
 
@@ -55,7 +55,7 @@ def raw(items: list[merge.Conflict]) -> list[dict]:
 def describe(store: Store, items: list[merge.Conflict]) -> list[dict]:
     """`merge.conflict_texts` (values as the forms show them, bank accounts partly hidden) plus
     `record`: the kind and the record in words
-    (`贫困户 户主“邵成德”(户编号 5226991012011002)`, `家庭成员 邵小明,户主“…”(户编号 …)`)."""
+    (`贫困户 户主“邵成德”(户编号 5226341012011002)`, `家庭成员 邵小明,户主“…”(户编号 …)`)."""
     texts = merge.conflict_texts(store, items)
     for c, t in zip(items, texts):
         t["record"] = f"{t['kind']} {record_title(store, c.record_id)}"

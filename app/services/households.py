@@ -4,7 +4,7 @@ records in one transaction.
 A *household document* is the JSON shape that `jiandang add --json` reads and `jiandang list --json`
 prints (see docs/json.md)::
 
-    {"id": "...", "village_code": "522699101201", "head_name": "...", ...household fields...,
+    {"id": "...", "village_code": "522634101201", "head_name": "...", ...household fields...,
      "members": [{"id": "...", "name": "...", ...}], "incomes": [...], "helpers": [...],
      "measures": [...], "plans": [...], "visits": [...]}
 

@@ -484,7 +484,7 @@ def _merge_in_savepoint(store: Store, bundle: "_Opened") -> Report:
 
 
 COUNTY_OWN_BUNDLE = ("这是本县自己签发的包(发给笔记本电脑的县级包或登记包),不是电脑导出的上传包:县里只接收电脑导出的"
-                     "同步包。县级包应在笔记本电脑上导入(同步 → 从U盘导入,或 jiandang sync import)")
+                     "同步包。县级包应在笔记本电脑上导入(同步 › 从U盘导入,或 jiandang sync import)")
 
 
 def _signer_lookup(store: Store):

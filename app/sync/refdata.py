@@ -52,7 +52,7 @@ def install(store: Store, payload: dict) -> list[str]:
                            (int(year), line, sources.get(str(year)) or COUNTY_SOURCE))
     said = _install_monitoring(store, payload.get("monitoring_criteria") or [])
     added = [name for code, name, _, _ in rows if code not in names]
-    renamed = [f"{names[code]}→{name}" for code, name, _, _ in rows if code in names and names[code] != name]
+    renamed = [f"{names[code]}改为{name}" for code, name, _, _ in rows if code in names and names[code] != name]
     if added:
         said.append(f"新增区划 {len(added)} 个({'、'.join(added[:5])}{' 等' if len(added) > 5 else ''})")
     if renamed:

@@ -63,7 +63,7 @@ def local_time_text(text: str | None, missing: str = "") -> str:
 
 
 def site_label(store: Store, site_id: str | None) -> str:
-    """A site as a person recognises it: its name with the id in brackets (`示范县扶贫办(2197a0f6c2628394)`)
+    """A site as a person recognises it: its name with the id in brackets (`雷山县扶贫办(2197a0f6c2628394)`)
     where the name is known here (the county knows its devices by their certificates, a laptop knows
     itself and its county), else the id."""
     from app.sync import merge

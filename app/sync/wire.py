@@ -27,8 +27,11 @@ from app.store.crypto import HPKE_SUITE
 
 try:  # Intel ISA-L's inflate (python-isal): the same zlib format, read about five times faster
     from isal import isal_zlib as _inflating
+
+    INFLATER = "ISA-L"
 except ImportError:  # a machine without a wheel for it reads with the standard library's zlib
     _inflating = zlib
+    INFLATER = "zlib"
 
 MAGIC = b"JDBNDL01"
 INFO_PREFIX = b"jiandang bundle v1|"

@@ -40,6 +40,15 @@ WARNINGS_KEPT = 200  # a report keeps the first warnings only (a county's ledger
 Progress = Callable[[int, int], None] | None
 
 
+class NoNameColumn(TableError):
+    """No column of the file is a name: `mapping` holds its headings (each with the field it was given,
+    or ""), `suggestions` the nearest field of some, so that the window can offer them to be mapped."""
+
+    def __init__(self, message: str, mapping: dict[str, str], suggestions: dict[str, str]):
+        super().__init__(message)
+        self.mapping, self.suggestions = mapping, suggestions
+
+
 @dataclass
 class Rejection:
     sheet: str
@@ -47,6 +56,7 @@ class Rejection:
     column: str
     reason: str
     target: str = ""       # "household.main_cause" … when the problem is one cell's value
+    echo: bool = False     # refused only because another row of its household was (it names that row)
 
 
 _VILLAGE_TARGET = "household.village_code"  # a row's village, named by code or by name
@@ -109,6 +119,13 @@ class Report:
     notes: list[str] = field(default_factory=list)
     sheets: list[SheetInfo] = field(default_factory=list)
     plan: Plan | None = None
+
+    def to_show(self, limit: int) -> list[Rejection]:
+        """The first `limit` rejections to show a person: every row's own reason before the rows refused
+        only for their household's sake (which point at it), each in sheet and row order; a sheet of
+        members sorts before its 贫困户 sheet, and its echoes hid the reasons they pointed at."""
+        causes = [r for r in self.rejections if not r.echo]
+        return (causes + [r for r in self.rejections if r.echo])[:limit]
 
     def summary(self, window: bool = False) -> str:
         """The report in words; `window` names the dialog's choices instead of the command's options."""
@@ -209,8 +226,9 @@ def _analyse(store: Store, source: Source, village: str | None, saved_mapping: d
             notes.append(f"工作表“{sheet.title}”中这些列没有对应字段,未导入:{'、'.join(shown)}")
     targets = {t for info in infos if info.kind == "household" for t in [*info.columns.values(), *info.parts]}
     if not ({"member.name", "household.head_name"} & targets):
-        raise TableError(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列。请检查表头(可识别的列名见 docs/tables.md),"
-                         "或在列对照中指定。未导入任何数据。")
+        raise NoNameColumn(f"文件 {path.name} 中找不到“户主姓名”或“姓名”列(表头可写作 户主姓名、户主、姓名、"
+                           "成员姓名 等)。请检查表头,或在列对照中指定哪一列是姓名。未导入任何数据。", used,
+                           {h: s for info in infos for h, s in info.suggestions.items()})
     if not village and not ({mp.VILLAGE_CODE, mp.VILLAGE_NAME} & targets):
         raise TableError(f"文件 {path.name} 中没有“村代码”或“村名称”列:请用 --village 指定村代码。未导入任何数据。")
     if village and len(village) != 12:
@@ -555,7 +573,8 @@ def _reject(report: Report, plan: Plan, g: Group, rejections: list[Rejection]) -
         title = plan.sheets[si].title
         if (title, number) not in own:
             report.rejections.append(Rejection(title, number, "",
-                                               f"同户其他行有错误(见{first.sheet}第 {first.row} 行),整户未导入" if first else "整户未导入"))
+                                               f"同户其他行有错误(见{first.sheet}第 {first.row} 行),整户未导入" if first else "整户未导入",
+                                               echo=first is not None))
         report.rejected_rows.append((title, number))
 
 

@@ -188,7 +188,7 @@ def load_mapping_file(path) -> tuple[dict[str, str], str | None]:
     columns = data.get("columns") if isinstance(data, dict) else None
     if not isinstance(columns, dict):
         raise TableError(f"对照文件 {path} 应为 {{\"columns\": {{\"表头\": \"字段\"}}}} 的形式")
-    bad = [f"“{h}”→“{t}”" for h, t in columns.items() if not isinstance(t, str) or not valid_target(t)]
+    bad = [f"“{h}”对应“{t}”" for h, t in columns.items() if not isinstance(t, str) or not valid_target(t)]
     if bad:
         raise TableError(f"对照文件 {path} 中这些字段在数据字典中不存在:{'、'.join(bad)}。"
                          "字段写作 household.字段名 或 member.字段名(见 docs/tables.md)")

@@ -104,7 +104,7 @@ class Source:
         start = data[:len(OLE_MAGIC)] if data is not None else _file_start(self.path, len(OLE_MAGIC))
         if start.startswith(OLE_MAGIC):
             raise TableError(f"文件 {self.path.name} 设置了打开密码,或是旧版 .xls 格式,无法读取。请在 Excel 中取消密码"
-                             "(文件→信息→保护工作簿→用密码进行加密,清空密码)并另存为 .xlsx 后重试。未导入任何数据。")
+                             "(文件 › 信息 › 保护工作簿 › 用密码进行加密,清空密码)并另存为 .xlsx 后重试。未导入任何数据。")
         if suffix not in (".xlsx", ".xlsm") and not start.startswith(b"PK"):
             raise TableError(f"文件 {self.path.name} 不是 .xlsx 或 .csv 表格。请在 Excel 中另存为 .xlsx 或 CSV 后重试。")
         self._workbook()

@@ -13,6 +13,7 @@ import html
 import re
 
 from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -88,14 +89,28 @@ def load(store, village: str | None, visit_days: int) -> dict:
 
 
 COLUMN_PADDING = 14  # pixels beside a column's widest text, so neighbouring columns do not run together
+# the widest text a column usually holds: the table is laid out with these widths before anything is
+# read (its first paint), and a column is never made narrower once its rows are in, so nothing moves
+# when they arrive (a 户主 of four characters, a 16-digit 户编号, the longest 所处环节 of a pending one)
+TYPICAL = ["8" * 8, max(KINDS.values(), key=len), "8" * 16, "欧阳明远", "等待" + max(STAGE_LABELS.values(), key=len),
+           "2026-12-31"]
+DETAIL_WIDTH = 480  # the detail and 办理 pane's width; the table takes the rest of the window
 
 
-def fit_columns(view, count: int) -> None:
+def fit_columns(view, count: int, least: list[int] | None = None) -> None:
     """The first `count` columns of a table or tree take their contents' width (header included)
-    plus some room; the last column takes the rest."""
+    plus some room, at least `least[col]` when given; the last column takes the rest."""
     for col in range(count):
         view.resizeColumnToContents(col)
-        view.setColumnWidth(col, view.columnWidth(col) + COLUMN_PADDING)
+        view.setColumnWidth(col, max(view.columnWidth(col) + COLUMN_PADDING, least[col] if least else 0))
+
+
+def typical_widths(view) -> list[int]:
+    """Each column's width for its header and TYPICAL text in the view's font, padding included."""
+    metrics = QFontMetrics(view.font())
+    header = QFontMetrics(view.horizontalHeader().font())
+    return [max(metrics.horizontalAdvance(text), header.horizontalAdvance(label)) + 2 * COLUMN_PADDING
+            for text, label in zip(TYPICAL, COLUMNS)]
 
 
 def local_time(hlc: str) -> str:
@@ -300,7 +315,7 @@ class ProposalsWindow(QWidget):
         super().__init__(parent, Qt.Window)  # its own window even when the main window is the parent
         self.store = store
         self.setWindowTitle(f"识别与退出 — {store.site_name}({procedures.ROLE_LABELS.get(store.role, store.role)})")
-        self.resize(1180, 720)
+        self.resize(1366, 728)  # a 1366×768 laptop's whole area under the taskbar; smaller where less (screen_fit)
         self.data: dict = {"proposals": [], "docs": {}, "assessments": {}, "lists": None}
         self.current: dict | None = None
         self.loading = False
@@ -340,6 +355,9 @@ class ProposalsWindow(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.least_widths = typical_widths(self.table)
+        for col, width in enumerate(self.least_widths):
+            self.table.setColumnWidth(col, width)
         self.detail = QTextBrowser()
         self.action_box = self._build_action_box()
         right = QWidget()
@@ -351,7 +369,10 @@ class ProposalsWindow(QWidget):
         split = QSplitter()
         split.addWidget(self.table)
         split.addWidget(right)
-        split.setSizes([700, 480])
+        split.setStretchFactor(0, 1)  # a wider window widens the table, not the detail
+        split.setStretchFactor(1, 0)
+        self.split = split
+        self._sized = False
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
@@ -377,7 +398,19 @@ class ProposalsWindow(QWidget):
         self.tree.itemDoubleClicked.connect(self._tree_open)
         self._pending_reload = QTimer(self, singleShot=True, interval=200, timeout=self.reload)
         workers.listen(store, self._on_changes)
+        self._prepare_action(None)  # the 办理 box as it is with nothing chosen, not with every stage's rows
         self.reload()
+
+    def showEvent(self, event) -> None:
+        """At its first showing, the detail pane gets DETAIL_WIDTH and the table the rest (a splitter's
+        sizes given before it has a width are only proportions)."""
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            self.layout().activate()
+            total = sum(self.split.sizes()) or self.split.width()
+            right = min(DETAIL_WIDTH, total // 2)
+            self.split.setSizes([total - right, right])
 
     # ------------------------------------------------------------------ building
 
@@ -503,7 +536,7 @@ class ProposalsWindow(QWidget):
                 self.table.setItem(row, col, item)
             if p["id"] == select:
                 chosen = row
-        fit_columns(self.table, len(COLUMNS) - 1)
+        fit_columns(self.table, len(COLUMNS) - 1, self.least_widths)
         if chosen >= 0 or items:
             self.table.blockSignals(True)
             self.table.selectRow(max(chosen, 0))
@@ -568,9 +601,9 @@ class ProposalsWindow(QWidget):
                                     f"共有申报 {total} 份:在“环节”中选“全部申报”可查看已办结和已退回的申报。</p>")
             else:
                 self.detail.setHtml("<p>没有申报。</p>")
-            self.action_box.setEnabled(False)
             self.do_button.setText("办理")  # not the stage of a proposal no longer shown
             self.next_label.setText("")
+            self._prepare_action(None)
             return
         doc = self.data["docs"].get(p["household_id"]) or {}
         parts = [f"<h3>{html.escape(KINDS.get(p.get('proposal_kind'), ''))}申报 {short_id(p['id'])} · "
@@ -621,13 +654,17 @@ class ProposalsWindow(QWidget):
         self.detail.setHtml("".join(parts))
         self._prepare_action(p)
 
-    def _prepare_action(self, p: dict) -> None:
-        stage = proposals.waiting_for(p)
-        self.action_box.setEnabled(True)
+    def _prepare_action(self, p: dict | None) -> None:
+        stage = proposals.waiting_for(p) if p is not None else None
+        self.action_box.setEnabled(p is not None)
         for w in self.review_rows:
             self._show_row(w, stage == "review")
         for w in self.notice_rows:
             self._show_row(w, stage == "notice")
+        if p is None:
+            self._show_row(self.signed, False)
+            self.do_button.setEnabled(False)
+            return
         if stage is None:
             self.next_label.setText(f"这份申报{proposals.state_label(p)},无需再办理。")
             self.do_button.setEnabled(False)

@@ -65,7 +65,7 @@ class DivisionForm(QDialog):
         self.code.setMaxLength(12)
         form.addRow("代码:", self.code)
         self.name = QLineEdit()
-        self.name.setPlaceholderText({"county": "如 示范县", "township": "如 清水镇", "village": "如 龙井村"}[level])
+        self.name.setPlaceholderText({"county": "如 雷山县", "township": "如 西江镇", "village": "如 龙井村"}[level])
         form.addRow("名称:", self.name)
         hint = QLabel(f"{LEVEL_LABELS[level]}代码 {digits} 位(县 6 位,乡(镇) 9 位,村 12 位,前几位是上级代码)")
         hint.setWordWrap(True)

@@ -7,7 +7,7 @@ start screen, new-database wizard (each page), unlock, main window (and a search
 (and an ID number with a wrong check digit), the table import/export dialog, the print dialog with
 a card made, the sync dialog, the proposals window and its work lists, the 拍照 dialog (on a computer
 without a camera: its message), the 参考数据 window and its 防返贫监测标准 tab. Uses the offscreen platform with one 1366×768 screen
-unless QT_QPA_PLATFORM is set; on offscreen the screen's available area leaves out a Windows taskbar
+unless QT_QPA_PLATFORM names another platform (or offscreen with options of its own); on offscreen the screen's available area leaves out a Windows taskbar
 (40 px at the bottom), so every window opens as it would on such a laptop (app/ui/screen_fit.py)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ WINDOW = SCREEN  # a window as large as the available area lets it be (a maximis
 def _laptop_screen() -> Path | None:
     """The offscreen platform with one 1366×768 screen (its default is 800×600) with frames. Returns
     the configuration file, which the caller removes once the application has read it."""
-    if "QT_QPA_PLATFORM" in os.environ:
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen") != "offscreen":  # a platform the caller chose
         return None
     handle, name = tempfile.mkstemp(prefix="jiandang-screen-", suffix=".json")
     with os.fdopen(handle, "w") as config:
@@ -102,7 +102,7 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
         shot(wizard, "wizard_2_enrollment", None)
         wizard.back()
         wizard.manual.setChecked(True)  # the other way: a county database or a stand-alone laptop
-        wizard.site_name.setText("示范县扶贫办")
+        wizard.site_name.setText("雷山县扶贫办")
         wizard.operator.setText("张三")
         wizard.passphrase.setText("jiandang-demo-1")
         wizard.passphrase2.setText("jiandang-demo-1")
@@ -111,7 +111,7 @@ def make(outdir: Path, per_village: int = 20, frames: list | None = None) -> lis
             shot(wizard, f"wizard_{i}", None)
         wizard.close()
 
-        store = Store.create(Path(tmp) / "demo.db", role="village", site_name="示范县驻村工作队", operator="演示",
+        store = Store.create(Path(tmp) / "demo.db", role="village", site_name="雷山县驻村工作队(演示)", operator="演示",
                              passphrase="jiandang-demo", recovery_public_key=X25519PrivateKey.generate().public_key())
         demo.fill(store, per_village=per_village)
         _a_proposal(store)

@@ -291,7 +291,10 @@ class TableDialog(QDialog):
         options = self.options()
 
         def work(progress):
-            plan = importer.analyse(store, path, village=village, saved_mapping=used, options=options)
+            try:
+                plan = importer.analyse(store, path, village=village, saved_mapping=used, options=options)
+            except importer.NoNameColumn as exc:  # its columns are shown, to be mapped by hand
+                return exc
             return plan, importer.dry_run(store, plan, progress)
 
         self.import_button.setEnabled(False)
@@ -362,6 +365,9 @@ class TableDialog(QDialog):
                                  else "表中没有缺少必填列。")
 
     def _checked(self, result) -> None:
+        if isinstance(result, importer.NoNameColumn):
+            self._unmapped(result)
+            return
         self.plan, self.report = result
         self._show_mapping(self.plan)
         self._show_missing(self.plan)
@@ -373,10 +379,37 @@ class TableDialog(QDialog):
         self.save_mapping_button.setEnabled(True)
         self.status.setText("试导入完成:数据库没有改动。核对列对照和拒绝的行后点“确认导入”。")
 
+    def _unmapped(self, exc: importer.NoNameColumn) -> None:
+        """No column was taken for a name: the file's columns are listed in 列对照 (with the nearest
+        field where one is near), so that the user can say which holds the names and check again."""
+        self.plan = self.report = None
+        self._on_failed(str(exc))
+        self._fill_mapping(exc.mapping, lambda header, target: (
+            f"未对应;最接近“{mapping.target_label(exc.suggestions[header])}”" if header in exc.suggestions
+            else "未对应,不导入") if not target else "")
+        self.import_button.setEnabled(False)
+        self.errors_button.setEnabled(False)
+        self.recheck_button.setEnabled(bool(exc.mapping))
+        self.save_mapping_button.setEnabled(bool(exc.mapping))
+
     def _show_mapping(self, plan: importer.Plan) -> None:
+        def note(header: str, target: str) -> str:
+            near = next((info.suggestions[header] for info in plan.infos if header in info.suggestions), None)
+            summed = next((t for info in plan.infos for t, cols in info.parts.items()
+                           if any(plan.sheets[plan.infos.index(info)].headers[c] == header for c in cols)), None)
+            if summed:
+                return f"相加计入“{mapping.target_label(summed)}”"
+            if not target:
+                return f"未对应;最接近“{mapping.target_label(near)}”" if near else "未对应,不导入"
+            return ""
+
+        self._fill_mapping(plan.mapping, note)
+
+    def _fill_mapping(self, used: dict, note_of) -> None:
+        """One row a heading: the heading, the field it goes to (a choice), `note_of(heading, field)`."""
         options = mapping.choices()
         self.mapping_table.setRowCount(0)
-        for header, target in plan.mapping.items():
+        for header, target in used.items():
             r = self.mapping_table.rowCount()
             self.mapping_table.insertRow(r)
             item = QTableWidgetItem(header)
@@ -390,16 +423,7 @@ class TableDialog(QDialog):
                 combo.addItem(mapping.target_label(target), target)
             combo.setCurrentIndex(max(combo.findData(target), 0))
             self.mapping_table.setCellWidget(r, 1, combo)
-            near = next((info.suggestions[header] for info in plan.infos if header in info.suggestions), None)
-            summed = next((t for info in plan.infos for t, cols in info.parts.items()
-                           if any(plan.sheets[plan.infos.index(info)].headers[c] == header for c in cols)), None)
-            if summed:
-                text = f"相加计入“{mapping.target_label(summed)}”"
-            elif not target:
-                text = f"未对应;最接近“{mapping.target_label(near)}”" if near else "未对应,不导入"
-            else:
-                text = ""
-            note = QTableWidgetItem(text)
+            note = QTableWidgetItem(note_of(header, target))
             note.setFlags(note.flags() & ~Qt.ItemIsEditable)
             self.mapping_table.setItem(r, 2, note)
 
@@ -429,7 +453,7 @@ class TableDialog(QDialog):
         if report.rejected_rows:
             text += f"<br><span style='color:#c00000'>被拒绝的行不会导入;可保存错误工作簿,改正后再导入。</span>"
         self.summary.setText(text)
-        shown = report.rejections[:SHOWN_REJECTIONS]
+        shown = report.to_show(SHOWN_REJECTIONS)
         self.rejections.setRowCount(len(shown))
         for r, rej in enumerate(shown):
             reason = rej.reason.replace(table_options.CODES_HINT, table_options.CODES_HINT_WINDOW)  # the dialog's words
