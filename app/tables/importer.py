@@ -22,9 +22,8 @@ from app.services import households
 from app.store import Store
 from app.tables import mapping as mp
 from app.tables.cells import Column, cell_value, tidy_name  # noqa: F401 - tidy_name: API
-from app.tables.fileindex import FileIndex
-from app.tables.packed import Groups
 from app.tables.errorbook import error_workbook_bytes, write_atomic, write_error_workbook  # noqa: F401 - API
+from app.tables.fileindex import FileIndex
 from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: API of import-table
     DERIVED,
     Options,
@@ -33,6 +32,7 @@ from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: AP
     parse_fixed,
     resolve_target,
 )
+from app.tables.packed import Groups
 from app.tables.reader import Sheet, Source, TableError, locate_header
 
 CODE_SHEET = "代码表"
