@@ -7,18 +7,23 @@ county. Three views per backend:
 1. in the benchmark's process, without HTTP: each bundle spooled to a file and handed to the
    service's import step (`Service._upload`: map, signature, certificate, rate limit, decrypt, merge,
    report) one after another: processor and wall time per bundle, time under the write lock, and on
-   PostgreSQL statements (round trips) per bundle; `--cprofile N` prints the top N functions;
+   PostgreSQL statements (round trips) per bundle; `--cprofile N` prints the top N functions,
+   `--statements` each statement's round trips, wall time and the server's processor time for it
+   (its session's /proc/PID/schedstat, to the nanosecond: what it did for the statement and for the
+   queued writes sent with it);
 2. through `jiandang serve` in its own process (1 worker on SQLite, --workers on PostgreSQL) with
    all bundles uploaded at once by CONCURRENCY client threads (bench/county.py's load): the server's
    processor time per bundle (its processes, read from /proc: Linux only) and the client's
-   (this process), beside the wall time per bundle;
+   (this process), beside the wall time per bundle, and each worker's share of the workers'
+   processor time (how evenly the uploads reached them);
 3. the ratio of (1) to (2): how much of the service's processor time per bundle is the import step;
-4. all in during the burst: the PostgreSQL server's processes and the whole machine's busy processor
+4. all in during the burst: the PostgreSQL server's processes (and of them the county database's
+   sessions) and the whole machine's busy processor
    time per bundle (/proc/stat: every process and the kernel's loopback network work), and the rate
    those allow on this machine's cores if nothing ever waited: the floor under the figure.
 
     python bench/county_profile.py [--laptops 200] [--size 5] [--concurrency 200] [--workers 4]
-                                   [--cprofile 25] [--no-pg] [--no-http]
+                                   [--cprofile 25] [--statements] [--no-pg] [--no-http]
 """
 
 from __future__ import annotations
@@ -51,8 +56,10 @@ from tests import county_day  # noqa: E402
 class Counting:
     """Counts statements (round trips) on a PostgreSQL connection and times its write transactions."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, backend: int | None = None):
         self.conn, self.statements, self.locked, self._began = conn, 0, 0.0, None
+        # per statement: [count, wall seconds, the server's processor seconds] (its session's schedstat)
+        server = (lambda: _schedstat(backend)) if backend else (lambda: 0.0)
         self.by_statement: dict[str, list] = {}
         # psycopg's executemany (one round trip, a statement per row); multi-row INSERTs go through _run
         many_name = "_executemany" if hasattr(conn, "_executemany") else "executemany"
@@ -63,11 +70,12 @@ class Counting:
             counter.statements += 1
             if query.strip().upper().startswith("BEGIN"):
                 counter._began = time.perf_counter()
-            t = time.perf_counter()
+            t, s0 = time.perf_counter(), server()
             result = raw_run(query, params)
-            seen = counter.by_statement.setdefault(" ".join(query.split())[:90], [0, 0.0])
+            seen = counter.by_statement.setdefault(" ".join(query.split())[:90], [0, 0.0, 0.0])
             seen[0] += 1
             seen[1] += time.perf_counter() - t
+            seen[2] += server() - s0
             if query.strip().upper() in ("COMMIT", "ROLLBACK") and counter._began is not None:
                 counter.locked += time.perf_counter() - counter._began
                 counter._began = None
@@ -75,11 +83,12 @@ class Counting:
 
         def many(sql, rows):
             counter.statements += 1  # psycopg 3 pipelines executemany: one round trip
-            t = time.perf_counter()
+            t, s0 = time.perf_counter(), server()
             result = raw_many(sql, rows)
-            seen = counter.by_statement.setdefault("MANY " + " ".join(sql.split())[:85], [0, 0.0])
+            seen = counter.by_statement.setdefault("MANY " + " ".join(sql.split())[:85], [0, 0.0, 0.0])
             seen[0] += 1
             seen[1] += time.perf_counter() - t
+            seen[2] += server() - s0
             return result
 
         conn._run = run
@@ -89,11 +98,12 @@ class Counting:
             def send(then=None):
                 if conn._queued and then is None:
                     counter.statements += 1  # a round trip of its own (the end of a savepoint)
-                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0])
+                    seen = counter.by_statement.setdefault("(queued writes sent alone)", [0, 0.0, 0.0])
                     seen[0] += 1
-                    t = time.perf_counter()
+                    t, s0 = time.perf_counter(), server()
                     result = raw_send(then)
                     seen[1] += time.perf_counter() - t
+                    seen[2] += server() - s0
                     return result
                 return raw_send(then)
 
@@ -129,7 +139,7 @@ class SqliteLockTimer:
         store.conn = Wrapped()
 
 
-def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
+def direct(day: county_day.Day, top: int, group: int = 1, statements: bool = False) -> dict:
     """Every bundle through the service's import step in this process, one after another (`group`
     at a time handed to the database thread's group merge)."""
     store = Store.open(day.county)
@@ -137,10 +147,10 @@ def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
     spool_dir = Path(tempfile.mkdtemp())
     app = server_app.create_app(store, Limits(uploads_per_minute=0), spool_dir=spool_dir)
     service = app.state.service
-    counter = Counting(store.conn) if store.shared else SqliteLockTimer(store)
+    backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
+    counter = Counting(store.conn, backend) if store.shared else SqliteLockTimer(store)
     bundles = [b[0] for b in day.bundles]
     profiler = cProfile.Profile(time.process_time) if top else None  # processor time, not waits
-    backend = store.conn.raw.info.backend_pid if store.shared else None  # the PostgreSQL server's process
     db0 = _process_cpu(backend, children=False) if backend else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     statuses = []
@@ -168,14 +178,21 @@ def direct(day: county_day.Day, top: int, group: int = 1) -> dict:
     store.close()
     assert all(s == 200 for s in statuses), statuses[:5]
     n = len(bundles)
-    if top and getattr(counter, "by_statement", None):
-        print("statements per bundle, ms per bundle:")
-        for sql, (count, seconds) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1]):
-            print(f"  {count / n:5.2f} {seconds / n * 1000:6.2f}  {sql}")
+    if (top or statements) and getattr(counter, "by_statement", None):
+        print("statements per bundle, ms of wall time per bundle, ms of the server's processor per bundle (what "
+              "it did for the statement and the writes sent with it):")
+        for sql, (count, seconds, server) in sorted(counter.by_statement.items(), key=lambda kv: -kv[1][1]):
+            print(f"  {count / n:5.2f} {seconds / n * 1000:6.2f} {server / n * 1000:6.2f}  {sql}")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(top)
     return {"group": group, "cpu": cpu / n, "db": db / n, "wall": wall / n, "locked": counter.locked / n, "statements": counter.statements / n}
+
+
+def _schedstat(pid: int) -> float:
+    """Processor seconds of a process to the nanosecond (/proc/PID/schedstat; Linux only), where
+    /proc/PID/stat counts in ticks of 10 ms: fine enough to time one statement on the server."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
 def _process_cpu(pid: int, children: bool = True) -> float:
@@ -201,16 +218,33 @@ def _process_cpu(pid: int, children: bool = True) -> float:
     return total
 
 
-def _postgres_cpu() -> float:
+def _postgres_cpu(database: str | None = None) -> float:
     """Processor seconds of every PostgreSQL server process on this machine (its sessions, WAL writer
-    …; on a shared server, other users' too)."""
+    …; on a shared server, other users' too), or with `database` of the sessions of that database
+    only (their command lines name it)."""
     total = 0.0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
                 if Path(f"/proc/{entry}/comm").read_text().strip().startswith("postgres"):
+                    if database is not None:
+                        words = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").split()
+                        if database.encode() not in words:
+                            continue
                     total += _process_cpu(int(entry), children=False)
     return total
+
+
+def _children_cpu(pid: int) -> list[float]:
+    """Processor seconds of each live child process of `pid` (the service's workers), by process id."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out[int(entry)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
 
 
 def _machine_busy() -> float:
@@ -223,11 +257,14 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     service = county_day.Service(day, workers)
     try:
         time.sleep(1)
+        database = day.county.rsplit("/", 1)[-1] if "://" in day.county else None
         server0, client0 = _process_cpu(service.proc.pid), time.process_time()
         pg0, busy0 = _postgres_cpu(), _machine_busy()
+        mine0, workers0 = (_postgres_cpu(database) if database else 0.0), _children_cpu(service.proc.pid)
         load = county_day.run_load(service.url, day.bundles, concurrency, threading.Event())
         server1, client1 = _process_cpu(service.proc.pid), time.process_time()
         pg1, busy1 = _postgres_cpu(), _machine_busy()
+        mine1, workers1 = (_postgres_cpu(database) if database else 0.0), _children_cpu(service.proc.pid)
     finally:
         service.stop()
     n = len(load.results)
@@ -235,7 +272,9 @@ def over_http(day: county_day.Day, workers: int, concurrency: int) -> dict:
     assert not bad, bad[:5]
     latencies = [r[4] for r in load.results]
     return {"server_cpu": (server1 - server0) / n, "client_cpu": (client1 - client0) / n, "wall": load.wall / n,
-            "postgres_cpu": (pg1 - pg0) / n, "busy": (busy1 - busy0) / n,
+            "postgres_cpu": (pg1 - pg0) / n, "busy": (busy1 - busy0) / n, "sessions_cpu": (mine1 - mine0) / n,
+            # each worker's share of the workers' processor time over the burst (an even spread: 1/N each)
+            "spread": sorted(workers1[p] - workers0.get(p, 0.0) for p in workers1 if workers1[p] - workers0.get(p, 0.0) > 0),
             "p50": county_day.percentile(latencies, 0.5), "p99": county_day.percentile(latencies, 0.99)}
 
 
@@ -253,7 +292,12 @@ def report(label: str, d: dict | None, h: dict | None) -> None:
               f"{h['client_cpu'] * 1000:.2f} ms, wall {h['wall'] * 1000:.2f} ms per bundle "
               f"({1 / h['wall']:.0f} bundles/s), p50 {h['p50'] * 1000:.0f} ms, p99 {h['p99'] * 1000:.0f} ms")
         cores = os.cpu_count() or 1
-        print(f"  all in, per bundle: PostgreSQL's processes {h['postgres_cpu'] * 1000:.2f} ms; the machine busy "
+        if len(h["spread"]) > 1:
+            total = sum(h["spread"]) or 1.0
+            print("  the workers' shares of their processor time: " + ", ".join(f"{t / total:.0%}" for t in h["spread"]))
+        print(f"  all in, per bundle: PostgreSQL's processes {h['postgres_cpu'] * 1000:.2f} ms"
+              + (f" (the county database's sessions {h['sessions_cpu'] * 1000:.2f} ms)" if h["sessions_cpu"] else "")
+              + "; the machine busy "
               f"{h['busy'] * 1000:.2f} ms of processor ({h['busy'] / h['wall'] / cores:.0%} of its {cores} cores over the "
               f"burst): at most {cores / h['busy']:.0f} bundles/s on these cores even if nothing waited")
     if d and h:
@@ -267,6 +311,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=200)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions of the import step")
+    ap.add_argument("--statements", action="store_true",
+                    help="PostgreSQL: print each statement's round trips, wall time and the server's processor time")
     ap.add_argument("--group", type=int, default=1, help="bundles merged together in the import step (group commit)")
     ap.add_argument("--pg-url", default=DEFAULT_PG)
     ap.add_argument("--no-pg", action="store_true")
@@ -302,7 +348,7 @@ def main() -> None:
                 day = county_day.prepare(folder / "pg", pg.url(template), laptops=args.laptops, rounds=1,
                                          size=args.size, villages=VILLAGES, edit_seeded=False)
                 d = direct(county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.cprofile,
-                           args.group)
+                           args.group, args.statements)
                 h = None if args.no_http else over_http(
                     county_day.Day(**{**day.__dict__, "county": pg.url(pg.copy(template))}), args.workers,
                     args.concurrency)

@@ -414,3 +414,42 @@ def test_long_numbers_merge_exactly_and_alike_through_both_paths(tmp_path, monke
     finally:
         for store in (*opened, device, other):
             store.close()
+
+
+def test_routing_keys_among_many_fields_go_the_general_way(tmp_path, monkeypatch):
+    """A change of many fields (four or more) is looked through for routing keys ("__…": a village move)
+    in one pass over its keys joined (issue 16, seventh pass): a move among other fields, one as the
+    first key of a new record, and a field whose name holds a newline before "__" come out of the
+    one-pass path as from the per-change code."""
+    county = make_county(tmp_path)
+    device = make_device(tmp_path, county, "甲", villages=(VILLAGE, OTHER_VILLAGE))
+    county.close()
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    opened = []
+    for name in ("ref.db", "new.db"):
+        store = Store.open(copy_of(county, tmp_path, name))
+        store.unlock("admin", PASSPHRASE)
+        opened.append(store)
+    counties = Counties(*opened, now)
+    lap = Laptop(device, [VILLAGE, OTHER_VILLAGE], random.Random(2))
+    try:
+        with device.transaction():
+            hid = device.put("household", {"head_name": "邵成德", "phone": "13800000000"}, village_code=VILLAGE).record_id
+            made = exchange_id(random.Random(3))
+            raw_change(lap, made, "household", VILLAGE, None, "create",
+                       {"__village_code": OTHER_VILLAGE, "head_name": "新户", "phone": None, "note": "甲", "remark": "乙"})
+            raw_change(lap, hid, "household", VILLAGE, None, "update",
+                       {"__village_code": OTHER_VILLAGE, "head_name": "迁户", "note": "迁", "remark": "出", "phone": "1"})
+            raw_change(lap, hid, "household", OTHER_VILLAGE, None, "update",
+                       {"contact": "丙", "note": "丁", "remark": "戊", "x\n__y": "换行"})
+            member = exchange_id(random.Random(4))  # judged against where the move put the household
+            raw_change(lap, member, "member", OTHER_VILLAGE, hid, "create", {"name": "邵小", "relation": "02"})
+        name, data = exchange.export_upstream(device)
+        report = counties.import_both(name, data, monkeypatch)
+        assert report.status == "accepted", report.message
+        assert contents(counties.new) == contents(counties.ref)
+        assert counties.new.get(hid).village_code == OTHER_VILLAGE and counties.new.get(made).fields.get("note") == "甲"
+        assert counties.new.get(member).parent_id == hid
+    finally:
+        for store in (*opened, device):
+            store.close()

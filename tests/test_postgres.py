@@ -419,3 +419,27 @@ def test_a_part_whose_queued_rows_fail_is_undone_alone_and_the_others_commit(pg_
         conn.executemany(row, [("e1", 1), ("e2", 2)])
         assert conn.total_changes - before == 2  # counted when asked (the rows are sent first)
     store.close()
+
+
+def test_a_join_is_planned_for_its_values_each_time_and_single_table_reads_are_prepared(pg_url):
+    """psycopg prepares a statement on the server after five runs, and the server then keeps ONE plan
+    for all values, made without knowing them: for a join (the merge's duplicate ID-number check) a
+    hash join reading the whole blind index at every run. A SELECT that joins tables is planned for
+    its values at every run instead; a single-table one is still prepared (no planning per run)."""
+    from app.store import postgres
+
+    conn = postgres.connect(location(pg_url))
+    try:
+        conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY, d TEXT)")
+        conn.execute("CREATE INDEX t_d ON t(d)")
+        conn.executemany("INSERT INTO t(k, d) VALUES (?, ?)", [(f"k{i}", f"d{i % 3}") for i in range(9)])
+        join = "SELECT a.k, b.k FROM t a JOIN t b ON b.d = a.d WHERE a.k IN (?, ?)"
+        single = "SELECT k, d FROM t WHERE k IN (?, ?)"
+        for _ in range(8):
+            assert sorted(conn.execute(join, ("k0", "k1")).fetchall())[:2] == [("k0", "k0"), ("k0", "k3")]
+            assert len(conn.execute(single, ("k0", "k1")).fetchall()) == 2
+        prepared = [r[0] for r in conn.raw.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+        assert any("FROM t WHERE k IN" in s for s in prepared)
+        assert not any("JOIN" in s for s in prepared), prepared
+    finally:
+        conn.close()

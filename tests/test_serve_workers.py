@@ -256,3 +256,97 @@ def test_when_the_postgresql_server_drops_the_connections_the_workers_reconnect(
     assert single.proc.wait(60) == 1
     assert "连接中断了,服务已停止" in single.log_text()
     single.log.close()
+
+
+def test_new_connections_are_spread_over_the_workers_and_wait_while_none_is_running():
+    """`serve --workers N` on Linux: each worker listens on a socket of its own on the service's port
+    (SO_REUSEPORT) besides the supervisor's shared one, so the kernel spreads new connections over
+    the workers by the client's address and port (with only the shared socket the worker that woke
+    first took every connection waiting at that moment). The shared socket stays listening in the
+    supervisor: with every worker gone (restarting), a new connection waits there instead of being
+    refused. Where connections cannot be spread so (Windows, macOS) the workers share the one socket."""
+    import socket
+
+    from app.server import workers
+    from app.server.app import bind
+
+    plain = bind("127.0.0.1", 0)
+    try:
+        assert workers.listeners(plain) == [plain]  # bound without SO_REUSEPORT: shared as before
+    finally:
+        plain.close()
+    if not workers.SPREAD:
+        return
+    shared = bind("127.0.0.1", 0, reuse_port=True)
+    port = shared.getsockname()[1]
+    shared.listen(256)
+    shared.setblocking(False)
+    # what each worker process is handed (a duplicate of the supervisor's socket), and its own socket
+    handed = [workers.listeners(socket.fromfd(shared.fileno(), shared.family, shared.type)) for _ in range(4)]
+    own = [socks[0] for socks in handed]
+    clients = []
+
+    def accepted(sock) -> int:
+        n = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except BlockingIOError:
+                return n
+            conn.close()
+            n += 1
+
+    def connect(k: int) -> None:  # each from its own loopback address, as laptops from their own
+        clients.append(socket.create_connection(("127.0.0.1", port), source_address=(f"127.0.{k // 250}.{k % 250 + 2}", 0)))
+
+    try:
+        for sock, socks in zip(own, handed):
+            assert socks[1].fileno() != shared.fileno() and sock.getsockname()[1] == port
+            sock.listen(256)
+            sock.setblocking(False)
+        for k in range(250):
+            connect(k)
+        taken = [accepted(sock) for sock in own]
+        assert sum(taken) + accepted(shared) == 250 and min(taken) >= 25, taken  # about 50 each (a hash)
+        for socks in handed:  # every worker gone
+            for sock in socks:
+                sock.close()
+        for k in range(250, 260):
+            connect(k)  # not refused
+        assert accepted(shared) == 10  # the next worker takes them
+    finally:
+        for c in clients:
+            c.close()
+        for socks in handed:
+            for sock in socks:
+                sock.close()
+        shared.close()
+
+
+def test_a_second_service_on_the_port_of_a_service_with_workers_is_refused():
+    """The workers' sockets share the port with SO_REUSEPORT, but a port stays one service's: a second
+    `serve` on it (with workers or without) is refused as it always was, rather than taking part of
+    the first one's connections."""
+    import socket
+
+    from app.server import workers
+    from app.server.app import bind
+
+    if not workers.SPREAD:  # the shared socket alone: a second bind fails as for any listening socket
+        return
+    first = bind("127.0.0.1", 0, reuse_port=True)
+    port = first.getsockname()[1]
+    own = workers.listeners(socket.fromfd(first.fileno(), first.family, first.type))
+    try:
+        for sock in own:
+            sock.listen(16)
+        with pytest.raises(OSError):
+            bind("127.0.0.1", port, reuse_port=True)  # another `serve --workers`
+        with pytest.raises(OSError):
+            bind("127.0.0.1", port)  # another `serve` of one process
+    finally:
+        for sock in own:
+            sock.close()
+        first.close()
+    again = bind("127.0.0.1", port, reuse_port=True)  # free again once the first one stopped
+    again.close()

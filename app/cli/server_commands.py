@@ -281,7 +281,7 @@ def _serve_workers(args, limits, store, secret: str) -> None:
         except OSError as exc:  # ssl.SSLError is one
             raise _listen_error(args, exc) from None
     try:
-        sock = bind(args.host, args.port)
+        sock = bind(args.host, args.port, reuse_port=workers.SPREAD)
     except OSError as exc:
         raise _listen_error(args, exc) from None
     host, port = sock.getsockname()[:2]
@@ -312,8 +312,15 @@ def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: st
     from app.server.app import SyncServer  # noqa: PLC0415
     from app.store import Store  # noqa: PLC0415
 
+    from app.server import workers  # noqa: PLC0415
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the server takes the stop signals: the supervisor stops us
     _setup_logging(options["quiet"])
+    try:
+        socks = workers.listeners(sock)  # on Linux a socket of its own on the port too: connections spread evenly
+    except OSError as exc:
+        messages.put(("failed", index, f"工作进程 {index} 无法在端口 {options['port']} 上监听:{exc.strerror or exc}"))
+        return
     try:
         store = Store.open(db)
         store.unlock(operator, secret)
@@ -323,7 +330,7 @@ def _worker(index: int, sock, stop, messages, db: str, operator: str, secret: st
     try:
         server = SyncServer(store, options["host"], options["port"], tls_cert=options["tls_cert"],
                             tls_key=options["tls_key"], limits=options["limits"], access_log=not options["quiet"],
-                            sock=sock, spool_dir=options["spool_dir"], sweep_spool=False)
+                            sock=socks, spool_dir=options["spool_dir"], sweep_spool=False)
 
         def ready() -> None:
             logging.getLogger("app.server").info("工作进程 %d 已启动(进程号 %d)", index, os.getpid())

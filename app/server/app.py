@@ -50,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app import __version__
+from app.core import dictionary
 from app.server import memory, protocol
 from app.server.limits import MIB, Challenges, Limits, RateLimiter, Slots  # noqa: F401 - re-exported
 from app.server.receive import (SMALL_UPLOAD, Body, MemorySpool, Refused, Spool, receive_bundle, spool_folder, sweep,
@@ -158,6 +159,10 @@ class Service:
         # enrolled devices' signing keys, to refuse a foreign key from an upload's first bytes; the
         # worker checks the certificate itself again (a device enrolled meanwhile is looked up there)
         self.signers = {bytes(raw) for (raw,) in store.conn.execute("SELECT sign_public FROM certificates")}
+        identity.check_certificates(store)  # each device's certificate checked once now, not at its first upload
+        # the form definitions (forms/*.toml) are read here, once, rather than by the first merge while it
+        # holds the county's write lock (10-40 ms of each new worker's first group, issue 23's seventh pass)
+        dictionary.default()
         self.queued = 0
         self.waiting: collections.deque[_Waiting] = collections.deque()  # uploads received, not yet merged
         self.merge_queued = False  # a merge job is queued on the database thread and has not yet taken its group
@@ -586,13 +591,22 @@ def create_app(store: Store, limits: Limits | None = None, *, spool_dir: Path | 
 # ---------------------------------------------------------------------- running it
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket (port 0 = any free port). Raises OSError when it is taken."""
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The listening socket (port 0 = any free port). Raises OSError when it is taken. `reuse_port`:
+    SO_REUSEPORT, so that worker processes may each listen on the port with a socket of their own
+    (app.server.workers.listeners; the caller checks `workers.SPREAD` first). A port is still one
+    service's: it is first bound without SO_REUSEPORT, which fails while any other service listens on
+    it (with or without), so a second service on the same port is refused as before instead of
+    sharing the first one's connections."""
+    if reuse_port and port:
+        bind(host, port).close()  # the port is free (a service listening there makes this fail)
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it an
     # answer's body waits for the client's delayed ACK of its headers (about 40 ms on every request)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     if os.name != "nt":  # on Windows SO_REUSEADDR would let two programs share the port
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -673,8 +687,9 @@ class SyncServer:
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = protocol.DEFAULT_PORT, *,
                  tls_cert=None, tls_key=None, limits: Limits | None = None, access_log: bool = True,
                  sock: socket.socket | None = None, spool_dir: Path | None = None, sweep_spool: bool = True):
-        """`sock`: a listening socket to serve on instead of binding host:port (a worker process of
-        several, app.server.workers); `spool_dir`, `sweep_spool`: see `Service`."""
+        """`sock`: a listening socket (or a list of them, the first naming the port) to serve on instead
+        of binding host:port (a worker process of several, app.server.workers.listeners); `spool_dir`,
+        `sweep_spool`: see `Service`."""
         import uvicorn  # noqa: PLC0415 - only the service needs the server
 
         self.app = create_app(store, limits, spool_dir=spool_dir, sweep_spool=sweep_spool)
@@ -686,7 +701,8 @@ class SyncServer:
             timeout_graceful_shutdown=None,
             proxy_headers=False)  # the client's address is the socket's: per-address limits must not trust a header
         self.config.load()  # a bad certificate or key fails here, before the port is taken
-        self.sock = sock if sock is not None else bind(host, port)
+        self.socks = list(sock) if isinstance(sock, (list, tuple)) else [sock if sock is not None else bind(host, port)]
+        self.sock = self.socks[0]
         self.host, self.port = host, self.sock.getsockname()[1]
         self.tls = bool(tls_cert)
         self.ready = threading.Event()
@@ -761,9 +777,10 @@ class SyncServer:
             with contextlib.suppress(FileNotFoundError):
                 self.stop_file.unlink()  # a request left over from an earlier run
         try:
-            self.server.run(sockets=[self.sock])
+            self.server.run(sockets=self.socks)
         finally:
-            self.sock.close()
+            for sock in self.socks:
+                sock.close()
 
     def start(self, timeout: float = 20) -> "SyncServer":
         self._thread = threading.Thread(target=self.run, name="jiandang-serve", daemon=True)

@@ -37,8 +37,12 @@ _SPACE = STDLIB_MARK[0]
 
 
 def encode(record: Record) -> bytes:
-    return (_dumps([record.village_code, record.parent_id, record.hlc, record.fields]) + b"\n"
-            + _dumps(record.clocks))
+    try:  # orjson directly (a merge encodes every record it writes); `_dumps` for what orjson refuses
+        return orjson.dumps([record.village_code, record.parent_id, record.hlc, record.fields]) + b"\n" + orjson.dumps(
+            record.clocks)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a key not a string
+        return (_dumps([record.village_code, record.parent_id, record.hlc, record.fields]) + b"\n"
+                + _dumps(record.clocks))
 
 
 def encode_new(fields_json: bytes, village: str | None, parent: str | None, hlc: str) -> bytes:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import orjson
+
 from app.store import crypto
 from app.store.crypto import NONCE
 from app.store.base import Change, _dumps, _loads
@@ -52,13 +54,14 @@ class ChangeLog:
 
     def write_changes_raw(self, changes: list[Change]) -> None:
         """Append many changes received from other sites at once (executemany; merge code). One loop
-        makes each change's row: its payload dumped, sealed (`Sealer.change_sealer`, the associated
-        data `seal` binds, made with one format) and put in the row."""
+        makes each change's row: its payload dumped (orjson called directly; `_dumps` for what orjson
+        refuses), sealed (`Sealer.change_sealer`, the associated data `seal` binds, made with one
+        format) and put in the row."""
         sealer = self._require()
         version = sealer.key_version
         encrypt, head, tail = sealer.change_sealer()
         nonces = os.urandom(NONCE * len(changes))
-        dumps = _dumps
+        dumps = orjson.dumps
         rows = []
         append = rows.append
         at = 0
@@ -67,13 +70,16 @@ class ChangeLog:
         for c in changes:  # sqlite3 module binds None through its adapter lookup too
             nonce = nonces[at:at + NONCE]
             at += NONCE
-            blob = join((nonce, encrypt(nonce, dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen,
-                                                      "by": c.operator, "why": c.reason}),
-                                        f"{head}{c.site_id}:{c.seq}{tail}".encode())))
+            site, seq = c.site_id, c.seq
+            try:
+                plain = dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason})
+            except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a key not a string
+                plain = _dumps({"op": c.op, "new": c.new, "old": c.old, "seen": c.seen, "by": c.operator, "why": c.reason})
+            blob = join((nonce, encrypt(nonce, plain, f"{head}{site}:{seq}{tail}".encode())))
             if parents:
-                append((c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, blob))
+                append((site, seq, c.record_id, c.kind, c.village_code, c.parent_id, c.hlc, version, blob))
             else:
-                append((c.site_id, c.seq, c.record_id, c.kind, c.village_code, c.hlc, version, blob))
+                append((site, seq, c.record_id, c.kind, c.village_code, c.hlc, version, blob))
         sql = INSERT_CHANGES if parents else INSERT_CHANGES_NO_PARENT
         self.conn.executemany(sql, rows)
         if self.listeners:

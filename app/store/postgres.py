@@ -27,6 +27,13 @@ dialect (app/store/dialect.py). Differences that matter, and how they are met:
   form converted once per statement text, `dialect.native_placeholders`): psycopg parses a `%s`
   statement again at every call when it is long or has over 50 parameters, a merge's multi-row
   INSERTs and IN lists (about 1 ms of processor per bundle).
+- psycopg prepares a statement on the server once its text has run five times (`prepare_threshold`),
+  and the server then plans it once for all values ("generic plan"), from the table sizes it knew
+  then, without knowing the values. For a join that plan can read a whole table at every call (the
+  merge's duplicate ID-number check: a hash join over the blind index, 0.75 ms of the server's
+  processor per bundle on a small county, growing with the table, against 0.45 planned for its
+  values; issue 23's seventh pass). A statement that joins tables is therefore never prepared (`_planned_each_time`):
+  the server plans it for its values at every call. Single-table statements are prepared as before.
 - PRAGMAs: the quick and integrity checks answer "ok" (the server keeps its own pages consistent;
   the store's own check of sealed rows is app/services/integrity.py); the rest are SQLite settings
   with nothing to do here.
@@ -54,6 +61,13 @@ MAX_PARAMETERS = 30_000  # per multi-row INSERT (PostgreSQL's limit is 65,535)
 _CHECKS = ("quick_check", "integrity_check")
 _SAVEPOINT = re.compile(r"^\s*SAVEPOINT\s+\w+\s*$", re.I)
 _WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.I)
+_JOIN = re.compile(r"\bJOIN\b", re.I)
+
+
+def _planned_each_time(query: str) -> bool:
+    """Whether a statement must be planned for its values at every call rather than prepared on the
+    server (whose plan, made once, is kept as the tables grow): a SELECT that joins tables."""
+    return query.lstrip()[:6].upper() == "SELECT" and _JOIN.search(query) is not None
 
 
 class PgUnavailable(StoreError):
@@ -203,6 +217,7 @@ class PgConnection:
         self._keys: dict[str, list[str]] = {}
         self._multi: dict[str, dialect.MultiRow | None] = {}
         self._native: dict[str, str] = {}  # psycopg's %s form -> PostgreSQL's own $n form
+        self._prepare: dict[str, bool | None] = {}  # False: never prepared on the server (_planned_each_time)
         self._raw_cursor = _psycopg().RawCursor
         self._changes = 0
         self._lock = threading.RLock()
@@ -388,8 +403,11 @@ class PgConnection:
         in the `$n` form through a RawCursor. Returns its cursor."""
         if params is None:
             return self.raw.execute(query)
+        prepare = self._prepare.get(query, True)
+        if prepare is True:  # not yet judged (True is never stored: None lets psycopg decide)
+            prepare = self._prepare[query] = False if _planned_each_time(query) else None
         cursor = self._raw_cursor(self.raw)
-        cursor.execute(self._native_form(query), params)
+        cursor.execute(self._native_form(query), params, prepare=prepare)
         return cursor
 
     def _count(self, query: str, cursor) -> None:
@@ -401,6 +419,7 @@ class PgConnection:
         if native is None:
             if len(self._native) >= NATIVE_KEPT:
                 self._native.clear()  # multi-row statements of many sizes: start again
+                self._prepare.clear()
             native = self._native[query] = dialect.native_placeholders(query)
         return native
 

@@ -67,10 +67,17 @@ class SearchIndex:
 
     _numbers_filled = False  # the 户编号 rows are known to be written (meta.number_index not pending)
 
+    _blinder: tuple = (None, None)  # (index key, crypto.blind_digester of it), made at first use
+
     def blind(self, field_type: str, value: str) -> bytes:
-        if self._index_key is None:
+        key = self._index_key
+        if key is None:
             raise StoreLocked("数据库已锁定,请先输入密码解锁")
-        return crypto.blind_digest(self._index_key, field_type, value)
+        held, digest = self._blinder
+        if held is not key:  # a new unlock (or another key): keyed anew
+            digest = crypto.blind_digester(key)
+            self._blinder = (key, digest)
+        return digest(field_type, value)
 
     def _update_blind_index(self, record: Record) -> None:
         if record.kind not in ("member", "household"):

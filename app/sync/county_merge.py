@@ -188,11 +188,16 @@ def authorise_all(store, cert, changes, places: dict, covered: dict, made: dict,
                       or (kind in judged_kinds and (kind != "household" or not judged_household.isdisjoint(new)))
                       or (held is not None and held[1] and covered.get(held[1]) is not True)  # held elsewhere
                       or (c.op == "create" and (held is not None or rid in made)))  # made twice
-        if inline:
-            for key in new:
-                if key[:2] == "__":  # a routing key (a village move)
+        if inline:  # a routing key (a village move): a key starting "__"
+            if len(new) < 4:  # most edits: a field or few
+                for key in new:
+                    if key[:2] == "__":
+                        inline = False
+                        break
+            else:  # a new record's many fields: looked for in one pass in C over the keys joined (a key
+                keys = "\n".join(new)  # holding "\n__" sends the change the general way: still right)
+                if keys[:2] == "__" or "\n__" in keys:
                     inline = False
-                    break
         if inline:
             parent, expected = c.parent_id, parent_kinds.get(kind)
             if parent is not None or (held is not None and held[2]) or expected is not None:
@@ -233,6 +238,20 @@ def merge_all(merger: Merger, changes: list[Change], absent: set[str] | frozense
             rid, hlc, new = c.record_id, c.hlc, c.new
             rec = cache.get(rid)
             if rec is None and rid in missing:
+                if c.op == "create":  # a new record: made as `Merger.apply` would leave it, in one step
+                    keys = "\n".join(new)  # routing keys ("__…") are not fields: looked for in one pass, as above
+                    if keys[:2] == "__" or "\n__" in keys:
+                        fields = {key: value for key, value in new.items() if value is not None and key[:2] != "__"}
+                    else:
+                        fields = {key: value for key, value in new.items() if value is not None}
+                    cache[rid] = Record(rid, c.kind, c.village_code, c.parent_id, hlc if hlc > ZERO else ZERO, False,
+                                        fields, {"*": hlc})
+                    if hlc > hlc_clock.last:
+                        hlc_clock.last = hlc
+                    pending.append(c)
+                    dirty[rid] = None
+                    applied += 1
+                    continue
                 rec = cache[rid] = Record(rid, c.kind, c.village_code, c.parent_id, ZERO, False, {}, {"*": ZERO})
             if rec is None or rec.kind != c.kind:
                 merger.apply(c, known_new=True)
@@ -240,11 +259,7 @@ def merge_all(merger: Merger, changes: list[Change], absent: set[str] | frozense
                 continue
             op = c.op
             if op == "create" and rec.hlc == ZERO and not rec.fields:
-                fields = {}
-                for key, value in new.items():
-                    if value is not None and key[:2] != "__":
-                        fields[key] = value
-                rec.fields = fields
+                rec.fields = {key: value for key, value in new.items() if value is not None and key[:2] != "__"}
                 rec.clocks = {"*": hlc}
                 rec.village_code, rec.parent_id = c.village_code, c.parent_id
             elif op == "update" and not rec.deleted:
