@@ -10,9 +10,7 @@ Both return a `Report` listing what would be / was created or updated and every 
 
 from __future__ import annotations
 
-import pickle
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from app.store import Store
 from app.tables import mapping as mp
 from app.tables.cells import Column, cell_value, tidy_name  # noqa: F401 - tidy_name: API
 from app.tables.errorbook import error_workbook_bytes, write_atomic, write_error_workbook  # noqa: F401 - API
+from app.tables.fileindex import FileIndex
 from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: API of import-table
     DERIVED,
     Options,
@@ -33,6 +32,7 @@ from app.tables.options import (  # noqa: F401 - parse_fixed, resolve_target: AP
     parse_fixed,
     resolve_target,
 )
+from app.tables.packed import Groups
 from app.tables.reader import Sheet, Source, TableError, locate_header
 
 CODE_SHEET = "代码表"
@@ -75,65 +75,6 @@ class Group:
     errors: list = field(default_factory=list)         # Rejection
     warnings: list = field(default_factory=list)       # Rejection (imported anyway)
     household_id: str | None = None                    # matched stored household
-
-
-class Groups(Sequence):
-    """The households of a file in file order, each kept packed (pickled and zlib-compressed, in
-    memory, never on disk) except the few being filled while the file is read: a plan holds about
-    600 bytes per household instead of its dicts, and the dry run and the import unpack one at a time
-    (indexing and iterating give a fresh copy; changing it changes nothing stored). The first
-    household packed is the compression's preset dictionary for all the others (their field names,
-    sheet titles and code values are mostly its own: 1.3 KB a household without it)."""
-
-    LIVE = 64  # unpacked groups kept while reading (a household's rows are usually adjacent)
-
-    def __init__(self):
-        self._packed: list[bytes | None] = []
-        self._live: dict[int, Group] = {}
-        self._zdict: bytes | None = None
-
-    def _pack(self, group: Group) -> bytes:
-        raw = pickle.dumps(group, pickle.HIGHEST_PROTOCOL)
-        if self._zdict is None:
-            self._zdict = raw
-        packer = zlib.compressobj(1, zdict=self._zdict)
-        return packer.compress(raw) + packer.flush()
-
-    def _unpack(self, packed: bytes) -> Group:
-        return pickle.loads(zlib.decompressobj(zdict=self._zdict).decompress(packed))
-
-    def add(self, group: Group) -> int:
-        self._packed.append(None)
-        self._live[len(self._packed) - 1] = group
-        return len(self._packed) - 1
-
-    def open(self, i: int) -> Group:
-        """Group i to change in place (kept unpacked until the next `settle`)."""
-        group = self._live.get(i)
-        if group is None:
-            group = self._live[i] = self._unpack(self._packed[i])
-        return group
-
-    def settle(self, keep: int | None = None) -> None:
-        """Pack the unpacked groups (all but `keep`) once there are more than LIVE of them."""
-        if len(self._live) > self.LIVE or keep is None:
-            for i in [i for i in self._live if i != keep]:
-                self._packed[i] = self._pack(self._live.pop(i))
-
-    def __len__(self) -> int:
-        return len(self._packed)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = range(len(self))[i]
-        if i in self._live:
-            return self._live[i]
-        return self._unpack(self._packed[i])
-
-    def __iter__(self) -> Iterator[Group]:
-        for i in range(len(self)):
-            yield self[i]
 
 
 @dataclass
@@ -321,14 +262,16 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
            d: Dictionary, notes: list[str] | None = None, options: Options | None = None,
            fixed: dict | None = None) -> Groups:
     """Read every sheet's rows once, one row at a time, into households (kept packed, see Groups):
-    only the index of 户编号 / 户主身份证号 / 户主姓名 and of the ID numbers seen outlives a row."""
-    options = options or Options()
-    fixed = fixed or {}
+    only the index of 户编号 / 户主身份证号 / 户主姓名 and of the ID numbers seen outlives a row, kept
+    outside memory (FileIndex)."""
+    with FileIndex() as index:
+        return _group_rows(store, source, sheets, infos, village, d, notes, options or Options(), fixed or {}, index)
+
+
+def _group_rows(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetInfo], village: str | None,
+                d: Dictionary, notes: list[str] | None, options: Options, fixed: dict, index: FileIndex) -> Groups:
     groups = Groups()
-    index: dict[tuple, int] = {}                         # grouping key -> group number
     village_names = None
-    id_seen: dict[str, tuple[int, str, int]] = {}
-    unnumbered: dict[str, list[tuple[int, int]]] = {}    # 户主姓名 -> (sheet, new household without a 户编号)
     order = sorted(range(len(sheets)), key=lambda i: infos[i].kind != "household")  # households first
     for si in order:
         sheet, info = sheets[si], infos[si]
@@ -406,12 +349,12 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
             number_key = house.get("household_number")
             # find the household this row belongs to
             keys = [k for k in (("n", number_key) if number_key else None, ("h", head_id) if head_id else None) if k]
-            gi = next((index[k] for k in keys if k in index), None)
+            gi, digests = index.household(keys)
             if gi is None and not keys and house.get("head_name"):
                 # a household added to the workbook by hand has no 户编号 yet: its rows on the other
                 # sheets (家庭成员, 家庭收入 ...) find it by the 户主姓名 column, when exactly one such
                 # household has that name (never within one sheet: namesakes there are two households)
-                named = [g for sheet_index, g in unnumbered.get(house["head_name"], []) if sheet_index != si]
+                named = index.unnumbered(house["head_name"], si)
                 gi = named[0] if len(named) == 1 else None
             if info.kind != "household":
                 if gi is None:
@@ -433,14 +376,11 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
                 if gi is None:
                     gi = groups.add(Group(key=f"{sheet.title}:{number}"))
             group = groups.open(gi)
-            for k in keys:
-                index.setdefault(k, gi)
+            index.remember(digests, gi)
             if info.kind == "household" and not number_key and house.get("head_name"):
-                named = unnumbered.setdefault(house["head_name"], [])
-                if all(g != gi for _, g in named):
-                    named.append((si, gi))
+                index.add_unnumbered(house["head_name"], si, gi)
             if record.get("relation") == "01" and record.get("id_number"):
-                index.setdefault(("h", record["id_number"]), gi)
+                index.remember(index.digests([("h", record["id_number"])]), gi)
             group.rows.append((si, number))
             group.errors += errors
             group.warnings += warnings
@@ -460,8 +400,10 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
             kind = "member" if info.kind == "household" else info.kind
             if record:
                 number_id = record.get("id_number") if kind == "member" else None
-                if number_id and number_id in id_seen:
-                    other, other_sheet, other_row = id_seen[number_id]
+                seen = index.first_seen(number_id, gi, si, number) if number_id else None
+                if seen:
+                    other, other_si, other_row = seen
+                    other_sheet = sheets[other_si].title
                     same = other == gi
                     other_group = groups.open(other)
                     group.errors.append(Rejection(sheet.title, number, d.kinds["member"].fields["id_number"].label,
@@ -470,8 +412,6 @@ def _group(store: Store, source: Source, sheets: list[Sheet], infos: list[SheetI
                     if not same:
                         other_group.errors.append(Rejection(other_sheet, other_row, d.kinds["member"].fields["id_number"].label,
                                                             f"公民身份号码与{sheet.title}第 {number} 行重复(两户不能登记同一人)"))
-                elif number_id:
-                    id_seen[number_id] = (gi, sheet.title, number)
                 group.children.setdefault(kind, []).append((record, (sheet.title, number)))
             for extra_kind, fields in extra.items():
                 _merge_row_record(group, extra_kind, fields, (sheet.title, number), d)
