@@ -79,6 +79,16 @@ def report_of(report: exchange.Report) -> dict:
     return out
 
 
+def two_copies(county: Store, tmp_path) -> tuple[list[Store], Counties]:
+    """Two unlocked copies of a (closed) county: the reference (per-change code) and the new (one pass)."""
+    opened = []
+    for name in ("ref.db", "new.db"):
+        store = Store.open(copy_of(county, tmp_path, name))
+        store.unlock("admin", PASSPHRASE)
+        opened.append(store)
+    return opened, Counties(*opened, dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+
+
 def contents(store: Store) -> dict:
     """Everything an import writes, decrypted (sealed blobs carry random nonces)."""
     conn = store.conn
@@ -384,13 +394,7 @@ def test_long_numbers_merge_exactly_and_alike_through_both_paths(tmp_path, monke
     device = make_device(tmp_path, county, "甲")
     other = make_device(tmp_path, county, "乙")  # of the same village: takes the household from the county
     county.close()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    opened = []
-    for name in ("ref.db", "new.db"):
-        store = Store.open(copy_of(county, tmp_path, name))
-        store.unlock("admin", PASSPHRASE)
-        opened.append(store)
-    counties = Counties(*opened, now)
+    opened, counties = two_copies(county, tmp_path)
     big, small = 10 ** 30 + 7, -(2 ** 64) - 1
     lap = Laptop(device, [VILLAGE], random.Random(1))
     try:
@@ -424,13 +428,7 @@ def test_routing_keys_among_many_fields_go_the_general_way(tmp_path, monkeypatch
     county = make_county(tmp_path)
     device = make_device(tmp_path, county, "甲", villages=(VILLAGE, OTHER_VILLAGE))
     county.close()
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    opened = []
-    for name in ("ref.db", "new.db"):
-        store = Store.open(copy_of(county, tmp_path, name))
-        store.unlock("admin", PASSPHRASE)
-        opened.append(store)
-    counties = Counties(*opened, now)
+    opened, counties = two_copies(county, tmp_path)
     lap = Laptop(device, [VILLAGE, OTHER_VILLAGE], random.Random(2))
     try:
         with device.transaction():
