@@ -97,6 +97,7 @@ def test_unreadable_file_is_reported(qtbot, store, tmp_path):
     dialog.check()
     assert dialog.wait_until_done()
     assert "密码" in dialog.summary.text() and not dialog.import_button.isEnabled()
+    assert "密码" not in dialog.status.text() and "原因见上方" in dialog.status.text()  # said once, not twice
     assert store.count() == 0
 
 

@@ -251,8 +251,12 @@ class TableDialog(QDialog):
         self._stop()
         for option, choice in WINDOW_WORDS:  # the command's options as the dialog's choices
             message = message.replace(option, choice)
-        self.status.setText(f"<span style='color:#c00000'>{message}</span>")
-        self.summary.setText(f"<span style='color:#c00000'>{message}</span>")
+        shown = f"<span style='color:#c00000'>{message}</span>"
+        if self.tabs.currentIndex() == 0:  # the import tab: said once, in its summary above the rejected rows
+            self.summary.setText(shown)
+            self.status.setText("<span style='color:#c00000'>未完成,原因见上方说明。</span>")
+        else:  # the export tab has no summary: the status line says it
+            self.status.setText(shown)
 
     def wait_until_done(self, timeout_ms: int = 120000) -> bool:
         """For tests and scripts: block (processing events) until the current job ends."""
