@@ -1,5 +1,5 @@
 """Divisions files (CSV or Excel: columns 代码, 名称, optional 级别 and 上级代码, or code/name/level/
-parent) read into rows for app.services.reference, which checks and writes them (docs/reference.md).
+parent) read into rows for app.services.reference, which checks and writes them (docs/cli.md, "reference").
 The file is checked completely before anything is written; a file with any problem changes nothing."""
 
 from __future__ import annotations
