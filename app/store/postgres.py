@@ -23,6 +23,14 @@ dialect (app/store/dialect.py). Differences that matter, and how they are met:
   a queued statement's rowcount or rows, when asked for, send the queue first (`_Later`). Its error
   is raised by the statement it went with; `Store.savepoint` sends the queue at the end of each part,
   so a part's error still undoes that part only. ROLLBACK (TO) drops what it would undo unsent.
+- Streaming (`streaming`, the county service's groups of uploads that touch nothing in common:
+  app/sync/overlapping.py): inside it every write goes to the server at once in one open pipeline,
+  without waiting, so the server inserts one bundle's rows while the worker merges the next; a
+  SELECT sent with `execute_deferred` goes after them and is answered later; any statement that
+  needs its answer waits for everything streamed before it. A streamed statement that fails has made
+  the server skip the rest, so it is raised as RetryAlone (not a StoreError) and, until the
+  transaction is rolled back, every statement raises it: the caller merges the group again without
+  streaming.
 - Statements with parameters go in PostgreSQL's own `$1` form through psycopg's RawCursor (the `%s`
   form converted once per statement text, `dialect.native_placeholders`): psycopg parses a `%s`
   statement again at every call when it is long or has over 50 parameters, a merge's multi-row
@@ -43,6 +51,7 @@ psycopg is imported only when a URL is opened: laptops never load it."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import threading
@@ -68,6 +77,12 @@ def _planned_each_time(query: str) -> bool:
     """Whether a statement must be planned for its values at every call rather than prepared on the
     server (whose plan, made once, is kept as the tables grow): a SELECT that joins tables."""
     return query.lstrip()[:6].upper() == "SELECT" and _JOIN.search(query) is not None
+
+
+class RetryAlone(Exception):
+    """Something streamed (PgConnection.streaming) failed: the server skipped everything after it, so
+    the caller rolls the transaction back and does its work again without streaming. Not a
+    StoreError: nothing may take it for the refusal of one bundle."""
 
 
 class PgUnavailable(StoreError):
@@ -181,6 +196,8 @@ class _Later:
         self.cursor = None
 
     def _sent(self):
+        if self.conn._pipe is not None:  # streamed and perhaps not yet answered
+            self.conn._settle()
         if self.cursor is None:
             self.conn.send_queued()
         return self.cursor if self.cursor is not None else _Rows([])  # None: rolled back unsent
@@ -223,6 +240,11 @@ class PgConnection:
         self._lock = threading.RLock()
         # multi-row INSERTs and SAVEPOINTs of an open transaction, sent with the next statement
         self._queued: list[tuple[str, list | None, _Later | None]] = []
+        # streaming (see `streaming`): the open psycopg pipeline and the statements sent in it
+        self._streaming = False
+        self._pipe = None
+        self._streamed: list[tuple[str, object]] = []
+        self._failed = ""  # why streaming failed, until the transaction is rolled back
 
     # the sqlite3.Connection surface the store uses --------------------------------------------
 
@@ -230,21 +252,40 @@ class PgConnection:
         name = dialect.pragma(sql)
         if name is not None:
             return _Rows([("ok",)] if name in _CHECKS else [])
+        if self._failed and self._pipe is None and not self.in_transaction:
+            self._failed = ""  # that transaction is over (rolled back, or its connection lost)
+        if self._failed:  # a streamed statement failed: only the whole transaction's ROLLBACK goes on
+            if not re.match(r"^\s*ROLLBACK\s*;?\s*$", sql, re.I):
+                raise RetryAlone(self._failed)
+            self._failed = ""
         if re.match(r"^\s*BEGIN\s*;?\s*$", sql, re.I) and self.read_only:
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
             return self._run(sql, None)
+        if self._pipe is not None and re.match(r"^\s*ROLLBACK\b", sql, re.I):
+            # ROLLBACK TO a part: what was streamed before it must have gone through (an earlier part's
+            # failure is raised here: RetryAlone); a whole ROLLBACK undoes it all, failed or not
+            whole = not re.match(r"^\s*ROLLBACK\s+TO\b", sql, re.I)
+            self._settle(quiet=whole)
+            if whole:
+                self._failed = ""
         if self._queued and re.match(r"^\s*ROLLBACK\b", sql, re.I):
             # undone unsent: every statement sends the queue first, so what is queued came after the
             # last statement sent; ROLLBACK TO a savepoint still queued keeps that savepoint
             marks = [i for i, (query, *_) in enumerate(self._queued) if query.startswith("SAVEPOINT ")]
             self._queued = self._queued[:marks[-1] + 1] if marks and re.match(r"^\s*ROLLBACK\s+TO\b", sql, re.I) else []
         elif self.in_transaction and _SAVEPOINT.match(sql):
-            self._queued.append((sql.strip(), None, None))  # sent with the part's first statement
+            if self._streaming:
+                self._stream(sql.strip(), None)
+            else:
+                self._queued.append((sql.strip(), None, None))  # sent with the part's first statement
             return _Rows([])
         query = self._translate(sql)
         if _WRITE.match(query) and not self.read_only and "RETURNING" not in query.upper() and self.in_transaction:
             later = _Later(self)  # its rowcount (or rows) sends the queue when asked for
-            self._queued.append((query, params, later))
+            if self._streaming:
+                later.cursor = self._stream(query, params)
+            else:
+                self._queued.append((query, params, later))
             return later
         if re.match(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\b", sql, re.I):
             # the transaction and its write lock in one round trip (two statements, no parameters)
@@ -267,6 +308,7 @@ class PgConnection:
         """psycopg's executemany: one statement per row (pipelined)."""
         psycopg = _psycopg()
         with self._lock:
+            self._settle()
             if self._queued:
                 self.send_queued()
             try:
@@ -291,8 +333,11 @@ class PgConnection:
                 cursor = self._executemany(query, batch)
             elif self.in_transaction:
                 # write-behind: nothing of the transaction reads the result; the statement goes to the
-                # server with the next one, in one round trip (send_queued)
-                self._queued.append((shape.statement(len(batch)), [v for r in batch for v in r], None))
+                # server with the next one, in one round trip (send_queued), or at once when streaming
+                if self._streaming:
+                    self._stream(shape.statement(len(batch)), [v for r in batch for v in r])
+                else:
+                    self._queued.append((shape.statement(len(batch)), [v for r in batch for v in r], None))
                 result.rowcount = -1  # known when sent (total_changes counts it then)
                 continue
             else:
@@ -309,6 +354,8 @@ class PgConnection:
         inside that part (Store.savepoint)."""
         psycopg = _psycopg()
         with self._lock:
+            if then is not None:  # streaming: a statement that needs its answer waits for what went before
+                self._settle()
             queued, self._queued = self._queued, []
             if not queued:
                 return self._run(*then) if then else None
@@ -333,6 +380,80 @@ class PgConnection:
             self._count(then[0], last)
         return last
 
+    @contextlib.contextmanager
+    def streaming(self):
+        """Inside a write transaction: send every write (INSERT, UPDATE, DELETE, SAVEPOINT) to the
+        server at once, in one psycopg pipeline, without waiting for it, so that the server executes
+        them while this program goes on (the county service's group of uploads: the server inserts
+        one bundle's rows while the worker merges the next). A statement that needs its answer (a
+        SELECT, a rowcount asked for, COMMIT) first waits for everything streamed before it; a SELECT
+        sent with `execute_deferred` does not. A streamed statement that fails has made the server
+        skip everything after it, so it cannot be undone part by part: the failure is raised as
+        RetryAlone when it is found, and the caller rolls the whole transaction back and does it
+        again the careful way (a part at a time, write-behind)."""
+        self.send_queued()
+        self._streaming = True
+        try:
+            yield self
+            self._settle()
+        except BaseException:
+            self._settle(quiet=True)
+            raise
+        finally:
+            self._streaming = False
+
+    def execute_deferred(self, sql: str, params=()):
+        """A SELECT whose rows are asked for later: while streaming it goes to the server now, after
+        the writes before it, and its rows wait there until asked for (asking waits for everything
+        streamed so far). Otherwise it runs as `execute`."""
+        if not self._streaming:
+            return self.execute(sql, params)
+        later = _Later(self)
+        later.cursor = self._stream(self._translate(sql), params)
+        return later
+
+    def _stream(self, query: str, params):
+        """Send one statement in the open pipeline (opened here if need be), not waiting for it."""
+        psycopg = _psycopg()
+        with self._lock:
+            if self._pipe is None:
+                pipe = self.raw.pipeline()
+                pipe.__enter__()
+                self._pipe = pipe
+            try:
+                if params is None:
+                    cursor = self.raw.execute(query)
+                else:
+                    cursor = self._send(query, params)
+            except psycopg.OperationalError as exc:
+                raise self._lost(exc) from None
+            except psycopg.Error as exc:  # the pipeline was aborted by a statement streamed earlier
+                self._failed = str(exc) or type(exc).__name__
+                raise RetryAlone(self._failed) from exc
+            self._streamed.append((query, cursor))
+            return cursor
+
+    def _settle(self, quiet: bool = False) -> None:
+        """Wait for everything streamed (leave the pipeline): its errors are raised here (RetryAlone),
+        or swallowed when `quiet` (the transaction is being rolled back)."""
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
+            return
+        psycopg = _psycopg()
+        streamed, self._streamed = self._streamed, []
+        try:
+            pipe.__exit__(None, None, None)
+        except psycopg.Error as exc:
+            if quiet:  # rolled back next; until then nothing else may go on
+                self._failed = str(exc) or type(exc).__name__
+                return
+            if isinstance(exc, psycopg.OperationalError) and (self.raw.closed or self.raw.broken):
+                raise self._lost(exc) from None
+            self._failed = str(exc) or type(exc).__name__
+            raise RetryAlone(self._failed) from exc
+        for query, cursor in streamed:
+            self._count(query, cursor)
+
     def batches(self, sql: str, params, size: int):
         """The rows of a SELECT, `size` at a time, from a server-side cursor (the server holds the
         result; this program one batch). WITH HOLD, so it reads on whether or not a transaction is
@@ -341,6 +462,7 @@ class PgConnection:
         psycopg = _psycopg()
         query = self._translate(sql)
         with self._lock:
+            self._settle()
             if self._queued:
                 self.send_queued()
             try:
@@ -368,6 +490,7 @@ class PgConnection:
 
     @property
     def total_changes(self) -> int:
+        self._settle()
         if self._queued:
             self.send_queued()
         return self._changes
@@ -378,6 +501,7 @@ class PgConnection:
 
     def close(self) -> None:
         self._queued = []  # a transaction left open is rolled back by the server
+        self._streaming, self._pipe, self._streamed, self._failed = False, None, [], ""
         self.raw.close()
 
     # ------------------------------------------------------------------------------------------
@@ -389,7 +513,7 @@ class PgConnection:
         and IN lists: about 1 ms of processor each)."""
         psycopg = _psycopg()
         with self._lock:
-            if self._queued:
+            if self._queued or self._pipe is not None:
                 return self.send_queued((query, params))
             try:
                 cursor = self._send(query, params)

@@ -15,6 +15,7 @@ before the write lock is taken)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import functools
 import re
@@ -30,9 +31,9 @@ from app.core.validation import household_label
 from app.store import Store, StoreError
 from app.store.base import gc_paused
 from app.store.db import short_id
-from app.store.postgres import PgUnavailable
+from app.store.postgres import PgUnavailable, RetryAlone
 from app.sync import attachments as attachment_sync
-from app.sync import county_merge, identity, numbers, refdata, status, wire
+from app.sync import county_merge, identity, numbers, overlapping, refdata, status, wire
 from app.sync.merge import Merger, change_to_wire
 
 SUFFIX = ".jdb"
@@ -447,9 +448,11 @@ def _import_group(store: Store, bundles, now: dt.datetime | None) -> list[Report
         return reports
     t0 = time.perf_counter()
     try:
-        with store.transaction():
-            for i, bundle, _ in opened:
-                reports[i] = _refusing(bundle.report.name, lambda: _merge_in_savepoint(store, bundle))
+        if not (overlapping.possible(store, [bundle for _, bundle, _ in opened])
+                and _merged_overlapping(store, opened, reports)):
+            with store.transaction():
+                for i, bundle, _ in opened:
+                    reports[i] = _refusing(bundle.report.name, lambda: _merge_in_savepoint(store, bundle))
     except Exception as exc:  # noqa: BLE001 - the commit (or the connection) failed: nothing of the group was kept
         failed = (str(exc) if isinstance(exc, StoreError) else
                   f"导入时出错({type(exc).__name__}),未导入任何内容,请重试")
@@ -465,8 +468,8 @@ def _refusing(name: str, step) -> "Report | _Opened":
     """`step()`, with bad input turned into a refusal (never a crash of the day)."""
     try:
         return step()
-    except PgUnavailable:
-        raise  # the connection broke: the whole group fails (import_bundles)
+    except (PgUnavailable, RetryAlone):
+        raise  # the connection broke (the whole group fails) / streaming failed (done again: _merged_overlapping)
     except (wire.BundleError, StoreError) as exc:
         return Report(name, "refused", str(exc))
     except Exception as exc:  # noqa: BLE001 - malformed content from a signed bundle
@@ -474,10 +477,31 @@ def _refusing(name: str, step) -> "Report | _Opened":
                                        "仍不行请联系技术支持")
 
 
-def _merge_in_savepoint(store: Store, bundle: "_Opened") -> Report:
+def _merged_overlapping(store: Store, opened: list, reports: list) -> bool:
+    """Merge the group with its writes streamed (app/sync/overlapping.py): True when done, False when
+    streaming failed and the caller must merge it again the careful way (nothing of it was kept)."""
+    fresh = [(i, bundle, copy.copy(bundle.report)) for i, bundle, _ in opened]
+    for _, bundle, report in fresh:
+        report.warnings = list(report.warnings)
+    try:
+        with store.transaction(), store.conn.streaming():
+            ahead = overlapping.Ahead(store, [bundle for _, bundle, _ in opened])
+            for i, bundle, _ in opened:
+                reports[i] = _refusing(bundle.report.name, lambda: _merge_in_savepoint(store, bundle, ahead))
+            for i, bundle, _ in opened:  # the first answer waits for all that was streamed
+                if bundle.duplicates_later is not None and reports[i].status == "accepted":
+                    _name_duplicates(store, reports[i], bundle.duplicates_later())
+    except RetryAlone:
+        for _, bundle, report in fresh:
+            bundle.report, bundle.duplicates_later = report, None
+        return False
+    return True
+
+
+def _merge_in_savepoint(store: Store, bundle: "_Opened", ahead=None) -> Report:
     try:
         with store.savepoint():
-            return _merge(store, bundle)
+            return _merge(store, bundle, ahead)
     except _Duplicate:
         bundle.report.status = "duplicate"
         return bundle.report
@@ -515,6 +539,7 @@ class _Opened:
     changes: list
     payload: dict
     now: dt.datetime
+    duplicates_later: object = None  # streamed: the duplicate check's answer, asked for after the group
 
 
 class _Duplicate(Exception):
@@ -650,14 +675,15 @@ def _open(store: Store, data, name: str, now: dt.datetime, verified_as: tuple | 
     return _Opened(report, header, kind, verified.digest, cert, changes, payload, now)
 
 
-def _merge(store: Store, bundle: _Opened) -> Report:
-    """The part of an import that writes, inside the caller's transaction (holding the write lock)."""
+def _merge(store: Store, bundle: _Opened, ahead=None) -> Report:
+    """The part of an import that writes, inside the caller's transaction (holding the write lock).
+    `ahead`: what the group's merge read for all its bundles at once (overlapping.Ahead), or None."""
     report, kind, sender, seq = bundle.report, bundle.kind, bundle.report.sender, bundle.report.seq
     # another program on this county database, or an earlier bundle of the same group, may have taken it
     # meanwhile. At the county the same round trip reads what the merge needs of the device (on
     # PostgreSQL every statement under the write lock is a round trip to the server)
     county = store.role == "county"
-    row = store.conn.execute(
+    row = ahead.device_row(bundle) if ahead is not None else store.conn.execute(
         "SELECT (SELECT digest FROM receipts WHERE sender = ? AND seq = ? AND kind = ?), "
         "(SELECT have_seq FROM peers WHERE site_id = ?), (SELECT bundle_seq FROM peers WHERE site_id = ?), "
         "(SELECT value FROM meta WHERE key = ?)",
@@ -670,17 +696,24 @@ def _merge(store: Store, bundle: _Opened) -> Report:
     if county:
         peer = (row[1], row[2]) if row[1] is not None else None
         topups = {sender: numbers.parse_topups(row[3])}
-        members = _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report, peer, topups)
+        members = _import_upstream(store, bundle.cert, bundle.changes, bundle.payload, report, peer, topups,
+                                   ahead)
     else:
         _import_downstream(store, bundle.header, bundle.changes, bundle.payload, report, bundle.now)
     _import_attachments(store, sender, bundle.changes, bundle.payload, report,
                         bundle.cert if store.role == "county" else None)
     store.conn.execute("INSERT INTO receipts(sender, seq, kind, digest, received, changes, applied) VALUES (?,?,?,?,?,?,?)",
                        (sender, seq, kind, bundle.digest, identity.iso(bundle.now), len(bundle.changes), report.applied))
-    if county:  # a read last: on PostgreSQL the bundle's writes go to the server with it (write-behind)
-        report.duplicates = _county_duplicates(store, members)
-        report.household_labels = {h: _household_label(store, h) for dup in report.duplicates for h in dup[:2]}
+    if county and ahead is not None:  # streamed after the bundle's writes, answered after the group's
+        bundle.duplicates_later = _county_duplicates_later(store, members)
+    elif county:  # a read last: on PostgreSQL the bundle's writes go to the server with it (write-behind)
+        _name_duplicates(store, report, _county_duplicates(store, members))
     return report
+
+
+def _name_duplicates(store: Store, report: Report, duplicates: list) -> None:
+    report.duplicates = duplicates
+    report.household_labels = {h: _household_label(store, h) for dup in duplicates for h in dup[:2]}
 
 
 def missing_part_message(store: Store, sender: str, seq: int, part_of, kind: str = "up") -> str:
@@ -929,10 +962,11 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
 
 
 def _import_upstream(store: Store, cert, changes, payload: dict, report: Report, peer: tuple | None = None,
-                     topups: dict | None = None) -> set[str]:
+                     topups: dict | None = None, ahead=None) -> set[str]:
     """`peer`: the device's (have_seq, bundle_seq) and `topups` (site -> its 户编号 top-ups) when the
-    caller has read them in this transaction already. Returns the ids of the member records the
-    bundle wrote (the caller checks them for ID numbers held by other households: _county_duplicates)."""
+    caller has read them in this transaction already; `ahead`: the records the group's merge read for
+    all its bundles at once (overlapping.Ahead). Returns the ids of the member records the bundle wrote
+    (the caller checks them for ID numbers held by other households: _county_duplicates)."""
     site = cert.site_id
     row = peer or store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
     if row is None:  # the device's first bundle
@@ -958,6 +992,8 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
                 f"序号不连续:县里已有站点 {site} 的更改到第 {have_seq} 条,此包从第 {seqs[0]} 条开始。{missing}")
     places: dict[str, tuple | None] = {}
     ids = list({c.record_id for c in new} | {c.parent_id for c in new if c.parent_id})
+    if ahead is not None:
+        places, ids = ahead.places_of(ids), []
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         places.update({rid: None for rid in chunk})
@@ -975,6 +1011,8 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     if refusal:
         raise wire.BundleError(f"包含未授权的更改,整包拒收:{refusal}")
     merger = Merger(store)
+    if ahead is not None:
+        merger.cache.update(ahead.records_of(c.record_id for c in new))
     county_merge.merge_all(merger, new, absent={rid for rid, place in places.items() if place is None})
     report.applied, report.conflicts = merger.applied, merger.conflicts
     report.more_changes = bool(payload.get("more_changes"))
@@ -1009,6 +1047,13 @@ def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
 def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
     """Pairs of households that hold a member with the same ID number as a member just received. A
     few statements for the whole bundle (on PostgreSQL each is a round trip to the server)."""
+    return _county_duplicates_later(store, member_ids)()
+
+
+def _county_duplicates_later(store: Store, member_ids: set[str]):
+    """`_county_duplicates` in two steps: its first statement sent now (`execute_deferred`: while the
+    group's writes stream, it goes after this bundle's), the answer when the returned function is
+    called."""
     def rows(sql: str, values: list) -> list:
         out = []
         for start in range(0, len(values), 500):
@@ -1017,9 +1062,21 @@ def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
         return out
 
     # each member's index row joined with every row of the same digest: one statement
+    ids = sorted(member_ids)
+    deferred = getattr(store.conn, "execute_deferred", store.conn.execute)
+    sent = [deferred("SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
+                     f"ON b.digest = a.digest WHERE a.record_id IN ({','.join('?' * len(ids[i:i + 500]))})",
+                     ids[i:i + 500]) for i in range(0, len(ids), 500)]
+    if not getattr(store.conn, "_streaming", False):  # SQLite: its cursors read lazily, so read now
+        sent = [cursor.fetchall() for cursor in sent]
+    return lambda: _duplicate_pairs(store, member_ids, [row for cursor in sent for row in
+                                                         (cursor if isinstance(cursor, list) else cursor.fetchall())],
+                                    rows)
+
+
+def _duplicate_pairs(store: Store, member_ids: set[str], joined: list, rows) -> list[tuple]:
     others_of: dict = {}
-    for mid, holder in rows("SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
-                            "ON b.digest = a.digest WHERE a.record_id IN ({})", sorted(member_ids)):
+    for mid, holder in joined:
         others = others_of.setdefault(mid, [])
         if holder != mid:
             others.append(holder)
