@@ -519,3 +519,18 @@ def test_the_window_without_a_desktop_says_so_in_chinese(monkeypatch, capsys):
     assert main([]) == 1
     err = capsys.readouterr().err
     assert "没有图形桌面" in err and "jiandang --help" in err
+
+
+def test_a_command_that_neither_prints_nor_reads_workbooks_starts_without_their_libraries():
+    """`jiandang sync import …` (a county imports a drawer of USB sticks, one command per stick) and the
+    other commands load reportlab, qrcode, pypdf and openpyxl only when they print or read a workbook:
+    about a quarter of a second less of every start (0.65 → 0.41 s on the development machine)."""
+    import subprocess
+
+    from tests.support.jiandang_test_hooks import subprocess_env
+
+    code = ("import sys, app.cli.main as m; m.build_parser(); "
+            "print(sorted(k for k in ('reportlab', 'openpyxl', 'pypdf', 'qrcode') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

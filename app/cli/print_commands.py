@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 from app.cli.common import CommandError, open_store, progress_printer, user_errors
-from app.reports.card import parse_qr
-from app.core.procedures import min_notice_days
-from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
-from app.services import households, printing
+from app.core.procedures import MIN_NOTICE_DAYS as MIN_DAYS
+from app.core.procedures import default_place_and_contact, min_notice_days
+from app.services import households
+
+# the reports (reportlab, qrcode, pypdf) are imported by the commands that print: every other command
+# of the program starts without them (about a quarter of a second)
 
 
 def register(sub) -> None:
@@ -91,6 +93,7 @@ def _done(result: printing.PrintResult, what: str) -> int:
 
 
 def cmd_card(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
     with open_store(args.db, args.operator, write=False) as store:
         household_id = None
         if args.household:
@@ -105,6 +108,7 @@ def cmd_card(args) -> int:
 
 
 def cmd_register(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
     with open_store(args.db, args.operator, write=False) as store:
         with user_errors(printing.PrintError):
             result = printing.print_register(store, args.out, args.village, progress=progress_printer("生成村有册"))
@@ -112,6 +116,7 @@ def cmd_register(args) -> int:
 
 
 def cmd_book(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
     with open_store(args.db, args.operator, write=False) as store:
         with user_errors(printing.PrintError):
             result = printing.print_book(store, args.out, args.township, progress=progress_printer("生成乡有簿"))
@@ -119,6 +124,7 @@ def cmd_book(args) -> int:
 
 
 def cmd_monitoring(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
     with open_store(args.db, args.operator) as store:
         try:
             result = printing.print_monitoring_register(store, args.out, args.village or args.township)
@@ -137,6 +143,8 @@ def _date(text: str | None, name: str, default: dt.date) -> dt.date:
 
 
 def cmd_notice(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
+    from app.reports.notice import NoticeInfo, period_of  # noqa: PLC0415
     level, place = next((lv, code) for lv, code in (("village", args.village), ("township", args.township),
                                                      ("county", args.county)) if code)
     for name, text in (("--start", args.start), ("--end", args.end)):
@@ -159,6 +167,7 @@ def cmd_notice(args) -> int:
 
 
 def cmd_evidence(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
     from app.services import attachments  # noqa: PLC0415
     from app.store import StoreError  # noqa: PLC0415
 
@@ -173,6 +182,8 @@ def cmd_evidence(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from app.services import printing  # noqa: PLC0415 - see the note at the top
+    from app.reports.card import parse_qr  # noqa: PLC0415
     household, digest = args.household, args.digest
     if args.qr:
         parsed = parse_qr(args.qr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from app.cli.common import CommandError, open_store, progress_printer, user_errors
-from app.tables import TableError, exporter, importer, mapping
+from app.tables import TableError, mapping
 
 SHOWN_REJECTIONS = 50
 
@@ -40,6 +40,7 @@ def register(sub) -> None:
 
 
 def cmd_import(args) -> int:
+    from app.tables import importer  # noqa: PLC0415 - openpyxl: only the commands that read or write workbooks load it
     if args.errors and not args.errors.lower().endswith(".xlsx"):
         raise CommandError(f"--errors 的文件名应以 .xlsx 结尾:{args.errors}")
     saved, codes = None, None
@@ -79,6 +80,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from app.tables import exporter  # noqa: PLC0415 - openpyxl, as above
     with open_store(args.db, args.operator, write=False) as store, user_errors(TableError):
         counts = exporter.export_table(store, args.out, village=args.village, township=args.township,
                                        progress=progress_printer("导出"))

@@ -549,3 +549,13 @@ def assess_elimination(doc: dict, *, year: int | None, criteria: dict | None, fo
         result.criteria.append(Criterion("monitored", "监测时间", months >= need,
                                          f"已监测 {months} 个月,{'达到' if months >= need else '不足'}县定的 {need} 个月"))
     return result
+
+
+def default_place_and_contact(level: str, place_name: str = "乡(镇)") -> tuple[str, str]:
+    """Where a notice is posted and who takes objections, when the user gives neither: the one
+    table the CLI, the print dialog and app.services.printing use. A county 公告 has neither."""
+    if level == "village":
+        return "村委会公示栏", "村民委员会"
+    if level == "township":
+        return f"{place_name}人民政府公示栏", f"{place_name}扶贫工作站"
+    return "", ""

@@ -15,6 +15,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.core import procedures
+from app.core.procedures import default_place_and_contact  # noqa: F401 - where it was first
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, head_para, markup, numbered_canvas, para, register_fonts, styles
@@ -27,16 +28,6 @@ KIND_WORDS = {"monitor": "监测识别", "eliminate": "风险消除"}  # named i
 LEVELS = ("village", "township", "county")  # 村内公示, 乡级公示 (second 公示), 县级公告
 WIDTH = A4[0] - 36 * mm
 PAD = 3  # left and right padding of the list's cells, points
-
-
-def default_place_and_contact(level: str, place_name: str = "乡(镇)") -> tuple[str, str]:
-    """Where a notice is posted and who takes objections, when the user gives neither: the one
-    table the CLI, the print dialog and app.services.printing use. A county 公告 has neither."""
-    if level == "village":
-        return "村委会公示栏", "村民委员会"
-    if level == "township":
-        return f"{place_name}人民政府公示栏", f"{place_name}扶贫工作站"
-    return "", ""
 
 
 @dataclass
