@@ -425,9 +425,9 @@ class PgConnection:
                     cursor = self.raw.execute(query)
                 else:
                     cursor = self._send(query, params)
-            except psycopg.OperationalError as exc:
-                raise self._lost(exc) from None
             except psycopg.Error as exc:  # the pipeline was aborted by a statement streamed earlier
+                if isinstance(exc, psycopg.OperationalError) and (self.raw.closed or self.raw.broken):
+                    raise self._lost(exc) from None
                 self._failed = str(exc) or type(exc).__name__
                 raise RetryAlone(self._failed) from exc
             self._streamed.append((query, cursor))
