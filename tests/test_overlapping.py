@@ -85,8 +85,9 @@ def test_a_group_from_different_devices_waits_a_few_times_not_per_bundle(tmp_pat
 
 def test_streamed_and_a_bundle_at_a_time_hold_and_say_the_same(tmp_path, monkeypatch):
     """The same group into two counties, streamed and a bundle at a time: the same records, change rows
-    and reports, with edits of households the county holds and a duplicate ID number between two
-    bundles of the group (named by the later bundle only, as when they are merged one after the other)."""
+    and reports, with edits of households the county holds (one of them against the county's own edit:
+    a conflict) and a duplicate ID number between two bundles of the group (named by the later bundle
+    only, as when they are merged one after the other)."""
     reports, held = {}, {}
     for way in ("streamed", "one at a time"):
         folder = tmp_path / way.replace(" ", "_")
@@ -97,6 +98,8 @@ def test_streamed_and_a_bundle_at_a_time_hold_and_say_the_same(tmp_path, monkeyp
             exchange.import_bundles(county, _group([laptop]))
             household = next(iter(laptop.records("household")))
             laptop.put("household", {"phone": "13800000000"}, record_id=household.id)
+        # the county changed the first one's phone meanwhile: its edit is a conflict the county records
+        county.put("household", {"phone": "13700000000"}, record_id=next(iter(laptops[0].records("household"))).id)
         group = _group(laptops)
         used = []
         with monkeypatch.context() as patch:
@@ -117,7 +120,7 @@ def test_streamed_and_a_bundle_at_a_time_hold_and_say_the_same(tmp_path, monkeyp
     streamed, alone = reports["streamed"], reports["one at a time"]
     assert [r.status for r in streamed] == ["accepted"] * 4
     assert streamed[3].duplicates and not streamed[2].duplicates  # the later one names it, as merged in order
-    assert sum(r.applied for r in streamed) > 0
+    assert sum(r.applied for r in streamed) > 0 and streamed[0].conflicts == 1
 
     def shape(rs):
         return [(r.status, r.applied, r.conflicts, len(r.duplicates), sorted(r.household_labels.values()),
