@@ -202,3 +202,18 @@ def test_at_laptop_size_the_detail_shows_the_stages_and_the_criteria_above_the_r
     cursor = w.detail.document().find("年人均纯收入")  # the first row of the 退出标准
     assert not cursor.isNull()
     assert w.detail.cursorRect(cursor).bottom() <= w.detail.viewport().height(), (w.detail.height(), w.action_box.height())
+
+
+def test_the_disabled_action_box_shows_no_hint_that_could_pass_for_an_opinion(qtbot, make_store):
+    """With no proposal selected the 办理 box is disabled; a hint in its 意见/原因 field would be drawn
+    like a disabled value (an opinion someone gave), so it shows none until a proposal is selected."""
+    store = make_store()
+    a, _ = setup(store)
+    w = open_window(qtbot, store)
+    assert not w.action_box.isEnabled()
+    assert w.reason.placeholderText() == "" and w.reason.text() == ""
+    proposals.propose(store, a, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(10))
+    with qtbot.waitSignal(w.loaded, timeout=10000):
+        w.refresh_button.click()
+    w.table.selectRow(0)
+    assert w.action_box.isEnabled() and w.reason.placeholderText() == "意见;退回时必须写明原因"

@@ -95,6 +95,7 @@ COLUMN_PADDING = 14  # pixels beside a column's widest text, so neighbouring col
 TYPICAL = ["8" * 8, max(KINDS.values(), key=len), "8" * 16, "欧阳明远", "等待" + max(STAGE_LABELS.values(), key=len),
            "2026-12-31"]
 DETAIL_WIDTH = 480  # the detail and 办理 pane's width; the table takes the rest of the window
+REASON_HINT = "意见;退回时必须写明原因"  # the 办理 box's hint for 意见/原因 (none while the box is disabled)
 
 
 def fit_columns(view, count: int, least: list[int] | None = None) -> None:
@@ -422,7 +423,7 @@ class ProposalsWindow(QWidget):
         self.outcome.addItem("通过", "pass")
         self.outcome.addItem("退回", "return")
         self.reason = QLineEdit()
-        self.reason.setPlaceholderText("意见;退回时必须写明原因")
+        self.reason.setPlaceholderText(REASON_HINT)
         self.stage_date = _date_edit()
         self.by = QLineEdit()
         self.meeting_date = _date_edit()
@@ -657,6 +658,8 @@ class ProposalsWindow(QWidget):
     def _prepare_action(self, p: dict | None) -> None:
         stage = proposals.waiting_for(p) if p is not None else None
         self.action_box.setEnabled(p is not None)
+        # a disabled field's hint is drawn like a disabled value: it would pass for an opinion given
+        self.reason.setPlaceholderText(REASON_HINT if p is not None else "")
         for w in self.review_rows:
             self._show_row(w, stage == "review")
         for w in self.notice_rows:
