@@ -215,6 +215,29 @@ def test_the_history_panel_cuts_no_time_or_value_and_has_tooltips(qtbot, demo_st
     assert ["联系电话", doc["phone"], "13912345678"] in editor.history.entries()
 
 
+def test_the_history_panel_shows_every_value_whole_at_1366_without_scrolling_sideways(qtbot, demo_store):
+    """At 1366×768 the panel is about 440 pixels wide. Its columns took their contents' width and it
+    scrolled sideways, so a new member's 18-digit ID number (and a household's 户编号) was cut at its
+    right edge. Now the field names give way (elided, the full name in the tooltip) and every value
+    is whole inside the panel."""
+    w = open_window(qtbot, demo_store)
+    doc = a_household(demo_store)
+    editor = editor_of(qtbot, w, doc["id"])
+    editor.resize(1366, 740)
+    qtbot.waitUntil(lambda: editor.width() == 1366)
+    member = next(m for m in doc["members"] if m.get("id_number"))
+    for kind, record_id in (("household", doc["id"]), ("member", member["id"])):
+        editor._show_history(kind, record_id)
+        tree = editor.history.tree
+        qtbot.wait(20)
+        assert tree.header().length() <= tree.viewport().width(), (kind, tree.header().length(), tree.viewport().width())
+        metrics = QFontMetrics(tree.font())
+        values = [tree.topLevelItem(0).child(j).text(2) for j in range(tree.topLevelItem(0).childCount())]
+        assert member["id_number"] in values or kind == "household"
+        for text in values:
+            assert metrics.horizontalAdvance(text) <= tree.columnWidth(2), (kind, text, tree.columnWidth(2))
+
+
 def test_all_eleven_editor_tabs_show_on_a_1366_pixel_screen_without_scrolling(qtbot, demo_store):
     """The tabs carry short names (forms/ `tab_label`) so that none hides behind the tab bar's scroll
     arrows on a 1366×768 laptop (they did: 防返贫监测 and 照片 were out of sight); the full name is the tooltip."""

@@ -468,7 +468,7 @@ class HouseholdEditor(QMainWindow):
         dock.setWidget(self.history)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetClosable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
-        self.resizeDocks([dock], [400], Qt.Horizontal)  # the form keeps most of a 1366-pixel screen
+        self.resizeDocks([dock], [440], Qt.Horizontal)  # the form keeps most of a 1366-pixel screen
         self.history_dock = dock
 
         QShortcut(QKeySequence.Save, self, activated=self.save)

@@ -1,6 +1,6 @@
 """The audit trail of one record (who, when, old value, new value, reason) as a side panel, in
 plain words: 修改人 (not 操作员), 原来 / 改为 (not 原值 / 新值), the reason as a line of its own
-under the change so a narrow panel never cuts it off."""
+under the change so a narrow panel never cuts it off, and the values never cut (`fit_columns`)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class HistoryPanel(QWidget):
         self.tree.setObjectName("history")
         self.tree.setHeaderLabels(["时间 / 项目", "修改人 / 原来", "操作 / 改为"])
         self.tree.setIndentation(12)
+        self.tree.header().setStretchLastSection(True)
         self.tree.itemExpanded.connect(lambda _item: self.fit_columns())
         layout.addWidget(self.tree)
 
@@ -85,11 +86,28 @@ class HistoryPanel(QWidget):
         self.fit_columns()
 
     def fit_columns(self) -> None:
-        """Time, field, old and new values are never cut: the columns take their contents' width
-        (the panel scrolls sideways when narrower); the reason column takes the rest. Every cell
-        has its full text as a tooltip too."""
+        """Every column takes its contents' width when the panel has room. When it has not (at
+        1366×768 the panel is about 440 pixels wide), 时间 / 项目 and then 修改人 / 原来 give way, down
+        to a date's width and their heading's (a long field name is elided), so that 操作 / 改为
+        keeps the values whole: an ID number, a 户编号, a bank account. Every cell has its full text
+        as a tooltip too."""
+        tree = self.tree
         for col in range(3):
-            self.tree.resizeColumnToContents(col)
+            tree.resizeColumnToContents(col)
+        width = tree.viewport().width()
+        over = sum(tree.columnWidth(c) for c in range(3)) - width
+        if width > 0 and over > 0:
+            metrics = tree.fontMetrics()
+            floors = (metrics.horizontalAdvance("2026-12-05") + 2 * tree.indentation(),
+                      metrics.horizontalAdvance("修改人 / 原来") + 12)
+            for col, floor in zip((0, 1), floors):
+                give = min(over, max(0, tree.columnWidth(col) - floor))
+                tree.setColumnWidth(col, tree.columnWidth(col) - give)
+                over -= give
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit_columns()
 
     def entries(self) -> list[list[str]]:
         """The panel's text (for tests and copying): one list per change and field."""
