@@ -338,7 +338,7 @@ def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str
         merged[key] = [existing[k] for k in order]
     check_view = {**merged, **{collection(k.key): [r for r in merged[collection(k.key)] if REMOVED not in r]
                                for k in d.child_kinds("household")}}
-    for f in validate_household(check_view, d, _known_villages(store)):
+    for f in validate_household(check_view, d, known_villages(store)):
         if f.rule == "village_code" and stored is None and f.severity != ERROR:
             # a new household in a village this database does not know would get a household
             # number nobody can place; an existing one (synced before its village) stays editable
@@ -409,14 +409,35 @@ def _refuse_foreign_village(store: Store, village: str | None, where: str) -> No
             allowed = "、".join(f"{store.division_name(v)}({v})" for v in cert.body["villages"])
             raise InputError(f"{where}: 村代码 {village} 不在本机的工作范围内(本机登记的是:{allowed})。"
                              "请核对村代码;这一户应由负责该村的工作队录入")
-    known = _known_villages(store)
+    known = known_villages(store)
     if known is not None and village and village not in known:
-        raise InputError(f"{where}: 村代码 {village} 不在本库的行政区划中,不能保存(草稿也不能):请核对村代码")
+        if known.villages:
+            raise InputError(f"{where}: 村代码 {village} 不在本库的行政区划中,不能保存(草稿也不能):请核对村代码")
+        raise InputError(f"{where}: 村代码 {village} 不在本库的任何乡(镇)之下(本库的行政区划还没有村,其前 9 位 "
+                         f"{str(village)[:9]} 不是本库的乡镇代码),不能保存(草稿也不能):请核对村代码,"
+                         "或先在 参考数据 › 行政区划 中添加该村")
 
 
-def _known_villages(store: Store) -> set[str] | None:
+class KnownVillages:
+    """The village codes a household may be placed in here: the villages of the division table; while
+    it has none yet (the shared division data stops at townships, so a county starts so), any village
+    code under one of its townships (the code's first 9 digits). Only `in` is asked of it, as of the
+    set of villages it replaces."""
+
+    def __init__(self, villages: set[str], townships: set[str]):
+        self.villages, self.townships = villages, townships
+
+    def __contains__(self, code) -> bool:
+        if self.villages:
+            return code in self.villages
+        return isinstance(code, str) and len(code) == 12 and code.isdigit() and code[:9] in self.townships
+
+
+def known_villages(store: Store) -> KnownVillages | None:
+    """None when the division table has neither villages nor townships (nothing to check against)."""
     villages = {row["code"] for row in store.divisions("village")}
-    return villages or None
+    townships = set() if villages else {row["code"] for row in store.divisions("township")}
+    return KnownVillages(villages, townships) if villages or townships else None
 
 
 def save(store: Store, doc: dict, *, allow_errors: bool = False, reason: str | None = None, where: str = "文档",
@@ -504,7 +525,7 @@ def validate_all(store: Store, village_code: str | None = None,
     Households are read a batch at a time (`iter_documents`): only their findings are kept; the
     households sharing a 户编号 come from the blind index (read beside a writer that has not yet
     written its 户编号 rows, each household's number is kept while reading, as before them)."""
-    known = _known_villages(store)
+    known = known_villages(store)
     total = store.count("household", village_code)
     findings = []
     shared = store.duplicate_household_numbers()

@@ -378,7 +378,7 @@ class HouseholdEditor(QMainWindow):
         self.fresh: set[str] = set()
         self.touched: set[tuple[str, str]] = set()  # (record id as the checks name it, field)
         self.held_back = 0  # errors not shown yet (counted on the 检查结果 line)
-        self._known_villages = {r["code"] for r in store.divisions("village")} or None
+        self._known_villages = households.known_villages(store)  # as saving checks them
         self.resize(1240, 760)
 
         central = QWidget()
