@@ -209,11 +209,12 @@ def test_the_disabled_action_box_shows_no_hint_that_could_pass_for_an_opinion(qt
     like a disabled value (an opinion someone gave), so it shows none until a proposal is selected."""
     store = make_store()
     a, _ = setup(store)
-    w = open_window(qtbot, store)
-    assert not w.action_box.isEnabled()
-    assert w.reason.placeholderText() == "" and w.reason.text() == ""
+    empty = open_window(qtbot, store)  # nothing proposed: nothing to select
+    assert not empty.action_box.isEnabled()
+    assert empty.reason.placeholderText() == "" and empty.reason.text() == ""
+    empty.close()
     proposals.propose(store, a, "exit", reasons="务工增收", food_secure=True, clothing_secure=True, date=ago(10))
-    with qtbot.waitSignal(w.loaded, timeout=10000):
-        w.refresh_button.click()
+    w = open_window(qtbot, store)
     w.table.selectRow(0)
     assert w.action_box.isEnabled() and w.reason.placeholderText() == "意见;退回时必须写明原因"
+    qtbot.waitUntil(lambda: not empty.loading and not w.loading)  # no load left running past the test
