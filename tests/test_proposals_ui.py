@@ -218,3 +218,22 @@ def test_the_disabled_action_box_shows_no_hint_that_could_pass_for_an_opinion(qt
     w.table.selectRow(0)
     assert w.action_box.isEnabled() and w.reason.placeholderText() == "意见;退回时必须写明原因"
     qtbot.waitUntil(lambda: not empty.loading and not w.loading)  # no load left running past the test
+
+
+def test_a_window_closed_while_its_list_loads_starts_nothing_more_and_shows_no_dialog(qtbot, make_store, monkeypatch):
+    """A change, the refresh timer or a queued "load again" can reach the window after it was closed
+    (and is being deleted): it starts no more background work, and a failed load puts up no dialog
+    over it (a modal box over a window Qt deletes under it crashed the program in a test run)."""
+    from app.ui import proposals_panel
+
+    store = make_store()
+    setup(store)
+    w = open_window(qtbot, store)
+    shown = []
+    monkeypatch.setattr(proposals_panel.QMessageBox, "warning", lambda *args: shown.append(args))
+    w.close()
+    w._reload_again = True
+    w._failed("数据库已关闭")
+    assert shown == [] and not w.loading  # and the queued reload did not start
+    w.reload()
+    assert not w.loading

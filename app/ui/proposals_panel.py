@@ -398,6 +398,7 @@ class ProposalsWindow(QWidget):
         self.table.itemSelectionChanged.connect(self.select)
         self.tree.itemDoubleClicked.connect(self._tree_open)
         self._pending_reload = QTimer(self, singleShot=True, interval=200, timeout=self.reload)
+        self._closed = False
         workers.listen(store, self._on_changes)
         self._prepare_action(None)  # the 办理 box as it is with nothing chosen, not with every stage's rows
         self.reload()
@@ -475,6 +476,8 @@ class ProposalsWindow(QWidget):
         self.reload()
 
     def reload(self) -> None:
+        if self._closed:  # a change or a timer after the window closed: no more work for it
+            return
         if self.loading:
             self._reload_again = True
             return
@@ -495,7 +498,8 @@ class ProposalsWindow(QWidget):
     def _failed(self, message: str) -> None:
         self.status.setText("读取失败")
         self._finish_loading()
-        QMessageBox.warning(self, "读取失败", message)
+        if not self._closed:  # no dialog over a window closed (and being deleted) while its list loaded
+            QMessageBox.warning(self, "读取失败", message)
 
     def _loaded(self, data: dict) -> None:
         self.loading = False
@@ -726,5 +730,6 @@ class ProposalsWindow(QWidget):
             self.reload()
 
     def closeEvent(self, event) -> None:
+        self._closed = True
         workers.unlisten(self.store, self._on_changes)
         super().closeEvent(event)
