@@ -145,7 +145,8 @@ def test_a_damaged_record_stays_damaged_and_the_rest_converts(old_database):
     path, before, old = old_database
     victim = next(rid for rid, rec in before["records"].items() if rec[0] == "household")
     conn = sqlite3.connect(path)
-    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (old[victim][:-1] + b"\x00", victim))
+    damaged = old[victim][:-1] + bytes([old[victim][-1] ^ 1])  # always a different last byte (b"\x00" was not, 1 in 256)
+    conn.execute("UPDATE records SET blob = ? WHERE id = ?", (damaged, victim))
     conn.commit()
     conn.close()
     with Store.open(path) as s:
@@ -156,7 +157,7 @@ def test_a_damaged_record_stays_damaged_and_the_rest_converts(old_database):
         with pytest.raises(DecryptionError):
             s.get(victim)
         assert integrity.check(s).damaged_ids() == {victim}
-    assert _blobs(path)[victim] == old[victim][:-1] + b"\x00"  # left as it was found
+    assert _blobs(path)[victim] == damaged  # left as it was found
 
 
 def test_a_reader_beside_an_unconverted_database_is_told_what_to_do(old_database):
