@@ -236,6 +236,21 @@ def test_the_history_panel_shows_every_value_whole_at_1366_without_scrolling_sid
         assert member["id_number"] in values or kind == "household"
         for text in values:
             assert metrics.horizontalAdvance(text) <= tree.columnWidth(2), (kind, text, tree.columnWidth(2))
+    # a changed ID number: the old one (原来) and the new one (改为) both whole, side by side
+    from stdnum.cn import ric
+
+    body = "52263419" + ("800101" if member["id_number"][8:14] != "800101" else "800102") + "123"
+    new_number = body + ric.calc_check_digit(body)
+    demo_store.put("member", {"id_number": new_number}, record_id=member["id"])
+    editor._show_history("member", member["id"])
+    qtbot.wait(20)
+    tree = editor.history.tree
+    change = next(tree.topLevelItem(0).child(j) for j in range(tree.topLevelItem(0).childCount())
+                  if tree.topLevelItem(0).child(j).text(2) == new_number)
+    assert change.text(1) == member["id_number"]
+    assert tree.header().length() <= tree.viewport().width()
+    for col in (1, 2):
+        assert metrics.horizontalAdvance(change.text(col)) <= tree.columnWidth(col), (col, tree.columnWidth(col))
 
 
 def test_all_eleven_editor_tabs_show_on_a_1366_pixel_screen_without_scrolling(qtbot, demo_store):

@@ -15,7 +15,6 @@ from reportlab.lib.units import mm
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from app.core import procedures
-from app.core.procedures import default_place_and_contact  # noqa: F401 - where it was first
 from app.core.income import per_capita
 from app.reports.card import latest_income
 from app.reports.common import CJK, FONT_CMD, GRID, HEAD_BG, ReportError, head_para, markup, numbered_canvas, para, register_fonts, styles

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core import divisions as division_codes
+from app.core import procedures
 from app.core.clock import wall_time
 from app.core.dictionary import default
 from app.reports import card as card_report
@@ -254,9 +255,9 @@ def default_notice_info(items: list[tuple[dict, dict]], level: str, today: dt.da
         period = notice_report.period_of(items)
         if period is None:
             raise PrintError("申报中没有设定公示期:请给出公示开始和结束日期(至少 7 天)")
-        place, contact = notice_report.default_place_and_contact(level)
+        place, contact = procedures.default_place_and_contact(level)
         return notice_report.NoticeInfo(start=period[0], end=period[1], place=place, contact=contact)
-    place, contact = notice_report.default_place_and_contact(level, place_name)
+    place, contact = procedures.default_place_and_contact(level, place_name)
     if level == "township":
         return notice_report.NoticeInfo(start=today, end=today + dt.timedelta(days=notice_report.MIN_DAYS - 1),
                                         place=place, contact=contact)

@@ -426,10 +426,7 @@ class PgConnection:
                 else:
                     cursor = self._send(query, params)
             except psycopg.Error as exc:  # the pipeline was aborted by a statement streamed earlier
-                if isinstance(exc, psycopg.OperationalError) and (self.raw.closed or self.raw.broken):
-                    raise self._lost(exc) from None
-                self._failed = str(exc) or type(exc).__name__
-                raise RetryAlone(self._failed) from exc
+                raise self._stream_failed(exc) from exc
             self._streamed.append((query, cursor))
             return cursor
 
@@ -444,15 +441,20 @@ class PgConnection:
         try:
             pipe.__exit__(None, None, None)
         except psycopg.Error as exc:
-            if quiet:  # rolled back next; until then nothing else may go on
-                self._failed = str(exc) or type(exc).__name__
-                return
-            if isinstance(exc, psycopg.OperationalError) and (self.raw.closed or self.raw.broken):
-                raise self._lost(exc) from None
-            self._failed = str(exc) or type(exc).__name__
-            raise RetryAlone(self._failed) from exc
+            failure = self._stream_failed(exc)
+            if not quiet:  # quiet: rolled back next (until then nothing else may go on: `_failed`)
+                raise failure from exc
+            return
         for query, cursor in streamed:
             self._count(query, cursor)
+
+    def _stream_failed(self, exc) -> Exception:
+        """What a streamed statement's error becomes: the lost connection (PgUnavailable), or
+        RetryAlone, remembered (`_failed`) until the transaction is rolled back."""
+        if isinstance(exc, _psycopg().OperationalError) and (self.raw.closed or self.raw.broken):
+            return self._lost(exc)
+        self._failed = str(exc) or type(exc).__name__
+        return RetryAlone(self._failed)
 
     def batches(self, sql: str, params, size: int):
         """The rows of a SELECT, `size` at a time, from a server-side cursor (the server holds the

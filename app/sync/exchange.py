@@ -1063,15 +1063,15 @@ def _county_duplicates_later(store: Store, member_ids: set[str]):
 
     # each member's index row joined with every row of the same digest: one statement
     ids = sorted(member_ids)
-    deferred = getattr(store.conn, "execute_deferred", store.conn.execute)
-    sent = [deferred("SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
-                     f"ON b.digest = a.digest WHERE a.record_id IN ({','.join('?' * len(ids[i:i + 500]))})",
-                     ids[i:i + 500]) for i in range(0, len(ids), 500)]
-    if not getattr(store.conn, "_streaming", False):  # SQLite: its cursors read lazily, so read now
-        sent = [cursor.fetchall() for cursor in sent]
-    return lambda: _duplicate_pairs(store, member_ids, [row for cursor in sent for row in
-                                                         (cursor if isinstance(cursor, list) else cursor.fetchall())],
-                                    rows)
+    deferred = getattr(store.conn, "execute_deferred", None)
+    sent = [(deferred or store.conn.execute)(
+        "SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
+        f"ON b.digest = a.digest WHERE a.record_id IN ({','.join('?' * len(ids[i:i + 500]))})", ids[i:i + 500])
+        for i in range(0, len(ids), 500)]
+    if deferred is None:  # SQLite: its cursors step lazily, so the rows are read before anything else runs
+        joined = [row for cursor in sent for row in cursor.fetchall()]
+        return lambda: _duplicate_pairs(store, member_ids, joined, rows)
+    return lambda: _duplicate_pairs(store, member_ids, [row for cursor in sent for row in cursor.fetchall()], rows)
 
 
 def _duplicate_pairs(store: Store, member_ids: set[str], joined: list, rows) -> list[tuple]:

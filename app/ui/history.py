@@ -87,23 +87,17 @@ class HistoryPanel(QWidget):
 
     def fit_columns(self) -> None:
         """Every column takes its contents' width when the panel has room. When it has not (at
-        1366×768 the panel is about 440 pixels wide), 时间 / 项目 and then 修改人 / 原来 give way, down
-        to a date's width and their heading's (a long field name is elided), so that 操作 / 改为
-        keeps the values whole: an ID number, a 户编号, a bank account. Every cell has its full text
-        as a tooltip too."""
+        1366×768 the panel is about 440 pixels wide), 时间 / 项目 gives way, down to a date's width (a
+        long field name is elided), so that 原来 and 改为 keep the values whole: an ID number, a 户编号,
+        a bank account. Only when that is not enough does the panel scroll sideways. Every cell has
+        its full text as a tooltip too."""
         tree = self.tree
         for col in range(3):
             tree.resizeColumnToContents(col)
-        width = tree.viewport().width()
-        over = sum(tree.columnWidth(c) for c in range(3)) - width
-        if width > 0 and over > 0:
-            metrics = tree.fontMetrics()
-            floors = (metrics.horizontalAdvance("2026-12-05") + 2 * tree.indentation(),
-                      metrics.horizontalAdvance("修改人 / 原来") + 12)
-            for col, floor in zip((0, 1), floors):
-                give = min(over, max(0, tree.columnWidth(col) - floor))
-                tree.setColumnWidth(col, tree.columnWidth(col) - give)
-                over -= give
+        over = sum(tree.columnWidth(c) for c in range(3)) - tree.viewport().width()
+        if tree.viewport().width() > 0 and over > 0:
+            floor = tree.fontMetrics().horizontalAdvance("2026-12-05") + 2 * tree.indentation()
+            tree.setColumnWidth(0, max(floor, tree.columnWidth(0) - over))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)

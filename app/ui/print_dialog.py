@@ -44,7 +44,8 @@ from PySide6.QtWidgets import (
 
 from app.core.procedures import min_notice_days
 from app.reports.common import ReportError, write_pdf
-from app.reports.notice import MIN_DAYS, NoticeInfo, default_place_and_contact, period_of
+from app.core.procedures import default_place_and_contact
+from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
 from app.services import printing
 from app.ui import workers
 
