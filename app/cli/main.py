@@ -1,5 +1,5 @@
 """Entry point of the `jiandang` command. Each command group lives in its own module with a
-`register(subparsers)` function; add new modules to COMMAND_MODULES."""
+`register(subparsers)` function; list a new command with its module in COMMANDS."""
 
 from __future__ import annotations
 
@@ -17,21 +17,28 @@ from app.core.text import printable
 from app.store import StoreError, is_url
 from app.store.crypto import DecryptionError
 
-COMMAND_MODULES = [
-    "app.cli.core_commands",
-    "app.cli.proposal_commands",
-    "app.cli.print_commands",
-    "app.cli.maintenance_commands",
-    "app.cli.sync_commands",
-    "app.cli.server_commands",
-    "app.cli.table_commands",
-    "app.cli.reference_commands",
-    "app.cli.attachment_commands",
-    "app.cli.county_commands",
-]
+# Each command and the module that registers it (listed in the order `jiandang --help` shows them).
+# A command line loads only its own command's module: `jiandang sync import …`, once per USB stick
+# at the county, starts without the modules of printing, attachments, tables and the rest
+# (tests/test_cli.py checks this list against what each module registers).
+COMMANDS = {
+    **dict.fromkeys(["init", "add", "list", "log", "validate", "operator", "recover", "demo"], "app.cli.core_commands"),
+    **dict.fromkeys(["propose", "proposals", "advance", "worklist", "exit-check", "notice-period"],
+                    "app.cli.proposal_commands"),
+    "print": "app.cli.print_commands",
+    **dict.fromkeys(["check", "backup", "restore", "selftest"], "app.cli.maintenance_commands"),
+    **dict.fromkeys(["sync", "enroll", "devices", "revoke", "conflicts"], "app.cli.sync_commands"),
+    **dict.fromkeys(["serve", "tls-cert"], "app.cli.server_commands"),
+    **dict.fromkeys(["export-table", "import-table"], "app.cli.table_commands"),
+    "reference": "app.cli.reference_commands",
+    **dict.fromkeys(["attach", "attachments"], "app.cli.attachment_commands"),
+    "county": "app.cli.county_commands",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser: every command's, or only `command`'s when it names one."""
     zh_argparse.install()
     parser = argparse.ArgumentParser(
         prog="jiandang",
@@ -39,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jiandang {__version__}", help="显示版本号并退出")
     sub = parser.add_subparsers(dest="command", metavar="命令")
-    for name in COMMAND_MODULES:
+    for name in [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     _explain_databases(parser)
     return parser
@@ -57,13 +64,6 @@ def _explain_databases(parser: argparse.ArgumentParser, command: str = "") -> No
         elif not action.option_strings and action.help is None and action.dest == "db":
             action.help = ("数据库文件,如 台账.db" if command in FILE_ONLY else
                            "数据库文件,如 台账.db;县级数据库也可以是 PostgreSQL 地址 postgresql://用户@主机/库名")
-
-
-def _command_names(parser: argparse.ArgumentParser) -> set[str]:
-    for action in parser._actions:  # argparse keeps subcommands here; there is no public accessor
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
 
 
 def no_desktop() -> bool:
@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     console.fit()  # a cp936 console or redirected output gets √ for ✓, never a UnicodeEncodeError
     if not argv or (argv[0] not in ("-h", "--help", "--version") and argv[0].startswith("-")):
         return open_window(argv)
-    parser = build_parser()
-    if _is_database_argument(argv[0], _command_names(parser)):
+    if _is_database_argument(argv[0], COMMANDS):
         return open_window(argv)
+    parser = build_parser(argv[0])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

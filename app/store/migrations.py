@@ -3,7 +3,10 @@ the version lives in meta.schema_version."""
 
 from __future__ import annotations
 
-import sqlite_utils
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a county on PostgreSQL never loads sqlite-utils (app/store/postgres.py PgDatabase)
+    import sqlite_utils
 
 SCHEMA_VERSION = 7
 
