@@ -443,3 +443,28 @@ def test_a_join_is_planned_for_its_values_each_time_and_single_table_reads_are_p
         assert not any("JOIN" in s for s in prepared), prepared
     finally:
         conn.close()
+
+
+def test_the_county_duplicate_check_is_planned_for_the_blind_index_as_it_is_at_every_bundle(pg_url):
+    """The duplicate ID-number check reads the blind index by digest for every bundle. Prepared on the
+    server while the index was small (a new county), its one plan read the whole table at every
+    bundle however large it grew: it is planned for the table as it is at every call, while a read
+    asked for in the same way without `planned_each_time` is prepared after five runs."""
+    from app.store import postgres
+
+    conn = postgres.connect(location(pg_url))
+    try:
+        conn.execute("CREATE TABLE blind_index (record_id TEXT, field TEXT, digest BYTEA)")
+        conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)",
+                         [(f"m{i}", "id_number", bytes([i])) for i in range(9)])
+        check = "SELECT digest, record_id FROM blind_index WHERE digest IN (?, ?)"
+        other = "SELECT record_id FROM blind_index WHERE digest IN (?, ?)"
+        for _ in range(8):
+            assert sorted(conn.execute_deferred(check, (b"\x01", b"\x02"), planned_each_time=True).fetchall()) == [
+                (b"\x01", "m1"), (b"\x02", "m2")]
+            assert len(conn.execute_deferred(other, (b"\x01", b"\x02")).fetchall()) == 2
+        prepared = [r[0] for r in conn.raw.execute("SELECT statement FROM pg_prepared_statements").fetchall()]
+        assert any("SELECT record_id FROM blind_index" in s for s in prepared), prepared
+        assert not any("SELECT digest, record_id" in s for s in prepared), prepared
+    finally:
+        conn.close()

@@ -341,6 +341,36 @@ def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(
         s.close()
 
 
+def test_a_later_bundle_touching_the_member_names_the_duplicate_until_its_id_number_is_corrected(tmp_path):
+    """The county looks again whenever a bundle writes the member: an edit of another field still
+    names the shared ID number; once the number is corrected, nothing is named."""
+    import datetime as dt_
+
+    from app.core import idnumber
+
+    county = make_county(tmp_path)
+    a = make_device(tmp_path, county, "甲", villages=(VILLAGE,))
+    b = make_device(tmp_path, county, "乙", villages=(OTHER_VILLAGE,))
+    first = households.save(a, factories.household())
+    doc = dict(factories.household(head="另一户主", seq=5), village_code=OTHER_VILLAGE)
+    doc["members"][1] = dict(factories.household()["members"][1])  # the same spouse ID number
+    second = households.save(b, doc, allow_errors=True)
+    assert up(a, county).status == "accepted"
+    assert up(b, county).duplicates
+    spouse = next(r for r in b.records("member", parent_id=second.household_id)
+                  if r.fields["id_number"] == doc["members"][1]["id_number"])
+    b.put("member", {"phone": "13800001111"}, record_id=spouse.id)
+    report = up(b, county)
+    assert report.status == "accepted" and report.applied == 1
+    assert [(d[0], d[1]) for d in report.duplicates] == [(second.household_id, first.household_id)]
+    b.put("member", {"id_number": idnumber.make("522634", dt_.date(1972, 8, 9), 77, "2")}, record_id=spouse.id)
+    report = up(b, county)
+    assert report.status == "accepted" and report.applied == 1
+    assert report.duplicates == []
+    for s in (a, b, county):
+        s.close()
+
+
 def test_the_county_resets_a_laptop_passphrase_and_rebuilds_a_replacement_laptop(tmp_path, monkeypatch):
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲")

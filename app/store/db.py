@@ -743,9 +743,10 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         self._write_record(self._require(), record)
 
 
-    def write_records_raw(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> None:
+    def write_records_raw(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> list[tuple]:
         """Write many records' states as given at once (executemany; merge code). `new`: ids of
-        records not held before (the merge looked them up): they have no blind index rows to drop."""
+        records not held before (the merge looked them up): they have no blind index rows to drop.
+        Returns their blind index rows as written (record id, field, digest)."""
         sealer = self._require()
         blobs = sealer.seal_many([(r.kind, r.id, bodies.encode(r)) for r in records])
         version = sealer.key_version
@@ -760,10 +761,11 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             f"INSERT INTO records({columns}) VALUES ({','.join('?' * (columns.count(',') + 1))}) "
             "ON CONFLICT(id) DO UPDATE SET village_code=excluded.village_code, hlc=excluded.hlc, deleted=excluded.deleted, "
             "key_version=excluded.key_version, blob=excluded.blob", rows)
-        self._update_blind_index_many(records, new)
+        written = self._update_blind_index_many(records, new)
         if self._search is not None:
             for r in records:
                 self._index_record(r)
+        return written
 
     def get_many(self, record_ids: list[str]) -> dict[str, Record]:
         """The records with these ids that exist (chunked lookups)."""

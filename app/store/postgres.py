@@ -41,7 +41,11 @@ dialect (app/store/dialect.py). Differences that matter, and how they are met:
   merge's duplicate ID-number check: a hash join over the blind index, 0.75 ms of the server's
   processor per bundle on a small county, growing with the table, against 0.45 planned for its
   values; issue 23's seventh pass). A statement that joins tables is therefore never prepared (`_planned_each_time`):
-  the server plans it for its values at every call. Single-table statements are prepared as before.
+  the server plans it for its values at every call. Single-table statements are prepared, except a
+  read asked for with `execute_deferred(…, planned_each_time=True)`: the duplicate check, a read of
+  the blind index by digest for every bundle, whose plan prepared on a new county's small index was
+  a scan of the whole table at every bundle as it grew, until the server next analysed the table
+  (issue 23's ninth pass).
 - PRAGMAs: the quick and integrity checks answer "ok" (the server keeps its own pages consistent;
   the store's own check of sealed rows is app/services/integrity.py); the rest are SQLite settings
   with nothing to do here.
@@ -402,10 +406,15 @@ class PgConnection:
         finally:
             self._streaming = False
 
-    def execute_deferred(self, sql: str, params=()):
+    def execute_deferred(self, sql: str, params=(), *, planned_each_time: bool = False):
         """A SELECT whose rows are asked for later: while streaming it goes to the server now, after
         the writes before it, and its rows wait there until asked for (asking waits for everything
-        streamed so far). Otherwise it runs as `execute`."""
+        streamed so far). Otherwise it runs as `execute`. `planned_each_time`: never prepared on the
+        server, planned for its values and the table as it is at every call (a read run for every
+        bundle whose best plan changes as its table grows: the county's duplicate check, whose
+        generic plan, made while the blind index was small, read the whole table at every call)."""
+        if planned_each_time:
+            self._prepare[self._translate(sql)] = False
         if not self._streaming:
             return self.execute(sql, params)
         later = _Later(self)

@@ -88,10 +88,11 @@ class SearchIndex:
             self.conn.execute("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)",
                               (record.id, value[0], self.blind(*value)))
 
-    def _update_blind_index_many(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> None:
+    def _update_blind_index_many(self, records: list[Record], new: set[str] | frozenset = frozenset()) -> list[tuple]:
         """`_update_blind_index` for many records in a few statements (a merge writes a bundle's
         records at once; on PostgreSQL each statement is a round trip to the server). `new`: ids of
-        records that were not held before, which have no rows to drop."""
+        records that were not held before, which have no rows to drop. Returns the rows written
+        (record id, field, digest): each of these records' rows in the index now."""
         indexed = [r for r in records if r.kind in ("member", "household")]
         held = [r.id for r in indexed if r.id not in new]
         for start in range(0, len(held), _CHUNK):
@@ -100,6 +101,7 @@ class SearchIndex:
         rows = [(r.id, value[0], self.blind(*value)) for r in indexed if (value := _blind_value(r)) is not None]
         if rows:
             self.conn.executemany("INSERT INTO blind_index(record_id, field, digest) VALUES (?, ?, ?)", rows)
+        return rows
 
     def _blind_row(self, record: Record) -> tuple[str, str, bytes] | None:
         """The blind index row of a new record (`create_many`), or None."""

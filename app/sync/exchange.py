@@ -962,11 +962,12 @@ def _far_ahead(changes, now: float | None = None) -> str | None:
 
 
 def _import_upstream(store: Store, cert, changes, payload: dict, report: Report, peer: tuple | None = None,
-                     topups: dict | None = None, ahead=None) -> set[str]:
+                     topups: dict | None = None, ahead=None) -> dict[str, bytes | None]:
     """`peer`: the device's (have_seq, bundle_seq) and `topups` (site -> its 户编号 top-ups) when the
     caller has read them in this transaction already; `ahead`: the records the group's merge read for
-    all its bundles at once (overlapping.Ahead). Returns the ids of the member records the bundle wrote
-    (the caller checks them for ID numbers held by other households: _county_duplicates)."""
+    all its bundles at once (overlapping.Ahead). Returns the ids of the member records the bundle wrote,
+    each with its ID number's blind index digest as written (None: none), which the caller looks for
+    in other households (_county_duplicates)."""
     site = cert.site_id
     row = peer or store.conn.execute("SELECT have_seq, bundle_seq FROM peers WHERE site_id = ?", (site,)).fetchone()
     if row is None:  # the device's first bundle
@@ -1025,7 +1026,7 @@ def _import_upstream(store: Store, cert, changes, payload: dict, report: Report,
     if warning:
         report.warnings.append(warning)
     report.warnings += _concurrent_proposal_warnings(store, new)
-    return {c.record_id for c in new if c.kind == "member"}
+    return {c.record_id: merger.digests.get(c.record_id) for c in new if c.kind == "member"}
 
 
 def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
@@ -1044,13 +1045,14 @@ def _concurrent_proposal_warnings(store: Store, changes) -> list[str]:
     return out
 
 
-def _county_duplicates(store: Store, member_ids: set[str]) -> list[tuple]:
-    """Pairs of households that hold a member with the same ID number as a member just received. A
-    few statements for the whole bundle (on PostgreSQL each is a round trip to the server)."""
-    return _county_duplicates_later(store, member_ids)()
+def _county_duplicates(store: Store, members: dict[str, bytes | None]) -> list[tuple]:
+    """Pairs of households that hold a member with the same ID number as a member just received
+    (`members`: their ids, each with its blind index digest as just written, or None). A few
+    statements for the whole bundle (on PostgreSQL each is a round trip to the server)."""
+    return _county_duplicates_later(store, members)()
 
 
-def _county_duplicates_later(store: Store, member_ids: set[str]):
+def _county_duplicates_later(store: Store, members: dict[str, bytes | None]):
     """`_county_duplicates` in two steps: its first statement sent now (`execute_deferred`: while the
     group's writes stream, it goes after this bundle's), the answer when the returned function is
     called."""
@@ -1061,17 +1063,30 @@ def _county_duplicates_later(store: Store, member_ids: set[str]):
             out += store.conn.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
         return out
 
-    # each member's index row joined with every row of the same digest: one statement
-    ids = sorted(member_ids)
+    # every index row with one of the members' digests (theirs too): one table read by its digest
+    # index (it was the index joined with itself, a third of the server's time per bundle); planned
+    # for the table as it is at every call (prepared once while the table was small, its plan read
+    # the whole table at every bundle after)
+    holders_of: dict[bytes, list[str]] = {}
+    for member_id, digest in members.items():
+        if digest is not None:
+            holders_of.setdefault(bytes(digest), []).append(member_id)
+    digests = sorted(holders_of)
     deferred = getattr(store.conn, "execute_deferred", None)
-    sent = [(deferred or store.conn.execute)(
-        "SELECT a.record_id, b.record_id FROM blind_index a JOIN blind_index b "
-        f"ON b.digest = a.digest WHERE a.record_id IN ({','.join('?' * len(ids[i:i + 500]))})", ids[i:i + 500])
-        for i in range(0, len(ids), 500)]
+    sent = []
+    for i in range(0, len(digests), 500):
+        sql = f"SELECT digest, record_id FROM blind_index WHERE digest IN ({','.join('?' * len(digests[i:i + 500]))})"
+        sent.append(deferred(sql, digests[i:i + 500], planned_each_time=True) if deferred
+                    else store.conn.execute(sql, digests[i:i + 500]))
+
+    def pairs(found: list) -> list[tuple]:
+        joined = [(member_id, holder) for digest, holder in found for member_id in holders_of[bytes(digest)]]
+        return _duplicate_pairs(store, set(members), joined, rows)
+
     if deferred is None:  # SQLite: its cursors step lazily, so the rows are read before anything else runs
-        joined = [row for cursor in sent for row in cursor.fetchall()]
-        return lambda: _duplicate_pairs(store, member_ids, joined, rows)
-    return lambda: _duplicate_pairs(store, member_ids, [row for cursor in sent for row in cursor.fetchall()], rows)
+        found = [row for cursor in sent for row in cursor.fetchall()]
+        return lambda: pairs(found)
+    return lambda: pairs([row for cursor in sent for row in cursor.fetchall()])
 
 
 def _duplicate_pairs(store: Store, member_ids: set[str], joined: list, rows) -> list[tuple]:
