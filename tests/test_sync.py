@@ -371,6 +371,26 @@ def test_a_later_bundle_touching_the_member_names_the_duplicate_until_its_id_num
         s.close()
 
 
+def test_a_county_import_reads_the_forms_before_taking_the_write_lock(tmp_path, monkeypatch):
+    """The merge needs the forms (which record hangs under which); a new process (each USB import,
+    each service worker) reads them once, 7-18 ms, and not while every other writer of the county
+    waits for its write lock."""
+    from app.core import dictionary
+
+    county = make_county(tmp_path)
+    laptop = make_device(tmp_path, county, "甲")
+    households.save(laptop, factories.household())
+    name, data = exchange.export_upstream(laptop)
+    exchange._parent_kinds.cache_clear()
+    dictionary.default.cache_clear()
+    real, seen = dictionary.load, []
+    monkeypatch.setattr(dictionary, "load", lambda *a: seen.append(county.conn.in_transaction) or real(*a))
+    assert exchange.import_bundle(county, data, name).status == "accepted"
+    assert seen == [False]
+    for s in (laptop, county):
+        s.close()
+
+
 def test_the_county_resets_a_laptop_passphrase_and_rebuilds_a_replacement_laptop(tmp_path, monkeypatch):
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲")

@@ -446,6 +446,8 @@ def _import_group(store: Store, bundles, now: dt.datetime | None) -> list[Report
             opened.append((i, outcome, time.perf_counter() - started))
     if not opened:
         return reports
+    if store.role == "county":  # read the forms now, not under the write lock (once per process: 7-18 ms)
+        _parent_kinds()
     t0 = time.perf_counter()
     try:
         if not (overlapping.possible(store, [bundle for _, bundle, _ in opened])
