@@ -172,3 +172,20 @@ def test_import_table_on_a_laptop_refuses_numbers_outside_its_block(tmp_path, ca
         s.unlock("admin", "correct horse battery")
         numbers = sorted(d["household_number"] for d in households.documents(s))
     assert numbers == [f"{VILLAGE}1001", f"{VILLAGE}1002"]
+
+
+def test_a_workbook_saved_outside_an_export_leaves_no_folder_behind(tmp_path):
+    """openpyxl called elsewhere in the program's process (not through an export's `saving()`) still
+    writes its sheet XML to a private folder: one for the process, gone when the process ends (it was a
+    new folder per sheet, each left behind)."""
+    import subprocess
+    import sys
+
+    code = ("import tempfile, pathlib, app.tables.workbook_temp as t, openpyxl\n"
+            "for i in range(3):\n"
+            "    wb = openpyxl.Workbook(); wb.create_sheet('二'); wb.save(tempfile.mktemp(suffix='.xlsx', dir=%r))\n"
+            "print(len(list(pathlib.Path(tempfile.gettempdir()).glob(t.PREFIX + '*'))))\n" % str(tmp_path))
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TEMP": str(tmp_path), "TMP": str(tmp_path)}  # POSIX, Windows
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "1"  # one folder while the process runs
+    assert not list(tmp_path.glob(workbook_temp.PREFIX + "*"))  # and none after it

@@ -5,11 +5,14 @@ workbook, `openpyxl.XXXX` in the system temp folder, readable by others under a 
 there forever when the program is killed mid-save. `saving()` puts them in a new owner-only folder
 (`jiandang-xlsx-XXXX`, mode 0700; on Windows inside the user's own temp folder), removed when the save
 ends however it ends; `clean_stale()` removes such folders a killed program left, at the next save and
-at the window's start.
+at the window's start. A save outside `saving()` (another caller of openpyxl in the same process) writes
+to one such folder of the process's own, removed when the process ends (it made a new folder for every
+sheet, left empty in the temp folder until the next clean_stale).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -24,13 +27,23 @@ PREFIX = "jiandang-xlsx-"
 STALE_SECONDS = 15 * 60
 _lock = threading.RLock()
 _folder: str | None = None
+_outside: str | None = None  # the folder of saves outside saving(), made at the first one
+
+
+def _outside_folder() -> str:
+    global _outside
+    with _lock:
+        if _outside is None or not os.path.isdir(_outside):
+            _outside = tempfile.mkdtemp(prefix=PREFIX)
+            atexit.register(shutil.rmtree, _outside, True)
+        return _outside
 
 
 def _create_temporary_file(suffix: str = "") -> str:
     """openpyxl's create_temporary_file, in the private folder of the save under way."""
     folder = _folder
-    if folder is None:  # a save outside saving(): still private, removed by the next clean_stale
-        folder = tempfile.mkdtemp(prefix=PREFIX)
+    if folder is None:  # a save outside saving(): still private, removed at exit (or by the next clean_stale)
+        folder = _outside_folder()
     fd, name = tempfile.mkstemp(prefix="openpyxl.", suffix=suffix, dir=folder)
     os.close(fd)
     _writer.ALL_TEMP_FILES.append(name)
