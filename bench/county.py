@@ -13,6 +13,10 @@ next bundle. Figures per run: p50 and p99 of the upload latency (request sent ->
 bundles per second over the burst. At the highest C a `jiandang sync import` of the USB folder (its
 own process) is started with the burst; its time is compared with the same import on an idle county
 (SQLite: it waits until the service stops, which happens right after the burst). Medians of RUNS.
+The program's bytecode is compiled first (compileall of app/), as an installed program has it (a
+wheel, the PyInstaller build): a process started in the burst (the USB import) then does not compile
+its modules, which it would do at every start where Python may not write bytecode
+(PYTHONDONTWRITEBYTECODE, set on the development machine), about 0.1 s of processor.
 
     python bench/county.py [--laptops 200] [--concurrency 50 200] [--runs 3] [--workers 4]
                            [--size 5] [--pg-url postgresql://ADMIN@127.0.0.1/postgres] [--no-pg]
@@ -25,6 +29,7 @@ and a USB import that never waits for the service.
 from __future__ import annotations
 
 import argparse
+import compileall
 import secrets
 import shutil
 import statistics
@@ -158,6 +163,8 @@ def main() -> None:
     ap.add_argument("--cross-edits", action="store_true",
                     help="edits of the county's households (a conflict for nearly every edit) instead of the laptop's own")
     args = ap.parse_args()
+    compiled = compileall.compile_dir(ROOT / "app", quiet=1)  # as installed (see the module's doc)
+    print(f"bytecode of app/ compiled: {'yes' if compiled else 'NO (the processes compile at start)'}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

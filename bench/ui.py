@@ -30,6 +30,7 @@ Medians of --runs runs; the ratio is window / baseline.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import statistics
@@ -64,7 +65,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--db", type=Path, help="a database built earlier with this workload (copied)")
     args = parser.parse_args()
-    os.environ["JIANDANG_HOME"] = tempfile.mkdtemp(prefix="jiandang-bench-home-")  # no saved list layout
+    os.environ["JIANDANG_HOME"] = home = tempfile.mkdtemp(prefix="jiandang-bench-home-")  # no saved list layout
+    atexit.register(shutil.rmtree, home, True)  # it was left in the temp folder after every run
     qapp = QApplication.instance() or QApplication([])
     install_font(qapp)
     with tempfile.TemporaryDirectory() as tmp:
