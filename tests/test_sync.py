@@ -391,55 +391,6 @@ def test_a_county_import_reads_the_forms_before_taking_the_write_lock(tmp_path, 
         s.close()
 
 
-def test_a_county_takes_a_usb_folder_in_groups_with_one_bundle_per_device_each(tmp_path, monkeypatch):
-    """A county imports a folder's bundles together (one write lock and one commit for a group, as
-    the sync service does its uploads); a device's second bundle waits for the next group, since it
-    is checked against what the first wrote. Every bundle is taken, reported in the files' order."""
-    county = make_county(tmp_path)
-    laptops = [make_device(tmp_path, county, name) for name in ("甲", "乙", "丙")]
-    usb = tmp_path / "usb"
-    usb.mkdir()
-    for i, laptop in enumerate(laptops):
-        households.save(laptop, factories.household(f"户主{i}", f"配偶{i}", seq=20 + 2 * i))
-        name, data = exchange.export_upstream(laptop)
-        (usb / name).write_bytes(data)
-    households.save(laptops[0], factories.household("户主九", "配偶九", seq=40))
-    name, data = exchange.export_upstream(laptops[0])  # the first laptop's second bundle
-    (usb / name).write_bytes(data)
-    groups = []
-    real = exchange.import_bundles
-    monkeypatch.setattr(exchange, "import_bundles", lambda store, bundles, **kw: groups.append(
-        sorted(Path(n).name for _, n, _ in bundles)) or real(store, bundles, **kw))
-    reports = exchange.import_paths(county, [usb])
-    assert [r.status for r in reports] == ["accepted"] * 4, [r.line() for r in reports]
-    assert [len(g) for g in groups] == [3, 1]
-    assert groups[1][0].startswith(laptops[0].site_id) and groups[1][0].endswith("-up-000002.jdb")
-    assert [Path(r.name).name for r in reports] == [p.name for p in exchange.bundle_files([usb], county)[0]]
-    assert county.count("household") == 4
-    for s in laptops + [county]:
-        s.close()
-
-
-def test_a_laptop_takes_the_bundles_of_a_folder_each_in_a_transaction_of_its_own(tmp_path, monkeypatch):
-    county = make_county(tmp_path)
-    laptop = make_device(tmp_path, county, "甲")
-    usb = tmp_path / "usb"
-    usb.mkdir()
-    for i in range(2):
-        households.save(county, factories.household(f"县里的户{i}", f"配偶{i}", seq=50 + 2 * i))
-        name, data = exchange.export_downstream(county, laptop.site_id)
-        (usb / name).write_bytes(data)
-    sizes = []
-    real = exchange.import_bundles
-    monkeypatch.setattr(exchange, "import_bundles", lambda store, bundles, **kw: sizes.append(len(bundles)) or
-                        real(store, bundles, **kw))
-    reports = exchange.import_paths(laptop, [usb])
-    assert [r.status for r in reports] == ["accepted", "accepted"], [r.line() for r in reports]
-    assert sizes == [1, 1]
-    for s in (laptop, county):
-        s.close()
-
-
 def test_the_county_resets_a_laptop_passphrase_and_rebuilds_a_replacement_laptop(tmp_path, monkeypatch):
     county = make_county(tmp_path)
     laptop = make_device(tmp_path, county, "甲")

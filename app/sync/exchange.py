@@ -1229,11 +1229,9 @@ def _not_for_us(store: Store, name: str) -> str | None:
 
 
 def _order(path: Path) -> tuple:
-    """Bundles of one sender in number order, whatever subfolder they are in, every sender's first
-    bundles before anyone's second (so that a county's groups hold one of each: import_paths);
-    other names last."""
+    """Bundles of one sender in number order, whatever subfolder they are in; other names last."""
     m = _BUNDLE_NAME.match(path.name)
-    return (0, int(m.group(3)), m.group(1), m.group(2), str(path)) if m else (1, 0, "", "", str(path))
+    return (0, m.group(1), m.group(2), int(m.group(3)), str(path)) if m else (1, "", "", 0, str(path))
 
 
 def bundle_files(paths, store: Store) -> tuple[list[Path], list[Report]]:
@@ -1267,40 +1265,11 @@ def bundle_files(paths, store: Store) -> tuple[list[Path], list[Report]]:
     return sorted(dict.fromkeys(out), key=_order), skipped
 
 
-# A county imports the bundles of a USB folder together, as the sync service does its uploads: at most
-# this many (and this many bytes) in one transaction, each bundle in a savepoint of its own
-IMPORT_GROUP_BUNDLES = 32
-IMPORT_GROUP_BYTES = 8 * 1024 * 1024
-
-
 def import_paths(store: Store, paths, progress: Callable[[int, int], None] | None = None) -> list[Report]:
-    """Import files and folders of bundles in sequence order. A laptop imports each in a transaction
-    of its own; a county imports them in groups (import_bundles: one write lock and one commit for up
-    to IMPORT_GROUP_BUNDLES bundles, a refused bundle rolling back its own part only), so that the
-    other writers of a county database (the sync service's workers) wait for it once, not once per
-    bundle. A group holds one bundle per device: a device's next bundle (the next part of a large
-    export) is checked against what its previous one wrote, so it goes in the next group. The
-    reports are in the files' order; those of files a folder import left out (status "skipped") and
-    of unreadable folders come last."""
+    """Import files and folders of bundles, each in its own transaction, in sequence order. The
+    reports of files a folder import left out (status "skipped") and of unreadable folders come last."""
     files, left_out = bundle_files(paths, store)
-    together = store.role == "county"
-    reports: list[Report | None] = []
-    waiting: list[tuple[int, bytes, str]] = []  # (place in reports, content, name)
-    signers: set[bytes] = set()  # the devices of the waiting bundles (their signing keys)
-    held = 0
-
-    def merge_waiting(done: int) -> None:
-        nonlocal held
-        if waiting:
-            merged = import_bundles(store, [(data, name, None) for _, data, name in waiting])
-            for (place, _, _), report in zip(waiting, merged):
-                reports[place] = report
-            waiting.clear()
-            signers.clear()
-            held = 0
-        if progress:
-            progress(done, len(files))
-
+    reports = []
     for i, path in enumerate(files, 1):
         try:
             if path.stat().st_size > wire.MAX_BUNDLE:
@@ -1312,15 +1281,7 @@ def import_paths(store: Store, paths, progress: Callable[[int, int], None] | Non
         except (OSError, wire.BundleError) as exc:
             reports.append(Report(str(path), "refused", str(exc)))
             continue
-        signer = bytes(data[len(wire.MAGIC):len(wire.MAGIC) + 32])
-        if waiting and (len(waiting) >= IMPORT_GROUP_BUNDLES or held + len(data) > IMPORT_GROUP_BYTES
-                        or signer in signers):
-            merge_waiting(i - 1)
-        reports.append(None)
-        waiting.append((len(reports) - 1, data, str(path)))
-        signers.add(signer)
-        held += len(data)
-        if not together:
-            merge_waiting(i)
-    merge_waiting(len(files))
+        reports.append(import_bundle(store, data, str(path)))
+        if progress:
+            progress(i, len(files))
     return reports + left_out
