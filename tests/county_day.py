@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from app.server import client, protocol
 from app.core import idnumber
-from app.services import demo, households, reference
+from app.services import demo, households, monitoring, reference
 from app.store import Store
 from app.sync import exchange, identity, wire
 from tests import factories
@@ -100,7 +100,9 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
     (`edit_seeded`: the laptops of a village then edit the same ones, and the county resolves a
     conflict for nearly every edit) or of the household it just made (no conflicts). Laptop i works in
     `villages[i % len(villages)]` (default: one village; a village's 户编号 run out after about 35
-    laptops), the USB laptops in the first; the county makes `seeded` households in each."""
+    laptops), the USB laptops in the first; the county makes `seeded` households in each. The county
+    is left as one in use is: its data upgrades done (the first command after `jiandang init` does
+    them once; without this every copy's USB import did, in a write transaction of its own)."""
     villages = villages or [VILLAGE]
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,7 @@ def prepare(folder: Path, county_location: str, *, laptops: int = 20, rounds: in
         offline = [_device(folder, county, f"U盘队{i}") for i in range(usb_laptops)]
         for laptop in network + offline:
             _pull_first(county, laptop)
+        monitoring.ensure_migrated(county)
     finally:
         county.close()
     bundles: list[list[tuple[str, bytes]]] = [[] for _ in network]
