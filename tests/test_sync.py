@@ -319,7 +319,9 @@ def test_killing_the_import_mid_transaction_then_rerunning_imports_everything_ex
 # ---------------------------------------------------------------------- county duplicates, recovery, rebuild
 
 
-def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(tmp_path):
+def _two_households_sharing_an_id_number(tmp_path):
+    """Two laptops of two villages, each with a household whose spouse has the same ID number; the
+    first one's bundle already at the county. (county, a, b, first, second, the spouse's ID number)"""
     county = make_county(tmp_path)
     a = make_device(tmp_path, county, "甲", villages=(VILLAGE,))
     b = make_device(tmp_path, county, "乙", villages=(OTHER_VILLAGE,))
@@ -328,6 +330,11 @@ def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(
     doc["members"][1] = dict(factories.household()["members"][1])  # the same spouse ID number
     second = households.save(b, doc, allow_errors=True)
     assert up(a, county).status == "accepted"
+    return county, a, b, first, second, doc["members"][1]["id_number"]
+
+
+def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(tmp_path):
+    county, a, b, first, second, _ = _two_households_sharing_an_id_number(tmp_path)
     report = up(b, county)
     assert report.status == "accepted"
     assert [(d[0], d[1]) for d in report.duplicates] == [(second.household_id, first.household_id)]
@@ -344,26 +351,16 @@ def test_the_same_id_number_in_two_households_is_reported_at_import_naming_both(
 def test_a_later_bundle_touching_the_member_names_the_duplicate_until_its_id_number_is_corrected(tmp_path):
     """The county looks again whenever a bundle writes the member: an edit of another field still
     names the shared ID number; once the number is corrected, nothing is named."""
-    import datetime as dt_
-
     from app.core import idnumber
 
-    county = make_county(tmp_path)
-    a = make_device(tmp_path, county, "甲", villages=(VILLAGE,))
-    b = make_device(tmp_path, county, "乙", villages=(OTHER_VILLAGE,))
-    first = households.save(a, factories.household())
-    doc = dict(factories.household(head="另一户主", seq=5), village_code=OTHER_VILLAGE)
-    doc["members"][1] = dict(factories.household()["members"][1])  # the same spouse ID number
-    second = households.save(b, doc, allow_errors=True)
-    assert up(a, county).status == "accepted"
+    county, a, b, first, second, shared = _two_households_sharing_an_id_number(tmp_path)
     assert up(b, county).duplicates
-    spouse = next(r for r in b.records("member", parent_id=second.household_id)
-                  if r.fields["id_number"] == doc["members"][1]["id_number"])
+    spouse = next(r for r in b.records("member", parent_id=second.household_id) if r.fields["id_number"] == shared)
     b.put("member", {"phone": "13800001111"}, record_id=spouse.id)
     report = up(b, county)
     assert report.status == "accepted" and report.applied == 1
     assert [(d[0], d[1]) for d in report.duplicates] == [(second.household_id, first.household_id)]
-    b.put("member", {"id_number": idnumber.make("522634", dt_.date(1972, 8, 9), 77, "2")}, record_id=spouse.id)
+    b.put("member", {"id_number": idnumber.make("522634", dt.date(1972, 8, 9), 77, "2")}, record_id=spouse.id)
     report = up(b, county)
     assert report.status == "accepted" and report.applied == 1
     assert report.duplicates == []
