@@ -368,6 +368,21 @@ def test_a_later_bundle_touching_the_member_names_the_duplicate_until_its_id_num
         s.close()
 
 
+def test_a_member_made_and_deleted_in_one_large_bundle_is_no_duplicate(tmp_path, monkeypatch):
+    """A bundle the county merges in several chunks (one change each here) that makes a member with an
+    ID number held elsewhere and then deletes it names no duplicate: the member holds no number."""
+    monkeypatch.setattr(merge.Merger, "CHUNK", 1)
+    county, a, b, first, second, shared = _two_households_sharing_an_id_number(tmp_path)
+    spouse = next(r for r in b.records("member", parent_id=second.household_id) if r.fields["id_number"] == shared)
+    b.delete(spouse.id, reason="录重了")
+    report = up(b, county)
+    assert report.status == "accepted"
+    assert report.duplicates == []
+    assert county.get(spouse.id).deleted
+    for s in (a, b, county):
+        s.close()
+
+
 def test_a_county_import_reads_the_forms_before_taking_the_write_lock(tmp_path, monkeypatch):
     """The merge needs the forms (which record hangs under which); a new process (each USB import,
     each service worker) reads them once, 7-18 ms, and not while every other writer of the county

@@ -80,9 +80,9 @@ class Merger:
         self.pending: list[Change] = []
         self.held: set[tuple[str, int]] = set()
         self.missing: set[str] = set()  # ids prefetch found absent
-        # the blind index digest of every record written that has one (ID number, 户编号): what the
-        # county's duplicate check looks for (app.sync.exchange._county_duplicates)
-        self.digests: dict[str, bytes] = {}
+        # the blind index digest of every record written (ID number, 户编号; None when it has none
+        # after the write): what the county's duplicate check looks for (exchange._county_duplicates)
+        self.digests: dict[str, bytes | None] = {}
 
     def _write_pending(self) -> None:
         if self.pending:
@@ -245,6 +245,7 @@ class Merger:
     def flush(self) -> None:
         self._write_pending()
         written = self.store.write_records_raw([self.cache[rid] for rid in self.dirty], new=self.missing)
+        self.digests.update(dict.fromkeys(self.dirty))  # a record written without a row (deleted, no number) has none now
         self.digests.update((record_id, digest) for record_id, _, digest in written)
         self.dirty.clear()
 
