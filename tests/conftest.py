@@ -119,11 +119,14 @@ PASSPHRASE = "correct horse battery"
 
 @pytest.fixture(scope="session")
 def qapp(qapp):
-    """pytest-qt's application with Qt's Chinese translations, as the program installs them
-    (app.ui.app.application): message boxes and dialogs in tests show the users' button texts."""
+    """pytest-qt's application with Qt's Chinese translations and the program's palette, as the
+    program installs them (app.ui.app.application): message boxes and dialogs in tests show the
+    users' button texts, disabled fields no hint."""
+    from app.ui.look import quiet_disabled_hints
     from app.ui.translations import install_translations
 
     install_translations(qapp)
+    quiet_disabled_hints(qapp)
     return qapp
 
 

@@ -17,6 +17,7 @@ from app.services import backup, integrity
 from app.store import Store, StoreError, location
 from app.ui import preferences, screen_fit, workers
 from app.ui.fonts import install_font
+from app.ui.look import quiet_disabled_hints
 from app.ui.main_window import MainWindow
 from app.ui.start import StartDialog, UnlockDialog
 from app.ui.translations import install_translations
@@ -29,6 +30,7 @@ def application() -> QApplication:
     app.setApplicationName("建档")
     app.setOrganizationName("jiandang")
     install_font(app)
+    quiet_disabled_hints(app)  # a disabled empty field looks empty: no grey hint passing for a value
     install_translations(app)  # Qt's own buttons and dialogs in Chinese
     screen_fit.install(app)  # every window opens inside the screen's available area (1366×768 laptops)
     return app
