@@ -21,6 +21,39 @@ def township_of(village_code: str) -> str:
     return str(village_code)[:9]
 
 
+class KnownVillages:
+    """The village codes a household may be placed in here: the villages of the division table; while
+    it has none yet (the national division lists stop at townships, so a county starts so), any
+    village code under one of its townships (the code's first 9 digits). `in` is asked of it as of
+    the set of villages it replaces; `not_known(code)` and `advice(code)` say why a code is not taken and
+    what to do, in the words of the case."""
+
+    def __init__(self, villages: set[str], townships: set[str]):
+        self.villages, self.townships = villages, townships
+
+    def __contains__(self, code) -> bool:
+        if self.villages:
+            return code in self.villages
+        return isinstance(code, str) and len(code) == 12 and code.isdigit() and code[:9] in self.townships
+
+    def not_known(self, code) -> str:
+        if self.villages:
+            return f"村代码 {code} 不在本库的行政区划中"
+        code = str(code)
+        counties = sorted({t[:6] for t in self.townships})
+        if code[:6] not in counties:
+            return f"村代码 {code} 不属于本县:其前 6 位 {code[:6]} 不是本县的代码 {'、'.join(counties)}"
+        return (f"村代码 {code} 不在本库的任何乡(镇)之下(本库的行政区划还没有村,村代码按乡镇核对:"
+                f"其前 9 位 {code[:9]} 不是本库的乡镇代码)")
+
+    def advice(self, code) -> str:
+        if self.villages:
+            return "请核对村代码(新的村由县里在“参考数据”中添加,随同步包下发)"
+        if str(code)[:6] not in {t[:6] for t in self.townships}:
+            return "请核对村代码(别县的户由该县录入)"
+        return "请核对村代码的前 9 位(所属乡镇);该乡(镇)确实属于本县时,先在 参考数据 › 行政区划 中添加它"
+
+
 def county_of(code: str) -> str:
     return str(code)[:6]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from app.core import idnumber, procedures, values
 from app.core.dictionary import Dictionary, default
+from app.core.divisions import KnownVillages
 from app.core.validation import (
     ERROR, WARNING, Finding, collection, has_errors, household_label, record_label, validate_household,
 )
@@ -338,12 +339,13 @@ def prepare(store: Store, doc: dict, where: str = "文档", batch: dict[str, str
         merged[key] = [existing[k] for k in order]
     check_view = {**merged, **{collection(k.key): [r for r in merged[collection(k.key)] if REMOVED not in r]
                                for k in d.child_kinds("household")}}
-    for f in validate_household(check_view, d, known_villages(store)):
+    known = known_villages(store)
+    for f in validate_household(check_view, d, known):
         if f.rule == "village_code" and stored is None and f.severity != ERROR:
             # a new household in a village this database does not know would get a household
             # number nobody can place; an existing one (synced before its village) stays editable
-            f = Finding(f.record_id, f.kind, f.field, f.rule,
-                        f.message + ":请核对村代码(新的村由县里在“参考数据”中添加,随同步包下发)", ERROR, f.record_label)
+            advice = known.advice(merged.get("village_code"))
+            f = Finding(f.record_id, f.kind, f.field, f.rule, f"{f.message}:{advice}", ERROR, f.record_label)
         findings.append(f)
     findings += duplicate_id_findings(store, check_view, batch)
     findings += duplicate_number_findings(store, check_view, stored, batch)
@@ -411,30 +413,12 @@ def _refuse_foreign_village(store: Store, village: str | None, where: str) -> No
                              "请核对村代码;这一户应由负责该村的工作队录入")
     known = known_villages(store)
     if known is not None and village and village not in known:
-        if known.villages:
-            raise InputError(f"{where}: 村代码 {village} 不在本库的行政区划中,不能保存(草稿也不能):请核对村代码")
-        raise InputError(f"{where}: 村代码 {village} 不在本库的任何乡(镇)之下(本库的行政区划还没有村,其前 9 位 "
-                         f"{str(village)[:9]} 不是本库的乡镇代码),不能保存(草稿也不能):请核对村代码,"
-                         "或先在 参考数据 › 行政区划 中添加该村")
-
-
-class KnownVillages:
-    """The village codes a household may be placed in here: the villages of the division table; while
-    it has none yet (the shared division data stops at townships, so a county starts so), any village
-    code under one of its townships (the code's first 9 digits). Only `in` is asked of it, as of the
-    set of villages it replaces."""
-
-    def __init__(self, villages: set[str], townships: set[str]):
-        self.villages, self.townships = villages, townships
-
-    def __contains__(self, code) -> bool:
-        if self.villages:
-            return code in self.villages
-        return isinstance(code, str) and len(code) == 12 and code.isdigit() and code[:9] in self.townships
+        raise InputError(f"{where}: {known.not_known(village)},不能保存(草稿也不能):{known.advice(village)}")
 
 
 def known_villages(store: Store) -> KnownVillages | None:
-    """None when the division table has neither villages nor townships (nothing to check against)."""
+    """The villages a household may be placed in (`app.core.divisions.KnownVillages`); None when the
+    division table has neither villages nor townships (nothing to check against)."""
     villages = {row["code"] for row in store.divisions("village")}
     townships = set() if villages else {row["code"] for row in store.divisions("township")}
     return KnownVillages(villages, townships) if villages or townships else None

@@ -538,6 +538,8 @@ def _document(store: Store, g: Group, d: Dictionary) -> dict:
 def _finding_row(g: Group, finding, d: Dictionary) -> tuple[str, int, str]:
     kind = finding.kind
     label = d.field_label(kind, finding.field) if finding.field else ""
+    if finding.field == "village_code":
+        label = mp.SPECIAL_TARGETS[mp.VILLAGE_CODE]  # the column the file calls it by (the field is 所在村)
     if kind != "household":
         for record, where in g.children.get(kind, []):
             if finding.record_id and record.get("id") == finding.record_id:
@@ -615,6 +617,8 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
     report = Report(str(plan.path), dry_run, notes=list(plan.notes), sheets=plan.infos, plan=plan)
     allow = plan.options.allow_incomplete
     total = len(plan.groups)
+    known = households.known_villages(store)
+    unlisted = set() if known is not None and not known.villages else None  # villages taken by their township
     for i, g in enumerate(plan.groups, 1):
         if g.key.startswith("orphan:"):
             _reject(report, plan, g, g.errors)
@@ -657,6 +661,8 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
             _reject(report, plan, g, [*g.errors, Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
         else:
             report.members += len(g.children.get("member", []))
+            if unlisted is not None:
+                unlisted.add(merged.get("village_code"))
             report.warning_count += len(g.warnings)
             report.warnings += g.warnings[:max(0, WARNINGS_KEPT - len(report.warnings))]
             report.incomplete += incomplete and changed
@@ -671,7 +677,19 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
                 progress(i, total)
     report.rejections.sort(key=lambda r: (r.sheet, r.row))
     report.rejected_rows = sorted(set(report.rejected_rows))
+    if unlisted and (codes := sorted(unlisted - {None})):
+        report.notes.append(unlisted_villages_note(store, codes, dry_run))
     return report
+
+
+def unlisted_villages_note(store: Store, codes: list[str], dry_run: bool) -> str:
+    """Said once when the division table stops at townships: the villages taken by their township
+    code, which registers and township books list by code until the county adds their names."""
+    named = [f"{c}({store.division_name(c[:9]) or c[:9]})" for c in codes[:10]]
+    more = f" 等 {len(codes)} 个" if len(codes) > 10 else ""
+    return (f"本库的行政区划只到乡(镇),还没有村:这些村代码已按所属乡(镇)核对,{'可以' if dry_run else '已'}导入:"
+            f"{'、'.join(named)}{more}。请在 参考数据 › 行政区划 中添加这些村和村名"
+            "(或 jiandang reference add-division),村有册、乡有簿才印得出村名。")
 
 
 def _differs(merged: dict, stored: dict, d: Dictionary) -> bool:
