@@ -139,7 +139,7 @@ def validate_record(kind: str, record: dict, household: dict | None = None, dict
 
 
 def validate_household(doc: dict, dictionary: Dictionary | None = None,
-                       known_villages: "set[str] | divisions.KnownVillages | None" = None) -> list[Finding]:
+                       known_villages: divisions.KnownVillages | None = None) -> list[Finding]:
     """Validate a whole household document: the household, every member and child record."""
     d = dictionary or default()
     findings = []
@@ -149,9 +149,8 @@ def validate_household(doc: dict, dictionary: Dictionary | None = None,
         findings.append(Finding(doc.get("id"), "household", "village_code", "village_code",
                                 f"村代码“{code or ''}”应为12位统计用区划代码(县6位+乡3位+村3位)", ERROR, label))
     elif known_villages is not None and code not in known_villages:
-        message = known_villages.not_known(code) if isinstance(known_villages, divisions.KnownVillages) \
-            else f"村代码 {code} 不在本库的行政区划中"
-        findings.append(Finding(doc.get("id"), "household", "village_code", "village_code", message, WARNING, label))
+        findings.append(Finding(doc.get("id"), "household", "village_code", "village_code",
+                                known_villages.not_known(code), WARNING, label))
     number = doc.get("household_number")
     if number not in (None, "") and divisions.is_village_code(code or "") and not number_fits_village(number, code):
         findings.append(Finding(doc.get("id"), "household", "household_number", "household_number",

@@ -36,6 +36,8 @@ def _outside_folder() -> str:
         if _outside is None or not os.path.isdir(_outside):
             _outside = tempfile.mkdtemp(prefix=PREFIX)
             atexit.register(shutil.rmtree, _outside, True)
+        else:  # in use: not stale to another process's clean_stale
+            os.utime(_outside)
         return _outside
 
 

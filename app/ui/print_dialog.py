@@ -42,9 +42,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.procedures import min_notice_days
+from app.core.procedures import default_place_and_contact, min_notice_days
 from app.reports.common import ReportError, write_pdf
-from app.core.procedures import default_place_and_contact
 from app.reports.notice import MIN_DAYS, NoticeInfo, period_of
 from app.services import printing
 from app.ui import workers
