@@ -565,3 +565,19 @@ def test_a_sync_import_at_a_postgresql_county_starts_without_the_other_commands_
                           check=True)
     assert "sync import" in done.stdout
     assert done.stderr.strip() == "['app.cli.sync_commands']"
+
+
+def test_the_command_line_loads_multiprocessing_only_in_the_frozen_program():
+    """`python -m app …` calls multiprocessing.freeze_support() only where it does something (the
+    PyInstaller build, whose `serve --workers N` workers start through it): elsewhere importing
+    multiprocessing is about 5 ms of every command's start for nothing."""
+    import subprocess
+
+    from tests.support.jiandang_test_hooks import subprocess_env
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "app", "sync", "import", "--help"],
+                          env=subprocess_env(), capture_output=True, text=True, check=True)
+    assert "sync import" in done.stdout
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "app.cli.main" in loaded and "app.sync.exchange" in loaded  # what the command loads is listed
+    assert "multiprocessing" not in loaded
