@@ -196,6 +196,32 @@ def test_demo_database_is_filled_once(tmp_path, monkeypatch, capsys):
     assert main(["validate", str(path)]) == 0
 
 
+def test_demo_refuses_a_postgresql_address_as_a_place_for_the_demo(capsys):
+    """`demo postgresql://…` said a folder "postgresql:" did not exist: it is a file-only command."""
+    assert main(["demo", "postgresql://county@127.0.0.1:5432/jd"]) == 1
+    err = capsys.readouterr().err
+    assert "不能放在 PostgreSQL 服务器上" in err and "文件夹" not in err
+
+
+def test_nothing_typed_at_the_passphrase_prompt_is_said_without_an_internal_error(db, monkeypatch, capsys):
+    """Ctrl+D at the prompt (the end of input) ends the command with a plain message, not as an
+    unexpected problem with a traceback in the log."""
+    import getpass
+
+    from app.cli import common
+
+    monkeypatch.delenv("JIANDANG_PASSPHRASE", raising=False)
+    monkeypatch.setattr(common.sys, "stdin", type("Tty", (), {"isatty": staticmethod(lambda: True)})())
+
+    def end_of_input(prompt=""):
+        raise EOFError
+
+    monkeypatch.setattr(getpass, "getpass", end_of_input)
+    assert main(["list", str(db)]) == 1
+    err = capsys.readouterr().err
+    assert "没有输入密码,命令未执行" in err and "意外" not in err
+
+
 def test_demo_refuses_an_enrolled_laptop_and_the_county_and_stores_nothing(tmp_path, monkeypatch, capsys):
     from tests.sync_helpers import PASSPHRASE as SYNC_PASSPHRASE, make_county, make_device
 

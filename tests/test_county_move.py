@@ -99,13 +99,43 @@ def test_a_filled_county_moves_to_postgresql_and_keeps_syncing_with_its_laptop(f
         assert down(county, a).changes == 0
 
 
-def test_a_second_migration_into_the_same_database_is_refused_naming_it(filled, pg_url):
+def test_a_second_migration_into_the_same_database_is_refused_naming_it(filled, pg_url, tmp_path):
+    """A copy of the county file taken before the move (a backup, unmarked) is refused by the
+    database it went into: the same county is there already."""
+    import shutil
+
     path, *_ = filled
+    before = tmp_path / "copy-before.db"
+    shutil.copy(path, before)
     county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
     rows = pg.psql(pg_url, "SELECT count(*) FROM changes")[0][0]
     with pytest.raises(StoreError, match="迁移已经做过了"):
-        county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+        county_move.migrate(before, pg_url, operator="admin", passphrase=PASSPHRASE)
     assert pg.psql(pg_url, "SELECT count(*) FROM changes")[0][0] == rows
+
+
+def test_the_moved_file_is_refused_for_writing_and_names_the_new_address(filled, pg_url, tmp_path, capsys):
+    """After the move the SQLite file says where the county went: a window, `sync import`, `enroll`,
+    `serve` or another `county migrate` opening it for writing is refused with the address (they went
+    on in a copy nobody else saw, and laptops enrolled from it were refused by the real county);
+    reading it still works (a read-only open: the backup from before the move)."""
+    from app.store.locations import mask
+
+    path, *_ = filled
+    report = county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+    assert report.marked
+    with pytest.raises(StoreError) as refused:
+        Store.open(path)
+    text = str(refused.value)
+    assert "已于" in text and f"迁移到 PostgreSQL({mask(pg_url)})" in text and "服务器上的县级库" in text
+    assert "jiandang-test" not in text  # the password is not written into the file or said
+    with Store.open(path, read_only=True) as old:  # still the backup from before the move
+        assert old.role == "county"
+    assert main(["sync", "import", str(path), str(tmp_path)]) == 1
+    assert "迁移到 PostgreSQL" in capsys.readouterr().err
+    other = pg_url.rsplit("/", 1)[0] + "/jd_never_made"
+    with pytest.raises(StoreError, match="迁移到 PostgreSQL"):
+        county_move.migrate(path, other, operator="admin", passphrase=PASSPHRASE)
 
 
 def test_a_database_with_any_table_is_refused_and_left_alone(filled, pg_url):
@@ -190,17 +220,20 @@ def test_a_refusal_by_the_server_is_said_and_rolled_back(filled, pg_url, monkeyp
 
 
 def test_the_cli_moves_the_county_and_says_what_to_do_next(filled, pg_url, monkeypatch, capsys):
+    import shutil
+
     path, *_ = filled
+    unmoved = shutil.copy(path, path.with_name("迁移前的副本.db"))
     monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
     assert main(["county", "migrate", str(path), pg_url]) == 0
     out = capsys.readouterr().out
     masked = pg.mask(pg_url)
     assert "逐表核对行数和内容摘要(SHA-256)一致" in out and "全部解密并核对通过" in out
-    assert f"jiandang serve {masked}" in out and f"保留原文件 {path}" in out
+    assert f"jiandang serve {masked}" in out and f"原文件 {path} 保留作迁移前的备份,已标记为已迁移" in out
     assert "jiandang-test" not in out  # the password never printed
     # a second run, a wrong URL and a village source: one clear line each, nothing written
     assert main(["county", "migrate", str(path), pg_url]) == 1
-    assert "迁移已经做过了" in capsys.readouterr().err
+    assert f"迁移到 PostgreSQL({masked})" in capsys.readouterr().err  # the file says where it went
     assert main(["county", "migrate", str(path), "postgresql://localhost:notaport/x"]) == 1
     assert "端口应为数字" in capsys.readouterr().err
     assert main(["county", "migrate", str(path), str(path)]) == 1
@@ -213,7 +246,7 @@ def test_the_cli_moves_the_county_and_says_what_to_do_next(filled, pg_url, monke
     conn.close()
     assert main(["county", "migrate", str(other), pg_url]) == 1
     assert "不是建档数据库" in capsys.readouterr().err
-    assert main(["county", "migrate", str(path), "postgresql://u:secret@127.0.0.1:1/county"]) == 1
+    assert main(["county", "migrate", str(unmoved), "postgresql://u:secret@127.0.0.1:1/county"]) == 1
     err = capsys.readouterr().err
     assert "无法连接 PostgreSQL 服务器" in err and "secret" not in err
 

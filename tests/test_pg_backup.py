@@ -103,6 +103,7 @@ def test_a_wrong_passphrase_or_a_damaged_dump_leaves_the_target_empty(county, pg
     assert main(["restore", str(info.path), "--to", target]) == 1
     err = capsys.readouterr().err
     assert "无法解锁" in err and "密码不正确" in err and "已恢复为空数据库" in err
+    assert "。。" not in err  # one full stop between the reason and what was done
     assert _tables(target) == []
     cut = tmp_path / ("cut-" + info.path.name)
     cut.write_bytes(info.path.read_bytes()[: info.size // 2])

@@ -85,6 +85,23 @@ def test_a_wrong_password_is_said_and_nothing_is_written(pg_url, recovery_key):
     assert tables(pg_url) == []
 
 
+def test_a_missing_password_is_said_as_missing_with_where_to_put_it(pg_url, tmp_path, monkeypatch):
+    """An address without a password and no password file entry for it (a .pgpass naming 127.0.0.1
+    when the address says localhost, say): libpq sends none, and the message says that none was
+    found and where one goes, instead of calling it wrong."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(pg_url)
+    bare = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port or 5432}"))
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))
+    with pytest.raises(StoreError) as refused:
+        Store.open(bare)
+    text = str(refused.value)
+    assert "没有找到密码" in text and ".pgpass" in text and "PGPASSWORD" in text
+    assert "不正确" not in text
+
+
 def test_an_empty_database_is_opened_with_a_pointer_to_init(pg_url):
     with pytest.raises(StoreError) as refused:
         Store.open(pg_url)

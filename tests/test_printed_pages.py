@@ -260,17 +260,17 @@ def test_a_single_slice_pie_says_it_is_everyone():
     assert "全部" in _texts(d) and "13 户" in _texts(d)
 
 
-def test_the_card_footnote_names_the_window_option_and_the_command_line_option(printed_store, tmp_path):
+def test_the_card_footnote_says_numbers_are_masked_without_instructions_for_the_software(printed_store, tmp_path):
+    """The card is kept by the household: its footnote says that numbers are partly hidden and whom to
+    ask, not which box to tick or which command-line flag to add (it said both)."""
     from tests.test_reports import compact, text_of
 
     out = tmp_path / "card.pdf"
     doc = households.documents(printed_store, VILLAGE)[0]
     printing.print_cards(printed_store, out, household_id=doc["id"])
     text = compact(text_of(out))
-    assert "打印完整证件号码和银行账号" in text and "--full-id" in text
-    from app.ui import print_dialog  # the option's words in the window are the ones the card names
-
-    assert "打印完整证件号码和银行账号" in Path(print_dialog.__file__).read_text(encoding="utf-8")
+    assert "已部分隐藏" in text and "村委会" in text
+    assert "--full-id" not in text and "打印窗口" not in text and "命令行" not in text
 
 
 def test_the_monitoring_register_never_breaks_a_date_or_an_amount(printed_store, tmp_path, drawn):

@@ -350,3 +350,20 @@ def test_a_second_service_on_the_port_of_a_service_with_workers_is_refused():
         first.close()
     again = bind("127.0.0.1", port, reuse_port=True)  # free again once the first one stopped
     again.close()
+
+
+def test_one_service_per_county_database_however_its_address_is_written(monkeypatch, tmp_path):
+    """The stop and lock files of `serve URL` are named by the server, port, database and user, not by
+    the address's spelling: the default port written out or not, localhost or its loopback address,
+    the server's name in any case, with or without a password. Otherwise `serve … --stop` written
+    another way said no service was running, and a second service started on the same database."""
+    from app import settings
+    from app.cli.server_commands import _service_files
+
+    monkeypatch.setattr(settings, "data_dir", lambda: tmp_path)
+    same = ["postgresql://county@127.0.0.1/jd", "postgresql://county@127.0.0.1:5432/jd",
+            "postgresql://county:secret@localhost:5432/jd", "postgresql://county@LOCALHOST/jd"]
+    assert len({_service_files(url) for url in same}) == 1
+    others = ["postgresql://county@127.0.0.1:5433/jd", "postgresql://county@127.0.0.1/jd2",
+              "postgresql://staff@127.0.0.1/jd", "postgresql://county@10.0.0.5/jd"]
+    assert len({_service_files(url) for url in [same[0], *others]}) == 5

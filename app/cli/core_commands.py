@@ -201,6 +201,9 @@ def _check_folder(db: Path) -> None:
 
 
 def cmd_demo(args) -> int:
+    if isinstance(location(args.db), PgLocation):
+        raise CommandError("演示数据库只能是本机的数据库文件(村级),不能放在 PostgreSQL 服务器上:"
+                           "请给出文件名,例如 jiandang demo 演示.db")
     db = Path(args.db)
     os.environ.setdefault("JIANDANG_PASSPHRASE", DEMO_PASSPHRASE)
     if db.is_dir():

@@ -44,7 +44,9 @@ def cmd_migrate(args) -> int:
           f"(用时 {report.seconds:.1f} 秒)。")
     print("接下来(以下地址中 *** 处填写数据库密码):" if "***" in url else "接下来:")
     print(f"  1. 同步服务改用新地址启动:jiandang serve {url} …(见 docs/serve.md)")
-    print(f"  2. 县里各位同事在窗口“打开数据库”或命令中改用这个地址;U 盘同步包导入:jiandang sync import {url} …")
-    print(f"  3. 保留原文件 {report.source} 作为迁移前的备份,不要再在其中修改(修改不会出现在 PostgreSQL 中);"
+    print(f"  2. 县里各位同事在窗口的“服务器上的县级库…”或命令中改用这个地址;U 盘同步包导入:jiandang sync import {url} …")
+    kept = ("已标记为已迁移:窗口和命令不再写入它" if report.marked else
+            "未能在其中标记已迁移(文件只读?):请不要再在其中修改,修改不会出现在 PostgreSQL 中")
+    print(f"  3. 原文件 {report.source} 保留作迁移前的备份,{kept};"
           f"以后的备份:jiandang backup {url} --to 备份文件夹(见 docs/backup.md)")
     return 0

@@ -94,7 +94,11 @@ def _service_files(db) -> tuple[Path, Path]:
         from app import settings  # noqa: PLC0415
 
         parts = urlsplit(str(db))
-        key = f"{parts.hostname or ''}:{parts.port or ''}/{parts.path.lstrip('/')}?{parts.username or ''}"
+        # one service per database however the address is written: the default port spelled out or
+        # not, the server's name in any case, localhost or its loopback address
+        host = (parts.hostname or "localhost").lower()
+        host = "localhost" if host in ("127.0.0.1", "::1") else host
+        key = f"{host}:{parts.port or 5432}/{parts.path.lstrip('/')}?{parts.username or ''}"
         name = "serve-" + hashlib.sha256(key.encode()).hexdigest()[:16]
         folder = settings.data_dir()
         return folder / (name + ".stop"), folder / (name + ".lock")

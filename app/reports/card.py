@@ -59,8 +59,7 @@ MEMBER_COLUMNS = [  # (key, heading, width mm)
     ("id_number", "公民身份号码", 33), ("education", "文化程度", 15), ("school_status", "在校生状况", 17),
     ("labour_skill", "劳动技能", 18), ("health", "健康状况", 19), ("work", "务工状况", 28),
 ]
-FULL_ID_NOTE = ("证件号码和银行账号已部分隐藏。需要完整号码时,在打印窗口勾选“打印完整证件号码和银行账号”,"
-                "命令行加 --full-id。")
+FULL_ID_NOTE = "证件号码和银行账号已部分隐藏,完整号码请向村委会或驻村工作队查询。"
 INCOME_ROWS = ["wage_income", "business_income", "property_income", "dividend_income"]
 
 

@@ -19,7 +19,9 @@ be an empty database (no table at all), the source a county database file."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from app.store import Store, StoreError
 from app.store.locations import PgLocation, is_url, location
-from app.store.db import write_transaction
+from app.store.db import MOVED_ON, MOVED_TO, write_transaction
 
 BATCH = 2000
 
@@ -52,6 +54,7 @@ class MigrateReport:
     records: int = 0
     changes: int = 0
     seconds: float = 0.0
+    marked: bool = False  # the source file now says it was moved (refused for writing)
 
     def rows(self) -> int:
         return sum(t.rows for t in self.tables)
@@ -295,5 +298,20 @@ def migrate(source, url, *, operator: str | None, passphrase: str,
         raise MigrateError(f"迁移后在 PostgreSQL 中打开并逐条解密检查未通过,已删除写入的数据表,PostgreSQL 数据库仍是空的:\n"
                            f"{failure}\n请先用 jiandang check {source} 检查县级数据库(损坏时从备份恢复)再迁移")
     report.records, report.changes = checked.records, checked.changes
+    report.marked = _mark_moved(Path(source), where)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _mark_moved(path: Path, where: PgLocation) -> bool:
+    """Mark the source file as moved (its meta names the address, the password masked), so that
+    a window, `sync import`, `enroll`, `serve` or a second `county migrate` opening it for writing is
+    refused with the new address, instead of going on in a copy nobody else sees. It stays readable
+    (a read-only open). False when the file could not be written (said by the command)."""
+    try:
+        with Store.open(path) as store, write_transaction(store.conn):
+            store.set_meta(MOVED_TO, where.masked)
+            store.set_meta(MOVED_ON, dt.date.today().isoformat())
+    except (StoreError, OSError, sqlite3.Error):
+        return False
+    return True

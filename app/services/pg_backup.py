@@ -118,6 +118,12 @@ def _run(args: list[str], where: PgLocation, what: str) -> subprocess.CompletedP
     return done
 
 
+def _sentence(text) -> str:
+    """`text` ended with one full stop (a message that already ends with one gets no second)."""
+    text = str(text).rstrip()
+    return text if text.endswith(("。", "!", "?", "!", "?")) else text + "。"
+
+
 def _reason(detail: str) -> str:
     lowered = detail.lower()
     if "server version mismatch" in lowered or "aborting because of server version" in lowered:
@@ -296,10 +302,10 @@ def restore(dump, url, *, operator: str | None = None, passphrase: str | None = 
     except BaseException as exc:
         _drop_all(where)
         if isinstance(exc, BackupError):
-            raise BackupError(f"{exc}。{where.masked} 已恢复为空数据库") from None
+            raise BackupError(f"{_sentence(exc)}{where.masked} 已恢复为空数据库") from None
         if isinstance(exc, (StoreError, DecryptionError)):
             how = "恢复私钥与此数据库不匹配" if isinstance(exc, DecryptionError) else exc
-            raise BackupError(f"备份 {dump} 无法解锁:{how}。{where.masked} 已恢复为空数据库") from None
+            raise BackupError(f"备份 {dump} 无法解锁:{_sentence(how)}{where.masked} 已恢复为空数据库") from None
         raise
     log.info("restored PostgreSQL backup %s (%d records, %d changes)", dump.name, report.records, report.changes)
     return RestoreResult(where, None, report.records, report.changes)

@@ -116,6 +116,16 @@ def busy_message(path, waited: float = 0) -> str:
             f"只读取数据的命令({READERS})可以与它同时运行。")
 
 
+
+MOVED_TO, MOVED_ON = "moved_to", "moved_on"  # meta of a county file moved to PostgreSQL (app/services/county_move.py)
+
+
+def moved_message(path, url: str, when: str) -> str:
+    """Why a county file that `jiandang county migrate` moved to PostgreSQL is not opened for writing."""
+    return (f"{path} 这个县级数据库已{f'于 {when} ' if when else ''}迁移到 PostgreSQL({url}),"
+            "现在只作迁移前的备份:请改用这个地址(窗口的“服务器上的县级库…”,或命令中写这个地址)。"
+            "不再在这个文件中导入、登记或修改,否则改动不会出现在 PostgreSQL 中,登记的电脑也同步不上")
+
 class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
     """An open database. Create with `Store.create`, open an existing file with `Store.open`,
     then `unlock` with an operator's passphrase before reading or writing records.
@@ -301,6 +311,8 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{path} 已损坏({sqlite_reason(check, what=str(path))}),请从备份恢复")
+            if meta.get(MOVED_TO) and not read_only:
+                raise StoreError(moved_message(path, meta[MOVED_TO], meta.get(MOVED_ON, "")))
         except sqlite3.DatabaseError as exc:
             if lock is not None:
                 lock.release()

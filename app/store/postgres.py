@@ -132,8 +132,12 @@ def _connect_error(where: PgLocation, exc) -> StoreError:
     import logging  # noqa: PLC0415
 
     logging.getLogger("app.store").info("PostgreSQL %s: %s", where.masked, text.replace(where.url, where.masked))
-    if "password authentication failed" in lowered or "no password supplied" in lowered \
-            or ("authentication failed" in lowered):
+    if "no password supplied" in lowered:
+        return PgUnavailable(f"无法登录 PostgreSQL 数据库 {where.masked}:服务器要求密码,但没有找到密码。"
+                             "请把密码写进本机的密码文件(Linux: ~/.pgpass,权限 600;Windows: "
+                             "%APPDATA%\\postgresql\\pgpass.conf,一行 服务器:端口:数据库:用户名:密码,"
+                             "服务器要与地址中的写法完全相同),或设置环境变量 PGPASSWORD")
+    if "password authentication failed" in lowered or ("authentication failed" in lowered):
         return PgUnavailable(f"无法登录 PostgreSQL 数据库 {where.masked}:用户名或密码不正确。"
                              "请核对地址中的用户名和密码(向管理服务器的同事确认)")
     if "does not exist" in lowered and "database" in lowered:
