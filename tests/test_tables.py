@@ -381,6 +381,26 @@ def test_reimport_matches_by_id_number_without_household_number(fresh, tmp_path)
     assert second.created == 0 and second.unchanged == 2 and fresh.count("household") == 2
 
 
+def test_an_id_number_of_a_stored_person_under_another_name_is_named_in_the_dry_run(fresh, tmp_path):
+    """A re-import matches members by ID number and takes the file's name (a corrected spelling), but
+    an ID number copied from another person's row would rename that person without a word: the dry
+    run and the import name both names for the row (a warning: the household is still imported)."""
+    rows = syn_rows()
+    path = ledger(tmp_path / "l.xlsx", SYN_HEADER, rows)
+    importer.import_table(fresh, path, village=V)
+    col = SYN_HEADER.index("姓名")
+    before = rows[1][col]
+    rows[1][col] = "甘霖"
+    ledger(path, SYN_HEADER, rows)
+    report = importer.import_table(fresh, path, village=V, dry=True)
+    assert report.updated == 1
+    said = [w for w in report.warnings if "甘霖" in w.reason]
+    assert len(said) == 1 and f"属于“{before}”" in said[0].reason and said[0].row == 3
+    assert "提醒" in report.summary()
+    unchanged = importer.import_table(fresh, ledger(tmp_path / "same.xlsx", SYN_HEADER, syn_rows()), village=V, dry=True)
+    assert not any("属于" in w.reason for w in unchanged.warnings)
+
+
 def test_mapping_file_for_unusual_headers(fresh, tmp_path):
     header = ["户主名字", "成员", "身份证", "关系", "男女", *REQUIRED]
     path = ledger(tmp_path / "odd.xlsx", header, [["欧阳明远", "欧阳明远", HEAD1, "户主", "男", *REQUIRED_VALUES]])

@@ -661,6 +661,8 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
             _reject(report, plan, g, [*g.errors, Rejection(s, r, column, str(exc).removeprefix(f"{where}: "))])
         else:
             report.members += len(g.children.get("member", []))
+            if stored is not None:
+                g.warnings += _renamed_by_id_number(g, stored, d)
             if unlisted is not None:
                 unlisted.add(merged.get("village_code"))
             report.warning_count += len(g.warnings)
@@ -680,6 +682,23 @@ def _run(store: Store, plan: Plan, dry_run: bool, progress: Progress) -> Report:
     if unlisted and (codes := sorted(unlisted - {None})):
         report.notes.append(unlisted_villages_note(store, codes, dry_run))
     return report
+
+
+def _renamed_by_id_number(g: Group, stored: dict, d: Dictionary) -> list[Rejection]:
+    """A warning for each file member whose ID number belongs to a stored member of another name:
+    the import takes the file's name (a corrected spelling), but an ID number copied from another
+    person's row would rename that person without a word, so the report names both."""
+    names = {str(m.get("id_number") or "").upper(): m.get("name") for m in stored.get("members", [])}
+    column = d.field_label("member", "id_number")
+    out = []
+    for record, (sheet, row) in g.children.get("member", []):
+        number, name = str(record.get("id_number") or "").upper(), record.get("name")
+        before = names.get(number) if number else None
+        if before and name and before != name:
+            out.append(Rejection(sheet, row, column, f"公民身份号码 {number[:6]}…{number[-4:]} 在数据库中属于“{before}”,"
+                                                     f"本文件写作“{name}”:导入会把“{before}”改名为“{name}”。"
+                                                     "若是别人的号码被抄错,请先改正文件再导入", "member.id_number"))
+    return out
 
 
 def unlisted_villages_note(store: Store, codes: list[str], dry_run: bool) -> str:
