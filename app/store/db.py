@@ -116,7 +116,6 @@ def busy_message(path, waited: float = 0) -> str:
             f"只读取数据的命令({READERS})可以与它同时运行。")
 
 
-
 MOVED_TO, MOVED_ON = "moved_to", "moved_on"  # meta of a county file moved to PostgreSQL (app/services/county_move.py)
 
 
@@ -125,6 +124,7 @@ def moved_message(path, url: str, when: str) -> str:
     return (f"{path} 这个县级数据库已{f'于 {when} ' if when else ''}迁移到 PostgreSQL({url}),"
             "现在只作迁移前的备份:请改用这个地址(窗口的“服务器上的县级库…”,或命令中写这个地址)。"
             "不再在这个文件中导入、登记或修改,否则改动不会出现在 PostgreSQL 中,登记的电脑也同步不上")
+
 
 class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
     """An open database. Create with `Store.create`, open an existing file with `Store.open`,
