@@ -138,6 +138,22 @@ def test_the_moved_file_is_refused_for_writing_and_names_the_new_address(filled,
         county_move.migrate(path, other, operator="admin", passphrase=PASSPHRASE)
 
 
+def test_a_backup_of_the_moved_file_is_checked_and_restored_still_marked(filled, pg_url, tmp_path, monkeypatch, capsys):
+    """Backing up the moved file and restoring it works (the backup's check unlocks it, which a
+    refusal for writing stopped); what is restored is the same moved county, refused for writing."""
+    path, *_ = filled
+    county_move.migrate(path, pg_url, operator="admin", passphrase=PASSPHRASE)
+    monkeypatch.setenv("JIANDANG_PASSPHRASE", PASSPHRASE)
+    assert main(["backup", str(path), "--to", str(tmp_path / "bk")]) == 0
+    dump = next((tmp_path / "bk").glob("*.jdbak"))
+    restored = tmp_path / "restored.db"
+    capsys.readouterr()
+    assert main(["restore", str(dump), "--to", str(restored), "--operator", "admin"]) == 0
+    assert "备份校验通过" in capsys.readouterr().out
+    with pytest.raises(StoreError, match="迁移到 PostgreSQL"):
+        Store.open(restored)
+
+
 def test_a_database_with_any_table_is_refused_and_left_alone(filled, pg_url):
     path, *_ = filled
     pg.psql(pg_url, "CREATE TABLE visitors (name text); INSERT INTO visitors VALUES ('x')")

@@ -49,13 +49,12 @@ def passphrase(prompt: str = "密码: ", env: str = "JIANDANG_PASSPHRASE") -> st
     value = os.environ.get(env)
     if value is not None:
         return value
+    what = SECRET_WORDS.get(env, "密码")
     if sys.stdin is None or not sys.stdin.isatty():
-        what = SECRET_WORDS.get(env, "密码")
         raise CommandError(f"需要{what}:请设置环境变量 {env},或在终端中运行以输入{what}")
     try:
         return getpass.getpass(prompt)
     except EOFError:  # Ctrl+D (Ctrl+Z then Enter on Windows) at the prompt: nothing was typed
-        what = SECRET_WORDS.get(env, "密码")
         raise CommandError(f"没有输入{what},命令未执行") from None
 
 

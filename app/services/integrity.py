@@ -249,7 +249,7 @@ def verify_file(path, operator: str | None, passphrase: str | None, label: str |
 
     label = label or str(path)
     try:
-        store = Store.open(path)
+        store = Store.open(path, moved_ok=True)  # a backup of a county file from before its move is checked too
     except StoreError as exc:
         raise BackupError(f"{label} 无法打开:{exc}") from None
     with store:

@@ -264,7 +264,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
 
     @classmethod
     def open(cls, path, wall: Callable[[], float] = time.time, *, read_only: bool = False, wait: float = 0,
-             on_wait: Callable[[float], None] | None = None) -> "Store":
+             on_wait: Callable[[float], None] | None = None, moved_ok: bool = False) -> "Store":
         """Open an existing database (locked). Raises StoreError for a missing, foreign, truncated
         or busy file.
 
@@ -273,7 +273,10 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
         readers), sees one snapshot once `snapshot()` is called, and refuses to write records.
 
         A `postgresql://` URL opens a county database on a PostgreSQL server (no file lock: other
-        programs write it at the same time, see app/store/postgres.py)."""
+        programs write it at the same time, see app/store/postgres.py).
+
+        A county file that `jiandang county migrate` moved to PostgreSQL is refused for writing
+        (`moved_message`), unless `moved_ok` (the check of a backup of it, which unlocks it)."""
         where = location(path)
         if isinstance(where, PgLocation):
             return cls._open_postgres(where, wall, read_only)
@@ -311,7 +314,7 @@ class Store(SharedWriters, Keys, ChangeLog, SearchIndex, ReferenceData):
             check = db.conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"{path} 已损坏({sqlite_reason(check, what=str(path))}),请从备份恢复")
-            if meta.get(MOVED_TO) and not read_only:
+            if meta.get(MOVED_TO) and not (read_only or moved_ok):
                 raise StoreError(moved_message(path, meta[MOVED_TO], meta.get(MOVED_ON, "")))
         except sqlite3.DatabaseError as exc:
             if lock is not None:

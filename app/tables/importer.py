@@ -695,7 +695,7 @@ def _renamed_by_id_number(g: Group, stored: dict, d: Dictionary) -> list[Rejecti
         number, name = str(record.get("id_number") or "").upper(), record.get("name")
         before = names.get(number) if number else None
         if before and name and before != name:
-            out.append(Rejection(sheet, row, column, f"公民身份号码 {number[:6]}…{number[-4:]} 在数据库中属于“{before}”,"
+            out.append(Rejection(sheet, row, column, f"公民身份号码 {idnumber.mask(number)} 在数据库中属于“{before}”,"
                                                      f"本文件写作“{name}”:导入会把“{before}”改名为“{name}”。"
                                                      "若是别人的号码被抄错,请先改正文件再导入", "member.id_number"))
     return out
